@@ -1,0 +1,115 @@
+# tailgate build. `make` builds everything under build/, `make test` runs every test,
+# `make bench` the benchmarks, `make demo` the demo; SAN=1 builds with ASan+UBSan (build/san).
+# Every target first makes sure the dependencies are installed (scripts/deps.sh, idempotent).
+
+BUILD ?= build
+CC ?= gcc
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -fno-strict-aliasing \
+	-I. -I$(BUILD)/gen -pthread
+LDFLAGS_BASE := -pthread
+
+ifeq ($(SAN),1)
+BUILD := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+endif
+
+CFLAGS_ALL := $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
+LDFLAGS_ALL := $(LDFLAGS_BASE) $(SANFLAGS) $(LDFLAGS)
+LDLIBS_ALL := -ldnnl -lprotobuf-c -llz4 -luring -lm $(LDLIBS)
+
+# Modules in link order (a module may use those after it). One folder, one library.
+MODULE_ORDER := kernels proto util
+MODULES := $(foreach m,$(MODULE_ORDER),$(if $(wildcard $(m)/*.c),$(m)))
+LIBS := $(foreach m,$(MODULES),$(BUILD)/lib/libtg_$(m).a)
+
+ONNX_PROTO := /usr/include/onnx/onnx.proto
+GEN_ONNX := $(BUILD)/gen/onnx/onnx.pb-c.c
+
+objs_of = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard $(1)/*.c))
+
+TOOLS := $(if $(wildcard tools/tailgate_model.c),$(BUILD)/tailgate-model)
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+TEST_PROGS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/*.c))
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_REPLAY := $(patsubst %,$(BUILD)/fuzz-replay/%,$(FUZZ_TARGETS))
+
+DEPS_STAMP := build/.deps-ok
+
+.PHONY: all deps test bench bench-engine demo fuzz clean fixtures model
+.DEFAULT_GOAL := all
+
+all: $(DEPS_STAMP) $(LIBS) $(TOOLS) $(UNIT_TESTS) $(TEST_PROGS) $(FUZZ_REPLAY)
+
+deps:
+	@scripts/deps.sh
+
+$(DEPS_STAMP): scripts/deps.sh
+	@scripts/deps.sh
+
+# protobuf-c code generated from Debian's onnx.proto at build time.
+$(GEN_ONNX): $(ONNX_PROTO) | $(DEPS_STAMP)
+	@mkdir -p $(BUILD)/gen/onnx
+	protoc-c --c_out=$(BUILD)/gen/onnx -I$(dir $(ONNX_PROTO)) $(ONNX_PROTO)
+
+$(BUILD)/obj/gen/onnx.pb-c.o: $(GEN_ONNX)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Werror -Wextra,$(CFLAGS_ALL)) -w -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+# kernels include the generated header.
+$(call objs_of,kernels): $(GEN_ONNX)
+
+define module_lib
+$(BUILD)/lib/libtg_$(1).a: $(call objs_of,$(1)) $(if $(filter kernels,$(1)),$(BUILD)/obj/gen/onnx.pb-c.o)
+	@mkdir -p $$(dir $$@)
+	rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach m,$(MODULES),$(eval $(call module_lib,$(m))))
+
+$(BUILD)/tailgate-model: tools/tailgate_model.c $(LIBS)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/harness.h $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: tests/%.c tests/harness.h $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
+
+# Every fuzz target is also built with a replay driver, so make test replays its corpus
+# (kept crashes included) without clang's libFuzzer.
+$(BUILD)/fuzz-replay/%: fuzz/fuzz_%.c fuzz/replay.c $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< fuzz/replay.c $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
+
+# libFuzzer builds (clang): make fuzz; run e.g. build/fuzz/npy -max_total_time=60 fuzz/corpus/npy
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -I. -I$(BUILD)/fuzz/gen -pthread \
+	-fsanitize=fuzzer-no-link,address,undefined
+fuzz: $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_TARGETS))
+$(BUILD)/fuzz/%: fuzz/fuzz_%.c $(GEN_ONNX) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@) $(BUILD)/fuzz/gen
+	cp -r $(BUILD)/gen/onnx $(BUILD)/fuzz/gen/
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(foreach m,$(MODULES),$(wildcard $(m)/*.c)) \
+		$(if $(filter kernels,$(MODULES)),$(GEN_ONNX)) $(LDLIBS_ALL)
+
+test: all
+	@scripts/run_tests.sh $(BUILD)
+
+bench: all
+	@scripts/bench.sh $(BUILD)
+
+clean:
+	rm -rf build/obj build/lib build/tests build/gen build/fuzz build/fuzz-replay build/san \
+		build/tailgate-model
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

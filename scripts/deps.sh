@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs every dependency tailgate needs, idempotently: Debian packages with apt-get
+# (one 'apt-get update' only when something is missing), and ONNX Runtime's CPU library
+# from the npm package onnxruntime-node (the engine benchmark's peer).
+# Usage: scripts/deps.sh [--no-npm]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PKGS=(
+	build-essential clang llvm pkg-config
+	libdpdk-dev libdnnl-dev liblz4-dev liburing-dev libsodium-dev libmicrohttpd-dev
+	libonnx-dev libprotobuf-c-dev protobuf-c-compiler
+	libonnx-testdata dataset-fashion-mnist
+	python3-torch python3-numpy
+	iproute2 ethtool gnuplot-nox
+)
+
+missing=()
+for p in "${APT_PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# The machine image may bring its own Node.js with npm; Debian's only when there is none.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "deps: must run as root to install packages" >&2
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ "${1:-}" != "--no-npm" ]; then
+	# The native library ships inside the package; its install script would download more.
+	ORT_DIR=build/peer
+	if [ ! -e "$ORT_DIR/node_modules/onnxruntime-node/package.json" ]; then
+		mkdir -p "$ORT_DIR"
+		if ! (cd "$ORT_DIR" && npm install --silent --no-audit --no-fund --ignore-scripts \
+			onnxruntime-node@1.x >/dev/null); then
+			echo "deps: warning: npm install onnxruntime-node failed; the engine benchmark will skip ONNX Runtime" >&2
+		fi
+	fi
+fi
+mkdir -p build
+touch build/.deps-ok

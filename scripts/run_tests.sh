@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs every test program and prints one closing line for CI: "N passed, N failed, N skipped".
+# Each program prints its own "N passed, N failed[, N skipped]" last; this sums them.
+#   unit tests        BUILD/tests/test_*            (tests/unit/*.c)
+#   test programs     BUILD/tests/<name> + tests/<name>.args (conformance, fixtures)
+#   fuzz replays      BUILD/fuzz-replay/<t> fuzz/corpus/<t>
+#   scripted tests    tests/*.sh                    (integration, network namespaces)
+# Usage: scripts/run_tests.sh BUILD [FILTER]
+set -u
+BUILD=${1:-build}
+FILTER=${2:-}
+cd "$(dirname "$0")/.."
+
+tp=0 tf=0 ts=0 failed_progs=()
+log_dir=$BUILD/test-logs
+mkdir -p "$log_dir"
+
+run_one() {	# name, command...
+	local name=$1; shift
+	[ -n "$FILTER" ] && [[ "$name" != *"$FILTER"* ]] && return 0
+	local log=$log_dir/$(echo "$name" | tr '/ ' '__').log start=$(date +%s.%N)
+	"$@" >"$log" 2>&1
+	local rc=$? line
+	line=$(grep -E '^([A-Za-z_-]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	local p f s
+	p=$(sed -nE 's/.*\b([0-9]+) passed.*/\1/p' <<<"$line")
+	f=$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$line")
+	s=$(sed -nE 's/.* ([0-9]+) skipped.*/\1/p' <<<"$line")
+	p=${p:-0} f=${f:-0} s=${s:-0}
+	if [ -z "$line" ] || { [ $rc -ne 0 ] && [ "$f" -eq 0 ]; }; then
+		f=$((f + 1))	# crashed or printed no count: a failure, never a pass
+	fi
+	tp=$((tp + p)) tf=$((tf + f)) ts=$((ts + s))
+	printf '%-44s %5d passed %3d failed %4d skipped  (%.1fs)\n' "$name" "$p" "$f" "$s" \
+		"$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')"
+	if [ "$f" -ne 0 ]; then
+		failed_progs+=("$name")
+		sed 's/^/    | /' "$log" | grep -vE '^    \| (PASS|ok )' | tail -n 40
+	fi
+}
+
+for t in "$BUILD"/tests/test_*; do
+	[ -x "$t" ] && run_one "unit/$(basename "$t")" "$t"
+done
+for t in "$BUILD"/tests/*; do
+	name=$(basename "$t")
+	[[ "$name" == test_* ]] && continue
+	[ -x "$t" ] && [ -f "tests/$name.c" ] || continue
+	args=()
+	[ -f "tests/$name.args" ] && read -r -a args <"tests/$name.args"
+	run_one "$name" "$t" "${args[@]}"
+done
+for t in "$BUILD"/fuzz-replay/*; do
+	[ -x "$t" ] || continue
+	name=$(basename "$t")
+	[ -d "fuzz/corpus/$name" ] || continue
+	run_one "fuzz-replay/$name" "$t" "fuzz/corpus/$name"
+done
+for t in tests/*.sh; do
+	[ -f "$t" ] || continue
+	run_one "$(basename "$t" .sh)" bash "$t" "$BUILD"
+done
+
+[ ${#failed_progs[@]} -gt 0 ] && echo "failing: ${failed_progs[*]}"
+echo "$tp passed, $tf failed, $ts skipped"
+[ "$tf" -eq 0 ]
