@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS=(
 	build-essential clang llvm pkg-config
-	libdpdk-dev libdnnl-dev liblz4-dev liburing-dev libsodium-dev libmicrohttpd-dev
+	libdpdk-dev libdnnl-dev liblz4-dev liburing-dev libsodium-dev libmicrohttpd-dev zlib1g-dev
 	libonnx-dev libprotobuf-c-dev protobuf-c-compiler
 	libonnx-testdata dataset-fashion-mnist
 	python3-torch python3-numpy

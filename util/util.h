@@ -98,4 +98,48 @@ int tg_npy_save(const char *path, const struct tg_tensor *t, struct tg_err *err)
 float tg_f16_to_f32(uint16_t h);
 uint16_t tg_f32_to_f16(float f);
 
+/* ---- Fashion-MNIST (idx files, gzip'd as Debian ships them, or plain) ---- */
+
+#define TG_FMNIST_DIR "/usr/share/datasets/fashion-mnist"	/* Debian dataset-fashion-mnist */
+
+enum {
+	TG_FMNIST_ROWS = 28,
+	TG_FMNIST_COLS = 28,
+	TG_FMNIST_CLASSES = 10,
+	TG_FMNIST_MAX_ITEMS = 100000,	/* the set has 60,000 + 10,000; bounds a hostile header */
+};
+
+/** A loaded split of the data set. Owner of both buffers; release with tg_fmnist_free(). */
+struct tg_fmnist {
+	struct tg_tensor images;	/* f32 [n,1,28,28], pixel / 255 (the model input contract) */
+	uint8_t *labels;		/* [n], classes 0..9, malloc'd */
+	size_t n;			/* images (= labels) loaded */
+};
+
+/**
+ * Load the test split (train false: t10k-*) or the training split (train-*) from dir
+ * (NULL: TG_FMNIST_DIR). Files are read with io_uring and inflated in memory; idx headers are
+ * checked (magic, 28x28, count <= TG_FMNIST_MAX_ITEMS, labels < 10, data exactly as long as the
+ * header says) before anything is allocated from them.
+ * @param limit  load only the first limit items; 0 = all
+ * @param out    filled on success; the caller frees it with tg_fmnist_free()
+ * @return 0, -ENOENT (and other read errors) when the files are absent, -EINVAL malformed
+ */
+int tg_fmnist_load(const char *dir, bool train, size_t limit, struct tg_fmnist *out,
+		   struct tg_err *err);
+/** Release what tg_fmnist_load() filled; ds may be NULL. */
+void tg_fmnist_free(struct tg_fmnist *ds);
+
+/**
+ * Parse an idx3 image file image (gzip'd or plain) held in memory (the caller keeps buf).
+ * @param what   names the file in errors (NULL: "images")
+ * @param out    set to a new f32 [n,1,28,28] tensor (n = min(count, limit), limit 0 = all)
+ * @return 0 or -EINVAL/-ENOMEM with err set
+ */
+int tg_fmnist_images_parse(const uint8_t *buf, size_t len, const char *what, size_t limit,
+			   struct tg_tensor *out, struct tg_err *err);
+/** As tg_fmnist_images_parse() for an idx1 label file: *labels malloc'd, *n its length. */
+int tg_fmnist_labels_parse(const uint8_t *buf, size_t len, const char *what, size_t limit,
+			   uint8_t **labels, size_t *n, struct tg_err *err);
+
 #endif
