@@ -21,7 +21,7 @@ endif
 
 CFLAGS_ALL := $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(LDFLAGS_BASE) $(SANFLAGS) $(LDFLAGS)
-LDLIBS_ALL := -ldnnl -lprotobuf-c -llz4 -luring -lz -lm $(LDLIBS)
+LDLIBS_ALL := -ldnnl -lgomp -lprotobuf-c -llz4 -luring -lz -lm $(LDLIBS)
 
 # Modules in link order (a module may use those after it). One folder, one library.
 MODULE_ORDER := kernels proto util

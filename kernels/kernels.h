@@ -1,0 +1,162 @@
+/*
+ * kernels: the tail inference engine. Loads an ONNX model (protobuf-c, read with io_uring),
+ * folds BatchNormalization and the exporter's shape arithmetic, finds the split points, and
+ * runs the head or the tail from any split for a batch with oneDNN. Prefix kern_.
+ *
+ * Threads: a kern_model is immutable once loaded and may be shared by any number of threads.
+ * A kern_plan belongs to one thread at a time (its buffers are its own).
+ */
+#ifndef TG_KERNELS_H
+#define TG_KERNELS_H
+
+#include "util/util.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct kern_model;
+struct kern_plan;
+
+/** Bounds a model file must respect; a file over them is refused before allocation. */
+struct kern_load_opts {
+	size_t max_file_bytes;		/* default 512 MiB */
+	unsigned max_nodes;		/* default 100,000 */
+	uint64_t max_tensor_elems;	/* any one tensor, per sample for activations; default 2^28 */
+};
+
+/**
+ * Load and check a model file. The file is read with io_uring.
+ * @param opts  NULL for the defaults
+ * @param out   set to a new model the caller frees with kern_model_free()
+ * @return 0, or -EINVAL (malformed or unsupported: err names the node, op and attribute),
+ *         -EFBIG (over a bound), -ENOMEM, -errno of the read
+ */
+int kern_model_load(const char *path, const struct kern_load_opts *opts,
+		    struct kern_model **out, struct tg_err *err);
+
+/** As kern_model_load() from bytes in memory (the caller keeps buf). */
+int kern_model_load_mem(const uint8_t *buf, size_t len, const char *name,
+			const struct kern_load_opts *opts, struct kern_model **out,
+			struct tg_err *err);
+
+/** Release a model; NULL allowed. Every plan built on it must be freed first. */
+void kern_model_free(struct kern_model *m);
+
+/** Whole-model facts, per sample (batch 1). */
+struct kern_model_info {
+	const char *name;		/* file name the model was loaded from */
+	unsigned n_nodes;		/* ONNX nodes in the file */
+	unsigned n_exec_nodes;		/* nodes left to execute after folding */
+	uint64_t n_params;		/* weight elements after folding */
+	uint64_t flops;			/* multiply-adds count 2, per sample */
+	unsigned n_inputs;		/* graph inputs that are not initializers */
+	unsigned n_outputs;		/* graph outputs = exits */
+	unsigned n_splits;		/* rows of the split table, the input included */
+};
+void kern_model_get_info(const struct kern_model *m, struct kern_model_info *out);
+
+/**
+ * Operator histogram of the file as loaded: fills up to max (op name, count) pairs.
+ * @return the number of distinct ops (may exceed max).
+ */
+unsigned kern_model_op_counts(const struct kern_model *m, const char **ops, unsigned *counts,
+			      unsigned max);
+
+/** One row of the split table. Row 0 is the model input (the whole model is the tail). */
+struct kern_split {
+	unsigned index;			/* row in the table, 0..n_splits-1, in execution order */
+	const char *name;		/* ONNX tensor name */
+	int ndim;
+	int64_t dims[TG_MAX_DIMS];	/* at batch 1 (dims[0] == 1) */
+	uint64_t numel;			/* elements per sample */
+	uint64_t head_flops;		/* per sample, from the input to this tensor */
+	uint64_t tail_flops;		/* per sample, from this tensor to every output after it */
+};
+
+/** @return row idx of the split table, or NULL past the end. */
+const struct kern_split *kern_model_split(const struct kern_model *m, unsigned idx);
+
+/**
+ * Resolve a split given as a tensor name, as "input", or as a row index in decimal.
+ * @return the row index, or -ENOENT with err set (an index past the last row included).
+ */
+int kern_model_find_split(const struct kern_model *m, const char *name_or_index,
+			  struct tg_err *err);
+
+/** A graph output: one exit of a multi-exit model. */
+struct kern_output {
+	unsigned index;			/* order in the ONNX graph's outputs */
+	const char *name;
+	int ndim;
+	int64_t dims[TG_MAX_DIMS];	/* at batch 1 */
+	uint64_t flops;			/* per sample, from the input to this output */
+};
+const struct kern_output *kern_model_output(const struct kern_model *m, unsigned idx);
+
+/** True when output out depends on the split tensor (a server-side exit for that split). */
+bool kern_model_output_in_tail(const struct kern_model *m, unsigned split, unsigned out);
+
+/** Which part of the graph a plan runs. */
+enum kern_plan_kind {
+	KERN_PLAN_TAIL,		/* split tensor in; every output that depends on it out */
+	KERN_PLAN_HEAD,		/* model input in; the split tensor, then the outputs before it */
+	KERN_PLAN_GRAPH,	/* every graph input in at the shapes given; every output out */
+};
+
+struct kern_plan_spec {
+	enum kern_plan_kind kind;
+	unsigned split;			/* TAIL, HEAD: row of the split table */
+	unsigned batch;			/* TAIL, HEAD: samples per run, >= 1 */
+	/* GRAPH only: concrete shape of every graph input, in graph order (data ignored). */
+	const struct tg_tensor *input_shapes;
+	unsigned n_input_shapes;
+};
+
+/**
+ * Build an execution plan: shapes resolved for the batch, oneDNN primitives created,
+ * weights reordered into the layouts they chose, every buffer allocated. Running it
+ * allocates nothing.
+ * @param out  set to a plan the caller frees with kern_plan_free(); it refers to m
+ * @return 0, -EINVAL (bad spec, or an input shape the graph cannot take), -ENOMEM, -EIO
+ *         (oneDNN refused: err says which node)
+ */
+int kern_plan_create(const struct kern_model *m, const struct kern_plan_spec *spec,
+		     struct kern_plan **out, struct tg_err *err);
+void kern_plan_free(struct kern_plan *p);
+
+/** Inputs and outputs of a plan, dense row-major (NCHW) f32 unless said otherwise. */
+unsigned kern_plan_n_inputs(const struct kern_plan *p);
+unsigned kern_plan_n_outputs(const struct kern_plan *p);
+
+/**
+ * A view of input i's buffer: dims at the plan's batch, data owned by the plan, valid until
+ * kern_plan_free(). The caller writes it before kern_plan_run().
+ */
+int kern_plan_input(struct kern_plan *p, unsigned i, struct tg_tensor *view);
+
+/**
+ * A view of output i after kern_plan_run(): dims, data owned by the plan. For HEAD plans,
+ * output 0 is the split tensor. name_out, if not NULL, gets the ONNX tensor name.
+ */
+int kern_plan_output(const struct kern_plan *p, unsigned i, struct tg_tensor *view,
+		     const char **name_out);
+
+/**
+ * Run the plan on what its inputs hold. Thread: the plan's owner; no allocation.
+ * @return 0 or -EIO (oneDNN failed)
+ */
+int kern_plan_run(struct kern_plan *p);
+
+/**
+ * Parse a serialized ONNX TensorProto (the test data format of ONNX's backend tests) into
+ * a new tensor. name, if not NULL, receives the tensor's name (truncated to name_len).
+ * @return 0, -EINVAL (malformed, or a data type other than float/int64/int32/uint8/int8/float16)
+ */
+int kern_tensor_pb_parse(const uint8_t *buf, size_t len, struct tg_tensor *out, char *name,
+			 size_t name_len, struct tg_err *err);
+
+/** Use at most n threads for oneDNN's primitives (OpenMP); 0 = all cores. */
+void kern_set_threads(unsigned n);
+
+#endif
