@@ -1,0 +1,543 @@
+/*
+ * The engine on models built here with protobuf-c: loader errors (unsupported op and
+ * attribute, cycles, missing initializers, truncation, hostile sizes), BatchNormalization
+ * folding, split points of a residual graph, and numerics against a naive reference.
+ */
+#include "kernels/kernels.h"
+#include "onnx/onnx.pb-c.h"
+#include "tests/harness.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+/* ---- a tiny graph builder (test only; leaks nothing: everything lives in struct mb) ---- */
+
+enum { MB_MAX = 64 };
+
+struct mb {
+	Onnx__ModelProto model;
+	Onnx__GraphProto graph;
+	Onnx__OperatorSetIdProto opset, *opsets[1];
+	Onnx__NodeProto nodes[MB_MAX], *node_ptrs[MB_MAX];
+	Onnx__AttributeProto attrs[MB_MAX], *attr_ptrs[MB_MAX];
+	Onnx__TensorProto inits[MB_MAX], *init_ptrs[MB_MAX];
+	Onnx__ValueInfoProto vis[4], *in_ptrs[2], *out_ptrs[2];
+	Onnx__TypeProto types[4];
+	Onnx__TypeProto__Tensor ttypes[4];
+	Onnx__TensorShapeProto shapes[4];
+	Onnx__TensorShapeProto__Dimension dims[16], *dim_ptrs[16];
+	float fdata[8192];
+	int64_t idata[256];
+	char *strs[MB_MAX * 4];
+	int n_nodes, n_attrs, n_inits, n_vis, n_dims, n_f, n_i, n_s;
+};
+
+static void
+mb_init(struct mb *b, int opset)
+{
+	memset(b, 0, sizeof(*b));
+	b->model = (Onnx__ModelProto)ONNX__MODEL_PROTO__INIT;
+	b->graph = (Onnx__GraphProto)ONNX__GRAPH_PROTO__INIT;
+	b->opset = (Onnx__OperatorSetIdProto)ONNX__OPERATOR_SET_ID_PROTO__INIT;
+	b->opset.has_version = 1;
+	b->opset.version = opset;
+	b->opsets[0] = &b->opset;
+	b->model.n_opset_import = 1;
+	b->model.opset_import = b->opsets;
+	b->model.has_ir_version = 1;
+	b->model.ir_version = 7;
+	b->model.graph = &b->graph;
+	b->graph.node = b->node_ptrs;
+	b->graph.initializer = b->init_ptrs;
+	b->graph.input = b->in_ptrs;
+	b->graph.output = b->out_ptrs;
+}
+
+static char **
+mb_names(struct mb *b, const char *const *names, int n)
+{
+	char **out = &b->strs[b->n_s];
+
+	for (int i = 0; i < n; i++)
+		b->strs[b->n_s++] = (char *)names[i];
+	return out;
+}
+
+static Onnx__NodeProto *
+mb_node(struct mb *b, const char *op, const char *name, const char *const *in, int n_in,
+	const char *out)
+{
+	Onnx__NodeProto *n = &b->nodes[b->n_nodes];
+
+	*n = (Onnx__NodeProto)ONNX__NODE_PROTO__INIT;
+	n->op_type = (char *)op;
+	n->name = (char *)name;
+	n->n_input = (size_t)n_in;
+	n->input = mb_names(b, in, n_in);
+	n->n_output = 1;
+	n->output = mb_names(b, &out, 1);
+	n->attribute = &b->attr_ptrs[b->n_attrs];
+	b->node_ptrs[b->n_nodes++] = n;
+	b->graph.n_node = (size_t)b->n_nodes;
+	return n;
+}
+
+/* Attributes must be added right after their node. */
+static void
+mb_attr_ints(struct mb *b, Onnx__NodeProto *n, const char *name, const int64_t *v, int k)
+{
+	Onnx__AttributeProto *a = &b->attrs[b->n_attrs];
+
+	*a = (Onnx__AttributeProto)ONNX__ATTRIBUTE_PROTO__INIT;
+	a->name = (char *)name;
+	a->has_type = 1;
+	a->type = k == 1 ? ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT :
+			   ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+	if (k == 1) {
+		a->has_i = 1;
+		a->i = v[0];
+	} else {
+		a->n_ints = (size_t)k;
+		a->ints = &b->idata[b->n_i];
+		memcpy(a->ints, v, (size_t)k * sizeof(int64_t));
+		b->n_i += k;
+	}
+	b->attr_ptrs[b->n_attrs++] = a;
+	n->n_attribute++;
+}
+
+static void
+mb_init_tensor(struct mb *b, const char *name, const int64_t *dims, int nd, const float *vals)
+{
+	Onnx__TensorProto *t = &b->inits[b->n_inits];
+	size_t n = 1;
+
+	*t = (Onnx__TensorProto)ONNX__TENSOR_PROTO__INIT;
+	t->name = (char *)name;
+	t->has_data_type = 1;
+	t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+	t->n_dims = (size_t)nd;
+	t->dims = &b->idata[b->n_i];
+	memcpy(t->dims, dims, (size_t)nd * sizeof(int64_t));
+	b->n_i += nd;
+	for (int i = 0; i < nd; i++)
+		n *= (size_t)dims[i];
+	t->n_float_data = n;
+	t->float_data = &b->fdata[b->n_f];
+	memcpy(t->float_data, vals, n * sizeof(float));
+	b->n_f += (int)n;
+	b->init_ptrs[b->n_inits++] = t;
+	b->graph.n_initializer = (size_t)b->n_inits;
+}
+
+static Onnx__ValueInfoProto *
+mb_vi(struct mb *b, const char *name, const int64_t *dims, int nd)
+{
+	int k = b->n_vis++;
+	Onnx__ValueInfoProto *vi = &b->vis[k];
+
+	*vi = (Onnx__ValueInfoProto)ONNX__VALUE_INFO_PROTO__INIT;
+	b->types[k] = (Onnx__TypeProto)ONNX__TYPE_PROTO__INIT;
+	b->ttypes[k] = (Onnx__TypeProto__Tensor)ONNX__TYPE_PROTO__TENSOR__INIT;
+	b->shapes[k] = (Onnx__TensorShapeProto)ONNX__TENSOR_SHAPE_PROTO__INIT;
+	vi->name = (char *)name;
+	vi->type = &b->types[k];
+	b->types[k].value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+	b->types[k].tensor_type = &b->ttypes[k];
+	b->ttypes[k].has_elem_type = 1;
+	b->ttypes[k].elem_type = 1;
+	b->ttypes[k].shape = &b->shapes[k];
+	b->shapes[k].n_dim = (size_t)nd;
+	b->shapes[k].dim = &b->dim_ptrs[b->n_dims];
+	for (int i = 0; i < nd; i++) {
+		Onnx__TensorShapeProto__Dimension *d = &b->dims[b->n_dims];
+
+		*d = (Onnx__TensorShapeProto__Dimension)ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
+		d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+		d->dim_value = dims[i];
+		b->dim_ptrs[b->n_dims++] = d;
+	}
+	return vi;
+}
+
+static void
+mb_io(struct mb *b, const char *in, const int64_t *dims, int nd, const char *out)
+{
+	b->in_ptrs[0] = mb_vi(b, in, dims, nd);
+	b->graph.n_input = 1;
+	b->out_ptrs[b->graph.n_output++] = mb_vi(b, out, NULL, 0);
+}
+
+static int
+mb_load(struct mb *b, struct kern_model **m, struct tg_err *err)
+{
+	size_t len = onnx__model_proto__get_packed_size(&b->model);
+	uint8_t *buf = malloc(len);
+	int rc;
+
+	onnx__model_proto__pack(&b->model, buf);
+	rc = kern_model_load_mem(buf, len, "test", NULL, m, err);
+	free(buf);
+	return rc;
+}
+
+/* ---- the residual block used by several tests ----
+ *   x -> Conv(w1,b1) -> BN -> Relu -> r1 -> Conv(w2) -> c2 ; Add(c2, r1) -> Relu -> y
+ * Split points: x, bn1, r1 and a; not c2 (the Add also reads r1), not y (nothing after it). */
+enum { C = 4, H = 5, W = 5 };
+static float w1[C * C * 9], b1[C], w2[C * C * 9], bn_s[C], bn_b[C], bn_m[C], bn_v[C];
+
+static void
+residual_params(void)
+{
+	unsigned seed = 7;
+
+	for (size_t i = 0; i < sizeof(w1) / sizeof(w1[0]); i++) {
+		seed = seed * 1103515245 + 12345;
+		w1[i] = ((seed >> 16) % 2001) / 1000.f - 1.f;
+		seed = seed * 1103515245 + 12345;
+		w2[i] = ((seed >> 16) % 2001) / 1000.f - 1.f;
+	}
+	for (int c = 0; c < C; c++) {
+		b1[c] = 0.1f * c - 0.2f;
+		bn_s[c] = 0.5f + 0.25f * c;
+		bn_b[c] = -0.3f + 0.2f * c;
+		bn_m[c] = 0.05f * c;
+		bn_v[c] = 0.5f + c;
+	}
+}
+
+static void
+residual_model(struct mb *b, bool with_bn)
+{
+	static const int64_t xd[4] = { 1, C, H, W }, wd[4] = { C, C, 3, 3 }, cd[1] = { C };
+	static const int64_t pads[4] = { 1, 1, 1, 1 };
+	Onnx__NodeProto *n;
+
+	mb_init(b, 13);
+	mb_init_tensor(b, "w1", wd, 4, w1);
+	mb_init_tensor(b, "b1", cd, 1, b1);
+	mb_init_tensor(b, "w2", wd, 4, w2);
+	n = mb_node(b, "Conv", "conv1", (const char *const[]){ "x", "w1", "b1" }, 3,
+		    with_bn ? "c1" : "bn1");
+	mb_attr_ints(b, n, "pads", pads, 4);
+	if (with_bn) {
+		mb_init_tensor(b, "s", cd, 1, bn_s);
+		mb_init_tensor(b, "bb", cd, 1, bn_b);
+		mb_init_tensor(b, "mm", cd, 1, bn_m);
+		mb_init_tensor(b, "vv", cd, 1, bn_v);
+		mb_node(b, "BatchNormalization", "bn",
+			(const char *const[]){ "c1", "s", "bb", "mm", "vv" }, 5, "bn1");
+	}
+	mb_node(b, "Relu", "relu1", (const char *const[]){ "bn1" }, 1, "r1");
+	n = mb_node(b, "Conv", "conv2", (const char *const[]){ "r1", "w2" }, 2, "c2");
+	mb_attr_ints(b, n, "pads", pads, 4);
+	mb_node(b, "Add", "add", (const char *const[]){ "c2", "r1" }, 2, "a");
+	mb_node(b, "Relu", "relu2", (const char *const[]){ "a" }, 1, "y");
+	mb_io(b, "x", xd, 4, "y");
+}
+
+/* Naive reference of the same block, one sample. */
+static void
+ref_conv(const float *x, const float *w, const float *bias, float *y)
+{
+	for (int o = 0; o < C; o++)
+		for (int i = 0; i < H; i++)
+			for (int j = 0; j < W; j++) {
+				double acc = bias ? bias[o] : 0;
+
+				for (int c = 0; c < C; c++)
+					for (int ki = 0; ki < 3; ki++)
+						for (int kj = 0; kj < 3; kj++) {
+							int ii = i + ki - 1, jj = j + kj - 1;
+
+							if (ii < 0 || jj < 0 || ii >= H || jj >= W)
+								continue;
+							acc += (double)x[(c * H + ii) * W + jj] *
+							       w[((o * C + c) * 3 + ki) * 3 + kj];
+						}
+				y[(o * H + i) * W + j] = (float)acc;
+			}
+}
+
+static void
+ref_residual(const float *x, float *y, bool with_bn, float *r1_out)
+{
+	float c1[C * H * W], c2[C * H * W];
+
+	ref_conv(x, w1, b1, c1);
+	for (int o = 0; o < C; o++)
+		for (int k = 0; k < H * W; k++) {
+			float v = c1[o * H * W + k];
+
+			if (with_bn)
+				v = (v - bn_m[o]) / sqrtf(bn_v[o] + 1e-5f) * bn_s[o] + bn_b[o];
+			c1[o * H * W + k] = v > 0 ? v : 0;
+		}
+	memcpy(r1_out, c1, sizeof(c1));
+	ref_conv(c1, w2, NULL, c2);
+	for (int k = 0; k < C * H * W; k++) {
+		float v = c2[k] + c1[k];
+
+		y[k] = v > 0 ? v : 0;
+	}
+}
+
+static float
+max_abs_diff(const float *a, const float *b, size_t n)
+{
+	float m = 0;
+
+	for (size_t i = 0; i < n; i++)
+		m = fmaxf(m, fabsf(a[i] - b[i]));
+	return m;
+}
+
+/* ---- tests ---- */
+
+static void
+test_bn_is_folded_and_splits_found(void)
+{
+	struct mb b;
+	struct kern_model *m = NULL;
+	struct kern_model_info info;
+	struct tg_err err = { 0 };
+
+	residual_model(&b, true);
+	TH_CHECK_MSG(mb_load(&b, &m, &err) == 0, "%s", err.msg);
+	if (m == NULL)
+		return;
+	kern_model_get_info(m, &info);
+	TH_CHECK(info.n_nodes == 6);
+	TH_CHECK_MSG(info.n_exec_nodes == 5, "%u", info.n_exec_nodes);	/* BN gone */
+	TH_CHECK_MSG(info.n_splits == 4, "%u splits", info.n_splits);
+	TH_CHECK(strcmp(kern_model_split(m, 0)->name, "x") == 0);
+	TH_CHECK(kern_model_split(m, 1) && strcmp(kern_model_split(m, 1)->name, "bn1") == 0);
+	TH_CHECK(kern_model_split(m, 2) && strcmp(kern_model_split(m, 2)->name, "r1") == 0);
+	TH_CHECK(kern_model_find_split(m, "r1", NULL) == 2);
+	TH_CHECK(kern_model_find_split(m, "2", NULL) == 2);
+	TH_CHECK(kern_model_split(m, 3) && strcmp(kern_model_split(m, 3)->name, "a") == 0);
+	TH_CHECK(kern_model_find_split(m, "4", &err) == -ENOENT);
+	TH_CHECK(kern_model_find_split(m, "y", &err) == -ENOENT);
+	TH_CHECK(kern_model_find_split(m, "c2", &err) == -ENOENT);	/* inside the block */
+	TH_CHECK(kern_model_split(m, 2)->head_flops + kern_model_split(m, 2)->tail_flops ==
+		 info.flops);
+	kern_model_free(m);
+}
+
+static void
+run_residual(bool with_bn, unsigned batch)
+{
+	struct mb b;
+	struct kern_model *m = NULL;
+	struct kern_plan *p = NULL;
+	struct kern_plan_spec spec = { .kind = KERN_PLAN_TAIL, .split = 0, .batch = batch };
+	struct tg_err err = { 0 };
+	struct tg_tensor in, out;
+	float ref[C * H * W], r1[C * H * W];
+
+	residual_model(&b, with_bn);
+	TH_CHECK_MSG(mb_load(&b, &m, &err) == 0, "%s", err.msg);
+	if (m == NULL)
+		return;
+	TH_CHECK_MSG(kern_plan_create(m, &spec, &p, &err) == 0, "%s", err.msg);
+	if (p == NULL)
+		goto out;
+	TH_CHECK(kern_plan_input(p, 0, &in) == 0 && in.dims[0] == batch && in.dims[1] == C);
+	for (size_t i = 0; i < tg_tensor_numel(&in); i++)
+		((float *)in.data)[i] = sinf((float)i * 0.37f);
+	TH_CHECK(kern_plan_run(p) == 0);
+	TH_CHECK(kern_plan_output(p, 0, &out, NULL) == 0);
+	for (unsigned s = 0; s < batch; s++) {
+		ref_residual((float *)in.data + s * C * H * W, ref, with_bn, r1);
+		TH_CHECK_MSG(max_abs_diff(ref, (float *)out.data + s * C * H * W, C * H * W) < 1e-4f,
+			     "sample %u: %g", s,
+			     max_abs_diff(ref, (float *)out.data + s * C * H * W, C * H * W));
+	}
+	kern_plan_free(p);
+	p = NULL;
+	/* The tail from r1, fed the reference r1, gives the same output. */
+	spec.split = 2;
+	TH_CHECK_MSG(kern_plan_create(m, &spec, &p, &err) == 0, "%s", err.msg);
+	if (p != NULL) {
+		float x[C * H * W];
+
+		for (size_t i = 0; i < C * H * W; i++)
+			x[i] = cosf((float)i);
+		ref_residual(x, ref, with_bn, r1);
+		kern_plan_input(p, 0, &in);
+		for (unsigned s = 0; s < batch; s++)
+			memcpy((float *)in.data + s * C * H * W, r1, sizeof(r1));
+		TH_CHECK(kern_plan_run(p) == 0);
+		kern_plan_output(p, 0, &out, NULL);
+		TH_CHECK(max_abs_diff(ref, out.data, C * H * W) < 1e-4f);
+		kern_plan_free(p);
+		p = NULL;
+	}
+	/* The head to r1 gives r1. */
+	spec.kind = KERN_PLAN_HEAD;
+	TH_CHECK_MSG(kern_plan_create(m, &spec, &p, &err) == 0, "%s", err.msg);
+	if (p != NULL) {
+		const char *name = NULL;
+		float x[C * H * W];
+
+		for (size_t i = 0; i < C * H * W; i++)
+			x[i] = cosf((float)i);
+		ref_residual(x, ref, with_bn, r1);
+		kern_plan_input(p, 0, &in);
+		memcpy(in.data, x, sizeof(x));
+		TH_CHECK(kern_plan_run(p) == 0);
+		kern_plan_output(p, 0, &out, &name);
+		TH_CHECK(name && strcmp(name, "r1") == 0);
+		TH_CHECK(max_abs_diff(r1, out.data, C * H * W) < 1e-4f);
+	}
+out:
+	kern_plan_free(p);
+	kern_model_free(m);
+}
+
+static void
+test_residual_matches_reference_with_bn(void)
+{
+	run_residual(true, 3);
+}
+
+static void
+test_residual_matches_reference_without_bn(void)
+{
+	run_residual(false, 1);
+}
+
+static void
+expect_load_error(struct mb *b, int code, const char *const *words)
+{
+	struct kern_model *m = NULL;
+	struct tg_err err = { 0 };
+	int rc = mb_load(b, &m, &err);
+
+	TH_CHECK_MSG(rc == code, "rc %d, want %d (%s)", rc, code, err.msg);
+	TH_CHECK(m == NULL);
+	for (; *words; words++)
+		TH_CHECK_MSG(strstr(err.msg, *words) != NULL, "\"%s\" not in \"%s\"", *words, err.msg);
+	kern_model_free(m);
+}
+
+static void
+test_unsupported_op_names_node_and_op(void)
+{
+	struct mb b;
+
+	residual_model(&b, false);
+	b.nodes[1].op_type = "LSTM";
+	expect_load_error(&b, -EINVAL, (const char *const[]){ "relu1", "LSTM", NULL });
+}
+
+static void
+test_unsupported_attribute_names_it(void)
+{
+	struct mb b;
+	static const int64_t one = 1;
+
+	residual_model(&b, false);
+	mb_attr_ints(&b, &b.nodes[b.n_nodes - 1], "bogus", &one, 1);
+	expect_load_error(&b, -EINVAL, (const char *const[]){ "relu2", "Relu", "bogus", NULL });
+}
+
+static void
+test_cycle_is_refused(void)
+{
+	struct mb b;
+
+	residual_model(&b, false);
+	b.nodes[1].input[0] = "y";	/* relu1 now reads the last output */
+	expect_load_error(&b, -EINVAL, (const char *const[]){ "cycle", NULL });
+}
+
+static void
+test_missing_initializer_is_refused(void)
+{
+	struct mb b;
+
+	residual_model(&b, false);
+	b.graph.n_initializer = 2;	/* drop w2 */
+	expect_load_error(&b, -EINVAL, (const char *const[]){ "conv2", "w2", NULL });
+}
+
+static void
+test_hostile_initializer_dims_are_refused(void)
+{
+	struct mb b;
+
+	residual_model(&b, false);
+	b.inits[0].dims[0] = 1ll << 40;
+	expect_load_error(&b, -EFBIG, (const char *const[]){ "w1", NULL });
+	residual_model(&b, false);
+	b.inits[0].dims[0] = 5;	/* more elements declared than given */
+	expect_load_error(&b, -EINVAL, (const char *const[]){ "w1", NULL });
+}
+
+static void
+test_shape_mismatch_is_refused(void)
+{
+	struct mb b;
+
+	residual_model(&b, false);
+	b.dims[1].dim_value = C + 1;	/* input channels no longer match w1 */
+	expect_load_error(&b, -EINVAL, (const char *const[]){ "conv1", "channels", NULL });
+}
+
+static void
+test_truncated_files_never_load(void)
+{
+	struct mb b;
+	size_t len;
+	uint8_t *buf;
+	unsigned loaded = 0;
+
+	residual_model(&b, true);
+	len = onnx__model_proto__get_packed_size(&b.model);
+	buf = malloc(len);
+	onnx__model_proto__pack(&b.model, buf);
+	for (size_t cut = 0; cut < len; cut += 7) {
+		struct kern_model *m = NULL;
+
+		if (kern_model_load_mem(buf, cut, "cut", NULL, &m, NULL) == 0)
+			loaded++;
+		kern_model_free(m);
+	}
+	/* Protobuf can end cleanly at a field boundary; such a prefix is a smaller valid
+	 * message only if it still has a whole graph, which these prefixes do not. */
+	TH_CHECK_MSG(loaded == 0, "%u truncated prefixes loaded", loaded);
+	free(buf);
+}
+
+static void
+test_file_over_the_limit_is_refused(void)
+{
+	struct kern_load_opts o = { .max_file_bytes = 16 };
+	struct kern_model *m = NULL;
+	struct tg_err err = { 0 };
+
+	TH_CHECK(kern_model_load("/etc/passwd", &o, &m, &err) == -EFBIG);
+	TH_CHECK(m == NULL);
+}
+
+int
+main(void)
+{
+	residual_params();
+	kern_set_threads(1);
+	TH_RUN(test_bn_is_folded_and_splits_found);
+	TH_RUN(test_residual_matches_reference_with_bn);
+	TH_RUN(test_residual_matches_reference_without_bn);
+	TH_RUN(test_unsupported_op_names_node_and_op);
+	TH_RUN(test_unsupported_attribute_names_it);
+	TH_RUN(test_cycle_is_refused);
+	TH_RUN(test_missing_initializer_is_refused);
+	TH_RUN(test_hostile_initializer_dims_are_refused);
+	TH_RUN(test_shape_mismatch_is_refused);
+	TH_RUN(test_truncated_files_never_load);
+	TH_RUN(test_file_over_the_limit_is_refused);
+	TH_DONE();
+}
