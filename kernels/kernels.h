@@ -149,6 +149,22 @@ int kern_plan_output(const struct kern_plan *p, unsigned i, struct tg_tensor *vi
 int kern_plan_run(struct kern_plan *p);
 
 /**
+ * A tail (or head) with one plan per batch-size bucket (1, 2, 4, ... up to max_batch, and
+ * max_batch itself), built once: a run of n samples uses the smallest bucket >= n.
+ * Thread: one owner at a time, like a plan.
+ */
+struct kern_tail;
+
+/** @param kind KERN_PLAN_TAIL or KERN_PLAN_HEAD. @return 0, or as kern_plan_create(). */
+int kern_tail_create(const struct kern_model *m, enum kern_plan_kind kind, unsigned split,
+		     unsigned max_batch, struct kern_tail **out, struct tg_err *err);
+void kern_tail_free(struct kern_tail *t);
+/** The plan that will run n samples (1 <= n <= max_batch), NULL otherwise. */
+struct kern_plan *kern_tail_plan(struct kern_tail *t, unsigned n);
+/** Largest batch the tail takes. */
+unsigned kern_tail_max_batch(const struct kern_tail *t);
+
+/**
  * Parse a serialized ONNX TensorProto (the test data format of ONNX's backend tests) into
  * a new tensor. name, if not NULL, receives the tensor's name (truncated to name_len).
  * @return 0, -EINVAL (malformed, or a data type other than float/int64/int32/uint8/int8/float16)

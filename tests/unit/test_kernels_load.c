@@ -523,6 +523,35 @@ test_file_over_the_limit_is_refused(void)
 	TH_CHECK(m == NULL);
 }
 
+static void
+test_tail_buckets_pick_the_smallest_plan_that_fits(void)
+{
+	struct mb b;
+	struct kern_model *m = NULL;
+	struct kern_tail *t = NULL;
+	struct tg_err err = { 0 };
+	struct tg_tensor in;
+
+	residual_model(&b, true);
+	TH_CHECK_MSG(mb_load(&b, &m, &err) == 0, "%s", err.msg);
+	if (m == NULL)
+		return;
+	TH_CHECK_MSG(kern_tail_create(m, KERN_PLAN_TAIL, 2, 6, &t, &err) == 0, "%s", err.msg);
+	if (t != NULL) {
+		TH_CHECK(kern_tail_max_batch(t) == 6);
+		TH_CHECK(kern_tail_plan(t, 0) == NULL && kern_tail_plan(t, 7) == NULL);
+		kern_plan_input(kern_tail_plan(t, 3), 0, &in);
+		TH_CHECK(in.dims[0] == 4);
+		kern_plan_input(kern_tail_plan(t, 5), 0, &in);
+		TH_CHECK(in.dims[0] == 6);
+		kern_plan_input(kern_tail_plan(t, 1), 0, &in);
+		TH_CHECK(in.dims[0] == 1);
+	}
+	TH_CHECK(kern_tail_create(m, KERN_PLAN_TAIL, 9, 4, &t, &err) == -EINVAL);
+	kern_tail_free(t);
+	kern_model_free(m);
+}
+
 int
 main(void)
 {
@@ -539,5 +568,6 @@ main(void)
 	TH_RUN(test_shape_mismatch_is_refused);
 	TH_RUN(test_truncated_files_never_load);
 	TH_RUN(test_file_over_the_limit_is_refused);
+	TH_RUN(test_tail_buckets_pick_the_smallest_plan_that_fits);
 	TH_DONE();
 }
