@@ -376,7 +376,9 @@ kern_graph_prepare(struct kern_model *m, struct tg_err *err)
 		in[i].dtype = TG_DT_F32;
 		in[i].ndim = v->in_ndim;
 		memcpy(in[i].dims, v->in_dims, sizeof(in[i].dims));
-		if (in[i].ndim > 0)
+		/* One input: its dim 0 is the batch, described at 1. Several (ONNX's own
+		 * tests): the declared shapes, since dim 0 of a weight-like input is no batch. */
+		if (in[i].ndim > 0 && m->n_inputs == 1)
 			in[i].dims[0] = 1;
 	}
 	if (rc == 0)

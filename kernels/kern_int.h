@@ -20,6 +20,13 @@
 	_(SIGMOID, "Sigmoid", 0, 1)                           \
 	_(HARDSWISH, "HardSwish", 0, 1)                       \
 	_(HARDSIGMOID, "HardSigmoid", 0, 1)                   \
+	_(LEAKYRELU, "LeakyRelu", 0, 1)                       \
+	_(ELU, "Elu", 0, 1)                                   \
+	_(TANH, "Tanh", 0, 1)                                 \
+	_(EXP, "Exp", 0, 1)                                   \
+	_(ABS, "Abs", 0, 1)                                   \
+	_(SQRT, "Sqrt", 0, 1)                                 \
+	_(TRANSPOSE, "Transpose", 0, 1)                       \
 	_(MAXPOOL, "MaxPool", 0, 1)                           \
 	_(AVGPOOL, "AveragePool", 0, 1)                       \
 	_(GAP, "GlobalAveragePool", 0, 1)                     \
@@ -106,6 +113,8 @@ struct kern_node {
 		struct { float min, max; bool has_min, has_max; } clip;	/* opset < 11 */
 		struct { float alpha, beta; int trans_a, trans_b; } gemm;
 		struct { float alpha, beta; } hsig;
+		struct { float alpha; } elt;		/* LeakyRelu, Elu */
+		struct { int64_t perm[TG_MAX_DIMS]; int n; } perm;	/* Transpose */
 		struct { float eps; } bn;
 		struct { int64_t axis; } axis;		/* Concat, Flatten, Softmax, Gather */
 		struct { int64_t axes[TG_MAX_DIMS]; int n_axes; bool has_axes; } axes;

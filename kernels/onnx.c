@@ -409,6 +409,19 @@ kern_node_attrs(struct kern_model *m, struct kern_node *n, const Onnx__NodeProto
 		n->a.hsig.alpha = kern_attr_float(np, "alpha", 0.2f);
 		n->a.hsig.beta = kern_attr_float(np, "beta", 0.5f);
 		break;
+	case KOP_LEAKYRELU:
+	case KOP_ELU:
+		KNOWN("alpha");
+		n->a.elt.alpha = kern_attr_float(np, "alpha", n->op == KOP_ELU ? 1.f : 0.01f);
+		break;
+	case KOP_TRANSPOSE:
+		KNOWN("perm");
+		rc = kern_attr_ints(&c, "perm", n->a.perm.perm, TG_MAX_DIMS);
+		if (rc < 0)
+			return rc;
+		n->a.perm.n = rc;	/* 0: reverse the dims */
+		rc = 0;
+		break;
 	case KOP_GEMM:
 		KNOWN("alpha", "beta", "transA", "transB", "broadcast");
 		n->a.gemm.alpha = kern_attr_float(np, "alpha", 1.f);
@@ -885,7 +898,8 @@ kern_onnx_graph(struct kern_model *m, const Onnx__GraphProto *g, struct tg_err *
 						m->values[v].name);
 				goto out;
 			}
-			m->values[v].n_consumers++;
+			if (v >= 0)
+				m->values[v].n_consumers++;
 		}
 	for (size_t i = 0; i < g->n_output; i++) {
 		const char *on = g->output[i]->name ? g->output[i]->name : "";

@@ -327,6 +327,12 @@ kp_eltwise_params(const struct kern_plan *p, const struct kern_node *n, dnnl_alg
 	case KOP_RELU: *alg = dnnl_eltwise_relu; return true;
 	case KOP_SIGMOID: *alg = dnnl_eltwise_logistic; return true;
 	case KOP_HARDSWISH: *alg = dnnl_eltwise_hardswish; return true;
+	case KOP_LEAKYRELU: *alg = dnnl_eltwise_relu; *alpha = n->a.elt.alpha; return true;
+	case KOP_ELU: *alg = dnnl_eltwise_elu; *alpha = n->a.elt.alpha; return true;
+	case KOP_TANH: *alg = dnnl_eltwise_tanh; return true;
+	case KOP_EXP: *alg = dnnl_eltwise_exp; return true;
+	case KOP_ABS: *alg = dnnl_eltwise_abs; return true;
+	case KOP_SQRT: *alg = dnnl_eltwise_sqrt; return true;
 	case KOP_HARDSIGMOID:
 		*alg = dnnl_eltwise_linear;
 		*alpha = n->a.hsig.alpha;
@@ -815,12 +821,22 @@ kp_build_eltwise(struct kern_plan *p, const struct kern_node *n, const struct kp
 	if (!kp_eltwise_params(p, n, &alg, &a, &b))
 		return tg_err_set(p->err, -EINVAL, "node \"%s\" (%s): min/max not computable at load",
 				  n->name, kern_op_names[n->op]);
-	if (p->vmem[x] == NULL) {
+	if (p->vmem[x] == NULL || p->sh.ndim[x] < 2) {
 		rc = kp_get_plain(p, x, &src, n);
 		if (rc < 0)
 			return rc;
 	} else {
 		src = p->vmem[x];
+	}
+	if (p->sh.ndim[x] < 2) {
+		/* oneDNN 2.6 mis-applies eltwise post-ops on 1-D tensors: view them as [1, n]. */
+		int64_t d2[2] = { 1, p->sh.ndim[x] ? p->sh.dims[x][0] : 1 };
+		dnnl_memory_desc_t md2;
+
+		kp_plain_md(&md2, 2, d2);
+		rc = kp_mem_new(p, &md2, kp_handle(src), &src, n);
+		if (rc < 0)
+			return rc;
 	}
 	rc = kp_chk(p, dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference, alg, kp_md(src),
 						       a, b), n, "eltwise");
@@ -854,6 +870,12 @@ kp_build_eltwise(struct kern_plan *p, const struct kern_node *n, const struct kp
 			    "eltwise pd");
 	if (rc == 0)
 		rc = kp_dst(p, pd, y, &dst, n);
+	if (rc == 0 && p->sh.ndim[y] < 2) {	/* back to the value's own rank */
+		dnnl_memory_desc_t md1;
+
+		kp_plain_md(&md1, p->sh.ndim[y], p->sh.dims[y]);
+		rc = kp_mem_new(p, &md1, kp_handle(dst), &p->vmem[y], n);
+	}
 	if (rc == 0) {
 		dnnl_exec_arg_t args[2] = { { DNNL_ARG_SRC, src }, { DNNL_ARG_DST, dst } };
 
@@ -1130,6 +1152,44 @@ kp_build_pad(struct kern_plan *p, const struct kern_node *n)
 	return rc;
 }
 
+/* Transpose: a reorder from the input, seen through permuted strides, into plain output. */
+static int
+kp_build_transpose(struct kern_plan *p, const struct kern_node *n)
+{
+	const struct kern_shapes *s = &p->sh;
+	int x = n->in[0], y = n->out[0], nd = s->ndim[x];
+	dnnl_memory_desc_t in_pl, perm_md, y_md;
+	dnnl_dims_t dims, strides;
+	dnnl_memory_t src, view, dst;
+	int64_t st[TG_MAX_DIMS];
+	int rc;
+
+	rc = kp_get_plain(p, x, &src, n);
+	if (rc < 0)
+		return rc;
+	kp_plain_md(&in_pl, nd, s->dims[x]);
+	for (int i = nd - 1; i >= 0; i--)
+		st[i] = i == nd - 1 ? 1 : st[i + 1] * s->dims[x][i + 1];
+	for (int i = 0; i < nd; i++) {
+		int64_t a = n->a.perm.n ? n->a.perm.perm[i] : nd - 1 - i;
+
+		dims[i] = s->dims[x][a];
+		strides[i] = st[a];
+	}
+	rc = kp_chk(p, dnnl_memory_desc_init_by_strides(&perm_md, nd, dims, dnnl_f32, strides), n,
+		    "transpose md");
+	if (rc == 0)
+		rc = kp_mem_new(p, &perm_md, kp_handle(src), &view, n);
+	kp_plain_md(&y_md, nd, s->dims[y]);
+	if (rc == 0)
+		rc = kp_mem_new(p, &y_md, NULL, &dst, n);
+	if (rc == 0)
+		rc = kp_reorder(p, view, dst, false, n);
+	if (rc == 0)
+		p->vmem[y] = dst;
+	return rc;
+}
+
 static int
 kp_build_node(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
 {
@@ -1139,7 +1199,9 @@ kp_build_node(struct kern_plan *p, const struct kern_node *n, const struct kp_ch
 	case KOP_MATMUL: return kp_build_matmul(p, n);
 	case KOP_ADD: case KOP_MUL: case KOP_SUB: case KOP_DIV: return kp_build_binary(p, n, c);
 	case KOP_RELU: case KOP_CLIP: case KOP_SIGMOID: case KOP_HARDSWISH: case KOP_HARDSIGMOID:
+	case KOP_LEAKYRELU: case KOP_ELU: case KOP_TANH: case KOP_EXP: case KOP_ABS: case KOP_SQRT:
 		return kp_build_eltwise(p, n, c);
+	case KOP_TRANSPOSE: return kp_build_transpose(p, n);
 	case KOP_MAXPOOL: case KOP_AVGPOOL: case KOP_GAP: case KOP_GMP: return kp_build_pool(p, n);
 	case KOP_BN: return kp_build_bn(p, n);
 	case KOP_CONCAT: return kp_build_concat(p, n);
@@ -1160,7 +1222,9 @@ kp_fuses(const struct kern_node *n)
 {
 	return n->op == KOP_CONV || n->op == KOP_GEMM || n->op == KOP_ADD || n->op == KOP_MUL ||
 	       n->op == KOP_SUB || n->op == KOP_DIV || n->op == KOP_RELU || n->op == KOP_CLIP ||
-	       n->op == KOP_SIGMOID || n->op == KOP_HARDSWISH || n->op == KOP_HARDSIGMOID;
+	       n->op == KOP_SIGMOID || n->op == KOP_HARDSWISH || n->op == KOP_HARDSIGMOID ||
+	       n->op == KOP_LEAKYRELU || n->op == KOP_ELU || n->op == KOP_TANH || n->op == KOP_EXP ||
+	       n->op == KOP_ABS || n->op == KOP_SQRT;
 }
 
 static int

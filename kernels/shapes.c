@@ -269,8 +269,32 @@ kern_infer_data(const struct kern_model *m, struct kern_shapes *s, const struct 
 					   (long long)d[1]);
 		break;
 	case KOP_RELU: case KOP_SIGMOID: case KOP_HARDSWISH: case KOP_HARDSIGMOID:
-	case KOP_IDENTITY: case KOP_DROPOUT: case KOP_CLIP:
+	case KOP_CLIP:
+		for (int k = 1; k < n->n_in; k++)
+			if (n->in[k] >= 0 && (!m->values[n->in[k]].is_static ||
+					      kern_numel(s, n->in[k]) != 1))
+				return BAD(n, "min and max must be constant scalars");
 		break;
+	case KOP_IDENTITY: case KOP_DROPOUT: case KOP_LEAKYRELU: case KOP_ELU:
+	case KOP_TANH: case KOP_EXP: case KOP_ABS: case KOP_SQRT:
+		break;
+	case KOP_TRANSPOSE: {
+		int64_t od[TG_MAX_DIMS];
+		bool seen[TG_MAX_DIMS] = { false };
+
+		if (n->a.perm.n && n->a.perm.n != nd)
+			return BAD(n, "perm has %d entries for rank %d", n->a.perm.n, nd);
+		for (int i = 0; i < nd; i++) {
+			int64_t a = n->a.perm.n ? n->a.perm.perm[i] : nd - 1 - i;
+
+			if (a < 0 || a >= nd || seen[a])
+				return BAD(n, "perm is not a permutation");
+			seen[a] = true;
+			od[i] = d[a];
+		}
+		memcpy(d, od, sizeof(od));
+		break;
+	}
 	case KOP_SOFTMAX: {
 		int64_t ax = kern_norm_axis(n->a.axis.axis, nd);
 
@@ -308,6 +332,9 @@ kern_infer_data(const struct kern_model *m, struct kern_shapes *s, const struct 
 
 		if (b < 0 || !s->known[b] || nd != 2 || s->ndim[b] != 2)
 			return BAD(n, "A and B must be 2-D");
+		if (!m->values[b].is_const || n->a.gemm.trans_a ||
+		    (n->n_in > 2 && n->in[2] >= 0 && !m->values[n->in[2]].is_const))
+			return BAD(n, "only transA=0 with constant B and C is supported");
 		mm = n->a.gemm.trans_a ? d[1] : d[0];
 		kk = n->a.gemm.trans_a ? d[0] : d[1];
 		kb = n->a.gemm.trans_b ? s->dims[b][1] : s->dims[b][0];
