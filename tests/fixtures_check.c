@@ -1,0 +1,679 @@
+/*
+ * The engine against PyTorch's own numbers: every DIR/<name>/manifest.txt (written by
+ * scripts/make_fixtures.py) names a model, an input batch, the reference outputs and
+ * reference tensors at some split points. For each model:
+ *   whole        the tail from split 0 at batch N (the input's dim 0) vs every output;
+ *   head S       for each split with a reference tensor: the head from the input, its split
+ *                tensor (and device-side exits) vs the references;
+ *   tail S       the tail fed with PyTorch's tensor at S, every output it makes vs the refs;
+ *   compose S    for EVERY split: head then tail, all exits vs the references;
+ *   batch1 ...   the whole model and each referenced split's composition sample by sample
+ *                (batch-1 plans), and a bucketed kern_tail run of N-1 samples, so plans of
+ *                different batch sizes agree.
+ * Each check counts once in "N passed, N failed, N skipped".
+ * Manifest lines (space separated; '#' starts a comment):
+ *   model model.onnx | input <name> <file>.npy | output <name> <file>.npy |
+ *   tensor <name> <file>.npy | tolerance <abs> <rel>
+ * Usage: fixtures_check DIR
+ */
+#include "kernels/kernels.h"
+#include "tests/harness.h"
+#include "util/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { FX_MAX_REFS = 256 };
+#define FX_MAX_NPY ((size_t)1 << 30)
+
+struct fx_ref {
+	char *name;		/* ONNX tensor name */
+	struct tg_tensor t;	/* f32, dim 0 = samples */
+	bool used;		/* tensor refs: matched a split of the engine's table */
+};
+
+struct fx_manifest {
+	char dir[4096];
+	char model[8192 + 8];
+	char input_name[256];
+	struct tg_tensor input;
+	struct fx_ref out[FX_MAX_REFS];		/* graph outputs */
+	unsigned n_out;
+	struct fx_ref tens[FX_MAX_REFS];	/* intermediate tensors */
+	unsigned n_tens;
+	double atol, rtol;
+};
+
+/* Full-batch outputs of a run, by ONNX name. */
+struct fx_outs {
+	unsigned n;
+	char *name[FX_MAX_REFS];
+	struct tg_tensor t[FX_MAX_REFS];
+};
+
+static void
+fx_outs_free(struct fx_outs *o)
+{
+	for (unsigned i = 0; i < o->n; i++) {
+		free(o->name[i]);
+		tg_tensor_free(&o->t[i]);
+	}
+	o->n = 0;
+}
+
+static void
+fx_manifest_free(struct fx_manifest *mf)
+{
+	tg_tensor_free(&mf->input);
+	for (unsigned i = 0; i < mf->n_out; i++) {
+		free(mf->out[i].name);
+		tg_tensor_free(&mf->out[i].t);
+	}
+	for (unsigned i = 0; i < mf->n_tens; i++) {
+		free(mf->tens[i].name);
+		tg_tensor_free(&mf->tens[i].t);
+	}
+}
+
+/* A reference .npy as f32 (f16/f64 references converted). */
+static int
+fx_load_npy(const char *dir, const char *file, struct tg_tensor *out, struct tg_err *err)
+{
+	char path[8192];
+	struct tg_tensor t = { 0 }, u;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	rc = tg_npy_load(path, FX_MAX_NPY, &t, err);
+	if (rc < 0)
+		return tg_err_prefix(err, "%s: ", path);
+	if (t.dtype == TG_DT_F32) {
+		*out = t;
+		return 0;
+	}
+	if (t.dtype != TG_DT_F16 && t.dtype != TG_DT_F64) {
+		tg_tensor_free(&t);
+		return tg_err_set(err, -EINVAL, "%s: dtype %s, expected f32", path,
+				  tg_dtype_name(t.dtype));
+	}
+	u = t;
+	u.dtype = TG_DT_F32;
+	if (tg_tensor_alloc(&u) < 0) {
+		tg_tensor_free(&t);
+		return tg_err_set(err, -ENOMEM, "%s: out of memory", path);
+	}
+	for (size_t i = 0; i < tg_tensor_numel(&t); i++)
+		((float *)u.data)[i] = t.dtype == TG_DT_F16 ? tg_f16_to_f32(((uint16_t *)t.data)[i]) :
+							      (float)((double *)t.data)[i];
+	tg_tensor_free(&t);
+	*out = u;
+	return 0;
+}
+
+static int
+fx_manifest_parse(const char *dir, struct fx_manifest *mf, struct tg_err *err)
+{
+	char path[8192], line[8192];
+	unsigned lineno = 0;
+	FILE *f;
+	int rc = 0;
+
+	memset(mf, 0, sizeof(*mf));
+	snprintf(mf->dir, sizeof(mf->dir), "%s", dir);
+	mf->atol = 1e-4;
+	mf->rtol = 1e-3;
+	snprintf(path, sizeof(path), "%s/manifest.txt", dir);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return tg_err_set(err, -errno, "%s: %s", path, strerror(errno));
+	while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+		char kw[64], a[4096], b[4096];
+		int n;
+
+		lineno++;
+		line[strcspn(line, "#\r\n")] = '\0';
+		n = sscanf(line, "%63s %4095s %4095s", kw, a, b);
+		if (n <= 0)
+			continue;
+		if (strcmp(kw, "model") == 0 && n == 2) {
+			snprintf(mf->model, sizeof(mf->model), "%s/%s", dir, a);
+		} else if (strcmp(kw, "input") == 0 && n == 3) {
+			snprintf(mf->input_name, sizeof(mf->input_name), "%.255s", a);
+			tg_tensor_free(&mf->input);
+			rc = fx_load_npy(dir, b, &mf->input, err);
+		} else if ((strcmp(kw, "output") == 0 || strcmp(kw, "tensor") == 0) && n == 3) {
+			bool is_out = kw[0] == 'o';
+			struct fx_ref *r = is_out ? &mf->out[mf->n_out] : &mf->tens[mf->n_tens];
+
+			if ((is_out ? mf->n_out : mf->n_tens) == FX_MAX_REFS) {
+				rc = tg_err_set(err, -EFBIG, "%s:%u: more than %d %s lines", path,
+						lineno, FX_MAX_REFS, kw);
+				break;
+			}
+			rc = fx_load_npy(dir, b, &r->t, err);
+			if (rc == 0) {
+				r->name = strdup(a);
+				if (r->name == NULL) {
+					tg_tensor_free(&r->t);
+					rc = tg_err_set(err, -ENOMEM, "out of memory");
+				} else {
+					*(is_out ? &mf->n_out : &mf->n_tens) += 1;
+				}
+			}
+		} else if (strcmp(kw, "tolerance") == 0 && n == 3) {
+			char *e1, *e2;
+
+			mf->atol = strtod(a, &e1);
+			mf->rtol = strtod(b, &e2);
+			if (*e1 || *e2 || !(mf->atol >= 0) || !(mf->rtol >= 0))
+				rc = tg_err_set(err, -EINVAL, "%s:%u: bad tolerance", path, lineno);
+		} else {
+			rc = tg_err_set(err, -EINVAL, "%s:%u: cannot read '%s'", path, lineno, line);
+		}
+	}
+	fclose(f);
+	if (rc == 0 && (mf->model[0] == '\0' || mf->input.data == NULL || mf->n_out == 0))
+		rc = tg_err_set(err, -EINVAL, "%s: needs model, input and at least one output",
+				path);
+	if (rc == 0 && (mf->input.ndim < 1 || mf->input.dims[0] < 1))
+		rc = tg_err_set(err, -EINVAL, "%s: input has no samples", path);
+	if (rc < 0)
+		fx_manifest_free(mf);
+	return rc;
+}
+
+static struct fx_ref *
+fx_find(struct fx_ref *refs, unsigned n, const char *name)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(refs[i].name, name) == 0)
+			return &refs[i];
+	return NULL;
+}
+
+/* Compare got with want (both f32, same shape). @return true within tolerance. */
+static bool
+fx_close(const struct fx_manifest *mf, const struct tg_tensor *got, const struct tg_tensor *want,
+	 char *why, size_t len)
+{
+	size_t n = tg_tensor_numel(want), bad = 0, worst = 0;
+	double worst_ex = -1, max_abs = 0;
+	bool same = got->ndim == want->ndim && got->dtype == TG_DT_F32;
+
+	for (int i = 0; same && i < want->ndim; i++)
+		same = got->dims[i] == want->dims[i];
+	if (!same) {
+		snprintf(why, len, "shape or dtype differs (%d dims [%lld,...], %s; want %d dims "
+			 "[%lld,...])", got->ndim, (long long)got->dims[0], tg_dtype_name(got->dtype),
+			 want->ndim, (long long)want->dims[0]);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		double g = ((const float *)got->data)[i], w = ((const float *)want->data)[i];
+		double d = fabs(g - w), ex = d - (mf->atol + mf->rtol * fabs(w));
+
+		if (isnan(g) != isnan(w))
+			ex = INFINITY;
+		else if (isnan(g))
+			continue;
+		max_abs = d > max_abs ? d : max_abs;
+		if (ex > 0) {
+			bad++;
+			if (ex > worst_ex) {
+				worst_ex = ex;
+				worst = i;
+			}
+		}
+	}
+	if (bad == 0)
+		return true;
+	snprintf(why, len, "%zu of %zu elements off (atol %g rtol %g), max abs err %.3g, worst at "
+		 "flat index %zu: got %.6g want %.6g", bad, n, mf->atol, mf->rtol, max_abs, worst,
+		 (double)((const float *)got->data)[worst], (double)((const float *)want->data)[worst]);
+	return false;
+}
+
+/* Copy samples [first, first + b) of src into the plan's input 0. */
+static int
+fx_feed(struct kern_plan *p, const struct tg_tensor *src, size_t first, unsigned b,
+	struct tg_err *err)
+{
+	struct tg_tensor in;
+	size_t per, src_per;
+	int rc = kern_plan_input(p, 0, &in);
+
+	if (rc < 0)
+		return tg_err_set(err, rc, "plan input: rc %d", rc);
+	per = tg_tensor_numel(&in) / (size_t)in.dims[0];
+	src_per = tg_tensor_numel(src) / (size_t)src->dims[0];
+	if (in.dtype != TG_DT_F32 || per != src_per || (size_t)in.dims[0] < b)
+		return tg_err_set(err, -EINVAL, "plan input is %s [%lld,...] (%zu per sample); fed "
+				  "%u samples of %zu", tg_dtype_name(in.dtype),
+				  (long long)in.dims[0], per, b, src_per);
+	memcpy(in.data, (const float *)src->data + first * per, (size_t)b * per * sizeof(float));
+	/* A bucket larger than b: the rows past b are don't-care, but keep them defined. */
+	memset((float *)in.data + (size_t)b * per, 0,
+	       ((size_t)in.dims[0] - b) * per * sizeof(float));
+	return 0;
+}
+
+/* Append the first b rows of every plan output to o (sized for n samples on first use). */
+static int
+fx_take(struct fx_outs *o, const struct kern_plan *p, size_t n, size_t first, unsigned b,
+	struct tg_err *err)
+{
+	unsigned np = kern_plan_n_outputs(p);
+
+	if (o->n == 0) {
+		if (np > FX_MAX_REFS)
+			return tg_err_set(err, -EFBIG, "%u plan outputs", np);
+		for (unsigned k = 0; k < np; k++) {
+			struct tg_tensor v;
+			const char *name = NULL;
+			int rc = kern_plan_output(p, k, &v, &name);
+
+			if (rc < 0)
+				return tg_err_set(err, rc, "plan output %u: rc %d", k, rc);
+			o->t[k] = v;
+			o->t[k].data = NULL;
+			o->t[k].dims[0] = (int64_t)n;
+			o->name[k] = strdup(name ? name : "?");
+			o->n = k + 1;
+			if (o->name[k] == NULL || tg_tensor_alloc(&o->t[k]) < 0)
+				return tg_err_set(err, -ENOMEM, "out of memory");
+		}
+	}
+	if (np != o->n)
+		return tg_err_set(err, -EINVAL, "plans of one stage disagree on outputs (%u, %u)",
+				  np, o->n);
+	for (unsigned k = 0; k < np; k++) {
+		struct tg_tensor v;
+		size_t per;
+		int rc = kern_plan_output(p, k, &v, NULL);
+
+		if (rc < 0)
+			return tg_err_set(err, rc, "plan output %u: rc %d", k, rc);
+		per = tg_tensor_bytes(&v) / (size_t)v.dims[0];
+		if (per * n != tg_tensor_bytes(&o->t[k]) || (size_t)v.dims[0] < b)
+			return tg_err_set(err, -EINVAL, "output \"%s\": shape differs between batches",
+					  o->name[k]);
+		memcpy((uint8_t *)o->t[k].data + first * per, v.data, (size_t)b * per);
+	}
+	return 0;
+}
+
+/*
+ * Run kind at split over every sample of x in batches of b (one more plan for the remainder),
+ * or, with bucketed, through a kern_tail of max_batch b for the first n_use samples.
+ */
+static int
+fx_run(const struct kern_model *m, enum kern_plan_kind kind, unsigned split, unsigned b,
+       const struct tg_tensor *x, struct fx_outs *o, struct tg_err *err)
+{
+	size_t n = (size_t)x->dims[0];
+	struct kern_plan *p = NULL;
+	unsigned pb = 0;
+	int rc = 0;
+
+	for (size_t first = 0; first < n && rc == 0; first += b) {
+		unsigned nb = (unsigned)(n - first < b ? n - first : b);
+
+		if (p == NULL || pb != nb) {
+			struct kern_plan_spec spec = { .kind = kind, .split = split, .batch = nb };
+
+			kern_plan_free(p);
+			p = NULL;
+			rc = kern_plan_create(m, &spec, &p, err);
+			if (rc < 0) {
+				tg_err_prefix(err, "%s plan, split %u, batch %u: ",
+					      kind == KERN_PLAN_HEAD ? "head" : "tail", split, nb);
+				break;
+			}
+			pb = nb;
+		}
+		rc = fx_feed(p, x, first, nb, err);
+		if (rc == 0) {
+			rc = kern_plan_run(p);
+			if (rc < 0)
+				tg_err_set(err, rc, "run: rc %d", rc);
+		}
+		if (rc == 0)
+			rc = fx_take(o, p, n, first, nb, err);
+	}
+	kern_plan_free(p);
+	return rc;
+}
+
+/*
+ * Compare every output in o (from index k0) that has a reference; mark the model outputs
+ * seen in covered[]. @return false with why set on the first mismatch.
+ */
+static bool
+fx_check_outs(struct fx_manifest *mf, const struct kern_model *m, const struct fx_outs *o,
+	      unsigned k0, bool *covered, char *why, size_t len)
+{
+	struct kern_model_info mi;
+
+	kern_model_get_info(m, &mi);
+	for (unsigned k = k0; k < o->n; k++) {
+		struct fx_ref *r = fx_find(mf->out, mf->n_out, o->name[k]);
+		char cmp[512];
+
+		if (r == NULL)
+			continue;
+		if (!fx_close(mf, &o->t[k], &r->t, cmp, sizeof(cmp))) {
+			snprintf(why, len, "output \"%s\": %s", o->name[k], cmp);
+			return false;
+		}
+		for (unsigned e = 0; e < mi.n_outputs; e++)
+			if (strcmp(kern_model_output(m, e)->name, o->name[k]) == 0)
+				covered[e] = true;
+	}
+	return true;
+}
+
+/* Every model output with a reference was compared. */
+static bool
+fx_all_covered(struct fx_manifest *mf, const struct kern_model *m, const bool *covered,
+	       char *why, size_t len)
+{
+	struct kern_model_info mi;
+
+	kern_model_get_info(m, &mi);
+	for (unsigned e = 0; e < mi.n_outputs; e++) {
+		const char *name = kern_model_output(m, e)->name;
+
+		if (!covered[e] && fx_find(mf->out, mf->n_out, name) != NULL) {
+			snprintf(why, len, "output \"%s\" was not produced", name);
+			return false;
+		}
+	}
+	return true;
+}
+
+static const char *fx_cur;	/* the model being checked, for messages */
+
+static void
+fx_result(const char *check, bool ok, const char *why)
+{
+	if (ok) {
+		th_passed++;
+		return;
+	}
+	th_failed++;
+	printf("FAIL %s: %s: %s\n", fx_cur, check, why);
+}
+
+/* head S then tail S at batch b; compares every exit, device- and server-side. */
+static void
+fx_compose(struct fx_manifest *mf, const struct kern_model *m, unsigned s, unsigned b,
+	   const char *label)
+{
+	struct fx_outs h = { 0 }, t = { 0 };
+	struct tg_err err = { 0 };
+	bool covered[FX_MAX_REFS] = { false };
+	char why[1024] = "", check[512];
+	bool ok;
+
+	snprintf(check, sizeof(check), "%s %u \"%s\" (batch %u)", label, s,
+		 kern_model_split(m, s)->name, b);
+	ok = fx_run(m, KERN_PLAN_HEAD, s, b, &mf->input, &h, &err) == 0 &&
+	     fx_run(m, KERN_PLAN_TAIL, s, b, &h.t[0], &t, &err) == 0;
+	if (!ok)
+		snprintf(why, sizeof(why), "%s", err.msg);
+	ok = ok && fx_check_outs(mf, m, &h, 1, covered, why, sizeof(why)) &&
+	     fx_check_outs(mf, m, &t, 0, covered, why, sizeof(why)) &&
+	     fx_all_covered(mf, m, covered, why, sizeof(why));
+	fx_result(check, ok, why);
+	fx_outs_free(&h);
+	fx_outs_free(&t);
+}
+
+/* The gateway's path: a kern_tail with batch buckets, fed fewer samples than its bucket. */
+static void
+fx_bucketed(struct fx_manifest *mf, const struct kern_model *m, unsigned s,
+	    const struct tg_tensor *x)
+{
+	size_t n = (size_t)x->dims[0];
+	unsigned use = n > 1 ? (unsigned)n - 1 : 1;
+	struct kern_tail *kt = NULL;
+	struct fx_outs o = { 0 };
+	struct tg_err err = { 0 };
+	char why[1024] = "", check[512];
+	struct kern_plan *p;
+	bool ok = false;
+
+	snprintf(check, sizeof(check), "bucketed tail %u \"%s\" (%u samples, max batch %zu)", s,
+		 kern_model_split(m, s)->name, use, n);
+	if (kern_tail_create(m, KERN_PLAN_TAIL, s, (unsigned)n, &kt, &err) < 0) {
+		snprintf(why, sizeof(why), "kern_tail_create: %s", err.msg);
+		goto out;
+	}
+	p = kern_tail_plan(kt, use);
+	if (p == NULL) {
+		snprintf(why, sizeof(why), "no plan for %u samples", use);
+		goto out;
+	}
+	if (fx_feed(p, x, 0, use, &err) < 0 || kern_plan_run(p) < 0 ||
+	    fx_take(&o, p, use, 0, use, &err) < 0) {
+		snprintf(why, sizeof(why), "%s", err.msg[0] ? err.msg : "run failed");
+		goto out;
+	}
+	/* Compare against the first `use` rows of each reference. */
+	ok = true;
+	for (unsigned k = 0; ok && k < o.n; k++) {
+		struct fx_ref *r = fx_find(mf->out, mf->n_out, o.name[k]);
+		struct tg_tensor want;
+		char cmp[512];
+
+		if (r == NULL)
+			continue;
+		want = r->t;
+		want.dims[0] = use;
+		if (!fx_close(mf, &o.t[k], &want, cmp, sizeof(cmp))) {
+			snprintf(why, sizeof(why), "output \"%s\": %s", o.name[k], cmp);
+			ok = false;
+		}
+	}
+out:
+	fx_result(check, ok, why);
+	fx_outs_free(&o);
+	kern_tail_free(kt);
+}
+
+static void
+fx_model(const char *dir, const char *name)
+{
+	struct fx_manifest mf;
+	struct kern_model *m = NULL;
+	struct kern_model_info mi;
+	struct tg_err err = { 0 };
+	unsigned n_ref_splits = 0, n_before = (unsigned)(th_passed + th_failed + th_skipped);
+	unsigned f_before = (unsigned)th_failed, unmatched = 0, nb;
+	char why[1024], check[512];
+	const struct kern_split *s0;
+
+	fx_cur = name;
+	if (fx_manifest_parse(dir, &mf, &err) < 0) {
+		fx_result("manifest", false, err.msg);
+		return;
+	}
+	if (kern_model_load(mf.model, NULL, &m, &err) < 0) {
+		fx_result("load", false, err.msg);
+		fx_manifest_free(&mf);
+		return;
+	}
+	kern_model_get_info(m, &mi);
+	nb = (unsigned)mf.input.dims[0];
+	s0 = kern_model_split(m, 0);
+	{
+		bool ok = mf.input.ndim == s0->ndim;
+
+		for (int i = 1; ok && i < s0->ndim; i++)
+			ok = mf.input.dims[i] == s0->dims[i];
+		snprintf(why, sizeof(why), "input has %d dims, the model's %d (or dims differ)",
+			 mf.input.ndim, s0->ndim);
+		fx_result("input shape", ok, why);
+		if (!ok)
+			goto out;
+	}
+	for (unsigned r = 0; r < mf.n_out; r++) {
+		bool found = false;
+
+		for (unsigned e = 0; e < mi.n_outputs; e++)
+			found = found || strcmp(kern_model_output(m, e)->name, mf.out[r].name) == 0;
+		snprintf(why, sizeof(why), "reference output \"%s\" is not a graph output",
+			 mf.out[r].name);
+		if (!found)
+			fx_result("outputs", false, why);
+	}
+
+	/* whole: the tail from the input. */
+	{
+		struct fx_outs o = { 0 };
+		bool covered[FX_MAX_REFS] = { false }, ok;
+
+		why[0] = '\0';
+		ok = fx_run(m, KERN_PLAN_TAIL, 0, nb, &mf.input, &o, &err) == 0;
+		if (!ok)
+			snprintf(why, sizeof(why), "%s", err.msg);
+		ok = ok && fx_check_outs(&mf, m, &o, 0, covered, why, sizeof(why)) &&
+		     fx_all_covered(&mf, m, covered, why, sizeof(why));
+		snprintf(check, sizeof(check), "whole model (batch %u)", nb);
+		fx_result(check, ok, why);
+		fx_outs_free(&o);
+	}
+
+	for (unsigned s = 1; s < mi.n_splits; s++) {
+		const struct kern_split *sp = kern_model_split(m, s);
+		struct fx_ref *ref = fx_find(mf.tens, mf.n_tens, sp->name);
+
+		if (ref != NULL) {
+			struct fx_outs h = { 0 }, t = { 0 };
+			bool covered[FX_MAX_REFS] = { false }, ok;
+			char cmp[512];
+
+			ref->used = true;
+			n_ref_splits++;
+			/* head S: the split tensor and the device-side exits. */
+			why[0] = '\0';
+			ok = fx_run(m, KERN_PLAN_HEAD, s, nb, &mf.input, &h, &err) == 0;
+			if (!ok)
+				snprintf(why, sizeof(why), "%s", err.msg);
+			if (ok && !fx_close(&mf, &h.t[0], &ref->t, cmp, sizeof(cmp))) {
+				snprintf(why, sizeof(why), "split tensor: %s", cmp);
+				ok = false;
+			}
+			ok = ok && fx_check_outs(&mf, m, &h, 1, covered, why, sizeof(why));
+			snprintf(check, sizeof(check), "head %u \"%s\"", s, sp->name);
+			fx_result(check, ok, why);
+
+			/* tail S fed with PyTorch's tensor. */
+			memset(covered, 0, sizeof(covered));
+			why[0] = '\0';
+			ok = fx_run(m, KERN_PLAN_TAIL, s, nb, &ref->t, &t, &err) == 0;
+			if (!ok)
+				snprintf(why, sizeof(why), "%s", err.msg);
+			ok = ok && fx_check_outs(&mf, m, &t, 0, covered, why, sizeof(why));
+			for (unsigned e = 0; ok && e < mi.n_outputs; e++)
+				if (kern_model_output_in_tail(m, s, e) && !covered[e] &&
+				    fx_find(mf.out, mf.n_out, kern_model_output(m, e)->name)) {
+					snprintf(why, sizeof(why), "server-side exit \"%s\" not produced",
+						 kern_model_output(m, e)->name);
+					ok = false;
+				}
+			snprintf(check, sizeof(check), "tail %u \"%s\" from the reference", s,
+				 sp->name);
+			fx_result(check, ok, why);
+			fx_outs_free(&h);
+			fx_outs_free(&t);
+		}
+		fx_compose(&mf, m, s, nb, "compose");
+	}
+
+	/* Other batch sizes: sample by sample, and a bucket fed less than it holds. */
+	{
+		struct fx_outs o = { 0 };
+		bool covered[FX_MAX_REFS] = { false }, ok;
+
+		why[0] = '\0';
+		ok = fx_run(m, KERN_PLAN_TAIL, 0, 1, &mf.input, &o, &err) == 0;
+		if (!ok)
+			snprintf(why, sizeof(why), "%s", err.msg);
+		ok = ok && fx_check_outs(&mf, m, &o, 0, covered, why, sizeof(why)) &&
+		     fx_all_covered(&mf, m, covered, why, sizeof(why));
+		fx_result("whole model (batch 1, sample by sample)", ok, why);
+		fx_outs_free(&o);
+	}
+	for (unsigned s = 1; s < mi.n_splits; s++)
+		if (fx_find(mf.tens, mf.n_tens, kern_model_split(m, s)->name) != NULL)
+			fx_compose(&mf, m, s, 1, "batch1 compose");
+	fx_bucketed(&mf, m, 0, &mf.input);
+	for (unsigned i = 0; i < mf.n_tens; i++)
+		unmatched += !mf.tens[i].used;
+	if (unmatched > 0) {
+		printf("note %s: %u reference tensors are not split points of the engine:", name,
+		       unmatched);
+		for (unsigned i = 0, k = 0; i < mf.n_tens && k < 8; i++)
+			if (!mf.tens[i].used) {
+				printf(" \"%s\"", mf.tens[i].name);
+				k++;
+			}
+		printf("%s\n", unmatched > 8 ? " ..." : "");
+	}
+out:
+	printf("model %s: %u splits, %u with reference tensors (%u tensors in the manifest), "
+	       "%u outputs, %u samples: %u checks, %u failed\n", name, mi.n_splits, n_ref_splits,
+	       mf.n_tens, mi.n_outputs, nb,
+	       (unsigned)(th_passed + th_failed + th_skipped) - n_before,
+	       (unsigned)th_failed - f_before);
+	kern_model_free(m);
+	fx_manifest_free(&mf);
+}
+
+static int
+fx_filter(const struct dirent *d)
+{
+	return d->d_name[0] != '.';
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *root = argc > 1 ? argv[1] : "tests/fixtures";
+	struct dirent **ents = NULL;
+	unsigned n_models = 0;
+	int n;
+
+	(void)th_cur_failed;	/* counts are kept per check here, not per TH_RUN */
+	(void)th_cur_skipped;
+	kern_set_threads(0);
+	n = scandir(root, &ents, fx_filter, alphasort);
+	if (n < 0) {
+		fprintf(stderr, "skip: %s: %s (fixtures come from scripts/make_fixtures.py)\n", root,
+			strerror(errno));
+		th_skipped++;
+		TH_DONE();
+	}
+	for (int i = 0; i < n; i++) {
+		char dir[4096], path[4200];
+
+		snprintf(dir, sizeof(dir), "%s/%s", root, ents[i]->d_name);
+		snprintf(path, sizeof(path), "%s/manifest.txt", dir);
+		if (access(path, R_OK) == 0) {
+			fx_model(dir, ents[i]->d_name);
+			n_models++;
+		}
+		free(ents[i]);
+	}
+	free(ents);
+	if (n_models == 0) {
+		fprintf(stderr, "skip: no %s/*/manifest.txt (scripts/make_fixtures.py)\n", root);
+		th_skipped++;
+	}
+	TH_DONE();
+}
