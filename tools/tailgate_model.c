@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,7 +21,7 @@ enum {
 	TM_EXIT_USAGE = 2,	/* bad arguments */
 };
 
-/* Bounds for files the tool reads: the engine's own default for models, 4 GiB for tensors. */
+/* Largest .npy the tool reads: a whole test set at an early split is about 1 GB. */
 #define TM_MAX_NPY_BYTES ((size_t)4 << 30)
 
 static const char *tm_prog = "tailgate-model";
@@ -140,24 +139,25 @@ enum { TM_MAX_COLS = 12 };
 
 struct tm_table {
 	unsigned n_cols;
-	const char *head[TM_MAX_COLS];	/* static strings */
+	char spec[512];			/* the column spec, split in place into head[] */
+	const char *head[TM_MAX_COLS];	/* point into spec */
 	bool right[TM_MAX_COLS];	/* right-align (numbers) */
 	char **cell;			/* [n_rows * n_cols], each malloc'd */
 	unsigned n_rows, cap;
 };
 
+/* spec: "name|>flops|..." where '>' marks a right-aligned column. */
 static void
 tm_table_init(struct tm_table *t, const char *spec)
 {
-	/* spec: "name|>flops|..." where '>' marks a right-aligned column. */
-	char buf[1024], *save = NULL, *tok;
+	char *save = NULL, *tok;
 
 	memset(t, 0, sizeof(*t));
-	snprintf(buf, sizeof(buf), "%s", spec);
-	for (tok = strtok_r(buf, "|", &save); tok && t->n_cols < TM_MAX_COLS;
+	snprintf(t->spec, sizeof(t->spec), "%s", spec);
+	for (tok = strtok_r(t->spec, "|", &save); tok && t->n_cols < TM_MAX_COLS;
 	     tok = strtok_r(NULL, "|", &save)) {
 		t->right[t->n_cols] = tok[0] == '>';
-		t->head[t->n_cols] = strdup(tok + (tok[0] == '>'));
+		t->head[t->n_cols] = tok + (tok[0] == '>');
 		t->n_cols++;
 	}
 }
@@ -168,8 +168,6 @@ tm_table_free(struct tm_table *t)
 	for (unsigned i = 0; i < t->n_rows * t->n_cols; i++)
 		free(t->cell[i]);
 	free(t->cell);
-	for (unsigned c = 0; c < t->n_cols; c++)
-		free((char *)t->head[c]);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -604,7 +602,7 @@ tm_load_f32(const char *path, struct tg_tensor *out, struct tg_err *err)
 
 	rc = tg_npy_load(path, TM_MAX_NPY_BYTES, &t, err);
 	if (rc < 0)
-		return tg_err_prefix(err, "%s: ", path);
+		return strstr(err->msg, path) ? rc : tg_err_prefix(err, "%s: ", path);
 	if (t.dtype == TG_DT_F32) {
 		*out = t;
 		return 0;
@@ -833,7 +831,8 @@ tm_cmd_run(int argc, char **argv)
 		}
 		rc = tg_npy_save(path, &outs.t[k], &err);
 		if (rc < 0) {
-			tg_err_prefix(&err, "%s: ", path);
+			if (strstr(err.msg, path) == NULL)
+				tg_err_prefix(&err, "%s: ", path);
 			goto out;
 		}
 		tm_shape_str(what, sizeof(what), outs.t[k].ndim, outs.t[k].dims, false);
