@@ -442,6 +442,13 @@ kern_model_load_mem(const uint8_t *buf, size_t len, const char *name,
 		rc = kern_graph_prepare(m, err);
 	if (rc < 0)
 		goto out_free;
+	m->file = malloc(len ? len : 1);
+	if (m->file == NULL) {
+		rc = tg_err_set(err, -ENOMEM, "out of memory");
+		goto out_free;
+	}
+	memcpy(m->file, buf, len);
+	m->file_len = len;
 	*out = m;
 	return 0;
 
@@ -492,6 +499,7 @@ kern_model_free(struct kern_model *m)
 	free(m->nodes);
 	free(m->inputs);
 	free(m->outputs);
+	free(m->file);
 	free(m->name);
 	free(m);
 }

@@ -157,7 +157,24 @@ struct kern_model {
 	uint64_t n_params, flops;
 	unsigned n_exec_nodes;
 	struct kern_load_opts opts;
+	/* The file's bytes as loaded (malloc'd copy): the IR above is folded and the protobuf
+	 * freed, so kern_model_extract() re-parses these to write the original nodes. */
+	uint8_t *file;
+	size_t file_len;
 };
+
+/* calib.c: ranges per value index; lo > hi means never observed. */
+struct kern_calib {
+	const struct kern_model *m;
+	float *lo, *hi;			/* [n_values] */
+	unsigned n_obs;			/* batches observed */
+};
+bool kern_calib_range(const struct kern_calib *c, int v, float *lo, float *hi);
+
+/* plan.c: a plan whose outputs are every data tensor it computes (no fusion), for calibration */
+int kern_plan_create_all(const struct kern_model *m, const struct kern_plan_spec *spec,
+			 struct kern_plan **out, struct tg_err *err);
+int kern_plan_output_value(const struct kern_plan *p, unsigned i);
 
 /* onnx.c */
 int kern_onnx_parse(struct kern_model *m, const uint8_t *buf, size_t len, struct tg_err *err);

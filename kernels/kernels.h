@@ -104,8 +104,20 @@ enum kern_plan_kind {
 	KERN_PLAN_GRAPH,	/* every graph input in at the shapes given; every output out */
 };
 
+/** Arithmetic of a plan. */
+enum kern_precision {
+	KERN_PREC_F32 = 0,	/* everything in fp32 */
+	KERN_PREC_INT8,		/* Conv and Gemm in int8 (u8/s8 activations, s8 weights with
+				 * per-channel scales, activation scales from a calibration);
+				 * tensors without a calibrated range, and every output, stay f32 */
+};
+
+struct kern_calib;
+
 struct kern_plan_spec {
 	enum kern_plan_kind kind;
+	enum kern_precision precision;
+	const struct kern_calib *calib;	/* INT8: activation ranges; must outlive the plan */
 	unsigned split;			/* TAIL, HEAD: row of the split table */
 	unsigned batch;			/* TAIL, HEAD: samples per run, >= 1 */
 	/* GRAPH only: concrete shape of every graph input, in graph order (data ignored). */
@@ -171,6 +183,35 @@ unsigned kern_tail_max_batch(const struct kern_tail *t);
  */
 int kern_tensor_pb_parse(const uint8_t *buf, size_t len, struct tg_tensor *out, char *name,
 			 size_t name_len, struct tg_err *err);
+
+/**
+ * Input rows from a device: copy n samples of the given dtype into input i of the plan,
+ * starting at row, dequantizing as real = scale * (q - zero_point) (f32 ignores both; f16 is
+ * IEEE half). The copy that assembles a batch is also the dequantization: no extra pass.
+ * @return 0, or -EINVAL (row + n past the batch, unknown dtype)
+ */
+int kern_plan_load_rows(struct kern_plan *p, unsigned i, unsigned row, unsigned n,
+			enum tg_dtype dtype, const void *src, float scale, int32_t zero_point);
+
+/* ---- int8 calibration: activation ranges per tensor ---- */
+
+/** An empty calibration for m. @return 0 or -ENOMEM. */
+int kern_calib_create(const struct kern_model *m, struct kern_calib **out, struct tg_err *err);
+void kern_calib_free(struct kern_calib *c);
+
+/**
+ * Run the whole model in fp32 on a batch of model inputs (dims[0] samples, f32) and widen
+ * every tensor's observed range. Call once per batch of calibration images.
+ */
+int kern_calib_observe(struct kern_calib *c, const struct tg_tensor *input, struct tg_err *err);
+
+/** Save as text ("tailgate-calib 1", then "<tensor> <min> <max>" per line). */
+int kern_calib_save(const struct kern_calib *c, const char *path, struct tg_err *err);
+/** Load a saved calibration for m; names unknown to m are an error. */
+int kern_calib_load(const struct kern_model *m, const char *path, struct kern_calib **out,
+		    struct tg_err *err);
+/** Tensors with a recorded range. */
+unsigned kern_calib_count(const struct kern_calib *c);
 
 /** Use at most n threads for oneDNN's primitives (OpenMP); 0 = all cores. */
 void kern_set_threads(unsigned n);

@@ -51,6 +51,11 @@ struct kern_plan {
 	int *out_v;			/* plan outputs (values) */
 	dnnl_memory_t *out_mem;		/* plain-layout memory of each output */
 	unsigned n_out;
+	bool int8;			/* KERN_PREC_INT8 */
+	const struct kern_calib *calib;
+	float *vscale;			/* [n_values] real = vscale * q in v's int8 memories; 0: f32 only */
+	dnnl_data_type_t *vdt;		/* [n_values] v's int8 type (u8 when never negative) */
+	bool expose_all;		/* calibration: every tensor is an output */
 	struct tg_err *err;		/* during build only */
 };
 
@@ -190,18 +195,47 @@ kp_push_pd(struct kern_plan *p, dnnl_primitive_desc_t pd, int nargs, const dnnl_
 	return kp_push_step(p, prim, nargs, args);
 }
 
-/* A reorder from src to dst: appended as a step, or run once now (weights, constants). */
+static bool
+kp_is_int8(const dnnl_memory_desc_t *md)
+{
+	return md->data_type == dnnl_s8 || md->data_type == dnnl_u8;
+}
+
+/*
+ * A reorder from src to dst: appended as a step, or run once now (weights, constants).
+ * v names the value both hold: crossing between f32 and int8 applies its scale.
+ */
 static int
-kp_reorder(struct kern_plan *p, dnnl_memory_t src, dnnl_memory_t dst, bool now,
-	   const struct kern_node *n)
+kp_reorder_v(struct kern_plan *p, int v, dnnl_memory_t src, dnnl_memory_t dst, bool now,
+	     const struct kern_node *n)
 {
 	dnnl_primitive_desc_t pd;
 	dnnl_primitive_t prim;
+	dnnl_primitive_attr_t attr = NULL;
 	dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, src }, { DNNL_ARG_TO, dst } };
+	float scale = 1.f;
 	int rc;
 
+	if (v >= 0 && p->vscale[v] > 0) {
+		if (kp_is_int8(kp_md(src)))
+			scale *= p->vscale[v];
+		if (kp_is_int8(kp_md(dst)))
+			scale /= p->vscale[v];
+	}
+	if (scale != 1.f) {
+		rc = kp_chk(p, dnnl_primitive_attr_create(&attr), n, "attr");
+		if (rc == 0)
+			rc = kp_chk(p, dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale), n,
+				    "reorder scale");
+		if (rc < 0) {
+			dnnl_primitive_attr_destroy(attr);
+			return rc;
+		}
+	}
 	rc = kp_chk(p, dnnl_reorder_primitive_desc_create(&pd, kp_md(src), p->eng, kp_md(dst),
-							   p->eng, NULL), n, "reorder");
+							   p->eng, attr), n, "reorder");
+	if (attr)
+		dnnl_primitive_attr_destroy(attr);
 	if (rc < 0)
 		return rc;
 	rc = kp_chk(p, dnnl_primitive_create(&prim, pd), n, "reorder primitive");
@@ -215,6 +249,13 @@ kp_reorder(struct kern_plan *p, dnnl_memory_t src, dnnl_memory_t dst, bool now,
 		rc = kp_chk(p, dnnl_stream_wait(p->stream), n, "reorder wait");
 	dnnl_primitive_destroy(prim);
 	return rc;
+}
+
+static int
+kp_reorder(struct kern_plan *p, dnnl_memory_t src, dnnl_memory_t dst, bool now,
+	   const struct kern_node *n)
+{
+	return kp_reorder_v(p, -1, src, dst, now, n);
 }
 
 /* Memory for a constant in the layout md wants (weights: reordered once, here). */
@@ -276,7 +317,7 @@ kp_get(struct kern_plan *p, int v, const dnnl_memory_desc_t *want, dnnl_memory_t
 		}
 	rc = kp_mem_new(p, want, NULL, &mem, n);
 	if (rc == 0)
-		rc = kp_reorder(p, p->vmem[v], mem, false, n);
+		rc = kp_reorder_v(p, v, p->vmem[v], mem, false, n);
 	if (rc < 0)
 		return rc;
 	if (kp_grow((void **)&p->alts, &p->cap_alts, p->n_alts + 1, sizeof(*p->alts)) < 0)
@@ -284,6 +325,46 @@ kp_get(struct kern_plan *p, int v, const dnnl_memory_desc_t *want, dnnl_memory_t
 	p->alts[p->n_alts++] = (struct kern_alt){ v, mem };
 	*out = mem;
 	return 0;
+}
+
+/* Value v in f32, in the layout it has (a dequantizing reorder when it is int8). */
+static int
+kp_get_f32(struct kern_plan *p, int v, dnnl_memory_t *out, const struct kern_node *n)
+{
+	dnnl_memory_desc_t md;
+
+	if (p->vmem[v] == NULL || !kp_is_int8(kp_md(p->vmem[v])))
+		return kp_get(p, v, NULL, out, n);
+	md = *kp_md(p->vmem[v]);
+	md.data_type = dnnl_f32;
+	return kp_get(p, v, &md, out, n);
+}
+
+/* int8 representation of every calibrated value: u8 when never negative, else s8. */
+static void
+kp_qparams_init(struct kern_plan *p)
+{
+	for (unsigned v = 0; v < p->m->n_values; v++) {
+		float lo, hi, amax;
+
+		if (!p->int8 || !kern_calib_range(p->calib, (int)v, &lo, &hi))
+			continue;
+		amax = fmaxf(fabsf(lo), fabsf(hi));
+		if (amax < 1e-12f)
+			amax = 1e-12f;
+		p->vdt[v] = lo >= 0 ? dnnl_u8 : dnnl_s8;
+		p->vscale[v] = lo >= 0 ? amax / 255.f : amax / 127.f;
+	}
+}
+
+static bool
+kp_qparams(const struct kern_plan *p, int v, dnnl_data_type_t *dt, float *scale)
+{
+	if (!p->int8 || p->vscale[v] == 0.f)
+		return false;
+	*dt = p->vdt[v];
+	*scale = p->vscale[v];
+	return true;
 }
 
 static int
@@ -437,9 +518,19 @@ kp_chain_build(const struct kern_plan *p, const struct kern_node *head, bool all
 	c->out_v = cur;
 }
 
+/* How an int8 primitive's fused chain meets its data types: see kp_build_conv(). */
+struct kp_quant {
+	float dst_scale;		/* 1 / scale of an int8 dst, 1 for f32 */
+	float sum_scale;		/* the residual's scale into real units */
+	dnnl_data_type_t sum_dt;	/* residual's data type as placed in dst */
+	dnnl_data_type_t dst_dt;
+};
+
+static const struct kp_quant kp_quant_f32 = { 1.f, 1.f, dnnl_f32, dnnl_f32 };
+
 static int
 kp_chain_attr(struct kern_plan *p, const struct kp_chain *c, dnnl_primitive_attr_t *attr,
-	      const struct kern_node *head)
+	      const struct kern_node *head, const struct kp_quant *q)
 {
 	dnnl_post_ops_t po;
 	int rc = 0;
@@ -449,18 +540,25 @@ kp_chain_attr(struct kern_plan *p, const struct kp_chain *c, dnnl_primitive_attr
 	if (rc < 0)
 		return rc;
 	dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_library);
-	if (c->n == 0)
+	if (c->n == 0 && q->dst_scale == 1.f)
 		return 0;
 	rc = kp_chk(p, dnnl_post_ops_create(&po), head, "post-ops");
 	if (rc < 0)
 		return rc;
 	for (int i = 0; i < c->n && rc == 0; i++) {
-		if (c->nodes[i]->op == KOP_ADD)
-			rc = kp_chk(p, dnnl_post_ops_append_sum(po, 1.f), head, "sum post-op");
+		if (c->nodes[i]->op == KOP_ADD && q->sum_dt != q->dst_dt)
+			rc = kp_chk(p, dnnl_post_ops_append_sum_v2(po, q->sum_scale, q->sum_dt), head,
+				    "sum post-op");
+		else if (c->nodes[i]->op == KOP_ADD)
+			rc = kp_chk(p, dnnl_post_ops_append_sum(po, q->sum_scale), head, "sum post-op");
 		else if (kp_append_eltwise(p, po, c->nodes[i]) < 0)
 			rc = tg_err_set(p->err, -EINVAL, "node \"%s\": cannot fuse",
 					c->nodes[i]->name);
 	}
+	/* Post-ops run in real units; the last step scales into the int8 destination. */
+	if (rc == 0 && q->dst_scale != 1.f)
+		rc = kp_chk(p, dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_linear,
+							    q->dst_scale, 0.f), head, "dst scale");
 	if (rc == 0)
 		rc = kp_chk(p, dnnl_primitive_attr_set_post_ops(*attr, po), head, "set post-ops");
 	dnnl_post_ops_destroy(po);
@@ -476,19 +574,125 @@ kp_dims(dnnl_dims_t d, const int64_t *src, int n)
 		d[i] = src[i];
 }
 
+/*
+ * Per-output-channel symmetric s8 weights: w = ws[oc] * q. Returns the scales (caller frees)
+ * and fills q (oc * per values).
+ */
+static float *
+kp_quantize_weights(const float *w, size_t oc, size_t per, int8_t *q)
+{
+	float *ws = malloc(oc * sizeof(float));
+
+	if (ws == NULL)
+		return NULL;
+	for (size_t o = 0; o < oc; o++) {
+		float amax = 0.f;
+
+		for (size_t k = 0; k < per; k++)
+			amax = fmaxf(amax, fabsf(w[o * per + k]));
+		ws[o] = amax > 0 ? amax / 127.f : 1.f;
+		for (size_t k = 0; k < per; k++)
+			q[o * per + k] = (int8_t)lrintf(w[o * per + k] / ws[o]);
+	}
+	return ws;
+}
+
+/* Weights (and bias) of an int8 primitive: quantized, reordered into want, bias rescaled. */
+static int
+kp_int8_weights(struct kern_plan *p, int w, int b, const dnnl_memory_desc_t *w_plain_f32,
+		const dnnl_memory_desc_t *want, float src_scale, size_t oc, float *out_scales,
+		dnnl_memory_t *wm, dnnl_memory_t *bm, const struct kern_node *n)
+{
+	const struct tg_tensor *wt = &p->sh.sval[w];
+	size_t per = tg_tensor_numel(wt) / oc;
+	int8_t *q = malloc(tg_tensor_numel(wt));
+	dnnl_memory_desc_t qmd = *w_plain_f32, bmd;
+	dnnl_memory_t tmp;
+	float *ws = NULL;
+	int rc;
+
+	if (q == NULL || (ws = kp_quantize_weights(wt->data, oc, per, q)) == NULL) {
+		free(q);
+		return tg_err_set(p->err, -ENOMEM, "out of memory");
+	}
+	qmd.data_type = dnnl_s8;
+	rc = kp_chk(p, dnnl_memory_create(&tmp, &qmd, p->eng, q), n, "memory");
+	if (rc == 0)
+		rc = kp_mem_new(p, want, NULL, wm, n);
+	if (rc == 0)
+		rc = kp_reorder(p, tmp, *wm, true, n);
+	if (rc == 0 || tmp)
+		dnnl_memory_destroy(tmp);
+	for (size_t o = 0; o < oc; o++)
+		out_scales[o] = src_scale * ws[o];
+	if (rc == 0 && b >= 0) {
+		/* int8 primitives add the bias before the output scale: divide it in. */
+		int64_t boc = (int64_t)oc;
+
+		kp_plain_md(&bmd, 1, &boc);
+		rc = kp_mem_new(p, &bmd, NULL, bm, n);
+		if (rc == 0) {
+			float *bd = kp_handle(*bm);
+			const float *bs = p->sh.sval[b].data;
+			size_t nb = tg_tensor_numel(&p->sh.sval[b]);
+
+			for (size_t o = 0; o < oc; o++)
+				bd[o] = (nb == 1 ? bs[0] : bs[o]) / out_scales[o];
+		}
+	}
+	free(q);
+	free(ws);
+	return rc;
+}
+
+/*
+ * The data types of a Conv or Gemm: int8 when the plan is int8 and both the input and the
+ * fused chain's output have a calibrated range (and the output is not a plan output, which
+ * is f32), with the residual of a fused Add placed in dst in its own int8 type.
+ */
+static bool
+kp_conv_quant(struct kern_plan *p, int x, const struct kp_chain *c, dnnl_data_type_t *xdt,
+	      float *xs, struct kp_quant *q)
+{
+	float ys = 1.f;
+
+	*q = kp_quant_f32;
+	if (!kp_qparams(p, x, xdt, xs))
+		return false;
+	if (!p->is_pout[c->out_v] && kp_qparams(p, c->out_v, &q->dst_dt, &ys)) {
+		q->dst_scale = 1.f / ys;
+		if (c->sum_v >= 0) {
+			float rs;
+
+			if (!kp_qparams(p, c->sum_v, &q->sum_dt, &rs)) {
+				q->dst_dt = dnnl_f32;	/* residual without a range: f32 dst */
+				q->dst_scale = 1.f;
+				q->sum_dt = dnnl_f32;
+			} else {
+				q->sum_scale = rs;
+			}
+		}
+	}
+	return true;
+}
+
 static int
 kp_build_conv(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
 {
 	const struct kern_shapes *s = &p->sh;
 	int x = n->in[0], w = n->in[1], b = n->n_in > 2 ? n->in[2] : -1, y = c->out_v;
 	int nd = s->ndim[x], nsp = nd - 2;
-	int64_t g = n->a.conv.group, k[2], pads[4], osp[2];
+	int64_t g = n->a.conv.group, k[2], pads[4], osp[2], oc = s->dims[w][0];
 	dnnl_memory_desc_t src_md, w_md, b_md, dst_md, w_plain, b_plain;
 	dnnl_dims_t strides, dil, pl, pr, wd;
 	dnnl_convolution_desc_t cd;
 	dnnl_primitive_desc_t pd = NULL;
 	dnnl_primitive_attr_t attr = NULL;
 	dnnl_memory_t src, wm, bm = NULL, dst;
+	dnnl_data_type_t xdt = dnnl_f32;
+	struct kp_quant q;
+	float xs = 1.f, *oscale = NULL;
+	bool i8;
 	int rc, wnd;
 
 	for (int i = 0; i < nsp; i++)
@@ -500,8 +704,11 @@ kp_build_conv(struct kern_plan *p, const struct kern_node *n, const struct kp_ch
 		pl[i] = pads[i];
 		pr[i] = pads[i + 2];
 	}
+	i8 = kp_conv_quant(p, x, c, &xdt, &xs, &q);
 	kp_any_md(&src_md, nd, s->dims[x]);
 	kp_any_md(&dst_md, nd, s->dims[y]);
+	src_md.data_type = xdt;
+	dst_md.data_type = q.dst_dt;
 	/* Grouped weights are [G, OC/G, IC/G, k...] to oneDNN; same bytes as ONNX's [OC, IC/G, k...]. */
 	if (g > 1) {
 		wd[0] = g;
@@ -521,6 +728,8 @@ kp_build_conv(struct kern_plan *p, const struct kern_node *n, const struct kp_ch
 		kp_plain_md(&w_plain, wnd, wd64);
 		kp_any_md(&w_md, wnd, wd64);
 	}
+	if (i8)
+		w_md.data_type = dnnl_s8;
 	if (b >= 0) {
 		kp_plain_md(&b_plain, 1, s->dims[b]);
 		b_md = b_plain;
@@ -529,35 +738,72 @@ kp_build_conv(struct kern_plan *p, const struct kern_node *n, const struct kp_ch
 			dnnl_convolution_direct, &src_md, &w_md, b >= 0 ? &b_md : NULL, &dst_md,
 			strides, dil, pl, pr), n, "convolution");
 	if (rc == 0)
-		rc = kp_chain_attr(p, c, &attr, n);
-	if (rc == 0)
-		rc = kp_chk(p, dnnl_primitive_desc_create(&pd, &cd, attr, p->eng, NULL), n,
+		rc = kp_chain_attr(p, c, &attr, n, &q);
+	if (rc == 0 && i8) {
+		oscale = malloc((size_t)oc * sizeof(float));
+		if (oscale == NULL)
+			rc = tg_err_set(p->err, -ENOMEM, "out of memory");
+	}
+	if (rc == 0 && i8) {
+		/* Provisional scales: the pd only needs the mask; values are set below. */
+		for (int64_t o = 0; o < oc; o++)
+			oscale[o] = 1.f;
+		rc = kp_chk(p, dnnl_primitive_attr_set_output_scales(attr, oc, 1 << 1, oscale), n,
+			    "output scales");
+	}
+	if (rc < 0)
+		goto out;
+	if (i8) {
+		/* Weights first: the output scales depend on the weight scales. */
+		const dnnl_memory_desc_t *wq;
+		dnnl_primitive_desc_t probe = NULL;
+
+		rc = kp_chk(p, dnnl_primitive_desc_create(&probe, &cd, attr, p->eng, NULL), n,
 			    "convolution pd");
+		if (rc < 0)
+			goto out;
+		wq = dnnl_primitive_desc_query_md(probe, dnnl_query_weights_md, 0);
+		rc = kp_int8_weights(p, w, b, &w_plain, wq, xs, (size_t)oc, oscale, &wm, &bm, n);
+		dnnl_primitive_desc_destroy(probe);
+		if (rc == 0)
+			rc = kp_chk(p, dnnl_primitive_attr_set_output_scales(attr, oc, 1 << 1, oscale),
+				    n, "output scales");
+		if (rc < 0)
+			goto out;
+	}
+	rc = kp_chk(p, dnnl_primitive_desc_create(&pd, &cd, attr, p->eng, NULL), n,
+		    "convolution pd");
 	if (rc < 0)
 		goto out;
 	rc = kp_get(p, x, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), &src, n);
-	if (rc == 0)
+	if (rc == 0 && !i8)
 		rc = kp_const(p, w, &w_plain, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
 			      &wm, n);
-	if (rc == 0 && b >= 0)
+	if (rc == 0 && b >= 0 && !i8)
 		rc = kp_const(p, b, &b_plain, NULL, &bm, n);
 	if (rc == 0)
 		rc = kp_dst(p, pd, y, &dst, n);
 	if (rc == 0 && c->sum_v >= 0) {
-		/* The sum post-op adds what dst holds: put the other operand there first. */
-		dnnl_memory_t other;
+		/* The sum post-op adds what dst holds: put the other operand there first, in the
+		 * type the post-op reads it as (f32 dst: real units; int8: its own scale). */
+		dnnl_memory_desc_t rmd = *kp_md(dst);
+		dnnl_memory_t other, place;
 
+		rmd.data_type = kp_is_int8(kp_md(dst)) ? q.sum_dt : dnnl_f32;
 		rc = kp_get(p, c->sum_v, NULL, &other, n);
 		if (rc == 0)
-			rc = kp_reorder(p, other, dst, false, n);
+			rc = kp_mem_new(p, &rmd, kp_handle(dst), &place, n);
+		if (rc == 0)
+			rc = kp_reorder_v(p, c->sum_v, other, place, false, n);
 	}
 	if (rc == 0) {
 		dnnl_exec_arg_t args[4] = { { DNNL_ARG_SRC, src }, { DNNL_ARG_WEIGHTS, wm },
 					    { DNNL_ARG_DST, dst }, { DNNL_ARG_BIAS, bm } };
 
-		rc = kp_push_pd(p, pd, b >= 0 ? 4 : 3, args, n);
+		rc = kp_push_pd(p, pd, bm ? 4 : 3, args, n);
 	}
 out:
+	free(oscale);
 	if (pd)
 		dnnl_primitive_desc_destroy(pd);
 	if (attr)
@@ -617,7 +863,7 @@ kp_build_gemm(struct kern_plan *p, const struct kern_node *n, const struct kp_ch
 	rc = kp_chk(p, dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_inference, &src_md,
 							     &w_md, &b_md, &dst_md), n, "inner product");
 	if (rc == 0)
-		rc = kp_chain_attr(p, c, &attr, n);
+		rc = kp_chain_attr(p, c, &attr, n, &kp_quant_f32);
 	if (rc == 0)
 		rc = kp_chk(p, dnnl_primitive_desc_create(&pd, &ipd, attr, p->eng, NULL), n,
 			    "inner product pd");
@@ -750,7 +996,9 @@ kp_build_binary(struct kern_plan *p, const struct kern_node *n, const struct kp_
 	kp_expand_dims(p, b, nd, bd);
 	/* The full operand keeps its layout when its rank is the output's; else plain. */
 	if (!p->m->values[a].is_static && s->ndim[a] == nd && p->vmem[a] != NULL) {
-		am = p->vmem[a];
+		rc = kp_get_f32(p, a, &am, n);
+		if (rc < 0)
+			return rc;
 		a_md = *kp_md(am);
 	} else {
 		dnnl_memory_desc_t pl;
@@ -786,7 +1034,7 @@ kp_build_binary(struct kern_plan *p, const struct kern_node *n, const struct kp_
 	kp_any_md(&dst_md, nd, s->dims[y]);
 	rc = kp_chk(p, dnnl_binary_desc_init(&bdsc, alg, &a_md, &b_md, &dst_md), n, "binary");
 	if (rc == 0)
-		rc = kp_chain_attr(p, c, &attr, n);
+		rc = kp_chain_attr(p, c, &attr, n, &kp_quant_f32);
 	if (rc == 0)
 		rc = kp_chk(p, dnnl_primitive_desc_create(&pd, &bdsc, attr, p->eng, NULL), n,
 			    "binary pd");
@@ -821,13 +1069,10 @@ kp_build_eltwise(struct kern_plan *p, const struct kern_node *n, const struct kp
 	if (!kp_eltwise_params(p, n, &alg, &a, &b))
 		return tg_err_set(p->err, -EINVAL, "node \"%s\" (%s): min/max not computable at load",
 				  n->name, kern_op_names[n->op]);
-	if (p->vmem[x] == NULL || p->sh.ndim[x] < 2) {
-		rc = kp_get_plain(p, x, &src, n);
-		if (rc < 0)
-			return rc;
-	} else {
-		src = p->vmem[x];
-	}
+	rc = p->vmem[x] == NULL || p->sh.ndim[x] < 2 ? kp_get_plain(p, x, &src, n) :
+						       kp_get_f32(p, x, &src, n);
+	if (rc < 0)
+		return rc;
 	if (p->sh.ndim[x] < 2) {
 		/* oneDNN 2.6 mis-applies eltwise post-ops on 1-D tensors: view them as [1, n]. */
 		int64_t d2[2] = { 1, p->sh.ndim[x] ? p->sh.dims[x][0] : 1 };
@@ -930,14 +1175,19 @@ kp_build_pool(struct kern_plan *p, const struct kern_node *n)
 		      n->a.pool.count_include_pad ? dnnl_pooling_avg_include_padding :
 						    dnnl_pooling_avg_exclude_padding;
 	}
+	/* Pools keep int8 as it is (max and mean commute with the scale); y takes x's scale. */
 	src = p->vmem[x];
-	if (src == NULL) {
-		rc = kp_get_plain(p, x, &src, n);
+	if (src != NULL && kp_is_int8(kp_md(src)) && !p->is_pout[y]) {
+		p->vscale[y] = p->vscale[x];
+		p->vdt[y] = p->vdt[x];
+	} else {
+		rc = src == NULL ? kp_get_plain(p, x, &src, n) : kp_get_f32(p, x, &src, n);
 		if (rc < 0)
 			return rc;
 	}
 	src_md = *kp_md(src);
 	kp_any_md(&dst_md, nd, s->dims[y]);
+	dst_md.data_type = src_md.data_type;
 	rc = kp_chk(p, dnnl_pooling_v2_forward_desc_init(&pdsc, dnnl_forward_inference, alg,
 							  &src_md, &dst_md, st, k, dil, pl, pr), n,
 		    "pooling");
@@ -972,8 +1222,8 @@ kp_build_bn(struct kern_plan *p, const struct kern_node *n)
 		return tg_err_set(p->err, -ENOTSUP, "node \"%s\": BatchNormalization of rank %d",
 				  n->name, s->ndim[x]);
 	kp_plain_md(&cmd, 1, &C);
-	src = p->vmem[x];
-	if (src == NULL && (rc = kp_get_plain(p, x, &src, n)) < 0)
+	rc = p->vmem[x] == NULL ? kp_get_plain(p, x, &src, n) : kp_get_f32(p, x, &src, n);
+	if (rc < 0)
 		return rc;
 	src_md = *kp_md(src);
 	rc = kp_chk(p, dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_inference,
@@ -1021,7 +1271,7 @@ kp_build_concat(struct kern_plan *p, const struct kern_node *n)
 		if (p->vmem[v] == NULL || p->m->values[v].is_static)
 			rc = kp_get_plain(p, v, &srcs[k], n);
 		else
-			srcs[k] = p->vmem[v];
+			rc = kp_get_f32(p, v, &srcs[k], n);
 		if (rc == 0) {
 			mds[k] = *kp_md(srcs[k]);
 			args[k] = (dnnl_exec_arg_t){ DNNL_ARG_MULTIPLE_SRC + k, srcs[k] };
@@ -1146,7 +1396,7 @@ kp_build_pad(struct kern_plan *p, const struct kern_node *n)
 	if (rc == 0)
 		rc = kp_mem_new(p, &sub, buf, &inner, n);
 	if (rc == 0)
-		rc = kp_get(p, x, NULL, &src, n);
+		rc = kp_get_f32(p, x, &src, n);
 	if (rc == 0)
 		rc = kp_reorder(p, src, inner, false, n);
 	return rc;
@@ -1310,8 +1560,8 @@ kp_select(struct kern_plan *p, const struct kern_plan_spec *spec)
 		for (unsigned i = 0; i < m->n_inputs && i < 8; i++)
 			p->in_v[p->n_in++] = m->inputs[i];
 	}
-	p->out_v = calloc(m->n_outputs + 1, sizeof(int));
-	p->out_mem = calloc(m->n_outputs + 1, sizeof(dnnl_memory_t));
+	p->out_v = calloc(m->n_values + 1, sizeof(int));
+	p->out_mem = calloc(m->n_values + 1, sizeof(dnnl_memory_t));
 	if (p->out_v == NULL || p->out_mem == NULL)
 		return tg_err_set(p->err, -ENOMEM, "out of memory");
 	if (spec->kind == KERN_PLAN_HEAD)
@@ -1324,6 +1574,15 @@ kp_select(struct kern_plan *p, const struct kern_plan_spec *spec)
 			continue;
 		if (in_plan)
 			p->out_v[p->n_out++] = v;
+	}
+	if (p->expose_all) {	/* every other computed tensor too, after the exits */
+		for (unsigned i = 0; i < m->n_nodes; i++) {
+			int v = m->nodes[i].out[0];
+
+			if (p->active[i] && !m->nodes[i].is_static && !m->nodes[i].dead &&
+			    !m->values[v].is_output)
+				p->out_v[p->n_out++] = v;
+		}
 	}
 	for (unsigned o = 0; o < p->n_out; o++)
 		p->is_pout[p->out_v[o]] = 1;
@@ -1364,9 +1623,9 @@ kp_input_shapes(struct kern_plan *p, const struct kern_plan_spec *spec, struct t
 	return 0;
 }
 
-int
-kern_plan_create(const struct kern_model *m, const struct kern_plan_spec *spec,
-		 struct kern_plan **out, struct tg_err *err)
+static int
+kp_create(const struct kern_model *m, const struct kern_plan_spec *spec, bool expose_all,
+	  struct kern_plan **out, struct tg_err *err)
 {
 	struct kern_plan *p;
 	struct tg_tensor *in = NULL;
@@ -1379,14 +1638,19 @@ kern_plan_create(const struct kern_model *m, const struct kern_plan_spec *spec,
 		return tg_err_set(err, -ENOMEM, "out of memory");
 	p->m = m;
 	p->err = err;
+	p->expose_all = expose_all;
 	p->kind = spec->kind;
 	p->batch = spec->batch;
 	p->active = calloc(m->n_nodes, 1);
 	p->ncons = calloc(m->n_values, sizeof(unsigned));
 	p->is_pout = calloc(m->n_values, 1);
 	p->vmem = calloc(m->n_values, sizeof(dnnl_memory_t));
+	p->vscale = calloc(m->n_values, sizeof(float));
+	p->vdt = calloc(m->n_values, sizeof(dnnl_data_type_t));
+	p->int8 = spec->precision == KERN_PREC_INT8;
+	p->calib = spec->calib;
 	in = calloc(m->n_inputs, sizeof(*in));
-	if (!p->active || !p->ncons || !p->is_pout || !p->vmem || !in ||
+	if (!p->active || !p->ncons || !p->is_pout || !p->vmem || !p->vscale || !p->vdt || !in ||
 	    kern_shapes_alloc(m, &p->sh) < 0) {
 		rc = tg_err_set(err, -ENOMEM, "out of memory");
 		goto fail;
@@ -1394,10 +1658,13 @@ kern_plan_create(const struct kern_model *m, const struct kern_plan_spec *spec,
 	rc = kp_input_shapes(p, spec, in);
 	if (rc == 0)
 		rc = kern_shapes_infer(m, in, &p->sh, err);
+	if (rc == 0 && p->int8 && p->calib == NULL)
+		rc = tg_err_set(err, -EINVAL, "int8 plan without a calibration");
 	if (rc == 0)
 		rc = kp_select(p, spec);
 	if (rc < 0)
 		goto fail;
+	kp_qparams_init(p);
 	if (spec->kind == KERN_PLAN_GRAPH)
 		p->batch = m->values[m->inputs[0]].in_ndim ? (unsigned)p->sh.dims[m->inputs[0]][0] : 1;
 	rc = kp_chk(p, dnnl_engine_create(&p->eng, dnnl_cpu, 0), NULL, "engine");
@@ -1429,6 +1696,26 @@ fail:
 	return rc;
 }
 
+int
+kern_plan_create(const struct kern_model *m, const struct kern_plan_spec *spec,
+		 struct kern_plan **out, struct tg_err *err)
+{
+	return kp_create(m, spec, false, out, err);
+}
+
+int
+kern_plan_create_all(const struct kern_model *m, const struct kern_plan_spec *spec,
+		     struct kern_plan **out, struct tg_err *err)
+{
+	return kp_create(m, spec, true, out, err);
+}
+
+int
+kern_plan_output_value(const struct kern_plan *p, unsigned i)
+{
+	return i < p->n_out ? p->out_v[i] : -1;
+}
+
 void
 kern_plan_free(struct kern_plan *p)
 {
@@ -1451,6 +1738,8 @@ kern_plan_free(struct kern_plan *p)
 	free(p->ncons);
 	free(p->is_pout);
 	free(p->vmem);
+	free(p->vscale);
+	free(p->vdt);
 	free(p->out_v);
 	free(p->out_mem);
 	free(p);
@@ -1513,4 +1802,40 @@ void
 kern_set_threads(unsigned n)
 {
 	omp_set_num_threads(n ? (int)n : omp_get_num_procs());
+}
+
+int
+kern_plan_load_rows(struct kern_plan *p, unsigned i, unsigned row, unsigned n,
+		    enum tg_dtype dtype, const void *src, float scale, int32_t zero_point)
+{
+	struct tg_tensor in;
+	size_t per, k;
+	float *dst;
+
+	if (i >= p->n_in)
+		return -EINVAL;
+	kp_view(p, p->in_v[i], p->in_mem[i], &in);
+	if (in.ndim < 1 || row > (unsigned)in.dims[0] || n > (unsigned)in.dims[0] - row)
+		return -EINVAL;
+	per = tg_tensor_numel(&in) / (size_t)in.dims[0];
+	dst = (float *)in.data + (size_t)row * per;
+	switch (dtype) {
+	case TG_DT_F32:
+		memcpy(dst, src, (size_t)n * per * sizeof(float));
+		return 0;
+	case TG_DT_F16:
+		for (k = 0; k < (size_t)n * per; k++)
+			dst[k] = tg_f16_to_f32(((const uint16_t *)src)[k]);
+		return 0;
+	case TG_DT_S8:
+		for (k = 0; k < (size_t)n * per; k++)
+			dst[k] = scale * (float)(((const int8_t *)src)[k] - zero_point);
+		return 0;
+	case TG_DT_U8:
+		for (k = 0; k < (size_t)n * per; k++)
+			dst[k] = scale * (float)(((const uint8_t *)src)[k] - zero_point);
+		return 0;
+	default:
+		return -EINVAL;
+	}
 }

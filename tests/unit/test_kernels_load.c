@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 /* ---- a tiny graph builder (test only; leaks nothing: everything lives in struct mb) ---- */
 
@@ -552,6 +553,105 @@ test_tail_buckets_pick_the_smallest_plan_that_fits(void)
 	kern_model_free(m);
 }
 
+/* Calibrate on random inputs, then the int8 tail stays close to fp32 (a few % of range). */
+static void
+test_int8_tail_tracks_fp32(void)
+{
+	struct mb b;
+	struct kern_model *m = NULL;
+	struct kern_calib *cal = NULL, *cal2 = NULL;
+	struct kern_plan *pf = NULL, *pq = NULL;
+	struct tg_err err = { 0 };
+	struct tg_tensor x = { .dtype = TG_DT_F32, .ndim = 4, .dims = { 8, C, H, W } }, in, of, oq;
+	char path[] = "/tmp/tg_calib_XXXXXX";
+	int fd = mkstemp(path);
+
+	close(fd);
+	residual_model(&b, true);
+	TH_CHECK_MSG(mb_load(&b, &m, &err) == 0, "%s", err.msg);
+	if (m == NULL || tg_tensor_alloc(&x) < 0)
+		goto out;
+	TH_CHECK(kern_calib_create(m, &cal, &err) == 0);
+	for (int rep = 0; rep < 4; rep++) {
+		for (size_t i = 0; i < tg_tensor_numel(&x); i++)
+			((float *)x.data)[i] = sinf((float)(i * 7 + rep * 13) * 0.11f);
+		TH_CHECK_MSG(kern_calib_observe(cal, &x, &err) == 0, "%s", err.msg);
+	}
+	TH_CHECK_MSG(kern_calib_count(cal) == 6, "%u", kern_calib_count(cal));	/* x,bn1,r1,c2,a,y */
+	TH_CHECK_MSG(kern_calib_save(cal, path, &err) == 0, "%s", err.msg);
+	TH_CHECK_MSG(kern_calib_load(m, path, &cal2, &err) == 0, "%s", err.msg);
+	for (unsigned split = 0; split < 4 && cal2; split++) {
+		struct kern_plan_spec sf = { .kind = KERN_PLAN_TAIL, .split = split, .batch = 2 };
+		struct kern_plan_spec sq = sf;
+		float range = 0, worst = 0;
+
+		sq.precision = KERN_PREC_INT8;
+		sq.calib = cal2;
+		TH_CHECK_MSG(kern_plan_create(m, &sf, &pf, &err) == 0, "%s", err.msg);
+		TH_CHECK_MSG(kern_plan_create(m, &sq, &pq, &err) == 0, "split %u: %s", split, err.msg);
+		if (pf == NULL || pq == NULL)
+			break;
+		/* Realistic inputs at the split: the head's own output for a fresh sample. */
+		kern_plan_input(pf, 0, &in);
+		for (size_t i = 0; i < tg_tensor_numel(&in); i++)
+			((float *)in.data)[i] = fabsf(cosf((float)i * 0.3f));
+		kern_plan_input(pq, 0, &of);
+		memcpy(of.data, in.data, tg_tensor_bytes(&in));
+		TH_CHECK(kern_plan_run(pf) == 0 && kern_plan_run(pq) == 0);
+		kern_plan_output(pf, 0, &of, NULL);
+		kern_plan_output(pq, 0, &oq, NULL);
+		for (size_t i = 0; i < tg_tensor_numel(&of); i++) {
+			range = fmaxf(range, fabsf(((float *)of.data)[i]));
+			worst = fmaxf(worst, fabsf(((float *)of.data)[i] - ((float *)oq.data)[i]));
+		}
+		TH_CHECK_MSG(worst <= 0.05f * range, "split %u: int8 off by %g of range %g", split,
+			     worst, range);
+		kern_plan_free(pf);
+		kern_plan_free(pq);
+		pf = pq = NULL;
+	}
+out:
+	unlink(path);
+	kern_plan_free(pf);
+	kern_plan_free(pq);
+	kern_calib_free(cal);
+	kern_calib_free(cal2);
+	tg_tensor_free(&x);
+	kern_model_free(m);
+}
+
+static void
+test_load_rows_dequantizes(void)
+{
+	struct mb b;
+	struct kern_model *m = NULL;
+	struct kern_plan *p = NULL;
+	struct kern_plan_spec spec = { .kind = KERN_PLAN_TAIL, .split = 0, .batch = 2 };
+	struct tg_tensor in;
+	uint8_t q[C * H * W];
+	uint16_t h[C * H * W];
+
+	residual_model(&b, false);
+	if (mb_load(&b, &m, NULL) < 0 || kern_plan_create(m, &spec, &p, NULL) < 0) {
+		TH_CHECK(0);
+		goto out;
+	}
+	for (int i = 0; i < C * H * W; i++) {
+		q[i] = (uint8_t)i;
+		h[i] = tg_f32_to_f16((float)i * 0.5f);
+	}
+	TH_CHECK(kern_plan_load_rows(p, 0, 1, 1, TG_DT_U8, q, 0.5f, 10) == 0);
+	TH_CHECK(kern_plan_load_rows(p, 0, 0, 1, TG_DT_F16, h, 0, 0) == 0);
+	TH_CHECK(kern_plan_load_rows(p, 0, 2, 1, TG_DT_U8, q, 1, 0) == -EINVAL);
+	TH_CHECK(kern_plan_load_rows(p, 0, 1, 2, TG_DT_U8, q, 1, 0) == -EINVAL);
+	kern_plan_input(p, 0, &in);
+	TH_CHECK(((float *)in.data)[C * H * W + 30] == 0.5f * (30 - 10));
+	TH_CHECK(((float *)in.data)[7] == 3.5f);
+out:
+	kern_plan_free(p);
+	kern_model_free(m);
+}
+
 int
 main(void)
 {
@@ -569,5 +669,7 @@ main(void)
 	TH_RUN(test_truncated_files_never_load);
 	TH_RUN(test_file_over_the_limit_is_refused);
 	TH_RUN(test_tail_buckets_pick_the_smallest_plan_that_fits);
+	TH_RUN(test_int8_tail_tracks_fp32);
+	TH_RUN(test_load_rows_dequantizes);
 	TH_DONE();
 }
