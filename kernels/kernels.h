@@ -102,6 +102,8 @@ enum kern_plan_kind {
 	KERN_PLAN_TAIL,		/* split tensor in; every output that depends on it out */
 	KERN_PLAN_HEAD,		/* model input in; the split tensor, then the outputs before it */
 	KERN_PLAN_GRAPH,	/* every graph input in at the shapes given; every output out */
+	KERN_PLAN_SEGMENT,	/* split tensor in; the tensor at split_to, then the exits
+				 * between the two, out: one link of a tail cut at several splits */
 };
 
 /** Arithmetic of a plan. */
@@ -118,7 +120,8 @@ struct kern_plan_spec {
 	enum kern_plan_kind kind;
 	enum kern_precision precision;
 	const struct kern_calib *calib;	/* INT8: activation ranges; must outlive the plan */
-	unsigned split;			/* TAIL, HEAD: row of the split table */
+	unsigned split;			/* TAIL, HEAD, SEGMENT: row of the split table */
+	unsigned split_to;		/* SEGMENT: a later row, where the segment ends */
 	unsigned batch;			/* TAIL, HEAD: samples per run, >= 1 */
 	/* GRAPH only: concrete shape of every graph input, in graph order (data ignored). */
 	const struct tg_tensor *input_shapes;
@@ -167,8 +170,12 @@ int kern_plan_run(struct kern_plan *p);
  */
 struct kern_tail;
 
-/** @param kind KERN_PLAN_TAIL or KERN_PLAN_HEAD. @return 0, or as kern_plan_create(). */
-int kern_tail_create(const struct kern_model *m, enum kern_plan_kind kind, unsigned split,
+/**
+ * @param spec  kind TAIL, HEAD or SEGMENT with its splits, precision and calibration; batch
+ *              is ignored (the buckets are)
+ * @return 0, or as kern_plan_create().
+ */
+int kern_tail_create(const struct kern_model *m, const struct kern_plan_spec *spec,
 		     unsigned max_batch, struct kern_tail **out, struct tg_err *err);
 void kern_tail_free(struct kern_tail *t);
 /** The plan that will run n samples (1 <= n <= max_batch), NULL otherwise. */
@@ -215,5 +222,23 @@ unsigned kern_calib_count(const struct kern_calib *c);
 
 /** Use at most n threads for oneDNN's primitives (OpenMP); 0 = all cores. */
 void kern_set_threads(unsigned n);
+
+/**
+ * Write the tail from a split as an ONNX model of its own, for other runtimes (the engine
+ * benchmark's ONNX Runtime peer) and for checking the engine against them. The model has
+ * one input, the split tensor at batch samples (its dims fixed), the file's original nodes of
+ * the tail (a BatchNormalization folded at load is written unfolded, as in the file), the
+ * initializers they read, and the graph outputs in the tail. Shape arithmetic the tail reads
+ * (Shape -> Gather -> Concat -> Reshape, ...) is written as constants evaluated at batch, so
+ * nothing refers to the head. Opset and IR version are the file's.
+ * Thread: any (m is only read).
+ * @param split  row of the split table (0: the whole model)
+ * @param batch  samples, 1 .. 2^20
+ * @param out    set to a malloc'd buffer of *len bytes the caller frees
+ * @return 0, -EINVAL (bad split or batch, or a tail this cannot express: err says which
+ *         tensor), -ENOMEM
+ */
+int kern_model_extract(const struct kern_model *m, unsigned split, unsigned batch, uint8_t **out,
+		       size_t *len, struct tg_err *err);
 
 #endif

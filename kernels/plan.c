@@ -1534,11 +1534,22 @@ kp_select(struct kern_plan *p, const struct kern_plan_spec *spec)
 	const struct kern_model *m = p->m;
 	const uint8_t *tail = NULL;
 
+	const uint8_t *rest = NULL;	/* SEGMENT: the tail after split_to */
+	bool seg = spec->kind == KERN_PLAN_SEGMENT;
+	int to_v = -1;
+
 	if (spec->kind != KERN_PLAN_GRAPH) {
 		if (spec->split >= m->n_splits)
 			return tg_err_set(p->err, -EINVAL, "split %u: the model has %u", spec->split,
 					  m->n_splits);
 		tail = m->tail_mask[spec->split];
+	}
+	if (seg) {
+		if (spec->split_to <= spec->split || spec->split_to >= m->n_splits)
+			return tg_err_set(p->err, -EINVAL, "segment %u to %u: not a later split",
+					  spec->split, spec->split_to);
+		rest = m->tail_mask[spec->split_to];
+		to_v = m->split_value[spec->split_to];
 	}
 	for (unsigned i = 0; i < m->n_nodes; i++) {
 		const struct kern_node *n = &m->nodes[i];
@@ -1546,7 +1557,8 @@ kp_select(struct kern_plan *p, const struct kern_plan_spec *spec)
 		if (n->dead || n->is_static)
 			continue;
 		p->active[i] = spec->kind == KERN_PLAN_GRAPH ? 1 :
-			       spec->kind == KERN_PLAN_TAIL ? tail[i] : !tail[i];
+			       spec->kind == KERN_PLAN_TAIL ? tail[i] :
+			       seg ? tail[i] && !rest[i] : !tail[i];
 		if (!p->active[i])
 			continue;
 		for (int k = 0; k < n->n_in; k++)
@@ -1554,7 +1566,7 @@ kp_select(struct kern_plan *p, const struct kern_plan_spec *spec)
 				p->ncons[n->in[k]]++;
 	}
 	/* Inputs and outputs. */
-	if (spec->kind == KERN_PLAN_TAIL) {
+	if (spec->kind == KERN_PLAN_TAIL || seg) {
 		p->in_v[p->n_in++] = m->split_value[spec->split];
 	} else {
 		for (unsigned i = 0; i < m->n_inputs && i < 8; i++)
@@ -1565,12 +1577,14 @@ kp_select(struct kern_plan *p, const struct kern_plan_spec *spec)
 	if (p->out_v == NULL || p->out_mem == NULL)
 		return tg_err_set(p->err, -ENOMEM, "out of memory");
 	if (spec->kind == KERN_PLAN_HEAD)
-		p->out_v[p->n_out++] = m->split_value[spec->split];
+		to_v = m->split_value[spec->split];
+	if (to_v >= 0)
+		p->out_v[p->n_out++] = to_v;
 	for (unsigned o = 0; o < m->n_outputs; o++) {
 		int v = m->outputs[o], pr = m->values[v].producer;
 		bool in_plan = pr >= 0 && p->active[pr];
 
-		if (spec->kind == KERN_PLAN_HEAD && v == m->split_value[spec->split])
+		if (v == to_v)
 			continue;
 		if (in_plan)
 			p->out_v[p->n_out++] = v;

@@ -17,21 +17,21 @@ struct kern_tail {
 };
 
 int
-kern_tail_create(const struct kern_model *m, enum kern_plan_kind kind, unsigned split,
+kern_tail_create(const struct kern_model *m, const struct kern_plan_spec *base,
 		 unsigned max_batch, struct kern_tail **out, struct tg_err *err)
 {
 	struct kern_tail *t;
 	int rc = 0;
 
-	if (kind == KERN_PLAN_GRAPH || max_batch < 1 || max_batch > (1u << 16))
+	if (base->kind == KERN_PLAN_GRAPH || max_batch < 1 || max_batch > (1u << 16))
 		return tg_err_set(err, -EINVAL, "tail: bad kind or max batch %u", max_batch);
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return tg_err_set(err, -ENOMEM, "out of memory");
 	for (unsigned b = 1; rc == 0; b *= 2) {
-		struct kern_plan_spec spec = { .kind = kind, .split = split,
-					       .batch = b < max_batch ? b : max_batch };
+		struct kern_plan_spec spec = *base;
 
+		spec.batch = b < max_batch ? b : max_batch;
 		t->size[t->n_buckets] = spec.batch;
 		rc = kern_plan_create(m, &spec, &t->plan[t->n_buckets], err);
 		if (rc == 0)

@@ -449,7 +449,9 @@ fx_bucketed(struct fx_manifest *mf, const struct kern_model *m, unsigned s,
 
 	snprintf(check, sizeof(check), "bucketed tail %u \"%s\" (%u samples, max batch %zu)", s,
 		 kern_model_split(m, s)->name, use, n);
-	if (kern_tail_create(m, KERN_PLAN_TAIL, s, (unsigned)n, &kt, &err) < 0) {
+	struct kern_plan_spec spec = { .kind = KERN_PLAN_TAIL, .split = s };
+
+	if (kern_tail_create(m, &spec, (unsigned)n, &kt, &err) < 0) {
 		snprintf(why, sizeof(why), "kern_tail_create: %s", err.msg);
 		goto out;
 	}

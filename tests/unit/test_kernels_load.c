@@ -537,7 +537,9 @@ test_tail_buckets_pick_the_smallest_plan_that_fits(void)
 	TH_CHECK_MSG(mb_load(&b, &m, &err) == 0, "%s", err.msg);
 	if (m == NULL)
 		return;
-	TH_CHECK_MSG(kern_tail_create(m, KERN_PLAN_TAIL, 2, 6, &t, &err) == 0, "%s", err.msg);
+	struct kern_plan_spec spec = { .kind = KERN_PLAN_TAIL, .split = 2 };
+
+	TH_CHECK_MSG(kern_tail_create(m, &spec, 6, &t, &err) == 0, "%s", err.msg);
 	if (t != NULL) {
 		TH_CHECK(kern_tail_max_batch(t) == 6);
 		TH_CHECK(kern_tail_plan(t, 0) == NULL && kern_tail_plan(t, 7) == NULL);
@@ -548,7 +550,8 @@ test_tail_buckets_pick_the_smallest_plan_that_fits(void)
 		kern_plan_input(kern_tail_plan(t, 1), 0, &in);
 		TH_CHECK(in.dims[0] == 1);
 	}
-	TH_CHECK(kern_tail_create(m, KERN_PLAN_TAIL, 9, 4, &t, &err) == -EINVAL);
+	spec.split = 9;
+	TH_CHECK(kern_tail_create(m, &spec, 4, &t, &err) == -EINVAL);
 	kern_tail_free(t);
 	kern_model_free(m);
 }
@@ -652,6 +655,57 @@ out:
 	kern_model_free(m);
 }
 
+/* Segments 0->1->3 then the tail from 3 compose to the whole model. */
+static void
+test_segments_compose_to_the_whole_model(void)
+{
+	struct mb b;
+	struct kern_model *m = NULL;
+	struct kern_plan *s1 = NULL, *s2 = NULL, *t3 = NULL, *whole = NULL;
+	struct kern_plan_spec sp1 = { .kind = KERN_PLAN_SEGMENT, .split = 0, .split_to = 1, .batch = 2 };
+	struct kern_plan_spec sp2 = { .kind = KERN_PLAN_SEGMENT, .split = 1, .split_to = 3, .batch = 2 };
+	struct kern_plan_spec st = { .kind = KERN_PLAN_TAIL, .split = 3, .batch = 2 };
+	struct kern_plan_spec sw = { .kind = KERN_PLAN_TAIL, .split = 0, .batch = 2 };
+	struct kern_plan_spec bad = { .kind = KERN_PLAN_SEGMENT, .split = 2, .split_to = 1, .batch = 2 };
+	struct tg_err err = { 0 };
+	struct tg_tensor a, o;
+	const char *name = NULL;
+
+	residual_model(&b, true);
+	if (mb_load(&b, &m, &err) < 0 || kern_plan_create(m, &sp1, &s1, &err) < 0 ||
+	    kern_plan_create(m, &sp2, &s2, &err) < 0 || kern_plan_create(m, &st, &t3, &err) < 0 ||
+	    kern_plan_create(m, &sw, &whole, &err) < 0) {
+		TH_CHECK_MSG(0, "%s", err.msg);
+		goto out;
+	}
+	TH_CHECK(kern_plan_create(m, &bad, &t3, NULL) == -EINVAL);
+	kern_plan_input(s1, 0, &a);
+	for (size_t i = 0; i < tg_tensor_numel(&a); i++)
+		((float *)a.data)[i] = sinf((float)i);
+	kern_plan_input(whole, 0, &o);
+	memcpy(o.data, a.data, tg_tensor_bytes(&a));
+	TH_CHECK(kern_plan_run(s1) == 0 && kern_plan_run(whole) == 0);
+	kern_plan_output(s1, 0, &o, &name);
+	TH_CHECK(name && strcmp(name, "bn1") == 0);
+	kern_plan_input(s2, 0, &a);
+	memcpy(a.data, o.data, tg_tensor_bytes(&o));
+	TH_CHECK(kern_plan_run(s2) == 0);
+	kern_plan_output(s2, 0, &o, &name);
+	TH_CHECK(name && strcmp(name, "a") == 0);
+	kern_plan_input(t3, 0, &a);
+	memcpy(a.data, o.data, tg_tensor_bytes(&o));
+	TH_CHECK(kern_plan_run(t3) == 0);
+	kern_plan_output(t3, 0, &o, NULL);
+	kern_plan_output(whole, 0, &a, NULL);
+	TH_CHECK(max_abs_diff(o.data, a.data, tg_tensor_numel(&o)) < 1e-5f);
+out:
+	kern_plan_free(s1);
+	kern_plan_free(s2);
+	kern_plan_free(t3);
+	kern_plan_free(whole);
+	kern_model_free(m);
+}
+
 int
 main(void)
 {
@@ -671,5 +725,6 @@ main(void)
 	TH_RUN(test_tail_buckets_pick_the_smallest_plan_that_fits);
 	TH_RUN(test_int8_tail_tracks_fp32);
 	TH_RUN(test_load_rows_dequantizes);
+	TH_RUN(test_segments_compose_to_the_whole_model);
 	TH_DONE();
 }
