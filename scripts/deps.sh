@@ -11,7 +11,7 @@ APT_PKGS=(
 	libdpdk-dev libdnnl-dev liblz4-dev liburing-dev libsodium-dev libmicrohttpd-dev zlib1g-dev
 	libonnx-dev libprotobuf-c-dev protobuf-c-compiler
 	libonnx-testdata dataset-fashion-mnist
-	python3-torch python3-numpy
+	python3-torch python3-numpy python3-protobuf protobuf-compiler
 	iproute2 ethtool gnuplot-nox
 )
 
