@@ -229,8 +229,10 @@ void kern_set_threads(unsigned n);
  * one input, the split tensor at batch samples (its dims fixed), the file's original nodes of
  * the tail (a BatchNormalization folded at load is written unfolded, as in the file), the
  * initializers they read, and the graph outputs in the tail. Shape arithmetic the tail reads
- * (Shape -> Gather -> Concat -> Reshape, ...) is written as constants evaluated at batch, so
- * nothing refers to the head. Opset and IR version are the file's.
+ * (Shape -> Gather -> Concat -> Reshape, ...) is kept as nodes where it reads only the tail's
+ * tensors, and written as constants evaluated at batch where it reads the head's, so nothing
+ * refers to the head. (The engine analyses a model at batch 1: a model with constants frozen
+ * at batch > 1 loads in other runtimes only.) Opset is the file's, IR version at least 4.
  * Thread: any (m is only read).
  * @param split  row of the split table (0: the whole model)
  * @param batch  samples, 1 .. 2^20
