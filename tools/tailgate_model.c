@@ -1,6 +1,6 @@
 /*
  * tailgate-model: the engine from the command line, for model cards, device developers and
- * operators. Subcommands info, run, eval and bench; tensors in and out as .npy.
+ * operators. Subcommands info, run, eval, bench and extract; tensors in and out as .npy.
  *   exit 0: done; 1: the engine or a file refused (tg_err message on stderr); 2: bad usage.
  */
 #include "kernels/kernels.h"
@@ -1325,6 +1325,82 @@ out:
 	return rc < 0 ? tm_fail(&err) : TM_EXIT_OK;
 }
 
+/* ---- extract ---- */
+
+static void
+tm_extract_help(FILE *f)
+{
+	fprintf(f,
+		"Usage: %s extract MODEL --split S --batch B --output FILE\n"
+		"Write the tail of MODEL from split S as an ONNX model of its own, for other\n"
+		"runtimes: its input is the split tensor at batch B (dims fixed), its nodes the\n"
+		"file's own (BatchNormalization unfolded, as in the file), its outputs the exits\n"
+		"in the tail; shape arithmetic is written as constants for batch B.\n"
+		"Options:\n"
+		"  -s, --split S     split point (name, 'input' or row index)\n"
+		"  -b, --batch B     samples (1..%u)\n"
+		"  -o, --output F    file to write\n"
+		"  -h, --help        this text\n",
+		tm_prog, 1u << 20);
+}
+
+static int
+tm_cmd_extract(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "split", required_argument, NULL, 's' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *split_arg = NULL, *output = NULL;
+	unsigned long batch = 0;
+	struct kern_model *m = NULL;
+	struct tg_err err = { 0 };
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int opt, rc, split;
+
+	while ((opt = getopt_long(argc, argv, ":s:b:o:h", lo, NULL)) != -1) {
+		switch (opt) {
+		case 's': split_arg = optarg; break;
+		case 'b':
+			if (tm_parse_uint(optarg, 1, 1u << 20, &batch) < 0)
+				return tm_usage_err("extract", "--batch: '%s' is not a number in 1..%u",
+						    optarg, 1u << 20);
+			break;
+		case 'o': output = optarg; break;
+		case 'h': tm_extract_help(stdout); return TM_EXIT_OK;
+		default: return tm_bad_opt("extract", argv, opt);
+		}
+	}
+	if (optind + 1 != argc)
+		return tm_usage_err("extract", optind == argc ? "missing MODEL" : "extra arguments");
+	if (split_arg == NULL)
+		return tm_usage_err("extract", "--split is required");
+	if (batch == 0)
+		return tm_usage_err("extract", "--batch is required");
+	if (output == NULL)
+		return tm_usage_err("extract", "--output is required");
+	if (tm_load(argv[optind], &m, &err) < 0)
+		return tm_fail(&err);
+	split = kern_model_find_split(m, split_arg, &err);
+	if (split < 0) {
+		kern_model_free(m);
+		return tm_usage_err("extract", "--split: %s", err.msg);
+	}
+	rc = kern_model_extract(m, (unsigned)split, (unsigned)batch, &buf, &len, &err);
+	if (rc == 0)
+		rc = tg_file_write(output, buf, len, &err);
+	if (rc == 0)
+		printf("wrote %s (%zu bytes): tail from split %d \"%s\" at batch %lu\n", output, len,
+		       split, kern_model_split(m, (unsigned)split)->name, batch);
+	free(buf);
+	kern_model_free(m);
+	return rc < 0 ? tm_fail(&err) : TM_EXIT_OK;
+}
+
 /* ---- main ---- */
 
 static void
@@ -1337,6 +1413,7 @@ tm_help(FILE *f)
 		"  run    run the tail (or --head) from a split on .npy samples, write .npy\n"
 		"  eval   top-1 accuracy of every exit on the Fashion-MNIST test set\n"
 		"  bench  images/s and latency per batch of the tail from a split\n"
+		"  extract  the tail from a split as an ONNX model of its own\n"
 		"Exit status: 0 done, 1 the engine or a file refused (message on stderr),\n"
 		"2 bad usage.\n",
 		tm_prog, tm_prog);
@@ -1353,6 +1430,7 @@ main(int argc, char **argv)
 		{ "run", tm_cmd_run },
 		{ "eval", tm_cmd_eval },
 		{ "bench", tm_cmd_bench },
+		{ "extract", tm_cmd_extract },
 	};
 
 	if (argc < 2)
