@@ -483,9 +483,10 @@ kp_only_reader(const struct kern_plan *p, int v)
 	return -1;
 }
 
+/* head_of[]: nodes already fused into an earlier head are not taken twice. */
 static void
 kp_chain_build(const struct kern_plan *p, const struct kern_node *head, bool allow_sum,
-	       struct kp_chain *c)
+	       const int *head_of, struct kp_chain *c)
 {
 	int cur = head->out[0];
 
@@ -497,7 +498,7 @@ kp_chain_build(const struct kern_plan *p, const struct kern_node *head, bool all
 		dnnl_alg_kind_t alg;
 		float a, b;
 
-		if (r < 0)
+		if (r < 0 || head_of[r] >= 0)
 			break;
 		n = &p->m->nodes[r];
 		if (kp_eltwise_params(p, n, &alg, &a, &b)) {
@@ -1498,7 +1499,7 @@ kp_build_all(struct kern_plan *p)
 		chains[i].sum_v = -1;
 		if (!p->active[i] || n->is_static || n->dead || head_of[i] >= 0 || !kp_fuses(n))
 			continue;
-		kp_chain_build(p, n, n->op == KOP_CONV, &chains[i]);
+		kp_chain_build(p, n, n->op == KOP_CONV, head_of, &chains[i]);
 		for (int k = 0; k < chains[i].n; k++)
 			head_of[chains[i].nodes[k] - m->nodes] = (int)i;
 	}
