@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 enum {
 	TM_EXIT_OK = 0,
@@ -702,7 +703,8 @@ tm_run_help(FILE *f)
 		"                      (a multi-exit model), each output the tail produces is\n"
 		"                      written to Y.<output name>.npy instead (characters other\n"
 		"                      than [A-Za-z0-9._-] in the name become '_')\n"
-		"  -d, --output-dir D  write each output to D/<output name>.npy\n"
+		"  -d, --output-dir D  write each output to D/<output name>.npy (D is created\n"
+		"                      if absent; its parent must exist)\n"
 		"  -b, --batch B       samples per engine run (default: all at once); the last\n"
 		"                      batch may be smaller\n"
 		"      --head          run the head instead: X.npy holds model inputs, and the\n"
@@ -821,6 +823,11 @@ tm_cmd_run(int argc, char **argv)
 		rc = tm_outs_take(&outs, p, head ? 1 : kern_plan_n_outputs(p), n, first, b, &err);
 		if (rc < 0)
 			goto out;
+	}
+	/* One level, like the .npy files in it: a typo'd parent is still an error. */
+	if (out_dir != NULL && mkdir(out_dir, 0777) < 0 && errno != EEXIST) {
+		rc = tg_err_set(&err, -errno, "--output-dir %s: %s", out_dir, strerror(errno));
+		goto out;
 	}
 	for (unsigned k = 0; k < outs.n; k++) {
 		rc = tm_out_path(path, sizeof(path), out_path, out_dir, outs.name[k],
