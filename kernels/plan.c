@@ -56,6 +56,8 @@ struct kern_plan {
 	float *vscale;			/* [n_values] real = vscale * q in v's int8 memories; 0: f32 only */
 	dnnl_data_type_t *vdt;		/* [n_values] v's int8 type (u8 when never negative) */
 	bool expose_all;		/* calibration: every tensor is an output */
+	int *epos;			/* [n_nodes] where each node's primitive runs (fused: its
+					 * chain's last member), to tell when a buffer is free */
 	struct tg_err *err;		/* during build only */
 };
 
@@ -677,6 +679,53 @@ kp_conv_quant(struct kern_plan *p, int x, const struct kp_chain *c, dnnl_data_ty
 	return true;
 }
 
+/*
+ * A fused residual Add can accumulate straight into the residual's buffer when nothing reads
+ * that buffer afterwards: its other readers run before the fused primitive, none of them is a
+ * view aliasing it, it is no plan input or output, and its layout is the one dst wants.
+ */
+static bool
+kp_sum_in_place(const struct kern_plan *p, const struct kern_node *head, const struct kp_chain *c,
+		const dnnl_memory_desc_t *dst_md)
+{
+	const struct kern_model *m = p->m;
+	int r = c->sum_v, at = p->epos[head - m->nodes];
+	const struct kern_node *add = NULL;
+	dnnl_memory_desc_t rmd;
+
+	if (r < 0 || p->vmem[r] == NULL || p->is_pout[r] || m->values[r].is_input ||
+	    m->values[r].is_static)
+		return false;
+	for (unsigned i = 0; i < p->n_in; i++)
+		if (p->in_v[i] == r)
+			return false;
+	rmd = *kp_md(p->vmem[r]);
+	if (kp_is_int8(&rmd) != kp_is_int8(dst_md))
+		return false;
+	rmd.data_type = dst_md->data_type;
+	if (!dnnl_memory_desc_equal(&rmd, dst_md))
+		return false;
+	for (int k = 0; k < c->n; k++)
+		if (c->nodes[k]->op == KOP_ADD)
+			add = c->nodes[k];
+	for (unsigned i = 0; i < m->n_nodes; i++) {
+		const struct kern_node *n = &m->nodes[i];
+		bool reads = false;
+
+		if (!p->active[i] || n->is_static || n->dead || n == add)
+			continue;
+		for (int k = 0; k < n->n_in; k++)
+			reads |= n->in[k] == r;
+		if (!reads)
+			continue;
+		if (p->epos[i] >= at || n->op == KOP_FLATTEN || n->op == KOP_RESHAPE ||
+		    n->op == KOP_SQUEEZE || n->op == KOP_UNSQUEEZE || n->op == KOP_IDENTITY ||
+		    n->op == KOP_DROPOUT)
+			return false;
+	}
+	return true;
+}
+
 static int
 kp_build_conv(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
 {
@@ -782,9 +831,19 @@ kp_build_conv(struct kern_plan *p, const struct kern_node *n, const struct kp_ch
 			      &wm, n);
 	if (rc == 0 && b >= 0 && !i8)
 		rc = kp_const(p, b, &b_plain, NULL, &bm, n);
-	if (rc == 0)
+	if (rc == 0 && kp_sum_in_place(p, n, c,
+				       dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0))) {
+		/* Same bytes, read as the residual's type by the sum post-op, written as y's. */
+		rc = kp_mem_new(p, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0),
+				kp_handle(p->vmem[c->sum_v]), &dst, n);
+		if (rc == 0)
+			p->vmem[y] = dst;
+	} else if (rc == 0) {
 		rc = kp_dst(p, pd, y, &dst, n);
-	if (rc == 0 && c->sum_v >= 0) {
+	} else {
+		goto out;
+	}
+	if (rc == 0 && c->sum_v >= 0 && kp_handle(dst) != kp_handle(p->vmem[c->sum_v])) {
 		/* The sum post-op adds what dst holds: put the other operand there first, in the
 		 * type the post-op reads it as (f32 dst: real units; int8: its own scale). */
 		dnnl_memory_desc_t rmd = *kp_md(dst);
@@ -1503,6 +1562,11 @@ kp_build_all(struct kern_plan *p)
 		for (int k = 0; k < chains[i].n; k++)
 			head_of[chains[i].nodes[k] - m->nodes] = (int)i;
 	}
+	for (unsigned i = 0; i < m->n_nodes; i++) {
+		int h = head_of[i] >= 0 ? head_of[i] : (int)i;
+
+		p->epos[i] = chains[h].n ? (int)(chains[h].nodes[chains[h].n - 1] - m->nodes) : h;
+	}
 	for (unsigned i = 0; i < m->n_nodes && rc == 0; i++) {
 		const struct kern_node *n = &m->nodes[i];
 
@@ -1660,12 +1724,14 @@ kp_create(const struct kern_model *m, const struct kern_plan_spec *spec, bool ex
 	p->ncons = calloc(m->n_values, sizeof(unsigned));
 	p->is_pout = calloc(m->n_values, 1);
 	p->vmem = calloc(m->n_values, sizeof(dnnl_memory_t));
+	p->epos = calloc(m->n_nodes, sizeof(int));
 	p->vscale = calloc(m->n_values, sizeof(float));
 	p->vdt = calloc(m->n_values, sizeof(dnnl_data_type_t));
 	p->int8 = spec->precision == KERN_PREC_INT8;
 	p->calib = spec->calib;
 	in = calloc(m->n_inputs, sizeof(*in));
-	if (!p->active || !p->ncons || !p->is_pout || !p->vmem || !p->vscale || !p->vdt || !in ||
+	if (!p->active || !p->ncons || !p->is_pout || !p->vmem || !p->vscale || !p->vdt ||
+	    !p->epos || !in ||
 	    kern_shapes_alloc(m, &p->sh) < 0) {
 		rc = tg_err_set(err, -ENOMEM, "out of memory");
 		goto fail;
@@ -1753,6 +1819,7 @@ kern_plan_free(struct kern_plan *p)
 	free(p->ncons);
 	free(p->is_pout);
 	free(p->vmem);
+	free(p->epos);
 	free(p->vscale);
 	free(p->vdt);
 	free(p->out_v);
