@@ -25,7 +25,7 @@ LDFLAGS_ALL := $(LDFLAGS_BASE) $(SANFLAGS) $(LDFLAGS)
 LDLIBS_ALL := -ldnnl -lgomp -lprotobuf-c -llz4 -luring -lz -lm $(LDLIBS)
 
 # Modules in link order (a module may use those after it). One folder, one library.
-MODULE_ORDER := kernels proto util
+MODULE_ORDER := kernels dataplane proto util
 MODULES := $(foreach m,$(MODULE_ORDER),$(if $(wildcard $(m)/*.c),$(m)))
 LIBS := $(foreach m,$(MODULES),$(BUILD)/lib/libtg_$(m).a)
 
@@ -33,6 +33,14 @@ ONNX_PROTO := /usr/include/onnx/onnx.proto
 GEN_ONNX := $(BUILD)/gen/onnx/onnx.pb-c.c
 
 objs_of = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard $(1)/*.c))
+
+# DPDK's flags reach only the dataplane's objects and the programs that link it (deferred:
+# pkg-config may only exist once deps ran). Unit tests build ports on rings: net_ring.
+DPDK_CFLAGS = $(shell pkg-config --cflags libdpdk)
+DPDK_LIBS = $(shell pkg-config --libs libdpdk) -lrte_net_ring
+DP_PROGS := $(BUILD)/tests/test_dataplane_% $(BUILD)/tests/dp_%
+$(call objs_of,dataplane) $(DP_PROGS): private CFLAGS_ALL += $(DPDK_CFLAGS)
+$(DP_PROGS): private LDLIBS_ALL += $(DPDK_LIBS)
 
 TOOLS := $(if $(wildcard tools/tailgate_model.c),$(BUILD)/tailgate-model)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -100,7 +108,8 @@ fuzz: $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_TARGETS))
 $(BUILD)/fuzz/%: fuzz/fuzz_%.c $(GEN_ONNX) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@) $(BUILD)/fuzz/gen
 	cp -r $(BUILD)/gen/onnx $(BUILD)/fuzz/gen/
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(foreach m,$(MODULES),$(wildcard $(m)/*.c)) \
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
+		$(foreach m,$(filter-out dataplane,$(MODULES)),$(wildcard $(m)/*.c)) \
 		$(if $(filter kernels,$(MODULES)),$(GEN_ONNX)) $(LDLIBS_ALL)
 
 test: all

@@ -1,0 +1,168 @@
+/*
+ * dataplane: DPDK ports and queues, L2-L4 (ARP and ICMP echo answered for the gateway's own
+ * IPv4 address, IPv4/UDP checked), chunk reassembly into request slots, and the TX path.
+ * Prefix dp_. The only dataplane header other modules include.
+ *
+ * Threads. One RX lcore per port queue; it alone touches its queue, its TX queue, its flows
+ * and its request slots (no locks between lcores; RSS keeps a client on one queue). Completed
+ * requests leave through one multi-producer/multi-consumer ring (dp_req_dequeue_burst());
+ * answers come back through the owner lcore's response ring (dp_req_respond()), and the owner
+ * encodes and sends them, then frees the slot.
+ *
+ * Polling. An RX lcore spins while bursts bring packets and backs off (rte_pause(), then
+ * nanosleep() doubling up to a cap) when they stop: on a 2-core host a spinning lcore would
+ * take half of the engine's compute.
+ */
+#ifndef TG_DATAPLANE_H
+#define TG_DATAPLANE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+/*
+ * Every reason the dataplane drops a frame, a chunk or a message: one line gives the enum
+ * (DP_DROP_<sym>), the metric label (the lower-case sym, dp_drop_name()) and the help text
+ * (dp_drop_help()). Exported as tailgate_dp_drops_total{reason="..."}. A limit that refuses
+ * work is a reason too; where a reply is possible it is sent, and the help says which.
+ */
+#define DP_FOREACH_DROP(_)							\
+	_(RUNT,            "frame shorter than an Ethernet header")		\
+	_(MULTISEG,        "frame in more than one mbuf segment")		\
+	_(ETH_DST,         "destination MAC neither ours nor broadcast")	\
+	_(ETHERTYPE,       "neither IPv4 nor ARP (VLAN, IPv6, ...)")		\
+	_(ARP_BAD,         "malformed ARP (not Ethernet/IPv4, short)")		\
+	_(ARP_IGNORED,     "ARP not a request for our address")		\
+	_(IP_RUNT,         "frame shorter than Ethernet + IPv4 header")		\
+	_(IP_VERSION,      "IP version not 4")					\
+	_(IP_IHL,          "IPv4 header length below 20 or beyond the frame")	\
+	_(IP_LEN,          "IPv4 total length below its header or beyond the frame") \
+	_(IP_CSUM,         "IPv4 header checksum wrong")			\
+	_(IP_FRAG,         "IPv4 fragment (the protocol never fragments)")	\
+	_(IP_DST,          "IPv4 destination not our address")			\
+	_(IP_SRC,          "IPv4 source we must not answer (0, broadcast, multicast, loopback, ours)") \
+	_(IP_PROTO,        "IPv4 protocol neither UDP nor ICMP")		\
+	_(ICMP_BAD,        "ICMP shorter than its header or checksum wrong")	\
+	_(ICMP_TYPE,       "ICMP other than echo request")			\
+	_(UDP_RUNT,        "IPv4 payload shorter than a UDP header")		\
+	_(UDP_LEN,         "UDP length differs from the IPv4 payload length")	\
+	_(UDP_PORT,        "UDP destination port not ours")			\
+	_(UDP_CSUM_ZERO,   "UDP checksum 0 (none) refused by policy")		\
+	_(UDP_CSUM,        "UDP checksum wrong")				\
+	_(NO_MBUF,         "reply not sent: mbuf pool empty")			\
+	_(TX_FULL,         "reply not sent: TX queue full, mbuf freed")
+
+enum dp_drop {
+#define _(sym, help) DP_DROP_##sym,
+	DP_FOREACH_DROP(_)
+#undef _
+	DP_DROP__COUNT
+};
+
+/** Counters of one RX lcore, or their sum (dp_stats_get()). Plain increments by the owner. */
+struct dp_stats {
+	uint64_t rx_pkts;		/* frames received from the port */
+	uint64_t rx_bytes;		/* their bytes (Ethernet header on, no FCS) */
+	uint64_t tx_pkts;		/* frames the port took */
+	uint64_t tx_bytes;		/* their bytes */
+	uint64_t arp_replies;		/* ARP requests for our address answered */
+	uint64_t icmp_replies;		/* ICMP echo requests answered */
+	uint64_t udp_rx;		/* datagrams to our port that passed IPv4/UDP checks */
+	uint64_t idle_sleeps;		/* nanosleep() calls of the idle back-off */
+	uint64_t drop[DP_DROP__COUNT];	/* per reason, enum dp_drop */
+};
+
+/** Metric label of a drop reason ("ip_csum"); "?" when out of range. */
+const char *dp_drop_name(enum dp_drop d);
+/** One-line description of a drop reason; "?" when out of range. */
+const char *dp_drop_help(enum dp_drop d);
+
+/** Limits on what a client may make the gateway hold; all enforced and counted. */
+struct dp_limits {
+	uint32_t max_msg_bytes;		/* largest raw (decompressed) tensor: sizes each slot */
+	uint16_t max_chunks;		/* chunks per message */
+	uint32_t max_inflight_client;	/* open messages per client */
+	uint32_t max_inflight_total;	/* open messages, all clients: sizes the slot pool */
+};
+
+/** Dataplane configuration; dp_config_default() fills every field with its default. */
+struct dp_config {
+	const char *port;		/* ethdev name ("net_af_xdp0"); NULL: the first port */
+	uint32_t ipv4;			/* the gateway's own address, host order (required) */
+	uint16_t udp_port;		/* the protocol's UDP port, host order (default 7700) */
+	uint16_t n_queues;		/* RX/TX queue pairs, one RX lcore each; 0: as many as
+					 * the port and the worker lcores allow, at least 1 */
+	uint16_t rx_desc;		/* RX ring size per queue (1024) */
+	uint16_t tx_desc;		/* TX ring size per queue (1024) */
+	struct dp_limits limits;	/* (1 MiB, 1024 chunks, 16 per client, 256 in total) */
+	uint32_t gap_timeout_us;	/* no chunk of an open message for this long: NACK (2000) */
+	uint32_t msg_timeout_us;	/* a message open this long is freed and counted (1 s) */
+	uint32_t tx_drain_us;		/* buffered TX frames leave at least this often (100) */
+	uint32_t idle_spin_us;		/* keep spinning this long after the last work (50) */
+	uint32_t idle_sleep_min_us;	/* first back-off sleep (10) */
+	uint32_t idle_sleep_max_us;	/* back-off sleeps double up to this (100) */
+	bool udp_csum_zero_ok;		/* accept UDP checksum 0 ("none", legal in IPv4): false,
+					 * since a chunk is CRC-less and LZ4 does not check data */
+};
+
+/** Fill cfg with the defaults above (ipv4 0: the caller must set it). */
+void dp_config_default(struct dp_config *cfg);
+
+/**
+ * Initialise DPDK's EAL from command-line style arguments (argv[0] is the program name).
+ * Call once per process, before dp_create().
+ * @return the number of arguments EAL consumed (>= 1), or -errno with err set.
+ */
+int dp_eal_init(int argc, char **argv, struct tg_err *err);
+
+/** Release the EAL (after every dp_destroy()). */
+void dp_eal_cleanup(void);
+
+struct dp;	/* one port, its queues, pools, rings and per-lcore state */
+
+/**
+ * Set up the configured port for serving: queues (RSS across them when there is more than
+ * one), the mbuf pool and request slots sized from cfg's limits, rings; then start the port.
+ * Thread: the main lcore, after dp_eal_init(). cfg is copied (cfg->port only read here).
+ * @param out  set to the new dataplane, owned by the caller: dp_destroy() it
+ * @return 0 or -errno with err set (-ENODEV no such port, -EINVAL bad config, -ENOMEM ...)
+ */
+int dp_create(struct dp **out, const struct dp_config *cfg, struct tg_err *err);
+
+/**
+ * Stop the RX lcores if running, stop and close the port, free everything. dp may be NULL.
+ * Requests still held by a consumer become invalid: return them first.
+ */
+void dp_destroy(struct dp *dp);
+
+/** Number of RX/TX queue pairs, i.e. RX lcores (queue q runs on the q-th worker lcore). */
+unsigned dp_n_queues(const struct dp *dp);
+
+/**
+ * Launch one RX loop per queue on the worker lcores (queue q on the q-th worker).
+ * @return 0, -EBUSY already running, -ENODEV fewer worker lcores than queues (err set)
+ */
+int dp_start(struct dp *dp, struct tg_err *err);
+
+/** Ask the RX loops to stop and wait for them; buffered TX frames are sent. */
+void dp_stop(struct dp *dp);
+
+/**
+ * One iteration of queue q's RX loop, run by the caller instead of dp_start(): a burst of RX,
+ * responses posted by workers, timers, TX drain. For single-threaded drivers and tests.
+ * Thread: one thread per q at a time, and never while dp_start() runs.
+ * @return the frames and responses handled (0: idle)
+ */
+unsigned dp_poll(struct dp *dp, unsigned q);
+
+/** Flush queue q's buffered TX frames now (same thread rules as dp_poll()). */
+void dp_flush(struct dp *dp, unsigned q);
+
+/** Sum of every RX lcore's counters (read while they run: each value is a recent one). */
+void dp_stats_get(const struct dp *dp, struct dp_stats *sum);
+
+/** The port's MAC address (6 bytes into mac). */
+void dp_mac_get(const struct dp *dp, uint8_t mac[6]);
+
+#endif

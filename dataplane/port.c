@@ -1,0 +1,403 @@
+/*
+ * Init path: EAL, the port and its queues, the mbuf pool, per-lcore state, the RX loops'
+ * launch and stop. May allocate and fail with words; never runs on an RX lcore's hot path.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+
+#include "dataplane/dp_int.h"
+
+static const char *const dp_drop_names[DP_DROP__COUNT] = {
+#define _(sym, help) #sym,
+	DP_FOREACH_DROP(_)
+#undef _
+};
+
+static const char *const dp_drop_helps[DP_DROP__COUNT] = {
+#define _(sym, help) help,
+	DP_FOREACH_DROP(_)
+#undef _
+};
+
+const char *
+dp_drop_name(enum dp_drop d)
+{
+	/* Labels are the lower-case symbols, built once: "IP_CSUM" -> "ip_csum". */
+	static char lower[DP_DROP__COUNT][24];
+
+	if ((unsigned)d >= DP_DROP__COUNT)
+		return "?";
+	if (lower[d][0] == '\0') {
+		const char *s = dp_drop_names[d];
+		size_t i;
+
+		for (i = 0; s[i] != '\0' && i + 1 < sizeof(lower[d]); i++)
+			lower[d][i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]);
+		lower[d][i] = '\0';
+	}
+	return lower[d];
+}
+
+const char *
+dp_drop_help(enum dp_drop d)
+{
+	return (unsigned)d < DP_DROP__COUNT ? dp_drop_helps[d] : "?";
+}
+
+void
+dp_config_default(struct dp_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->udp_port = 7700;
+	cfg->rx_desc = 1024;
+	cfg->tx_desc = 1024;
+	cfg->limits.max_msg_bytes = 1u << 20;
+	cfg->limits.max_chunks = 1024;
+	cfg->limits.max_inflight_client = 16;
+	cfg->limits.max_inflight_total = 256;
+	cfg->gap_timeout_us = 2000;
+	cfg->msg_timeout_us = 1000000;
+	cfg->tx_drain_us = 100;
+	cfg->idle_spin_us = 50;
+	cfg->idle_sleep_min_us = 10;
+	cfg->idle_sleep_max_us = 100;
+}
+
+int
+dp_eal_init(int argc, char **argv, struct tg_err *err)
+{
+	int n = rte_eal_init(argc, argv);
+
+	if (n < 0)
+		return tg_err_set(err, -(rte_errno ? rte_errno : EINVAL), "EAL init: %s",
+				  rte_strerror(rte_errno));
+	return n;
+}
+
+void
+dp_eal_cleanup(void)
+{
+	rte_eal_cleanup();
+}
+
+static int
+dp_config_check(const struct dp_config *cfg, struct tg_err *err)
+{
+	const struct dp_limits *l = &cfg->limits;
+
+	if (cfg->ipv4 == 0)
+		return tg_err_set(err, -EINVAL, "dataplane: no IPv4 address configured");
+	if (cfg->udp_port == 0)
+		return tg_err_set(err, -EINVAL, "dataplane: UDP port 0");
+	if (l->max_msg_bytes == 0 || l->max_chunks == 0 || l->max_inflight_client == 0 ||
+	    l->max_inflight_total == 0)
+		return tg_err_set(err, -EINVAL, "dataplane: limits must be positive");
+	if (cfg->rx_desc == 0 || cfg->tx_desc == 0)
+		return tg_err_set(err, -EINVAL, "dataplane: descriptor counts must be positive");
+	if (cfg->idle_sleep_min_us == 0 || cfg->idle_sleep_min_us > cfg->idle_sleep_max_us ||
+	    cfg->idle_sleep_max_us > 1000000)
+		return tg_err_set(err, -EINVAL,
+				  "dataplane: idle sleeps must satisfy 0 < min <= max <= 1 s");
+	if (cfg->tx_drain_us == 0 || cfg->gap_timeout_us == 0 ||
+	    cfg->msg_timeout_us < cfg->gap_timeout_us)
+		return tg_err_set(err, -EINVAL, "dataplane: timeouts must satisfy 0 < gap <= msg");
+	return 0;
+}
+
+static int
+dp_port_find(const struct dp_config *cfg, uint16_t *port_id, struct tg_err *err)
+{
+	if (cfg->port != NULL) {
+		if (rte_eth_dev_get_port_by_name(cfg->port, port_id) != 0)
+			return tg_err_set(err, -ENODEV, "dataplane: no port %s (EAL --vdev?)",
+					  cfg->port);
+		return 0;
+	}
+	RTE_ETH_FOREACH_DEV(*port_id)
+		return 0;
+	return tg_err_set(err, -ENODEV, "dataplane: no port (EAL --vdev or a bound NIC)");
+}
+
+/* Queues, RSS and offloads for the port; not started. */
+static int
+dp_port_configure(struct dp *dp, const struct rte_eth_dev_info *di, uint16_t *rx_desc,
+		  uint16_t *tx_desc, struct tg_err *err)
+{
+	const char *name = di->device != NULL ? rte_dev_name(di->device) : "?";
+	struct rte_eth_conf conf;
+	uint64_t csum = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+	int rc;
+
+	memset(&conf, 0, sizeof(conf));
+	if (dp->n_queues > 1) {
+		/* Hash on addresses and ports: a client stays on one queue, one lcore. */
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf.rx_adv_conf.rss_conf.rss_hf =
+			(RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & di->flow_type_rss_offloads;
+		if (conf.rx_adv_conf.rss_conf.rss_hf == 0)
+			return tg_err_set(err, -ENOTSUP,
+					  "port %s: %u queues but no RSS over IPv4/UDP; use 1 queue",
+					  name, dp->n_queues);
+	}
+	conf.rxmode.offloads = di->rx_offload_capa & csum;
+	rc = rte_eth_dev_configure(dp->port_id, dp->n_queues, dp->n_queues, &conf);
+	if (rc < 0)
+		return tg_err_set(err, rc, "port %s: configure %u queues: %s", name, dp->n_queues,
+				  rte_strerror(-rc));
+	rc = rte_eth_dev_adjust_nb_rx_tx_desc(dp->port_id, rx_desc, tx_desc);
+	if (rc < 0)
+		return tg_err_set(err, rc, "port %s: descriptors: %s", name, rte_strerror(-rc));
+	return 0;
+}
+
+static int
+dp_queues_setup(struct dp *dp, uint16_t rx_desc, uint16_t tx_desc, struct tg_err *err)
+{
+	int socket = rte_eth_dev_socket_id(dp->port_id);
+	uint16_t q;
+	int rc;
+
+	for (q = 0; q < dp->n_queues; q++) {
+		rc = rte_eth_rx_queue_setup(dp->port_id, q, rx_desc, socket, NULL, dp->pool);
+		if (rc < 0)
+			return tg_err_set(err, rc, "port %u: RX queue %u: %s", dp->port_id, q,
+					  rte_strerror(-rc));
+		rc = rte_eth_tx_queue_setup(dp->port_id, q, tx_desc, socket, NULL);
+		if (rc < 0)
+			return tg_err_set(err, rc, "port %u: TX queue %u: %s", dp->port_id, q,
+					  rte_strerror(-rc));
+	}
+	return 0;
+}
+
+static void
+dp_lcores_free(struct dp *dp)
+{
+	if (dp->lc == NULL)
+		return;
+	for (unsigned q = 0; q < dp->n_queues; q++)
+		rte_free(dp->lc[q]);
+	free(dp->lc);
+	dp->lc = NULL;
+}
+
+static int
+dp_lcores_create(struct dp *dp, struct tg_err *err)
+{
+	int socket = rte_eth_dev_socket_id(dp->port_id);
+	struct rte_ether_addr mac;
+	uint16_t mtu = RTE_ETHER_MTU;
+	uint32_t room, max_payload;
+	uint64_t hz = rte_get_tsc_hz();
+	int rc;
+
+	rc = rte_eth_macaddr_get(dp->port_id, &mac);
+	if (rc < 0)
+		return tg_err_set(err, rc, "port %u: MAC address: %s", dp->port_id,
+				  rte_strerror(-rc));
+	if (rte_eth_dev_get_mtu(dp->port_id, &mtu) != 0)
+		mtu = RTE_ETHER_MTU;
+	room = rte_pktmbuf_data_room_size(dp->pool) - RTE_PKTMBUF_HEADROOM;
+	max_payload = RTE_MIN((uint32_t)mtu - 28u, room - DP_HDR_LEN);
+	if (mtu < 576)
+		return tg_err_set(err, -EINVAL, "port %u: MTU %u below IPv4's 576", dp->port_id,
+				  mtu);
+
+	dp->lc = calloc(dp->n_queues, sizeof(*dp->lc));
+	if (dp->lc == NULL)
+		return tg_err_set(err, -ENOMEM, "dataplane: out of memory");
+	for (uint16_t q = 0; q < dp->n_queues; q++) {
+		struct dp_lcore *lc;
+
+		lc = rte_zmalloc_socket("dp_lcore", sizeof(*lc), RTE_CACHE_LINE_SIZE, socket);
+		if (lc == NULL) {
+			dp_lcores_free(dp);
+			return tg_err_set(err, -ENOMEM, "dataplane: lcore %u: out of memory", q);
+		}
+		dp->lc[q] = lc;
+		lc->dp = dp;
+		lc->pool = dp->pool;
+		lc->port_id = dp->port_id;
+		lc->queue_id = q;
+		lc->mac = mac;
+		lc->ip = rte_cpu_to_be_32(dp->cfg.ipv4);
+		lc->udp_port = rte_cpu_to_be_16(dp->cfg.udp_port);
+		lc->csum_zero_ok = dp->cfg.udp_csum_zero_ok;
+		lc->max_payload = (uint16_t)max_payload;
+		lc->tx_drain_tsc = hz * dp->cfg.tx_drain_us / 1000000;
+		lc->spin_tsc = hz * dp->cfg.idle_spin_us / 1000000;
+	}
+	return 0;
+}
+
+int
+dp_create(struct dp **out, const struct dp_config *cfg, struct tg_err *err)
+{
+	static unsigned dp_seq;	/* distinct pool names when a process makes several */
+	struct rte_eth_dev_info di;
+	uint16_t rx_desc, tx_desc;
+	unsigned n_workers, n_mbufs;
+	char name[RTE_MEMPOOL_NAMESIZE];
+	struct dp *dp;
+	int rc;
+
+	rc = dp_config_check(cfg, err);
+	if (rc < 0)
+		return rc;
+	dp = calloc(1, sizeof(*dp));
+	if (dp == NULL)
+		return tg_err_set(err, -ENOMEM, "dataplane: out of memory");
+	dp->cfg = *cfg;
+	dp->cfg.port = NULL;
+	rc = dp_port_find(cfg, &dp->port_id, err);
+	if (rc < 0)
+		goto out_free_dp;
+	rc = rte_eth_dev_info_get(dp->port_id, &di);
+	if (rc < 0) {
+		tg_err_set(err, rc, "port %u: info: %s", dp->port_id, rte_strerror(-rc));
+		goto out_free_dp;
+	}
+	n_workers = rte_lcore_count() - 1;
+	dp->n_queues = cfg->n_queues;
+	if (dp->n_queues == 0) {
+		unsigned offered = RTE_MIN(di.max_rx_queues, di.max_tx_queues);
+
+		dp->n_queues = (uint16_t)RTE_MAX(1u, RTE_MIN(n_workers, offered));
+	}
+	if (dp->n_queues > di.max_rx_queues || dp->n_queues > di.max_tx_queues) {
+		rc = tg_err_set(err, -EINVAL, "port %s: %u queues asked, it offers %u RX %u TX",
+				rte_dev_name(di.device), dp->n_queues, di.max_rx_queues,
+				di.max_tx_queues);
+		goto out_free_dp;
+	}
+	rx_desc = cfg->rx_desc;
+	tx_desc = cfg->tx_desc;
+	rc = dp_port_configure(dp, &di, &rx_desc, &tx_desc, err);
+	if (rc < 0)
+		goto out_close_port;
+
+	/* Every descriptor may hold an mbuf, plus what an lcore holds in hand and in its
+	 * mempool cache; requests hold none (chunks are copied out on arrival). */
+	n_mbufs = dp->n_queues * (rx_desc + tx_desc + DP_TX_BUF + 2 * DP_BURST) +
+		  (dp->n_queues + 1) * 256u + 512u;
+	n_mbufs = rte_align32pow2(n_mbufs) - 1;
+	snprintf(name, sizeof(name), "dp_mbuf_%u", dp_seq++);
+	dp->pool = rte_pktmbuf_pool_create(name, n_mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+					   rte_eth_dev_socket_id(dp->port_id));
+	if (dp->pool == NULL) {
+		rc = tg_err_set(err, -rte_errno, "dataplane: pool of %u mbufs: %s (EAL -m?)",
+				n_mbufs, rte_strerror(rte_errno));
+		goto out_close_port;
+	}
+	rc = dp_queues_setup(dp, rx_desc, tx_desc, err);
+	if (rc < 0)
+		goto out_close_port;
+	rc = dp_lcores_create(dp, err);
+	if (rc < 0)
+		goto out_close_port;
+	rc = rte_eth_dev_start(dp->port_id);
+	if (rc < 0) {
+		tg_err_set(err, rc, "port %u: start: %s", dp->port_id, rte_strerror(-rc));
+		goto out_free_lcores;
+	}
+	dp->port_started = true;
+	*out = dp;
+	return 0;
+
+out_free_lcores:
+	dp_lcores_free(dp);
+out_close_port:
+	/* Closing releases the mbufs the queues hold: before their pool goes (NULL: none). */
+	rte_eth_dev_close(dp->port_id);
+	rte_mempool_free(dp->pool);
+out_free_dp:
+	free(dp);
+	return rc;
+}
+
+void
+dp_destroy(struct dp *dp)
+{
+	if (dp == NULL)
+		return;
+	dp_stop(dp);
+	if (dp->port_started)
+		rte_eth_dev_stop(dp->port_id);
+	rte_eth_dev_close(dp->port_id);
+	dp_lcores_free(dp);
+	rte_mempool_free(dp->pool);
+	free(dp);
+}
+
+unsigned
+dp_n_queues(const struct dp *dp)
+{
+	return dp->n_queues;
+}
+
+int
+dp_start(struct dp *dp, struct tg_err *err)
+{
+	unsigned q = 0, lcore;
+	int rc;
+
+	if (dp->running)
+		return tg_err_set(err, -EBUSY, "dataplane: already running");
+	if (rte_lcore_count() - 1 < dp->n_queues)
+		return tg_err_set(err, -ENODEV, "dataplane: %u queues need %u worker lcores, have %u",
+				  dp->n_queues, dp->n_queues, rte_lcore_count() - 1);
+	__atomic_store_n(&dp->stop, 0, __ATOMIC_RELEASE);
+	RTE_LCORE_FOREACH_WORKER(lcore) {
+		if (q == dp->n_queues)
+			break;
+		rc = rte_eal_remote_launch(dp_lcore_main, dp->lc[q], lcore);
+		if (rc < 0) {
+			__atomic_store_n(&dp->stop, 1, __ATOMIC_RELEASE);
+			rte_eal_mp_wait_lcore();
+			return tg_err_set(err, rc, "dataplane: launch on lcore %u: %s", lcore,
+					  rte_strerror(-rc));
+		}
+		q++;
+	}
+	dp->running = true;
+	return 0;
+}
+
+void
+dp_stop(struct dp *dp)
+{
+	if (!dp->running)
+		return;
+	__atomic_store_n(&dp->stop, 1, __ATOMIC_RELEASE);
+	rte_eal_mp_wait_lcore();
+	dp->running = false;
+}
+
+void
+dp_stats_get(const struct dp *dp, struct dp_stats *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	for (unsigned q = 0; q < dp->n_queues; q++) {
+		const uint64_t *src = (const uint64_t *)&dp->lc[q]->stats;
+		uint64_t *dst = (uint64_t *)sum;
+
+		/* Each counter only grows; a relaxed load of each is a value it had. */
+		for (size_t i = 0; i < sizeof(*sum) / sizeof(uint64_t); i++)
+			dst[i] += __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	}
+}
+
+void
+dp_mac_get(const struct dp *dp, uint8_t mac[6])
+{
+	memcpy(mac, dp->lc[0]->mac.addr_bytes, RTE_ETHER_ADDR_LEN);
+}
