@@ -7,9 +7,9 @@
  *                tensor (and device-side exits) vs the references;
  *   tail S       the tail fed with PyTorch's tensor at S, every output it makes vs the refs;
  *   compose S    for EVERY split: head then tail, all exits vs the references;
- *   batch1 ...   the whole model and each referenced split's composition sample by sample
- *                (batch-1 plans), and a bucketed kern_tail run of N-1 samples, so plans of
- *                different batch sizes agree.
+ *   batch1 ...   the whole model, and the composition at the first, middle and last
+ *                referenced splits, sample by sample (batch-1 plans); and a bucketed
+ *                kern_tail run of N-1 samples: plans of different batch sizes must agree.
  * Each check counts once in "N passed, N failed, N skipped".
  * Manifest lines (space separated; '#' starts a comment):
  *   model model.onnx | input <name> <file>.npy | output <name> <file>.npy |
@@ -89,8 +89,10 @@ fx_load_npy(const char *dir, const char *file, struct tg_tensor *out, struct tg_
 
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
 	rc = tg_npy_load(path, FX_MAX_NPY, &t, err);
-	if (rc < 0)
-		return tg_err_prefix(err, "%s: ", path);
+	if (rc < 0) {
+		tg_err_prefix(err, "%s: ", path);
+		return rc;
+	}
 	if (t.dtype == TG_DT_F32) {
 		*out = t;
 		return 0;
@@ -307,34 +309,67 @@ fx_take(struct fx_outs *o, const struct kern_plan *p, size_t n, size_t first, un
 }
 
 /*
- * Run kind at split over every sample of x in batches of b (one more plan for the remainder),
- * or, with bucketed, through a kern_tail of max_batch b for the first n_use samples.
+ * The plans of one (kind, split), kept across checks: the head and tail checks, the
+ * composition and the tail fed with the reference all reuse the same two plans (the full
+ * batch and the remainder), which halves the plans built (ASan makes each one slow).
  */
+struct fx_stage {
+	const struct kern_model *m;
+	enum kern_plan_kind kind;
+	unsigned split;
+	struct kern_plan *plan[2];
+	unsigned batch[2];
+};
+
+static void
+fx_stage_free(struct fx_stage *st)
+{
+	for (int i = 0; i < 2; i++) {
+		kern_plan_free(st->plan[i]);
+		st->plan[i] = NULL;
+	}
+}
+
 static int
-fx_run(const struct kern_model *m, enum kern_plan_kind kind, unsigned split, unsigned b,
-       const struct tg_tensor *x, struct fx_outs *o, struct tg_err *err)
+fx_stage_plan(struct fx_stage *st, unsigned b, struct kern_plan **out, struct tg_err *err)
+{
+	struct kern_plan_spec spec = { .kind = st->kind, .split = st->split, .batch = b };
+	int slot, rc;
+
+	for (int i = 0; i < 2; i++)
+		if (st->plan[i] != NULL && st->batch[i] == b) {
+			*out = st->plan[i];
+			return 0;
+		}
+	slot = st->plan[0] == NULL ? 0 : 1;
+	kern_plan_free(st->plan[slot]);
+	st->plan[slot] = NULL;
+	rc = kern_plan_create(st->m, &spec, &st->plan[slot], err);
+	if (rc < 0) {
+		tg_err_prefix(err, "%s plan, split %u, batch %u: ",
+			      st->kind == KERN_PLAN_HEAD ? "head" : "tail", st->split, b);
+		return rc;
+	}
+	st->batch[slot] = b;
+	*out = st->plan[slot];
+	return 0;
+}
+
+/* Run a stage over every sample of x in batches of b (the last one may be smaller). */
+static int
+fx_run(struct fx_stage *st, unsigned b, const struct tg_tensor *x, struct fx_outs *o,
+       struct tg_err *err)
 {
 	size_t n = (size_t)x->dims[0];
-	struct kern_plan *p = NULL;
-	unsigned pb = 0;
 	int rc = 0;
 
 	for (size_t first = 0; first < n && rc == 0; first += b) {
 		unsigned nb = (unsigned)(n - first < b ? n - first : b);
+		struct kern_plan *p;
 
-		if (p == NULL || pb != nb) {
-			struct kern_plan_spec spec = { .kind = kind, .split = split, .batch = nb };
-
-			kern_plan_free(p);
-			p = NULL;
-			rc = kern_plan_create(m, &spec, &p, err);
-			if (rc < 0) {
-				tg_err_prefix(err, "%s plan, split %u, batch %u: ",
-					      kind == KERN_PLAN_HEAD ? "head" : "tail", split, nb);
-				break;
-			}
-			pb = nb;
-		}
+		rc = fx_stage_plan(st, nb, &p, err);
+		if (rc < 0)
+			break;
 		rc = fx_feed(p, x, first, nb, err);
 		if (rc == 0) {
 			rc = kern_plan_run(p);
@@ -344,7 +379,6 @@ fx_run(const struct kern_model *m, enum kern_plan_kind kind, unsigned split, uns
 		if (rc == 0)
 			rc = fx_take(o, p, n, first, nb, err);
 	}
-	kern_plan_free(p);
 	return rc;
 }
 
@@ -408,12 +442,18 @@ fx_result(const char *check, bool ok, const char *why)
 	printf("FAIL %s: %s: %s\n", fx_cur, check, why);
 }
 
-/* head S then tail S at batch b; compares every exit, device- and server-side. */
+/*
+ * head S then tail S at batch b; compares every exit, device- and server-side. h, when not
+ * NULL, is the head's output already computed at batch b.
+ */
 static void
-fx_compose(struct fx_manifest *mf, const struct kern_model *m, unsigned s, unsigned b,
-	   const char *label)
+fx_compose(struct fx_manifest *mf, struct fx_stage *head, struct fx_stage *tail, unsigned b,
+	   const struct fx_outs *h_done, const char *label)
 {
+	const struct kern_model *m = head->m;
+	unsigned s = head->split;
 	struct fx_outs h = { 0 }, t = { 0 };
+	const struct fx_outs *hp = h_done ? h_done : &h;
 	struct tg_err err = { 0 };
 	bool covered[FX_MAX_REFS] = { false };
 	char why[1024] = "", check[512];
@@ -421,11 +461,11 @@ fx_compose(struct fx_manifest *mf, const struct kern_model *m, unsigned s, unsig
 
 	snprintf(check, sizeof(check), "%s %u \"%s\" (batch %u)", label, s,
 		 kern_model_split(m, s)->name, b);
-	ok = fx_run(m, KERN_PLAN_HEAD, s, b, &mf->input, &h, &err) == 0 &&
-	     fx_run(m, KERN_PLAN_TAIL, s, b, &h.t[0], &t, &err) == 0;
+	ok = (h_done != NULL || fx_run(head, b, &mf->input, &h, &err) == 0) &&
+	     fx_run(tail, b, &hp->t[0], &t, &err) == 0;
 	if (!ok)
 		snprintf(why, sizeof(why), "%s", err.msg);
-	ok = ok && fx_check_outs(mf, m, &h, 1, covered, why, sizeof(why)) &&
+	ok = ok && fx_check_outs(mf, m, hp, 1, covered, why, sizeof(why)) &&
 	     fx_check_outs(mf, m, &t, 0, covered, why, sizeof(why)) &&
 	     fx_all_covered(mf, m, covered, why, sizeof(why));
 	fx_result(check, ok, why);
@@ -495,7 +535,7 @@ fx_model(const char *dir, const char *name)
 	struct kern_model_info mi;
 	struct tg_err err = { 0 };
 	unsigned n_ref_splits = 0, n_before = (unsigned)(th_passed + th_failed + th_skipped);
-	unsigned f_before = (unsigned)th_failed, unmatched = 0, nb;
+	unsigned f_before = (unsigned)th_failed, unmatched = 0, nb, n_refd = 0;
 	char why[1024], check[512];
 	const struct kern_split *s0;
 
@@ -536,11 +576,12 @@ fx_model(const char *dir, const char *name)
 
 	/* whole: the tail from the input. */
 	{
+		struct fx_stage whole = { .m = m, .kind = KERN_PLAN_TAIL, .split = 0 };
 		struct fx_outs o = { 0 };
 		bool covered[FX_MAX_REFS] = { false }, ok;
 
 		why[0] = '\0';
-		ok = fx_run(m, KERN_PLAN_TAIL, 0, nb, &mf.input, &o, &err) == 0;
+		ok = fx_run(&whole, nb, &mf.input, &o, &err) == 0;
 		if (!ok)
 			snprintf(why, sizeof(why), "%s", err.msg);
 		ok = ok && fx_check_outs(&mf, m, &o, 0, covered, why, sizeof(why)) &&
@@ -548,24 +589,39 @@ fx_model(const char *dir, const char *name)
 		snprintf(check, sizeof(check), "whole model (batch %u)", nb);
 		fx_result(check, ok, why);
 		fx_outs_free(&o);
+
+		/* Sample by sample: batch-1 plans must agree with batch-N ones. */
+		memset(covered, 0, sizeof(covered));
+		why[0] = '\0';
+		ok = fx_run(&whole, 1, &mf.input, &o, &err) == 0;
+		if (!ok)
+			snprintf(why, sizeof(why), "%s", err.msg);
+		ok = ok && fx_check_outs(&mf, m, &o, 0, covered, why, sizeof(why)) &&
+		     fx_all_covered(&mf, m, covered, why, sizeof(why));
+		fx_result("whole model (batch 1, sample by sample)", ok, why);
+		fx_outs_free(&o);
+		fx_stage_free(&whole);
 	}
 
+	for (unsigned s = 1; s < mi.n_splits; s++)
+		n_refd += fx_find(mf.tens, mf.n_tens, kern_model_split(m, s)->name) != NULL;
 	for (unsigned s = 1; s < mi.n_splits; s++) {
 		const struct kern_split *sp = kern_model_split(m, s);
 		struct fx_ref *ref = fx_find(mf.tens, mf.n_tens, sp->name);
+		struct fx_stage head = { .m = m, .kind = KERN_PLAN_HEAD, .split = s };
+		struct fx_stage tail = { .m = m, .kind = KERN_PLAN_TAIL, .split = s };
+		struct fx_outs h = { 0 }, t = { 0 };
+		bool covered[FX_MAX_REFS] = { false }, ok, head_ok;
+		char cmp[512];
 
+		/* head S: the split tensor (vs the reference, if any) and the device-side exits. */
+		why[0] = '\0';
+		head_ok = ok = fx_run(&head, nb, &mf.input, &h, &err) == 0;
+		if (!ok)
+			snprintf(why, sizeof(why), "%s", err.msg);
 		if (ref != NULL) {
-			struct fx_outs h = { 0 }, t = { 0 };
-			bool covered[FX_MAX_REFS] = { false }, ok;
-			char cmp[512];
-
 			ref->used = true;
 			n_ref_splits++;
-			/* head S: the split tensor and the device-side exits. */
-			why[0] = '\0';
-			ok = fx_run(m, KERN_PLAN_HEAD, s, nb, &mf.input, &h, &err) == 0;
-			if (!ok)
-				snprintf(why, sizeof(why), "%s", err.msg);
 			if (ok && !fx_close(&mf, &h.t[0], &ref->t, cmp, sizeof(cmp))) {
 				snprintf(why, sizeof(why), "split tensor: %s", cmp);
 				ok = false;
@@ -577,7 +633,7 @@ fx_model(const char *dir, const char *name)
 			/* tail S fed with PyTorch's tensor. */
 			memset(covered, 0, sizeof(covered));
 			why[0] = '\0';
-			ok = fx_run(m, KERN_PLAN_TAIL, s, nb, &ref->t, &t, &err) == 0;
+			ok = fx_run(&tail, nb, &ref->t, &t, &err) == 0;
 			if (!ok)
 				snprintf(why, sizeof(why), "%s", err.msg);
 			ok = ok && fx_check_outs(&mf, m, &t, 0, covered, why, sizeof(why));
@@ -591,29 +647,26 @@ fx_model(const char *dir, const char *name)
 			snprintf(check, sizeof(check), "tail %u \"%s\" from the reference", s,
 				 sp->name);
 			fx_result(check, ok, why);
-			fx_outs_free(&h);
 			fx_outs_free(&t);
 		}
-		fx_compose(&mf, m, s, nb, "compose");
+		/* compose S, from the head's own tensor: every split, referenced or not. */
+		if (head_ok)
+			fx_compose(&mf, &head, &tail, nb, &h, "compose");
+		else
+			fx_result("compose", false, why);
+		/*
+		 * And sample by sample at the first, middle and last referenced splits: enough to
+		 * catch a plan whose result depends on its batch size, at a third of the plans.
+		 */
+		if (ref != NULL && (n_ref_splits == 1 || n_ref_splits == n_refd / 2 + 1 ||
+				    n_ref_splits == n_refd))
+			fx_compose(&mf, &head, &tail, 1, NULL, "batch1 compose");
+		fx_outs_free(&h);
+		fx_stage_free(&head);
+		fx_stage_free(&tail);
 	}
 
-	/* Other batch sizes: sample by sample, and a bucket fed less than it holds. */
-	{
-		struct fx_outs o = { 0 };
-		bool covered[FX_MAX_REFS] = { false }, ok;
-
-		why[0] = '\0';
-		ok = fx_run(m, KERN_PLAN_TAIL, 0, 1, &mf.input, &o, &err) == 0;
-		if (!ok)
-			snprintf(why, sizeof(why), "%s", err.msg);
-		ok = ok && fx_check_outs(&mf, m, &o, 0, covered, why, sizeof(why)) &&
-		     fx_all_covered(&mf, m, covered, why, sizeof(why));
-		fx_result("whole model (batch 1, sample by sample)", ok, why);
-		fx_outs_free(&o);
-	}
-	for (unsigned s = 1; s < mi.n_splits; s++)
-		if (fx_find(mf.tens, mf.n_tens, kern_model_split(m, s)->name) != NULL)
-			fx_compose(&mf, m, s, 1, "batch1 compose");
+	/* A bucket fed fewer samples than it holds, as the gateway's batches are. */
 	fx_bucketed(&mf, m, 0, &mf.input);
 	for (unsigned i = 0; i < mf.n_tens; i++)
 		unmatched += !mf.tens[i].used;
@@ -653,7 +706,9 @@ main(int argc, char **argv)
 
 	(void)th_cur_failed;	/* counts are kept per check here, not per TH_RUN */
 	(void)th_cur_skipped;
-	kern_set_threads(0);
+	/* Batches of a few samples gain nothing from a second thread; OpenMP barriers on a busy
+	 * 2-core machine cost most of the run (perf: 85% in libgomp spin-waits with 2). */
+	kern_set_threads(1);
 	n = scandir(root, &ents, fx_filter, alphasort);
 	if (n < 0) {
 		fprintf(stderr, "skip: %s: %s (fixtures come from scripts/make_fixtures.py)\n", root,
