@@ -497,9 +497,11 @@ tm_stage_plan(struct tm_stage *st, unsigned batch, struct kern_plan **out, struc
 	kern_plan_free(st->plan[slot]);
 	st->plan[slot] = NULL;
 	rc = kern_plan_create(st->m, &spec, &st->plan[slot], err);
-	if (rc < 0)
-		return tg_err_prefix(err, "%s plan at split %u, batch %u: ",
-				     st->kind == KERN_PLAN_HEAD ? "head" : "tail", st->split, batch);
+	if (rc < 0) {
+		tg_err_prefix(err, "%s plan at split %u, batch %u: ",
+			      st->kind == KERN_PLAN_HEAD ? "head" : "tail", st->split, batch);
+		return rc;
+	}
 	st->batch[slot] = batch;
 	*out = st->plan[slot];
 	return 0;
