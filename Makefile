@@ -118,6 +118,10 @@ test: all
 bench: all
 	@scripts/bench.sh $(BUILD)
 
+# tailgate's tails side by side with ONNX Runtime and PyTorch (docs/BENCHMARKS.md).
+bench-engine: all
+	@scripts/bench_engine.sh $(BUILD)
+
 clean:
 	rm -rf build/obj build/lib build/tests build/gen build/fuzz build/fuzz-replay build/san \
 		build/tailgate-model

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark of the project, one after the other; each prints its own table
+# (and writes its section of docs/BENCHMARKS.md). Speed is measured here, never tested.
+# Usage: scripts/bench.sh [BUILD]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+
+scripts/bench_engine.sh "$BUILD"	# tailgate vs ONNX Runtime vs PyTorch on the same tails
