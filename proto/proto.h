@@ -251,10 +251,10 @@ enum proto_status {
 	_(E_HELLO_SHORT,    "hello_short",      BAD_REQUEST, "HELLO not padded to 1200 bytes") \
 	_(E_BAD_PADDING,    "bad_padding",      BAD_REQUEST, "HELLO padding not zero")	\
 	_(E_BAD_CATALOG,    "bad_catalog",      BAD_REQUEST, "catalog count, entry or name invalid") \
-	_(E_BAD_STATUS,     "bad_status",       BAD_REQUEST, "unknown status code")		\
+	_(E_BAD_STATUS,     "bad_status",       BAD_REQUEST, "unknown status code, or OK in an ERROR")		\
 	_(E_CHUNK_MISMATCH, "chunk_mismatch",   BAD_REQUEST, "chunk disagrees with earlier chunks of its message") \
 	_(E_MODEL_SHAPE,    "model_shape",      BAD_REQUEST, "dtype or shape not what the split takes") \
-	_(E_REASM_TIMEOUT,  "reasm_timeout",    BAD_REQUEST, "message still incomplete at its reassembly timeout") \
+	_(E_REASM_TIMEOUT,  "reasm_timeout",    UNKNOWN_REQUEST, "message still incomplete at its reassembly timeout") \
 	_(E_QUEUE_FULL,     "queue_full",       OVERLOADED,  "the split's queue is full")	\
 	_(E_CLIENT_INFLIGHT, "client_inflight", OVERLOADED,  "client over its in-flight messages") \
 	_(E_POOL_FULL,      "pool_full",        OVERLOADED,  "no free message slot in the gateway")
