@@ -220,6 +220,16 @@ int kern_calib_load(const struct kern_model *m, const char *path, struct kern_ca
 /** Tensors with a recorded range. */
 unsigned kern_calib_count(const struct kern_calib *c);
 
+/**
+ * Make oneDNN's OpenMP threads sleep, not spin, between primitives: on a host where the RX
+ * lcore, other processes or a second engine share the cores, spinning threads that wait for
+ * a descheduled peer stall whole batches (measured: a 2-thread batch-8 run at 572 ms under
+ * load instead of ~1 ms). libgomp reads OMP_WAIT_POLICY only at start, so when it is unset
+ * this sets it to PASSIVE and re-executes the program with the same argv. Call first thing
+ * in main(); returns only if nothing had to change (or the re-exec failed).
+ */
+void kern_prefer_passive_wait(char **argv);
+
 /** Use at most n threads for oneDNN's primitives (OpenMP); 0 = all cores. */
 void kern_set_threads(unsigned n);
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct kern_step {
 	dnnl_primitive_t prim;
@@ -1878,6 +1879,15 @@ kern_plan_run(struct kern_plan *p)
 					   p->steps[i].args) != dnnl_success)
 			return -EIO;
 	return dnnl_stream_wait(p->stream) == dnnl_success ? 0 : -EIO;
+}
+
+void
+kern_prefer_passive_wait(char **argv)
+{
+	if (getenv("OMP_WAIT_POLICY") != NULL)
+		return;	/* the operator chose */
+	if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0)
+		execv("/proc/self/exe", argv);
 }
 
 void

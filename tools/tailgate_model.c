@@ -461,6 +461,88 @@ tm_cmd_info(int argc, char **argv)
 
 /* ---- plans by batch size ---- */
 
+/* ---- --dtype f32|int8 and the calibration sidecar ---- */
+
+/* MODEL.onnx -> MODEL.calib beside it: the gateway finds it the same way. */
+static void
+tm_calib_path(char *buf, size_t len, const char *model)
+{
+	size_t n = strlen(model);
+
+	if (n > 5 && strcmp(model + n - 5, ".onnx") == 0)
+		snprintf(buf, len, "%.*s.calib", (int)(n - 5), model);
+	else
+		snprintf(buf, len, "%s.calib", model);
+}
+
+/* A speed-only calibration on uniform [0, 1) inputs, for models that have none. */
+static int
+tm_calib_synthetic(const struct kern_model *m, struct kern_calib **out, struct tg_err *err)
+{
+	const struct kern_split *s0 = kern_model_split(m, 0);
+	struct tg_tensor x = { .dtype = TG_DT_F32 };
+	uint32_t r = 2463534242u;
+	int rc;
+
+	x.ndim = s0->ndim;
+	memcpy(x.dims, s0->dims, sizeof(x.dims));
+	x.dims[0] = 8;
+	rc = tg_tensor_alloc(&x);
+	if (rc < 0)
+		return tg_err_set(err, rc, "out of memory");
+	rc = kern_calib_create(m, out, err);
+	for (int round = 0; rc == 0 && round < 2; round++) {
+		for (size_t i = 0; i < tg_tensor_numel(&x); i++) {
+			r ^= r << 13;
+			r ^= r >> 17;
+			r ^= r << 5;
+			((float *)x.data)[i] = (float)(r >> 8) / 16777216.f;
+		}
+		rc = kern_calib_observe(*out, &x, err);
+	}
+	tg_tensor_free(&x);
+	if (rc < 0) {
+		kern_calib_free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+/*
+ * Resolve --dtype and --calib: int8 needs the calibration (given, or the sidecar beside the
+ * model); with synthetic_ok a missing one is made from random inputs, with a warning.
+ */
+static int
+tm_prec_setup(const char *cmd, const struct kern_model *m, const char *model_path,
+	      const char *dtype, const char *calib_path, bool synthetic_ok,
+	      enum kern_precision *prec, struct kern_calib **calib, struct tg_err *err)
+{
+	char side[4096];
+	struct tg_err lerr = { 0 };
+
+	*prec = KERN_PREC_F32;
+	*calib = NULL;
+	if (dtype == NULL || strcmp(dtype, "f32") == 0 || strcmp(dtype, "fp32") == 0)
+		return 0;
+	if (strcmp(dtype, "int8") != 0 && strcmp(dtype, "s8") != 0)
+		return tg_err_set(err, -EINVAL, "%s: --dtype %s: supported are f32 and int8 (bf16: "
+				  "not built; see docs/BENCHMARKS.md)", cmd, dtype);
+	*prec = KERN_PREC_INT8;
+	if (calib_path == NULL) {
+		tm_calib_path(side, sizeof(side), model_path);
+		calib_path = side;
+	}
+	if (kern_calib_load(m, calib_path, calib, &lerr) == 0)
+		return 0;
+	if (!synthetic_ok || lerr.code != -ENOENT)
+		return tg_err_set(err, lerr.code ? lerr.code : -EINVAL,
+				  "%s: int8 needs a calibration: %s (make one with '%s calibrate')",
+				  cmd, lerr.msg, tm_prog);
+	fprintf(stderr, "%s: warning: no calibration at %s; calibrating on synthetic inputs "
+		"(speed only: accuracy will not be representative)\n", tm_prog, calib_path);
+	return tm_calib_synthetic(m, calib, err);
+}
+
 /*
  * The plans of one (kind, split): one for the full batch and one for the remainder, so a
  * run over N samples in batches of B builds at most two plans.
@@ -469,6 +551,8 @@ struct tm_stage {
 	const struct kern_model *m;
 	enum kern_plan_kind kind;
 	unsigned split;
+	enum kern_precision prec;
+	const struct kern_calib *calib;
 	struct kern_plan *plan[2];
 	unsigned batch[2];
 };
@@ -485,7 +569,8 @@ tm_stage_free(struct tm_stage *st)
 static int
 tm_stage_plan(struct tm_stage *st, unsigned batch, struct kern_plan **out, struct tg_err *err)
 {
-	struct kern_plan_spec spec = { .kind = st->kind, .split = st->split, .batch = batch };
+	struct kern_plan_spec spec = { .kind = st->kind, .split = st->split, .batch = batch,
+				       .precision = st->prec, .calib = st->calib };
 	int slot, rc;
 
 	for (int i = 0; i < 2; i++)
@@ -713,6 +798,8 @@ tm_run_help(FILE *f)
 		"                      tensor at the split is written (to Y.npy, or\n"
 		"                      D/<split name>.npy)\n"
 		"  -t, --threads T     engine threads (default: all cores)\n"
+		"      --dtype f32|int8  the tail's arithmetic (int8 needs a calibration)\n"
+		"      --calib FILE    int8 calibration (default: MODEL's .calib sidecar)\n"
 		"  -h, --help          this text\n",
 		tm_prog);
 }
@@ -728,10 +815,14 @@ tm_cmd_run(int argc, char **argv)
 		{ "batch", required_argument, NULL, 'b' },
 		{ "head", no_argument, NULL, 'H' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "dtype", required_argument, NULL, 'q' },
+		{ "calib", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *split_arg = NULL, *in_path = NULL, *out_path = NULL, *out_dir = NULL;
+	const char *dtype = NULL, *calib_path = NULL;
+	struct kern_calib *calib = NULL;
 	unsigned long batch = 0, threads = 0;
 	bool head = false;
 	struct kern_model *m = NULL;
@@ -752,6 +843,8 @@ tm_cmd_run(int argc, char **argv)
 		case 'o': out_path = optarg; break;
 		case 'd': out_dir = optarg; break;
 		case 'H': head = true; break;
+		case 'q': dtype = optarg; break;
+		case 'c': calib_path = optarg; break;
 		case 'b':
 			if (tm_parse_uint(optarg, 1, 1u << 20, &batch) < 0)
 				return tm_usage_err("run", "--batch: '%s' is not a number in 1..%u",
@@ -805,6 +898,13 @@ tm_cmd_run(int argc, char **argv)
 	st.m = m;
 	st.kind = head ? KERN_PLAN_HEAD : KERN_PLAN_TAIL;
 	st.split = (unsigned)split;
+	if (!head) {	/* the head is the device's: it stays f32 */
+		rc = tm_prec_setup("run", m, argv[optind], dtype, calib_path, false, &st.prec,
+				   &calib, &err);
+		if (rc < 0)
+			goto out;
+		st.calib = calib;
+	}
 	for (size_t first = 0; first < n; first += batch) {
 		unsigned b = (unsigned)(n - first < batch ? n - first : batch);
 		struct kern_plan *p;
@@ -850,6 +950,7 @@ tm_cmd_run(int argc, char **argv)
 out:
 	tm_outs_free(&outs);
 	tm_stage_free(&st);
+	kern_calib_free(calib);
 	tg_tensor_free(&x);
 	kern_model_free(m);
 	return rc < 0 ? tm_fail(&err) : TM_EXIT_OK;
@@ -874,6 +975,8 @@ tm_eval_help(FILE *f)
 		"  -b, --batch B        images per engine run (default 100)\n"
 		"  -n, --limit N        only the first N test images\n"
 		"  -t, --threads T      engine threads (default: all cores)\n"
+		"      --dtype f32|int8 the tail's arithmetic (int8 needs a calibration)\n"
+		"      --calib FILE     int8 calibration (default: MODEL's .calib sidecar)\n"
 		"      --json           print one JSON object instead\n"
 		"  -h, --help           this text\n",
 		tm_prog, TG_FMNIST_DIR);
@@ -942,8 +1045,10 @@ tm_json_str(const char *s)
 static int
 tm_cmd_eval(int argc, char **argv)
 {
-	enum { OPT_FMNIST = 256, OPT_DIR, OPT_JSON };
+	enum { OPT_FMNIST = 256, OPT_DIR, OPT_JSON, OPT_DTYPE, OPT_CALIB };
 	static const struct option lo[] = {
+		{ "dtype", required_argument, NULL, OPT_DTYPE },
+		{ "calib", required_argument, NULL, OPT_CALIB },
 		{ "fashion-mnist", no_argument, NULL, OPT_FMNIST },
 		{ "data-dir", required_argument, NULL, OPT_DIR },
 		{ "split", required_argument, NULL, 's' },
@@ -954,7 +1059,8 @@ tm_cmd_eval(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *split_arg = "input", *dir = NULL;
+	const char *split_arg = "input", *dir = NULL, *dtype = NULL, *calib_path = NULL;
+	struct kern_calib *calib = NULL;
 	unsigned long batch = 100, limit = 0, threads = 0;
 	bool fmnist = false, json = false;
 	struct kern_model *m = NULL;
@@ -970,6 +1076,8 @@ tm_cmd_eval(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":s:b:n:t:h", lo, NULL)) != -1) {
 		switch (opt) {
 		case OPT_FMNIST: fmnist = true; break;
+		case OPT_DTYPE: dtype = optarg; break;
+		case OPT_CALIB: calib_path = optarg; break;
 		case OPT_DIR: dir = optarg; break;
 		case OPT_JSON: json = true; break;
 		case 's': split_arg = optarg; break;
@@ -1024,6 +1132,11 @@ tm_cmd_eval(int argc, char **argv)
 		batch = ds.n;
 	head = (struct tm_stage){ .m = m, .kind = KERN_PLAN_HEAD, .split = (unsigned)split };
 	tail = (struct tm_stage){ .m = m, .kind = KERN_PLAN_TAIL, .split = (unsigned)split };
+	rc = tm_prec_setup("eval", m, argv[optind], dtype, calib_path, false, &tail.prec, &calib,
+			   &err);
+	if (rc < 0)
+		goto out;
+	tail.calib = calib;
 
 	t0 = tg_now_ns();
 	for (size_t first = 0; first < ds.n; first += batch) {
@@ -1116,6 +1229,7 @@ out:
 	free(seen);
 	tm_stage_free(&head);
 	tm_stage_free(&tail);
+	kern_calib_free(calib);
 	tg_fmnist_free(&ds);
 	kern_model_free(m);
 	return rc < 0 ? tm_fail(&err) : TM_EXIT_OK;
@@ -1136,6 +1250,9 @@ tm_bench_help(FILE *f)
 		"  -s, --split S     split point (name, 'input' or row index)\n"
 		"  -b, --batch B     samples per run\n"
 		"  -t, --threads T   engine threads (default 0: all cores)\n"
+		"      --dtype D     f32 (default) or int8; int8 without a calibration is\n"
+		"                    calibrated on synthetic inputs, with a warning\n"
+		"      --calib FILE  int8 calibration (default: MODEL's .calib sidecar)\n"
 		"      --seconds X   time for X seconds (default 3)\n"
 		"      --iters N     time exactly N runs instead\n"
 		"      --warmup W    untimed runs first (default 5)\n"
@@ -1164,8 +1281,10 @@ tm_pct(const uint64_t *v, size_t n, double p)
 static int
 tm_cmd_bench(int argc, char **argv)
 {
-	enum { OPT_SECONDS = 256, OPT_ITERS, OPT_WARMUP, OPT_JSON };
+	enum { OPT_SECONDS = 256, OPT_ITERS, OPT_WARMUP, OPT_JSON, OPT_DTYPE, OPT_CALIB };
 	static const struct option lo[] = {
+		{ "dtype", required_argument, NULL, OPT_DTYPE },
+		{ "calib", required_argument, NULL, OPT_CALIB },
 		{ "split", required_argument, NULL, 's' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "threads", required_argument, NULL, 't' },
@@ -1178,7 +1297,8 @@ tm_cmd_bench(int argc, char **argv)
 	};
 	/* A timed run cap keeps memory bounded however long --seconds is. */
 	const size_t max_runs = 10u << 20;
-	const char *split_arg = NULL;
+	const char *split_arg = NULL, *dtype = NULL, *calib_path = NULL;
+	struct kern_calib *calib = NULL;
 	unsigned long batch = 0, threads = 0, iters = 0, warmup = 5;
 	double seconds = 0;
 	bool json = false;
@@ -1219,6 +1339,8 @@ tm_cmd_bench(int argc, char **argv)
 				return tm_usage_err("bench", "--warmup: '%s' is not a number", optarg);
 			break;
 		case OPT_JSON: json = true; break;
+		case OPT_DTYPE: dtype = optarg; break;
+		case OPT_CALIB: calib_path = optarg; break;
 		case 'h': tm_bench_help(stdout); return TM_EXIT_OK;
 		default: return tm_bad_opt("bench", argv, opt);
 		}
@@ -1244,6 +1366,11 @@ tm_cmd_bench(int argc, char **argv)
 	}
 	spec.split = (unsigned)split;
 	spec.batch = (unsigned)batch;
+	rc = tm_prec_setup("bench", m, argv[optind], dtype, calib_path, true, &spec.precision,
+			   &calib, &err);
+	if (rc < 0)
+		goto out;
+	spec.calib = calib;
 	t0 = tg_now_ns();
 	rc = kern_plan_create(m, &spec, &p, &err);
 	t_build = tg_now_ns() - t0;
@@ -1330,6 +1457,7 @@ out_run:
 out:
 	free(lat);
 	kern_plan_free(p);
+	kern_calib_free(calib);
 	kern_model_free(m);
 	return rc < 0 ? tm_fail(&err) : TM_EXIT_OK;
 }
@@ -1412,6 +1540,137 @@ tm_cmd_extract(int argc, char **argv)
 
 /* ---- main ---- */
 
+/* ---- calibrate ---- */
+
+static void
+tm_calibrate_help(FILE *f)
+{
+	fprintf(f,
+		"Usage: %s calibrate MODEL (--fashion-mnist [--limit N] | --input X.npy)\n"
+		"                            [--output FILE] [--batch B] [--threads T]\n"
+		"Record the range of every tensor of MODEL over representative inputs (an fp32\n"
+		"run of the whole model) for int8 tails, and save them as a small text sidecar\n"
+		"(default: MODEL with .onnx replaced by .calib, where the gateway and --dtype\n"
+		"int8 look). Scales are derived per plan: u8 for tensors never negative, s8\n"
+		"otherwise; one calibration serves every split.\n"
+		"Options:\n"
+		"      --fashion-mnist  the first N training images (not the test set)\n"
+		"  -n, --limit N        how many (default 2000)\n"
+		"  -i, --input X.npy    model inputs instead (f32, [N, ...] as the model input)\n"
+		"  -o, --output FILE    where to write (default: the sidecar beside MODEL)\n"
+		"  -b, --batch B        images per engine run (default 100)\n"
+		"  -t, --threads T      engine threads (default: all cores)\n"
+		"  -h, --help           this text\n",
+		tm_prog);
+}
+
+static int
+tm_cmd_calibrate(int argc, char **argv)
+{
+	enum { OPT_FMNIST = 256 };
+	static const struct option lo[] = {
+		{ "fashion-mnist", no_argument, NULL, OPT_FMNIST },
+		{ "limit", required_argument, NULL, 'n' },
+		{ "input", required_argument, NULL, 'i' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *in_path = NULL, *out_path = NULL;
+	unsigned long limit = 2000, batch = 100, threads = 0;
+	bool fmnist = false;
+	struct kern_model *m = NULL;
+	struct kern_calib *calib = NULL;
+	struct tg_fmnist ds = { 0 };
+	struct tg_tensor x = { 0 }, chunk;
+	struct tg_err err = { 0 };
+	char side[4096];
+	const struct tg_tensor *src;
+	size_t n, per;
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, ":n:i:o:b:t:h", lo, NULL)) != -1) {
+		switch (opt) {
+		case OPT_FMNIST: fmnist = true; break;
+		case 'i': in_path = optarg; break;
+		case 'o': out_path = optarg; break;
+		case 'n':
+			if (tm_parse_uint(optarg, 1, TG_FMNIST_MAX_ITEMS, &limit) < 0)
+				return tm_usage_err("calibrate", "--limit: '%s' is not a number in 1..%u",
+						    optarg, (unsigned)TG_FMNIST_MAX_ITEMS);
+			break;
+		case 'b':
+			if (tm_parse_uint(optarg, 1, 4096, &batch) < 0)
+				return tm_usage_err("calibrate", "--batch: '%s' is not a number in 1..4096",
+						    optarg);
+			break;
+		case 't':
+			if (tm_parse_uint(optarg, 0, 4096, &threads) < 0)
+				return tm_usage_err("calibrate", "--threads: '%s' is not a number", optarg);
+			break;
+		case 'h': tm_calibrate_help(stdout); return TM_EXIT_OK;
+		default: return tm_bad_opt("calibrate", argv, opt);
+		}
+	}
+	if (optind + 1 != argc)
+		return tm_usage_err("calibrate", optind == argc ? "missing MODEL" : "extra arguments");
+	if (fmnist == (in_path != NULL))
+		return tm_usage_err("calibrate", "give one of --fashion-mnist and --input");
+	kern_set_threads((unsigned)threads);
+	if (tm_load(argv[optind], &m, &err) < 0)
+		return tm_fail(&err);
+	if (fmnist) {
+		rc = tg_fmnist_load(NULL, true, limit, &ds, &err);
+		src = &ds.images;
+	} else {
+		rc = tm_load_f32(in_path, &x, &err);
+		src = &x;
+	}
+	if (rc < 0)
+		goto out;
+	{
+		const struct kern_split *s0 = kern_model_split(m, 0);
+
+		if (s0 == NULL) {
+			rc = tg_err_set(&err, -EINVAL, "the model has no single input to calibrate");
+			goto out;
+		}
+		rc = tm_check_shape(src, fmnist ? "Fashion-MNIST" : in_path, s0->ndim, s0->dims,
+				    "the model input", &err);
+		if (rc < 0)
+			goto out;
+	}
+	rc = kern_calib_create(m, &calib, &err);
+	if (rc < 0)
+		goto out;
+	n = (size_t)src->dims[0];
+	per = tg_tensor_numel(src) / n;
+	for (size_t first = 0; first < n; first += batch) {
+		chunk = *src;
+		chunk.dims[0] = (int64_t)(n - first < batch ? n - first : batch);
+		chunk.data = (float *)src->data + first * per;
+		rc = kern_calib_observe(calib, &chunk, &err);
+		if (rc < 0)
+			goto out;
+	}
+	if (out_path == NULL) {
+		tm_calib_path(side, sizeof(side), argv[optind]);
+		out_path = side;
+	}
+	rc = kern_calib_save(calib, out_path, &err);
+	if (rc == 0)
+		fprintf(stderr, "wrote %s: ranges of %u tensors over %zu samples\n", out_path,
+			kern_calib_count(calib), n);
+out:
+	kern_calib_free(calib);
+	tg_fmnist_free(&ds);
+	tg_tensor_free(&x);
+	kern_model_free(m);
+	return rc < 0 ? tm_fail(&err) : TM_EXIT_OK;
+}
+
 static void
 tm_help(FILE *f)
 {
@@ -1423,6 +1682,7 @@ tm_help(FILE *f)
 		"  eval   top-1 accuracy of every exit on the Fashion-MNIST test set\n"
 		"  bench  images/s and latency per batch of the tail from a split\n"
 		"  extract  the tail from a split as an ONNX model of its own\n"
+		"  calibrate  tensor ranges for int8 tails, saved beside MODEL\n"
 		"Exit status: 0 done, 1 the engine or a file refused (message on stderr),\n"
 		"2 bad usage.\n",
 		tm_prog, tm_prog);
@@ -1440,8 +1700,10 @@ main(int argc, char **argv)
 		{ "eval", tm_cmd_eval },
 		{ "bench", tm_cmd_bench },
 		{ "extract", tm_cmd_extract },
+		{ "calibrate", tm_cmd_calibrate },
 	};
 
+	kern_prefer_passive_wait(argv);
 	if (argc < 2)
 		return tm_usage_err(NULL, "missing COMMAND");
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
