@@ -29,7 +29,7 @@ enum {
 	PROTO_PORT = 7700,		/* default UDP port of a gateway (dataplane's default too) */
 
 	PROTO_HDR_LEN = 40,		/* common header, every message */
-	PROTO_MAC_LEN = 16,		/* room for a keyed BLAKE2b-128 / Poly1305 tag */
+	PROTO_MAC_LEN = 16,		/* room for a keyed BLAKE2b-128 tag (docs 12.5) */
 	PROTO_HELLO_LEN = 64,		/* fixed part of each type, payload starts there */
 	PROTO_HELLO_REPLY_LEN = 72,
 	PROTO_REQUEST_LEN = 104,
