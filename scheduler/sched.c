@@ -1,0 +1,836 @@
+/*
+ * The scheduler: segments and their queues, batch formation, execution, exits, workers.
+ * See sched.h for the policy. Everything is sized at sched_create(); taking, running and
+ * answering a batch allocate nothing.
+ */
+#include "scheduler/sched.h"
+#include "proto/proto.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum {
+	SCHED_MAX_BUCKETS = 14,		/* 1, 2, 4, ... 4096 */
+	SCHED_END = 0xFFFF,		/* segment runs to the end of the model */
+	SCHED_GUARD_NS = 200000,	/* dispatch this early before a deadline would break */
+};
+
+struct sched_seg {
+	unsigned from, to;		/* split rows; to == SCHED_END: the tail to the outputs */
+	int next;			/* segment a continuing sample moves to, -1 */
+	struct sched_req *head, *tail;	/* FIFO */
+	unsigned n;			/* queued */
+	struct kern_tail *plans[SCHED_MAX_WORKERS];
+	int out_idx[32];		/* plan output k -> model output index; -1: boundary */
+	unsigned order[32];		/* plan outputs by the FLOPs to reach them */
+	unsigned n_out;
+	size_t in_floats;		/* per sample, input at 'from' */
+	size_t bnd_floats;		/* per sample, tensor at 'to' */
+	uint64_t est[SCHED_MAX_BUCKETS];	/* ns per batch, by bucket */
+};
+
+struct sched_mod {
+	struct sched_model_cfg cfg;
+	const struct kern_model *m;
+	struct sched_seg seg[SCHED_MAX_SEGMENTS];
+	unsigned n_seg;
+	int entry[256];			/* split row -> segment it enters, -1: not served */
+	float conf[32];			/* per output; > 1 never */
+	unsigned final_out;
+	unsigned n_outputs;
+	unsigned bucket[SCHED_MAX_BUCKETS];
+	unsigned n_buckets;
+};
+
+struct sched {
+	struct sched_cfg cfg;
+	struct sched_mod *mod;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;		/* work arrived or stop */
+	pthread_t thr[SCHED_MAX_WORKERS];
+	unsigned n_thr;
+	bool stop, draining;
+	unsigned inflight;
+	float *stage;			/* [max_inflight][stage_floats] */
+	size_t stage_floats;
+	int *stage_free;
+	unsigned n_stage_free;
+	struct sched_stats st;
+	struct sched_batch wb[SCHED_MAX_WORKERS];	/* the workers' own batches */
+	struct sched_req **wreq;	/* their request arrays */
+	unsigned max_batch;		/* over models */
+};
+
+static uint64_t
+sched_now(const struct sched *s)
+{
+	return s->cfg.clock ? s->cfg.clock() : tg_now_ns();
+}
+
+static unsigned
+sched_bucket(const struct sched_mod *md, unsigned n)
+{
+	for (unsigned i = 0; i < md->n_buckets; i++)
+		if (md->bucket[i] >= n)
+			return i;
+	return md->n_buckets - 1;
+}
+
+/* Time from entering segment q until the last segment finishes, at batch size n. */
+static uint64_t
+sched_remaining(const struct sched_mod *md, int q, unsigned n)
+{
+	unsigned b = sched_bucket(md, n ? n : 1);
+	uint64_t t = 0;
+
+	for (; q >= 0; q = md->seg[q].next)
+		t += md->seg[q].est[b];
+	return t;
+}
+
+/* ---- build ---- */
+
+static int
+sched_cmp_uint(const void *a, const void *b)
+{
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* First split at which output e is already computed in the head: its exit boundary. */
+static unsigned
+sched_exit_boundary(const struct kern_model *m, unsigned n_splits, unsigned e)
+{
+	for (unsigned b = 0; b < n_splits; b++)
+		if (!kern_model_output_in_tail(m, b, e))
+			return b;
+	return SCHED_END;
+}
+
+static int
+sched_seg_plans(struct sched *s, struct sched_mod *md, struct sched_seg *sg, unsigned mi,
+		struct tg_err *err)
+{
+	const struct kern_model *m = md->m;
+	struct kern_plan_spec spec = {
+		.kind = sg->to == SCHED_END ? KERN_PLAN_TAIL : KERN_PLAN_SEGMENT,
+		.split = sg->from, .split_to = sg->to, .precision = md->cfg.precision,
+		.calib = md->cfg.calib,
+	};
+	struct kern_plan *p;
+	struct tg_tensor v;
+	const char *name;
+	int rc;
+
+	for (unsigned w = 0; w < s->cfg.n_workers; w++) {
+		rc = kern_tail_create(m, &spec, md->cfg.max_batch, &sg->plans[w], err);
+		if (rc < 0)
+			return tg_err_prefix(err, "model %u segment %u..%u: ", mi, sg->from, sg->to);
+	}
+	p = kern_tail_plan(sg->plans[0], 1);
+	sg->n_out = kern_plan_n_outputs(p);
+	if (sg->n_out > 32)
+		return tg_err_set(err, -EINVAL, "model %u: more than 32 outputs", mi);
+	for (unsigned k = 0; k < sg->n_out; k++) {
+		kern_plan_output(p, k, &v, &name);
+		sg->out_idx[k] = -1;
+		for (unsigned o = 0; o < md->n_outputs; o++)
+			if (strcmp(kern_model_output(m, o)->name, name) == 0)
+				sg->out_idx[k] = (int)o;
+		if (k == 0 && sg->to != SCHED_END) {
+			sg->out_idx[0] = -1;	/* the boundary tensor, even if it is also an exit */
+			sg->bnd_floats = tg_tensor_numel(&v);
+		}
+	}
+	for (unsigned k = 0; k < sg->n_out; k++)
+		sg->order[k] = k;
+	for (unsigned k = 1; k < sg->n_out; k++)	/* insertion sort: a handful of exits */
+		for (unsigned j = k; j > 0; j--) {
+			int a = sg->out_idx[sg->order[j - 1]], c = sg->out_idx[sg->order[j]];
+			uint64_t fa = a < 0 ? 0 : kern_model_output(m, (unsigned)a)->flops;
+			uint64_t fc = c < 0 ? 0 : kern_model_output(m, (unsigned)c)->flops;
+
+			if (fa <= fc)
+				break;
+			unsigned t = sg->order[j];
+
+			sg->order[j] = sg->order[j - 1];
+			sg->order[j - 1] = t;
+		}
+	kern_plan_input(p, 0, &v);
+	sg->in_floats = tg_tensor_numel(&v);
+	/* Seed the estimates: the second run of each bucket (the first warms caches). */
+	for (unsigned b = 0; b < md->n_buckets; b++) {
+		struct kern_plan *pb = kern_tail_plan(sg->plans[0], md->bucket[b]);
+		uint64_t t0;
+
+		kern_plan_input(pb, 0, &v);
+		memset(v.data, 0, tg_tensor_bytes(&v));
+		for (int rep = 0; rep < 2; rep++) {
+			t0 = tg_now_ns();
+			if (kern_plan_run(pb) < 0)
+				return tg_err_set(err, -EIO, "model %u: engine failed", mi);
+			sg->est[b] = tg_now_ns() - t0;
+		}
+	}
+	return 0;
+}
+
+static int
+sched_model_build(struct sched *s, unsigned mi, struct tg_err *err)
+{
+	struct sched_mod *md = &s->mod[mi];
+	const struct sched_model_cfg *c = &s->cfg.models[mi];
+	struct kern_model_info info;
+	unsigned bounds[2 * SCHED_MAX_SEGMENTS], nb = 0, lowest = SCHED_END;
+	uint64_t best = 0;
+	int rc;
+
+	md->cfg = *c;
+	md->m = c->model;
+	if (md->m == NULL || c->n_splits == 0 || c->splits == NULL)
+		return tg_err_set(err, -EINVAL, "model %u: no model or no served splits", mi);
+	if (c->max_batch < 1 || c->max_batch > 4096)
+		return tg_err_set(err, -EINVAL, "model %u: max_batch %u not in 1..4096", mi,
+				  c->max_batch);
+	if (c->precision == KERN_PREC_INT8 && c->calib == NULL)
+		return tg_err_set(err, -EINVAL, "model %u: int8 without a calibration", mi);
+	kern_model_get_info(md->m, &info);
+	md->n_outputs = info.n_outputs;
+	if (info.n_outputs > 32 || info.n_splits > 256)
+		return tg_err_set(err, -EINVAL, "model %u: too many outputs or splits", mi);
+	for (unsigned o = 0; o < info.n_outputs; o++) {
+		const struct kern_output *ko = kern_model_output(md->m, o);
+
+		md->conf[o] = c->exit_conf ? c->exit_conf[o] : 2.f;
+		if (o == 0 || ko->flops >= best) {
+			best = ko->flops;
+			md->final_out = o;
+		}
+	}
+	for (unsigned b = 1;; b *= 2) {
+		md->bucket[md->n_buckets++] = b < c->max_batch ? b : c->max_batch;
+		if (b >= c->max_batch)
+			break;
+	}
+	for (unsigned i = 0; i < 256; i++)
+		md->entry[i] = -1;
+	for (unsigned i = 0; i < c->n_splits; i++) {
+		if (c->splits[i] >= info.n_splits)
+			return tg_err_set(err, -EINVAL, "model %u: split %u: the model has %u", mi,
+					  c->splits[i], info.n_splits);
+		if (nb == SCHED_MAX_SEGMENTS)
+			return tg_err_set(err, -EINVAL, "model %u: too many splits", mi);
+		bounds[nb++] = c->splits[i];
+		lowest = c->splits[i] < lowest ? c->splits[i] : lowest;
+	}
+	qsort(bounds, nb, sizeof(bounds[0]), sched_cmp_uint);
+	for (unsigned i = 1; i < nb; i++)
+		if (bounds[i] == bounds[i - 1])
+			return tg_err_set(err, -EINVAL, "model %u: split %u served twice", mi, bounds[i]);
+	if (s->cfg.whole_tail) {
+		for (unsigned i = 0; i < nb; i++) {
+			md->seg[i] = (struct sched_seg){ .from = bounds[i], .to = SCHED_END, .next = -1 };
+			md->entry[bounds[i]] = (int)i;
+		}
+		md->n_seg = nb;
+	} else {
+		/* Cut after every exit that can answer early, so its samples stop there. */
+		for (unsigned o = 0; o < info.n_outputs; o++) {
+			unsigned b = sched_exit_boundary(md->m, info.n_splits, o);
+
+			if (o == md->final_out || md->conf[o] > 1.f || b == SCHED_END || b <= lowest)
+				continue;
+			if (nb < 2 * SCHED_MAX_SEGMENTS)
+				bounds[nb++] = b;
+		}
+		qsort(bounds, nb, sizeof(bounds[0]), sched_cmp_uint);
+		for (unsigned i = 0; i < nb; i++) {
+			if (i > 0 && bounds[i] == bounds[i - 1])
+				continue;
+			if (md->n_seg == SCHED_MAX_SEGMENTS)
+				return tg_err_set(err, -EINVAL, "model %u: too many segments", mi);
+			md->seg[md->n_seg] = (struct sched_seg){ .from = bounds[i], .to = SCHED_END,
+								 .next = -1 };
+			if (md->n_seg > 0) {
+				md->seg[md->n_seg - 1].to = bounds[i];
+				md->seg[md->n_seg - 1].next = (int)md->n_seg;
+			}
+			md->n_seg++;
+		}
+		for (unsigned i = 0; i < md->n_seg; i++)
+			for (unsigned k = 0; k < c->n_splits; k++)
+				if (c->splits[k] == md->seg[i].from)
+					md->entry[md->seg[i].from] = (int)i;
+	}
+	for (unsigned i = 0; i < md->n_seg; i++) {
+		rc = sched_seg_plans(s, md, &md->seg[i], mi, err);
+		if (rc < 0)
+			return rc;
+		if (md->seg[i].bnd_floats > s->stage_floats)
+			s->stage_floats = md->seg[i].bnd_floats;
+	}
+	return 0;
+}
+
+int
+sched_create(const struct sched_cfg *cfg, struct sched **out, struct tg_err *err)
+{
+	struct sched *s;
+	int rc;
+
+	if (cfg->n_models == 0 || cfg->n_models > SCHED_MAX_MODELS || cfg->models == NULL)
+		return tg_err_set(err, -EINVAL, "scheduler: 1..%d models", SCHED_MAX_MODELS);
+	if (cfg->n_workers < 1 || cfg->n_workers > SCHED_MAX_WORKERS)
+		return tg_err_set(err, -EINVAL, "scheduler: workers must be 1..%d", SCHED_MAX_WORKERS);
+	if (cfg->queue_cap < 1 || cfg->max_inflight < 1 || cfg->max_inflight > (1u << 20))
+		return tg_err_set(err, -EINVAL, "scheduler: queue_cap and max_inflight must be >= 1");
+	if (cfg->done == NULL)
+		return tg_err_set(err, -EINVAL, "scheduler: no done callback");
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return tg_err_set(err, -ENOMEM, "out of memory");
+	s->cfg = *cfg;
+	pthread_mutex_init(&s->mu, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&s->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	s->mod = calloc(cfg->n_models, sizeof(*s->mod));
+	if (s->mod == NULL) {
+		rc = tg_err_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (unsigned i = 0; i < cfg->n_models; i++) {
+		rc = sched_model_build(s, i, err);
+		if (rc < 0)
+			goto fail;
+		if (s->mod[i].cfg.max_batch > s->max_batch)
+			s->max_batch = s->mod[i].cfg.max_batch;
+	}
+	s->stage = malloc((size_t)cfg->max_inflight * (s->stage_floats ? s->stage_floats : 1) *
+			  sizeof(float));
+	s->stage_free = malloc(cfg->max_inflight * sizeof(int));
+	s->wreq = calloc((size_t)cfg->n_workers * s->max_batch, sizeof(*s->wreq));
+	if (s->stage == NULL || s->stage_free == NULL || s->wreq == NULL) {
+		rc = tg_err_set(err, -ENOMEM, "scheduler: out of memory for %u in-flight requests",
+				cfg->max_inflight);
+		goto fail;
+	}
+	for (unsigned i = 0; i < cfg->max_inflight; i++)
+		s->stage_free[s->n_stage_free++] = (int)(cfg->max_inflight - 1 - i);
+	for (unsigned w = 0; w < cfg->n_workers; w++)
+		s->wb[w].req = s->wreq + (size_t)w * s->max_batch;
+	*out = s;
+	return 0;
+
+fail:
+	sched_free(s);
+	return rc;
+}
+
+/* ---- queues ---- */
+
+static void
+sched_push(struct sched_seg *q, struct sched_req *r, uint64_t now)
+{
+	r->next = NULL;
+	r->t_enqueue_ns = now;
+	if (q->tail)
+		q->tail->next = r;
+	else
+		q->head = r;
+	q->tail = r;
+	q->n++;
+}
+
+static struct sched_req *
+sched_pop(struct sched_seg *q)
+{
+	struct sched_req *r = q->head;
+
+	if (r == NULL)
+		return NULL;
+	q->head = r->next;
+	if (q->head == NULL)
+		q->tail = NULL;
+	q->n--;
+	r->next = NULL;
+	return r;
+}
+
+static void
+sched_stats_answer(struct sched *s, const struct sched_req *r)
+{
+	if (r->status < 16)
+		s->st.by_status[r->status]++;
+	if (r->exit_taken < 16)
+		s->st.exits[r->exit_taken]++;
+	s->st.completed++;
+}
+
+/* Under the lock: the request leaves the scheduler (its staging slot is freed). */
+static void
+sched_retire(struct sched *s, struct sched_req *r)
+{
+	if (r->stage >= 0) {
+		s->stage_free[s->n_stage_free++] = r->stage;
+		r->stage = -1;
+	}
+	s->inflight--;
+	sched_stats_answer(s, r);
+}
+
+int
+sched_submit(struct sched *s, struct sched_req *r)
+{
+	struct sched_mod *md;
+	struct sched_seg *q;
+	uint64_t now;
+	int qi;
+
+	r->exit_taken = SCHED_NONE;
+	r->n_top = 0;
+	r->full_len = 0;
+	r->batch_size = 0;
+	r->queue_us = r->compute_us = 0;
+	r->stage = -1;
+	if (r->model >= s->cfg.n_models)
+		return r->status = PROTO_ST_UNKNOWN_MODEL;
+	md = &s->mod[r->model];
+	qi = md->entry[r->split];
+	if (qi < 0)
+		return r->status = PROTO_ST_UNKNOWN_SPLIT;
+	if (r->dtype != TG_DT_F32 && r->dtype != TG_DT_F16 && r->dtype != TG_DT_S8 &&
+	    r->dtype != TG_DT_U8)
+		return r->status = PROTO_ST_BAD_REQUEST;
+	q = &md->seg[qi];
+	pthread_mutex_lock(&s->mu);
+	now = sched_now(s);
+	r->t_arrival_ns = now;
+	if (r->deadline_ns == 0)
+		r->deadline_ns = now + md->cfg.default_deadline_ns;
+	s->st.submitted++;
+	if (s->draining || s->inflight >= s->cfg.max_inflight || q->n >= s->cfg.queue_cap) {
+		r->status = PROTO_ST_OVERLOADED;
+	} else if (now + sched_remaining(md, qi, q->n + 1) > r->deadline_ns) {
+		r->status = PROTO_ST_DEADLINE_INFEASIBLE;
+	} else {
+		r->status = PROTO_ST_OK;
+		r->seg = (uint8_t)qi;
+		s->inflight++;
+		sched_push(q, r, now);
+		pthread_cond_signal(&s->cv);
+	}
+	if (r->status != PROTO_ST_OK)
+		s->st.by_status[r->status]++;
+	pthread_mutex_unlock(&s->mu);
+	return r->status;
+}
+
+/* Earliest deadline among a queue's requests. */
+static uint64_t
+sched_queue_dmin(const struct sched_seg *q)
+{
+	uint64_t d = UINT64_MAX;
+
+	for (const struct sched_req *r = q->head; r; r = r->next)
+		d = r->deadline_ns < d ? r->deadline_ns : d;
+	return d;
+}
+
+bool
+sched_take_batch(struct sched *s, unsigned worker, struct sched_batch *b, uint64_t *wake_ns)
+{
+	struct sched_req *expired = NULL;
+	bool got = false;
+
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		uint64_t now = sched_now(s), wake = UINT64_MAX, best_d = UINT64_MAX;
+		int bm = -1, bq = -1;
+
+		for (unsigned mi = 0; mi < s->cfg.n_models; mi++) {
+			struct sched_mod *md = &s->mod[mi];
+
+			for (unsigned qi = 0; qi < md->n_seg; qi++) {
+				struct sched_seg *q = &md->seg[qi];
+				uint64_t dmin, rem, t_delay, t_dead;
+
+				if (q->n == 0)
+					continue;
+				dmin = sched_queue_dmin(q);
+				rem = sched_remaining(md, (int)qi, q->n) + SCHED_GUARD_NS;
+				t_delay = q->head->t_enqueue_ns + md->cfg.max_delay_ns;
+				t_dead = dmin > rem ? dmin - rem : 0;
+				if (s->draining || q->n >= md->cfg.max_batch || now >= t_delay ||
+				    now >= t_dead) {
+					if (dmin < best_d || bm < 0) {
+						best_d = dmin;
+						bm = (int)mi;
+						bq = (int)qi;
+					}
+				} else {
+					wake = t_delay < wake ? t_delay : wake;
+					wake = t_dead < wake ? t_dead : wake;
+				}
+			}
+		}
+		*wake_ns = wake;
+		if (bm < 0)
+			break;
+		/* Form the batch; what can no longer make its deadline is answered, not run. */
+		struct sched_mod *md = &s->mod[bm];
+		struct sched_seg *q = &md->seg[bq];
+		unsigned want = q->n < md->cfg.max_batch ? q->n : md->cfg.max_batch;
+
+		b->model = (uint16_t)bm;
+		b->seg = (uint8_t)bq;
+		b->n = 0;
+		for (unsigned k = 0; k < want; k++) {
+			struct sched_req *r = sched_pop(q);
+
+			if (now + sched_remaining(md, bq, want) > r->deadline_ns && !s->draining) {
+				r->status = PROTO_ST_DEADLINE_INFEASIBLE;
+				r->queue_us = (uint32_t)((now - r->t_arrival_ns) / 1000);
+				s->st.expired_in_queue++;
+				sched_retire(s, r);
+				r->next = expired;
+				expired = r;
+				continue;
+			}
+			b->req[b->n++] = r;
+		}
+		if (b->n > 0) {
+			got = true;
+			break;
+		}
+	}
+	(void)worker;
+	pthread_mutex_unlock(&s->mu);
+	while (expired) {
+		struct sched_req *r = expired;
+
+		expired = r->next;
+		s->cfg.done(s->cfg.ctx, r);
+	}
+	return got;
+}
+
+/* ---- running a batch ---- */
+
+/* Softmax top-k of one row of logits; returns the top probability. */
+static float
+sched_topk(const float *x, size_t n, unsigned k, uint32_t *cls, float *score, uint16_t *n_top)
+{
+	float mx = -INFINITY, sum = 0.f;
+
+	for (size_t i = 0; i < n; i++)
+		mx = x[i] > mx ? x[i] : mx;
+	for (size_t i = 0; i < n; i++)
+		sum += expf(x[i] - mx);
+	if (k > n)
+		k = (unsigned)n;
+	if (k > SCHED_MAX_TOPK)
+		k = SCHED_MAX_TOPK;
+	/* k is small: selection by repeated scan, no allocation. */
+	for (unsigned j = 0; j < (k ? k : 1); j++) {
+		size_t bi = 0;
+		float bv = -INFINITY;
+
+		for (size_t i = 0; i < n; i++) {
+			bool taken = false;
+
+			for (unsigned t = 0; t < j && k; t++)
+				taken |= cls[t] == i;
+			if (!taken && x[i] > bv) {
+				bv = x[i];
+				bi = i;
+			}
+		}
+		if (k) {
+			cls[j] = (uint32_t)bi;
+			score[j] = expf(bv - mx) / sum;
+		} else {
+			*n_top = 0;
+			return expf(bv - mx) / sum;
+		}
+	}
+	*n_top = (uint16_t)k;
+	return score[0];
+}
+
+static void
+sched_answer(struct sched_req *r, unsigned exit_idx, const float *row, size_t n)
+{
+	r->status = PROTO_ST_OK;
+	r->exit_taken = (uint8_t)exit_idx;
+	sched_topk(row, n, r->top_k, r->top_cls, r->top_score, &r->n_top);
+	if (r->full_out != NULL) {
+		size_t c = n < r->full_cap ? n : r->full_cap;
+
+		memcpy(r->full_out, row, c * sizeof(float));
+		r->full_len = (uint32_t)c;
+	}
+}
+
+int
+sched_run_batch(struct sched *s, unsigned worker, struct sched_batch *b)
+{
+	struct sched_mod *md = &s->mod[b->model];
+	struct sched_seg *q = &md->seg[b->seg];
+	struct kern_plan *p = kern_tail_plan(q->plans[worker], b->n);
+	struct sched_req *answered = NULL;
+	struct tg_tensor out[32];
+	size_t per[32];
+	uint64_t t0, dt, now;
+	unsigned bi = sched_bucket(md, b->n), moved = 0;
+	bool ok = p != NULL;
+
+	for (unsigned i = 0; ok && i < b->n; i++) {
+		struct sched_req *r = b->req[i];
+
+		if (r->stage < 0)
+			ok = kern_plan_load_rows(p, 0, i, 1, r->dtype, r->data, r->scale,
+						 r->zero_point) == 0;
+		else
+			ok = kern_plan_load_rows(p, 0, i, 1, TG_DT_F32,
+						 s->stage + (size_t)r->stage * s->stage_floats, 1,
+						 0) == 0;
+	}
+	t0 = sched_now(s);
+	if (ok)
+		ok = kern_plan_run(p) == 0;
+	now = sched_now(s);
+	dt = now - t0;
+	for (unsigned k = 0; ok && k < q->n_out; k++) {
+		kern_plan_output(p, k, &out[k], NULL);
+		per[k] = tg_tensor_numel(&out[k]) / (size_t)out[k].dims[0];
+	}
+
+	pthread_mutex_lock(&s->mu);
+	s->st.batches++;
+	s->st.samples_run += b->n;
+	for (unsigned h = 0, v = 1; h < 13; h++, v *= 2)
+		if (b->n <= v || h == 12) {
+			s->st.batch_hist[h]++;
+			break;
+		}
+	if (ok)	/* EWMA with 1/4 on the new sample: follows a change of load in a few batches */
+		q->est[bi] = q->est[bi] ? (3 * q->est[bi] + dt) / 4 : dt;
+	for (unsigned i = 0; i < b->n; i++) {
+		struct sched_req *r = b->req[i];
+		bool answer = !ok;
+
+		r->compute_us += (uint32_t)(dt / 1000);
+		r->batch_size = (uint16_t)b->n;
+		if (!ok)
+			r->status = PROTO_ST_INTERNAL;
+		/* Exits in this segment, cheapest first: the first confident one answers; the
+		 * final exit always does. */
+		for (unsigned j = 0; ok && !answer && j < q->n_out; j++) {
+			unsigned k = q->order[j];
+			int o = q->out_idx[k];
+			const float *row;
+			uint16_t nt;
+			uint32_t c;
+			float sc, top;
+
+			if (o < 0)
+				continue;
+			row = (const float *)out[k].data + i * per[k];
+			top = sched_topk(row, per[k], 0, &c, &sc, &nt);
+			if ((unsigned)o == md->final_out || top >= md->conf[o]) {
+				sched_answer(r, (unsigned)o, row, per[k]);
+				answer = true;
+			}
+		}
+		if (!answer && q->next < 0) {	/* no final exit here: a model we mis-cut */
+			r->status = PROTO_ST_INTERNAL;
+			answer = true;
+		}
+		if (!answer) {
+			/* On to the next segment, its tensor kept in a staging slot meanwhile
+			 * (the pool holds one per in-flight request, so one is free). */
+			if (r->stage < 0)
+				r->stage = s->stage_free[--s->n_stage_free];
+			memcpy(s->stage + (size_t)r->stage * s->stage_floats,
+			       (const float *)out[0].data + i * per[0], per[0] * sizeof(float));
+			r->seg = (uint8_t)q->next;
+			sched_push(&md->seg[q->next], r, now);
+			moved++;
+			continue;
+		}
+		{
+			uint64_t life = (now - r->t_arrival_ns) / 1000;
+
+			r->queue_us = life > r->compute_us ? (uint32_t)(life - r->compute_us) : 0;
+		}
+		sched_retire(s, r);
+		r->next = answered;
+		answered = r;
+	}
+	if (moved)
+		pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	while (answered) {
+		struct sched_req *r = answered;
+
+		answered = r->next;
+		s->cfg.done(s->cfg.ctx, r);
+	}
+	return ok ? 0 : -EIO;
+}
+
+/* ---- workers ---- */
+
+struct sched_worker_arg {
+	struct sched *s;
+	unsigned w;
+};
+
+static void *
+sched_worker(void *arg)
+{
+	struct sched *s = ((struct sched_worker_arg *)arg)->s;
+	unsigned w = ((struct sched_worker_arg *)arg)->w;
+	struct sched_batch *b = &s->wb[w];
+
+	free(arg);
+	for (;;) {
+		uint64_t wake;
+		struct timespec ts;
+
+		pthread_mutex_lock(&s->mu);
+		if (s->stop) {
+			pthread_mutex_unlock(&s->mu);
+			break;
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (sched_take_batch(s, w, b, &wake)) {
+			sched_run_batch(s, w, b);
+			continue;
+		}
+		pthread_mutex_lock(&s->mu);
+		if (!s->stop) {
+			/* Sleep until a queue falls due, work arrives, or 10 ms at most. */
+			uint64_t now = tg_now_ns(), until = now + 10000000ull;
+
+			if (wake != UINT64_MAX && !s->cfg.clock && wake < until)
+				until = wake > now ? wake : now;
+			ts.tv_sec = (time_t)(until / 1000000000ull);
+			ts.tv_nsec = (long)(until % 1000000000ull);
+			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		}
+		pthread_mutex_unlock(&s->mu);
+	}
+	return NULL;
+}
+
+int
+sched_start(struct sched *s, struct tg_err *err)
+{
+	for (unsigned w = 0; w < s->cfg.n_workers; w++) {
+		struct sched_worker_arg *a = malloc(sizeof(*a));
+		int rc;
+
+		if (a == NULL)
+			return tg_err_set(err, -ENOMEM, "out of memory");
+		a->s = s;
+		a->w = w;
+		rc = pthread_create(&s->thr[w], NULL, sched_worker, a);
+		if (rc != 0) {
+			free(a);
+			return tg_err_set(err, -rc, "scheduler: worker thread: %s", strerror(rc));
+		}
+		s->n_thr++;
+	}
+	return 0;
+}
+
+void
+sched_free(struct sched *s)
+{
+	if (s == NULL)
+		return;
+	if (s->n_thr) {
+		/* Finish what was accepted: every queue is due while draining (bounded wait). */
+		uint64_t give_up = tg_now_ns() + 10000000000ull;
+
+		pthread_mutex_lock(&s->mu);
+		s->draining = true;
+		pthread_cond_broadcast(&s->cv);
+		while (s->inflight > 0 && tg_now_ns() < give_up) {
+			struct timespec ts = { 0, 0 };
+			uint64_t t = tg_now_ns() + 5000000ull;
+
+			ts.tv_sec = (time_t)(t / 1000000000ull);
+			ts.tv_nsec = (long)(t % 1000000000ull);
+			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		}
+		s->stop = true;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		for (unsigned w = 0; w < s->n_thr; w++)
+			pthread_join(s->thr[w], NULL);
+	}
+	/* Anything still queued is answered, never dropped silently. */
+	for (unsigned mi = 0; s->mod && mi < s->cfg.n_models; mi++)
+		for (unsigned qi = 0; qi < s->mod[mi].n_seg; qi++) {
+			struct sched_req *r;
+
+			while ((r = sched_pop(&s->mod[mi].seg[qi])) != NULL) {
+				r->status = PROTO_ST_INTERNAL;
+				sched_retire(s, r);
+				s->cfg.done(s->cfg.ctx, r);
+			}
+			for (unsigned w = 0; w < SCHED_MAX_WORKERS; w++)
+				kern_tail_free(s->mod[mi].seg[qi].plans[w]);
+		}
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	free(s->mod);
+	free(s->stage);
+	free(s->stage_free);
+	free(s->wreq);
+	free(s);
+}
+
+void
+sched_set_estimate(struct sched *s, unsigned model, unsigned seg, unsigned batch, uint64_t ns)
+{
+	struct sched_mod *md = &s->mod[model];
+
+	pthread_mutex_lock(&s->mu);
+	if (seg < md->n_seg)
+		md->seg[seg].est[sched_bucket(md, batch)] = ns;
+	pthread_mutex_unlock(&s->mu);
+}
+
+unsigned
+sched_segments(const struct sched *s, unsigned model, unsigned *starts, unsigned max)
+{
+	const struct sched_mod *md = &s->mod[model];
+
+	for (unsigned i = 0; i < md->n_seg && i < max; i++)
+		starts[i] = md->seg[i].from;
+	return md->n_seg;
+}
+
+void
+sched_get_stats(struct sched *s, struct sched_stats *out)
+{
+	pthread_mutex_lock(&s->mu);
+	*out = s->st;
+	pthread_mutex_unlock(&s->mu);
+}

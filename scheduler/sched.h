@@ -1,0 +1,154 @@
+/*
+ * scheduler: per-(model, segment) queues, deadline-aware dynamic batching, tail execution on
+ * the engine, server-side early exits. Prefix sched_.
+ *
+ * A model's served tail is cut into segments at every served split point and after every
+ * server-side exit (DESIGN.md, Scheduling). A request enters the queue of the segment that
+ * starts at its split; after each segment, a sample whose exit is confident is answered and
+ * the rest move on to the next segment's queue, where requests that entered at other splits
+ * join them: heterogeneous clients batch together where their tails meet. With
+ * cfg.whole_tail each served split instead has one queue running its whole tail at once.
+ *
+ * Batching per queue: a batch leaves when it is full, when its oldest request has waited
+ * max_delay, or when waiting longer would break the earliest deadline in it, given online
+ * estimates of each segment's latency per batch size. A request whose deadline cannot be met
+ * is answered DEADLINE_INFEASIBLE on arrival, and again at batch formation if it expired
+ * while queued (it never takes compute); a full queue answers OVERLOADED.
+ *
+ * Threads: sched_submit() and the batch functions may be called from any thread (one mutex
+ * guards the queues, never held while the engine runs). sched_start() runs worker threads
+ * that take and run batches; tests drive the same functions on a fake clock instead.
+ */
+#ifndef TG_SCHED_H
+#define TG_SCHED_H
+
+#include "kernels/kernels.h"
+#include "util/util.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum {
+	SCHED_MAX_TOPK = 16,		/* classes a result carries */
+	SCHED_MAX_MODELS = 64,
+	SCHED_MAX_SEGMENTS = 64,	/* per model */
+	SCHED_MAX_WORKERS = 16,
+	SCHED_NONE = 0xFF,		/* exit_taken when no exit answered */
+};
+
+/** One request. Filled by the producer; the scheduler fills the results before done(). */
+struct sched_req {
+	/* in */
+	void *owner;			/* the producer's handle (e.g. its reassembly slot) */
+	uint16_t model;			/* index in sched_cfg.models */
+	uint8_t split;			/* row of the model's split table */
+	uint8_t dtype;			/* enum tg_dtype of data: f32, f16, s8 or u8 */
+	float scale;			/* s8/u8: real = scale * (q - zero_point) */
+	int32_t zero_point;
+	const void *data;		/* one sample at the split; the producer's until done() */
+	uint64_t deadline_ns;		/* absolute, on the scheduler's clock; 0: model default */
+	uint16_t top_k;			/* classes wanted (<= SCHED_MAX_TOPK) */
+	float *full_out;		/* if not NULL: the answering exit's output is copied here */
+	uint32_t full_cap;		/* floats full_out holds */
+	/* out */
+	uint8_t status;			/* enum proto_status */
+	uint8_t exit_taken;		/* output index of the answering exit, SCHED_NONE if none */
+	uint16_t batch_size;		/* samples in the batch that finished it */
+	uint32_t queue_us;		/* arrival to the start of its last batch, less compute */
+	uint32_t compute_us;		/* engine time of the batches it was in */
+	uint32_t full_len;		/* floats written to full_out */
+	uint16_t n_top;
+	uint32_t top_cls[SCHED_MAX_TOPK];
+	float top_score[SCHED_MAX_TOPK];	/* softmax probabilities */
+	/* the scheduler's own */
+	uint64_t t_arrival_ns;
+	uint64_t t_enqueue_ns;		/* entered its current queue */
+	int32_t stage;			/* staging slot holding its tensor between segments, -1 */
+	uint8_t seg;			/* current segment */
+	struct sched_req *next;
+};
+
+struct sched_model_cfg {
+	const struct kern_model *model;	/* must outlive the scheduler */
+	enum kern_precision precision;
+	const struct kern_calib *calib;	/* int8: the calibration */
+	const unsigned *splits;		/* served split rows, any order, no duplicates */
+	unsigned n_splits;
+	const float *exit_conf;		/* [n_outputs]: answer at an exit when its top softmax
+					 * probability >= this; NULL or > 1: never. The final
+					 * exit always answers. */
+	unsigned max_batch;		/* 1..4096 */
+	uint64_t max_delay_ns;		/* longest a request waits for its batch to fill */
+	uint64_t default_deadline_ns;	/* relative, for requests without one */
+};
+
+struct sched_cfg {
+	const struct sched_model_cfg *models;
+	unsigned n_models;
+	unsigned queue_cap;		/* requests waiting per queue; more are OVERLOADED */
+	unsigned max_inflight;		/* requests inside the scheduler; sizes the staging pool */
+	unsigned n_workers;		/* worker threads of sched_start(), 1.. */
+	bool whole_tail;		/* one queue per served split, whole tail per batch */
+	/* Called once per accepted request, from the thread that finished it, when its results
+	 * are set; the request is the producer's again. */
+	void (*done)(void *ctx, struct sched_req *r);
+	void *ctx;
+	uint64_t (*clock)(void);	/* monotonic ns; NULL: tg_now_ns */
+};
+
+struct sched;
+
+/** A batch taken from a queue, run by one worker. */
+struct sched_batch {
+	uint16_t model;
+	uint8_t seg;
+	unsigned n;
+	struct sched_req **req;		/* [max_batch] */
+};
+
+/**
+ * Build queues, segments and every plan (per worker, per batch bucket), then measure each
+ * segment once per bucket to seed the latency estimates. Models and calibrations stay the
+ * caller's. @return 0, -EINVAL (bad config, err says which field), -ENOMEM, engine errors.
+ */
+int sched_create(const struct sched_cfg *cfg, struct sched **out, struct tg_err *err);
+/** Stop the workers if started, answer what is still queued (INTERNAL), free; NULL ok. */
+void sched_free(struct sched *s);
+
+/**
+ * Offer a request. @return PROTO_ST_OK when queued (done() will follow), or the status it
+ * was refused with (also in r->status; done() is not called): UNKNOWN_MODEL, UNKNOWN_SPLIT,
+ * BAD_REQUEST (dtype), DEADLINE_INFEASIBLE, OVERLOADED.
+ */
+int sched_submit(struct sched *s, struct sched_req *r);
+
+/**
+ * Take the most urgent batch that is due at the scheduler's now, answering expired
+ * requests on the way. @return true with *b filled (b->req must hold max_batch pointers),
+ * false when none is due; *wake_ns then says when one will be (UINT64_MAX: queues empty).
+ */
+bool sched_take_batch(struct sched *s, unsigned worker, struct sched_batch *b, uint64_t *wake_ns);
+
+/** Run a taken batch on worker's plans; answers or moves on each request. @return 0, -EIO. */
+int sched_run_batch(struct sched *s, unsigned worker, struct sched_batch *b);
+
+/** Start cfg.n_workers threads that take and run batches until sched_free(). */
+int sched_start(struct sched *s, struct tg_err *err);
+
+/** Override a latency estimate (tests on a fake clock). batch is a bucket size. */
+void sched_set_estimate(struct sched *s, unsigned model, unsigned seg, unsigned batch,
+			uint64_t ns);
+
+/** Segments of a model and where each begins (split row). @return count. */
+unsigned sched_segments(const struct sched *s, unsigned model, unsigned *starts, unsigned max);
+
+struct sched_stats {
+	uint64_t submitted, completed, batches, samples_run;
+	uint64_t by_status[16];		/* answers by enum proto_status */
+	uint64_t exits[16];		/* answers by exit index */
+	uint64_t expired_in_queue;	/* answered DEADLINE_INFEASIBLE at batch formation */
+	uint64_t batch_hist[13];	/* batches by size bucket: 1, 2, 4, ... 4096 */
+};
+void sched_get_stats(struct sched *s, struct sched_stats *out);
+
+#endif
