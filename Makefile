@@ -25,7 +25,7 @@ LDFLAGS_ALL := $(LDFLAGS_BASE) $(SANFLAGS) $(LDFLAGS)
 LDLIBS_ALL := -ldnnl -lgomp -lprotobuf-c -llz4 -luring -lz -lm $(LDLIBS)
 
 # Modules in link order (a module may use those after it). One folder, one library.
-MODULE_ORDER := scheduler kernels dataplane proto util
+MODULE_ORDER := gateway scheduler kernels dataplane proto util
 MODULES := $(foreach m,$(MODULE_ORDER),$(if $(wildcard $(m)/*.c),$(m)))
 LIBS := $(foreach m,$(MODULES),$(BUILD)/lib/libtg_$(m).a)
 
@@ -109,7 +109,8 @@ $(BUILD)/fuzz/%: fuzz/fuzz_%.c $(GEN_ONNX) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@) $(BUILD)/fuzz/gen
 	cp -r $(BUILD)/gen/onnx $(BUILD)/fuzz/gen/
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
-		$(foreach m,$(filter-out dataplane,$(MODULES)),$(wildcard $(m)/*.c)) \
+		$(foreach m,$(filter-out dataplane gateway,$(MODULES)),$(wildcard $(m)/*.c)) \
+		$(if $(filter config,$*),gateway/config.c) \
 		$(if $(filter kernels,$(MODULES)),$(GEN_ONNX)) $(LDLIBS_ALL)
 
 test: all

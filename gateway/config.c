@@ -1,0 +1,341 @@
+/*
+ * Configuration files: "key = value" lines, each key described once in a table that gives
+ * its parser, bounds and where it lands, so the parser, the errors and the README agree.
+ */
+#include "gateway/gateway.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum gw_kind { GW_U32, GW_BOOL, GW_STR, GW_IPV4, GW_SPLITS, GW_EXIT, GW_DTYPE };
+
+struct gw_key {
+	const char *key;
+	enum gw_kind kind;
+	size_t off;			/* in the struct being parsed */
+	size_t size;			/* GW_U32: 1, 2 or 4 bytes; GW_STR: buffer size */
+	uint64_t lo, hi;		/* GW_U32 bounds */
+	const char *help;
+};
+
+#define U32(k, st, f, lo, hi, h) { k, GW_U32, offsetof(st, f), sizeof(((st *)0)->f), lo, hi, h }
+#define STR(k, st, f, h) { k, GW_STR, offsetof(st, f), sizeof(((st *)0)->f), 0, 0, h }
+#define BOOL(k, st, f, h) { k, GW_BOOL, offsetof(st, f), sizeof(bool), 0, 1, h }
+
+static const struct gw_key gw_keys[] = {
+	{ "address", GW_IPV4, offsetof(struct gw_config, dp.ipv4), 4, 0, 0,
+	  "the gateway's IPv4 address on the port (required)" },
+	U32("udp_port", struct gw_config, dp.udp_port, 1, 65535, "UDP port of the protocol"),
+	U32("rx_queues", struct gw_config, dp.n_queues, 0, 64, "RX queues/lcores; 0: auto"),
+	U32("rx_desc", struct gw_config, dp.rx_desc, 64, 32768, "RX ring size per queue"),
+	U32("tx_desc", struct gw_config, dp.tx_desc, 64, 32768, "TX ring size per queue"),
+	U32("max_msg_bytes", struct gw_config, dp.limits.max_msg_bytes, 1, 1u << 30,
+	    "largest raw tensor accepted"),
+	U32("max_chunks", struct gw_config, dp.limits.max_chunks, 1, 65535, "chunks per message"),
+	U32("max_inflight_client", struct gw_config, dp.limits.max_inflight_client, 1, 1u << 20,
+	    "messages one client may hold"),
+	U32("max_inflight_messages", struct gw_config, dp.limits.max_inflight_total, 1, 1u << 20,
+	    "messages all clients may hold (the slot pool)"),
+	U32("gap_timeout_us", struct gw_config, dp.gap_timeout_us, 100, 60000000,
+	    "silence before a NACK"),
+	U32("msg_timeout_us", struct gw_config, dp.msg_timeout_us, 1000, 600000000,
+	    "an unfinished message is freed after this"),
+	U32("idle_sleep_max_us", struct gw_config, dp.idle_sleep_max_us, 1, 100000,
+	    "longest idle back-off sleep of an RX lcore"),
+	STR("models", struct gw_config, models_dir, "the model repository"),
+	U32("workers", struct gw_config, workers, 1, 16, "scheduler worker threads"),
+	U32("engine_threads", struct gw_config, engine_threads, 0, 1024,
+	    "oneDNN threads per worker; 0: all cores"),
+	U32("queue_cap", struct gw_config, queue_cap, 1, 1u << 20, "requests waiting per queue"),
+	U32("max_inflight", struct gw_config, max_inflight, 1, 1u << 20,
+	    "requests inside the scheduler"),
+	BOOL("whole_tail", struct gw_config, whole_tail, "whole tails per batch, not segments"),
+	STR("access_log", struct gw_config, access_log, "JSON-lines access log; empty: none"),
+	STR("event_log", struct gw_config, event_log, "event log; empty: stderr"),
+	U32("log_ring", struct gw_config, log_ring, 16, 1u << 22, "log records per lcore ring"),
+	U32("fsync_ms", struct gw_config, fsync_ms, 10, 3600000, "fdatasync period of the logs"),
+	STR("metrics", struct gw_config, metrics_addr, "ADDR:PORT of /metrics; empty: off"),
+};
+
+static const struct gw_key gw_model_keys[] = {
+	U32("id", struct gw_model_conf, id, 0, 0xFFFE, "model id on the wire"),
+	{ "splits", GW_SPLITS, 0, 0, 0, 0, "served splits, rows or tensor names, comma separated" },
+	{ "exit", GW_EXIT, 0, 0, 0, 0, "NAME:CONF: answer at exit NAME at softmax >= CONF" },
+	U32("max_batch", struct gw_model_conf, max_batch, 1, 4096, "largest batch"),
+	U32("max_delay_us", struct gw_model_conf, max_delay_us, 0, 10000000,
+	    "longest wait for a batch to fill"),
+	U32("deadline_ms", struct gw_model_conf, deadline_ms, 1, 3600000,
+	    "deadline of requests that carry none"),
+	{ "dtype", GW_DTYPE, offsetof(struct gw_model_conf, precision), 0, 0, 0,
+	  "tail arithmetic: f32 or int8 (needs model.calib)" },
+	U32("top_k", struct gw_model_conf, top_k, 1, 16, "classes in a response by default"),
+};
+
+void
+gw_config_default(struct gw_config *c, const struct dp_config *dp)
+{
+	memset(c, 0, sizeof(*c));
+	if (dp != NULL)
+		c->dp = *dp;
+	snprintf(c->models_dir, sizeof(c->models_dir), "models");
+	c->workers = 1;
+	c->queue_cap = 256;
+	c->max_inflight = 1024;
+	c->log_ring = 4096;
+	c->fsync_ms = 1000;
+}
+
+void
+gw_model_conf_default(struct gw_model_conf *mc)
+{
+	memset(mc, 0, sizeof(*mc));
+	mc->id = 0xFFFF;	/* unset: required */
+	mc->max_batch = 32;
+	mc->max_delay_us = 2000;
+	mc->deadline_ms = 100;
+	mc->precision = KERN_PREC_F32;
+	mc->top_k = 5;
+}
+
+static int __attribute__((format(printf, 5, 6)))
+gw_bad(struct tg_err *err, const char *name, unsigned line, const char *key, const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	return tg_err_set(err, -EINVAL, "%s:%u: %s%s%s", name, line, key ? key : "",
+			  key ? ": " : "", what);
+}
+
+static char *
+gw_trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+static int
+gw_set(const struct gw_key *k, void *base, const char *v, const char *name, unsigned line,
+       struct tg_err *err)
+{
+	uint8_t *dst = (uint8_t *)base + k->off;
+
+	switch (k->kind) {
+	case GW_U32: {
+		char *end;
+		unsigned long long x;
+
+		errno = 0;
+		x = strtoull(v, &end, 10);
+		if (v[0] == '\0' || v[0] == '-' || *end != '\0' || errno || x < k->lo || x > k->hi)
+			return gw_bad(err, name, line, k->key, "'%s' is not a whole number in %llu..%llu",
+				      v, (unsigned long long)k->lo, (unsigned long long)k->hi);
+		if (k->size == 1)
+			*(uint8_t *)dst = (uint8_t)x;
+		else if (k->size == 2)
+			*(uint16_t *)dst = (uint16_t)x;
+		else
+			*(uint32_t *)dst = (uint32_t)x;
+		return 0;
+	}
+	case GW_BOOL:
+		if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0)
+			*(bool *)dst = true;
+		else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "0") == 0)
+			*(bool *)dst = false;
+		else
+			return gw_bad(err, name, line, k->key, "'%s' is not true or false", v);
+		return 0;
+	case GW_STR:
+		if (strlen(v) >= k->size)
+			return gw_bad(err, name, line, k->key, "longer than %zu characters", k->size - 1);
+		memcpy(dst, v, strlen(v) + 1);
+		return 0;
+	case GW_IPV4: {
+		struct in_addr a;
+
+		if (inet_pton(AF_INET, v, &a) != 1)
+			return gw_bad(err, name, line, k->key, "'%s' is not an IPv4 address", v);
+		*(uint32_t *)dst = ntohl(a.s_addr);
+		return 0;
+	}
+	case GW_DTYPE:
+		if (strcmp(v, "f32") == 0 || strcmp(v, "fp32") == 0)
+			*(enum kern_precision *)dst = KERN_PREC_F32;
+		else if (strcmp(v, "int8") == 0)
+			*(enum kern_precision *)dst = KERN_PREC_INT8;
+		else
+			return gw_bad(err, name, line, k->key, "'%s': f32 or int8", v);
+		return 0;
+	case GW_SPLITS: {
+		struct gw_model_conf *mc = base;
+		char buf[4096], *rest = buf, *tok;
+
+		if (strlen(v) >= sizeof(buf))
+			return gw_bad(err, name, line, k->key, "too long");
+		snprintf(buf, sizeof(buf), "%s", v);
+		mc->n_splits = 0;
+		while ((tok = strsep(&rest, ",")) != NULL) {	/* strsep keeps empty entries */
+			tok = gw_trim(tok);
+			if (*tok == '\0')
+				return gw_bad(err, name, line, k->key, "empty entry");
+			if (mc->n_splits == GW_MAX_SPLITS)
+				return gw_bad(err, name, line, k->key, "more than %d splits",
+					      GW_MAX_SPLITS);
+			if (strlen(tok) >= GW_NAME_MAX)
+				return gw_bad(err, name, line, k->key, "'%s' too long", tok);
+			snprintf(mc->splits[mc->n_splits++], GW_NAME_MAX, "%s", tok);
+		}
+		if (mc->n_splits == 0)
+			return gw_bad(err, name, line, k->key, "no splits listed");
+		return 0;
+	}
+	case GW_EXIT: {
+		struct gw_model_conf *mc = base;
+		const char *colon = strrchr(v, ':');
+		char *end;
+		float conf;
+
+		if (colon == NULL || colon == v || (size_t)(colon - v) >= GW_NAME_MAX)
+			return gw_bad(err, name, line, k->key, "'%s' is not NAME:CONF", v);
+		conf = strtof(colon + 1, &end);
+		if (colon[1] == '\0' || *end != '\0' || !(conf >= 0.f && conf <= 1.f))
+			return gw_bad(err, name, line, k->key, "confidence '%s' is not in [0, 1]",
+				      colon + 1);
+		if (mc->n_exits == GW_MAX_EXITS)
+			return gw_bad(err, name, line, k->key, "more than %d exits", GW_MAX_EXITS);
+		for (unsigned i = 0; i < mc->n_exits; i++)
+			if (strncmp(mc->exit_name[i], v, (size_t)(colon - v)) == 0 &&
+			    mc->exit_name[i][colon - v] == '\0')
+				return gw_bad(err, name, line, k->key, "exit '%.*s' given twice",
+					      (int)(colon - v), v);
+		snprintf(mc->exit_name[mc->n_exits], GW_NAME_MAX, "%.*s", (int)(colon - v), v);
+		mc->exit_conf[mc->n_exits++] = conf;
+		return 0;
+	}
+	}
+	return gw_bad(err, name, line, k->key, "internal: unknown kind");
+}
+
+static int
+gw_parse(const char *text, size_t len, const char *name, const struct gw_key *keys,
+	 size_t n_keys, void *base, struct tg_err *err)
+{
+	uint8_t seen[64] = { 0 };
+	unsigned line = 0;
+	size_t pos = 0;
+
+	if (len > (1u << 20))
+		return tg_err_set(err, -EINVAL, "%s: larger than 1 MiB", name);
+	while (pos < len) {
+		char buf[8192], *s, *eq, *key, *val;
+		size_t end = pos;
+		const struct gw_key *k = NULL;
+		size_t ki;
+
+		while (end < len && text[end] != '\n')
+			end++;
+		line++;
+		if (end - pos >= sizeof(buf))
+			return gw_bad(err, name, line, NULL, "line longer than %zu bytes",
+				      sizeof(buf) - 1);
+		if (memchr(text + pos, '\0', end - pos) != NULL)
+			return gw_bad(err, name, line, NULL, "NUL byte in the line");
+		memcpy(buf, text + pos, end - pos);
+		buf[end - pos] = '\0';
+		pos = end + 1;
+		if ((s = strchr(buf, '#')) != NULL)
+			*s = '\0';
+		s = gw_trim(buf);
+		if (*s == '\0')
+			continue;
+		eq = strchr(s, '=');
+		if (eq == NULL)
+			return gw_bad(err, name, line, NULL, "expected 'key = value'");
+		*eq = '\0';
+		key = gw_trim(s);
+		val = gw_trim(eq + 1);
+		for (ki = 0; ki < n_keys; ki++)
+			if (strcmp(keys[ki].key, key) == 0) {
+				k = &keys[ki];
+				break;
+			}
+		if (k == NULL)
+			return gw_bad(err, name, line, key, "unknown key");
+		if (seen[ki] && k->kind != GW_EXIT)
+			return gw_bad(err, name, line, key, "given twice");
+		seen[ki] = 1;
+		if (gw_set(k, base, val, name, line, err) < 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int
+gw_config_parse(const char *text, size_t len, const char *name, struct gw_config *c,
+		struct tg_err *err)
+{
+	return gw_parse(text, len, name, gw_keys, sizeof(gw_keys) / sizeof(gw_keys[0]), c, err);
+}
+
+int
+gw_model_conf_parse(const char *text, size_t len, const char *name, struct gw_model_conf *mc,
+		    struct tg_err *err)
+{
+	int rc = gw_parse(text, len, name, gw_model_keys,
+			  sizeof(gw_model_keys) / sizeof(gw_model_keys[0]), mc, err);
+
+	if (rc == 0 && mc->id == 0xFFFF)
+		return tg_err_set(err, -EINVAL, "%s: id: required (a model id 0..65534)", name);
+	return rc;
+}
+
+int
+gw_config_load(const char *path, struct gw_config *c, struct tg_err *err)
+{
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	rc = tg_file_read(path, 1u << 20, &buf, &len, err);
+	if (rc < 0)
+		return rc;
+	rc = gw_config_parse((const char *)buf, len, path, c, err);
+	free(buf);
+	return rc;
+}
+
+int
+gw_config_validate(const struct gw_config *c, struct tg_err *err)
+{
+	if (c->dp.ipv4 == 0)
+		return tg_err_set(err, -EINVAL, "address: required (the gateway's IPv4 address)");
+	if (c->models_dir[0] == '\0')
+		return tg_err_set(err, -EINVAL, "models: required (the model repository)");
+	if (c->max_inflight < c->queue_cap)
+		return tg_err_set(err, -EINVAL, "max_inflight (%u) must be at least queue_cap (%u)",
+				  c->max_inflight, c->queue_cap);
+	if (c->dp.limits.max_inflight_client > c->dp.limits.max_inflight_total)
+		return tg_err_set(err, -EINVAL,
+				  "max_inflight_client (%u) exceeds max_inflight_messages (%u)",
+				  c->dp.limits.max_inflight_client, c->dp.limits.max_inflight_total);
+	if (c->dp.gap_timeout_us >= c->dp.msg_timeout_us)
+		return tg_err_set(err, -EINVAL, "gap_timeout_us (%u) must be below msg_timeout_us (%u)",
+				  c->dp.gap_timeout_us, c->dp.msg_timeout_us);
+	return 0;
+}

@@ -1,0 +1,83 @@
+/*
+ * gateway: the tailgate daemon's own parts: its configuration file, the model repository,
+ * startup and signals, the control plane. Prefix gw_.
+ *
+ * Configuration format (docs in README.md, "Running the gateway"): one "key = value" per
+ * line, '#' starts a comment, blank lines ignored; keys are unique; every error names the
+ * file, the line and the key. The same syntax serves each model's models/<name>/model.conf.
+ */
+#ifndef TG_GATEWAY_H
+#define TG_GATEWAY_H
+
+#include "dataplane/dataplane.h"
+#include "kernels/kernels.h"
+#include "util/util.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum {
+	GW_PATH_MAX = 1024,
+	GW_NAME_MAX = 64,
+	GW_MAX_SPLITS = 64,
+	GW_MAX_EXITS = 32,
+	GW_MAX_MODELS = 64,
+};
+
+/** The daemon's settings: defaults from gw_config_default(), then the file, then options. */
+struct gw_config {
+	struct dp_config dp;			/* address, port, queues, limits, timeouts */
+	char models_dir[GW_PATH_MAX];		/* the model repository ("models") */
+	unsigned workers;			/* scheduler worker threads (1) */
+	unsigned engine_threads;		/* oneDNN threads per worker; 0: all cores (0) */
+	unsigned queue_cap;			/* requests waiting per queue (256) */
+	unsigned max_inflight;			/* requests in the scheduler (1024) */
+	bool whole_tail;			/* run whole tails per batch, not segments (false) */
+	char access_log[GW_PATH_MAX];		/* JSON lines; "" = none */
+	char event_log[GW_PATH_MAX];		/* "" = stderr */
+	uint32_t log_ring;			/* records per lcore log ring (4096) */
+	uint32_t fsync_ms;			/* fdatasync period of the logs (1000) */
+	char metrics_addr[GW_NAME_MAX];		/* "ADDR:PORT" of /metrics; "" = off */
+};
+
+/** One served model, from models/<name>/model.conf (all keys optional). */
+struct gw_model_conf {
+	char name[GW_NAME_MAX];			/* the folder's name */
+	uint16_t id;				/* model id on the wire (required, unique, not 0xFFFF) */
+	char splits[GW_MAX_SPLITS][GW_NAME_MAX];	/* served splits: rows or tensor names;
+							 * none: every split */
+	unsigned n_splits;
+	char exit_name[GW_MAX_EXITS][GW_NAME_MAX];	/* "exit = NAME:CONF" pairs */
+	float exit_conf[GW_MAX_EXITS];
+	unsigned n_exits;
+	unsigned max_batch;			/* (32) */
+	uint32_t max_delay_us;			/* (2000) */
+	uint32_t deadline_ms;			/* default deadline (100) */
+	enum kern_precision precision;		/* "dtype = f32|int8" (f32); int8 uses model.calib */
+	unsigned top_k;				/* classes in a response unless asked (5) */
+};
+
+/**
+ * Gateway defaults, on top of the dataplane's (from dp_config_default(); passed in so this
+ * file's parser links without DPDK, for its tests and fuzz target). dp NULL: zeroes.
+ */
+void gw_config_default(struct gw_config *c, const struct dp_config *dp);
+void gw_model_conf_default(struct gw_model_conf *mc);
+
+/**
+ * Parse configuration text (not NUL-terminated; at most 1 MiB) into c, on top of what c
+ * holds. name labels errors ("tailgate.conf:12: queue_cap: ...").
+ * @return 0 or -EINVAL with err set; c may be partly updated on error.
+ */
+int gw_config_parse(const char *text, size_t len, const char *name, struct gw_config *c,
+		    struct tg_err *err);
+/** Read (io_uring) and parse a configuration file. */
+int gw_config_load(const char *path, struct gw_config *c, struct tg_err *err);
+/** Cross-field checks after file and options: what is accepted, said in the error. */
+int gw_config_validate(const struct gw_config *c, struct tg_err *err);
+
+/** As gw_config_parse() for a model's model.conf. */
+int gw_model_conf_parse(const char *text, size_t len, const char *name, struct gw_model_conf *mc,
+			struct tg_err *err);
+
+#endif
