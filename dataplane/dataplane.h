@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "proto/proto.h"
 #include "util/util.h"
 
 /*
@@ -50,6 +51,17 @@
 	_(UDP_PORT,        "UDP destination port not ours")			\
 	_(UDP_CSUM_ZERO,   "UDP checksum 0 (none) refused by policy")		\
 	_(UDP_CSUM,        "UDP checksum wrong")				\
+	_(PROTO,           "datagram the decoder refused (proto rejects say why; ERROR sent where allowed)") \
+	_(MSG_TYPE,        "message type not served here (NACK, ERROR, RESPONSE, HELLO_REPLY)") \
+	_(CHUNK_DUP,       "chunk already placed (duplicate or resend)")	\
+	_(CHUNK_LATE,      "chunk of a message already completed or refused")	\
+	_(CHUNK_MISMATCH,  "chunk disagrees with its message's first chunk (ERROR sent)") \
+	_(CHUNK_PLACE,     "chunk overlaps or leaves a gap: message refused (ERROR sent)") \
+	_(CHUNK_LZ4,       "chunk not decompressing to its size: message refused (ERROR sent)") \
+	_(CLIENT_INFLIGHT, "client at max in-flight messages (OVERLOADED sent)")	\
+	_(POOL_FULL,       "no free message slot on the lcore (OVERLOADED sent)")	\
+	_(MSG_TIMEOUT,     "message incomplete at its timeout: slot freed (ERROR sent)") \
+	_(RESP_ENCODE,     "response the encoder refused (INTERNAL ERROR sent)")	\
 	_(NO_MBUF,         "reply not sent: mbuf pool empty")			\
 	_(TX_FULL,         "reply not sent: TX queue full, mbuf freed")
 
@@ -69,8 +81,19 @@ struct dp_stats {
 	uint64_t arp_replies;		/* ARP requests for our address answered */
 	uint64_t icmp_replies;		/* ICMP echo requests answered */
 	uint64_t udp_rx;		/* datagrams to our port that passed IPv4/UDP checks */
+	uint64_t chunks_placed;		/* REQUEST chunks unpacked into their slot */
+	uint64_t msgs_opened;		/* messages given a slot */
+	uint64_t msgs_completed;	/* messages whose every chunk arrived */
+	uint64_t msgs_echoed;		/* of those, answered by the echo model on the lcore */
+	uint64_t msgs_delivered;	/* of those, handed to the consumer ring */
+	uint64_t resp_sent;		/* RESPONSE datagrams sent */
+	uint64_t nacks_sent;		/* NACK datagrams sent */
+	uint64_t errors_sent;		/* ERROR datagrams sent */
 	uint64_t idle_sleeps;		/* nanosleep() calls of the idle back-off */
+	uint64_t port_missed;		/* frames the port dropped before RX (ethdev imissed,
+					 * rx_nombuf, ierrors; dp_stats_get() only) */
 	uint64_t drop[DP_DROP__COUNT];	/* per reason, enum dp_drop */
+	struct proto_stats proto;	/* decoded messages by type, refusals by reason */
 };
 
 /** Metric label of a drop reason ("ip_csum"); "?" when out of range. */
@@ -78,24 +101,29 @@ const char *dp_drop_name(enum dp_drop d);
 /** One-line description of a drop reason; "?" when out of range. */
 const char *dp_drop_help(enum dp_drop d);
 
-/** Limits on what a client may make the gateway hold; all enforced and counted. */
+/**
+ * Limits on what clients may make the gateway hold; each enforced with its own counter and
+ * reply. A message holds its slot from its first chunk until its response is sent (or it
+ * is refused or times out). Slots are split evenly across RX lcores (RSS keeps a client on
+ * one), and allocated, touched and bounded at dp_create(): nothing grows later.
+ */
 struct dp_limits {
 	uint32_t max_msg_bytes;		/* largest raw (decompressed) tensor: sizes each slot */
 	uint16_t max_chunks;		/* chunks per message */
-	uint32_t max_inflight_client;	/* open messages per client */
-	uint32_t max_inflight_total;	/* open messages, all clients: sizes the slot pool */
+	uint32_t max_inflight_client;	/* messages a client (id, IPv4 source, UDP port) holds */
+	uint32_t max_inflight_total;	/* messages all clients hold: the slot pool */
 };
 
 /** Dataplane configuration; dp_config_default() fills every field with its default. */
 struct dp_config {
 	const char *port;		/* ethdev name ("net_af_xdp0"); NULL: the first port */
 	uint32_t ipv4;			/* the gateway's own address, host order (required) */
-	uint16_t udp_port;		/* the protocol's UDP port, host order (default 7700) */
+	uint16_t udp_port;		/* the protocol's UDP port, host order (PROTO_PORT) */
 	uint16_t n_queues;		/* RX/TX queue pairs, one RX lcore each; 0: as many as
 					 * the port and the worker lcores allow, at least 1 */
 	uint16_t rx_desc;		/* RX ring size per queue (1024) */
 	uint16_t tx_desc;		/* TX ring size per queue (1024) */
-	struct dp_limits limits;	/* (1 MiB, 1024 chunks, 16 per client, 256 in total) */
+	struct dp_limits limits;	/* (512 KiB, 1024 chunks, 16 per client, 256 in total) */
 	uint32_t gap_timeout_us;	/* no chunk of an open message for this long: NACK (2000) */
 	uint32_t msg_timeout_us;	/* a message open this long is freed and counted (1 s) */
 	uint32_t tx_drain_us;		/* buffered TX frames leave at least this often (100) */
@@ -104,6 +132,8 @@ struct dp_config {
 	uint32_t idle_sleep_max_us;	/* back-off sleeps double up to this (100) */
 	bool udp_csum_zero_ok;		/* accept UDP checksum 0 ("none", legal in IPv4): false,
 					 * since a chunk is CRC-less and LZ4 does not check data */
+	bool no_echo;			/* deliver PROTO_MODEL_ECHO requests to the consumer
+					 * instead of answering them on the RX lcore (false) */
 };
 
 /** Fill cfg with the defaults above (ipv4 0: the caller must set it). */
@@ -158,6 +188,45 @@ unsigned dp_poll(struct dp *dp, unsigned q);
 
 /** Flush queue q's buffered TX frames now (same thread rules as dp_poll()). */
 void dp_flush(struct dp *dp, unsigned q);
+
+/*
+ * Requests. A completed message is a struct dp_req in a slot the dataplane owns. The
+ * consumer takes it with dp_req_dequeue_burst(), reads it, fills req->resp and hands it back
+ * with dp_req_respond(): the owner lcore then encodes and sends the RESPONSE and frees the
+ * slot. Until then the slot counts against the limits, so every request taken must be
+ * answered, promptly.
+ */
+struct dp_req {
+	/* Set by the dataplane; read-only for the consumer. */
+	struct proto_hdr hdr;		/* the first chunk's header: client, request, session ids */
+	struct proto_request req;	/* model, variant, split, tensor (dtype, shape, quant),
+					 * top_k, flags, deadline; req.c.payload is NULL */
+	void *tensor;			/* the raw tensor, req.c.t.raw_total bytes, 64-aligned;
+					 * the consumer may overwrite it (e.g. with output) */
+	uint64_t first_ns;		/* tg_now_ns() clock: first chunk's arrival */
+	uint64_t done_ns;		/* tg_now_ns() clock: last chunk's arrival */
+	/* Filled by the consumer before dp_req_respond(). */
+	struct proto_response resp;	/* status, reason, result kind, timing, advice; the chunk
+					 * ids, index and count are the dataplane's. A result
+					 * must fit one datagram: NONE, ECHO, TOPK (see below) */
+	uint8_t topk[PROTO_MAX_TOP_K * PROTO_TOPK_ENTRY_LEN];	/* scratch for
+					 * proto_response_set_topk(&resp, topk, ...) */
+};
+
+/**
+ * Take up to n completed requests. Thread: any, several at once (multi-consumer ring).
+ * @param reqs  receives the requests; each is the caller's until dp_req_respond()
+ * @return how many were taken (0..n)
+ */
+unsigned dp_req_dequeue_burst(struct dp *dp, struct dp_req **reqs, unsigned n);
+
+/**
+ * Answer a request: posts it to the owner lcore's response ring; the lcore encodes
+ * req->resp (status OK with a result, or an error status and reason with result NONE),
+ * sends it to the request's source and frees the slot. Thread: any (multi-producer ring).
+ * Takes req: it must not be touched afterwards.
+ */
+void dp_req_respond(struct dp_req *req);
 
 /** Sum of every RX lcore's counters (read while they run: each value is a recent one). */
 void dp_stats_get(const struct dp *dp, struct dp_stats *sum);

@@ -8,10 +8,12 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include <rte_byteorder.h>
 #include <rte_cycles.h>
 #include <rte_ether.h>
+#include <rte_hash.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
@@ -34,6 +36,77 @@ struct dp_peer {
 	rte_be16_t port;
 };
 
+/** A message's identity: who sent it (source address, client id, session) and which. */
+struct dp_key {
+	rte_be32_t ip;			/* IPv4 source */
+	rte_be16_t port;		/* UDP source port */
+	uint16_t zero;			/* padding, always 0: keys are hashed as bytes */
+	uint32_t client_id;
+	uint32_t request_id;
+	uint64_t session_id;
+};
+
+/** A client holding messages on this lcore. */
+struct dp_client {
+	struct dp_key key;		/* request_id and session_id 0: the client part only */
+	uint32_t inflight;		/* messages it holds (open, queued, or being answered) */
+};
+
+enum dp_slot_state {
+	DP_SLOT_FREE,			/* on the free stack */
+	DP_SLOT_OPEN,			/* reassembling: in the message table and the timer list */
+	DP_SLOT_HELD,			/* complete: with the consumer or waiting to be answered */
+};
+
+/** A message slot: the consumer-visible request first, then the reassembly state. */
+struct dp_slot {
+	struct dp_req pub;		/* what dp_req_dequeue_burst() hands out */
+	struct dp_lcore *lc;		/* owner: only its thread changes anything below */
+	struct dp_client *client;
+	struct dp_key key;
+	struct dp_peer peer;		/* where answers go */
+	TAILQ_ENTRY(dp_slot) timer;	/* OPEN: position in lc->open, by deadline */
+	uint64_t first_tsc;		/* first chunk's arrival */
+	uint64_t deadline_tsc;		/* OPEN: a gap after the last chunk or NACK: NACK again,
+					 * or time out */
+	uint32_t rx_bytes;		/* datagram bytes received for it: caps each NACK */
+	uint16_t n_received;		/* distinct chunks placed */
+	uint8_t state;			/* enum dp_slot_state */
+	uint64_t *received;		/* bitmap, bit i: chunk i placed */
+	uint32_t (*span)[2];		/* [i]: raw offset and end of chunk i, once placed */
+};
+
+TAILQ_HEAD(dp_slot_list, dp_slot);
+
+/** A completed or refused message remembered for a while: its late chunks are dropped. */
+struct dp_tomb {
+	struct dp_key key;
+	uint64_t expire_tsc;
+};
+
+/** Reassembly state of one lcore; sized at dp_create() from the limits, never grows. */
+struct dp_reasm {
+	struct rte_hash *msgs;		/* dp_key -> open slot, or tombstone (tagged index) */
+	struct rte_hash *clients;	/* client key -> dp_client, while it holds messages */
+	struct dp_slot *slots;		/* [n_slots] */
+	struct dp_slot **free_slots;	/* stack of n_free */
+	struct dp_client *client_mem;	/* [n_slots]: a client holds at least one slot */
+	struct dp_client **free_clients;	/* stack of n_free_clients */
+	struct dp_tomb *tombs;		/* FIFO ring [n_tombs_max], oldest at tomb_head */
+	struct dp_slot_list open;	/* OPEN slots, earliest deadline first (every deadline
+					 * is an event + one gap, events come in time order) */
+	uint8_t *tensor_mem;		/* n_slots * stride bytes, mapped and touched at init */
+	size_t tensor_mem_len;
+	void *track_mem;		/* bitmaps and spans of every slot */
+	struct rte_ring *resp;		/* answered requests posted by any thread, to send */
+	uint32_t n_slots, n_free, n_free_clients;
+	uint32_t n_tombs_max, tomb_head, n_tombs;
+	uint64_t gap_tsc;		/* config gap_timeout_us */
+	uint64_t msg_tsc;		/* config msg_timeout_us */
+	struct proto_limits plim;	/* what the decoder enforces */
+	bool echo;			/* answer PROTO_MODEL_ECHO here */
+};
+
 /** One RX lcore: its queue pair, TX buffer, idle state and counters. Owner thread only. */
 struct dp_lcore {
 	struct dp *dp;			/* the dataplane this lcore serves */
@@ -53,11 +126,14 @@ struct dp_lcore {
 	uint64_t tx_drain_tsc;		/* config tx_drain_us in TSC cycles */
 	struct rte_mbuf *tx_pkts[DP_TX_BUF];
 
+	uint64_t timers_tsc;		/* reassembly timers run by then even under full bursts */
+
 	/* Idle back-off. */
 	uint64_t busy_tsc;		/* TSC of the last poll that found work */
 	uint64_t spin_tsc;		/* config idle_spin_us in TSC cycles */
 	uint32_t sleep_us;		/* next back-off sleep; 0 while spinning */
 
+	struct dp_reasm re;
 	struct dp_stats stats;
 } __rte_cache_aligned;
 
@@ -67,6 +143,7 @@ struct dp {
 	uint16_t n_queues;
 	struct rte_mempool *pool;
 	struct dp_lcore **lc;		/* [n_queues], each on its own cache lines */
+	struct rte_ring *done;		/* completed requests, RX lcores -> consumers */
 	int stop;			/* set by dp_stop(), read by the RX loops */
 	bool running;			/* RX loops launched */
 	bool port_started;
@@ -75,10 +152,18 @@ struct dp {
 /* rx.c: the RX loop (dp_lcore_main() is what dp_start() launches) */
 int dp_lcore_main(void *arg);
 
-/* reasm.c: a datagram that passed the UDP checks; payload lies in an mbuf that stays the
- * caller's. now is the burst's TSC. */
-void dp_udp_input(struct dp_lcore *lc, const struct dp_peer *from, const uint8_t *payload,
-		  uint16_t len, uint64_t now);
+/* reasm.c, hot path: a datagram that passed the UDP checks (payload lies in an mbuf that
+ * stays the caller's; now is the burst's TSC; returns the message it completed, for
+ * dp_reasm_deliver()); NACKs and timeouts; answered requests. */
+struct dp_slot *dp_udp_input(struct dp_lcore *lc, const struct dp_peer *from,
+			     const uint8_t *payload, uint16_t len, uint64_t now);
+void dp_reasm_deliver(struct dp_lcore *lc, struct dp_slot **done, unsigned n);
+void dp_reasm_timers(struct dp_lcore *lc, uint64_t now);
+unsigned dp_resp_drain(struct dp_lcore *lc);
+
+/* reasm.c, init path */
+int dp_reasm_init(struct dp_lcore *lc, unsigned n_slots, struct tg_err *err);
+void dp_reasm_free(struct dp_lcore *lc);
 
 /* tx.c */
 void dp_tx_flush(struct dp_lcore *lc);

@@ -52,6 +52,7 @@ dptk_eal_init(const char *test)
 	argv[argc++] = (char *)"-m";
 	argv[argc++] = (char *)"512";
 	argv[argc++] = (char *)"--no-pci";
+	argv[argc++] = (char *)"--no-telemetry";	/* its socket outlives dp_eal_cleanup() */
 	argv[argc++] = (char *)"-l";
 	argv[argc++] = (char *)"0-1";
 	argv[argc++] = (char *)"--log-level=lib.*:error";
@@ -206,6 +207,41 @@ dptk_udp_frame(uint8_t *f, const uint8_t dst_mac[6], uint32_t src_ip, uint32_t d
 	dptk_fix_ip_csum(f);
 	dptk_fix_udp_csum(f);
 	return RTE_ETHER_HDR_LEN + sizeof(*ip) + sizeof(*udp) + len;
+}
+
+/** Send a UDP datagram from the client address, source port sport, to the gateway's port. */
+static inline int
+dptk_send(struct dptk_port *p, uint16_t sport, uint16_t dport, const void *data, size_t len)
+{
+	uint8_t f[DPTK_MAX_FRAME];
+
+	if (len > DPTK_MAX_FRAME - 42)
+		return -1;
+	return dptk_inject(p, f, dptk_udp_frame(f, p->mac, DPTK_CL_IP, DPTK_GW_IP, sport, dport,
+						data, len));
+}
+
+/**
+ * Take the next frame the dataplane sent and return its UDP payload (copied into buf).
+ * @return the payload's length, or -1 when there is no frame or it is not IPv4/UDP
+ */
+static inline int
+dptk_take_udp(struct dptk_port *p, uint8_t *buf, size_t cap, uint16_t *dport)
+{
+	uint8_t f[DPTK_MAX_FRAME];
+	size_t n = dptk_take(p, f, sizeof(f)), l;
+	const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(f + RTE_ETHER_HDR_LEN);
+	const struct rte_udp_hdr *udp = (const struct rte_udp_hdr *)(ip + 1);
+
+	if (n < 42 || ip->next_proto_id != IPPROTO_UDP)
+		return -1;
+	l = rte_be_to_cpu_16(udp->dgram_len) - sizeof(*udp);
+	if (42 + l > n || l > cap)
+		return -1;
+	if (dport != NULL)
+		*dport = rte_be_to_cpu_16(udp->dst_port);
+	memcpy(buf, udp + 1, l);
+	return (int)l;
 }
 
 /** True if, between before and after, drop counter d moved by n and no other drop moved. */

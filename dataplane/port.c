@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <unistd.h>
 
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -57,10 +59,10 @@ void
 dp_config_default(struct dp_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->udp_port = 7700;
+	cfg->udp_port = PROTO_PORT;
 	cfg->rx_desc = 1024;
 	cfg->tx_desc = 1024;
-	cfg->limits.max_msg_bytes = 1u << 20;
+	cfg->limits.max_msg_bytes = 512u << 10;
 	cfg->limits.max_chunks = 1024;
 	cfg->limits.max_inflight_client = 16;
 	cfg->limits.max_inflight_total = 256;
@@ -86,7 +88,13 @@ dp_eal_init(int argc, char **argv, struct tg_err *err)
 void
 dp_eal_cleanup(void)
 {
+	char dir[PATH_MAX];
+
+	/* EAL leaves its runtime directory (/var/run/dpdk/<file-prefix>) behind; remove it
+	 * when empty (with --no-telemetry: that socket is only unlinked at exit). */
+	snprintf(dir, sizeof(dir), "%s", rte_eal_get_runtime_dir());
 	rte_eal_cleanup();
+	rmdir(dir);
 }
 
 static int
@@ -184,16 +192,24 @@ dp_lcores_free(struct dp *dp)
 {
 	if (dp->lc == NULL)
 		return;
-	for (unsigned q = 0; q < dp->n_queues; q++)
+	for (unsigned q = 0; q < dp->n_queues; q++) {
+		if (dp->lc[q] != NULL)
+			dp_reasm_free(dp->lc[q]);
 		rte_free(dp->lc[q]);
+	}
 	free(dp->lc);
 	dp->lc = NULL;
+	rte_ring_free(dp->done);
+	dp->done = NULL;
 }
 
 static int
 dp_lcores_create(struct dp *dp, struct tg_err *err)
 {
+	static unsigned dp_seq_done;
 	int socket = rte_eth_dev_socket_id(dp->port_id);
+	unsigned per_lcore = RTE_MAX(1u, dp->cfg.limits.max_inflight_total / dp->n_queues);
+	char name[RTE_RING_NAMESIZE];
 	struct rte_ether_addr mac;
 	uint16_t mtu = RTE_ETHER_MTU;
 	uint32_t room, max_payload;
@@ -235,6 +251,20 @@ dp_lcores_create(struct dp *dp, struct tg_err *err)
 		lc->max_payload = (uint16_t)max_payload;
 		lc->tx_drain_tsc = hz * dp->cfg.tx_drain_us / 1000000;
 		lc->spin_tsc = hz * dp->cfg.idle_spin_us / 1000000;
+		rc = dp_reasm_init(lc, per_lcore, err);
+		if (rc < 0) {
+			dp_lcores_free(dp);
+			return rc;
+		}
+	}
+	/* Holds every slot of every lcore: a consumer that falls behind holds slots, and the
+	 * pool limit (OVERLOADED) bites before this ring could fill. */
+	snprintf(name, sizeof(name), "dp_done_%u", dp_seq_done++);
+	dp->done = rte_ring_create(name, per_lcore * dp->n_queues, socket, RING_F_EXACT_SZ);
+	if (dp->done == NULL) {
+		dp_lcores_free(dp);
+		return tg_err_set(err, -ENOMEM, "dataplane: request ring: %s",
+				  rte_strerror(rte_errno));
 	}
 	return 0;
 }
@@ -382,10 +412,16 @@ dp_stop(struct dp *dp)
 	dp->running = false;
 }
 
+_Static_assert(sizeof(struct dp_stats) % sizeof(uint64_t) == 0, "dp_stats: u64 counters only");
+
 void
 dp_stats_get(const struct dp *dp, struct dp_stats *sum)
 {
+	struct rte_eth_stats es;
+
 	memset(sum, 0, sizeof(*sum));
+	if (rte_eth_stats_get(dp->port_id, &es) == 0)
+		sum->port_missed = es.imissed + es.ierrors + es.rx_nombuf;
 	for (unsigned q = 0; q < dp->n_queues; q++) {
 		const uint64_t *src = (const uint64_t *)&dp->lc[q]->stats;
 		uint64_t *dst = (uint64_t *)sum;

@@ -1,16 +1,694 @@
 /*
- * Reassembly: chunks of a message placed into its request slot.
- * (Waits for proto/proto.h; until then a datagram for our port is counted and dropped.)
+ * Reassembly: REQUEST chunks decoded with proto's decoder and placed into their message's
+ * slot on arrival (decompressed straight to their raw offset); NACKs after a gap of silence,
+ * a timeout that frees; completed messages answered by the echo model or handed to the
+ * consumer; answers posted back by workers, encoded and sent.
+ *
+ * Hot path (dp_udp_input, dp_reasm_timers, dp_resp_drain): the owner lcore only; no malloc,
+ * no log, no lock. Slots, clients and tombstones come from pools sized at init; a bound
+ * that bites is a counted refusal with an ERROR reply, never growth. Init at the end.
  */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <rte_errno.h>
+#include <rte_hash_crc.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+
 #include "dataplane/dp_int.h"
 
-void
+/* A msgs-table value is a slot pointer, or (low bit set) the index of a tombstone. */
+static inline void *
+dp_tomb_val(uint32_t i)
+{
+	return (void *)(((uintptr_t)i << 1) | 1u);
+}
+
+static inline bool
+dp_is_tomb(const void *v)
+{
+	return ((uintptr_t)v & 1u) != 0;
+}
+
+static inline bool
+dp_bit(const uint64_t *map, unsigned i)
+{
+	return (map[i / 64] >> (i % 64)) & 1u;
+}
+
+static inline uint64_t
+dp_tsc_to_ns(uint64_t tsc)
+{
+	return (uint64_t)((double)tsc * 1e9 / (double)rte_get_tsc_hz());
+}
+
+/* ---- replies ---- */
+
+/* The ERROR answering datagram in: proto_error_reply() keeps it no longer than in. */
+static void
+dp_reply_error(struct dp_lcore *lc, const struct dp_peer *to, const uint8_t *in,
+	       uint16_t in_len, enum proto_reason r)
+{
+	struct rte_mbuf *m;
+	uint8_t *buf = dp_tx_udp_alloc(lc, &m);
+	int n;
+
+	if (buf == NULL)
+		return;
+	n = proto_error_reply(buf, lc->max_payload, in, in_len, proto_reason_status(r), r);
+	if (n < 0) {	/* too short to answer without amplifying: the drop was counted */
+		rte_pktmbuf_free(m);
+		return;
+	}
+	dp_tx_udp_send(lc, m, to, (uint16_t)n);
+	lc->stats.errors_sent++;
+}
+
+static void
+dp_slot_hdr(const struct dp_slot *s, struct proto_hdr *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->client_id = s->pub.hdr.client_id;
+	h->request_id = s->pub.hdr.request_id;
+	h->session_id = s->pub.hdr.session_id;
+}
+
+/*
+ * An ERROR about a whole message (48 bytes: smaller than any chunk of it), with the status
+ * the spec gives reason r (PROTO_OK: INTERNAL, a fault of ours).
+ */
+static void
+dp_slot_error(struct dp_lcore *lc, const struct dp_slot *s, enum proto_reason r)
+{
+	struct proto_error e = {
+		.status = (uint8_t)(r == PROTO_OK ? PROTO_ST_INTERNAL : proto_reason_status(r)),
+		.reason = (uint8_t)r,
+		.ref_type = PROTO_T_REQUEST,
+		.min_version = PROTO_VERSION_MIN,
+		.max_version = PROTO_VERSION_MAX,
+		.chunk_index = 0xFFFF,
+	};
+	struct proto_hdr h;
+	struct rte_mbuf *m;
+	uint8_t *buf = dp_tx_udp_alloc(lc, &m);
+	int n;
+
+	if (buf == NULL)
+		return;
+	dp_slot_hdr(s, &h);
+	n = proto_encode_error(buf, lc->max_payload, &h, &e);
+	if (n < 0) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	dp_tx_udp_send(lc, m, &s->peer, (uint16_t)n);
+	lc->stats.errors_sent++;
+}
+
+/*
+ * NACK the chunks still missing. Never more bytes back than arrived for the message (the
+ * source is unverified), at most plim.max_nack_ranges ranges: the first ones; the next NACK
+ * lists what is still missing then.
+ */
+static void
+dp_send_nack(struct dp_lcore *lc, struct dp_slot *s)
+{
+	struct proto_nack nk;
+	struct proto_hdr h;
+	struct rte_mbuf *m;
+	unsigned room, k;
+	uint8_t *buf;
+	int n;
+
+	if (s->rx_bytes <= PROTO_NACK_LEN)
+		return;
+	room = (s->rx_bytes - PROTO_NACK_LEN) / PROTO_NACK_RANGE_LEN;
+	k = proto_nack_from_bitmap(&nk, s->received, s->pub.req.c.count,
+				   RTE_MIN(room, (unsigned)lc->re.plim.max_nack_ranges));
+	if (k == 0)
+		return;
+	buf = dp_tx_udp_alloc(lc, &m);
+	if (buf == NULL)
+		return;
+	dp_slot_hdr(s, &h);
+	n = proto_encode_nack(buf, lc->max_payload, &h, &nk);
+	if (n < 0) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	dp_tx_udp_send(lc, m, &s->peer, (uint16_t)n);
+	lc->stats.nacks_sent++;
+}
+
+/* ---- slots, clients, tombstones ---- */
+
+static inline void
+dp_timer_arm(struct dp_reasm *re, struct dp_slot *s, uint64_t now)
+{
+	s->deadline_tsc = now + re->gap_tsc;
+	TAILQ_INSERT_TAIL(&re->open, s, timer);
+}
+
+/* Give the slot back; the client lets go of it (and of its entry when it held no other). */
+static void
+dp_slot_put(struct dp_lcore *lc, struct dp_slot *s)
+{
+	struct dp_reasm *re = &lc->re;
+	struct dp_client *c = s->client;
+
+	if (--c->inflight == 0) {
+		rte_hash_del_key(re->clients, &c->key);
+		re->free_clients[re->n_free_clients++] = c;
+	}
+	s->client = NULL;
+	s->state = DP_SLOT_FREE;
+	re->free_slots[re->n_free++] = s;
+}
+
+static void
+dp_tomb_pop(struct dp_reasm *re)
+{
+	rte_hash_del_key(re->msgs, &re->tombs[re->tomb_head].key);
+	re->tomb_head = re->tomb_head + 1 == re->n_tombs_max ? 0 : re->tomb_head + 1;
+	re->n_tombs--;
+}
+
+/*
+ * Remember a finished message's key for msg_timeout_us: its late or duplicated chunks are
+ * then dropped, not taken for a new message. Replaces the key's slot in the table. When the
+ * ring is full the oldest goes first (a late chunk of it would open a slot that times out).
+ */
+static void
+dp_tomb_add(struct dp_reasm *re, const struct dp_key *key, uint64_t now)
+{
+	uint32_t i;
+
+	if (re->n_tombs == re->n_tombs_max)
+		dp_tomb_pop(re);
+	i = re->tomb_head + re->n_tombs;
+	if (i >= re->n_tombs_max)
+		i -= re->n_tombs_max;
+	re->tombs[i].key = *key;
+	re->tombs[i].expire_tsc = now + re->msg_tsc;
+	re->n_tombs++;
+	rte_hash_add_key_data(re->msgs, key, dp_tomb_val(i));
+}
+
+/* Refuse a message as a whole (ERROR with reason r): its slot goes, a tombstone stays. */
+static void
+dp_msg_refuse(struct dp_lcore *lc, struct dp_slot *s, const struct dp_peer *to,
+	      const uint8_t *in, uint16_t in_len, enum proto_reason r, uint64_t now)
+{
+	TAILQ_REMOVE(&lc->re.open, s, timer);
+	dp_tomb_add(&lc->re, &s->key, now);
+	dp_reply_error(lc, to, in, in_len, r);
+	dp_slot_put(lc, s);
+}
+
+/* A new message: a slot if the client and the pool allow, else a counted OVERLOADED. */
+static struct dp_slot *
+dp_msg_open(struct dp_lcore *lc, const struct dp_key *key, const struct dp_peer *from,
+	    const struct proto_msg *msg, const uint8_t *in, uint16_t in_len, uint64_t now)
+{
+	struct dp_reasm *re = &lc->re;
+	struct dp_key ckey = *key;
+	struct dp_client *c;
+	struct dp_slot *s;
+	void *v;
+
+	ckey.request_id = 0;
+	ckey.session_id = 0;
+	if (rte_hash_lookup_data(re->clients, &ckey, &v) >= 0) {
+		c = v;
+		if (c->inflight >= lc->dp->cfg.limits.max_inflight_client) {
+			DP_DROP(lc, CLIENT_INFLIGHT);
+			dp_reply_error(lc, from, in, in_len, PROTO_E_CLIENT_INFLIGHT);
+			return NULL;
+		}
+	} else {
+		c = NULL;
+	}
+	if (re->n_free == 0)
+		goto out_full;
+	s = re->free_slots[re->n_free - 1];
+	/* Both tables hold every key the pools allow (extendable buckets): the adds cannot
+	 * fail; were they to, the message is refused like any other that finds no room. */
+	if (c == NULL) {
+		/* A client holds a slot, so there is a free entry whenever there is a slot. */
+		c = re->free_clients[re->n_free_clients - 1];
+		if (rte_hash_add_key_data(re->clients, &ckey, c) < 0)
+			goto out_full;
+		re->n_free_clients--;
+		c->key = ckey;
+		c->inflight = 0;
+	}
+	if (rte_hash_add_key_data(re->msgs, key, s) < 0) {
+		if (c->inflight == 0) {
+			rte_hash_del_key(re->clients, &ckey);
+			re->n_free_clients++;
+		}
+		goto out_full;
+	}
+	re->n_free--;
+	c->inflight++;
+	s->client = c;
+	s->key = *key;
+	s->peer = *from;
+	s->state = DP_SLOT_OPEN;
+	s->first_tsc = now;
+	s->rx_bytes = 0;
+	s->n_received = 0;
+	s->pub.hdr = msg->h;
+	s->pub.req = msg->u.req;
+	/* The message's view: nothing of the chunk that happened to come first. */
+	s->pub.req.c.index = 0;
+	s->pub.req.c.raw_offset = 0;
+	s->pub.req.c.raw_len = s->pub.req.c.t.raw_total;
+	s->pub.req.c.lz4 = false;
+	s->pub.req.c.payload = NULL;
+	s->pub.req.c.payload_len = 0;
+	memset(s->received, 0, ((msg->u.req.c.count + 63u) / 64u) * sizeof(uint64_t));
+	dp_timer_arm(re, s, now);
+	lc->stats.msgs_opened++;
+	return s;
+
+out_full:
+	DP_DROP(lc, POOL_FULL);
+	dp_reply_error(lc, from, in, in_len, PROTO_E_POOL_FULL);
+	return NULL;
+}
+
+/*
+ * Chunk c may sit where it says: chunk 0 starts the tensor, the last ends it, and it meets
+ * its placed neighbours exactly. Checked for every pair as its later half arrives, so a
+ * complete message covers its tensor exactly once: no overlap, and no byte of an earlier
+ * message's tensor left in the slot.
+ */
+static bool
+dp_span_fits(const struct dp_slot *s, const struct proto_chunk *c)
+{
+	uint32_t off = c->raw_offset, end = c->raw_offset + c->raw_len;
+	unsigned i = c->index, count = c->count;
+
+	if (i == 0 && off != 0)
+		return false;
+	if (i + 1 == count && end != c->t.raw_total)
+		return false;
+	if (i > 0 && dp_bit(s->received, i - 1) && s->span[i - 1][1] != off)
+		return false;
+	if (i + 1 < count && dp_bit(s->received, i + 1) && s->span[i + 1][0] != end)
+		return false;
+	return true;
+}
+
+/* ---- responses ---- */
+
+/* Encode req->resp (the chunk block is ours: ids, one chunk, the result) and send it. */
+static void
+dp_send_response(struct dp_lcore *lc, struct dp_slot *s)
+{
+	struct proto_response *r = &s->pub.resp;
+	const struct proto_chunk *q = &s->pub.req.c;
+	struct proto_hdr h;
+	struct rte_mbuf *m;
+	uint8_t *buf;
+	int n;
+
+	r->c.model_id = q->model_id;
+	r->c.variant_id = q->variant_id;
+	r->c.split_id = q->split_id;
+	r->c.index = 0;
+	r->c.count = 1;
+	if (r->result_kind == PROTO_RES_NONE || r->result_kind == PROTO_RES_ECHO) {
+		memset(&r->c.t, 0, sizeof(r->c.t));
+		r->c.t.dtype = PROTO_DT_RAW;
+		r->c.t.scale = 1.0f;
+		r->c.raw_offset = 0;
+		r->c.raw_len = 0;
+		r->c.lz4 = false;
+		r->c.payload = NULL;
+		r->c.payload_len = 0;
+	}
+	buf = dp_tx_udp_alloc(lc, &m);
+	if (buf == NULL)
+		return;
+	dp_slot_hdr(s, &h);
+	n = proto_encode_response(buf, lc->max_payload, &h, r);
+	if (n < 0) {
+		rte_pktmbuf_free(m);
+		DP_DROP(lc, RESP_ENCODE);
+		dp_slot_error(lc, s, PROTO_OK);
+		return;
+	}
+	dp_tx_udp_send(lc, m, &s->peer, (uint16_t)n);
+	lc->stats.resp_sent++;
+}
+
+/*
+ * The echo model (docs/protocol.md 13): CRC32C and length of the reassembled raw tensor,
+ * answered here; it has variant 0 and split 0 only.
+ */
+static void
+dp_echo(struct dp_lcore *lc, struct dp_slot *s)
+{
+	struct proto_response *r = &s->pub.resp;
+	uint64_t t0 = rte_rdtsc();
+
+	if (s->pub.req.c.variant_id != 0 || s->pub.req.c.split_id != 0) {
+		r->status = PROTO_ST_UNKNOWN_SPLIT;
+		dp_send_response(lc, s);
+		dp_slot_put(lc, s);
+		return;
+	}
+	r->result_kind = PROTO_RES_ECHO;
+	r->echo_crc32c = proto_crc32c(0, s->pub.tensor, s->pub.req.c.t.raw_total);
+	r->echo_bytes = s->pub.req.c.t.raw_total;
+	r->compute_us = (uint32_t)(dp_tsc_to_ns(rte_rdtsc() - t0) / 1000);
+	dp_send_response(lc, s);
+	lc->stats.msgs_echoed++;
+	dp_slot_put(lc, s);
+}
+
+/*
+ * Every chunk arrived: the tombstone takes the slot's place in the table, the slot is held
+ * for its answer. @return the slot for the consumer ring, or NULL (answered here).
+ */
+static struct dp_slot *
+dp_msg_complete(struct dp_lcore *lc, struct dp_slot *s, uint64_t now)
+{
+	struct dp_reasm *re = &lc->re;
+	struct proto_response *r = &s->pub.resp;
+
+	TAILQ_REMOVE(&re->open, s, timer);
+	dp_tomb_add(re, &s->key, now);
+	s->state = DP_SLOT_HELD;
+	s->pub.done_ns = tg_now_ns();
+	s->pub.first_ns = s->pub.done_ns - dp_tsc_to_ns(now - s->first_tsc);
+	memset(r, 0, sizeof(*r));
+	r->status = PROTO_ST_OK;
+	r->reason = PROTO_OK;
+	r->result_kind = PROTO_RES_NONE;
+	r->exit_taken = PROTO_NONE;
+	r->advice_variant = PROTO_NONE;
+	r->advice_split = PROTO_NONE;
+	lc->stats.msgs_completed++;
+	if (re->echo && s->pub.req.c.model_id == PROTO_MODEL_ECHO) {
+		dp_echo(lc, s);
+		return NULL;
+	}
+	return s;
+}
+
+/* One REQUEST chunk. @return its message's slot if this chunk completed it, else NULL. */
+static struct dp_slot *
+dp_chunk_input(struct dp_lcore *lc, const struct dp_peer *from, const struct proto_msg *msg,
+	       const uint8_t *in, uint16_t in_len, uint64_t now)
+{
+	struct dp_reasm *re = &lc->re;
+	const struct proto_chunk *c = &msg->u.req.c;
+	struct dp_key key = {
+		.ip = from->ip,
+		.port = from->port,
+		.client_id = msg->h.client_id,
+		.request_id = msg->h.request_id,
+		.session_id = msg->h.session_id,
+	};
+	struct dp_slot *s;
+	void *v;
+
+	if (rte_hash_lookup_data(re->msgs, &key, &v) >= 0) {
+		if (dp_is_tomb(v)) {
+			DP_DROP(lc, CHUNK_LATE);
+			return NULL;
+		}
+		s = v;
+		if (!proto_request_same_msg(&s->pub.req, &msg->u.req)) {
+			DP_DROP(lc, CHUNK_MISMATCH);
+			dp_reply_error(lc, from, in, in_len, PROTO_E_CHUNK_MISMATCH);
+			return NULL;
+		}
+	} else {
+		s = dp_msg_open(lc, &key, from, msg, in, in_len, now);
+		if (s == NULL)
+			return NULL;
+	}
+	s->rx_bytes = s->rx_bytes + in_len < s->rx_bytes ? UINT32_MAX : s->rx_bytes + in_len;
+	if (dp_bit(s->received, c->index)) {
+		DP_DROP(lc, CHUNK_DUP);
+		return NULL;
+	}
+	if (!dp_span_fits(s, c)) {
+		DP_DROP(lc, CHUNK_PLACE);
+		dp_msg_refuse(lc, s, from, in, in_len, PROTO_E_CHUNK_MISMATCH, now);
+		return NULL;
+	}
+	if (proto_chunk_unpack(c, s->pub.tensor, c->t.raw_total, &lc->stats.proto) != PROTO_OK) {
+		DP_DROP(lc, CHUNK_LZ4);
+		dp_msg_refuse(lc, s, from, in, in_len, PROTO_E_LZ4, now);
+		return NULL;
+	}
+	s->received[c->index / 64] |= UINT64_C(1) << (c->index % 64);
+	s->span[c->index][0] = c->raw_offset;
+	s->span[c->index][1] = c->raw_offset + c->raw_len;
+	lc->stats.chunks_placed++;
+	if (++s->n_received == c->count)
+		return dp_msg_complete(lc, s, now);
+	/* Progress: the next NACK is a whole gap of silence away. */
+	TAILQ_REMOVE(&re->open, s, timer);
+	dp_timer_arm(re, s, now);
+	return NULL;
+}
+
+struct dp_slot *
 dp_udp_input(struct dp_lcore *lc, const struct dp_peer *from, const uint8_t *payload,
 	     uint16_t len, uint64_t now)
 {
-	(void)lc;
-	(void)from;
-	(void)payload;
-	(void)len;
-	(void)now;
+	struct proto_msg msg;
+	enum proto_reason r;
+
+	r = proto_decode(payload, len, &lc->re.plim, &msg, &lc->stats.proto);
+	if (r != PROTO_OK) {
+		DP_DROP(lc, PROTO);
+		/* Not our protocol at all (a scan, a stray): no reply. */
+		if (r != PROTO_E_BAD_MAGIC)
+			dp_reply_error(lc, from, payload, len, r);
+		return NULL;
+	}
+	if (msg.h.type == PROTO_T_REQUEST)
+		return dp_chunk_input(lc, from, &msg, payload, len, now);
+	/* Replies (RESPONSE, NACK of a response, ERROR, HELLO_REPLY) are never answered: two
+	 * gateways must not talk to each other forever. HELLO is the control plane's. */
+	DP_DROP(lc, MSG_TYPE);
+	return NULL;
+}
+
+/*
+ * Hand completed messages to the consumer ring in one operation. The ring holds every slot
+ * of every lcore, so it cannot be full: a consumer that falls behind holds slots, and the
+ * pool limit refuses new messages (POOL_FULL, OVERLOADED sent) long before.
+ */
+void
+dp_reasm_deliver(struct dp_lcore *lc, struct dp_slot **done, unsigned n)
+{
+	void *objs[DP_BURST];
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		objs[i] = &done[i]->pub;
+	RTE_VERIFY(rte_ring_mp_enqueue_bulk(lc->dp->done, objs, n, NULL) == n);
+	lc->stats.msgs_delivered += n;
+}
+
+/*
+ * Timers, checked from the poll loop on the TSC (docs/protocol.md 12.2). A slot silent for a
+ * gap is past its message timeout (freed, counted, ERROR UNKNOWN_REQUEST reasm_timeout sent)
+ * or gets a NACK of what is missing, and another a gap later. The timeout is judged at these
+ * checks, so it fires at most one gap late. The list is in deadline order, so only its head
+ * is looked at; then tombstones.
+ */
+void
+dp_reasm_timers(struct dp_lcore *lc, uint64_t now)
+{
+	struct dp_reasm *re = &lc->re;
+	struct dp_slot *s;
+
+	while ((s = TAILQ_FIRST(&re->open)) != NULL && s->deadline_tsc <= now) {
+		TAILQ_REMOVE(&re->open, s, timer);
+		if (now - s->first_tsc >= re->msg_tsc) {
+			DP_DROP(lc, MSG_TIMEOUT);
+			dp_slot_error(lc, s, PROTO_E_REASM_TIMEOUT);
+			rte_hash_del_key(re->msgs, &s->key);
+			dp_slot_put(lc, s);
+			continue;
+		}
+		dp_send_nack(lc, s);
+		dp_timer_arm(re, s, now);
+	}
+	while (re->n_tombs != 0 && re->tombs[re->tomb_head].expire_tsc <= now)
+		dp_tomb_pop(re);
+}
+
+/* Send the answers workers posted, free their slots. @return how many. */
+unsigned
+dp_resp_drain(struct dp_lcore *lc)
+{
+	void *reqs[DP_BURST];
+	unsigned n, i;
+
+	n = rte_ring_sc_dequeue_burst(lc->re.resp, reqs, DP_BURST, NULL);
+	for (i = 0; i < n; i++) {
+		struct dp_slot *s = (struct dp_slot *)reqs[i];	/* pub is the first member */
+
+		dp_send_response(lc, s);
+		dp_slot_put(lc, s);
+	}
+	return n;
+}
+
+/* ---- API for consumers ---- */
+
+unsigned
+dp_req_dequeue_burst(struct dp *dp, struct dp_req **reqs, unsigned n)
+{
+	return rte_ring_mc_dequeue_burst(dp->done, (void **)reqs, n, NULL);
+}
+
+void
+dp_req_respond(struct dp_req *req)
+{
+	struct dp_slot *s = (struct dp_slot *)req;
+
+	/* The ring holds every slot of its lcore: it cannot be full. */
+	RTE_VERIFY(rte_ring_mp_enqueue(s->lc->re.resp, req) == 0);
+}
+
+/* ---- init path ---- */
+
+void
+dp_reasm_free(struct dp_lcore *lc)
+{
+	struct dp_reasm *re = &lc->re;
+
+	rte_hash_free(re->msgs);
+	rte_hash_free(re->clients);
+	rte_ring_free(re->resp);
+	if (re->tensor_mem != NULL)
+		munmap(re->tensor_mem, re->tensor_mem_len);
+	free(re->track_mem);
+	free(re->slots);
+	free(re->free_slots);
+	free(re->client_mem);
+	free(re->free_clients);
+	free(re->tombs);
+	memset(re, 0, sizeof(*re));
+}
+
+static struct rte_hash *
+dp_hash_create(const char *what, unsigned q, uint32_t entries, uint32_t key_len, int socket)
+{
+	static unsigned seq;	/* names are global to the process */
+	char name[RTE_HASH_NAMESIZE];
+	struct rte_hash_parameters p = {
+		.name = name,
+		.entries = entries,
+		.key_len = key_len,
+		.hash_func = rte_hash_crc,
+		.socket_id = socket,
+		/* Extendable buckets: every one of `entries` keys fits, whatever their hashes. */
+		.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
+	};
+
+	snprintf(name, sizeof(name), "dp_%s_%u_%u", what, q, seq++);
+	return rte_hash_create(&p);
+}
+
+/*
+ * Size everything from the limits: n_slots slots of max_msg_bytes (mapped and touched now,
+ * so the hot path never faults a page in), per-slot chunk tracking for max_chunks, clients
+ * and tombstones, two hash tables, the response ring.
+ */
+int
+dp_reasm_init(struct dp_lcore *lc, unsigned n_slots, struct tg_err *err)
+{
+	static unsigned seq;	/* ring names are global to the process */
+	const struct dp_config *cfg = &lc->dp->cfg;
+	struct dp_reasm *re = &lc->re;
+	unsigned q = lc->queue_id, words = (cfg->limits.max_chunks + 63u) / 64u;
+	char name[RTE_RING_NAMESIZE];
+	int socket = rte_socket_id();
+	size_t stride = RTE_ALIGN_CEIL((size_t)RTE_MAX(cfg->limits.max_msg_bytes, 1u), 64);
+	size_t track = words * sizeof(uint64_t) + (size_t)cfg->limits.max_chunks * 8;
+	uint64_t hz = rte_get_tsc_hz();
+	uint8_t *t;
+
+	memset(re, 0, sizeof(*re));
+	re->n_slots = n_slots;
+	re->n_tombs_max = RTE_MAX(8 * n_slots, 4096u);
+	re->gap_tsc = hz * cfg->gap_timeout_us / 1000000;
+	re->msg_tsc = hz * cfg->msg_timeout_us / 1000000;
+	re->echo = !cfg->no_echo;
+	proto_limits_default(&re->plim);
+	re->plim.max_msg_bytes = cfg->limits.max_msg_bytes;
+	re->plim.max_chunks = cfg->limits.max_chunks;
+	re->plim.max_dgram = (uint16_t)RTE_MAX(lc->max_payload, (uint16_t)PROTO_HELLO_MIN_DGRAM);
+	if (proto_limits_check(&re->plim) != 0)
+		return tg_err_set(err, -EINVAL, "dataplane: limits outside the wire's caps "
+				  "(max_msg_bytes <= %u)", (unsigned)PROTO_MAX_MSG_BYTES);
+	TAILQ_INIT(&re->open);
+
+	re->slots = calloc(n_slots, sizeof(*re->slots));
+	re->free_slots = calloc(n_slots, sizeof(*re->free_slots));
+	re->client_mem = calloc(n_slots, sizeof(*re->client_mem));
+	re->free_clients = calloc(n_slots, sizeof(*re->free_clients));
+	re->tombs = calloc(re->n_tombs_max, sizeof(*re->tombs));
+	re->track_mem = calloc(n_slots, track);
+	if (re->slots == NULL || re->free_slots == NULL || re->client_mem == NULL ||
+	    re->free_clients == NULL || re->tombs == NULL || re->track_mem == NULL)
+		goto out_nomem;
+	re->tensor_mem_len = stride * n_slots;
+	t = mmap(NULL, re->tensor_mem_len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (t == MAP_FAILED) {
+		re->tensor_mem = NULL;
+		goto out_nomem;
+	}
+	re->tensor_mem = t;
+	for (unsigned i = 0; i < n_slots; i++) {
+		struct dp_slot *s = &re->slots[i];
+		uint8_t *tr = (uint8_t *)re->track_mem + (size_t)i * track;
+
+		s->lc = lc;
+		s->pub.tensor = t + (size_t)i * stride;
+		s->received = (uint64_t *)tr;
+		s->span = (uint32_t(*)[2])(tr + words * sizeof(uint64_t));
+		re->free_slots[n_slots - 1 - i] = s;	/* slot 0 first */
+		re->free_clients[i] = &re->client_mem[i];
+	}
+	re->n_free = n_slots;
+	re->n_free_clients = n_slots;
+
+	re->msgs = dp_hash_create("msgs", q, n_slots + re->n_tombs_max, sizeof(struct dp_key),
+				  socket);
+	re->clients = dp_hash_create("clients", q, n_slots, sizeof(struct dp_key), socket);
+	if (re->msgs == NULL || re->clients == NULL) {
+		dp_reasm_free(lc);
+		return tg_err_set(err, -ENOMEM, "dataplane: queue %u: hash tables: %s", q,
+				  rte_strerror(rte_errno));
+	}
+	snprintf(name, sizeof(name), "dp_resp_%u_%u", q, seq++);
+	re->resp = rte_ring_create(name, n_slots, socket, RING_F_SC_DEQ | RING_F_EXACT_SZ);
+	if (re->resp == NULL) {
+		dp_reasm_free(lc);
+		return tg_err_set(err, -ENOMEM, "dataplane: queue %u: response ring: %s", q,
+				  rte_strerror(rte_errno));
+	}
+	return 0;
+
+out_nomem:
+	dp_reasm_free(lc);
+	return tg_err_set(err, -ENOMEM, "dataplane: queue %u: %u slots of %zu bytes: out of memory",
+			  q, n_slots, stride);
 }

@@ -103,8 +103,11 @@ dp_rx_icmp(struct dp_lcore *lc, struct rte_mbuf *m, struct rte_ether_hdr *eth,
 	return true;
 }
 
-/* Check a UDP datagram for us; pass its payload on. m stays the caller's. */
-static void
+/*
+ * Check a UDP datagram for us; pass its payload on. m stays the caller's.
+ * @return the message this datagram completed, or NULL
+ */
+static struct dp_slot *
 dp_rx_udp(struct dp_lcore *lc, struct rte_mbuf *m, struct rte_ether_hdr *eth,
 	  struct rte_ipv4_hdr *ip, unsigned ihl, unsigned l4_len, uint64_t now)
 {
@@ -113,40 +116,41 @@ dp_rx_udp(struct dp_lcore *lc, struct rte_mbuf *m, struct rte_ether_hdr *eth,
 
 	if (l4_len < sizeof(*udp)) {
 		DP_DROP(lc, UDP_RUNT);
-		return;
+		return NULL;
 	}
 	if (rte_be_to_cpu_16(udp->dgram_len) != l4_len) {
 		DP_DROP(lc, UDP_LEN);
-		return;
+		return NULL;
 	}
 	if (udp->dst_port != lc->udp_port) {
 		DP_DROP(lc, UDP_PORT);
-		return;
+		return NULL;
 	}
 	if (udp->dgram_cksum == 0) {
 		if (!lc->csum_zero_ok) {
 			DP_DROP(lc, UDP_CSUM_ZERO);
-			return;
+			return NULL;
 		}
 	} else if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) != RTE_MBUF_F_RX_L4_CKSUM_GOOD &&
 		   ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_BAD ||
 		    !dp_udp_csum_ok(ip, udp, l4_len))) {
 		DP_DROP(lc, UDP_CSUM);
-		return;
+		return NULL;
 	}
 	lc->stats.udp_rx++;
 	from.mac = eth->src_addr;
 	from.ip = ip->src_addr;
 	from.port = udp->src_port;
-	dp_udp_input(lc, &from, (const uint8_t *)(udp + 1), l4_len - sizeof(*udp), now);
+	return dp_udp_input(lc, &from, (const uint8_t *)(udp + 1),
+			    (uint16_t)(l4_len - sizeof(*udp)), now);
 }
 
 /*
  * Classify one frame. @return true if m was consumed (queued for TX as a reply); false if the
- * caller frees it.
+ * caller frees it. *done is set to the message the frame completed, or NULL.
  */
 static bool
-dp_rx_one(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now)
+dp_rx_one(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now, struct dp_slot **done)
 {
 	struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
 	struct rte_ipv4_hdr *ip;
@@ -216,7 +220,7 @@ dp_rx_one(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now)
 	m->data_len = m->pkt_len = RTE_ETHER_HDR_LEN + tot;
 	l4_len = tot - ihl;
 	if (ip->next_proto_id == IPPROTO_UDP) {
-		dp_rx_udp(lc, m, eth, ip, ihl, l4_len, now);
+		*done = dp_rx_udp(lc, m, eth, ip, ihl, l4_len, now);
 		return false;
 	}
 	if (ip->next_proto_id == IPPROTO_ICMP)
@@ -226,14 +230,15 @@ dp_rx_one(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now)
 }
 
 /*
- * Receive and classify one burst; free in one call what it did not turn into replies.
- * @return frames received
+ * Receive and classify one burst; free in one call what it did not turn into replies, hand
+ * what it completed to the consumer in one ring operation. @return frames received
  */
 static unsigned
 dp_rx_burst(struct dp_lcore *lc)
 {
-	struct rte_mbuf *pkts[DP_BURST], *done[DP_BURST];
-	unsigned n_done = 0;
+	struct rte_mbuf *pkts[DP_BURST], *spent[DP_BURST];
+	struct dp_slot *done[DP_BURST];
+	unsigned n_spent = 0, n_done = 0;
 	uint64_t now;
 	uint16_t n, i;
 
@@ -247,25 +252,43 @@ dp_rx_burst(struct dp_lcore *lc)
 	for (i = 0; i < n; i++) {
 		if (i + DP_PREFETCH < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + DP_PREFETCH], void *));
-		if (!dp_rx_one(lc, pkts[i], now))
-			done[n_done++] = pkts[i];
+		done[n_done] = NULL;
+		if (!dp_rx_one(lc, pkts[i], now, &done[n_done]))
+			spent[n_spent++] = pkts[i];
+		n_done += done[n_done] != NULL;
 	}
-	rte_pktmbuf_free_bulk(done, n_done);
+	rte_pktmbuf_free_bulk(spent, n_spent);
+	if (n_done != 0)
+		dp_reasm_deliver(lc, done, n_done);
 	return n;
 }
 
 /*
- * One pass of the loop. TX leaves when a burst's worth is buffered, when the RX queue is
- * drained (a short burst: nothing more to batch with) or at the drain deadline.
+ * One pass of the loop: a burst, the answers workers posted, timers. TX leaves when a
+ * burst's worth is buffered, when the RX queue is drained (a short burst: nothing more to
+ * batch with) or at the drain deadline.
  */
 static unsigned
 dp_lcore_poll(struct dp_lcore *lc)
 {
-	unsigned n = dp_rx_burst(lc);
+	unsigned n = dp_rx_burst(lc), k;
+	uint64_t now;
 
-	if (lc->tx_n != 0 && (n < DP_BURST || rte_rdtsc() >= lc->tx_deadline))
+	k = dp_resp_drain(lc);
+	now = rte_rdtsc();
+	/*
+	 * Gaps are judged with the RX queue drained: after a sleep the lcore wakes to a backlog
+	 * (a 10 us nanosleep here sometimes lasts 2-4 ms), and a NACK sent before the backlog is
+	 * read lists chunks already waiting in it. A full burst after full burst still runs the
+	 * timers once per gap.
+	 */
+	if (n < DP_BURST || now >= lc->timers_tsc) {
+		dp_reasm_timers(lc, now);
+		lc->timers_tsc = now + lc->re.gap_tsc;
+	}
+	if (lc->tx_n != 0 && (n < DP_BURST || now >= lc->tx_deadline))
 		dp_tx_flush(lc);
-	return n;
+	return n + k;
 }
 
 /*

@@ -1,0 +1,806 @@
+/*
+ * Reassembly on a ring-backed port, with datagrams made by proto's own chunker: chunks in
+ * order, reversed, shuffled, duplicated, overlapping or leaving gaps, truncated, hostile
+ * sizes; a missing chunk NACKed after the gap; the timeout freeing the slot; the pool and
+ * per-client limits refusing with OVERLOADED; the consumer path and its responses. Each
+ * refusal checks its reply and that exactly its counter moved.
+ */
+#include "tests/harness.h"
+#include "dataplane/dp_testkit.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+enum {
+	GW_PORT = PROTO_PORT,
+	MAX_DGRAM = 1472,	/* the ring port's MTU 1500 less IPv4 and UDP */
+	MAX_RAW = 1 << 16,	/* dptk_config()'s max_msg_bytes */
+	MAX_CHUNKS = 64,
+	OUT_CAP = MAX_RAW + MAX_CHUNKS * PROTO_REQUEST_LEN + 4096,
+	TEST_MODEL = 7,
+};
+
+/* A request chunked by proto_request_chunk(): the raw tensor and its datagrams. */
+struct msg {
+	struct proto_hdr h;
+	struct proto_request rq;
+	uint8_t raw[MAX_RAW];
+	uint8_t out[OUT_CAP];
+	struct proto_dgram dg[MAX_CHUNKS];
+	unsigned n;
+	uint16_t sport;		/* the client's UDP source port */
+};
+
+static struct dptk_port port;
+static struct dp *dp;
+static struct msg ma, mb;
+static uint8_t rbuf[DPTK_MAX_FRAME];
+
+static uint32_t
+rnd(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+/*
+ * Chunk a raw tensor of len bytes (random, or compressible when lz4) for model, client and
+ * request ids into m. @return 0 or -1.
+ */
+static int
+make_msg(struct msg *m, uint16_t model, uint32_t client, uint32_t req_id, size_t len, bool lz4)
+{
+	uint32_t seed = req_id * 2654435761u + client + 1;
+	int rc;
+
+	memset(&m->h, 0, sizeof(m->h));
+	memset(&m->rq, 0, sizeof(m->rq));
+	m->h.client_id = client;
+	m->h.request_id = req_id;
+	m->h.session_id = 0x1122334455667788ull;
+	m->rq.c.model_id = model;
+	m->rq.c.t.dtype = PROTO_DT_RAW;
+	m->rq.c.t.raw_total = (uint32_t)len;
+	m->rq.c.t.scale = 1.0f;
+	m->sport = (uint16_t)(40000 + client % 1000);
+	for (size_t i = 0; i < len; i++)
+		m->raw[i] = lz4 ? (uint8_t)(i / 16 + (rnd(&seed) % 4 == 0)) : (uint8_t)rnd(&seed);
+	rc = proto_request_chunk(&m->h, &m->rq, m->raw, MAX_DGRAM, lz4, m->out, sizeof(m->out),
+				 m->dg, MAX_CHUNKS, &m->n);
+	return rc == 0 ? 0 : -1;
+}
+
+static void
+send_dg(const struct msg *m, const uint8_t *data, size_t len)
+{
+	TH_CHECK(dptk_send(&port, m->sport, GW_PORT, data, len) == 0);
+}
+
+static void
+send_chunk(const struct msg *m, unsigned i)
+{
+	send_dg(m, m->dg[i].data, m->dg[i].len);
+}
+
+/* One poll with whatever was injected, TX flushed. */
+static void
+pump(void)
+{
+	dp_poll(dp, 0);
+	dp_flush(dp, 0);
+}
+
+/* Poll until a datagram comes back (at most ms milliseconds); decode it into out. */
+static bool
+reply(struct proto_msg *out, unsigned ms)
+{
+	struct timespec t = { 0, 100000 };	/* 100 us */
+
+	for (unsigned i = 0; i <= ms * 10; i++) {
+		int n;
+
+		pump();
+		n = dptk_take_udp(&port, rbuf, sizeof(rbuf), NULL);
+		if (n >= 0)
+			return proto_decode(rbuf, (size_t)n, NULL, out, NULL) == PROTO_OK;
+		nanosleep(&t, NULL);
+	}
+	return false;
+}
+
+static bool
+is_echo_of(const struct proto_msg *r, const struct msg *m)
+{
+	return r->h.type == PROTO_T_RESPONSE && r->h.request_id == m->h.request_id &&
+	       r->h.client_id == m->h.client_id && r->h.session_id == m->h.session_id &&
+	       r->u.resp.status == PROTO_ST_OK && r->u.resp.result_kind == PROTO_RES_ECHO &&
+	       r->u.resp.echo_bytes == m->rq.c.t.raw_total &&
+	       r->u.resp.echo_crc32c == proto_crc32c(0, m->raw, m->rq.c.t.raw_total);
+}
+
+static bool
+is_error(const struct proto_msg *r, enum proto_status st, enum proto_reason why)
+{
+	return r->h.type == PROTO_T_ERROR && r->u.error.status == st && r->u.error.reason == why;
+}
+
+/* Send m's chunks in the order given, then expect its echo and no other datagram. */
+static void
+expect_echo_for_order(struct msg *m, const unsigned *order, unsigned n)
+{
+	struct dp_stats a, b;
+	struct proto_msg r;
+
+	dp_stats_get(dp, &a);
+	for (unsigned i = 0; i < n; i++)
+		send_chunk(m, order[i]);
+	TH_CHECK(reply(&r, 100));
+	TH_CHECK(is_echo_of(&r, m));
+	TH_CHECK(dptk_tx_count(&port) == 0);
+	dp_stats_get(dp, &b);
+	TH_CHECK(b.chunks_placed - a.chunks_placed == m->n);
+	TH_CHECK(b.msgs_opened - a.msgs_opened == 1);
+	TH_CHECK(b.msgs_echoed - a.msgs_echoed == 1);
+	TH_CHECK(b.resp_sent - a.resp_sent == 1);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_RUNT, 0));
+}
+
+static void
+test_in_order(void)
+{
+	unsigned order[MAX_CHUNKS];
+
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 100, 30000, false) == 0);
+	TH_CHECK(ma.n == 22);
+	for (unsigned i = 0; i < ma.n; i++)
+		order[i] = i;
+	expect_echo_for_order(&ma, order, ma.n);
+}
+
+static void
+test_reversed(void)
+{
+	unsigned order[MAX_CHUNKS];
+
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 101, 20000, false) == 0);
+	for (unsigned i = 0; i < ma.n; i++)
+		order[i] = ma.n - 1 - i;
+	expect_echo_for_order(&ma, order, ma.n);
+}
+
+static void
+test_shuffled_lz4(void)
+{
+	unsigned order[MAX_CHUNKS];
+	uint32_t seed = 7;
+
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 102, MAX_RAW, true) == 0);
+	TH_CHECK(ma.n > 1 && ma.n < MAX_RAW / 1368);	/* LZ4 packed more per datagram */
+	for (unsigned i = 0; i < ma.n; i++)
+		order[i] = i;
+	for (unsigned i = ma.n - 1; i > 0; i--) {
+		unsigned j = rnd(&seed) % (i + 1), t = order[i];
+
+		order[i] = order[j];
+		order[j] = t;
+	}
+	expect_echo_for_order(&ma, order, ma.n);
+}
+
+static void
+test_single_chunk_and_empty_tensor(void)
+{
+	unsigned zero = 0;
+
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 103, 1, false) == 0);
+	TH_CHECK(ma.n == 1);
+	expect_echo_for_order(&ma, &zero, 1);
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 104, 0, false) == 0);
+	TH_CHECK(ma.n == 1);
+	expect_echo_for_order(&ma, &zero, 1);
+}
+
+/* Every chunk twice: the second copy is a duplicate, the last one's arrives too late. */
+static void
+test_duplicated(void)
+{
+	struct dp_stats a, b;
+	struct proto_msg r;
+
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 105, 10000, false) == 0);
+	dp_stats_get(dp, &a);
+	for (unsigned i = 0; i < ma.n; i++) {
+		send_chunk(&ma, i);
+		send_chunk(&ma, i);
+	}
+	TH_CHECK(reply(&r, 100) && is_echo_of(&r, &ma));
+	pump();
+	TH_CHECK(dptk_tx_count(&port) == 0);	/* one answer, not two */
+	dp_stats_get(dp, &b);
+	TH_CHECK(b.chunks_placed - a.chunks_placed == ma.n);
+	TH_CHECK(b.drop[DP_DROP_CHUNK_DUP] - a.drop[DP_DROP_CHUNK_DUP] == ma.n - 1);
+	TH_CHECK(b.drop[DP_DROP_CHUNK_LATE] - a.drop[DP_DROP_CHUNK_LATE] == 1);
+	TH_CHECK(b.udp_rx - a.udp_rx == 2 * ma.n);
+}
+
+/* Re-encode chunk i of m with its raw offset moved by delta (its bytes unchanged). */
+static size_t
+moved_chunk(const struct msg *m, unsigned i, int delta, uint8_t *buf, size_t cap)
+{
+	struct proto_msg d;
+	int n;
+
+	if (proto_decode(m->dg[i].data, m->dg[i].len, NULL, &d, NULL) != PROTO_OK)
+		return 0;
+	d.u.req.c.raw_offset = (uint32_t)((int)d.u.req.c.raw_offset + delta);
+	n = proto_encode_request(buf, cap, &d.h, &d.u.req);
+	return n < 0 ? 0 : (size_t)n;
+}
+
+/* A chunk overlapping its neighbour refuses the message; later chunks of it are late. */
+static void
+expect_placement_refused(int delta)
+{
+	static uint8_t bad[2048];
+	struct dp_stats a, b;
+	struct proto_msg r;
+	size_t n;
+
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 110 + (uint32_t)(delta & 0xff), 5000,
+			  false) == 0);
+	n = moved_chunk(&ma, 1, delta, bad, sizeof(bad));
+	TH_CHECK(n > 0);
+	send_chunk(&ma, 0);
+	pump();
+	dp_stats_get(dp, &a);
+	send_dg(&ma, bad, n);
+	TH_CHECK(reply(&r, 100));
+	TH_CHECK(is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_CHUNK_MISMATCH));
+	TH_CHECK(r.u.error.chunk_index == 1);
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_CHUNK_PLACE, 1));
+	dp_stats_get(dp, &a);
+	send_chunk(&ma, 2);
+	pump();
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_CHUNK_LATE, 1));
+	TH_CHECK(dptk_tx_count(&port) == 0);
+}
+
+static void
+test_overlapping_offsets_refused(void)
+{
+	expect_placement_refused(-4);
+}
+
+static void
+test_gap_between_chunks_refused(void)
+{
+	expect_placement_refused(+4);
+}
+
+/* Chunk 0 not at offset 0, arriving after chunk 1: refused by the same rule. */
+static void
+test_first_chunk_not_at_zero_refused(void)
+{
+	static uint8_t bad[2048];
+	struct dp_stats a, b;
+	struct proto_msg r;
+	size_t n;
+
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 120, 5000, false) == 0);
+	n = moved_chunk(&ma, 0, 2, bad, sizeof(bad));	/* raw chunks: still inside */
+	TH_CHECK(n > 0);
+	dp_stats_get(dp, &a);
+	send_dg(&ma, bad, n);
+	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_CHUNK_MISMATCH));
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_CHUNK_PLACE, 1));
+}
+
+static void
+test_truncated_datagram_refused(void)
+{
+	struct dp_stats a, b;
+	struct proto_msg r;
+
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 121, 3000, false) == 0);
+	dp_stats_get(dp, &a);
+	send_dg(&ma, ma.dg[0].data, ma.dg[0].len - 10);
+	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_TRUNCATED));
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_PROTO, 1));
+	TH_CHECK(b.proto.reject[PROTO_E_TRUNCATED] - a.proto.reject[PROTO_E_TRUNCATED] == 1);
+	/* Too short to answer without amplification: counted, no reply. */
+	dp_stats_get(dp, &a);
+	send_dg(&ma, ma.dg[0].data, 20);
+	pump();
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_PROTO, 1));
+	TH_CHECK(dptk_tx_count(&port) == 0);
+}
+
+static void
+put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)(v >> 16));
+	put16(p + 2, (uint16_t)v);
+}
+
+/*
+ * Chunk 0 of a one-chunk message of 1000 raw bytes, changed by f() (on the wire bytes: the
+ * encoder would refuse to write most of these), must be refused with why, counted as d.
+ */
+static void
+expect_hostile(size_t (*f)(uint8_t *buf, size_t len), enum proto_reason why, enum dp_drop d)
+{
+	static uint8_t buf[2048];
+	struct dp_stats a, b;
+	struct proto_msg r;
+	size_t n;
+
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 130, 1000, false) == 0);
+	memcpy(buf, ma.dg[0].data, ma.dg[0].len);
+	n = f(buf, ma.dg[0].len);
+	dp_stats_get(dp, &a);
+	send_dg(&ma, buf, n);
+	TH_CHECK(reply(&r, 100));
+	TH_CHECK_MSG(is_error(&r, proto_reason_status(why), why), "type %u reason %u",
+		     r.h.type, r.u.error.reason);
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, d, 1));
+	TH_CHECK(b.msgs_opened == a.msgs_opened + (d == DP_DROP_PROTO ? 0 : 1));
+}
+
+static size_t
+huge_tensor(uint8_t *buf, size_t len)
+{
+	put32(buf + PROTO_OFF_RAW_TOTAL, MAX_RAW + 1);	/* over max_msg_bytes */
+	return len;
+}
+
+static size_t
+many_chunks(uint8_t *buf, size_t len)
+{
+	put16(buf + PROTO_OFF_CHUNK_COUNT, 2000);	/* over max_chunks (1024) */
+	return len;
+}
+
+static size_t
+range_past_end(uint8_t *buf, size_t len)
+{
+	put32(buf + PROTO_OFF_RAW_OFFSET, 500);		/* 500 + 1000 > 1000 */
+	return len;
+}
+
+static size_t
+huge_claimed_payload(uint8_t *buf, size_t len)
+{
+	put16(buf + PROTO_OFF_PAYLOAD_LEN, 60000);	/* more than the datagram holds */
+	return len;
+}
+
+/* An LZ4 block that cannot yield 1000 bytes, in place of the raw payload. */
+static size_t
+lz4_garbage(uint8_t *buf, size_t len)
+{
+	static const uint8_t junk[8] = { 0xf0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77 };
+
+	(void)len;
+	put16(buf + PROTO_OFF_FLAGS, PROTO_F_LZ4);
+	put16(buf + PROTO_OFF_PAYLOAD_LEN, sizeof(junk));
+	memcpy(buf + PROTO_REQUEST_LEN, junk, sizeof(junk));
+	return PROTO_REQUEST_LEN + sizeof(junk);
+}
+
+static void
+test_hostile_sizes_refused(void)
+{
+	expect_hostile(huge_tensor, PROTO_E_MSG_TOO_BIG, DP_DROP_PROTO);
+	expect_hostile(many_chunks, PROTO_E_TOO_MANY_CHUNKS, DP_DROP_PROTO);
+	expect_hostile(range_past_end, PROTO_E_CHUNK_RANGE, DP_DROP_PROTO);
+	expect_hostile(huge_claimed_payload, PROTO_E_TRUNCATED, DP_DROP_PROTO);
+	expect_hostile(lz4_garbage, PROTO_E_LZ4, DP_DROP_CHUNK_LZ4);
+}
+
+/* A chunk that changes its message's description is refused; the message goes on. */
+static void
+test_mismatching_chunk_refused(void)
+{
+	static uint8_t buf[2048];
+	struct dp_stats a, b;
+	struct proto_msg m, r;
+	int n;
+
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 140, 5000, false) == 0);
+	send_chunk(&ma, 0);
+	pump();
+	TH_CHECK(proto_decode(ma.dg[1].data, ma.dg[1].len, NULL, &m, NULL) == PROTO_OK);
+	m.u.req.deadline_us = 5;
+	n = proto_encode_request(buf, sizeof(buf), &m.h, &m.u.req);
+	TH_CHECK(n > 0);
+	dp_stats_get(dp, &a);
+	send_dg(&ma, buf, (size_t)n);
+	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_CHUNK_MISMATCH));
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_CHUNK_MISMATCH, 1));
+	for (unsigned i = 1; i < ma.n; i++)
+		send_chunk(&ma, i);
+	TH_CHECK(reply(&r, 100) && is_echo_of(&r, &ma));
+}
+
+/* A missing chunk is NACKed once the gap passed; its resend completes the message. */
+static void
+test_missing_chunk_nacked_after_gap(void)
+{
+	struct dp_stats a, b;
+	struct proto_msg r;
+	struct timespec t0, t1;
+	double ms;
+
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 150, 20000, false) == 0);
+	dp_stats_get(dp, &a);
+	for (unsigned i = 0; i < ma.n; i++)
+		if (i != 3 && i != 4 && i != 9)
+			send_chunk(&ma, i);
+	pump();
+	TH_CHECK(dptk_tx_count(&port) == 0);	/* nothing before the gap */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	TH_CHECK(reply(&r, 200));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6;
+	TH_CHECK(r.h.type == PROTO_T_NACK && r.h.request_id == 150);
+	TH_CHECK(r.u.nack.chunk_count == ma.n && r.u.nack.n_ranges == 2);
+	TH_CHECK(r.u.nack.ranges[0].first == 3 && r.u.nack.ranges[0].count == 2);
+	TH_CHECK(r.u.nack.ranges[1].first == 9 && r.u.nack.ranges[1].count == 1);
+	TH_CHECK_MSG(ms >= 1.5, "NACK after %.2f ms, gap is 2 ms", ms);
+	send_chunk(&ma, 9);
+	send_chunk(&ma, 4);
+	send_chunk(&ma, 3);
+	TH_CHECK(reply(&r, 100) && is_echo_of(&r, &ma));
+	dp_stats_get(dp, &b);
+	TH_CHECK(b.nacks_sent - a.nacks_sent == 1);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_RUNT, 0));
+}
+
+/*
+ * Silence: a NACK every gap (2 ms), then, past the message timeout (100 ms), the slot is
+ * freed with ERROR UNKNOWN_REQUEST reasm_timeout; the request resent whole is served again.
+ */
+static void
+test_timeout_frees_slot(void)
+{
+	struct dp_stats a, b;
+	struct proto_msg r;
+	unsigned nacks = 0, i;
+
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 2, 160, 5000, false) == 0);
+	dp_stats_get(dp, &a);
+	send_chunk(&ma, 0);
+	for (i = 0; i < 200; i++) {
+		TH_CHECK(reply(&r, 300));
+		if (r.h.type != PROTO_T_NACK)
+			break;
+		TH_CHECK(r.u.nack.n_ranges == 1 && r.u.nack.ranges[0].first == 1);
+		nacks++;
+	}
+	TH_CHECK(is_error(&r, PROTO_ST_UNKNOWN_REQUEST, PROTO_E_REASM_TIMEOUT));
+	/* About 100 / 2; a sleeping test thread stretches gaps, never adds NACKs. */
+	TH_CHECK_MSG(nacks >= 5 && nacks <= 50, "%u NACKs", nacks);
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_MSG_TIMEOUT, 1));
+	TH_CHECK(b.nacks_sent - a.nacks_sent == nacks);
+	/* No tombstone after a timeout: the same request, resent whole, is served. */
+	for (i = 0; i < ma.n; i++)
+		send_chunk(&ma, i);
+	TH_CHECK(reply(&r, 100) && is_echo_of(&r, &ma));
+}
+
+/* Open (incomplete) messages up to each limit; the next one is refused with OVERLOADED. */
+static void
+test_client_limit_then_pool_limit(void)
+{
+	static struct msg m[9];
+	struct dp_stats a, b;
+	struct proto_msg r;
+
+	/* Client 3 may hold 4. */
+	for (unsigned i = 0; i < 5; i++)
+		TH_CHECK(make_msg(&m[i], PROTO_MODEL_ECHO, 3, 200 + i, 3000, false) == 0);
+	for (unsigned i = 0; i < 4; i++)
+		send_chunk(&m[i], 0);
+	pump();
+	dp_stats_get(dp, &a);
+	send_chunk(&m[4], 0);
+	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_OVERLOADED, PROTO_E_CLIENT_INFLIGHT));
+	TH_CHECK(r.h.request_id == 204);
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_CLIENT_INFLIGHT, 1));
+	/* Four more clients fill the pool of 8; a ninth message finds none. */
+	for (unsigned i = 4; i < 9; i++)
+		TH_CHECK(make_msg(&m[i], PROTO_MODEL_ECHO, 10 + i, 300 + i, 3000, false) == 0);
+	for (unsigned i = 4; i < 8; i++)
+		send_chunk(&m[i], 0);
+	pump();
+	dp_stats_get(dp, &a);
+	send_chunk(&m[8], 0);
+	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_OVERLOADED, PROTO_E_POOL_FULL));
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_POOL_FULL, 1));
+	/* Completing one frees its slot: the refused message is taken now. */
+	for (unsigned i = 1; i < m[4].n; i++)
+		send_chunk(&m[4], i);
+	TH_CHECK(reply(&r, 100) && is_echo_of(&r, &m[4]));
+	for (unsigned i = 0; i < m[8].n; i++)
+		send_chunk(&m[8], i);
+	TH_CHECK(reply(&r, 100) && is_echo_of(&r, &m[8]));
+	/* Finish the rest, so later tests start with a free pool. */
+	for (unsigned k = 0; k < 8; k++) {
+		if (k == 4)
+			continue;
+		for (unsigned i = 1; i < m[k].n; i++)
+			send_chunk(&m[k], i);
+		TH_CHECK(reply(&r, 100) && is_echo_of(&r, &m[k]));
+	}
+	pump();
+	TH_CHECK(dptk_tx_count(&port) == 0);
+}
+
+/* A model other than echo goes to the consumer, whose TOPK answer reaches the client. */
+static void
+test_consumer_gets_request_and_answers(void)
+{
+	struct proto_topk top[2] = { { 3, 0.75f }, { 1, 0.25f } };
+	struct dp_req *req[4];
+	struct proto_msg r;
+	struct proto_topk e;
+	unsigned n;
+
+	TH_CHECK(make_msg(&ma, TEST_MODEL, 4, 400, 9000, false) == 0);
+	for (unsigned i = 0; i < ma.n; i++)
+		send_chunk(&ma, i);
+	pump();
+	n = dp_req_dequeue_burst(dp, req, 4);
+	TH_CHECK(n == 1);
+	if (n != 1)
+		return;
+	TH_CHECK(req[0]->req.c.model_id == TEST_MODEL && req[0]->hdr.request_id == 400);
+	TH_CHECK(req[0]->req.c.t.raw_total == 9000 && req[0]->req.c.payload == NULL);
+	TH_CHECK(memcmp(req[0]->tensor, ma.raw, 9000) == 0);
+	TH_CHECK(((uintptr_t)req[0]->tensor & 63) == 0);
+	TH_CHECK(req[0]->done_ns >= req[0]->first_ns && req[0]->first_ns > 0);
+	TH_CHECK(dptk_tx_count(&port) == 0);
+	TH_CHECK(proto_response_set_topk(&req[0]->resp, req[0]->topk, top, 2) == 0);
+	req[0]->resp.batch_size = 1;
+	dp_req_respond(req[0]);
+	TH_CHECK(reply(&r, 100));
+	TH_CHECK(r.h.type == PROTO_T_RESPONSE && r.h.request_id == 400);
+	TH_CHECK(r.u.resp.status == PROTO_ST_OK && r.u.resp.result_kind == PROTO_RES_TOPK);
+	TH_CHECK(r.u.resp.top_k == 2 && r.u.resp.c.model_id == TEST_MODEL);
+	proto_topk_get(&r.u.resp, 0, &e);
+	TH_CHECK(e.class_id == 3 && e.score == 0.75f);
+}
+
+/* An error status from the consumer goes out as a RESPONSE with no result. */
+static void
+test_consumer_error_status_answered(void)
+{
+	struct dp_req *req;
+	struct proto_msg r;
+
+	TH_CHECK(make_msg(&ma, TEST_MODEL, 4, 401, 100, false) == 0);
+	send_chunk(&ma, 0);
+	pump();
+	TH_CHECK(dp_req_dequeue_burst(dp, &req, 1) == 1);
+	req->resp.status = PROTO_ST_UNKNOWN_MODEL;
+	dp_req_respond(req);
+	TH_CHECK(reply(&r, 100));
+	TH_CHECK(r.h.type == PROTO_T_RESPONSE && r.u.resp.status == PROTO_ST_UNKNOWN_MODEL);
+	TH_CHECK(r.u.resp.result_kind == PROTO_RES_NONE);
+}
+
+/* A response the encoder refuses becomes an INTERNAL ERROR, counted; the slot is freed. */
+static void
+test_bad_response_counted(void)
+{
+	struct dp_stats a, b;
+	struct dp_req *req;
+	struct proto_msg r;
+
+	TH_CHECK(make_msg(&ma, TEST_MODEL, 4, 402, 100, false) == 0);
+	send_chunk(&ma, 0);
+	pump();
+	TH_CHECK(dp_req_dequeue_burst(dp, &req, 1) == 1);
+	req->resp.result_kind = 77;
+	dp_stats_get(dp, &a);
+	dp_req_respond(req);
+	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_INTERNAL, PROTO_OK));
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_RESP_ENCODE, 1));
+}
+
+static void
+test_unsupported_version_answered(void)
+{
+	static uint8_t buf[2048];
+	struct dp_stats a, b;
+	struct proto_msg r;
+
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 500, 100, false) == 0);
+	memcpy(buf, ma.dg[0].data, ma.dg[0].len);
+	buf[PROTO_OFF_VERSION] = 9;
+	dp_stats_get(dp, &a);
+	send_dg(&ma, buf, ma.dg[0].len);
+	TH_CHECK(reply(&r, 100));
+	TH_CHECK(r.h.type == PROTO_T_ERROR && r.u.error.status == PROTO_ST_UNSUPPORTED_VERSION);
+	TH_CHECK(r.u.error.min_version == PROTO_VERSION_MIN);
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_PROTO, 1));
+}
+
+static void
+test_not_our_protocol_ignored(void)
+{
+	static const uint8_t junk[64] = "GET / HTTP/1.0\r\n";
+	struct dp_stats a, b;
+
+	dp_stats_get(dp, &a);
+	TH_CHECK(dptk_send(&port, 40000, GW_PORT, junk, sizeof(junk)) == 0);
+	pump();
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_PROTO, 1));
+	TH_CHECK(b.proto.reject[PROTO_E_BAD_MAGIC] - a.proto.reject[PROTO_E_BAD_MAGIC] == 1);
+	TH_CHECK(dptk_tx_count(&port) == 0);
+}
+
+static void
+test_reply_types_not_answered(void)
+{
+	static uint8_t buf[256];
+	struct proto_hdr h = { .client_id = 1, .request_id = 9 };
+	struct proto_nack nk = { .chunk_count = 4, .n_ranges = 1, .ranges = { { 1, 2 } } };
+	struct proto_error e = { .status = PROTO_ST_INTERNAL, .chunk_index = 0xFFFF };
+	struct dp_stats a, b;
+	int n;
+
+	dp_stats_get(dp, &a);
+	n = proto_encode_nack(buf, sizeof(buf), &h, &nk);
+	TH_CHECK(n > 0 && dptk_send(&port, 40000, GW_PORT, buf, (size_t)n) == 0);
+	n = proto_encode_error(buf, sizeof(buf), &h, &e);
+	TH_CHECK(n > 0 && dptk_send(&port, 40000, GW_PORT, buf, (size_t)n) == 0);
+	pump();
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_MSG_TYPE, 2));
+	TH_CHECK(dptk_tx_count(&port) == 0);
+}
+
+/* With the dataplane's mbufs all taken, a reply is counted as not sent. */
+static void
+test_no_mbuf_counted(void)
+{
+	static struct rte_mbuf *held[16384];
+	struct rte_mempool *mp = NULL;
+	struct dp_stats a, b;
+	unsigned n = 0;
+	char name[RTE_MEMPOOL_NAMESIZE];
+
+	for (unsigned i = 0; i < 64 && mp == NULL; i++) {
+		snprintf(name, sizeof(name), "dp_mbuf_%u", i);
+		mp = rte_mempool_lookup(name);
+	}
+	TH_CHECK(mp != NULL);
+	if (mp == NULL)
+		return;
+	while (n < RTE_DIM(held) && (held[n] = rte_pktmbuf_alloc(mp)) != NULL)
+		n++;
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 600, 3000, false) == 0);
+	dp_stats_get(dp, &a);
+	send_dg(&ma, ma.dg[0].data, ma.dg[0].len - 1);	/* truncated: an ERROR is due */
+	pump();
+	dp_stats_get(dp, &b);
+	TH_CHECK(b.drop[DP_DROP_NO_MBUF] - a.drop[DP_DROP_NO_MBUF] == 1);
+	TH_CHECK(b.drop[DP_DROP_PROTO] - a.drop[DP_DROP_PROTO] == 1);
+	TH_CHECK(b.errors_sent == a.errors_sent);
+	for (unsigned i = 0; i < n; i++)
+		rte_pktmbuf_free(held[i]);
+}
+
+/* Echo serves variant 0, split 0 only. */
+static void
+test_echo_other_split_unknown(void)
+{
+	static uint8_t buf[2048];
+	struct proto_msg m, r;
+	int n;
+
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 650, 100, false) == 0);
+	TH_CHECK(proto_decode(ma.dg[0].data, ma.dg[0].len, NULL, &m, NULL) == PROTO_OK);
+	m.u.req.c.split_id = 2;
+	n = proto_encode_request(buf, sizeof(buf), &m.h, &m.u.req);
+	TH_CHECK(n > 0);
+	send_dg(&ma, buf, (size_t)n);
+	TH_CHECK(reply(&r, 100));
+	TH_CHECK(r.h.type == PROTO_T_RESPONSE && r.u.resp.status == PROTO_ST_UNKNOWN_SPLIT);
+	TH_CHECK(r.u.resp.result_kind == PROTO_RES_NONE && r.u.resp.c.split_id == 2);
+}
+
+/* Two clients interleaving chunks of messages with the same request id stay apart. */
+static void
+test_clients_interleaved(void)
+{
+	struct proto_msg r1, r2;
+	unsigned n;
+
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 21, 700, 8000, false) == 0);
+	TH_CHECK(make_msg(&mb, PROTO_MODEL_ECHO, 22, 700, 8000, false) == 0);
+	n = RTE_MAX(ma.n, mb.n);
+	for (unsigned i = 0; i < n; i++) {
+		if (i < ma.n)
+			send_chunk(&ma, i);
+		if (i < mb.n)
+			send_chunk(&mb, i);
+	}
+	TH_CHECK(reply(&r1, 100) && reply(&r2, 100));
+	TH_CHECK((is_echo_of(&r1, &ma) && is_echo_of(&r2, &mb)) ||
+		 (is_echo_of(&r1, &mb) && is_echo_of(&r2, &ma)));
+}
+
+int
+main(void)
+{
+	struct dp_config cfg;
+	struct tg_err err = { 0 };
+
+	if (dptk_eal_init("dpreasm") != 0 || dptk_port_make(&port, 1024) != 0) {
+		fprintf(stderr, "EAL or ring port unavailable\n");
+		printf("0 passed, 1 failed, 0 skipped\n");
+		return 1;
+	}
+	dptk_config(&cfg, &port);
+	cfg.gap_timeout_us = 2000;
+	cfg.msg_timeout_us = 100000;
+	if (dp_create(&dp, &cfg, &err) != 0) {
+		fprintf(stderr, "dp_create: %s\n", err.msg);
+		printf("0 passed, 1 failed, 0 skipped\n");
+		return 1;
+	}
+	dp_mac_get(dp, port.mac);
+
+	TH_RUN(test_in_order);
+	TH_RUN(test_reversed);
+	TH_RUN(test_shuffled_lz4);
+	TH_RUN(test_single_chunk_and_empty_tensor);
+	TH_RUN(test_duplicated);
+	TH_RUN(test_overlapping_offsets_refused);
+	TH_RUN(test_gap_between_chunks_refused);
+	TH_RUN(test_first_chunk_not_at_zero_refused);
+	TH_RUN(test_truncated_datagram_refused);
+	TH_RUN(test_hostile_sizes_refused);
+	TH_RUN(test_mismatching_chunk_refused);
+	TH_RUN(test_missing_chunk_nacked_after_gap);
+	TH_RUN(test_timeout_frees_slot);
+	TH_RUN(test_client_limit_then_pool_limit);
+	TH_RUN(test_consumer_gets_request_and_answers);
+	TH_RUN(test_consumer_error_status_answered);
+	TH_RUN(test_bad_response_counted);
+	TH_RUN(test_unsupported_version_answered);
+	TH_RUN(test_not_our_protocol_ignored);
+	TH_RUN(test_reply_types_not_answered);
+	TH_RUN(test_no_mbuf_counted);
+	TH_RUN(test_echo_other_split_unknown);
+	TH_RUN(test_clients_interleaved);
+
+	dp_destroy(dp);
+	dptk_port_free(&port);
+	dp_eal_cleanup();
+	TH_DONE();
+}
