@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum {
 	GW_PATH_MAX = 1024,
@@ -79,5 +80,34 @@ int gw_config_validate(const struct gw_config *c, struct tg_err *err);
 /** As gw_config_parse() for a model's model.conf. */
 int gw_model_conf_parse(const char *text, size_t len, const char *name, struct gw_model_conf *mc,
 			struct tg_err *err);
+
+/* ---- the model repository: models/<name>/{model.onnx, model.conf[, model.calib]} ---- */
+
+/** One served model, loaded and resolved against its graph. */
+struct gw_model {
+	struct gw_model_conf conf;
+	struct kern_model *m;			/* read with io_uring */
+	struct kern_calib *calib;		/* int8: model.calib; else NULL */
+	unsigned splits[GW_MAX_SPLITS];		/* served split rows, from conf.splits */
+	unsigned n_splits;
+	float exit_conf[GW_MAX_EXITS];		/* per model output; 2 = never answers early */
+};
+
+struct gw_repo {
+	struct gw_model *models;
+	unsigned n;
+};
+
+/**
+ * Load every model folder of dir (folders without model.onnx are skipped, with a note in
+ * err-less stderr output left to the caller: see gw_repo_summary()). Each needs a
+ * model.conf with a unique id; splits and exits named there must exist in the model.
+ * @return 0, or -errno with err naming the folder and what is wrong.
+ */
+int gw_repo_load(const char *dir, struct gw_repo **out, struct tg_err *err);
+void gw_repo_free(struct gw_repo *r);
+
+/** The startup summary: per model its id, dtype, served splits with bytes, exits. */
+void gw_repo_summary(const struct gw_repo *r, FILE *f);
 
 #endif
