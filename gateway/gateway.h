@@ -110,4 +110,49 @@ void gw_repo_free(struct gw_repo *r);
 /** The startup summary: per model its id, dtype, served splits with bytes, exits. */
 void gw_repo_summary(const struct gw_repo *r, FILE *f);
 
+/* ---- logs: bounded per-producer rings, written by io_uring from one writer thread ---- */
+
+/** One access-log record (a JSON line once written). */
+struct gw_access_rec {
+	uint64_t t_ns;			/* CLOCK_REALTIME of the answer */
+	uint32_t client_id, request_id;
+	uint32_t bytes;			/* raw tensor bytes received */
+	uint32_t queue_us, compute_us;
+	uint16_t model;
+	uint16_t batch;
+	uint8_t split, dtype, status, exit_taken;	/* exit 0xFF: none */
+};
+
+struct gw_log;
+
+/**
+ * Open the access log (access_path, "" = none) and event log (event_path, "" = stderr),
+ * with n_producers rings of ring_size records each (a power of two), and start the writer.
+ * @return 0 or -errno with err set.
+ */
+int gw_log_open(struct gw_log **out, const char *access_path, const char *event_path,
+		unsigned n_producers, unsigned ring_size, unsigned fsync_ms, struct tg_err *err);
+
+/**
+ * Hand a record to the writer. Thread: only producer p's own thread; lock-free, never
+ * blocks: when p's ring is full the record is dropped and counted.
+ * @return true when queued.
+ */
+bool gw_log_access(struct gw_log *l, unsigned p, const struct gw_access_rec *r);
+
+/** An event line (control path: startup, reloads, state changes); same ring rules. */
+bool gw_log_event(struct gw_log *l, unsigned p, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/** Ask the writer to reopen both files (after rotation; SIGHUP). Any thread. */
+void gw_log_reopen(struct gw_log *l);
+
+struct gw_log_stats {
+	uint64_t written, dropped, write_errors, fsyncs, reopens;
+};
+void gw_log_stats(const struct gw_log *l, struct gw_log_stats *out);
+
+/** Write everything queued, fdatasync, stop the writer, close. NULL ok. */
+void gw_log_close(struct gw_log *l);
+
 #endif
