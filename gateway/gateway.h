@@ -155,4 +155,36 @@ void gw_log_stats(const struct gw_log *l, struct gw_log_stats *out);
 /** Write everything queued, fdatasync, stop the writer, close. NULL ok. */
 void gw_log_close(struct gw_log *l);
 
+/* ---- control plane: a small HTTP server and Prometheus text ---- */
+
+/**
+ * Render the body for a GET of path into buf (cap bytes); set *len and *ctype.
+ * Called on the HTTP server's thread. @return the HTTP status (200, 404, ...).
+ */
+typedef int (*gw_http_fn)(void *ctx, const char *path, char *buf, size_t cap, size_t *len,
+			  const char **ctype);
+
+struct gw_http;
+
+/**
+ * Serve GETs on "ADDR:PORT" (PORT 0: any free port, see gw_http_port()) with libmicrohttpd's
+ * own thread. Bodies are rendered into a fresh buffer of buf_cap bytes per request (the
+ * control path may allocate). @return 0 or -errno with err set.
+ */
+int gw_http_start(struct gw_http **out, const char *addr_port, gw_http_fn fn, void *ctx,
+		  size_t buf_cap, struct tg_err *err);
+uint16_t gw_http_port(const struct gw_http *h);
+void gw_http_stop(struct gw_http *h);
+
+/** Prometheus text exposition into a fixed buffer; overflow is sticky and reported. */
+struct gw_prom {
+	char *buf;
+	size_t cap, len;
+	bool overflow;
+};
+/** "# HELP" and "# TYPE" lines of a metric family. */
+void gw_prom_family(struct gw_prom *p, const char *name, const char *type, const char *help);
+/** One sample: name{labels} value; labels without braces, may be NULL or "". */
+void gw_prom_sample(struct gw_prom *p, const char *name, const char *labels, double v);
+
 #endif
