@@ -51,7 +51,9 @@
 	_(UDP_PORT,        "UDP destination port not ours")			\
 	_(UDP_CSUM_ZERO,   "UDP checksum 0 (none) refused by policy")		\
 	_(UDP_CSUM,        "UDP checksum wrong")				\
-	_(PROTO,           "datagram the decoder refused (proto rejects say why; ERROR sent where allowed)") \
+	_(PROTO,           "refused by the decoder (proto rejects say why; ERROR where due)") \
+	_(SESSION_UNKNOWN, "session unknown, or not bound to this source (UNKNOWN_SESSION sent)") \
+	_(SESSION_FULL,    "HELLO found no free session (OVERLOADED sent)")		\
 	_(MSG_TYPE,        "message type not served here (NACK, ERROR, RESPONSE, HELLO_REPLY)") \
 	_(CHUNK_DUP,       "chunk already placed (duplicate or resend)")	\
 	_(CHUNK_LATE,      "chunk of a message already completed or refused")	\
@@ -81,6 +83,9 @@ struct dp_stats {
 	uint64_t arp_replies;		/* ARP requests for our address answered */
 	uint64_t icmp_replies;		/* ICMP echo requests answered */
 	uint64_t udp_rx;		/* datagrams to our port that passed IPv4/UDP checks */
+	uint64_t hello_replies;		/* HELLO_REPLY datagrams sent */
+	uint64_t sessions_opened;	/* sessions a HELLO opened */
+	uint64_t sessions_expired;	/* sessions forgotten after session_ttl_ms idle */
 	uint64_t chunks_placed;		/* REQUEST chunks unpacked into their slot */
 	uint64_t msgs_opened;		/* messages given a slot */
 	uint64_t msgs_completed;	/* messages whose every chunk arrived */
@@ -89,6 +94,7 @@ struct dp_stats {
 	uint64_t resp_sent;		/* RESPONSE datagrams sent */
 	uint64_t nacks_sent;		/* NACK datagrams sent */
 	uint64_t errors_sent;		/* ERROR datagrams sent */
+	uint64_t answers_resent;	/* kept answers resent to a late chunk of their request */
 	uint64_t idle_sleeps;		/* nanosleep() calls of the idle back-off */
 	uint64_t port_missed;		/* frames the port dropped before RX (ethdev imissed,
 					 * rx_nombuf, ierrors; dp_stats_get() only) */
@@ -110,8 +116,9 @@ const char *dp_drop_help(enum dp_drop d);
 struct dp_limits {
 	uint32_t max_msg_bytes;		/* largest raw (decompressed) tensor: sizes each slot */
 	uint16_t max_chunks;		/* chunks per message */
-	uint32_t max_inflight_client;	/* messages a client (id, IPv4 source, UDP port) holds */
+	uint32_t max_inflight_client;	/* messages a client (its session) holds */
 	uint32_t max_inflight_total;	/* messages all clients hold: the slot pool */
+	uint32_t max_sessions;		/* sessions held at once (HELLO beyond: OVERLOADED) */
 };
 
 /** Dataplane configuration; dp_config_default() fills every field with its default. */
@@ -123,7 +130,9 @@ struct dp_config {
 					 * the port and the worker lcores allow, at least 1 */
 	uint16_t rx_desc;		/* RX ring size per queue (1024) */
 	uint16_t tx_desc;		/* TX ring size per queue (1024) */
-	struct dp_limits limits;	/* (512 KiB, 1024 chunks, 16 per client, 256 in total) */
+	struct dp_limits limits;	/* (512 KiB, 1024 chunks, 16 per client, 256 in total,
+					 * 4096 sessions) */
+	uint32_t session_ttl_ms;	/* an idle session is forgotten after this (60 s) */
 	uint32_t gap_timeout_us;	/* no chunk of an open message for this long: NACK (2000) */
 	uint32_t msg_timeout_us;	/* a message open this long is freed and counted (1 s) */
 	uint32_t tx_drain_us;		/* buffered TX frames leave at least this often (100) */
@@ -165,6 +174,16 @@ int dp_create(struct dp **out, const struct dp_config *cfg, struct tg_err *err);
  * Requests still held by a consumer become invalid: return them first.
  */
 void dp_destroy(struct dp *dp);
+
+/**
+ * Set the catalog HELLO_REPLYs list (docs/protocol.md 4.2): n entries (copied), then the echo
+ * diagnostic's entry, which is always there. gen is the catalog_gen devices see; change it
+ * with every new catalog. Thread: the main lcore, while the RX lcores are stopped (before
+ * dp_start(), or between dp_stop() and dp_start()).
+ * @return 0, -EBUSY (RX lcores running), -EINVAL (n + 1 over 65535), -ENOMEM (err set)
+ */
+int dp_catalog_set(struct dp *dp, const struct proto_catalog_entry *e, unsigned n,
+		   uint32_t gen, struct tg_err *err);
 
 /** Number of RX/TX queue pairs, i.e. RX lcores (queue q runs on the q-th worker lcore). */
 unsigned dp_n_queues(const struct dp *dp);

@@ -1,7 +1,7 @@
 /*
- * Shared by the dataplane's .c files only: the per-lcore state, the hot-path helpers between rx.c, tx.c
- * and reasm.c. port.c is the init path (may allocate and log); rx.c, tx.c and reasm.c are the
- * hot path (bursts, no malloc, no log, no lock).
+ * Shared by the dataplane's .c files only: the per-lcore state and the helpers between them.
+ * port.c is the init path (may allocate and log); rx.c, tx.c, session.c and reasm.c are the
+ * hot path (bursts, no malloc, no log, no lock), their init functions excepted.
  */
 #ifndef TG_DP_INT_H
 #define TG_DP_INT_H
@@ -36,20 +36,27 @@ struct dp_peer {
 	rte_be16_t port;
 };
 
-/** A message's identity: who sent it (source address, client id, session) and which. */
-struct dp_key {
-	rte_be32_t ip;			/* IPv4 source */
-	rte_be16_t port;		/* UDP source port */
-	uint16_t zero;			/* padding, always 0: keys are hashed as bytes */
+/**
+ * A session (docs/protocol.md 12.1): opened by a HELLO, bound to the client id and source
+ * address it came from; a datagram naming it from elsewhere is from an unverified source.
+ */
+struct dp_session {
+	uint64_t id;			/* random, non-zero; the key of lc->re.sessions */
 	uint32_t client_id;
-	uint32_t request_id;
-	uint64_t session_id;
+	uint32_t inflight;		/* messages it holds (open, queued, or being answered) */
+	struct dp_peer peer;		/* the address it is bound to: where answers go */
+	uint64_t last_tsc;		/* its last datagram: idle past the TTL, it is forgotten */
+	TAILQ_ENTRY(dp_session) lru;	/* in lc->re.lru, least recently used first */
+	struct proto_hello profile;	/* the device's last HELLO, for split advice */
 };
 
-/** A client holding messages on this lcore. */
-struct dp_client {
-	struct dp_key key;		/* request_id and session_id 0: the client part only */
-	uint32_t inflight;		/* messages it holds (open, queued, or being answered) */
+TAILQ_HEAD(dp_session_list, dp_session);
+
+/** A message's identity: the gateway keys a message by (session, request id). */
+struct dp_key {
+	uint64_t session_id;
+	uint32_t request_id;
+	uint32_t zero;			/* padding, always 0: keys are hashed as bytes */
 };
 
 enum dp_slot_state {
@@ -62,14 +69,13 @@ enum dp_slot_state {
 struct dp_slot {
 	struct dp_req pub;		/* what dp_req_dequeue_burst() hands out */
 	struct dp_lcore *lc;		/* owner: only its thread changes anything below */
-	struct dp_client *client;
+	struct dp_session *sess;	/* holds it (a session holding slots is never forgotten) */
 	struct dp_key key;
-	struct dp_peer peer;		/* where answers go */
-	TAILQ_ENTRY(dp_slot) timer;	/* OPEN: position in lc->open, by deadline */
+	TAILQ_ENTRY(dp_slot) timer;	/* OPEN: position in lc->re.open, by deadline */
 	uint64_t first_tsc;		/* first chunk's arrival */
 	uint64_t deadline_tsc;		/* OPEN: a gap after the last chunk or NACK: NACK again,
 					 * or time out */
-	uint32_t rx_bytes;		/* datagram bytes received for it: caps each NACK */
+	uint32_t tomb;			/* HELD: its tombstone, which keeps its answer */
 	uint16_t n_received;		/* distinct chunks placed */
 	uint8_t state;			/* enum dp_slot_state */
 	uint64_t *received;		/* bitmap, bit i: chunk i placed */
@@ -78,20 +84,34 @@ struct dp_slot {
 
 TAILQ_HEAD(dp_slot_list, dp_slot);
 
-/** A completed or refused message remembered for a while: its late chunks are dropped. */
+enum {
+	/* An answer a tombstone keeps: a RESPONSE with up to 16 top-k entries, or an ERROR. */
+	DP_ANSWER_MAX = PROTO_RESPONSE_LEN + 16 * PROTO_TOPK_ENTRY_LEN,
+};
+
+/**
+ * A completed or refused message, remembered for msg_timeout_us after it finished: its late
+ * chunks are dropped, not taken for a new message, and answered by resending its answer, at
+ * most once per gap (docs/protocol.md 12.2).
+ */
 struct dp_tomb {
 	struct dp_key key;
 	uint64_t expire_tsc;
+	uint64_t resent_tsc;		/* last resend of the answer */
+	struct dp_peer peer;		/* where the answer went */
+	uint16_t answer_len;		/* 0: none yet (the consumer has it), or too long to keep */
+	uint8_t answer[DP_ANSWER_MAX];
 };
 
-/** Reassembly state of one lcore; sized at dp_create() from the limits, never grows. */
+/** Sessions and reassembly of one lcore; sized at dp_create() from the limits, never grow. */
 struct dp_reasm {
 	struct rte_hash *msgs;		/* dp_key -> open slot, or tombstone (tagged index) */
-	struct rte_hash *clients;	/* client key -> dp_client, while it holds messages */
+	struct rte_hash *sessions;	/* session id -> dp_session */
 	struct dp_slot *slots;		/* [n_slots] */
 	struct dp_slot **free_slots;	/* stack of n_free */
-	struct dp_client *client_mem;	/* [n_slots]: a client holds at least one slot */
-	struct dp_client **free_clients;	/* stack of n_free_clients */
+	struct dp_session *sess_mem;	/* [n_sess] */
+	struct dp_session **free_sess;	/* stack of n_free_sess */
+	struct dp_session_list lru;	/* sessions in use, least recently used first */
 	struct dp_tomb *tombs;		/* FIFO ring [n_tombs_max], oldest at tomb_head */
 	struct dp_slot_list open;	/* OPEN slots, earliest deadline first (every deadline
 					 * is an event + one gap, events come in time order) */
@@ -99,10 +119,13 @@ struct dp_reasm {
 	size_t tensor_mem_len;
 	void *track_mem;		/* bitmaps and spans of every slot */
 	struct rte_ring *resp;		/* answered requests posted by any thread, to send */
-	uint32_t n_slots, n_free, n_free_clients;
+	uint32_t n_slots, n_free, n_sess, n_free_sess;
 	uint32_t n_tombs_max, tomb_head, n_tombs;
 	uint64_t gap_tsc;		/* config gap_timeout_us */
 	uint64_t msg_tsc;		/* config msg_timeout_us */
+	uint64_t ttl_tsc;		/* config session_ttl_ms */
+	uint64_t sid_key[2];		/* SipHash key making session ids unguessable */
+	uint64_t sid_seq;		/* session ids hashed so far */
 	struct proto_limits plim;	/* what the decoder enforces */
 	bool echo;			/* answer PROTO_MODEL_ECHO here */
 };
@@ -144,6 +167,9 @@ struct dp {
 	struct rte_mempool *pool;
 	struct dp_lcore **lc;		/* [n_queues], each on its own cache lines */
 	struct rte_ring *done;		/* completed requests, RX lcores -> consumers */
+	struct proto_catalog_entry *catalog;	/* what HELLO_REPLYs list, echo last */
+	unsigned n_catalog;
+	uint32_t catalog_gen;
 	int stop;			/* set by dp_stop(), read by the RX loops */
 	bool running;			/* RX loops launched */
 	bool port_started;
@@ -160,10 +186,24 @@ struct dp_slot *dp_udp_input(struct dp_lcore *lc, const struct dp_peer *from,
 void dp_reasm_deliver(struct dp_lcore *lc, struct dp_slot **done, unsigned n);
 void dp_reasm_timers(struct dp_lcore *lc, uint64_t now);
 unsigned dp_resp_drain(struct dp_lcore *lc);
+void dp_reply_error(struct dp_lcore *lc, const struct dp_peer *to, const uint8_t *in,
+		    uint16_t in_len, enum proto_status st, enum proto_reason r);
 
 /* reasm.c, init path */
 int dp_reasm_init(struct dp_lcore *lc, unsigned n_slots, struct tg_err *err);
 void dp_reasm_free(struct dp_lcore *lc);
+
+/* session.c, hot path: HELLO answered; a datagram's session checked against its source
+ * (NULL: unverified, counted; the caller answers); idle sessions forgotten. */
+void dp_hello_input(struct dp_lcore *lc, const struct dp_peer *from, const struct proto_msg *m,
+		    const uint8_t *in, uint16_t in_len, uint64_t now);
+struct dp_session *dp_session_verify(struct dp_lcore *lc, const struct dp_peer *from,
+				     const struct proto_hdr *h, uint64_t now);
+void dp_sessions_expire(struct dp_lcore *lc, uint64_t now);
+
+/* session.c, init path */
+int dp_sessions_init(struct dp_lcore *lc, unsigned n_sess, struct tg_err *err);
+void dp_sessions_free(struct dp_lcore *lc);
 
 /* tx.c */
 void dp_tx_flush(struct dp_lcore *lc);

@@ -66,6 +66,8 @@ dp_config_default(struct dp_config *cfg)
 	cfg->limits.max_chunks = 1024;
 	cfg->limits.max_inflight_client = 16;
 	cfg->limits.max_inflight_total = 256;
+	cfg->limits.max_sessions = 4096;
+	cfg->session_ttl_ms = 60000;
 	cfg->gap_timeout_us = 2000;
 	cfg->msg_timeout_us = 1000000;
 	cfg->tx_drain_us = 100;
@@ -107,7 +109,7 @@ dp_config_check(const struct dp_config *cfg, struct tg_err *err)
 	if (cfg->udp_port == 0)
 		return tg_err_set(err, -EINVAL, "dataplane: UDP port 0");
 	if (l->max_msg_bytes == 0 || l->max_chunks == 0 || l->max_inflight_client == 0 ||
-	    l->max_inflight_total == 0)
+	    l->max_inflight_total == 0 || l->max_sessions == 0 || cfg->session_ttl_ms == 0)
 		return tg_err_set(err, -EINVAL, "dataplane: limits must be positive");
 	if (cfg->rx_desc == 0 || cfg->tx_desc == 0)
 		return tg_err_set(err, -EINVAL, "dataplane: descriptor counts must be positive");
@@ -193,8 +195,10 @@ dp_lcores_free(struct dp *dp)
 	if (dp->lc == NULL)
 		return;
 	for (unsigned q = 0; q < dp->n_queues; q++) {
-		if (dp->lc[q] != NULL)
+		if (dp->lc[q] != NULL) {
+			dp_sessions_free(dp->lc[q]);
 			dp_reasm_free(dp->lc[q]);
+		}
 		rte_free(dp->lc[q]);
 	}
 	free(dp->lc);
@@ -209,6 +213,7 @@ dp_lcores_create(struct dp *dp, struct tg_err *err)
 	static unsigned dp_seq_done;
 	int socket = rte_eth_dev_socket_id(dp->port_id);
 	unsigned per_lcore = RTE_MAX(1u, dp->cfg.limits.max_inflight_total / dp->n_queues);
+	unsigned sess_per_lcore = RTE_MAX(1u, dp->cfg.limits.max_sessions / dp->n_queues);
 	char name[RTE_RING_NAMESIZE];
 	struct rte_ether_addr mac;
 	uint16_t mtu = RTE_ETHER_MTU;
@@ -252,6 +257,8 @@ dp_lcores_create(struct dp *dp, struct tg_err *err)
 		lc->tx_drain_tsc = hz * dp->cfg.tx_drain_us / 1000000;
 		lc->spin_tsc = hz * dp->cfg.idle_spin_us / 1000000;
 		rc = dp_reasm_init(lc, per_lcore, err);
+		if (rc == 0)
+			rc = dp_sessions_init(lc, sess_per_lcore, err);
 		if (rc < 0) {
 			dp_lcores_free(dp);
 			return rc;
@@ -266,6 +273,47 @@ dp_lcores_create(struct dp *dp, struct tg_err *err)
 		return tg_err_set(err, -ENOMEM, "dataplane: request ring: %s",
 				  rte_strerror(rte_errno));
 	}
+	return 0;
+}
+
+/* The echo diagnostic's catalog entry (docs/protocol.md 13). */
+static const struct proto_catalog_entry dp_echo_entry = {
+	.model_id = PROTO_MODEL_ECHO,
+	.dtype_mask = (1u << PROTO_DT__COUNT) - 1,
+	.name = "echo",
+};
+
+int
+dp_catalog_set(struct dp *dp, const struct proto_catalog_entry *e, unsigned n, uint32_t gen,
+	       struct tg_err *err)
+{
+	struct proto_hello_reply hr = { .max_dgram = PROTO_HELLO_MIN_DGRAM, .max_chunks = 1,
+					.max_inflight = 1, .catalog_total = 1, .catalog_count = 1 };
+	struct proto_hdr h = { 0 };
+	struct proto_catalog_entry *c;
+	uint8_t buf[PROTO_HELLO_REPLY_LEN + PROTO_CATALOG_ENTRY_LEN];
+
+	if (dp->running)
+		return tg_err_set(err, -EBUSY, "dataplane: catalog: RX lcores running");
+	if (n + 1 > UINT16_MAX)
+		return tg_err_set(err, -EINVAL, "dataplane: catalog: %u entries, at most %u", n,
+				  UINT16_MAX - 1);
+	/* The encoder checks what the decoder would: each entry alone in a reply. */
+	for (unsigned i = 0; i < n; i++)
+		if (proto_encode_hello_reply(buf, sizeof(buf), &h, &hr, &e[i]) < 0)
+			return tg_err_set(err, -EINVAL,
+					  "dataplane: catalog entry %u (model %u \"%.16s\") invalid",
+					  i, e[i].model_id, e[i].name);
+	c = calloc(n + 1, sizeof(*c));
+	if (c == NULL)
+		return tg_err_set(err, -ENOMEM, "dataplane: catalog: out of memory");
+	if (n != 0)
+		memcpy(c, e, n * sizeof(*c));
+	c[n] = dp_echo_entry;
+	free(dp->catalog);
+	dp->catalog = c;
+	dp->n_catalog = n + 1;
+	dp->catalog_gen = gen;
 	return 0;
 }
 
@@ -288,6 +336,9 @@ dp_create(struct dp **out, const struct dp_config *cfg, struct tg_err *err)
 		return tg_err_set(err, -ENOMEM, "dataplane: out of memory");
 	dp->cfg = *cfg;
 	dp->cfg.port = NULL;
+	rc = dp_catalog_set(dp, NULL, 0, 0, err);
+	if (rc < 0)
+		goto out_free_dp;
 	rc = dp_port_find(cfg, &dp->port_id, err);
 	if (rc < 0)
 		goto out_free_dp;
@@ -350,6 +401,7 @@ out_close_port:
 	rte_eth_dev_close(dp->port_id);
 	rte_mempool_free(dp->pool);
 out_free_dp:
+	free(dp->catalog);
 	free(dp);
 	return rc;
 }
@@ -365,6 +417,7 @@ dp_destroy(struct dp *dp)
 	rte_eth_dev_close(dp->port_id);
 	dp_lcores_free(dp);
 	rte_mempool_free(dp->pool);
+	free(dp->catalog);
 	free(dp);
 }
 

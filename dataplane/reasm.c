@@ -5,7 +5,7 @@
  * consumer; answers posted back by workers, encoded and sent.
  *
  * Hot path (dp_udp_input, dp_reasm_timers, dp_resp_drain): the owner lcore only; no malloc,
- * no log, no lock. Slots, clients and tombstones come from pools sized at init; a bound
+ * no log, no lock. Slots and tombstones come from pools sized at init; a bound
  * that bites is a counted refusal with an ERROR reply, never growth. Init at the end.
  */
 #include <errno.h>
@@ -47,10 +47,13 @@ dp_tsc_to_ns(uint64_t tsc)
 
 /* ---- replies ---- */
 
-/* The ERROR answering datagram in: proto_error_reply() keeps it no longer than in. */
-static void
+/*
+ * The ERROR answering datagram in, with status st and reason r; proto_error_reply() keeps
+ * it no longer than in, and refuses to answer less than 48 bytes (the drop was counted).
+ */
+void
 dp_reply_error(struct dp_lcore *lc, const struct dp_peer *to, const uint8_t *in,
-	       uint16_t in_len, enum proto_reason r)
+	       uint16_t in_len, enum proto_status st, enum proto_reason r)
 {
 	struct rte_mbuf *m;
 	uint8_t *buf = dp_tx_udp_alloc(lc, &m);
@@ -58,13 +61,20 @@ dp_reply_error(struct dp_lcore *lc, const struct dp_peer *to, const uint8_t *in,
 
 	if (buf == NULL)
 		return;
-	n = proto_error_reply(buf, lc->max_payload, in, in_len, proto_reason_status(r), r);
-	if (n < 0) {	/* too short to answer without amplifying: the drop was counted */
+	n = proto_error_reply(buf, lc->max_payload, in, in_len, st, r);
+	if (n < 0) {
 		rte_pktmbuf_free(m);
 		return;
 	}
 	dp_tx_udp_send(lc, m, to, (uint16_t)n);
 	lc->stats.errors_sent++;
+}
+
+static inline void
+dp_reply_reason(struct dp_lcore *lc, const struct dp_peer *to, const uint8_t *in,
+		uint16_t in_len, enum proto_reason r)
+{
+	dp_reply_error(lc, to, in, in_len, proto_reason_status(r), r);
 }
 
 static void
@@ -76,12 +86,29 @@ dp_slot_hdr(const struct dp_slot *s, struct proto_hdr *h)
 	h->session_id = s->pub.hdr.session_id;
 }
 
+/* Keep a copy of the answer to a finished message in its tombstone, if it still has one. */
+static void
+dp_tomb_keep(struct dp_reasm *re, const struct dp_slot *s, const uint8_t *buf, int n)
+{
+	struct dp_tomb *t = &re->tombs[s->tomb];
+
+	if (s->tomb >= re->n_tombs_max || memcmp(&t->key, &s->key, sizeof(t->key)) != 0)
+		return;	/* evicted (the ring wrapped while the consumer held the request) */
+	if (n > DP_ANSWER_MAX)
+		return;	/* a long answer is not kept: a late chunk only gets counted */
+	memcpy(t->answer, buf, (size_t)n);
+	t->answer_len = (uint16_t)n;
+	t->peer = s->sess->peer;
+	t->resent_tsc = rte_rdtsc();	/* sent now: the next copy a gap later at the earliest */
+}
+
 /*
  * An ERROR about a whole message (48 bytes: smaller than any chunk of it), with the status
- * the spec gives reason r (PROTO_OK: INTERNAL, a fault of ours).
+ * the spec gives reason r (PROTO_OK: INTERNAL, a fault of ours). keep: it is the message's
+ * answer, for its tombstone.
  */
 static void
-dp_slot_error(struct dp_lcore *lc, const struct dp_slot *s, enum proto_reason r)
+dp_slot_error(struct dp_lcore *lc, const struct dp_slot *s, enum proto_reason r, bool keep)
 {
 	struct proto_error e = {
 		.status = (uint8_t)(r == PROTO_OK ? PROTO_ST_INTERNAL : proto_reason_status(r)),
@@ -104,14 +131,16 @@ dp_slot_error(struct dp_lcore *lc, const struct dp_slot *s, enum proto_reason r)
 		rte_pktmbuf_free(m);
 		return;
 	}
-	dp_tx_udp_send(lc, m, &s->peer, (uint16_t)n);
+	if (keep)
+		dp_tomb_keep(&lc->re, s, buf, n);
+	dp_tx_udp_send(lc, m, &s->sess->peer, (uint16_t)n);
 	lc->stats.errors_sent++;
 }
 
 /*
- * NACK the chunks still missing. Never more bytes back than arrived for the message (the
- * source is unverified), at most plim.max_nack_ranges ranges: the first ones; the next NACK
- * lists what is still missing then.
+ * NACK the chunks still missing: at most plim.max_nack_ranges ranges, the first ones; the
+ * next NACK lists what is still missing then. Only verified sources hold slots, so a NACK
+ * longer than what arrived is no amplification (docs/protocol.md 12.4).
  */
 static void
 dp_send_nack(struct dp_lcore *lc, struct dp_slot *s)
@@ -119,16 +148,11 @@ dp_send_nack(struct dp_lcore *lc, struct dp_slot *s)
 	struct proto_nack nk;
 	struct proto_hdr h;
 	struct rte_mbuf *m;
-	unsigned room, k;
 	uint8_t *buf;
 	int n;
 
-	if (s->rx_bytes <= PROTO_NACK_LEN)
-		return;
-	room = (s->rx_bytes - PROTO_NACK_LEN) / PROTO_NACK_RANGE_LEN;
-	k = proto_nack_from_bitmap(&nk, s->received, s->pub.req.c.count,
-				   RTE_MIN(room, (unsigned)lc->re.plim.max_nack_ranges));
-	if (k == 0)
+	if (proto_nack_from_bitmap(&nk, s->received, s->pub.req.c.count,
+				   lc->re.plim.max_nack_ranges) == 0)
 		return;
 	buf = dp_tx_udp_alloc(lc, &m);
 	if (buf == NULL)
@@ -139,11 +163,11 @@ dp_send_nack(struct dp_lcore *lc, struct dp_slot *s)
 		rte_pktmbuf_free(m);
 		return;
 	}
-	dp_tx_udp_send(lc, m, &s->peer, (uint16_t)n);
+	dp_tx_udp_send(lc, m, &s->sess->peer, (uint16_t)n);
 	lc->stats.nacks_sent++;
 }
 
-/* ---- slots, clients, tombstones ---- */
+/* ---- slots and tombstones ---- */
 
 static inline void
 dp_timer_arm(struct dp_reasm *re, struct dp_slot *s, uint64_t now)
@@ -152,18 +176,14 @@ dp_timer_arm(struct dp_reasm *re, struct dp_slot *s, uint64_t now)
 	TAILQ_INSERT_TAIL(&re->open, s, timer);
 }
 
-/* Give the slot back; the client lets go of it (and of its entry when it held no other). */
+/* Give the slot back; its session lets go of it. */
 static void
 dp_slot_put(struct dp_lcore *lc, struct dp_slot *s)
 {
 	struct dp_reasm *re = &lc->re;
-	struct dp_client *c = s->client;
 
-	if (--c->inflight == 0) {
-		rte_hash_del_key(re->clients, &c->key);
-		re->free_clients[re->n_free_clients++] = c;
-	}
-	s->client = NULL;
+	s->sess->inflight--;
+	s->sess = NULL;
 	s->state = DP_SLOT_FREE;
 	re->free_slots[re->n_free++] = s;
 }
@@ -177,13 +197,15 @@ dp_tomb_pop(struct dp_reasm *re)
 }
 
 /*
- * Remember a finished message's key for msg_timeout_us: its late or duplicated chunks are
- * then dropped, not taken for a new message. Replaces the key's slot in the table. When the
- * ring is full the oldest goes first (a late chunk of it would open a slot that times out).
+ * Remember a finished message's key for msg_timeout_us (docs/protocol.md 12.2): its late or
+ * duplicated chunks are then answered with its kept answer, not taken for a new message.
+ * Replaces the key's slot in the table. When the ring is full the oldest goes first (a late
+ * chunk of it would open a slot that times out). @return the tombstone's index
  */
-static void
+static uint32_t
 dp_tomb_add(struct dp_reasm *re, const struct dp_key *key, uint64_t now)
 {
+	struct dp_tomb *t;
 	uint32_t i;
 
 	if (re->n_tombs == re->n_tombs_max)
@@ -191,75 +213,73 @@ dp_tomb_add(struct dp_reasm *re, const struct dp_key *key, uint64_t now)
 	i = re->tomb_head + re->n_tombs;
 	if (i >= re->n_tombs_max)
 		i -= re->n_tombs_max;
-	re->tombs[i].key = *key;
-	re->tombs[i].expire_tsc = now + re->msg_tsc;
+	t = &re->tombs[i];
+	t->key = *key;
+	t->expire_tsc = now + re->msg_tsc;
+	t->resent_tsc = 0;
+	t->answer_len = 0;
 	re->n_tombs++;
 	rte_hash_add_key_data(re->msgs, key, dp_tomb_val(i));
+	return i;
 }
 
-/* Refuse a message as a whole (ERROR with reason r): its slot goes, a tombstone stays. */
+/* A late chunk of a finished message: its answer again, at most once per gap. */
 static void
-dp_msg_refuse(struct dp_lcore *lc, struct dp_slot *s, const struct dp_peer *to,
-	      const uint8_t *in, uint16_t in_len, enum proto_reason r, uint64_t now)
+dp_tomb_resend(struct dp_lcore *lc, uint32_t i, uint64_t now)
+{
+	struct dp_tomb *t = &lc->re.tombs[i];
+	struct rte_mbuf *m;
+	uint8_t *buf;
+
+	/* resent_tsc may lie after this burst's now: the answer left during the burst. */
+	if (t->answer_len == 0 || now < t->resent_tsc + lc->re.gap_tsc)
+		return;
+	buf = dp_tx_udp_alloc(lc, &m);
+	if (buf == NULL)
+		return;
+	memcpy(buf, t->answer, t->answer_len);
+	dp_tx_udp_send(lc, m, &t->peer, t->answer_len);
+	t->resent_tsc = now;
+	lc->stats.answers_resent++;
+}
+
+/* Refuse a message as a whole with reason r: its slot goes, a tombstone keeps the ERROR. */
+static void
+dp_msg_refuse(struct dp_lcore *lc, struct dp_slot *s, enum proto_reason r, uint64_t now)
 {
 	TAILQ_REMOVE(&lc->re.open, s, timer);
-	dp_tomb_add(&lc->re, &s->key, now);
-	dp_reply_error(lc, to, in, in_len, r);
+	s->tomb = dp_tomb_add(&lc->re, &s->key, now);
+	dp_slot_error(lc, s, r, true);
 	dp_slot_put(lc, s);
 }
 
-/* A new message: a slot if the client and the pool allow, else a counted OVERLOADED. */
+/* A new message: a slot if its session and the pool allow, else a counted OVERLOADED. */
 static struct dp_slot *
-dp_msg_open(struct dp_lcore *lc, const struct dp_key *key, const struct dp_peer *from,
+dp_msg_open(struct dp_lcore *lc, struct dp_session *sess, const struct dp_key *key,
 	    const struct proto_msg *msg, const uint8_t *in, uint16_t in_len, uint64_t now)
 {
 	struct dp_reasm *re = &lc->re;
-	struct dp_key ckey = *key;
-	struct dp_client *c;
 	struct dp_slot *s;
-	void *v;
 
-	ckey.request_id = 0;
-	ckey.session_id = 0;
-	if (rte_hash_lookup_data(re->clients, &ckey, &v) >= 0) {
-		c = v;
-		if (c->inflight >= lc->dp->cfg.limits.max_inflight_client) {
-			DP_DROP(lc, CLIENT_INFLIGHT);
-			dp_reply_error(lc, from, in, in_len, PROTO_E_CLIENT_INFLIGHT);
-			return NULL;
-		}
-	} else {
-		c = NULL;
+	if (sess->inflight >= lc->dp->cfg.limits.max_inflight_client) {
+		DP_DROP(lc, CLIENT_INFLIGHT);
+		dp_reply_reason(lc, &sess->peer, in, in_len, PROTO_E_CLIENT_INFLIGHT);
+		return NULL;
 	}
-	if (re->n_free == 0)
-		goto out_full;
-	s = re->free_slots[re->n_free - 1];
-	/* Both tables hold every key the pools allow (extendable buckets): the adds cannot
-	 * fail; were they to, the message is refused like any other that finds no room. */
-	if (c == NULL) {
-		/* A client holds a slot, so there is a free entry whenever there is a slot. */
-		c = re->free_clients[re->n_free_clients - 1];
-		if (rte_hash_add_key_data(re->clients, &ckey, c) < 0)
-			goto out_full;
-		re->n_free_clients--;
-		c->key = ckey;
-		c->inflight = 0;
+	/* The table holds every slot and tombstone: the add cannot fail; were it to, the
+	 * message is refused like any other that finds no room. */
+	if (re->n_free == 0 ||
+	    rte_hash_add_key_data(re->msgs, key, re->free_slots[re->n_free - 1]) < 0) {
+		DP_DROP(lc, POOL_FULL);
+		dp_reply_reason(lc, &sess->peer, in, in_len, PROTO_E_POOL_FULL);
+		return NULL;
 	}
-	if (rte_hash_add_key_data(re->msgs, key, s) < 0) {
-		if (c->inflight == 0) {
-			rte_hash_del_key(re->clients, &ckey);
-			re->n_free_clients++;
-		}
-		goto out_full;
-	}
-	re->n_free--;
-	c->inflight++;
-	s->client = c;
+	s = re->free_slots[--re->n_free];
+	sess->inflight++;
+	s->sess = sess;
 	s->key = *key;
-	s->peer = *from;
 	s->state = DP_SLOT_OPEN;
 	s->first_tsc = now;
-	s->rx_bytes = 0;
 	s->n_received = 0;
 	s->pub.hdr = msg->h;
 	s->pub.req = msg->u.req;
@@ -274,18 +294,13 @@ dp_msg_open(struct dp_lcore *lc, const struct dp_key *key, const struct dp_peer 
 	dp_timer_arm(re, s, now);
 	lc->stats.msgs_opened++;
 	return s;
-
-out_full:
-	DP_DROP(lc, POOL_FULL);
-	dp_reply_error(lc, from, in, in_len, PROTO_E_POOL_FULL);
-	return NULL;
 }
 
 /*
  * Chunk c may sit where it says: chunk 0 starts the tensor, the last ends it, and it meets
  * its placed neighbours exactly. Checked for every pair as its later half arrives, so a
- * complete message covers its tensor exactly once: no overlap, and no byte of an earlier
- * message's tensor left in the slot.
+ * complete message tiles its tensor exactly (docs/protocol.md 6.3): no overlap, and no byte
+ * of an earlier message's tensor left in the slot.
  */
 static bool
 dp_span_fits(const struct dp_slot *s, const struct proto_chunk *c)
@@ -306,7 +321,10 @@ dp_span_fits(const struct dp_slot *s, const struct proto_chunk *c)
 
 /* ---- responses ---- */
 
-/* Encode req->resp (the chunk block is ours: ids, one chunk, the result) and send it. */
+/*
+ * Encode req->resp (the chunk block is ours: ids, one chunk, the result), send it and keep
+ * it in the message's tombstone.
+ */
 static void
 dp_send_response(struct dp_lcore *lc, struct dp_slot *s)
 {
@@ -340,10 +358,11 @@ dp_send_response(struct dp_lcore *lc, struct dp_slot *s)
 	if (n < 0) {
 		rte_pktmbuf_free(m);
 		DP_DROP(lc, RESP_ENCODE);
-		dp_slot_error(lc, s, PROTO_OK);
+		dp_slot_error(lc, s, PROTO_OK, true);
 		return;
 	}
-	dp_tx_udp_send(lc, m, &s->peer, (uint16_t)n);
+	dp_tomb_keep(&lc->re, s, buf, n);
+	dp_tx_udp_send(lc, m, &s->sess->peer, (uint16_t)n);
 	lc->stats.resp_sent++;
 }
 
@@ -383,7 +402,7 @@ dp_msg_complete(struct dp_lcore *lc, struct dp_slot *s, uint64_t now)
 	struct proto_response *r = &s->pub.resp;
 
 	TAILQ_REMOVE(&re->open, s, timer);
-	dp_tomb_add(re, &s->key, now);
+	s->tomb = dp_tomb_add(re, &s->key, now);
 	s->state = DP_SLOT_HELD;
 	s->pub.done_ns = tg_now_ns();
 	s->pub.first_ns = s->pub.done_ns - dp_tsc_to_ns(now - s->first_tsc);
@@ -404,17 +423,14 @@ dp_msg_complete(struct dp_lcore *lc, struct dp_slot *s, uint64_t now)
 
 /* One REQUEST chunk. @return its message's slot if this chunk completed it, else NULL. */
 static struct dp_slot *
-dp_chunk_input(struct dp_lcore *lc, const struct dp_peer *from, const struct proto_msg *msg,
+dp_chunk_input(struct dp_lcore *lc, struct dp_session *sess, const struct proto_msg *msg,
 	       const uint8_t *in, uint16_t in_len, uint64_t now)
 {
 	struct dp_reasm *re = &lc->re;
 	const struct proto_chunk *c = &msg->u.req.c;
 	struct dp_key key = {
-		.ip = from->ip,
-		.port = from->port,
-		.client_id = msg->h.client_id,
-		.request_id = msg->h.request_id,
 		.session_id = msg->h.session_id,
+		.request_id = msg->h.request_id,
 	};
 	struct dp_slot *s;
 	void *v;
@@ -422,32 +438,32 @@ dp_chunk_input(struct dp_lcore *lc, const struct dp_peer *from, const struct pro
 	if (rte_hash_lookup_data(re->msgs, &key, &v) >= 0) {
 		if (dp_is_tomb(v)) {
 			DP_DROP(lc, CHUNK_LATE);
+			dp_tomb_resend(lc, (uint32_t)((uintptr_t)v >> 1), now);
 			return NULL;
 		}
 		s = v;
 		if (!proto_request_same_msg(&s->pub.req, &msg->u.req)) {
 			DP_DROP(lc, CHUNK_MISMATCH);
-			dp_reply_error(lc, from, in, in_len, PROTO_E_CHUNK_MISMATCH);
+			dp_reply_reason(lc, &sess->peer, in, in_len, PROTO_E_CHUNK_MISMATCH);
 			return NULL;
 		}
 	} else {
-		s = dp_msg_open(lc, &key, from, msg, in, in_len, now);
+		s = dp_msg_open(lc, sess, &key, msg, in, in_len, now);
 		if (s == NULL)
 			return NULL;
 	}
-	s->rx_bytes = s->rx_bytes + in_len < s->rx_bytes ? UINT32_MAX : s->rx_bytes + in_len;
 	if (dp_bit(s->received, c->index)) {
 		DP_DROP(lc, CHUNK_DUP);
 		return NULL;
 	}
 	if (!dp_span_fits(s, c)) {
 		DP_DROP(lc, CHUNK_PLACE);
-		dp_msg_refuse(lc, s, from, in, in_len, PROTO_E_CHUNK_MISMATCH, now);
+		dp_msg_refuse(lc, s, PROTO_E_CHUNK_MISMATCH, now);
 		return NULL;
 	}
 	if (proto_chunk_unpack(c, s->pub.tensor, c->t.raw_total, &lc->stats.proto) != PROTO_OK) {
 		DP_DROP(lc, CHUNK_LZ4);
-		dp_msg_refuse(lc, s, from, in, in_len, PROTO_E_LZ4, now);
+		dp_msg_refuse(lc, s, PROTO_E_LZ4, now);
 		return NULL;
 	}
 	s->received[c->index / 64] |= UINT64_C(1) << (c->index % 64);
@@ -462,26 +478,59 @@ dp_chunk_input(struct dp_lcore *lc, const struct dp_peer *from, const struct pro
 	return NULL;
 }
 
+/*
+ * A datagram the decoder refused, answered as docs/protocol.md 12.3 says: nothing to less
+ * than 48 bytes or the wrong magic (proto_error_reply() refuses the first); an unknown
+ * version always (the ERROR says which we speak); a HELLO always; anything else only when
+ * its session is bound to its source (h is as far as proto_peek() got: zeroed beyond).
+ */
+static void
+dp_refused(struct dp_lcore *lc, const struct dp_peer *from, const struct proto_hdr *h,
+	   const uint8_t *in, uint16_t len, enum proto_reason r, uint64_t now)
+{
+	if (r == PROTO_E_BAD_MAGIC)
+		return;
+	if (r == PROTO_E_BAD_VERSION || (len >= PROTO_HDR_LEN && h->type == PROTO_T_HELLO) ||
+	    (len >= PROTO_HDR_LEN && dp_session_verify(lc, from, h, now) != NULL))
+		dp_reply_reason(lc, from, in, len, r);
+}
+
 struct dp_slot *
 dp_udp_input(struct dp_lcore *lc, const struct dp_peer *from, const uint8_t *payload,
 	     uint16_t len, uint64_t now)
 {
+	struct dp_session *sess;
 	struct proto_msg msg;
 	enum proto_reason r;
 
+	memset(&msg.h, 0, sizeof(msg.h));
 	r = proto_decode(payload, len, &lc->re.plim, &msg, &lc->stats.proto);
 	if (r != PROTO_OK) {
 		DP_DROP(lc, PROTO);
-		/* Not our protocol at all (a scan, a stray): no reply. */
-		if (r != PROTO_E_BAD_MAGIC)
-			dp_reply_error(lc, from, payload, len, r);
+		dp_refused(lc, from, &msg.h, payload, len, r, now);
+		return NULL;
+	}
+	if (msg.h.type == PROTO_T_HELLO) {
+		dp_hello_input(lc, from, &msg, payload, len, now);
+		return NULL;
+	}
+	/* Replies (RESPONSE, HELLO_REPLY, ERROR) are never answered: two gateways must not
+	 * talk to each other forever. */
+	if (msg.h.type != PROTO_T_REQUEST && msg.h.type != PROTO_T_NACK) {
+		DP_DROP(lc, MSG_TYPE);
+		return NULL;
+	}
+	sess = dp_session_verify(lc, from, &msg.h, now);
+	if (sess == NULL) {
+		DP_DROP(lc, SESSION_UNKNOWN);
+		dp_reply_error(lc, from, payload, len, PROTO_ST_UNKNOWN_SESSION, PROTO_OK);
 		return NULL;
 	}
 	if (msg.h.type == PROTO_T_REQUEST)
-		return dp_chunk_input(lc, from, &msg, payload, len, now);
-	/* Replies (RESPONSE, NACK of a response, ERROR, HELLO_REPLY) are never answered: two
-	 * gateways must not talk to each other forever. HELLO is the control plane's. */
+		return dp_chunk_input(lc, sess, &msg, payload, len, now);
+	/* A NACK of a tensor RESPONSE: none is kept here (docs/protocol.md 8). */
 	DP_DROP(lc, MSG_TYPE);
+	dp_reply_error(lc, &sess->peer, payload, len, PROTO_ST_UNKNOWN_REQUEST, PROTO_OK);
 	return NULL;
 }
 
@@ -507,7 +556,7 @@ dp_reasm_deliver(struct dp_lcore *lc, struct dp_slot **done, unsigned n)
  * gap is past its message timeout (freed, counted, ERROR UNKNOWN_REQUEST reasm_timeout sent)
  * or gets a NACK of what is missing, and another a gap later. The timeout is judged at these
  * checks, so it fires at most one gap late. The list is in deadline order, so only its head
- * is looked at; then tombstones.
+ * is looked at; then tombstones and sessions.
  */
 void
 dp_reasm_timers(struct dp_lcore *lc, uint64_t now)
@@ -519,7 +568,7 @@ dp_reasm_timers(struct dp_lcore *lc, uint64_t now)
 		TAILQ_REMOVE(&re->open, s, timer);
 		if (now - s->first_tsc >= re->msg_tsc) {
 			DP_DROP(lc, MSG_TIMEOUT);
-			dp_slot_error(lc, s, PROTO_E_REASM_TIMEOUT);
+			dp_slot_error(lc, s, PROTO_E_REASM_TIMEOUT, false);
 			rte_hash_del_key(re->msgs, &s->key);
 			dp_slot_put(lc, s);
 			continue;
@@ -529,6 +578,7 @@ dp_reasm_timers(struct dp_lcore *lc, uint64_t now)
 	}
 	while (re->n_tombs != 0 && re->tombs[re->tomb_head].expire_tsc <= now)
 		dp_tomb_pop(re);
+	dp_sessions_expire(lc, now);
 }
 
 /* Send the answers workers posted, free their slots. @return how many. */
@@ -573,15 +623,12 @@ dp_reasm_free(struct dp_lcore *lc)
 	struct dp_reasm *re = &lc->re;
 
 	rte_hash_free(re->msgs);
-	rte_hash_free(re->clients);
 	rte_ring_free(re->resp);
 	if (re->tensor_mem != NULL)
 		munmap(re->tensor_mem, re->tensor_mem_len);
 	free(re->track_mem);
 	free(re->slots);
 	free(re->free_slots);
-	free(re->client_mem);
-	free(re->free_clients);
 	free(re->tombs);
 	memset(re, 0, sizeof(*re));
 }
@@ -589,7 +636,7 @@ dp_reasm_free(struct dp_lcore *lc)
 static struct rte_hash *
 dp_hash_create(const char *what, unsigned q, uint32_t entries, uint32_t key_len, int socket)
 {
-	static unsigned seq;	/* names are global to the process */
+	static unsigned seq;	/* hash names are global to the process */
 	char name[RTE_HASH_NAMESIZE];
 	struct rte_hash_parameters p = {
 		.name = name,
@@ -607,8 +654,8 @@ dp_hash_create(const char *what, unsigned q, uint32_t entries, uint32_t key_len,
 
 /*
  * Size everything from the limits: n_slots slots of max_msg_bytes (mapped and touched now,
- * so the hot path never faults a page in), per-slot chunk tracking for max_chunks, clients
- * and tombstones, two hash tables, the response ring.
+ * so the hot path never faults a page in), per-slot chunk tracking for max_chunks,
+ * tombstones, the message table, the response ring.
  */
 int
 dp_reasm_init(struct dp_lcore *lc, unsigned n_slots, struct tg_err *err)
@@ -641,12 +688,10 @@ dp_reasm_init(struct dp_lcore *lc, unsigned n_slots, struct tg_err *err)
 
 	re->slots = calloc(n_slots, sizeof(*re->slots));
 	re->free_slots = calloc(n_slots, sizeof(*re->free_slots));
-	re->client_mem = calloc(n_slots, sizeof(*re->client_mem));
-	re->free_clients = calloc(n_slots, sizeof(*re->free_clients));
 	re->tombs = calloc(re->n_tombs_max, sizeof(*re->tombs));
 	re->track_mem = calloc(n_slots, track);
-	if (re->slots == NULL || re->free_slots == NULL || re->client_mem == NULL ||
-	    re->free_clients == NULL || re->tombs == NULL || re->track_mem == NULL)
+	if (re->slots == NULL || re->free_slots == NULL || re->tombs == NULL ||
+	    re->track_mem == NULL)
 		goto out_nomem;
 	re->tensor_mem_len = stride * n_slots;
 	t = mmap(NULL, re->tensor_mem_len, PROT_READ | PROT_WRITE,
@@ -665,15 +710,12 @@ dp_reasm_init(struct dp_lcore *lc, unsigned n_slots, struct tg_err *err)
 		s->received = (uint64_t *)tr;
 		s->span = (uint32_t(*)[2])(tr + words * sizeof(uint64_t));
 		re->free_slots[n_slots - 1 - i] = s;	/* slot 0 first */
-		re->free_clients[i] = &re->client_mem[i];
 	}
 	re->n_free = n_slots;
-	re->n_free_clients = n_slots;
 
 	re->msgs = dp_hash_create("msgs", q, n_slots + re->n_tombs_max, sizeof(struct dp_key),
 				  socket);
-	re->clients = dp_hash_create("clients", q, n_slots, sizeof(struct dp_key), socket);
-	if (re->msgs == NULL || re->clients == NULL) {
+	if (re->msgs == NULL) {
 		dp_reasm_free(lc);
 		return tg_err_set(err, -ENOMEM, "dataplane: queue %u: hash tables: %s", q,
 				  rte_strerror(rte_errno));

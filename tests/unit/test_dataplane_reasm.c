@@ -45,9 +45,12 @@ rnd(uint32_t *s)
 	return *s;
 }
 
+static uint64_t session_of(uint32_t client, uint16_t sport);
+
 /*
  * Chunk a raw tensor of len bytes (random, or compressible when lz4) for model, client and
- * request ids into m. @return 0 or -1.
+ * request ids into m, in the client's session (opened with a HELLO the first time).
+ * @return 0 or -1.
  */
 static int
 make_msg(struct msg *m, uint16_t model, uint32_t client, uint32_t req_id, size_t len, bool lz4)
@@ -57,14 +60,14 @@ make_msg(struct msg *m, uint16_t model, uint32_t client, uint32_t req_id, size_t
 
 	memset(&m->h, 0, sizeof(m->h));
 	memset(&m->rq, 0, sizeof(m->rq));
+	m->sport = (uint16_t)(40000 + client % 1000);
 	m->h.client_id = client;
 	m->h.request_id = req_id;
-	m->h.session_id = 0x1122334455667788ull;
+	m->h.session_id = session_of(client, m->sport);
 	m->rq.c.model_id = model;
 	m->rq.c.t.dtype = PROTO_DT_RAW;
 	m->rq.c.t.raw_total = (uint32_t)len;
 	m->rq.c.t.scale = 1.0f;
-	m->sport = (uint16_t)(40000 + client % 1000);
 	for (size_t i = 0; i < len; i++)
 		m->raw[i] = lz4 ? (uint8_t)(i / 16 + (rnd(&seed) % 4 == 0)) : (uint8_t)rnd(&seed);
 	rc = proto_request_chunk(&m->h, &m->rq, m->raw, MAX_DGRAM, lz4, m->out, sizeof(m->out),
@@ -108,6 +111,53 @@ reply(struct proto_msg *out, unsigned ms)
 		nanosleep(&t, NULL);
 	}
 	return false;
+}
+
+/* HELLO from client at sport (len bytes, session sid: 0 new); the reply decoded into r. */
+static bool
+hello(uint32_t client, uint16_t sport, uint64_t sid, size_t len, struct proto_msg *r)
+{
+	static uint8_t buf[PROTO_HELLO_MIN_DGRAM + 64];
+	struct proto_hdr h = { .client_id = client, .request_id = 77, .session_id = sid };
+	struct proto_hello m = { .max_dgram = 1472 };
+	int n = proto_encode_hello(buf, sizeof(buf), &h, &m, PROTO_HELLO_MIN_DGRAM);
+
+	if (n < 0 || len > (size_t)n)
+		return false;
+	/* Shorter than the minimum: the length field says so too (not a truncated one). */
+	buf[PROTO_OFF_PAYLOAD_LEN] = (uint8_t)((len - PROTO_HELLO_LEN) >> 8);
+	buf[PROTO_OFF_PAYLOAD_LEN + 1] = (uint8_t)(len - PROTO_HELLO_LEN);
+	TH_CHECK(dptk_send(&port, sport, GW_PORT, buf, len) == 0);
+	return reply(r, 100);
+}
+
+/* The session of each client seen so far, opened on first use. */
+static struct {
+	struct dp *dp;		/* sessions belong to one dataplane */
+	uint32_t client;
+	uint16_t sport;
+	uint64_t id;
+} sessions[64];
+static unsigned n_sessions;
+
+static uint64_t
+session_of(uint32_t client, uint16_t sport)
+{
+	struct proto_msg r;
+
+	for (unsigned i = 0; i < n_sessions; i++)
+		if (sessions[i].dp == dp && sessions[i].client == client &&
+		    sessions[i].sport == sport)
+			return sessions[i].id;
+	if (n_sessions == RTE_DIM(sessions) ||
+	    !hello(client, sport, 0, PROTO_HELLO_MIN_DGRAM, &r) ||
+	    r.h.type != PROTO_T_HELLO_REPLY)
+		return 0;
+	sessions[n_sessions].dp = dp;
+	sessions[n_sessions].client = client;
+	sessions[n_sessions].sport = sport;
+	sessions[n_sessions].id = r.h.session_id;
+	return sessions[n_sessions++].id;
 }
 
 static bool
@@ -258,7 +308,8 @@ expect_placement_refused(int delta)
 	send_dg(&ma, bad, n);
 	TH_CHECK(reply(&r, 100));
 	TH_CHECK(is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_CHUNK_MISMATCH));
-	TH_CHECK(r.u.error.chunk_index == 1);
+	/* The message's answer (kept for its late chunks), not the chunk's. */
+	TH_CHECK(r.u.error.chunk_index == 0xFFFF && r.h.request_id == ma.h.request_id);
 	dp_stats_get(dp, &b);
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_CHUNK_PLACE, 1));
 	dp_stats_get(dp, &a);
@@ -662,21 +713,24 @@ test_not_our_protocol_ignored(void)
 	TH_CHECK(dptk_tx_count(&port) == 0);
 }
 
+/* Replies (ERROR, RESPONSE) sent to the gateway are counted, never answered. */
 static void
 test_reply_types_not_answered(void)
 {
 	static uint8_t buf[256];
-	struct proto_hdr h = { .client_id = 1, .request_id = 9 };
-	struct proto_nack nk = { .chunk_count = 4, .n_ranges = 1, .ranges = { { 1, 2 } } };
+	struct proto_hdr h = { .client_id = 1, .request_id = 9, .session_id = session_of(1, 40001) };
 	struct proto_error e = { .status = PROTO_ST_INTERNAL, .chunk_index = 0xFFFF };
+	struct proto_response rs = { .status = PROTO_ST_OK, .exit_taken = PROTO_NONE,
+				     .advice_variant = PROTO_NONE, .advice_split = PROTO_NONE,
+				     .c = { .count = 1, .t = { .scale = 1.0f } } };
 	struct dp_stats a, b;
 	int n;
 
 	dp_stats_get(dp, &a);
-	n = proto_encode_nack(buf, sizeof(buf), &h, &nk);
-	TH_CHECK(n > 0 && dptk_send(&port, 40000, GW_PORT, buf, (size_t)n) == 0);
 	n = proto_encode_error(buf, sizeof(buf), &h, &e);
-	TH_CHECK(n > 0 && dptk_send(&port, 40000, GW_PORT, buf, (size_t)n) == 0);
+	TH_CHECK(n > 0 && dptk_send(&port, 40001, GW_PORT, buf, (size_t)n) == 0);
+	n = proto_encode_response(buf, sizeof(buf), &h, &rs);
+	TH_CHECK(n > 0 && dptk_send(&port, 40001, GW_PORT, buf, (size_t)n) == 0);
 	pump();
 	dp_stats_get(dp, &b);
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_MSG_TYPE, 2));
@@ -712,6 +766,217 @@ test_no_mbuf_counted(void)
 	TH_CHECK(b.errors_sent == a.errors_sent);
 	for (unsigned i = 0; i < n; i++)
 		rte_pktmbuf_free(held[i]);
+}
+
+/* The HELLO_REPLY: a session, the limits, the catalog with echo last. */
+static void
+test_hello_reply_describes_gateway(void)
+{
+	struct proto_catalog_entry e = { .model_id = 1, .split_id = 3, .ndim = 4,
+					 .dims = { 1, 16, 7, 7 }, .dtype_mask = 0x1a,
+					 .n_classes = 10, .accuracy_bp = 9100, .n_exits = 2,
+					 .name = "fmnist" }, bad = e, got;
+	struct tg_err err = { 0 };
+	struct dp_stats a, b;
+	struct proto_msg r;
+
+	bad.ndim = 7;
+	TH_CHECK(dp_catalog_set(dp, &bad, 1, 5, &err) == -EINVAL && err.msg[0] != '\0');
+	TH_CHECK(dp_catalog_set(dp, &e, 1, 5, NULL) == 0);
+	dp_stats_get(dp, &a);
+	TH_CHECK(hello(900, 41000, 0, PROTO_HELLO_MIN_DGRAM, &r));
+	TH_CHECK(r.h.type == PROTO_T_HELLO_REPLY && r.h.session_id != 0);
+	TH_CHECK(r.h.client_id == 900 && r.h.request_id == 77);
+	TH_CHECK(r.u.hello_reply.max_msg_bytes == MAX_RAW && r.u.hello_reply.max_chunks == 1024);
+	TH_CHECK(r.u.hello_reply.max_inflight == 4 && r.u.hello_reply.max_dgram == MAX_DGRAM);
+	TH_CHECK(r.u.hello_reply.nack_gap_ms == 2 && r.u.hello_reply.reasm_timeout_ms == 100);
+	TH_CHECK(r.u.hello_reply.session_ttl_ms == 60000 && r.u.hello_reply.catalog_gen == 5);
+	TH_CHECK(r.u.hello_reply.catalog_total == 2 && r.u.hello_reply.catalog_count == 2);
+	if (r.u.hello_reply.catalog_count == 2) {
+		proto_catalog_get(&r.u.hello_reply, 0, &got);
+		TH_CHECK(got.model_id == 1 && got.dims[3] == 7 && strcmp(got.name, "fmnist") == 0);
+		proto_catalog_get(&r.u.hello_reply, 1, &got);
+		TH_CHECK(got.model_id == PROTO_MODEL_ECHO && strcmp(got.name, "echo") == 0);
+		TH_CHECK(got.dtype_mask == 0x1f && got.ndim == 0);
+	}
+	dp_stats_get(dp, &b);
+	TH_CHECK(b.sessions_opened - a.sessions_opened == 1 && b.hello_replies - a.hello_replies == 1);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_RUNT, 0));
+	TH_CHECK(dp_catalog_set(dp, NULL, 0, 6, NULL) == 0);
+}
+
+/* A HELLO under 1200 bytes is refused with an ERROR (48 bytes: never larger). */
+static void
+test_short_hello_refused(void)
+{
+	struct dp_stats a, b;
+	struct proto_msg r;
+
+	dp_stats_get(dp, &a);
+	TH_CHECK(hello(901, 41001, 0, 1000, &r));
+	TH_CHECK(is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_HELLO_SHORT));
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_PROTO, 1));
+	TH_CHECK(b.sessions_opened == a.sessions_opened);
+}
+
+/* A request naming no session, or one bound elsewhere, is answered UNKNOWN_SESSION. */
+static void
+test_unknown_session_refused(void)
+{
+	struct dp_stats a, b;
+	struct proto_msg r;
+
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 800, 100, false) == 0);
+	ma.h.session_id ^= 0x5a5a;	/* a session nobody opened */
+	TH_CHECK(proto_request_chunk(&ma.h, &ma.rq, ma.raw, MAX_DGRAM, false, ma.out,
+				     sizeof(ma.out), ma.dg, MAX_CHUNKS, &ma.n) == 0);
+	dp_stats_get(dp, &a);
+	send_chunk(&ma, 0);
+	TH_CHECK(reply(&r, 100) && r.h.type == PROTO_T_ERROR);
+	TH_CHECK(r.u.error.status == PROTO_ST_UNKNOWN_SESSION && r.h.request_id == 800);
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_SESSION_UNKNOWN, 1));
+	TH_CHECK(b.msgs_opened == a.msgs_opened);
+}
+
+/* A session answers only at its address; a HELLO naming it moves it (NAT rebinding). */
+static void
+test_session_bound_to_address(void)
+{
+	struct dp_stats a, b;
+	struct proto_msg r;
+	uint64_t sid;
+
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 5, 810, 3000, false) == 0);
+	sid = ma.h.session_id;
+	ma.sport += 7;	/* same session, another source port */
+	dp_stats_get(dp, &a);
+	send_chunk(&ma, 0);
+	TH_CHECK(reply(&r, 100) && r.h.type == PROTO_T_ERROR &&
+		 r.u.error.status == PROTO_ST_UNKNOWN_SESSION);
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_SESSION_UNKNOWN, 1));
+	TH_CHECK(hello(5, ma.sport, sid, PROTO_HELLO_MIN_DGRAM, &r));
+	TH_CHECK(r.h.type == PROTO_T_HELLO_REPLY && r.h.session_id == sid);
+	for (unsigned i = 0; i < ma.n; i++)
+		send_chunk(&ma, i);
+	TH_CHECK(reply(&r, 100) && is_echo_of(&r, &ma));
+	/* The old address is a stranger now; rebind back for later tests. */
+	ma.sport -= 7;
+	send_chunk(&ma, 0);
+	TH_CHECK(reply(&r, 100) && r.u.error.status == PROTO_ST_UNKNOWN_SESSION);
+	TH_CHECK(hello(5, ma.sport, sid, PROTO_HELLO_MIN_DGRAM, &r) && r.h.session_id == sid);
+	/* A HELLO naming a session of another client is refused. */
+	TH_CHECK(hello(6, ma.sport, sid, PROTO_HELLO_MIN_DGRAM, &r));
+	TH_CHECK(r.h.type == PROTO_T_ERROR && r.u.error.status == PROTO_ST_UNKNOWN_SESSION);
+}
+
+/* The decoder's refusals are answered to verified sources only (docs/protocol.md 12.3). */
+static void
+test_refusal_to_unverified_source_silent(void)
+{
+	struct dp_stats a, b;
+
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 820, 3000, false) == 0);
+	ma.dg[0].data[PROTO_OFF_SESSION_ID + 7] ^= 1;	/* not the client's session */
+	dp_stats_get(dp, &a);
+	send_dg(&ma, ma.dg[0].data, ma.dg[0].len - 10);	/* truncated */
+	pump();
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_PROTO, 1));
+	TH_CHECK(dptk_tx_count(&port) == 0);
+}
+
+/* A late chunk of an answered request gets the answer again, at most once per gap. */
+static void
+test_late_chunk_gets_answer_again(void)
+{
+	struct timespec gap = { 0, 3000000 };	/* 3 ms > the 2 ms gap */
+	struct dp_stats a, b;
+	struct proto_msg r;
+
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 830, 3000, false) == 0);
+	for (unsigned i = 0; i < ma.n; i++)
+		send_chunk(&ma, i);
+	TH_CHECK(reply(&r, 100) && is_echo_of(&r, &ma));
+	dp_stats_get(dp, &a);
+	send_chunk(&ma, 1);	/* right after the answer: nothing yet */
+	pump();
+	TH_CHECK(dptk_tx_count(&port) == 0);
+	nanosleep(&gap, NULL);
+	send_chunk(&ma, 0);
+	TH_CHECK(reply(&r, 100) && is_echo_of(&r, &ma));
+	send_chunk(&ma, 1);	/* and again only a gap later */
+	pump();
+	TH_CHECK(dptk_tx_count(&port) == 0);
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_CHUNK_LATE, 3));
+	TH_CHECK(b.answers_resent - a.answers_resent == 1);
+}
+
+/* A NACK from a device: no tensor answers are kept here, so UNKNOWN_REQUEST. */
+static void
+test_device_nack_unknown_request(void)
+{
+	static uint8_t buf[256];
+	struct proto_hdr h = { .client_id = 1, .request_id = 9, .session_id = session_of(1, 40001) };
+	struct proto_nack nk = { .chunk_count = 4, .n_ranges = 1, .ranges = { { 1, 2 } } };
+	struct dp_stats a, b;
+	struct proto_msg r;
+	int n;
+
+	dp_stats_get(dp, &a);
+	n = proto_encode_nack(buf, sizeof(buf), &h, &nk);
+	TH_CHECK(n > 0 && dptk_send(&port, 40001, GW_PORT, buf, (size_t)n) == 0);
+	TH_CHECK(reply(&r, 100) && r.h.type == PROTO_T_ERROR);
+	TH_CHECK(r.u.error.status == PROTO_ST_UNKNOWN_REQUEST && r.u.error.ref_type == PROTO_T_NACK);
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_MSG_TYPE, 1));
+}
+
+/* Sessions are bounded (HELLO beyond: OVERLOADED) and forgotten after their TTL. */
+static void
+test_sessions_bounded_and_expire(void)
+{
+	struct dptk_port p0 = port, p2;
+	struct dp *d0 = dp, *d2 = NULL;
+	struct timespec ms = { 0, 1000000 };
+	struct dp_config cfg;
+	struct tg_err err = { 0 };
+	struct dp_stats a, b;
+	struct proto_msg r;
+
+	TH_CHECK(dptk_port_make(&p2, 1024) == 0);
+	dptk_config(&cfg, &p2);
+	cfg.limits.max_sessions = 2;
+	cfg.session_ttl_ms = 30;
+	TH_CHECK_MSG(dp_create(&d2, &cfg, &err) == 0, "%s", err.msg);
+	if (d2 == NULL) {
+		dptk_port_free(&p2);
+		return;
+	}
+	dp_mac_get(d2, p2.mac);
+	port = p2;
+	dp = d2;
+	TH_CHECK(hello(1, 40001, 0, PROTO_HELLO_MIN_DGRAM, &r) && r.h.type == PROTO_T_HELLO_REPLY);
+	TH_CHECK(hello(2, 40002, 0, PROTO_HELLO_MIN_DGRAM, &r) && r.h.type == PROTO_T_HELLO_REPLY);
+	dp_stats_get(dp, &a);
+	TH_CHECK(hello(3, 40003, 0, PROTO_HELLO_MIN_DGRAM, &r));
+	TH_CHECK(is_error(&r, PROTO_ST_OVERLOADED, PROTO_E_POOL_FULL));
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_SESSION_FULL, 1));
+	for (int i = 0; i < 40; i++) {	/* past the 30 ms TTL */
+		nanosleep(&ms, NULL);
+		pump();
+	}
+	dp_stats_get(dp, &b);
+	TH_CHECK(b.sessions_expired - a.sessions_expired == 2);
+	TH_CHECK(hello(3, 40003, 0, PROTO_HELLO_MIN_DGRAM, &r) && r.h.type == PROTO_T_HELLO_REPLY);
+	port = p0;
+	dp = d0;
+	dp_destroy(d2);
+	dptk_port_free(&p2);
 }
 
 /* Echo serves variant 0, split 0 only. */
@@ -775,6 +1040,8 @@ main(void)
 	}
 	dp_mac_get(dp, port.mac);
 
+	TH_RUN(test_hello_reply_describes_gateway);
+	TH_RUN(test_short_hello_refused);
 	TH_RUN(test_in_order);
 	TH_RUN(test_reversed);
 	TH_RUN(test_shuffled_lz4);
@@ -796,6 +1063,12 @@ main(void)
 	TH_RUN(test_not_our_protocol_ignored);
 	TH_RUN(test_reply_types_not_answered);
 	TH_RUN(test_no_mbuf_counted);
+	TH_RUN(test_unknown_session_refused);
+	TH_RUN(test_session_bound_to_address);
+	TH_RUN(test_refusal_to_unverified_source_silent);
+	TH_RUN(test_late_chunk_gets_answer_again);
+	TH_RUN(test_device_nack_unknown_request);
+	TH_RUN(test_sessions_bounded_and_expire);
 	TH_RUN(test_echo_other_split_unknown);
 	TH_RUN(test_clients_interleaved);
 
