@@ -32,17 +32,19 @@ LIBS := $(foreach m,$(MODULES),$(BUILD)/lib/libtg_$(m).a)
 ONNX_PROTO := /usr/include/onnx/onnx.proto
 GEN_ONNX := $(BUILD)/gen/onnx/onnx.pb-c.c
 
-objs_of = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard $(1)/*.c))
+# gateway/main.c is the daemon's main(), not part of the gateway library.
+objs_of = $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out gateway/main.c,$(wildcard $(1)/*.c)))
 
 # DPDK's flags reach only the dataplane's objects and the programs that link it (deferred:
 # pkg-config may only exist once deps ran). Unit tests build ports on rings: net_ring.
 DPDK_CFLAGS = $(shell pkg-config --cflags libdpdk)
 DPDK_LIBS = $(shell pkg-config --libs libdpdk) -lrte_net_ring
-DP_PROGS := $(BUILD)/tests/test_dataplane_% $(BUILD)/tests/dp_%
+DP_PROGS := $(BUILD)/tests/test_dataplane_% $(BUILD)/tests/dp_% $(BUILD)/tailgate
 $(call objs_of,dataplane) $(DP_PROGS): private CFLAGS_ALL += $(DPDK_CFLAGS)
 $(DP_PROGS): private LDLIBS_ALL += $(DPDK_LIBS)
 
-TOOLS := $(if $(wildcard tools/tailgate_model.c),$(BUILD)/tailgate-model)
+TOOLS := $(if $(wildcard tools/tailgate_model.c),$(BUILD)/tailgate-model) \
+	$(if $(wildcard gateway/main.c),$(BUILD)/tailgate)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 TEST_PROGS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/*.c))
 FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
@@ -87,6 +89,9 @@ $(foreach m,$(MODULES),$(eval $(call module_lib,$(m))))
 $(BUILD)/tailgate-model: tools/tailgate_model.c $(LIBS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
+$(BUILD)/tailgate: gateway/main.c $(LIBS)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
+
 $(BUILD)/tests/%: tests/unit/%.c tests/harness.h $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
@@ -125,6 +130,6 @@ bench-engine: all
 
 clean:
 	rm -rf build/obj build/lib build/tests build/gen build/fuzz build/fuzz-replay build/san \
-		build/tailgate-model
+		build/tailgate-model build/tailgate
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

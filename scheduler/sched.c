@@ -699,6 +699,15 @@ struct sched_worker_arg {
 	unsigned w;
 };
 
+/* Set once at worker start: done() runs on whichever thread finished the request. */
+static _Thread_local unsigned sched_tls_worker = SCHED_NO_WORKER;
+
+unsigned
+sched_current_worker(void)
+{
+	return sched_tls_worker;
+}
+
 static void *
 sched_worker(void *arg)
 {
@@ -707,6 +716,7 @@ sched_worker(void *arg)
 	struct sched_batch *b = &s->wb[w];
 
 	free(arg);
+	sched_tls_worker = w;
 	for (;;) {
 		uint64_t wake;
 		struct timespec ts;

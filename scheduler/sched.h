@@ -135,6 +135,14 @@ int sched_run_batch(struct sched *s, unsigned worker, struct sched_batch *b);
 /** Start cfg.n_workers threads that take and run batches until sched_free(). */
 int sched_start(struct sched *s, struct tg_err *err);
 
+/**
+ * The index (0..n_workers-1) of the sched_start() worker calling, or SCHED_NO_WORKER on any
+ * other thread (sched_free()'s caller answering leftovers, tests driving batches by hand).
+ * Lets done() pick per-worker resources (e.g. a log ring) without a lock. Thread: any.
+ */
+unsigned sched_current_worker(void);
+#define SCHED_NO_WORKER (~0u)
+
 /** Override a latency estimate (tests on a fake clock). batch is a bucket size. */
 void sched_set_estimate(struct sched *s, unsigned model, unsigned seg, unsigned batch,
 			uint64_t ns);

@@ -1,0 +1,973 @@
+/*
+ * tailgate: the gateway daemon. Loads the model repository, opens the logs, brings up the
+ * dataplane and the scheduler, and feeds completed requests from one to the other on the
+ * main thread; workers answer through the done callback. A control-plane HTTP server gives
+ * /metrics, /healthz and /v1/models. SIGTERM/SIGINT drain and exit 0; SIGHUP reopens logs.
+ *
+ *   tailgate [options] -- [EAL args]        (tailgate --help)
+ *
+ * Threads: main (feeder: dp_req_dequeue_burst -> sched_submit; refusals answered here), the
+ * RX lcore(s) of the dataplane, the scheduler's workers (done callback), the log writer and
+ * libmicrohttpd's thread (render callback, read-only on counters).
+ */
+#include "dataplane/dataplane.h"
+#include "gateway/gateway.h"
+#include "kernels/kernels.h"
+#include "proto/proto.h"
+#include "scheduler/sched.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+	GW_BURST = 32,			/* requests per dequeue */
+	GW_IDLE_SPIN = 64,		/* empty dequeues before the feeder sleeps */
+	GW_IDLE_SLEEP_US = 200,		/* feeder's sleep when idle: a whole core is compute */
+	GW_HTTP_BUF = 1 << 18,		/* bytes of one rendered /metrics or /v1/models body */
+	GW_N_LAT = 14,			/* latency histogram buckets, +Inf excluded */
+	GW_N_ST = PROTO_ST__COUNT,
+};
+
+/* Latency buckets, us: the tail runs in about a millisecond, deadlines are ~100 ms. */
+static const uint32_t gw_lat_le_us[GW_N_LAT] = {
+	50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
+};
+
+/* A request inside the scheduler: its sched_req and the dataplane request it answers. */
+struct gw_pend {
+	struct sched_req sr;
+	struct dp_req *dq;
+	uint64_t t_submit_ns;		/* when the feeder handed it over (queue_us starts at the
+					 * last chunk's arrival, per the wire spec) */
+};
+
+struct gw_lat {
+	_Atomic uint64_t le[GW_N_LAT + 1];	/* per bucket, not cumulative; last: +Inf */
+	_Atomic uint64_t sum_us, count;
+};
+
+struct gw {
+	struct gw_config cfg;
+	struct gw_repo *repo;
+	struct gw_log *log;
+	struct dp *dp;
+	struct sched *sched;
+	struct gw_http *http;
+	unsigned main_producer;		/* log ring of the main thread: index n_workers */
+	/* The request pool: sized by the dataplane's slot pool, so that a request the
+	 * dataplane holds always finds one unless the scheduler holds them all. */
+	struct gw_pend *pend;
+	struct gw_pend **free_pend;
+	unsigned n_pend, n_free;
+	pthread_mutex_t pool_mu;	/* feeder takes, workers give back */
+	/* Counters, read by the HTTP thread: [model index or n for unknown][status] */
+	_Atomic uint64_t (*req_by)[GW_N_ST];
+	_Atomic uint64_t bad_reason[PROTO_REASON__COUNT];	/* refusals made by the feeder */
+	struct gw_lat lat_queue, lat_compute;
+	_Atomic uint64_t pool_empty;	/* requests refused for want of a pool entry */
+};
+
+static volatile sig_atomic_t gw_stop_flag, gw_hup_flag;
+
+static void
+gw_on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		gw_hup_flag = 1;
+	else
+		gw_stop_flag = 1;
+}
+
+/* ---- request pool ---- */
+
+static struct gw_pend *
+gw_pend_get(struct gw *g)
+{
+	struct gw_pend *p = NULL;
+
+	pthread_mutex_lock(&g->pool_mu);
+	if (g->n_free > 0)
+		p = g->free_pend[--g->n_free];
+	pthread_mutex_unlock(&g->pool_mu);
+	return p;
+}
+
+static void
+gw_pend_put(struct gw *g, struct gw_pend *p)
+{
+	pthread_mutex_lock(&g->pool_mu);
+	g->free_pend[g->n_free++] = p;
+	pthread_mutex_unlock(&g->pool_mu);
+}
+
+static unsigned
+gw_pend_in_use(struct gw *g)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&g->pool_mu);
+	n = g->n_pend - g->n_free;
+	pthread_mutex_unlock(&g->pool_mu);
+	return n;
+}
+
+/* ---- answering ---- */
+
+static void
+gw_lat_add(struct gw_lat *l, uint32_t us)
+{
+	unsigned b = 0;
+
+	while (b < GW_N_LAT && us > gw_lat_le_us[b])
+		b++;
+	atomic_fetch_add_explicit(&l->le[b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&l->sum_us, us, memory_order_relaxed);
+	atomic_fetch_add_explicit(&l->count, 1, memory_order_relaxed);
+}
+
+static void
+gw_count(struct gw *g, int model, unsigned status)
+{
+	unsigned m = model < 0 ? g->repo->n : (unsigned)model;
+
+	if (status < GW_N_ST)
+		atomic_fetch_add_explicit(&g->req_by[m][status], 1, memory_order_relaxed);
+}
+
+/* The access-log record of an answered request; producer p is the calling thread's ring. */
+static void
+gw_access(struct gw *g, unsigned p, const struct dp_req *dq, const struct gw_pend *pd)
+{
+	struct gw_access_rec a = { 0 };
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	a.t_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	a.client_id = dq->hdr.client_id;
+	a.request_id = dq->hdr.request_id;
+	a.bytes = dq->req.c.t.raw_total;
+	a.queue_us = dq->resp.queue_us;
+	a.compute_us = dq->resp.compute_us;
+	a.model = dq->req.c.model_id;
+	a.batch = dq->resp.batch_size;
+	a.split = dq->req.c.split_id;
+	a.dtype = dq->req.c.t.dtype;
+	a.status = dq->resp.status;
+	a.exit_taken = pd != NULL ? pd->sr.exit_taken : PROTO_NONE;
+	gw_log_access(g->log, p, &a);
+}
+
+/* Refuse a request on the feeder thread (never reached the scheduler). */
+static void
+gw_refuse(struct gw *g, int model, struct dp_req *dq, enum proto_status st, enum proto_reason r)
+{
+	dq->resp.status = (uint8_t)st;
+	dq->resp.reason = (uint8_t)r;
+	dq->resp.result_kind = PROTO_RES_NONE;
+	gw_count(g, model, st);
+	if (r < PROTO_REASON__COUNT)
+		atomic_fetch_add_explicit(&g->bad_reason[r], 1, memory_order_relaxed);
+	gw_access(g, g->main_producer, dq, NULL);
+	dp_req_respond(dq);
+}
+
+/* Scheduler done callback: on a worker (or on sched_free()'s caller while draining). */
+static void
+gw_done(void *ctx, struct sched_req *r)
+{
+	struct gw *g = ctx;
+	struct gw_pend *pd = r->owner;
+	struct dp_req *dq = pd->dq;
+	struct proto_response *resp = &dq->resp;
+	unsigned w = sched_current_worker();
+	uint64_t wait_ns = pd->t_submit_ns > dq->done_ns ? pd->t_submit_ns - dq->done_ns : 0;
+
+	resp->status = r->status;
+	resp->reason = r->status == PROTO_ST_OK ? PROTO_OK : resp->reason;
+	resp->exit_taken = r->exit_taken;
+	resp->batch_size = r->batch_size;
+	resp->queue_us = r->queue_us + (uint32_t)(wait_ns / 1000);
+	resp->compute_us = r->compute_us;
+	if (r->status == PROTO_ST_OK && r->n_top > 0) {
+		struct proto_topk e[SCHED_MAX_TOPK];
+
+		for (unsigned i = 0; i < r->n_top; i++) {
+			e[i].class_id = r->top_cls[i];
+			e[i].score = r->top_score[i];
+		}
+		if (proto_response_set_topk(resp, dq->topk, e, r->n_top) < 0) {
+			resp->status = PROTO_ST_INTERNAL;	/* cannot happen: n_top <= 16 */
+			resp->result_kind = PROTO_RES_NONE;
+		}
+	} else {
+		resp->result_kind = PROTO_RES_NONE;
+	}
+	gw_count(g, r->model, resp->status);
+	if (r->status == PROTO_ST_OK) {
+		gw_lat_add(&g->lat_queue, resp->queue_us);
+		gw_lat_add(&g->lat_compute, resp->compute_us);
+	}
+	gw_access(g, w < g->cfg.workers ? w : g->main_producer, dq, pd);
+	gw_pend_put(g, pd);
+	dp_req_respond(dq);
+}
+
+/* ---- the feeder ---- */
+
+static int
+gw_model_index(const struct gw *g, uint16_t id)
+{
+	for (unsigned i = 0; i < g->repo->n; i++)
+		if (g->repo->models[i].conf.id == id)
+			return (int)i;
+	return -1;
+}
+
+/* dtype on the wire -> enum tg_dtype (their values agree for the four served types) */
+static bool
+gw_dtype_ok(uint8_t dt)
+{
+	return dt == PROTO_DT_F32 || dt == PROTO_DT_F16 || dt == PROTO_DT_S8 || dt == PROTO_DT_U8;
+}
+
+/*
+ * The tensor is the split's: element count and bytes exact; a shape with the split's rank
+ * must be its shape (batch dim 1); any other shape must at least hold numel elements.
+ */
+static bool
+gw_shape_ok(const struct kern_split *sp, const struct proto_tensor *t)
+{
+	uint64_t n = 1;
+
+	for (unsigned i = 0; i < t->ndim; i++)
+		n *= t->dims[i];
+	if (n != sp->numel || (uint64_t)t->raw_total != sp->numel * proto_dtype_size(t->dtype))
+		return false;
+	if (t->ndim == (unsigned)sp->ndim)
+		for (int i = 0; i < sp->ndim; i++)
+			if ((int64_t)t->dims[i] != sp->dims[i])
+				return false;
+	return true;
+}
+
+static void
+gw_feed_one(struct gw *g, struct dp_req *dq)
+{
+	const struct proto_request *rq = &dq->req;
+	const struct gw_model *gm;
+	const struct kern_split *sp = NULL;
+	struct gw_pend *pd;
+	struct sched_req *sr;
+	int mi, rc;
+	unsigned row = rq->c.split_id, top_k;
+
+	if (rq->c.model_id == PROTO_MODEL_ECHO) {
+		/* Echo is the RX lcore's unless no_echo: answer it like it would. */
+		dq->resp.result_kind = PROTO_RES_ECHO;
+		dq->resp.echo_crc32c = proto_crc32c(0, dq->tensor, rq->c.t.raw_total);
+		dq->resp.echo_bytes = rq->c.t.raw_total;
+		gw_count(g, -1, PROTO_ST_OK);
+		dp_req_respond(dq);
+		return;
+	}
+	mi = gw_model_index(g, rq->c.model_id);
+	if (mi < 0) {
+		gw_refuse(g, -1, dq, PROTO_ST_UNKNOWN_MODEL, PROTO_OK);
+		return;
+	}
+	gm = &g->repo->models[mi];
+	for (unsigned k = 0; rq->c.variant_id == 0 && k < gm->n_splits; k++)
+		if (gm->splits[k] == row)
+			sp = kern_model_split(gm->m, row);
+	if (sp == NULL) {
+		gw_refuse(g, mi, dq, PROTO_ST_UNKNOWN_SPLIT, PROTO_OK);
+		return;
+	}
+	if (!gw_dtype_ok(rq->c.t.dtype) || !gw_shape_ok(sp, &rq->c.t)) {
+		gw_refuse(g, mi, dq, PROTO_ST_BAD_REQUEST, PROTO_E_MODEL_SHAPE);
+		return;
+	}
+	if (rq->flags & PROTO_RF_WANT_TENSOR) {
+		/* A full-output answer needs a chunked RESPONSE the dataplane does not send yet. */
+		gw_refuse(g, mi, dq, PROTO_ST_BAD_REQUEST, PROTO_E_BAD_FIELD);
+		return;
+	}
+	pd = gw_pend_get(g);
+	if (pd == NULL) {
+		atomic_fetch_add_explicit(&g->pool_empty, 1, memory_order_relaxed);
+		gw_refuse(g, mi, dq, PROTO_ST_OVERLOADED, PROTO_E_QUEUE_FULL);
+		return;
+	}
+	top_k = rq->top_k ? rq->top_k : gm->conf.top_k;
+	sr = &pd->sr;
+	memset(sr, 0, sizeof(*sr));
+	pd->dq = dq;
+	sr->owner = pd;
+	sr->model = (uint16_t)mi;
+	sr->split = (uint8_t)row;
+	sr->dtype = rq->c.t.dtype;	/* proto and tg dtypes agree for f32/f16/s8/u8 */
+	sr->scale = rq->c.t.scale;
+	sr->zero_point = rq->c.t.zero_point;
+	sr->data = dq->tensor;
+	/* Deadlines run from the first chunk's arrival: reassembly time counts against them. */
+	sr->deadline_ns = dq->first_ns + (rq->deadline_us ? (uint64_t)rq->deadline_us * 1000ull
+				       : (uint64_t)gm->conf.deadline_ms * 1000000ull);
+	sr->top_k = (uint16_t)(top_k < SCHED_MAX_TOPK ? top_k : SCHED_MAX_TOPK);
+	pd->t_submit_ns = tg_now_ns();
+	rc = sched_submit(g->sched, sr);
+	if (rc != PROTO_ST_OK) {
+		gw_pend_put(g, pd);
+		gw_refuse(g, mi, dq, (enum proto_status)rc,
+			  rc == PROTO_ST_OVERLOADED ? PROTO_E_QUEUE_FULL : PROTO_OK);
+	}
+}
+
+/* Answer whatever the dataplane completed with st (shutdown); @return how many. */
+static unsigned
+gw_refuse_all(struct gw *g, enum proto_status st)
+{
+	struct dp_req *reqs[GW_BURST];
+	unsigned n, total = 0;
+
+	while ((n = dp_req_dequeue_burst(g->dp, reqs, GW_BURST)) > 0) {
+		for (unsigned i = 0; i < n; i++)
+			gw_refuse(g, gw_model_index(g, reqs[i]->req.c.model_id), reqs[i], st,
+				  PROTO_OK);
+		total += n;
+	}
+	return total;
+}
+
+static void
+gw_feed(struct gw *g)
+{
+	struct timespec idle = { 0, GW_IDLE_SLEEP_US * 1000L };
+	struct dp_req *reqs[GW_BURST];
+	unsigned empty = 0;
+
+	while (!gw_stop_flag) {
+		unsigned n = dp_req_dequeue_burst(g->dp, reqs, GW_BURST);
+
+		for (unsigned i = 0; i < n; i++)
+			gw_feed_one(g, reqs[i]);
+		if (n > 0) {
+			empty = 0;
+			continue;
+		}
+		if (gw_hup_flag) {
+			gw_hup_flag = 0;
+			gw_log_reopen(g->log);
+			gw_log_event(g->log, g->main_producer,
+				     "SIGHUP: logs reopened; model reload is not implemented yet");
+		}
+		/* A short spin catches the next request of a burst; then sleep, so the feeder
+		 * does not take a core from the engine. */
+		if (++empty > GW_IDLE_SPIN)
+			nanosleep(&idle, NULL);
+	}
+}
+
+/* ---- control plane ---- */
+
+/* Append raw text (comments, JSON) to a gw_prom buffer; overflow is sticky. */
+static void __attribute__((format(printf, 2, 3)))
+gw_put(struct gw_prom *p, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (p->overflow)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(p->buf + p->len, p->cap - p->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= p->cap - p->len) {
+		p->overflow = true;
+		return;
+	}
+	p->len += (size_t)n;
+}
+
+static void
+gw_prom_counter(struct gw_prom *p, const char *name, const char *help, double v)
+{
+	gw_prom_family(p, name, "counter", help);
+	gw_prom_sample(p, name, NULL, v);
+}
+
+static void
+gw_prom_lat(struct gw_prom *p, const char *name, const char *help, struct gw_lat *l)
+{
+	char n2[128], lab[64];
+	uint64_t cum = 0;
+
+	gw_prom_family(p, name, "histogram", help);
+	snprintf(n2, sizeof(n2), "%s_bucket", name);
+	for (unsigned b = 0; b <= GW_N_LAT; b++) {
+		cum += atomic_load_explicit(&l->le[b], memory_order_relaxed);
+		if (b < GW_N_LAT)
+			snprintf(lab, sizeof(lab), "le=\"%g\"", gw_lat_le_us[b] / 1e6);
+		else
+			snprintf(lab, sizeof(lab), "le=\"+Inf\"");
+		gw_prom_sample(p, n2, lab, (double)cum);
+	}
+	snprintf(n2, sizeof(n2), "%s_sum", name);
+	gw_prom_sample(p, n2, NULL, atomic_load(&l->sum_us) / 1e6);
+	snprintf(n2, sizeof(n2), "%s_count", name);
+	gw_prom_sample(p, n2, NULL, (double)atomic_load(&l->count));
+}
+
+static void
+gw_render_metrics(struct gw *g, struct gw_prom *p)
+{
+	struct dp_stats ds;
+	struct sched_stats ss;
+	struct gw_log_stats ls;
+	char lab[256];
+	uint64_t cum = 0;
+
+	dp_stats_get(g->dp, &ds);
+	sched_get_stats(g->sched, &ss);
+	gw_log_stats(g->log, &ls);
+
+	gw_prom_family(p, "tailgate_requests_total", "counter",
+		       "requests answered, by model and status");
+	for (unsigned m = 0; m <= g->repo->n; m++)
+		for (unsigned s = 0; s < GW_N_ST; s++) {
+			uint64_t v = atomic_load_explicit(&g->req_by[m][s], memory_order_relaxed);
+
+			if (v == 0 && s != PROTO_ST_OK)
+				continue;
+			snprintf(lab, sizeof(lab), "model=\"%s\",status=\"%s\"",
+				 m < g->repo->n ? g->repo->models[m].conf.name : "unknown",
+				 proto_status_name(s));
+			gw_prom_sample(p, "tailgate_requests_total", lab, (double)v);
+		}
+	gw_prom_family(p, "tailgate_refusals_total", "counter",
+		       "requests the gateway refused before the scheduler, by reason");
+	for (unsigned r = 0; r < PROTO_REASON__COUNT; r++) {
+		uint64_t v = atomic_load_explicit(&g->bad_reason[r], memory_order_relaxed);
+
+		if (v == 0)
+			continue;
+		snprintf(lab, sizeof(lab), "reason=\"%s\"", proto_reason_name(r));
+		gw_prom_sample(p, "tailgate_refusals_total", lab, (double)v);
+	}
+	gw_prom_counter(p, "tailgate_pool_empty_total",
+			"requests answered OVERLOADED for want of a request entry",
+			(double)atomic_load(&g->pool_empty));
+	gw_prom_family(p, "tailgate_inflight", "gauge", "requests inside the scheduler");
+	gw_prom_sample(p, "tailgate_inflight", NULL, (double)gw_pend_in_use(g));
+
+	/* The scheduler's batch sizes: buckets 1, 2, 4, ... 4096 */
+	gw_prom_family(p, "tailgate_batch_size", "histogram", "samples per engine batch");
+	for (unsigned h = 0, v = 1; h < 13; h++, v *= 2) {
+		cum += ss.batch_hist[h];
+		snprintf(lab, sizeof(lab), "le=\"%u\"", v);
+		gw_prom_sample(p, "tailgate_batch_size_bucket", lab, (double)cum);
+	}
+	gw_prom_sample(p, "tailgate_batch_size_bucket", "le=\"+Inf\"", (double)cum);
+	gw_prom_sample(p, "tailgate_batch_size_sum", NULL, (double)ss.samples_run);
+	gw_prom_sample(p, "tailgate_batch_size_count", NULL, (double)ss.batches);
+	gw_prom_lat(p, "tailgate_queue_seconds",
+		    "last chunk's arrival to its batch's start, less compute (OK answers)",
+		    &g->lat_queue);
+	gw_prom_lat(p, "tailgate_compute_seconds", "engine time of a request's batches (OK answers)",
+		    &g->lat_compute);
+	gw_prom_counter(p, "tailgate_sched_submitted_total", "requests offered to the scheduler",
+			(double)ss.submitted);
+	gw_prom_counter(p, "tailgate_sched_completed_total", "requests the scheduler answered",
+			(double)ss.completed);
+	gw_prom_counter(p, "tailgate_sched_expired_in_queue_total",
+			"requests answered DEADLINE_INFEASIBLE at batch formation",
+			(double)ss.expired_in_queue);
+	gw_prom_family(p, "tailgate_sched_exits_total", "counter", "answers by exit (output index)");
+	for (unsigned e = 0; e < 16; e++) {
+		if (ss.exits[e] == 0)
+			continue;
+		snprintf(lab, sizeof(lab), "exit=\"%u\"", e);
+		gw_prom_sample(p, "tailgate_sched_exits_total", lab, (double)ss.exits[e]);
+	}
+
+	gw_prom_family(p, "tailgate_dp_drops_total", "counter",
+		       "dataplane drops by reason (see the comment line of each reason)");
+	for (unsigned d = 0; d < DP_DROP__COUNT; d++) {
+		gw_put(p, "# reason %s: %s\n", dp_drop_name((enum dp_drop)d),
+		       dp_drop_help((enum dp_drop)d));
+		snprintf(lab, sizeof(lab), "reason=\"%s\"", dp_drop_name((enum dp_drop)d));
+		gw_prom_sample(p, "tailgate_dp_drops_total", lab, (double)ds.drop[d]);
+	}
+	gw_prom_family(p, "tailgate_proto_rejects_total", "counter",
+		       "datagrams the wire decoder refused, by reason");
+	for (unsigned r = 1; r < PROTO_REASON__COUNT; r++) {
+		if (ds.proto.reject[r] == 0)
+			continue;
+		snprintf(lab, sizeof(lab), "reason=\"%s\"", proto_reason_name(r));
+		gw_prom_sample(p, "tailgate_proto_rejects_total", lab, (double)ds.proto.reject[r]);
+	}
+#define GW_DP(f, help) gw_prom_counter(p, "tailgate_dp_" #f "_total", help, (double)ds.f)
+	GW_DP(rx_pkts, "frames received from the port");
+	GW_DP(tx_pkts, "frames the port took");
+	GW_DP(rx_bytes, "bytes received");
+	GW_DP(tx_bytes, "bytes sent");
+	GW_DP(arp_replies, "ARP requests answered");
+	GW_DP(icmp_replies, "ICMP echo requests answered");
+	GW_DP(udp_rx, "datagrams to our port that passed IPv4/UDP checks");
+	GW_DP(chunks_placed, "REQUEST chunks placed into their slot");
+	GW_DP(msgs_opened, "messages given a reassembly slot");
+	GW_DP(msgs_completed, "messages whose every chunk arrived");
+	GW_DP(msgs_echoed, "messages answered by the echo model");
+	GW_DP(msgs_delivered, "messages handed to the gateway");
+	GW_DP(resp_sent, "RESPONSE datagrams sent");
+	GW_DP(nacks_sent, "NACK datagrams sent");
+	GW_DP(errors_sent, "ERROR datagrams sent");
+	GW_DP(idle_sleeps, "idle back-off sleeps of the RX lcores");
+	GW_DP(port_missed, "frames the port dropped before RX");
+#undef GW_DP
+	gw_prom_counter(p, "tailgate_log_written_total", "log records written", (double)ls.written);
+	gw_prom_counter(p, "tailgate_log_dropped_total", "log records dropped (ring full)",
+			(double)ls.dropped);
+	gw_prom_counter(p, "tailgate_log_write_errors_total", "log writes that failed",
+			(double)ls.write_errors);
+	gw_prom_counter(p, "tailgate_log_reopens_total", "log reopens (SIGHUP)", (double)ls.reopens);
+}
+
+static void
+gw_render_models(struct gw *g, struct gw_prom *p)
+{
+	static const struct { const char *name; unsigned size; } dts[] = {
+		{ "f32", 4 }, { "f16", 2 }, { "s8", 1 }, { "u8", 1 },
+	};
+
+	gw_put(p, "{\"models\":[");
+	for (unsigned i = 0; i < g->repo->n; i++) {
+		const struct gw_model *gm = &g->repo->models[i];
+		struct kern_model_info info;
+
+		kern_model_get_info(gm->m, &info);
+		gw_put(p, "%s{\"id\":%u,\"name\":\"%s\",\"precision\":\"%s\",\"max_batch\":%u,"
+		       "\"max_delay_us\":%u,\"deadline_ms\":%u,\"top_k\":%u,\"splits\":[",
+		       i ? "," : "", gm->conf.id, gm->conf.name,
+		       gm->conf.precision == KERN_PREC_INT8 ? "int8" : "f32", gm->conf.max_batch,
+		       gm->conf.max_delay_us, gm->conf.deadline_ms, gm->conf.top_k);
+		for (unsigned k = 0; k < gm->n_splits; k++) {
+			const struct kern_split *sp = kern_model_split(gm->m, gm->splits[k]);
+
+			gw_put(p, "%s{\"split_id\":%u,\"name\":\"%s\",\"shape\":[", k ? "," : "",
+			       sp->index, sp->name);
+			for (int d = 0; d < sp->ndim; d++)
+				gw_put(p, "%s%lld", d ? "," : "", (long long)sp->dims[d]);
+			gw_put(p, "],\"bytes\":{");
+			for (unsigned t = 0; t < 4; t++)
+				gw_put(p, "%s\"%s\":%llu", t ? "," : "", dts[t].name,
+				       (unsigned long long)sp->numel * dts[t].size);
+			gw_put(p, "}}");
+		}
+		gw_put(p, "],\"exits\":[");
+		for (unsigned o = 0; o < info.n_outputs; o++) {
+			const struct kern_output *ko = kern_model_output(gm->m, o);
+
+			gw_put(p, "%s{\"index\":%u,\"name\":\"%s\"", o ? "," : "", o, ko->name);
+			if (gm->exit_conf[o] <= 1.f)
+				gw_put(p, ",\"confidence\":%.3f}", gm->exit_conf[o]);
+			else
+				gw_put(p, ",\"confidence\":null}");
+		}
+		gw_put(p, "]}");
+	}
+	gw_put(p, "]}\n");
+}
+
+static int
+gw_http_render(void *ctx, const char *path, char *buf, size_t cap, size_t *len,
+	       const char **ctype)
+{
+	struct gw *g = ctx;
+	struct gw_prom p = { .buf = buf, .cap = cap };
+
+	if (strcmp(path, "/metrics") == 0) {
+		gw_render_metrics(g, &p);
+		*ctype = "text/plain; version=0.0.4";
+	} else if (strcmp(path, "/healthz") == 0) {
+		gw_put(&p, "ok\n");
+		*ctype = "text/plain";
+	} else if (strcmp(path, "/v1/models") == 0) {
+		gw_render_models(g, &p);
+		*ctype = "application/json";
+	} else {
+		gw_put(&p, "not found\n");
+		*ctype = "text/plain";
+		*len = p.len;
+		return 404;
+	}
+	if (p.overflow) {
+		*len = 0;
+		return 500;
+	}
+	*len = p.len;
+	return 200;
+}
+
+/* ---- startup ---- */
+
+static void
+gw_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: tailgate [options] -- [EAL args]\n"
+		"Serve the tails of split DNNs from a model repository over UDP (DPDK).\n\n"
+		"  -c, --config FILE         configuration file (key = value; README.md)\n"
+		"  -a, --address A.B.C.D     the gateway's IPv4 address on the port (address)\n"
+		"  -p, --port N              UDP port of the protocol (udp_port)\n"
+		"  -m, --models DIR          the model repository (models)\n"
+		"  -M, --metrics ADDR:PORT   control plane: /metrics /healthz /v1/models (metrics)\n"
+		"  -w, --workers N           scheduler worker threads (workers)\n"
+		"  -t, --engine-threads N    oneDNN threads, 0: all cores (engine_threads)\n"
+		"  -A, --access-log FILE     JSON-lines access log (access_log)\n"
+		"  -E, --event-log FILE      event log; empty: stderr (event_log)\n"
+		"  -r, --ready FILE          create FILE once serving (for scripts)\n"
+		"  -h, --help                this text\n\n"
+		"Options override the file, which overrides the defaults. EAL needs a worker lcore\n"
+		"per RX queue, e.g.: tailgate -c gw.conf -- -l 0-1 --vdev net_af_xdp0,iface=eth1\n"
+		"Signals: SIGTERM/SIGINT drain and exit 0, SIGHUP reopens the logs.\n");
+}
+
+struct gw_opt_set {
+	const char *opt;		/* long option name, for errors */
+	const char *key;		/* config key it sets */
+	const char *val;
+};
+
+/* Apply one option through the config parser, so it is checked like the file's key. */
+static int
+gw_apply_opt(struct gw_config *c, const char *opt, const char *key, const char *val,
+	     struct tg_err *err)
+{
+	char line[GW_PATH_MAX + 64], name[64];
+	int n;
+
+	if (strchr(val, '\n') != NULL || strchr(val, '#') != NULL)
+		return tg_err_set(err, -EINVAL, "--%s: '%s': no newline or '#' allowed", opt, val);
+	n = snprintf(line, sizeof(line), "%s = %s\n", key, val);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return tg_err_set(err, -EINVAL, "--%s: value too long", opt);
+	snprintf(name, sizeof(name), "option --%s", opt);
+	return gw_config_parse(line, (size_t)n, name, c, err);
+}
+
+static int
+gw_pool_init(struct gw *g, unsigned n, struct tg_err *err)
+{
+	g->pend = calloc(n, sizeof(*g->pend));
+	g->free_pend = calloc(n, sizeof(*g->free_pend));
+	g->req_by = calloc(g->repo->n + 1, sizeof(*g->req_by));
+	if (g->pend == NULL || g->free_pend == NULL || g->req_by == NULL)
+		return tg_err_set(err, -ENOMEM, "out of memory for %u requests", n);
+	for (unsigned i = 0; i < n; i++)
+		g->free_pend[i] = &g->pend[n - 1 - i];
+	g->n_pend = g->n_free = n;
+	return 0;
+}
+
+static int
+gw_sched_build(struct gw *g, struct sched_model_cfg *mc, struct tg_err *err)
+{
+	struct sched_cfg sc = { 0 };
+
+	for (unsigned i = 0; i < g->repo->n; i++) {
+		const struct gw_model *gm = &g->repo->models[i];
+
+		mc[i] = (struct sched_model_cfg){
+			.model = gm->m,
+			.precision = gm->conf.precision,
+			.calib = gm->calib,
+			.splits = gm->splits,
+			.n_splits = gm->n_splits,
+			.exit_conf = gm->exit_conf,
+			.max_batch = gm->conf.max_batch,
+			.max_delay_ns = (uint64_t)gm->conf.max_delay_us * 1000ull,
+			.default_deadline_ns = (uint64_t)gm->conf.deadline_ms * 1000000ull,
+		};
+	}
+	sc.models = mc;
+	sc.n_models = g->repo->n;
+	sc.queue_cap = g->cfg.queue_cap;
+	sc.max_inflight = g->cfg.max_inflight;
+	sc.n_workers = g->cfg.workers;
+	sc.whole_tail = g->cfg.whole_tail;
+	sc.done = gw_done;
+	sc.ctx = g;
+	return sched_create(&sc, &g->sched, err);
+}
+
+/*
+ * The catalog HELLO_REPLYs list: one entry per served (model, split), so a device learns
+ * what to send (shape, dtypes, the work on each side) before its first request.
+ */
+static int
+gw_catalog(struct gw *g, struct tg_err *err)
+{
+	struct proto_catalog_entry *e;
+	unsigned n = 0;
+	int rc;
+
+	for (unsigned i = 0; i < g->repo->n; i++)
+		n += g->repo->models[i].n_splits;
+	e = calloc(n ? n : 1, sizeof(*e));
+	if (e == NULL)
+		return tg_err_set(err, -ENOMEM, "out of memory for the catalog");
+	n = 0;
+	for (unsigned i = 0; i < g->repo->n; i++) {
+		const struct gw_model *gm = &g->repo->models[i];
+		struct kern_model_info info;
+		const struct kern_output *fin;
+		unsigned f = 0;
+
+		kern_model_get_info(gm->m, &info);
+		for (unsigned o = 1; o < info.n_outputs; o++)	/* final: most FLOPs, as sched */
+			if (kern_model_output(gm->m, o)->flops >= kern_model_output(gm->m, f)->flops)
+				f = o;
+		fin = kern_model_output(gm->m, f);
+		for (unsigned k = 0; k < gm->n_splits; k++) {
+			const struct kern_split *sp = kern_model_split(gm->m, gm->splits[k]);
+			struct proto_catalog_entry *c = &e[n++];
+			uint64_t classes = 1;
+
+			for (int d = 1; d < fin->ndim; d++)
+				classes *= (uint64_t)fin->dims[d];
+			c->model_id = gm->conf.id;
+			c->split_id = (uint8_t)sp->index;
+			c->ndim = (uint8_t)(sp->ndim < PROTO_MAX_DIMS ? sp->ndim : PROTO_MAX_DIMS);
+			for (unsigned d = 0; d < c->ndim; d++)
+				c->dims[d] = (uint32_t)sp->dims[d];
+			c->dtype_mask = 1u << PROTO_DT_F32 | 1u << PROTO_DT_F16 | 1u << PROTO_DT_S8 |
+					1u << PROTO_DT_U8;
+			c->n_classes = (uint16_t)(classes <= UINT16_MAX ? classes : 0);
+			c->head_kflop = (uint32_t)(sp->head_flops / 1000);
+			c->tail_kflop = (uint32_t)(sp->tail_flops / 1000);
+			for (unsigned o = 0; o < info.n_outputs; o++)
+				c->n_exits += kern_model_output_in_tail(gm->m, sp->index, o);
+			/* The wire's name is 15 characters and a NUL: longer names are cut. */
+			_Static_assert(PROTO_NAME_LEN == 16, "name format below");
+			snprintf(c->name, sizeof(c->name), "%.15s", gm->conf.name);
+		}
+	}
+	rc = dp_catalog_set(g->dp, e, n, 1, err);
+	free(e);
+	return rc;
+}
+
+static void
+gw_touch(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f != NULL)
+		fclose(f);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "address", required_argument, NULL, 'a' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "models", required_argument, NULL, 'm' },
+		{ "metrics", required_argument, NULL, 'M' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "engine-threads", required_argument, NULL, 't' },
+		{ "access-log", required_argument, NULL, 'A' },
+		{ "event-log", required_argument, NULL, 'E' },
+		{ "ready", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct gw gw;	/* static: the signal-free threads outlive main's frame */
+	struct gw *g = &gw;
+	struct gw_opt_set sets[16];
+	unsigned n_sets = 0;
+	struct sched_model_cfg mc[GW_MAX_MODELS];
+	struct dp_config dpd;
+	struct tg_err err = { 0 };
+	const char *conf_path = NULL, *ready = NULL;
+	char **eal_argv = NULL;
+	cpu_set_t cpus;
+	bool have_cpus;
+	struct sigaction sa;
+	int opt, li, rc, eal_argc, status = 1;
+
+	/* oneDNN's OpenMP threads must sleep, not spin, beside the RX lcore (kernels.h). */
+	kern_prefer_passive_wait(argv);
+
+	while ((opt = getopt_long(argc, argv, "+c:a:p:m:M:w:t:A:E:r:h", lopts, &li)) != -1) {
+		const char *key = NULL;
+
+		switch (opt) {
+		case 'c': conf_path = optarg; continue;
+		case 'r': ready = optarg; continue;
+		case 'h': gw_usage(stdout); return 0;
+		case 'a': key = "address"; break;
+		case 'p': key = "udp_port"; break;
+		case 'm': key = "models"; break;
+		case 'M': key = "metrics"; break;
+		case 'w': key = "workers"; break;
+		case 't': key = "engine_threads"; break;
+		case 'A': key = "access_log"; break;
+		case 'E': key = "event_log"; break;
+		default: gw_usage(stderr); return 2;
+		}
+		if (n_sets == sizeof(sets) / sizeof(sets[0])) {
+			fprintf(stderr, "tailgate: too many options\n");
+			return 2;
+		}
+		sets[n_sets].opt = NULL;
+		for (unsigned k = 0; lopts[k].name != NULL; k++)
+			if (lopts[k].val == opt)
+				sets[n_sets].opt = lopts[k].name;
+		sets[n_sets].key = key;
+		sets[n_sets++].val = optarg;
+	}
+
+	/* Defaults, then the file, then the options. */
+	dp_config_default(&dpd);
+	gw_config_default(&g->cfg, &dpd);
+	if (conf_path != NULL && gw_config_load(conf_path, &g->cfg, &err) < 0)
+		goto out_err;
+	for (unsigned i = 0; i < n_sets; i++)
+		if (gw_apply_opt(&g->cfg, sets[i].opt, sets[i].key, sets[i].val, &err) < 0)
+			goto out_err;
+	if (gw_config_validate(&g->cfg, &err) < 0)
+		goto out_err;
+	g->main_producer = g->cfg.workers;
+
+	rc = gw_repo_load(g->cfg.models_dir, &g->repo, &err);
+	if (rc < 0)
+		goto out_err;
+	gw_repo_summary(g->repo, stderr);
+	if (pthread_mutex_init(&g->pool_mu, NULL) != 0 ||
+	    gw_pool_init(g, g->cfg.dp.limits.max_inflight_total, &err) < 0)
+		goto out_repo;
+
+	rc = gw_log_open(&g->log, g->cfg.access_log, g->cfg.event_log, g->cfg.workers + 1,
+			 g->cfg.log_ring, g->cfg.fsync_ms, &err);
+	if (rc < 0)
+		goto out_repo;
+
+	/* EAL pins the calling thread to its main lcore's CPU; threads created later inherit
+	 * that. Give it back its CPUs after EAL init, so the scheduler's workers and oneDNN's
+	 * threads use every core; only the RX lcores stay pinned. */
+	have_cpus = sched_getaffinity(0, sizeof(cpus), &cpus) == 0;
+	eal_argc = argc - optind + 1;
+	eal_argv = calloc((size_t)eal_argc + 1, sizeof(*eal_argv));
+	if (eal_argv == NULL) {
+		tg_err_set(&err, -ENOMEM, "out of memory");
+		goto out_log;
+	}
+	eal_argv[0] = argv[0];
+	for (int i = optind; i < argc; i++)
+		eal_argv[i - optind + 1] = argv[i];
+	rc = dp_eal_init(eal_argc, eal_argv, &err);
+	if (rc < 0)
+		goto out_log;
+	if (have_cpus)
+		pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus);
+	kern_set_threads(g->cfg.engine_threads);
+
+	rc = dp_create(&g->dp, &g->cfg.dp, &err);
+	if (rc < 0)
+		goto out_eal;
+	rc = gw_catalog(g, &err);
+	if (rc < 0)
+		goto out_dp;
+	rc = gw_sched_build(g, mc, &err);
+	if (rc < 0)
+		goto out_dp;
+	rc = sched_start(g->sched, &err);
+	if (rc < 0)
+		goto out_sched;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = gw_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+
+	rc = dp_start(g->dp, &err);
+	if (rc < 0)
+		goto out_sched;
+	if (g->cfg.metrics_addr[0] != '\0') {
+		rc = gw_http_start(&g->http, g->cfg.metrics_addr, gw_http_render, g, GW_HTTP_BUF,
+				   &err);
+		if (rc < 0)
+			goto out_stop;
+	}
+	gw_log_event(g->log, g->main_producer,
+		     "tailgate: serving %u model(s) on %u queue(s), %u worker(s)%s%s", g->repo->n,
+		     dp_n_queues(g->dp), g->cfg.workers, g->http ? ", control plane on " : "",
+		     g->http ? g->cfg.metrics_addr : "");
+	if (g->http)
+		fprintf(stderr, "tailgate: control plane on port %u\n", gw_http_port(g->http));
+	if (ready != NULL)
+		gw_touch(ready);
+
+	gw_feed(g);
+
+	/* Drain: the scheduler finishes what it accepted (its done() answers each), then
+	 * whatever completed meanwhile is answered OVERLOADED; nothing is left unanswered. */
+	gw_log_event(g->log, g->main_producer, "tailgate: stopping, draining %u request(s)",
+		     gw_pend_in_use(g));
+	gw_http_stop(g->http);
+	g->http = NULL;
+	sched_free(g->sched);
+	g->sched = NULL;
+	{
+		/* Answer late completions; give the RX lcore time to send the answers (it
+		 * drains its response ring on its own loop), bounded at 200 ms of quiet. */
+		struct timespec t = { 0, 10 * 1000000L };
+
+		for (unsigned quiet = 0, i = 0; quiet < 20 && i < 500; i++) {
+			quiet = gw_refuse_all(g, PROTO_ST_OVERLOADED) ? 0 : quiet + 1;
+			nanosleep(&t, NULL);
+		}
+	}
+	status = 0;
+	gw_log_event(g->log, g->main_producer, "tailgate: stopped");
+out_stop:
+	gw_http_stop(g->http);
+	dp_stop(g->dp);
+out_sched:
+	sched_free(g->sched);
+out_dp:
+	dp_destroy(g->dp);
+out_eal:
+	dp_eal_cleanup();
+out_log:
+	free(eal_argv);
+	gw_log_close(g->log);
+out_repo:
+	free(g->pend);
+	free(g->free_pend);
+	free(g->req_by);
+	gw_repo_free(g->repo);
+	if (status != 0 && err.code != 0)
+		fprintf(stderr, "tailgate: %s\n", err.msg);
+	return status;
+
+out_err:
+	fprintf(stderr, "tailgate: %s\n", err.msg);
+	return 2;
+}
