@@ -1,0 +1,711 @@
+/*
+ * dp_sender: devices on ordinary kernel UDP sockets, for tests/dataplane_echo.sh. Each client
+ * (its own socket, so its own source port) keeps a window of echo requests open against the
+ * gateway; every request is chunked by proto's chunker (raw, f32 or LZ4-compressed tensors of
+ * 1 to N datagrams) and sent through a sender-side impairment: a share of chunk transmissions
+ * dropped, some swapped with their neighbour, some duplicated (half of the copies held back a
+ * few ms, so some land after their message completed). The gateway's NACKs are answered by
+ * resending what they list (through the same impairment); a request that heard nothing for
+ * --req-timeout-ms is resent whole (all its chunks were lost). Each echo's CRC32C and byte
+ * count are checked against the tensor sent.
+ *
+ * Each client first opens a session with a HELLO (docs/protocol.md 4), as a device must.
+ *
+ * Usage: dp_sender --gw A.B.C.D [--port N] [--requests N] [--min-chunks N] [--max-chunks N]
+ *            [--loss P] [--reorder P] [--dup P] [--clients N] [--window N] [--seed N]
+ *            [--time-limit S] [--req-timeout-ms N] [--ping N]
+ * Prints "name value" lines (counts, rates, latency percentiles); exits 0 when every request
+ * completed with a matching CRC, 1 otherwise. All loops are bounded by --time-limit.
+ * --ping N first sends N ICMP echo requests (raw socket) and counts the replies.
+ *
+ * Run without arguments (scripts/run_tests.sh runs every program built from tests/) it only
+ * says what it is for: it is a helper, not a test.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/ip_icmp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "proto/proto.h"
+#include "util/util.h"
+
+enum {
+	MAX_DGRAM = PROTO_DEFAULT_DGRAM,	/* MTU 1500 */
+	RAW_CAP = MAX_DGRAM - PROTO_REQUEST_LEN,	/* raw bytes per uncompressed chunk */
+	MAX_CLIENTS = 16,
+	MAX_WINDOW = 32,
+	MAX_CHUNKS_CAP = 256,
+	QCAP = 1 << 16,			/* per-client send queue entries */
+	DELAYED_CAP = 1024,		/* per-client held-back duplicates */
+	BATCH = 32,
+};
+
+struct opts {
+	struct sockaddr_in gw;
+	unsigned requests, min_chunks, max_chunks, clients, window, ping;
+	double loss, reorder, dup;
+	uint32_t seed;
+	unsigned time_limit_s, req_timeout_ms;
+};
+
+struct req {
+	bool active;
+	uint32_t id;
+	uint32_t raw_len;
+	uint32_t crc;
+	unsigned n;			/* chunks */
+	uint64_t t_start, t_activity;	/* ns */
+	uint8_t *raw, *out;
+	struct proto_dgram dg[MAX_CHUNKS_CAP];
+	uint64_t tried[MAX_CHUNKS_CAP / 64];	/* chunk sent (or lost on the way) at least once */
+	uint64_t lost[MAX_CHUNKS_CAP / 64];	/* chunk lost on the way at least once */
+};
+
+struct qent {
+	uint16_t slot;
+	uint16_t chunk;
+	uint32_t id;
+};
+
+struct ring {
+	struct qent *e;			/* QCAP entries */
+	unsigned h, n;
+};
+
+struct client {
+	int fd;
+	uint32_t id;
+	uint64_t session;		/* from the HELLO_REPLY */
+	struct req req[MAX_WINDOW];
+	unsigned inflight;
+	struct ring q;			/* first transmissions, in order */
+	struct ring rq;			/* resends: go before q, as a device would send them */
+	struct {
+		struct qent e;
+		uint64_t due;		/* ns */
+	} delayed[DELAYED_CAP];
+	unsigned n_delayed;
+};
+
+static struct {
+	uint64_t started, completed, crc_bad, failed, tx, tx_fail, dropped, dups, swaps;
+	uint64_t resent_nack, nack_unlost, resent_whole, nacks_rx, errors_rx, overloaded;
+	uint64_t stale_rx, rx_bad;
+	uint64_t chunks_first;		/* chunks of all requests (first transmissions) */
+	uint64_t hello_tx;		/* HELLO datagrams sent */
+} st;
+
+static uint32_t rng;
+static uint32_t *lat_us;	/* [requests] */
+static size_t n_lat;
+
+static uint32_t
+rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 17;
+	rng ^= rng << 5;
+	return rng;
+}
+
+static bool
+chance(double p)
+{
+	return p > 0 && (double)(rnd() % 1000000) < p * 1e6;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: dp_sender --gw A.B.C.D [--port N] [--requests N] [--min-chunks N] "
+		"[--max-chunks N] [--loss P] [--reorder P] [--dup P] [--clients N] [--window N] "
+		"[--seed N] [--time-limit S] [--req-timeout-ms N] [--ping N]\n");
+}
+
+static int
+parse(int argc, char **argv, struct opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->gw.sin_family = AF_INET;
+	o->gw.sin_port = htons(PROTO_PORT);
+	o->requests = 1000;
+	o->min_chunks = 1;
+	o->max_chunks = 200;
+	o->clients = 4;
+	o->window = 4;
+	o->seed = 1;
+	o->time_limit_s = 60;
+	o->req_timeout_ms = 250;
+	for (int i = 1; i + 1 < argc; i += 2) {
+		const char *k = argv[i], *v = argv[i + 1];
+		unsigned long u = strtoul(v, NULL, 10);
+
+		if (strcmp(k, "--gw") == 0) {
+			if (inet_pton(AF_INET, v, &o->gw.sin_addr) != 1)
+				return -1;
+		} else if (strcmp(k, "--port") == 0) {
+			o->gw.sin_port = htons((uint16_t)u);
+		} else if (strcmp(k, "--requests") == 0) {
+			o->requests = (unsigned)u;
+		} else if (strcmp(k, "--min-chunks") == 0) {
+			o->min_chunks = (unsigned)u;
+		} else if (strcmp(k, "--max-chunks") == 0) {
+			o->max_chunks = (unsigned)u;
+		} else if (strcmp(k, "--clients") == 0) {
+			o->clients = (unsigned)u;
+		} else if (strcmp(k, "--window") == 0) {
+			o->window = (unsigned)u;
+		} else if (strcmp(k, "--seed") == 0) {
+			o->seed = (uint32_t)u;
+		} else if (strcmp(k, "--time-limit") == 0) {
+			o->time_limit_s = (unsigned)u;
+		} else if (strcmp(k, "--req-timeout-ms") == 0) {
+			o->req_timeout_ms = (unsigned)u;
+		} else if (strcmp(k, "--ping") == 0) {
+			o->ping = (unsigned)u;
+		} else if (strcmp(k, "--loss") == 0) {
+			o->loss = strtod(v, NULL);
+		} else if (strcmp(k, "--reorder") == 0) {
+			o->reorder = strtod(v, NULL);
+		} else if (strcmp(k, "--dup") == 0) {
+			o->dup = strtod(v, NULL);
+		} else {
+			return -1;
+		}
+	}
+	if ((argc - 1) % 2 != 0 || o->gw.sin_addr.s_addr == 0 || o->min_chunks == 0 ||
+	    o->min_chunks > o->max_chunks || o->max_chunks > 256 || o->clients == 0 ||
+	    o->clients > MAX_CLIENTS || o->window == 0 || o->window > MAX_WINDOW ||
+	    o->requests == 0 || o->time_limit_s == 0)
+		return -1;
+	rng = o->seed ? o->seed : 1;
+	return 0;
+}
+
+/* ---- ICMP echo through a raw socket ---- */
+
+static uint16_t
+icmp_csum(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	uint32_t s = 0;
+
+	for (size_t i = 0; i + 1 < n; i += 2)
+		s += (uint32_t)b[i] << 8 | b[i + 1];
+	if (n & 1)
+		s += (uint32_t)b[n - 1] << 8;
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return htons((uint16_t)~s);
+}
+
+/* Send n echo requests, one at a time, each waiting up to 500 ms. @return replies. */
+static unsigned
+ping(const struct opts *o, unsigned n)
+{
+	int fd = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+	unsigned got = 0;
+
+	if (fd < 0) {
+		perror("dp_sender: raw socket");
+		return 0;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t pkt[64] = { 0 }, in[1500];
+		struct icmphdr *h = (struct icmphdr *)pkt;
+		uint64_t until = tg_now_ns() + 500000000ull;
+
+		h->type = ICMP_ECHO;
+		h->un.echo.id = htons(0x7467);
+		h->un.echo.sequence = htons((uint16_t)i);
+		memset(pkt + sizeof(*h), 0xa5, sizeof(pkt) - sizeof(*h));
+		h->checksum = icmp_csum(pkt, sizeof(pkt));
+		if (sendto(fd, pkt, sizeof(pkt), 0, (const struct sockaddr *)&o->gw,
+			   sizeof(o->gw)) < 0)
+			continue;
+		while (tg_now_ns() < until) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			ssize_t r;
+
+			if (poll(&p, 1, 50) <= 0)
+				continue;
+			r = recv(fd, in, sizeof(in), 0);
+			if (r >= (ssize_t)(20 + sizeof(*h))) {
+				const struct iphdr *ip = (const struct iphdr *)in;
+				const struct icmphdr *e = (const struct icmphdr *)(in + ip->ihl * 4);
+
+				if (ip->saddr == o->gw.sin_addr.s_addr && e->type == ICMP_ECHOREPLY &&
+				    e->un.echo.id == h->un.echo.id &&
+				    e->un.echo.sequence == h->un.echo.sequence &&
+				    icmp_csum(e, (size_t)r - ip->ihl * 4) == 0) {
+					got++;
+					break;
+				}
+			}
+		}
+	}
+	close(fd);
+	return got;
+}
+
+/* ---- the session ---- */
+
+/*
+ * HELLO (padded to 1200 bytes) until a HELLO_REPLY comes: at most 4 tries, 200 ms apart
+ * (docs/protocol.md 12.1). Takes the session and the gateway's in-flight limit.
+ * @return 0, or -1 with the reason printed
+ */
+static int
+open_session(struct client *c, const struct opts *o, unsigned *window, bool *echo_listed)
+{
+	struct proto_hdr h = { .client_id = c->id, .request_id = rnd() };
+	struct proto_hello m = { .max_dgram = MAX_DGRAM };
+	uint8_t buf[PROTO_HELLO_MIN_DGRAM], in[2048];
+	struct proto_msg r;
+	int n = proto_encode_hello(buf, sizeof(buf), &h, &m, sizeof(buf));
+
+	for (int tries = 0; n > 0 && tries < 4; tries++) {
+		uint64_t until = tg_now_ns() + 200000000ull;
+
+		if (sendto(c->fd, buf, (size_t)n, 0, (const struct sockaddr *)&o->gw,
+			   sizeof(o->gw)) < 0)
+			continue;
+		st.hello_tx++;
+		while (tg_now_ns() < until) {
+			struct pollfd p = { .fd = c->fd, .events = POLLIN };
+			ssize_t k;
+
+			if (poll(&p, 1, 20) <= 0)
+				continue;
+			k = recv(c->fd, in, sizeof(in), 0);
+			if (k <= 0 || proto_decode(in, (size_t)k, NULL, &r, NULL) != PROTO_OK ||
+			    r.h.request_id != h.request_id)
+				continue;
+			if (r.h.type != PROTO_T_HELLO_REPLY) {
+				fprintf(stderr, "dp_sender: HELLO answered with type %u\n", r.h.type);
+				return -1;
+			}
+			c->session = r.h.session_id;
+			if (*window > r.u.hello_reply.max_inflight)
+				*window = r.u.hello_reply.max_inflight;
+			for (unsigned i = 0; i < r.u.hello_reply.catalog_count; i++) {
+				struct proto_catalog_entry e;
+
+				proto_catalog_get(&r.u.hello_reply, i, &e);
+				*echo_listed |= e.model_id == PROTO_MODEL_ECHO;
+			}
+			return 0;
+		}
+	}
+	fprintf(stderr, "dp_sender: client %u: no HELLO_REPLY\n", c->id);
+	return -1;
+}
+
+/* ---- requests ---- */
+
+static void
+qpush(struct ring *q, struct qent e)
+{
+	if (q->n == QCAP)
+		return;	/* cannot happen with the window bounds; the request would time out */
+	q->e[(q->h + q->n) % QCAP] = e;
+	q->n++;
+}
+
+/*
+ * Queue chunk k of slot s for transmission, through the impairment's reordering (a swap with
+ * the entry queued before it) and duplication (a second copy, half of them held back 1-4 ms
+ * so that some land after their message completed). Loss is decided when it is sent.
+ */
+static void
+impair(const struct opts *o, struct client *c, struct ring *q, unsigned s, unsigned k,
+       uint64_t now)
+{
+	struct qent e = { (uint16_t)s, (uint16_t)k, c->req[s].id };
+
+	qpush(q, e);
+	if (q->n >= 2 && chance(o->reorder)) {
+		struct qent *a = &q->e[(q->h + q->n - 1) % QCAP];
+		struct qent *b = &q->e[(q->h + q->n - 2) % QCAP];
+		struct qent t = *a;
+
+		*a = *b;
+		*b = t;
+		st.swaps++;
+	}
+	if (chance(o->dup)) {
+		st.dups++;
+		if ((rnd() & 1) == 0 || c->n_delayed == DELAYED_CAP) {
+			qpush(q, e);
+		} else {
+			c->delayed[c->n_delayed].e = e;
+			c->delayed[c->n_delayed].due = now + 1000000ull * (1 + rnd() % 4);
+			c->n_delayed++;
+		}
+	}
+}
+
+static int
+start_request(const struct opts *o, struct client *c, unsigned s, uint32_t id, uint64_t now)
+{
+	struct req *r = &c->req[s];
+	unsigned target = o->min_chunks + rnd() % (o->max_chunks - o->min_chunks + 1);
+	unsigned kind = rnd() % 4;
+	struct proto_hdr h = { .client_id = c->id, .request_id = id, .session_id = c->session };
+	struct proto_request rq;
+	bool lz4 = false;
+	int rc;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.c.model_id = PROTO_MODEL_ECHO;
+	rq.c.t.scale = 1.0f;
+	switch (kind) {
+	case 0:
+	case 1:	/* incompressible bytes: exactly target chunks */
+		r->raw_len = (target - 1) * RAW_CAP + 1 + rnd() % RAW_CAP;
+		rq.c.t.dtype = PROTO_DT_RAW;
+		for (uint32_t i = 0; i < r->raw_len; i++)
+			r->raw[i] = (uint8_t)rnd();
+		break;
+	case 2:	/* f32 elements, whole ones per chunk */
+		r->raw_len = (target - 1) * RAW_CAP + 4 * (1 + rnd() % (RAW_CAP / 4));
+		rq.c.t.dtype = PROTO_DT_F32;
+		rq.c.t.ndim = 1;
+		rq.c.t.dims[0] = r->raw_len / 4;
+		for (uint32_t i = 0; i < r->raw_len / 4; i++) {
+			float f = (float)(rnd() % 20000) / 1000.0f - 10.0f;
+
+			memcpy(r->raw + 4 * i, &f, 4);
+		}
+		break;
+	default:	/* compressible: LZ4 packs it into fewer chunks */
+		r->raw_len = target * RAW_CAP;
+		rq.c.t.dtype = PROTO_DT_RAW;
+		for (uint32_t i = 0; i < r->raw_len; i++)
+			r->raw[i] = (uint8_t)((i / 64) ^ (rnd() % 8 == 0 ? rnd() : 0));
+		lz4 = true;
+		break;
+	}
+	rq.c.t.raw_total = r->raw_len;
+	rc = proto_request_chunk(&h, &rq, r->raw, MAX_DGRAM, lz4, r->out,
+				 (size_t)o->max_chunks * MAX_DGRAM, r->dg, MAX_CHUNKS_CAP, &r->n);
+	if (rc != 0) {
+		fprintf(stderr, "dp_sender: chunking: %s\n", strerror(-rc));
+		return -1;
+	}
+	r->active = true;
+	r->id = id;
+	r->crc = proto_crc32c(0, r->raw, r->raw_len);
+	r->t_start = r->t_activity = now;
+	memset(r->tried, 0, sizeof(r->tried));
+	memset(r->lost, 0, sizeof(r->lost));
+	c->inflight++;
+	st.started++;
+	st.chunks_first += r->n;
+	for (unsigned k = 0; k < r->n; k++)
+		impair(o, c, &c->q, s, k, now);
+	return 0;
+}
+
+static void
+finish(struct client *c, struct req *r, bool ok, uint64_t now)
+{
+	r->active = false;
+	c->inflight--;
+	if (ok) {
+		st.completed++;
+		if (n_lat < st.started)
+			lat_us[n_lat++] = (uint32_t)((now - r->t_start) / 1000);
+	} else {
+		st.failed++;
+	}
+}
+
+static struct req *
+find(struct client *c, uint32_t id)
+{
+	for (unsigned s = 0; s < MAX_WINDOW; s++)
+		if (c->req[s].active && c->req[s].id == id)
+			return &c->req[s];
+	return NULL;
+}
+
+static void
+on_datagram(const struct opts *o, struct client *c, const uint8_t *buf, size_t len,
+	    uint64_t now)
+{
+	struct proto_msg m;
+	struct req *r;
+
+	if (proto_decode(buf, len, NULL, &m, NULL) != PROTO_OK || m.h.client_id != c->id) {
+		st.rx_bad++;
+		return;
+	}
+	r = find(c, m.h.request_id);
+	if (r == NULL) {
+		st.stale_rx++;	/* e.g. a NACK crossing the chunk that completed it */
+		if (m.h.type == PROTO_T_NACK)
+			st.nacks_rx++;
+		return;
+	}
+	r->t_activity = now;
+	switch (m.h.type) {
+	case PROTO_T_RESPONSE:
+		if (m.u.resp.status == PROTO_ST_OK && m.u.resp.result_kind == PROTO_RES_ECHO &&
+		    m.u.resp.echo_crc32c == r->crc && m.u.resp.echo_bytes == r->raw_len) {
+			finish(c, r, true, now);
+		} else {
+			st.crc_bad++;
+			finish(c, r, false, now);
+		}
+		break;
+	case PROTO_T_NACK:
+		st.nacks_rx++;
+		for (unsigned i = 0; i < m.u.nack.n_ranges; i++) {
+			const struct proto_range *g = &m.u.nack.ranges[i];
+
+			for (unsigned k = g->first; k < (unsigned)g->first + g->count && k < r->n;
+			     k++) {
+				/* Only what went out (or was lost on the way): a NACK may list
+				 * chunks still queued here. */
+				if (!((r->tried[k / 64] >> (k % 64)) & 1))
+					continue;
+				st.resent_nack++;
+				/* Asked for though never lost: it was late, not gone. */
+				st.nack_unlost += !((r->lost[k / 64] >> (k % 64)) & 1);
+				impair(o, c, &c->rq, (unsigned)(r - c->req), k, now);
+			}
+		}
+		break;
+	case PROTO_T_ERROR:
+		st.errors_rx++;
+		if (m.u.error.status == PROTO_ST_OVERLOADED ||
+		    m.u.error.status == PROTO_ST_UNKNOWN_REQUEST) {
+			/* Back off 5 ms (OVERLOADED), then the whole-request resend retries it. */
+			st.overloaded += m.u.error.status == PROTO_ST_OVERLOADED;
+			r->t_activity = now - (uint64_t)o->req_timeout_ms * 1000000ull + 5000000ull;
+		} else {
+			/* UNKNOWN_SESSION included: sessions outlive this run (TTL 60 s). */
+			fprintf(stderr, "dp_sender: request %u: ERROR %s/%s\n", r->id,
+				proto_status_name(m.u.error.status),
+				proto_reason_name(m.u.error.reason));
+			finish(c, r, false, now);
+		}
+		break;
+	default:
+		st.rx_bad++;
+	}
+}
+
+/* Send up to BATCH queued datagrams of c. @return datagrams sent. */
+static unsigned
+transmit(const struct opts *o, struct client *c, uint64_t now)
+{
+	struct mmsghdr mh[BATCH];
+	struct iovec iov[BATCH];
+	unsigned n = 0, i;
+	int k;
+
+	/* Held-back duplicates whose time came go out next. */
+	for (i = 0; i < c->n_delayed;) {
+		if (c->delayed[i].due <= now) {
+			qpush(&c->rq, c->delayed[i].e);
+			c->delayed[i] = c->delayed[--c->n_delayed];
+		} else {
+			i++;
+		}
+	}
+	while ((c->rq.n != 0 || c->q.n != 0) && n < BATCH) {
+		struct ring *q = c->rq.n != 0 ? &c->rq : &c->q;
+		struct qent e = q->e[q->h];
+		struct req *r = &c->req[e.slot];
+
+		q->h = (q->h + 1) % QCAP;
+		q->n--;
+		if (!r->active || r->id != e.id)
+			continue;	/* completed meanwhile: nothing to send */
+		r->tried[e.chunk / 64] |= UINT64_C(1) << (e.chunk % 64);
+		if (chance(o->loss)) {
+			st.dropped++;
+			r->lost[e.chunk / 64] |= UINT64_C(1) << (e.chunk % 64);
+			continue;
+		}
+		iov[n].iov_base = r->dg[e.chunk].data;
+		iov[n].iov_len = r->dg[e.chunk].len;
+		memset(&mh[n], 0, sizeof(mh[n]));
+		mh[n].msg_hdr.msg_iov = &iov[n];
+		mh[n].msg_hdr.msg_iovlen = 1;
+		mh[n].msg_hdr.msg_name = (void *)&o->gw;
+		mh[n].msg_hdr.msg_namelen = sizeof(o->gw);
+		n++;
+	}
+	if (n == 0)
+		return 0;
+	k = sendmmsg(c->fd, mh, n, MSG_DONTWAIT);
+	if (k < 0)
+		k = 0;
+	st.tx += (unsigned)k;
+	/* The socket buffer is full: what did not go is counted, the NACKs bring it back. */
+	st.tx_fail += n - (unsigned)k;
+	return (unsigned)k;
+}
+
+static unsigned
+receive(const struct opts *o, struct client *c, uint64_t now)
+{
+	static uint8_t bufs[BATCH][2048];
+	struct mmsghdr mh[BATCH];
+	struct iovec iov[BATCH];
+	int n;
+
+	for (unsigned i = 0; i < BATCH; i++) {
+		iov[i].iov_base = bufs[i];
+		iov[i].iov_len = sizeof(bufs[i]);
+		memset(&mh[i], 0, sizeof(mh[i]));
+		mh[i].msg_hdr.msg_iov = &iov[i];
+		mh[i].msg_hdr.msg_iovlen = 1;
+	}
+	n = recvmmsg(c->fd, mh, BATCH, MSG_DONTWAIT, NULL);
+	for (int i = 0; i < n; i++)
+		on_datagram(o, c, bufs[i], mh[i].msg_len, now);
+	return n > 0 ? (unsigned)n : 0;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct client cl[MAX_CLIENTS];
+	struct pollfd pfd[MAX_CLIENTS];
+	struct opts o;
+	uint64_t t0, deadline, now;
+	uint32_t next_id = 1;
+	unsigned pings = 0;
+	bool echo_listed = false;
+	double el;
+
+	if (argc < 2) {
+		fprintf(stderr, "dp_sender: a helper of tests/dataplane_echo.sh, not a test\n");
+		usage();
+		printf("0 passed, 0 failed, 0 skipped\n");
+		return 0;
+	}
+	if (parse(argc, argv, &o) != 0) {
+		usage();
+		return 2;
+	}
+	if (o.ping != 0) {
+		pings = ping(&o, o.ping);
+		printf("ping_sent %u\nping_replies %u\n", o.ping, pings);
+	}
+	lat_us = calloc(o.requests, sizeof(*lat_us));
+	for (unsigned i = 0; i < o.clients; i++) {
+		struct sockaddr_in any = { .sin_family = AF_INET };
+		int sz = 4 << 20;
+
+		cl[i].id = 1000 + i;
+		cl[i].fd = socket(AF_INET, SOCK_DGRAM, 0);
+		cl[i].q.e = calloc(QCAP, sizeof(*cl[i].q.e));
+		cl[i].rq.e = calloc(QCAP, sizeof(*cl[i].rq.e));
+		if (cl[i].fd < 0 || cl[i].q.e == NULL || cl[i].rq.e == NULL || lat_us == NULL ||
+		    bind(cl[i].fd, (struct sockaddr *)&any, sizeof(any)) != 0) {
+			perror("dp_sender: socket");
+			return 1;
+		}
+		setsockopt(cl[i].fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+		setsockopt(cl[i].fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+		pfd[i].fd = cl[i].fd;
+		pfd[i].events = POLLIN;
+		for (unsigned s = 0; s < o.window; s++) {
+			cl[i].req[s].raw = malloc((size_t)o.max_chunks * RAW_CAP);
+			cl[i].req[s].out = malloc((size_t)o.max_chunks * MAX_DGRAM);
+			if (cl[i].req[s].raw == NULL || cl[i].req[s].out == NULL)
+				return 1;
+		}
+	}
+	for (unsigned i = 0; i < o.clients; i++)
+		if (open_session(&cl[i], &o, &o.window, &echo_listed) != 0)
+			return 1;
+	printf("sessions %u\nhello_tx %llu\necho_listed %d\nwindow %u\n", o.clients,
+	       (unsigned long long)st.hello_tx, echo_listed, o.window);
+
+	t0 = tg_now_ns();
+	deadline = t0 + (uint64_t)o.time_limit_s * 1000000000ull;
+	while ((st.completed + st.failed < o.requests) && (now = tg_now_ns()) < deadline) {
+		unsigned work = 0;
+
+		for (unsigned i = 0; i < o.clients; i++) {
+			struct client *c = &cl[i];
+
+			for (unsigned s = 0; s < o.window && st.started < o.requests; s++)
+				if (!c->req[s].active && start_request(&o, c, s, next_id++, now) != 0)
+					return 1;
+			work += receive(&o, c, now);
+			work += transmit(&o, c, now);
+			/* Heard nothing for the timeout: every chunk was lost; resend it whole. */
+			for (unsigned s = 0; s < o.window; s++) {
+				struct req *r = &c->req[s];
+
+				if (!r->active ||
+				    now - r->t_activity < (uint64_t)o.req_timeout_ms * 1000000ull)
+					continue;
+				r->t_activity = now;
+				st.resent_whole++;
+				for (unsigned k = 0; k < r->n; k++)
+					impair(&o, c, &c->rq, s, k, now);
+			}
+		}
+		if (work == 0)
+			poll(pfd, o.clients, 1);
+	}
+	now = tg_now_ns();
+	el = (double)(now - t0) * 1e-9;
+	qsort(lat_us, n_lat, sizeof(*lat_us), cmp_u32);
+	printf("requests %u\nstarted %llu\ncompleted %llu\ncrc_bad %llu\nfailed %llu\n",
+	       o.requests, (unsigned long long)st.started, (unsigned long long)st.completed,
+	       (unsigned long long)st.crc_bad, (unsigned long long)st.failed);
+	printf("lost %llu\n", (unsigned long long)(o.requests - st.completed - st.failed));
+	printf("chunks %llu\ntx_dgrams %llu\ntx_fail %llu\nimpair_dropped %llu\n"
+	       "impair_dups %llu\nimpair_swaps %llu\n",
+	       (unsigned long long)st.chunks_first, (unsigned long long)st.tx,
+	       (unsigned long long)st.tx_fail, (unsigned long long)st.dropped,
+	       (unsigned long long)st.dups, (unsigned long long)st.swaps);
+	printf("resent_nack %llu\nnack_unlost %llu\nresent_whole %llu\nnacks_rx %llu\n"
+	       "errors_rx %llu\noverloaded_rx %llu\nstale_rx %llu\nbad_rx %llu\n",
+	       (unsigned long long)st.resent_nack, (unsigned long long)st.nack_unlost,
+	       (unsigned long long)st.resent_whole,
+	       (unsigned long long)st.nacks_rx, (unsigned long long)st.errors_rx,
+	       (unsigned long long)st.overloaded, (unsigned long long)st.stale_rx,
+	       (unsigned long long)st.rx_bad);
+	printf("elapsed_s %.3f\nrequests_per_s %.0f\ndgrams_per_s %.0f\n", el,
+	       (double)st.completed / el, (double)st.tx / el);
+	if (n_lat != 0)
+		printf("latency_us_p50 %u\nlatency_us_p99 %u\nlatency_us_max %u\n",
+		       lat_us[n_lat / 2], lat_us[n_lat * 99 / 100], lat_us[n_lat - 1]);
+	for (unsigned i = 0; i < o.clients; i++) {
+		close(cl[i].fd);
+		for (unsigned s = 0; s < o.window; s++) {
+			free(cl[i].req[s].raw);
+			free(cl[i].req[s].out);
+		}
+		free(cl[i].q.e);
+		free(cl[i].rq.e);
+	}
+	free(lat_us);
+	return st.completed == o.requests && st.crc_bad == 0 && pings == o.ping ? 0 : 1;
+}
