@@ -152,7 +152,7 @@ run() {	# label, vdev, seed
 		--model tests/fixtures/multiexit/model.onnx \
 		--input tests/fixtures/multiexit/input.npy --model-id 1 --split 4 \
 		--requests "$REQUESTS" --clients 4 --window 4 --samples 32 --seed "$seed" \
-		--time-limit 120 --ids "$out/ids" >"$out/client.out" 2>"$out/client.err"
+		--time-limit 120 --ids "$out/ids" --probes 1 >"$out/client.out" 2>"$out/client.err"
 	rc=$?
 	echo "  client: $(tr '\n' ' ' <"$out/client.out")" | fold -s -w 100
 	sed 's/^/    | /' "$out/client.err" | head -n 10
@@ -165,6 +165,8 @@ run() {	# label, vdev, seed
 		"$(val ok_mid_u8 "$out/client.out")" -gt 0
 	check "$label: predicted classes equal kern_plan TAIL's offline" \
 		test "$(val mismatch "$out/client.out")" -eq 0
+	check "$label: refusals: unknown model/split/variant, bad shape, tensor wanted" \
+		test "$(val probes "$out/client.out")" -eq 6 -a "$(val probes_ok "$out/client.out")" -eq 6
 
 	if [ -n "$port" ]; then
 		http_get "$port" /metrics "$out/metrics"
@@ -181,12 +183,33 @@ run() {	# label, vdev, seed
 			bash -c "grep -q '^tailgate_dp_drops_total{reason=\"udp_csum\"} ' '$out/metrics' &&
 				 grep -q '^tailgate_queue_seconds_count ' '$out/metrics' &&
 				 grep -q '^tailgate_log_written_total ' '$out/metrics'"
+		check "$label: /metrics counts the refusals by status and reason" \
+			bash -c "grep -q '^tailgate_requests_total{model=\"unknown\",status=\"unknown_model\"} 1$' '$out/metrics' &&
+				 grep -q '^tailgate_requests_total{model=\"multiexit\",status=\"unknown_split\"} 2$' '$out/metrics' &&
+				 grep -q '^tailgate_refusals_total{reason=\"model_shape\"} 2$' '$out/metrics'"
 		check "$label: /healthz ok" grep -q '^ok' "$out/healthz"
 		check "$label: /v1/models lists model 1 with splits 0 and 4" \
 			bash -c "grep -q '\"id\":1,' '$out/models' && grep -q '\"split_id\":4,' '$out/models'"
 	else
 		bad "$label: control plane port printed"
 	fi
+
+	# Rotation: the access log moves away, SIGHUP, and what follows lands in a new file.
+	mv "$out/access.log" "$out/access.log.1"
+	kill -HUP "$gw_pid"
+	for _ in $(seq 50); do	# at most 5 s
+		grep -q 'SIGHUP: logs reopened' "$out/event.log" 2>/dev/null && break
+		sleep 0.1
+	done
+	check "$label: SIGHUP: the event log says the logs were reopened" \
+		grep -q 'SIGHUP: logs reopened' "$out/event.log"
+	ip netns exec "$NS_CL" timeout 60 "$BUILD/tests/gw_client" --gw "$IP_GW" \
+		--model tests/fixtures/multiexit/model.onnx --model-id 1 --split 4 \
+		--requests 200 --clients 2 --window 4 --samples 8 --seed $((seed + 100)) \
+		--time-limit 30 --ids "$out/ids2" >"$out/client2.out" 2>"$out/client2.err"
+	check "$label: after SIGHUP: 200 more requests answered OK" \
+		test "$(val ok "$out/client2.out")" -eq 200
+	cat "$out/ids2" >>"$out/ids"
 
 	kill -TERM "$gw_pid" 2>/dev/null
 	rc=
@@ -199,9 +222,12 @@ run() {	# label, vdev, seed
 	gw_pid=
 	check "$label: SIGTERM: tailgate exited 0 (status $rc)" test "$rc" -eq 0
 	ns_down
-	n_log=$(grep -c '"status":0' "$out/access.log" 2>/dev/null || echo 0)
-	check "$label: access log: one OK line per request ($n_log)" test "$n_log" -eq "$REQUESTS"
-	sed -n 's/.*"client":\([0-9]*\),"request":\([0-9]*\),.*/\1 \2/p' "$out/access.log" |
+	check "$label: access log: the first $REQUESTS OK lines in the rotated file" \
+		test "$(grep -c '"status":0' "$out/access.log.1")" -eq "$REQUESTS"
+	check "$label: access log: the 200 after SIGHUP in the new file" \
+		test "$(grep -c '"status":0' "$out/access.log" 2>/dev/null)" -eq 200
+	cat "$out/access.log.1" "$out/access.log" 2>/dev/null |
+		sed -n 's/.*"client":\([0-9]*\),"request":\([0-9]*\),.*/\1 \2/p' |
 		sort >"$out/logged"
 	sort "$out/ids" >"$out/answered"
 	check "$label: access log: exactly the answered requests, once each" \

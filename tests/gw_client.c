@@ -11,10 +11,13 @@
  *
  * Usage: gw_client --gw A.B.C.D --model FILE --model-id N --split ROW [--port N]
  *            [--requests N] [--clients N] [--window N] [--samples N] [--seed N]
- *            [--time-limit S] [--timeout-ms N] [--ids FILE]
+ *            [--time-limit S] [--timeout-ms N] [--ids FILE] [--probes 1]
  * Prints "name value" lines; exits 0 when every request was answered OK with the expected
  * class (a near-tie, top-2 logits within 1e-3, counts as "close", not as a mismatch).
  * --ids FILE writes "client request" per answered request (the access log check).
+ * --probes 1 first sends one request per refusal the gateway makes before its scheduler
+ * (unknown model, split or variant; a tensor not the split's; a full tensor wanted) and
+ * checks each status and reason.
  * Run without arguments it only says what it is for: a helper, not a test.
  */
 #include <errno.h>
@@ -82,6 +85,7 @@ static struct tensor tens[MAX_SAMPLES * N_KINDS];
 static unsigned n_tens;
 static uint32_t rng = 1;
 static FILE *ids_f;
+static uint8_t mid_split;
 
 static uint32_t
 rnd(void)
@@ -274,13 +278,102 @@ hello(struct client *c, const struct sockaddr_in *gw)
 	}
 }
 
+/*
+ * One request the gateway must refuse, sent alone and waited for: its RESPONSE must carry
+ * want (and reason, when not PROTO_OK). @return true when it did.
+ */
+static bool
+probe(struct client *k, const struct sockaddr_in *gw, const char *what, uint16_t model_id,
+      uint8_t variant, uint8_t split, const struct tensor *t, const uint32_t *dims,
+      uint8_t flags, unsigned want, unsigned want_reason)
+{
+	static uint8_t out[MAX_CHUNKS * MAX_DGRAM];
+	struct proto_dgram dg[MAX_CHUNKS];
+	struct proto_hdr h = { .client_id = k->id, .request_id = ++k->next_id,
+			       .session_id = k->session };
+	struct proto_request rq;
+	struct pollfd pfd = { .fd = k->fd, .events = POLLIN };
+	uint64_t t_end = now_ns() + 2000000000ull;
+	unsigned n;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.c.model_id = model_id;
+	rq.c.variant_id = variant;
+	rq.c.split_id = split;
+	rq.c.t = t->t;
+	if (dims != NULL)
+		memcpy(rq.c.t.dims, dims, sizeof(rq.c.t.dims));
+	rq.flags = flags;
+	if (proto_request_chunk(&h, &rq, t->raw, MAX_DGRAM, true, out, sizeof(out), dg, MAX_CHUNKS,
+				&n) != 0) {
+		fprintf(stderr, "gw_client: probe %s: chunking failed\n", what);
+		return false;
+	}
+	for (unsigned i = 0; i < n; i++)
+		sendto(k->fd, dg[i].data, dg[i].len, 0, (const struct sockaddr *)gw, sizeof(*gw));
+	while (now_ns() < t_end) {
+		uint8_t buf[2048];
+		struct proto_msg m;
+		ssize_t len;
+
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		len = recv(k->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (len <= 0 || proto_decode(buf, (size_t)len, NULL, &m, NULL) != PROTO_OK ||
+		    m.h.request_id != h.request_id || m.h.type != PROTO_T_RESPONSE)
+			continue;
+		if (ids_f != NULL)
+			fprintf(ids_f, "%u %u\n", k->id, h.request_id);
+		if (m.u.resp.status == want &&
+		    (want_reason == PROTO_OK || m.u.resp.reason == want_reason))
+			return true;
+		fprintf(stderr, "gw_client: probe %s: got %s/%s, want %s/%s\n", what,
+			proto_status_name(m.u.resp.status), proto_reason_name(m.u.resp.reason),
+			proto_status_name(want), proto_reason_name(want_reason));
+		return false;
+	}
+	fprintf(stderr, "gw_client: probe %s: no answer\n", what);
+	return false;
+}
+
+/* Every refusal the gateway makes before the scheduler, once each. */
+static unsigned
+probes(struct client *k, const struct sockaddr_in *gw, unsigned model_id, unsigned *n_ok)
+{
+	const struct tensor *in = NULL;
+	static const uint32_t wrong_dims[PROTO_MAX_DIMS] = { 1, 28, 28, 1 };
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < n_tens && in == NULL; i++)
+		if (tens[i].split == 0 && tens[i].dtype == PROTO_DT_F32)
+			in = &tens[i];
+	*n_ok = 0;
+	if (in == NULL)
+		return 0;
+#define P(...) (n++, *n_ok += probe(k, gw, __VA_ARGS__))
+	P("unknown model", (uint16_t)(model_id + 100), 0, 0, in, NULL, 0, PROTO_ST_UNKNOWN_MODEL,
+	  PROTO_OK);
+	P("split not served", (uint16_t)model_id, 0, 2, in, NULL, 0, PROTO_ST_UNKNOWN_SPLIT, PROTO_OK);
+	P("variant not served", (uint16_t)model_id, 1, 0, in, NULL, 0, PROTO_ST_UNKNOWN_SPLIT,
+	  PROTO_OK);
+	P("input tensor at a later split", (uint16_t)model_id, 0, mid_split, in, NULL, 0,
+	  PROTO_ST_BAD_REQUEST, PROTO_E_MODEL_SHAPE);
+	P("input in another shape", (uint16_t)model_id, 0, 0, in, wrong_dims, 0,
+	  PROTO_ST_BAD_REQUEST, PROTO_E_MODEL_SHAPE);
+	P("full tensor wanted", (uint16_t)model_id, 0, 0, in, NULL, PROTO_RF_WANT_TENSOR,
+	  PROTO_ST_BAD_REQUEST, PROTO_E_BAD_FIELD);
+#undef P
+	return n;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct sockaddr_in gw = { .sin_family = AF_INET, .sin_port = htons(PROTO_PORT) };
 	const char *model = NULL, *input = NULL, *ids = NULL;
 	unsigned requests = 2000, clients = 4, window = 4, samples = 32, split = 0, top_k = 3;
-	unsigned time_limit = 60, timeout_ms = 3000, model_id = 1;
+	unsigned time_limit = 60, timeout_ms = 3000, model_id = 1, bad = 0, n_probes = 0;
+	unsigned probes_ok = 0;
 	static struct client cl[MAX_CLIENTS];	/* 48 MB of datagrams: not the stack */
 	struct tg_err err = { 0 };
 	uint64_t t_end, sent_total = 0;
@@ -324,6 +417,8 @@ main(int argc, char **argv)
 			timeout_ms = u;
 		} else if (strcmp(k, "--top-k") == 0) {
 			top_k = u;
+		} else if (strcmp(k, "--probes") == 0) {
+			bad = u;
 		} else if (strcmp(k, "--ids") == 0) {
 			ids = v;
 		} else {
@@ -337,6 +432,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "gw_client: bad arguments\n");
 		return 2;
 	}
+	mid_split = (uint8_t)split;
 	kern_set_threads(1);
 	if (build_tensors(model, input, split, samples, &err) < 0) {
 		fprintf(stderr, "gw_client: %s\n", err.msg);
@@ -359,6 +455,8 @@ main(int argc, char **argv)
 		cl[c].id = 1000 + c;
 		hello(&cl[c], &gw);
 	}
+	if (bad)
+		n_probes = probes(&cl[0], &gw, model_id, &probes_ok);
 
 	t_end = now_ns() + (uint64_t)time_limit * 1000000000ull;
 	while (now_ns() < t_end) {
@@ -537,6 +635,7 @@ main(int argc, char **argv)
 	       (unsigned long long)st.tx, (unsigned long long)st.rx_bad,
 	       (unsigned long long)st.batch_max, (unsigned long long)st.batched,
 	       (unsigned long long)st.sessions);
+	printf("probes %u\nprobes_ok %u\n", n_probes, probes_ok);
 	printf("ok_split0_f32 %llu\nok_split0_u8 %llu\nok_mid_f32 %llu\nok_mid_u8 %llu\n",
 	       (unsigned long long)st.by_kind[0], (unsigned long long)st.by_kind[1],
 	       (unsigned long long)st.by_kind[2], (unsigned long long)st.by_kind[3]);
@@ -544,6 +643,7 @@ main(int argc, char **argv)
 		if (st.by_status[s])
 			printf("status_%s %llu\n", proto_status_name(s),
 			       (unsigned long long)st.by_status[s]);
-	all_ok = st.ok == requests && st.mismatch == 0 && st.failed == 0 && st.lost == 0;
+	all_ok = st.ok == requests && st.mismatch == 0 && st.failed == 0 && st.lost == 0 &&
+		 probes_ok == n_probes;
 	return all_ok ? 0 : 1;
 }
