@@ -77,6 +77,8 @@ struct gw {
 	_Atomic uint64_t bad_reason[PROTO_REASON__COUNT];	/* refusals made by the feeder */
 	struct gw_lat lat_queue, lat_compute;
 	_Atomic uint64_t pool_empty;	/* requests refused for want of a pool entry */
+	uint64_t taken;			/* requests dequeued (main thread only) */
+	_Atomic uint64_t answered;	/* of those, handed back with dp_req_respond() */
 };
 
 static volatile sig_atomic_t gw_stop_flag, gw_hup_flag;
@@ -124,6 +126,14 @@ gw_pend_in_use(struct gw *g)
 }
 
 /* ---- answering ---- */
+
+/* Every answer goes back through here: taken = answered is the drain's proof. */
+static void
+gw_respond(struct gw *g, struct dp_req *dq)
+{
+	atomic_fetch_add_explicit(&g->answered, 1, memory_order_relaxed);
+	dp_req_respond(dq);
+}
 
 static void
 gw_lat_add(struct gw_lat *l, uint32_t us)
@@ -180,7 +190,7 @@ gw_refuse(struct gw *g, int model, struct dp_req *dq, enum proto_status st, enum
 	if (r < PROTO_REASON__COUNT)
 		atomic_fetch_add_explicit(&g->bad_reason[r], 1, memory_order_relaxed);
 	gw_access(g, g->main_producer, dq, NULL);
-	dp_req_respond(dq);
+	gw_respond(g, dq);
 }
 
 /* Scheduler done callback: on a worker (or on sched_free()'s caller while draining). */
@@ -221,7 +231,7 @@ gw_done(void *ctx, struct sched_req *r)
 	}
 	gw_access(g, w < g->cfg.workers ? w : g->main_producer, dq, pd);
 	gw_pend_put(g, pd);
-	dp_req_respond(dq);
+	gw_respond(g, dq);
 }
 
 /* ---- the feeder ---- */
@@ -279,7 +289,7 @@ gw_feed_one(struct gw *g, struct dp_req *dq)
 		dq->resp.echo_crc32c = proto_crc32c(0, dq->tensor, rq->c.t.raw_total);
 		dq->resp.echo_bytes = rq->c.t.raw_total;
 		gw_count(g, -1, PROTO_ST_OK);
-		dp_req_respond(dq);
+		gw_respond(g, dq);
 		return;
 	}
 	mi = gw_model_index(g, rq->c.model_id);
@@ -342,6 +352,7 @@ gw_refuse_all(struct gw *g, enum proto_status st)
 	unsigned n, total = 0;
 
 	while ((n = dp_req_dequeue_burst(g->dp, reqs, GW_BURST)) > 0) {
+		g->taken += n;
 		for (unsigned i = 0; i < n; i++)
 			gw_refuse(g, gw_model_index(g, reqs[i]->req.c.model_id), reqs[i], st,
 				  PROTO_OK);
@@ -360,6 +371,7 @@ gw_feed(struct gw *g)
 	while (!gw_stop_flag) {
 		unsigned n = dp_req_dequeue_burst(g->dp, reqs, GW_BURST);
 
+		g->taken += n;
 		for (unsigned i = 0; i < n; i++)
 			gw_feed_one(g, reqs[i]);
 		if (n > 0) {
@@ -938,14 +950,24 @@ main(int argc, char **argv)
 		/* Answer late completions; give the RX lcore time to send the answers (it
 		 * drains its response ring on its own loop), bounded at 200 ms of quiet. */
 		struct timespec t = { 0, 10 * 1000000L };
+		struct dp_stats ds;
+		unsigned late;
 
 		for (unsigned quiet = 0, i = 0; quiet < 20 && i < 500; i++) {
 			quiet = gw_refuse_all(g, PROTO_ST_OVERLOADED) ? 0 : quiet + 1;
 			nanosleep(&t, NULL);
 		}
+		dp_stop(g->dp);
+		/* Completed after the last look: answered for the books, never sent. */
+		late = gw_refuse_all(g, PROTO_ST_OVERLOADED);
+		dp_stats_get(g->dp, &ds);
+		gw_log_event(g->log, g->main_producer,
+			     "tailgate: stopped: %llu requests delivered by the dataplane, %llu taken, "
+			     "%llu answered, %u after the port stopped",
+			     (unsigned long long)ds.msgs_delivered, (unsigned long long)g->taken,
+			     (unsigned long long)atomic_load(&g->answered), late);
 	}
 	status = 0;
-	gw_log_event(g->log, g->main_producer, "tailgate: stopped");
 out_stop:
 	gw_http_stop(g->http);
 	dp_stop(g->dp);

@@ -90,6 +90,11 @@ for p in "$BUILD/tailgate" "$BUILD/tests/gw_client"; do
 	fi
 done
 
+# Under SAN=1: DPDK 22.11's af_xdp PMD never frees the umem struct libxdp's xsk_umem__create()
+# allocates (80 bytes per port, at close); not ours to fix, so not ours to fail on.
+echo "leak:xsk_umem__create" >"$TMP/lsan.supp"
+export LSAN_OPTIONS="suppressions=$TMP/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+
 mkdir -p "$TMP/repo/multiexit"
 ln -s "$PWD/tests/fixtures/multiexit/model.onnx" "$TMP/repo/multiexit/model.onnx"
 cat >"$TMP/repo/multiexit/model.conf" <<EOF
@@ -211,6 +216,20 @@ run() {	# label, vdev, seed
 		test "$(val ok "$out/client2.out")" -eq 200
 	cat "$out/ids2" >>"$out/ids"
 
+	# Drain under load: SIGTERM while a client has requests in flight. What the scheduler
+	# accepted is served, what comes after is answered OVERLOADED (the client then stops
+	# starting new ones), and tailgate exits once the dataplane has been quiet.
+	ip netns exec "$NS_CL" timeout 60 "$BUILD/tests/gw_client" --gw "$IP_GW" \
+		--model tests/fixtures/multiexit/model.onnx --model-id 1 --split 4 \
+		--requests 100000 --clients 2 --window 4 --samples 8 --seed $((seed + 200)) \
+		--time-limit 40 --no-retry 1 --client-base 5000 --ids "$out/ids3" \
+		>"$out/client3.out" 2>"$out/client3.err" &
+	local cl_pid=$! cl_rc
+	for _ in $(seq 100); do	# at most 10 s for the client to be sending
+		[ -s "$out/ids3" ] && break
+		sleep 0.1
+	done
+	sleep 0.5
 	kill -TERM "$gw_pid" 2>/dev/null
 	rc=
 	for _ in $(seq 150); do	# at most 30 s to drain
@@ -220,19 +239,34 @@ run() {	# label, vdev, seed
 	wait "$gw_pid" 2>/dev/null
 	rc=$?
 	gw_pid=
+	wait "$cl_pid"
+	cl_rc=$?
+	echo "  drain client: $(tr '\n' ' ' <"$out/client3.out")" | fold -s -w 100
+	check "$label: drain: every request the client started was answered (status $cl_rc)" \
+		test "$cl_rc" -eq 0 -a "$(val lost "$out/client3.out")" -eq 0
+	check "$label: drain: served until SIGTERM, OVERLOADED after" \
+		test "$(val ok "$out/client3.out")" -gt 0 -a \
+		"$(val overloaded_final "$out/client3.out")" -gt 0
+	cat "$out/ids3" >>"$out/ids"
+	local stopped
+	stopped=$(grep -o 'stopped: [0-9]* requests delivered by the dataplane, [0-9]* taken, [0-9]* answered, [0-9]* after' \
+		"$out/event.log")
+	echo "  $stopped"
+	check "$label: drain: delivered = taken = answered, none after the port stopped" \
+		bash -c "echo '$stopped' | awk '{ exit !(\$2 == \$8 && \$8 == \$10 && \$12 == 0 && \$2 > 0) }'"
 	check "$label: SIGTERM: tailgate exited 0 (status $rc)" test "$rc" -eq 0
+	[ "$rc" -ne 0 ] && sed 's/^/    | /' "$out/gw.err" | tail -n 20
 	ns_down
 	check "$label: access log: the first $REQUESTS OK lines in the rotated file" \
 		test "$(grep -c '"status":0' "$out/access.log.1")" -eq "$REQUESTS"
 	check "$label: access log: the 200 after SIGHUP in the new file" \
-		test "$(grep -c '"status":0' "$out/access.log" 2>/dev/null)" -eq 200
+		test "$(grep -c '"client":1[0-9][0-9][0-9],.*"status":0' "$out/access.log")" -eq 200
 	cat "$out/access.log.1" "$out/access.log" 2>/dev/null |
 		sed -n 's/.*"client":\([0-9]*\),"request":\([0-9]*\),.*/\1 \2/p' |
 		sort >"$out/logged"
 	sort "$out/ids" >"$out/answered"
 	check "$label: access log: exactly the answered requests, once each" \
 		cmp -s "$out/logged" "$out/answered"
-	check "$label: event log says it stopped" grep -q 'tailgate: stopped' "$out/event.log"
 }
 
 PACKET="net_af_packet0,iface=$IF_GW,blocksz=4096,framesz=2048,framecnt=4096,qpairs=1"
