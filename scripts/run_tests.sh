@@ -2,7 +2,7 @@
 # Runs every test program and prints one closing line for CI: "N passed, N failed, N skipped".
 # Each program prints its own "N passed, N failed[, N skipped]" last; this sums them.
 #   unit tests        BUILD/tests/test_*            (tests/unit/*.c)
-#   test programs     BUILD/tests/<name> + tests/<name>.args (conformance, fixtures)
+#   test programs     BUILD/tests/<name> with tests/<name>.args (conformance, fixtures)
 #   fuzz replays      BUILD/fuzz-replay/<t> fuzz/corpus/<t>
 #   scripted tests    tests/*.sh                    (integration, network namespaces)
 # Usage: scripts/run_tests.sh BUILD [FILTER]
@@ -45,9 +45,11 @@ done
 for t in "$BUILD"/tests/*; do
 	name=$(basename "$t")
 	[[ "$name" == test_* ]] && continue
-	[ -x "$t" ] && [ -f "tests/$name.c" ] || continue
+	# A test program has its arguments in tests/<name>.args; other tests/*.c are helpers
+	# (senders, clients) that the scripted tests start themselves.
+	[ -x "$t" ] && [ -f "tests/$name.c" ] && [ -f "tests/$name.args" ] || continue
 	args=()
-	[ -f "tests/$name.args" ] && read -r -a args <"tests/$name.args"
+	read -r -a args <"tests/$name.args"
 	run_one "$name" "$t" "${args[@]}"
 done
 for t in "$BUILD"/fuzz-replay/*; do
