@@ -137,6 +137,8 @@ dp_port_find(const struct dp_config *cfg, uint16_t *port_id, struct tg_err *err)
 	return tg_err_set(err, -ENODEV, "dataplane: no port (EAL --vdev or a bound NIC)");
 }
 
+#define DP_RSS_HF	(RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP)	/* what RSS hashes on */
+
 /* Queues, RSS and offloads for the port; not started. */
 static int
 dp_port_configure(struct dp *dp, const struct rte_eth_dev_info *di, uint16_t *rx_desc,
@@ -151,12 +153,7 @@ dp_port_configure(struct dp *dp, const struct rte_eth_dev_info *di, uint16_t *rx
 	if (dp->n_queues > 1) {
 		/* Hash on addresses and ports: a client stays on one queue, one lcore. */
 		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
-		conf.rx_adv_conf.rss_conf.rss_hf =
-			(RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & di->flow_type_rss_offloads;
-		if (conf.rx_adv_conf.rss_conf.rss_hf == 0)
-			return tg_err_set(err, -ENOTSUP,
-					  "port %s: %u queues but no RSS over IPv4/UDP; use 1 queue",
-					  name, dp->n_queues);
+		conf.rx_adv_conf.rss_conf.rss_hf = DP_RSS_HF & di->flow_type_rss_offloads;
 	}
 	conf.rxmode.offloads = di->rx_offload_capa & csum;
 	rc = rte_eth_dev_configure(dp->port_id, dp->n_queues, dp->n_queues, &conf);
@@ -358,6 +355,12 @@ dp_create(struct dp **out, const struct dp_config *cfg, struct tg_err *err)
 		rc = tg_err_set(err, -EINVAL, "port %s: %u queues asked, it offers %u RX %u TX",
 				rte_dev_name(di.device), dp->n_queues, di.max_rx_queues,
 				di.max_tx_queues);
+		goto out_free_dp;
+	}
+	if (dp->n_queues > 1 && (DP_RSS_HF & di.flow_type_rss_offloads) == 0) {
+		rc = tg_err_set(err, -ENOTSUP, "port %s: %u queues but no RSS over IPv4/UDP to "
+				"keep a client on one; use 1 queue", rte_dev_name(di.device),
+				dp->n_queues);
 		goto out_free_dp;
 	}
 	rx_desc = cfg->rx_desc;

@@ -549,6 +549,41 @@ test_config_refused(void)
 	dp_destroy(NULL);
 }
 
+/* More queues than the port has, or several without RSS to spread clients: refused. */
+static void
+test_queues_without_rss_refused(void)
+{
+	struct rte_ring *rx[2], *tx[2];
+	struct dp_config cfg;
+	struct tg_err err = { 0 };
+	struct dp *d2 = NULL;
+	char name[RTE_ETH_NAME_MAX_LEN];
+	int id;
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(name, sizeof(name), "mq_rx%d", i);
+		rx[i] = rte_ring_create(name, 64, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+		snprintf(name, sizeof(name), "mq_tx%d", i);
+		tx[i] = rte_ring_create(name, 64, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+	}
+	id = rte_eth_from_rings("mq", rx, 2, tx, 2, SOCKET_ID_ANY);
+	TH_CHECK(id >= 0 && rte_eth_dev_get_name_by_port((uint16_t)id, name) == 0);
+	if (id >= 0) {
+		dptk_config(&cfg, &port);
+		cfg.port = name;
+		cfg.n_queues = 3;
+		TH_CHECK(dp_create(&d2, &cfg, &err) == -EINVAL);
+		cfg.n_queues = 2;	/* net_ring offers no RSS */
+		TH_CHECK(dp_create(&d2, &cfg, &err) == -ENOTSUP);
+		TH_CHECK_MSG(strstr(err.msg, "RSS") != NULL, "%s", err.msg);
+		TH_CHECK(d2 == NULL);
+	}
+	for (int i = 0; i < 2; i++) {
+		rte_ring_free(rx[i]);
+		rte_ring_free(tx[i]);
+	}
+}
+
 static void
 test_drop_names_are_labels(void)
 {
@@ -609,6 +644,7 @@ main(void)
 	TH_RUN(test_tx_full_frees_and_counts);
 	TH_RUN(test_loop_answers_then_backs_off);
 	TH_RUN(test_config_refused);
+	TH_RUN(test_queues_without_rss_refused);
 	TH_RUN(test_drop_names_are_labels);
 
 	dp_destroy(dp);
