@@ -2,7 +2,8 @@
  * tailgate: the gateway daemon. Loads the model repository, opens the logs, brings up the
  * dataplane and the scheduler, and feeds completed requests from one to the other on the
  * main thread; workers answer through the done callback. A control-plane HTTP server gives
- * /metrics, /healthz and /v1/models. SIGTERM/SIGINT drain and exit 0; SIGHUP reopens logs.
+ * /metrics, /healthz and /v1/models. SIGTERM/SIGINT drain and exit 0; SIGHUP reopens the logs
+ * and reloads the model repository without dropping requests.
  *
  *   tailgate [options] -- [EAL args]        (tailgate --help)
  *
@@ -38,6 +39,8 @@ enum {
 	GW_HTTP_BUF = 1 << 18,		/* bytes of one rendered /metrics or /v1/models body */
 	GW_N_LAT = 14,			/* latency histogram buckets, +Inf excluded */
 	GW_N_ST = PROTO_ST__COUNT,
+	GW_N_SLOTS = 2 * GW_MAX_MODELS,	/* model names counted, over reloads */
+	GW_SLOT_UNKNOWN = GW_N_SLOTS,	/* requests for no served model */
 };
 
 /* Latency buckets, us: the tail runs in about a millisecond, deadlines are ~100 ms. */
@@ -45,9 +48,27 @@ static const uint32_t gw_lat_le_us[GW_N_LAT] = {
 	50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
 };
 
+struct gw;
+
+/*
+ * One generation of served models: a repository and the scheduler built on it. SIGHUP
+ * builds the next one, the feeder switches to it, and the old one is freed once drained.
+ */
+struct gw_gen {
+	struct gw *g;
+	uint32_t id;			/* 1, 2, ...: also the catalog's generation */
+	struct gw_repo *repo;
+	struct sched *sched;
+	unsigned log_base;		/* its workers' log rings: base + worker index (two
+					 * generations run at once while the old one drains) */
+	unsigned slot[GW_MAX_MODELS];	/* model index -> counter slot (by name) */
+	struct sched_model_cfg mc[GW_MAX_MODELS];
+};
+
 /* A request inside the scheduler: its sched_req and the dataplane request it answers. */
 struct gw_pend {
 	struct sched_req sr;
+	struct gw_gen *gen;		/* the generation that took it */
 	struct dp_req *dq;
 	uint64_t t_submit_ns;		/* when the feeder handed it over (queue_us starts at the
 					 * last chunk's arrival, per the wire spec) */
@@ -60,20 +81,24 @@ struct gw_lat {
 
 struct gw {
 	struct gw_config cfg;
-	struct gw_repo *repo;
+	struct gw_gen *cur;		/* what the feeder submits to; changed by the main thread
+					 * under gen_mu, read by the HTTP thread under gen_mu */
+	pthread_mutex_t gen_mu;
 	struct gw_log *log;
 	struct dp *dp;
-	struct sched *sched;
 	struct gw_http *http;
-	unsigned main_producer;		/* log ring of the main thread: index n_workers */
+	unsigned main_producer;		/* log ring of the main thread: 2 x workers */
 	/* The request pool: sized by the dataplane's slot pool, so that a request the
 	 * dataplane holds always finds one unless the scheduler holds them all. */
 	struct gw_pend *pend;
 	struct gw_pend **free_pend;
 	unsigned n_pend, n_free;
 	pthread_mutex_t pool_mu;	/* feeder takes, workers give back */
-	/* Counters, read by the HTTP thread: [model index or n for unknown][status] */
-	_Atomic uint64_t (*req_by)[GW_N_ST];
+	/* Counters, read by the HTTP thread: [slot][status]; a slot per model name, kept
+	 * across reloads so that counters never go back (names added under gen_mu). */
+	_Atomic uint64_t req_by[GW_N_SLOTS + 1][GW_N_ST];
+	char slot_name[GW_N_SLOTS][GW_NAME_MAX];
+	unsigned n_slots;
 	_Atomic uint64_t bad_reason[PROTO_REASON__COUNT];	/* refusals made by the feeder */
 	struct gw_lat lat_queue, lat_compute;
 	_Atomic uint64_t pool_empty;	/* requests refused for want of a pool entry */
@@ -147,10 +172,11 @@ gw_lat_add(struct gw_lat *l, uint32_t us)
 	atomic_fetch_add_explicit(&l->count, 1, memory_order_relaxed);
 }
 
+/* Count an answer under its model's slot; model < 0: no served model. */
 static void
-gw_count(struct gw *g, int model, unsigned status)
+gw_count(struct gw *g, const struct gw_gen *gen, int model, unsigned status)
 {
-	unsigned m = model < 0 ? g->repo->n : (unsigned)model;
+	unsigned m = model < 0 ? GW_SLOT_UNKNOWN : gen->slot[model];
 
 	if (status < GW_N_ST)
 		atomic_fetch_add_explicit(&g->req_by[m][status], 1, memory_order_relaxed);
@@ -186,7 +212,7 @@ gw_refuse(struct gw *g, int model, struct dp_req *dq, enum proto_status st, enum
 	dq->resp.status = (uint8_t)st;
 	dq->resp.reason = (uint8_t)r;
 	dq->resp.result_kind = PROTO_RES_NONE;
-	gw_count(g, model, st);
+	gw_count(g, g->cur, model, st);
 	if (r < PROTO_REASON__COUNT)
 		atomic_fetch_add_explicit(&g->bad_reason[r], 1, memory_order_relaxed);
 	gw_access(g, g->main_producer, dq, NULL);
@@ -197,7 +223,8 @@ gw_refuse(struct gw *g, int model, struct dp_req *dq, enum proto_status st, enum
 static void
 gw_done(void *ctx, struct sched_req *r)
 {
-	struct gw *g = ctx;
+	struct gw_gen *gen = ctx;
+	struct gw *g = gen->g;
 	struct gw_pend *pd = r->owner;
 	struct dp_req *dq = pd->dq;
 	struct proto_response *resp = &dq->resp;
@@ -224,12 +251,12 @@ gw_done(void *ctx, struct sched_req *r)
 	} else {
 		resp->result_kind = PROTO_RES_NONE;
 	}
-	gw_count(g, r->model, resp->status);
+	gw_count(g, gen, r->model, resp->status);
 	if (r->status == PROTO_ST_OK) {
 		gw_lat_add(&g->lat_queue, resp->queue_us);
 		gw_lat_add(&g->lat_compute, resp->compute_us);
 	}
-	gw_access(g, w < g->cfg.workers ? w : g->main_producer, dq, pd);
+	gw_access(g, w < g->cfg.workers ? gen->log_base + w : g->main_producer, dq, pd);
 	gw_pend_put(g, pd);
 	gw_respond(g, dq);
 }
@@ -239,8 +266,8 @@ gw_done(void *ctx, struct sched_req *r)
 static int
 gw_model_index(const struct gw *g, uint16_t id)
 {
-	for (unsigned i = 0; i < g->repo->n; i++)
-		if (g->repo->models[i].conf.id == id)
+	for (unsigned i = 0; i < g->cur->repo->n; i++)
+		if (g->cur->repo->models[i].conf.id == id)
 			return (int)i;
 	return -1;
 }
@@ -288,7 +315,7 @@ gw_feed_one(struct gw *g, struct dp_req *dq)
 		dq->resp.result_kind = PROTO_RES_ECHO;
 		dq->resp.echo_crc32c = proto_crc32c(0, dq->tensor, rq->c.t.raw_total);
 		dq->resp.echo_bytes = rq->c.t.raw_total;
-		gw_count(g, -1, PROTO_ST_OK);
+		gw_count(g, g->cur, -1, PROTO_ST_OK);
 		gw_respond(g, dq);
 		return;
 	}
@@ -297,7 +324,7 @@ gw_feed_one(struct gw *g, struct dp_req *dq)
 		gw_refuse(g, -1, dq, PROTO_ST_UNKNOWN_MODEL, PROTO_OK);
 		return;
 	}
-	gm = &g->repo->models[mi];
+	gm = &g->cur->repo->models[mi];
 	for (unsigned k = 0; rq->c.variant_id == 0 && k < gm->n_splits; k++)
 		if (gm->splits[k] == row)
 			sp = kern_model_split(gm->m, row);
@@ -324,6 +351,7 @@ gw_feed_one(struct gw *g, struct dp_req *dq)
 	sr = &pd->sr;
 	memset(sr, 0, sizeof(*sr));
 	pd->dq = dq;
+	pd->gen = g->cur;
 	sr->owner = pd;
 	sr->model = (uint16_t)mi;
 	sr->split = (uint8_t)row;
@@ -336,7 +364,7 @@ gw_feed_one(struct gw *g, struct dp_req *dq)
 				       : (uint64_t)gm->conf.deadline_ms * 1000000ull);
 	sr->top_k = (uint16_t)(top_k < SCHED_MAX_TOPK ? top_k : SCHED_MAX_TOPK);
 	pd->t_submit_ns = tg_now_ns();
-	rc = sched_submit(g->sched, sr);
+	rc = sched_submit(g->cur->sched, sr);
 	if (rc != PROTO_ST_OK) {
 		gw_pend_put(g, pd);
 		gw_refuse(g, mi, dq, (enum proto_status)rc,
@@ -361,6 +389,8 @@ gw_refuse_all(struct gw *g, enum proto_status st)
 	return total;
 }
 
+static void gw_reload(struct gw *g);
+
 static void
 gw_feed(struct gw *g)
 {
@@ -381,8 +411,7 @@ gw_feed(struct gw *g)
 		if (gw_hup_flag) {
 			gw_hup_flag = 0;
 			gw_log_reopen(g->log);
-			gw_log_event(g->log, g->main_producer,
-				     "SIGHUP: logs reopened; model reload is not implemented yet");
+			gw_reload(g);
 		}
 		/* A short spin catches the next request of a burst; then sleep, so the feeder
 		 * does not take a core from the engine. */
@@ -451,20 +480,20 @@ gw_render_metrics(struct gw *g, struct gw_prom *p)
 	uint64_t cum = 0;
 
 	dp_stats_get(g->dp, &ds);
-	sched_get_stats(g->sched, &ss);
+	sched_get_stats(g->cur->sched, &ss);
 	gw_log_stats(g->log, &ls);
 
 	gw_prom_family(p, "tailgate_requests_total", "counter",
 		       "requests answered, by model and status");
-	for (unsigned m = 0; m <= g->repo->n; m++)
+	for (unsigned m = 0; m <= g->n_slots; m++)
 		for (unsigned s = 0; s < GW_N_ST; s++) {
-			uint64_t v = atomic_load_explicit(&g->req_by[m][s], memory_order_relaxed);
+			unsigned slot = m < g->n_slots ? m : GW_SLOT_UNKNOWN;
+			uint64_t v = atomic_load_explicit(&g->req_by[slot][s], memory_order_relaxed);
 
 			if (v == 0 && s != PROTO_ST_OK)
 				continue;
 			snprintf(lab, sizeof(lab), "model=\"%s\",status=\"%s\"",
-				 m < g->repo->n ? g->repo->models[m].conf.name : "unknown",
-				 proto_status_name(s));
+				 m < g->n_slots ? g->slot_name[m] : "unknown", proto_status_name(s));
 			gw_prom_sample(p, "tailgate_requests_total", lab, (double)v);
 		}
 	gw_prom_family(p, "tailgate_refusals_total", "counter",
@@ -498,7 +527,10 @@ gw_render_metrics(struct gw *g, struct gw_prom *p)
 		    &g->lat_queue);
 	gw_prom_lat(p, "tailgate_compute_seconds", "engine time of a request's batches (OK answers)",
 		    &g->lat_compute);
-	gw_prom_counter(p, "tailgate_sched_submitted_total", "requests offered to the scheduler",
+	gw_prom_counter(p, "tailgate_model_generation", "model repository loads (1 + reloads)",
+			(double)g->cur->id);
+	gw_prom_counter(p, "tailgate_sched_submitted_total",
+			"requests offered to the scheduler (since the last reload)",
 			(double)ss.submitted);
 	gw_prom_counter(p, "tailgate_sched_completed_total", "requests the scheduler answered",
 			(double)ss.completed);
@@ -563,9 +595,9 @@ gw_render_models(struct gw *g, struct gw_prom *p)
 		{ "f32", 4 }, { "f16", 2 }, { "s8", 1 }, { "u8", 1 },
 	};
 
-	gw_put(p, "{\"models\":[");
-	for (unsigned i = 0; i < g->repo->n; i++) {
-		const struct gw_model *gm = &g->repo->models[i];
+	gw_put(p, "{\"generation\":%u,\"models\":[", g->cur->id);
+	for (unsigned i = 0; i < g->cur->repo->n; i++) {
+		const struct gw_model *gm = &g->cur->repo->models[i];
 		struct kern_model_info info;
 
 		kern_model_get_info(gm->m, &info);
@@ -610,13 +642,17 @@ gw_http_render(void *ctx, const char *path, char *buf, size_t cap, size_t *len,
 	struct gw_prom p = { .buf = buf, .cap = cap };
 
 	if (strcmp(path, "/metrics") == 0) {
+		pthread_mutex_lock(&g->gen_mu);	/* a reload frees the old generation */
 		gw_render_metrics(g, &p);
+		pthread_mutex_unlock(&g->gen_mu);
 		*ctype = "text/plain; version=0.0.4";
 	} else if (strcmp(path, "/healthz") == 0) {
 		gw_put(&p, "ok\n");
 		*ctype = "text/plain";
 	} else if (strcmp(path, "/v1/models") == 0) {
+		pthread_mutex_lock(&g->gen_mu);
 		gw_render_models(g, &p);
+		pthread_mutex_unlock(&g->gen_mu);
 		*ctype = "application/json";
 	} else {
 		gw_put(&p, "not found\n");
@@ -653,7 +689,8 @@ gw_usage(FILE *f)
 		"  -h, --help                this text\n\n"
 		"Options override the file, which overrides the defaults. EAL needs a worker lcore\n"
 		"per RX queue, e.g.: tailgate -c gw.conf -- -l 0-1 --vdev net_af_xdp0,iface=eth1\n"
-		"Signals: SIGTERM/SIGINT drain and exit 0, SIGHUP reopens the logs.\n");
+		"Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reopens the logs and\n"
+		"reloads the model repository (on error the loaded models keep serving).\n");
 }
 
 struct gw_opt_set {
@@ -684,8 +721,7 @@ gw_pool_init(struct gw *g, unsigned n, struct tg_err *err)
 {
 	g->pend = calloc(n, sizeof(*g->pend));
 	g->free_pend = calloc(n, sizeof(*g->free_pend));
-	g->req_by = calloc(g->repo->n + 1, sizeof(*g->req_by));
-	if (g->pend == NULL || g->free_pend == NULL || g->req_by == NULL)
+	if (g->pend == NULL || g->free_pend == NULL)
 		return tg_err_set(err, -ENOMEM, "out of memory for %u requests", n);
 	for (unsigned i = 0; i < n; i++)
 		g->free_pend[i] = &g->pend[n - 1 - i];
@@ -693,15 +729,62 @@ gw_pool_init(struct gw *g, unsigned n, struct tg_err *err)
 	return 0;
 }
 
+/* Counter slot of a model name: found, or added (main thread, under gen_mu). */
+static unsigned
+gw_slot_of(struct gw *g, const char *name)
+{
+	unsigned i;
+
+	for (i = 0; i < g->n_slots; i++)
+		if (strcmp(g->slot_name[i], name) == 0)
+			return i;
+	if (g->n_slots == GW_N_SLOTS)
+		return GW_SLOT_UNKNOWN;	/* 128 names over reloads: counted as unknown */
+	pthread_mutex_lock(&g->gen_mu);
+	snprintf(g->slot_name[i], GW_NAME_MAX, "%s", name);
+	g->n_slots++;
+	pthread_mutex_unlock(&g->gen_mu);
+	return i;
+}
+
+/* Stop a generation's workers once what they accepted is answered, and free it. NULL ok. */
+static void
+gw_gen_free(struct gw_gen *gen)
+{
+	if (gen == NULL)
+		return;
+	sched_free(gen->sched);
+	gw_repo_free(gen->repo);
+	free(gen);
+}
+
+/*
+ * Load the repository (io_uring reads; the summary on stderr) and build and start its
+ * scheduler: plans built and measured here, on the calling thread, which takes seconds
+ * for large models; requests completing meanwhile wait in the dataplane's ring.
+ */
 static int
-gw_sched_build(struct gw *g, struct sched_model_cfg *mc, struct tg_err *err)
+gw_gen_build(struct gw *g, uint32_t id, struct gw_gen **out, struct tg_err *err)
 {
 	struct sched_cfg sc = { 0 };
+	struct gw_gen *gen;
+	int rc;
 
-	for (unsigned i = 0; i < g->repo->n; i++) {
-		const struct gw_model *gm = &g->repo->models[i];
+	gen = calloc(1, sizeof(*gen));
+	if (gen == NULL)
+		return tg_err_set(err, -ENOMEM, "out of memory");
+	gen->g = g;
+	gen->id = id;
+	gen->log_base = (id % 2) * g->cfg.workers;
+	rc = gw_repo_load(g->cfg.models_dir, &gen->repo, err);
+	if (rc < 0)
+		goto out_free;
+	gw_repo_summary(gen->repo, stderr);
+	for (unsigned i = 0; i < gen->repo->n; i++) {
+		const struct gw_model *gm = &gen->repo->models[i];
 
-		mc[i] = (struct sched_model_cfg){
+		gen->slot[i] = gw_slot_of(g, gm->conf.name);
+		gen->mc[i] = (struct sched_model_cfg){
 			.model = gm->m,
 			.precision = gm->conf.precision,
 			.calib = gm->calib,
@@ -713,15 +796,30 @@ gw_sched_build(struct gw *g, struct sched_model_cfg *mc, struct tg_err *err)
 			.default_deadline_ns = (uint64_t)gm->conf.deadline_ms * 1000000ull,
 		};
 	}
-	sc.models = mc;
-	sc.n_models = g->repo->n;
+	sc.models = gen->mc;
+	sc.n_models = gen->repo->n;
 	sc.queue_cap = g->cfg.queue_cap;
 	sc.max_inflight = g->cfg.max_inflight;
 	sc.n_workers = g->cfg.workers;
 	sc.whole_tail = g->cfg.whole_tail;
 	sc.done = gw_done;
-	sc.ctx = g;
-	return sched_create(&sc, &g->sched, err);
+	sc.ctx = gen;
+	rc = sched_create(&sc, &gen->sched, err);
+	if (rc < 0)
+		goto out_repo;
+	rc = sched_start(gen->sched, err);
+	if (rc < 0)
+		goto out_sched;
+	*out = gen;
+	return 0;
+
+out_sched:
+	sched_free(gen->sched);
+out_repo:
+	gw_repo_free(gen->repo);
+out_free:
+	free(gen);
+	return rc;
 }
 
 /*
@@ -729,20 +827,21 @@ gw_sched_build(struct gw *g, struct sched_model_cfg *mc, struct tg_err *err)
  * what to send (shape, dtypes, the work on each side) before its first request.
  */
 static int
-gw_catalog(struct gw *g, struct tg_err *err)
+gw_catalog(struct gw *g, const struct gw_gen *gen, struct tg_err *err)
 {
+	const struct gw_repo *repo = gen->repo;
 	struct proto_catalog_entry *e;
 	unsigned n = 0;
 	int rc;
 
-	for (unsigned i = 0; i < g->repo->n; i++)
-		n += g->repo->models[i].n_splits;
+	for (unsigned i = 0; i < repo->n; i++)
+		n += repo->models[i].n_splits;
 	e = calloc(n ? n : 1, sizeof(*e));
 	if (e == NULL)
 		return tg_err_set(err, -ENOMEM, "out of memory for the catalog");
 	n = 0;
-	for (unsigned i = 0; i < g->repo->n; i++) {
-		const struct gw_model *gm = &g->repo->models[i];
+	for (unsigned i = 0; i < repo->n; i++) {
+		const struct gw_model *gm = &repo->models[i];
 		struct kern_model_info info;
 		const struct kern_output *fin;
 		unsigned f = 0;
@@ -776,9 +875,45 @@ gw_catalog(struct gw *g, struct tg_err *err)
 			snprintf(c->name, sizeof(c->name), "%.15s", gm->conf.name);
 		}
 	}
-	rc = dp_catalog_set(g->dp, e, n, 1, err);
+	rc = dp_catalog_set(g->dp, e, n, gen->id, err);
 	free(e);
 	return rc;
+}
+
+/*
+ * SIGHUP: load the repository again into a new generation; the feeder switches to it (the
+ * dataplane's RX lcores pause for the catalog change), then the old generation finishes
+ * what it accepted and is freed. On any error the old generation keeps serving.
+ */
+static void
+gw_reload(struct gw *g)
+{
+	struct tg_err err = { 0 };
+	struct gw_gen *gen, *old = g->cur;
+
+	gw_log_event(g->log, g->main_producer, "SIGHUP: logs reopened, reloading models from %s",
+		     g->cfg.models_dir);
+	if (gw_gen_build(g, old->id + 1, &gen, &err) < 0) {
+		gw_log_event(g->log, g->main_producer, "reload failed, previous models kept: %s",
+			     err.msg);
+		return;
+	}
+	dp_stop(g->dp);
+	if (gw_catalog(g, gen, &err) < 0) {
+		gw_log_event(g->log, g->main_producer, "reload: catalog: %s (previous one kept)",
+			     err.msg);
+	}
+	if (dp_start(g->dp, &err) < 0) {
+		/* The port cannot serve: stop like on SIGTERM rather than hold requests. */
+		gw_log_event(g->log, g->main_producer, "reload: dataplane restart: %s", err.msg);
+		gw_stop_flag = 1;
+	}
+	pthread_mutex_lock(&g->gen_mu);
+	g->cur = gen;
+	pthread_mutex_unlock(&g->gen_mu);
+	gw_gen_free(old);	/* drains: its done() answers through the old generation */
+	gw_log_event(g->log, g->main_producer, "reload: generation %u serves %u model(s)",
+		     gen->id, gen->repo->n);
 }
 
 static void
@@ -811,7 +946,6 @@ main(int argc, char **argv)
 	struct gw *g = &gw;
 	struct gw_opt_set sets[16];
 	unsigned n_sets = 0;
-	struct sched_model_cfg mc[GW_MAX_MODELS];
 	struct dp_config dpd;
 	struct tg_err err = { 0 };
 	const char *conf_path = NULL, *ready = NULL;
@@ -863,20 +997,17 @@ main(int argc, char **argv)
 			goto out_err;
 	if (gw_config_validate(&g->cfg, &err) < 0)
 		goto out_err;
-	g->main_producer = g->cfg.workers;
+	g->main_producer = 2 * g->cfg.workers;	/* two generations' workers, then main */
 
-	rc = gw_repo_load(g->cfg.models_dir, &g->repo, &err);
-	if (rc < 0)
-		goto out_err;
-	gw_repo_summary(g->repo, stderr);
 	if (pthread_mutex_init(&g->pool_mu, NULL) != 0 ||
+	    pthread_mutex_init(&g->gen_mu, NULL) != 0 ||
 	    gw_pool_init(g, g->cfg.dp.limits.max_inflight_total, &err) < 0)
-		goto out_repo;
+		goto out_pool;
 
-	rc = gw_log_open(&g->log, g->cfg.access_log, g->cfg.event_log, g->cfg.workers + 1,
+	rc = gw_log_open(&g->log, g->cfg.access_log, g->cfg.event_log, g->main_producer + 1,
 			 g->cfg.log_ring, g->cfg.fsync_ms, &err);
 	if (rc < 0)
-		goto out_repo;
+		goto out_pool;
 
 	/* EAL pins the calling thread to its main lcore's CPU; threads created later inherit
 	 * that. Give it back its CPUs after EAL init, so the scheduler's workers and oneDNN's
@@ -901,15 +1032,12 @@ main(int argc, char **argv)
 	rc = dp_create(&g->dp, &g->cfg.dp, &err);
 	if (rc < 0)
 		goto out_eal;
-	rc = gw_catalog(g, &err);
+	rc = gw_gen_build(g, 1, &g->cur, &err);
 	if (rc < 0)
 		goto out_dp;
-	rc = gw_sched_build(g, mc, &err);
+	rc = gw_catalog(g, g->cur, &err);
 	if (rc < 0)
-		goto out_dp;
-	rc = sched_start(g->sched, &err);
-	if (rc < 0)
-		goto out_sched;
+		goto out_gen;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = gw_on_signal;
@@ -920,7 +1048,7 @@ main(int argc, char **argv)
 
 	rc = dp_start(g->dp, &err);
 	if (rc < 0)
-		goto out_sched;
+		goto out_gen;
 	if (g->cfg.metrics_addr[0] != '\0') {
 		rc = gw_http_start(&g->http, g->cfg.metrics_addr, gw_http_render, g, GW_HTTP_BUF,
 				   &err);
@@ -928,9 +1056,9 @@ main(int argc, char **argv)
 			goto out_stop;
 	}
 	gw_log_event(g->log, g->main_producer,
-		     "tailgate: serving %u model(s) on %u queue(s), %u worker(s)%s%s", g->repo->n,
-		     dp_n_queues(g->dp), g->cfg.workers, g->http ? ", control plane on " : "",
-		     g->http ? g->cfg.metrics_addr : "");
+		     "tailgate: serving %u model(s) on %u queue(s), %u worker(s)%s%s",
+		     g->cur->repo->n, dp_n_queues(g->dp), g->cfg.workers,
+		     g->http ? ", control plane on " : "", g->http ? g->cfg.metrics_addr : "");
 	if (g->http)
 		fprintf(stderr, "tailgate: control plane on port %u\n", gw_http_port(g->http));
 	if (ready != NULL)
@@ -944,8 +1072,8 @@ main(int argc, char **argv)
 		     gw_pend_in_use(g));
 	gw_http_stop(g->http);
 	g->http = NULL;
-	sched_free(g->sched);
-	g->sched = NULL;
+	sched_free(g->cur->sched);	/* the repository stays: refusals below name models */
+	g->cur->sched = NULL;
 	{
 		/* Answer late completions; give the RX lcore time to send the answers (it
 		 * drains its response ring on its own loop), bounded at 200 ms of quiet. */
@@ -971,8 +1099,8 @@ main(int argc, char **argv)
 out_stop:
 	gw_http_stop(g->http);
 	dp_stop(g->dp);
-out_sched:
-	sched_free(g->sched);
+out_gen:
+	gw_gen_free(g->cur);
 out_dp:
 	dp_destroy(g->dp);
 out_eal:
@@ -980,11 +1108,9 @@ out_eal:
 out_log:
 	free(eal_argv);
 	gw_log_close(g->log);
-out_repo:
+out_pool:
 	free(g->pend);
 	free(g->free_pend);
-	free(g->req_by);
-	gw_repo_free(g->repo);
 	if (status != 0 && err.code != 0)
 		fprintf(stderr, "tailgate: %s\n", err.msg);
 	return status;
