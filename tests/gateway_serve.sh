@@ -322,6 +322,60 @@ run() {	# label, vdev, seed
 		cmp -s "$out/logged" "$out/answered"
 }
 
+# Startup without namespaces: option and file errors name the option or file, the line and
+# the key (exit 2); a broken repository is an error naming model.conf's line (exit 1); and on
+# net_null the daemon starts, answers /healthz and exits 0 on SIGTERM.
+startup() {
+	local out=$TMP/startup err rc eal
+	mkdir -p "$out/bad/m"
+	eal=(--no-huge --no-shconf -m 512 --no-pci --no-telemetry -l 0-1 --vdev net_null0
+	     --file-prefix "${PREFIX}_null" --log-level='lib.*:warning')
+	"$BUILD/tailgate" --help >"$out/help" 2>&1
+	check "startup: --help exits 0 with the usage" bash -c "[ $? -eq 0 ] && grep -q '^usage: tailgate' '$out/help'"
+	"$BUILD/tailgate" --port 0 --address 10.78.9.1 2>"$out/e1"
+	rc=$?
+	check "startup: --port 0 refused, exit 2, named (status $rc)" \
+		bash -c "[ $rc -eq 2 ] && grep -q \"option --port:1: udp_port: '0' is not a whole number in 1..65535\" '$out/e1'"
+	printf 'address = 10.78.9.1\n\nbogus = 1\n' >"$out/bad.conf"
+	"$BUILD/tailgate" --config "$out/bad.conf" 2>"$out/e2"
+	rc=$?
+	check "startup: unknown key refused with file:line:key (status $rc)" \
+		bash -c "[ $rc -eq 2 ] && grep -q 'bad.conf:3: bogus: unknown key' '$out/e2'"
+	"$BUILD/tailgate" --models "$out" 2>"$out/e3"
+	rc=$?
+	check "startup: no address refused (status $rc)" \
+		bash -c "[ $rc -eq 2 ] && grep -q 'address: required' '$out/e3'"
+	ln -s "$PWD/tests/fixtures/multiexit/model.onnx" "$out/bad/m/model.onnx"
+	printf 'id = 1\nmax_batch = 0\n' >"$out/bad/m/model.conf"
+	timeout 60 "$BUILD/tailgate" --address 10.78.9.1 --models "$out/bad" -- "${eal[@]}" \
+		>/dev/null 2>"$out/e4"
+	rc=$?
+	check "startup: a bad model.conf names its line and key (status $rc)" \
+		bash -c "[ $rc -eq 1 ] && grep -q 'm/model.conf:2: max_batch: ' '$out/e4'"
+	timeout 60 "$BUILD/tailgate" --address 10.78.9.1 --models "$TMP/repo" --metrics 127.0.0.1:0 \
+		--ready "$out/ready" -- "${eal[@]}" >/dev/null 2>"$out/e5" &
+	gw_pid=$!
+	for _ in $(seq 150); do
+		[ -f "$out/ready" ] && break
+		kill -0 "$gw_pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	local port
+	port=$(sed -n 's/^tailgate: control plane on port \([0-9]*\)$/\1/p' "$out/e5")
+	check "startup: on net_null it serves /healthz" bash -c "[ -n '$port' ] &&
+		exec 3<>/dev/tcp/127.0.0.1/$port && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 &&
+		grep -q '^ok' <&3"
+	kill -TERM "$gw_pid" 2>/dev/null
+	wait "$gw_pid"
+	rc=$?
+	gw_pid=
+	check "startup: on net_null SIGTERM exits 0 (status $rc)" test "$rc" -eq 0
+	[ "$rc" -ne 0 ] && tail -n 5 "$out/e5" | sed 's/^/    | /'
+}
+
+write_model_conf
+startup
+
 PACKET="net_af_packet0,iface=$IF_GW,blocksz=4096,framesz=2048,framecnt=4096,qpairs=1"
 XDP="net_af_xdp0,iface=$IF_GW,start_queue=0,queue_count=1"
 run af_packet "$PACKET" 21
