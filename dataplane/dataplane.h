@@ -224,10 +224,12 @@ struct dp_req {
 					 * the consumer may overwrite it (e.g. with output) */
 	uint64_t first_ns;		/* tg_now_ns() clock: first chunk's arrival */
 	uint64_t done_ns;		/* tg_now_ns() clock: last chunk's arrival */
-	/* Filled by the consumer before dp_req_respond(). */
+	/* Filled by the consumer before dp_req_respond(); preset to status OK, result NONE,
+	 * exit and advice PROTO_NONE. */
 	struct proto_response resp;	/* status, reason, result kind, timing, advice; the chunk
 					 * ids, index and count are the dataplane's. A result
-					 * must fit one datagram: NONE, ECHO, TOPK (see below) */
+					 * must fit one datagram: NONE, ECHO, TOPK (see below);
+					 * an answer the encoder refuses goes out as INTERNAL */
 	uint8_t topk[PROTO_MAX_TOP_K * PROTO_TOPK_ENTRY_LEN];	/* scratch for
 					 * proto_response_set_topk(&resp, topk, ...) */
 };
@@ -242,8 +244,9 @@ unsigned dp_req_dequeue_burst(struct dp *dp, struct dp_req **reqs, unsigned n);
 /**
  * Answer a request: posts it to the owner lcore's response ring; the lcore encodes
  * req->resp (status OK with a result, or an error status and reason with result NONE),
- * sends it to the request's source and frees the slot. Thread: any (multi-producer ring).
- * Takes req: it must not be touched afterwards.
+ * sends it to the request's session and frees the slot. Thread: any (multi-producer ring).
+ * Takes req: it must not be touched afterwards. A request answered twice stops the process
+ * (RTE_VERIFY): it would corrupt its lcore's pools.
  */
 void dp_req_respond(struct dp_req *req);
 

@@ -62,7 +62,8 @@ struct dp_key {
 enum dp_slot_state {
 	DP_SLOT_FREE,			/* on the free stack */
 	DP_SLOT_OPEN,			/* reassembling: in the message table and the timer list */
-	DP_SLOT_HELD,			/* complete: with the consumer or waiting to be answered */
+	DP_SLOT_HELD,			/* complete: with the echo model or the consumer */
+	DP_SLOT_ANSWERED,		/* dp_req_respond() posted it to the owner's ring */
 };
 
 /** A message slot: the consumer-visible request first, then the reassembly state. */

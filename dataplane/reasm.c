@@ -16,7 +16,6 @@
 #include <rte_errno.h>
 #include <rte_hash_crc.h>
 #include <rte_lcore.h>
-#include <rte_malloc.h>
 
 #include "dataplane/dp_int.h"
 
@@ -611,6 +610,9 @@ dp_req_respond(struct dp_req *req)
 {
 	struct dp_slot *s = (struct dp_slot *)req;
 
+	/* A request answered twice, or never handed out, would corrupt its lcore's pools. */
+	RTE_VERIFY(s->state == DP_SLOT_HELD);
+	s->state = DP_SLOT_ANSWERED;
 	/* The ring holds every slot of its lcore: it cannot be full. */
 	RTE_VERIFY(rte_ring_mp_enqueue(s->lc->re.resp, req) == 0);
 }
