@@ -56,14 +56,15 @@ test_every_queued_record_is_written_once(void)
 
 	snprintf(acc, sizeof(acc), "%s/access.log", dir);
 	snprintf(ev, sizeof(ev), "%s/event.log", dir);
-	TH_CHECK_MSG(gw_log_open(&l, acc, ev, 2, 1 << 14, 50, &err) == 0, "%s", err.msg);
+	/* ring 2 is this thread's: each ring has exactly one producer */
+	TH_CHECK_MSG(gw_log_open(&l, acc, ev, 3, 1 << 14, 50, &err) == 0, "%s", err.msg);
 	if (l == NULL)
 		return;
 	for (unsigned i = 0; i < 2; i++) {
 		pr[i] = (struct prod){ .l = l, .p = i, .n = 5000 };
 		pthread_create(&t[i], NULL, producer, &pr[i]);
 	}
-	gw_log_event(l, 0, "started %d", 42);
+	gw_log_event(l, 2, "started %d", 42);
 	for (unsigned i = 0; i < 2; i++)
 		pthread_join(t[i], NULL);
 	gw_log_close(l);
@@ -111,20 +112,23 @@ test_reopen_after_rotation(void)
 		{ TH_CHECK(0); return; }
 	pr = (struct prod){ .l = l, .p = 0, .n = 10 };
 	producer(&pr);
-	for (int i = 0; i < 200; i++) {	/* bounded: 2 s */
+	for (int i = 0; i < 1000; i++) {	/* bounded: 10 s (a loaded machine starves the writer) */
 		gw_log_stats(l, &st);
 		if (st.written == 10)
 			break;
 		usleep(10000);
 	}
+	TH_CHECK_MSG(st.written == 10, "writer wrote %llu of 10 in 10 s",
+		     (unsigned long long)st.written);
 	TH_CHECK(rename(acc, old) == 0);
 	gw_log_reopen(l);
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < 1000; i++) {
 		gw_log_stats(l, &st);
 		if (st.reopens == 1)
 			break;
 		usleep(10000);
 	}
+	TH_CHECK_MSG(st.reopens == 1, "no reopen in 10 s");
 	pr.n = 7;
 	producer(&pr);
 	gw_log_close(l);
