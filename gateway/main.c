@@ -35,7 +35,9 @@
 enum {
 	GW_BURST = 32,			/* requests per dequeue */
 	GW_IDLE_SPIN = 64,		/* empty dequeues before the feeder sleeps */
-	GW_IDLE_SLEEP_US = 200,		/* feeder's sleep when idle: a whole core is compute */
+	GW_IDLE_SLEEP_MIN_US = 50,	/* feeder's first sleep when idle, doubling up to */
+	GW_IDLE_SLEEP_MAX_US = 800,	/* this: measured idle on af_packet, a fixed 200 us
+					 * sleep cost 5% of a core; a core is compute */
 	GW_HTTP_BUF = 1 << 18,		/* bytes of one rendered /metrics or /v1/models body */
 	GW_N_LAT = 14,			/* latency histogram buckets, +Inf excluded */
 	GW_N_ST = PROTO_ST__COUNT,
@@ -394,9 +396,8 @@ static void gw_reload(struct gw *g);
 static void
 gw_feed(struct gw *g)
 {
-	struct timespec idle = { 0, GW_IDLE_SLEEP_US * 1000L };
 	struct dp_req *reqs[GW_BURST];
-	unsigned empty = 0;
+	unsigned empty = 0, sleep_us = GW_IDLE_SLEEP_MIN_US;
 
 	while (!gw_stop_flag) {
 		unsigned n = dp_req_dequeue_burst(g->dp, reqs, GW_BURST);
@@ -406,6 +407,7 @@ gw_feed(struct gw *g)
 			gw_feed_one(g, reqs[i]);
 		if (n > 0) {
 			empty = 0;
+			sleep_us = GW_IDLE_SLEEP_MIN_US;
 			continue;
 		}
 		if (gw_hup_flag) {
@@ -413,10 +415,15 @@ gw_feed(struct gw *g)
 			gw_log_reopen(g->log);
 			gw_reload(g);
 		}
-		/* A short spin catches the next request of a burst; then sleep, so the feeder
-		 * does not take a core from the engine. */
-		if (++empty > GW_IDLE_SPIN)
+		/* A short spin catches the next request of a burst; then sleep, longer the
+		 * longer it stays idle, so the feeder does not take a core from the engine. */
+		if (++empty > GW_IDLE_SPIN) {
+			struct timespec idle = { 0, (long)sleep_us * 1000L };
+
 			nanosleep(&idle, NULL);
+			if (sleep_us < GW_IDLE_SLEEP_MAX_US)
+				sleep_us *= 2;
+		}
 	}
 }
 
