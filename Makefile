@@ -55,7 +55,8 @@ DEPS_STAMP := build/.deps-ok
 .PHONY: all deps test bench bench-engine demo fuzz clean fixtures model
 .DEFAULT_GOAL := all
 
-all: $(DEPS_STAMP) $(LIBS) $(TOOLS) $(UNIT_TESTS) $(TEST_PROGS) $(FUZZ_REPLAY)
+all: $(DEPS_STAMP) $(LIBS) $(TOOLS) $(UNIT_TESTS) $(TEST_PROGS) $(FUZZ_REPLAY) \
+	$(BUILD)/bench/kudp-recv
 
 deps:
 	@scripts/deps.sh
@@ -100,6 +101,11 @@ $(BUILD)/tests/%: tests/%.c tests/harness.h $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
+# The kernel recvmmsg receiver make bench compares the dataplane's ingest with.
+$(BUILD)/bench/kudp-recv: bench/kudp_recv.c $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
+
 # Every fuzz target is also built with a replay driver, so make test replays its corpus
 # (kept crashes included) without clang's libFuzzer.
 $(BUILD)/fuzz-replay/%: fuzz/fuzz_%.c fuzz/replay.c $(LIBS)
@@ -130,6 +136,6 @@ bench-engine: all
 
 clean:
 	rm -rf build/obj build/lib build/tests build/gen build/fuzz build/fuzz-replay build/san \
-		build/tailgate-model build/tailgate
+		build/tailgate-model build/tailgate build/bench/kudp-recv
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -96,6 +96,9 @@ struct dp_stats {
 	uint64_t errors_sent;		/* ERROR datagrams sent */
 	uint64_t answers_resent;	/* kept answers resent to a late chunk of their request */
 	uint64_t idle_sleeps;		/* nanosleep() calls of the idle back-off */
+	uint64_t busy_cycles;		/* TSC cycles of loop passes whose burst returned frames
+					 * (rx, work, TX flush): the lcore's CPU cost without idle
+					 * polling, as VPP counts clocks per packet (make bench) */
 	uint64_t port_missed;		/* frames the port dropped before RX (ethdev imissed,
 					 * rx_nombuf, ierrors; dp_stats_get() only) */
 	uint64_t drop[DP_DROP__COUNT];	/* per reason, enum dp_drop */

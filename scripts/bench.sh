@@ -7,3 +7,4 @@ cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 
 scripts/bench_engine.sh "$BUILD"	# tailgate vs ONNX Runtime vs PyTorch on the same tails
+scripts/bench_ingest.sh "$BUILD"	# ingest: DPDK dataplane vs kernel recvmmsg, CPU per chunk

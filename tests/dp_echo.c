@@ -21,6 +21,8 @@
 #include <time.h>
 #include <arpa/inet.h>
 
+#include <rte_cycles.h>
+
 #include "dataplane/dataplane.h"
 #include "proto/proto.h"
 #include "util/util.h"
@@ -154,6 +156,9 @@ print_stats(const struct dp *dp)
 	       (unsigned long long)s.port_missed, (unsigned long long)s.hello_replies,
 	       (unsigned long long)s.sessions_opened, (unsigned long long)s.sessions_expired,
 	       (unsigned long long)s.answers_resent);
+	/* For make bench's CPU cost per chunk: busy cycles and the TSC rate to convert them. */
+	printf("busy_cycles %llu\ntsc_hz %llu\n", (unsigned long long)s.busy_cycles,
+	       (unsigned long long)rte_get_tsc_hz());
 	for (unsigned i = 0; i < DP_DROP__COUNT; i++)
 		printf("drop_%s %llu\n", dp_drop_name((enum dp_drop)i),
 		       (unsigned long long)s.drop[i]);

@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# Ingest benchmark (make bench): the DPDK dataplane (tests/dp_echo, the dataplane with only
+# the echo model) on net_af_xdp and on net_af_packet, side by side with a plain kernel UDP
+# receiver (build/bench/kudp-recv: recvmmsg, the same decode, reassembly, LZ4 and echo),
+# all on the same veth pair, driven by the same sender (tests/dp_sender, kernel sockets,
+# no impairment) with the same options, for 1-chunk and 64-chunk messages.
+#
+# Per run: messages/s and chunks/s the receiver completed, Gbit/s of UDP payload, and the
+# receiving side's CPU cost per million chunks:
+#   DPDK:   TSC cycles of RX-lcore passes whose burst returned frames (dp_stats.busy_cycles;
+#           idle polling is not work) / tsc_hz, plus softirq time;
+#   kernel: kudp-recv's process time (getrusage, from its first datagram), plus softirq time.
+# Softirq time is /proc/stat's softirq column over both CPUs during the sender's run. On a
+# veth the receive softirq runs on the *sending* CPU (veth_xmit schedules the peer's NAPI or
+# backlog locally), so all of it is charged to the receiver; it also holds the delivery of
+# the echo answers to the sender's socket (one per message, the same for all receivers).
+# The sender is pinned to CPU 0, the receiver (RX lcore, kudp-recv) to CPU 1.
+# Which side limited: the receiver when it dropped chunks (veth rx_dropped, PMD imissed,
+# UDP RcvbufErrors), else the sender (a closed loop: dp_sender keeps a window of requests
+# open and sends as fast as its CPU allows; it has no rate option).
+#
+# Each (receiver, size) runs REPS times, interleaved; the table shows medians. Writes the
+# section "Ingest: DPDK dataplane vs kernel recvmmsg" of docs/BENCHMARKS.md (replacing an
+# older one, leaving the rest of the file alone).
+# Usage: scripts/bench_ingest.sh [BUILD]   env: TG_INGEST_SECONDS (5), TG_INGEST_REPS (3),
+#        TG_INGEST_DOC (docs/BENCHMARKS.md; "-" writes none)
+set -u
+BUILD=${1:-build}
+cd "$(dirname "$0")/.."
+. scripts/netns.sh
+
+SECS=${TG_INGEST_SECONDS:-5}
+REPS=${TG_INGEST_REPS:-3}
+DOC=${TG_INGEST_DOC:-docs/BENCHMARKS.md}
+NAME=tgbi$$
+SUBNET=80			# 10.77.80.0/24, inside this script's namespaces only
+GW=10.77.$SUBNET.1
+PREFIX=tg_bingest_$$
+TMP=$(mktemp -d /tmp/tg_bingest.XXXXXX)
+rx_pid=
+
+cleanup() {
+	[ -n "$rx_pid" ] && kill -TERM "$rx_pid" 2>/dev/null && wait "$rx_pid" 2>/dev/null
+	tg_netns_down "$NAME"
+	rm -rf "/var/run/dpdk/${PREFIX}"_* "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "== ingest: DPDK dataplane (af_xdp, af_packet) vs kernel recvmmsg, ${SECS} s x $REPS =="
+if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null || ! command -v ethtool >/dev/null ||
+   ! command -v taskset >/dev/null || [ "$(nproc)" -lt 2 ]; then
+	echo "skip: needs root, ip, ethtool, taskset and 2 CPUs"
+	exit 0
+fi
+for p in tests/dp_echo tests/dp_sender bench/kudp-recv; do
+	[ -x "$BUILD/$p" ] || { echo "missing $BUILD/$p (make first)"; exit 1; }
+done
+
+val() { awk -v k="$1" '$1 == k { print $2; found = 1 } END { if (!found) print 0 }' "$2"; }
+# "user nice system idle iowait irq softirq steal" of cpuN, in USER_HZ ticks.
+cpustat() { awk -v c="cpu$1" '$1 == c { print $2, $3, $4, $5, $6, $7, $8, $9 }' /proc/stat; }
+rcvbuf_errs() {
+	ip netns exec "$NAME-gw" awk '$1 == "Udp:" { if (h) { print $f; exit } for (i = 1; \
+		i <= NF; i++) if ($i == "RcvbufErrors") f = i; h = 1 }' /proc/net/snmp
+}
+rx_dropped() { ip netns exec "$NAME-gw" cat "/sys/class/net/$NAME-g/statistics/rx_dropped"; }
+
+XDP="net_af_xdp0,iface=$NAME-g,start_queue=0,queue_count=1"
+PACKET="net_af_packet0,iface=$NAME-g,blocksz=4096,framesz=2048,framecnt=8192,qpairs=1"
+RESULTS=$TMP/results
+: >"$RESULTS"
+
+# Start one receiver in a fresh namespace pair. @return 0 when it is ready.
+start_rx() {	# receiver, out dir
+	local rx=$1 out=$2 vdev
+	tg_netns_up "$NAME" "$SUBNET" || return 1
+	case $rx in
+	kernel)
+		ip -n "$NAME-gw" addr add "$GW/24" dev "$NAME-g" || return 1
+		ip netns exec "$NAME-gw" taskset -c 1 "$BUILD/bench/kudp-recv" --ip "$GW" \
+			--time-limit $((SECS + 60)) --max-msg 280000 --ready "$out/ready" \
+			>"$out/rx.out" 2>"$out/rx.err" &
+		;;
+	*)
+		[ "$rx" = af_xdp ] && vdev=$XDP || vdev=$PACKET
+		# -l 0-1: the main thread (echo consumer, idle) on CPU 0, the RX lcore on CPU 1.
+		ip netns exec "$NAME-gw" "$BUILD/tests/dp_echo" \
+			--no-huge --no-shconf -m 1024 --no-pci --no-telemetry -l 0-1 \
+			--file-prefix "${PREFIX}_$rx" --vdev "$vdev" --log-level='lib.*:warning' -- \
+			--ip "$GW" --max-msg 280000 --inflight-client 32 --inflight-total 512 \
+			--gap-us 20000 --timeout-us 2000000 --rx-desc 4096 --ready "$out/ready" \
+			>"$out/rx.out" 2>"$out/rx.err" &
+		;;
+	esac
+	rx_pid=$!
+	for _ in $(seq 100); do	# at most 20 s
+		[ -f "$out/ready" ] && return 0
+		kill -0 "$rx_pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	sed 's/^/    | /' "$out/rx.err" | tail -n 5
+	return 1
+}
+
+stop_rx() {
+	[ -n "$rx_pid" ] && kill -TERM "$rx_pid" 2>/dev/null && wait "$rx_pid" 2>/dev/null
+	rx_pid=
+	tg_netns_down "$NAME"
+}
+
+run() {	# receiver, chunks per message, rep
+	local rx=$1 c=$2 rep=$3 out=$TMP/$1-$2-$3 a0 a1 b0 b1 d0 d1 e0 e1
+	mkdir -p "$out"
+	if ! start_rx "$rx" "$out"; then
+		echo "  $rx, $c chunk(s), run $rep: receiver did not start (skipped)"
+		stop_rx
+		return
+	fi
+	d0=$(rx_dropped); e0=$(rcvbuf_errs)
+	a0=$(cpustat 0); b0=$(cpustat 1)
+	# 8 clients x 8 requests open (x 4 for 64 chunks: 2048 chunks in flight at most).
+	ip netns exec "$NAME-cl" taskset -c 0 timeout $((SECS + 30)) "$BUILD/tests/dp_sender" \
+		--gw "$GW" --requests 20000000 --min-chunks "$c" --max-chunks "$c" \
+		--clients 8 --window $(( c == 1 ? 8 : 4 )) --seed $((rep * 100 + c)) --time-limit "$SECS" \
+		--req-timeout-ms 250 >"$out/tx.out" 2>"$out/tx.err"
+	a1=$(cpustat 0); b1=$(cpustat 1)
+	d1=$(rx_dropped); e1=$(rcvbuf_errs)
+	stop_rx
+	local R=$out/rx.out S=$out/tx.out
+	# One line per run: receiver size rep, then name=value fields for the report.
+	echo "$rx $c $rep" \
+		"elapsed_s=$(val elapsed_s "$S") tx_dgrams=$(val tx_dgrams "$S")" \
+		"tx_completed=$(val completed "$S") resent_whole=$(val resent_whole "$S")" \
+		"cpu0_0='$a0' cpu0_1='$a1' cpu1_0='$b0' cpu1_1='$b1'" \
+		"veth_dropped=$((d1 - d0)) rcvbuf_errors=$((e1 - e0))" \
+		"$(if [ "$rx" = kernel ]; then
+			echo "chunks=$(val chunks_placed "$R") msgs=$(val msgs_completed "$R")" \
+			     "bytes=$(val payload_bytes "$R") rx_cpu_s=$(val cpu_s "$R")" \
+			     "port_missed=0"
+		else
+			echo "chunks=$(val chunks_placed "$R") msgs=$(val msgs_completed "$R")" \
+			     "rx_pkts=$(val rx_pkts "$R") rx_bytes=$(val rx_bytes "$R")" \
+			     "udp_rx=$(val udp_rx "$R") busy_cycles=$(val busy_cycles "$R")" \
+			     "tsc_hz=$(val tsc_hz "$R") port_missed=$(val port_missed "$R")"
+		fi)" >>"$RESULTS"
+	echo "  $(tail -n 1 "$RESULTS")" | cut -c 1-200
+}
+
+t_start=$(date +%s)
+for rep in $(seq "$REPS"); do
+	for c in 1 64; do
+		for rx in af_xdp af_packet kernel; do
+			run "$rx" "$c" "$rep"
+		done
+	done
+done
+echo "  (runs took $(( $(date +%s) - t_start )) s)"
+
+MODEL=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
+python3 - "$RESULTS" "$DOC" "$SECS" "$REPS" "$MODEL" "$(nproc)" "$(uname -r)" <<'EOF'
+import datetime, re, shlex, statistics, sys
+
+res, doc, secs, reps, model, ncpu, kernel = sys.argv[1:8]
+HZ = 100.0	# USER_HZ of /proc/stat
+rows = {}
+for line in open(res):
+    f = shlex.split(line)
+    rx, c = f[0], int(f[1])
+    kv = dict(x.split("=", 1) for x in f[3:])
+    t = lambda k: [float(v) for v in kv[k].split()]
+    c00, c01, c10, c11 = t("cpu0_0"), t("cpu0_1"), t("cpu1_0"), t("cpu1_1")
+    d0 = [b - a for a, b in zip(c00, c01)]
+    d1 = [b - a for a, b in zip(c10, c11)]
+    el = float(kv["elapsed_s"])
+    chunks, msgs = float(kv["chunks"]), float(kv["msgs"])
+    if chunks <= 0 or el <= 0:
+        continue
+    soft = (d0[6] + d1[6]) / HZ
+    if rx == "kernel":
+        own = float(kv["rx_cpu_s"])
+        payload = float(kv["bytes"])
+        drops = float(kv["veth_dropped"]) + float(kv["rcvbuf_errors"])
+    else:
+        own = float(kv["busy_cycles"]) / float(kv["tsc_hz"])
+        # UDP payload: frame bytes less Ethernet, IPv4 and UDP headers of each datagram
+        payload = float(kv["rx_bytes"]) - 42 * float(kv["udp_rx"])
+        drops = float(kv["veth_dropped"]) + (float(kv["port_missed"]) if rx == "af_packet" else 0)
+    busy0 = sum(d0[i] for i in (0, 1, 2, 5, 6)) / max(1.0, sum(d0[:8]))
+    rows.setdefault((rx, c), []).append(dict(
+        msgs_s=msgs / el, chunks_s=chunks / el, gbit=payload * 8 / el / 1e9,
+        cpm=(own + soft) / chunks * 1e6, own=own / chunks * 1e6, soft=soft / chunks * 1e6,
+        cpc=msgs and chunks / msgs, drops=drops / (chunks + drops) * 100,
+        resent=float(kv["resent_whole"]), load=(own + soft) / el, cpu0=busy0 * 100,
+        soft0=d0[6] / HZ, soft1=d1[6] / HZ))
+
+def med(v, k):
+    return statistics.median(x[k] for x in v)
+
+hdr = ("| receiver | chunks/msg | messages/s | chunks/s | Gbit/s | CPU s per 1M chunks "
+       "(own + softirq) | receiver CPU load | sender CPU 0 busy | dropped | limited by |")
+out = [hdr, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+names = {"af_xdp": "dp_echo, net_af_xdp", "af_packet": "dp_echo, net_af_packet",
+         "kernel": "kudp-recv, recvmmsg"}
+for c in (1, 64):
+    for rx in ("af_xdp", "af_packet", "kernel"):
+        v = rows.get((rx, c))
+        if not v:
+            out.append("| %s | %d | (no run) | | | | | | | |" % (names[rx], c))
+            continue
+        dr = med(v, "drops")
+        lim = ("receiver (dropped %.2f%%)" % dr) if dr > 0.1 else \
+              "sender (receiver kept up)"
+        out.append("| %s | %.1f | %.0f | %.0f | %.3f | %.3f (%.3f + %.3f) | %.0f%% | %.0f%% | "
+                   "%.2f%% | %s |" % (names[rx], med(v, "cpc"), med(v, "msgs_s"),
+                   med(v, "chunks_s"), med(v, "gbit"), med(v, "cpm"), med(v, "own"),
+                   med(v, "soft"), 100 * med(v, "load"), med(v, "cpu0"), dr, lim))
+table = "\n".join(out)
+print(table)
+print("softirq s per run (cpu0 / cpu1), medians: " + ", ".join(
+    "%s/%d %.2f/%.2f" % (rx, c, med(v, "soft0"), med(v, "soft1"))
+    for (rx, c), v in sorted(rows.items())))
+if doc == "-":
+    sys.exit(0)
+date = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
+sec = f"""## Ingest: DPDK dataplane vs kernel recvmmsg
+
+Command: `make bench` (this section: `scripts/bench_ingest.sh build`). Machine: {model}, {ncpu}
+cores, kernel {kernel}; {date}. Each row is the median of {reps} runs of {secs} s, the three
+receivers interleaved.
+
+Setup: one veth pair between two network namespaces (10.77.80.0/24), MTU 1500, TX checksum
+offload off on the sender's end. Receivers on the gateway end: `tests/dp_echo` (the dataplane
+with only the echo model) on `net_af_xdp` and on `net_af_packet`, and `build/bench/kudp-recv`
+(a plain UDP socket read with `recvmmsg`, 32 at a time, doing the same work per chunk:
+`proto_decode`, a per-message slot with bitmap and duplicate check, `proto_chunk_unpack`
+(LZ4 straight into place), and on completion the CRC32C echo answer). The sender is
+`tests/dp_sender` on kernel sockets, pinned to CPU 0, the same options for every receiver:
+8 clients x 8 requests open (x 4 for 64-chunk messages), no impairment, messages of exactly 1 or 64 chunks of raw, f32
+or LZ4-compressible tensors (a quarter are LZ4 ones, which pack into fewer chunks: hence
+64-chunk rows average fewer than 64 chunks per message). The receiver runs on CPU 1.
+
+CPU cost per million chunks = (receiver's own CPU + softirq) / chunks placed x 1e6.
+Own CPU: for dp_echo the TSC cycles of RX-lcore loop passes whose burst returned frames
+(`busy_cycles`, new in dp_stats; idle polling is not counted, as VPP reports clocks per
+packet), for kudp-recv its process user + system time from its first datagram. Softirq:
+`/proc/stat`'s softirq time of both CPUs during the run. Approximation: all of it is charged
+to the receiver. On a veth the receive softirq runs on the sending CPU (CPU 0, not the
+receiver's), so counting only the receiver's CPU would miss it; it also includes delivering
+the echo answers into the sender's socket (one per message, the same for every receiver).
+/proc/stat counts in 10 ms ticks. Gbit/s: UDP payload bytes the receiver got (the chunks as
+sent, LZ4 ones compressed) over the sender's run time; messages/s likewise.
+
+{table}
+
+"Limited by": the sender is a closed loop (dp_sender has no fixed-rate option: it keeps its
+window of requests open and sends as fast as CPU 0 allows), so a receiver that drops nothing
+ran at the sender's pace, and then rates tie and only the CPU cost tells the receivers apart;
+a receiver that dropped chunks (veth rx_dropped, PMD imissed, UDP RcvbufErrors) was the limit.
+"Receiver CPU load" is its own CPU + softirq over the run's wall time. "Sender CPU 0 busy"
+includes the receive softirq that runs there.
+"""
+try:
+    text = open(doc).read()
+except FileNotFoundError:
+    text = "# Benchmarks\n"
+m = re.search(r"^## Ingest: DPDK dataplane vs kernel recvmmsg\n.*?(?=^## |\Z)", text, re.M | re.S)
+if m:
+    text = text[:m.start()] + sec + ("\n" if m.end() < len(text) else "") + text[m.end():]
+else:
+    text = text.rstrip("\n") + "\n\n" + sec
+open(doc, "w").write(text)
+print("wrote the ingest section of " + doc)
+EOF
