@@ -25,7 +25,7 @@ LDFLAGS_ALL := $(LDFLAGS_BASE) $(SANFLAGS) $(LDFLAGS)
 LDLIBS_ALL := -ldnnl -lgomp -lmicrohttpd -lprotobuf-c -llz4 -luring -lz -lm $(LDLIBS)
 
 # Modules in link order (a module may use those after it). One folder, one library.
-MODULE_ORDER := gateway scheduler kernels dataplane proto util
+MODULE_ORDER := gateway client scheduler kernels dataplane proto util
 MODULES := $(foreach m,$(MODULE_ORDER),$(if $(wildcard $(m)/*.c),$(m)))
 LIBS := $(foreach m,$(MODULES),$(BUILD)/lib/libtg_$(m).a)
 
@@ -43,8 +43,12 @@ DP_PROGS := $(BUILD)/tests/test_dataplane_% $(BUILD)/tests/dp_% $(BUILD)/tailgat
 $(call objs_of,dataplane) $(DP_PROGS): private CFLAGS_ALL += $(DPDK_CFLAGS)
 $(DP_PROGS): private LDLIBS_ALL += $(DPDK_LIBS)
 
+# libtailgate-client: the device library alone, with the modules it uses, static and shared.
+TGC_MODULES := client kernels proto util
+TGC_LIBS := $(BUILD)/lib/libtailgate-client.a $(BUILD)/lib/libtailgate-client.so
 TOOLS := $(if $(wildcard tools/tailgate_model.c),$(BUILD)/tailgate-model) \
-	$(if $(wildcard gateway/main.c),$(BUILD)/tailgate)
+	$(if $(wildcard gateway/main.c),$(BUILD)/tailgate) \
+	$(if $(wildcard client/*.c),$(BUILD)/tgc-example $(TGC_LIBS))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 TEST_PROGS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/*.c))
 FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
@@ -86,6 +90,27 @@ $(BUILD)/lib/libtg_$(1).a: $(call objs_of,$(1)) $(if $(filter kernels,$(1)),$(BU
 	rm -f $$@ && ar rcs $$@ $$^
 endef
 $(foreach m,$(MODULES),$(eval $(call module_lib,$(m))))
+
+# The .so is linked from position-independent objects of its own (build/pic).
+TGC_PIC := $(patsubst %.c,$(BUILD)/pic/%.o,$(foreach m,$(TGC_MODULES),$(wildcard $(m)/*.c))) \
+	$(BUILD)/pic/gen/onnx.pb-c.o
+$(BUILD)/lib/libtailgate-client.a: $(patsubst $(BUILD)/pic/%,$(BUILD)/obj/%,$(TGC_PIC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/lib/libtailgate-client.so: $(TGC_PIC)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libtailgate-client.so -o $@ $^ $(LDFLAGS_ALL) \
+		$(filter-out -lmicrohttpd,$(LDLIBS_ALL))
+$(BUILD)/pic/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fPIC -MMD -MP -c $< -o $@
+$(BUILD)/pic/gen/onnx.pb-c.o: $(GEN_ONNX)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Werror -Wextra,$(CFLAGS_ALL)) -fPIC -w -c $< -o $@
+$(filter $(BUILD)/pic/kernels/%,$(TGC_PIC)): $(GEN_ONNX)
+
+$(BUILD)/tgc-example: tools/tgc_example.c $(LIBS)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
 $(BUILD)/tailgate-model: tools/tailgate_model.c $(LIBS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
@@ -135,7 +160,7 @@ bench-engine: all
 	@scripts/bench_engine.sh $(BUILD)
 
 clean:
-	rm -rf build/obj build/lib build/tests build/gen build/fuzz build/fuzz-replay build/san \
-		build/tailgate-model build/tailgate build/bench/kudp-recv
+	rm -rf build/obj build/pic build/lib build/tests build/gen build/fuzz build/fuzz-replay \
+		build/san build/tailgate-model build/tailgate build/tgc-example build/bench/kudp-recv
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/pic -name '*.d' 2>/dev/null)

@@ -1,0 +1,692 @@
+/*
+ * The device's session: HELLO and the catalog at open, then one request at a time over a
+ * connected kernel UDP socket (docs/protocol.md sections 4, 8, 12 and 15). Buffers for the
+ * largest request are allocated at open; a request allocates nothing.
+ */
+#include "client/tgc_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+	TGC_MAX_ADVICE = 16,		/* models whose last advice is remembered */
+	TGC_MSG_CAP = 16 << 20,		/* largest raw tensor buffered, whatever the gateway takes */
+	TGC_MIN_TIMER_MS = 20,		/* docs/protocol.md 12.2: the request timer's floor */
+};
+
+struct tgc_advice {
+	uint16_t model_id;
+	uint8_t variant_id;
+	uint8_t split_id;
+};
+
+struct tgc {
+	int fd;				/* UDP socket connected to the gateway */
+	struct tgc_config cfg;		/* a copy; its pointers are cleared (read at open only) */
+	uint32_t client_id;
+	uint64_t session;		/* from the HELLO_REPLY */
+	uint32_t hello_nonce;		/* request_id of our HELLOs */
+	uint32_t next_req;		/* the next request id */
+	struct proto_hello_reply gw;	/* the gateway's limits (entries NULL) */
+	struct proto_limits rx_lim;	/* what we decode: the wire caps */
+	struct proto_catalog_entry cat[TGC_MAX_CATALOG];
+	unsigned n_cat;
+	size_t max_dgram;		/* min(ours, the gateway's) */
+	uint8_t *q;			/* quantized tensor, q_cap bytes */
+	size_t q_cap;
+	uint8_t *out;			/* the request's datagrams, out_cap bytes */
+	size_t out_cap;
+	struct proto_dgram *dg;		/* max_dg of them, pointing into out */
+	unsigned max_dg;
+	uint64_t *resend;		/* bitmap of chunks a NACK asked for */
+	struct tgc_pacer pacer;
+	uint64_t rng;			/* xorshift64 state of the test impairment */
+	uint32_t srv_us;		/* smoothed queue + compute of recent answers; 0 none */
+	struct tgc_advice advice[TGC_MAX_ADVICE];
+	unsigned n_advice;
+	struct tgc_stats st;
+	uint8_t rx[PROTO_MAX_DGRAM + 1];	/* one received datagram */
+};
+
+static uint64_t
+tgc_rand(struct tgc *c)
+{
+	uint64_t x = c->rng;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	c->rng = x;
+	return x;
+}
+
+static void
+tgc_sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000u),
+			       .tv_nsec = (long)(ns % 1000000000u) };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* Send one datagram; an ICMP error left on the connected socket is not this send's fault. */
+static int
+tgc_send(struct tgc *c, const uint8_t *buf, size_t len)
+{
+	for (int tries = 0; tries < 3; tries++) {
+		if (send(c->fd, buf, len, 0) == (ssize_t)len) {
+			c->st.bytes_sent += len;
+			return 0;
+		}
+		if (errno != ECONNREFUSED && errno != EINTR && errno != ENOBUFS &&
+		    errno != EAGAIN)
+			return -errno;
+		if (errno == ENOBUFS || errno == EAGAIN)
+			tgc_sleep_ns(100000);
+	}
+	return 0;	/* lost like any datagram: timers recover it */
+}
+
+/*
+ * Receive one datagram, waiting until deadline_ns. @return its length, 0 on timeout,
+ * -errno on a socket error.
+ */
+static ssize_t
+tgc_recv(struct tgc *c, uint64_t deadline_ns)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+
+	for (;;) {
+		uint64_t now = tg_now_ns();
+		ssize_t n;
+		int ms, pr;
+
+		if (now >= deadline_ns)
+			return 0;
+		ms = (int)((deadline_ns - now + 999999) / 1000000);
+		pr = poll(&pfd, 1, ms);
+		if (pr < 0 && errno != EINTR)
+			return -errno;
+		if (pr <= 0)
+			continue;
+		n = recv(c->fd, c->rx, sizeof(c->rx), MSG_DONTWAIT);
+		if (n > 0)
+			return n;
+		if (n < 0 && errno != EAGAIN && errno != EINTR && errno != ECONNREFUSED)
+			return -errno;
+	}
+}
+
+/* One HELLO exchange: catalog page from start; on success *r holds the reply (entries point
+ * into c->rx until the next receive). */
+static int
+tgc_hello(struct tgc *c, uint16_t start, struct proto_msg *r, struct tg_err *err)
+{
+	uint8_t buf[PROTO_HELLO_MIN_DGRAM];
+	struct proto_hdr h = { .client_id = c->client_id, .request_id = ++c->hello_nonce,
+			       .session_id = c->session };
+	struct proto_hello m = {
+		.compute_mflops = c->cfg.profile.compute_mflops,
+		.uplink_kbps = c->cfg.profile.uplink_kbps,
+		.rtt_us = c->cfg.profile.rtt_us,
+		.slo_us = c->cfg.profile.slo_us,
+		.accuracy_floor_bp = c->cfg.profile.accuracy_floor_bp,
+		.max_dgram = c->cfg.max_dgram,
+		.catalog_start = start,
+	};
+	uint64_t wait_ns = (uint64_t)c->cfg.hello_timeout_ms * 1000000u;
+	int n, rc;
+
+	/* Padded to 1200 bytes: never smaller than the reply (docs/protocol.md 4.1, 12.4). */
+	n = proto_encode_hello(buf, sizeof(buf), &h, &m, sizeof(buf));
+	if (n < 0)
+		return tg_err_set(err, n, "HELLO: encoding failed");
+	for (unsigned t = 0; t < c->cfg.hello_tries; t++, wait_ns *= 2) {
+		uint64_t deadline = tg_now_ns() + wait_ns;
+		ssize_t len;
+
+		rc = tgc_send(c, buf, (size_t)n);
+		if (rc < 0)
+			return tg_err_set(err, rc, "HELLO: send: %s", strerror(-rc));
+		c->st.hellos++;
+		while ((len = tgc_recv(c, deadline)) > 0) {
+			if (proto_decode(c->rx, (size_t)len, &c->rx_lim, r, NULL) != PROTO_OK ||
+			    r->h.request_id != h.request_id || r->h.client_id != c->client_id) {
+				c->st.rx_ignored++;
+				continue;
+			}
+			if (r->h.type == PROTO_T_HELLO_REPLY)
+				return 0;
+			if (r->h.type == PROTO_T_ERROR)
+				return tg_err_set(err, -EPROTO, "HELLO answered with ERROR %s (%s)",
+						  proto_status_name(r->u.error.status),
+						  proto_reason_name(r->u.error.reason));
+			c->st.rx_ignored++;
+		}
+		if (len < 0)
+			return tg_err_set(err, (int)len, "HELLO: receive: %s", strerror((int)-len));
+	}
+	return tg_err_set(err, -ETIMEDOUT, "HELLO: no reply from the gateway after %u tries",
+			  (unsigned)c->cfg.hello_tries);
+}
+
+/* A session (new, or the old one re-bound) and every catalog page. */
+static int
+tgc_session(struct tgc *c, struct tg_err *err)
+{
+	struct proto_msg r;
+	unsigned start = 0;
+	int rc;
+
+	c->n_cat = 0;
+	do {
+		rc = tgc_hello(c, (uint16_t)start, &r, err);
+		if (rc < 0)
+			return rc;
+		c->session = r.h.session_id;
+		c->gw = r.u.hello_reply;
+		c->gw.entries = NULL;
+		for (unsigned i = 0; i < r.u.hello_reply.catalog_count &&
+		     c->n_cat < TGC_MAX_CATALOG; i++)
+			proto_catalog_get(&r.u.hello_reply, i, &c->cat[c->n_cat++]);
+		start = r.u.hello_reply.catalog_start + r.u.hello_reply.catalog_count;
+		if (r.u.hello_reply.catalog_count == 0)
+			break;	/* a gateway that sends no entries would loop forever */
+	} while (start < r.u.hello_reply.catalog_total && c->n_cat < TGC_MAX_CATALOG);
+	return 0;
+}
+
+static int
+tgc_config_check(struct tgc_config *cfg, struct sockaddr_in *gw, struct sockaddr_in *local,
+		 struct tg_err *err)
+{
+	memset(gw, 0, sizeof(*gw));
+	memset(local, 0, sizeof(*local));
+	gw->sin_family = AF_INET;
+	local->sin_family = AF_INET;
+	if (cfg->gateway == NULL || inet_pton(AF_INET, cfg->gateway, &gw->sin_addr) != 1)
+		return tg_err_set(err, -EINVAL, "gateway: '%s' is not an IPv4 address",
+				  cfg->gateway ? cfg->gateway : "(none)");
+	gw->sin_port = htons(cfg->port ? cfg->port : PROTO_PORT);
+	if (cfg->bind_addr != NULL && inet_pton(AF_INET, cfg->bind_addr, &local->sin_addr) != 1)
+		return tg_err_set(err, -EINVAL, "bind_addr: '%s' is not an IPv4 address",
+				  cfg->bind_addr);
+	local->sin_port = htons(cfg->bind_port);
+	if (cfg->max_dgram == 0)
+		cfg->max_dgram = PROTO_DEFAULT_DGRAM;
+	if (cfg->max_dgram < PROTO_HELLO_MIN_DGRAM || cfg->max_dgram > PROTO_MAX_DGRAM)
+		return tg_err_set(err, -EINVAL, "max_dgram: %u not in %u..%u",
+				  (unsigned)cfg->max_dgram, PROTO_HELLO_MIN_DGRAM, PROTO_MAX_DGRAM);
+	if (cfg->profile.accuracy_floor_bp > 10000)
+		return tg_err_set(err, -EINVAL, "accuracy_floor_bp: %u over 10000",
+				  (unsigned)cfg->profile.accuracy_floor_bp);
+	if (!(cfg->test_drop_chunks >= 0.0 && cfg->test_drop_chunks < 1.0))
+		return tg_err_set(err, -EINVAL, "test_drop_chunks: %g not in [0, 1)",
+				  cfg->test_drop_chunks);
+	if (cfg->hello_timeout_ms == 0)
+		cfg->hello_timeout_ms = 200;
+	if (cfg->hello_tries == 0)
+		cfg->hello_tries = 4;
+	if (cfg->request_retries == 0)
+		cfg->request_retries = 3;
+	if (cfg->client_id == 0)
+		cfg->client_id = (uint32_t)getpid() ^ (uint32_t)(tg_now_ns() >> 10);
+	return 0;
+}
+
+/* Buffers for the largest request the gateway takes (capped at TGC_MSG_CAP). */
+static int
+tgc_buffers(struct tgc *c, struct tg_err *err)
+{
+	size_t msg = c->gw.max_msg_bytes < TGC_MSG_CAP ? c->gw.max_msg_bytes : TGC_MSG_CAP;
+	unsigned max_dg = 0;
+	size_t out_cap = 0;
+
+	for (unsigned dt = PROTO_DT_F32; dt < PROTO_DT__COUNT; dt++) {
+		unsigned k;
+		size_t b;
+
+		/* The largest whole-element tensor of this dtype that fits msg. */
+		size_t raw = msg / proto_dtype_size(dt) * proto_dtype_size(dt);
+
+		if (proto_chunk_bound(PROTO_T_REQUEST, dt, raw, c->max_dgram, &k, &b) < 0)
+			return tg_err_set(err, -EINVAL, "max_dgram %zu leaves no room", c->max_dgram);
+		max_dg = k > max_dg ? k : max_dg;
+		out_cap = b > out_cap ? b : out_cap;
+	}
+	if (max_dg > c->gw.max_chunks)
+		max_dg = c->gw.max_chunks;
+	c->q_cap = msg;
+	c->q = malloc(msg > 0 ? msg : 1);
+	c->out = malloc(out_cap > 0 ? out_cap : 1);
+	c->dg = calloc(max_dg > 0 ? max_dg : 1, sizeof(*c->dg));
+	c->resend = calloc(tgc_bitmap_words(max_dg > 0 ? max_dg : 1), sizeof(uint64_t));
+	if (c->q == NULL || c->out == NULL || c->dg == NULL || c->resend == NULL)
+		return tg_err_set(err, -ENOMEM, "buffers for %zu-byte requests: out of memory", msg);
+	c->out_cap = out_cap;
+	c->max_dg = max_dg;
+	return 0;
+}
+
+int
+tgc_open(struct tgc **out, const struct tgc_config *cfg_in, struct tg_err *err)
+{
+	struct sockaddr_in gw, local;
+	struct tgc *c;
+	int rc;
+
+	if (out == NULL || cfg_in == NULL)
+		return tg_err_set(err, -EINVAL, "tgc_open: out and cfg are required");
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return tg_err_set(err, -ENOMEM, "tgc_open: out of memory");
+	c->fd = -1;
+	c->cfg = *cfg_in;
+	rc = tgc_config_check(&c->cfg, &gw, &local, err);
+	if (rc < 0)
+		goto out_free;
+	c->cfg.gateway = NULL;
+	c->cfg.bind_addr = NULL;
+	c->client_id = c->cfg.client_id;
+	c->rng = c->cfg.test_seed ? c->cfg.test_seed : 0x9E3779B97F4A7C15ull;
+	c->rx_lim = (struct proto_limits){ .max_msg_bytes = PROTO_MAX_MSG_BYTES,
+					   .max_dgram = PROTO_MAX_DGRAM,
+					   .max_chunks = PROTO_MAX_CHUNKS,
+					   .max_nack_ranges = PROTO_MAX_NACK_RANGES,
+					   .max_top_k = PROTO_MAX_TOP_K };
+	c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		rc = tg_err_set(err, -errno, "socket: %s", strerror(errno));
+		goto out_free;
+	}
+	if ((local.sin_addr.s_addr != 0 || local.sin_port != 0) &&
+	    bind(c->fd, (const struct sockaddr *)&local, sizeof(local)) < 0) {
+		rc = tg_err_set(err, -errno, "bind: %s", strerror(errno));
+		goto out_close;
+	}
+	if (connect(c->fd, (const struct sockaddr *)&gw, sizeof(gw)) < 0) {
+		rc = tg_err_set(err, -errno, "connect to %s: %s", cfg_in->gateway, strerror(errno));
+		goto out_close;
+	}
+	rc = tgc_session(c, err);
+	if (rc < 0) {
+		tg_err_prefix(err, "gateway %s:%u: ", cfg_in->gateway, ntohs(gw.sin_port));
+		goto out_close;
+	}
+	c->max_dgram = c->cfg.max_dgram < c->gw.max_dgram ? c->cfg.max_dgram : c->gw.max_dgram;
+	c->next_req = (uint32_t)tgc_rand(c) | 1u;
+	rc = tgc_buffers(c, err);
+	if (rc < 0)
+		goto out_buffers;
+	tgc_pacer_init(&c->pacer, c->cfg.profile.uplink_kbps, (uint32_t)c->max_dgram * 4,
+		       tg_now_ns());
+	*out = c;
+	return 0;
+
+out_buffers:
+	free(c->q);
+	free(c->out);
+	free(c->dg);
+	free(c->resend);
+out_close:
+	close(c->fd);
+out_free:
+	free(c);
+	return rc;
+}
+
+void
+tgc_close(struct tgc *c)
+{
+	if (c == NULL)
+		return;
+	close(c->fd);
+	free(c->q);
+	free(c->out);
+	free(c->dg);
+	free(c->resend);
+	free(c);
+}
+
+uint64_t
+tgc_session_id(const struct tgc *c)
+{
+	return c->session;
+}
+
+const struct proto_hello_reply *
+tgc_gateway_limits(const struct tgc *c)
+{
+	return &c->gw;
+}
+
+unsigned
+tgc_catalog(const struct tgc *c, const struct proto_catalog_entry **entries)
+{
+	*entries = c->cat;
+	return c->n_cat;
+}
+
+const struct proto_catalog_entry *
+tgc_catalog_find(const struct tgc *c, uint16_t model_id, uint8_t variant_id, uint8_t split_id)
+{
+	for (unsigned i = 0; i < c->n_cat; i++)
+		if (c->cat[i].model_id == model_id && c->cat[i].variant_id == variant_id &&
+		    c->cat[i].split_id == split_id)
+			return &c->cat[i];
+	return NULL;
+}
+
+uint8_t
+tgc_split_for(const struct tgc *c, uint16_t model_id, uint8_t dflt)
+{
+	if (!c->cfg.follow_advice)
+		return dflt;
+	for (unsigned i = 0; i < c->n_advice; i++)
+		if (c->advice[i].model_id == model_id &&
+		    tgc_catalog_find(c, model_id, c->advice[i].variant_id,
+				     c->advice[i].split_id) != NULL)
+			return c->advice[i].split_id;
+	return dflt;
+}
+
+void
+tgc_stats(const struct tgc *c, struct tgc_stats *out)
+{
+	*out = c->st;
+}
+
+/* Chunk i through the pacer; the test impairment may drop it after the "link". */
+static int
+tgc_send_chunk(struct tgc *c, unsigned i, bool resend)
+{
+	const struct proto_dgram *d = &c->dg[i];
+	uint64_t now = tg_now_ns(), wait;
+
+	if (resend)
+		d->data[PROTO_OFF_FLAGS + 1] |= PROTO_F_RETRANSMIT;	/* low byte, big endian */
+	wait = tgc_pacer_delay(&c->pacer, d->len, now);
+	if (wait > 0) {
+		tgc_sleep_ns(wait);
+		c->st.pace_wait_ns += wait;
+		now = tg_now_ns();
+	}
+	tgc_pacer_take(&c->pacer, d->len, now);
+	if (c->cfg.test_drop_chunks > 0 &&
+	    (double)(tgc_rand(c) >> 11) * 0x1.0p-53 < c->cfg.test_drop_chunks) {
+		c->st.chunks_dropped++;
+		return 0;
+	}
+	c->st.chunks_sent++;
+	return tgc_send(c, d->data, d->len);
+}
+
+static int
+tgc_send_all(struct tgc *c, unsigned n, bool resend, struct tgc_result *res)
+{
+	for (unsigned i = 0; i < n; i++) {
+		int rc = tgc_send_chunk(c, i, resend);
+
+		if (rc < 0)
+			return rc;
+	}
+	if (resend) {
+		c->st.chunks_resent += n;
+		res->chunks_resent = (uint16_t)(res->chunks_resent + n);
+	}
+	return 0;
+}
+
+/* docs/protocol.md 12.2: 2 x RTT + nack_gap + the expected server time, at least 20 ms. */
+static uint64_t
+tgc_timer_ns(const struct tgc *c, const struct proto_catalog_entry *e)
+{
+	uint64_t us;
+
+	if (c->cfg.request_timeout_ms != 0)
+		return (uint64_t)c->cfg.request_timeout_ms * 1000000u;
+	us = 2ull * (c->cfg.profile.rtt_us ? c->cfg.profile.rtt_us : 1000u) +
+	     1000ull * c->gw.nack_gap_ms + (c->srv_us ? c->srv_us : e->tail_us);
+	if (us < TGC_MIN_TIMER_MS * 1000u)
+		us = TGC_MIN_TIMER_MS * 1000u;
+	return us * 1000u;
+}
+
+static void
+tgc_put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static void
+tgc_take_response(struct tgc *c, const struct tgc_request_opts *o, const struct proto_response *r,
+		  struct tgc_result *res)
+{
+	res->status = r->status;
+	res->reason = r->reason;
+	res->exit_taken = r->exit_taken;
+	res->advice_variant = r->advice_variant;
+	res->advice_split = r->advice_split;
+	res->advice_differs = r->advice_split != PROTO_NONE &&
+			      (r->advice_split != o->split_id || r->advice_variant != o->variant_id);
+	res->batch_size = r->batch_size;
+	res->queue_us = r->queue_us;
+	res->compute_us = r->compute_us;
+	res->advice_latency_us = r->advice_latency_us;
+	res->top_k = 0;
+	if (r->result_kind == PROTO_RES_TOPK)
+		for (unsigned i = 0; i < r->top_k && i < TGC_MAX_TOP_K; i++)
+			proto_topk_get(r, i, &res->top[res->top_k++]);
+	if (r->status == PROTO_ST_OK && r->batch_size > 0) {
+		uint32_t s = r->queue_us + r->compute_us;
+
+		c->srv_us = c->srv_us ? c->srv_us - c->srv_us / 8 + s / 8 : s;
+	}
+	if (r->advice_split != PROTO_NONE) {
+		unsigned i;
+
+		for (i = 0; i < c->n_advice && c->advice[i].model_id != o->model_id; i++)
+			;
+		if (i == c->n_advice && c->n_advice < TGC_MAX_ADVICE)
+			c->n_advice++;
+		if (i < c->n_advice)
+			c->advice[i] = (struct tgc_advice){ o->model_id, r->advice_variant,
+							    r->advice_split };
+	}
+}
+
+int
+tgc_request(struct tgc *c, const struct tgc_request_opts *o, const struct tg_tensor *t,
+	    struct tgc_result *res, struct tg_err *err)
+{
+	const struct proto_catalog_entry *e;
+	struct proto_hdr h;
+	struct proto_request rq;
+	struct proto_msg m;
+	unsigned dtype, n = 0;
+	uint64_t t0, timer, deadline, quiet_until = 0;
+	int rc;
+
+	if (c == NULL || o == NULL || t == NULL || res == NULL)
+		return tg_err_set(err, -EINVAL, "tgc_request: c, o, t and out are required");
+	memset(res, 0, sizeof(*res));
+	res->exit_taken = res->advice_variant = res->advice_split = PROTO_NONE;
+	dtype = tgc_wire_dtype(o->wire_dtype);
+	if (dtype == PROTO_DT_RAW)
+		return tg_err_set(err, -EINVAL, "wire dtype %s: not f32, f16, s8 or u8",
+				  tg_dtype_name(o->wire_dtype));
+	if (o->req_flags & ~(unsigned)PROTO_RF_NO_EARLY_EXIT)
+		return tg_err_set(err, -EINVAL, "req_flags 0x%x: only NO_EARLY_EXIT is supported",
+				  (unsigned)o->req_flags);
+	if (o->top_k > TGC_MAX_TOP_K)
+		return tg_err_set(err, -EINVAL, "top_k %u over %u", (unsigned)o->top_k,
+				  TGC_MAX_TOP_K);
+	e = tgc_catalog_find(c, o->model_id, o->variant_id, o->split_id);
+	if (e == NULL)
+		return tg_err_set(err, -EINVAL, "model %u variant %u split %u: not in the catalog",
+				  (unsigned)o->model_id, (unsigned)o->variant_id,
+				  (unsigned)o->split_id);
+	if (!(e->dtype_mask & (1u << dtype)))
+		return tg_err_set(err, -EINVAL, "model %u split %u: dtype %s not accepted",
+				  (unsigned)o->model_id, (unsigned)o->split_id,
+				  tg_dtype_name(o->wire_dtype));
+	if (e->model_id != PROTO_MODEL_ECHO) {
+		bool same = t->ndim == e->ndim;
+
+		for (int d = 0; same && d < t->ndim; d++)
+			same = t->dims[d] == (int64_t)e->dims[d];
+		if (!same)
+			return tg_err_set(err, -EINVAL,
+					  "model %u split %u: tensor shape is not the split's",
+					  (unsigned)o->model_id, (unsigned)o->split_id);
+	}
+
+	memset(&h, 0, sizeof(h));
+	h.client_id = c->client_id;
+	h.request_id = c->next_req++;
+	h.session_id = c->session;
+	memset(&rq, 0, sizeof(rq));
+	rq.c.model_id = o->model_id;
+	rq.c.variant_id = o->variant_id;
+	rq.c.split_id = o->split_id;
+	rq.top_k = o->top_k;
+	rq.flags = o->req_flags;
+	rq.deadline_us = o->deadline_us;
+	t0 = tg_now_ns();
+	rc = tgc_build_request(&h, &rq, t, dtype, c->max_dgram, c->q, c->q_cap, c->out,
+			       c->out_cap, c->dg, c->max_dg, &n, err);
+	if (rc < 0)
+		return tg_err_prefix(err, "model %u split %u: ", (unsigned)o->model_id,
+				     (unsigned)o->split_id);
+	if (rq.c.t.raw_total > c->gw.max_msg_bytes)
+		return tg_err_set(err, -E2BIG, "tensor: %u bytes, the gateway takes %u",
+				  rq.c.t.raw_total, c->gw.max_msg_bytes);
+	res->request_id = h.request_id;
+	res->raw_bytes = rq.c.t.raw_total;
+	res->chunks = (uint16_t)n;
+	for (unsigned i = 0; i < n; i++)
+		res->wire_bytes += c->dg[i].len;
+	res->quant_ns = tg_now_ns() - t0;
+	memset(c->resend, 0, tgc_bitmap_words(n) * sizeof(uint64_t));
+	c->st.requests++;
+
+	t0 = tg_now_ns();
+	rc = tgc_send_all(c, n, false, res);
+	if (rc < 0)
+		goto out_sock;
+	timer = tgc_timer_ns(c, e);
+	deadline = tg_now_ns() + timer;
+	for (;;) {
+		ssize_t len = tgc_recv(c, deadline);
+
+		if (len < 0) {
+			rc = (int)len;
+			goto out_sock;
+		}
+		if (len == 0) {		/* the request timer fired */
+			c->st.timeouts++;
+			if (res->timeouts++ >= c->cfg.request_retries)
+				return tg_err_set(err, -ETIMEDOUT,
+						  "request %u: no answer after %u resends",
+						  h.request_id, (unsigned)c->cfg.request_retries);
+			rc = tgc_send_all(c, n, true, res);
+			if (rc < 0)
+				goto out_sock;
+			timer *= 2;
+			deadline = tg_now_ns() + timer;
+			continue;
+		}
+		if (proto_decode(c->rx, (size_t)len, &c->rx_lim, &m, NULL) != PROTO_OK ||
+		    m.h.request_id != h.request_id || m.h.client_id != c->client_id ||
+		    (m.h.session_id != c->session && m.h.type != PROTO_T_ERROR)) {
+			c->st.rx_ignored++;
+			continue;
+		}
+		switch (m.h.type) {
+		case PROTO_T_RESPONSE:
+			if (m.u.resp.c.count != 1) {	/* a tensor result: never asked for */
+				c->st.rx_ignored++;
+				continue;
+			}
+			res->total_ns = tg_now_ns() - t0;
+			c->st.responses++;
+			tgc_take_response(c, o, &m.u.resp, res);
+			return 0;
+		case PROTO_T_NACK: {
+			unsigned marked;
+
+			c->st.nacks++;
+			if (res->nacks < UINT8_MAX)
+				res->nacks++;
+			marked = tgc_nack_mark(&m.u.nack, (uint16_t)n, c->resend);
+			for (unsigned i = 0; marked > 0 && i < n; i++) {
+				if (!(c->resend[i / 64] & (1ull << (i % 64))))
+					continue;
+				c->resend[i / 64] &= ~(1ull << (i % 64));
+				marked--;
+				rc = tgc_send_chunk(c, i, true);
+				if (rc < 0)
+					goto out_sock;
+				c->st.chunks_resent++;
+				res->chunks_resent++;
+			}
+			/* The answer now needs a gap's worth more: give the resends a timer. */
+			if (deadline < tg_now_ns() + timer)
+				deadline = tg_now_ns() + timer;
+			continue;
+		}
+		case PROTO_T_ERROR:
+			if (m.u.error.status == PROTO_ST_UNKNOWN_SESSION ||
+			    m.u.error.status == PROTO_ST_UNKNOWN_REQUEST) {
+				/* One ERROR per chunk of the last send: recover once for them. */
+				if (tg_now_ns() < quiet_until) {
+					c->st.rx_ignored++;
+					continue;
+				}
+				if (res->timeouts++ >= c->cfg.request_retries)
+					return tg_err_set(err, -EPROTO,
+							  "request %u: ERROR %s after %u resends",
+							  h.request_id,
+							  proto_status_name(m.u.error.status),
+							  (unsigned)c->cfg.request_retries);
+				if (m.u.error.status == PROTO_ST_UNKNOWN_SESSION) {
+					rc = tgc_session(c, err);
+					if (rc < 0)
+						return tg_err_prefix(err, "request %u: re-HELLO: ",
+								     h.request_id);
+					for (unsigned i = 0; i < n; i++)
+						tgc_put_be64(c->dg[i].data + PROTO_OFF_SESSION_ID,
+							     c->session);
+				}
+				rc = tgc_send_all(c, n, true, res);
+				if (rc < 0)
+					goto out_sock;
+				deadline = tg_now_ns() + timer;
+				quiet_until = tg_now_ns() + timer / 2;
+				continue;
+			}
+			if (m.h.session_id != c->session) {
+				c->st.rx_ignored++;
+				continue;
+			}
+			return tg_err_set(err, -EPROTO, "request %u: ERROR %s (%s)", h.request_id,
+					  proto_status_name(m.u.error.status),
+					  proto_reason_name(m.u.error.reason));
+		default:
+			c->st.rx_ignored++;
+			continue;
+		}
+	}
+
+out_sock:
+	return tg_err_set(err, rc, "request %u: socket: %s", h.request_id, strerror(-rc));
+}

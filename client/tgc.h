@@ -1,0 +1,206 @@
+/*
+ * libtailgate-client: the device library. A device opens a session with a gateway
+ * (HELLO / HELLO_REPLY), runs the head of a model to a split point, and sends the feature
+ * tensor as one REQUEST: quantized (f32|f16|s8|u8), LZ4-chunked into datagrams, paced at the
+ * device's uplink rate; it resends what a NACK lists, the whole request on a timeout (same
+ * request id: requests are idempotent), and returns the gateway's RESPONSE: status, top-k,
+ * server timing, exit taken and split advice. Prefix tgc_.
+ *
+ * Wire format: docs/protocol.md (proto/proto.h). Transport: one kernel UDP socket, connected
+ * to the gateway. Link build/lib/libtailgate-client.a (or .so) with
+ * -ldnnl -lgomp -lprotobuf-c -llz4 -luring -lz -lm -pthread.
+ *
+ * Threads: a struct tgc is one session and belongs to one thread at a time (one request in
+ * flight; a device wanting more opens more sessions). struct tgc_head likewise.
+ * Errors: actions return 0 or -errno; where words help, a struct tg_err (may be NULL) is
+ * filled with a message naming what failed. Nothing here aborts or exits.
+ */
+#ifndef TG_CLIENT_TGC_H
+#define TG_CLIENT_TGC_H
+
+#include "proto/proto.h"
+#include "util/util.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct tgc;
+struct tgc_head;
+
+enum {
+	TGC_MAX_CATALOG = 256,		/* catalog entries kept from the HELLO_REPLY pages */
+	TGC_MAX_TOP_K = PROTO_MAX_TOP_K,	/* entries a tgc_result can hold */
+};
+
+/** What the device tells the gateway about itself (HELLO): drives the split advice. */
+struct tgc_profile {
+	uint32_t compute_mflops;	/* head compute rate, MFLOP/s; 0 unknown */
+	uint32_t uplink_kbps;		/* uplink, kbit/s; also the pacing rate; 0 unknown/unpaced */
+	uint32_t rtt_us;		/* round-trip estimate; 0 unknown (then 1 ms is assumed) */
+	uint32_t slo_us;		/* end-to-end latency wanted per request; 0 none */
+	uint16_t accuracy_floor_bp;	/* lowest acceptable top-1 accuracy, 1/100 %; <= 10000 */
+};
+
+/** Everything tgc_open() needs. Zero means the default given for each field. */
+struct tgc_config {
+	const char *gateway;		/* IPv4 address, dotted quad; required. Read during
+					 * tgc_open() only: the caller keeps it */
+	uint16_t port;			/* gateway's UDP port; 0: PROTO_PORT (7700) */
+	const char *bind_addr;		/* local IPv4 address to bind; NULL: any. As gateway */
+	uint16_t bind_port;		/* local UDP port; 0: an ephemeral one */
+	uint32_t client_id;		/* the device's identity; 0: derived from the pid */
+	struct tgc_profile profile;
+	uint16_t max_dgram;		/* largest datagram either way (path MTU - 28); 0: 1472;
+					 * 1200 .. 65507 */
+	uint16_t hello_timeout_ms;	/* first HELLO wait, doubling per try; 0: 200 */
+	uint8_t hello_tries;		/* HELLOs sent before giving up; 0: 4 */
+	uint16_t request_timeout_ms;	/* first request timer; 0: docs/protocol.md 12.2's
+					 * 2 x RTT + nack_gap + expected server time, >= 20 ms */
+	uint8_t request_retries;	/* whole-request resends after timeouts; 0: 3 */
+	bool follow_advice;		/* remember the gateway's split advice per model for
+					 * tgc_split_for() */
+	/* Test impairment: drop this fraction (0..1) of outgoing REQUEST chunks, first sends
+	 * and resends alike, with a xorshift RNG seeded by test_seed. 0 in production. */
+	double test_drop_chunks;
+	uint64_t test_seed;
+};
+
+/** Counters of a session since tgc_open(): plain numbers, read with tgc_stats(). */
+struct tgc_stats {
+	uint64_t requests;		/* tgc_request() calls that sent something */
+	uint64_t responses;		/* RESPONSEs that ended a request */
+	uint64_t chunks_sent;		/* REQUEST datagrams handed to the kernel, resends included */
+	uint64_t chunks_dropped;	/* ... and those the test impairment dropped instead */
+	uint64_t bytes_sent;		/* UDP payload bytes sent (HELLOs included) */
+	uint64_t nacks;			/* NACKs received for our requests */
+	uint64_t chunks_resent;		/* chunks resent for NACKs and timeouts */
+	uint64_t timeouts;		/* request timers that fired */
+	uint64_t hellos;		/* HELLOs sent (re-HELLOs after UNKNOWN_SESSION included) */
+	uint64_t rx_ignored;		/* datagrams refused by proto_decode or not ours */
+	uint64_t pace_wait_ns;		/* time spent waiting for the token bucket */
+};
+
+/** The result of one request. All fields are copies: nothing points into tgc's buffers. */
+struct tgc_result {
+	uint32_t request_id;
+	uint8_t status;			/* enum proto_status of the RESPONSE */
+	uint8_t reason;			/* enum proto_reason; PROTO_OK when none */
+	uint8_t exit_taken;		/* exit (model output index) that answered; PROTO_NONE */
+	uint8_t advice_variant;		/* PROTO_NONE: no advice */
+	uint8_t advice_split;		/* PROTO_NONE: no advice */
+	bool advice_differs;		/* advice given and not the (variant, split) just used */
+	uint16_t batch_size;		/* batch the request ran in; 0 not run */
+	uint32_t queue_us;		/* server: last chunk to batch start */
+	uint32_t compute_us;		/* server: tail run time of the batch */
+	uint32_t advice_latency_us;	/* expected end-to-end latency at the advised split */
+	uint64_t total_ns;		/* this call: first chunk sent to RESPONSE received */
+	uint64_t quant_ns;		/* quantization and chunking */
+	uint32_t raw_bytes;		/* quantized tensor bytes */
+	uint32_t wire_bytes;		/* datagram bytes of one full send (LZ4 included) */
+	uint16_t chunks;		/* datagrams of the request */
+	uint16_t chunks_resent;		/* resent for NACKs and timeouts, this request */
+	uint8_t nacks;			/* NACKs received for it */
+	uint8_t timeouts;		/* timers fired for it */
+	uint8_t top_k;			/* entries in top[] */
+	struct proto_topk top[TGC_MAX_TOP_K];	/* highest score first */
+};
+
+/**
+ * Open a session: a UDP socket connected to cfg->gateway, a HELLO (padded to 1200 bytes,
+ * session 0) resent after hello_timeout_ms, doubling, up to hello_tries times; then every
+ * catalog page (more HELLOs with the session id). Buffers for the largest request the
+ * gateway accepts (its max_msg_bytes) are allocated here, none per request.
+ * @param out  set to a new session the caller releases with tgc_close()
+ * @param cfg  read during the call only
+ * @return 0, -EINVAL (cfg invalid: err says which field), -ETIMEDOUT (no HELLO_REPLY),
+ *         -EPROTO (the gateway answered with an ERROR: err has its status and reason),
+ *         -ENOMEM, -errno of socket/bind/connect
+ */
+int tgc_open(struct tgc **out, const struct tgc_config *cfg, struct tg_err *err);
+
+/** Close the socket and free everything; c may be NULL. */
+void tgc_close(struct tgc *c);
+
+/** The session id the gateway gave (changes only after a re-HELLO with a new session). */
+uint64_t tgc_session_id(const struct tgc *c);
+
+/** The gateway's limits, as its HELLO_REPLY gave them. */
+const struct proto_hello_reply *tgc_gateway_limits(const struct tgc *c);
+
+/** Catalog entries fetched at open. @return their count; *entries points into c (valid until
+ * tgc_close()). */
+unsigned tgc_catalog(const struct tgc *c, const struct proto_catalog_entry **entries);
+
+/** The catalog entry of (model, variant, split), NULL when the gateway does not serve it.
+ * Points into c, valid until tgc_close(). */
+const struct proto_catalog_entry *tgc_catalog_find(const struct tgc *c, uint16_t model_id,
+						   uint8_t variant_id, uint8_t split_id);
+
+/** One request's parameters beyond the tensor. */
+struct tgc_request_opts {
+	uint16_t model_id;
+	uint8_t variant_id;
+	uint8_t split_id;		/* the split the tensor was computed at */
+	enum tg_dtype wire_dtype;	/* TG_DT_F32, F16, S8 or U8: quantized to this on the wire */
+	uint8_t top_k;			/* classes wanted, <= the gateway's max (16 by default) */
+	uint32_t deadline_us;		/* latency budget; 0 none */
+	uint8_t req_flags;		/* enum proto_req_flag; WANT_TENSOR is not supported here */
+};
+
+/**
+ * Send one tensor and wait for its answer. The tensor is quantized to o->wire_dtype
+ * (proto_quant_params: s8 symmetric, u8 affine), chunked with per-chunk LZ4, and sent paced
+ * by a token bucket at profile.uplink_kbps. A NACK makes it resend exactly the chunks listed;
+ * a timeout resends every chunk with the same request id, doubling the timer, at most
+ * request_retries times. ERROR UNKNOWN_REQUEST resends the whole request; ERROR
+ * UNKNOWN_SESSION re-HELLOs (re-binding the session) and resends it.
+ * Thread: c's owner. Blocks for at most about the request timer x 2^(retries + 1).
+ * @param t    f32 tensor at the split, shape as the catalog entry says (dims[0] = 1); read
+ *             only, the caller keeps it
+ * @param out  filled on 0; status may be any enum proto_status (OVERLOADED and
+ *             DEADLINE_INFEASIBLE carry advice: see tgc_split_for())
+ * @return 0 (a RESPONSE arrived), -EINVAL (bad arguments, shape or dtype not what the
+ *         catalog says: err says which), -E2BIG (tensor over the gateway's limits),
+ *         -ETIMEDOUT (no answer after every retry), -EPROTO (an ERROR answered it: err has the
+ *         status and reason), -errno of the socket
+ */
+int tgc_request(struct tgc *c, const struct tgc_request_opts *o, const struct tg_tensor *t,
+		struct tgc_result *out, struct tg_err *err);
+
+/**
+ * The split to compute the next tensor of model_id at: the gateway's last advice for that
+ * model when cfg.follow_advice is set and the advised split is in the catalog, else dflt.
+ */
+uint8_t tgc_split_for(const struct tgc *c, uint16_t model_id, uint8_t dflt);
+
+/** Counters since tgc_open(), copied into *out. */
+void tgc_stats(const struct tgc *c, struct tgc_stats *out);
+
+/* ---- running the head on the device (oneDNN, the gateway's own engine) ---- */
+
+/**
+ * Load a model for running its head (the same ONNX file the gateway serves).
+ * @param path  read during the call only
+ * @param out   set to a new head the caller releases with tgc_head_close()
+ * @return 0 or as kern_model_load()
+ */
+int tgc_head_open(struct tgc_head **out, const char *path, struct tg_err *err);
+void tgc_head_close(struct tgc_head *h);
+
+/**
+ * Run the model's head on one input sample up to split (a row of the model's split table;
+ * 0 is the input itself, copied). The head plan of each split is built on first use
+ * (KERN_PLAN_HEAD, batch 1) and kept.
+ * @param input  numel f32 values of one sample (e.g. [1,1,28,28]); the caller keeps it
+ * @param out    a view of the split tensor (f32, dims at batch 1); its data belongs to h and
+ *               stays valid until the next tgc_run_head() or tgc_head_close()
+ * @return 0, -EINVAL (split past the table, numel not the input's), -ENOMEM, -EIO
+ */
+int tgc_run_head(struct tgc_head *h, unsigned split, const float *input, size_t numel,
+		 struct tg_tensor *out, struct tg_err *err);
+
+/** Splits of the model's table (rows, the input included). */
+unsigned tgc_head_n_splits(const struct tgc_head *h);
+
+#endif

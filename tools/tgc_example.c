@@ -1,0 +1,248 @@
+/*
+ * tgc-example: a device built on libtailgate-client. Loads the shipped model, takes N
+ * Fashion-MNIST test images, runs the head of each to a split on this machine, sends the
+ * tensor to a gateway quantized to a wire dtype, and prints the predictions against the
+ * labels and the accuracy. Several splits and dtypes rotate over the images (mixed traffic).
+ *
+ * Usage: tgc-example --gateway ADDR[:PORT] [--model FILE] [--model-id N] [--split S[,S..]]
+ *            [--dtype D[,D..]] [--n N] [--offset K] [--top-k K] [--uplink-kbps R]
+ *            [--drop FRACTION] [--seed N] [--follow-advice] [--quiet] [--fmnist DIR]
+ * Prints one line per image (unless --quiet), then "name value" lines; exits 0 when every
+ * request was answered OK, 1 otherwise, 2 on a usage error.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/tgc.h"
+#include "kernels/kernels.h"
+#include "util/util.h"
+
+enum { EX_MAX_LIST = 16 };
+
+struct ex_opts {
+	char gateway[64];
+	uint16_t port;
+	const char *model, *fmnist;
+	unsigned model_id, n, offset, top_k, uplink_kbps;
+	unsigned splits[EX_MAX_LIST], n_splits;
+	enum tg_dtype dtypes[EX_MAX_LIST];
+	unsigned n_dtypes;
+	double drop;
+	uint64_t seed;
+	bool follow, quiet;
+};
+
+static int
+ex_usage(const char *msg)
+{
+	fprintf(stderr, "tgc-example: %s\n"
+		"usage: tgc-example --gateway ADDR[:PORT] [--model FILE] [--model-id N]\n"
+		"         [--split S[,S..]] [--dtype f32|f16|s8|u8[,..]] [--n N] [--offset K]\n"
+		"         [--top-k K] [--uplink-kbps R] [--drop FRACTION] [--seed N]\n"
+		"         [--follow-advice] [--quiet] [--fmnist DIR]\n", msg);
+	return 2;
+}
+
+static int
+ex_parse(int argc, char **argv, struct ex_opts *o)
+{
+	*o = (struct ex_opts){ .model = "models/fmnist-resnet/model.onnx", .model_id = 1,
+			       .n = 100, .top_k = 3, .splits = { 4 }, .n_splits = 1,
+			       .dtypes = { TG_DT_U8 }, .n_dtypes = 1, .seed = 1 };
+	for (int i = 1; i < argc; i++) {
+		const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(k, "--follow-advice") == 0) {
+			o->follow = true;
+			continue;
+		}
+		if (strcmp(k, "--quiet") == 0) {
+			o->quiet = true;
+			continue;
+		}
+		if (v == NULL)
+			return ex_usage("an option without its value");
+		i++;
+		if (strcmp(k, "--gateway") == 0) {
+			const char *colon = strchr(v, ':');
+			size_t len = colon ? (size_t)(colon - v) : strlen(v);
+
+			if (len >= sizeof(o->gateway))
+				return ex_usage("--gateway: address too long");
+			memcpy(o->gateway, v, len);
+			o->gateway[len] = '\0';
+			o->port = colon ? (uint16_t)strtoul(colon + 1, NULL, 10) : 0;
+		} else if (strcmp(k, "--model") == 0) {
+			o->model = v;
+		} else if (strcmp(k, "--fmnist") == 0) {
+			o->fmnist = v;
+		} else if (strcmp(k, "--model-id") == 0) {
+			o->model_id = (unsigned)strtoul(v, NULL, 10);
+		} else if (strcmp(k, "--n") == 0) {
+			o->n = (unsigned)strtoul(v, NULL, 10);
+		} else if (strcmp(k, "--offset") == 0) {
+			o->offset = (unsigned)strtoul(v, NULL, 10);
+		} else if (strcmp(k, "--top-k") == 0) {
+			o->top_k = (unsigned)strtoul(v, NULL, 10);
+		} else if (strcmp(k, "--uplink-kbps") == 0) {
+			o->uplink_kbps = (unsigned)strtoul(v, NULL, 10);
+		} else if (strcmp(k, "--drop") == 0) {
+			o->drop = strtod(v, NULL);
+		} else if (strcmp(k, "--seed") == 0) {
+			o->seed = strtoull(v, NULL, 10);
+		} else if (strcmp(k, "--split") == 0 || strcmp(k, "--dtype") == 0) {
+			char buf[256], *save = NULL, *tok;
+			bool split = k[2] == 's';
+			unsigned n = 0;
+
+			snprintf(buf, sizeof(buf), "%s", v);
+			for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+				if (n == EX_MAX_LIST)
+					return ex_usage("too many values in a list");
+				if (split)
+					o->splits[n++] = (unsigned)strtoul(tok, NULL, 10);
+				else if (tg_dtype_parse(tok, &o->dtypes[n++]) < 0)
+					return ex_usage("--dtype: f32, f16, s8 or u8");
+			}
+			if (n == 0)
+				return ex_usage("an empty list");
+			if (split)
+				o->n_splits = n;
+			else
+				o->n_dtypes = n;
+		} else {
+			return ex_usage("unknown option");
+		}
+	}
+	if (o->gateway[0] == '\0')
+		return ex_usage("--gateway is required");
+	if (o->n == 0 || o->top_k == 0)
+		return ex_usage("--n and --top-k must be at least 1");
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct ex_opts o;
+	struct tgc_config cfg = { 0 };
+	struct tgc *c = NULL;
+	struct tgc_head *head = NULL;
+	struct tg_fmnist ds = { 0 };
+	struct tg_err err = { 0 };
+	struct tgc_stats st;
+	uint64_t answered = 0, ok = 0, correct = 0, failed = 0, advice_differs = 0;
+	uint64_t total_ns = 0, srv_us = 0, bytes = 0;
+	uint64_t ok_split[256] = { 0 }, ok_dtype[8] = { 0 };
+	size_t img_numel = TG_FMNIST_ROWS * TG_FMNIST_COLS;
+	int rc;
+
+	kern_prefer_passive_wait(argv);
+	rc = ex_parse(argc, argv, &o);
+	if (rc != 0)
+		return rc;
+	rc = tg_fmnist_load(o.fmnist, false, o.offset + o.n, &ds, &err);
+	if (rc < 0) {
+		fprintf(stderr, "tgc-example: Fashion-MNIST: %s\n", err.msg);
+		return 1;
+	}
+	if (ds.n <= o.offset) {
+		fprintf(stderr, "tgc-example: --offset %u past the %zu images\n", o.offset, ds.n);
+		rc = -EINVAL;
+		goto out;
+	}
+	if (o.offset + o.n > ds.n)
+		o.n = (unsigned)(ds.n - o.offset);
+	rc = tgc_head_open(&head, o.model, &err);
+	if (rc < 0) {
+		fprintf(stderr, "tgc-example: %s\n", err.msg);
+		goto out;
+	}
+	cfg.gateway = o.gateway;
+	cfg.port = o.port;
+	cfg.profile.uplink_kbps = o.uplink_kbps;
+	cfg.profile.compute_mflops = 2000;
+	cfg.profile.rtt_us = 1000;
+	cfg.profile.slo_us = 50000;
+	cfg.profile.accuracy_floor_bp = 9000;
+	cfg.follow_advice = o.follow;
+	cfg.test_drop_chunks = o.drop;
+	cfg.test_seed = o.seed;
+	rc = tgc_open(&c, &cfg, &err);
+	if (rc < 0) {
+		fprintf(stderr, "tgc-example: %s\n", err.msg);
+		goto out;
+	}
+	printf("session %016llx, %u catalog entries\n", (unsigned long long)tgc_session_id(c),
+	       tgc_catalog(c, &(const struct proto_catalog_entry *){ NULL }));
+
+	for (unsigned i = 0; i < o.n; i++) {
+		unsigned img = o.offset + i;
+		unsigned split = o.splits[i % o.n_splits];
+		enum tg_dtype dt = o.dtypes[(i / o.n_splits) % o.n_dtypes];
+		struct tgc_request_opts ro = { .model_id = (uint16_t)o.model_id,
+					       .wire_dtype = dt, .top_k = (uint8_t)o.top_k };
+		struct tgc_result res;
+		struct tg_tensor t;
+		int pred = -1;
+
+		split = tgc_split_for(c, ro.model_id, (uint8_t)split);
+		ro.split_id = (uint8_t)split;
+		rc = tgc_run_head(head, split, (const float *)ds.images.data + (size_t)img * img_numel,
+				  img_numel, &t, &err);
+		if (rc == 0)
+			rc = tgc_request(c, &ro, &t, &res, &err);
+		if (rc < 0) {
+			failed++;
+			fprintf(stderr, "tgc-example: image %u: %s\n", img, err.msg);
+			continue;
+		}
+		answered++;
+		if (res.status == PROTO_ST_OK && res.top_k > 0) {
+			ok++;
+			ok_split[split & 255]++;
+			ok_dtype[dt & 7]++;
+			pred = (int)res.top[0].class_id;
+			correct += pred == ds.labels[img];
+		}
+		advice_differs += res.advice_differs;
+		total_ns += res.total_ns;
+		srv_us += res.queue_us + res.compute_us;
+		bytes += res.wire_bytes;
+		if (!o.quiet)
+			printf("image %u split %u %s: label %u pred %d%s (%s, %.2f ms, %u chunks, "
+			       "%u resent)\n", img, split, tg_dtype_name(dt), ds.labels[img], pred,
+			       pred == ds.labels[img] ? "" : " WRONG", proto_status_name(res.status),
+			       (double)res.total_ns / 1e6, res.chunks, res.chunks_resent);
+	}
+	tgc_stats(c, &st);
+	printf("requests %u\nanswered %llu\nok %llu\nfailed %llu\ncorrect %llu\n", o.n,
+	       (unsigned long long)answered, (unsigned long long)ok, (unsigned long long)failed,
+	       (unsigned long long)correct);
+	printf("accuracy %.2f\n", ok ? 100.0 * (double)correct / (double)ok : 0.0);
+	for (unsigned s = 0; s < 256; s++)
+		if (ok_split[s])
+			printf("ok_split%u %llu\n", s, (unsigned long long)ok_split[s]);
+	for (unsigned d = 0; d < 8; d++)
+		if (ok_dtype[d])
+			printf("ok_%s %llu\n", tg_dtype_name((enum tg_dtype)d),
+			       (unsigned long long)ok_dtype[d]);
+	printf("mean_ms %.3f\nmean_server_ms %.3f\nmean_wire_bytes %.0f\n",
+	       answered ? (double)total_ns / 1e6 / (double)answered : 0.0,
+	       answered ? (double)srv_us / 1e3 / (double)answered : 0.0,
+	       answered ? (double)bytes / (double)answered : 0.0);
+	printf("advice_differs %llu\nchunks_sent %llu\nchunks_dropped %llu\nnacks %llu\n"
+	       "chunks_resent %llu\ntimeouts %llu\nhellos %llu\n",
+	       (unsigned long long)advice_differs, (unsigned long long)st.chunks_sent,
+	       (unsigned long long)st.chunks_dropped, (unsigned long long)st.nacks,
+	       (unsigned long long)st.chunks_resent, (unsigned long long)st.timeouts,
+	       (unsigned long long)st.hellos);
+	rc = ok == o.n ? 0 : -EIO;
+out:
+	tgc_close(c);
+	tgc_head_close(head);
+	tg_fmnist_free(&ds);
+	return rc == 0 ? 0 : 1;
+}
