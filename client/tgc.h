@@ -125,7 +125,8 @@ void tgc_close(struct tgc *c);
 /** The session id the gateway gave (changes only after a re-HELLO with a new session). */
 uint64_t tgc_session_id(const struct tgc *c);
 
-/** The gateway's limits, as its HELLO_REPLY gave them. */
+/** The gateway's limits, as its HELLO_REPLY gave them (entries NULL). Points into c, valid
+ * until tgc_close(); updated by a re-HELLO. */
 const struct proto_hello_reply *tgc_gateway_limits(const struct tgc *c);
 
 /** Catalog entries fetched at open. @return their count; *entries points into c (valid until

@@ -153,6 +153,19 @@ acc=$(val accuracy "$out/client.out")
 check "accuracy $acc% within 2.5 points of the card's 92.40%" \
 	awk -v a="$acc" 'BEGIN { exit !(a >= 89.9 && a <= 94.9) }'
 
+# Pacing: at 20 Mbit/s a request's datagrams take at least their bytes' time on the uplink
+# (less the token bucket's initial burst of 4 datagrams).
+ip netns exec "$NS_CL" timeout 120 "$BUILD/tgc-example" --gateway "$IP_GW:7700" \
+	--model models/fmnist-resnet/model.onnx --model-id 1 --split 4 --dtype f32 --n 40 \
+	--uplink-kbps 20000 --quiet >"$out/paced.out" 2>"$out/paced.err"
+rc=$?
+echo "  paced: $(grep -E '^(ok|mean_ms|mean_wire_bytes) ' "$out/paced.out" | tr '\n' ' ')"
+check "paced at 20 Mbit/s: 40 requests answered OK (status $rc)" \
+	test "$rc" -eq 0 -a "$(val ok "$out/paced.out")" -eq 40
+check "paced at 20 Mbit/s: each request took at least its bytes' uplink time" \
+	awk -v ms="$(val mean_ms "$out/paced.out")" -v b="$(val mean_wire_bytes "$out/paced.out")" \
+	'BEGIN { want = (b - 4 * 1472) * 8 / 20000; exit !(want > 0 && ms >= 0.95 * want) }'
+
 kill -TERM "$gw_pid" 2>/dev/null
 for _ in $(seq 150); do	# at most 30 s to drain
 	kill -0 "$gw_pid" 2>/dev/null || break

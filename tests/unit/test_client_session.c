@@ -1,0 +1,353 @@
+/*
+ * client: the session and request state machine against a scripted fake gateway on
+ * 127.0.0.1 (a thread with one UDP socket): HELLO padded to 1200 bytes and the catalog taken;
+ * a NACK makes exactly the listed chunk come again, byte for byte but the RETRANSMIT flag; a
+ * silent gateway gets the whole request again under the same id; ERROR UNKNOWN_SESSION
+ * makes a re-HELLO with the old session id and a resend; the result carries top-k, timing,
+ * exit and advice; a gateway that never answers is -ETIMEDOUT; bad configs are refused
+ * with the field named.
+ */
+#include "tests/harness.h"
+#include "client/tgc_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum { MODE_NACK, MODE_SILENT, MODE_SESSION };
+enum { SESSION = 0xABCD0001, MAX_N = 16 };
+
+struct fake {
+	int fd, mode;
+	uint16_t port;
+	struct sockaddr_in peer;
+	/* what the fake saw, checked by the test after the join */
+	bool hello_padded, rehello_with_session, nack_resend_exact, full_resend_same_id;
+	unsigned n, after_nack, resent;
+	uint8_t chunk[MAX_N][PROTO_DEFAULT_DGRAM];
+	unsigned len[MAX_N];
+};
+
+static int
+fake_recv(struct fake *f, uint8_t *buf, size_t cap, int ms)
+{
+	struct pollfd pfd = { .fd = f->fd, .events = POLLIN };
+	socklen_t sl = sizeof(f->peer);
+
+	if (poll(&pfd, 1, ms) <= 0)
+		return 0;
+	return (int)recvfrom(f->fd, buf, cap, 0, (struct sockaddr *)&f->peer, &sl);
+}
+
+static void
+fake_send(struct fake *f, const uint8_t *buf, int len)
+{
+	if (len > 0)
+		sendto(f->fd, buf, (size_t)len, 0, (struct sockaddr *)&f->peer, sizeof(f->peer));
+}
+
+/* Wait for a HELLO and answer it with a catalog of two entries. @return its session id. */
+static bool
+fake_hello(struct fake *f, uint64_t *sess_in)
+{
+	static const struct proto_catalog_entry cat[2] = {
+		{ .model_id = 1, .split_id = 0, .ndim = 4, .dtype_mask = 0x1e, .n_classes = 10,
+		  .dims = { 1, 1, 28, 28 }, .tail_us = 500, .accuracy_bp = 9240, .n_exits = 3,
+		  .name = "fake" },
+		{ .model_id = 1, .split_id = 4, .ndim = 4, .dtype_mask = 0x1e, .n_classes = 10,
+		  .dims = { 1, 32, 28, 28 }, .tail_us = 400, .accuracy_bp = 9240, .n_exits = 3,
+		  .name = "fake" },
+	};
+	struct proto_hello_reply hr = { .session_ttl_ms = 60000, .max_msg_bytes = 1 << 20,
+					.max_dgram = PROTO_DEFAULT_DGRAM, .max_chunks = 1024,
+					.max_inflight = 8, .nack_gap_ms = 5, .reasm_timeout_ms = 200,
+					.catalog_total = 2, .catalog_count = 2 };
+	uint8_t buf[2048], out[2048];
+	struct proto_msg m;
+	int len;
+
+	for (int i = 0; i < 50; i++) {
+		len = fake_recv(f, buf, sizeof(buf), 100);
+		if (len <= 0 || proto_decode(buf, (size_t)len, NULL, &m, NULL) != PROTO_OK ||
+		    m.h.type != PROTO_T_HELLO)
+			continue;
+		f->hello_padded = len >= PROTO_HELLO_MIN_DGRAM;
+		*sess_in = m.h.session_id;
+		m.h.session_id = SESSION;
+		m.h.flags = 0;
+		fake_send(f, out, proto_encode_hello_reply(out, sizeof(out), &m.h, &hr, cat));
+		return true;
+	}
+	return false;
+}
+
+/* Receive one full send of the request (count chunks, any order). */
+static bool
+fake_take_request(struct fake *f, struct proto_msg *first, bool *all_retransmit)
+{
+	uint8_t buf[2048];
+	struct proto_msg m;
+	unsigned got = 0, n = 0;
+	uint32_t mask = 0;
+	int len;
+
+	*all_retransmit = true;
+	while ((len = fake_recv(f, buf, sizeof(buf), 1000)) > 0) {
+		if (proto_decode(buf, (size_t)len, NULL, &m, NULL) != PROTO_OK ||
+		    m.h.type != PROTO_T_REQUEST || m.u.req.c.count > MAX_N)
+			continue;
+		if (got == 0)
+			*first = m;
+		n = m.u.req.c.count;
+		*all_retransmit &= (m.h.flags & PROTO_F_RETRANSMIT) != 0;
+		if (!(mask & (1u << m.u.req.c.index))) {
+			mask |= 1u << m.u.req.c.index;
+			memcpy(f->chunk[m.u.req.c.index], buf, (size_t)len);
+			f->len[m.u.req.c.index] = (unsigned)len;
+			got++;
+		}
+		if (got == n)
+			break;
+	}
+	f->n = n;
+	return n > 0 && got == n;
+}
+
+static void
+fake_respond(struct fake *f, const struct proto_msg *req)
+{
+	struct proto_topk e[2] = { { 7, 0.875f }, { 5, 0.125f } };
+	struct proto_response r = { .c = req->u.req.c, .status = PROTO_ST_OK, .exit_taken = 2,
+				    .advice_variant = 0, .advice_split = 4, .batch_size = 3,
+				    .queue_us = 120, .compute_us = 800,
+				    .advice_latency_us = 9000 };
+	struct proto_hdr h = req->h;
+	uint8_t out[2048], scratch[64];
+
+	h.flags = 0;
+	proto_response_set_topk(&r, scratch, e, 2);
+	fake_send(f, out, proto_encode_response(out, sizeof(out), &h, &r));
+}
+
+static void *
+fake_main(void *arg)
+{
+	struct fake *f = arg;
+	struct proto_msg first, again;
+	uint64_t sess;
+	bool rt;
+
+	if (!fake_hello(f, &sess) || !fake_take_request(f, &first, &rt))
+		return NULL;
+	if (f->mode == MODE_NACK) {
+		struct proto_nack nk = { .chunk_count = (uint16_t)f->n, .n_ranges = 1,
+					 .ranges = { { 1, 1 } } };
+		uint8_t out[256], buf[2048], orig[2048];
+		unsigned orig_len = f->len[1];
+		int len;
+
+		memcpy(orig, f->chunk[1], orig_len);
+		fake_send(f, out, proto_encode_nack(out, sizeof(out), &first.h, &nk));
+		f->nack_resend_exact = false;
+		while ((len = fake_recv(f, buf, sizeof(buf), 200)) > 0) {
+			f->after_nack++;
+			f->nack_resend_exact = (unsigned)len == orig_len &&
+				(buf[PROTO_OFF_FLAGS + 1] & PROTO_F_RETRANSMIT) &&
+				memcmp(buf, orig, PROTO_OFF_FLAGS + 1) == 0 &&
+				memcmp(buf + PROTO_OFF_FLAGS + 2, orig + PROTO_OFF_FLAGS + 2,
+				       orig_len - PROTO_OFF_FLAGS - 2) == 0;
+		}
+	} else if (f->mode == MODE_SILENT) {
+		/* Say nothing: the client's timer must resend everything under the same id. */
+		if (!fake_take_request(f, &again, &rt))
+			return NULL;
+		f->full_resend_same_id = rt && again.h.request_id == first.h.request_id;
+	} else {
+		uint8_t out[256];
+
+		fake_send(f, out, proto_error_reply(out, sizeof(out), f->chunk[0], f->len[0],
+						    PROTO_ST_UNKNOWN_SESSION, PROTO_OK));
+		if (!fake_hello(f, &sess))
+			return NULL;
+		f->rehello_with_session = sess == SESSION;
+		if (!fake_take_request(f, &again, &rt))
+			return NULL;
+		f->full_resend_same_id = again.h.request_id == first.h.request_id;
+	}
+	fake_respond(f, &first);
+	return NULL;
+}
+
+static int
+fake_start(struct fake *f, int mode, pthread_t *th)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(a);
+
+	memset(f, 0, sizeof(*f));
+	f->mode = mode;
+	f->fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (f->fd < 0 || bind(f->fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    getsockname(f->fd, (struct sockaddr *)&a, &sl) < 0)
+		return -1;
+	f->port = ntohs(a.sin_port);
+	return pthread_create(th, NULL, fake_main, f);
+}
+
+static float img[28 * 28];
+
+static int
+run_request(struct fake *f, int mode, struct tgc_result *res, struct tgc_stats *st,
+	    uint8_t *advised)
+{
+	struct tgc_config cfg = { .gateway = "127.0.0.1", .client_id = 99, .follow_advice = true,
+				  .request_timeout_ms = 400, .hello_timeout_ms = 1000 };
+	struct tgc_request_opts o = { .model_id = 1, .split_id = 0, .wire_dtype = TG_DT_F32,
+				      .top_k = 2 };
+	struct tg_tensor t = { .dtype = TG_DT_F32, .ndim = 4, .dims = { 1, 1, 28, 28 },
+			       .data = img };
+	struct tg_err err = { 0 };
+	struct tgc *c = NULL;
+	pthread_t th;
+	int rc;
+
+	for (unsigned i = 0; i < 28 * 28; i++)	/* incompressible: several chunks */
+		img[i] = (float)((i * 2654435761u) >> 7 & 0xffff) / 65536.0f;
+	if (fake_start(f, mode, &th) != 0)
+		return -1;
+	cfg.port = f->port;
+	rc = tgc_open(&c, &cfg, &err);
+	if (rc == 0) {
+		TH_CHECK(tgc_session_id(c) == SESSION);
+		rc = tgc_request(c, &o, &t, res, &err);
+		tgc_stats(c, st);
+		*advised = tgc_split_for(c, 1, 0);
+	}
+	if (rc != 0)
+		fprintf(stderr, "  client: %d %s\n", rc, err.msg);
+	pthread_join(th, NULL);
+	tgc_close(c);
+	close(f->fd);
+	return rc;
+}
+
+static void
+check_result(const struct tgc_result *r)
+{
+	TH_CHECK(r->status == PROTO_ST_OK && r->top_k == 2);
+	TH_CHECK(r->top[0].class_id == 7 && r->top[0].score == 0.875f);
+	TH_CHECK(r->top[1].class_id == 5);
+	TH_CHECK(r->exit_taken == 2 && r->batch_size == 3 && r->queue_us == 120 &&
+		 r->compute_us == 800 && r->advice_latency_us == 9000);
+	TH_CHECK(r->advice_split == 4 && r->advice_differs);
+	TH_CHECK(r->chunks >= 3 && r->raw_bytes == 28 * 28 * 4);
+}
+
+static void
+test_nack_resends_exactly_the_listed_chunk(void)
+{
+	static struct fake f;
+	struct tgc_result r;
+	struct tgc_stats st;
+	uint8_t adv = 0;
+
+	TH_CHECK(run_request(&f, MODE_NACK, &r, &st, &adv) == 0);
+	TH_CHECK(f.hello_padded);
+	TH_CHECK_MSG(f.after_nack == 1 && f.nack_resend_exact, "%u datagrams after the NACK",
+		     f.after_nack);
+	check_result(&r);
+	TH_CHECK(r.nacks == 1 && r.chunks_resent == 1 && r.timeouts == 0);
+	TH_CHECK(st.nacks == 1 && st.chunks_resent == 1 && st.responses == 1);
+	TH_CHECK(adv == 4);	/* follow_advice: the advised split is served, so taken */
+}
+
+static void
+test_silence_resends_the_whole_request_under_its_id(void)
+{
+	static struct fake f;
+	struct tgc_result r;
+	struct tgc_stats st;
+	uint8_t adv;
+
+	TH_CHECK(run_request(&f, MODE_SILENT, &r, &st, &adv) == 0);
+	TH_CHECK(f.full_resend_same_id);
+	check_result(&r);
+	TH_CHECK(r.timeouts == 1 && r.chunks_resent == r.chunks);
+}
+
+static void
+test_unknown_session_rehellos_and_resends(void)
+{
+	static struct fake f;
+	struct tgc_result r;
+	struct tgc_stats st;
+	uint8_t adv;
+
+	TH_CHECK(run_request(&f, MODE_SESSION, &r, &st, &adv) == 0);
+	TH_CHECK(f.rehello_with_session && f.full_resend_same_id);
+	check_result(&r);
+	TH_CHECK_MSG(st.hellos == 2, "%llu HELLOs", (unsigned long long)st.hellos);
+}
+
+static void
+test_silent_gateway_times_out_the_hello(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(a);
+	struct tgc_config cfg = { .gateway = "127.0.0.1", .hello_timeout_ms = 10, .hello_tries = 2 };
+	struct tg_err err = { 0 };
+	struct tgc *c = NULL;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	TH_CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+		 getsockname(fd, (struct sockaddr *)&a, &sl) == 0);
+	cfg.port = ntohs(a.sin_port);
+	TH_CHECK(tgc_open(&c, &cfg, &err) == -ETIMEDOUT);
+	TH_CHECK_MSG(strstr(err.msg, "no reply") != NULL, "%s", err.msg);
+	TH_CHECK(c == NULL);
+	close(fd);
+}
+
+static void
+test_bad_configs_refused_with_the_field_named(void)
+{
+	static const struct {
+		struct tgc_config cfg;
+		const char *word;
+	} bad[] = {
+		{ { .gateway = NULL }, "gateway" },
+		{ { .gateway = "10.0.0" }, "gateway" },
+		{ { .gateway = "127.0.0.1", .bind_addr = "x" }, "bind_addr" },
+		{ { .gateway = "127.0.0.1", .max_dgram = 1000 }, "max_dgram" },
+		{ { .gateway = "127.0.0.1", .profile.accuracy_floor_bp = 10001 }, "accuracy" },
+		{ { .gateway = "127.0.0.1", .test_drop_chunks = 1.0 }, "test_drop_chunks" },
+	};
+
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct tg_err err = { 0 };
+		struct tgc *c = NULL;
+
+		TH_CHECK_MSG(tgc_open(&c, &bad[i].cfg, &err) == -EINVAL, "case %u", i);
+		TH_CHECK_MSG(strstr(err.msg, bad[i].word) != NULL, "case %u: %s", i, err.msg);
+		TH_CHECK(c == NULL);
+	}
+	TH_CHECK(tgc_open(NULL, &bad[0].cfg, NULL) == -EINVAL);
+	tgc_close(NULL);
+}
+
+int
+main(void)
+{
+	TH_RUN(test_nack_resends_exactly_the_listed_chunk);
+	TH_RUN(test_silence_resends_the_whole_request_under_its_id);
+	TH_RUN(test_unknown_session_rehellos_and_resends);
+	TH_RUN(test_silent_gateway_times_out_the_hello);
+	TH_RUN(test_bad_configs_refused_with_the_field_named);
+	TH_DONE();
+}
