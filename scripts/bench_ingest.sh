@@ -16,8 +16,9 @@
 # the echo answers to the sender's socket (one per message, the same for all receivers).
 # The sender is pinned to CPU 0, the receiver (RX lcore, kudp-recv) to CPU 1.
 # Which side limited: the receiver when it dropped chunks (veth rx_dropped, PMD imissed,
-# UDP RcvbufErrors), else the sender (a closed loop: dp_sender keeps a window of requests
-# open and sends as fast as its CPU allows; it has no rate option).
+# UDP RcvbufErrors) or waited for a CPU over 10% of the run, else the sender (a closed loop:
+# dp_sender keeps a window of requests open and sends as fast as its CPU allows; it has no
+# rate option).
 #
 # Each (receiver, size) runs REPS times, interleaved; the table shows medians. Writes the
 # section "Ingest: DPDK dataplane vs kernel recvmmsg" of docs/BENCHMARKS.md (replacing an
@@ -65,6 +66,17 @@ rcvbuf_errs() {
 		i <= NF; i++) if ($i == "RcvbufErrors") f = i; h = 1 }' /proc/net/snmp
 }
 rx_dropped() { ip netns exec "$NAME-gw" cat "/sys/class/net/$NAME-g/statistics/rx_dropped"; }
+# Run-queue wait (ns) of the receiver's busiest thread (the RX lcore, or kudp-recv): time it
+# was runnable but another task had its CPU. TSC busy cycles count such preemption inside a
+# busy pass as work (getrusage does not): the script reports it so the reader can bound it.
+rq_wait() {
+	local best=0 wait=0 t cpu w
+	for t in /proc/"$rx_pid"/task/*/schedstat; do
+		read -r cpu w _ <"$t" 2>/dev/null || continue
+		[ "$cpu" -gt "$best" ] && best=$cpu && wait=$w
+	done
+	echo "$wait"
+}
 
 XDP="net_af_xdp0,iface=$NAME-g,start_queue=0,queue_count=1"
 PACKET="net_af_packet0,iface=$NAME-g,blocksz=4096,framesz=2048,framecnt=8192,qpairs=1"
@@ -110,7 +122,7 @@ stop_rx() {
 }
 
 run() {	# receiver, chunks per message, rep
-	local rx=$1 c=$2 rep=$3 out=$TMP/$1-$2-$3 a0 a1 b0 b1 d0 d1 e0 e1
+	local rx=$1 c=$2 rep=$3 out=$TMP/$1-$2-$3 a0 a1 b0 b1 d0 d1 e0 e1 w0 w1 l0 l1
 	mkdir -p "$out"
 	if ! start_rx "$rx" "$out"; then
 		echo "  $rx, $c chunk(s), run $rep: receiver did not start (skipped)"
@@ -118,13 +130,13 @@ run() {	# receiver, chunks per message, rep
 		return
 	fi
 	d0=$(rx_dropped); e0=$(rcvbuf_errs)
-	a0=$(cpustat 0); b0=$(cpustat 1)
+	a0=$(cpustat 0); b0=$(cpustat 1); w0=$(rq_wait); l0=$(cut -d ' ' -f 1 /proc/loadavg)
 	# 8 clients x 8 requests open (x 4 for 64 chunks: 2048 chunks in flight at most).
 	ip netns exec "$NAME-cl" taskset -c 0 timeout $((SECS + 30)) "$BUILD/tests/dp_sender" \
 		--gw "$GW" --requests 20000000 --min-chunks "$c" --max-chunks "$c" \
 		--clients 8 --window $(( c == 1 ? 8 : 4 )) --seed $((rep * 100 + c)) --time-limit "$SECS" \
 		--req-timeout-ms 250 >"$out/tx.out" 2>"$out/tx.err"
-	a1=$(cpustat 0); b1=$(cpustat 1)
+	a1=$(cpustat 0); b1=$(cpustat 1); w1=$(rq_wait); l1=$(cut -d ' ' -f 1 /proc/loadavg)
 	d1=$(rx_dropped); e1=$(rcvbuf_errs)
 	stop_rx
 	local R=$out/rx.out S=$out/tx.out
@@ -134,6 +146,7 @@ run() {	# receiver, chunks per message, rep
 		"tx_completed=$(val completed "$S") resent_whole=$(val resent_whole "$S")" \
 		"cpu0_0='$a0' cpu0_1='$a1' cpu1_0='$b0' cpu1_1='$b1'" \
 		"veth_dropped=$((d1 - d0)) rcvbuf_errors=$((e1 - e0))" \
+		"rq_wait_ns=$((w1 - w0)) load=$(echo "$l0 $l1" | awk '{ print ($1 + $2) / 2 }')" \
 		"$(if [ "$rx" = kernel ]; then
 			echo "chunks=$(val chunks_placed "$R") msgs=$(val msgs_completed "$R")" \
 			     "bytes=$(val payload_bytes "$R") rx_cpu_s=$(val cpu_s "$R")" \
@@ -159,7 +172,7 @@ echo "  (runs took $(( $(date +%s) - t_start )) s)"
 
 MODEL=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
 python3 - "$RESULTS" "$DOC" "$SECS" "$REPS" "$MODEL" "$(nproc)" "$(uname -r)" <<'EOF'
-import datetime, re, shlex, statistics, sys
+import datetime, re, shlex, statistics, sys, textwrap
 
 res, doc, secs, reps, model, ncpu, kernel = sys.argv[1:8]
 HZ = 100.0	# USER_HZ of /proc/stat
@@ -192,14 +205,18 @@ for line in open(res):
         cpm=(own + soft) / chunks * 1e6, own=own / chunks * 1e6, soft=soft / chunks * 1e6,
         cpc=msgs and chunks / msgs, drops=drops / (chunks + drops) * 100,
         resent=float(kv["resent_whole"]), load=(own + soft) / el, cpu0=busy0 * 100,
-        soft0=d0[6] / HZ, soft1=d1[6] / HZ))
+        soft0=d0[6] / HZ, soft1=d1[6] / HZ,
+        wait=float(kv.get("rq_wait_ns", 0)) * 1e-9 / chunks * 1e6,
+        loadavg=float(kv.get("load", 0)),
+        waitfrac=float(kv.get("rq_wait_ns", 0)) * 1e-9 / el * 100))
 
 def med(v, k):
     return statistics.median(x[k] for x in v)
 
 hdr = ("| receiver | chunks/msg | messages/s | chunks/s | Gbit/s | CPU s per 1M chunks "
-       "(own + softirq) | receiver CPU load | sender CPU 0 busy | dropped | limited by |")
-out = [hdr, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+       "(own + softirq) | receiver preempted, s per 1M chunks | receiver CPU load | "
+       "sender CPU 0 busy | dropped | limited by |")
+out = [hdr, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
 names = {"af_xdp": "dp_echo, net_af_xdp", "af_packet": "dp_echo, net_af_packet",
          "kernel": "kudp-recv, recvmmsg"}
 for c in (1, 64):
@@ -209,17 +226,33 @@ for c in (1, 64):
             out.append("| %s | %d | (no run) | | | | | | | |" % (names[rx], c))
             continue
         dr = med(v, "drops")
-        lim = ("receiver (dropped %.2f%%)" % dr) if dr > 0.1 else \
-              "sender (receiver kept up)"
-        out.append("| %s | %.1f | %.0f | %.0f | %.3f | %.3f (%.3f + %.3f) | %.0f%% | %.0f%% | "
-                   "%.2f%% | %s |" % (names[rx], med(v, "cpc"), med(v, "msgs_s"),
-                   med(v, "chunks_s"), med(v, "gbit"), med(v, "cpm"), med(v, "own"),
-                   med(v, "soft"), 100 * med(v, "load"), med(v, "cpu0"), dr, lim))
+        wf = med(v, "waitfrac")
+        if dr > 0.1:
+            lim = "receiver (dropped %.2f%%)" % dr
+        elif wf > 10:
+            lim = "receiver's CPU share (waited for CPU %.0f%% of the run)" % wf
+        else:
+            lim = "sender (receiver kept up)"
+        # the CPU split of the run whose total is the median (the others: each its median)
+        mid = sorted(v, key=lambda x: x["cpm"])[(len(v) - 1) // 2]
+        out.append("| %s | %.1f | %.0f | %.0f | %.3f | %.3f (%.3f + %.3f) | %.3f | %.0f%% | "
+                   "%.0f%% | %.2f%% | %s |" % (names[rx], med(v, "cpc"), med(v, "msgs_s"),
+                   med(v, "chunks_s"), med(v, "gbit"), mid["cpm"], mid["own"],
+                   mid["soft"], med(v, "wait"), 100 * med(v, "load"), med(v, "cpu0"), dr,
+                   lim))
 table = "\n".join(out)
 print(table)
 print("softirq s per run (cpu0 / cpu1), medians: " + ", ".join(
     "%s/%d %.2f/%.2f" % (rx, c, med(v, "soft0"), med(v, "soft1"))
     for (rx, c), v in sorted(rows.items())))
+loads = [x["loadavg"] for v in rows.values() for x in v]
+loadline = "load average (1 min) during the runs: %.1f to %.1f" % (min(loads), max(loads))
+print(loadline)
+if max(loads) > float(ncpu):
+    shared = ("This machine was shared while these numbers were taken (%s, on %s cores), so "
+              "read the own-CPU figures of the dataplane rows as upper bounds." % (loadline, ncpu))
+else:
+    shared = loadline[0].upper() + loadline[1:] + "."
 if doc == "-":
     sys.exit(0)
 date = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
@@ -227,7 +260,7 @@ sec = f"""## Ingest: DPDK dataplane vs kernel recvmmsg
 
 Command: `make bench` (this section: `scripts/bench_ingest.sh build`). Machine: {model}, {ncpu}
 cores, kernel {kernel}; {date}. Each row is the median of {reps} runs of {secs} s, the three
-receivers interleaved.
+receivers interleaved (the CPU cost and its split are those of the median run).
 
 Setup: one veth pair between two network namespaces (10.77.80.0/24), MTU 1500, TX checksum
 offload off on the sender's end. Receivers on the gateway end: `tests/dp_echo` (the dataplane
@@ -253,13 +286,32 @@ sent, LZ4 ones compressed) over the sender's run time; messages/s likewise.
 
 {table}
 
-"Limited by": the sender is a closed loop (dp_sender has no fixed-rate option: it keeps its
-window of requests open and sends as fast as CPU 0 allows), so a receiver that drops nothing
-ran at the sender's pace, and then rates tie and only the CPU cost tells the receivers apart;
-a receiver that dropped chunks (veth rx_dropped, PMD imissed, UDP RcvbufErrors) was the limit.
-"Receiver CPU load" is its own CPU + softirq over the run's wall time. "Sender CPU 0 busy"
+"Limited by": the receiver when it dropped chunks, or when its busiest thread spent over 10%
+of the run runnable but waiting for a CPU another task held (then answers came late and the
+closed-loop sender waited for them); else the sender. The sender is a closed loop (dp_sender
+has no fixed-rate option: it keeps its window of requests open and sends as fast as CPU 0
+allows), so a receiver that drops nothing
+ran at the sender's pace, and then rates tie and only the CPU cost tells the receivers apart.
+Drops are veth rx_dropped, PMD imissed, UDP RcvbufErrors.
+"Receiver CPU load" is its own CPU + softirq over the run's wall time.
+"Receiver preempted": run-queue wait of the receiver's busiest thread (RX lcore or
+kudp-recv, /proc/PID/task/TID/schedstat) during the run. The dataplane's busy cycles are TSC
+(wall) time, so a preemption inside a busy pass counts as work; getrusage does not count it.
+The dataplane's own CPU may be overstated by up to that much (part of that wait falls in idle
+polling, which is not counted anyway); kudp-recv's is not. {shared} "Sender CPU 0 busy"
 includes the receive softirq that runs there.
 """
+def wrap(sec):
+    # prose paragraphs re-flowed to 96 columns; headings and tables as they are
+    paras = []
+    for p in sec.strip("\n").split("\n\n"):
+        if p.startswith("|") or p.startswith("#"):
+            paras.append(p)
+        else:
+            paras.append(textwrap.fill(" ".join(p.split()), width=96, break_long_words=False,
+                                       break_on_hyphens=False))
+    return "\n\n".join(paras) + "\n"
+sec = wrap(sec)
 try:
     text = open(doc).read()
 except FileNotFoundError:
