@@ -2,6 +2,7 @@
 """Turn the engine benchmark's raw measurements into its table (standard library only).
 
 Usage: bench/engine_report.py RESULTS.jsonl META.json [--doc docs/BENCHMARKS.md]
+       bench/engine_report.py --check-note ARCH CHECK.jsonl WEIGHTS
 
 RESULTS.jsonl: one JSON object per measurement, as scripts/bench_engine.sh writes them:
   {"arch", "split", "split_name", "batch", "runtime": tailgate|tailgate_int8|ort|torch,
@@ -78,7 +79,10 @@ def peak_frac(s, flops, peak_gflops):
 def report(rows, meta):
     S = summarize(rows)
     peak = meta.get("peak", {})
-    pk32 = peak.get("fp32_gflops")
+    # The denominator: one core's measured peak times the threads. peak's all-thread figure is
+    # shown too, but on a shared machine it is what the other tenants left over.
+    pk32 = peak.get("fp32_gflops_1t", 0) * meta["threads"] if peak else None
+    pk8 = peak.get("int8_gops_1t", 0) * meta["threads"] if peak else None
     lines = ["## Engine: tailgate vs ONNX Runtime vs PyTorch", ""]
     lines += [f"Command: `{meta['command']}`  ",
               f"Date: {meta['date']}  ",
@@ -86,10 +90,12 @@ def report(rows, meta):
               f"for every runtime; medians of {meta['reps']} repetitions, runtimes "
               "interleaved.  "]
     if peak:
-        lines.append(f"Peak (bench/peak.c, {peak['threads']} threads, AVX-512 on registers): "
-                     f"fp32 FMA {peak['fp32_gflops']:.0f} GFLOP/s ({peak['fp32_gflops_1t']:.0f} "
-                     f"on 1 thread), int8 VPDPBUSD {peak['int8_gops']:.0f} GOP/s "
-                     f"({peak['int8_gops_1t']:.0f} on 1 thread).  ")
+        lines.append(f"Peak (bench/peak.c, AVX-512 on registers): fp32 FMA "
+                     f"{peak['fp32_gflops_1t']:.0f} GFLOP/s on one thread "
+                     f"({peak['fp32_gflops']:.0f} measured on {peak['threads']} at once), int8 "
+                     f"VPDPBUSD {peak['int8_gops_1t']:.0f} GOP/s on one thread "
+                     f"({peak['int8_gops']:.0f} on {peak['threads']}). % peak below uses one "
+                     f"thread's fp32 figure x {meta['threads']} threads = {pk32:.0f} GFLOP/s.  ")
     v = meta.get("versions", {})
     if v:
         lines.append("Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".  ")
@@ -101,8 +107,10 @@ def report(rows, meta):
               "of the batch (ms); % peak = images/s x tail FLOPs per image / fp32 peak. "
               "tailgate: `tailgate-model bench`; ORT: onnxruntime-node, CPU EP, the tail "
               "written by `tailgate-model extract`; PyTorch: eager, inference_mode, "
-              "channels-last, BN folded. int8: n/a until `tailgate-model bench --dtype int8` "
-              "exists.", ""]
+              "channels-last, BN folded. tailgate int8: `tailgate-model bench --dtype int8` "
+              "(n/a where it does not exist); without a .calib sidecar it calibrates on "
+              "synthetic inputs, so its column is speed only; its % peak is of the int8 "
+              "(VPDPBUSD) peak.", ""]
     archs = []
     for r in rows:
         if r["arch"] not in archs:
@@ -116,10 +124,12 @@ def report(rows, meta):
                 if r["batch"] not in batches:
                     batches.append(r["batch"])
         batches.sort()
-        lines += [f"### {arch}", ""]
+        path = meta.get("models", {}).get(arch)
+        lines += [f"### {arch}" + (f" (`{path}`)" if path else ""), ""]
         lines.append("| split (tail GFLOP/img) | batch | tailgate fp32 img/s | p50 / p99 ms | "
                      "tailgate int8 img/s | ORT img/s | p50 / p99 ms | PyTorch img/s | "
-                     "p50 / p99 ms | tailgate / ORT | tailgate / PyTorch | % peak tg / ORT / PT |")
+                     "p50 / p99 ms | tailgate / ORT | tailgate / PyTorch | "
+                     "% peak tg / tg int8 / ORT / PT |")
         lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
                      "---: | ---: |")
         for sp in splits:
@@ -138,7 +148,8 @@ def report(rows, meta):
                     f"{cell(g['ort'], 'ips')} | {cell(g['ort'], 'lat')} | "
                     f"{cell(g['torch'], 'ips')} | {cell(g['torch'], 'lat')} | "
                     f"{ratio(g['tailgate'], g['ort'])} | {ratio(g['tailgate'], g['torch'])} | "
-                    f"{peak_frac(g['tailgate'], fl, pk32)} / {peak_frac(g['ort'], fl, pk32)} / "
+                    f"{peak_frac(g['tailgate'], fl, pk32)} / "
+                    f"{peak_frac(g['tailgate_int8'], fl, pk8)} / {peak_frac(g['ort'], fl, pk32)} / "
                     f"{peak_frac(g['torch'], fl, pk32)} |")
                 label = ""
         lines.append("")
@@ -188,8 +199,27 @@ def put_doc(path, section):
         f.write(doc if doc.endswith("\n") else doc + "\n")
 
 
+def check_note(arch, path, weights):
+    """One line on bench/torch_bench.py --check's results (JSON lines in path)."""
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.startswith("{")]
+    ok = [r for r in rows if "error" not in r]
+
+    def worst(k):
+        return max((r[k] for r in ok), default=float("nan"))
+
+    errs = "".join(f"; {r['split']}: {r['error']}" for r in rows if "error" in r)
+    return (f"{arch}: one input through all three runtimes ({weights}) at {len(rows)} splits: "
+            f"{len(ok)} agree; largest difference relative to the output's magnitude: "
+            f"tailgate vs PyTorch {worst('tailgate_vs_torch'):.1e}, ORT vs PyTorch "
+            f"{worst('ort_vs_torch'):.1e}{errs}.")
+
+
 def main():
     args = sys.argv[1:]
+    if args and args[0] == "--check-note":
+        print(check_note(*args[1:4]))
+        return 0
     doc = None
     if "--doc" in args:
         i = args.index("--doc")

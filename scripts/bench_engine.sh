@@ -18,7 +18,8 @@
 #   measurement, at least 3 runs), MODELS ("fmnist resnet224"), DOC (docs/BENCHMARKS.md; "" = do
 #   not write it), KEEP_TAILS=1 keeps the extracted tails (build/bench/tails, ~1 GB for
 #   resnet224), VERBOSE_IMPL=1 (default) also lists the oneDNN implementations (ONEDNN_VERBOSE),
-#   FMNIST_ONNX (models/fmnist-resnet/model.onnx) another file of the demo architecture.
+#   FMNIST_ONNX (models/fmnist-resnet/model.onnx) another file of the demo architecture, and
+#   FMNIST_WEIGHTS (/tmp/fmnist-resnet.pt) its state_dict.
 # Before timing, one input goes through all three runtimes at each split and their outputs are
 # compared (bench/torch_bench.py --check), where PyTorch has the file's weights.
 # A runtime that is missing (no torch, no onnxruntime-node) is skipped with a message; its
@@ -66,9 +67,14 @@ log "peak: $PEAK"
 
 # ---- models ----
 declare -A ONNX=([fmnist]=${FMNIST_ONNX:-models/fmnist-resnet/model.onnx} [resnet224]=$W/resnet224.onnx)
-declare -A WEIGHTS=([fmnist]=/tmp/fmnist-resnet.pt [resnet224]=$W/resnet224.pt)
+# PyTorch runs the file's weights when their state_dict is at hand (train_fmnist.py leaves it in
+# /tmp), random ones of the same shapes otherwise: speed does not depend on them.
+declare -A WEIGHTS=([fmnist]=${FMNIST_WEIGHTS:-/tmp/fmnist-resnet.pt} [resnet224]=$W/resnet224.pt)
 # Split points per architecture (torch names; bench/torch_models.py maps them to ONNX tensors).
-declare -A SPLITS=([fmnist]="input layer1 layer2 layer3" [resnet224]="input layer1 layer2 layer3")
+# fmnist: not layer3, whose tail (GAP + Linear, 9 KFLOPs) is call overhead only; resnet224 has
+# one such tail (layer4: GAP + Linear 512x1000, 1 MFLOP) to show that overhead, and leaves out
+# layer1 so that a run stays near 15 minutes.
+declare -A SPLITS=([fmnist]="input stem layer1 layer2" [resnet224]="input layer2 layer3 layer4")
 if [[ " $MODELS " == *" resnet224 "* ]]; then
 	if [ ! -e "$W/resnet224.onnx" ] || [ scripts/make_bench_models.py -nt "$W/resnet224.onnx" ] ||
 	   [ bench/torch_models.py -nt "$W/resnet224.onnx" ]; then
@@ -213,16 +219,8 @@ for a in "${archs[@]}"; do
 	for s in ${SPLITS[$a]}; do [ -n "${NAME[$a/$s]:-}" ] && splits+="${splits:+,}$s"; done
 	"$PY" bench/torch_bench.py --arch "$a" --onnx "${ONNX[$a]}" --tool "$TOOL" --check \
 		--splits "$splits" --weights "${WEIGHTS[$a]}" >"$W/engine-check.jsonl" 2>/dev/null
-	python3 -c '
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[2]) if l.startswith("{")]
-ok = [r for r in rows if "error" not in r]
-worst = lambda k: max((r[k] for r in ok), default=float("nan"))
-print(f"{sys.argv[1]}: one input through all three runtimes ({sys.argv[3]}) at {len(rows)} splits: "
-      f"{len(ok)} agree; largest difference relative to the output magnitude: tailgate vs "
-      f"PyTorch {worst(\"tailgate_vs_torch\"):.1e}, ORT vs PyTorch {worst(\"ort_vs_torch\"):.1e}"
-      + "".join(f"; {r[\"split\"]}: {r[\"error\"]}" for r in rows if "error" in r) + ".")' \
-		"$a" "$W/engine-check.jsonl" "weights ${WEIGHTS[$a]}" >>"$NOTES" || log "$a: check failed"
+	python3 bench/engine_report.py --check-note "$a" "$W/engine-check.jsonl" \
+		"weights ${WEIGHTS[$a]}" >>"$NOTES" || log "$a: check failed"
 	log "$(tail -n 1 "$NOTES")"
 done
 
@@ -263,13 +261,14 @@ if [ "$VERBOSE_IMPL" = 1 ]; then
 fi
 
 # ---- table ----
-flops_kv=""
+flops_kv="" paths_kv=""
 for k in "${!FLOPS[@]}"; do flops_kv+="$k=${FLOPS[$k]} "; done
+for a in "${archs[@]}"; do paths_kv+="$a=${ONNX[$a]} "; done
 export B_COMMAND="make bench-engine (THREADS=$THREADS REPS=$REPS BATCHES='$BATCHES' MIN_TIME=$MIN_TIME)"
 export B_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 export B_CPU=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
 export B_CORES=$(nproc) B_THREADS=$THREADS B_REPS=$REPS B_PEAK=$PEAK B_FLOPS=$flops_kv
-export B_LOAD="$LOAD0 $LOAD1" B_NOTES=$NOTES
+export B_LOAD="$LOAD0 $LOAD1" B_NOTES=$NOTES B_PATHS=$paths_kv
 export B_DNNL=$(dpkg-query -W -f='${Version}' libdnnl-dev 2>/dev/null || echo '?')
 export B_TORCH=$([ $have_torch = 1 ] && "$PY" -c 'import torch; print(torch.__version__)' || echo n/a)
 export B_ORT=$([ $have_ort = 1 ] && node -p \
@@ -281,6 +280,7 @@ meta = {"command": e["B_COMMAND"], "date": e["B_DATE"], "cpu": e["B_CPU"],
         "cores": int(e["B_CORES"]), "threads": int(e["B_THREADS"]), "reps": int(e["B_REPS"]),
         "peak": json.loads(e["B_PEAK"]),
         "flops": {k: int(v) for k, v in (kv.split("=", 1) for kv in e["B_FLOPS"].split())},
+        "models": dict(kv.split("=", 1) for kv in e["B_PATHS"].split()),
         "versions": {"oneDNN (libdnnl-dev)": e["B_DNNL"], "onnxruntime-node": e["B_ORT"],
                      "PyTorch": e["B_TORCH"]},
         "load": e["B_LOAD"].split(), "notes": open(e["B_NOTES"]).read().splitlines()}
