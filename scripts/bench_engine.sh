@@ -254,7 +254,8 @@ if [ "$VERBOSE_IMPL" = 1 ]; then
 				--threads "$THREADS" --iters 1 --warmup 0 2>/dev/null |
 				awk -F, '$1 == "onednn_verbose" && $2 == "exec" { n[$4 " " $5]++ }
 					END { for (k in n) printf "%s x%d; ", k, n[k] }')
-			echo "oneDNN implementations, tailgate $a whole model batch $b (one run): ${impl%; }." \
+			echo "oneDNN primitives executed, tailgate $a whole model batch $b (plan build, whose" \
+				"reorders include the one-time weight reorders, and one run): ${impl%; }." \
 				>>"$NOTES"
 		done
 	done
@@ -264,7 +265,7 @@ fi
 flops_kv="" paths_kv=""
 for k in "${!FLOPS[@]}"; do flops_kv+="$k=${FLOPS[$k]} "; done
 for a in "${archs[@]}"; do paths_kv+="$a=${ONNX[$a]} "; done
-export B_COMMAND="make bench-engine (THREADS=$THREADS REPS=$REPS BATCHES='$BATCHES' MIN_TIME=$MIN_TIME)"
+export B_COMMAND="${FMNIST_ONNX:+FMNIST_ONNX=$FMNIST_ONNX }${FMNIST_WEIGHTS:+FMNIST_WEIGHTS=$FMNIST_WEIGHTS }make bench-engine (THREADS=$THREADS REPS=$REPS BATCHES='$BATCHES' MIN_TIME=$MIN_TIME)"
 export B_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 export B_CPU=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
 export B_CORES=$(nproc) B_THREADS=$THREADS B_REPS=$REPS B_PEAK=$PEAK B_FLOPS=$flops_kv
