@@ -182,6 +182,8 @@ struct gw_prom {
 	size_t cap, len;
 	bool overflow;
 };
+/** Append raw text (comments, JSON bodies) to p; overflow is sticky. */
+void gw_prom_printf(struct gw_prom *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** "# HELP" and "# TYPE" lines of a metric family. */
 void gw_prom_family(struct gw_prom *p, const char *name, const char *type, const char *help);
 /** One sample: name{labels} value; labels without braces, may be NULL or "". */

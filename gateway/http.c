@@ -118,8 +118,8 @@ gw_http_stop(struct gw_http *h)
 	free(h);
 }
 
-static void __attribute__((format(printf, 2, 3)))
-gw_prom_put(struct gw_prom *p, const char *fmt, ...)
+void
+gw_prom_printf(struct gw_prom *p, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -139,14 +139,14 @@ gw_prom_put(struct gw_prom *p, const char *fmt, ...)
 void
 gw_prom_family(struct gw_prom *p, const char *name, const char *type, const char *help)
 {
-	gw_prom_put(p, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	gw_prom_printf(p, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 void
 gw_prom_sample(struct gw_prom *p, const char *name, const char *labels, double v)
 {
 	if (labels && labels[0])
-		gw_prom_put(p, "%s{%s} %.17g\n", name, labels, v);
+		gw_prom_printf(p, "%s{%s} %.17g\n", name, labels, v);
 	else
-		gw_prom_put(p, "%s %.17g\n", name, v);
+		gw_prom_printf(p, "%s %.17g\n", name, v);
 }

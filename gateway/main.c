@@ -429,24 +429,6 @@ gw_feed(struct gw *g)
 
 /* ---- control plane ---- */
 
-/* Append raw text (comments, JSON) to a gw_prom buffer; overflow is sticky. */
-static void __attribute__((format(printf, 2, 3)))
-gw_put(struct gw_prom *p, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (p->overflow)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(p->buf + p->len, p->cap - p->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= p->cap - p->len) {
-		p->overflow = true;
-		return;
-	}
-	p->len += (size_t)n;
-}
 
 static void
 gw_prom_counter(struct gw_prom *p, const char *name, const char *help, double v)
@@ -555,7 +537,7 @@ gw_render_metrics(struct gw *g, struct gw_prom *p)
 	gw_prom_family(p, "tailgate_dp_drops_total", "counter",
 		       "dataplane drops by reason (see the comment line of each reason)");
 	for (unsigned d = 0; d < DP_DROP__COUNT; d++) {
-		gw_put(p, "# reason %s: %s\n", dp_drop_name((enum dp_drop)d),
+		gw_prom_printf(p, "# reason %s: %s\n", dp_drop_name((enum dp_drop)d),
 		       dp_drop_help((enum dp_drop)d));
 		snprintf(lab, sizeof(lab), "reason=\"%s\"", dp_drop_name((enum dp_drop)d));
 		gw_prom_sample(p, "tailgate_dp_drops_total", lab, (double)ds.drop[d]);
@@ -602,13 +584,13 @@ gw_render_models(struct gw *g, struct gw_prom *p)
 		{ "f32", 4 }, { "f16", 2 }, { "s8", 1 }, { "u8", 1 },
 	};
 
-	gw_put(p, "{\"generation\":%u,\"models\":[", g->cur->id);
+	gw_prom_printf(p, "{\"generation\":%u,\"models\":[", g->cur->id);
 	for (unsigned i = 0; i < g->cur->repo->n; i++) {
 		const struct gw_model *gm = &g->cur->repo->models[i];
 		struct kern_model_info info;
 
 		kern_model_get_info(gm->m, &info);
-		gw_put(p, "%s{\"id\":%u,\"name\":\"%s\",\"precision\":\"%s\",\"max_batch\":%u,"
+		gw_prom_printf(p, "%s{\"id\":%u,\"name\":\"%s\",\"precision\":\"%s\",\"max_batch\":%u,"
 		       "\"max_delay_us\":%u,\"deadline_ms\":%u,\"top_k\":%u,\"splits\":[",
 		       i ? "," : "", gm->conf.id, gm->conf.name,
 		       gm->conf.precision == KERN_PREC_INT8 ? "int8" : "f32", gm->conf.max_batch,
@@ -616,29 +598,29 @@ gw_render_models(struct gw *g, struct gw_prom *p)
 		for (unsigned k = 0; k < gm->n_splits; k++) {
 			const struct kern_split *sp = kern_model_split(gm->m, gm->splits[k]);
 
-			gw_put(p, "%s{\"split_id\":%u,\"name\":\"%s\",\"shape\":[", k ? "," : "",
+			gw_prom_printf(p, "%s{\"split_id\":%u,\"name\":\"%s\",\"shape\":[", k ? "," : "",
 			       sp->index, sp->name);
 			for (int d = 0; d < sp->ndim; d++)
-				gw_put(p, "%s%lld", d ? "," : "", (long long)sp->dims[d]);
-			gw_put(p, "],\"bytes\":{");
+				gw_prom_printf(p, "%s%lld", d ? "," : "", (long long)sp->dims[d]);
+			gw_prom_printf(p, "],\"bytes\":{");
 			for (unsigned t = 0; t < 4; t++)
-				gw_put(p, "%s\"%s\":%llu", t ? "," : "", dts[t].name,
+				gw_prom_printf(p, "%s\"%s\":%llu", t ? "," : "", dts[t].name,
 				       (unsigned long long)sp->numel * dts[t].size);
-			gw_put(p, "}}");
+			gw_prom_printf(p, "}}");
 		}
-		gw_put(p, "],\"exits\":[");
+		gw_prom_printf(p, "],\"exits\":[");
 		for (unsigned o = 0; o < info.n_outputs; o++) {
 			const struct kern_output *ko = kern_model_output(gm->m, o);
 
-			gw_put(p, "%s{\"index\":%u,\"name\":\"%s\"", o ? "," : "", o, ko->name);
+			gw_prom_printf(p, "%s{\"index\":%u,\"name\":\"%s\"", o ? "," : "", o, ko->name);
 			if (gm->exit_conf[o] <= 1.f)
-				gw_put(p, ",\"confidence\":%.3f}", gm->exit_conf[o]);
+				gw_prom_printf(p, ",\"confidence\":%.3f}", gm->exit_conf[o]);
 			else
-				gw_put(p, ",\"confidence\":null}");
+				gw_prom_printf(p, ",\"confidence\":null}");
 		}
-		gw_put(p, "]}");
+		gw_prom_printf(p, "]}");
 	}
-	gw_put(p, "]}\n");
+	gw_prom_printf(p, "]}\n");
 }
 
 static int
@@ -654,7 +636,7 @@ gw_http_render(void *ctx, const char *path, char *buf, size_t cap, size_t *len,
 		pthread_mutex_unlock(&g->gen_mu);
 		*ctype = "text/plain; version=0.0.4";
 	} else if (strcmp(path, "/healthz") == 0) {
-		gw_put(&p, "ok\n");
+		gw_prom_printf(&p, "ok\n");
 		*ctype = "text/plain";
 	} else if (strcmp(path, "/v1/models") == 0) {
 		pthread_mutex_lock(&g->gen_mu);
@@ -662,7 +644,7 @@ gw_http_render(void *ctx, const char *path, char *buf, size_t cap, size_t *len,
 		pthread_mutex_unlock(&g->gen_mu);
 		*ctype = "application/json";
 	} else {
-		gw_put(&p, "not found\n");
+		gw_prom_printf(&p, "not found\n");
 		*ctype = "text/plain";
 		*len = p.len;
 		return 404;

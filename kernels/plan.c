@@ -975,16 +975,33 @@ kp_expand_dims(const struct kern_plan *p, int v, int nd, int64_t *out)
 		out[i] = i < nd - vn ? 1 : p->sh.dims[v][i - (nd - vn)];
 }
 
+/* Value v in plain layout, seen at rank nd with dims d (leading 1s added): same bytes. */
+static int
+kp_get_plain_as(struct kern_plan *p, int v, int nd, const int64_t *d, dnnl_memory_desc_t *md,
+		dnnl_memory_t *out, const struct kern_node *n)
+{
+	dnnl_memory_desc_t pl;
+	dnnl_memory_t tmp;
+	int rc;
+
+	kp_plain_md(&pl, p->sh.ndim[v], p->sh.dims[v]);
+	rc = kp_get(p, v, &pl, &tmp, n);
+	if (rc < 0)
+		return rc;
+	kp_plain_md(md, nd, d);
+	return kp_mem_new(p, md, kp_handle(tmp), out, n);
+}
+
 static int
 kp_build_matmul(struct kern_plan *p, const struct kern_node *n)
 {
 	const struct kern_shapes *s = &p->sh;
 	int a = n->in[0], b = n->in[1], y = n->out[0], nd = s->ndim[y];
 	int64_t ad[TG_MAX_DIMS] = { 0 }, bd[TG_MAX_DIMS] = { 0 };
-	dnnl_memory_desc_t a_md, b_md, y_md, a_pl, b_pl;
+	dnnl_memory_desc_t a_md, b_md, y_md;
 	dnnl_matmul_desc_t md;
 	dnnl_primitive_desc_t pd = NULL;
-	dnnl_memory_t am, bm, dst, tmp;
+	dnnl_memory_t am, bm, dst;
 	int rc;
 
 	kp_expand_dims(p, a, nd, ad);
@@ -992,21 +1009,15 @@ kp_build_matmul(struct kern_plan *p, const struct kern_node *n)
 	kp_plain_md(&a_md, nd, ad);
 	kp_plain_md(&b_md, nd, bd);
 	kp_plain_md(&y_md, nd, s->dims[y]);
-	kp_plain_md(&a_pl, s->ndim[a], s->dims[a]);
-	kp_plain_md(&b_pl, s->ndim[b], s->dims[b]);
 	rc = kp_chk(p, dnnl_matmul_desc_init(&md, &a_md, &b_md, NULL, &y_md), n, "matmul");
 	if (rc == 0)
 		rc = kp_chk(p, dnnl_primitive_desc_create(&pd, &md, NULL, p->eng, NULL), n, "matmul pd");
 	if (rc < 0)
 		goto out;
 	/* Operands in plain layout, then viewed at the broadcast rank over the same bytes. */
-	rc = kp_get(p, a, &a_pl, &tmp, n);
+	rc = kp_get_plain_as(p, a, nd, ad, &a_md, &am, n);
 	if (rc == 0)
-		rc = kp_mem_new(p, &a_md, kp_handle(tmp), &am, n);
-	if (rc == 0)
-		rc = kp_get(p, b, &b_pl, &tmp, n);
-	if (rc == 0)
-		rc = kp_mem_new(p, &b_md, kp_handle(tmp), &bm, n);
+		rc = kp_get_plain_as(p, b, nd, bd, &b_md, &bm, n);
 	if (rc == 0)
 		rc = kp_dst(p, pd, y, &dst, n);
 	if (rc == 0) {
@@ -1062,15 +1073,7 @@ kp_build_binary(struct kern_plan *p, const struct kern_node *n, const struct kp_
 			return rc;
 		a_md = *kp_md(am);
 	} else {
-		dnnl_memory_desc_t pl;
-		dnnl_memory_t tmp;
-
-		kp_plain_md(&pl, s->ndim[a], s->dims[a]);
-		rc = kp_get(p, a, &pl, &tmp, n);
-		if (rc < 0)
-			return rc;
-		kp_plain_md(&a_md, nd, ad);
-		rc = kp_mem_new(p, &a_md, kp_handle(tmp), &am, n);
+		rc = kp_get_plain_as(p, a, nd, ad, &a_md, &am, n);
 		if (rc < 0)
 			return rc;
 	}
@@ -1080,15 +1083,7 @@ kp_build_binary(struct kern_plan *p, const struct kern_node *n, const struct kp_
 			return rc;
 		b_md = a_md;
 	} else {
-		dnnl_memory_desc_t pl;
-		dnnl_memory_t tmp;
-
-		kp_plain_md(&pl, s->ndim[b], s->dims[b]);
-		rc = kp_get(p, b, &pl, &tmp, n);
-		if (rc < 0)
-			return rc;
-		kp_plain_md(&b_md, nd, bd);
-		rc = kp_mem_new(p, &b_md, kp_handle(tmp), &bm, n);
+		rc = kp_get_plain_as(p, b, nd, bd, &b_md, &bm, n);
 		if (rc < 0)
 			return rc;
 	}
