@@ -118,11 +118,11 @@ $(BUILD)/tailgate-model: tools/tailgate_model.c $(LIBS)
 $(BUILD)/tailgate: gateway/main.c $(LIBS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
-$(BUILD)/tests/%: tests/unit/%.c tests/harness.h $(LIBS)
+$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/*.h) $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
-$(BUILD)/tests/%: tests/%.c tests/harness.h $(LIBS)
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 

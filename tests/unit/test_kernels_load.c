@@ -6,182 +6,12 @@
 #include "kernels/kernels.h"
 #include "onnx/onnx.pb-c.h"
 #include "tests/harness.h"
+#include "tests/onnx_builder.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
-
-/* ---- a tiny graph builder (test only; leaks nothing: everything lives in struct mb) ---- */
-
-enum { MB_MAX = 64 };
-
-struct mb {
-	Onnx__ModelProto model;
-	Onnx__GraphProto graph;
-	Onnx__OperatorSetIdProto opset, *opsets[1];
-	Onnx__NodeProto nodes[MB_MAX], *node_ptrs[MB_MAX];
-	Onnx__AttributeProto attrs[MB_MAX], *attr_ptrs[MB_MAX];
-	Onnx__TensorProto inits[MB_MAX], *init_ptrs[MB_MAX];
-	Onnx__ValueInfoProto vis[4], *in_ptrs[2], *out_ptrs[2];
-	Onnx__TypeProto types[4];
-	Onnx__TypeProto__Tensor ttypes[4];
-	Onnx__TensorShapeProto shapes[4];
-	Onnx__TensorShapeProto__Dimension dims[16], *dim_ptrs[16];
-	float fdata[8192];
-	int64_t idata[256];
-	char *strs[MB_MAX * 4];
-	int n_nodes, n_attrs, n_inits, n_vis, n_dims, n_f, n_i, n_s;
-};
-
-static void
-mb_init(struct mb *b, int opset)
-{
-	memset(b, 0, sizeof(*b));
-	b->model = (Onnx__ModelProto)ONNX__MODEL_PROTO__INIT;
-	b->graph = (Onnx__GraphProto)ONNX__GRAPH_PROTO__INIT;
-	b->opset = (Onnx__OperatorSetIdProto)ONNX__OPERATOR_SET_ID_PROTO__INIT;
-	b->opset.has_version = 1;
-	b->opset.version = opset;
-	b->opsets[0] = &b->opset;
-	b->model.n_opset_import = 1;
-	b->model.opset_import = b->opsets;
-	b->model.has_ir_version = 1;
-	b->model.ir_version = 7;
-	b->model.graph = &b->graph;
-	b->graph.node = b->node_ptrs;
-	b->graph.initializer = b->init_ptrs;
-	b->graph.input = b->in_ptrs;
-	b->graph.output = b->out_ptrs;
-}
-
-static char **
-mb_names(struct mb *b, const char *const *names, int n)
-{
-	char **out = &b->strs[b->n_s];
-
-	for (int i = 0; i < n; i++)
-		b->strs[b->n_s++] = (char *)names[i];
-	return out;
-}
-
-static Onnx__NodeProto *
-mb_node(struct mb *b, const char *op, const char *name, const char *const *in, int n_in,
-	const char *out)
-{
-	Onnx__NodeProto *n = &b->nodes[b->n_nodes];
-
-	*n = (Onnx__NodeProto)ONNX__NODE_PROTO__INIT;
-	n->op_type = (char *)op;
-	n->name = (char *)name;
-	n->n_input = (size_t)n_in;
-	n->input = mb_names(b, in, n_in);
-	n->n_output = 1;
-	n->output = mb_names(b, &out, 1);
-	n->attribute = &b->attr_ptrs[b->n_attrs];
-	b->node_ptrs[b->n_nodes++] = n;
-	b->graph.n_node = (size_t)b->n_nodes;
-	return n;
-}
-
-/* Attributes must be added right after their node. */
-static void
-mb_attr_ints(struct mb *b, Onnx__NodeProto *n, const char *name, const int64_t *v, int k)
-{
-	Onnx__AttributeProto *a = &b->attrs[b->n_attrs];
-
-	*a = (Onnx__AttributeProto)ONNX__ATTRIBUTE_PROTO__INIT;
-	a->name = (char *)name;
-	a->has_type = 1;
-	a->type = k == 1 ? ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT :
-			   ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
-	if (k == 1) {
-		a->has_i = 1;
-		a->i = v[0];
-	} else {
-		a->n_ints = (size_t)k;
-		a->ints = &b->idata[b->n_i];
-		memcpy(a->ints, v, (size_t)k * sizeof(int64_t));
-		b->n_i += k;
-	}
-	b->attr_ptrs[b->n_attrs++] = a;
-	n->n_attribute++;
-}
-
-static void
-mb_init_tensor(struct mb *b, const char *name, const int64_t *dims, int nd, const float *vals)
-{
-	Onnx__TensorProto *t = &b->inits[b->n_inits];
-	size_t n = 1;
-
-	*t = (Onnx__TensorProto)ONNX__TENSOR_PROTO__INIT;
-	t->name = (char *)name;
-	t->has_data_type = 1;
-	t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-	t->n_dims = (size_t)nd;
-	t->dims = &b->idata[b->n_i];
-	memcpy(t->dims, dims, (size_t)nd * sizeof(int64_t));
-	b->n_i += nd;
-	for (int i = 0; i < nd; i++)
-		n *= (size_t)dims[i];
-	t->n_float_data = n;
-	t->float_data = &b->fdata[b->n_f];
-	memcpy(t->float_data, vals, n * sizeof(float));
-	b->n_f += (int)n;
-	b->init_ptrs[b->n_inits++] = t;
-	b->graph.n_initializer = (size_t)b->n_inits;
-}
-
-static Onnx__ValueInfoProto *
-mb_vi(struct mb *b, const char *name, const int64_t *dims, int nd)
-{
-	int k = b->n_vis++;
-	Onnx__ValueInfoProto *vi = &b->vis[k];
-
-	*vi = (Onnx__ValueInfoProto)ONNX__VALUE_INFO_PROTO__INIT;
-	b->types[k] = (Onnx__TypeProto)ONNX__TYPE_PROTO__INIT;
-	b->ttypes[k] = (Onnx__TypeProto__Tensor)ONNX__TYPE_PROTO__TENSOR__INIT;
-	b->shapes[k] = (Onnx__TensorShapeProto)ONNX__TENSOR_SHAPE_PROTO__INIT;
-	vi->name = (char *)name;
-	vi->type = &b->types[k];
-	b->types[k].value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
-	b->types[k].tensor_type = &b->ttypes[k];
-	b->ttypes[k].has_elem_type = 1;
-	b->ttypes[k].elem_type = 1;
-	b->ttypes[k].shape = &b->shapes[k];
-	b->shapes[k].n_dim = (size_t)nd;
-	b->shapes[k].dim = &b->dim_ptrs[b->n_dims];
-	for (int i = 0; i < nd; i++) {
-		Onnx__TensorShapeProto__Dimension *d = &b->dims[b->n_dims];
-
-		*d = (Onnx__TensorShapeProto__Dimension)ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
-		d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-		d->dim_value = dims[i];
-		b->dim_ptrs[b->n_dims++] = d;
-	}
-	return vi;
-}
-
-static void
-mb_io(struct mb *b, const char *in, const int64_t *dims, int nd, const char *out)
-{
-	b->in_ptrs[0] = mb_vi(b, in, dims, nd);
-	b->graph.n_input = 1;
-	b->out_ptrs[b->graph.n_output++] = mb_vi(b, out, NULL, 0);
-}
-
-static int
-mb_load(struct mb *b, struct kern_model **m, struct tg_err *err)
-{
-	size_t len = onnx__model_proto__get_packed_size(&b->model);
-	uint8_t *buf = malloc(len);
-	int rc;
-
-	onnx__model_proto__pack(&b->model, buf);
-	rc = kern_model_load_mem(buf, len, "test", NULL, m, err);
-	free(buf);
-	return rc;
-}
 
 /* ---- the residual block used by several tests ----
  *   x -> Conv(w1,b1) -> BN -> Relu -> r1 -> Conv(w2) -> c2 ; Add(c2, r1) -> Relu -> y
@@ -217,17 +47,17 @@ residual_model(struct mb *b, bool with_bn)
 	Onnx__NodeProto *n;
 
 	mb_init(b, 13);
-	mb_init_tensor(b, "w1", wd, 4, w1);
-	mb_init_tensor(b, "b1", cd, 1, b1);
-	mb_init_tensor(b, "w2", wd, 4, w2);
+	mb_init_tensor(b, "w1", wd, 4, w1, NULL);
+	mb_init_tensor(b, "b1", cd, 1, b1, NULL);
+	mb_init_tensor(b, "w2", wd, 4, w2, NULL);
 	n = mb_node(b, "Conv", "conv1", (const char *const[]){ "x", "w1", "b1" }, 3,
 		    with_bn ? "c1" : "bn1");
 	mb_attr_ints(b, n, "pads", pads, 4);
 	if (with_bn) {
-		mb_init_tensor(b, "s", cd, 1, bn_s);
-		mb_init_tensor(b, "bb", cd, 1, bn_b);
-		mb_init_tensor(b, "mm", cd, 1, bn_m);
-		mb_init_tensor(b, "vv", cd, 1, bn_v);
+		mb_init_tensor(b, "s", cd, 1, bn_s, NULL);
+		mb_init_tensor(b, "bb", cd, 1, bn_b, NULL);
+		mb_init_tensor(b, "mm", cd, 1, bn_m, NULL);
+		mb_init_tensor(b, "vv", cd, 1, bn_v, NULL);
 		mb_node(b, "BatchNormalization", "bn",
 			(const char *const[]){ "c1", "s", "bb", "mm", "vv" }, 5, "bn1");
 	}
