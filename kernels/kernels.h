@@ -253,4 +253,57 @@ void kern_set_threads(unsigned n);
 int kern_model_extract(const struct kern_model *m, unsigned split, unsigned batch, uint8_t **out,
 		       size_t *len, struct tg_err *err);
 
+/* ---- offline runs over many samples: tools, tests, benchmarks (not the serving path) ---- */
+
+/**
+ * The plans of one (kind, split, precision) for running N samples in batches of B: one for
+ * the full batch and one for the remainder, built on first use and reused, so a run builds
+ * at most two plans. Zero it, set m and spec (spec.batch is ignored), release with
+ * kern_stage_free(). Thread: one owner at a time, like a plan.
+ */
+struct kern_stage {
+	const struct kern_model *m;
+	struct kern_plan_spec spec;
+	struct kern_plan *plan[2];
+	unsigned batch[2];
+};
+
+/** The stage's plan for batches of b (1 .. 2^20), built when it has none. */
+int kern_stage_plan(struct kern_stage *st, unsigned b, struct kern_plan **out,
+		    struct tg_err *err);
+void kern_stage_free(struct kern_stage *st);
+
+/** Every output of a run over N samples, full length (dims[0] = N), by ONNX name. */
+struct kern_outs {
+	unsigned n;
+	struct tg_tensor *t;	/* [n], malloc'd data */
+	char **name;		/* [n], malloc'd */
+};
+void kern_outs_free(struct kern_outs *o);
+
+/**
+ * Copy samples [first, first + b) of src (f32, dims[0] samples of the plan input's size) into
+ * input 0 of p; rows of a larger plan batch past b are zeroed (defined, don't-care).
+ * @return 0 or -EINVAL (dtype, sample size or batch do not match: err says which)
+ */
+int kern_plan_feed(struct kern_plan *p, const struct tg_tensor *src, size_t first, unsigned b,
+		   struct tg_err *err);
+
+/**
+ * Copy the first b rows of p's first n_take outputs (all when n_take is 0 or larger) to
+ * samples [first, first + b) of o, which is sized for n_samples on first use.
+ * @return 0, -EINVAL (outputs changed shape between batches), -ENOMEM
+ */
+int kern_outs_take(struct kern_outs *o, const struct kern_plan *p, unsigned n_take,
+		   size_t n_samples, size_t first, unsigned b, struct tg_err *err);
+
+/**
+ * Run the stage over every sample of x (f32 [N, ...]) in batches of b (the last one may be
+ * smaller), gathering every plan output into o (empty on entry, or filled by an earlier run
+ * with the same shapes).
+ * @return 0, or as kern_stage_plan(), kern_plan_feed(), kern_plan_run(), kern_outs_take()
+ */
+int kern_stage_run(struct kern_stage *st, unsigned b, const struct tg_tensor *x,
+		   struct kern_outs *o, struct tg_err *err);
+
 #endif

@@ -48,23 +48,6 @@ struct fx_manifest {
 	double atol, rtol;
 };
 
-/* Full-batch outputs of a run, by ONNX name. */
-struct fx_outs {
-	unsigned n;
-	char *name[FX_MAX_REFS];
-	struct tg_tensor t[FX_MAX_REFS];
-};
-
-static void
-fx_outs_free(struct fx_outs *o)
-{
-	for (unsigned i = 0; i < o->n; i++) {
-		free(o->name[i]);
-		tg_tensor_free(&o->t[i]);
-	}
-	o->n = 0;
-}
-
 static void
 fx_manifest_free(struct fx_manifest *mf)
 {
@@ -239,155 +222,12 @@ fx_close(const struct fx_manifest *mf, const struct tg_tensor *got, const struct
 	return false;
 }
 
-/* Copy samples [first, first + b) of src into the plan's input 0. */
-static int
-fx_feed(struct kern_plan *p, const struct tg_tensor *src, size_t first, unsigned b,
-	struct tg_err *err)
-{
-	struct tg_tensor in;
-	size_t per, src_per;
-	int rc = kern_plan_input(p, 0, &in);
-
-	if (rc < 0)
-		return tg_err_set(err, rc, "plan input: rc %d", rc);
-	per = tg_tensor_numel(&in) / (size_t)in.dims[0];
-	src_per = tg_tensor_numel(src) / (size_t)src->dims[0];
-	if (in.dtype != TG_DT_F32 || per != src_per || (size_t)in.dims[0] < b)
-		return tg_err_set(err, -EINVAL, "plan input is %s [%lld,...] (%zu per sample); fed "
-				  "%u samples of %zu", tg_dtype_name(in.dtype),
-				  (long long)in.dims[0], per, b, src_per);
-	memcpy(in.data, (const float *)src->data + first * per, (size_t)b * per * sizeof(float));
-	/* A bucket larger than b: the rows past b are don't-care, but keep them defined. */
-	memset((float *)in.data + (size_t)b * per, 0,
-	       ((size_t)in.dims[0] - b) * per * sizeof(float));
-	return 0;
-}
-
-/* Append the first b rows of every plan output to o (sized for n samples on first use). */
-static int
-fx_take(struct fx_outs *o, const struct kern_plan *p, size_t n, size_t first, unsigned b,
-	struct tg_err *err)
-{
-	unsigned np = kern_plan_n_outputs(p);
-
-	if (o->n == 0) {
-		if (np > FX_MAX_REFS)
-			return tg_err_set(err, -EFBIG, "%u plan outputs", np);
-		for (unsigned k = 0; k < np; k++) {
-			struct tg_tensor v;
-			const char *name = NULL;
-			int rc = kern_plan_output(p, k, &v, &name);
-
-			if (rc < 0)
-				return tg_err_set(err, rc, "plan output %u: rc %d", k, rc);
-			o->t[k] = v;
-			o->t[k].data = NULL;
-			o->t[k].dims[0] = (int64_t)n;
-			o->name[k] = strdup(name ? name : "?");
-			o->n = k + 1;
-			if (o->name[k] == NULL || tg_tensor_alloc(&o->t[k]) < 0)
-				return tg_err_set(err, -ENOMEM, "out of memory");
-		}
-	}
-	if (np != o->n)
-		return tg_err_set(err, -EINVAL, "plans of one stage disagree on outputs (%u, %u)",
-				  np, o->n);
-	for (unsigned k = 0; k < np; k++) {
-		struct tg_tensor v;
-		size_t per;
-		int rc = kern_plan_output(p, k, &v, NULL);
-
-		if (rc < 0)
-			return tg_err_set(err, rc, "plan output %u: rc %d", k, rc);
-		per = tg_tensor_bytes(&v) / (size_t)v.dims[0];
-		if (per * n != tg_tensor_bytes(&o->t[k]) || (size_t)v.dims[0] < b)
-			return tg_err_set(err, -EINVAL, "output \"%s\": shape differs between batches",
-					  o->name[k]);
-		memcpy((uint8_t *)o->t[k].data + first * per, v.data, (size_t)b * per);
-	}
-	return 0;
-}
-
-/*
- * The plans of one (kind, split), kept across checks: the head and tail checks, the
- * composition and the tail fed with the reference all reuse the same two plans (the full
- * batch and the remainder), which halves the plans built (ASan makes each one slow).
- */
-struct fx_stage {
-	const struct kern_model *m;
-	enum kern_plan_kind kind;
-	unsigned split;
-	struct kern_plan *plan[2];
-	unsigned batch[2];
-};
-
-static void
-fx_stage_free(struct fx_stage *st)
-{
-	for (int i = 0; i < 2; i++) {
-		kern_plan_free(st->plan[i]);
-		st->plan[i] = NULL;
-	}
-}
-
-static int
-fx_stage_plan(struct fx_stage *st, unsigned b, struct kern_plan **out, struct tg_err *err)
-{
-	struct kern_plan_spec spec = { .kind = st->kind, .split = st->split, .batch = b };
-	int slot, rc;
-
-	for (int i = 0; i < 2; i++)
-		if (st->plan[i] != NULL && st->batch[i] == b) {
-			*out = st->plan[i];
-			return 0;
-		}
-	slot = st->plan[0] == NULL ? 0 : 1;
-	kern_plan_free(st->plan[slot]);
-	st->plan[slot] = NULL;
-	rc = kern_plan_create(st->m, &spec, &st->plan[slot], err);
-	if (rc < 0) {
-		tg_err_prefix(err, "%s plan, split %u, batch %u: ",
-			      st->kind == KERN_PLAN_HEAD ? "head" : "tail", st->split, b);
-		return rc;
-	}
-	st->batch[slot] = b;
-	*out = st->plan[slot];
-	return 0;
-}
-
-/* Run a stage over every sample of x in batches of b (the last one may be smaller). */
-static int
-fx_run(struct fx_stage *st, unsigned b, const struct tg_tensor *x, struct fx_outs *o,
-       struct tg_err *err)
-{
-	size_t n = (size_t)x->dims[0];
-	int rc = 0;
-
-	for (size_t first = 0; first < n && rc == 0; first += b) {
-		unsigned nb = (unsigned)(n - first < b ? n - first : b);
-		struct kern_plan *p;
-
-		rc = fx_stage_plan(st, nb, &p, err);
-		if (rc < 0)
-			break;
-		rc = fx_feed(p, x, first, nb, err);
-		if (rc == 0) {
-			rc = kern_plan_run(p);
-			if (rc < 0)
-				tg_err_set(err, rc, "run: rc %d", rc);
-		}
-		if (rc == 0)
-			rc = fx_take(o, p, n, first, nb, err);
-	}
-	return rc;
-}
-
 /*
  * Compare every output in o (from index k0) that has a reference; mark the model outputs
  * seen in covered[]. @return false with why set on the first mismatch.
  */
 static bool
-fx_check_outs(struct fx_manifest *mf, const struct kern_model *m, const struct fx_outs *o,
+fx_check_outs(struct fx_manifest *mf, const struct kern_model *m, const struct kern_outs *o,
 	      unsigned k0, bool *covered, char *why, size_t len)
 {
 	struct kern_model_info mi;
@@ -447,13 +287,13 @@ fx_result(const char *check, bool ok, const char *why)
  * NULL, is the head's output already computed at batch b.
  */
 static void
-fx_compose(struct fx_manifest *mf, struct fx_stage *head, struct fx_stage *tail, unsigned b,
-	   const struct fx_outs *h_done, const char *label)
+fx_compose(struct fx_manifest *mf, struct kern_stage *head, struct kern_stage *tail, unsigned b,
+	   const struct kern_outs *h_done, const char *label)
 {
 	const struct kern_model *m = head->m;
-	unsigned s = head->split;
-	struct fx_outs h = { 0 }, t = { 0 };
-	const struct fx_outs *hp = h_done ? h_done : &h;
+	unsigned s = head->spec.split;
+	struct kern_outs h = { 0 }, t = { 0 };
+	const struct kern_outs *hp = h_done ? h_done : &h;
 	struct tg_err err = { 0 };
 	bool covered[FX_MAX_REFS] = { false };
 	char why[1024] = "", check[512];
@@ -461,16 +301,16 @@ fx_compose(struct fx_manifest *mf, struct fx_stage *head, struct fx_stage *tail,
 
 	snprintf(check, sizeof(check), "%s %u \"%s\" (batch %u)", label, s,
 		 kern_model_split(m, s)->name, b);
-	ok = (h_done != NULL || fx_run(head, b, &mf->input, &h, &err) == 0) &&
-	     fx_run(tail, b, &hp->t[0], &t, &err) == 0;
+	ok = (h_done != NULL || kern_stage_run(head, b, &mf->input, &h, &err) == 0) &&
+	     kern_stage_run(tail, b, &hp->t[0], &t, &err) == 0;
 	if (!ok)
 		snprintf(why, sizeof(why), "%s", err.msg);
 	ok = ok && fx_check_outs(mf, m, hp, 1, covered, why, sizeof(why)) &&
 	     fx_check_outs(mf, m, &t, 0, covered, why, sizeof(why)) &&
 	     fx_all_covered(mf, m, covered, why, sizeof(why));
 	fx_result(check, ok, why);
-	fx_outs_free(&h);
-	fx_outs_free(&t);
+	kern_outs_free(&h);
+	kern_outs_free(&t);
 }
 
 /* The gateway's path: a kern_tail with batch buckets, fed fewer samples than its bucket. */
@@ -481,7 +321,7 @@ fx_bucketed(struct fx_manifest *mf, const struct kern_model *m, unsigned s,
 	size_t n = (size_t)x->dims[0];
 	unsigned use = n > 1 ? (unsigned)n - 1 : 1;
 	struct kern_tail *kt = NULL;
-	struct fx_outs o = { 0 };
+	struct kern_outs o = { 0 };
 	struct tg_err err = { 0 };
 	char why[1024] = "", check[512];
 	struct kern_plan *p;
@@ -500,8 +340,8 @@ fx_bucketed(struct fx_manifest *mf, const struct kern_model *m, unsigned s,
 		snprintf(why, sizeof(why), "no plan for %u samples", use);
 		goto out;
 	}
-	if (fx_feed(p, x, 0, use, &err) < 0 || kern_plan_run(p) < 0 ||
-	    fx_take(&o, p, use, 0, use, &err) < 0) {
+	if (kern_plan_feed(p, x, 0, use, &err) < 0 || kern_plan_run(p) < 0 ||
+	    kern_outs_take(&o, p, 0, use, 0, use, &err) < 0) {
 		snprintf(why, sizeof(why), "%s", err.msg[0] ? err.msg : "run failed");
 		goto out;
 	}
@@ -523,7 +363,7 @@ fx_bucketed(struct fx_manifest *mf, const struct kern_model *m, unsigned s,
 	}
 out:
 	fx_result(check, ok, why);
-	fx_outs_free(&o);
+	kern_outs_free(&o);
 	kern_tail_free(kt);
 }
 
@@ -576,31 +416,31 @@ fx_model(const char *dir, const char *name)
 
 	/* whole: the tail from the input. */
 	{
-		struct fx_stage whole = { .m = m, .kind = KERN_PLAN_TAIL, .split = 0 };
-		struct fx_outs o = { 0 };
+		struct kern_stage whole = { .m = m, .spec = { .kind = KERN_PLAN_TAIL, .split = 0 } };
+		struct kern_outs o = { 0 };
 		bool covered[FX_MAX_REFS] = { false }, ok;
 
 		why[0] = '\0';
-		ok = fx_run(&whole, nb, &mf.input, &o, &err) == 0;
+		ok = kern_stage_run(&whole, nb, &mf.input, &o, &err) == 0;
 		if (!ok)
 			snprintf(why, sizeof(why), "%s", err.msg);
 		ok = ok && fx_check_outs(&mf, m, &o, 0, covered, why, sizeof(why)) &&
 		     fx_all_covered(&mf, m, covered, why, sizeof(why));
 		snprintf(check, sizeof(check), "whole model (batch %u)", nb);
 		fx_result(check, ok, why);
-		fx_outs_free(&o);
+		kern_outs_free(&o);
 
 		/* Sample by sample: batch-1 plans must agree with batch-N ones. */
 		memset(covered, 0, sizeof(covered));
 		why[0] = '\0';
-		ok = fx_run(&whole, 1, &mf.input, &o, &err) == 0;
+		ok = kern_stage_run(&whole, 1, &mf.input, &o, &err) == 0;
 		if (!ok)
 			snprintf(why, sizeof(why), "%s", err.msg);
 		ok = ok && fx_check_outs(&mf, m, &o, 0, covered, why, sizeof(why)) &&
 		     fx_all_covered(&mf, m, covered, why, sizeof(why));
 		fx_result("whole model (batch 1, sample by sample)", ok, why);
-		fx_outs_free(&o);
-		fx_stage_free(&whole);
+		kern_outs_free(&o);
+		kern_stage_free(&whole);
 	}
 
 	for (unsigned s = 1; s < mi.n_splits; s++)
@@ -608,15 +448,15 @@ fx_model(const char *dir, const char *name)
 	for (unsigned s = 1; s < mi.n_splits; s++) {
 		const struct kern_split *sp = kern_model_split(m, s);
 		struct fx_ref *ref = fx_find(mf.tens, mf.n_tens, sp->name);
-		struct fx_stage head = { .m = m, .kind = KERN_PLAN_HEAD, .split = s };
-		struct fx_stage tail = { .m = m, .kind = KERN_PLAN_TAIL, .split = s };
-		struct fx_outs h = { 0 }, t = { 0 };
+		struct kern_stage head = { .m = m, .spec = { .kind = KERN_PLAN_HEAD, .split = s } };
+		struct kern_stage tail = { .m = m, .spec = { .kind = KERN_PLAN_TAIL, .split = s } };
+		struct kern_outs h = { 0 }, t = { 0 };
 		bool covered[FX_MAX_REFS] = { false }, ok, head_ok;
 		char cmp[512];
 
 		/* head S: the split tensor (vs the reference, if any) and the device-side exits. */
 		why[0] = '\0';
-		head_ok = ok = fx_run(&head, nb, &mf.input, &h, &err) == 0;
+		head_ok = ok = kern_stage_run(&head, nb, &mf.input, &h, &err) == 0;
 		if (!ok)
 			snprintf(why, sizeof(why), "%s", err.msg);
 		if (ref != NULL) {
@@ -633,7 +473,7 @@ fx_model(const char *dir, const char *name)
 			/* tail S fed with PyTorch's tensor. */
 			memset(covered, 0, sizeof(covered));
 			why[0] = '\0';
-			ok = fx_run(&tail, nb, &ref->t, &t, &err) == 0;
+			ok = kern_stage_run(&tail, nb, &ref->t, &t, &err) == 0;
 			if (!ok)
 				snprintf(why, sizeof(why), "%s", err.msg);
 			ok = ok && fx_check_outs(&mf, m, &t, 0, covered, why, sizeof(why));
@@ -647,7 +487,7 @@ fx_model(const char *dir, const char *name)
 			snprintf(check, sizeof(check), "tail %u \"%s\" from the reference", s,
 				 sp->name);
 			fx_result(check, ok, why);
-			fx_outs_free(&t);
+			kern_outs_free(&t);
 		}
 		/* compose S, from the head's own tensor: every split, referenced or not. */
 		if (head_ok)
@@ -661,9 +501,9 @@ fx_model(const char *dir, const char *name)
 		if (ref != NULL && (n_ref_splits == 1 || n_ref_splits == n_refd / 2 + 1 ||
 				    n_ref_splits == n_refd))
 			fx_compose(&mf, &head, &tail, 1, NULL, "batch1 compose");
-		fx_outs_free(&h);
-		fx_stage_free(&head);
-		fx_stage_free(&tail);
+		kern_outs_free(&h);
+		kern_stage_free(&head);
+		kern_stage_free(&tail);
 	}
 
 	/* A bucket fed fewer samples than it holds, as the gateway's batches are. */

@@ -82,6 +82,19 @@ tm_parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigned long *
 	return 0;
 }
 
+/* An option's unsigned value (optarg) within [lo, hi]; a usage message naming the option
+ * and the range when it is not one. @return 0 or -EINVAL */
+static int
+tm_opt_uint(const char *cmd, const char *opt, unsigned long lo, unsigned long hi,
+	    unsigned long *out)
+{
+	if (tm_parse_uint(optarg, lo, hi, out) == 0)
+		return 0;
+	tm_usage_err(cmd, "%s: '%s' is not a number in %lu..%lu", opt, optarg ? optarg : "",
+		     lo, hi);
+	return -EINVAL;
+}
+
 static int
 tm_parse_seconds(const char *s, double *out)
 {
@@ -278,6 +291,25 @@ tm_load(const char *path, struct kern_model **m, struct tg_err *err)
 	if (rc < 0 && strstr(err->msg, path) == NULL)
 		tg_err_prefix(err, "model %s: ", path);
 	return rc;
+}
+
+/* Load MODEL and find --split in it. @return TM_EXIT_OK, or the exit code once the failure
+ * is said (the model is then freed and *m NULL). */
+static int
+tm_load_split(const char *cmd, const char *path, const char *split_arg, struct kern_model **m,
+	      int *split)
+{
+	struct tg_err err = { 0 };
+
+	if (tm_load(path, m, &err) < 0)
+		return tm_fail(&err);
+	*split = kern_model_find_split(*m, split_arg, &err);
+	if (*split < 0) {
+		kern_model_free(*m);
+		*m = NULL;
+		return tm_usage_err(cmd, "--split: %s", err.msg);
+	}
+	return TM_EXIT_OK;
 }
 
 /* "0,2" for the outputs on one side of a split, "-" for none. */
@@ -543,142 +575,7 @@ tm_prec_setup(const char *cmd, const struct kern_model *m, const char *model_pat
 	return tm_calib_synthetic(m, calib, err);
 }
 
-/*
- * The plans of one (kind, split): one for the full batch and one for the remainder, so a
- * run over N samples in batches of B builds at most two plans.
- */
-struct tm_stage {
-	const struct kern_model *m;
-	enum kern_plan_kind kind;
-	unsigned split;
-	enum kern_precision prec;
-	const struct kern_calib *calib;
-	struct kern_plan *plan[2];
-	unsigned batch[2];
-};
-
-static void
-tm_stage_free(struct tm_stage *st)
-{
-	for (int i = 0; i < 2; i++) {
-		kern_plan_free(st->plan[i]);
-		st->plan[i] = NULL;
-	}
-}
-
-static int
-tm_stage_plan(struct tm_stage *st, unsigned batch, struct kern_plan **out, struct tg_err *err)
-{
-	struct kern_plan_spec spec = { .kind = st->kind, .split = st->split, .batch = batch,
-				       .precision = st->prec, .calib = st->calib };
-	int slot, rc;
-
-	for (int i = 0; i < 2; i++)
-		if (st->plan[i] != NULL && st->batch[i] == batch) {
-			*out = st->plan[i];
-			return 0;
-		}
-	slot = st->plan[0] == NULL ? 0 : 1;
-	kern_plan_free(st->plan[slot]);
-	st->plan[slot] = NULL;
-	rc = kern_plan_create(st->m, &spec, &st->plan[slot], err);
-	if (rc < 0) {
-		tg_err_prefix(err, "%s plan at split %u, batch %u: ",
-			      st->kind == KERN_PLAN_HEAD ? "head" : "tail", st->split, batch);
-		return rc;
-	}
-	st->batch[slot] = batch;
-	*out = st->plan[slot];
-	return 0;
-}
-
-/* Copy samples [first, first + b) of src (f32, per-sample size as the plan's input) in. */
-static int
-tm_feed(struct kern_plan *p, const struct tg_tensor *src, size_t first, unsigned b,
-	struct tg_err *err)
-{
-	struct tg_tensor in;
-	size_t per, src_per;
-	int rc;
-
-	rc = kern_plan_input(p, 0, &in);
-	if (rc < 0)
-		return tg_err_set(err, rc, "plan input: %s", strerror(-rc));
-	if (in.dtype != TG_DT_F32 || in.dims[0] != (int64_t)b)
-		return tg_err_set(err, -EINVAL, "plan input is %s with batch %" PRId64
-				  ", expected f32 batch %u", tg_dtype_name(in.dtype), in.dims[0], b);
-	per = tg_tensor_numel(&in) / b;
-	src_per = tg_tensor_numel(src) / (size_t)src->dims[0];
-	if (per != src_per)
-		return tg_err_set(err, -EINVAL, "plan input takes %zu values per sample, given %zu",
-				  per, src_per);
-	memcpy(in.data, (const float *)src->data + first * per, (size_t)b * per * sizeof(float));
-	return 0;
-}
-
 /* ---- run ---- */
-
-/* Full-length outputs of a run: plan output k of every batch lands at its samples. */
-struct tm_outs {
-	unsigned n;
-	struct tg_tensor *t;	/* [n], dims[0] = samples */
-	char **name;		/* [n], ONNX names, malloc'd */
-};
-
-static void
-tm_outs_free(struct tm_outs *o)
-{
-	for (unsigned i = 0; i < o->n; i++) {
-		tg_tensor_free(&o->t[i]);
-		free(o->name[i]);
-	}
-	free(o->t);
-	free(o->name);
-	memset(o, 0, sizeof(*o));
-}
-
-/* Copy output k of plan p (a batch of b at sample first) into o, allocating on first use. */
-static int
-tm_outs_take(struct tm_outs *o, const struct kern_plan *p, unsigned n_take, size_t n_samples,
-	     size_t first, unsigned b, struct tg_err *err)
-{
-	if (o->t == NULL) {
-		o->t = calloc(n_take, sizeof(*o->t));
-		o->name = calloc(n_take, sizeof(*o->name));
-		if (o->t == NULL || o->name == NULL)
-			return tg_err_set(err, -ENOMEM, "outputs: out of memory");
-		o->n = n_take;
-	}
-	for (unsigned k = 0; k < o->n; k++) {
-		struct tg_tensor v;
-		const char *name = NULL;
-		size_t per;
-		int rc = kern_plan_output(p, k, &v, &name);
-
-		if (rc < 0)
-			return tg_err_set(err, rc, "plan output %u: %s", k, strerror(-rc));
-		if (v.ndim < 1 || v.dims[0] != (int64_t)b)
-			return tg_err_set(err, -EINVAL, "plan output %u: batch %" PRId64 ", expected %u",
-					  k, v.ndim ? v.dims[0] : 0, b);
-		if (o->t[k].data == NULL) {
-			o->t[k] = v;
-			o->t[k].data = NULL;
-			o->t[k].dims[0] = (int64_t)n_samples;
-			rc = tg_tensor_alloc(&o->t[k]);
-			if (rc < 0)
-				return tg_err_set(err, rc, "output \"%s\": out of memory", name);
-			o->name[k] = strdup(name ? name : "output");
-			if (o->name[k] == NULL)
-				return tg_err_set(err, -ENOMEM, "outputs: out of memory");
-		}
-		per = tg_tensor_bytes(&v) / b;
-		if (per * n_samples != tg_tensor_bytes(&o->t[k]) || v.dtype != o->t[k].dtype)
-			return tg_err_set(err, -EINVAL, "output \"%s\" changed shape between batches",
-					  o->name[k]);
-		memcpy((uint8_t *)o->t[k].data + first * per, v.data, (size_t)b * per);
-	}
-	return 0;
-}
 
 /* Load a .npy as f32 (f16 and f64 converted: a device may well send halves). */
 static int
@@ -828,8 +725,8 @@ tm_cmd_run(int argc, char **argv)
 	struct kern_model *m = NULL;
 	struct kern_model_info mi;
 	struct tg_tensor x = { 0 };
-	struct tm_stage st = { 0 };
-	struct tm_outs outs = { 0 };
+	struct kern_stage st = { 0 };
+	struct kern_outs outs = { 0 };
 	struct tg_err err = { 0 };
 	const struct kern_split *sp;
 	char path[4096], what[4200];
@@ -846,14 +743,12 @@ tm_cmd_run(int argc, char **argv)
 		case 'q': dtype = optarg; break;
 		case 'c': calib_path = optarg; break;
 		case 'b':
-			if (tm_parse_uint(optarg, 1, 1u << 20, &batch) < 0)
-				return tm_usage_err("run", "--batch: '%s' is not a number in 1..%u",
-						    optarg, 1u << 20);
+			if (tm_opt_uint("run", "--batch", 1, 1u << 20, &batch) < 0)
+				return TM_EXIT_USAGE;
 			break;
 		case 't':
-			if (tm_parse_uint(optarg, 0, 4096, &threads) < 0)
-				return tm_usage_err("run", "--threads: '%s' is not a number in 0..4096",
-						    optarg);
+			if (tm_opt_uint("run", "--threads", 0, 4096, &threads) < 0)
+				return TM_EXIT_USAGE;
 			break;
 		case 'h': tm_run_help(stdout); return TM_EXIT_OK;
 		default: return tm_bad_opt("run", argv, opt);
@@ -869,14 +764,10 @@ tm_cmd_run(int argc, char **argv)
 		return tm_usage_err("run", "give one of --output and --output-dir");
 
 	kern_set_threads((unsigned)threads);
-	if (tm_load(argv[optind], &m, &err) < 0)
-		return tm_fail(&err);
+	rc = tm_load_split("run", argv[optind], split_arg, &m, &split);
+	if (rc != TM_EXIT_OK)
+		return rc;
 	kern_model_get_info(m, &mi);
-	split = kern_model_find_split(m, split_arg, &err);
-	if (split < 0) {
-		kern_model_free(m);
-		return tm_usage_err("run", "--split: %s", err.msg);
-	}
 	sp = kern_model_split(m, (unsigned)split);
 	rc = tm_load_f32(in_path, &x, &err);
 	if (rc < 0)
@@ -896,23 +787,23 @@ tm_cmd_run(int argc, char **argv)
 		batch = n;
 
 	st.m = m;
-	st.kind = head ? KERN_PLAN_HEAD : KERN_PLAN_TAIL;
-	st.split = (unsigned)split;
+	st.spec.kind = head ? KERN_PLAN_HEAD : KERN_PLAN_TAIL;
+	st.spec.split = (unsigned)split;
 	if (!head) {	/* the head is the device's: it stays f32 */
-		rc = tm_prec_setup("run", m, argv[optind], dtype, calib_path, false, &st.prec,
+		rc = tm_prec_setup("run", m, argv[optind], dtype, calib_path, false, &st.spec.precision,
 				   &calib, &err);
 		if (rc < 0)
 			goto out;
-		st.calib = calib;
+		st.spec.calib = calib;
 	}
 	for (size_t first = 0; first < n; first += batch) {
 		unsigned b = (unsigned)(n - first < batch ? n - first : batch);
 		struct kern_plan *p;
 
-		rc = tm_stage_plan(&st, b, &p, &err);
+		rc = kern_stage_plan(&st, b, &p, &err);
 		if (rc < 0)
 			goto out;
-		rc = tm_feed(p, &x, first, b, &err);
+		rc = kern_plan_feed(p, &x, first, b, &err);
 		if (rc < 0)
 			goto out;
 		rc = kern_plan_run(p);
@@ -922,7 +813,7 @@ tm_cmd_run(int argc, char **argv)
 			goto out;
 		}
 		/* A head's output 0 is the split tensor; the device-side exits are not asked for. */
-		rc = tm_outs_take(&outs, p, head ? 1 : kern_plan_n_outputs(p), n, first, b, &err);
+		rc = kern_outs_take(&outs, p, head ? 1 : kern_plan_n_outputs(p), n, first, b, &err);
 		if (rc < 0)
 			goto out;
 	}
@@ -948,8 +839,8 @@ tm_cmd_run(int argc, char **argv)
 		fprintf(stderr, "wrote %s: \"%s\" %s\n", path, outs.name[k], what);
 	}
 out:
-	tm_outs_free(&outs);
-	tm_stage_free(&st);
+	kern_outs_free(&outs);
+	kern_stage_free(&st);
 	kern_calib_free(calib);
 	tg_tensor_free(&x);
 	kern_model_free(m);
@@ -1066,7 +957,7 @@ tm_cmd_eval(int argc, char **argv)
 	struct kern_model *m = NULL;
 	struct kern_model_info mi;
 	struct tg_fmnist ds = { 0 };
-	struct tm_stage head = { 0 }, tail = { 0 };
+	struct kern_stage head = { 0 }, tail = { 0 };
 	struct tg_err err = { 0 };
 	uint64_t *hits = NULL, *seen = NULL;
 	const struct kern_split *s0;
@@ -1082,19 +973,16 @@ tm_cmd_eval(int argc, char **argv)
 		case OPT_JSON: json = true; break;
 		case 's': split_arg = optarg; break;
 		case 'b':
-			if (tm_parse_uint(optarg, 1, 1u << 16, &batch) < 0)
-				return tm_usage_err("eval", "--batch: '%s' is not a number in 1..%u",
-						    optarg, 1u << 16);
+			if (tm_opt_uint("eval", "--batch", 1, 1u << 16, &batch) < 0)
+				return TM_EXIT_USAGE;
 			break;
 		case 'n':
-			if (tm_parse_uint(optarg, 1, TG_FMNIST_MAX_ITEMS, &limit) < 0)
-				return tm_usage_err("eval", "--limit: '%s' is not a number in 1..%u",
-						    optarg, (unsigned)TG_FMNIST_MAX_ITEMS);
+			if (tm_opt_uint("eval", "--limit", 1, TG_FMNIST_MAX_ITEMS, &limit) < 0)
+				return TM_EXIT_USAGE;
 			break;
 		case 't':
-			if (tm_parse_uint(optarg, 0, 4096, &threads) < 0)
-				return tm_usage_err("eval", "--threads: '%s' is not a number in 0..4096",
-						    optarg);
+			if (tm_opt_uint("eval", "--threads", 0, 4096, &threads) < 0)
+				return TM_EXIT_USAGE;
 			break;
 		case 'h': tm_eval_help(stdout); return TM_EXIT_OK;
 		default: return tm_bad_opt("eval", argv, opt);
@@ -1106,14 +994,10 @@ tm_cmd_eval(int argc, char **argv)
 		return tm_usage_err("eval", "name the data set: --fashion-mnist");
 
 	kern_set_threads((unsigned)threads);
-	if (tm_load(argv[optind], &m, &err) < 0)
-		return tm_fail(&err);
+	rc = tm_load_split("eval", argv[optind], split_arg, &m, &split);
+	if (rc != TM_EXIT_OK)
+		return rc;
 	kern_model_get_info(m, &mi);
-	split = kern_model_find_split(m, split_arg, &err);
-	if (split < 0) {
-		kern_model_free(m);
-		return tm_usage_err("eval", "--split: %s", err.msg);
-	}
 	rc = tg_fmnist_load(dir, false, limit, &ds, &err);
 	if (rc < 0)
 		goto out;
@@ -1130,13 +1014,13 @@ tm_cmd_eval(int argc, char **argv)
 	}
 	if (batch > ds.n)
 		batch = ds.n;
-	head = (struct tm_stage){ .m = m, .kind = KERN_PLAN_HEAD, .split = (unsigned)split };
-	tail = (struct tm_stage){ .m = m, .kind = KERN_PLAN_TAIL, .split = (unsigned)split };
-	rc = tm_prec_setup("eval", m, argv[optind], dtype, calib_path, false, &tail.prec, &calib,
+	head = (struct kern_stage){ .m = m, .spec = { .kind = KERN_PLAN_HEAD, .split = (unsigned)split } };
+	tail = (struct kern_stage){ .m = m, .spec = { .kind = KERN_PLAN_TAIL, .split = (unsigned)split } };
+	rc = tm_prec_setup("eval", m, argv[optind], dtype, calib_path, false, &tail.spec.precision, &calib,
 			   &err);
 	if (rc < 0)
 		goto out;
-	tail.calib = calib;
+	tail.spec.calib = calib;
 
 	t0 = tg_now_ns();
 	for (size_t first = 0; first < ds.n; first += batch) {
@@ -1144,17 +1028,17 @@ tm_cmd_eval(int argc, char **argv)
 		struct kern_plan *hp = NULL, *tp;
 		struct tg_tensor sv;
 
-		rc = tm_stage_plan(&tail, b, &tp, &err);
+		rc = kern_stage_plan(&tail, b, &tp, &err);
 		if (rc < 0)
 			goto out;
 		if (split == 0) {
-			rc = tm_feed(tp, &ds.images, first, b, &err);
+			rc = kern_plan_feed(tp, &ds.images, first, b, &err);
 		} else {
 			/* Head to the split, then its tensor into the tail, as device and gateway do. */
-			rc = tm_stage_plan(&head, b, &hp, &err);
+			rc = kern_stage_plan(&head, b, &hp, &err);
 			if (rc < 0)
 				goto out;
-			rc = tm_feed(hp, &ds.images, first, b, &err);
+			rc = kern_plan_feed(hp, &ds.images, first, b, &err);
 			if (rc < 0)
 				goto out;
 			rc = kern_plan_run(hp);
@@ -1168,7 +1052,7 @@ tm_cmd_eval(int argc, char **argv)
 				tg_err_set(&err, rc, "head output 0: %s", strerror(-rc));
 				goto out;
 			}
-			rc = tm_feed(tp, &sv, 0, b, &err);
+			rc = kern_plan_feed(tp, &sv, 0, b, &err);
 			if (rc == 0)
 				rc = tm_score(m, mi.n_outputs, hp, 1, ds.labels + first, b, hits,
 					      seen, &err);
@@ -1227,8 +1111,8 @@ tm_cmd_eval(int argc, char **argv)
 out:
 	free(hits);
 	free(seen);
-	tm_stage_free(&head);
-	tm_stage_free(&tail);
+	kern_stage_free(&head);
+	kern_stage_free(&tail);
 	kern_calib_free(calib);
 	tg_fmnist_free(&ds);
 	kern_model_free(m);
@@ -1315,14 +1199,12 @@ tm_cmd_bench(int argc, char **argv)
 		switch (opt) {
 		case 's': split_arg = optarg; break;
 		case 'b':
-			if (tm_parse_uint(optarg, 1, 1u << 16, &batch) < 0)
-				return tm_usage_err("bench", "--batch: '%s' is not a number in 1..%u",
-						    optarg, 1u << 16);
+			if (tm_opt_uint("bench", "--batch", 1, 1u << 16, &batch) < 0)
+				return TM_EXIT_USAGE;
 			break;
 		case 't':
-			if (tm_parse_uint(optarg, 0, 4096, &threads) < 0)
-				return tm_usage_err("bench", "--threads: '%s' is not a number in 0..4096",
-						    optarg);
+			if (tm_opt_uint("bench", "--threads", 0, 4096, &threads) < 0)
+				return TM_EXIT_USAGE;
 			break;
 		case OPT_SECONDS:
 			if (tm_parse_seconds(optarg, &seconds) < 0)
@@ -1330,13 +1212,12 @@ tm_cmd_bench(int argc, char **argv)
 						    optarg);
 			break;
 		case OPT_ITERS:
-			if (tm_parse_uint(optarg, 1, max_runs, &iters) < 0)
-				return tm_usage_err("bench", "--iters: '%s' is not a number in 1..%zu",
-						    optarg, max_runs);
+			if (tm_opt_uint("bench", "--iters", 1, max_runs, &iters) < 0)
+				return TM_EXIT_USAGE;
 			break;
 		case OPT_WARMUP:
-			if (tm_parse_uint(optarg, 0, 1u << 20, &warmup) < 0)
-				return tm_usage_err("bench", "--warmup: '%s' is not a number", optarg);
+			if (tm_opt_uint("bench", "--warmup", 0, 1u << 20, &warmup) < 0)
+				return TM_EXIT_USAGE;
 			break;
 		case OPT_JSON: json = true; break;
 		case OPT_DTYPE: dtype = optarg; break;
@@ -1357,13 +1238,9 @@ tm_cmd_bench(int argc, char **argv)
 		seconds = 3;
 
 	kern_set_threads((unsigned)threads);
-	if (tm_load(argv[optind], &m, &err) < 0)
-		return tm_fail(&err);
-	split = kern_model_find_split(m, split_arg, &err);
-	if (split < 0) {
-		kern_model_free(m);
-		return tm_usage_err("bench", "--split: %s", err.msg);
-	}
+	rc = tm_load_split("bench", argv[optind], split_arg, &m, &split);
+	if (rc != TM_EXIT_OK)
+		return rc;
 	spec.split = (unsigned)split;
 	spec.batch = (unsigned)batch;
 	rc = tm_prec_setup("bench", m, argv[optind], dtype, calib_path, true, &spec.precision,
@@ -1503,9 +1380,8 @@ tm_cmd_extract(int argc, char **argv)
 		switch (opt) {
 		case 's': split_arg = optarg; break;
 		case 'b':
-			if (tm_parse_uint(optarg, 1, 1u << 20, &batch) < 0)
-				return tm_usage_err("extract", "--batch: '%s' is not a number in 1..%u",
-						    optarg, 1u << 20);
+			if (tm_opt_uint("extract", "--batch", 1, 1u << 20, &batch) < 0)
+				return TM_EXIT_USAGE;
 			break;
 		case 'o': output = optarg; break;
 		case 'h': tm_extract_help(stdout); return TM_EXIT_OK;
@@ -1520,13 +1396,9 @@ tm_cmd_extract(int argc, char **argv)
 		return tm_usage_err("extract", "--batch is required");
 	if (output == NULL)
 		return tm_usage_err("extract", "--output is required");
-	if (tm_load(argv[optind], &m, &err) < 0)
-		return tm_fail(&err);
-	split = kern_model_find_split(m, split_arg, &err);
-	if (split < 0) {
-		kern_model_free(m);
-		return tm_usage_err("extract", "--split: %s", err.msg);
-	}
+	rc = tm_load_split("extract", argv[optind], split_arg, &m, &split);
+	if (rc != TM_EXIT_OK)
+		return rc;
 	rc = kern_model_extract(m, (unsigned)split, (unsigned)batch, &buf, &len, &err);
 	if (rc == 0)
 		rc = tg_file_write(output, buf, len, &err);
@@ -1597,18 +1469,16 @@ tm_cmd_calibrate(int argc, char **argv)
 		case 'i': in_path = optarg; break;
 		case 'o': out_path = optarg; break;
 		case 'n':
-			if (tm_parse_uint(optarg, 1, TG_FMNIST_MAX_ITEMS, &limit) < 0)
-				return tm_usage_err("calibrate", "--limit: '%s' is not a number in 1..%u",
-						    optarg, (unsigned)TG_FMNIST_MAX_ITEMS);
+			if (tm_opt_uint("calibrate", "--limit", 1, TG_FMNIST_MAX_ITEMS, &limit) < 0)
+				return TM_EXIT_USAGE;
 			break;
 		case 'b':
-			if (tm_parse_uint(optarg, 1, 4096, &batch) < 0)
-				return tm_usage_err("calibrate", "--batch: '%s' is not a number in 1..4096",
-						    optarg);
+			if (tm_opt_uint("calibrate", "--batch", 1, 4096, &batch) < 0)
+				return TM_EXIT_USAGE;
 			break;
 		case 't':
-			if (tm_parse_uint(optarg, 0, 4096, &threads) < 0)
-				return tm_usage_err("calibrate", "--threads: '%s' is not a number", optarg);
+			if (tm_opt_uint("calibrate", "--threads", 0, 4096, &threads) < 0)
+				return TM_EXIT_USAGE;
 			break;
 		case 'h': tm_calibrate_help(stdout); return TM_EXIT_OK;
 		default: return tm_bad_opt("calibrate", argv, opt);

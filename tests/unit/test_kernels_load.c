@@ -536,6 +536,59 @@ out:
 	kern_model_free(m);
 }
 
+/* kern_stage_run over 7 samples in batches of 3 (two plans: 3 and the remainder 1) gives
+ * each sample what the reference gives it; the head stage's split tensor feeds the tail
+ * stage; bad feeds are refused with a message. */
+static void
+test_stage_runs_samples_in_batches(void)
+{
+	enum { N = 7 };
+	struct mb b;
+	struct kern_model *m = NULL;
+	struct kern_stage whole = { 0 }, head = { 0 };
+	struct kern_outs o = { 0 }, h = { 0 };
+	struct tg_tensor x = { .dtype = TG_DT_F32, .ndim = 4, .dims = { N, C, H, W } };
+	struct tg_tensor bad = { .dtype = TG_DT_F32, .ndim = 2, .dims = { N, 5 } };
+	struct tg_err err = { 0 };
+	float ref[C * H * W], r1[C * H * W];
+	struct kern_plan *p;
+
+	residual_model(&b, true);
+	TH_CHECK_MSG(mb_load(&b, &m, &err) == 0, "%s", err.msg);
+	if (m == NULL || tg_tensor_alloc(&x) < 0 || tg_tensor_alloc(&bad) < 0)
+		goto out;
+	for (size_t i = 0; i < tg_tensor_numel(&x); i++)
+		((float *)x.data)[i] = sinf((float)i * 0.11f);
+	whole = (struct kern_stage){ .m = m, .spec = { .kind = KERN_PLAN_TAIL, .split = 0 } };
+	head = (struct kern_stage){ .m = m, .spec = { .kind = KERN_PLAN_HEAD, .split = 2 } };
+	TH_CHECK_MSG(kern_stage_run(&whole, 3, &x, &o, &err) == 0, "%s", err.msg);
+	TH_CHECK(whole.batch[0] == 3 && whole.batch[1] == 1);
+	TH_CHECK(kern_stage_run(&head, 3, &x, &h, &err) == 0);
+	TH_CHECK(o.n == 1 && o.t[0].dims[0] == N && h.n >= 1 && h.t[0].dims[0] == N);
+	for (unsigned s = 0; o.n == 1 && h.n >= 1 && s < N; s++) {
+		ref_residual((float *)x.data + s * C * H * W, ref, true, r1);
+		TH_CHECK_MSG(max_abs_diff(ref, (float *)o.t[0].data + s * C * H * W, C * H * W) <
+			     1e-4f, "sample %u", s);
+		TH_CHECK_MSG(max_abs_diff(r1, (float *)h.t[0].data + s * C * H * W, C * H * W) <
+			     1e-4f, "head, sample %u", s);
+	}
+	TH_CHECK(strcmp(o.name[0], "y") == 0);
+	/* Wrong sample size, and batch 0, are refused with a message. */
+	err.msg[0] = '\0';
+	TH_CHECK(kern_stage_plan(&whole, 3, &p, &err) == 0);
+	TH_CHECK(kern_plan_feed(p, &bad, 0, 3, &err) == -EINVAL && strstr(err.msg, "values"));
+	TH_CHECK(kern_plan_feed(p, &x, 5, 3, &err) == -EINVAL);	/* past the last sample */
+	TH_CHECK(kern_stage_plan(&whole, 0, &p, &err) == -EINVAL);
+out:
+	kern_outs_free(&o);
+	kern_outs_free(&h);
+	kern_stage_free(&whole);
+	kern_stage_free(&head);
+	tg_tensor_free(&x);
+	tg_tensor_free(&bad);
+	kern_model_free(m);
+}
+
 int
 main(void)
 {
@@ -556,5 +609,6 @@ main(void)
 	TH_RUN(test_int8_tail_tracks_fp32);
 	TH_RUN(test_load_rows_dequantizes);
 	TH_RUN(test_segments_compose_to_the_whole_model);
+	TH_RUN(test_stage_runs_samples_in_batches);
 	TH_DONE();
 }
