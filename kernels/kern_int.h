@@ -26,6 +26,13 @@
 	_(EXP, "Exp", 0, 1)                                   \
 	_(ABS, "Abs", 0, 1)                                   \
 	_(SQRT, "Sqrt", 0, 1)                                 \
+	_(NEG, "Neg", 0, 1)                                   \
+	_(RECIPROCAL, "Reciprocal", 0, 1)                     \
+	_(LOG, "Log", 0, 1)                                   \
+	_(SOFTPLUS, "Softplus", 0, 1)                         \
+	_(MISH, "Mish", 0, 1)                                 \
+	_(ROUND, "Round", 0, 1)                               \
+	_(POW, "Pow", 0, 1)                                   \
 	_(TRANSPOSE, "Transpose", 0, 1)                       \
 	_(MAXPOOL, "MaxPool", 0, 1)                           \
 	_(AVGPOOL, "AveragePool", 0, 1)                       \
@@ -35,12 +42,24 @@
 	_(MUL, "Mul", 1, 1)                                   \
 	_(SUB, "Sub", 1, 1)                                   \
 	_(DIV, "Div", 1, 1)                                   \
+	_(MAX, "Max", 0, 1)                                   \
+	_(MIN, "Min", 0, 1)                                   \
+	_(PRELU, "PRelu", 0, 1)                               \
 	_(CONCAT, "Concat", 1, 1)                             \
 	_(GEMM, "Gemm", 0, 1)                                 \
 	_(MATMUL, "MatMul", 0, 1)                             \
 	_(FLATTEN, "Flatten", 0, 1)                           \
 	_(RESHAPE, "Reshape", 1, 1)                           \
 	_(SOFTMAX, "Softmax", 0, 1)                           \
+	_(LOGSOFTMAX, "LogSoftmax", 0, 1)                     \
+	_(REDUCEMEAN, "ReduceMean", 0, 1)                     \
+	_(REDUCEMAX, "ReduceMax", 0, 1)                       \
+	_(REDUCEMIN, "ReduceMin", 0, 1)                       \
+	_(REDUCESUM, "ReduceSum", 0, 1)                       \
+	_(REDUCEPROD, "ReduceProd", 0, 1)                     \
+	_(REDUCEL1, "ReduceL1", 0, 1)                         \
+	_(REDUCEL2, "ReduceL2", 0, 1)                         \
+	_(REDUCESUMSQUARE, "ReduceSumSquare", 0, 1)           \
 	_(PAD, "Pad", 0, 1)                                   \
 	_(IDENTITY, "Identity", 1, 1)                         \
 	_(DROPOUT, "Dropout", 0, 1)                           \
@@ -123,6 +142,8 @@ struct kern_node {
 		struct { int64_t starts[TG_MAX_DIMS], ends[TG_MAX_DIMS], axes[TG_MAX_DIMS];
 			 int n; bool has; } slice;	/* opset < 10 attributes */
 		struct { int to; } cast;
+		struct { int64_t axes[TG_MAX_DIMS]; int n_axes; bool has_axes, keepdims,
+			 noop_empty; } reduce;
 	} a;
 	uint64_t flops;			/* per sample at batch 1, set by the analysis */
 };
@@ -195,5 +216,10 @@ int kern_pool_resolve(const struct kern_node *n, const int64_t *in_sp, int64_t *
 		      int64_t *out_sp);
 /* A static scalar (Clip's min and max). */
 int kern_static_float(const struct kern_shapes *s, int v, float *out);
+/** Whether a PRelu's slope is per channel (opset < 7 semantics) rather than broadcast. */
+bool kern_prelu_per_channel(const struct kern_model *m, const struct kern_shapes *s,
+			    const struct kern_node *n);
+/** Which dims of an nd-D input a Reduce* node reduces (flags). @return 0 or -EINVAL */
+int kern_reduce_axes(const struct kern_shapes *s, const struct kern_node *n, int nd, bool *red);
 
 #endif

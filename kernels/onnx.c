@@ -440,6 +440,7 @@ kern_node_attrs(struct kern_model *m, struct kern_node *n, const Onnx__NodeProto
 		n->a.axis.axis = kern_attr_int(np, "axis", 1);
 		break;
 	case KOP_SOFTMAX:
+	case KOP_LOGSOFTMAX:
 		KNOWN("axis");
 		n->a.axis.axis = kern_attr_int(np, "axis", m->opset >= 13 ? -1 : 1);
 		break;
@@ -489,6 +490,18 @@ kern_node_attrs(struct kern_model *m, struct kern_node *n, const Onnx__NodeProto
 					n->a.slice.axes[i] = i;
 			n->a.slice.n = ns;
 		}
+		break;
+	case KOP_REDUCEMEAN: case KOP_REDUCEMAX: case KOP_REDUCEMIN: case KOP_REDUCESUM:
+	case KOP_REDUCEPROD: case KOP_REDUCEL1: case KOP_REDUCEL2: case KOP_REDUCESUMSQUARE:
+		KNOWN("axes", "keepdims", "noop_with_empty_axes");
+		rc = kern_attr_ints(&c, "axes", n->a.reduce.axes, TG_MAX_DIMS);
+		if (rc < 0)
+			return rc;
+		n->a.reduce.n_axes = rc;
+		n->a.reduce.has_axes = kern_attr(np, "axes") != NULL;
+		n->a.reduce.keepdims = kern_attr_int(np, "keepdims", 1) != 0;
+		n->a.reduce.noop_empty = kern_attr_int(np, "noop_with_empty_axes", 0) != 0;
+		rc = 0;
 		break;
 	case KOP_CAST:
 		KNOWN("to");

@@ -417,6 +417,16 @@ kp_eltwise_params(const struct kern_plan *p, const struct kern_node *n, dnnl_alg
 	case KOP_EXP: *alg = dnnl_eltwise_exp; return true;
 	case KOP_ABS: *alg = dnnl_eltwise_abs; return true;
 	case KOP_SQRT: *alg = dnnl_eltwise_sqrt; return true;
+	case KOP_NEG: *alg = dnnl_eltwise_linear; *alpha = -1.f; return true;
+	case KOP_RECIPROCAL: *alg = dnnl_eltwise_pow; *alpha = 1.f; *beta = -1.f; return true;
+	case KOP_LOG: *alg = dnnl_eltwise_log; return true;
+	case KOP_SOFTPLUS: *alg = dnnl_eltwise_soft_relu; return true;
+	case KOP_MISH: *alg = dnnl_eltwise_mish; return true;
+	case KOP_ROUND: *alg = dnnl_eltwise_round; return true;	/* half to even, as ONNX */
+	case KOP_POW:
+		*alg = dnnl_eltwise_pow;
+		*alpha = 1.f;
+		return kern_static_float(&p->sh, n->in[1], beta) == 0;
 	case KOP_HARDSIGMOID:
 		*alg = dnnl_eltwise_linear;
 		*alpha = n->a.hsig.alpha;
@@ -1032,15 +1042,27 @@ out:
 	return rc;
 }
 
+static dnnl_alg_kind_t
+kp_binary_alg(enum kern_op op)
+{
+	switch (op) {
+	case KOP_ADD: return dnnl_binary_add;
+	case KOP_MUL: return dnnl_binary_mul;
+	case KOP_SUB: return dnnl_binary_sub;
+	case KOP_MAX: return dnnl_binary_max;
+	case KOP_MIN: return dnnl_binary_min;
+	default: return dnnl_binary_div;
+	}
+}
+
 static int
 kp_build_binary(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
 {
 	const struct kern_shapes *s = &p->sh;
 	int a = n->in[0], b = n->in[1], y = c->out_v, nd = s->ndim[n->out[0]];
-	bool commut = n->op == KOP_ADD || n->op == KOP_MUL;
+	bool commut = n->op == KOP_ADD || n->op == KOP_MUL || n->op == KOP_MAX || n->op == KOP_MIN;
 	int64_t ad[TG_MAX_DIMS] = { 0 }, bd[TG_MAX_DIMS] = { 0 };
-	dnnl_alg_kind_t alg = n->op == KOP_ADD ? dnnl_binary_add : n->op == KOP_MUL ? dnnl_binary_mul :
-			      n->op == KOP_SUB ? dnnl_binary_sub : dnnl_binary_div;
+	dnnl_alg_kind_t alg = kp_binary_alg(n->op);
 	dnnl_memory_desc_t a_md, b_md, dst_md;
 	dnnl_binary_desc_t bdsc;
 	dnnl_primitive_desc_t pd = NULL;
@@ -1348,6 +1370,7 @@ kp_build_concat(struct kern_plan *p, const struct kern_node *n)
 	return rc;
 }
 
+/* Softmax and LogSoftmax. */
 static int
 kp_build_softmax(struct kern_plan *p, const struct kern_node *n)
 {
@@ -1377,7 +1400,8 @@ kp_build_softmax(struct kern_plan *p, const struct kern_node *n)
 	rc = kp_mem_new(p, &md, kp_handle(src), &view, n);
 	if (rc == 0)
 		rc = kp_chk(p, dnnl_softmax_v2_forward_desc_init(&sd, dnnl_forward_inference,
-				dnnl_softmax_accurate, &md, &md, ax), n, "softmax");
+				n->op == KOP_LOGSOFTMAX ? dnnl_softmax_log : dnnl_softmax_accurate,
+				&md, &md, ax), n, "softmax");
 	if (rc == 0)
 		rc = kp_chk(p, dnnl_primitive_desc_create(&pd, &sd, NULL, p->eng, NULL), n, "softmax pd");
 	if (rc == 0) {
@@ -1412,6 +1436,118 @@ kp_build_view(struct kern_plan *p, const struct kern_node *n)
 		return rc;
 	kp_plain_md(&md, p->sh.ndim[y], p->sh.dims[y]);
 	return kp_mem_new(p, &md, kp_handle(src), &p->vmem[y], n);
+}
+
+/* PRelu: oneDNN's prelu with the slope as weights broadcast to the input's rank. */
+static int
+kp_build_prelu(struct kern_plan *p, const struct kern_node *n)
+{
+	const struct kern_shapes *s = &p->sh;
+	int x = n->in[0], y = n->out[0], nd = s->ndim[x];
+	int64_t wd[TG_MAX_DIMS];
+	dnnl_memory_desc_t w_md;
+	dnnl_prelu_desc_t pdsc;
+	dnnl_primitive_desc_t pd = NULL;
+	dnnl_memory_t src, w, dst;
+	int rc;
+
+	rc = p->vmem[x] == NULL || nd < 2 ? kp_get_plain(p, x, &src, n) : kp_get_f32(p, x, &src, n);
+	if (rc == 0) {
+		if (kern_prelu_per_channel(p->m, s, n)) {
+			for (int i = 0; i < nd; i++)
+				wd[i] = i == 1 ? s->dims[x][1] : 1;
+		} else {
+			kp_expand_dims(p, n->in[1], nd, wd);
+		}
+		rc = kp_get_plain_as(p, n->in[1], nd, wd, &w_md, &w, n);
+	}
+	if (rc == 0)
+		rc = kp_chk(p, dnnl_prelu_forward_desc_init(&pdsc, dnnl_forward_inference, kp_md(src),
+							     &w_md), n, "prelu");
+	if (rc == 0)
+		rc = kp_chk(p, dnnl_primitive_desc_create(&pd, &pdsc, NULL, p->eng, NULL), n,
+			    "prelu pd");
+	if (rc == 0)
+		rc = kp_dst(p, pd, y, &dst, n);
+	if (rc == 0) {
+		dnnl_exec_arg_t args[3] = { { DNNL_ARG_SRC, src }, { DNNL_ARG_WEIGHTS, w },
+					    { DNNL_ARG_DST, dst } };
+
+		rc = kp_push_pd(p, pd, 3, args, n);
+	}
+	if (pd)
+		dnnl_primitive_desc_destroy(pd);
+	return rc;
+}
+
+static dnnl_alg_kind_t
+kp_reduce_alg(enum kern_op op, float *pw)
+{
+	*pw = 0.f;
+	switch (op) {
+	case KOP_REDUCEMEAN: return dnnl_reduction_mean;
+	case KOP_REDUCEMAX: return dnnl_reduction_max;
+	case KOP_REDUCEMIN: return dnnl_reduction_min;
+	case KOP_REDUCEPROD: return dnnl_reduction_mul;
+	case KOP_REDUCEL1: *pw = 1.f; return dnnl_reduction_norm_lp_sum;
+	case KOP_REDUCEL2: *pw = 2.f; return dnnl_reduction_norm_lp_sum;
+	case KOP_REDUCESUMSQUARE: *pw = 2.f; return dnnl_reduction_norm_lp_power_p_sum;
+	default: return dnnl_reduction_sum;
+	}
+}
+
+/*
+ * Reduce*: a oneDNN reduction in plain layout to the keepdims shape; keepdims = 0 views the
+ * same bytes at the output's rank. Nothing reduced (noop_with_empty_axes): a view.
+ */
+static int
+kp_build_reduce(struct kern_plan *p, const struct kern_node *n)
+{
+	const struct kern_shapes *s = &p->sh;
+	int x = n->in[0], y = n->out[0], nd = s->ndim[x];
+	int64_t kd[TG_MAX_DIMS];
+	bool red[TG_MAX_DIMS], any = false;
+	dnnl_memory_desc_t kmd, ymd;
+	dnnl_reduction_desc_t rd;
+	dnnl_primitive_desc_t pd = NULL;
+	dnnl_memory_t src, dst;
+	dnnl_alg_kind_t alg;
+	float pw;
+	int rc;
+
+	if (kern_reduce_axes(s, n, nd, red) < 0)
+		return tg_err_set(p->err, -EINVAL, "node \"%s\" (%s): bad axes", n->name,
+				  kern_op_names[n->op]);
+	for (int i = 0; i < nd; i++) {
+		kd[i] = red[i] ? 1 : s->dims[x][i];
+		any |= red[i];
+	}
+	if (!any || nd == 0)
+		return kp_build_view(p, n);
+	alg = kp_reduce_alg(n->op, &pw);
+	rc = kp_get_plain(p, x, &src, n);
+	if (rc < 0)
+		return rc;
+	kp_plain_md(&kmd, nd, kd);
+	rc = kp_chk(p, dnnl_reduction_desc_init(&rd, alg, kp_md(src), &kmd, pw, 0.f), n,
+		    "reduction");
+	if (rc == 0)
+		rc = kp_chk(p, dnnl_primitive_desc_create(&pd, &rd, NULL, p->eng, NULL), n,
+			    "reduction pd");
+	if (rc == 0)
+		rc = kp_mem_new(p, &kmd, NULL, &dst, n);
+	if (rc == 0) {
+		kp_plain_md(&ymd, s->ndim[y], s->dims[y]);
+		rc = kp_mem_new(p, &ymd, kp_handle(dst), &p->vmem[y], n);
+	}
+	if (rc == 0) {
+		dnnl_exec_arg_t args[2] = { { DNNL_ARG_SRC, src }, { DNNL_ARG_DST, dst } };
+
+		rc = kp_push_pd(p, pd, 2, args, n);
+	}
+	if (pd)
+		dnnl_primitive_desc_destroy(pd);
+	return rc;
 }
 
 /* Constant Pad: the border is written once here; each run copies only the interior. */
@@ -1503,15 +1639,22 @@ kp_build_node(struct kern_plan *p, const struct kern_node *n, const struct kp_ch
 	case KOP_CONV: return kp_build_conv(p, n, c);
 	case KOP_GEMM: return kp_build_gemm(p, n, c);
 	case KOP_MATMUL: return kp_build_matmul(p, n);
-	case KOP_ADD: case KOP_MUL: case KOP_SUB: case KOP_DIV: return kp_build_binary(p, n, c);
+	case KOP_ADD: case KOP_MUL: case KOP_SUB: case KOP_DIV: case KOP_MAX: case KOP_MIN:
+		return kp_build_binary(p, n, c);
 	case KOP_RELU: case KOP_CLIP: case KOP_SIGMOID: case KOP_HARDSWISH: case KOP_HARDSIGMOID:
 	case KOP_LEAKYRELU: case KOP_ELU: case KOP_TANH: case KOP_EXP: case KOP_ABS: case KOP_SQRT:
+	case KOP_NEG: case KOP_RECIPROCAL: case KOP_LOG: case KOP_SOFTPLUS: case KOP_MISH:
+	case KOP_ROUND: case KOP_POW:
 		return kp_build_eltwise(p, n, c);
+	case KOP_PRELU: return kp_build_prelu(p, n);
+	case KOP_REDUCEMEAN: case KOP_REDUCEMAX: case KOP_REDUCEMIN: case KOP_REDUCESUM:
+	case KOP_REDUCEPROD: case KOP_REDUCEL1: case KOP_REDUCEL2: case KOP_REDUCESUMSQUARE:
+		return kp_build_reduce(p, n);
 	case KOP_TRANSPOSE: return kp_build_transpose(p, n);
 	case KOP_MAXPOOL: case KOP_AVGPOOL: case KOP_GAP: case KOP_GMP: return kp_build_pool(p, n);
 	case KOP_BN: return kp_build_bn(p, n);
 	case KOP_CONCAT: return kp_build_concat(p, n);
-	case KOP_SOFTMAX: return kp_build_softmax(p, n);
+	case KOP_SOFTMAX: case KOP_LOGSOFTMAX: return kp_build_softmax(p, n);
 	case KOP_FLATTEN: case KOP_RESHAPE: case KOP_SQUEEZE: case KOP_UNSQUEEZE:
 	case KOP_IDENTITY: case KOP_DROPOUT:
 		return kp_build_view(p, n);
@@ -1522,6 +1665,13 @@ kp_build_node(struct kern_plan *p, const struct kern_node *n, const struct kp_ch
 	}
 }
 
+static bool
+kp_is_new_eltwise(enum kern_op op)
+{
+	return op == KOP_NEG || op == KOP_RECIPROCAL || op == KOP_LOG || op == KOP_SOFTPLUS ||
+	       op == KOP_MISH || op == KOP_ROUND || op == KOP_POW;
+}
+
 /* Which ops take a fused chain of followers. */
 static bool
 kp_fuses(const struct kern_node *n)
@@ -1530,7 +1680,7 @@ kp_fuses(const struct kern_node *n)
 	       n->op == KOP_SUB || n->op == KOP_DIV || n->op == KOP_RELU || n->op == KOP_CLIP ||
 	       n->op == KOP_SIGMOID || n->op == KOP_HARDSWISH || n->op == KOP_HARDSIGMOID ||
 	       n->op == KOP_LEAKYRELU || n->op == KOP_ELU || n->op == KOP_TANH || n->op == KOP_EXP ||
-	       n->op == KOP_ABS || n->op == KOP_SQRT;
+	       n->op == KOP_ABS || n->op == KOP_SQRT || kp_is_new_eltwise(n->op);
 }
 
 static int

@@ -192,6 +192,46 @@ kern_pool_resolve(const struct kern_node *n, const int64_t *in_sp, int64_t *pads
 	return 0;
 }
 
+/* PRelu before opset 7 takes a [C] slope per channel (dim 1), not numpy-broadcast. */
+bool
+kern_prelu_per_channel(const struct kern_model *m, const struct kern_shapes *s,
+		       const struct kern_node *n)
+{
+	int x = n->in[0], w = n->in[1];
+
+	return m->opset < 7 && s->ndim[w] == 1 && s->ndim[x] >= 2 &&
+	       s->dims[w][0] == s->dims[x][1] && s->dims[w][0] != 1;
+}
+
+/*
+ * The axes a Reduce* node reduces, as flags per input dim: the attribute (opset < 18, and
+ * ReduceSum < 13) or the static second input; none given means every axis, or none at all
+ * with noop_with_empty_axes. @return 0 or -EINVAL (an axis out of range, or not static)
+ */
+int
+kern_reduce_axes(const struct kern_shapes *s, const struct kern_node *n, int nd, bool *red)
+{
+	int64_t axes[TG_MAX_DIMS];
+	int na = n->a.reduce.n_axes;
+
+	memcpy(axes, n->a.reduce.axes, sizeof(axes));
+	if (n->n_in > 1 && n->in[1] >= 0) {
+		na = kern_static_ints(s, n->in[1], axes, TG_MAX_DIMS);
+		if (na < 0)
+			return -EINVAL;
+	}
+	for (int i = 0; i < nd; i++)
+		red[i] = na == 0 && !n->a.reduce.noop_empty;
+	for (int i = 0; i < na; i++) {
+		int64_t a = kern_norm_axis(axes[i], nd);
+
+		if (a < 0 || a >= nd)
+			return -EINVAL;
+		red[a] = true;
+	}
+	return 0;
+}
+
 /* ---- data ops: output shape from input shapes ---- */
 
 static int
@@ -276,8 +316,55 @@ kern_infer_data(const struct kern_model *m, struct kern_shapes *s, const struct 
 				return BAD(n, "min and max must be constant scalars");
 		break;
 	case KOP_IDENTITY: case KOP_DROPOUT: case KOP_LEAKYRELU: case KOP_ELU:
-	case KOP_TANH: case KOP_EXP: case KOP_ABS: case KOP_SQRT:
+	case KOP_TANH: case KOP_EXP: case KOP_ABS: case KOP_SQRT: case KOP_NEG:
+	case KOP_RECIPROCAL: case KOP_LOG: case KOP_SOFTPLUS: case KOP_MISH: case KOP_ROUND:
 		break;
+	case KOP_POW: {
+		float e;
+
+		if (n->n_in < 2 || n->in[1] < 0 || kern_static_float(s, n->in[1], &e) < 0)
+			return BAD(n, "only a constant scalar exponent is supported");
+		break;
+	}
+	case KOP_PRELU: {
+		int64_t bd[TG_MAX_DIMS];
+		int bn;
+
+		if (n->n_in < 2 || n->in[1] < 0 || !s->known[n->in[1]])
+			return BAD(n, "slope missing");
+		if (kern_prelu_per_channel(m, s, n))
+			break;
+		if (kern_broadcast(s, x, n->in[1], &bn, bd) < 0 || bn != nd ||
+		    memcmp(bd, d, (size_t)nd * sizeof(int64_t)) != 0)
+			return BAD(n, "slope does not broadcast to the input");
+		break;
+	}
+	case KOP_MAX: case KOP_MIN:
+		if (n->n_in != 2 || n->in[1] < 0 || !s->known[n->in[1]])
+			return BAD(n, "only two operands are supported (%d given)", n->n_in);
+		if (kern_broadcast(s, x, n->in[1], &nd, d) < 0)
+			return BAD(n, "shapes do not broadcast");
+		break;
+	case KOP_REDUCEMEAN: case KOP_REDUCEMAX: case KOP_REDUCEMIN: case KOP_REDUCESUM:
+	case KOP_REDUCEPROD: case KOP_REDUCEL1: case KOP_REDUCEL2: case KOP_REDUCESUMSQUARE: {
+		bool red[TG_MAX_DIMS];
+
+		if (kern_reduce_axes(s, n, nd, red) < 0)
+			return BAD(n, "axes out of range, or not computable at load");
+		if (n->a.reduce.keepdims) {
+			for (int i = 0; i < nd; i++)
+				if (red[i])
+					d[i] = 1;
+		} else {
+			int k = 0;
+
+			for (int i = 0; i < nd; i++)
+				if (!red[i])
+					d[k++] = d[i];
+			nd = k;
+		}
+		break;
+	}
 	case KOP_TRANSPOSE: {
 		int64_t od[TG_MAX_DIMS];
 		bool seen[TG_MAX_DIMS] = { false };
@@ -295,7 +382,8 @@ kern_infer_data(const struct kern_model *m, struct kern_shapes *s, const struct 
 		memcpy(d, od, sizeof(od));
 		break;
 	}
-	case KOP_SOFTMAX: {
+	case KOP_SOFTMAX:
+	case KOP_LOGSOFTMAX: {
 		int64_t ax = kern_norm_axis(n->a.axis.axis, nd);
 
 		if (ax < 0 || ax >= nd)

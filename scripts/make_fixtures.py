@@ -189,6 +189,28 @@ class AvgPoolPad(nn.Module):
         return self.fc(self.flatten(self.pool(self.pool2(self.pool1(self.conv(x))))))
 
 
+class OpsMix(nn.Module):
+    """Ops custom heads and bottlenecks use beyond the ResNet/MobileNet families: PReLU per
+    channel, Mish (exported below opset 18 as Softplus -> Tanh -> Mul), torch.maximum (Max),
+    a channel RMS normalisation (Pow, ReduceMean with keepdims, Add, Sqrt, Div), the spatial
+    mean x.mean((2, 3)) (ReduceMean without keepdims) and LogSoftmax."""
+
+    def __init__(self, ncls=10):
+        super().__init__()
+        self.conv1 = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1, bias=False), nn.BatchNorm2d(8),
+                                   nn.PReLU(8))
+        self.conv2 = nn.Sequential(nn.Conv2d(8, 8, 3, 1, 1, bias=False), nn.BatchNorm2d(8),
+                                   nn.Mish())
+        self.fc = nn.Linear(8, ncls)
+        self.logsoftmax = nn.LogSoftmax(dim=1)
+
+    def forward(self, x):
+        a = self.conv1(x)
+        y = torch.maximum(self.conv2(a), a)
+        y = y / (y.pow(2).mean(1, keepdim=True) + 1e-3).sqrt()
+        return self.logsoftmax(self.fc(y.mean((2, 3))))
+
+
 # name -> (constructor, input shape, export options). "bn": keep BatchNormalization nodes.
 FIXTURES = {
     "resnet_bnfolded": dict(make=ResNetSmall, shape=(3, 16, 16), opset=13, bn=False,
@@ -206,6 +228,10 @@ FIXTURES = {
     "multiexit": dict(make=lambda: MultiExitResNet((6, 12, 24), (1, 1, 1)), shape=(1, 28, 28),
                       opset=13, bn=False, dynamic=True, outputs=["exit1", "exit2", "final"],
                       unit_input=True),
+    "opsmix": dict(make=OpsMix, shape=(3, 10, 10), opset=13, bn=False, dynamic=True,
+                   outputs=["logprobs"]),
+    "opsmix_bn_op17": dict(make=OpsMix, shape=(3, 10, 10), opset=17, bn=True, dynamic=True,
+                           outputs=["logprobs"]),
     "avgpool_pad": dict(make=AvgPoolPad, shape=(3, 12, 12), opset=13, bn=False,
                         dynamic=True, outputs=["logits"]),
 }

@@ -256,6 +256,23 @@ def _softmax(x, axis, opset):
     return e / e.sum(axis, keepdims=True)
 
 
+_UNARY = {
+    "Tanh": lambda x: __import__("numpy").tanh(x),
+    "Exp": lambda x: __import__("numpy").exp(x),
+    "Log": lambda x: __import__("numpy").log(x),
+    "Sqrt": lambda x: __import__("numpy").sqrt(x),
+    "Neg": lambda x: -x,
+    "Reciprocal": lambda x: 1.0 / x,
+    "Softplus": lambda x: __import__("numpy").logaddexp(0.0, x),
+}
+_BINARY = {
+    "Sub": lambda a, b: a - b,
+    "Div": lambda a, b: a / b,
+    "Max": lambda a, b: __import__("numpy").maximum(a, b),
+    "Min": lambda a, b: __import__("numpy").minimum(a, b),
+}
+
+
 def run(model, feeds):
     """Evaluates the graph on `feeds` ({input name: array}); returns {tensor name: array}.
 
@@ -348,6 +365,24 @@ def run(model, feeds):
             y = np.pad(ins[0], [(pads[i], pads[i + r]) for i in range(r)], constant_values=value)
         elif op == "Identity":
             y = ins[0]
+        elif op in _UNARY:
+            y = _UNARY[op](ins[0])
+        elif op in _BINARY:
+            y = _BINARY[op](ins[0], ins[1])
+        elif op == "PRelu":
+            y = np.where(ins[0] > 0, ins[0], ins[0] * ins[1])
+        elif op == "Pow":
+            y = np.power(ins[0], ins[1])
+        elif op in ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"):
+            axes = at.get("axes")
+            if axes is None and len(ins) > 1 and ins[1] is not None:
+                axes = [int(v) for v in ins[1]]
+            f = {"ReduceMean": np.mean, "ReduceSum": np.sum, "ReduceMax": np.max,
+                 "ReduceMin": np.min}[op]
+            y = f(ins[0], axis=tuple(axes) if axes else None,
+                  keepdims=bool(at.get("keepdims", 1)))
+        elif op == "LogSoftmax":
+            y = np.log(_softmax(ins[0], at.get("axis", 1 if opset < 13 else -1), opset))
         else:
             raise NotImplementedError(f"reference interpreter: op {op} (node {node.name})")
         if len(node.output) != 1:
