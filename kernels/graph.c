@@ -49,7 +49,7 @@ kern_mark_static(struct kern_model *m, struct tg_err *err)
 		for (int k = 0; k < n->n_out; k++)
 			if (n->out[k] >= 0)
 				m->values[n->out[k]].is_static = all;
-		if (!all) {	/* data nodes: extra outputs (Dropout's mask) must be unused */
+		if (!all && n->op != KOP_SPLIT) {	/* extra outputs (Dropout's mask) unused */
 			for (int k = 1; k < n->n_out; k++)
 				if (n->out[k] >= 0 && (m->values[n->out[k]].n_consumers ||
 						       m->values[n->out[k]].is_output))

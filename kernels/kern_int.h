@@ -46,6 +46,7 @@
 	_(MIN, "Min", 0, 1)                                   \
 	_(PRELU, "PRelu", 0, 1)                               \
 	_(CONCAT, "Concat", 1, 1)                             \
+	_(SPLIT, "Split", 0, 1)                               \
 	_(GEMM, "Gemm", 0, 1)                                 \
 	_(MATMUL, "MatMul", 0, 1)                             \
 	_(FLATTEN, "Flatten", 0, 1)                           \
@@ -68,7 +69,7 @@
 	_(CONSTANT, "Constant", 1, 0)                         \
 	_(SHAPE, "Shape", 1, 0)                               \
 	_(GATHER, "Gather", 1, 0)                             \
-	_(SLICE, "Slice", 1, 0)                               \
+	_(SLICE, "Slice", 1, 1)                               \
 	_(CAST, "Cast", 1, 0)
 
 enum kern_op {
@@ -80,7 +81,7 @@ enum kern_op {
 
 extern const char *const kern_op_names[KOP__COUNT];
 
-enum { KERN_MAX_IN = 8, KERN_MAX_OUT = 4 };
+enum { KERN_MAX_IN = 8, KERN_MAX_OUT = 8 };
 
 /** A tensor of the graph. */
 struct kern_value {
@@ -142,6 +143,7 @@ struct kern_node {
 		struct { int64_t starts[TG_MAX_DIMS], ends[TG_MAX_DIMS], axes[TG_MAX_DIMS];
 			 int n; bool has; } slice;	/* opset < 10 attributes */
 		struct { int to; } cast;
+		struct { int64_t axis, sizes[KERN_MAX_OUT]; int n_sizes; bool has_sizes; } split;
 		struct { int64_t axes[TG_MAX_DIMS]; int n_axes; bool has_axes, keepdims,
 			 noop_empty; } reduce;
 	} a;
@@ -219,6 +221,12 @@ int kern_static_float(const struct kern_shapes *s, int v, float *out);
 /** Whether a PRelu's slope is per channel (opset < 7 semantics) rather than broadcast. */
 bool kern_prelu_per_channel(const struct kern_model *m, const struct kern_shapes *s,
 			    const struct kern_node *n);
+/** A Slice on activations as a box (begin, count per dim). @return 0 or -EINVAL */
+int kern_slice_box(const struct kern_shapes *s, const struct kern_node *n, int nd,
+		   const int64_t *dims, int64_t *begin, int64_t *count);
+/** Sizes of a Split's outputs along its axis of length dim. @return 0 or -EINVAL */
+int kern_split_sizes(const struct kern_shapes *s, const struct kern_node *n, int64_t dim,
+		     int64_t *sizes);
 /** Which dims of an nd-D input a Reduce* node reduces (flags). @return 0 or -EINVAL */
 int kern_reduce_axes(const struct kern_shapes *s, const struct kern_node *n, int nd, bool *red);
 

@@ -503,6 +503,16 @@ kern_node_attrs(struct kern_model *m, struct kern_node *n, const Onnx__NodeProto
 		n->a.reduce.noop_empty = kern_attr_int(np, "noop_with_empty_axes", 0) != 0;
 		rc = 0;
 		break;
+	case KOP_SPLIT:
+		KNOWN("axis", "split", "num_outputs");
+		n->a.split.axis = kern_attr_int(np, "axis", 0);
+		rc = kern_attr_ints(&c, "split", n->a.split.sizes, KERN_MAX_OUT);
+		if (rc < 0)
+			return rc;
+		n->a.split.n_sizes = rc;
+		n->a.split.has_sizes = kern_attr(np, "split") != NULL;
+		rc = 0;
+		break;
 	case KOP_CAST:
 		KNOWN("to");
 		n->a.cast.to = (int)kern_attr_int(np, "to", 0);

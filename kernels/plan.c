@@ -1550,6 +1550,71 @@ kp_build_reduce(struct kern_plan *p, const struct kern_node *n)
 	return rc;
 }
 
+/*
+ * Slice and Split on activations: each output is a box of the plain input, copied out by a
+ * reorder from a sub-memory over the input's bytes (dense outputs: later ops see plain
+ * tensors of their own).
+ */
+static int
+kp_copy_box(struct kern_plan *p, const struct kern_node *n, dnnl_memory_t src, int y,
+	    const int64_t *begin, const int64_t *count)
+{
+	int nd = p->sh.ndim[n->in[0]];
+	dnnl_dims_t dd, off;
+	dnnl_memory_desc_t sub, ymd;
+	dnnl_memory_t view, dst;
+	int rc;
+
+	for (int i = 0; i < nd; i++) {
+		dd[i] = count[i];
+		off[i] = begin[i];
+	}
+	rc = kp_chk(p, dnnl_memory_desc_init_submemory(&sub, kp_md(src), dd, off), n, "sub-memory");
+	if (rc == 0)
+		rc = kp_mem_new(p, &sub, kp_handle(src), &view, n);
+	if (rc == 0) {
+		kp_plain_md(&ymd, nd, count);
+		rc = kp_mem_new(p, &ymd, NULL, &dst, n);
+	}
+	if (rc == 0)
+		rc = kp_reorder(p, view, dst, false, n);
+	if (rc == 0)
+		p->vmem[y] = dst;
+	return rc;
+}
+
+static int
+kp_build_slice(struct kern_plan *p, const struct kern_node *n)
+{
+	const struct kern_shapes *s = &p->sh;
+	int x = n->in[0], nd = s->ndim[x];
+	int64_t begin[TG_MAX_DIMS] = { 0 }, count[TG_MAX_DIMS], sizes[KERN_MAX_OUT];
+	dnnl_memory_t src;
+	int64_t ax, at = 0;
+	int rc;
+
+	rc = kp_get_plain(p, x, &src, n);
+	if (rc < 0)
+		return rc;
+	if (n->op == KOP_SLICE) {
+		if (kern_slice_box(s, n, nd, s->dims[x], begin, count) < 0)
+			return tg_err_set(p->err, -EINVAL, "node \"%s\" (Slice): bad box", n->name);
+		return kp_copy_box(p, n, src, n->out[0], begin, count);
+	}
+	ax = n->a.split.axis < 0 ? n->a.split.axis + nd : n->a.split.axis;
+	if (kern_split_sizes(s, n, s->dims[x][ax], sizes) < 0)
+		return tg_err_set(p->err, -EINVAL, "node \"%s\" (Split): bad sizes", n->name);
+	memcpy(count, s->dims[x], sizeof(count));
+	for (int k = 0; k < n->n_out && rc == 0; k++) {
+		begin[ax] = at;
+		count[ax] = sizes[k];
+		at += sizes[k];
+		if (n->out[k] >= 0 && sizes[k] > 0)
+			rc = kp_copy_box(p, n, src, n->out[k], begin, count);
+	}
+	return rc;
+}
+
 /* Constant Pad: the border is written once here; each run copies only the interior. */
 static int
 kp_build_pad(struct kern_plan *p, const struct kern_node *n)
@@ -1659,6 +1724,7 @@ kp_build_node(struct kern_plan *p, const struct kern_node *n, const struct kp_ch
 	case KOP_IDENTITY: case KOP_DROPOUT:
 		return kp_build_view(p, n);
 	case KOP_PAD: return kp_build_pad(p, n);
+	case KOP_SLICE: case KOP_SPLIT: return kp_build_slice(p, n);
 	default:
 		return tg_err_set(p->err, -ENOTSUP, "node \"%s\" (%s): not executable", n->name,
 				  kern_op_names[n->op]);

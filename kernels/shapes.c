@@ -204,6 +204,94 @@ kern_prelu_per_channel(const struct kern_model *m, const struct kern_shapes *s,
 }
 
 /*
+ * A Slice on activations, as a box: begin[i] and count[i] for every dim of the nd-D input
+ * dims (untouched dims: 0 and dims[i]). starts/ends/axes/steps come from the attributes
+ * (opset < 10) or constant inputs; only step 1 is supported (a box is a sub-memory).
+ * @return 0 or -EINVAL
+ */
+int
+kern_slice_box(const struct kern_shapes *s, const struct kern_node *n, int nd,
+	       const int64_t *dims, int64_t *begin, int64_t *count)
+{
+	int64_t st[TG_MAX_DIMS], en[TG_MAX_DIMS], ax[TG_MAX_DIMS], sp[TG_MAX_DIMS];
+	int ns;
+
+	for (int i = 0; i < nd; i++) {
+		begin[i] = 0;
+		count[i] = dims[i];
+	}
+	if (n->a.slice.has) {
+		ns = n->a.slice.n;
+		memcpy(st, n->a.slice.starts, sizeof(st));
+		memcpy(en, n->a.slice.ends, sizeof(en));
+		memcpy(ax, n->a.slice.axes, sizeof(ax));
+		for (int i = 0; i < ns; i++)
+			sp[i] = 1;
+	} else {
+		if (n->n_in < 3 || n->in[1] < 0 || n->in[2] < 0)
+			return -EINVAL;
+		ns = kern_static_ints(s, n->in[1], st, TG_MAX_DIMS);
+		if (ns < 0 || kern_static_ints(s, n->in[2], en, TG_MAX_DIMS) != ns)
+			return -EINVAL;
+		for (int i = 0; i < ns; i++) {
+			ax[i] = i;
+			sp[i] = 1;
+		}
+		if (n->n_in > 3 && n->in[3] >= 0 && kern_static_ints(s, n->in[3], ax, TG_MAX_DIMS) != ns)
+			return -EINVAL;
+		if (n->n_in > 4 && n->in[4] >= 0 && kern_static_ints(s, n->in[4], sp, TG_MAX_DIMS) != ns)
+			return -EINVAL;
+	}
+	for (int i = 0; i < ns; i++) {
+		int64_t a = kern_norm_axis(ax[i], nd), len, b, e;
+
+		if (a < 0 || a >= nd || sp[i] != 1)
+			return -EINVAL;
+		len = dims[a];
+		b = st[i] < 0 ? st[i] + len : st[i];
+		e = en[i] < 0 ? en[i] + len : en[i];
+		b = b < 0 ? 0 : b > len ? len : b;
+		e = e < 0 ? 0 : e > len ? len : e;
+		begin[a] = b;
+		count[a] = e > b ? e - b : 0;
+	}
+	return 0;
+}
+
+/* The sizes of a Split's outputs along its axis: given, or equal parts. @return 0 or -EINVAL */
+int
+kern_split_sizes(const struct kern_shapes *s, const struct kern_node *n, int64_t dim,
+		 int64_t *sizes)
+{
+	int k = n->a.split.n_sizes;
+	int64_t sum = 0;
+
+	memcpy(sizes, n->a.split.sizes, sizeof(n->a.split.sizes));
+	if (n->n_in > 1 && n->in[1] >= 0) {
+		k = kern_static_ints(s, n->in[1], sizes, KERN_MAX_OUT);
+		if (k < 0)
+			return -EINVAL;
+	}
+	if (k == 0) {	/* equal parts; the last one smaller when they do not divide (opset 18) */
+		int64_t part = (dim + n->n_out - 1) / n->n_out;
+
+		for (int i = 0; i < n->n_out; i++) {
+			sizes[i] = dim - sum < part ? dim - sum : part;
+			sum += sizes[i];
+		}
+		return sum == dim ? 0 : -EINVAL;
+	}
+	if (k != n->n_out)
+		return -EINVAL;
+	for (int i = 0; i < k; i++) {
+		if (sizes[i] < 0)
+			return -EINVAL;
+		sum += sizes[i];
+	}
+	return sum == dim ? 0 : -EINVAL;
+}
+
+/*
  * The axes a Reduce* node reduces, as flags per input dim: the attribute (opset < 18, and
  * ReduceSum < 13) or the static second input; none given means every axis, or none at all
  * with noop_with_empty_axes. @return 0 or -EINVAL (an axis out of range, or not static)
@@ -345,6 +433,28 @@ kern_infer_data(const struct kern_model *m, struct kern_shapes *s, const struct 
 		if (kern_broadcast(s, x, n->in[1], &nd, d) < 0)
 			return BAD(n, "shapes do not broadcast");
 		break;
+	case KOP_SLICE: {
+		int64_t begin[TG_MAX_DIMS];
+
+		if (kern_slice_box(s, n, nd, s->dims[x], begin, d) < 0)
+			return BAD(n, "starts/ends/axes must be constants, steps 1 (on activations)");
+		break;
+	}
+	case KOP_SPLIT: {
+		int64_t ax = kern_norm_axis(n->a.split.axis, nd), sizes[KERN_MAX_OUT];
+
+		if (ax < 0 || ax >= nd)
+			return BAD(n, "axis out of range");
+		if (kern_split_sizes(s, n, d[ax], sizes) < 0)
+			return BAD(n, "split sizes must be constants adding up to %lld over %d outputs",
+				   (long long)d[ax], n->n_out);
+		for (int k = 0; k < n->n_out; k++) {
+			d[ax] = sizes[k];
+			if (n->out[k] >= 0)
+				kern_set_shape(s, n->out[k], nd, d);
+		}
+		return 0;
+	}
 	case KOP_REDUCEMEAN: case KOP_REDUCEMAX: case KOP_REDUCEMIN: case KOP_REDUCESUM:
 	case KOP_REDUCEPROD: case KOP_REDUCEL1: case KOP_REDUCEL2: case KOP_REDUCESUMSQUARE: {
 		bool red[TG_MAX_DIMS];

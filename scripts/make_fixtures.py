@@ -211,6 +211,35 @@ class OpsMix(nn.Module):
         return self.logsoftmax(self.fc(y.mean((2, 3))))
 
 
+class ShuffleUnit(nn.Module):
+    """ShuffleNetV2's unit: channel split (`chunk` -> Split), a 1x1 / depthwise 3x3 / 1x1
+    branch on one half, Concat, channel shuffle (Reshape -> 5-D Transpose -> Reshape), then a
+    crop by slicing activations (`x[:, :, 1:-1, 1:-1]` -> Slice with constant bounds) and an
+    uneven `torch.split(x, [4, 12], 1)` (-> Split) put back in the other order."""
+
+    def __init__(self, ncls=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16),
+                                  nn.ReLU(inplace=True))
+        self.branch = nn.Sequential(
+            nn.Conv2d(8, 8, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU(inplace=True),
+            nn.Conv2d(8, 8, 3, 1, 1, groups=8, bias=False), nn.BatchNorm2d(8),
+            nn.Conv2d(8, 8, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU(inplace=True))
+        self.pool = nn.AvgPool2d(4, count_include_pad=False)   # 8x8 -> 2x2 (no Pad node)
+        self.fc = nn.Linear(16 * 2 * 2, ncls)
+
+    def forward(self, x):
+        x = self.stem(x)
+        a, b = x.chunk(2, dim=1)
+        x = torch.cat([a, self.branch(b)], 1)
+        n, c, h, w = x.shape
+        x = x.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+        x = x[:, :, 1:-1, 1:-1]
+        p, q = torch.split(x, [4, 12], dim=1)
+        x = torch.cat([q, p], 1)
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
 # name -> (constructor, input shape, export options). "bn": keep BatchNormalization nodes.
 FIXTURES = {
     "resnet_bnfolded": dict(make=ResNetSmall, shape=(3, 16, 16), opset=13, bn=False,
@@ -232,6 +261,10 @@ FIXTURES = {
                    outputs=["logprobs"]),
     "opsmix_bn_op17": dict(make=OpsMix, shape=(3, 10, 10), opset=17, bn=True, dynamic=True,
                            outputs=["logprobs"]),
+    "shuffle": dict(make=ShuffleUnit, shape=(3, 10, 10), opset=13, bn=False, dynamic=True,
+                    outputs=["logits"]),
+    "shuffle_op11": dict(make=ShuffleUnit, shape=(3, 10, 10), opset=11, bn=True, dynamic=True,
+                         outputs=["logits"]),
     "avgpool_pad": dict(make=AvgPoolPad, shape=(3, 12, 12), opset=13, bn=False,
                         dynamic=True, outputs=["logits"]),
 }

@@ -267,7 +267,7 @@ _UNARY = {
 }
 _BINARY = {
     "Sub": lambda a, b: a - b,
-    "Div": lambda a, b: a / b,
+    "Div": lambda a, b: (a // b) if a.dtype.kind in "iu" and b.dtype.kind in "iu" else a / b,
     "Max": lambda a, b: __import__("numpy").maximum(a, b),
     "Min": lambda a, b: __import__("numpy").minimum(a, b),
 }
@@ -381,6 +381,32 @@ def run(model, feeds):
                  "ReduceMin": np.min}[op]
             y = f(ins[0], axis=tuple(axes) if axes else None,
                   keepdims=bool(at.get("keepdims", 1)))
+        elif op == "Cast":
+            # float64 stands for every float type here (the reference is computed in float64)
+            to = {1: np.float64, 10: np.float64, 11: np.float64, 6: np.int32, 7: np.int64,
+                  9: np.bool_}[at["to"]]
+            y = ins[0].astype(to)
+        elif op == "Transpose":
+            y = np.transpose(ins[0], at.get("perm"))
+        elif op == "Slice":
+            starts, ends = [int(v) for v in ins[1]], [int(v) for v in ins[2]]
+            axes = [int(v) for v in ins[3]] if len(ins) > 3 and ins[3] is not None else list(range(len(starts)))
+            steps = [int(v) for v in ins[4]] if len(ins) > 4 and ins[4] is not None else [1] * len(starts)
+            box = [slice(None)] * ins[0].ndim
+            for a, b, e, st in zip(axes, starts, ends, steps):
+                box[a] = slice(b, e, st)
+            y = ins[0][tuple(box)]
+        elif op == "Split":
+            ax = at.get("axis", 0)
+            sizes = at.get("split")
+            if sizes is None and len(ins) > 1 and ins[1] is not None:
+                sizes = [int(v) for v in ins[1]]
+            if sizes is None:
+                sizes = [ins[0].shape[ax] // len(node.output)] * len(node.output)
+            cuts = np.cumsum(sizes)[:-1]
+            for name, part in zip(node.output, np.split(ins[0], cuts, axis=ax)):
+                env[name] = part
+            continue
         elif op == "LogSoftmax":
             y = np.log(_softmax(ins[0], at.get("axis", 1 if opset < 13 else -1), opset))
         else:
