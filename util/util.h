@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /**
  * An error an operator can read. Callers pass one (or NULL) to functions that can fail for
@@ -141,5 +142,70 @@ int tg_fmnist_images_parse(const uint8_t *buf, size_t len, const char *what, siz
 /** As tg_fmnist_images_parse() for an idx1 label file: *labels malloc'd, *n its length. */
 int tg_fmnist_labels_parse(const uint8_t *buf, size_t len, const char *what, size_t limit,
 			   uint8_t **labels, size_t *n, struct tg_err *err);
+
+
+/* ---- HDR latency histogram (HdrHistogram's bucketing: fixed relative precision) ---- */
+
+/**
+ * Counts of integer values (e.g. microseconds) in [1, highest], each recorded with a
+ * relative error of at most 10^-sigfigs: 2^k sub-buckets per power of two, as HdrHistogram
+ * (Gil Tene) lays them out, so its percentile files (.hgrm) read the same. The counts array
+ * is allocated once by tg_hdr_init(); recording allocates nothing. Thread: one owner.
+ */
+struct tg_hdr {
+	int64_t lowest;			/* smallest distinguishable value (>= 1) */
+	int64_t highest;		/* largest trackable value; larger ones are clamped */
+	int sigfigs;			/* significant decimal digits, 1..5 */
+	int unit_magnitude;		/* floor(log2(lowest)) */
+	int sub_bucket_half_count_magnitude;
+	int32_t sub_bucket_count;	/* 2^(magnitude + 1) */
+	int32_t sub_bucket_half_count;
+	int64_t sub_bucket_mask;
+	int32_t bucket_count;
+	int32_t counts_len;
+	int64_t *counts;		/* counts_len slots, malloc'd */
+	int64_t total;			/* values recorded */
+	int64_t clamped;		/* values over highest, recorded as highest */
+	int64_t min, max;		/* exact extremes recorded (after clamping) */
+	double sum;			/* for the mean */
+	double sum_sq;			/* for the standard deviation */
+};
+
+/**
+ * @param lowest   >= 1
+ * @param highest  >= 2 * lowest
+ * @param sigfigs  1..5
+ * @return 0, -EINVAL (bounds), -ENOMEM
+ */
+int tg_hdr_init(struct tg_hdr *h, int64_t lowest, int64_t highest, int sigfigs);
+/** Release the counts; h may be NULL or never initialised (zeroed). */
+void tg_hdr_fini(struct tg_hdr *h);
+/** Forget every value, keep the layout. */
+void tg_hdr_reset(struct tg_hdr *h);
+/** Record v count times (v < lowest counts as lowest, > highest as highest). */
+void tg_hdr_record_n(struct tg_hdr *h, int64_t v, int64_t count);
+static inline void
+tg_hdr_record(struct tg_hdr *h, int64_t v)
+{
+	tg_hdr_record_n(h, v, 1);
+}
+/** Add every count of src to dst (same lowest, highest and sigfigs). @return 0 or -EINVAL. */
+int tg_hdr_add(struct tg_hdr *dst, const struct tg_hdr *src);
+/**
+ * The value at percentile p (0..100): the highest value equivalent to the recorded value
+ * below which p % of the values lie (HdrHistogram's getValueAtPercentile). 0 when empty.
+ */
+int64_t tg_hdr_value_at(const struct tg_hdr *h, double p);
+double tg_hdr_mean(const struct tg_hdr *h);
+double tg_hdr_stddev(const struct tg_hdr *h);
+/** Whether a and b fall in the same bucket (they are recorded as the same value). */
+bool tg_hdr_equivalent(const struct tg_hdr *h, int64_t a, int64_t b);
+/**
+ * Write the percentile distribution in HdrHistogram's text format (.hgrm: "Value Percentile
+ * TotalCount 1/(1-Percentile)" lines, ticks_per_half 5 as its tools use, then the
+ * Mean/Max/Buckets footer), values divided by scale (1000: microseconds shown as ms).
+ * @return 0 or -EIO
+ */
+int tg_hdr_write_hgrm(const struct tg_hdr *h, FILE *f, double scale, int ticks_per_half);
 
 #endif
