@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <string.h>
 
+enum { TGC_MIN_TIMER_MS = 20 };	/* docs/protocol.md 12.2: the request timer's floor */
+
 void
 tgc_pacer_init(struct tgc_pacer *p, uint32_t kbps, uint32_t burst, uint64_t now_ns)
 {
@@ -72,6 +74,14 @@ tgc_nack_mark(const struct proto_nack *n, uint16_t count, uint64_t *resend)
 			}
 		}
 	return marked;
+}
+
+uint64_t
+tgc_timer_us(uint32_t rtt_us, uint16_t nack_gap_ms, uint32_t srv_us)
+{
+	uint64_t us = 2ull * (rtt_us ? rtt_us : 1000u) + 1000ull * nack_gap_ms + srv_us;
+
+	return us < TGC_MIN_TIMER_MS * 1000u ? TGC_MIN_TIMER_MS * 1000u : us;
 }
 
 unsigned

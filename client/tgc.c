@@ -18,7 +18,6 @@
 enum {
 	TGC_MAX_ADVICE = 16,		/* models whose last advice is remembered */
 	TGC_MSG_CAP = 16 << 20,		/* largest raw tensor buffered, whatever the gateway takes */
-	TGC_MIN_TIMER_MS = 20,		/* docs/protocol.md 12.2: the request timer's floor */
 };
 
 struct tgc_advice {
@@ -445,19 +444,14 @@ tgc_send_all(struct tgc *c, unsigned n, bool resend, struct tgc_result *res)
 	return 0;
 }
 
-/* docs/protocol.md 12.2: 2 x RTT + nack_gap + the expected server time, at least 20 ms. */
+/* docs/protocol.md 12.2: the configured timer, else tgc_timer_us(). */
 static uint64_t
 tgc_timer_ns(const struct tgc *c, const struct proto_catalog_entry *e)
 {
-	uint64_t us;
-
 	if (c->cfg.request_timeout_ms != 0)
 		return (uint64_t)c->cfg.request_timeout_ms * 1000000u;
-	us = 2ull * (c->cfg.profile.rtt_us ? c->cfg.profile.rtt_us : 1000u) +
-	     1000ull * c->gw.nack_gap_ms + (c->srv_us ? c->srv_us : e->tail_us);
-	if (us < TGC_MIN_TIMER_MS * 1000u)
-		us = TGC_MIN_TIMER_MS * 1000u;
-	return us * 1000u;
+	return tgc_timer_us(c->cfg.profile.rtt_us, c->gw.nack_gap_ms,
+			    c->srv_us ? c->srv_us : e->tail_us) * 1000u;
 }
 
 static void

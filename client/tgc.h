@@ -178,6 +178,43 @@ uint8_t tgc_split_for(const struct tgc *c, uint16_t model_id, uint8_t dflt);
 /** Counters since tgc_open(), copied into *out. */
 void tgc_stats(const struct tgc *c, struct tgc_stats *out);
 
+/* ---- pieces of the request logic shared with tailgate-bench (loadgen/): no network ---- */
+
+/*
+ * Token bucket in bytes: refilled at rate_bps / 8 bytes per second, holding at most burst
+ * bytes. A datagram of n bytes may leave when the bucket holds n (or, for n > burst, when
+ * it is full; the debt is then carried), and takes n tokens. rate 0: unpaced.
+ */
+struct tgc_pacer {
+	uint64_t rate_bps;		/* bits per second; 0 = unpaced */
+	double burst;			/* bucket depth, bytes */
+	double tokens;			/* current fill, bytes; may go negative (debt) */
+	uint64_t last_ns;		/* time of the last refill */
+};
+
+/** A pacer at kbps (0 unpaced), starting full, with burst bytes of depth (>= 1 datagram). */
+void tgc_pacer_init(struct tgc_pacer *p, uint32_t kbps, uint32_t burst, uint64_t now_ns);
+/** Nanoseconds to wait from now_ns before n bytes may be sent; 0 = now. */
+uint64_t tgc_pacer_delay(struct tgc_pacer *p, uint32_t n, uint64_t now_ns);
+/** Take n bytes' tokens at now_ns (call when sending). */
+void tgc_pacer_take(struct tgc_pacer *p, uint32_t n, uint64_t now_ns);
+
+/**
+ * Mark in resend (bit i of word i / 64) the chunks a NACK lists for a message of count
+ * chunks. A NACK about another chunk count (not this message) or with ranges past count is
+ * ignored entirely.
+ * @return chunks newly marked (0 for an ignored NACK)
+ */
+unsigned tgc_nack_mark(const struct proto_nack *n, uint16_t count, uint64_t *resend);
+
+/**
+ * The first request timer of docs/protocol.md 12.2, in microseconds: 2 x RTT (1 ms when
+ * rtt_us is 0) + the gateway's NACK gap + the expected server time (srv_us: a smoothed
+ * queue + compute of recent answers, else the catalog's tail_us), at least 20 ms. Each
+ * timeout doubles it.
+ */
+uint64_t tgc_timer_us(uint32_t rtt_us, uint16_t nack_gap_ms, uint32_t srv_us);
+
 /* ---- running the head on the device (oneDNN, the gateway's own engine) ---- */
 
 /**
