@@ -25,7 +25,7 @@ LDFLAGS_ALL := $(LDFLAGS_BASE) $(SANFLAGS) $(LDFLAGS)
 LDLIBS_ALL := -ldnnl -lgomp -lmicrohttpd -lprotobuf-c -llz4 -luring -lz -lm $(LDLIBS)
 
 # Modules in link order (a module may use those after it). One folder, one library.
-MODULE_ORDER := gateway client scheduler kernels dataplane proto util
+MODULE_ORDER := gateway loadgen client scheduler kernels dataplane proto util
 MODULES := $(foreach m,$(MODULE_ORDER),$(if $(wildcard $(m)/*.c),$(m)))
 LIBS := $(foreach m,$(MODULES),$(BUILD)/lib/libtg_$(m).a)
 
@@ -48,6 +48,7 @@ TGC_MODULES := client kernels proto util
 TGC_LIBS := $(BUILD)/lib/libtailgate-client.a $(BUILD)/lib/libtailgate-client.so
 TOOLS := $(if $(wildcard tools/tailgate_model.c),$(BUILD)/tailgate-model) \
 	$(if $(wildcard gateway/main.c),$(BUILD)/tailgate) \
+	$(if $(wildcard tools/tailgate_bench.c),$(BUILD)/tailgate-bench) \
 	$(if $(wildcard client/*.c),$(BUILD)/tgc-example $(TGC_LIBS))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 TEST_PROGS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/*.c))
@@ -115,6 +116,10 @@ $(BUILD)/tgc-example: tools/tgc_example.c $(LIBS)
 $(BUILD)/tailgate-model: tools/tailgate_model.c $(LIBS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
+# The load tester (loadgen/, README "Load testing with tailgate-bench").
+$(BUILD)/tailgate-bench: tools/tailgate_bench.c $(LIBS)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
+
 $(BUILD)/tailgate: gateway/main.c $(LIBS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
@@ -161,6 +166,6 @@ bench-engine: all
 
 clean:
 	rm -rf build/obj build/pic build/lib build/tests build/gen build/fuzz build/fuzz-replay \
-		build/san build/tailgate-model build/tailgate build/tgc-example build/bench/kudp-recv
+		build/san build/tailgate-model build/tailgate build/tailgate-bench build/tgc-example build/bench/kudp-recv
 
 -include $(shell find $(BUILD)/obj $(BUILD)/pic -name '*.d' 2>/dev/null)

@@ -1,0 +1,366 @@
+/*
+ * The bench's inputs, built once before any load: every image's REQUEST datagrams at every
+ * (split, dtype) the mix uses, and the engine's own answer for exactly those bytes. Init
+ * code: allocates, runs the engine; nothing here runs during a phase.
+ */
+#include "loadgen/loadgen.h"
+#include "kernels/kernels.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+enum { LG_BATCH = 64 };	/* samples per engine run: the shipped model's max_batch */
+
+static int
+lg_arena_append(struct lg_inputs *in, const struct proto_dgram *dg, unsigned n, struct tg_err *err)
+{
+	size_t need = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		need += dg[i].len;
+	if (in->arena_len + need > in->arena_cap) {
+		size_t cap = in->arena_cap ? in->arena_cap : 1 << 20;
+		uint8_t *a;
+
+		while (cap < in->arena_len + need)
+			cap *= 2;
+		a = realloc(in->arena, cap);
+		if (a == NULL)
+			return tg_err_set(err, -ENOMEM, "inputs: %zu bytes of datagrams", cap);
+		in->arena = a;
+		in->arena_cap = cap;
+	}
+	if (in->n_dg + n > in->cap_dg) {
+		size_t cap = in->cap_dg ? in->cap_dg : 4096;
+		struct lg_dgram_ref *d;
+
+		while (cap < in->n_dg + n)
+			cap *= 2;
+		d = realloc(in->dg, cap * sizeof(*d));
+		if (d == NULL)
+			return tg_err_set(err, -ENOMEM, "inputs: %zu datagram refs", cap);
+		in->dg = d;
+		in->cap_dg = cap;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		memcpy(in->arena + in->arena_len, dg[i].data, dg[i].len);
+		in->dg[in->n_dg++] = (struct lg_dgram_ref){ .off = in->arena_len, .len = dg[i].len };
+		in->arena_len += dg[i].len;
+	}
+	return 0;
+}
+
+/* The tail plan output that is the model's final exit: the one with the most FLOPs. */
+static int
+lg_final_output(const struct kern_model *m, struct kern_plan *p, unsigned *out,
+		struct tg_err *err)
+{
+	struct kern_model_info info;
+	uint64_t best_flops = 0;
+	bool found = false;
+
+	kern_model_get_info(m, &info);
+	for (unsigned k = 0; k < kern_plan_n_outputs(p); k++) {
+		struct tg_tensor v;
+		const char *name = NULL;
+
+		if (kern_plan_output(p, k, &v, &name) < 0 || name == NULL)
+			continue;
+		for (unsigned o = 0; o < info.n_outputs; o++) {
+			const struct kern_output *ko = kern_model_output(m, o);
+
+			if (strcmp(ko->name, name) == 0 && (!found || ko->flops > best_flops)) {
+				best_flops = ko->flops;
+				*out = k;
+				found = true;
+			}
+		}
+	}
+	return found ? 0 : tg_err_set(err, -EINVAL, "model: no exit after the split");
+}
+
+static uint8_t
+lg_argmax(const float *x, size_t n)
+{
+	size_t best = 0;
+
+	for (size_t i = 1; i < n; i++)
+		if (x[i] > x[best])
+			best = i;
+	return (uint8_t)best;
+}
+
+struct lg_build {			/* scratch of one split's build */
+	const struct kern_model *m;
+	const struct lg_inputs_cfg *cfg;
+	unsigned split;
+	const struct kern_split *ks;
+	struct kern_tail *tail;
+	uint8_t *q;			/* one quantized sample */
+	uint8_t *out;			/* one sample's datagrams */
+	size_t out_cap;
+	struct proto_dgram *dg;
+	unsigned max_dg;
+};
+
+/* One dtype for a batch of b samples (rows: f32 split tensors): datagrams and offline. */
+static int
+lg_build_dtype(struct lg_inputs *in, struct lg_build *bd, unsigned dtype, const float *rows,
+	       unsigned first, unsigned b, struct tg_err *err)
+{
+	size_t numel = bd->ks->numel, bytes = numel * proto_dtype_size(dtype);
+	struct kern_plan *p = kern_tail_plan(bd->tail, b);
+	struct tg_tensor v;
+	unsigned fin = 0;
+	int rc;
+
+	if (p == NULL)
+		return tg_err_set(err, -EINVAL, "tail from split %u: no plan for %u", bd->split, b);
+	rc = lg_final_output(bd->m, p, &fin, err);
+	if (rc < 0)
+		return rc;
+	for (unsigned i = 0; i < b; i++) {
+		const float *x = rows + (size_t)i * numel;
+		struct proto_hdr h = { .client_id = 1, .request_id = 1, .session_id = 1 };
+		struct proto_request rq = { .top_k = 1, .flags = PROTO_RF_NO_EARLY_EXIT };
+		struct lg_msg *msg = &in->msg[bd->split][dtype][first + i];
+		const void *raw = x;
+		unsigned n_dg = 0;
+
+		rq.c.model_id = bd->cfg->model_id;
+		rq.c.split_id = (uint8_t)bd->split;
+		rq.c.t.dtype = (uint8_t)dtype;
+		rq.c.t.ndim = (uint8_t)bd->ks->ndim;
+		for (int d = 0; d < bd->ks->ndim; d++)
+			rq.c.t.dims[d] = (uint32_t)bd->ks->dims[d];
+		rq.c.t.raw_total = (uint32_t)bytes;
+		rq.c.t.scale = 1.0f;
+		if (dtype != PROTO_DT_F32) {
+			rc = proto_quant_params(dtype, x, numel, &rq.c.t.scale, &rq.c.t.zero_point);
+			if (rc == 0)
+				rc = proto_quantize(dtype, x, numel, rq.c.t.scale, rq.c.t.zero_point,
+						    bd->q);
+			if (rc < 0)
+				return tg_err_set(err, rc, "split %u: quantizing to dtype %u failed",
+						  bd->split, dtype);
+			raw = bd->q;
+		}
+		rc = proto_request_chunk(&h, &rq, raw, in->max_dgram, true, bd->out, bd->out_cap,
+					 bd->dg, bd->max_dg, &n_dg);
+		if (rc < 0)
+			return tg_err_set(err, rc, "split %u dtype %u: chunking failed", bd->split,
+					  dtype);
+		msg->first_dg = (uint32_t)in->n_dg;
+		msg->n_dg = (uint16_t)n_dg;
+		if (n_dg > in->max_chunks)
+			in->max_chunks = (uint16_t)n_dg;
+		rc = lg_arena_append(in, bd->dg, n_dg, err);
+		if (rc < 0)
+			return rc;
+		/* The same bytes, dequantized by the gateway's own loader. */
+		rc = kern_plan_load_rows(p, 0, i, 1, (enum tg_dtype)dtype, raw, rq.c.t.scale,
+					 rq.c.t.zero_point);
+		if (rc < 0)
+			return tg_err_set(err, rc, "split %u: loading row %u failed", bd->split, i);
+	}
+	if (kern_plan_run(p) != 0)
+		return tg_err_set(err, -EIO, "tail from split %u: the engine failed", bd->split);
+	rc = kern_plan_output(p, fin, &v, NULL);
+	if (rc < 0)
+		return tg_err_set(err, rc, "tail from split %u: no output", bd->split);
+	for (unsigned i = 0; i < b; i++) {
+		size_t per = tg_tensor_numel(&v) / (size_t)v.dims[0];
+		uint8_t pred = lg_argmax((const float *)v.data + (size_t)i * per, per);
+
+		in->msg[bd->split][dtype][first + i].offline = pred;
+		in->offline_hits += pred == in->labels[first + i];
+		in->offline_total++;
+	}
+	return 0;
+}
+
+/* Every dtype of one split, over all images, in batches. */
+static int
+lg_build_split(struct lg_inputs *in, struct lg_build *bd, const struct tg_fmnist *ds,
+	       struct tg_err *err)
+{
+	struct kern_plan_spec hspec = { .kind = KERN_PLAN_HEAD, .split = bd->split };
+	struct kern_plan_spec tspec = { .kind = KERN_PLAN_TAIL, .split = bd->split };
+	struct kern_tail *head = NULL;
+	size_t in_numel = kern_model_split(bd->m, 0)->numel, bytes;
+	unsigned k;
+	size_t b_max;
+	int rc;
+
+	rc = kern_tail_create(bd->m, &tspec, LG_BATCH, &bd->tail, err);
+	if (rc < 0)
+		return tg_err_prefix(err, "tail from split %u: ", bd->split);
+	if (bd->split > 0) {
+		rc = kern_tail_create(bd->m, &hspec, LG_BATCH, &head, err);
+		if (rc < 0) {
+			tg_err_prefix(err, "head to split %u: ", bd->split);
+			goto out;
+		}
+	}
+	bytes = bd->ks->numel * sizeof(float);
+	rc = proto_chunk_bound(PROTO_T_REQUEST, PROTO_DT_F32, bytes, in->max_dgram, &k, &b_max);
+	if (rc < 0 || k > PROTO_MAX_CHUNKS) {
+		rc = tg_err_set(err, -EINVAL, "split %u: %zu bytes do not chunk", bd->split, bytes);
+		goto out;
+	}
+	/* f32 bounds every narrower dtype: fewer bytes, never more chunks. */
+	bd->q = malloc(bytes);
+	bd->out = malloc(b_max);
+	bd->dg = calloc(k, sizeof(*bd->dg));
+	bd->out_cap = b_max;
+	bd->max_dg = k;
+	if (bd->q == NULL || bd->out == NULL || bd->dg == NULL) {
+		rc = tg_err_set(err, -ENOMEM, "split %u: scratch", bd->split);
+		goto out;
+	}
+	for (unsigned dt = PROTO_DT_F32; dt < PROTO_DT__COUNT; dt++) {
+		if (!(in->dtype_mask & (1u << dt)))
+			continue;
+		in->msg[bd->split][dt] = calloc(in->n_items, sizeof(struct lg_msg));
+		if (in->msg[bd->split][dt] == NULL) {
+			rc = tg_err_set(err, -ENOMEM, "split %u: messages", bd->split);
+			goto out;
+		}
+	}
+	for (unsigned first = 0; first < in->n_items; first += LG_BATCH) {
+		unsigned b = in->n_items - first < LG_BATCH ? in->n_items - first : LG_BATCH;
+		const float *imgs = (const float *)ds->images.data + (size_t)first * in_numel;
+		const float *rows = imgs;
+
+		if (head != NULL) {
+			struct kern_plan *hp = kern_tail_plan(head, b);
+			struct tg_tensor v;
+
+			if (hp == NULL || kern_plan_input(hp, 0, &v) < 0) {
+				rc = tg_err_set(err, -EIO, "head to split %u: no plan", bd->split);
+				goto out;
+			}
+			memcpy(v.data, imgs, (size_t)b * in_numel * sizeof(float));
+			if (kern_plan_run(hp) != 0 || kern_plan_output(hp, 0, &v, NULL) < 0) {
+				rc = tg_err_set(err, -EIO, "head to split %u: the engine failed",
+						bd->split);
+				goto out;
+			}
+			rows = v.data;
+		}
+		for (unsigned dt = PROTO_DT_F32; dt < PROTO_DT__COUNT; dt++) {
+			if (!(in->dtype_mask & (1u << dt)))
+				continue;
+			rc = lg_build_dtype(in, bd, dt, rows, first, b, err);
+			if (rc < 0)
+				goto out;
+		}
+	}
+	rc = 0;
+out:
+	free(bd->q);
+	free(bd->out);
+	free(bd->dg);
+	bd->q = bd->out = NULL;
+	bd->dg = NULL;
+	kern_tail_free(head);
+	kern_tail_free(bd->tail);
+	bd->tail = NULL;
+	return rc;
+}
+
+int
+lg_inputs_build(struct lg_inputs **out, const struct lg_inputs_cfg *cfg, struct tg_err *err)
+{
+	struct lg_inputs *in;
+	struct kern_model *m = NULL;
+	struct kern_model_info info;
+	struct tg_fmnist ds = { 0 };
+	char path[4096];
+	struct stat stb;
+	uint64_t t0 = tg_now_ns();
+	int rc;
+
+	if (cfg->model == NULL || cfg->split_mask == 0 || cfg->dtype_mask == 0)
+		return tg_err_set(err, -EINVAL, "inputs: a model, splits and dtypes are required");
+	if (cfg->dtype_mask & ~(((1u << PROTO_DT__COUNT) - 1) & ~1u))
+		return tg_err_set(err, -EINVAL, "inputs: dtype mask 0x%x", cfg->dtype_mask);
+	in = calloc(1, sizeof(*in));
+	if (in == NULL)
+		return tg_err_set(err, -ENOMEM, "inputs: out of memory");
+	in->split_mask = cfg->split_mask;
+	in->dtype_mask = cfg->dtype_mask;
+	in->max_dgram = cfg->max_dgram ? cfg->max_dgram : PROTO_DEFAULT_DGRAM;
+	if (stat(cfg->model, &stb) == 0 && S_ISDIR(stb.st_mode))
+		snprintf(path, sizeof(path), "%s/model.onnx", cfg->model);
+	else
+		snprintf(path, sizeof(path), "%s", cfg->model);
+	kern_set_threads(cfg->threads);
+	rc = kern_model_load(path, NULL, &m, err);
+	if (rc < 0)
+		goto out_free;
+	kern_model_get_info(m, &info);
+	for (unsigned s = 0; s < 64; s++)
+		if ((cfg->split_mask >> s & 1) && s >= info.n_splits) {
+			rc = tg_err_set(err, -EINVAL, "split %u: %s has splits 0..%u", s, path,
+					info.n_splits - 1);
+			goto out_model;
+		}
+	if (kern_model_split(m, 0)->numel != TG_FMNIST_ROWS * TG_FMNIST_COLS) {
+		rc = tg_err_set(err, -EINVAL, "%s: input is not one 28x28 image", path);
+		goto out_model;
+	}
+	rc = tg_fmnist_load(cfg->dataset_dir, false, cfg->n_images, &ds, err);
+	if (rc < 0)
+		goto out_model;
+	in->n_items = (unsigned)ds.n;
+	in->labels = malloc(ds.n);
+	if (in->labels == NULL) {
+		rc = tg_err_set(err, -ENOMEM, "inputs: labels");
+		goto out_ds;
+	}
+	memcpy(in->labels, ds.labels, ds.n);
+	for (unsigned s = 0; s < 64; s++) {
+		struct lg_build bd = { .m = m, .cfg = cfg, .split = s };
+
+		if (!(cfg->split_mask >> s & 1))
+			continue;
+		bd.ks = kern_model_split(m, s);
+		if (bd.ks->ndim > PROTO_MAX_DIMS) {
+			rc = tg_err_set(err, -EINVAL, "split %u: %d dims", s, bd.ks->ndim);
+			goto out_ds;
+		}
+		rc = lg_build_split(in, &bd, &ds, err);
+		if (rc < 0)
+			goto out_ds;
+	}
+	in->build_s = (double)(tg_now_ns() - t0) / 1e9;
+	tg_fmnist_free(&ds);
+	kern_model_free(m);
+	*out = in;
+	return 0;
+
+out_ds:
+	tg_fmnist_free(&ds);
+out_model:
+	kern_model_free(m);
+out_free:
+	lg_inputs_free(in);
+	return rc;
+}
+
+void
+lg_inputs_free(struct lg_inputs *in)
+{
+	if (in == NULL)
+		return;
+	for (unsigned s = 0; s < 64; s++)
+		for (unsigned d = 0; d < PROTO_DT__COUNT; d++)
+			free(in->msg[s][d]);
+	free(in->labels);
+	free(in->dg);
+	free(in->arena);
+	free(in);
+}

@@ -1,0 +1,1130 @@
+/*
+ * The bench's event loop: every device is a small state machine driven by a timer heap
+ * (next chunk its uplink allows, request timer, HELLO retry) and by the datagrams recvmmsg
+ * hands back, demultiplexed by client id. One connected UDP socket carries every device:
+ * the gateway binds a session to (client id, source address), so devices sharing an address
+ * stay distinct. Datagrams leave in sendmmsg bursts, copied from the prepared inputs with
+ * the device's ids patched in. Buffers, devices, bitmaps and the arrival backlog are
+ * allocated at lg_run_create(); a phase allocates nothing.
+ */
+#include "loadgen/loadgen.h"
+#include "client/tgc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+	LG_TX_BURST = 64,		/* datagrams per sendmmsg */
+	LG_RX_BURST = 64,		/* datagrams per recvmmsg */
+	LG_TX_LEN = 1500,		/* largest datagram sent (inputs are cut for <= this) */
+	LG_RX_LEN = 2048,		/* answers are one small datagram; longer ones are refused */
+	LG_HELLO_TRIES = 4,
+	LG_HELLO_TIMEOUT_MS = 200,	/* as the client library: doubling per try */
+	LG_BACKLOG = 1 << 20,		/* arrivals waiting for an idle device */
+	LG_SOCKBUF = 8 << 20,
+};
+
+enum lg_state {
+	LG_DS_NEW,			/* HELLO not sent yet */
+	LG_DS_HELLO,			/* HELLO sent, waiting for the reply */
+	LG_DS_IDLE,			/* has a session, no request */
+	LG_DS_BUSY,			/* a request open */
+	LG_DS_FAILED,			/* HELLO refused or unanswered */
+};
+
+struct lg_dev {
+	uint32_t client_id;
+	uint64_t session;
+	struct lg_profile prof;
+	struct tgc_pacer pacer;
+	uint8_t state;			/* enum lg_state */
+	uint8_t hello_tries;
+	uint8_t timeouts;		/* timers fired for the open request */
+	bool rehello;			/* a request waits for a re-HELLO */
+	bool measured;			/* the open request counts (scheduled after the warm-up) */
+	uint32_t hello_nonce;
+	uint32_t req_id;
+	uint32_t item;
+	const struct lg_msg *msg;
+	uint64_t sched_ns;		/* the open request's scheduled time */
+	uint64_t timer_ns;		/* its current timer length */
+	uint64_t timeout_at;		/* 0 while chunks remain to send */
+	uint64_t quiet_until;		/* ERRORs for the last whole resend are ignored until */
+	uint64_t wake_ns;		/* heap key */
+	int32_t heap_pos;		/* -1 when not in the heap */
+	uint16_t cursor;		/* lowest chunk that may still be pending */
+	uint16_t sent_hw;		/* chunks below this were sent before: resends */
+	int32_t held;			/* chunk held back by the reorder impairment; -1 none */
+	uint32_t srv_us;		/* smoothed server time of its answers */
+	uint64_t *pending;		/* chunks still to send, bit i of word i / 64 */
+};
+
+struct lg_run {
+	struct lg_config cfg;
+	int fd;
+	struct lg_dev *dev;
+	unsigned n_dev;
+	uint64_t *bitmaps;		/* n_dev x words */
+	unsigned words;
+	struct proto_limits rx_lim;
+	struct proto_hello_reply gw;	/* the first HELLO_REPLY (entries NULL) */
+	bool have_gw;
+	uint32_t tail_us[64];		/* catalog tail estimate per split, a timer seed */
+	struct lg_rng rng;		/* items, fates */
+	/* timer heap of device indices, by wake_ns */
+	uint32_t *heap;
+	unsigned heap_n;
+	/* idle devices, FIFO so that every device gets its turn */
+	uint32_t *idle;
+	unsigned idle_head, idle_n;
+	/* arrivals waiting for an idle device: scheduled times */
+	uint64_t *backlog;
+	unsigned bl_head, bl_n;
+	/* outgoing burst */
+	uint8_t (*tx)[LG_TX_LEN];
+	struct mmsghdr txm[LG_TX_BURST];
+	struct iovec txv[LG_TX_BURST];
+	unsigned tx_n;
+	/* incoming burst */
+	uint8_t (*rx)[LG_RX_LEN];
+	struct mmsghdr rxm[LG_RX_BURST];
+	struct iovec rxv[LG_RX_BURST];
+	uint32_t next_req;
+	unsigned busy;			/* devices with a request open (or re-HELLOing) */
+	unsigned hello_open;		/* devices in NEW or HELLO state */
+	unsigned hello_failed;
+	uint8_t hello_fail_status;
+	uint64_t now;
+	/* the phase */
+	struct lg_results *res;
+	uint64_t measure_from;
+	uint64_t last_done;
+	uint64_t last_sched;
+	bool closed;			/* closed loop: each answer schedules the next request */
+	bool arrivals_on;
+};
+
+/* ---- small pieces ---- */
+
+static void
+lg_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static void
+lg_be64(uint8_t *p, uint64_t v)
+{
+	lg_be32(p, (uint32_t)(v >> 32));
+	lg_be32(p + 4, (uint32_t)v);
+}
+
+static size_t
+lg_words(unsigned count)
+{
+	return (count + 63u) / 64u;
+}
+
+static bool
+lg_bit(const uint64_t *b, unsigned i)
+{
+	return b[i / 64] >> (i % 64) & 1;
+}
+
+/* ---- timer heap ---- */
+
+static void
+lg_heap_swap(struct lg_run *r, unsigned a, unsigned b)
+{
+	uint32_t t = r->heap[a];
+
+	r->heap[a] = r->heap[b];
+	r->heap[b] = t;
+	r->dev[r->heap[a]].heap_pos = (int32_t)a;
+	r->dev[r->heap[b]].heap_pos = (int32_t)b;
+}
+
+static void
+lg_heap_up(struct lg_run *r, unsigned i)
+{
+	while (i > 0) {
+		unsigned p = (i - 1) / 2;
+
+		if (r->dev[r->heap[p]].wake_ns <= r->dev[r->heap[i]].wake_ns)
+			break;
+		lg_heap_swap(r, i, p);
+		i = p;
+	}
+}
+
+static void
+lg_heap_down(struct lg_run *r, unsigned i)
+{
+	for (;;) {
+		unsigned l = 2 * i + 1, m = i;
+
+		if (l < r->heap_n && r->dev[r->heap[l]].wake_ns < r->dev[r->heap[m]].wake_ns)
+			m = l;
+		if (l + 1 < r->heap_n && r->dev[r->heap[l + 1]].wake_ns < r->dev[r->heap[m]].wake_ns)
+			m = l + 1;
+		if (m == i)
+			return;
+		lg_heap_swap(r, i, m);
+		i = m;
+	}
+}
+
+static void
+lg_wake_at(struct lg_run *r, struct lg_dev *d, uint64_t when)
+{
+	d->wake_ns = when;
+	if (d->heap_pos < 0) {
+		d->heap_pos = (int32_t)r->heap_n;
+		r->heap[r->heap_n++] = (uint32_t)(d - r->dev);
+		lg_heap_up(r, (unsigned)d->heap_pos);
+	} else {
+		lg_heap_up(r, (unsigned)d->heap_pos);
+		lg_heap_down(r, (unsigned)d->heap_pos);
+	}
+}
+
+static void
+lg_wake_cancel(struct lg_run *r, struct lg_dev *d)
+{
+	unsigned i = (unsigned)d->heap_pos;
+
+	if (d->heap_pos < 0)
+		return;
+	d->heap_pos = -1;
+	if (i == --r->heap_n)
+		return;
+	r->heap[i] = r->heap[r->heap_n];
+	r->dev[r->heap[i]].heap_pos = (int32_t)i;
+	lg_heap_up(r, i);
+	lg_heap_down(r, i);
+}
+
+/* ---- sending ---- */
+
+static void
+lg_tx_flush(struct lg_run *r)
+{
+	unsigned done = 0;
+
+	while (done < r->tx_n) {
+		int n = sendmmsg(r->fd, r->txm + done, r->tx_n - done, 0);
+
+		if (n > 0) {
+			done += (unsigned)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		/* ENOBUFS, ECONNREFUSED (an ICMP error from an earlier send): this datagram is
+		 * lost like any other; timers recover it. */
+		if (r->res != NULL)
+			r->res->send_errors++;
+		done++;
+	}
+	r->tx_n = 0;
+}
+
+/* Queue one datagram (a prepared one, or NULL data to use the slot as it is). */
+static uint8_t *
+lg_tx_slot(struct lg_run *r, uint32_t len)
+{
+	uint8_t *b;
+
+	if (r->tx_n == LG_TX_BURST)
+		lg_tx_flush(r);
+	b = r->tx[r->tx_n];
+	r->txv[r->tx_n].iov_len = len;
+	r->tx_n++;
+	if (r->res != NULL)
+		r->res->bytes_sent += len;
+	return b;
+}
+
+static void
+lg_send_hello(struct lg_run *r, struct lg_dev *d)
+{
+	struct proto_hdr h = { .client_id = d->client_id, .request_id = ++d->hello_nonce,
+			       .session_id = d->session };
+	struct proto_hello m = { .uplink_kbps = d->prof.uplink_kbps, .slo_us = d->prof.deadline_us,
+				 .max_dgram = (uint16_t)r->cfg.in->max_dgram };
+	uint8_t *b = lg_tx_slot(r, PROTO_HELLO_MIN_DGRAM);
+	int n = proto_encode_hello(b, PROTO_HELLO_MIN_DGRAM, &h, &m, PROTO_HELLO_MIN_DGRAM);
+
+	if (n != PROTO_HELLO_MIN_DGRAM)
+		r->tx_n--;	/* cannot happen: the fields are in range */
+	d->state = LG_DS_HELLO;
+	lg_wake_at(r, d, r->now + ((uint64_t)LG_HELLO_TIMEOUT_MS << d->hello_tries) * 1000000u);
+	d->hello_tries++;
+}
+
+/* Copy chunk i of the open request into the burst with this device's ids. */
+static void
+lg_emit_chunk(struct lg_run *r, struct lg_dev *d, unsigned i, bool resend)
+{
+	const struct lg_dgram_ref *ref = &r->cfg.in->dg[d->msg->first_dg + i];
+	uint8_t *b = lg_tx_slot(r, ref->len);
+
+	memcpy(b, r->cfg.in->arena + ref->off, ref->len);
+	lg_be32(b + PROTO_OFF_CLIENT_ID, d->client_id);
+	lg_be32(b + PROTO_OFF_REQUEST_ID, d->req_id);
+	lg_be64(b + PROTO_OFF_SESSION_ID, d->session);
+	lg_be32(b + PROTO_OFF_DEADLINE, d->prof.deadline_us);
+	if (resend)
+		b[PROTO_OFF_FLAGS + 1] |= PROTO_F_RETRANSMIT;	/* low byte, big endian */
+	r->res->chunks_sent++;
+}
+
+/* One chunk through the impairment. */
+static void
+lg_send_chunk(struct lg_run *r, struct lg_dev *d, unsigned i, bool resend)
+{
+	switch (lg_impair_fate(&r->cfg.impair, &r->rng)) {
+	case LG_FATE_DROP:
+		r->res->dropped++;
+		return;
+	case LG_FATE_DUP:
+		r->res->duped++;
+		lg_emit_chunk(r, d, i, resend);
+		lg_emit_chunk(r, d, i, true);
+		return;
+	case LG_FATE_REORDER:
+		if (d->held < 0) {
+			r->res->reordered++;
+			d->held = (int32_t)i;	/* leaves after the next chunk */
+			return;
+		}
+		break;
+	case LG_FATE_SEND:
+		break;
+	}
+	lg_emit_chunk(r, d, i, resend);
+	if (d->held >= 0 && (unsigned)d->held != i) {
+		lg_emit_chunk(r, d, (unsigned)d->held, resend);
+		d->held = -1;
+	}
+}
+
+/* The first pending chunk at or after the cursor; count when none. */
+static unsigned
+lg_next_pending(struct lg_dev *d)
+{
+	unsigned n = d->msg->n_dg;
+
+	for (unsigned i = d->cursor; i < n; i++)
+		if (lg_bit(d->pending, i))
+			return i;
+	return n;
+}
+
+/* Send what the uplink allows now; then wait for tokens or, everything sent, for the answer. */
+static void
+lg_pump(struct lg_run *r, struct lg_dev *d)
+{
+	unsigned n = d->msg->n_dg, i;
+
+	while ((i = lg_next_pending(d)) < n) {
+		uint32_t len = r->cfg.in->dg[d->msg->first_dg + i].len;
+		uint64_t wait = tgc_pacer_delay(&d->pacer, len, r->now);
+
+		if (wait > 0) {
+			lg_wake_at(r, d, r->now + wait);
+			return;
+		}
+		tgc_pacer_take(&d->pacer, len, r->now);
+		d->pending[i / 64] &= ~(1ull << (i % 64));
+		d->cursor = (uint16_t)(i + 1);
+		if (i < d->sent_hw)
+			r->res->chunks_resent++;
+		lg_send_chunk(r, d, i, i < d->sent_hw);
+		if (i >= d->sent_hw)
+			d->sent_hw = (uint16_t)(i + 1);
+	}
+	if (d->held >= 0) {	/* nothing came after it: it leaves last */
+		lg_emit_chunk(r, d, (unsigned)d->held, true);
+		d->held = -1;
+	}
+	if (d->timeout_at == 0)
+		d->timeout_at = r->now + d->timer_ns;
+	lg_wake_at(r, d, d->timeout_at);
+}
+
+/* ---- requests ---- */
+
+static void
+lg_idle_push(struct lg_run *r, struct lg_dev *d)
+{
+	r->idle[(r->idle_head + r->idle_n++) % r->n_dev] = (uint32_t)(d - r->dev);
+	d->state = LG_DS_IDLE;
+}
+
+static struct lg_dev *
+lg_idle_pop(struct lg_run *r)
+{
+	struct lg_dev *d = &r->dev[r->idle[r->idle_head]];
+
+	r->idle_head = (r->idle_head + 1) % r->n_dev;
+	r->idle_n--;
+	return d;
+}
+
+/* An arrival: it waits in the backlog until a device is idle; its latency runs from now. */
+static void
+lg_arrive(struct lg_run *r, uint64_t sched)
+{
+	if (sched >= r->measure_from) {
+		r->res->scheduled++;
+		r->last_sched = sched;
+	}
+	if (r->bl_n == LG_BACKLOG) {	/* 2^20 waiting: the run is hopelessly saturated */
+		if (sched >= r->measure_from)
+			r->res->unfinished++;
+		return;
+	}
+	r->backlog[(r->bl_head + r->bl_n++) % LG_BACKLOG] = sched;
+	if (r->bl_n > r->res->backlog_max)
+		r->res->backlog_max = r->bl_n;
+}
+
+static void
+lg_mark_all(struct lg_dev *d)
+{
+	unsigned n = d->msg->n_dg;
+
+	memset(d->pending, 0, lg_words(n) * sizeof(uint64_t));
+	for (unsigned i = 0; i < n; i++)
+		d->pending[i / 64] |= 1ull << (i % 64);
+	d->cursor = 0;
+	d->timeout_at = 0;
+	d->held = -1;
+}
+
+static void
+lg_start(struct lg_run *r, struct lg_dev *d, uint64_t sched)
+{
+	const struct lg_inputs *in = r->cfg.in;
+	uint32_t srv;
+
+	d->state = LG_DS_BUSY;
+	r->busy++;
+	d->sched_ns = sched;
+	d->measured = sched >= r->measure_from;
+	d->item = (uint32_t)lg_rng_range(&r->rng, 0, in->n_items - 1);
+	d->msg = &in->msg[d->prof.split][d->prof.dtype][d->item];
+	d->req_id = r->next_req++;
+	if (r->next_req == 0)
+		r->next_req = 1;
+	d->timeouts = 0;
+	d->quiet_until = 0;
+	d->sent_hw = 0;
+	srv = d->srv_us ? d->srv_us : r->tail_us[d->prof.split];
+	d->timer_ns = r->cfg.timer_ms ? (uint64_t)r->cfg.timer_ms * 1000000u :
+		      tgc_timer_us(0, r->gw.nack_gap_ms, srv) * 1000u;
+	lg_mark_all(d);
+	lg_pump(r, d);
+}
+
+static void
+lg_dispatch(struct lg_run *r)
+{
+	while (r->bl_n > 0 && r->idle_n > 0) {
+		uint64_t sched = r->backlog[r->bl_head];
+
+		r->bl_head = (r->bl_head + 1) % LG_BACKLOG;
+		r->bl_n--;
+		lg_start(r, lg_idle_pop(r), sched);
+	}
+}
+
+enum lg_end { LG_END_RESPONSE, LG_END_ERROR, LG_END_GAVE_UP };
+
+/* The open request ended: count it, free the device, and in a closed loop start the next. */
+static void
+lg_finish(struct lg_run *r, struct lg_dev *d, enum lg_end how, unsigned status, uint32_t top1)
+{
+	struct lg_results *res = r->res;
+	int64_t lat_us = (int64_t)((r->now - d->sched_ns) / 1000u);
+
+	if (d->measured) {
+		r->last_done = r->now;
+		if (how == LG_END_GAVE_UP) {
+			res->gave_up++;
+		} else {
+			res->answered++;
+			tg_hdr_record(&res->lat_all_us, lat_us);
+			if (how == LG_END_ERROR)
+				res->error[status < PROTO_ST__COUNT ? status : PROTO_ST_INTERNAL]++;
+			else
+				res->status[status < PROTO_ST__COUNT ? status : PROTO_ST_INTERNAL]++;
+		}
+		if (how == LG_END_RESPONSE && status == PROTO_ST_OK) {
+			res->ok++;
+			tg_hdr_record(&res->lat_us, lat_us);
+			if (d->prof.deadline_us == 0 || lat_us <= (int64_t)d->prof.deadline_us)
+				res->ok_in_deadline++;
+			res->correct += top1 == r->cfg.in->labels[d->item];
+			res->offline_correct += d->msg->offline == r->cfg.in->labels[d->item];
+			res->agree += top1 == d->msg->offline;
+		}
+	}
+	r->busy--;
+	d->rehello = false;
+	lg_wake_cancel(r, d);
+	lg_idle_push(r, d);
+	if (r->closed && r->arrivals_on)
+		lg_arrive(r, r->now);
+}
+
+static void
+lg_on_timer(struct lg_run *r, struct lg_dev *d)
+{
+	switch (d->state) {
+	case LG_DS_NEW:
+		lg_send_hello(r, d);
+		return;
+	case LG_DS_HELLO:
+		if (d->hello_tries < LG_HELLO_TRIES) {
+			lg_send_hello(r, d);
+			return;
+		}
+		d->state = LG_DS_FAILED;
+		if (d->rehello) {
+			r->busy--;
+			d->rehello = false;
+			if (d->measured)
+				r->res->gave_up++;
+		} else {
+			r->hello_open--;
+			r->hello_failed++;
+		}
+		return;
+	case LG_DS_BUSY:
+		if (d->timeout_at != 0 && r->now >= d->timeout_at) {
+			r->res->timer_fires++;
+			if (d->timeouts >= r->cfg.retries) {
+				lg_finish(r, d, LG_END_GAVE_UP, 0, 0);
+				return;
+			}
+			d->timeouts++;
+			d->timer_ns *= 2;
+			lg_mark_all(d);
+		}
+		lg_pump(r, d);
+		return;
+	default:
+		return;
+	}
+}
+
+/* ---- receiving ---- */
+
+static void
+lg_on_hello_reply(struct lg_run *r, struct lg_dev *d, const struct proto_msg *m)
+{
+	if (!r->have_gw) {
+		const struct proto_hello_reply *hr = &m->u.hello_reply;
+
+		r->gw = *hr;
+		r->gw.entries = NULL;
+		r->have_gw = true;
+		for (unsigned i = 0; i < hr->catalog_count; i++) {
+			struct proto_catalog_entry e;
+
+			proto_catalog_get(hr, i, &e);
+			if (e.model_id == r->cfg.model_id && e.variant_id == 0 && e.split_id < 64)
+				r->tail_us[e.split_id] = e.tail_us ? e.tail_us : 1;
+		}
+	}
+	d->session = m->h.session_id;
+	if (d->rehello) {
+		d->rehello = false;
+		d->state = LG_DS_BUSY;
+		lg_mark_all(d);
+		d->quiet_until = r->now + d->timer_ns / 2;
+		lg_pump(r, d);
+		return;
+	}
+	r->hello_open--;
+	lg_wake_cancel(r, d);
+	lg_idle_push(r, d);
+}
+
+static void
+lg_on_error(struct lg_run *r, struct lg_dev *d, const struct proto_msg *m)
+{
+	unsigned st = m->u.error.status;
+
+	if (st == PROTO_ST_UNKNOWN_SESSION || st == PROTO_ST_UNKNOWN_REQUEST) {
+		/* One ERROR per chunk of the last send: recover once for all of them. */
+		if (r->now < d->quiet_until) {
+			r->res->rx_ignored++;
+			return;
+		}
+		if (d->timeouts++ >= r->cfg.retries) {
+			lg_finish(r, d, LG_END_ERROR, st, 0);
+			return;
+		}
+		if (st == PROTO_ST_UNKNOWN_SESSION) {
+			r->res->rehellos++;
+			d->rehello = true;
+			d->hello_tries = 0;
+			lg_send_hello(r, d);
+			return;
+		}
+		lg_mark_all(d);
+		d->quiet_until = r->now + d->timer_ns / 2;
+		lg_pump(r, d);
+		return;
+	}
+	if (m->h.session_id != d->session) {
+		r->res->rx_ignored++;
+		return;
+	}
+	lg_finish(r, d, LG_END_ERROR, st, 0);
+}
+
+static void
+lg_on_response(struct lg_run *r, struct lg_dev *d, const struct proto_response *rs)
+{
+	struct proto_topk t = { .class_id = UINT32_MAX };
+
+	if (rs->c.count != 1) {		/* a tensor result: never asked for */
+		r->res->rx_ignored++;
+		return;
+	}
+	if (rs->result_kind == PROTO_RES_TOPK && rs->top_k > 0)
+		proto_topk_get(rs, 0, &t);
+	if (rs->status == PROTO_ST_OK && rs->batch_size > 0) {
+		uint32_t s = rs->queue_us + rs->compute_us;
+
+		d->srv_us = d->srv_us ? d->srv_us - d->srv_us / 8 + s / 8 : s;
+	}
+	lg_finish(r, d, LG_END_RESPONSE, rs->status, t.class_id);
+}
+
+static void
+lg_on_datagram(struct lg_run *r, const uint8_t *buf, size_t len)
+{
+	struct proto_msg m;
+	struct lg_dev *d;
+	uint32_t idx;
+
+	if (proto_decode(buf, len, &r->rx_lim, &m, NULL) != PROTO_OK)
+		goto ignored;
+	idx = m.h.client_id - r->dev[0].client_id;
+	if (idx >= r->n_dev)
+		goto ignored;
+	d = &r->dev[idx];
+	if (d->state == LG_DS_HELLO) {
+		if (m.h.request_id != d->hello_nonce)
+			goto ignored;
+		if (m.h.type == PROTO_T_HELLO_REPLY) {
+			lg_on_hello_reply(r, d, &m);
+			return;
+		}
+		if (m.h.type == PROTO_T_ERROR && !d->rehello) {	/* refused: e.g. too many sessions */
+			lg_wake_cancel(r, d);
+			d->state = LG_DS_FAILED;
+			r->hello_open--;
+			r->hello_failed++;
+			r->hello_fail_status = m.u.error.status;
+			return;
+		}
+		goto ignored;
+	}
+	if (d->state != LG_DS_BUSY || m.h.request_id != d->req_id)
+		goto ignored;
+	if (m.h.session_id != d->session && m.h.type != PROTO_T_ERROR)
+		goto ignored;
+	switch (m.h.type) {
+	case PROTO_T_RESPONSE:
+		lg_on_response(r, d, &m.u.resp);
+		return;
+	case PROTO_T_NACK:
+		r->res->nacks++;
+		if (tgc_nack_mark(&m.u.nack, d->msg->n_dg, d->pending) > 0) {
+			d->cursor = 0;
+			d->timeout_at = 0;	/* the resends get a whole timer */
+			lg_pump(r, d);
+		}
+		return;
+	case PROTO_T_ERROR:
+		lg_on_error(r, d, &m);
+		return;
+	default:
+		break;
+	}
+ignored:
+	r->res->rx_ignored++;
+}
+
+static int
+lg_rx(struct lg_run *r)
+{
+	for (int rounds = 0; rounds < 8; rounds++) {
+		int n = recvmmsg(r->fd, r->rxm, LG_RX_BURST, MSG_DONTWAIT, NULL);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNREFUSED)
+				return 0;
+			return -errno;
+		}
+		r->now = tg_now_ns();
+		for (int i = 0; i < n; i++) {
+			if (r->rxm[i].msg_hdr.msg_flags & MSG_TRUNC) {
+				r->res->rx_ignored++;
+				continue;
+			}
+			lg_on_datagram(r, r->rx[i], r->rxm[i].msg_len);
+		}
+		if (n < LG_RX_BURST)
+			return 0;
+	}
+	return 0;
+}
+
+static void
+lg_timers(struct lg_run *r)
+{
+	/* Bounded: a handler always sets a wake in the future or leaves the heap. */
+	while (r->heap_n > 0 && r->dev[r->heap[0]].wake_ns <= r->now) {
+		struct lg_dev *d = &r->dev[r->heap[0]];
+
+		lg_wake_cancel(r, d);
+		lg_on_timer(r, d);
+	}
+}
+
+/* Sleep until the socket is readable or until `until`. */
+static void
+lg_wait(struct lg_run *r, uint64_t until)
+{
+	struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
+	struct timespec ts;
+	uint64_t now = tg_now_ns(), ns;
+
+	if (r->heap_n > 0 && r->dev[r->heap[0]].wake_ns < until)
+		until = r->dev[r->heap[0]].wake_ns;
+	if (until <= now)
+		return;
+	ns = until - now;
+	if (ns > 100000000u)
+		ns = 100000000u;
+	ts.tv_sec = (time_t)(ns / 1000000000u);
+	ts.tv_nsec = (long)(ns % 1000000000u);
+	(void)ppoll(&pfd, 1, &ts, NULL);
+}
+
+/* ---- progress ---- */
+
+static void
+lg_progress(struct lg_run *r, uint64_t start, uint64_t *last_answered)
+{
+	const struct lg_results *s = r->res;
+	uint64_t done = s->answered + s->gave_up;
+
+	fprintf(stderr, "\r\033[K[%5.1fs] sched %llu answered %llu (%llu/s) ok %llu timeouts %llu "
+		"open %u backlog %u p99 %.1f ms",
+		(double)(r->now - start) / 1e9, (unsigned long long)s->scheduled,
+		(unsigned long long)s->answered, (unsigned long long)(done - *last_answered),
+		(unsigned long long)s->ok, (unsigned long long)s->gave_up, r->busy, r->bl_n,
+		(double)tg_hdr_value_at(&s->lat_all_us, 99) / 1000.0);
+	*last_answered = done;
+}
+
+/* ---- results ---- */
+
+int
+lg_results_init(struct lg_results *res)
+{
+	memset(res, 0, sizeof(*res));
+	if (tg_hdr_init(&res->lat_us, 1, 3600ll * 1000000, 3) < 0 ||
+	    tg_hdr_init(&res->lat_all_us, 1, 3600ll * 1000000, 3) < 0) {
+		lg_results_fini(res);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void
+lg_results_fini(struct lg_results *res)
+{
+	if (res == NULL)
+		return;
+	tg_hdr_fini(&res->lat_us);
+	tg_hdr_fini(&res->lat_all_us);
+}
+
+static void
+lg_results_reset(struct lg_results *res)
+{
+	struct tg_hdr a = res->lat_us, b = res->lat_all_us;
+
+	memset(res, 0, sizeof(*res));
+	res->lat_us = a;
+	res->lat_all_us = b;
+	tg_hdr_reset(&res->lat_us);
+	tg_hdr_reset(&res->lat_all_us);
+}
+
+double
+lg_results_offered(const struct lg_results *r)
+{
+	return r->sched_s > 0 ? (double)r->scheduled / r->sched_s : 0;
+}
+
+double
+lg_results_achieved(const struct lg_results *r)
+{
+	return r->window_s > 0 ? (double)r->answered / r->window_s : 0;
+}
+
+double
+lg_results_goodput(const struct lg_results *r)
+{
+	return r->window_s > 0 ? (double)r->ok_in_deadline / r->window_s : 0;
+}
+
+/* ---- the loop ---- */
+
+/* Close whatever is still open at the end of a phase; counts measured ones as unfinished. */
+static void
+lg_phase_abort(struct lg_run *r)
+{
+	for (unsigned i = 0; i < r->n_dev; i++) {
+		struct lg_dev *d = &r->dev[i];
+
+		if (d->state == LG_DS_BUSY || (d->state == LG_DS_HELLO && d->rehello)) {
+			r->res->unfinished += d->measured;
+			r->busy--;
+			if (d->state == LG_DS_BUSY) {
+				lg_wake_cancel(r, d);
+				lg_idle_push(r, d);
+			} else {
+				d->rehello = false;	/* the HELLO goes on; its reply idles it */
+				r->hello_open++;
+			}
+		}
+	}
+	for (; r->bl_n > 0; r->bl_n--, r->bl_head = (r->bl_head + 1) % LG_BACKLOG)
+		r->res->unfinished += r->backlog[r->bl_head] >= r->measure_from;
+}
+
+int
+lg_run_phase(struct lg_run *r, double rate, unsigned concurrency, double warmup_s,
+	     double duration_s, uint64_t max_requests, double drain_s, struct lg_results *res,
+	     struct tg_err *err)
+{
+	uint64_t start, end, next_arrival = 0, tick, drain_until = UINT64_MAX, last_answered = 0;
+	bool by_time = false;
+	int rc;
+
+	if (!(rate > 0) && concurrency == 0)
+		return tg_err_set(err, -EINVAL, "phase: a rate or a concurrency is required");
+	lg_results_reset(res);
+	res->rate = rate;
+	res->concurrency = rate > 0 ? 0 : concurrency;
+	r->res = res;
+	r->now = start = tg_now_ns();
+	r->measure_from = start + (uint64_t)(warmup_s * 1e9);
+	end = duration_s > 0 ? r->measure_from + (uint64_t)(duration_s * 1e9) : UINT64_MAX;
+	r->closed = !(rate > 0);
+	r->arrivals_on = true;
+	r->last_done = r->last_sched = r->measure_from;
+	tick = start + 1000000000u;
+	if (r->closed)
+		for (unsigned c = 0; c < concurrency; c++)
+			lg_arrive(r, start);
+	else
+		next_arrival = start + lg_poisson_gap_ns(&r->rng, rate);
+	for (;;) {
+		r->now = tg_now_ns();
+		if (r->arrivals_on) {
+			bool stop = false;
+
+			if (!r->closed) {
+				while (next_arrival <= r->now && !stop) {
+					stop = next_arrival >= end ||
+					       (max_requests && res->scheduled >= max_requests);
+					if (!stop) {
+						lg_arrive(r, next_arrival);
+						next_arrival += lg_poisson_gap_ns(&r->rng, rate);
+					}
+				}
+			}
+			stop = stop || r->now >= end ||
+			       (max_requests && res->scheduled >= max_requests);
+			if (stop) {
+				r->arrivals_on = false;
+				by_time = r->now >= end;
+				drain_until = r->now + (uint64_t)(drain_s * 1e9);
+			}
+		}
+		lg_dispatch(r);
+		rc = lg_rx(r);
+		if (rc < 0) {
+			tg_err_set(err, rc, "receive: %s", strerror(-rc));
+			goto out;
+		}
+		r->now = tg_now_ns();
+		lg_timers(r);
+		lg_dispatch(r);
+		lg_tx_flush(r);
+		if (r->cfg.progress && r->now >= tick) {
+			lg_progress(r, start, &last_answered);
+			tick += 1000000000u;
+		}
+		if (!r->arrivals_on && (r->busy == 0 && r->bl_n == 0))
+			break;
+		if (!r->arrivals_on && r->now >= drain_until)
+			break;
+		{
+			uint64_t until = tick;
+
+			if (r->arrivals_on && !r->closed && next_arrival < until)
+				until = next_arrival;
+			if (r->arrivals_on && end < until)
+				until = end;
+			if (!r->arrivals_on && drain_until < until)
+				until = drain_until;
+			lg_wait(r, until);
+		}
+	}
+	rc = 0;
+out:
+	lg_phase_abort(r);
+	lg_tx_flush(r);
+	if (r->cfg.progress)
+		fputs("\r\033[K", stderr);
+	res->window_s = (double)(r->last_done - r->measure_from) / 1e9;
+	res->sched_s = by_time && !r->closed ? duration_s :
+		       (double)(r->last_sched - r->measure_from) / 1e9;
+	if (r->closed)
+		res->sched_s = res->window_s;
+	r->res = NULL;
+	return rc;
+}
+
+/* ---- setup ---- */
+
+static int
+lg_socket(struct lg_run *r, struct tg_err *err)
+{
+	struct sockaddr_in gw = { .sin_family = AF_INET, .sin_addr.s_addr = r->cfg.gw_ip,
+				  .sin_port = htons(r->cfg.gw_port) };
+	struct sockaddr_in local = { .sin_family = AF_INET, .sin_addr.s_addr = r->cfg.bind_ip };
+	int sz = LG_SOCKBUF;
+
+	r->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (r->fd < 0)
+		return tg_err_set(err, -errno, "socket: %s", strerror(errno));
+	/* Deep buffers: 1,000 devices answering at once must not overflow the receive queue.
+	 * The FORCE variants need CAP_NET_ADMIN; the plain ones are capped by rmem_max. */
+	if (setsockopt(r->fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
+		(void)setsockopt(r->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	if (setsockopt(r->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
+		(void)setsockopt(r->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	if (r->cfg.bind_ip != 0 &&
+	    bind(r->fd, (const struct sockaddr *)&local, sizeof(local)) < 0)
+		return tg_err_set(err, -errno, "bind: %s", strerror(errno));
+	if (connect(r->fd, (const struct sockaddr *)&gw, sizeof(gw)) < 0)
+		return tg_err_set(err, -errno, "connect: %s", strerror(errno));
+	return 0;
+}
+
+static int
+lg_alloc(struct lg_run *r, struct tg_err *err)
+{
+	unsigned n = r->n_dev;
+
+	r->words = (unsigned)lg_words(r->cfg.in->max_chunks ? r->cfg.in->max_chunks : 1);
+	r->dev = calloc(n, sizeof(*r->dev));
+	r->bitmaps = calloc((size_t)n * r->words, sizeof(uint64_t));
+	r->heap = calloc(n, sizeof(*r->heap));
+	r->idle = calloc(n, sizeof(*r->idle));
+	r->backlog = calloc(LG_BACKLOG, sizeof(*r->backlog));
+	r->tx = calloc(LG_TX_BURST, sizeof(*r->tx));
+	r->rx = calloc(LG_RX_BURST, sizeof(*r->rx));
+	if (!r->dev || !r->bitmaps || !r->heap || !r->idle || !r->backlog || !r->tx || !r->rx)
+		return tg_err_set(err, -ENOMEM, "bench: state for %u devices", n);
+	for (unsigned i = 0; i < LG_TX_BURST; i++) {
+		r->txv[i].iov_base = r->tx[i];
+		r->txm[i].msg_hdr.msg_iov = &r->txv[i];
+		r->txm[i].msg_hdr.msg_iovlen = 1;
+	}
+	for (unsigned i = 0; i < LG_RX_BURST; i++) {
+		r->rxv[i] = (struct iovec){ .iov_base = r->rx[i], .iov_len = LG_RX_LEN };
+		r->rxm[i].msg_hdr.msg_iov = &r->rxv[i];
+		r->rxm[i].msg_hdr.msg_iovlen = 1;
+	}
+	return 0;
+}
+
+/* Open every device's session; HELLOs spread at hello_rate. */
+static int
+lg_open_sessions(struct lg_run *r, struct tg_err *err)
+{
+	struct lg_results scratch;
+	uint64_t t0 = tg_now_ns(), limit;
+	unsigned rate = r->cfg.hello_rate ? r->cfg.hello_rate : 2000;
+
+	memset(&scratch, 0, sizeof(scratch));
+	r->res = &scratch;
+	/* The last HELLO's slot, plus every retry of it (200 + 400 + 800 + 1600 ms), plus 1 s. */
+	limit = t0 + (uint64_t)r->n_dev * 1000000000u / rate + 4000000000ull;
+	for (unsigned i = 0; i < r->n_dev; i++)
+		lg_wake_at(r, &r->dev[i], t0 + (uint64_t)i * 1000000000u / rate);
+	r->hello_open = r->n_dev;
+	while (r->hello_open > 0) {
+		int rc;
+
+		r->now = tg_now_ns();
+		if (r->now > limit)
+			break;
+		rc = lg_rx(r);
+		if (rc < 0) {
+			r->res = NULL;
+			return tg_err_set(err, rc, "receive: %s", strerror(-rc));
+		}
+		r->now = tg_now_ns();
+		lg_timers(r);
+		lg_tx_flush(r);
+		lg_wait(r, r->now + 100000000u);
+	}
+	r->res = NULL;
+	if (r->hello_failed > 0 || r->hello_open > 0) {
+		if (r->hello_fail_status != 0)
+			return tg_err_set(err, -EPROTO, "%u of %u devices' HELLOs refused (%s), "
+					  "%u unanswered: the gateway holds fewer sessions?",
+					  r->hello_failed, r->n_dev,
+					  proto_status_name(r->hello_fail_status), r->hello_open);
+		return tg_err_set(err, -ETIMEDOUT, "%u of %u devices got no HELLO_REPLY",
+				  r->hello_failed + r->hello_open, r->n_dev);
+	}
+	return 0;
+}
+
+/* Everything the devices will send, the gateway must take. */
+static int
+lg_check_gateway(struct lg_run *r, struct tg_err *err)
+{
+	const struct lg_inputs *in = r->cfg.in;
+
+	if (r->gw.max_dgram < in->max_dgram)
+		return tg_err_set(err, -EINVAL, "the gateway takes %u-byte datagrams, inputs were "
+				  "cut for %u", r->gw.max_dgram, in->max_dgram);
+	if (r->gw.max_chunks < in->max_chunks)
+		return tg_err_set(err, -EINVAL, "the gateway takes %u chunks per message, inputs "
+				  "need %u", r->gw.max_chunks, in->max_chunks);
+	for (unsigned s = 0; s < 64; s++)
+		if ((in->split_mask >> s & 1) && r->tail_us[s] == 0)
+			return tg_err_set(err, -EINVAL, "model %u split %u: not in the gateway's "
+					  "catalog", r->cfg.model_id, s);
+	return 0;
+}
+
+int
+lg_run_create(struct lg_run **out, const struct lg_config *cfg, struct tg_err *err)
+{
+	struct lg_run *r;
+	struct lg_rng drng;
+	uint32_t base;
+	int rc;
+
+	if (cfg->in == NULL || cfg->n_devices == 0 || cfg->gw_ip == 0)
+		return tg_err_set(err, -EINVAL, "bench: inputs, devices and a gateway are required");
+	if (cfg->in->max_dgram > LG_TX_LEN)
+		return tg_err_set(err, -EINVAL, "bench: datagrams over %u bytes", LG_TX_LEN);
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return tg_err_set(err, -ENOMEM, "bench: out of memory");
+	r->cfg = *cfg;
+	r->n_dev = cfg->n_devices;
+	r->fd = -1;
+	if (r->cfg.retries == 0)
+		r->cfg.retries = 3;
+	r->rx_lim = (struct proto_limits){ .max_msg_bytes = PROTO_MAX_MSG_BYTES,
+					   .max_dgram = PROTO_MAX_DGRAM,
+					   .max_chunks = PROTO_MAX_CHUNKS,
+					   .max_nack_ranges = PROTO_MAX_NACK_RANGES,
+					   .max_top_k = PROTO_MAX_TOP_K };
+	lg_rng_seed(&r->rng, cfg->seed);
+	lg_rng_seed(&drng, cfg->seed ^ 0xD1CE);
+	rc = lg_alloc(r, err);
+	if (rc < 0)
+		goto out_free;
+	rc = lg_socket(r, err);
+	if (rc < 0)
+		goto out_free;
+	/* Client ids: a seeded random base, so two benches rarely collide; never 0. */
+	base = 0x10000000u | ((uint32_t)lg_rng_next(&drng) & 0x3FF00000u);
+	r->next_req = (uint32_t)lg_rng_next(&drng) | 1u;
+	r->now = tg_now_ns();
+	for (unsigned i = 0; i < r->n_dev; i++) {
+		struct lg_dev *d = &r->dev[i];
+
+		d->client_id = base + i;
+		d->heap_pos = -1;
+		d->held = -1;
+		d->pending = r->bitmaps + (size_t)i * r->words;
+		d->hello_nonce = (uint32_t)lg_rng_next(&drng);
+		lg_mix_draw(&cfg->mix, &drng, &d->prof);
+		if (!(cfg->in->split_mask >> d->prof.split & 1) ||
+		    !(cfg->in->dtype_mask >> d->prof.dtype & 1)) {
+			rc = tg_err_set(err, -EINVAL, "device %u: split %u / dtype %u not built", i,
+					d->prof.split, d->prof.dtype);
+			goto out_free;
+		}
+		tgc_pacer_init(&d->pacer, d->prof.uplink_kbps, 4u * cfg->in->max_dgram, r->now);
+		d->state = LG_DS_NEW;
+	}
+	rc = lg_open_sessions(r, err);
+	if (rc == 0)
+		rc = lg_check_gateway(r, err);
+	if (rc < 0)
+		goto out_free;
+	*out = r;
+	return 0;
+
+out_free:
+	lg_run_free(r);
+	return rc;
+}
+
+void
+lg_run_free(struct lg_run *r)
+{
+	if (r == NULL)
+		return;
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r->dev);
+	free(r->bitmaps);
+	free(r->heap);
+	free(r->idle);
+	free(r->backlog);
+	free(r->tx);
+	free(r->rx);
+	free(r);
+}
+
+const struct proto_hello_reply *
+lg_run_gateway(const struct lg_run *r)
+{
+	return &r->gw;
+}
