@@ -28,6 +28,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,9 +45,12 @@ enum {
 	MAX_DGRAM = PROTO_DEFAULT_DGRAM,
 	MAX_CLIENTS = 16,
 	MAX_WINDOW = 32,
-	MAX_CHUNKS = 64,
+	MAX_CHUNKS = 96,		/* an f32 tensor of 100 KB (fmnist-resnet's split 4) */
 	MAX_SAMPLES = 256,
 	N_KINDS = 4,			/* (split 0 | mid) x (f32 | u8) */
+	MAX_TENS = MAX_SAMPLES * N_KINDS,	/* also the largest --fmnist block */
+	FM_BATCH = 64,			/* rows per batched head / reference tail run */
+	OL_CAP = 16384,			/* open loop: requests tracked per client (power of 2) */
 };
 
 struct tensor {				/* one request payload and its expected answer */
@@ -59,6 +63,7 @@ struct tensor {				/* one request payload and its expected answer */
 	void *raw;
 	uint32_t expect;		/* offline top class of the final exit */
 	bool near_tie;
+	int label;			/* --fmnist: the image's class; -1 none */
 };
 
 struct req {
@@ -84,9 +89,12 @@ static struct {
 	uint64_t started, ok, mismatch, close, failed, lost, overloaded, nacks, resent, tx, rx_bad;
 	uint64_t by_status[PROTO_ST__COUNT], by_kind[N_KINDS], batch_max, batched, sessions;
 	uint64_t overloaded_final;	/* --no-retry: OVERLOADED taken as the answer */
+	uint64_t by_sd[4][PROTO_DT__COUNT];	/* --fmnist: OK answers by split index, dtype */
+	uint64_t correct[PROTO_DT__COUNT], labelled[PROTO_DT__COUNT];	/* vs the labels */
+	uint64_t early_exits;		/* OK answers from an exit other than the final one */
 } st;
 
-static struct tensor tens[MAX_SAMPLES * N_KINDS];
+static struct tensor tens[MAX_TENS];
 static unsigned n_tens;
 static uint32_t rng = 1;
 static FILE *ids_f;
@@ -149,6 +157,7 @@ add_tensor(const struct kern_model *m, struct kern_plan *tail, unsigned split, c
 	int rc;
 
 	memset(t, 0, sizeof(*t));
+	t->label = -1;
 	t->split = (uint8_t)split;
 	t->dtype = (uint8_t)dtype;
 	t->bytes = (uint32_t)(numel * proto_dtype_size(dtype));
@@ -371,48 +380,727 @@ probes(struct client *k, const struct sockaddr_in *gw, unsigned model_id, unsign
 	return n;
 }
 
+/* ---- --fmnist: the Fashion-MNIST test images at every served split, in every dtype ---- */
+
+static struct {
+	struct kern_model *m;
+	struct tg_fmnist ds;
+	unsigned n_splits, n_dtypes;
+	uint8_t splits[4], dtypes[4];
+	struct kern_plan *head[4], *tail[4];	/* FM_BATCH rows each */
+	unsigned tail_final[4];			/* the final exit's output index in tail[] */
+	uint64_t heads, tails;			/* batched engine runs, for the summary */
+} fm;
+
+static const char *
+dtype_name(unsigned dt)
+{
+	static const char *const n[] = { "raw", "f32", "f16", "s8", "u8" };
+
+	return dt < PROTO_DT__COUNT ? n[dt] : "?";
+}
+
+static int
+parse_list(const char *v, uint8_t *out, unsigned max, bool dtypes)
+{
+	unsigned n = 0;
+	char buf[128], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", v);
+	for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+		int x = -1;
+
+		if (n == max)
+			return -1;
+		if (!dtypes)
+			x = (int)strtol(t, NULL, 10);
+		else
+			for (unsigned d = PROTO_DT_F32; d < PROTO_DT__COUNT; d++)
+				if (strcmp(t, dtype_name(d)) == 0)
+					x = (int)d;
+		if (x < 0 || x > 255)
+			return -1;
+		out[n++] = (uint8_t)x;
+	}
+	return (int)n;
+}
+
+/* Model, images (the first limit), and a batched head and reference tail per split. */
+static int
+fm_open(const char *model_path, const char *dir, size_t limit, struct tg_err *err)
+{
+	const char *fn, *name;
+	int rc;
+
+	rc = kern_model_load(model_path, NULL, &fm.m, err);
+	if (rc < 0)
+		return rc;
+	rc = tg_fmnist_load(dir, false, limit, &fm.ds, err);
+	if (rc < 0)
+		return rc;
+	fn = final_name(fm.m);
+	for (unsigned k = 0; k < fm.n_splits; k++) {
+		struct kern_plan_spec hs = { .kind = KERN_PLAN_HEAD, .split = fm.splits[k],
+					     .batch = FM_BATCH };
+		struct kern_plan_spec ts = { .kind = KERN_PLAN_TAIL, .split = fm.splits[k],
+					     .batch = FM_BATCH };
+		struct tg_tensor v;
+
+		if (kern_model_split(fm.m, fm.splits[k]) == NULL)
+			return tg_err_set(err, -EINVAL, "split %u: not in the model", fm.splits[k]);
+		if (fm.splits[k] != 0 && (rc = kern_plan_create(fm.m, &hs, &fm.head[k], err)) < 0)
+			return rc;
+		if ((rc = kern_plan_create(fm.m, &ts, &fm.tail[k], err)) < 0)
+			return rc;
+		for (unsigned o = 0; o < kern_plan_n_outputs(fm.tail[k]); o++) {
+			kern_plan_output(fm.tail[k], o, &v, &name);
+			if (name != NULL && strcmp(name, fn) == 0)
+				fm.tail_final[k] = o;
+		}
+	}
+	return 0;
+}
+
+static void
+fm_close(void)
+{
+	for (unsigned k = 0; k < 4; k++) {
+		kern_plan_free(fm.head[k]);
+		kern_plan_free(fm.tail[k]);
+	}
+	tg_fmnist_free(&fm.ds);
+	kern_model_free(fm.m);
+}
+
+/* Image i's kind: splits cycle fastest, then dtypes, so each pair gets its share. */
+static void
+fm_kind(size_t i, unsigned *si, unsigned *di)
+{
+	*si = (unsigned)(i % fm.n_splits);
+	*di = (unsigned)((i / fm.n_splits) % fm.n_dtypes);
+}
+
+/*
+ * k images (idx) sent at split si: their head in one batch, each row quantized to its
+ * dtype, and the expected answer: the reference tail on the rows loaded from the quantized
+ * bytes by kern_plan_load_rows, the gateway's own dequantizing copy.
+ */
+static int
+fm_group(unsigned si, const size_t *idx, unsigned k, struct tg_err *err)
+{
+	const struct kern_split *sp = kern_model_split(fm.m, fm.splits[si]);
+	const size_t in_numel = TG_FMNIST_ROWS * TG_FMNIST_COLS;
+	const float *rows[FM_BATCH];
+	struct tg_tensor hin, hout, tin, out;
+	size_t classes;
+
+	if (fm.head[si] != NULL) {
+		kern_plan_input(fm.head[si], 0, &hin);
+		memset(hin.data, 0, tg_tensor_bytes(&hin));
+		for (unsigned j = 0; j < k; j++)
+			memcpy((float *)hin.data + j * in_numel,
+			       (const float *)fm.ds.images.data + idx[j] * in_numel,
+			       in_numel * sizeof(float));
+		if (kern_plan_run(fm.head[si]) != 0)
+			return tg_err_set(err, -EIO, "head plan failed");
+		fm.heads++;
+		kern_plan_output(fm.head[si], 0, &hout, NULL);
+		for (unsigned j = 0; j < k; j++)
+			rows[j] = (const float *)hout.data + j * sp->numel;
+	} else {
+		for (unsigned j = 0; j < k; j++)
+			rows[j] = (const float *)fm.ds.images.data + idx[j] * in_numel;
+	}
+	kern_plan_input(fm.tail[si], 0, &tin);
+	memset(tin.data, 0, tg_tensor_bytes(&tin));
+	for (unsigned j = 0; j < k; j++) {
+		struct tensor *t = &tens[n_tens + j];
+		unsigned a, di;
+		int rc;
+
+		fm_kind(idx[j], &a, &di);
+		memset(t, 0, sizeof(*t));
+		t->split = (uint8_t)sp->index;
+		t->dtype = fm.dtypes[di];
+		t->label = fm.ds.labels[idx[j]];
+		t->bytes = (uint32_t)(sp->numel * proto_dtype_size(t->dtype));
+		t->raw = malloc(t->bytes);
+		if (t->raw == NULL)
+			return tg_err_set(err, -ENOMEM, "out of memory");
+		rc = proto_quant_params(t->dtype, rows[j], sp->numel, &t->scale, &t->zp);
+		if (rc == 0)
+			rc = proto_quantize(t->dtype, rows[j], sp->numel, t->scale, t->zp, t->raw);
+		if (rc == 0)	/* proto and tg dtypes agree for the four served types */
+			rc = kern_plan_load_rows(fm.tail[si], 0, j, 1, (enum tg_dtype)t->dtype,
+						 t->raw, t->scale, t->zp);
+		if (rc < 0)
+			return tg_err_set(err, rc, "quantizing image %zu to %s failed", idx[j],
+					  dtype_name(t->dtype));
+		t->t.dtype = t->dtype;
+		t->t.ndim = (uint8_t)sp->ndim;
+		for (int d = 0; d < sp->ndim; d++)
+			t->t.dims[d] = (uint32_t)sp->dims[d];
+		t->t.raw_total = t->bytes;
+		t->t.scale = t->scale;
+		t->t.zero_point = t->zp;
+	}
+	if (kern_plan_run(fm.tail[si]) != 0)
+		return tg_err_set(err, -EIO, "reference tail plan failed");
+	fm.tails++;
+	kern_plan_output(fm.tail[si], fm.tail_final[si], &out, NULL);
+	classes = tg_tensor_numel(&out) / (size_t)out.dims[0];
+	for (unsigned j = 0; j < k; j++) {
+		struct tensor *t = &tens[n_tens + j];
+
+		t->expect = argmax((const float *)out.data + j * classes, classes, &t->near_tie);
+	}
+	n_tens += k;
+	return 0;
+}
+
+/* The tensors of images [first, first + n): tens[] is replaced. */
+static int
+fm_block(size_t first, size_t n, struct tg_err *err)
+{
+	for (unsigned i = 0; i < n_tens; i++)
+		free(tens[i].raw);
+	n_tens = 0;
+	for (unsigned si = 0; si < fm.n_splits; si++) {
+		size_t idx[FM_BATCH];
+		unsigned k = 0, a, d;
+		int rc;
+
+		for (size_t i = first; i < first + n; i++) {
+			fm_kind(i, &a, &d);
+			if (a != si)
+				continue;
+			idx[k++] = i;
+			if (k == FM_BATCH) {
+				if ((rc = fm_group(si, idx, k, err)) < 0)
+					return rc;
+				k = 0;
+			}
+		}
+		if (k > 0 && (rc = fm_group(si, idx, k, err)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- the closed loop: each client keeps a window of requests open ---- */
+
+static struct {
+	struct sockaddr_in gw;
+	unsigned clients, window, timeout_ms, model_id, top_k, flags, deadline_us;
+	bool no_retry;
+	uint64_t requests;		/* requests to start in all (--no-retry lowers it) */
+	uint64_t tens_base;		/* st.started when tens[] was built */
+	uint64_t sent_total;
+	int final_out;			/* the model's final exit (output index) */
+} o;
+
+static struct client cl[MAX_CLIENTS];	/* 72 MB of datagrams: not the stack */
+
+static void
+answer_ok(const struct proto_msg *m, const struct tensor *t, uint32_t id)
+{
+	struct proto_topk e;
+
+	proto_topk_get(&m->u.resp, 0, &e);
+	st.ok++;
+	st.by_kind[(t->split != 0) * 2 + (t->dtype != PROTO_DT_F32)]++;
+	if (t->label >= 0) {
+		for (unsigned k = 0; k < fm.n_splits; k++)
+			if (fm.splits[k] == t->split && t->dtype < PROTO_DT__COUNT)
+				st.by_sd[k][t->dtype]++;
+		st.labelled[t->dtype]++;
+		st.correct[t->dtype] += e.class_id == (uint32_t)t->label;
+	}
+	if (m->u.resp.exit_taken != (uint8_t)o.final_out)
+		st.early_exits++;
+	if (e.class_id != t->expect) {
+		if (t->near_tie || m->u.resp.exit_taken != (uint8_t)o.final_out) {
+			st.close++;	/* a near tie, or an early exit's (its own answer) */
+		} else {
+			st.mismatch++;
+			fprintf(stderr, "gw_client: request %u (split %u %s): class %u, expected %u\n",
+				id, t->split, dtype_name(t->dtype), e.class_id, t->expect);
+		}
+	}
+	if (m->u.resp.batch_size > st.batch_max)
+		st.batch_max = m->u.resp.batch_size;
+	st.batched += m->u.resp.batch_size > 1;
+}
+
+/* Send what is due: new requests (tensors of tens[] in turn) and retries. */
+static int
+send_due(uint64_t now, bool *busy)
+{
+	for (unsigned c = 0; c < o.clients; c++) {
+		struct client *k = &cl[c];
+
+		for (unsigned s = 0; s < o.window; s++) {
+			struct req *r = &k->req[s];
+
+			if (r->active && r->retry_at == 0 &&
+			    now - r->t_activity > (uint64_t)o.timeout_ms * 1000000ull) {
+				st.lost++;	/* nothing heard: counted, never retried */
+				r->active = false;
+				k->inflight--;
+			}
+			if (!r->active && r->retry_at == 0 && st.started < o.requests) {
+				r->tensor = (unsigned)((st.started - o.tens_base) % n_tens);
+				r->t_start = now;
+				r->retry_at = 1;	/* send now */
+				r->active = true;
+				k->inflight++;
+				st.started++;
+			}
+			if (r->active && r->retry_at != 0 && r->retry_at <= now) {
+				struct tensor *t = &tens[r->tensor];
+				struct proto_hdr h = { .client_id = k->id, .request_id = ++k->next_id,
+						       .session_id = k->session };
+				struct proto_request rq;
+
+				memset(&rq, 0, sizeof(rq));
+				rq.c.model_id = (uint16_t)o.model_id;
+				rq.c.split_id = t->split;
+				rq.c.t = t->t;
+				rq.top_k = (uint8_t)o.top_k;
+				rq.flags = (uint8_t)o.flags;
+				rq.deadline_us = o.deadline_us ? o.deadline_us
+					       : (k->next_id & 1) ? 2000000 : 0;
+				if (proto_request_chunk(&h, &rq, t->raw, MAX_DGRAM, true, r->out,
+							sizeof(r->out), r->dg, MAX_CHUNKS, &r->n) != 0) {
+					fprintf(stderr, "gw_client: chunking failed\n");
+					return -1;
+				}
+				r->id = k->next_id;
+				r->retry_at = 0;
+				r->t_activity = now;
+				for (unsigned i = 0; i < r->n; i++) {
+					if (sendto(k->fd, r->dg[i].data, r->dg[i].len, 0,
+						   (struct sockaddr *)&o.gw, sizeof(o.gw)) > 0)
+						st.tx++;
+				}
+				o.sent_total++;
+			}
+			*busy |= r->active;
+		}
+	}
+	return 0;
+}
+
+static void
+recv_client(struct client *k)
+{
+	uint8_t buf[2048];
+	ssize_t n;
+
+	while ((n = recv(k->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		struct proto_msg m;
+		struct req *r = NULL;
+		uint64_t now = now_ns();
+
+		if (proto_decode(buf, (size_t)n, NULL, &m, NULL) != PROTO_OK || m.h.client_id != k->id) {
+			st.rx_bad++;
+			continue;
+		}
+		for (unsigned s = 0; s < o.window; s++)
+			if (k->req[s].active && k->req[s].retry_at == 0 && k->req[s].id == m.h.request_id)
+				r = &k->req[s];
+		if (r == NULL)
+			continue;	/* stale: a NACK crossing the last chunk */
+		r->t_activity = now;
+		if (m.h.type == PROTO_T_NACK) {
+			st.nacks++;
+			for (unsigned i = 0; i < m.u.nack.n_ranges; i++)
+				for (unsigned j = m.u.nack.ranges[i].first;
+				     j < (unsigned)m.u.nack.ranges[i].first + m.u.nack.ranges[i].count &&
+				     j < r->n; j++) {
+					sendto(k->fd, r->dg[j].data, r->dg[j].len, 0,
+					       (struct sockaddr *)&o.gw, sizeof(o.gw));
+					st.resent++;
+				}
+			continue;
+		}
+		if (m.h.type == PROTO_T_ERROR ||
+		    (m.h.type == PROTO_T_RESPONSE && m.u.resp.status == PROTO_ST_OVERLOADED)) {
+			unsigned s = m.h.type == PROTO_T_ERROR ? m.u.error.status : m.u.resp.status;
+
+			if (s == PROTO_ST_OVERLOADED && o.no_retry) {
+				/* the answer of a gateway shedding or draining */
+				st.overloaded_final++;
+				/* and start nothing new: a device backing off */
+				o.requests = st.started;
+				if (ids_f != NULL && m.h.type == PROTO_T_RESPONSE)
+					fprintf(ids_f, "%u %u\n", k->id, r->id);
+				r->active = false;
+				k->inflight--;
+				continue;
+			}
+			if (s == PROTO_ST_OVERLOADED) {	/* back off, new id */
+				st.overloaded++;
+				r->retry_at = now + 5000000ull;
+				continue;
+			}
+			if (s < PROTO_ST__COUNT)
+				st.by_status[s]++;
+			st.failed++;
+			fprintf(stderr, "gw_client: request %u: ERROR %s\n", r->id, proto_status_name(s));
+			r->active = false;
+			k->inflight--;
+			continue;
+		}
+		if (m.h.type != PROTO_T_RESPONSE) {
+			st.rx_bad++;
+			continue;
+		}
+		if (m.u.resp.status < PROTO_ST__COUNT)
+			st.by_status[m.u.resp.status]++;
+		if (ids_f != NULL)
+			fprintf(ids_f, "%u %u\n", k->id, r->id);
+		if (m.u.resp.status != PROTO_ST_OK || m.u.resp.result_kind != PROTO_RES_TOPK ||
+		    m.u.resp.top_k == 0) {
+			st.failed++;
+			fprintf(stderr, "gw_client: request %u: %s/%s\n", r->id,
+				proto_status_name(m.u.resp.status), proto_reason_name(m.u.resp.reason));
+		} else {
+			answer_ok(&m, &tens[r->tensor], r->id);
+		}
+		r->active = false;
+		k->inflight--;
+	}
+}
+
+/* Until every request started (up to o.requests) is answered, or t_end. */
+static int
+run_window(uint64_t t_end)
+{
+	while (now_ns() < t_end) {
+		struct pollfd pfd[MAX_CLIENTS];
+		bool busy = false;
+
+		if (send_due(now_ns(), &busy) < 0)
+			return -1;
+		if (!busy && st.started >= o.requests)
+			break;
+		for (unsigned c = 0; c < o.clients; c++)
+			pfd[c] = (struct pollfd){ .fd = cl[c].fd, .events = POLLIN };
+		if (poll(pfd, o.clients, 5) <= 0)
+			continue;
+		for (unsigned c = 0; c < o.clients; c++)
+			recv_client(&cl[c]);
+	}
+	return 0;
+}
+
+/*
+ * ---- the open loop: --rate R requests/s for --duration S, whatever the answers ----
+ * Single-client-window bookkeeping does not fit: each request is tracked in its client's ring
+ * by id, so thousands stay in flight. A request is "good" when answered OK within its
+ * deadline as the client sees it (send to answer). --closed W instead keeps W in flight (a
+ * closed loop at saturation) and reports the rate of OK answers: the capacity.
+ */
+struct ol_req {
+	uint32_t id;			/* 0: free */
+	uint32_t tensor;
+	uint64_t t_send;
+};
+
+static struct ol_req *ol[MAX_CLIENTS];
+static volatile sig_atomic_t ol_stop;
+static struct {
+	uint64_t sent, answered, ok, good, late, lost, reused, inflight, nack_resent;
+	uint64_t good_after_warmup, ok_after_warmup;
+	uint64_t lat_us[1 << 16];	/* OK latencies, a sample of at most 65536 */
+	unsigned n_lat;
+} ols;
+
+static void
+ol_on_usr1(int sig)
+{
+	(void)sig;
+	ol_stop = 1;
+}
+
+static int
+ol_send(struct client *k, struct ol_req *q, uint32_t id, unsigned ti, bool only_chunks,
+	const struct proto_nack *nk)
+{
+	static uint8_t out[MAX_CHUNKS * MAX_DGRAM];
+	struct proto_dgram dg[MAX_CHUNKS];
+	const struct tensor *t = &tens[ti];
+	struct proto_hdr h = { .client_id = k->id, .request_id = id, .session_id = k->session };
+	struct proto_request rq;
+	unsigned n;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.c.model_id = (uint16_t)o.model_id;
+	rq.c.split_id = t->split;
+	rq.c.t = t->t;
+	rq.top_k = (uint8_t)o.top_k;
+	rq.flags = (uint8_t)o.flags;
+	rq.deadline_us = o.deadline_us;
+	if (proto_request_chunk(&h, &rq, t->raw, MAX_DGRAM, true, out, sizeof(out), dg, MAX_CHUNKS,
+				&n) != 0)
+		return -1;
+	for (unsigned i = 0; i < n; i++) {
+		bool want = !only_chunks;
+
+		for (unsigned r = 0; only_chunks && r < nk->n_ranges; r++)
+			want |= i >= nk->ranges[r].first &&
+				i < (unsigned)nk->ranges[r].first + nk->ranges[r].count;
+		if (want && sendto(k->fd, dg[i].data, dg[i].len, 0, (struct sockaddr *)&o.gw,
+				   sizeof(o.gw)) > 0)
+			st.tx++;
+		ols.nack_resent += want && only_chunks;
+	}
+	(void)q;
+	return 0;
+}
+
+static void
+ol_recv(struct client *k, struct ol_req *ring, uint64_t warm_end)
+{
+	uint8_t buf[2048];
+	ssize_t n;
+
+	while ((n = recv(k->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		struct proto_msg m;
+		struct ol_req *q;
+		uint64_t now = now_ns(), lat;
+		unsigned s;
+
+		if (proto_decode(buf, (size_t)n, NULL, &m, NULL) != PROTO_OK || m.h.client_id != k->id) {
+			st.rx_bad++;
+			continue;
+		}
+		q = &ring[m.h.request_id & (OL_CAP - 1)];
+		if (q->id != m.h.request_id || m.h.request_id == 0)
+			continue;	/* already answered: a second answer would be a bug */
+		if (m.h.type == PROTO_T_NACK) {
+			st.nacks++;
+			ol_send(k, q, q->id, q->tensor, true, &m.u.nack);
+			continue;
+		}
+		if (m.h.type != PROTO_T_RESPONSE && m.h.type != PROTO_T_ERROR) {
+			st.rx_bad++;
+			continue;
+		}
+		s = m.h.type == PROTO_T_ERROR ? m.u.error.status : m.u.resp.status;
+		if (s < PROTO_ST__COUNT)
+			st.by_status[s]++;
+		if (ids_f != NULL && m.h.type == PROTO_T_RESPONSE)
+			fprintf(ids_f, "%u %u\n", k->id, q->id);
+		lat = (now - q->t_send) / 1000;
+		ols.answered++;
+		ols.inflight--;
+		if (s == PROTO_ST_OK && m.h.type == PROTO_T_RESPONSE) {
+			answer_ok(&m, &tens[q->tensor], q->id);
+			ols.ok++;
+			if (q->t_send >= warm_end)
+				ols.ok_after_warmup++;
+			if (lat <= o.deadline_us) {
+				ols.good++;
+				ols.good_after_warmup += q->t_send >= warm_end;
+			} else {
+				ols.late++;
+			}
+			if (ols.n_lat < sizeof(ols.lat_us) / sizeof(ols.lat_us[0]))
+				ols.lat_us[ols.n_lat++] = lat;
+		}
+		q->id = 0;
+	}
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* rate > 0: open loop; else closed with window inflight. Then wait drain_ms for answers. */
+static int
+run_open(double rate, unsigned closed, double duration, double warmup, unsigned drain_ms)
+{
+	uint64_t t0 = now_ns(), t_stop = t0 + (uint64_t)(duration * 1e9), next = t0, seq = 0;
+	uint64_t warm_end = t0 + (uint64_t)(warmup * 1e9), t_last_send = t0, t_drain;
+	double gap = rate > 0 ? 1e9 / rate : 0;
+	struct pollfd pfd[MAX_CLIENTS];
+
+	signal(SIGUSR1, ol_on_usr1);
+	for (unsigned c = 0; c < o.clients; c++) {
+		ol[c] = calloc(OL_CAP, sizeof(*ol[c]));
+		if (ol[c] == NULL)
+			return -1;
+		pfd[c] = (struct pollfd){ .fd = cl[c].fd, .events = POLLIN };
+	}
+	for (;;) {
+		uint64_t now = now_ns();
+		bool sending = now < t_stop && !ol_stop;
+
+		/* Paced: everything due by now leaves (poll's millisecond makes small bursts). */
+		while (sending && (rate > 0 ? next <= now : ols.inflight < closed)) {
+			struct client *k = &cl[seq % o.clients];
+			struct ol_req *ring = ol[seq % o.clients];
+			uint32_t id = ++k->next_id;
+			struct ol_req *q = &ring[id & (OL_CAP - 1)];
+
+			if (id == 0)
+				id = ++k->next_id;
+			if (q->id != 0) {	/* its slot's previous request never answered */
+				ols.reused++;
+				ols.inflight--;
+			}
+			q->id = id;
+			q->tensor = (uint32_t)(seq % n_tens);
+			q->t_send = now;
+			if (ol_send(k, q, id, q->tensor, false, NULL) < 0) {
+				fprintf(stderr, "gw_client: chunking failed\n");
+				return -1;
+			}
+			ols.sent++;
+			ols.inflight++;
+			seq++;
+			next += (uint64_t)gap;
+			t_last_send = now;
+		}
+		if (!sending) {
+			t_drain = (now < t_stop ? now : t_stop) + (uint64_t)drain_ms * 1000000ull;
+			if (ols.inflight == 0 || now > t_drain)
+				break;
+		}
+		if (poll(pfd, o.clients, 1) > 0)
+			for (unsigned c = 0; c < o.clients; c++)
+				ol_recv(&cl[c], ol[c], warm_end);
+	}
+	ols.lost = ols.inflight + ols.reused;
+	{
+		double span = (double)(t_last_send - t0) / 1e9, meas = span - warmup;
+		uint64_t p50 = 0, p99 = 0;
+
+		qsort(ols.lat_us, ols.n_lat, sizeof(ols.lat_us[0]), cmp_u64);
+		if (ols.n_lat) {
+			p50 = ols.lat_us[ols.n_lat / 2];
+			p99 = ols.lat_us[(size_t)((ols.n_lat - 1) * 0.99)];
+		}
+		printf("mode %s\nsend_seconds %.3f\nsent %llu\nanswered %llu\nok %llu\n"
+		       "good %llu\nok_late %llu\nlost %llu\noffered_rps %.1f\ngoodput_rps %.1f\n"
+		       "ok_rps %.1f\nlat_p50_us %llu\nlat_p99_us %llu\nmismatch %llu\nclose %llu\n"
+		       "nacks %llu\nresent %llu\nearly_exits %llu\n",
+		       rate > 0 ? "open" : "closed", span, (unsigned long long)ols.sent,
+		       (unsigned long long)ols.answered, (unsigned long long)ols.ok,
+		       (unsigned long long)ols.good, (unsigned long long)ols.late,
+		       (unsigned long long)ols.lost, span > 0 ? (double)ols.sent / span : 0,
+		       meas > 0 ? (double)ols.good_after_warmup / meas : 0,
+		       meas > 0 ? (double)ols.ok_after_warmup / meas : 0, (unsigned long long)p50,
+		       (unsigned long long)p99, (unsigned long long)st.mismatch,
+		       (unsigned long long)st.close, (unsigned long long)st.nacks,
+		       (unsigned long long)ols.nack_resent, (unsigned long long)st.early_exits);
+		for (unsigned s = 0; s < PROTO_ST__COUNT; s++)
+			if (st.by_status[s])
+				printf("status_%s %llu\n", proto_status_name(s),
+				       (unsigned long long)st.by_status[s]);
+	}
+	for (unsigned c = 0; c < o.clients; c++)
+		free(ol[c]);
+	return ols.lost == 0 && st.mismatch == 0 ? 0 : 1;
+}
+
+static void
+print_summary(unsigned n_probes, unsigned probes_ok)
+{
+	printf("tensors %u\nrequests %llu\nstarted %llu\nsent %llu\nok %llu\nmismatch %llu\n"
+	       "close %llu\nfailed %llu\nlost %llu\noverloaded_retries %llu\nnacks %llu\n"
+	       "resent %llu\ntx_dgrams %llu\nrx_bad %llu\nbatch_max %llu\nbatched %llu\n"
+	       "sessions %llu\noverloaded_final %llu\nearly_exits %llu\n",
+	       n_tens, (unsigned long long)o.requests, (unsigned long long)st.started,
+	       (unsigned long long)o.sent_total, (unsigned long long)st.ok,
+	       (unsigned long long)st.mismatch, (unsigned long long)st.close,
+	       (unsigned long long)st.failed, (unsigned long long)st.lost,
+	       (unsigned long long)st.overloaded, (unsigned long long)st.nacks,
+	       (unsigned long long)st.resent, (unsigned long long)st.tx,
+	       (unsigned long long)st.rx_bad, (unsigned long long)st.batch_max,
+	       (unsigned long long)st.batched, (unsigned long long)st.sessions,
+	       (unsigned long long)st.overloaded_final, (unsigned long long)st.early_exits);
+	printf("probes %u\nprobes_ok %u\n", n_probes, probes_ok);
+	printf("ok_split0_f32 %llu\nok_split0_u8 %llu\nok_mid_f32 %llu\nok_mid_u8 %llu\n",
+	       (unsigned long long)st.by_kind[0], (unsigned long long)st.by_kind[1],
+	       (unsigned long long)st.by_kind[2], (unsigned long long)st.by_kind[3]);
+	for (unsigned k = 0; k < fm.n_splits; k++)
+		for (unsigned d = 0; d < fm.n_dtypes; d++)
+			printf("ok_s%u_%s %llu\n", fm.splits[k], dtype_name(fm.dtypes[d]),
+			       (unsigned long long)st.by_sd[k][fm.dtypes[d]]);
+	for (unsigned d = 0; d < fm.n_dtypes; d++) {
+		unsigned dt = fm.dtypes[d];
+
+		if (st.labelled[dt])
+			printf("accuracy_%s %.4f\n", dtype_name(dt),
+			       (double)st.correct[dt] / (double)st.labelled[dt]);
+	}
+	if (fm.m != NULL)
+		printf("engine_head_batches %llu\nengine_tail_batches %llu\n",
+		       (unsigned long long)fm.heads, (unsigned long long)fm.tails);
+	for (unsigned s = 0; s < PROTO_ST__COUNT; s++)
+		if (st.by_status[s])
+			printf("status_%s %llu\n", proto_status_name(s),
+			       (unsigned long long)st.by_status[s]);
+}
+
 int
 main(int argc, char **argv)
 {
-	struct sockaddr_in gw = { .sin_family = AF_INET, .sin_port = htons(PROTO_PORT) };
-	const char *model = NULL, *input = NULL, *ids = NULL;
-	unsigned requests = 2000, clients = 4, window = 4, samples = 32, split = 0, top_k = 3;
-	unsigned time_limit = 60, timeout_ms = 3000, model_id = 1, bad = 0, n_probes = 0;
-	unsigned probes_ok = 0, client_base = 1000;
-	bool no_retry = false;
-	static struct client cl[MAX_CLIENTS];	/* 48 MB of datagrams: not the stack */
+	const char *model = NULL, *input = NULL, *ids = NULL, *fmnist = NULL;
+	unsigned samples = 32, split = 0, time_limit = 60, bad = 0, n_probes = 0, probes_ok = 0;
+	unsigned client_base = 1000, images = 10000, block = 512, closed = 0, drain_ms = 3000;
+	double rate = 0, duration = 0, warmup = 0;
 	struct tg_err err = { 0 };
-	uint64_t t_end, sent_total = 0;
+	uint64_t t_end;
 	bool all_ok;
 
 	if (argc < 2) {
-		fprintf(stderr, "gw_client: a helper of tests/gateway_serve.sh, not a test\n");
+		fprintf(stderr, "gw_client: a helper of tests/gateway_*.sh, not a test\n");
 		printf("0 passed, 0 failed, 0 skipped\n");
 		return 0;
 	}
+	o.gw = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons(PROTO_PORT) };
+	o.requests = 2000;
+	o.clients = 4;
+	o.window = 4;
+	o.timeout_ms = 3000;
+	o.model_id = 1;
+	o.top_k = 3;
+	fm.n_splits = 4;
+	memcpy(fm.splits, (uint8_t[]){ 0, 4, 6, 8 }, 4);
+	fm.n_dtypes = 4;
+	memcpy(fm.dtypes, (uint8_t[]){ PROTO_DT_F32, PROTO_DT_F16, PROTO_DT_S8, PROTO_DT_U8 }, 4);
 	for (int i = 1; i + 1 < argc; i += 2) {
 		const char *k = argv[i], *v = argv[i + 1];
 		unsigned u = (unsigned)strtoul(v, NULL, 10);
+		int n;
 
 		if (strcmp(k, "--gw") == 0) {
-			if (inet_pton(AF_INET, v, &gw.sin_addr) != 1)
+			if (inet_pton(AF_INET, v, &o.gw.sin_addr) != 1)
 				return 2;
 		} else if (strcmp(k, "--port") == 0) {
-			gw.sin_port = htons((uint16_t)u);
+			o.gw.sin_port = htons((uint16_t)u);
 		} else if (strcmp(k, "--model") == 0) {
 			model = v;
 		} else if (strcmp(k, "--input") == 0) {
 			input = v;
 		} else if (strcmp(k, "--model-id") == 0) {
-			model_id = u;
+			o.model_id = u;
 		} else if (strcmp(k, "--split") == 0) {
 			split = u;
 		} else if (strcmp(k, "--requests") == 0) {
-			requests = u;
+			o.requests = u;
 		} else if (strcmp(k, "--clients") == 0) {
-			clients = u;
+			o.clients = u;
 		} else if (strcmp(k, "--window") == 0) {
-			window = u;
+			o.window = u;
 		} else if (strcmp(k, "--samples") == 0) {
 			samples = u;
 		} else if (strcmp(k, "--seed") == 0) {
@@ -420,31 +1108,83 @@ main(int argc, char **argv)
 		} else if (strcmp(k, "--time-limit") == 0) {
 			time_limit = u;
 		} else if (strcmp(k, "--timeout-ms") == 0) {
-			timeout_ms = u;
+			o.timeout_ms = u;
 		} else if (strcmp(k, "--top-k") == 0) {
-			top_k = u;
+			o.top_k = u;
 		} else if (strcmp(k, "--no-retry") == 0) {
-			no_retry = u != 0;
+			o.no_retry = u != 0;
 		} else if (strcmp(k, "--client-base") == 0) {
 			client_base = u;
 		} else if (strcmp(k, "--probes") == 0) {
 			bad = u;
 		} else if (strcmp(k, "--ids") == 0) {
 			ids = v;
+		} else if (strcmp(k, "--fmnist") == 0) {
+			fmnist = v;
+		} else if (strcmp(k, "--images") == 0) {
+			images = u;
+		} else if (strcmp(k, "--block") == 0) {
+			block = u;
+		} else if (strcmp(k, "--splits") == 0) {
+			if ((n = parse_list(v, fm.splits, 4, false)) <= 0)
+				return 2;
+			fm.n_splits = (unsigned)n;
+		} else if (strcmp(k, "--dtypes") == 0) {
+			if ((n = parse_list(v, fm.dtypes, 4, true)) <= 0)
+				return 2;
+			fm.n_dtypes = (unsigned)n;
+		} else if (strcmp(k, "--flags") == 0) {
+			o.flags = u;
+		} else if (strcmp(k, "--deadline-us") == 0) {
+			o.deadline_us = u;
+		} else if (strcmp(k, "--rate") == 0) {
+			rate = strtod(v, NULL);
+		} else if (strcmp(k, "--closed") == 0) {
+			closed = u;
+		} else if (strcmp(k, "--duration") == 0) {
+			duration = strtod(v, NULL);
+		} else if (strcmp(k, "--warmup") == 0) {
+			warmup = strtod(v, NULL);
+		} else if (strcmp(k, "--drain-ms") == 0) {
+			drain_ms = u;
 		} else {
 			fprintf(stderr, "gw_client: unknown option %s\n", k);
 			return 2;
 		}
 	}
-	if (model == NULL || gw.sin_addr.s_addr == 0 || clients == 0 || clients > MAX_CLIENTS ||
-	    window == 0 || window > MAX_WINDOW || samples == 0 || samples > MAX_SAMPLES ||
-	    requests == 0 || top_k == 0 || top_k > 16) {
+	if (model == NULL || o.gw.sin_addr.s_addr == 0 || o.clients == 0 ||
+	    o.clients > MAX_CLIENTS || o.window == 0 || o.window > MAX_WINDOW || samples == 0 ||
+	    samples > MAX_SAMPLES || o.requests == 0 || o.top_k == 0 || o.top_k > 16 ||
+	    block == 0 || block > MAX_TENS || images == 0 ||
+	    ((rate > 0 || closed > 0) && (duration <= 0 || fmnist == NULL || o.deadline_us == 0))) {
 		fprintf(stderr, "gw_client: bad arguments\n");
 		return 2;
 	}
 	mid_split = (uint8_t)split;
 	kern_set_threads(1);
-	if (build_tensors(model, input, split, samples, &err) < 0) {
+	{
+		struct kern_model *m = NULL;
+		struct kern_model_info info;
+
+		if (kern_model_load(model, NULL, &m, &err) < 0) {
+			fprintf(stderr, "gw_client: %s\n", err.msg);
+			return 1;
+		}
+		kern_model_get_info(m, &info);
+		for (unsigned x = 0; x < info.n_outputs; x++)
+			if (strcmp(kern_model_output(m, x)->name, final_name(m)) == 0)
+				o.final_out = (int)x;
+		kern_model_free(m);
+	}
+	if (fmnist != NULL) {
+		if (fm_open(model, strcmp(fmnist, "default") == 0 ? NULL : fmnist, images, &err) < 0) {
+			fprintf(stderr, "gw_client: %s\n", err.msg);
+			return 1;
+		}
+		if (images > fm.ds.n)
+			images = (unsigned)fm.ds.n;
+		o.requests = images;
+	} else if (build_tensors(model, input, split, samples, &err) < 0) {
 		fprintf(stderr, "gw_client: %s\n", err.msg);
 		return 1;
 	}
@@ -453,218 +1193,71 @@ main(int argc, char **argv)
 		return 1;
 	}
 	memset(cl, 0, sizeof(cl));
-	for (unsigned c = 0; c < clients; c++) {
-		struct timeval tv = { 0, 0 };
-
+	for (unsigned c = 0; c < o.clients; c++) {
 		cl[c].fd = socket(AF_INET, SOCK_DGRAM, 0);
 		if (cl[c].fd < 0) {
 			perror("gw_client: socket");
 			return 1;
 		}
-		setsockopt(cl[c].fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		{	/* the open loop's answers arrive in bursts */
+			int sz = 4 << 20;
+
+			setsockopt(cl[c].fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+		}
 		cl[c].id = client_base + c;
-		hello(&cl[c], &gw);
+		hello(&cl[c], &o.gw);
+	}
+	if (rate > 0 || closed > 0) {
+		int rc;
+
+		if (fm_block(0, block < images ? block : images, &err) < 0) {
+			fprintf(stderr, "gw_client: %s\n", err.msg);
+			return 1;
+		}
+		rc = run_open(rate, closed, duration, warmup, drain_ms);
+		if (ids_f != NULL)
+			fclose(ids_f);
+		for (unsigned c = 0; c < o.clients; c++)
+			close(cl[c].fd);
+		for (unsigned i = 0; i < n_tens; i++)
+			free(tens[i].raw);
+		fm_close();
+		return rc;
 	}
 	if (bad)
-		n_probes = probes(&cl[0], &gw, model_id, &probes_ok);
+		n_probes = probes(&cl[0], &o.gw, o.model_id, &probes_ok);
 
 	t_end = now_ns() + (uint64_t)time_limit * 1000000000ull;
-	while (now_ns() < t_end) {
-		uint64_t now = now_ns();
-		struct pollfd pfd[MAX_CLIENTS];
-		bool busy = false;
+	if (fmnist != NULL) {
+		/* Block by block: build (heads and reference tails batched), then send it all. */
+		for (size_t first = 0; first < images && now_ns() < t_end; first += block) {
+			size_t n = images - first < block ? images - first : block;
 
-		for (unsigned c = 0; c < clients; c++) {
-			struct client *k = &cl[c];
-
-			for (unsigned s = 0; s < window; s++) {
-				struct req *r = &k->req[s];
-
-				if (r->active && r->retry_at == 0 &&
-				    now - r->t_activity > (uint64_t)timeout_ms * 1000000ull) {
-					st.lost++;	/* nothing heard: counted, never retried */
-					r->active = false;
-					k->inflight--;
-				}
-				if (!r->active && r->retry_at == 0 && st.started < requests) {
-					r->tensor = (unsigned)(st.started % n_tens);
-					r->t_start = now;
-					r->retry_at = 1;	/* send now */
-					r->active = true;
-					k->inflight++;
-					st.started++;
-				}
-				if (r->active && r->retry_at != 0 && r->retry_at <= now) {
-					struct tensor *t = &tens[r->tensor];
-					struct proto_hdr h = { .client_id = k->id,
-							       .request_id = ++k->next_id,
-							       .session_id = k->session };
-					struct proto_request rq;
-
-					memset(&rq, 0, sizeof(rq));
-					rq.c.model_id = (uint16_t)model_id;
-					rq.c.split_id = t->split;
-					rq.c.t = t->t;
-					rq.top_k = (uint8_t)top_k;
-					rq.deadline_us = (k->next_id & 1) ? 2000000 : 0;
-					if (proto_request_chunk(&h, &rq, t->raw, MAX_DGRAM, true, r->out,
-								sizeof(r->out), r->dg, MAX_CHUNKS,
-								&r->n) != 0) {
-						fprintf(stderr, "gw_client: chunking failed\n");
-						return 1;
-					}
-					r->id = k->next_id;
-					r->retry_at = 0;
-					r->t_activity = now;
-					for (unsigned i = 0; i < r->n; i++) {
-						if (sendto(k->fd, r->dg[i].data, r->dg[i].len, 0,
-							   (struct sockaddr *)&gw, sizeof(gw)) > 0)
-							st.tx++;
-					}
-					sent_total++;
-				}
-				busy |= r->active;
+			o.tens_base = st.started;
+			o.requests = st.started + n;
+			if (fm_block(first, n, &err) < 0) {
+				fprintf(stderr, "gw_client: %s\n", err.msg);
+				return 1;
 			}
+			if (run_window(t_end) < 0)
+				return 1;
 		}
-		if (!busy && st.started >= requests)
-			break;
-		for (unsigned c = 0; c < clients; c++)
-			pfd[c] = (struct pollfd){ .fd = cl[c].fd, .events = POLLIN };
-		if (poll(pfd, clients, 5) <= 0)
-			continue;
-		for (unsigned c = 0; c < clients; c++) {
-			struct client *k = &cl[c];
-			uint8_t buf[2048];
-			ssize_t n;
-
-			while ((n = recv(k->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
-				struct proto_msg m;
-				struct req *r = NULL;
-
-				now = now_ns();
-				if (proto_decode(buf, (size_t)n, NULL, &m, NULL) != PROTO_OK ||
-				    m.h.client_id != k->id) {
-					st.rx_bad++;
-					continue;
-				}
-				for (unsigned s = 0; s < window; s++)
-					if (k->req[s].active && k->req[s].retry_at == 0 &&
-					    k->req[s].id == m.h.request_id)
-						r = &k->req[s];
-				if (r == NULL)
-					continue;	/* stale: a NACK crossing the last chunk */
-				r->t_activity = now;
-				if (m.h.type == PROTO_T_NACK) {
-					st.nacks++;
-					for (unsigned i = 0; i < m.u.nack.n_ranges; i++)
-						for (unsigned j = m.u.nack.ranges[i].first;
-						     j < (unsigned)m.u.nack.ranges[i].first +
-							 m.u.nack.ranges[i].count && j < r->n; j++) {
-							sendto(k->fd, r->dg[j].data, r->dg[j].len, 0,
-							       (struct sockaddr *)&gw, sizeof(gw));
-							st.resent++;
-						}
-					continue;
-				}
-				if (m.h.type == PROTO_T_ERROR || (m.h.type == PROTO_T_RESPONSE &&
-				    m.u.resp.status == PROTO_ST_OVERLOADED)) {
-					unsigned s = m.h.type == PROTO_T_ERROR ? m.u.error.status
-									       : m.u.resp.status;
-
-					if (s == PROTO_ST_OVERLOADED && no_retry) {
-						/* the answer of a gateway shedding or draining */
-						st.overloaded_final++;
-						/* and start nothing new: a device backing off */
-						requests = (unsigned)st.started;
-						if (ids_f != NULL && m.h.type == PROTO_T_RESPONSE)
-							fprintf(ids_f, "%u %u\n", k->id, r->id);
-						r->active = false;
-						k->inflight--;
-						continue;
-					}
-					if (s == PROTO_ST_OVERLOADED) {	/* back off, new id */
-						st.overloaded++;
-						r->retry_at = now + 5000000ull;
-						continue;
-					}
-					if (s < PROTO_ST__COUNT)
-						st.by_status[s]++;
-					st.failed++;
-					fprintf(stderr, "gw_client: request %u: ERROR %s\n", r->id,
-						proto_status_name(s));
-					r->active = false;
-					k->inflight--;
-					continue;
-				}
-				if (m.h.type != PROTO_T_RESPONSE) {
-					st.rx_bad++;
-					continue;
-				}
-				if (m.u.resp.status < PROTO_ST__COUNT)
-					st.by_status[m.u.resp.status]++;
-				if (ids_f != NULL)
-					fprintf(ids_f, "%u %u\n", k->id, r->id);
-				if (m.u.resp.status != PROTO_ST_OK ||
-				    m.u.resp.result_kind != PROTO_RES_TOPK || m.u.resp.top_k == 0) {
-					st.failed++;
-					fprintf(stderr, "gw_client: request %u: %s/%s\n", r->id,
-						proto_status_name(m.u.resp.status),
-						proto_reason_name(m.u.resp.reason));
-				} else {
-					struct proto_topk e;
-					struct tensor *t = &tens[r->tensor];
-
-					proto_topk_get(&m.u.resp, 0, &e);
-					st.ok++;
-					st.by_kind[(t->split != 0) * 2 + (t->dtype != PROTO_DT_F32)]++;
-					if (e.class_id != t->expect) {
-						if (t->near_tie) {
-							st.close++;
-						} else {
-							st.mismatch++;
-							fprintf(stderr, "gw_client: request %u (split %u "
-								"%s): class %u, expected %u\n", r->id,
-								t->split, t->dtype == PROTO_DT_F32 ?
-								"f32" : "u8", e.class_id, t->expect);
-						}
-					}
-					if (m.u.resp.batch_size > st.batch_max)
-						st.batch_max = m.u.resp.batch_size;
-					st.batched += m.u.resp.batch_size > 1;
-				}
-				r->active = false;
-				k->inflight--;
-			}
-		}
+		o.requests = images;
+	} else if (run_window(t_end) < 0) {
+		return 1;
 	}
-	for (unsigned c = 0; c < clients; c++) {
-		for (unsigned s = 0; s < window; s++)
+	for (unsigned c = 0; c < o.clients; c++) {
+		for (unsigned s = 0; s < o.window; s++)
 			st.lost += cl[c].req[s].active;
 		close(cl[c].fd);
 	}
 	if (ids_f != NULL)
 		fclose(ids_f);
-	printf("tensors %u\nrequests %u\nstarted %llu\nsent %llu\nok %llu\nmismatch %llu\n"
-	       "close %llu\nfailed %llu\nlost %llu\noverloaded_retries %llu\nnacks %llu\n"
-	       "resent %llu\ntx_dgrams %llu\nrx_bad %llu\nbatch_max %llu\nbatched %llu\n"
-	       "sessions %llu\noverloaded_final %llu\n",
-	       n_tens, requests, (unsigned long long)st.started, (unsigned long long)sent_total,
-	       (unsigned long long)st.ok, (unsigned long long)st.mismatch,
-	       (unsigned long long)st.close, (unsigned long long)st.failed,
-	       (unsigned long long)st.lost, (unsigned long long)st.overloaded,
-	       (unsigned long long)st.nacks, (unsigned long long)st.resent,
-	       (unsigned long long)st.tx, (unsigned long long)st.rx_bad,
-	       (unsigned long long)st.batch_max, (unsigned long long)st.batched,
-	       (unsigned long long)st.sessions, (unsigned long long)st.overloaded_final);
-	printf("probes %u\nprobes_ok %u\n", n_probes, probes_ok);
-	printf("ok_split0_f32 %llu\nok_split0_u8 %llu\nok_mid_f32 %llu\nok_mid_u8 %llu\n",
-	       (unsigned long long)st.by_kind[0], (unsigned long long)st.by_kind[1],
-	       (unsigned long long)st.by_kind[2], (unsigned long long)st.by_kind[3]);
-	for (unsigned s = 0; s < PROTO_ST__COUNT; s++)
-		if (st.by_status[s])
-			printf("status_%s %llu\n", proto_status_name(s),
-			       (unsigned long long)st.by_status[s]);
-	all_ok = st.ok + st.overloaded_final == requests && st.mismatch == 0 && st.failed == 0 &&
+	print_summary(n_probes, probes_ok);
+	all_ok = st.ok + st.overloaded_final == o.requests && st.mismatch == 0 && st.failed == 0 &&
 		 st.lost == 0 && probes_ok == n_probes;
+	for (unsigned i = 0; i < n_tens; i++)
+		free(tens[i].raw);
+	fm_close();
 	return all_ok ? 0 : 1;
 }

@@ -1,0 +1,117 @@
+# Sourced by the tests that run the shipped model behind tailgate (tests/gateway_fmnist.sh,
+# tests/gateway_overload.sh) and by scripts/bench_gateway.sh: namespaces, the daemon, GETs.
+# Not a test itself (run_tests.sh runs tests/*.sh only). The caller sets, before sourcing:
+#   NAME (unique: include $$), SUBNET (third octet of 10.82.N.0/24, the helper's subnet),
+#   TMP (a directory it removes), BUILD.
+# Same measured veth pitfalls as tests/gateway_serve.sh: one queue each end, MTU 1500, TX
+# checksum offload off on the client end, no address on the gateway end.
+
+NS_GW=$NAME-gw NS_CL=$NAME-cl IF_GW=$NAME-g IF_CL=$NAME-c
+IP_GW=10.82.$SUBNET.1 IP_CL=10.82.$SUBNET.2
+PREFIX=tg_${NAME}
+gw_pid=
+gw_port=
+
+ns_down() {
+	ip netns del "$NS_GW" 2>/dev/null
+	ip netns del "$NS_CL" 2>/dev/null
+	ip link del "$IF_GW" 2>/dev/null
+	return 0
+}
+
+ns_up() {
+	ns_down
+	ip netns add "$NS_GW" && ip netns add "$NS_CL" &&
+	ip link add "$IF_GW" numtxqueues 1 numrxqueues 1 type veth \
+		peer name "$IF_CL" numtxqueues 1 numrxqueues 1 &&
+	ip link set "$IF_GW" netns "$NS_GW" && ip link set "$IF_CL" netns "$NS_CL" &&
+	ip -n "$NS_GW" link set lo up && ip -n "$NS_CL" link set lo up &&
+	ip -n "$NS_GW" link set "$IF_GW" mtu 1500 up &&
+	ip -n "$NS_CL" link set "$IF_CL" mtu 1500 up &&
+	ip -n "$NS_CL" addr add "$IP_CL/24" dev "$IF_CL" &&
+	ip netns exec "$NS_CL" ethtool -K "$IF_CL" tx off >/dev/null || { ns_down; return 1; }
+	ip netns exec "$NS_GW" sysctl -qw "net.ipv6.conf.$IF_GW.disable_ipv6=1" 2>/dev/null
+	ip netns exec "$NS_CL" sysctl -qw "net.ipv6.conf.$IF_CL.disable_ipv6=1" 2>/dev/null
+	# The open loop's answers come in bursts: room in the client's socket buffers.
+	ip netns exec "$NS_CL" sysctl -qw net.core.rmem_max=8388608 2>/dev/null
+	return 0
+}
+
+gw_stop_kill() {
+	if [ -n "$gw_pid" ]; then
+		kill -KILL "$gw_pid" 2>/dev/null
+		wait "$gw_pid" 2>/dev/null
+	fi
+	gw_pid=
+}
+
+gw_cleanup() {
+	gw_stop_kill
+	ns_down
+	rm -rf "/var/run/dpdk/${PREFIX}"_* "$TMP"
+}
+
+# A repository holding the shipped model (its own model.conf, or the one given).
+gw_repo() {	# dir [model.conf to use instead]
+	mkdir -p "$1/fmnist-resnet"
+	ln -sf "$PWD/models/fmnist-resnet/model.onnx" "$1/fmnist-resnet/model.onnx"
+	ln -sf "$PWD/models/fmnist-resnet/model.calib" "$1/fmnist-resnet/model.calib"
+	cp "${2:-models/fmnist-resnet/model.conf}" "$1/fmnist-resnet/model.conf"
+}
+
+# Start tailgate on af_packet in the gateway namespace; sets gw_pid and gw_port.
+# Extra tailgate options after the config. @return 0 once ready (at most 60 s).
+gw_start() {	# config out_dir [tailgate options...]
+	local conf=$1 out=$2
+	shift 2
+	mkdir -p "$out"
+	rm -f "$out/ready"
+	ip netns exec "$NS_GW" "$BUILD/tailgate" --config "$conf" \
+		--metrics 127.0.0.1:0 --access-log "$out/access.log" --event-log "$out/event.log" \
+		--ready "$out/ready" "$@" -- \
+		--no-huge --no-shconf -m 1024 --no-pci --no-telemetry -l 0-1 \
+		--file-prefix "${PREFIX}_$(basename "$out")" --log-level='lib.*:warning' \
+		--vdev "net_af_packet0,iface=$IF_GW,blocksz=4096,framesz=2048,framecnt=4096,qpairs=1" \
+		>"$out/gw.out" 2>"$out/gw.err" &
+	gw_pid=$!
+	for _ in $(seq 300); do
+		[ -f "$out/ready" ] && break
+		kill -0 "$gw_pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	if [ ! -f "$out/ready" ]; then
+		sed 's/^/    | /' "$out/gw.err" | tail -n 8
+		gw_stop_kill
+		return 1
+	fi
+	gw_port=$(sed -n 's/^tailgate: control plane on port \([0-9]*\)$/\1/p' "$out/gw.err")
+	return 0
+}
+
+# SIGTERM and wait (at most 30 s); @return tailgate's exit status.
+gw_term() {
+	local rc
+	kill -TERM "$gw_pid" 2>/dev/null
+	for _ in $(seq 150); do
+		kill -0 "$gw_pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	wait "$gw_pid" 2>/dev/null
+	rc=$?
+	gw_pid=
+	return $rc
+}
+
+# A GET over a plain TCP socket (bash's /dev/tcp), inside the gateway namespace.
+http_get() {	# path out
+	ip netns exec "$NS_GW" timeout 5 bash -c \
+		'exec 3<>/dev/tcp/127.0.0.1/$1 && printf "GET %s HTTP/1.0\r\nHost: x\r\n\r\n" "$2" >&3 &&
+		 cat <&3' _ "$gw_port" "$1" >"$2" 2>/dev/null
+}
+
+# A metric's value from a scrape (first sample whose name and labels match exactly).
+metric() {	# file 'name{labels}'
+	awk -v k="$2" '$1 == k { print $2; exit }' "$1"
+}
+
+val() { awk -v k="$1" '$1 == k { print $2; found = 1 } END { if (!found) print 0 }' "$2"; }
