@@ -61,6 +61,8 @@ struct sched {
 	int *stage_free;
 	unsigned n_stage_free;
 	struct sched_stats st;
+	uint64_t busy_until[SCHED_MAX_WORKERS];	/* expected end of each worker's running
+						 * batch's requests (their whole chain) */
 	struct sched_batch wb[SCHED_MAX_WORKERS];	/* the workers' own batches */
 	struct sched_req **wreq;	/* their request arrays */
 	unsigned max_batch;		/* over models */
@@ -91,6 +93,43 @@ sched_remaining(const struct sched_mod *md, int q, unsigned n)
 	for (; q >= 0; q = md->seg[q].next)
 		t += md->seg[q].est[b];
 	return t;
+}
+
+/* Time to run n requests queued at q to the end: full batches, then the rest. */
+static uint64_t
+sched_queue_work(const struct sched_mod *md, int q, unsigned n)
+{
+	unsigned mb = md->cfg.max_batch;
+	uint64_t t = (uint64_t)(n / mb) * sched_remaining(md, q, mb);
+
+	return n % mb ? t + sched_remaining(md, q, n % mb) : t;
+}
+
+/*
+ * Under the lock: when a request joining queue (mi, qi) now would finish if the workers ran
+ * everything queued, earliest deadline first: the work of every queue (requests ahead of it,
+ * since deadlines are mostly alike, and its own batch) and what the running batches still
+ * have to do, shared by the workers. An estimate from the same online latencies as batching.
+ */
+static uint64_t
+sched_predict_finish(const struct sched *s, unsigned mi, unsigned qi, uint64_t now)
+{
+	uint64_t t = 0;
+
+	for (unsigned m = 0; m < s->cfg.n_models; m++) {
+		const struct sched_mod *md = &s->mod[m];
+
+		for (unsigned q = 0; q < md->n_seg; q++) {
+			unsigned n = md->seg[q].n + (m == mi && q == qi);
+
+			if (n > 0)
+				t += sched_queue_work(md, (int)q, n);
+		}
+	}
+	for (unsigned w = 0; w < s->cfg.n_workers; w++)
+		if (s->busy_until[w] > now)
+			t += s->busy_until[w] - now;
+	return now + t / s->cfg.n_workers;
 }
 
 /* ---- build ---- */
@@ -345,6 +384,7 @@ static void
 sched_push(struct sched_seg *q, struct sched_req *r, uint64_t now)
 {
 	r->next = NULL;
+	r->prev = q->tail;
 	r->t_enqueue_ns = now;
 	if (q->tail)
 		q->tail->next = r;
@@ -354,6 +394,7 @@ sched_push(struct sched_seg *q, struct sched_req *r, uint64_t now)
 	q->n++;
 }
 
+/* The oldest request of a queue. */
 static struct sched_req *
 sched_pop(struct sched_seg *q)
 {
@@ -364,8 +405,28 @@ sched_pop(struct sched_seg *q)
 	q->head = r->next;
 	if (q->head == NULL)
 		q->tail = NULL;
+	else
+		q->head->prev = NULL;
 	q->n--;
-	r->next = NULL;
+	r->next = r->prev = NULL;
+	return r;
+}
+
+/* The newest request of a queue. */
+static struct sched_req *
+sched_pop_tail(struct sched_seg *q)
+{
+	struct sched_req *r = q->tail;
+
+	if (r == NULL)
+		return NULL;
+	q->tail = r->prev;
+	if (q->tail == NULL)
+		q->head = NULL;
+	else
+		q->tail->next = NULL;
+	q->n--;
+	r->next = r->prev = NULL;
 	return r;
 }
 
@@ -374,8 +435,10 @@ sched_stats_answer(struct sched *s, const struct sched_req *r)
 {
 	if (r->status < 16)
 		s->st.by_status[r->status]++;
-	if (r->exit_taken < 16)
+	if (r->exit_taken < 16) {
 		s->st.exits[r->exit_taken]++;
+		s->st.model_exits[r->model][r->exit_taken]++;
+	}
 	s->st.completed++;
 }
 
@@ -423,8 +486,13 @@ sched_submit(struct sched *s, struct sched_req *r)
 	s->st.submitted++;
 	if (s->draining || s->inflight >= s->cfg.max_inflight || q->n >= s->cfg.queue_cap) {
 		r->status = PROTO_ST_OVERLOADED;
-	} else if (now + sched_remaining(md, qi, q->n + 1) > r->deadline_ns) {
-		r->status = PROTO_ST_DEADLINE_INFEASIBLE;
+	} else if (now + sched_remaining(md, qi, 1) > r->deadline_ns) {
+		r->status = PROTO_ST_DEADLINE_INFEASIBLE;	/* even alone on an idle gateway */
+	} else if (sched_predict_finish(s, r->model, (unsigned)qi, now) > r->deadline_ns) {
+		/* Shed now, not at batch formation: it would only wait to expire, and a queue
+		 * kept to what can finish in time is what lets the rest make their deadlines. */
+		r->status = PROTO_ST_OVERLOADED;
+		s->st.shed_on_arrival++;
 	} else {
 		r->status = PROTO_ST_OK;
 		r->seg = (uint8_t)qi;
@@ -436,6 +504,61 @@ sched_submit(struct sched *s, struct sched_req *r)
 		s->st.by_status[r->status]++;
 	pthread_mutex_unlock(&s->mu);
 	return r->status;
+}
+
+/* Under the lock: r expired in its queue; answered (after the unlock) via *list. */
+static void
+sched_expire(struct sched *s, struct sched_req *r, uint64_t now, struct sched_req **list)
+{
+	r->status = PROTO_ST_DEADLINE_INFEASIBLE;
+	r->queue_us = (uint32_t)((now - r->t_arrival_ns) / 1000);
+	s->st.expired_in_queue++;
+	sched_retire(s, r);
+	r->next = *list;
+	*list = r;
+}
+
+/*
+ * A batch runs on the plan of the smallest bucket holding it: 40 samples cost what 64 do.
+ * When deadlines cut a batch short of its bucket while requests still wait, and the bucket
+ * below gives more samples per second, the extra requests go back where they came from (the
+ * next batch may take them).
+ */
+static void
+sched_trim_batch(const struct sched_mod *md, struct sched_seg *q, struct sched_batch *b,
+		 bool lifo)
+{
+	unsigned bi = sched_bucket(md, b->n), lo;
+
+	/* Only a batch cut short by deadlines: a queue emptied into it is better run whole. */
+	if (bi == 0 || md->bucket[bi] == b->n || q->n == 0)
+		return;
+	lo = md->bucket[bi - 1];
+	/* n / est(bucket) < lo / est(lower bucket), without division */
+	if ((uint64_t)b->n * q->est[bi - 1] >= (uint64_t)lo * q->est[bi])
+		return;
+	while (b->n > lo) {
+		struct sched_req *r = b->req[--b->n];
+
+		if (lifo) {	/* back to the tail, newest last */
+			r->prev = q->tail;
+			r->next = NULL;
+			if (q->tail)
+				q->tail->next = r;
+			else
+				q->head = r;
+			q->tail = r;
+		} else {	/* back to the head, oldest first */
+			r->prev = NULL;
+			r->next = q->head;
+			if (q->head)
+				q->head->prev = r;
+			else
+				q->tail = r;
+			q->head = r;
+		}
+		q->n++;
+	}
 }
 
 /* Earliest deadline among a queue's requests. */
@@ -489,34 +612,50 @@ sched_take_batch(struct sched *s, unsigned worker, struct sched_batch *b, uint64
 		*wake_ns = wake;
 		if (bm < 0)
 			break;
-		/* Form the batch; what can no longer make its deadline is answered, not run. */
+		/*
+		 * Form the batch. First answer what cannot finish even alone (oldest first):
+		 * it takes no compute. Then take requests while the batch, one larger, still
+		 * ends before every deadline in it; a request that would only make a smaller
+		 * batch waits for the next. In queue order normally; newest first when more
+		 * than a batch waits (overload): a FIFO then serves only requests that have
+		 * waited nearly their whole deadline, and a little noise makes them late,
+		 * while the newest have the slack to be answered in time; the old ones expire
+		 * unrun. (Sizing the batch by the queue length instead let late arrivals grow
+		 * it past the deadlines of the first.)
+		 */
 		struct sched_mod *md = &s->mod[bm];
 		struct sched_seg *q = &md->seg[bq];
-		unsigned want = q->n < md->cfg.max_batch ? q->n : md->cfg.max_batch;
+		uint64_t d_batch = UINT64_MAX, one = sched_remaining(md, bq, 1) + SCHED_GUARD_NS;
+		bool lifo;
 
 		b->model = (uint16_t)bm;
 		b->seg = (uint8_t)bq;
 		b->n = 0;
-		for (unsigned k = 0; k < want; k++) {
-			struct sched_req *r = sched_pop(q);
+		while (!s->draining && q->head != NULL && now + one > q->head->deadline_ns)
+			sched_expire(s, sched_pop(q), now, &expired);
+		lifo = q->n > md->cfg.max_batch;
+		while (b->n < md->cfg.max_batch && q->head != NULL) {
+			struct sched_req *r = lifo ? q->tail : q->head;
+			uint64_t d = r->deadline_ns < d_batch ? r->deadline_ns : d_batch;
 
-			if (now + sched_remaining(md, bq, want) > r->deadline_ns && !s->draining) {
-				r->status = PROTO_ST_DEADLINE_INFEASIBLE;
-				r->queue_us = (uint32_t)((now - r->t_arrival_ns) / 1000);
-				s->st.expired_in_queue++;
-				sched_retire(s, r);
-				r->next = expired;
-				expired = r;
+			if (s->draining ||
+			    now + sched_remaining(md, bq, b->n + 1) + SCHED_GUARD_NS <= d) {
+				b->req[b->n++] = lifo ? sched_pop_tail(q) : sched_pop(q);
+				d_batch = d;
 				continue;
 			}
-			b->req[b->n++] = r;
+			if (now + one <= r->deadline_ns)
+				break;
+			sched_expire(s, lifo ? sched_pop_tail(q) : sched_pop(q), now, &expired);
 		}
+		sched_trim_batch(md, q, b, lifo);
 		if (b->n > 0) {
 			got = true;
+			if (worker < SCHED_MAX_WORKERS)
+				s->busy_until[worker] = now + sched_remaining(md, bq, b->n);
 			break;
 		}
 	}
-	(void)worker;
 	pthread_mutex_unlock(&s->mu);
 	while (expired) {
 		struct sched_req *r = expired;
@@ -619,6 +758,8 @@ sched_run_batch(struct sched *s, unsigned worker, struct sched_batch *b)
 	}
 
 	pthread_mutex_lock(&s->mu);
+	if (worker < SCHED_MAX_WORKERS)
+		s->busy_until[worker] = 0;	/* what moved on is queued work again */
 	s->st.batches++;
 	s->st.samples_run += b->n;
 	for (unsigned h = 0, v = 1; h < 13; h++, v *= 2)
@@ -636,8 +777,8 @@ sched_run_batch(struct sched *s, unsigned worker, struct sched_batch *b)
 		r->batch_size = (uint16_t)b->n;
 		if (!ok)
 			r->status = PROTO_ST_INTERNAL;
-		/* Exits in this segment, cheapest first: the first confident one answers; the
-		 * final exit always does. */
+		/* Exits in this segment, cheapest first: the first confident one answers
+		 * (unless the request wants the final exit only); the final exit always does. */
 		for (unsigned j = 0; ok && !answer && j < q->n_out; j++) {
 			unsigned k = q->order[j];
 			int o = q->out_idx[k];
@@ -650,7 +791,7 @@ sched_run_batch(struct sched *s, unsigned worker, struct sched_batch *b)
 				continue;
 			row = (const float *)out[k].data + i * per[k];
 			top = sched_topk(row, per[k], 0, &c, &sc, &nt);
-			if ((unsigned)o == md->final_out || top >= md->conf[o]) {
+			if ((unsigned)o == md->final_out || (!r->no_early_exit && top >= md->conf[o])) {
 				sched_answer(r, (unsigned)o, row, per[k]);
 				answer = true;
 			}

@@ -48,6 +48,7 @@ struct sched_req {
 	const void *data;		/* one sample at the split; the producer's until done() */
 	uint64_t deadline_ns;		/* absolute, on the scheduler's clock; 0: model default */
 	uint16_t top_k;			/* classes wanted (<= SCHED_MAX_TOPK) */
+	bool no_early_exit;		/* answer at the final exit only (PROTO_RF_NO_EARLY_EXIT) */
 	float *full_out;		/* if not NULL: the answering exit's output is copied here */
 	uint32_t full_cap;		/* floats full_out holds */
 	/* out */
@@ -65,7 +66,7 @@ struct sched_req {
 	uint64_t t_enqueue_ns;		/* entered its current queue */
 	int32_t stage;			/* staging slot holding its tensor between segments, -1 */
 	uint8_t seg;			/* current segment */
-	struct sched_req *next;
+	struct sched_req *next, *prev;
 };
 
 struct sched_model_cfg {
@@ -153,8 +154,10 @@ unsigned sched_segments(const struct sched *s, unsigned model, unsigned *starts,
 struct sched_stats {
 	uint64_t submitted, completed, batches, samples_run;
 	uint64_t by_status[16];		/* answers by enum proto_status */
-	uint64_t exits[16];		/* answers by exit index */
+	uint64_t exits[16];		/* answers by exit index, over models */
+	uint64_t model_exits[SCHED_MAX_MODELS][16];	/* answers by model and exit index */
 	uint64_t expired_in_queue;	/* answered DEADLINE_INFEASIBLE at batch formation */
+	uint64_t shed_on_arrival;	/* OVERLOADED: the predicted finish was past the deadline */
 	uint64_t batch_hist[13];	/* batches by size bucket: 1, 2, 4, ... 4096 */
 };
 void sched_get_stats(struct sched *s, struct sched_stats *out);
