@@ -256,6 +256,12 @@ void dp_req_respond(struct dp_req *req);
 /** Sum of every RX lcore's counters (read while they run: each value is a recent one). */
 void dp_stats_get(const struct dp *dp, struct dp_stats *sum);
 
+/**
+ * Message (reassembly) slots held now, and the pool's size, over every RX lcore: a gauge for
+ * /metrics. Thread: any (each lcore's free count is read once, relaxed: a value it had).
+ */
+void dp_slots_get(const struct dp *dp, unsigned *in_use, unsigned *total);
+
 /** The port's MAC address (6 bytes into mac). */
 void dp_mac_get(const struct dp *dp, uint8_t mac[6]);
 

@@ -489,6 +489,19 @@ dp_stats_get(const struct dp *dp, struct dp_stats *sum)
 }
 
 void
+dp_slots_get(const struct dp *dp, unsigned *in_use, unsigned *total)
+{
+	*in_use = *total = 0;
+	for (unsigned q = 0; q < dp->n_queues; q++) {
+		const struct dp_reasm *re = &dp->lc[q]->re;
+		unsigned n = re->n_slots, f = __atomic_load_n(&re->n_free, __ATOMIC_RELAXED);
+
+		*total += n;
+		*in_use += f <= n ? n - f : 0;
+	}
+}
+
+void
 dp_mac_get(const struct dp *dp, uint8_t mac[6])
 {
 	memcpy(mac, dp->lc[0]->mac.addr_bytes, RTE_ETHER_ADDR_LEN);

@@ -365,6 +365,7 @@ gw_feed_one(struct gw *g, struct dp_req *dq)
 	sr->deadline_ns = dq->first_ns + (rq->deadline_us ? (uint64_t)rq->deadline_us * 1000ull
 				       : (uint64_t)gm->conf.deadline_ms * 1000000ull);
 	sr->top_k = (uint16_t)(top_k < SCHED_MAX_TOPK ? top_k : SCHED_MAX_TOPK);
+	sr->no_early_exit = (rq->flags & PROTO_RF_NO_EARLY_EXIT) != 0;
 	pd->t_submit_ns = tg_now_ns();
 	rc = sched_submit(g->cur->sched, sr);
 	if (rc != PROTO_ST_OK) {
@@ -459,6 +460,45 @@ gw_prom_lat(struct gw_prom *p, const char *name, const char *help, struct gw_lat
 	gw_prom_sample(p, n2, NULL, (double)atomic_load(&l->count));
 }
 
+/* Answers per exit, labelled by model, exit name and output index; and each threshold. */
+static void
+gw_render_exits(struct gw *g, struct gw_prom *p, const struct sched_stats *ss)
+{
+	const struct gw_repo *repo = g->cur->repo;
+	char lab[256];
+
+	gw_prom_family(p, "tailgate_exit_answers_total", "counter",
+		       "requests answered by each exit (since the last reload)");
+	for (unsigned i = 0; i < repo->n && i < SCHED_MAX_MODELS; i++) {
+		struct kern_model_info info;
+
+		kern_model_get_info(repo->models[i].m, &info);
+		for (unsigned e = 0; e < info.n_outputs && e < 16; e++) {
+			snprintf(lab, sizeof(lab), "model=\"%s\",exit=\"%s\",index=\"%u\"",
+				 repo->models[i].conf.name, kern_model_output(repo->models[i].m, e)->name,
+				 e);
+			gw_prom_sample(p, "tailgate_exit_answers_total", lab,
+				       (double)ss->model_exits[i][e]);
+		}
+	}
+	gw_prom_family(p, "tailgate_exit_confidence", "gauge",
+		       "softmax confidence at which an early exit answers (exits enabled only)");
+	for (unsigned i = 0; i < repo->n; i++) {
+		struct kern_model_info info;
+
+		kern_model_get_info(repo->models[i].m, &info);
+		for (unsigned e = 0; e < info.n_outputs; e++) {
+			if (repo->models[i].exit_conf[e] > 1.f)
+				continue;
+			snprintf(lab, sizeof(lab), "model=\"%s\",exit=\"%s\",index=\"%u\"",
+				 repo->models[i].conf.name, kern_model_output(repo->models[i].m, e)->name,
+				 e);
+			gw_prom_sample(p, "tailgate_exit_confidence", lab,
+				       (double)repo->models[i].exit_conf[e]);
+		}
+	}
+}
+
 static void
 gw_render_metrics(struct gw *g, struct gw_prom *p)
 {
@@ -526,12 +566,19 @@ gw_render_metrics(struct gw *g, struct gw_prom *p)
 	gw_prom_counter(p, "tailgate_sched_expired_in_queue_total",
 			"requests answered DEADLINE_INFEASIBLE at batch formation",
 			(double)ss.expired_in_queue);
-	gw_prom_family(p, "tailgate_sched_exits_total", "counter", "answers by exit (output index)");
-	for (unsigned e = 0; e < 16; e++) {
-		if (ss.exits[e] == 0)
-			continue;
-		snprintf(lab, sizeof(lab), "exit=\"%u\"", e);
-		gw_prom_sample(p, "tailgate_sched_exits_total", lab, (double)ss.exits[e]);
+	gw_prom_counter(p, "tailgate_sched_shed_on_arrival_total",
+			"requests answered OVERLOADED: their predicted finish was past the deadline",
+			(double)ss.shed_on_arrival);
+	gw_render_exits(g, p, &ss);
+	{
+		unsigned used, total;
+
+		dp_slots_get(g->dp, &used, &total);
+		gw_prom_family(p, "tailgate_dp_slots_in_use", "gauge",
+			       "message (reassembly) slots held: reassembling, queued or computing");
+		gw_prom_sample(p, "tailgate_dp_slots_in_use", NULL, (double)used);
+		gw_prom_family(p, "tailgate_dp_slots", "gauge", "message slots in the pool");
+		gw_prom_sample(p, "tailgate_dp_slots", NULL, (double)total);
 	}
 
 	gw_prom_family(p, "tailgate_dp_drops_total", "counter",

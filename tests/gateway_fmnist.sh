@@ -124,11 +124,51 @@ if [ -n "$gw_port" ]; then
 else
 	bad "control plane port printed"
 fi
+check "/metrics: reassembly slots in use and in the pool (256)" \
+	test -n "$(metric "$out/metrics" tailgate_dp_slots_in_use)" -a \
+	"$(metric "$out/metrics" tailgate_dp_slots)" = 256
+check "/metrics: answers by exit name and index (final, 2: all $IMAGES)" \
+	test "$(metric "$out/metrics" 'tailgate_exit_answers_total{model="fmnist-resnet",exit="final",index="2"}')" = "$IMAGES"
+
+# Early exits: the model.conf's commented exits enabled, reloaded (SIGHUP). A request flagged
+# "no early exit" (PROTO_RF_NO_EARLY_EXIT) is answered by the final exit, equal to the
+# offline final class; unflagged, some leave at exit1 or exit2; /metrics counts each exit
+# by name. A sixteenth of the images per (split, dtype) pair, as above.
+sed -i 's/^# exit = /exit = /' "$TMP/repo/fmnist-resnet/model.conf"
+kill -HUP "$gw_pid"
+for _ in $(seq 150); do
+	grep -q 'reload: generation 2' "$out/event.log" 2>/dev/null && break
+	sleep 0.2
+done
+check "exits enabled by a reload (generation 2)" grep -q 'reload: generation 2 serves' "$out/event.log"
+for flag in 2 0; do
+	ip netns exec "$NS_CL" timeout 120 "$BUILD/tests/gw_client" --gw "$IP_GW" \
+		--model models/fmnist-resnet/model.onnx --model-id 1 --fmnist "$FM" --images 1024 \
+		--splits 0,4,6,8 --dtypes f32,f16,s8,u8 --block 512 --clients 4 --window 8 \
+		--deadline-us 10000000 --time-limit 100 --client-base 2000 --flags "$flag" \
+		>"$out/exit$flag.out" 2>"$out/exit$flag.err"
+	echo "  flags $flag: $(grep -E '^(ok|mismatch|close|failed|lost|early_exits) ' "$out/exit$flag.out" | tr '\n' ' ')"
+done
+check "no-early-exit flag: all 1024 answered by the final exit, as offline" \
+	test "$(val ok "$out/exit2.out")" -eq 1024 -a "$(val early_exits "$out/exit2.out")" -eq 0 -a \
+	"$(val mismatch "$out/exit2.out")" -eq 0
+check "without the flag: all 1024 answered, some by an early exit ($(val early_exits "$out/exit0.out"))" \
+	test "$(val ok "$out/exit0.out")" -eq 1024 -a "$(val early_exits "$out/exit0.out")" -gt 0
+http_get /metrics "$out/metrics2"
+e1=$(metric "$out/metrics2" 'tailgate_exit_answers_total{model="fmnist-resnet",exit="exit1",index="0"}')
+e2=$(metric "$out/metrics2" 'tailgate_exit_answers_total{model="fmnist-resnet",exit="exit2",index="1"}')
+fin=$(metric "$out/metrics2" 'tailgate_exit_answers_total{model="fmnist-resnet",exit="final",index="2"}')
+check "/metrics: exits by name after the reload: exit1 ${e1:-?} + exit2 ${e2:-?} = the client's early answers, final ${fin:-?}" \
+	test "$(( ${e1:-0} + ${e2:-0} ))" -eq "$(val early_exits "$out/exit0.out")" -a \
+	"$(( ${e1:-0} + ${e2:-0} + ${fin:-0} ))" -eq 2048
+check "/metrics: exit thresholds by name (exit1 0.97)" \
+	grep -q '^tailgate_exit_confidence{model="fmnist-resnet",exit="exit1",index="0"} 0.97' "$out/metrics2"
+
 gw_term
 rc=$?
 check "SIGTERM: tailgate exited 0 (status $rc)" test "$rc" -eq 0
 check "access log: one OK line per request" \
-	test "$(grep -c '"status":0' "$out/access.log")" -eq "$IMAGES"
+	test "$(grep -c '"status":0' "$out/access.log")" -eq "$((IMAGES + 2048))"
 echo "  elapsed: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a }')"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
