@@ -227,6 +227,8 @@ struct dp_req {
 					 * the consumer may overwrite it (e.g. with output) */
 	uint64_t first_ns;		/* tg_now_ns() clock: first chunk's arrival */
 	uint64_t done_ns;		/* tg_now_ns() clock: last chunk's arrival */
+	struct proto_hello profile;	/* the device profile of its session's last HELLO (all
+					 * zero without one): compute, uplink, RTT, SLO, floor */
 	/* Filled by the consumer before dp_req_respond(); preset to status OK, result NONE,
 	 * exit and advice PROTO_NONE. */
 	struct proto_response resp;	/* status, reason, result kind, timing, advice; the chunk

@@ -405,6 +405,10 @@ dp_msg_complete(struct dp_lcore *lc, struct dp_slot *s, uint64_t now)
 	s->state = DP_SLOT_HELD;
 	s->pub.done_ns = tg_now_ns();
 	s->pub.first_ns = s->pub.done_ns - dp_tsc_to_ns(now - s->first_tsc);
+	if (s->sess != NULL)
+		s->pub.profile = s->sess->profile;
+	else
+		memset(&s->pub.profile, 0, sizeof(s->pub.profile));
 	memset(r, 0, sizeof(*r));
 	r->status = PROTO_ST_OK;
 	r->reason = PROTO_OK;

@@ -75,6 +75,8 @@ static const struct gw_key gw_model_keys[] = {
 	{ "dtype", GW_DTYPE, offsetof(struct gw_model_conf, precision), 0, 0, 0,
 	  "tail arithmetic: f32 or int8 (needs model.calib)" },
 	U32("top_k", struct gw_model_conf, top_k, 1, 16, "classes in a response by default"),
+	U32("accuracy_bp", struct gw_model_conf, accuracy_bp, 0, 10000,
+	    "top-1 accuracy in 1/100 % (catalog, split advice); 0 unknown"),
 };
 
 void

@@ -207,6 +207,42 @@ gw_access(struct gw *g, unsigned p, const struct dp_req *dq, const struct gw_pen
 	gw_log_access(g->log, p, &a);
 }
 
+/*
+ * Split advice for the device that sent dq (protocol.md 7.3): its HELLO profile against each
+ * served split's head FLOPs, bytes in the dtype it sends, and the scheduler's queue + compute
+ * estimate from there now. On every answer, refusals included; none without a profile.
+ */
+static void
+gw_advice_fill(const struct gw_gen *gen, int mi, struct dp_req *dq)
+{
+	struct gw_split_est e[GW_MAX_SPLITS];
+	uint64_t ns[GW_MAX_SPLITS];
+	const struct gw_model *gm;
+	struct gw_advice a;
+	unsigned dsz = proto_dtype_size(dq->req.c.t.dtype);
+
+	if (mi < 0 || gen == NULL || gen->sched == NULL ||
+	    (dq->profile.compute_mflops == 0 && dq->profile.uplink_kbps == 0))
+		return;
+	gm = &gen->repo->models[mi];
+	sched_estimate_splits(gen->sched, (unsigned)mi, gm->splits, gm->n_splits, ns);
+	for (unsigned k = 0; k < gm->n_splits; k++) {
+		const struct kern_split *sp = kern_model_split(gm->m, gm->splits[k]);
+
+		e[k] = (struct gw_split_est){
+			.split = (uint8_t)sp->index, .head_flops = sp->head_flops,
+			.bytes = sp->numel * (dsz ? dsz : 4), .server_ns = ns[k] == UINT64_MAX ? 0 : ns[k],
+			.accuracy_bp = gm->conf.accuracy_bp,
+		};
+	}
+	gw_advise(&dq->profile, e, gm->n_splits, dq->req.c.split_id, &a);
+	if (a.split == PROTO_NONE)
+		return;
+	dq->resp.advice_variant = 0;
+	dq->resp.advice_split = a.split;
+	dq->resp.advice_latency_us = a.latency_us;
+}
+
 /* Refuse a request on the feeder thread (never reached the scheduler). */
 static void
 gw_refuse(struct gw *g, int model, struct dp_req *dq, enum proto_status st, enum proto_reason r)
@@ -215,6 +251,7 @@ gw_refuse(struct gw *g, int model, struct dp_req *dq, enum proto_status st, enum
 	dq->resp.reason = (uint8_t)r;
 	dq->resp.result_kind = PROTO_RES_NONE;
 	gw_count(g, g->cur, model, st);
+	gw_advice_fill(g->cur, model, dq);
 	if (r < PROTO_REASON__COUNT)
 		atomic_fetch_add_explicit(&g->bad_reason[r], 1, memory_order_relaxed);
 	gw_access(g, g->main_producer, dq, NULL);
@@ -254,6 +291,7 @@ gw_done(void *ctx, struct sched_req *r)
 		resp->result_kind = PROTO_RES_NONE;
 	}
 	gw_count(g, gen, r->model, resp->status);
+	gw_advice_fill(gen, r->model, dq);
 	if (r->status == PROTO_ST_OK) {
 		gw_lat_add(&g->lat_queue, resp->queue_us);
 		gw_lat_add(&g->lat_compute, resp->compute_us);
@@ -904,6 +942,7 @@ gw_catalog(struct gw *g, const struct gw_gen *gen, struct tg_err *err)
 			c->n_classes = (uint16_t)(classes <= UINT16_MAX ? classes : 0);
 			c->head_kflop = (uint32_t)(sp->head_flops / 1000);
 			c->tail_kflop = (uint32_t)(sp->tail_flops / 1000);
+			c->accuracy_bp = gm->conf.accuracy_bp;
 			for (unsigned o = 0; o < info.n_outputs; o++)
 				c->n_exits += kern_model_output_in_tail(gm->m, sp->index, o);
 			/* The wire's name is 15 characters and a NUL: longer names are cut. */

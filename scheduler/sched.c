@@ -968,6 +968,29 @@ sched_set_estimate(struct sched *s, unsigned model, unsigned seg, unsigned batch
 	pthread_mutex_unlock(&s->mu);
 }
 
+void
+sched_estimate_splits(struct sched *s, unsigned model, const unsigned *splits, unsigned n,
+		      uint64_t *out_ns)
+{
+	const struct sched_mod *md;
+	uint64_t now;
+
+	for (unsigned i = 0; i < n; i++)
+		out_ns[i] = UINT64_MAX;
+	if (model >= s->cfg.n_models)
+		return;
+	md = &s->mod[model];
+	pthread_mutex_lock(&s->mu);
+	now = sched_now(s);
+	for (unsigned i = 0; i < n; i++) {
+		int qi = splits[i] < 256 ? md->entry[splits[i]] : -1;
+
+		if (qi >= 0)
+			out_ns[i] = sched_predict_finish(s, model, (unsigned)qi, now) - now;
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
 unsigned
 sched_segments(const struct sched *s, unsigned model, unsigned *starts, unsigned max)
 {

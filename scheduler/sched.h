@@ -148,6 +148,14 @@ unsigned sched_current_worker(void);
 void sched_set_estimate(struct sched *s, unsigned model, unsigned seg, unsigned batch,
 			uint64_t ns);
 
+/**
+ * What a request entering at each of splits[0..n) of model would wait and compute, now
+ * (the admission's predicted finish less now), in out_ns; UINT64_MAX for a split not served.
+ * One lock for all. Thread: any.
+ */
+void sched_estimate_splits(struct sched *s, unsigned model, const unsigned *splits, unsigned n,
+			   uint64_t *out_ns);
+
 /** Segments of a model and where each begins (split row). @return count. */
 unsigned sched_segments(const struct sched *s, unsigned model, unsigned *starts, unsigned max);
 

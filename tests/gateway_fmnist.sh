@@ -130,6 +130,28 @@ check "/metrics: reassembly slots in use and in the pool (256)" \
 check "/metrics: answers by exit name and index (final, 2: all $IMAGES)" \
 	test "$(metric "$out/metrics" 'tailgate_exit_answers_total{model="fmnist-resnet",exit="final",index="2"}')" = "$IMAGES"
 
+# Split advice from the HELLO's device profile (compute MFLOP/s, uplink kbit/s, RTT us, SLO
+# us, accuracy floor): 64 images from the input as f32 per profile. A 100 MFLOP/s device on a
+# fast link is told to send the input (the last split's head alone is ~0.9 s there); a
+# 1 TFLOP/s one to send split 8 (89 MFLOP in 0.09 ms, 25 KB in 0.2 ms at 1 Gbit/s, and
+# almost no tail left on the gateway); a floor above the model's 92.40% gets no advice.
+advice() {	# label profile
+	ip netns exec "$NS_CL" timeout 60 "$BUILD/tests/gw_client" --gw "$IP_GW" \
+		--model models/fmnist-resnet/model.onnx --model-id 1 --fmnist "$FM" --images 64 \
+		--splits 0 --dtypes f32 --block 64 --clients 1 --window 4 --deadline-us 10000000 \
+		--time-limit 50 --client-base 1500 --profile "$2" >"$out/adv_$1.out" 2>&1
+	echo "  advice, $1 ($2): $(grep -E '^(ok|advice_[a-z0-9_]*) ' "$out/adv_$1.out" | tr '\n' ' ')"
+}
+advice slow 100,1000000,500,0,0
+advice fast 1000000,1000000,200,50000,9000
+advice floor 1000000,1000000,200,50000,9500
+check "advice: a slow device is told to send the input (64 of 64)" \
+	test "$(val advice_split_0 "$out/adv_slow.out")" -eq 64
+check "advice: a fast device is told to send split 8 (64 of 64)" \
+	test "$(val advice_split_8 "$out/adv_fast.out")" -eq 64
+check "advice: none above the model's accuracy (64 of 64)" \
+	test "$(val advice_none "$out/adv_floor.out")" -eq 64 -a "$(val ok "$out/adv_floor.out")" -eq 64
+
 # Early exits: the model.conf's commented exits enabled, reloaded (SIGHUP). A request flagged
 # "no early exit" (PROTO_RF_NO_EARLY_EXIT) is answered by the final exit, equal to the
 # offline final class; unflagged, some leave at exit1 or exit2; /metrics counts each exit
@@ -168,7 +190,7 @@ gw_term
 rc=$?
 check "SIGTERM: tailgate exited 0 (status $rc)" test "$rc" -eq 0
 check "access log: one OK line per request" \
-	test "$(grep -c '"status":0' "$out/access.log")" -eq "$((IMAGES + 2048))"
+	test "$(grep -c '"status":0' "$out/access.log")" -eq "$((IMAGES + 192 + 2048))"
 echo "  elapsed: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a }')"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

@@ -98,6 +98,8 @@ static struct tensor tens[MAX_TENS];
 static unsigned n_tens;
 static uint32_t rng = 1;
 static FILE *ids_f;
+static struct proto_hello prof = { .max_dgram = MAX_DGRAM };	/* --profile: the HELLO's */
+static uint64_t advice_by_split[257];	/* answers by advised split; [256]: none */
 static uint8_t mid_split;
 
 static uint32_t
@@ -269,7 +271,7 @@ hello(struct client *c, const struct sockaddr_in *gw)
 {
 	uint8_t buf[PROTO_HELLO_MIN_DGRAM], in[2048];
 	struct proto_hdr h = { .client_id = c->id };
-	struct proto_hello m = { .max_dgram = MAX_DGRAM };
+	struct proto_hello m = prof;
 	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
 	struct proto_msg msg;
 	int n;
@@ -618,6 +620,7 @@ answer_ok(const struct proto_msg *m, const struct tensor *t, uint32_t id)
 	}
 	if (m->u.resp.exit_taken != (uint8_t)o.final_out)
 		st.early_exits++;
+	advice_by_split[m->u.resp.advice_split == PROTO_NONE ? 256 : m->u.resp.advice_split]++;
 	if (e.class_id != t->expect) {
 		if (t->near_tie || m->u.resp.exit_taken != (uint8_t)o.final_out) {
 			st.close++;	/* a near tie, or an early exit's (its own answer) */
@@ -1048,6 +1051,10 @@ print_summary(unsigned n_probes, unsigned probes_ok)
 		if (st.by_status[s])
 			printf("status_%s %llu\n", proto_status_name(s),
 			       (unsigned long long)st.by_status[s]);
+	for (unsigned a = 0; a < 256; a++)
+		if (advice_by_split[a])
+			printf("advice_split_%u %llu\n", a, (unsigned long long)advice_by_split[a]);
+	printf("advice_none %llu\n", (unsigned long long)advice_by_split[256]);
 }
 
 int
@@ -1133,6 +1140,11 @@ main(int argc, char **argv)
 			if ((n = parse_list(v, fm.dtypes, 4, true)) <= 0)
 				return 2;
 			fm.n_dtypes = (unsigned)n;
+		} else if (strcmp(k, "--profile") == 0) {
+			/* MFLOP/s, kbit/s, RTT us, SLO us, accuracy floor (1/100 %) */
+			if (sscanf(v, "%u,%u,%u,%u,%hu", &prof.compute_mflops, &prof.uplink_kbps,
+				   &prof.rtt_us, &prof.slo_us, &prof.accuracy_floor_bp) != 5)
+				return 2;
 		} else if (strcmp(k, "--flags") == 0) {
 			o.flags = u;
 		} else if (strcmp(k, "--deadline-us") == 0) {
