@@ -9,9 +9,18 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 enum { LG_BATCH = 64 };	/* samples per engine run: the shipped model's max_batch */
+
+static int lg_cache_key(const struct lg_inputs_cfg *cfg, const char *model_path, char *key,
+			size_t len);
+static void lg_cache_path(const char *dir, const char *key, char *path, size_t len);
+static int lg_cache_load(struct lg_inputs *in, const char *path, const char *key);
+static void lg_cache_save(const struct lg_inputs *in, const char *dir, const char *path,
+			  const char *key);	/* samples per engine run: the shipped model's max_batch */
 
 static int
 lg_arena_append(struct lg_inputs *in, const struct proto_dgram *dg, unsigned n, struct tg_err *err)
@@ -271,6 +280,27 @@ out:
 	return rc;
 }
 
+/* Free what a failed cache load left, keep the configuration. */
+static void
+lg_inputs_reset(struct lg_inputs *in)
+{
+	for (unsigned s = 0; s < 64; s++)
+		for (unsigned d = 0; d < PROTO_DT__COUNT; d++) {
+			free(in->msg[s][d]);
+			in->msg[s][d] = NULL;
+		}
+	free(in->labels);
+	free(in->dg);
+	free(in->arena);
+	in->labels = NULL;
+	in->dg = NULL;
+	in->arena = NULL;
+	in->n_items = 0;
+	in->n_dg = in->cap_dg = in->arena_len = in->arena_cap = 0;
+	in->max_chunks = 0;
+	in->offline_hits = in->offline_total = 0;
+}
+
 int
 lg_inputs_build(struct lg_inputs **out, const struct lg_inputs_cfg *cfg, struct tg_err *err)
 {
@@ -278,7 +308,7 @@ lg_inputs_build(struct lg_inputs **out, const struct lg_inputs_cfg *cfg, struct 
 	struct kern_model *m = NULL;
 	struct kern_model_info info;
 	struct tg_fmnist ds = { 0 };
-	char path[4096];
+	char path[4096], cpath[4096], key[8192];
 	struct stat stb;
 	uint64_t t0 = tg_now_ns();
 	int rc;
@@ -297,6 +327,18 @@ lg_inputs_build(struct lg_inputs **out, const struct lg_inputs_cfg *cfg, struct 
 		snprintf(path, sizeof(path), "%s/model.onnx", cfg->model);
 	else
 		snprintf(path, sizeof(path), "%s", cfg->model);
+	if (cfg->cache_dir != NULL && lg_cache_key(cfg, path, key, sizeof(key)) == 0) {
+		lg_cache_path(cfg->cache_dir, key, cpath, sizeof(cpath));
+		if (lg_cache_load(in, cpath, key) == 0) {
+			in->from_cache = true;
+			in->build_s = (double)(tg_now_ns() - t0) / 1e9;
+			*out = in;
+			return 0;
+		}
+		lg_inputs_reset(in);
+	} else {
+		cpath[0] = 0;
+	}
 	kern_set_threads(cfg->threads);
 	rc = kern_model_load(path, NULL, &m, err);
 	if (rc < 0)
@@ -337,6 +379,8 @@ lg_inputs_build(struct lg_inputs **out, const struct lg_inputs_cfg *cfg, struct 
 			goto out_ds;
 	}
 	in->build_s = (double)(tg_now_ns() - t0) / 1e9;
+	if (cpath[0] != 0)
+		lg_cache_save(in, cfg->cache_dir, cpath, key);
 	tg_fmnist_free(&ds);
 	kern_model_free(m);
 	*out = in;
@@ -363,4 +407,137 @@ lg_inputs_free(struct lg_inputs *in)
 	free(in->dg);
 	free(in->arena);
 	free(in);
+}
+
+/* ---- the cache: built inputs kept on disk, for the next run with the same key ---- */
+
+enum { LG_CACHE_VERSION = 1 };
+
+/* What the inputs depend on, as text: written at the top of the file and compared whole. */
+static int
+lg_cache_key(const struct lg_inputs_cfg *cfg, const char *model_path, char *key, size_t len)
+{
+	struct stat st;
+	char real[4096];
+
+	if (stat(model_path, &st) < 0 || realpath(model_path, real) == NULL)
+		return -errno;
+	snprintf(key, len, "tailgate-bench inputs v%d\nmodel %s %lld %lld.%09ld\nid %u\n"
+		 "images %u %s\nsplits %llx\ndtypes %x\ndgram %u\n", LG_CACHE_VERSION, real,
+		 (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+		 cfg->model_id, cfg->n_images, cfg->dataset_dir ? cfg->dataset_dir : TG_FMNIST_DIR,
+		 (unsigned long long)cfg->split_mask, cfg->dtype_mask,
+		 cfg->max_dgram ? cfg->max_dgram : PROTO_DEFAULT_DGRAM);
+	return 0;
+}
+
+static void
+lg_cache_path(const char *dir, const char *key, char *path, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a */
+
+	for (const char *p = key; *p; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+	snprintf(path, len, "%s/inputs-%016llx.bin", dir, (unsigned long long)h);
+}
+
+static bool
+lg_rd(FILE *f, void *p, size_t n)
+{
+	return n == 0 || fread(p, 1, n, f) == n;
+}
+
+static bool
+lg_wr(FILE *f, const void *p, size_t n)
+{
+	return n == 0 || fwrite(p, 1, n, f) == n;
+}
+
+/* Fields in a fixed order; native byte order (a cache is for this machine). */
+#define LG_CACHE_FIELDS(io, f, in, ok)						\
+	do {									\
+		ok = ok && io(f, &in->n_items, sizeof(in->n_items));		\
+		ok = ok && io(f, &in->max_chunks, sizeof(in->max_chunks));	\
+		ok = ok && io(f, &in->max_dgram, sizeof(in->max_dgram));	\
+		ok = ok && io(f, &in->offline_hits, sizeof(in->offline_hits));	\
+		ok = ok && io(f, &in->offline_total, sizeof(in->offline_total));\
+		ok = ok && io(f, &in->n_dg, sizeof(in->n_dg));			\
+		ok = ok && io(f, &in->arena_len, sizeof(in->arena_len));	\
+	} while (0)
+
+static int
+lg_cache_load(struct lg_inputs *in, const char *path, const char *key)
+{
+	FILE *f = fopen(path, "rb");
+	size_t klen = strlen(key);
+	char *head;
+	bool ok = true;
+
+	if (f == NULL)
+		return -ENOENT;
+	head = malloc(klen + 1);
+	ok = head != NULL && lg_rd(f, head, klen) && memcmp(head, key, klen) == 0;
+	free(head);
+	LG_CACHE_FIELDS(lg_rd, f, in, ok);
+	/* Sizes from the file are checked against what the key promises before allocating. */
+	ok = ok && in->n_items >= 1 && in->n_items <= TG_FMNIST_MAX_ITEMS &&
+	     in->n_dg <= (size_t)in->n_items * 64 * PROTO_DT__COUNT * PROTO_MAX_CHUNKS &&
+	     in->arena_len <= (size_t)in->n_dg * in->max_dgram;
+	if (ok) {
+		in->labels = malloc(in->n_items);
+		in->dg = malloc((in->n_dg ? in->n_dg : 1) * sizeof(*in->dg));
+		in->arena = malloc(in->arena_len ? in->arena_len : 1);
+		in->cap_dg = in->n_dg;
+		in->arena_cap = in->arena_len;
+		ok = in->labels && in->dg && in->arena && lg_rd(f, in->labels, in->n_items) &&
+		     lg_rd(f, in->dg, in->n_dg * sizeof(*in->dg)) &&
+		     lg_rd(f, in->arena, in->arena_len);
+	}
+	for (unsigned s = 0; ok && s < 64; s++)
+		for (unsigned d = 0; ok && d < PROTO_DT__COUNT; d++) {
+			if (!((in->split_mask >> s & 1) && (in->dtype_mask >> d & 1)))
+				continue;
+			in->msg[s][d] = malloc((size_t)in->n_items * sizeof(struct lg_msg));
+			ok = in->msg[s][d] != NULL &&
+			     lg_rd(f, in->msg[s][d], (size_t)in->n_items * sizeof(struct lg_msg));
+			for (unsigned i = 0; ok && i < in->n_items; i++)
+				ok = (uint64_t)in->msg[s][d][i].first_dg + in->msg[s][d][i].n_dg <=
+				     in->n_dg;
+		}
+	for (size_t i = 0; ok && i < in->n_dg; i++)
+		ok = in->dg[i].off + in->dg[i].len <= in->arena_len;
+	ok = ok && fgetc(f) == EOF;
+	fclose(f);
+	return ok ? 0 : -EINVAL;
+}
+
+static void
+lg_cache_save(const struct lg_inputs *in, const char *dir, const char *path, const char *key)
+{
+	char tmp[4200];
+	FILE *f;
+	bool ok = true;
+
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		goto warn;
+	snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
+	f = fopen(tmp, "wb");
+	if (f == NULL)
+		goto warn;
+	ok = lg_wr(f, key, strlen(key));
+	LG_CACHE_FIELDS(lg_wr, f, in, ok);
+	ok = ok && lg_wr(f, in->labels, in->n_items) &&
+	     lg_wr(f, in->dg, in->n_dg * sizeof(*in->dg)) && lg_wr(f, in->arena, in->arena_len);
+	for (unsigned s = 0; ok && s < 64; s++)
+		for (unsigned d = 0; ok && d < PROTO_DT__COUNT; d++)
+			if (in->msg[s][d] != NULL)
+				ok = lg_wr(f, in->msg[s][d],
+					   (size_t)in->n_items * sizeof(struct lg_msg));
+	ok = fclose(f) == 0 && ok;
+	if (ok && rename(tmp, path) == 0)
+		return;
+	unlink(tmp);
+warn:
+	fprintf(stderr, "tailgate-bench: warning: inputs not cached in %s: %s\n", dir,
+		strerror(errno ? errno : EIO));
 }

@@ -129,6 +129,7 @@ struct lg_msg {
 struct lg_dgram_ref {
 	uint64_t off;			/* in lg_inputs.arena */
 	uint32_t len;
+	uint32_t pad;			/* 0: no indeterminate bytes in the cache file */
 };
 
 /**
@@ -151,7 +152,8 @@ struct lg_inputs {
 	size_t arena_len, arena_cap;
 	uint16_t max_chunks;		/* most datagrams of any message */
 	uint16_t max_dgram;		/* the datagram size they were cut for */
-	double build_s;			/* wall time the build took */
+	double build_s;			/* wall time the build (or the cache load) took */
+	bool from_cache;		/* loaded from cfg.cache_dir, not built */
 	uint64_t offline_hits;		/* offline top-1 == label, over every message built */
 	uint64_t offline_total;
 };
@@ -165,11 +167,15 @@ struct lg_inputs_cfg {
 	unsigned dtype_mask;		/* bit = enum proto_dtype */
 	uint16_t max_dgram;		/* 0: PROTO_DEFAULT_DGRAM */
 	unsigned threads;		/* engine threads; 0: all cores */
+	const char *cache_dir;		/* NULL: no cache; else the built inputs are kept there,
+					 * keyed by model file (path, size, mtime), images, splits,
+					 * dtypes, datagram size and model id, and loaded next time */
 };
 
 /**
- * Build every message. Slow (the engine runs the heads and tails of every image once);
- * reports its time in build_s.
+ * Build every message, or load them from cfg->cache_dir. Slow (the engine runs the heads
+ * and tails of every image once); reports its time in build_s. A cache that cannot be
+ * written is only a warning on stderr; one that does not match is rebuilt.
  * @return 0, -EINVAL (a split the model lacks: err says which), -ENOENT (data set), -ENOMEM,
  *         -EIO (engine)
  */
@@ -199,7 +205,10 @@ struct lg_results {
 	double rate;			/* asked: requests/s (0 closed loop) */
 	unsigned concurrency;		/* asked (0 open loop) */
 	double window_s;		/* from the end of the warm-up to the last measured answer */
-	double sched_s;			/* from the end of the warm-up to the last measured arrival */
+	double sched_s;			/* the measurement window: from the end of the warm-up
+					 * until arrivals stopped */
+	uint64_t win_answered;		/* answers (any request) that arrived in that window */
+	uint64_t win_good;		/* ... OK within their device's deadline */
 	uint64_t scheduled;		/* measured requests scheduled */
 	uint64_t answered;		/* ... ended by a RESPONSE or an ERROR */
 	uint64_t ok;			/* ... RESPONSE OK */
@@ -228,7 +237,12 @@ struct lg_results {
 /** Allocate the histograms of r (1 us .. 1 h, 3 digits). @return 0 or -ENOMEM. */
 int lg_results_init(struct lg_results *r);
 void lg_results_fini(struct lg_results *r);
-/** Offered, achieved and goodput rates (per second) of a phase. */
+/**
+ * Rates of a phase, per second over the measurement window: offered (measured arrivals),
+ * achieved (answers that arrived in the window, whichever request they answer: a gateway
+ * that keeps up answers as fast as it is offered, one that does not, at its capacity) and
+ * goodput (those answers OK within their deadline).
+ */
 double lg_results_offered(const struct lg_results *r);
 double lg_results_achieved(const struct lg_results *r);
 double lg_results_goodput(const struct lg_results *r);

@@ -22,12 +22,15 @@ lg_report_table(FILE *f, const struct lg_results *r, const struct lg_inputs *in)
 		fprintf(f, "%-28s %.1f req/s\n", "target rate", r->rate);
 	else
 		fprintf(f, "%-28s %u\n", "concurrency", r->concurrency);
-	fprintf(f, "%-28s %.1f req/s (%" PRIu64 " in %.2f s)\n", "offered", lg_results_offered(r),
-		r->scheduled, r->sched_s);
-	fprintf(f, "%-28s %.1f req/s (%" PRIu64 " answered in %.2f s)\n", "achieved",
-		lg_results_achieved(r), r->answered, r->window_s);
-	fprintf(f, "%-28s %.1f req/s (%" PRIu64 " OK within deadline)\n", "goodput",
-		lg_results_goodput(r), r->ok_in_deadline);
+	fprintf(f, "%-28s %.1f req/s (%" PRIu64 " arrivals in %.2f s)\n", "offered",
+		lg_results_offered(r), r->scheduled, r->sched_s);
+	fprintf(f, "%-28s %.1f req/s (%" PRIu64 " answers in those %.2f s)\n", "achieved",
+		lg_results_achieved(r), r->win_answered, r->sched_s);
+	fprintf(f, "%-28s %.1f req/s (%" PRIu64 " of them OK within deadline)\n", "goodput",
+		lg_results_goodput(r), r->win_good);
+	fprintf(f, "%-28s %" PRIu64 " of %" PRIu64 " (%" PRIu64 " OK, %" PRIu64
+		" within deadline); last at %.2f s\n", "measured requests answered", r->answered,
+		r->scheduled, r->ok, r->ok_in_deadline, r->window_s);
 	fprintf(f, "latency (OK answers, from the scheduled send time), ms:\n");
 	for (unsigned i = 0; i < sizeof(lg_pcts) / sizeof(lg_pcts[0]); i++)
 		fprintf(f, "  %-26s %.3f\n", lg_pct_names[i],
@@ -59,9 +62,10 @@ lg_report_table(FILE *f, const struct lg_results *r, const struct lg_inputs *in)
 	fprintf(f, "%-28s %.2f%% (%" PRIu64 " of %" PRIu64 ")\n", "agreement with offline",
 		lg_pct(r->agree, r->ok), r->agree, r->ok);
 	if (in != NULL)
-		fprintf(f, "%-28s %u images, %.2f%% offline over all built, %.1f MB, %.1f s\n",
+		fprintf(f, "%-28s %u images, %.2f%% offline over all built, %.1f MB, %.1f s%s\n",
 			"inputs", in->n_items, lg_pct(in->offline_hits, in->offline_total),
-			(double)in->arena_len / 1e6, in->build_s);
+			(double)in->arena_len / 1e6, in->build_s,
+			in->from_cache ? " (from the cache)" : "");
 }
 
 void
@@ -71,7 +75,8 @@ lg_report_json(FILE *f, const struct lg_results *r, const struct lg_inputs *in)
 		r->rate > 0 ? "open" : "closed", r->rate, r->concurrency);
 	fprintf(f, "\"offered_rps\": %.3f, \"achieved_rps\": %.3f, \"goodput_rps\": %.3f, ",
 		lg_results_offered(r), lg_results_achieved(r), lg_results_goodput(r));
-	fprintf(f, "\"window_s\": %.3f, \"latency_ms\": {", r->window_s);
+	fprintf(f, "\"window_s\": %.3f, \"last_answer_s\": %.3f, \"latency_ms\": {",
+		r->sched_s, r->window_s);
 	for (unsigned i = 0; i < sizeof(lg_pcts) / sizeof(lg_pcts[0]); i++)
 		fprintf(f, "\"%s\": %.3f, ", lg_pct_names[i],
 			(double)tg_hdr_value_at(&r->lat_us, lg_pcts[i]) / 1000.0);
@@ -107,7 +112,8 @@ lg_report_json(FILE *f, const struct lg_results *r, const struct lg_inputs *in)
 		lg_pct(r->agree, r->ok), r->correct, r->agree);
 	if (in != NULL)
 		fprintf(f, ", \"inputs\": {\"images\": %u, \"bytes\": %zu, \"build_s\": %.3f, "
-			"\"offline_accuracy_all\": %.4f}", in->n_items, in->arena_len, in->build_s,
+			"\"from_cache\": %s, \"offline_accuracy_all\": %.4f}", in->n_items,
+			in->arena_len, in->build_s, in->from_cache ? "true" : "false",
 			lg_pct(in->offline_hits, in->offline_total));
 	fputc('}', f);
 }

@@ -109,6 +109,7 @@ struct lg_run {
 	uint64_t last_done;
 	uint64_t last_sched;
 	bool closed;			/* closed loop: each answer schedules the next request */
+	uint64_t max_requests;		/* measured arrivals of the phase; 0 unbounded */
 	bool arrivals_on;
 };
 
@@ -460,6 +461,11 @@ lg_finish(struct lg_run *r, struct lg_dev *d, enum lg_end how, unsigned status, 
 	struct lg_results *res = r->res;
 	int64_t lat_us = (int64_t)((r->now - d->sched_ns) / 1000u);
 
+	if (r->arrivals_on && r->now >= r->measure_from && how != LG_END_GAVE_UP) {
+		res->win_answered++;
+		res->win_good += how == LG_END_RESPONSE && status == PROTO_ST_OK &&
+				 (d->prof.deadline_us == 0 || lat_us <= (int64_t)d->prof.deadline_us);
+	}
 	if (d->measured) {
 		r->last_done = r->now;
 		if (how == LG_END_GAVE_UP) {
@@ -486,7 +492,8 @@ lg_finish(struct lg_run *r, struct lg_dev *d, enum lg_end how, unsigned status, 
 	d->rehello = false;
 	lg_wake_cancel(r, d);
 	lg_idle_push(r, d);
-	if (r->closed && r->arrivals_on)
+	if (r->closed && r->arrivals_on &&
+	    (r->max_requests == 0 || res->scheduled < r->max_requests))
 		lg_arrive(r, r->now);
 }
 
@@ -791,13 +798,13 @@ lg_results_offered(const struct lg_results *r)
 double
 lg_results_achieved(const struct lg_results *r)
 {
-	return r->window_s > 0 ? (double)r->answered / r->window_s : 0;
+	return r->sched_s > 0 ? (double)r->win_answered / r->sched_s : 0;
 }
 
 double
 lg_results_goodput(const struct lg_results *r)
 {
-	return r->window_s > 0 ? (double)r->ok_in_deadline / r->window_s : 0;
+	return r->sched_s > 0 ? (double)r->win_good / r->sched_s : 0;
 }
 
 /* ---- the loop ---- */
@@ -831,7 +838,7 @@ lg_run_phase(struct lg_run *r, double rate, unsigned concurrency, double warmup_
 	     struct tg_err *err)
 {
 	uint64_t start, end, next_arrival = 0, tick, drain_until = UINT64_MAX, last_answered = 0;
-	bool by_time = false;
+	uint64_t stop_at = 0;
 	int rc;
 
 	if (!(rate > 0) && concurrency == 0)
@@ -844,6 +851,7 @@ lg_run_phase(struct lg_run *r, double rate, unsigned concurrency, double warmup_
 	r->measure_from = start + (uint64_t)(warmup_s * 1e9);
 	end = duration_s > 0 ? r->measure_from + (uint64_t)(duration_s * 1e9) : UINT64_MAX;
 	r->closed = !(rate > 0);
+	r->max_requests = max_requests;
 	r->arrivals_on = true;
 	r->last_done = r->last_sched = r->measure_from;
 	tick = start + 1000000000u;
@@ -871,7 +879,7 @@ lg_run_phase(struct lg_run *r, double rate, unsigned concurrency, double warmup_
 			       (max_requests && res->scheduled >= max_requests);
 			if (stop) {
 				r->arrivals_on = false;
-				by_time = r->now >= end;
+				stop_at = r->now < end ? r->now : end;
 				drain_until = r->now + (uint64_t)(drain_s * 1e9);
 			}
 		}
@@ -911,11 +919,10 @@ out:
 	lg_tx_flush(r);
 	if (r->cfg.progress)
 		fputs("\r\033[K", stderr);
+	if (stop_at == 0)
+		stop_at = r->now;	/* stopped by an error */
 	res->window_s = (double)(r->last_done - r->measure_from) / 1e9;
-	res->sched_s = by_time && !r->closed ? duration_s :
-		       (double)(r->last_sched - r->measure_from) / 1e9;
-	if (r->closed)
-		res->sched_s = res->window_s;
+	res->sched_s = stop_at > r->measure_from ? (double)(stop_at - r->measure_from) / 1e9 : 0;
 	r->res = NULL;
 	return rc;
 }

@@ -7,8 +7,9 @@
 # spread over splits 0/4/6/8 and dtypes f32/f16/s8/u8. Checked: every session opened, every
 # request answered OK with no timeouts, the answers agree 100% with the engine's offline
 # answers for the same bytes, and the accuracy equals the offline accuracy of the same
-# requests. Then a short run with 2% of chunks dropped, 1% duplicated and 1% reordered:
-# every request still answered, with retransmits. Also: the JSON and .hgrm outputs parse.
+# requests. Then a short closed-loop run with 2% of chunks dropped, 1% duplicated and 1%
+# reordered: every request still answered, with retransmits. Then a two-step --sweep whose
+# inputs come from the cache the previous run left. Also: the JSON and .hgrm outputs parse.
 # Every loop is bounded; namespaces, processes and files go away on exit, whatever happened.
 # Usage: tests/bench_gateway.sh BUILD
 set -u
@@ -136,17 +137,21 @@ if [ ! -f "$out/ready" ]; then
 fi
 ok "tailgate started with models/fmnist-resnet"
 
-MIX='split=0,4,6,8;dtype=f32,f16,s8,u8;uplink=50000-200000kbps;deadline=1s'
+# Deadlines of 5 s: the scheduler answers DEADLINE_INFEASIBLE when its estimate says a request
+# cannot make it, and on this shared 2-core machine a stalled worker inflates the estimate;
+# this test checks the bench's answers, not the gateway's admission control.
+MIX='split=0,4,6,8;dtype=f32,f16,s8,u8;uplink=50000-200000kbps;deadline=5s'
 # The request timer starts at 200 ms, not the protocol's 20 ms floor: this checks answers,
 # not the timer, and on a busy 2-core machine the gateway stalls for tens of ms at times.
 TIMER=200
 ip netns exec "$NS_CL" timeout 240 "$BUILD/tailgate-bench" --gateway "$IP_GW:7700" \
 	--model models/fmnist-resnet --model-id 1 --images "$IMAGES" --threads 1 \
 	--devices 1000 --rate 60 --warmup 0 --duration 0 --requests 1500 --mix "$MIX" \
+	--cache "$TMP/cache" \
 	--timeout-ms $TIMER --seed 7 --quiet --check --json "$out/low.json" --hgrm "$out/low.hgrm" \
 	>"$out/low.out" 2>"$out/low.err"
 rc=$?
-sed 's/^/    | /' "$out/low.out" | head -n 50
+sed 's/^/    | /' "$out/low.out" | head -n 60
 sed 's/^/    ! /' "$out/low.err" | tail -n 5
 check "bench at low load finished with --check passing (status $rc)" test "$rc" -eq 0
 check "1500 requests scheduled" test "$(jv scheduled "$out/low.json")" -eq 1500
@@ -167,18 +172,50 @@ check ".hgrm total count is the OK answers" \
 
 ip netns exec "$NS_CL" timeout 240 "$BUILD/tailgate-bench" --gateway "$IP_GW:7700" \
 	--model models/fmnist-resnet --model-id 1 --images 500 --threads 1 \
-	--devices 200 --rate 40 --warmup 0 --duration 0 --requests 300 --mix "$MIX" \
+	--devices 200 --concurrency 4 --warmup 0 --duration 0 --requests 300 --mix "$MIX" \
+	--cache "$TMP/cache" \
 	--drop 0.02 --dup 0.01 --reorder 0.01 --timeout-ms $TIMER --seed 9 --quiet --check \
 	--json "$out/drop.json" >"$out/drop.out" 2>"$out/drop.err"
 rc=$?
 grep -E '^(achieved|retransmits|nacks|impairment|timeouts|agreement)' "$out/drop.out" |
 	sed 's/^/    | /'
 sed 's/^/    ! /' "$out/drop.err" | tail -n 5
-check "impaired run: every request answered OK (status $rc)" \
+check "impaired closed-loop run: every request answered OK (status $rc)" \
 	test "$rc" -eq 0 -a "$(jv ok "$out/drop.json")" -eq 300
 check "impaired run: chunks were dropped and resent" \
 	test "$(jv dropped "$out/drop.json")" -gt 0 -a \
 	"$(jv retransmits "$out/drop.json")" -ge "$(jv dropped "$out/drop.json")"
+
+ip netns exec "$NS_CL" timeout 120 "$BUILD/tailgate-bench" --gateway "$IP_GW:7700" \
+	--model models/fmnist-resnet --model-id 1 --images 500 --threads 1 --cache "$TMP/cache" \
+	--devices 200 --sweep --rate 20 --sweep-factor 2 --sweep-steps 2 --warmup 0.5 \
+	--duration 2 --mix "$MIX;deadline=1s" --timeout-ms $TIMER --seed 11 --quiet \
+	--json "$out/sweep.json" >"$out/sweep.out" 2>"$out/sweep.err"
+rc=$?
+sed 's/^/    | /' "$out/sweep.out" | head -n 8
+# Rows: one per step; a step is saturated exactly when achieved < 95% of offered or p99 of
+# every answer is over the 1 s deadline; the sweep stops after the first saturated step.
+# (How many steps run depends on the machine: the check is that the rule was applied.)
+sweep_ok=$(python3 - "$out/sweep.json" "$out/sweep.out" <<'PY' 2>&1
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+steps = d["sweep"]
+rows = [l.split() for l in open(sys.argv[2]) if re.match(r"^ +[0-9.]+ +[0-9.]+ ", l)]
+assert 1 <= len(steps) <= 2 and len(rows) == len(steps), (len(steps), len(rows))
+for i, (s, r) in enumerate(zip(steps, rows)):
+    sat = s["achieved_rps"] < 0.95 * s["offered_rps"]
+    assert r[-1] in ("yes", "no"), r
+    if r[-1] == "no":
+        assert not sat and s["latency_ms"]["p99"] <= 1000, (i, s)
+    assert i == len(steps) - 1 or r[-1] == "no", (i, r)
+assert abs(steps[0]["offered_rps"] - 20) < 8, steps[0]["offered_rps"]
+print("ok")
+PY
+)
+check "sweep: one row per step, saturation rule applied, stops after it (status $rc): $sweep_ok" \
+	test "$rc" -eq 0 -a "$sweep_ok" = ok
+check "sweep: inputs loaded from the cache the previous run left" \
+	test "$(jv inputs.from_cache "$out/sweep.json")" = True
 
 # Bad arguments: a clear message and exit 2, nothing run.
 "$BUILD/tailgate-bench" --gateway "$IP_GW" --rate 10 --mix 'split=4;dtype=f64' \

@@ -22,13 +22,13 @@
 enum { TB_EXIT_OK = 0, TB_EXIT_FAIL = 1, TB_EXIT_USAGE = 2, TB_MAX_STEPS = 64 };
 
 struct tb_opts {
-	const char *gateway, *model, *bind, *mix, *mix_file, *json, *hgrm, *plot;
+	const char *gateway, *model, *bind, *mix, *mix_file, *json, *hgrm, *plot, *cache;
 	unsigned model_id, devices, concurrency, images, threads, retries, timer_ms, hello_rate;
 	unsigned sweep_steps;
 	double rate, duration, warmup, drain, sweep_factor, deadline_ms;
 	uint64_t requests, seed;
 	struct lg_impair imp;
-	bool sweep, quiet, check;
+	bool sweep, quiet, check, no_cache;
 };
 
 static void
@@ -46,6 +46,10 @@ tb_help(FILE *f)
 "      --images N           Fashion-MNIST test images to use, 1..10000 (default 10000)\n"
 "      --bind IP            local address to send from (default: any)\n"
 "      --threads N          engine threads while building inputs (default: all cores)\n"
+"      --cache DIR          keep built inputs in DIR and reuse them when model, images,\n"
+"                           splits and dtypes match (default build/bench-cache when\n"
+"                           ./build exists)\n"
+"      --no-cache           always build the inputs\n"
 "\n"
 "Devices:\n"
 "  -n, --devices N          simulated devices, each its own client id and session\n"
@@ -156,7 +160,7 @@ tb_addr(const char *s, uint32_t *ip, uint16_t *port)
 enum {
 	O_MODEL_ID = 256, O_IMAGES, O_BIND, O_THREADS, O_MIX, O_MIX_FILE, O_DEADLINE, O_REQUESTS,
 	O_DRAIN, O_SWEEP, O_SWEEP_FACTOR, O_SWEEP_STEPS, O_RETRIES, O_TIMEOUT, O_HELLO_RATE,
-	O_DROP, O_DUP, O_REORDER, O_SEED, O_JSON, O_HGRM, O_PLOT, O_CHECK,
+	O_DROP, O_DUP, O_REORDER, O_SEED, O_JSON, O_HGRM, O_PLOT, O_CHECK, O_CACHE, O_NO_CACHE,
 };
 
 static int
@@ -169,6 +173,8 @@ tb_parse(int argc, char **argv, struct tb_opts *o, struct lg_mix *mix)
 		{ "images", required_argument, NULL, O_IMAGES },
 		{ "bind", required_argument, NULL, O_BIND },
 		{ "threads", required_argument, NULL, O_THREADS },
+		{ "cache", required_argument, NULL, O_CACHE },
+		{ "no-cache", no_argument, NULL, O_NO_CACHE },
 		{ "devices", required_argument, NULL, 'n' },
 		{ "mix", required_argument, NULL, O_MIX },
 		{ "mix-file", required_argument, NULL, O_MIX_FILE },
@@ -213,6 +219,8 @@ tb_parse(int argc, char **argv, struct tb_opts *o, struct lg_mix *mix)
 		case O_PLOT: o->plot = optarg; break;
 		case O_SWEEP: o->sweep = true; break;
 		case O_CHECK: o->check = true; break;
+		case O_CACHE: o->cache = optarg; break;
+		case O_NO_CACHE: o->no_cache = true; break;
 		case 'q': o->quiet = true; break;
 		case 'h': tb_help(stdout); exit(TB_EXIT_OK);
 #define TB_U(c, field, lo_, hi_, what)							\
@@ -376,8 +384,8 @@ tb_plot(const char *dir, const struct lg_results *last, const struct lg_results 
 		"set logscale x\n"
 		"set xlabel 'percentile'\n"
 		"set ylabel 'latency (ms)'\n"
-		"set xtics ('0%%' 1, '90%%' 10, '99%%' 100, '99.9%%' 1000, '99.99%%' 10000, "
-		"'99.999%%' 100000)\n"
+		"set xtics ('0%%%%' 1, '90%%%%' 10, '99%%%%' 100, '99.9%%%%' 1000, '99.99%%%%' 10000, "
+		"'99.999%%%%' 100000)\n"
 		"plot '%s/latency_cdf.dat' using 2:3 with lines lw 2 title 'latency'\n",
 		dir, dir);
 	if (n_steps > 0)
@@ -445,14 +453,18 @@ main(int argc, char **argv)
 	icfg.split_mask = lg_mix_split_mask(&cfg.mix);
 	icfg.dtype_mask = lg_mix_dtype_mask(&cfg.mix);
 	icfg.threads = o.threads;
+	if (!o.no_cache)
+		icfg.cache_dir = o.cache ? o.cache :
+				 access("build", W_OK) == 0 ? "build/bench-cache" : NULL;
 	fprintf(stderr, "tailgate-bench: building inputs: %u images, mix %s\n", o.images, mixbuf);
 	rc = lg_inputs_build(&in, &icfg, &err);
 	if (rc < 0) {
 		fprintf(stderr, "tailgate-bench: inputs: %s\n", err.msg);
 		goto out;
 	}
-	fprintf(stderr, "tailgate-bench: inputs built in %.1f s: %.1f MB of datagrams, offline "
-		"accuracy %.2f%% over %" PRIu64 " messages\n", in->build_s,
+	fprintf(stderr, "tailgate-bench: inputs %s in %.1f s: %.1f MB of datagrams, offline "
+		"accuracy %.2f%% over %" PRIu64 " messages\n",
+		in->from_cache ? "loaded from the cache" : "built", in->build_s,
 		(double)in->arena_len / 1e6,
 		in->offline_total ? 100.0 * (double)in->offline_hits / (double)in->offline_total : 0,
 		in->offline_total);
