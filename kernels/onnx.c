@@ -248,7 +248,8 @@ kern_attr_ints(const struct kern_attr_ctx *c, const char *name, int64_t *out, in
 		return 0;
 	if (a->n_ints > (size_t)max)
 		return kern_attr_bad(c, name, "too many values");
-	memcpy(out, a->ints, a->n_ints * sizeof(int64_t));
+	if (a->n_ints > 0)
+		memcpy(out, a->ints, a->n_ints * sizeof(int64_t));
 	return (int)a->n_ints;
 }
 

@@ -753,6 +753,8 @@ kern_infer_static(const struct kern_model *m, struct kern_shapes *s, const struc
 		memcpy(out->data, s->dims[x], (size_t)nd * sizeof(int64_t));
 		goto done;
 	}
+	if (in == NULL)
+		return BAD(n, "first input missing");
 	for (int k = 0; k < n->n_in; k++)
 		if (n->in[k] >= 0 && s->sval[n->in[k]].data == NULL)
 			return BAD(n, "static input %d has no value", k);
