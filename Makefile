@@ -146,7 +146,7 @@ $(BUILD)/fuzz-replay/%: fuzz/fuzz_%.c fuzz/replay.c $(LIBS)
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -I. -I$(BUILD)/fuzz/gen -pthread \
 	-fsanitize=fuzzer-no-link,address,undefined
 fuzz: $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_TARGETS))
-$(BUILD)/fuzz/%: fuzz/fuzz_%.c $(GEN_ONNX) | $(DEPS_STAMP)
+$(BUILD)/fuzz/%: fuzz/fuzz_%.c $(GEN_ONNX) $(foreach m,$(MODULES),$(wildcard $(m)/*.[ch])) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@) $(BUILD)/fuzz/gen
 	cp -r $(BUILD)/gen/onnx $(BUILD)/fuzz/gen/
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
@@ -159,6 +159,10 @@ test: all
 
 bench: all
 	@scripts/bench.sh $(BUILD)
+
+# The README's first command: the gateway on a veth pair, a 10 s tailgate-bench run, the report.
+demo: all
+	@scripts/demo.sh $(BUILD)
 
 # tailgate's tails side by side with ONNX Runtime and PyTorch (docs/BENCHMARKS.md).
 bench-engine: all
