@@ -732,6 +732,8 @@ kern_topo_sort(struct kern_model *m, struct tg_err *err)
 		for (int o = 0; o < m->nodes[i].n_out; o++) {
 			int v = m->nodes[i].out[o];
 
+			if (v < 0)
+				continue;	/* an omitted optional output */
 			for (unsigned r = rstart[v]; r < rstart[v + 1]; r++)
 				if (--indeg[readers[r]] == 0)
 					queue[tail++] = readers[r];
@@ -861,8 +863,9 @@ kern_onnx_graph(struct kern_model *m, const Onnx__GraphProto *g, struct tg_err *
 			rc = tg_err_set(err, -EINVAL, "node \"%s\" (%s): no output", n->name, op);
 			goto out;
 		}
+		for (int k = 0; k < KERN_MAX_IN; k++)
+			n->in[k] = -1;	/* absent: what every rule that reads in[k] checks for */
 		for (size_t k = 0; k < np->n_input; k++) {
-			n->in[k] = -1;
 			if (np->input[k][0] == '\0')
 				continue;	/* omitted optional input */
 			int *slot = kern_names_find(&names, np->input[k]);

@@ -608,6 +608,8 @@ kern_infer_data(const struct kern_model *m, struct kern_shapes *s, const struct 
 				neg = i;
 			} else if (sh[i] < 0) {
 				return BAD(n, "negative dim");
+			} else if (sh[i] > 0 && known > INT64_MAX / sh[i]) {
+				return BAD(n, "target shape too large");
 			} else {
 				known *= sh[i];
 			}
@@ -726,8 +728,9 @@ kern_sval_get(const struct tg_tensor *t, size_t i)
 static void
 kern_sval_put(struct tg_tensor *t, size_t i, double v)
 {
-	if (t->dtype == TG_DT_S64)
-		((int64_t *)t->data)[i] = (int64_t)v;
+	if (t->dtype == TG_DT_S64)	/* hostile values saturate; the shape rules refuse them */
+		((int64_t *)t->data)[i] = v >= 0x1p63 ? INT64_MAX : v >= -0x1p63 ? (int64_t)v :
+					  INT64_MIN;
 	else
 		((float *)t->data)[i] = (float)v;
 }
@@ -743,6 +746,8 @@ kern_infer_static(const struct kern_model *m, struct kern_shapes *s, const struc
 
 	if (n->op == KOP_CONSTANT)
 		return 0;	/* set at load: out aliases the model's constant */
+	if (x < 0)
+		return BAD(n, "first input missing");
 	if (n->op == KOP_SHAPE) {
 		int64_t nd = s->ndim[x];
 
@@ -753,8 +758,6 @@ kern_infer_static(const struct kern_model *m, struct kern_shapes *s, const struc
 		memcpy(out->data, s->dims[x], (size_t)nd * sizeof(int64_t));
 		goto done;
 	}
-	if (in == NULL)
-		return BAD(n, "first input missing");
 	for (int k = 0; k < n->n_in; k++)
 		if (n->in[k] >= 0 && s->sval[n->in[k]].data == NULL)
 			return BAD(n, "static input %d has no value", k);
@@ -785,10 +788,12 @@ kern_infer_static(const struct kern_model *m, struct kern_shapes *s, const struc
 		goto done;
 	}
 	case KOP_GATHER: {
-		const struct tg_tensor *idx = &s->sval[n->in[1]];
+		const struct tg_tensor *idx = n->in[1] >= 0 ? &s->sval[n->in[1]] : NULL;
 		int64_t ax = kern_norm_axis(n->a.axis.axis, in->ndim), outer = 1, inner = 1;
 		int nd = 0;
 
+		if (idx == NULL)
+			return BAD(n, "indices missing");
 		if (ax < 0 || ax >= in->ndim || in->ndim + idx->ndim - 1 > TG_MAX_DIMS)
 			return BAD(n, "axis out of range");
 		for (int i = 0; i < ax; i++) {
@@ -894,6 +899,8 @@ kern_infer_static(const struct kern_model *m, struct kern_shapes *s, const struc
 		goto done;
 	}
 	case KOP_ADD: case KOP_MUL: case KOP_SUB: case KOP_DIV: {
+		if (n->in[1] < 0)
+			return BAD(n, "second input missing");
 		const struct tg_tensor *b = &s->sval[n->in[1]];
 		size_t na = tg_tensor_numel(in), nb = tg_tensor_numel(b);
 		const struct tg_tensor *big = na >= nb ? in : b;
