@@ -33,7 +33,7 @@ struct gw_config {
 	unsigned engine_threads;		/* oneDNN threads per worker; 0: all cores (0) */
 	unsigned queue_cap;			/* requests waiting per queue (256) */
 	unsigned max_inflight;			/* requests in the scheduler (1024) */
-	bool whole_tail;			/* run whole tails per batch, not segments (false) */
+	bool whole_tail;			/* run whole tails per batch, not segments (true) */
 	char access_log[GW_PATH_MAX];		/* JSON lines; "" = none */
 	char event_log[GW_PATH_MAX];		/* "" = stderr */
 	uint32_t log_ring;			/* records per lcore log ring (4096) */

@@ -11,9 +11,14 @@
  *
  * Batching per queue: a batch leaves when it is full, when its oldest request has waited
  * max_delay, or when waiting longer would break the earliest deadline in it, given online
- * estimates of each segment's latency per batch size. A request whose deadline cannot be met
- * is answered DEADLINE_INFEASIBLE on arrival, and again at batch formation if it expired
- * while queued (it never takes compute); a full queue answers OVERLOADED.
+ * estimates of each segment's latency per batch size. It takes requests while one more still
+ * ends before every deadline in it, in queue order, or newest first when more than a batch
+ * waits (overload: the newest still have the slack to finish in time), and drops to the
+ * bucket below when that runs more samples per second. A request that cannot finish even
+ * alone is answered DEADLINE_INFEASIBLE on arrival, and again at batch formation if it expired
+ * while queued (it never takes compute); a full queue, or a predicted finish (the work queued
+ * in every queue plus the running batches' remainder, over the workers) past its deadline,
+ * answers OVERLOADED on arrival.
  *
  * Threads: sched_submit() and the batch functions may be called from any thread (one mutex
  * guards the queues, never held while the engine runs). sched_start() runs worker threads

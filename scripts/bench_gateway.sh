@@ -106,6 +106,14 @@ ecol() { awk -v k="$1" '{ print $k }' "$TMP/eng" | median; }
 # per repetition: mixed engine rates (batch 64, mean batch) and end-to-end / engine
 awk '{ a = 0; b = 0; for (i = 3; i <= 10; i += 2) { a += 1 / $i; b += 1 / $(i + 1) } print $1, 4 / a, 4 / b }' \
 	"$TMP/eng" >"$TMP/mix"
+ratios() {	# mode: each repetition's saturation over its engine mix at batch 64
+	awk -v w="$1" 'NR == FNR { m[$1] = $2; next } $1 == w && m[$2] > 0 { printf "%s%.2f", (n++ ? ", " : ""), $3 / m[$2] }' \
+		"$TMP/mix" "$TMP/rows"
+}
+ratio_med() {
+	awk -v w="$1" 'NR == FNR { m[$1] = $2; next } $1 == w && m[$2] > 0 { printf "%.3f\n", $3 / m[$2] }' \
+		"$TMP/mix" "$TMP/rows" | median
+}
 mix64=$(awk '{ print $2 }' "$TMP/mix" | median)
 mixmb=$(awk '{ print $3 }' "$TMP/mix" | median)
 mb=$(ecol 2)
@@ -121,10 +129,10 @@ load1=$(cut -d' ' -f1 /proc/loadavg)
 	echo "Date: $date0. Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, shared (load average (1 min) before / after: $load0 / $load1).  "
 	echo "Setup: tailgate (1 worker, 2 engine threads, RX lcore on CPU 1, af_packet on a veth) serving models/fmnist-resnet (splits 0, 4, 6, 8; max_batch 64; max_delay 2 ms); tests/gw_client in the other namespace on the same 2 cores. Medians of $REPS interleaved runs."
 	echo
-	echo "| whole_tail | saturation, mixed splits/dtypes (OK/s) | samples per engine batch | p50 latency at saturation (ms) | split-0 u8 capacity (OK/s) | goodput at 2x that, 100 ms deadline (OK/s) | goodput / capacity |"
+	echo "| whole_tail | saturation, mixed splits/dtypes (OK/s) | samples per engine batch | p50 latency at saturation (ms) | split-0 u8 capacity (OK/s) | goodput at 2x that, 100 ms deadline (OK/s) | goodput / capacity (median of each run's ratio) |"
 	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for w in no yes; do
-		echo "| $w | $(col "$w" 3) | $(col "$w" 4) | $(awk -v x="$(col "$w" 7)" 'BEGIN { printf "%.1f", x / 1000 }') | $(col "$w" 5) | $(col "$w" 6) | $(awk -v g="$(col "$w" 6)" -v c="$(col "$w" 5)" 'BEGIN { printf "%.2f", c ? g / c : 0 }') |"
+		echo "| $w | $(col "$w" 3) | $(col "$w" 4) | $(awk -v x="$(col "$w" 7)" 'BEGIN { printf "%.1f", x / 1000 }') | $(col "$w" 5) | $(col "$w" 6) | $(awk -v w="$w" '$1 == w && $5 > 0 { printf "%.3f\n", $6 / $5 }' "$TMP/rows" | median) |"
 	done
 	echo
 	echo "Engine only (\`tailgate-model bench $MODEL --split S --batch B --threads 2\`), images/s of the whole tail from each split:"
@@ -137,7 +145,7 @@ load1=$(cut -d' ' -f1 /proc/loadavg)
 		k=$((k + 2))
 	done
 	echo
-	echo "Mixed load (a quarter per split) on the engine alone: $(printf %.0f "$mix64") images/s at batch 64, $(printf %.0f "$mixmb") at batch $mb (medians). End-to-end saturation (best mode, $best/s) over engine-only: $(awk -v b="$best" -v e="$mix64" 'BEGIN { printf "%.2f", e ? b / e : 0 }') (batch 64), $(awk -v b="$best" -v e="$mixmb" 'BEGIN { printf "%.2f", e ? b / e : 0 }') (batch $mb). Per repetition, interleaved (end-to-end whole_tail=yes / engine batch 64): $(paste -d' ' <(awk '$1 == "yes" { print $3 }' "$TMP/rows") <(awk '{ print $2 }' "$TMP/mix") | awk '{ printf "%s%.2f", NR > 1 ? ", " : "", $2 ? $1 / $2 : 0 }')."
+	echo "Mixed load (a quarter per split) on the engine alone: $(printf %.0f "$mix64") images/s at batch 64, $(printf %.0f "$mixmb") at batch $mb (medians). End-to-end saturation (best mode, $best/s) over engine-only: $(awk -v b="$best" -v e="$mix64" 'BEGIN { printf "%.2f", e ? b / e : 0 }') (batch 64), $(awk -v b="$best" -v e="$mixmb" 'BEGIN { printf "%.2f", e ? b / e : 0 }') (batch $mb). Per repetition, each against the engine measured right after it (end-to-end / engine at batch 64, whole_tail=yes then no): $(ratios yes), and $(ratios no); median $(ratio_med yes) and $(ratio_med no)."
 	echo
 	echo "Raw rows (mode, rep, saturation/s, samples per batch, split-0 capacity/s, goodput/s, p50 us):"
 	echo

@@ -22,6 +22,21 @@
  * --probes 1 first sends one request per refusal the gateway makes before its scheduler
  * (unknown model, split or variant; a tensor not the split's; a full tensor wanted) and
  * checks each status and reason.
+ * --flags N sets the REQUEST flags (2: no early exit); --profile C,U,R,S,F fills the HELLO's
+ * device profile (MFLOP/s, kbit/s, RTT us, SLO us, accuracy floor 1/100 %) and the summary
+ * counts the answers' split advice (advice_split_N, advice_none).
+ *
+ * --fmnist DIR (or "default") [--images N] [--splits 0,4,6,8] [--dtypes f32,f16,s8,u8]
+ * [--block N]: the Fashion-MNIST test images instead, image i at split splits[i % n] in
+ * dtype dtypes[(i / n) % m], block by block: heads batched on the engine, each row quantized,
+ * the expected class from a batched reference tail fed from the quantized bytes by
+ * kern_plan_load_rows (the gateway's own dequantizing copy); every image sent once.
+ * --rate R or --closed W, with --duration S --deadline-us D [--warmup S] [--drain-ms N]
+ * (needs --fmnist; the first block's tensors in turn): an open loop paced at R requests/s
+ * whatever the answers (ids tracked per client, thousands in flight), or a closed loop of W
+ * in flight; then it waits for the answers. Prints goodput_rps (OK within D as the client
+ * sees it, after the warm-up), ok_rps, statuses, latencies; SIGUSR1 stops the sending early.
+ * Exit 0 when nothing was lost and no OK answer differed from the offline class.
  * Run without arguments it only says what it is for: a helper, not a test.
  */
 #include <errno.h>

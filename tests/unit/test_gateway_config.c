@@ -21,7 +21,7 @@ test_good_file_sets_every_kind(void)
 		"address = 10.77.0.1   # trailing comment\n"
 		"udp_port=7701\n"
 		"  workers = 2\n"
-		"whole_tail = yes\n"
+		"whole_tail = no\n"
 		"models = /srv/models\n"
 		"max_msg_bytes = 1048576\r\n"
 		"metrics = 127.0.0.1:9100\n";
@@ -30,7 +30,7 @@ test_good_file_sets_every_kind(void)
 
 	TH_CHECK_MSG(parse(text, &c, &err) == 0, "%s", err.msg);
 	TH_CHECK(c.dp.ipv4 == (10u << 24 | 77u << 16 | 1));
-	TH_CHECK(c.dp.udp_port == 7701 && c.workers == 2 && c.whole_tail);
+	TH_CHECK(c.dp.udp_port == 7701 && c.workers == 2 && !c.whole_tail);
 	TH_CHECK(strcmp(c.models_dir, "/srv/models") == 0);
 	TH_CHECK(c.dp.limits.max_msg_bytes == 1048576);
 	TH_CHECK(strcmp(c.metrics_addr, "127.0.0.1:9100") == 0);
