@@ -220,6 +220,7 @@ struct lg_results {
 	uint64_t agree;			/* OK answers equal to the offline top-1 */
 	uint64_t status[PROTO_ST__COUNT];	/* RESPONSE statuses */
 	uint64_t error[PROTO_ST__COUNT];	/* ERRORs that ended a request, by status */
+	uint64_t reason[PROTO_REASON__COUNT];	/* reasons of non-OK answers (RESPONSE or ERROR) */
 	uint64_t timer_fires;		/* request timers that fired (each resends everything) */
 	uint64_t chunks_sent;		/* REQUEST datagrams sent, resends and dups included */
 	uint64_t chunks_resent;		/* resent for NACKs, timeouts, UNKNOWN_REQUEST */

@@ -55,6 +55,9 @@ lg_report_table(FILE *f, const struct lg_results *r, const struct lg_inputs *in)
 	for (unsigned s = 0; s < PROTO_ST__COUNT; s++)
 		if (r->error[s])
 			fprintf(f, "  ERROR %-20s %" PRIu64 "\n", proto_status_name(s), r->error[s]);
+	for (unsigned s = 0; s < PROTO_REASON__COUNT; s++)
+		if (r->reason[s])
+			fprintf(f, "  reason %-19s %" PRIu64 "\n", proto_reason_name(s), r->reason[s]);
 	fprintf(f, "%-28s %.2f%% (%" PRIu64 " of %" PRIu64 " OK answers)\n", "accuracy",
 		lg_pct(r->correct, r->ok), r->correct, r->ok);
 	fprintf(f, "%-28s %.2f%% (the engine, same requests)\n", "offline accuracy",
@@ -104,6 +107,13 @@ lg_report_json(FILE *f, const struct lg_results *r, const struct lg_inputs *in)
 		if (r->error[s]) {
 			fprintf(f, "%s\"%s\": %" PRIu64, first ? "" : ", ", proto_status_name(s),
 				r->error[s]);
+			first = 0;
+		}
+	fprintf(f, "}, \"reasons\": {");
+	for (unsigned s = 0, first = 1; s < PROTO_REASON__COUNT; s++)
+		if (r->reason[s]) {
+			fprintf(f, "%s\"%s\": %" PRIu64, first ? "" : ", ", proto_reason_name(s),
+				r->reason[s]);
 			first = 0;
 		}
 	fprintf(f, "}, \"accuracy\": %.4f, \"offline_accuracy\": %.4f, \"agreement\": %.4f, "

@@ -456,7 +456,8 @@ enum lg_end { LG_END_RESPONSE, LG_END_ERROR, LG_END_GAVE_UP };
 
 /* The open request ended: count it, free the device, and in a closed loop start the next. */
 static void
-lg_finish(struct lg_run *r, struct lg_dev *d, enum lg_end how, unsigned status, uint32_t top1)
+lg_finish(struct lg_run *r, struct lg_dev *d, enum lg_end how, unsigned status, unsigned reason,
+	  uint32_t top1)
 {
 	struct lg_results *res = r->res;
 	int64_t lat_us = (int64_t)((r->now - d->sched_ns) / 1000u);
@@ -477,6 +478,8 @@ lg_finish(struct lg_run *r, struct lg_dev *d, enum lg_end how, unsigned status, 
 				res->error[status < PROTO_ST__COUNT ? status : PROTO_ST_INTERNAL]++;
 			else
 				res->status[status < PROTO_ST__COUNT ? status : PROTO_ST_INTERNAL]++;
+			if (status != PROTO_ST_OK)
+				res->reason[reason < PROTO_REASON__COUNT ? reason : PROTO_OK]++;
 		}
 		if (how == LG_END_RESPONSE && status == PROTO_ST_OK) {
 			res->ok++;
@@ -524,7 +527,7 @@ lg_on_timer(struct lg_run *r, struct lg_dev *d)
 		if (d->timeout_at != 0 && r->now >= d->timeout_at) {
 			r->res->timer_fires++;
 			if (d->timeouts >= r->cfg.retries) {
-				lg_finish(r, d, LG_END_GAVE_UP, 0, 0);
+				lg_finish(r, d, LG_END_GAVE_UP, 0, 0, 0);
 				return;
 			}
 			d->timeouts++;
@@ -583,7 +586,7 @@ lg_on_error(struct lg_run *r, struct lg_dev *d, const struct proto_msg *m)
 			return;
 		}
 		if (d->timeouts++ >= r->cfg.retries) {
-			lg_finish(r, d, LG_END_ERROR, st, 0);
+			lg_finish(r, d, LG_END_ERROR, st, m->u.error.reason, 0);
 			return;
 		}
 		if (st == PROTO_ST_UNKNOWN_SESSION) {
@@ -602,7 +605,7 @@ lg_on_error(struct lg_run *r, struct lg_dev *d, const struct proto_msg *m)
 		r->res->rx_ignored++;
 		return;
 	}
-	lg_finish(r, d, LG_END_ERROR, st, 0);
+	lg_finish(r, d, LG_END_ERROR, st, m->u.error.reason, 0);
 }
 
 static void
@@ -621,7 +624,7 @@ lg_on_response(struct lg_run *r, struct lg_dev *d, const struct proto_response *
 
 		d->srv_us = d->srv_us ? d->srv_us - d->srv_us / 8 + s / 8 : s;
 	}
-	lg_finish(r, d, LG_END_RESPONSE, rs->status, t.class_id);
+	lg_finish(r, d, LG_END_RESPONSE, rs->status, rs->reason, t.class_id);
 }
 
 static void
