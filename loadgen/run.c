@@ -1020,9 +1020,11 @@ lg_open_sessions(struct lg_run *r, struct tg_err *err)
 	if (r->hello_failed > 0 || r->hello_open > 0) {
 		if (r->hello_fail_status != 0)
 			return tg_err_set(err, -EPROTO, "%u of %u devices' HELLOs refused (%s), "
-					  "%u unanswered: the gateway holds fewer sessions?",
-					  r->hello_failed, r->n_dev,
-					  proto_status_name(r->hello_fail_status), r->hello_open);
+					  "%u unanswered: the gateway's session table is full (it "
+					  "holds 4,096 by default; sessions of earlier runs stay %u ms "
+					  "after their last use)", r->hello_failed, r->n_dev,
+					  proto_status_name(r->hello_fail_status), r->hello_open,
+					  r->have_gw ? r->gw.session_ttl_ms : 0);
 		return tg_err_set(err, -ETIMEDOUT, "%u of %u devices got no HELLO_REPLY",
 				  r->hello_failed + r->hello_open, r->n_dev);
 	}
