@@ -178,6 +178,11 @@ kern_node_flops(const struct kern_model *m, const struct kern_shapes *s, const s
 
 		return 2 * out * per;
 	}
+	case KOP_CONVT: {	/* every input element meets OC/G x k... weights */
+		uint64_t per = kern_numel_v(s, n->in[1]) / (uint64_t)s->dims[n->in[1]][0];
+
+		return 2 * kern_numel_v(s, n->in[0]) * per;
+	}
 	case KOP_GEMM:
 	case KOP_MATMUL: {
 		int a = n->in[0];

@@ -14,6 +14,7 @@
  * can run on shape values at load/plan time (static), on activations (data), or both. */
 #define KERN_FOREACH_OP(_)                                    \
 	_(CONV, "Conv", 0, 1)                                 \
+	_(CONVT, "ConvTranspose", 0, 1)                       \
 	_(BN, "BatchNormalization", 0, 1)                     \
 	_(RELU, "Relu", 0, 1)                                 \
 	_(CLIP, "Clip", 0, 1)                                 \
@@ -107,6 +108,9 @@ struct kern_conv_attr {
 	int64_t group;
 	int auto_pad;			/* 0 NOTSET/VALID handled, 1 SAME_UPPER, 2 SAME_LOWER */
 	bool valid;			/* auto_pad VALID */
+	/* ConvTranspose only */
+	int64_t out_pad[2], out_shape[2];
+	bool has_out_shape;
 };
 
 struct kern_pool_attr {
@@ -212,6 +216,9 @@ int kern_shapes_infer(const struct kern_model *m, const struct tg_tensor *in_sha
 /* A static input's contents as int64s (Reshape's shape, Pad's pads, ...): count, or -EINVAL. */
 int kern_static_ints(const struct kern_shapes *s, int v, int64_t *out, int max);
 /* Window geometry with auto_pad resolved: explicit pads (begins, ends) and output sizes. */
+/** ConvTranspose's output size and pads (begins then ends) for an input. @return 0 or -EINVAL */
+int kern_convt_resolve(const struct kern_node *n, const int64_t *in_sp, int nsp,
+		       const int64_t *kernel, int64_t *pads, int64_t *out_sp);
 int kern_conv_resolve(const struct kern_node *n, const int64_t *in_sp, int nsp, int64_t *kernel,
 		      int64_t *pads, int64_t *out_sp);
 int kern_pool_resolve(const struct kern_node *n, const int64_t *in_sp, int64_t *pads,

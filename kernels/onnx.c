@@ -345,6 +345,45 @@ kern_attr_window(const struct kern_attr_ctx *c, int *nsp, int64_t *kernel, int64
 	return 0;
 }
 
+/* Conv's and ConvTranspose's window, auto_pad and group. */
+static int
+kern_attr_conv(const struct kern_attr_ctx *c, struct kern_node *n, const Onnx__NodeProto *np)
+{
+	int rc = kern_attr_window(c, &n->a.conv.nsp, n->a.conv.kernel, n->a.conv.strides,
+				  n->a.conv.dilations, n->a.conv.pads, false);
+
+	if (rc == 0)
+		rc = kern_attr_auto_pad(c, &n->a.conv.auto_pad, &n->a.conv.valid);
+	n->a.conv.group = kern_attr_int(np, "group", 1);
+	if (rc == 0 && (n->a.conv.group < 1 || n->a.conv.group > (1 << 20)))
+		rc = kern_attr_bad(c, "group", "out of range");
+	return rc;
+}
+
+/* ConvTranspose's output_padding and output_shape (spatial; some exporters write [N,C,...]). */
+static int
+kern_attr_convt(const struct kern_attr_ctx *c, struct kern_node *n)
+{
+	int64_t sh[TG_MAX_DIMS];
+	int ns, rc = kern_attr_ints(c, "output_padding", n->a.conv.out_pad, 2);
+
+	if (rc < 0)
+		return rc;
+	ns = kern_attr_ints(c, "output_shape", sh, TG_MAX_DIMS);
+	if (ns < 0)
+		return ns;
+	if (ns > 2 && ns != 3 && ns != 4)
+		return kern_attr_bad(c, "output_shape", "only 1-D and 2-D are supported");
+	for (int i = 0; i < 2 && i < ns; i++)
+		n->a.conv.out_shape[i] = sh[ns > 2 ? i + 2 : i];
+	n->a.conv.has_out_shape = ns > 0;
+	for (int i = 0; i < 2; i++)
+		if (n->a.conv.out_pad[i] < 0 || n->a.conv.out_pad[i] > 1024 ||
+		    n->a.conv.out_shape[i] < 0 || n->a.conv.out_shape[i] > (1 << 24))
+			return kern_attr_bad(c, "output_padding/output_shape", "out of range");
+	return 0;
+}
+
 static int
 kern_node_attrs(struct kern_model *m, struct kern_node *n, const Onnx__NodeProto *np,
 		struct tg_err *err)
@@ -361,15 +400,16 @@ kern_node_attrs(struct kern_model *m, struct kern_node *n, const Onnx__NodeProto
 	} while (0)
 
 	switch (n->op) {
+	case KOP_CONVT:
+		KNOWN("kernel_shape", "strides", "pads", "dilations", "group", "auto_pad",
+		      "output_padding", "output_shape");
+		rc = kern_attr_conv(&c, n, np);
+		if (rc == 0)
+			rc = kern_attr_convt(&c, n);
+		break;
 	case KOP_CONV:
 		KNOWN("kernel_shape", "strides", "pads", "dilations", "group", "auto_pad");
-		rc = kern_attr_window(&c, &n->a.conv.nsp, n->a.conv.kernel, n->a.conv.strides,
-				      n->a.conv.dilations, n->a.conv.pads, false);
-		if (rc == 0)
-			rc = kern_attr_auto_pad(&c, &n->a.conv.auto_pad, &n->a.conv.valid);
-		n->a.conv.group = kern_attr_int(np, "group", 1);
-		if (rc == 0 && (n->a.conv.group < 1 || n->a.conv.group > (1 << 20)))
-			rc = kern_attr_bad(&c, "group", "out of range");
+		rc = kern_attr_conv(&c, n, np);
 		break;
 	case KOP_MAXPOOL:
 	case KOP_AVGPOOL:

@@ -1615,6 +1615,86 @@ kp_build_slice(struct kern_plan *p, const struct kern_node *n)
 	return rc;
 }
 
+/*
+ * ConvTranspose: oneDNN's deconvolution, f32. ONNX weights are [IC, OC/G, k...]: the same
+ * bytes described to oneDNN as [OC, IC, k...] (or [G, OC/G, IC/G, k...]) through strides,
+ * then reordered once into the layout the primitive picked. output_padding adds rows at
+ * the end: it comes off the end padding.
+ */
+static int
+kp_build_convt(struct kern_plan *p, const struct kern_node *n)
+{
+	const struct kern_shapes *s = &p->sh;
+	int x = n->in[0], w = n->in[1], b = n->n_in > 2 ? n->in[2] : -1, y = n->out[0];
+	int nd = s->ndim[x], nsp = nd - 2, wnd;
+	int64_t g = n->a.conv.group, k[2] = { 1, 1 }, pads[4], osp[2];
+	int64_t ic = s->dims[w][0], ocg = s->dims[w][1], icg = ic / g, ksz = 1;
+	dnnl_memory_desc_t src_md, w_md, w_plain, b_md, dst_md;
+	dnnl_dims_t strides, dil, pl, pr, wd, ws;
+	dnnl_deconvolution_desc_t dd;
+	dnnl_primitive_desc_t pd = NULL;
+	dnnl_memory_t src, wm, bm = NULL, dst;
+	int rc;
+
+	for (int i = 0; i < nsp; i++) {
+		k[i] = s->dims[w][2 + i];
+		ksz *= k[i];
+	}
+	if (kern_convt_resolve(n, s->dims[x] + 2, nsp, k, pads, osp) < 0)
+		return tg_err_set(p->err, -EINVAL, "node \"%s\" (ConvTranspose): bad geometry",
+				  n->name);
+	for (int i = 0; i < nsp; i++) {
+		strides[i] = n->a.conv.strides[i];
+		dil[i] = n->a.conv.dilations[i] - 1;
+		pl[i] = pads[i];
+		pr[i] = pads[i + 2] - n->a.conv.out_pad[i];
+	}
+	/* Logical [G,] OC/G, IC/G, k... over ONNX's [G x IC/G, OC/G, k...] bytes. */
+	wnd = 0;
+	if (g > 1) {
+		wd[wnd] = g;
+		ws[wnd++] = icg * ocg * ksz;
+	}
+	wd[wnd] = g > 1 ? ocg : ocg * g;
+	ws[wnd++] = ksz;
+	wd[wnd] = icg;
+	ws[wnd++] = ocg * ksz;
+	for (int i = 0; i < nsp; i++) {
+		wd[wnd] = k[i];
+		ws[wnd++] = i + 1 < nsp ? k[i + 1] : 1;
+	}
+	dnnl_memory_desc_init_by_strides(&w_plain, wnd, wd, dnnl_f32, ws);
+	dnnl_memory_desc_init_by_tag(&w_md, wnd, wd, dnnl_f32, dnnl_format_tag_any);
+	kp_any_md(&src_md, nd, s->dims[x]);
+	kp_any_md(&dst_md, nd, s->dims[y]);
+	if (b >= 0)
+		kp_plain_md(&b_md, 1, s->dims[b]);
+	rc = kp_chk(p, dnnl_dilated_deconvolution_forward_desc_init(&dd, dnnl_forward_inference,
+			dnnl_deconvolution_direct, &src_md, &w_md, b >= 0 ? &b_md : NULL, &dst_md,
+			strides, dil, pl, pr), n, "deconvolution");
+	if (rc == 0)
+		rc = kp_chk(p, dnnl_primitive_desc_create(&pd, &dd, NULL, p->eng, NULL), n,
+			    "deconvolution pd");
+	if (rc == 0)
+		rc = kp_get(p, x, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), &src, n);
+	if (rc == 0)
+		rc = kp_const(p, w, &w_plain, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md,
+									   0), &wm, n);
+	if (rc == 0 && b >= 0)
+		rc = kp_const(p, b, &b_md, NULL, &bm, n);
+	if (rc == 0)
+		rc = kp_dst(p, pd, y, &dst, n);
+	if (rc == 0) {
+		dnnl_exec_arg_t args[4] = { { DNNL_ARG_SRC, src }, { DNNL_ARG_WEIGHTS, wm },
+					    { DNNL_ARG_DST, dst }, { DNNL_ARG_BIAS, bm } };
+
+		rc = kp_push_pd(p, pd, bm ? 4 : 3, args, n);
+	}
+	if (pd)
+		dnnl_primitive_desc_destroy(pd);
+	return rc;
+}
+
 /* Constant Pad: the border is written once here; each run copies only the interior. */
 static int
 kp_build_pad(struct kern_plan *p, const struct kern_node *n)
@@ -1702,6 +1782,7 @@ kp_build_node(struct kern_plan *p, const struct kern_node *n, const struct kp_ch
 {
 	switch (n->op) {
 	case KOP_CONV: return kp_build_conv(p, n, c);
+	case KOP_CONVT: return kp_build_convt(p, n);
 	case KOP_GEMM: return kp_build_gemm(p, n, c);
 	case KOP_MATMUL: return kp_build_matmul(p, n);
 	case KOP_ADD: case KOP_MUL: case KOP_SUB: case KOP_DIV: case KOP_MAX: case KOP_MIN:

@@ -45,29 +45,51 @@ kern_shapes_free(const struct kern_model *m, struct kern_shapes *s)
 int
 kern_static_ints(const struct kern_shapes *s, int v, int64_t *out, int max)
 {
-	const struct tg_tensor *t = &s->sval[v];
+	const struct tg_tensor *t;
 	size_t n;
 
-	if (v < 0 || t->data == NULL)
+	if (v < 0 || s->sval[v].data == NULL)
 		return -EINVAL;
+	t = &s->sval[v];
 	n = tg_tensor_numel(t);
 	if (n > (size_t)max)
 		return -E2BIG;
-	for (size_t i = 0; i < n; i++)
-		out[i] = t->dtype == TG_DT_S64 ? ((int64_t *)t->data)[i] :
-						 (int64_t)((float *)t->data)[i];
+	for (size_t i = 0; i < n; i++) {
+		double x;
+
+		switch (t->dtype) {	/* a constant from the file may have any type */
+		case TG_DT_S64: out[i] = ((const int64_t *)t->data)[i]; continue;
+		case TG_DT_S32: out[i] = ((const int32_t *)t->data)[i]; continue;
+		case TG_DT_U8: out[i] = ((const uint8_t *)t->data)[i]; continue;
+		case TG_DT_S8: out[i] = ((const int8_t *)t->data)[i]; continue;
+		case TG_DT_F32: x = ((const float *)t->data)[i]; break;
+		case TG_DT_F64: x = ((const double *)t->data)[i]; break;
+		default: return -EINVAL;
+		}
+		if (!(x >= -0x1p62 && x <= 0x1p62))	/* NaN too: not a shape value */
+			return -EINVAL;
+		out[i] = (int64_t)x;
+	}
 	return (int)n;
 }
 
 int
 kern_static_float(const struct kern_shapes *s, int v, float *out)
 {
-	const struct tg_tensor *t = &s->sval[v];
+	const struct tg_tensor *t;
 
-	if (v < 0 || t->data == NULL || tg_tensor_numel(t) != 1)
+	if (v < 0 || s->sval[v].data == NULL || tg_tensor_numel(&s->sval[v]) != 1)
 		return -EINVAL;
-	*out = t->dtype == TG_DT_S64 ? (float)*(int64_t *)t->data : *(float *)t->data;
-	return 0;
+	t = &s->sval[v];
+	switch (t->dtype) {	/* a constant from the file may have any type */
+	case TG_DT_F32: *out = *(const float *)t->data; return 0;
+	case TG_DT_S64: *out = (float)*(const int64_t *)t->data; return 0;
+	case TG_DT_S32: *out = (float)*(const int32_t *)t->data; return 0;
+	case TG_DT_F64: *out = (float)*(const double *)t->data; return 0;
+	case TG_DT_U8: *out = *(const uint8_t *)t->data; return 0;
+	case TG_DT_S8: *out = *(const int8_t *)t->data; return 0;
+	default: return -EINVAL;
+	}
 }
 
 /* ---- helpers ---- */
@@ -169,6 +191,36 @@ kern_conv_resolve(const struct kern_node *n, const int64_t *in_sp, int nsp, int6
 		out_sp[i] = kern_window_out(in_sp[i], kernel[i], c->strides[i], c->dilations[i],
 					    &pads[i], &pads[i + 2], c->auto_pad, c->valid, false);
 		if (out_sp[i] < 1)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int
+kern_convt_resolve(const struct kern_node *n, const int64_t *in_sp, int nsp,
+		   const int64_t *kernel, int64_t *pads, int64_t *out_sp)
+{
+	const struct kern_conv_attr *c = &n->a.conv;
+
+	for (int i = 0; i < nsp; i++) {
+		int64_t full = c->strides[i] * (in_sp[i] - 1) + c->out_pad[i] +
+			       (kernel[i] - 1) * c->dilations[i] + 1, total, half;
+
+		pads[i] = c->valid ? 0 : c->pads[i];
+		pads[i + 2] = c->valid ? 0 : c->pads[i + 2];
+		if (c->has_out_shape || c->auto_pad) {
+			/* The pads that give the wanted size, split as ONNX says. */
+			out_sp[i] = c->has_out_shape ? c->out_shape[i] : in_sp[i] * c->strides[i];
+			total = full - out_sp[i];
+			if (total < 0)
+				return -EINVAL;
+			half = total / 2;
+			pads[i] = c->auto_pad == 1 ? half : total - half;
+			pads[i + 2] = total - pads[i];
+		}
+		out_sp[i] = full - pads[i] - pads[i + 2];
+		if (out_sp[i] < 1 || (c->out_pad[i] >= c->strides[i] &&
+				      c->out_pad[i] >= c->dilations[i]))
 			return -EINVAL;
 	}
 	return 0;
@@ -368,6 +420,37 @@ kern_infer_data(const struct kern_model *m, struct kern_shapes *s, const struct 
 			d[2 + i] = out[i];
 		break;
 	}
+	case KOP_CONVT: {
+		int wv = n->in[1];
+		int64_t k[2], pads[4], out[2];
+
+		if (wv < 0 || !s->known[wv])
+			return BAD(n, "weights missing");
+		if (!m->values[wv].is_const)
+			return BAD(n, "weights must be an initializer");
+		if (nd < 3 || nd > 4 || s->ndim[wv] != nd)
+			return BAD(n, "only 1-D and 2-D transposed convolutions are supported");
+		if (d[1] != s->dims[wv][0] || s->dims[wv][0] % n->a.conv.group)
+			return BAD(n, "channels %lld do not match weights %lld (group %lld)",
+				   (long long)d[1], (long long)s->dims[wv][0],
+				   (long long)n->a.conv.group);
+		for (int i = 0; i < nd - 2; i++) {
+			k[i] = s->dims[wv][2 + i];
+			if (n->a.conv.nsp && n->a.conv.kernel[i] != k[i])
+				return BAD(n, "kernel_shape disagrees with the weights");
+		}
+		if (n->n_in > 2 && n->in[2] >= 0 &&
+		    (s->ndim[n->in[2]] != 1 || !m->values[n->in[2]].is_const ||
+		     s->dims[n->in[2]][0] != s->dims[wv][1] * n->a.conv.group))
+			return BAD(n, "bias must be a constant of %lld values",
+				   (long long)(s->dims[wv][1] * n->a.conv.group));
+		if (kern_convt_resolve(n, d + 2, nd - 2, k, pads, out) < 0)
+			return BAD(n, "output size, pads and output_padding do not fit");
+		d[1] = s->dims[wv][1] * n->a.conv.group;
+		for (int i = 0; i < nd - 2; i++)
+			d[2 + i] = out[i];
+		break;
+	}
 	case KOP_MAXPOOL:
 	case KOP_AVGPOOL: {
 		int64_t pads[4], out[2];
@@ -403,7 +486,16 @@ kern_infer_data(const struct kern_model *m, struct kern_shapes *s, const struct 
 					      kern_numel(s, n->in[k]) != 1))
 				return BAD(n, "min and max must be constant scalars");
 		break;
-	case KOP_IDENTITY: case KOP_DROPOUT: case KOP_LEAKYRELU: case KOP_ELU:
+	case KOP_DROPOUT: {
+		float train = 0.f;
+
+		/* Inference only: a training-mode Dropout would scale and drop. */
+		if (n->n_in > 2 && n->in[2] >= 0 &&
+		    (kern_static_float(s, n->in[2], &train) < 0 || train != 0.f))
+			return BAD(n, "training_mode must be a constant false");
+		break;
+	}
+	case KOP_IDENTITY: case KOP_LEAKYRELU: case KOP_ELU:
 	case KOP_TANH: case KOP_EXP: case KOP_ABS: case KOP_SQRT: case KOP_NEG:
 	case KOP_RECIPROCAL: case KOP_LOG: case KOP_SOFTPLUS: case KOP_MISH: case KOP_ROUND:
 		break;

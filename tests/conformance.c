@@ -4,6 +4,10 @@
  * The engine decides what it can take: a model it refuses to load, or inputs of a data type
  * plans do not take, is a skip with the engine's reason; everything else is built as a
  * KERN_PLAN_GRAPH plan at the case's input shapes, run, and compared output by output.
+ * Node tests often feed what exporters write as initializers (Conv weights, Clip bounds,
+ * Reshape shapes, Reduce axes) as extra graph inputs: when the engine refuses such a model,
+ * the case is run again with inputs 1.. baked in as initializers from test_data_set_0 (and
+ * only that set), and counted apart ("baked").
  * Tolerance: |got - want| <= CF_ATOL + CF_RTOL * |want| per element (NaN only matches NaN).
  * Usage: conformance DATA_DIR [SUBDIR...]   (default subdirs: node pytorch-converted)
  */
@@ -47,7 +51,7 @@ struct cf_reasons {
 
 static struct cf_reasons cf_skips;
 static unsigned cf_cases, cf_cases_supported, cf_ran, cf_ran_supported, cf_pass_supported;
-static unsigned cf_skip_supported;
+static unsigned cf_skip_supported, cf_baked;
 
 static void
 cf_reason_add(struct cf_reasons *r, const char *key)
@@ -286,7 +290,8 @@ enum cf_result { CF_PASS, CF_FAIL, CF_SKIP };
 
 /* One test_data_set: plan at its input shapes, run, compare. why says what went wrong. */
 static enum cf_result
-cf_run_set(const struct kern_model *m, const char *set_dir, char *why, size_t why_len)
+cf_run_set(const struct kern_model *m, const char *set_dir, bool baked, char *why,
+	   size_t why_len)
 {
 	struct tg_tensor in[CF_MAX_IO] = { 0 }, out[CF_MAX_IO] = { 0 };
 	char in_names[CF_MAX_IO][128], out_names[CF_MAX_IO][128];
@@ -303,6 +308,8 @@ cf_run_set(const struct kern_model *m, const char *set_dir, char *why, size_t wh
 		snprintf(why, why_len, "test data: %s", err.msg);
 		return CF_SKIP;
 	}
+	while (baked && n_in > 1)	/* inputs 1.. are initializers of the model now */
+		tg_tensor_free(&in[--n_in]);
 	n_out = cf_load_pbs(set_dir, "output", out, out_names, &err);
 	if (n_out < 0) {
 		snprintf(why, why_len, "test data: %s", err.msg);
@@ -382,8 +389,61 @@ struct cf_outcome {
 	enum cf_result res;
 	bool sup;		/* every op in cf_supported */
 	bool load_refused;	/* skipped because the engine refused the model */
+	bool baked;		/* ran with inputs 1.. as initializers (see the top) */
 	char why[1024];
 };
+
+/*
+ * The model with graph inputs 1.. turned into initializers holding test_data_set_0's values
+ * (input_K.pb, named as the input). @return 0 with a malloc'd model in *out, or -1.
+ */
+static int
+cf_bake_inputs(const uint8_t *buf, size_t len, const char *dir, uint8_t **out, size_t *out_len)
+{
+	Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, buf);
+	Onnx__GraphProto *g = mp ? mp->graph : NULL;
+	Onnx__TensorProto **inits;
+	int rc = -1;
+
+	if (g == NULL || g->n_input < 2 || g->n_input > CF_MAX_IO)
+		goto out;
+	inits = realloc(g->initializer, (g->n_initializer + g->n_input) * sizeof(*inits));
+	if (inits == NULL)
+		goto out;
+	g->initializer = inits;
+	while (g->n_input > 1) {
+		Onnx__ValueInfoProto *vi = g->input[g->n_input - 1];
+		Onnx__TensorProto *t;
+		char path[4200];
+		uint8_t *tb;
+		size_t tl;
+
+		snprintf(path, sizeof(path), "%s/test_data_set_0/input_%zu.pb", dir, g->n_input - 1);
+		if (tg_file_read(path, CF_MAX_FILE, &tb, &tl, NULL) < 0)
+			goto out;
+		t = onnx__tensor_proto__unpack(NULL, tl, tb);
+		free(tb);
+		if (t == NULL)
+			goto out;
+		free(t->name);
+		t->name = strdup(vi->name ? vi->name : "");
+		g->initializer[g->n_initializer++] = t;
+		g->n_input--;
+		onnx__value_info_proto__free_unpacked(vi, NULL);
+		if (t->name == NULL)
+			goto out;
+	}
+	*out_len = onnx__model_proto__get_packed_size(mp);
+	*out = malloc(*out_len ? *out_len : 1);
+	if (*out != NULL) {
+		onnx__model_proto__pack(mp, *out);
+		rc = 0;
+	}
+out:
+	if (mp)
+		onnx__model_proto__free_unpacked(mp, NULL);
+	return rc;
+}
 
 static void
 cf_case(const char *root, const char *sub, const char *name, struct cf_outcome *o)
@@ -404,7 +464,19 @@ cf_case(const char *root, const char *sub, const char *name, struct cf_outcome *
 		return;
 	}
 	o->sup = cf_ops_supported(buf, len);
-	if (kern_model_load_mem(buf, len, name, NULL, &m, &err) < 0) {
+	if (kern_model_load_mem(buf, len, name, NULL, &m, &err) < 0 && cf_is_limitation(err.msg)) {
+		uint8_t *bb;
+		size_t bl;
+
+		if (cf_bake_inputs(buf, len, dir, &bb, &bl) == 0) {
+			struct tg_err e2 = { 0 };
+
+			if (kern_model_load_mem(bb, bl, name, NULL, &m, &e2) == 0)
+				o->baked = true;
+			free(bb);
+		}
+	}
+	if (m == NULL) {
 		free(buf);
 		o->res = cf_is_limitation(err.msg) ? CF_SKIP : CF_FAIL;
 		o->load_refused = true;
@@ -413,13 +485,13 @@ cf_case(const char *root, const char *sub, const char *name, struct cf_outcome *
 	}
 	free(buf);
 	o->res = CF_PASS;
-	for (unsigned s = 0; s < CF_MAX_SETS && o->res == CF_PASS; s++) {
+	for (unsigned s = 0; s < (o->baked ? 1 : CF_MAX_SETS) && o->res == CF_PASS; s++) {
 		char set_dir[4200];
 
 		snprintf(set_dir, sizeof(set_dir), "%s/test_data_set_%u", dir, s);
 		if (access(set_dir, R_OK) != 0)
 			break;
-		o->res = cf_run_set(m, set_dir, o->why, sizeof(o->why));
+		o->res = cf_run_set(m, set_dir, o->baked, o->why, sizeof(o->why));
 		n_sets++;
 	}
 	kern_model_free(m);
@@ -457,7 +529,8 @@ cf_worker(const char *root, const struct cf_case_ref *cases, int n, int start, F
 		for (char *p = o.why; *p; p++)
 			if (*p == '\n' || *p == '\r')
 				*p = ' ';
-		fprintf(out, "R %d %d %d %d %s\n", i, (int)o.res, o.sup, o.load_refused, o.why);
+		fprintf(out, "R %d %d %d %d %d %s\n", i, (int)o.res, o.sup, o.load_refused, o.baked,
+			o.why);
 		fflush(out);
 	}
 }
@@ -472,12 +545,14 @@ cf_record(const struct cf_case_ref *c, const struct cf_outcome *o)
 	case CF_PASS:
 		th_passed++;
 		cf_ran++;
+		cf_baked += o->baked;
 		cf_ran_supported += o->sup;
 		cf_pass_supported += o->sup;
 		break;
 	case CF_FAIL:
 		th_failed++;
 		cf_ran++;
+		cf_baked += o->baked;
 		cf_ran_supported += o->sup;
 		printf("FAILED %s/%s: %s\n", c->sub, c->name, o->why);
 		break;
@@ -525,16 +600,17 @@ cf_supervise(const char *root, const struct cf_case_ref *cases, int n)
 		in = fdopen(fds[0], "r");
 		while (in != NULL && fgets(line, sizeof(line), in) != NULL) {
 			struct cf_outcome o = { 0 };
-			int i, res, sup, refused, off = 0;
+			int i, res, sup, refused, baked, off = 0;
 
 			line[strcspn(line, "\n")] = '\0';
 			if (sscanf(line, "S %d", &i) == 1 && line[0] == 'S') {
 				started = i;
-			} else if (sscanf(line, "R %d %d %d %d %n", &i, &res, &sup, &refused, &off) ==
-					   4 && i >= 0 && i < n) {
+			} else if (sscanf(line, "R %d %d %d %d %d %n", &i, &res, &sup, &refused, &baked,
+					  &off) == 5 && i >= 0 && i < n) {
 				o.res = (enum cf_result)res;
 				o.sup = sup;
 				o.load_refused = refused;
+				o.baked = baked;
 				snprintf(o.why, sizeof(o.why), "%s", line + off);
 				cf_record(&cases[i], &o);
 				done = i;
@@ -630,8 +706,9 @@ main(int argc, char **argv)
 		printf("%s%s", i ? ", " : "", subs[i]);
 	printf("), %.1f s\n", (double)(tg_now_ns() - t0) / 1e9);
 	printf("tolerance: |got - want| <= %g + %g * |want| per element\n", CF_ATOL, CF_RTOL);
-	printf("cases %u: ran %u (passed %d, failed %u), skipped %d\n", cf_cases, cf_ran,
-	       th_passed, cf_ran - (unsigned)th_passed, th_skipped);
+	printf("cases %u: ran %u (passed %d, failed %u; %u of them with inputs baked in as "
+	       "initializers), skipped %d\n", cf_cases, cf_ran, th_passed,
+	       cf_ran - (unsigned)th_passed, cf_baked, th_skipped);
 	printf("attempted %u cases whose ops are all in the supported list: ran %u (passed %u, "
 	       "failed %u), skipped %u\n", cf_cases_supported, cf_ran_supported, cf_pass_supported,
 	       cf_ran_supported - cf_pass_supported, cf_skip_supported);
