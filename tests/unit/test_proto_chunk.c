@@ -240,6 +240,79 @@ test_response_tensor_chunks(void)
 	TH_CHECK(memcmp(slot, y, 4000) == 0);
 }
 
+/*
+ * A TENSOR answer of many chunks (docs/protocol.md 7.2): every chunk repeats status, timing
+ * and advice, decodes alone, re-encodes to the same bytes, and the chunks in any order tile
+ * the tensor: f32 noise (raw chunks) and a U8 tensor with its quantization (LZ4 chunks), at
+ * the smallest max_dgram a device may give.
+ */
+static void
+test_response_tensor_many_chunks(void)
+{
+	static uint8_t enc[2048];
+	struct proto_response r = { .c = { .model_id = 9, .variant_id = 1, .split_id = 3 },
+				    .status = PROTO_ST_OK, .result_kind = PROTO_RES_TENSOR,
+				    .exit_taken = 1, .batch_size = 8, .queue_us = 120,
+				    .compute_us = 900, .advice_variant = 1, .advice_split = 2,
+				    .advice_latency_us = 5000 };
+	const uint32_t sizes[2] = { 200000, 300000 };
+
+	for (unsigned k = 0; k < 2; k++) {
+		uint32_t bytes = sizes[k];
+		unsigned n = 0, n_lz4 = 0, bound;
+		size_t max_bytes;
+		uint64_t covered = 0;
+
+		if (k == 0) {
+			r.c.t = (struct proto_tensor){ .dtype = PROTO_DT_F32, .ndim = 2,
+						       .dims = { 1, bytes / 4 },
+						       .raw_total = bytes, .scale = 1 };
+			for (uint32_t i = 0; i < bytes; i++)
+				slot[i] = rnd8();
+		} else {
+			r.c.t = (struct proto_tensor){ .dtype = PROTO_DT_U8, .ndim = 3,
+						       .dims = { 1, 300, 1000 },
+						       .raw_total = bytes, .scale = 0.05f,
+						       .zero_point = 7 };
+			for (uint32_t i = 0; i < bytes; i++)
+				slot[i] = (uint8_t)(i / 700 % 5 == 0 ? rnd8() : 0);
+		}
+		memcpy(out + (4 << 20), slot, bytes);	/* the original, out of the way */
+		TH_CHECK(proto_response_chunk(&hdr, &r, out + (4 << 20), PROTO_HELLO_MIN_DGRAM,
+					      true, out, 4 << 20, dg, 8192, &n) == 0);
+		TH_CHECK(proto_chunk_bound(PROTO_T_RESPONSE, r.c.t.dtype, bytes,
+					   PROTO_HELLO_MIN_DGRAM, &bound, &max_bytes) == 0);
+		TH_CHECK_MSG(n > 40 && n <= bound, "%u chunks, bound %u", n, bound);
+		r.c.count = (uint16_t)n;	/* the template's is ignored */
+		memset(slot, 0xee, bytes);
+		for (unsigned j = 0; j < n; j++) {
+			unsigned i = (j * 7919u) % n;	/* a permutation: 7919 is prime, > n */
+			struct proto_msg m;
+			int len;
+
+			TH_CHECK(dg[i].len <= PROTO_HELLO_MIN_DGRAM);
+			if (proto_decode(dg[i].data, dg[i].len, NULL, &m, NULL) != PROTO_OK) {
+				TH_CHECK_MSG(0, "chunk %u refused", i);
+				return;
+			}
+			TH_CHECK(m.u.resp.c.index == i && m.u.resp.c.count == n);
+			TH_CHECK(proto_response_same_msg(&m.u.resp, &r));
+			TH_CHECK(m.u.resp.queue_us == 120 && m.u.resp.compute_us == 900 &&
+				 m.u.resp.advice_split == 2 && m.u.resp.batch_size == 8);
+			TH_CHECK(m.u.resp.c.t.zero_point == r.c.t.zero_point);
+			n_lz4 += m.u.resp.c.lz4;
+			covered += m.u.resp.c.raw_len;
+			m.h.flags &= (uint16_t)~PROTO_F_LZ4;	/* the encoder's to set */
+			len = proto_encode_response(enc, sizeof(enc), &m.h, &m.u.resp);
+			TH_CHECK(len == (int)dg[i].len && memcmp(enc, dg[i].data, dg[i].len) == 0);
+			TH_CHECK(proto_chunk_unpack(&m.u.resp.c, slot, bytes, NULL) == PROTO_OK);
+		}
+		TH_CHECK(covered == bytes);
+		TH_CHECK(memcmp(slot, out + (4 << 20), bytes) == 0);
+		TH_CHECK_MSG(k == 0 ? n_lz4 == 0 : n_lz4 > n / 2, "%u of %u chunks LZ4", n_lz4, n);
+	}
+}
+
 static void
 test_chunker_refuses_what_does_not_fit(void)
 {
@@ -371,6 +444,7 @@ main(void)
 	TH_RUN(test_chunks_quantized_tensors_on_element_boundaries);
 	TH_RUN(test_chunks_large_zero_tensor_into_few_datagrams);
 	TH_RUN(test_response_tensor_chunks);
+	TH_RUN(test_response_tensor_many_chunks);
 	TH_RUN(test_chunker_refuses_what_does_not_fit);
 	TH_RUN(test_unpack_refuses_lz4_of_wrong_length);
 	TH_RUN(test_lz4_chunk_of_wrong_length_passes_decode_fails_unpack);
