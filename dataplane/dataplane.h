@@ -65,7 +65,9 @@
 	_(MSG_TIMEOUT,     "message incomplete at its timeout: slot freed (ERROR sent)") \
 	_(RESP_ENCODE,     "response the encoder refused (INTERNAL ERROR sent)")	\
 	_(NO_MBUF,         "reply not sent: mbuf pool empty")			\
-	_(TX_FULL,         "reply not sent: TX queue full, mbuf freed")
+	_(TX_FULL,         "reply not sent: TX queue full, mbuf freed")		\
+	_(NACK_UNKNOWN,    "NACK of no answer kept here (UNKNOWN_REQUEST sent)")	\
+	_(NACK_RATE,       "NACK within half a gap of the last send of its answer: ignored")
 
 enum dp_drop {
 #define _(sym, help) DP_DROP_##sym,
@@ -95,6 +97,10 @@ struct dp_stats {
 	uint64_t nacks_sent;		/* NACK datagrams sent */
 	uint64_t errors_sent;		/* ERROR datagrams sent */
 	uint64_t answers_resent;	/* kept answers resent to a late chunk of their request */
+	uint64_t tensor_answers;	/* TENSOR RESPONSEs built (one or more chunks each) */
+	uint64_t resp_chunks_resent;	/* RESPONSE chunks resent (NACKs, duplicate requests) */
+	uint64_t answers_lost;		/* kept tensor answers overwritten before their request
+					 * was forgotten (a resend is then served anew) */
 	uint64_t idle_sleeps;		/* nanosleep() calls of the idle back-off */
 	uint64_t busy_cycles;		/* TSC cycles of loop passes whose burst returned frames
 					 * (rx, work, TX flush): the lcore's CPU cost without idle
@@ -139,6 +145,9 @@ struct dp_config {
 	uint32_t gap_timeout_us;	/* no chunk of an open message for this long: NACK (2000) */
 	uint32_t msg_timeout_us;	/* a message open this long is freed and counted (1 s) */
 	uint32_t tx_drain_us;		/* buffered TX frames leave at least this often (100) */
+	uint32_t resp_keep_bytes;	/* per RX lcore: ring keeping tensor answers (chunked
+					 * RESPONSEs) for NACKs and resends (4 MiB; raised to hold
+					 * at least one answer of max_msg_bytes) */
 	uint32_t idle_spin_us;		/* keep spinning this long after the last work (50) */
 	uint32_t idle_sleep_min_us;	/* first back-off sleep (10) */
 	uint32_t idle_sleep_max_us;	/* back-off sleeps double up to this (100) */
@@ -225,6 +234,8 @@ struct dp_req {
 					 * top_k, flags, deadline; req.c.payload is NULL */
 	void *tensor;			/* the raw tensor, req.c.t.raw_total bytes, 64-aligned;
 					 * the consumer may overwrite it (e.g. with output) */
+	uint32_t tensor_cap;		/* bytes at tensor (max_msg_bytes): a TENSOR result's
+					 * raw_total must not pass it */
 	uint64_t first_ns;		/* tg_now_ns() clock: first chunk's arrival */
 	uint64_t done_ns;		/* tg_now_ns() clock: last chunk's arrival */
 	struct proto_hello profile;	/* the device profile of its session's last HELLO (all
@@ -232,12 +243,23 @@ struct dp_req {
 	/* Filled by the consumer before dp_req_respond(); preset to status OK, result NONE,
 	 * exit and advice PROTO_NONE. */
 	struct proto_response resp;	/* status, reason, result kind, timing, advice; the chunk
-					 * ids, index and count are the dataplane's. A result
-					 * must fit one datagram: NONE, ECHO, TOPK (see below);
-					 * an answer the encoder refuses goes out as INTERNAL */
+					 * ids, index and count are the dataplane's. Results:
+					 * NONE, ECHO, TOPK (see below), or TENSOR: the bytes at
+					 * tensor, described by resp.c.t (dp_req_set_tensor()),
+					 * chunked (LZ4 where it pays) by the owner lcore. An
+					 * answer the encoder refuses goes out as INTERNAL */
 	uint8_t topk[PROTO_MAX_TOP_K * PROTO_TOPK_ENTRY_LEN];	/* scratch for
 					 * proto_response_set_topk(&resp, topk, ...) */
 };
+
+/**
+ * Make req's answer a TENSOR result (docs/protocol.md 7.2): the t->raw_total bytes the
+ * consumer wrote at req->tensor (at most req->tensor_cap), of dtype, shape and quantization
+ * t (raw_total, dims, ndim, dtype, scale, zero_point; checked when encoding: a bad one goes
+ * out as INTERNAL). The owner lcore chunks it at the device's max_dgram, sends every chunk
+ * and keeps them (resp_keep_bytes) for the device's NACKs and for duplicates of the request.
+ */
+void dp_req_set_tensor(struct dp_req *req, const struct proto_tensor *t);
 
 /**
  * Take up to n completed requests. Thread: any, several at once (multi-consumer ring).

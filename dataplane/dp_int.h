@@ -98,9 +98,13 @@ enum {
 struct dp_tomb {
 	struct dp_key key;
 	uint64_t expire_tsc;
-	uint64_t resent_tsc;		/* last resend of the answer */
+	uint64_t resent_tsc;		/* last send or resend of the answer (or of NACKed chunks) */
 	struct dp_peer peer;		/* where the answer went */
-	uint16_t answer_len;		/* 0: none yet (the consumer has it), or too long to keep */
+	uint16_t answer_len;		/* 0: none here (the consumer has it, or it is kept in the
+					 * keep ring, or it was too long to keep) */
+	uint16_t keep_chunks;		/* chunks of a tensor answer in the keep ring; 0 none */
+	uint32_t keep_len;		/* their bytes, back to back from keep_pos */
+	uint64_t keep_pos;		/* virtual position in lc->re.keep (dp_keep_at()) */
 	uint8_t answer[DP_ANSWER_MAX];
 };
 
@@ -120,6 +124,14 @@ struct dp_reasm {
 	size_t tensor_mem_len;
 	void *track_mem;		/* bitmaps and spans of every slot */
 	struct rte_ring *resp;		/* answered requests posted by any thread, to send */
+	/* Tensor answers (chunked RESPONSEs) kept for resends: a byte ring written FIFO, an
+	 * answer contiguous in it. keep_head only grows (virtual positions); an answer at pos
+	 * is intact while keep_head <= pos + keep_size, then overwritten by newer ones. */
+	uint8_t *keep;
+	size_t keep_size;
+	uint64_t keep_head;
+	struct proto_dgram *keep_dg;	/* chunker scratch: keep_max_dg entries */
+	unsigned keep_max_dg;
 	uint32_t n_slots, n_free, n_sess, n_free_sess;
 	uint32_t n_tombs_max, tomb_head, n_tombs;
 	uint64_t gap_tsc;		/* config gap_timeout_us */

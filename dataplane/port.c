@@ -71,6 +71,7 @@ dp_config_default(struct dp_config *cfg)
 	cfg->gap_timeout_us = 2000;
 	cfg->msg_timeout_us = 1000000;
 	cfg->tx_drain_us = 100;
+	cfg->resp_keep_bytes = 4u << 20;
 	cfg->idle_spin_us = 50;
 	cfg->idle_sleep_min_us = 10;
 	cfg->idle_sleep_max_us = 100;

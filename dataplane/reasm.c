@@ -85,20 +85,50 @@ dp_slot_hdr(const struct dp_slot *s, struct proto_hdr *h)
 	h->session_id = s->pub.hdr.session_id;
 }
 
-/* Keep a copy of the answer to a finished message in its tombstone, if it still has one. */
-static void
-dp_tomb_keep(struct dp_reasm *re, const struct dp_slot *s, const uint8_t *buf, int n)
+/* The tombstone of a finished message, NULL when the ring wrapped while the consumer held
+ * the request (it was evicted). */
+static struct dp_tomb *
+dp_slot_tomb(struct dp_reasm *re, const struct dp_slot *s)
 {
 	struct dp_tomb *t = &re->tombs[s->tomb];
 
 	if (s->tomb >= re->n_tombs_max || memcmp(&t->key, &s->key, sizeof(t->key)) != 0)
-		return;	/* evicted (the ring wrapped while the consumer held the request) */
+		return NULL;
+	return t;
+}
+
+/* Keep a copy of the answer to a finished message in its tombstone, if it still has one. */
+static void
+dp_tomb_keep(struct dp_reasm *re, const struct dp_slot *s, const uint8_t *buf, int n)
+{
+	struct dp_tomb *t = dp_slot_tomb(re, s);
+
+	if (t == NULL)
+		return;
 	if (n > DP_ANSWER_MAX)
 		return;	/* a long answer is not kept: a late chunk only gets counted */
 	memcpy(t->answer, buf, (size_t)n);
 	t->answer_len = (uint16_t)n;
+	t->keep_chunks = 0;
 	t->peer = s->sess->peer;
 	t->resent_tsc = rte_rdtsc();	/* sent now: the next copy a gap later at the earliest */
+}
+
+/* A copy of len bytes at data as one datagram to to; retransmit: flag RETRANSMIT set. */
+static bool
+dp_send_copy(struct dp_lcore *lc, const uint8_t *data, uint16_t len, const struct dp_peer *to,
+	     bool retransmit)
+{
+	struct rte_mbuf *m;
+	uint8_t *buf = dp_tx_udp_alloc(lc, &m);
+
+	if (buf == NULL)
+		return false;
+	memcpy(buf, data, len);
+	if (retransmit)
+		buf[PROTO_OFF_FLAGS + 1] |= PROTO_F_RETRANSMIT;	/* low byte, big endian */
+	dp_tx_udp_send(lc, m, to, len);
+	return true;
 }
 
 /*
@@ -217,9 +247,96 @@ dp_tomb_add(struct dp_reasm *re, const struct dp_key *key, uint64_t now)
 	t->expire_tsc = now + re->msg_tsc;
 	t->resent_tsc = 0;
 	t->answer_len = 0;
+	t->keep_chunks = 0;
 	re->n_tombs++;
 	rte_hash_add_key_data(re->msgs, key, dp_tomb_val(i));
 	return i;
+}
+
+/* ---- tensor answers kept in the keep ring ---- */
+
+static inline uint8_t *
+dp_keep_at(const struct dp_reasm *re, uint64_t pos)
+{
+	return re->keep + pos % re->keep_size;
+}
+
+/* Where len contiguous bytes start at the ring's head (its start when the end is short). */
+static uint64_t
+dp_keep_reserve(const struct dp_reasm *re, size_t len)
+{
+	uint64_t pos = re->keep_head, phys = pos % re->keep_size;
+
+	if (phys + len > re->keep_size)
+		pos += re->keep_size - phys;
+	return pos;
+}
+
+/* A tombstone's tensor answer not yet overwritten by newer ones. */
+static inline bool
+dp_keep_intact(const struct dp_reasm *re, const struct dp_tomb *t)
+{
+	return t->keep_chunks != 0 && re->keep_head <= t->keep_pos + re->keep_size;
+}
+
+/*
+ * A tensor answer overwritten while its tombstone lives: the request is forgotten, so that
+ * a resend is served anew (docs/protocol.md 12.2) instead of being dropped as late until
+ * the tombstone expires. The tombstone stays in its FIFO with a key no message has
+ * (session 0), so popping it later deletes nothing. @return true if it was forgotten
+ */
+static bool
+dp_tomb_forget_lost(struct dp_lcore *lc, uint32_t i)
+{
+	struct dp_reasm *re = &lc->re;
+	struct dp_tomb *t = &re->tombs[i];
+
+	if (t->keep_chunks == 0 || dp_keep_intact(re, t))
+		return false;
+	rte_hash_del_key(re->msgs, &t->key);
+	t->key.session_id = 0;
+	t->keep_chunks = 0;
+	lc->stats.answers_lost++;
+	return true;
+}
+
+static inline uint16_t
+dp_dgram_len(const uint8_t *resp)
+{
+	return (uint16_t)(PROTO_RESPONSE_LEN +
+			  ((unsigned)resp[PROTO_OFF_PAYLOAD_LEN] << 8 |
+			   resp[PROTO_OFF_PAYLOAD_LEN + 1]));
+}
+
+/*
+ * Resend a kept tensor answer's chunks to to: those nk lists (ascending ranges, checked by
+ * the decoder), or every one (nk NULL). The chunks lie back to back in index order.
+ * @return chunks resent
+ */
+static unsigned
+dp_keep_resend(struct dp_lcore *lc, const struct dp_tomb *t, const struct proto_nack *nk,
+	       const struct dp_peer *to)
+{
+	const uint8_t *p = dp_keep_at(&lc->re, t->keep_pos);
+	unsigned r = 0, sent = 0;
+
+	for (unsigned i = 0; i < t->keep_chunks; i++) {
+		uint16_t len = dp_dgram_len(p);
+		bool want = true;
+
+		if (nk != NULL) {
+			while (r < nk->n_ranges &&
+			       i >= (unsigned)nk->ranges[r].first + nk->ranges[r].count)
+				r++;
+			if (r == nk->n_ranges)
+				break;
+			want = i >= nk->ranges[r].first;
+		}
+		if (want && dp_send_copy(lc, p, len, to, true))
+			sent++;
+		p += len;
+	}
+	return sent;
 }
 
 /* A late chunk of a finished message: its answer again, at most once per gap. */
@@ -227,19 +344,63 @@ static void
 dp_tomb_resend(struct dp_lcore *lc, uint32_t i, uint64_t now)
 {
 	struct dp_tomb *t = &lc->re.tombs[i];
-	struct rte_mbuf *m;
-	uint8_t *buf;
 
 	/* resent_tsc may lie after this burst's now: the answer left during the burst. */
-	if (t->answer_len == 0 || now < t->resent_tsc + lc->re.gap_tsc)
+	if (now < t->resent_tsc + lc->re.gap_tsc)
 		return;
-	buf = dp_tx_udp_alloc(lc, &m);
-	if (buf == NULL)
+	if (t->answer_len != 0) {
+		if (!dp_send_copy(lc, t->answer, t->answer_len, &t->peer, false))
+			return;
+	} else if (dp_keep_intact(&lc->re, t)) {
+		lc->stats.resp_chunks_resent += dp_keep_resend(lc, t, NULL, &t->peer);
+	} else {
 		return;
-	memcpy(buf, t->answer, t->answer_len);
-	dp_tx_udp_send(lc, m, &t->peer, t->answer_len);
+	}
 	t->resent_tsc = now;
 	lc->stats.answers_resent++;
+}
+
+/*
+ * A device's NACK of a RESPONSE (docs/protocol.md 8): the listed chunks of the kept answer
+ * again, to the session's address (a verified source), at most once per half gap (the
+ * device NACKs a gap after the last chunk it got, so a whole gap would race with it). A
+ * NACK of no kept answer, or of another chunk count, gets ERROR UNKNOWN_REQUEST.
+ */
+static void
+dp_nack_input(struct dp_lcore *lc, struct dp_session *sess, const struct proto_msg *msg,
+	      const uint8_t *in, uint16_t in_len, uint64_t now)
+{
+	struct dp_reasm *re = &lc->re;
+	const struct proto_nack *nk = &msg->u.nack;
+	struct dp_key key = {
+		.session_id = msg->h.session_id,
+		.request_id = msg->h.request_id,
+	};
+	struct dp_tomb *t;
+	void *v;
+
+	if (rte_hash_lookup_data(re->msgs, &key, &v) < 0 || !dp_is_tomb(v) ||
+	    dp_tomb_forget_lost(lc, (uint32_t)((uintptr_t)v >> 1)))
+		goto unknown;
+	t = &re->tombs[(uint32_t)((uintptr_t)v >> 1)];
+	if (!(dp_keep_intact(re, t) && nk->chunk_count == t->keep_chunks) &&
+	    !(t->answer_len != 0 && nk->chunk_count == 1))
+		goto unknown;
+	if (now < t->resent_tsc + re->gap_tsc / 2) {
+		DP_DROP(lc, NACK_RATE);
+		return;
+	}
+	if (t->answer_len != 0) {
+		if (dp_send_copy(lc, t->answer, t->answer_len, &sess->peer, true))
+			lc->stats.resp_chunks_resent++;
+	} else {
+		lc->stats.resp_chunks_resent += dp_keep_resend(lc, t, nk, &sess->peer);
+	}
+	t->resent_tsc = now;
+	return;
+unknown:
+	DP_DROP(lc, NACK_UNKNOWN);
+	dp_reply_error(lc, &sess->peer, in, in_len, PROTO_ST_UNKNOWN_REQUEST, PROTO_OK);
 }
 
 /* Refuse a message as a whole with reason r: its slot goes, a tombstone keeps the ERROR. */
@@ -321,7 +482,63 @@ dp_span_fits(const struct dp_slot *s, const struct proto_chunk *c)
 /* ---- responses ---- */
 
 /*
- * Encode req->resp (the chunk block is ours: ids, one chunk, the result), send it and keep
+ * A TENSOR result: the bytes at the slot's tensor chunked (LZ4 where it pays) at the
+ * device's max_dgram straight into the keep ring, each chunk copied into an mbuf and sent,
+ * the whole kept for NACKs and resends. The ring holds at least one answer of
+ * max_msg_bytes (dp_reasm_init()), so the reservation always fits; what it overwrites,
+ * older answers, are lost to their tombstones.
+ * @return 0 or the encoder's -errno (nothing sent)
+ */
+static int
+dp_send_tensor(struct dp_lcore *lc, struct dp_slot *s, const struct proto_hdr *h)
+{
+	struct dp_reasm *re = &lc->re;
+	const struct proto_response *r = &s->pub.resp;
+	size_t dgram = RTE_MIN((size_t)lc->max_payload, (size_t)s->sess->profile.max_dgram);
+	size_t bytes, used = 0;
+	unsigned max_n, n;
+	struct dp_tomb *t;
+	uint64_t pos;
+	int rc;
+
+	if (r->c.t.raw_total > s->pub.tensor_cap)
+		return -EINVAL;
+	rc = proto_chunk_bound(PROTO_T_RESPONSE, r->c.t.dtype, r->c.t.raw_total, dgram, &max_n,
+			       &bytes);
+	if (rc < 0)
+		return rc;
+	if (bytes > re->keep_size || max_n > re->keep_max_dg)
+		return -ENOSPC;
+	pos = dp_keep_reserve(re, bytes);
+	/* Claimed before writing: a failure must not leave older answers looking intact. */
+	re->keep_head = pos + bytes;
+	rc = proto_response_chunk(h, r, s->pub.tensor, dgram, true, dp_keep_at(re, pos), bytes,
+				  re->keep_dg, re->keep_max_dg, &n);
+	if (rc < 0)
+		return rc;
+	for (unsigned i = 0; i < n; i++)
+		used += re->keep_dg[i].len;
+	/* LZ4 may have scribbled up to a datagram past the last chunk while choosing. */
+	re->keep_head = pos + RTE_MIN(bytes, used + dgram);
+	t = dp_slot_tomb(re, s);
+	if (t != NULL) {
+		t->answer_len = 0;
+		t->keep_pos = pos;
+		t->keep_len = (uint32_t)used;
+		t->keep_chunks = (uint16_t)n;
+		t->peer = s->sess->peer;
+		t->resent_tsc = rte_rdtsc();
+	}
+	for (unsigned i = 0; i < n; i++)
+		dp_send_copy(lc, re->keep_dg[i].data, (uint16_t)re->keep_dg[i].len,
+			     &s->sess->peer, false);
+	lc->stats.resp_sent += n;
+	lc->stats.tensor_answers++;
+	return 0;
+}
+
+/*
+ * Encode req->resp (the chunk block is ours: ids, chunking, the result), send it and keep
  * it in the message's tombstone.
  */
 static void
@@ -349,10 +566,17 @@ dp_send_response(struct dp_lcore *lc, struct dp_slot *s)
 		r->c.payload = NULL;
 		r->c.payload_len = 0;
 	}
+	dp_slot_hdr(s, &h);
+	if (r->result_kind == PROTO_RES_TENSOR) {
+		if (dp_send_tensor(lc, s, &h) == 0)
+			return;
+		DP_DROP(lc, RESP_ENCODE);
+		dp_slot_error(lc, s, PROTO_OK, true);
+		return;
+	}
 	buf = dp_tx_udp_alloc(lc, &m);
 	if (buf == NULL)
 		return;
-	dp_slot_hdr(s, &h);
 	n = proto_encode_response(buf, lc->max_payload, &h, r);
 	if (n < 0) {
 		rte_pktmbuf_free(m);
@@ -367,7 +591,7 @@ dp_send_response(struct dp_lcore *lc, struct dp_slot *s)
 
 /*
  * The echo model (docs/protocol.md 13): CRC32C and length of the reassembled raw tensor,
- * answered here; it has variant 0 and split 0 only.
+ * or with WANT_TENSOR the tensor itself, answered here; it has variant 0 and split 0 only.
  */
 static void
 dp_echo(struct dp_lcore *lc, struct dp_slot *s)
@@ -381,9 +605,13 @@ dp_echo(struct dp_lcore *lc, struct dp_slot *s)
 		dp_slot_put(lc, s);
 		return;
 	}
-	r->result_kind = PROTO_RES_ECHO;
-	r->echo_crc32c = proto_crc32c(0, s->pub.tensor, s->pub.req.c.t.raw_total);
-	r->echo_bytes = s->pub.req.c.t.raw_total;
+	if (s->pub.req.flags & PROTO_RF_WANT_TENSOR) {
+		dp_req_set_tensor(&s->pub, &s->pub.req.c.t);
+	} else {
+		r->result_kind = PROTO_RES_ECHO;
+		r->echo_crc32c = proto_crc32c(0, s->pub.tensor, s->pub.req.c.t.raw_total);
+		r->echo_bytes = s->pub.req.c.t.raw_total;
+	}
 	r->compute_us = (uint32_t)(dp_tsc_to_ns(rte_rdtsc() - t0) / 1000);
 	dp_send_response(lc, s);
 	lc->stats.msgs_echoed++;
@@ -438,7 +666,8 @@ dp_chunk_input(struct dp_lcore *lc, struct dp_session *sess, const struct proto_
 	struct dp_slot *s;
 	void *v;
 
-	if (rte_hash_lookup_data(re->msgs, &key, &v) >= 0) {
+	if (rte_hash_lookup_data(re->msgs, &key, &v) >= 0 &&
+	    !(dp_is_tomb(v) && dp_tomb_forget_lost(lc, (uint32_t)((uintptr_t)v >> 1)))) {
 		if (dp_is_tomb(v)) {
 			DP_DROP(lc, CHUNK_LATE);
 			dp_tomb_resend(lc, (uint32_t)((uintptr_t)v >> 1), now);
@@ -531,9 +760,7 @@ dp_udp_input(struct dp_lcore *lc, const struct dp_peer *from, const uint8_t *pay
 	}
 	if (msg.h.type == PROTO_T_REQUEST)
 		return dp_chunk_input(lc, sess, &msg, payload, len, now);
-	/* A NACK of a tensor RESPONSE: none is kept here (docs/protocol.md 8). */
-	DP_DROP(lc, MSG_TYPE);
-	dp_reply_error(lc, &sess->peer, payload, len, PROTO_ST_UNKNOWN_REQUEST, PROTO_OK);
+	dp_nack_input(lc, sess, &msg, payload, len, now);
 	return NULL;
 }
 
@@ -610,6 +837,14 @@ dp_req_dequeue_burst(struct dp *dp, struct dp_req **reqs, unsigned n)
 }
 
 void
+dp_req_set_tensor(struct dp_req *req, const struct proto_tensor *t)
+{
+	req->resp.result_kind = PROTO_RES_TENSOR;
+	req->resp.top_k = 0;
+	req->resp.c.t = *t;
+}
+
+void
 dp_req_respond(struct dp_req *req)
 {
 	struct dp_slot *s = (struct dp_slot *)req;
@@ -630,6 +865,9 @@ dp_reasm_free(struct dp_lcore *lc)
 
 	rte_hash_free(re->msgs);
 	rte_ring_free(re->resp);
+	if (re->keep != NULL)
+		munmap(re->keep, re->keep_size);
+	free(re->keep_dg);
 	if (re->tensor_mem != NULL)
 		munmap(re->tensor_mem, re->tensor_mem_len);
 	free(re->track_mem);
@@ -656,6 +894,34 @@ dp_hash_create(const char *what, unsigned q, uint32_t entries, uint32_t key_len,
 
 	snprintf(name, sizeof(name), "dp_%s_%u_%u", what, q, seq++);
 	return rte_hash_create(&p);
+}
+
+/*
+ * The keep ring: at least the largest answer (max_msg_bytes of RAW at the smallest
+ * max_dgram a device may ask for: the most chunks and header bytes), mapped and touched.
+ */
+static int
+dp_keep_init(struct dp_reasm *re, const struct dp_config *cfg)
+{
+	size_t bytes;
+	unsigned n;
+	void *m;
+
+	if (proto_chunk_bound(PROTO_T_RESPONSE, PROTO_DT_RAW, cfg->limits.max_msg_bytes,
+			      PROTO_HELLO_MIN_DGRAM, &n, &bytes) < 0)
+		return -EINVAL;
+	re->keep_max_dg = n;
+	re->keep_size = RTE_ALIGN_CEIL(RTE_MAX((size_t)cfg->resp_keep_bytes, bytes), 4096);
+	re->keep_dg = calloc(n, sizeof(*re->keep_dg));
+	m = mmap(NULL, re->keep_size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (m == MAP_FAILED || re->keep_dg == NULL) {
+		if (m != MAP_FAILED)
+			munmap(m, re->keep_size);
+		return -ENOMEM;
+	}
+	re->keep = m;
+	return 0;
 }
 
 /*
@@ -713,11 +979,14 @@ dp_reasm_init(struct dp_lcore *lc, unsigned n_slots, struct tg_err *err)
 
 		s->lc = lc;
 		s->pub.tensor = t + (size_t)i * stride;
+		s->pub.tensor_cap = cfg->limits.max_msg_bytes;
 		s->received = (uint64_t *)tr;
 		s->span = (uint32_t(*)[2])(tr + words * sizeof(uint64_t));
 		re->free_slots[n_slots - 1 - i] = s;	/* slot 0 first */
 	}
 	re->n_free = n_slots;
+	if (dp_keep_init(re, cfg) != 0)
+		goto out_nomem;
 
 	re->msgs = dp_hash_create("msgs", q, n_slots + re->n_tombs_max, sizeof(struct dp_key),
 				  socket);

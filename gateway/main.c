@@ -276,7 +276,14 @@ gw_done(void *ctx, struct sched_req *r)
 	resp->batch_size = r->batch_size;
 	resp->queue_us = r->queue_us + (uint32_t)(wait_ns / 1000);
 	resp->compute_us = r->compute_us;
-	if (r->status == PROTO_ST_OK && r->n_top > 0) {
+	if (r->status == PROTO_ST_OK && (dq->req.flags & PROTO_RF_WANT_TENSOR)) {
+		/* The exit's output row, written over the input (gw_feed_one): f32 [1, n]. */
+		struct proto_tensor t = { .dtype = PROTO_DT_F32, .ndim = 2,
+					  .dims = { 1, r->full_len }, .scale = 1.0f,
+					  .raw_total = r->full_len * (uint32_t)sizeof(float) };
+
+		dp_req_set_tensor(dq, &t);
+	} else if (r->status == PROTO_ST_OK && r->n_top > 0) {
 		struct proto_topk e[SCHED_MAX_TOPK];
 
 		for (unsigned i = 0; i < r->n_top; i++) {
@@ -352,9 +359,13 @@ gw_feed_one(struct gw *g, struct dp_req *dq)
 
 	if (rq->c.model_id == PROTO_MODEL_ECHO) {
 		/* Echo is the RX lcore's unless no_echo: answer it like it would. */
-		dq->resp.result_kind = PROTO_RES_ECHO;
-		dq->resp.echo_crc32c = proto_crc32c(0, dq->tensor, rq->c.t.raw_total);
-		dq->resp.echo_bytes = rq->c.t.raw_total;
+		if (rq->flags & PROTO_RF_WANT_TENSOR) {
+			dp_req_set_tensor(dq, &rq->c.t);
+		} else {
+			dq->resp.result_kind = PROTO_RES_ECHO;
+			dq->resp.echo_crc32c = proto_crc32c(0, dq->tensor, rq->c.t.raw_total);
+			dq->resp.echo_bytes = rq->c.t.raw_total;
+		}
 		gw_count(g, g->cur, -1, PROTO_ST_OK);
 		gw_respond(g, dq);
 		return;
@@ -376,11 +387,6 @@ gw_feed_one(struct gw *g, struct dp_req *dq)
 		gw_refuse(g, mi, dq, PROTO_ST_BAD_REQUEST, PROTO_E_MODEL_SHAPE);
 		return;
 	}
-	if (rq->flags & PROTO_RF_WANT_TENSOR) {
-		/* A full-output answer needs a chunked RESPONSE the dataplane does not send yet. */
-		gw_refuse(g, mi, dq, PROTO_ST_BAD_REQUEST, PROTO_E_BAD_FIELD);
-		return;
-	}
 	pd = gw_pend_get(g);
 	if (pd == NULL) {
 		atomic_fetch_add_explicit(&g->pool_empty, 1, memory_order_relaxed);
@@ -399,6 +405,11 @@ gw_feed_one(struct gw *g, struct dp_req *dq)
 	sr->scale = rq->c.t.scale;
 	sr->zero_point = rq->c.t.zero_point;
 	sr->data = dq->tensor;
+	if (rq->flags & PROTO_RF_WANT_TENSOR) {
+		/* The exit's output goes over the input, read by then; the RX lcore chunks it. */
+		sr->full_out = dq->tensor;
+		sr->full_cap = dq->tensor_cap / (uint32_t)sizeof(float);
+	}
 	/* Deadlines run from the first chunk's arrival: reassembly time counts against them. */
 	sr->deadline_ns = dq->first_ns + (rq->deadline_us ? (uint64_t)rq->deadline_us * 1000ull
 				       : (uint64_t)gm->conf.deadline_ms * 1000000ull);
@@ -651,6 +662,10 @@ gw_render_metrics(struct gw *g, struct gw_prom *p)
 	GW_DP(resp_sent, "RESPONSE datagrams sent");
 	GW_DP(nacks_sent, "NACK datagrams sent");
 	GW_DP(errors_sent, "ERROR datagrams sent");
+	GW_DP(tensor_answers, "TENSOR RESPONSEs built (WANT_TENSOR), one or more chunks each");
+	GW_DP(answers_resent, "kept answers resent to a duplicate of their request");
+	GW_DP(resp_chunks_resent, "RESPONSE chunks resent (device NACKs, duplicate requests)");
+	GW_DP(answers_lost, "kept tensor answers overwritten before their request was forgotten");
 	GW_DP(idle_sleeps, "idle back-off sleeps of the RX lcores");
 	GW_DP(port_missed, "frames the port dropped before RX");
 #undef GW_DP

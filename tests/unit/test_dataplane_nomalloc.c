@@ -3,7 +3,8 @@
  * counting wrappers around glibc's, sets up a dataplane on a ring port (which allocates, as
  * init may), then counts while every hot-path branch runs: HELLO, chunks in and out of
  * order, duplicates, a NACK after a gap, a late chunk answered again, echo on the lcore,
- * a consumer's TOPK answer through the response ring, refusals with ERRORs, ARP and ICMP.
+ * a consumer's TOPK answer through the response ring, TENSOR answers chunked, NACKed and
+ * resent, refusals with ERRORs, ARP and ICMP.
  * Zero allocations allowed. Then it fails dp_create()'s allocations one by one. Under
  * AddressSanitizer (which owns malloc) both are counted skips.
  */
@@ -103,6 +104,7 @@ static struct dptk_port port;
 static struct dp *dp;
 static uint8_t out[RAW + MAX_CHUNKS * PROTO_REQUEST_LEN + 2048], raw[RAW], rbuf[2048];
 static struct proto_dgram dg[MAX_CHUNKS];
+static uint16_t last_count;	/* chunk count of the last RESPONSE drain() saw */
 
 static void
 pump(void)
@@ -124,6 +126,8 @@ drain(unsigned t)
 		if (t == 0 || (k > 0 && proto_decode(rbuf, (size_t)k, NULL, &m, NULL) == PROTO_OK &&
 			       m.h.type == t))
 			n++;
+		if (k > 0 && t == PROTO_T_RESPONSE && n > 0)
+			last_count = m.u.resp.c.count;
 	}
 	return n;
 }
@@ -207,6 +211,38 @@ test_hot_path_allocates_nothing(void)
 			TH_CHECK(drain(PROTO_T_RESPONSE) == 1);
 		}
 	}
+	/* TENSOR answers: echo with WANT_TENSOR, chunked into the keep ring; then a device
+	 * NACK of one chunk and a duplicate of the request, a gap apart. */
+	for (k = 0; k < 10; k++) {
+		memset(&rq, 0, sizeof(rq));
+		h.request_id = 300 + k;
+		rq.c.model_id = PROTO_MODEL_ECHO;
+		rq.flags = PROTO_RF_WANT_TENSOR;
+		rq.c.t.dtype = PROTO_DT_RAW;
+		rq.c.t.raw_total = RAW - k;
+		rq.c.t.scale = 1.0f;
+		TH_CHECK(proto_request_chunk(&h, &rq, raw, MAX_DGRAM, k % 2 == 0, out, sizeof(out),
+					     dg, MAX_CHUNKS, &n) == 0);
+		for (i = 0; i < n; i++)
+			TH_CHECK(dptk_send(&port, 40000, GW_PORT, dg[i].data, dg[i].len) == 0);
+		pump();
+		TH_CHECK(drain(PROTO_T_RESPONSE) > 1);
+	}
+	nanosleep(&gap, NULL);
+	{
+		struct proto_nack nk = { .chunk_count = 1, .n_ranges = 1, .ranges = { { 0, 1 } } };
+		uint8_t nb[64];
+
+		nk.chunk_count = last_count;	/* request 309's answer */
+		len = proto_encode_nack(nb, sizeof(nb), &h, &nk);
+		TH_CHECK(len > 0 && dptk_send(&port, 40000, GW_PORT, nb, (size_t)len) == 0);
+		pump();
+		TH_CHECK(drain(PROTO_T_RESPONSE) == 1);
+	}
+	nanosleep(&gap, NULL);
+	TH_CHECK(dptk_send(&port, 40000, GW_PORT, dg[0].data, dg[0].len) == 0);
+	pump();
+	TH_CHECK(drain(PROTO_T_RESPONSE) > 1);
 	/* Refusals: a truncated chunk (ERROR), an unknown session (ERROR). */
 	TH_CHECK(dptk_send(&port, 40000, GW_PORT, dg[0].data, dg[0].len - 3) == 0);
 	out[PROTO_OFF_SESSION_ID] ^= 1;

@@ -34,6 +34,7 @@ struct msg {
 static struct dptk_port port;
 static struct dp *dp;
 static struct msg ma, mb;
+static uint8_t msg_flags;	/* req_flags make_msg() puts in its requests */
 static uint8_t rbuf[DPTK_MAX_FRAME];
 
 static uint32_t
@@ -68,6 +69,7 @@ make_msg(struct msg *m, uint16_t model, uint32_t client, uint32_t req_id, size_t
 	m->rq.c.t.dtype = PROTO_DT_RAW;
 	m->rq.c.t.raw_total = (uint32_t)len;
 	m->rq.c.t.scale = 1.0f;
+	m->rq.flags = msg_flags;
 	for (size_t i = 0; i < len; i++)
 		m->raw[i] = lz4 ? (uint8_t)(i / 16 + (rnd(&seed) % 4 == 0)) : (uint8_t)rnd(&seed);
 	rc = proto_request_chunk(&m->h, &m->rq, m->raw, MAX_DGRAM, lz4, m->out, sizeof(m->out),
@@ -915,7 +917,7 @@ test_late_chunk_gets_answer_again(void)
 	TH_CHECK(b.answers_resent - a.answers_resent == 1);
 }
 
-/* A NACK from a device: no tensor answers are kept here, so UNKNOWN_REQUEST. */
+/* A NACK from a device about no answer kept here: UNKNOWN_REQUEST. */
 static void
 test_device_nack_unknown_request(void)
 {
@@ -932,7 +934,290 @@ test_device_nack_unknown_request(void)
 	TH_CHECK(reply(&r, 100) && r.h.type == PROTO_T_ERROR);
 	TH_CHECK(r.u.error.status == PROTO_ST_UNKNOWN_REQUEST && r.u.error.ref_type == PROTO_T_NACK);
 	dp_stats_get(dp, &b);
-	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_MSG_TYPE, 1));
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_NACK_UNKNOWN, 1));
+}
+
+/* ---- TENSOR answers: chunked RESPONSEs, kept for NACKs and duplicates ---- */
+
+enum { T_MAX = 64 };
+
+/* The chunks of one TENSOR answer as they came back, decoded and checked. */
+struct tans {
+	uint8_t dg[T_MAX][DPTK_MAX_FRAME];
+	uint16_t len[T_MAX];
+	uint8_t tensor[MAX_RAW];
+	uint64_t got;		/* bit i: chunk i seen */
+	unsigned count, n_dg, n_retx;
+	struct proto_response first;
+	bool bad;		/* something was not a chunk of one answer */
+};
+
+static struct tans ta;
+
+/*
+ * Take the datagrams that come back (polling up to ms, or until want have come and no more
+ * follow), placing TENSOR chunks of request rid.
+ */
+static void
+take_tensor(struct tans *t, uint32_t rid, unsigned ms, unsigned want)
+{
+	struct timespec w = { 0, 100000 };
+	struct proto_msg r;
+
+	memset(t->tensor, 0xEE, sizeof(t->tensor));
+	t->got = 0;
+	t->count = 0;
+	t->n_retx = 0;
+	t->bad = false;
+	t->n_dg = 0;
+	for (unsigned i = 0; i <= ms * 10; i++) {
+		int n;
+
+		pump();
+		while ((n = dptk_take_udp(&port, rbuf, sizeof(rbuf), NULL)) >= 0) {
+			const struct proto_chunk *c = &r.u.resp.c;
+
+			if (proto_decode(rbuf, (size_t)n, NULL, &r, NULL) != PROTO_OK ||
+			    r.h.type != PROTO_T_RESPONSE || r.h.request_id != rid ||
+			    r.u.resp.result_kind != PROTO_RES_TENSOR || c->index >= T_MAX ||
+			    (t->count != 0 && !proto_response_same_msg(&t->first, &r.u.resp)) ||
+			    proto_chunk_unpack(c, t->tensor, c->t.raw_total, NULL) != PROTO_OK) {
+				t->bad = true;
+				continue;
+			}
+			if (t->count == 0)
+				t->first = r.u.resp;
+			t->count = c->count;
+			t->got |= 1ull << c->index;
+			t->n_retx += (r.h.flags & PROTO_F_RETRANSMIT) != 0;
+			memcpy(t->dg[t->n_dg], rbuf, (size_t)n);
+			t->len[t->n_dg++] = (uint16_t)n;
+		}
+		if (t->n_dg >= want)
+			i = ms * 10;	/* one more pass for stragglers */
+		nanosleep(&w, NULL);
+	}
+}
+
+/* Echo with WANT_TENSOR: the reassembled tensor comes back, chunked, byte for byte. */
+static void
+test_echo_tensor_answer_chunked(void)
+{
+	struct dp_stats a, b;
+
+	msg_flags = PROTO_RF_WANT_TENSOR;
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 900, 30000, false) == 0);
+	msg_flags = 0;
+	dp_stats_get(dp, &a);
+	for (unsigned i = 0; i < ma.n; i++)
+		send_chunk(&ma, i);
+	take_tensor(&ta, 900, 100, 23);
+	/* 1472-byte datagrams less the 128-byte header: 1344 raw bytes each. */
+	TH_CHECK(!ta.bad && ta.count == 23 && ta.n_dg == 23 && ta.n_retx == 0);
+	TH_CHECK(ta.got == (1ull << 23) - 1);
+	TH_CHECK(memcmp(ta.tensor, ma.raw, 30000) == 0);
+	TH_CHECK(ta.first.status == PROTO_ST_OK && ta.first.c.t.raw_total == 30000);
+	TH_CHECK(ta.first.c.model_id == PROTO_MODEL_ECHO && ta.first.echo_crc32c == 0);
+	dp_stats_get(dp, &b);
+	TH_CHECK(b.tensor_answers - a.tensor_answers == 1);
+	TH_CHECK(b.resp_sent - a.resp_sent == 23);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_RUNT, 0));
+}
+
+/* A compressible tensor goes out in fewer, LZ4 chunks, and still comes back exact. */
+static void
+test_echo_tensor_answer_lz4(void)
+{
+	msg_flags = PROTO_RF_WANT_TENSOR;
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 901, MAX_RAW, true) == 0);
+	msg_flags = 0;
+	for (unsigned i = 0; i < ma.n; i++)
+		send_chunk(&ma, i);
+	take_tensor(&ta, 901, 100, 2);
+	TH_CHECK(!ta.bad && ta.count > 1 && ta.count < MAX_RAW / 1344);
+	TH_CHECK(ta.n_dg == ta.count && ta.first.c.t.raw_total == MAX_RAW);
+	TH_CHECK(memcmp(ta.tensor, ma.raw, MAX_RAW) == 0);
+}
+
+static int
+send_nack(const struct msg *m, uint16_t count, unsigned n, const struct proto_range *rg)
+{
+	static uint8_t buf[512];
+	struct proto_nack nk = { .chunk_count = count, .n_ranges = (uint16_t)n };
+	int len;
+
+	memcpy(nk.ranges, rg, n * sizeof(*rg));
+	len = proto_encode_nack(buf, sizeof(buf), &m->h, &nk);
+	if (len < 0)
+		return -1;
+	return dptk_send(&port, m->sport, GW_PORT, buf, (size_t)len);
+}
+
+/*
+ * A device NACK resends exactly the listed chunks (RETRANSMIT set, otherwise the same
+ * bytes), at most once per half gap; a NACK with another chunk count is UNKNOWN_REQUEST.
+ */
+static void
+test_tensor_nack_resends_listed_chunks(void)
+{
+	static struct tans first;
+	struct timespec gap = { 0, 3000000 };
+	struct proto_range rg[2] = { { 1, 1 }, { 3, 2 } };
+	struct dp_stats a, b;
+	struct proto_msg r;
+
+	msg_flags = PROTO_RF_WANT_TENSOR;
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 910, 9000, false) == 0);
+	msg_flags = 0;
+	for (unsigned i = 0; i < ma.n; i++)
+		send_chunk(&ma, i);
+	take_tensor(&first, 910, 100, 7);
+	TH_CHECK(first.count == 7 && first.n_dg == 7);
+	nanosleep(&gap, NULL);
+	dp_stats_get(dp, &a);
+	TH_CHECK(send_nack(&ma, 7, 2, rg) == 0);
+	take_tensor(&ta, 910, 20, 3);
+	TH_CHECK(!ta.bad && ta.n_dg == 3 && ta.n_retx == 3);
+	TH_CHECK(ta.got == ((1u << 1) | (1u << 3) | (1u << 4)));
+	for (unsigned i = 0; i < ta.n_dg; i++) {
+		unsigned k = ta.dg[i][PROTO_OFF_CHUNK_INDEX + 1];
+
+		ta.dg[i][PROTO_OFF_FLAGS + 1] &= (uint8_t)~PROTO_F_RETRANSMIT;
+		TH_CHECK(ta.len[i] == first.len[k] && memcmp(ta.dg[i], first.dg[k], ta.len[i]) == 0);
+	}
+	TH_CHECK(send_nack(&ma, 7, 1, rg) == 0);	/* at once again: rate-limited */
+	pump();
+	TH_CHECK(dptk_tx_count(&port) == 0);
+	dp_stats_get(dp, &b);
+	TH_CHECK(b.resp_chunks_resent - a.resp_chunks_resent == 3);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_NACK_RATE, 1));
+	TH_CHECK(send_nack(&ma, 8, 1, rg) == 0);	/* not this answer's chunk count */
+	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_UNKNOWN_REQUEST, PROTO_OK));
+}
+
+/* A duplicate of an answered request gets the whole answer again, once per gap. */
+static void
+test_tensor_duplicate_request_resends_all(void)
+{
+	struct timespec gap = { 0, 3000000 };
+	struct dp_stats a, b;
+
+	msg_flags = PROTO_RF_WANT_TENSOR;
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 920, 12000, false) == 0);
+	msg_flags = 0;
+	for (unsigned i = 0; i < ma.n; i++)
+		send_chunk(&ma, i);
+	take_tensor(&ta, 920, 100, 9);
+	TH_CHECK(ta.count == 9 && ta.n_dg == 9);
+	nanosleep(&gap, NULL);
+	dp_stats_get(dp, &a);
+	send_chunk(&ma, 2);
+	send_chunk(&ma, 0);	/* the second one within the gap: nothing more */
+	take_tensor(&ta, 920, 20, 9);
+	TH_CHECK(!ta.bad && ta.n_dg == 9 && ta.n_retx == 9 && ta.got == (1u << 9) - 1);
+	TH_CHECK(memcmp(ta.tensor, ma.raw, 12000) == 0);
+	dp_stats_get(dp, &b);
+	TH_CHECK(b.answers_resent - a.answers_resent == 1);
+	TH_CHECK(b.resp_chunks_resent - a.resp_chunks_resent == 9);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_CHUNK_LATE, 2));
+}
+
+/*
+ * The keep ring at its minimum (one answer of max_msg_bytes): a second answer overwrites
+ * the first; its request is then forgotten: a NACK gets UNKNOWN_REQUEST and the request
+ * resent whole is served anew.
+ */
+static void
+test_tensor_answer_overwritten_served_anew(void)
+{
+	struct dptk_port p0 = port, p2;
+	struct dp *d0 = dp, *d2 = NULL;
+	struct proto_range rg = { 0, 1 };
+	struct dp_config cfg;
+	struct tg_err err = { 0 };
+	struct dp_stats a, b;
+	struct proto_msg r;
+
+	TH_CHECK(dptk_port_make(&p2, 1024) == 0);
+	dptk_config(&cfg, &p2);
+	cfg.resp_keep_bytes = 0;
+	cfg.gap_timeout_us = 2000;
+	TH_CHECK_MSG(dp_create(&d2, &cfg, &err) == 0, "%s", err.msg);
+	if (d2 == NULL) {
+		dptk_port_free(&p2);
+		return;
+	}
+	dp_mac_get(d2, p2.mac);
+	port = p2;
+	dp = d2;
+	msg_flags = PROTO_RF_WANT_TENSOR;
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 940, 30000, false) == 0);
+	TH_CHECK(make_msg(&mb, PROTO_MODEL_ECHO, 1, 941, 60000, false) == 0);
+	msg_flags = 0;
+	for (unsigned i = 0; i < ma.n; i++)
+		send_chunk(&ma, i);
+	take_tensor(&ta, 940, 100, 23);
+	TH_CHECK(ta.n_dg == 23);
+	for (unsigned i = 0; i < mb.n; i++)
+		send_chunk(&mb, i);
+	take_tensor(&ta, 941, 100, 45);
+	TH_CHECK(ta.n_dg == 45 && memcmp(ta.tensor, mb.raw, 60000) == 0);
+	dp_stats_get(dp, &a);
+	TH_CHECK(send_nack(&ma, 23, 1, &rg) == 0);
+	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_UNKNOWN_REQUEST, PROTO_OK));
+	for (unsigned i = 0; i < ma.n; i++)
+		send_chunk(&ma, i);
+	take_tensor(&ta, 940, 100, 23);
+	TH_CHECK(!ta.bad && ta.n_dg == 23 && ta.n_retx == 0);
+	TH_CHECK(memcmp(ta.tensor, ma.raw, 30000) == 0);
+	dp_stats_get(dp, &b);
+	TH_CHECK(b.answers_lost - a.answers_lost == 1);
+	TH_CHECK(b.tensor_answers - a.tensor_answers == 1);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_NACK_UNKNOWN, 1));
+	port = p0;
+	dp = d0;
+	dp_destroy(d2);
+	dptk_port_free(&p2);
+}
+
+/* The consumer's TENSOR result (f32 written over the input) is chunked by the lcore. */
+static void
+test_consumer_tensor_answer(void)
+{
+	struct proto_tensor t = { .dtype = PROTO_DT_F32, .ndim = 2, .dims = { 1, 4000 },
+				  .raw_total = 16000, .scale = 1.0f };
+	struct dp_req *req;
+	struct proto_msg r;
+	float *f;
+
+	msg_flags = PROTO_RF_WANT_TENSOR;
+	TH_CHECK(make_msg(&ma, TEST_MODEL, 4, 930, 800, false) == 0);
+	msg_flags = 0;
+	send_chunk(&ma, 0);
+	pump();
+	TH_CHECK(dp_req_dequeue_burst(dp, &req, 1) == 1);
+	TH_CHECK(req->tensor_cap == MAX_RAW && (req->req.flags & PROTO_RF_WANT_TENSOR));
+	f = req->tensor;
+	for (unsigned i = 0; i < 4000; i++)
+		f[i] = (float)i * 0.5f - 7.0f;
+	memcpy(mb.raw, f, 16000);
+	dp_req_set_tensor(req, &t);
+	dp_req_respond(req);
+	take_tensor(&ta, 930, 100, 12);
+	TH_CHECK(!ta.bad && ta.count == 12 && ta.n_dg == 12 && ta.first.c.t.dtype == PROTO_DT_F32);
+	TH_CHECK(ta.first.c.t.ndim == 2 && ta.first.c.t.dims[1] == 4000);
+	TH_CHECK(memcmp(ta.tensor, mb.raw, 16000) == 0);
+
+	/* Larger than the slot: INTERNAL, counted. */
+	TH_CHECK(make_msg(&ma, TEST_MODEL, 4, 931, 800, false) == 0);
+	send_chunk(&ma, 0);
+	pump();
+	TH_CHECK(dp_req_dequeue_burst(dp, &req, 1) == 1);
+	t.dims[1] = MAX_RAW;
+	t.raw_total = MAX_RAW * 4;
+	dp_req_set_tensor(req, &t);
+	dp_req_respond(req);
+	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_INTERNAL, PROTO_OK));
 }
 
 /* Sessions are bounded (HELLO beyond: OVERLOADED) and forgotten after their TTL. */
@@ -1068,6 +1353,12 @@ main(void)
 	TH_RUN(test_refusal_to_unverified_source_silent);
 	TH_RUN(test_late_chunk_gets_answer_again);
 	TH_RUN(test_device_nack_unknown_request);
+	TH_RUN(test_echo_tensor_answer_chunked);
+	TH_RUN(test_echo_tensor_answer_lz4);
+	TH_RUN(test_tensor_nack_resends_listed_chunks);
+	TH_RUN(test_tensor_duplicate_request_resends_all);
+	TH_RUN(test_consumer_tensor_answer);
+	TH_RUN(test_tensor_answer_overwritten_served_anew);
 	TH_RUN(test_sessions_bounded_and_expire);
 	TH_RUN(test_echo_other_split_unknown);
 	TH_RUN(test_clients_interleaved);
