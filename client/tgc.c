@@ -18,6 +18,10 @@
 enum {
 	TGC_MAX_ADVICE = 16,		/* models whose last advice is remembered */
 	TGC_MSG_CAP = 16 << 20,		/* largest raw tensor buffered, whatever the gateway takes */
+	TGC_RESP_NACKS = 3,		/* NACKs per TENSOR answer before the whole resend */
+	TGC_NACK_RANGES = 64,		/* ranges per NACK: the default max_nack_ranges */
+	TGC_RCVBUF = 4 << 20,		/* socket buffer asked for: a TENSOR answer comes as a
+					 * burst (the kernel caps it at net.core.rmem_max) */
 };
 
 struct tgc_advice {
@@ -45,6 +49,8 @@ struct tgc {
 	struct proto_dgram *dg;		/* max_dg of them, pointing into out */
 	unsigned max_dg;
 	uint64_t *resend;		/* bitmap of chunks a NACK asked for */
+	uint64_t *rx_got;		/* TENSOR answer: bitmap of chunks placed (any count) */
+	uint32_t (*rx_span)[2];		/* [i]: raw offset and end of chunk i, once placed */
 	struct tgc_pacer pacer;
 	uint64_t rng;			/* xorshift64 state of the test impairment */
 	uint32_t srv_us;		/* smoothed queue + compute of recent answers; 0 none */
@@ -230,6 +236,9 @@ tgc_config_check(struct tgc_config *cfg, struct sockaddr_in *gw, struct sockaddr
 	if (!(cfg->test_drop_chunks >= 0.0 && cfg->test_drop_chunks < 1.0))
 		return tg_err_set(err, -EINVAL, "test_drop_chunks: %g not in [0, 1)",
 				  cfg->test_drop_chunks);
+	if (!(cfg->test_drop_rx >= 0.0 && cfg->test_drop_rx < 1.0))
+		return tg_err_set(err, -EINVAL, "test_drop_rx: %g not in [0, 1)",
+				  cfg->test_drop_rx);
 	if (cfg->hello_timeout_ms == 0)
 		cfg->hello_timeout_ms = 200;
 	if (cfg->hello_tries == 0)
@@ -268,7 +277,10 @@ tgc_buffers(struct tgc *c, struct tg_err *err)
 	c->out = malloc(out_cap > 0 ? out_cap : 1);
 	c->dg = calloc(max_dg > 0 ? max_dg : 1, sizeof(*c->dg));
 	c->resend = calloc(tgc_bitmap_words(max_dg > 0 ? max_dg : 1), sizeof(uint64_t));
-	if (c->q == NULL || c->out == NULL || c->dg == NULL || c->resend == NULL)
+	c->rx_got = calloc(tgc_bitmap_words(PROTO_MAX_CHUNKS), sizeof(uint64_t));
+	c->rx_span = calloc(PROTO_MAX_CHUNKS, sizeof(*c->rx_span));
+	if (c->q == NULL || c->out == NULL || c->dg == NULL || c->resend == NULL ||
+	    c->rx_got == NULL || c->rx_span == NULL)
 		return tg_err_set(err, -ENOMEM, "buffers for %zu-byte requests: out of memory", msg);
 	c->out_cap = out_cap;
 	c->max_dg = max_dg;
@@ -311,6 +323,9 @@ tgc_open(struct tgc **out, const struct tgc_config *cfg_in, struct tg_err *err)
 		rc = tg_err_set(err, -errno, "bind: %s", strerror(errno));
 		goto out_close;
 	}
+	/* Best effort: without it a burst of answer chunks may overflow the default buffer
+	 * (NACKs recover them). */
+	(void)setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &(int){ TGC_RCVBUF }, sizeof(int));
 	if (connect(c->fd, (const struct sockaddr *)&gw, sizeof(gw)) < 0) {
 		rc = tg_err_set(err, -errno, "connect to %s: %s", cfg_in->gateway, strerror(errno));
 		goto out_close;
@@ -335,6 +350,8 @@ out_buffers:
 	free(c->out);
 	free(c->dg);
 	free(c->resend);
+	free(c->rx_got);
+	free(c->rx_span);
 out_close:
 	close(c->fd);
 out_free:
@@ -352,6 +369,8 @@ tgc_close(struct tgc *c)
 	free(c->out);
 	free(c->dg);
 	free(c->resend);
+	free(c->rx_got);
+	free(c->rx_span);
 	free(c);
 }
 
@@ -454,6 +473,13 @@ tgc_timer_ns(const struct tgc *c, const struct proto_catalog_entry *e)
 			    c->srv_us ? c->srv_us : e->tail_us) * 1000u;
 }
 
+/* The gateway's NACK gap: silence in a TENSOR answer before we NACK (at least 1 ms). */
+static uint64_t
+tgc_gap_ns(const struct tgc *c)
+{
+	return (uint64_t)(c->gw.nack_gap_ms ? c->gw.nack_gap_ms : 1) * 1000000u;
+}
+
 static void
 tgc_put_be64(uint8_t *p, uint64_t v)
 {
@@ -498,10 +524,96 @@ tgc_take_response(struct tgc *c, const struct tgc_request_opts *o, const struct 
 	}
 }
 
+/* A TENSOR answer being reassembled into the caller's tensor_out. */
+struct tgc_rxt {
+	struct proto_response first;	/* the first chunk seen: every other must agree */
+	bool started;
+	uint16_t got;			/* distinct chunks placed */
+	uint8_t nacks;			/* NACKs sent since the last whole resend */
+	uint64_t nack_at;		/* a NACK is due then; UINT64_MAX: none */
+};
+
+static inline bool
+tgc_bit(const uint64_t *map, unsigned i)
+{
+	return (map[i / 64] >> (i % 64)) & 1u;
+}
+
+/* Chunk k meets its placed neighbours exactly, chunk 0 starts the tensor and the last ends
+ * it: a complete answer tiles the tensor (docs/protocol.md 6.3), no stale byte left. */
+static bool
+tgc_span_fits(const struct tgc *c, const struct proto_chunk *k)
+{
+	uint32_t off = k->raw_offset, end = k->raw_offset + k->raw_len;
+	unsigned i = k->index;
+
+	if ((i == 0 && off != 0) || (i + 1u == k->count && end != k->t.raw_total))
+		return false;
+	if (i > 0 && tgc_bit(c->rx_got, i - 1) && c->rx_span[i - 1][1] != off)
+		return false;
+	if (i + 1u < k->count && tgc_bit(c->rx_got, i + 1) && c->rx_span[i + 1][0] != end)
+		return false;
+	return true;
+}
+
+/*
+ * One chunk of a TENSOR answer, placed straight into o->tensor_out.
+ * @return 2 placed, 1 placed and the answer is complete, 0 ignored (duplicate, disagrees
+ *         with the first chunk, does not tile, does not decompress), -E2BIG (over tensor_cap)
+ */
+static int
+tgc_tensor_chunk(struct tgc *c, struct tgc_rxt *x, const struct proto_response *r,
+		 const struct tgc_request_opts *o)
+{
+	const struct proto_chunk *k = &r->c;
+
+	if (!x->started) {
+		if (k->t.raw_total > o->tensor_cap)
+			return -E2BIG;
+		x->first = *r;
+		x->started = true;
+		x->got = 0;
+		memset(c->rx_got, 0, tgc_bitmap_words(k->count) * sizeof(uint64_t));
+	} else if (!proto_response_same_msg(&x->first, r)) {
+		c->st.rx_ignored++;
+		return 0;
+	}
+	if (tgc_bit(c->rx_got, k->index))
+		return 0;
+	if (!tgc_span_fits(c, k) ||
+	    proto_chunk_unpack(k, o->tensor_out, k->t.raw_total, NULL) != PROTO_OK) {
+		c->st.rx_ignored++;
+		return 0;
+	}
+	c->rx_got[k->index / 64] |= 1ull << (k->index % 64);
+	c->rx_span[k->index][0] = k->raw_offset;
+	c->rx_span[k->index][1] = k->raw_offset + k->raw_len;
+	c->st.resp_chunks++;
+	return ++x->got == k->count ? 1 : 2;
+}
+
+/* NACK the chunks of the TENSOR answer still missing (the first TGC_NACK_RANGES ranges). */
+static int
+tgc_send_nack(struct tgc *c, const struct proto_hdr *h, const struct tgc_rxt *x)
+{
+	uint8_t buf[PROTO_NACK_LEN + PROTO_NACK_RANGE_LEN * TGC_NACK_RANGES];
+	struct proto_nack nk;
+	int n;
+
+	if (proto_nack_from_bitmap(&nk, c->rx_got, x->first.c.count, TGC_NACK_RANGES) == 0)
+		return 0;
+	n = proto_encode_nack(buf, sizeof(buf), h, &nk);
+	if (n < 0)
+		return 0;	/* cannot happen: the ranges come from a bitmap of count bits */
+	c->st.resp_nacks++;
+	return tgc_send(c, buf, (size_t)n);
+}
+
 int
 tgc_request(struct tgc *c, const struct tgc_request_opts *o, const struct tg_tensor *t,
 	    struct tgc_result *res, struct tg_err *err)
 {
+	struct tgc_rxt x = { .nack_at = UINT64_MAX };
 	const struct proto_catalog_entry *e;
 	struct proto_hdr h;
 	struct proto_request rq;
@@ -518,9 +630,11 @@ tgc_request(struct tgc *c, const struct tgc_request_opts *o, const struct tg_ten
 	if (dtype == PROTO_DT_RAW)
 		return tg_err_set(err, -EINVAL, "wire dtype %s: not f32, f16, s8 or u8",
 				  tg_dtype_name(o->wire_dtype));
-	if (o->req_flags & ~(unsigned)PROTO_RF_NO_EARLY_EXIT)
-		return tg_err_set(err, -EINVAL, "req_flags 0x%x: only NO_EARLY_EXIT is supported",
+	if (o->req_flags & ~(unsigned)PROTO_RF__ALL)
+		return tg_err_set(err, -EINVAL, "req_flags 0x%x: unknown flags",
 				  (unsigned)o->req_flags);
+	if ((o->req_flags & PROTO_RF_WANT_TENSOR) && o->tensor_out == NULL)
+		return tg_err_set(err, -EINVAL, "WANT_TENSOR without a tensor_out buffer");
 	if (o->top_k > TGC_MAX_TOP_K)
 		return tg_err_set(err, -EINVAL, "top_k %u over %u", (unsigned)o->top_k,
 				  TGC_MAX_TOP_K);
@@ -580,13 +694,33 @@ tgc_request(struct tgc *c, const struct tgc_request_opts *o, const struct tg_ten
 	timer = tgc_timer_ns(c, e);
 	deadline = tg_now_ns() + timer;
 	for (;;) {
-		ssize_t len = tgc_recv(c, deadline);
+		ssize_t len = tgc_recv(c, x.nack_at < deadline ? x.nack_at : deadline);
 
 		if (len < 0) {
 			rc = (int)len;
 			goto out_sock;
 		}
+		if (len > 0 && c->cfg.test_drop_rx > 0 &&
+		    (double)(tgc_rand(c) >> 11) * 0x1.0p-53 < c->cfg.test_drop_rx) {
+			c->st.rx_dropped++;
+			continue;
+		}
+		if (len == 0 && tg_now_ns() < deadline) {	/* a gap in a TENSOR answer */
+			if (x.nacks++ >= TGC_RESP_NACKS) {
+				x.nack_at = UINT64_MAX;	/* the request timer takes over */
+				continue;
+			}
+			rc = tgc_send_nack(c, &h, &x);
+			if (rc < 0)
+				goto out_sock;
+			if (res->resp_nacks < UINT8_MAX)
+				res->resp_nacks++;
+			x.nack_at = tg_now_ns() + tgc_gap_ns(c);
+			continue;
+		}
 		if (len == 0) {		/* the request timer fired */
+			x.nacks = 0;
+			x.nack_at = UINT64_MAX;	/* the whole answer comes again */
 			c->st.timeouts++;
 			if (res->timeouts++ >= c->cfg.request_retries)
 				return tg_err_set(err, -ETIMEDOUT,
@@ -607,7 +741,23 @@ tgc_request(struct tgc *c, const struct tgc_request_opts *o, const struct tg_ten
 		}
 		switch (m.h.type) {
 		case PROTO_T_RESPONSE:
-			if (m.u.resp.c.count != 1) {	/* a tensor result: never asked for */
+			if (m.u.resp.result_kind == PROTO_RES_TENSOR &&
+			    (o->req_flags & PROTO_RF_WANT_TENSOR)) {
+				rc = tgc_tensor_chunk(c, &x, &m.u.resp, o);
+				if (rc < 0)
+					return tg_err_set(err, rc, "request %u: answer of %u bytes "
+							  "over tensor_cap %u", h.request_id,
+							  m.u.resp.c.t.raw_total, o->tensor_cap);
+				if (rc == 2) {	/* progress: a gap from now, the timer too */
+					x.nack_at = tg_now_ns() + tgc_gap_ns(c);
+					if (deadline < tg_now_ns() + timer)
+						deadline = tg_now_ns() + timer;
+				}
+				if (rc != 1)
+					continue;
+				res->tensor = x.first.c.t;
+				res->resp_chunks = x.first.c.count;
+			} else if (m.u.resp.c.count != 1) {	/* a tensor result not asked for */
 				c->st.rx_ignored++;
 				continue;
 			}

@@ -64,6 +64,9 @@ struct tgc_config {
 	 * and resends alike, with a xorshift RNG seeded by test_seed. 0 in production. */
 	double test_drop_chunks;
 	uint64_t test_seed;
+	/* Test impairment: drop this fraction (0..1) of the datagrams tgc_request() receives
+	 * (RESPONSE chunks, NACKs, ERRORs), same RNG. 0 in production. */
+	double test_drop_rx;
 };
 
 /** Counters of a session since tgc_open(): plain numbers, read with tgc_stats(). */
@@ -79,6 +82,9 @@ struct tgc_stats {
 	uint64_t hellos;		/* HELLOs sent (re-HELLOs after UNKNOWN_SESSION included) */
 	uint64_t rx_ignored;		/* datagrams refused by proto_decode or not ours */
 	uint64_t pace_wait_ns;		/* time spent waiting for the token bucket */
+	uint64_t rx_dropped;		/* received datagrams the test impairment dropped */
+	uint64_t resp_chunks;		/* TENSOR RESPONSE chunks placed (duplicates excluded) */
+	uint64_t resp_nacks;		/* NACKs sent for missing TENSOR RESPONSE chunks */
 };
 
 /** The result of one request. All fields are copies: nothing points into tgc's buffers. */
@@ -104,6 +110,11 @@ struct tgc_result {
 	uint8_t timeouts;		/* timers fired for it */
 	uint8_t top_k;			/* entries in top[] */
 	struct proto_topk top[TGC_MAX_TOP_K];	/* highest score first */
+	/* WANT_TENSOR answered with a TENSOR result: what was written to opts.tensor_out
+	 * (dtype, ndim, dims, raw_total bytes, scale, zero_point); raw_total 0 otherwise. */
+	struct proto_tensor tensor;
+	uint16_t resp_chunks;		/* datagrams of the TENSOR RESPONSE */
+	uint8_t resp_nacks;		/* NACKs we sent for its missing chunks */
 };
 
 /**
@@ -146,7 +157,15 @@ struct tgc_request_opts {
 	enum tg_dtype wire_dtype;	/* TG_DT_F32, F16, S8 or U8: quantized to this on the wire */
 	uint8_t top_k;			/* classes wanted, <= the gateway's max (16 by default) */
 	uint32_t deadline_us;		/* latency budget; 0 none */
-	uint8_t req_flags;		/* enum proto_req_flag; WANT_TENSOR is not supported here */
+	uint8_t req_flags;		/* enum proto_req_flag. WANT_TENSOR needs tensor_out: the
+					 * answer is the exit's whole output tensor (f32; for the
+					 * echo model the request's own tensor as sent) */
+	/* WANT_TENSOR only: the caller's buffer the answer's tensor is reassembled into. It is
+	 * written only during tgc_request() (chunk by chunk as they arrive, so on an error
+	 * return it holds garbage) and stays the caller's; the result's tensor field says
+	 * what it holds. An answer larger than tensor_cap bytes fails with -E2BIG. */
+	void *tensor_out;
+	uint32_t tensor_cap;
 };
 
 /**
@@ -156,6 +175,10 @@ struct tgc_request_opts {
  * a timeout resends every chunk with the same request id, doubling the timer, at most
  * request_retries times. ERROR UNKNOWN_REQUEST resends the whole request; ERROR
  * UNKNOWN_SESSION re-HELLOs (re-binding the session) and resends it.
+ * With WANT_TENSOR the answer may take many datagrams: each is placed into o->tensor_out
+ * as it arrives (LZ4 per chunk); after the gateway's nack_gap_ms of silence the missing
+ * chunks are NACKed (at most 3 NACKs per round), then the request timer resends the whole
+ * request, which the gateway answers by resending the whole answer (docs/protocol.md 12.2).
  * Thread: c's owner. Blocks for at most about the request timer x 2^(retries + 1).
  * @param t    f32 tensor at the split, shape as the catalog entry says (dims[0] = 1); read
  *             only, the caller keeps it
@@ -164,7 +187,8 @@ struct tgc_request_opts {
  * @return 0 (a RESPONSE arrived), -EINVAL (bad arguments, shape or dtype not what the
  *         catalog says: err says which), -E2BIG (tensor over the gateway's limits),
  *         -ETIMEDOUT (no answer after every retry), -EPROTO (an ERROR answered it: err has the
- *         status and reason), -errno of the socket
+ *         status and reason), -E2BIG also for a TENSOR answer over tensor_cap, -errno of
+ *         the socket
  */
 int tgc_request(struct tgc *c, const struct tgc_request_opts *o, const struct tg_tensor *t,
 		struct tgc_result *out, struct tg_err *err);

@@ -7,7 +7,8 @@
 # dropped by the client's seeded test impairment (NACKs and timeouts must recover them).
 # Checked: every request answered OK, every split and dtype served, chunks were dropped and
 # resent, and the accuracy is within 2.5 points of the model card's 92.40% (fp32, 10,000
-# images; 500 images leave about 1.2 points of sampling noise).
+# images; 500 images leave about 1.2 points of sampling noise). Then WANT_TENSOR answers
+# (chunked RESPONSEs) with 2% loss both ways: echo tensors byte for byte, model outputs.
 # Every loop is bounded; namespaces, processes and files go away on exit, whatever happened.
 # Usage: tests/client_gateway.sh BUILD
 set -u
@@ -165,6 +166,32 @@ check "paced at 20 Mbit/s: 40 requests answered OK (status $rc)" \
 check "paced at 20 Mbit/s: each request took at least its bytes' uplink time" \
 	awk -v ms="$(val mean_ms "$out/paced.out")" -v b="$(val mean_wire_bytes "$out/paced.out")" \
 	'BEGIN { want = (b - 4 * 1472) * 8 / 20000; exit !(want > 0 && ms >= 0.95 * want) }'
+
+# TENSOR answers (WANT_TENSOR), 2% loss both ways (the client's seeded impairment on its
+# outgoing chunks and on what it receives): the echo model answers with the reassembled
+# tensor itself, chunked; every answer must come back byte for byte (NACKs of missing answer
+# chunks, then whole resends, recover them). Then the model's own output tensor per image.
+ip netns exec "$NS_CL" timeout 120 "$BUILD/tgc-example" --gateway "$IP_GW:7700" \
+	--echo-tensor 60000 --n 150 --drop 0.02 --drop-rx 0.02 --seed 11 --quiet \
+	>"$out/echo.out" 2>"$out/echo.err"
+rc=$?
+echo "  echo: $(tr '\n' ' ' <"$out/echo.out")" | fold -s -w 100
+sed 's/^/    | /' "$out/echo.err" | head -n 10
+check "WANT_TENSOR echo, 2% loss both ways: 150 tensors back byte for byte (status $rc)" \
+	test "$rc" -eq 0 -a "$(val echo_exact "$out/echo.out")" -eq 150
+check "answers came in many chunks, some were lost and NACKed" \
+	test "$(val answer_chunks "$out/echo.out")" -gt 1500 -a \
+	"$(val rx_dropped "$out/echo.out")" -gt 0 -a "$(val resp_nacks "$out/echo.out")" -gt 0
+ip netns exec "$NS_CL" timeout 120 "$BUILD/tgc-example" --gateway "$IP_GW:7700" \
+	--model models/fmnist-resnet/model.onnx --model-id 1 --split 4 --dtype u8 --n 100 \
+	--want-tensor --drop 0.02 --drop-rx 0.02 --seed 12 --quiet \
+	>"$out/want.out" 2>"$out/want.err"
+rc=$?
+echo "  want-tensor: $(grep -E '^(ok|accuracy|rx_dropped) ' "$out/want.out" | tr '\n' ' ')"
+sed 's/^/    | /' "$out/want.err" | head -n 10
+check "WANT_TENSOR from the model: 100 output tensors, argmax accuracy >= 80% (status $rc)" \
+	test "$rc" -eq 0 -a "$(val ok "$out/want.out")" -eq 100 -a \
+	"$(awk -v a="$(val accuracy "$out/want.out")" 'BEGIN { print (a >= 80) }')" -eq 1
 
 kill -TERM "$gw_pid" 2>/dev/null
 for _ in $(seq 150); do	# at most 30 s to drain

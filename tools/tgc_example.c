@@ -6,7 +6,11 @@
  *
  * Usage: tgc-example --gateway ADDR[:PORT] [--model FILE] [--model-id N] [--split S[,S..]]
  *            [--dtype D[,D..]] [--n N] [--offset K] [--top-k K] [--uplink-kbps R]
- *            [--drop FRACTION] [--seed N] [--follow-advice] [--quiet] [--fmnist DIR]
+ *            [--drop FRACTION] [--drop-rx FRACTION] [--seed N] [--follow-advice]
+ *            [--want-tensor] [--echo-tensor MAX_BYTES] [--quiet] [--fmnist DIR]
+ * --want-tensor asks for the exit's whole output (WANT_TENSOR) and predicts its argmax.
+ * --echo-tensor sends N random f32 tensors of 4..MAX_BYTES bytes to the echo model with
+ * WANT_TENSOR (no model, no images) and checks each answer is the tensor, byte for byte.
  * Prints one line per image (unless --quiet), then "name value" lines; exits 0 when every
  * request was answered OK, 1 otherwise, 2 on a usage error.
  */
@@ -29,9 +33,10 @@ struct ex_opts {
 	unsigned splits[EX_MAX_LIST], n_splits;
 	enum tg_dtype dtypes[EX_MAX_LIST];
 	unsigned n_dtypes;
-	double drop;
+	double drop, drop_rx;
 	uint64_t seed;
-	bool follow, quiet;
+	bool follow, quiet, want_tensor;
+	unsigned echo_max;	/* --echo-tensor: largest tensor in bytes; 0 off */
 };
 
 static int
@@ -40,8 +45,9 @@ ex_usage(const char *msg)
 	fprintf(stderr, "tgc-example: %s\n"
 		"usage: tgc-example --gateway ADDR[:PORT] [--model FILE] [--model-id N]\n"
 		"         [--split S[,S..]] [--dtype f32|f16|s8|u8[,..]] [--n N] [--offset K]\n"
-		"         [--top-k K] [--uplink-kbps R] [--drop FRACTION] [--seed N]\n"
-		"         [--follow-advice] [--quiet] [--fmnist DIR]\n", msg);
+		"         [--top-k K] [--uplink-kbps R] [--drop FRACTION] [--drop-rx FRACTION]\n"
+		"         [--seed N] [--follow-advice] [--want-tensor] [--echo-tensor MAX_BYTES]\n"
+		"         [--quiet] [--fmnist DIR]\n", msg);
 	return 2;
 }
 
@@ -60,6 +66,10 @@ ex_parse(int argc, char **argv, struct ex_opts *o)
 		}
 		if (strcmp(k, "--quiet") == 0) {
 			o->quiet = true;
+			continue;
+		}
+		if (strcmp(k, "--want-tensor") == 0) {
+			o->want_tensor = true;
 			continue;
 		}
 		if (v == NULL)
@@ -90,6 +100,10 @@ ex_parse(int argc, char **argv, struct ex_opts *o)
 			o->uplink_kbps = (unsigned)strtoul(v, NULL, 10);
 		} else if (strcmp(k, "--drop") == 0) {
 			o->drop = strtod(v, NULL);
+		} else if (strcmp(k, "--drop-rx") == 0) {
+			o->drop_rx = strtod(v, NULL);
+		} else if (strcmp(k, "--echo-tensor") == 0) {
+			o->echo_max = (unsigned)strtoul(v, NULL, 10);
 		} else if (strcmp(k, "--seed") == 0) {
 			o->seed = strtoull(v, NULL, 10);
 		} else if (strcmp(k, "--split") == 0 || strcmp(k, "--dtype") == 0) {
@@ -123,6 +137,94 @@ ex_parse(int argc, char **argv, struct ex_opts *o)
 	return 0;
 }
 
+/* The session's counters, as "name value" lines. */
+static void
+ex_print_stats(const struct tgc *c)
+{
+	struct tgc_stats st;
+
+	tgc_stats(c, &st);
+	printf("chunks_sent %llu\nchunks_dropped %llu\nnacks %llu\nchunks_resent %llu\n"
+	       "timeouts %llu\nhellos %llu\nrx_dropped %llu\nresp_chunks %llu\nresp_nacks %llu\n",
+	       (unsigned long long)st.chunks_sent, (unsigned long long)st.chunks_dropped,
+	       (unsigned long long)st.nacks, (unsigned long long)st.chunks_resent,
+	       (unsigned long long)st.timeouts, (unsigned long long)st.hellos,
+	       (unsigned long long)st.rx_dropped, (unsigned long long)st.resp_chunks,
+	       (unsigned long long)st.resp_nacks);
+}
+
+/*
+ * --echo-tensor: random f32 tensors of 1..echo_max / 4 elements (xorshift seeded by --seed)
+ * to the echo model with WANT_TENSOR; every answer must be the tensor sent, byte for byte.
+ * @return 0 when all were, -EIO otherwise
+ */
+static int
+ex_echo_tensors(struct tgc *c, const struct ex_opts *o)
+{
+	size_t max_n = o->echo_max / 4 ? o->echo_max / 4 : 1;
+	float *x = malloc(max_n * sizeof(float)), *y = malloc(max_n * sizeof(float) + 64);
+	uint64_t rng = o->seed * 0x9E3779B97F4A7C15ull + 1, exact = 0, chunks = 0;
+	struct tg_err err = { 0 };
+	int rc = 0;
+
+	if (x == NULL || y == NULL) {
+		free(x);
+		free(y);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < o->n; i++) {
+		struct tgc_request_opts ro = { .model_id = PROTO_MODEL_ECHO, .wire_dtype = TG_DT_F32,
+					       .req_flags = PROTO_RF_WANT_TENSOR, .tensor_out = y,
+					       .tensor_cap = (uint32_t)(max_n * sizeof(float)) };
+		struct tg_tensor t = { .dtype = TG_DT_F32, .ndim = 2, .dims = { 1, 0 }, .data = x };
+		struct tgc_result res;
+		size_t n;
+
+		rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+		n = 1 + (size_t)(rng % max_n);
+		for (size_t k = 0; k < n; k++) {
+			rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+			/* Mostly small integers: some chunks compress, some do not. */
+			x[k] = (rng & 3) ? (float)(rng >> 60) : (float)(int64_t)(rng >> 11) * 1e-9f;
+		}
+		t.dims[1] = (int64_t)n;
+		memset(y, 0xA5, max_n * sizeof(float));
+		if (tgc_request(c, &ro, &t, &res, &err) < 0) {
+			fprintf(stderr, "tgc-example: echo %u (%zu bytes): %s\n", i, n * 4, err.msg);
+			rc = -EIO;
+			continue;
+		}
+		chunks += res.resp_chunks;
+		if (res.status == PROTO_ST_OK && res.tensor.raw_total == n * 4 &&
+		    res.tensor.dtype == PROTO_DT_F32 && memcmp(x, y, n * 4) == 0)
+			exact++;
+		else
+			rc = -EIO;
+		if (!o->quiet)
+			printf("echo %u: %zu bytes, %u answer chunks, %u NACKs, %s\n", i, n * 4,
+			       res.resp_chunks, res.resp_nacks,
+			       memcmp(x, y, n * 4) == 0 ? "exact" : "DIFFERS");
+	}
+	printf("requests %u\necho_exact %llu\nanswer_chunks %llu\n", o->n,
+	       (unsigned long long)exact, (unsigned long long)chunks);
+	ex_print_stats(c);
+	free(x);
+	free(y);
+	return rc;
+}
+
+/* Index of the largest of n floats. */
+static int
+ex_argmax(const float *v, size_t n)
+{
+	size_t b = 0;
+
+	for (size_t i = 1; i < n; i++)
+		if (v[i] > v[b])
+			b = i;
+	return n ? (int)b : -1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -132,7 +234,6 @@ main(int argc, char **argv)
 	struct tgc_head *head = NULL;
 	struct tg_fmnist ds = { 0 };
 	struct tg_err err = { 0 };
-	struct tgc_stats st;
 	uint64_t answered = 0, ok = 0, correct = 0, failed = 0, advice_differs = 0;
 	uint64_t total_ns = 0, srv_us = 0, bytes = 0;
 	uint64_t ok_split[256] = { 0 }, ok_dtype[8] = { 0 };
@@ -143,6 +244,21 @@ main(int argc, char **argv)
 	rc = ex_parse(argc, argv, &o);
 	if (rc != 0)
 		return rc;
+	if (o.echo_max != 0) {
+		cfg.gateway = o.gateway;
+		cfg.port = o.port;
+		cfg.test_drop_chunks = o.drop;
+		cfg.test_drop_rx = o.drop_rx;
+		cfg.test_seed = o.seed;
+		rc = tgc_open(&c, &cfg, &err);
+		if (rc < 0) {
+			fprintf(stderr, "tgc-example: %s\n", err.msg);
+			return 1;
+		}
+		rc = ex_echo_tensors(c, &o);
+		tgc_close(c);
+		return rc == 0 ? 0 : 1;
+	}
 	rc = tg_fmnist_load(o.fmnist, false, o.offset + o.n, &ds, &err);
 	if (rc < 0) {
 		fprintf(stderr, "tgc-example: Fashion-MNIST: %s\n", err.msg);
@@ -169,6 +285,7 @@ main(int argc, char **argv)
 	cfg.profile.accuracy_floor_bp = 9000;
 	cfg.follow_advice = o.follow;
 	cfg.test_drop_chunks = o.drop;
+	cfg.test_drop_rx = o.drop_rx;
 	cfg.test_seed = o.seed;
 	rc = tgc_open(&c, &cfg, &err);
 	if (rc < 0) {
@@ -182,6 +299,7 @@ main(int argc, char **argv)
 		unsigned img = o.offset + i;
 		unsigned split = o.splits[i % o.n_splits];
 		enum tg_dtype dt = o.dtypes[(i / o.n_splits) % o.n_dtypes];
+		float logits[256];
 		struct tgc_request_opts ro = { .model_id = (uint16_t)o.model_id,
 					       .wire_dtype = dt, .top_k = (uint8_t)o.top_k };
 		struct tgc_result res;
@@ -190,6 +308,11 @@ main(int argc, char **argv)
 
 		split = tgc_split_for(c, ro.model_id, (uint8_t)split);
 		ro.split_id = (uint8_t)split;
+		if (o.want_tensor) {
+			ro.req_flags = PROTO_RF_WANT_TENSOR;
+			ro.tensor_out = logits;
+			ro.tensor_cap = sizeof(logits);
+		}
 		rc = tgc_run_head(head, split, (const float *)ds.images.data + (size_t)img * img_numel,
 				  img_numel, &t, &err);
 		if (rc == 0)
@@ -200,11 +323,13 @@ main(int argc, char **argv)
 			continue;
 		}
 		answered++;
-		if (res.status == PROTO_ST_OK && res.top_k > 0) {
+		if (res.status == PROTO_ST_OK && (res.top_k > 0 || res.tensor.raw_total > 0)) {
 			ok++;
 			ok_split[split & 255]++;
 			ok_dtype[dt & 7]++;
-			pred = (int)res.top[0].class_id;
+			pred = res.tensor.raw_total > 0
+				       ? ex_argmax(logits, res.tensor.raw_total / sizeof(float))
+				       : (int)res.top[0].class_id;
 			correct += pred == ds.labels[img];
 		}
 		advice_differs += res.advice_differs;
@@ -217,7 +342,6 @@ main(int argc, char **argv)
 			       pred == ds.labels[img] ? "" : " WRONG", proto_status_name(res.status),
 			       (double)res.total_ns / 1e6, res.chunks, res.chunks_resent);
 	}
-	tgc_stats(c, &st);
 	printf("requests %u\nanswered %llu\nok %llu\nfailed %llu\ncorrect %llu\n", o.n,
 	       (unsigned long long)answered, (unsigned long long)ok, (unsigned long long)failed,
 	       (unsigned long long)correct);
@@ -233,12 +357,8 @@ main(int argc, char **argv)
 	       answered ? (double)total_ns / 1e6 / (double)answered : 0.0,
 	       answered ? (double)srv_us / 1e3 / (double)answered : 0.0,
 	       answered ? (double)bytes / (double)answered : 0.0);
-	printf("advice_differs %llu\nchunks_sent %llu\nchunks_dropped %llu\nnacks %llu\n"
-	       "chunks_resent %llu\ntimeouts %llu\nhellos %llu\n",
-	       (unsigned long long)advice_differs, (unsigned long long)st.chunks_sent,
-	       (unsigned long long)st.chunks_dropped, (unsigned long long)st.nacks,
-	       (unsigned long long)st.chunks_resent, (unsigned long long)st.timeouts,
-	       (unsigned long long)st.hellos);
+	printf("advice_differs %llu\n", (unsigned long long)advice_differs);
+	ex_print_stats(c);
 	rc = ok == o.n ? 0 : -EIO;
 out:
 	tgc_close(c);
