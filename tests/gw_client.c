@@ -20,7 +20,7 @@
  * no new request after the first one (the check is then: everything started answered);
  * --client-base N numbers the clients from N (1000), so their lines stand out in the log.
  * --probes 1 first sends one request per refusal the gateway makes before its scheduler
- * (unknown model, split or variant; a tensor not the split's; a full tensor wanted) and
+ * (unknown model, split or variant; a tensor not the split's; a full tensor wanted, OK) and
  * checks each status and reason.
  * --flags N sets the REQUEST flags (2: no early exit); --profile C,U,R,S,F fills the HELLO's
  * device profile (MFLOP/s, kbit/s, RTT us, SLO us, accuracy floor 1/100 %) and the summary
@@ -367,7 +367,8 @@ probe(struct client *k, const struct sockaddr_in *gw, const char *what, uint16_t
 	return false;
 }
 
-/* Every refusal the gateway makes before the scheduler, once each. */
+/* Every refusal the gateway makes before the scheduler, once each; and a WANT_TENSOR
+ * request, which is served (a TENSOR answer: the probe reads its first chunk). */
 static unsigned
 probes(struct client *k, const struct sockaddr_in *gw, unsigned model_id, unsigned *n_ok)
 {
@@ -391,8 +392,8 @@ probes(struct client *k, const struct sockaddr_in *gw, unsigned model_id, unsign
 	  PROTO_ST_BAD_REQUEST, PROTO_E_MODEL_SHAPE);
 	P("input in another shape", (uint16_t)model_id, 0, 0, in, wrong_dims, 0,
 	  PROTO_ST_BAD_REQUEST, PROTO_E_MODEL_SHAPE);
-	P("full tensor wanted", (uint16_t)model_id, 0, 0, in, NULL, PROTO_RF_WANT_TENSOR,
-	  PROTO_ST_BAD_REQUEST, PROTO_E_BAD_FIELD);
+	P("full tensor wanted (answered)", (uint16_t)model_id, 0, 0, in, NULL,
+	  PROTO_RF_WANT_TENSOR, PROTO_ST_OK, PROTO_OK);
 #undef P
 	return n;
 }
