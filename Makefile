@@ -152,6 +152,7 @@ $(BUILD)/fuzz/%: fuzz/fuzz_%.c $(GEN_ONNX) $(foreach m,$(MODULES),$(wildcard $(m
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
 		$(foreach m,$(filter-out dataplane gateway,$(MODULES)),$(wildcard $(m)/*.c)) \
 		$(if $(filter config,$*),gateway/config.c) \
+		$(if $(filter l2l4,$*),dataplane/parse.c) \
 		$(if $(filter kernels,$(MODULES)),$(GEN_ONNX)) $(LDLIBS_ALL)
 
 test: all

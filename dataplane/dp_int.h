@@ -18,6 +18,7 @@
 #include <rte_ring.h>
 
 #include "dataplane/dataplane.h"
+#include "dataplane/dp_parse.h"
 
 enum {
 	DP_BURST = 32,		/* mbufs per rx_burst and per tx_burst */
@@ -153,6 +154,7 @@ struct dp_lcore {
 	rte_be32_t ip;			/* the gateway's address */
 	rte_be16_t udp_port;		/* the protocol's port */
 	bool csum_zero_ok;		/* config udp_csum_zero_ok */
+	struct dp_parse_cfg parse;	/* the same, for dp_parse_frame() */
 	uint16_t ip_id;			/* IPv4 identification of the next frame we originate */
 	uint16_t max_payload;		/* UDP payload bytes that fit the MTU and an mbuf */
 

@@ -251,6 +251,10 @@ dp_lcores_create(struct dp *dp, struct tg_err *err)
 		lc->ip = rte_cpu_to_be_32(dp->cfg.ipv4);
 		lc->udp_port = rte_cpu_to_be_16(dp->cfg.udp_port);
 		lc->csum_zero_ok = dp->cfg.udp_csum_zero_ok;
+		memcpy(lc->parse.mac, mac.addr_bytes, sizeof(lc->parse.mac));
+		lc->parse.ip = lc->ip;
+		lc->parse.udp_port = lc->udp_port;
+		lc->parse.csum_zero_ok = lc->csum_zero_ok;
 		lc->max_payload = (uint16_t)max_payload;
 		lc->tx_drain_tsc = hz * dp->cfg.tx_drain_us / 1000000;
 		lc->spin_tsc = hz * dp->cfg.idle_spin_us / 1000000;

@@ -15,51 +15,13 @@
 
 #include "dataplane/dp_int.h"
 
-/* Sources we never answer: a reply would go to a network, a loopback, or back to us. */
-static inline bool
-dp_ip_src_bad(const struct dp_lcore *lc, rte_be32_t src)
-{
-	uint32_t a = rte_be_to_cpu_32(src);
-
-	return a == 0 || a == UINT32_MAX || (a >> 28) == 0xe || (a >> 24) == 127 ||
-	       src == lc->ip;
-}
-
-/* Ones' complement sum of len bytes is all ones: the checksum inside them is right. */
-static inline bool
-dp_csum_ok(const void *p, size_t len)
-{
-	return rte_raw_cksum(p, len) == 0xffff;
-}
-
-/* The UDP checksum over pseudo header, header and payload (len bytes at udp) is right. */
-static inline bool
-dp_udp_csum_ok(const struct rte_ipv4_hdr *ip, const struct rte_udp_hdr *udp, size_t len)
-{
-	uint32_t s = (uint32_t)rte_raw_cksum(udp, len) + rte_ipv4_phdr_cksum(ip, 0);
-
-	return (uint16_t)((s & 0xffff) + (s >> 16)) == 0xffff;
-}
-
-/* Answer an ARP request for our address in place. @return true if m was consumed. */
-static bool
+/* Answer an ARP request for our address in place (dp_parse_frame() checked it). */
+static void
 dp_rx_arp(struct dp_lcore *lc, struct rte_mbuf *m, struct rte_ether_hdr *eth)
 {
 	struct rte_arp_hdr *arp = (struct rte_arp_hdr *)(eth + 1);
 	struct rte_arp_ipv4 *a = &arp->arp_data;
 
-	if (m->data_len < RTE_ETHER_HDR_LEN + sizeof(*arp) ||
-	    arp->arp_hardware != rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) ||
-	    arp->arp_protocol != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) ||
-	    arp->arp_hlen != RTE_ETHER_ADDR_LEN || arp->arp_plen != 4) {
-		DP_DROP(lc, ARP_BAD);
-		return false;
-	}
-	if (arp->arp_opcode != rte_cpu_to_be_16(RTE_ARP_OP_REQUEST) || a->arp_tip != lc->ip ||
-	    dp_ip_src_bad(lc, a->arp_sip) || !rte_is_unicast_ether_addr(&a->arp_sha)) {
-		DP_DROP(lc, ARP_IGNORED);
-		return false;
-	}
 	arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REPLY);
 	a->arp_tha = a->arp_sha;
 	a->arp_tip = a->arp_sip;
@@ -70,27 +32,19 @@ dp_rx_arp(struct dp_lcore *lc, struct rte_mbuf *m, struct rte_ether_hdr *eth)
 	m->data_len = m->pkt_len = RTE_ETHER_HDR_LEN + sizeof(*arp);
 	lc->stats.arp_replies++;
 	dp_tx_enqueue(lc, m);
-	return true;
 }
 
-/* Answer an ICMP echo request in place (same size: no amplification). @return consumed. */
-static bool
+/* Answer an ICMP echo request in place (same size: no amplification; checked already). */
+static void
 dp_rx_icmp(struct dp_lcore *lc, struct rte_mbuf *m, struct rte_ether_hdr *eth,
-	   struct rte_ipv4_hdr *ip, unsigned ihl, unsigned l4_len)
+	   const struct dp_parsed *p)
 {
-	struct rte_icmp_hdr *icmp = (struct rte_icmp_hdr *)((uint8_t *)ip + ihl);
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(eth + 1);
+	struct rte_icmp_hdr *icmp = rte_pktmbuf_mtod_offset(m, struct rte_icmp_hdr *, p->l4_off);
 
-	if (l4_len < sizeof(*icmp) || !dp_csum_ok(icmp, l4_len)) {
-		DP_DROP(lc, ICMP_BAD);
-		return false;
-	}
-	if (icmp->icmp_type != RTE_IP_ICMP_ECHO_REQUEST || icmp->icmp_code != 0) {
-		DP_DROP(lc, ICMP_TYPE);
-		return false;
-	}
 	icmp->icmp_type = RTE_IP_ICMP_ECHO_REPLY;
 	icmp->icmp_cksum = 0;
-	icmp->icmp_cksum = ~rte_raw_cksum(icmp, l4_len);
+	icmp->icmp_cksum = ~rte_raw_cksum(icmp, p->l4_len);
 	ip->dst_addr = ip->src_addr;
 	ip->src_addr = lc->ip;
 	ip->time_to_live = 64;
@@ -100,132 +54,63 @@ dp_rx_icmp(struct dp_lcore *lc, struct rte_mbuf *m, struct rte_ether_hdr *eth,
 	eth->src_addr = lc->mac;
 	lc->stats.icmp_replies++;
 	dp_tx_enqueue(lc, m);
-	return true;
 }
 
-/*
- * Check a UDP datagram for us; pass its payload on. m stays the caller's.
- * @return the message this datagram completed, or NULL
- */
-static struct dp_slot *
-dp_rx_udp(struct dp_lcore *lc, struct rte_mbuf *m, struct rte_ether_hdr *eth,
-	  struct rte_ipv4_hdr *ip, unsigned ihl, unsigned l4_len, uint64_t now)
+/* The port's checksum verdicts, for dp_parse_frame(). */
+static inline unsigned
+dp_rx_hw(const struct rte_mbuf *m)
 {
-	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)((uint8_t *)ip + ihl);
-	struct dp_peer from;
+	uint64_t ip = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+	uint64_t l4 = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
 
-	if (l4_len < sizeof(*udp)) {
-		DP_DROP(lc, UDP_RUNT);
-		return NULL;
-	}
-	if (rte_be_to_cpu_16(udp->dgram_len) != l4_len) {
-		DP_DROP(lc, UDP_LEN);
-		return NULL;
-	}
-	if (udp->dst_port != lc->udp_port) {
-		DP_DROP(lc, UDP_PORT);
-		return NULL;
-	}
-	if (udp->dgram_cksum == 0) {
-		if (!lc->csum_zero_ok) {
-			DP_DROP(lc, UDP_CSUM_ZERO);
-			return NULL;
-		}
-	} else if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) != RTE_MBUF_F_RX_L4_CKSUM_GOOD &&
-		   ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_BAD ||
-		    !dp_udp_csum_ok(ip, udp, l4_len))) {
-		DP_DROP(lc, UDP_CSUM);
-		return NULL;
-	}
-	lc->stats.udp_rx++;
-	from.mac = eth->src_addr;
-	from.ip = ip->src_addr;
-	from.port = udp->src_port;
-	return dp_udp_input(lc, &from, (const uint8_t *)(udp + 1),
-			    (uint16_t)(l4_len - sizeof(*udp)), now);
+	return (ip == RTE_MBUF_F_RX_IP_CKSUM_GOOD ? DP_HW_IP_GOOD : 0) |
+	       (ip == RTE_MBUF_F_RX_IP_CKSUM_BAD ? DP_HW_IP_BAD : 0) |
+	       (l4 == RTE_MBUF_F_RX_L4_CKSUM_GOOD ? DP_HW_L4_GOOD : 0) |
+	       (l4 == RTE_MBUF_F_RX_L4_CKSUM_BAD ? DP_HW_L4_BAD : 0);
 }
 
 /*
- * Classify one frame. @return true if m was consumed (queued for TX as a reply); false if the
- * caller frees it. *done is set to the message the frame completed, or NULL.
+ * Classify one frame (dp_parse_frame(): every L2-L4 check over the bytes), then act on it.
+ * @return true if m was consumed (queued for TX as a reply); false if the caller frees it.
+ * *done is set to the message the frame completed, or NULL.
  */
 static bool
 dp_rx_one(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now, struct dp_slot **done)
 {
 	struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
-	struct rte_ipv4_hdr *ip;
-	unsigned ihl, tot, l4_len;
-	uint16_t frag;
+	const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(eth + 1);
+	const struct rte_udp_hdr *udp;
+	struct dp_parsed p;
+	struct dp_peer from;
 
 	lc->stats.rx_bytes += m->pkt_len;
 	if (unlikely(m->nb_segs != 1)) {
 		DP_DROP(lc, MULTISEG);	/* MTU-sized frames fit one mbuf; nothing chains here */
 		return false;
 	}
-	if (unlikely(m->data_len < RTE_ETHER_HDR_LEN)) {
-		DP_DROP(lc, RUNT);
+	dp_parse_frame(&lc->parse, (const uint8_t *)eth, m->data_len, dp_rx_hw(m), &p);
+	switch (p.v) {
+	case DP_V_DROP:
+		lc->stats.drop[p.drop]++;
 		return false;
+	case DP_V_ARP:
+		dp_rx_arp(lc, m, eth);
+		return true;
+	case DP_V_ICMP:
+		/* Ethernet padding past the IPv4 datagram is not ours to echo. */
+		m->data_len = m->pkt_len = RTE_ETHER_HDR_LEN + p.ip_len;
+		dp_rx_icmp(lc, m, eth, &p);
+		return true;
+	case DP_V_UDP:
+		break;
 	}
-	if (!rte_is_same_ether_addr(&eth->dst_addr, &lc->mac) &&
-	    !rte_is_broadcast_ether_addr(&eth->dst_addr)) {
-		DP_DROP(lc, ETH_DST);
-		return false;
-	}
-	if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP))
-		return dp_rx_arp(lc, m, eth);
-	if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
-		DP_DROP(lc, ETHERTYPE);
-		return false;
-	}
-
-	ip = (struct rte_ipv4_hdr *)(eth + 1);
-	if (unlikely(m->data_len < RTE_ETHER_HDR_LEN + sizeof(*ip))) {
-		DP_DROP(lc, IP_RUNT);
-		return false;
-	}
-	if (unlikely((ip->version_ihl >> 4) != 4)) {
-		DP_DROP(lc, IP_VERSION);
-		return false;
-	}
-	ihl = (ip->version_ihl & RTE_IPV4_HDR_IHL_MASK) * RTE_IPV4_IHL_MULTIPLIER;
-	if (unlikely(ihl < sizeof(*ip) || RTE_ETHER_HDR_LEN + ihl > m->data_len)) {
-		DP_DROP(lc, IP_IHL);
-		return false;
-	}
-	tot = rte_be_to_cpu_16(ip->total_length);
-	if (unlikely(tot < ihl || RTE_ETHER_HDR_LEN + tot > m->data_len)) {
-		DP_DROP(lc, IP_LEN);
-		return false;
-	}
-	if ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) != RTE_MBUF_F_RX_IP_CKSUM_GOOD &&
-	    ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_BAD ||
-	     !dp_csum_ok(ip, ihl))) {
-		DP_DROP(lc, IP_CSUM);
-		return false;
-	}
-	frag = rte_be_to_cpu_16(ip->fragment_offset);
-	if (unlikely(frag & (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK))) {
-		DP_DROP(lc, IP_FRAG);
-		return false;
-	}
-	if (ip->dst_addr != lc->ip) {
-		DP_DROP(lc, IP_DST);
-		return false;
-	}
-	if (unlikely(dp_ip_src_bad(lc, ip->src_addr))) {
-		DP_DROP(lc, IP_SRC);
-		return false;
-	}
-	/* Ethernet padding past the IPv4 datagram is not ours to echo or parse. */
-	m->data_len = m->pkt_len = RTE_ETHER_HDR_LEN + tot;
-	l4_len = tot - ihl;
-	if (ip->next_proto_id == IPPROTO_UDP) {
-		*done = dp_rx_udp(lc, m, eth, ip, ihl, l4_len, now);
-		return false;
-	}
-	if (ip->next_proto_id == IPPROTO_ICMP)
-		return dp_rx_icmp(lc, m, eth, ip, ihl, l4_len);
-	DP_DROP(lc, IP_PROTO);
+	udp = rte_pktmbuf_mtod_offset(m, const struct rte_udp_hdr *, p.l4_off);
+	lc->stats.udp_rx++;
+	from.mac = eth->src_addr;
+	from.ip = ip->src_addr;
+	from.port = udp->src_port;
+	*done = dp_udp_input(lc, &from, rte_pktmbuf_mtod_offset(m, const uint8_t *, p.payload_off),
+			     p.payload_len, now);
 	return false;
 }
 
