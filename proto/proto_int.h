@@ -82,6 +82,13 @@ enum proto_reason proto_chunk_check(const struct proto_chunk *c,
 /* Quantization parameters valid for the dtype. */
 bool proto_quant_ok(unsigned dtype, float scale, int32_t zero_point);
 
+/* CRC32C, the two ways proto_crc32c() may take, for tests that compare them: software
+ * slicing-by-8 always; the CPU's crc32 instruction when proto_crc32c_hw_ok() (SSE4.2, checked
+ * at run time), else software as well. */
+uint32_t proto_crc32c_sw(uint32_t crc, const void *buf, size_t len);
+uint32_t proto_crc32c_hw(uint32_t crc, const void *buf, size_t len);
+bool proto_crc32c_hw_ok(void);
+
 /* Write the chunk block (bytes 40..95) shared by REQUEST and RESPONSE. */
 void proto_chunk_put(uint8_t *buf, const struct proto_chunk *c);
 /* Write the common header; flags must already hold LZ4 as wanted. */

@@ -1,9 +1,10 @@
 /*
  * proto: quantization round trips within half a step, the rounding and clamping rules of
- * docs/protocol.md, little-endian elements at any alignment; CRC32C known vectors.
+ * docs/protocol.md, little-endian elements at any alignment; CRC32C known vectors, and its
+ * hardware path (SSE4.2) equal to the table one on random buffers.
  */
 #include "tests/harness.h"
-#include "proto/proto.h"
+#include "proto/proto_int.h"
 
 #include <errno.h>
 #include <math.h>
@@ -163,6 +164,37 @@ test_crc32c_known_vectors(void)
 	TH_CHECK(proto_crc32c(0, b, 32) == 0x113FDB5Cu);
 }
 
+/* The crc32 instruction and the tables agree on random buffers of any length, alignment and
+ * running CRC; proto_crc32c() is one of them. */
+static void
+test_crc32c_hw_equals_table(void)
+{
+	static uint8_t b[5000];
+	uint32_t r = 12345;
+
+	if (!proto_crc32c_hw_ok()) {
+		TH_SKIP("no SSE4.2 crc32 instruction on this CPU");
+		return;
+	}
+	for (unsigned i = 0; i < sizeof(b); i++) {
+		r = r * 1103515245u + 12345u;
+		b[i] = (uint8_t)(r >> 16);
+	}
+	for (unsigned k = 0; k < 400; k++) {
+		size_t off, len;
+		uint32_t seed;
+
+		r = r * 1103515245u + 12345u;
+		off = (r >> 8) % 16;
+		len = k < 64 ? k : (r >> 4) % (sizeof(b) - 16);
+		seed = k % 3 == 0 ? 0 : r;
+		TH_CHECK_MSG(proto_crc32c_hw(seed, b + off, len) == proto_crc32c_sw(seed, b + off, len),
+			     "len %zu off %zu", len, off);
+	}
+	TH_CHECK(proto_crc32c(0, b, 4096) == proto_crc32c_sw(0, b, 4096));
+	TH_CHECK(proto_crc32c_hw(0, b + 1, 4095) == crc32c_ref(b + 1, 4095));
+}
+
 static void
 test_crc32c_incremental_and_unaligned(void)
 {
@@ -191,5 +223,6 @@ main(void)
 	TH_RUN(test_quant_refuses_bad_parameters);
 	TH_RUN(test_crc32c_known_vectors);
 	TH_RUN(test_crc32c_incremental_and_unaligned);
+	TH_RUN(test_crc32c_hw_equals_table);
 	TH_DONE();
 }
