@@ -690,7 +690,7 @@ dp_chunk_input(struct dp_lcore *lc, struct dp_session *sess, const struct proto_
 	}
 	if (!dp_span_fits(s, c)) {
 		DP_DROP(lc, CHUNK_PLACE);
-		dp_msg_refuse(lc, s, PROTO_E_CHUNK_MISMATCH, now);
+		dp_msg_refuse(lc, s, PROTO_E_CHUNK_TILE, now);
 		return NULL;
 	}
 	if (proto_chunk_unpack(c, s->pub.tensor, c->t.raw_total, &lc->stats.proto) != PROTO_OK) {

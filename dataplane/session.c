@@ -215,7 +215,7 @@ dp_hello_input(struct dp_lcore *lc, const struct dp_peer *from, const struct pro
 			dp_sessions_expire(lc, now);
 		if (re->n_free_sess == 0) {
 			DP_DROP(lc, SESSION_FULL);
-			dp_reply_error(lc, from, in, in_len, PROTO_ST_OVERLOADED, PROTO_E_POOL_FULL);
+			dp_reply_error(lc, from, in, in_len, PROTO_ST_OVERLOADED, PROTO_E_SESSION_FULL);
 			return;
 		}
 		s = re->free_sess[re->n_free_sess - 1];
@@ -223,7 +223,7 @@ dp_hello_input(struct dp_lcore *lc, const struct dp_peer *from, const struct pro
 		/* The table holds every session of the pool: the add cannot fail. */
 		if (rte_hash_add_key_data(re->sessions, &s->id, s) < 0) {
 			DP_DROP(lc, SESSION_FULL);
-			dp_reply_error(lc, from, in, in_len, PROTO_ST_OVERLOADED, PROTO_E_POOL_FULL);
+			dp_reply_error(lc, from, in, in_len, PROTO_ST_OVERLOADED, PROTO_E_SESSION_FULL);
 			return;
 		}
 		re->n_free_sess--;

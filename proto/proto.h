@@ -257,7 +257,9 @@ enum proto_status {
 	_(E_REASM_TIMEOUT,  "reasm_timeout",    UNKNOWN_REQUEST, "message still incomplete at its reassembly timeout") \
 	_(E_QUEUE_FULL,     "queue_full",       OVERLOADED,  "the split's queue is full")	\
 	_(E_CLIENT_INFLIGHT, "client_inflight", OVERLOADED,  "client over its in-flight messages") \
-	_(E_POOL_FULL,      "pool_full",        OVERLOADED,  "no free message slot in the gateway")
+	_(E_POOL_FULL,      "pool_full",        OVERLOADED,  "no free message slot in the gateway") \
+	_(E_CHUNK_TILE,     "chunk_tile",       BAD_REQUEST, "chunks overlap or leave a gap: they do not tile the tensor") \
+	_(E_SESSION_FULL,   "session_full",     OVERLOADED,  "no free session for a new HELLO")
 
 enum proto_reason {
 #define _(sym, name, status, help) PROTO_##sym,
@@ -447,7 +449,11 @@ enum proto_reason proto_peek(const uint8_t *buf, size_t len, struct proto_hdr *h
  * Thread: any; buf and out are the caller's.
  * @param lim  NULL: proto_limits_default()
  * @param st   NULL, or counters: rx[type]++ on success, reject[reason]++ otherwise
- * @return PROTO_OK, or the reason it was refused (out is then unspecified)
+ * @return PROTO_OK, or the reason it was refused. On a refusal out->h is filled as far as
+ *         proto_peek() got (the caller should zero it first: fields past that point are left
+ *         as they were; version and type from 4 bytes on, flags to request_id from 16,
+ *         session_id and mac from 40), which is what an ERROR reply needs; the rest of out
+ *         is unspecified.
  */
 enum proto_reason proto_decode(const uint8_t *buf, size_t len, const struct proto_limits *lim,
 			       struct proto_msg *out, struct proto_stats *st);
@@ -602,7 +608,8 @@ int proto_dequantize(unsigned dtype, const void *src, size_t n, float scale,
 
 /**
  * CRC32C of buf appended to a running crc: start with 0, feed the previous return value to
- * continue ("123456789" -> 0xE3069283). Software slicing-by-8; tables built on first use.
+ * continue ("123456789" -> 0xE3069283). The SSE4.2 crc32 instruction where the CPU has it
+ * (checked at run time), else software slicing-by-8 (tables built on first use).
  */
 uint32_t proto_crc32c(uint32_t crc, const void *buf, size_t len);
 

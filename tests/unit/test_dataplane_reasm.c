@@ -309,7 +309,7 @@ expect_placement_refused(int delta)
 	dp_stats_get(dp, &a);
 	send_dg(&ma, bad, n);
 	TH_CHECK(reply(&r, 100));
-	TH_CHECK(is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_CHUNK_MISMATCH));
+	TH_CHECK(is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_CHUNK_TILE));
 	/* The message's answer (kept for its late chunks), not the chunk's. */
 	TH_CHECK(r.u.error.chunk_index == 0xFFFF && r.h.request_id == ma.h.request_id);
 	dp_stats_get(dp, &b);
@@ -348,7 +348,7 @@ test_first_chunk_not_at_zero_refused(void)
 	TH_CHECK(n > 0);
 	dp_stats_get(dp, &a);
 	send_dg(&ma, bad, n);
-	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_CHUNK_MISMATCH));
+	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_CHUNK_TILE));
 	dp_stats_get(dp, &b);
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_CHUNK_PLACE, 1));
 }
@@ -1248,7 +1248,7 @@ test_sessions_bounded_and_expire(void)
 	TH_CHECK(hello(2, 40002, 0, PROTO_HELLO_MIN_DGRAM, &r) && r.h.type == PROTO_T_HELLO_REPLY);
 	dp_stats_get(dp, &a);
 	TH_CHECK(hello(3, 40003, 0, PROTO_HELLO_MIN_DGRAM, &r));
-	TH_CHECK(is_error(&r, PROTO_ST_OVERLOADED, PROTO_E_POOL_FULL));
+	TH_CHECK(is_error(&r, PROTO_ST_OVERLOADED, PROTO_E_SESSION_FULL));
 	dp_stats_get(dp, &b);
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_SESSION_FULL, 1));
 	for (int i = 0; i < 40; i++) {	/* past the 30 ms TTL */

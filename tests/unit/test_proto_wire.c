@@ -1019,6 +1019,7 @@ test_reason_names_and_statuses(void)
 		TH_CHECK(proto_reason_help(i)[0] != '?' && proto_reason_name(i)[0] != '?');
 	/* Wire values are frozen: these are in docs/protocol.md. */
 	TH_CHECK(PROTO_E_TRUNCATED == 1 && PROTO_E_LZ4 == 23 && PROTO_E_POOL_FULL == 37);
+	TH_CHECK(PROTO_E_CHUNK_TILE == 38 && PROTO_E_SESSION_FULL == 39);
 	TH_CHECK(PROTO_ST_UNAUTHENTICATED == 10);
 }
 
