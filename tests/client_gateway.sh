@@ -189,9 +189,13 @@ ip netns exec "$NS_CL" timeout 120 "$BUILD/tgc-example" --gateway "$IP_GW:7700" 
 rc=$?
 echo "  want-tensor: $(grep -E '^(ok|accuracy|rx_dropped) ' "$out/want.out" | tr '\n' ' ')"
 sed 's/^/    | /' "$out/want.err" | head -n 10
-check "WANT_TENSOR from the model: 100 output tensors, argmax accuracy >= 80% (status $rc)" \
-	test "$rc" -eq 0 -a "$(val ok "$out/want.out")" -eq 100 -a \
-	"$(awk -v a="$(val accuracy "$out/want.out")" 'BEGIN { print (a >= 80) }')" -eq 1
+# Every request answered; every OK answer carries the output tensor (the scheduler may shed
+# a few under load: DEADLINE_INFEASIBLE and OVERLOADED are answers too).
+check "WANT_TENSOR from the model: 100 answered, OK ones with their output tensor" \
+	test "$(val answered "$out/want.out")" -eq 100 -a "$(val ok "$out/want.out")" -ge 95 -a \
+	"$(val ok_without_tensor "$out/want.out")" -eq 0
+check "WANT_TENSOR from the model: argmax accuracy >= 80%" \
+	awk -v a="$(val accuracy "$out/want.out")" 'BEGIN { exit !(a >= 80) }'
 
 kill -TERM "$gw_pid" 2>/dev/null
 for _ in $(seq 150); do	# at most 30 s to drain

@@ -234,7 +234,7 @@ main(int argc, char **argv)
 	struct tgc_head *head = NULL;
 	struct tg_fmnist ds = { 0 };
 	struct tg_err err = { 0 };
-	uint64_t answered = 0, ok = 0, correct = 0, failed = 0, advice_differs = 0;
+	uint64_t answered = 0, ok = 0, correct = 0, failed = 0, advice_differs = 0, no_tensor = 0;
 	uint64_t total_ns = 0, srv_us = 0, bytes = 0;
 	uint64_t ok_split[256] = { 0 }, ok_dtype[8] = { 0 };
 	size_t img_numel = TG_FMNIST_ROWS * TG_FMNIST_COLS;
@@ -323,6 +323,7 @@ main(int argc, char **argv)
 			continue;
 		}
 		answered++;
+		no_tensor += o.want_tensor && res.status == PROTO_ST_OK && res.tensor.raw_total == 0;
 		if (res.status == PROTO_ST_OK && (res.top_k > 0 || res.tensor.raw_total > 0)) {
 			ok++;
 			ok_split[split & 255]++;
@@ -357,7 +358,8 @@ main(int argc, char **argv)
 	       answered ? (double)total_ns / 1e6 / (double)answered : 0.0,
 	       answered ? (double)srv_us / 1e3 / (double)answered : 0.0,
 	       answered ? (double)bytes / (double)answered : 0.0);
-	printf("advice_differs %llu\n", (unsigned long long)advice_differs);
+	printf("advice_differs %llu\nok_without_tensor %llu\n", (unsigned long long)advice_differs,
+	       (unsigned long long)no_tensor);
 	ex_print_stats(c);
 	rc = ok == o.n ? 0 : -EIO;
 out:
