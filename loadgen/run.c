@@ -478,7 +478,7 @@ lg_finish(struct lg_run *r, struct lg_dev *d, enum lg_end how, unsigned status, 
 				res->error[status < PROTO_ST__COUNT ? status : PROTO_ST_INTERNAL]++;
 			else
 				res->status[status < PROTO_ST__COUNT ? status : PROTO_ST_INTERNAL]++;
-			if (status != PROTO_ST_OK)
+			if (status != PROTO_ST_OK && reason != PROTO_OK)	/* OK: none given */
 				res->reason[reason < PROTO_REASON__COUNT ? reason : PROTO_OK]++;
 		}
 		if (how == LG_END_RESPONSE && status == PROTO_ST_OK) {
