@@ -2,12 +2,13 @@
 # tests/gateway_overload.sh) and by scripts/bench_gateway.sh: namespaces, the daemon, GETs.
 # Not a test itself (run_tests.sh runs tests/*.sh only). The caller sets, before sourcing:
 #   NAME (unique: include $$), SUBNET (third octet of 10.82.N.0/24, the helper's subnet),
-#   TMP (a directory it removes), BUILD.
+#   TMP (a directory it removes), BUILD; NET (first two octets, default 10.82) for a test
+#   in another helper's range (tests/bench_gateway.sh: 10.80).
 # Same measured veth pitfalls as tests/gateway_serve.sh: one queue each end, MTU 1500, TX
 # checksum offload off on the client end, no address on the gateway end.
 
 NS_GW=$NAME-gw NS_CL=$NAME-cl IF_GW=$NAME-g IF_CL=$NAME-c
-IP_GW=10.82.$SUBNET.1 IP_CL=10.82.$SUBNET.2
+IP_GW=${NET:-10.82}.$SUBNET.1 IP_CL=${NET:-10.82}.$SUBNET.2
 PREFIX=tg_${NAME}
 gw_pid=
 gw_port=
