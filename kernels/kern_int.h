@@ -48,6 +48,8 @@
 	_(PRELU, "PRelu", 0, 1)                               \
 	_(CONCAT, "Concat", 1, 1)                             \
 	_(SPLIT, "Split", 0, 1)                               \
+	_(RESIZE, "Resize", 0, 1)                             \
+	_(UPSAMPLE, "Upsample", 0, 1)                         \
 	_(GEMM, "Gemm", 0, 1)                                 \
 	_(MATMUL, "MatMul", 0, 1)                             \
 	_(FLATTEN, "Flatten", 0, 1)                           \
@@ -122,6 +124,12 @@ struct kern_pool_attr {
 	bool count_include_pad;
 };
 
+/* Resize/Upsample modes, as their string attributes say. */
+enum { KERN_RS_NEAREST, KERN_RS_LINEAR, KERN_RS_CUBIC };
+enum { KERN_RS_HALF_PIXEL, KERN_RS_PYTORCH_HALF_PIXEL, KERN_RS_ALIGN_CORNERS,
+       KERN_RS_ASYMMETRIC, KERN_RS_TF_CROP, KERN_RS_HALF_PIXEL_SYMMETRIC };
+enum { KERN_RS_ROUND_PREFER_FLOOR, KERN_RS_ROUND_PREFER_CEIL, KERN_RS_FLOOR, KERN_RS_CEIL };
+
 struct kern_node {
 	enum kern_op op;
 	char *name;			/* node name, or "<op>_<index>" when the file has none */
@@ -148,6 +156,8 @@ struct kern_node {
 			 int n; bool has; } slice;	/* opset < 10 attributes */
 		struct { int to; } cast;
 		struct { int64_t axis, sizes[KERN_MAX_OUT]; int n_sizes; bool has_sizes; } split;
+		struct { int mode, coord, nearest; float scales[TG_MAX_DIMS]; int n_scales; }
+			resize;		/* enum kern_resize_* ; scales: Upsample-7's attribute */
 		struct { int64_t axes[TG_MAX_DIMS]; int n_axes; bool has_axes, keepdims,
 			 noop_empty; } reduce;
 	} a;
@@ -234,6 +244,11 @@ int kern_slice_box(const struct kern_shapes *s, const struct kern_node *n, int n
 /** Sizes of a Split's outputs along its axis of length dim. @return 0 or -EINVAL */
 int kern_split_sizes(const struct kern_shapes *s, const struct kern_node *n, int64_t dim,
 		     int64_t *sizes);
+/** A Resize/Upsample's output dims and per-dim scales (out/in when sizes are given), and
+ * whether oneDNN's resampling computes it exactly. @return 0 or -EINVAL with *why set */
+int kern_resize_geometry(const struct kern_model *m, const struct kern_shapes *s,
+			 const struct kern_node *n, int64_t *out_dims, float *scales,
+			 const char **why);
 /** Which dims of an nd-D input a Reduce* node reduces (flags). @return 0 or -EINVAL */
 int kern_reduce_axes(const struct kern_shapes *s, const struct kern_node *n, int nd, bool *red);
 

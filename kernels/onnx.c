@@ -384,6 +384,64 @@ kern_attr_convt(const struct kern_attr_ctx *c, struct kern_node *n)
 	return 0;
 }
 
+/* A STRING attribute matched against a list: its index, dflt when absent, -1 unknown. */
+static int
+kern_attr_enum(const Onnx__NodeProto *np, const char *name, const char *const *names, int dflt)
+{
+	const Onnx__AttributeProto *a = kern_attr(np, name);
+
+	if (a == NULL || !a->has_s)
+		return dflt;
+	for (int i = 0; names[i]; i++)
+		if (strlen(names[i]) == a->s.len && memcmp(names[i], a->s.data, a->s.len) == 0)
+			return i;
+	return -1;
+}
+
+/* Resize (opset 10..18) and Upsample (7, 9): the modes; what is not computed exactly is
+ * refused when shapes are known (kern_resize_geometry). */
+static int
+kern_attr_resize(const struct kern_attr_ctx *c, struct kern_model *m, struct kern_node *n)
+{
+	static const char *const modes[] = { "nearest", "linear", "cubic", NULL };
+	static const char *const coords[] = { "half_pixel", "pytorch_half_pixel", "align_corners",
+					      "asymmetric", "tf_crop_and_resize",
+					      "half_pixel_symmetric", NULL };
+	static const char *const nearest[] = { "round_prefer_floor", "round_prefer_ceil", "floor",
+					       "ceil", NULL };
+	const Onnx__AttributeProto *a = kern_attr(c->np, "mode");
+	bool legacy = n->op == KOP_UPSAMPLE || m->opset < 11;
+
+	/* Upsample and Resize-10 say "bilinear"/"linear" and map coordinates asymmetrically. */
+	if (a && a->has_s && a->s.len == 8 && memcmp(a->s.data, "bilinear", 8) == 0)
+		n->a.resize.mode = KERN_RS_LINEAR;
+	else
+		n->a.resize.mode = kern_attr_enum(c->np, "mode", modes, KERN_RS_NEAREST);
+	n->a.resize.coord = legacy ? KERN_RS_ASYMMETRIC :
+		kern_attr_enum(c->np, "coordinate_transformation_mode", coords, KERN_RS_HALF_PIXEL);
+	n->a.resize.nearest = legacy ? KERN_RS_FLOOR :
+		kern_attr_enum(c->np, "nearest_mode", nearest, KERN_RS_ROUND_PREFER_FLOOR);
+	if (n->a.resize.mode < 0 || n->a.resize.coord < 0 || n->a.resize.nearest < 0)
+		return kern_attr_bad(c, "mode/coordinate_transformation_mode/nearest_mode",
+				     "value not supported");
+	if (kern_attr_int(c->np, "antialias", 0) != 0)
+		return kern_attr_bad(c, "antialias", "not supported");
+	if (kern_attr(c->np, "axes") != NULL)
+		return kern_attr_bad(c, "axes", "not supported");
+	if (kern_attr_enum(c->np, "keep_aspect_ratio_policy", (const char *const[]){ "stretch",
+			   NULL }, 0) != 0)
+		return kern_attr_bad(c, "keep_aspect_ratio_policy", "only stretch is supported");
+	a = kern_attr(c->np, "scales");
+	if (a != NULL) {
+		if (a->n_floats > TG_MAX_DIMS)
+			return kern_attr_bad(c, "scales", "too many values");
+		for (size_t i = 0; i < a->n_floats; i++)
+			n->a.resize.scales[i] = a->floats[i];
+		n->a.resize.n_scales = (int)a->n_floats;
+	}
+	return 0;
+}
+
 static int
 kern_node_attrs(struct kern_model *m, struct kern_node *n, const Onnx__NodeProto *np,
 		struct tg_err *err)
@@ -553,6 +611,13 @@ kern_node_attrs(struct kern_model *m, struct kern_node *n, const Onnx__NodeProto
 		n->a.split.n_sizes = rc;
 		n->a.split.has_sizes = kern_attr(np, "split") != NULL;
 		rc = 0;
+		break;
+	case KOP_RESIZE:
+	case KOP_UPSAMPLE:
+		KNOWN("mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a",
+		      "exclude_outside", "extrapolation_value", "antialias", "axes",
+		      "keep_aspect_ratio_policy", "scales");
+		rc = kern_attr_resize(&c, m, n);
 		break;
 	case KOP_CAST:
 		KNOWN("to");

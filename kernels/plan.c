@@ -1695,6 +1695,48 @@ kp_build_convt(struct kern_plan *p, const struct kern_node *n)
 	return rc;
 }
 
+/* Resize and Upsample: oneDNN's resampling with ONNX's own scales (see kern_resize_geometry
+ * for which modes compute exactly what ONNX says). */
+static int
+kp_build_resize(struct kern_plan *p, const struct kern_node *n)
+{
+	const struct kern_shapes *s = &p->sh;
+	int x = n->in[0], y = n->out[0], nd = s->ndim[x];
+	int64_t od[TG_MAX_DIMS];
+	float sc[TG_MAX_DIMS];
+	const char *why = "";
+	dnnl_memory_desc_t dst_md;
+	dnnl_resampling_desc_t rd;
+	dnnl_primitive_desc_t pd = NULL;
+	dnnl_memory_t src, dst;
+	int rc;
+
+	if (kern_resize_geometry(p->m, s, n, od, sc, &why) < 0)
+		return tg_err_set(p->err, -EINVAL, "node \"%s\" (%s): %s", n->name,
+				  kern_op_names[n->op], why);
+	rc = p->vmem[x] == NULL ? kp_get_plain(p, x, &src, n) : kp_get_f32(p, x, &src, n);
+	if (rc < 0)
+		return rc;
+	kp_any_md(&dst_md, nd, s->dims[y]);
+	rc = kp_chk(p, dnnl_resampling_forward_desc_init(&rd, dnnl_forward_inference,
+			n->a.resize.mode == KERN_RS_LINEAR ? dnnl_resampling_linear :
+							     dnnl_resampling_nearest,
+			sc + 2, kp_md(src), &dst_md), n, "resampling");
+	if (rc == 0)
+		rc = kp_chk(p, dnnl_primitive_desc_create(&pd, &rd, NULL, p->eng, NULL), n,
+			    "resampling pd");
+	if (rc == 0)
+		rc = kp_dst(p, pd, y, &dst, n);
+	if (rc == 0) {
+		dnnl_exec_arg_t args[2] = { { DNNL_ARG_SRC, src }, { DNNL_ARG_DST, dst } };
+
+		rc = kp_push_pd(p, pd, 2, args, n);
+	}
+	if (pd)
+		dnnl_primitive_desc_destroy(pd);
+	return rc;
+}
+
 /* Constant Pad: the border is written once here; each run copies only the interior. */
 static int
 kp_build_pad(struct kern_plan *p, const struct kern_node *n)
@@ -1806,6 +1848,7 @@ kp_build_node(struct kern_plan *p, const struct kern_node *n, const struct kp_ch
 		return kp_build_view(p, n);
 	case KOP_PAD: return kp_build_pad(p, n);
 	case KOP_SLICE: case KOP_SPLIT: return kp_build_slice(p, n);
+	case KOP_RESIZE: case KOP_UPSAMPLE: return kp_build_resize(p, n);
 	default:
 		return tg_err_set(p->err, -ENOTSUP, "node \"%s\" (%s): not executable", n->name,
 				  kern_op_names[n->op]);

@@ -255,6 +255,111 @@ kern_prelu_per_channel(const struct kern_model *m, const struct kern_shapes *s,
 	       s->dims[w][0] == s->dims[x][1] && s->dims[w][0] != 1;
 }
 
+/* A static float vector (f32, f64 or integers). @return its length, or -EINVAL. */
+static int
+kern_static_floats(const struct kern_shapes *s, int v, float *out, int max)
+{
+	const struct tg_tensor *t;
+	size_t n;
+
+	if (v < 0 || s->sval[v].data == NULL)
+		return -EINVAL;
+	t = &s->sval[v];
+	n = tg_tensor_numel(t);
+	if (n > (size_t)max)
+		return -E2BIG;
+	for (size_t i = 0; i < n; i++) {
+		switch (t->dtype) {
+		case TG_DT_F32: out[i] = ((const float *)t->data)[i]; break;
+		case TG_DT_F64: out[i] = (float)((const double *)t->data)[i]; break;
+		case TG_DT_S64: out[i] = (float)((const int64_t *)t->data)[i]; break;
+		default: return -EINVAL;
+		}
+	}
+	return (int)n;
+}
+
+int
+kern_resize_geometry(const struct kern_model *m, const struct kern_shapes *s,
+		     const struct kern_node *n, int64_t *out_dims, float *scales, const char **why)
+{
+	int x = n->in[0], nd = s->ndim[x], sv = -1, zv = -1, ns = 0;
+	int64_t sizes[TG_MAX_DIMS];
+	const int64_t *d = s->dims[x];
+
+	/* Where scales and sizes are: Upsample-7 an attribute, Upsample-9 and Resize-10 the
+	 * second input, Resize-11.. the third (scales) or the fourth (sizes). */
+	if (n->op == KOP_UPSAMPLE && n->a.resize.n_scales) {
+		ns = n->a.resize.n_scales;
+		memcpy(scales, n->a.resize.scales, (size_t)ns * sizeof(float));
+	} else if (n->op == KOP_UPSAMPLE || m->opset < 11) {
+		sv = n->in[1];
+	} else {
+		sv = n->in[2];
+		zv = n->in[3];
+	}
+	if (sv >= 0 && (ns = kern_static_floats(s, sv, scales, TG_MAX_DIMS)) < 0) {
+		*why = "scales must be constants";
+		return -EINVAL;
+	}
+	if (ns == 0 && zv >= 0) {
+		if (kern_static_ints(s, zv, sizes, TG_MAX_DIMS) != nd) {
+			*why = "sizes must be constants, one per dim";
+			return -EINVAL;
+		}
+		for (int i = 0; i < nd; i++) {
+			out_dims[i] = sizes[i];
+			scales[i] = d[i] ? (float)sizes[i] / (float)d[i] : 1.f;
+		}
+	} else if (ns == nd) {
+		for (int i = 0; i < nd; i++)
+			out_dims[i] = (int64_t)floor((double)d[i] * scales[i]);
+	} else {
+		*why = "scales or sizes must give one value per dim";
+		return -EINVAL;
+	}
+	if (nd < 3 || nd > 5 || out_dims[0] != d[0] || out_dims[1] != d[1]) {
+		*why = "only the 1 to 3 spatial dims may be resized";
+		return -EINVAL;
+	}
+	for (int i = 2; i < nd; i++) {
+		if (out_dims[i] < 1 || out_dims[i] > (1 << 24) || !(scales[i] > 0.f)) {
+			*why = "output size out of range";
+			return -EINVAL;
+		}
+		/* Nearest: oneDNN and ONNX pick the same pixel for whole upscale factors with
+		 * half-pixel centres (any rounding) or asymmetric floor. */
+		bool half = n->a.resize.coord == KERN_RS_HALF_PIXEL ||
+			    n->a.resize.coord == KERN_RS_PYTORCH_HALF_PIXEL;
+		bool rounds = n->a.resize.nearest == KERN_RS_ROUND_PREFER_FLOOR ||
+			      n->a.resize.nearest == KERN_RS_ROUND_PREFER_CEIL;
+
+		/* Nearest: for a whole upscale factor k ONNX picks floor(dst / k), as oneDNN
+		 * does, with half-pixel centres and rounding to nearest (never exactly at .5), or
+		 * with asymmetric coordinates and floor. */
+		if (n->a.resize.mode == KERN_RS_NEAREST &&
+		    (out_dims[i] % d[i] != 0 || scales[i] != (float)(out_dims[i] / d[i]) ||
+		     !((half && rounds) || (n->a.resize.coord == KERN_RS_ASYMMETRIC &&
+					    n->a.resize.nearest == KERN_RS_FLOOR)))) {
+			*why = "nearest is supported for whole upscale factors with half_pixel "
+			       "coordinates rounding to nearest, or asymmetric ones and floor";
+			return -EINVAL;
+		}
+		/* Linear: oneDNN's half-pixel interpolation, upscaling only (downscaling differs). */
+		if (n->a.resize.mode == KERN_RS_LINEAR &&
+		    (!half || out_dims[i] < d[i] || scales[i] < 1.f)) {
+			*why = "linear is supported for upscaling with half_pixel or "
+			       "pytorch_half_pixel coordinates only";
+			return -EINVAL;
+		}
+	}
+	if (n->a.resize.mode == KERN_RS_CUBIC) {
+		*why = "cubic interpolation is not supported";
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /*
  * A Slice on activations, as a box: begin[i] and count[i] for every dim of the nd-D input
  * dims (untouched dims: 0 and dims[i]). starts/ends/axes/steps come from the attributes
@@ -525,6 +630,15 @@ kern_infer_data(const struct kern_model *m, struct kern_shapes *s, const struct 
 		if (kern_broadcast(s, x, n->in[1], &nd, d) < 0)
 			return BAD(n, "shapes do not broadcast");
 		break;
+	case KOP_RESIZE:
+	case KOP_UPSAMPLE: {
+		float sc[TG_MAX_DIMS];
+		const char *why = "";
+
+		if (kern_resize_geometry(m, s, n, d, sc, &why) < 0)
+			return BAD(n, "%s", why);
+		break;
+	}
 	case KOP_SLICE: {
 		int64_t begin[TG_MAX_DIMS];
 

@@ -240,6 +240,28 @@ class ShuffleUnit(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
+class Decoder(nn.Module):
+    """A bottleneck decoder, what the gateway side of a split runs to restore resolution
+    (FrankenSplit-style bottlenecks, autoencoder splits): a strided 2x2 encoder conv, then
+    ConvTranspose2d(stride 2, padding 1, output_padding 1), a grouped ConvTranspose2d,
+    nn.Upsample nearest x2 (Resize asymmetric/floor) and bilinear x2 (Resize linear,
+    pytorch_half_pixel), back down by pooling to a classifier."""
+
+    def __init__(self, ncls=10):
+        super().__init__()
+        self.enc = nn.Sequential(nn.Conv2d(3, 16, 2, 2), nn.ReLU(inplace=True))      # 8 -> 4
+        self.up1 = nn.Sequential(nn.ConvTranspose2d(16, 8, 3, 2, 1, output_padding=1),
+                                 nn.BatchNorm2d(8), nn.ReLU(inplace=True))           # 4 -> 8
+        self.up2 = nn.ConvTranspose2d(8, 8, 3, 1, 1, groups=2)                       # 8 -> 8
+        self.near = nn.Upsample(scale_factor=2, mode="nearest")                       # -> 16
+        self.lin = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)  # -> 32
+        self.head = nn.Sequential(nn.Conv2d(8, 8, 3, 2, 1), nn.ReLU(inplace=True),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, ncls))
+
+    def forward(self, x):
+        return self.head(self.lin(self.near(self.up2(self.up1(self.enc(x))))))
+
+
 # name -> (constructor, input shape, export options). "bn": keep BatchNormalization nodes.
 FIXTURES = {
     "resnet_bnfolded": dict(make=ResNetSmall, shape=(3, 16, 16), opset=13, bn=False,
@@ -265,6 +287,8 @@ FIXTURES = {
                     outputs=["logits"]),
     "shuffle_op11": dict(make=ShuffleUnit, shape=(3, 10, 10), opset=11, bn=True, dynamic=True,
                          outputs=["logits"]),
+    "decoder": dict(make=Decoder, shape=(3, 8, 8), opset=13, bn=True, dynamic=True,
+                    outputs=["logits"]),
     "avgpool_pad": dict(make=AvgPoolPad, shape=(3, 12, 12), opset=13, bn=False,
                         dynamic=True, outputs=["logits"]),
 }

@@ -190,6 +190,68 @@ def _attrs(node):
     return out
 
 
+def _conv_transpose(x, w, b, at):
+    """2-D ConvTranspose by scattering each input pixel's contribution (float64)."""
+    import numpy as np
+    if at.get("auto_pad", "NOTSET") not in ("NOTSET", "") or "output_shape" in at:
+        raise NotImplementedError("ConvTranspose auto_pad / output_shape")
+    g = at.get("group", 1)
+    kh, kw = w.shape[2:]
+    sh, sw = at.get("strides", [1, 1])
+    dh, dw = at.get("dilations", [1, 1])
+    pt, pl, pb, pr = at.get("pads", [0, 0, 0, 0])
+    oph, opw = at.get("output_padding", [0, 0])
+    n, c, h, wd = x.shape
+    mg = w.shape[1]
+    full_h = sh * (h - 1) + dh * (kh - 1) + 1 + oph
+    full_w = sw * (wd - 1) + dw * (kw - 1) + 1 + opw
+    y = np.zeros((n, g * mg, full_h, full_w), dtype=np.float64)
+    xg = x.reshape(n, g, c // g, h, wd)
+    wg = w.reshape(g, c // g, mg, kh, kw)
+    for i in range(kh):
+        for j in range(kw):
+            contrib = np.einsum("ngchw,gcm->ngmhw", xg, wg[:, :, :, i, j]).reshape(n, g * mg, h, wd)
+            y[:, :, i * dh:i * dh + sh * (h - 1) + 1:sh, j * dw:j * dw + sw * (wd - 1) + 1:sw] += contrib
+    y = y[:, :, pt:full_h - pb, pl:full_w - pr]
+    if b is not None:
+        y = y + b.reshape(1, -1, 1, 1)
+    return y
+
+
+def _resize(x, out_hw, mode, coord, nearest):
+    """Resize of the two spatial dims: nearest (asymmetric + floor, or half_pixel rounding
+    to nearest) and linear with (pytorch_)half_pixel coordinates, as ONNX defines them."""
+    import numpy as np
+    y = x
+    for ax, out in zip((2, 3), out_hw):
+        size = y.shape[ax]
+        scale = out / size
+        dst = np.arange(out, dtype=np.float64)
+        if coord == "asymmetric":
+            src = dst / scale
+        elif coord in ("half_pixel", "pytorch_half_pixel"):
+            src = (dst + 0.5) / scale - 0.5
+        else:
+            raise NotImplementedError(f"Resize coordinate mode {coord}")
+        if mode == "nearest":
+            if nearest == "floor":
+                idx = np.floor(src)
+            elif nearest == "round_prefer_floor":
+                idx = np.ceil(src - 0.5)
+            else:
+                raise NotImplementedError(f"Resize nearest mode {nearest}")
+            y = np.take(y, np.clip(idx, 0, size - 1).astype(np.int64), axis=ax)
+        elif mode == "linear":
+            src = np.clip(src, 0, size - 1)
+            lo = np.floor(src).astype(np.int64)
+            hi = np.minimum(lo + 1, size - 1)
+            f = (src - lo).reshape([-1 if a == ax else 1 for a in range(y.ndim)])
+            y = np.take(y, lo, axis=ax) * (1 - f) + np.take(y, hi, axis=ax) * f
+        else:
+            raise NotImplementedError(f"Resize mode {mode}")
+    return y
+
+
 def _conv(x, w, b, at):
     import numpy as np
     if at.get("auto_pad", "NOTSET") not in ("NOTSET", ""):
@@ -381,6 +443,17 @@ def run(model, feeds):
                  "ReduceMin": np.min}[op]
             y = f(ins[0], axis=tuple(axes) if axes else None,
                   keepdims=bool(at.get("keepdims", 1)))
+        elif op == "ConvTranspose":
+            y = _conv_transpose(ins[0], ins[1], ins[2] if len(ins) > 2 else None, at)
+        elif op == "Resize":
+            scales = ins[2] if len(ins) > 2 and ins[2] is not None and ins[2].size else None
+            if scales is not None:
+                out_hw = [int(np.floor(ins[0].shape[a] * scales[a])) for a in (2, 3)]
+            else:
+                out_hw = [int(v) for v in ins[3][2:]]
+            y = _resize(ins[0], out_hw, at.get("mode", "nearest"),
+                        at.get("coordinate_transformation_mode", "half_pixel"),
+                        at.get("nearest_mode", "round_prefer_floor"))
         elif op == "Cast":
             # float64 stands for every float type here (the reference is computed in float64)
             to = {1: np.float64, 10: np.float64, 11: np.float64, 6: np.int32, 7: np.int64,
