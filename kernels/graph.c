@@ -359,6 +359,38 @@ kern_outputs(struct kern_model *m, struct tg_err *err)
 	return 0;
 }
 
+/*
+ * The exporter deduplicates equal initializers (zero biases, fresh BN parameters) and
+ * reaches the copies through Identity nodes: give each such output a constant of its own,
+ * so every rule that wants an initializer (Conv weights and bias, BN and LayerNorm
+ * parameters) sees one, and BN folding never edits data another node reads.
+ */
+static int
+kern_fold_const_identity(struct kern_model *m, struct tg_err *err)
+{
+	for (unsigned i = 0; i < m->n_nodes; i++) {
+		struct kern_node *n = &m->nodes[i];
+		struct kern_value *src, *dst;
+
+		if (n->op != KOP_IDENTITY || n->dead || n->in[0] < 0 || n->out[0] < 0)
+			continue;
+		src = &m->values[n->in[0]];
+		dst = &m->values[n->out[0]];
+		if (!src->is_const || dst->is_output)
+			continue;
+		dst->cdata = src->cdata;
+		dst->cdata.data = NULL;
+		if (tg_tensor_alloc(&dst->cdata) < 0)
+			return tg_err_set(err, -ENOMEM, "out of memory");
+		memcpy(dst->cdata.data, src->cdata.data, tg_tensor_bytes(&src->cdata));
+		dst->is_const = dst->is_static = true;
+		dst->producer = -1;
+		src->n_consumers--;
+		n->dead = true;
+	}
+	return 0;
+}
+
 int
 kern_graph_prepare(struct kern_model *m, struct tg_err *err)
 {
@@ -367,7 +399,9 @@ kern_graph_prepare(struct kern_model *m, struct tg_err *err)
 
 	if (in == NULL)
 		return tg_err_set(err, -ENOMEM, "out of memory");
-	rc = kern_mark_static(m, err);
+	rc = kern_fold_const_identity(m, err);
+	if (rc == 0)
+		rc = kern_mark_static(m, err);
 	if (rc == 0)
 		rc = kern_fold_bn(m, err);
 	if (rc == 0)

@@ -16,6 +16,7 @@
 	_(CONV, "Conv", 0, 1)                                 \
 	_(CONVT, "ConvTranspose", 0, 1)                       \
 	_(BN, "BatchNormalization", 0, 1)                     \
+	_(LAYERNORM, "LayerNormalization", 0, 1)              \
 	_(RELU, "Relu", 0, 1)                                 \
 	_(CLIP, "Clip", 0, 1)                                 \
 	_(SIGMOID, "Sigmoid", 0, 1)                           \
@@ -148,6 +149,7 @@ struct kern_node {
 		struct { float alpha; } elt;		/* LeakyRelu, Elu */
 		struct { int64_t perm[TG_MAX_DIMS]; int n; } perm;	/* Transpose */
 		struct { float eps; } bn;
+		struct { int64_t axis; float eps; } ln;	/* LayerNormalization */
 		struct { int64_t axis; } axis;		/* Concat, Flatten, Softmax, Gather */
 		struct { int64_t axes[TG_MAX_DIMS]; int n_axes; bool has_axes; } axes;
 		struct { int64_t pads[2 * TG_MAX_DIMS]; int n_pads; bool has_pads; float value; }

@@ -496,6 +496,13 @@ kern_node_attrs(struct kern_model *m, struct kern_node *n, const Onnx__NodeProto
 		if (np->n_output > 1)
 			return kern_attr_bad(&c, "outputs", "running statistics outputs (training)");
 		break;
+	case KOP_LAYERNORM:
+		KNOWN("axis", "epsilon", "stash_type");
+		n->a.ln.axis = kern_attr_int(np, "axis", -1);
+		n->a.ln.eps = kern_attr_float(np, "epsilon", 1e-5f);
+		if (kern_attr_int(np, "stash_type", 1) != 1)
+			return kern_attr_bad(&c, "stash_type", "only float statistics are supported");
+		break;
 	case KOP_CLIP:
 		KNOWN("min", "max");
 		n->a.clip.has_min = kern_attr(np, "min") != NULL;

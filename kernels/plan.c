@@ -1737,6 +1737,56 @@ kp_build_resize(struct kern_plan *p, const struct kern_node *n)
 	return rc;
 }
 
+/* LayerNormalization: oneDNN normalises over the last dim, so the input is seen as
+ * [outer, inner] with everything from axis on in inner (same bytes, plain layout). */
+static int
+kp_build_layernorm(struct kern_plan *p, const struct kern_node *n)
+{
+	const struct kern_shapes *s = &p->sh;
+	int x = n->in[0], y = n->out[0], nd = s->ndim[x];
+	int64_t ax = n->a.ln.axis < 0 ? n->a.ln.axis + nd : n->a.ln.axis, d2[2] = { 1, 1 };
+	bool shift = n->n_in > 2 && n->in[2] >= 0;
+	dnnl_memory_desc_t md, cmd, ymd;
+	dnnl_layer_normalization_desc_t ld;
+	dnnl_primitive_desc_t pd = NULL;
+	dnnl_memory_t src, view, dst, sc, sh = NULL;
+	int rc;
+
+	for (int i = 0; i < nd; i++)
+		d2[i < ax ? 0 : 1] *= s->dims[x][i];
+	kp_plain_md(&md, 2, d2);
+	kp_plain_md(&cmd, 1, &d2[1]);
+	rc = kp_get_plain(p, x, &src, n);
+	if (rc == 0)
+		rc = kp_mem_new(p, &md, kp_handle(src), &view, n);
+	if (rc == 0)
+		rc = kp_chk(p, dnnl_layer_normalization_forward_desc_init(&ld,
+				dnnl_forward_inference, &md, NULL, n->a.ln.eps,
+				dnnl_use_scale | (shift ? dnnl_use_shift : 0)), n, "layer normalization");
+	if (rc == 0)
+		rc = kp_chk(p, dnnl_primitive_desc_create(&pd, &ld, NULL, p->eng, NULL), n,
+			    "layer normalization pd");
+	if (rc == 0)	/* the constants' own bytes, read as [inner] */
+		rc = kp_const(p, n->in[1], &cmd, NULL, &sc, n);
+	if (rc == 0 && shift)
+		rc = kp_const(p, n->in[2], &cmd, NULL, &sh, n);
+	if (rc == 0)
+		rc = kp_mem_new(p, &md, NULL, &dst, n);
+	if (rc == 0) {
+		kp_plain_md(&ymd, s->ndim[y], s->dims[y]);
+		rc = kp_mem_new(p, &ymd, kp_handle(dst), &p->vmem[y], n);
+	}
+	if (rc == 0) {
+		dnnl_exec_arg_t args[4] = { { DNNL_ARG_SRC, view }, { DNNL_ARG_DST, dst },
+					    { DNNL_ARG_SCALE, sc }, { DNNL_ARG_SHIFT, sh } };
+
+		rc = kp_push_pd(p, pd, shift ? 4 : 3, args, n);
+	}
+	if (pd)
+		dnnl_primitive_desc_destroy(pd);
+	return rc;
+}
+
 /* Constant Pad: the border is written once here; each run copies only the interior. */
 static int
 kp_build_pad(struct kern_plan *p, const struct kern_node *n)
@@ -1841,6 +1891,7 @@ kp_build_node(struct kern_plan *p, const struct kern_node *n, const struct kp_ch
 	case KOP_TRANSPOSE: return kp_build_transpose(p, n);
 	case KOP_MAXPOOL: case KOP_AVGPOOL: case KOP_GAP: case KOP_GMP: return kp_build_pool(p, n);
 	case KOP_BN: return kp_build_bn(p, n);
+	case KOP_LAYERNORM: return kp_build_layernorm(p, n);
 	case KOP_CONCAT: return kp_build_concat(p, n);
 	case KOP_SOFTMAX: case KOP_LOGSOFTMAX: return kp_build_softmax(p, n);
 	case KOP_FLATTEN: case KOP_RESHAPE: case KOP_SQUEEZE: case KOP_UNSQUEEZE:

@@ -584,6 +584,22 @@ kern_infer_data(const struct kern_model *m, struct kern_shapes *s, const struct 
 				return BAD(n, "scale, bias, mean and var must be constants of %lld values",
 					   (long long)d[1]);
 		break;
+	case KOP_LAYERNORM: {
+		int64_t ax = kern_norm_axis(n->a.ln.axis, nd);
+		uint64_t inner = 1;
+
+		if (ax < 0 || ax >= nd)
+			return BAD(n, "axis out of range");
+		for (int i = (int)ax; i < nd; i++)
+			inner *= (uint64_t)d[i];
+		for (int k = 1; k < 3; k++)
+			if ((k == 1 || (n->n_in > 2 && n->in[2] >= 0)) &&
+			    (n->n_in <= k || n->in[k] < 0 || !m->values[n->in[k]].is_const ||
+			     kern_numel(s, n->in[k]) != inner))
+				return BAD(n, "scale and bias must be constants of %llu values",
+					   (unsigned long long)inner);
+		break;
+	}
 	case KOP_RELU: case KOP_SIGMOID: case KOP_HARDSWISH: case KOP_HARDSIGMOID:
 	case KOP_CLIP:
 		for (int k = 1; k < n->n_in; k++)

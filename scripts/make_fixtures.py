@@ -262,6 +262,29 @@ class Decoder(nn.Module):
         return self.head(self.lin(self.near(self.up2(self.up1(self.enc(x))))))
 
 
+class LayerNormNet(nn.Module):
+    """nn.LayerNorm as ConvNeXt uses it: over channels with the tensor permuted to channels
+    last and back (Transpose, 4-D LayerNormalization on the last axis), and over the
+    features before the classifier. Opset 17 exports LayerNormalization; below it the
+    exporter spells it out (ReduceMean, Sub, Pow, Add, Sqrt, Div, Mul)."""
+
+    def __init__(self, ncls=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, 2, 1)
+        self.ln1 = nn.LayerNorm(16)
+        self.conv2 = nn.Conv2d(16, 16, 3, 1, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.ln2 = nn.LayerNorm(16)
+        self.fc = nn.Linear(16, ncls)
+
+    def forward(self, x):
+        x = self.conv1(x)
+        x = self.ln1(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        x = self.flatten(self.pool(torch.relu(self.conv2(x))))
+        return self.fc(self.ln2(x))
+
+
 # name -> (constructor, input shape, export options). "bn": keep BatchNormalization nodes.
 FIXTURES = {
     "resnet_bnfolded": dict(make=ResNetSmall, shape=(3, 16, 16), opset=13, bn=False,
@@ -289,6 +312,10 @@ FIXTURES = {
                          outputs=["logits"]),
     "decoder": dict(make=Decoder, shape=(3, 8, 8), opset=13, bn=True, dynamic=True,
                     outputs=["logits"]),
+    "layernorm_op17": dict(make=LayerNormNet, shape=(3, 8, 8), opset=17, bn=False,
+                           dynamic=True, outputs=["logits"]),
+    "layernorm_op13": dict(make=LayerNormNet, shape=(3, 8, 8), opset=13, bn=False,
+                           dynamic=True, outputs=["logits"]),
     "avgpool_pad": dict(make=AvgPoolPad, shape=(3, 12, 12), opset=13, bn=False,
                         dynamic=True, outputs=["logits"]),
 }

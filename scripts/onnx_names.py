@@ -443,6 +443,14 @@ def run(model, feeds):
                  "ReduceMin": np.min}[op]
             y = f(ins[0], axis=tuple(axes) if axes else None,
                   keepdims=bool(at.get("keepdims", 1)))
+        elif op == "LayerNormalization":
+            ax = at.get("axis", -1) % ins[0].ndim
+            red = tuple(range(ax, ins[0].ndim))
+            mu = ins[0].mean(axis=red, keepdims=True)
+            var = ((ins[0] - mu) ** 2).mean(axis=red, keepdims=True)
+            y = (ins[0] - mu) / np.sqrt(var + at.get("epsilon", 1e-5)) * ins[1]
+            if len(ins) > 2 and ins[2] is not None:
+                y = y + ins[2]
         elif op == "ConvTranspose":
             y = _conv_transpose(ins[0], ins[1], ins[2] if len(ins) > 2 else None, at)
         elif op == "Resize":
