@@ -176,10 +176,13 @@ struct lg_inputs_cfg {
  * Build every message, or load them from cfg->cache_dir. Slow (the engine runs the heads
  * and tails of every image once); reports its time in build_s. A cache that cannot be
  * written is only a warning on stderr; one that does not match is rebuilt.
+ * @param out  set to new inputs the caller owns and releases with lg_inputs_free() (after
+ *             every run using them); cfg and its strings are read during the call only
  * @return 0, -EINVAL (a split the model lacks: err says which), -ENOENT (data set), -ENOMEM,
  *         -EIO (engine)
  */
 int lg_inputs_build(struct lg_inputs **out, const struct lg_inputs_cfg *cfg, struct tg_err *err);
+/** Release inputs; in may be NULL. */
 void lg_inputs_free(struct lg_inputs *in);
 
 /* ---- a run: devices, sessions, phases of load ---- */
@@ -197,6 +200,8 @@ struct lg_config {
 	unsigned retries;		/* whole-request resends after timeouts (3) */
 	uint32_t timer_ms;		/* request timer; 0: docs/protocol.md 12.2 per device */
 	bool progress;			/* a live line on stderr once a second */
+	const char *progress_tag;	/* shown first on that line (e.g. "step 3"); NULL none;
+					 * borrowed: must outlive the run */
 	const struct lg_inputs *in;	/* must outlive the run */
 };
 
@@ -253,10 +258,13 @@ struct lg_run;
 /**
  * Open the socket and every device's session (HELLOs at cfg->hello_rate, each retried 4
  * times, 200 ms doubling). Devices the gateway refuses are reported in err and make it fail.
+ * @param out  set to a new run the caller owns (lg_run_free()); cfg is copied, cfg->in is
+ *             borrowed and must outlive the run. Thread: the caller's, for every lg_run_*
  * @return 0, -EINVAL (cfg), -ETIMEDOUT (HELLOs unanswered), -EPROTO (refused: err says
  *         how many and why), -ENOMEM, -errno of the socket
  */
 int lg_run_create(struct lg_run **out, const struct lg_config *cfg, struct tg_err *err);
+/** Close the socket and free the run (not its inputs); r may be NULL. */
 void lg_run_free(struct lg_run *r);
 /** The gateway's limits from the first HELLO_REPLY (entries NULL). */
 const struct proto_hello_reply *lg_run_gateway(const struct lg_run *r);
@@ -265,7 +273,7 @@ const struct proto_hello_reply *lg_run_gateway(const struct lg_run *r);
  * One phase of load: open loop at rate requests/s (Poisson), or closed loop with concurrency
  * requests always in flight when rate is 0. Arrivals run for warmup_s + duration_s (or
  * until max_requests measured ones, when not 0); then open requests get up to drain_s.
- * @param res  initialised by lg_results_init(); reset and filled here
+ * @param res  initialised by lg_results_init(), the caller's; reset and filled here
  * @return 0 or -errno of the socket
  */
 int lg_run_phase(struct lg_run *r, double rate, unsigned concurrency, double warmup_s,

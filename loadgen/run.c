@@ -748,9 +748,10 @@ lg_progress(struct lg_run *r, uint64_t start, uint64_t *last_answered)
 	const struct lg_results *s = r->res;
 	uint64_t done = s->answered + s->gave_up;
 
-	fprintf(stderr, "\r\033[K[%5.1fs] sched %llu answered %llu (%llu/s) ok %llu timeouts %llu "
-		"open %u backlog %u p99 %.1f ms",
-		(double)(r->now - start) / 1e9, (unsigned long long)s->scheduled,
+	fprintf(stderr, "\r\033[K%s%s[%5.1fs] sched %llu answered %llu (%llu/s) ok %llu timeouts "
+		"%llu open %u backlog %u p99 %.1f ms", r->cfg.progress_tag ? r->cfg.progress_tag : "",
+		r->cfg.progress_tag ? " " : "", (double)(r->now - start) / 1e9,
+		(unsigned long long)s->scheduled,
 		(unsigned long long)s->answered, (unsigned long long)(done - *last_answered),
 		(unsigned long long)s->ok, (unsigned long long)s->gave_up, r->busy, r->bl_n,
 		(double)tg_hdr_value_at(&s->lat_all_us, 99) / 1000.0);

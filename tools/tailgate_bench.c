@@ -21,6 +21,8 @@
 
 enum { TB_EXIT_OK = 0, TB_EXIT_FAIL = 1, TB_EXIT_USAGE = 2, TB_MAX_STEPS = 64 };
 
+static char tb_tag[64];	/* the sweep step, on the progress line */
+
 struct tb_opts {
 	const char *gateway, *model, *bind, *mix, *mix_file, *json, *hgrm, *plot, *cache;
 	unsigned model_id, devices, concurrency, images, threads, retries, timer_ms, hello_rate;
@@ -477,6 +479,7 @@ main(int argc, char **argv)
 	cfg.retries = o.retries;
 	cfg.timer_ms = o.timer_ms;
 	cfg.progress = !o.quiet && isatty(STDERR_FILENO);
+	cfg.progress_tag = o.sweep ? tb_tag : NULL;	/* rewritten per step, read by the run */
 	cfg.in = in;
 	rc = lg_run_create(&run, &cfg, &err);
 	if (rc < 0) {
@@ -517,6 +520,9 @@ main(int argc, char **argv)
 		lg_report_sweep_header(stdout);
 		for (unsigned s = 0; s < o.sweep_steps; s++, rate *= o.sweep_factor) {
 			bool sat;
+
+			snprintf(tb_tag, sizeof(tb_tag), "step %u/%u at %.1f req/s", s + 1,
+				 o.sweep_steps, rate);
 
 			if (lg_results_init(&steps[s]) < 0)
 				goto out;
