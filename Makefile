@@ -171,6 +171,7 @@ bench-engine: all
 
 clean:
 	rm -rf build/obj build/pic build/lib build/tests build/gen build/fuzz build/fuzz-replay \
-		build/san build/tailgate-model build/tailgate build/tailgate-bench build/tgc-example build/bench/kudp-recv
+		build/san build/tailgate-model build/tailgate build/tailgate-bench build/bench-cache \
+		build/tgc-example build/bench/kudp-recv
 
 -include $(shell find $(BUILD)/obj $(BUILD)/pic -name '*.d' 2>/dev/null)
