@@ -309,7 +309,7 @@ kern_resize_geometry(const struct kern_model *m, const struct kern_shapes *s,
 		}
 		for (int i = 0; i < nd; i++) {
 			out_dims[i] = sizes[i];
-			scales[i] = d[i] ? (float)sizes[i] / (float)d[i] : 1.f;
+			scales[i] = d[i] > 0 ? (float)sizes[i] / (float)d[i] : 0.f;
 		}
 	} else if (ns == nd) {
 		for (int i = 0; i < nd; i++)
@@ -323,7 +323,7 @@ kern_resize_geometry(const struct kern_model *m, const struct kern_shapes *s,
 		return -EINVAL;
 	}
 	for (int i = 2; i < nd; i++) {
-		if (out_dims[i] < 1 || out_dims[i] > (1 << 24) || !(scales[i] > 0.f)) {
+		if (d[i] < 1 || out_dims[i] < 1 || out_dims[i] > (1 << 24) || !(scales[i] > 0.f)) {
 			*why = "output size out of range";
 			return -EINVAL;
 		}
