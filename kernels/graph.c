@@ -391,6 +391,100 @@ kern_fold_const_identity(struct kern_model *m, struct tg_err *err)
 	return 0;
 }
 
+/* The one node reading v (not a graph output), or -1. */
+static int
+kern_sole_reader(const struct kern_model *m, int v)
+{
+	if (v < 0 || m->values[v].n_consumers != 1 || m->values[v].is_output)
+		return -1;
+	for (unsigned i = 0; i < m->n_nodes; i++)
+		for (int k = 0; !m->nodes[i].dead && k < m->nodes[i].n_in; k++)
+			if (m->nodes[i].in[k] == v)
+				return (int)i;
+	return -1;
+}
+
+/* Whether v is a scalar f32 constant within 1e-4 of want. */
+static bool
+kern_const_near(const struct kern_model *m, int v, float want)
+{
+	const struct kern_value *kv = v >= 0 ? &m->values[v] : NULL;
+
+	return kv && kv->is_const && kv->cdata.dtype == TG_DT_F32 &&
+	       tg_tensor_numel(&kv->cdata) == 1 && fabsf(*(float *)kv->cdata.data - want) < 1e-4f;
+}
+
+/* Node i's other operand when it is a binary op of kind op reading v, else -1. */
+static int
+kern_other_operand(const struct kern_model *m, int i, enum kern_op op, int v)
+{
+	const struct kern_node *n = i >= 0 ? &m->nodes[i] : NULL;
+
+	if (n == NULL || n->op != op || n->n_in != 2)
+		return -1;
+	return n->in[0] == v ? n->in[1] : n->in[1] == v ? n->in[0] : -1;
+}
+
+/*
+ * GELU as PyTorch exports it below opset 20: y = x * (1 + erf(x / sqrt 2)) * 0.5, five
+ * nodes (Div, Erf, Add, Mul, Mul; the 0.5 may also multiply x first). oneDNN has GELU but
+ * no Erf: the Div node becomes one Gelu node from x to y and the other four go dead. An
+ * Erf that is not part of this pattern stays and is refused with its reason.
+ */
+static void
+kern_fuse_gelu(struct kern_model *m)
+{
+	for (unsigned i = 0; i < m->n_nodes; i++) {
+		struct kern_node *e = &m->nodes[i], *d;
+		int x, a, r1, r2, y, half = -1, t;
+
+		if (e->op != KOP_ERF || e->dead || e->in[0] < 0 || m->values[e->in[0]].producer < 0)
+			continue;
+		d = &m->nodes[m->values[e->in[0]].producer];
+		if (d->dead || d->n_in != 2 || kern_sole_reader(m, d->out[0]) != (int)i)
+			continue;
+		x = d->in[0];
+		if (!((d->op == KOP_DIV && kern_const_near(m, d->in[1], 1.41421356f)) ||
+		      (d->op == KOP_MUL && kern_const_near(m, d->in[1], 0.70710678f))))
+			continue;
+		a = kern_sole_reader(m, e->out[0]);
+		if (!kern_const_near(m, kern_other_operand(m, a, KOP_ADD, e->out[0]), 1.f))
+			continue;
+		r1 = kern_sole_reader(m, m->nodes[a].out[0]);
+		t = kern_other_operand(m, r1, KOP_MUL, m->nodes[a].out[0]);
+		if (t == x) {			/* (x * (1 + erf)) * 0.5 */
+			r2 = kern_sole_reader(m, m->nodes[r1].out[0]);
+			if (!kern_const_near(m, kern_other_operand(m, r2, KOP_MUL,
+								   m->nodes[r1].out[0]), 0.5f))
+				continue;
+			y = m->nodes[r2].out[0];
+		} else if (t >= 0 && m->values[t].producer >= 0 &&	/* (x * 0.5) * (1 + erf) */
+			   m->values[t].n_consumers == 1 &&
+			   kern_other_operand(m, m->values[t].producer, KOP_MUL, x) >= 0 &&
+			   kern_const_near(m, kern_other_operand(m, m->values[t].producer, KOP_MUL,
+								 x), 0.5f)) {
+			half = m->values[t].producer;
+			r2 = r1;
+			r1 = -1;
+			y = m->nodes[r2].out[0];
+		} else {
+			continue;
+		}
+		e->dead = m->nodes[a].dead = m->nodes[r2].dead = true;
+		if (r1 >= 0)
+			m->nodes[r1].dead = true;
+		if (half >= 0)
+			m->nodes[half].dead = true;
+		m->values[x].n_consumers -= half >= 0 ? 1 : 1;
+		d->op = KOP_GELU;
+		d->a.gelu.tanh = false;
+		d->n_in = 1;
+		d->in[1] = -1;
+		d->out[0] = y;
+		m->values[y].producer = (int)(d - m->nodes);
+	}
+}
+
 int
 kern_graph_prepare(struct kern_model *m, struct tg_err *err)
 {
@@ -400,6 +494,8 @@ kern_graph_prepare(struct kern_model *m, struct tg_err *err)
 	if (in == NULL)
 		return tg_err_set(err, -ENOMEM, "out of memory");
 	rc = kern_fold_const_identity(m, err);
+	if (rc == 0)
+		kern_fuse_gelu(m);
 	if (rc == 0)
 		rc = kern_mark_static(m, err);
 	if (rc == 0)

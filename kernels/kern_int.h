@@ -33,6 +33,8 @@
 	_(LOG, "Log", 0, 1)                                   \
 	_(SOFTPLUS, "Softplus", 0, 1)                         \
 	_(MISH, "Mish", 0, 1)                                 \
+	_(GELU, "Gelu", 0, 1)                                 \
+	_(ERF, "Erf", 0, 1)                                   \
 	_(ROUND, "Round", 0, 1)                               \
 	_(POW, "Pow", 0, 1)                                   \
 	_(TRANSPOSE, "Transpose", 0, 1)                       \
@@ -157,6 +159,7 @@ struct kern_node {
 		struct { int64_t starts[TG_MAX_DIMS], ends[TG_MAX_DIMS], axes[TG_MAX_DIMS];
 			 int n; bool has; } slice;	/* opset < 10 attributes */
 		struct { int to; } cast;
+		struct { bool tanh; } gelu;		/* Gelu: the tanh approximation */
 		struct { int64_t axis, sizes[KERN_MAX_OUT]; int n_sizes; bool has_sizes; } split;
 		struct { int mode, coord, nearest; float scales[TG_MAX_DIMS]; int n_scales; }
 			resize;		/* enum kern_resize_* ; scales: Upsample-7's attribute */

@@ -626,6 +626,11 @@ kern_node_attrs(struct kern_model *m, struct kern_node *n, const Onnx__NodeProto
 		      "keep_aspect_ratio_policy", "scales");
 		rc = kern_attr_resize(&c, m, n);
 		break;
+	case KOP_GELU:
+		KNOWN("approximate");
+		n->a.gelu.tanh = kern_attr_enum(np, "approximate",
+						(const char *const[]){ "none", "tanh", NULL }, 0) == 1;
+		break;
 	case KOP_CAST:
 		KNOWN("to");
 		n->a.cast.to = (int)kern_attr_int(np, "to", 0);

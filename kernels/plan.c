@@ -422,6 +422,9 @@ kp_eltwise_params(const struct kern_plan *p, const struct kern_node *n, dnnl_alg
 	case KOP_LOG: *alg = dnnl_eltwise_log; return true;
 	case KOP_SOFTPLUS: *alg = dnnl_eltwise_soft_relu; return true;
 	case KOP_MISH: *alg = dnnl_eltwise_mish; return true;
+	case KOP_GELU:
+		*alg = n->a.gelu.tanh ? dnnl_eltwise_gelu_tanh : dnnl_eltwise_gelu_erf;
+		return true;
 	case KOP_ROUND: *alg = dnnl_eltwise_round; return true;	/* half to even, as ONNX */
 	case KOP_POW:
 		*alg = dnnl_eltwise_pow;
@@ -1882,7 +1885,7 @@ kp_build_node(struct kern_plan *p, const struct kern_node *n, const struct kp_ch
 	case KOP_RELU: case KOP_CLIP: case KOP_SIGMOID: case KOP_HARDSWISH: case KOP_HARDSIGMOID:
 	case KOP_LEAKYRELU: case KOP_ELU: case KOP_TANH: case KOP_EXP: case KOP_ABS: case KOP_SQRT:
 	case KOP_NEG: case KOP_RECIPROCAL: case KOP_LOG: case KOP_SOFTPLUS: case KOP_MISH:
-	case KOP_ROUND: case KOP_POW:
+	case KOP_ROUND: case KOP_POW: case KOP_GELU:
 		return kp_build_eltwise(p, n, c);
 	case KOP_PRELU: return kp_build_prelu(p, n);
 	case KOP_REDUCEMEAN: case KOP_REDUCEMAX: case KOP_REDUCEMIN: case KOP_REDUCESUM:
@@ -1910,7 +1913,7 @@ static bool
 kp_is_new_eltwise(enum kern_op op)
 {
 	return op == KOP_NEG || op == KOP_RECIPROCAL || op == KOP_LOG || op == KOP_SOFTPLUS ||
-	       op == KOP_MISH || op == KOP_ROUND || op == KOP_POW;
+	       op == KOP_MISH || op == KOP_ROUND || op == KOP_POW || op == KOP_GELU;
 }
 
 /* Which ops take a fused chain of followers. */

@@ -616,6 +616,9 @@ kern_infer_data(const struct kern_model *m, struct kern_shapes *s, const struct 
 			return BAD(n, "training_mode must be a constant false");
 		break;
 	}
+	case KOP_ERF:
+		return BAD(n, "Erf runs only as part of GELU, x * 0.5 * (1 + erf(x / sqrt(2)))");
+	case KOP_GELU:
 	case KOP_IDENTITY: case KOP_LEAKYRELU: case KOP_ELU:
 	case KOP_TANH: case KOP_EXP: case KOP_ABS: case KOP_SQRT: case KOP_NEG:
 	case KOP_RECIPROCAL: case KOP_LOG: case KOP_SOFTPLUS: case KOP_MISH: case KOP_ROUND:

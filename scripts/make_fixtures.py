@@ -285,6 +285,26 @@ class LayerNormNet(nn.Module):
         return self.fc(self.ln2(x))
 
 
+class GeluNet(nn.Module):
+    """nn.GELU (exported below opset 20 as Div, Erf, Add, Mul, Mul, which the engine fuses into
+    one GELU) between convolutions, and F.gelu(x, approximate="tanh") spelled out with Tanh
+    and Pow by the exporter."""
+
+    def __init__(self, ncls=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1)
+        self.act1 = nn.GELU()
+        self.conv2 = nn.Conv2d(16, 16, 3, 2, 1)
+        self.act2 = nn.GELU(approximate="tanh")
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(16, ncls)
+
+    def forward(self, x):
+        x = self.act2(self.conv2(self.act1(self.conv1(x))))
+        return self.fc(self.flatten(self.pool(x)))
+
+
 # name -> (constructor, input shape, export options). "bn": keep BatchNormalization nodes.
 FIXTURES = {
     "resnet_bnfolded": dict(make=ResNetSmall, shape=(3, 16, 16), opset=13, bn=False,
@@ -316,6 +336,8 @@ FIXTURES = {
                            dynamic=True, outputs=["logits"]),
     "layernorm_op13": dict(make=LayerNormNet, shape=(3, 8, 8), opset=13, bn=False,
                            dynamic=True, outputs=["logits"]),
+    "gelu": dict(make=GeluNet, shape=(3, 8, 8), opset=13, bn=False, dynamic=True,
+                 outputs=["logits"]),
     "avgpool_pad": dict(make=AvgPoolPad, shape=(3, 12, 12), opset=13, bn=False,
                         dynamic=True, outputs=["logits"]),
 }

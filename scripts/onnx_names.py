@@ -326,6 +326,7 @@ _UNARY = {
     "Neg": lambda x: -x,
     "Reciprocal": lambda x: 1.0 / x,
     "Softplus": lambda x: __import__("numpy").logaddexp(0.0, x),
+    "Erf": lambda x: __import__("numpy").vectorize(__import__("math").erf)(x),
 }
 _BINARY = {
     "Sub": lambda a, b: a - b,
