@@ -470,12 +470,15 @@ kern_fuse_gelu(struct kern_model *m)
 		} else {
 			continue;
 		}
+		/* The four nodes and the tensors between them are folded away, as BN's are. */
 		e->dead = m->nodes[a].dead = m->nodes[r2].dead = true;
+		m->values[d->out[0]].dead = m->values[e->out[0]].dead = true;
+		m->values[m->nodes[a].out[0]].dead = true;
 		if (r1 >= 0)
-			m->nodes[r1].dead = true;
+			m->nodes[r1].dead = m->values[m->nodes[r1].out[0]].dead = true;
 		if (half >= 0)
-			m->nodes[half].dead = true;
-		m->values[x].n_consumers -= half >= 0 ? 1 : 1;
+			m->nodes[half].dead = m->values[m->nodes[half].out[0]].dead = true;
+		m->values[x].n_consumers--;	/* x fed Div and one Mul; Gelu reads it once */
 		d->op = KOP_GELU;
 		d->a.gelu.tanh = false;
 		d->n_in = 1;
