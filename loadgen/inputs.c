@@ -20,7 +20,7 @@ static int lg_cache_key(const struct lg_inputs_cfg *cfg, const char *model_path,
 static void lg_cache_path(const char *dir, const char *key, char *path, size_t len);
 static int lg_cache_load(struct lg_inputs *in, const char *path, const char *key);
 static void lg_cache_save(const struct lg_inputs *in, const char *dir, const char *path,
-			  const char *key);	/* samples per engine run: the shipped model's max_batch */
+			  const char *key);
 
 static int
 lg_arena_append(struct lg_inputs *in, const struct proto_dgram *dg, unsigned n, struct tg_err *err)
@@ -400,12 +400,7 @@ lg_inputs_free(struct lg_inputs *in)
 {
 	if (in == NULL)
 		return;
-	for (unsigned s = 0; s < 64; s++)
-		for (unsigned d = 0; d < PROTO_DT__COUNT; d++)
-			free(in->msg[s][d]);
-	free(in->labels);
-	free(in->dg);
-	free(in->arena);
+	lg_inputs_reset(in);
 	free(in);
 }
 
@@ -470,6 +465,7 @@ lg_cache_load(struct lg_inputs *in, const char *path, const char *key)
 {
 	FILE *f = fopen(path, "rb");
 	size_t klen = strlen(key);
+	uint16_t want_dgram = in->max_dgram;
 	char *head;
 	bool ok = true;
 
@@ -481,6 +477,7 @@ lg_cache_load(struct lg_inputs *in, const char *path, const char *key)
 	LG_CACHE_FIELDS(lg_rd, f, in, ok);
 	/* Sizes from the file are checked against what the key promises before allocating. */
 	ok = ok && in->n_items >= 1 && in->n_items <= TG_FMNIST_MAX_ITEMS &&
+	     in->max_dgram == want_dgram && in->max_chunks >= 1 &&
 	     in->n_dg <= (size_t)in->n_items * 64 * PROTO_DT__COUNT * PROTO_MAX_CHUNKS &&
 	     in->arena_len <= (size_t)in->n_dg * in->max_dgram;
 	if (ok) {
@@ -500,14 +497,21 @@ lg_cache_load(struct lg_inputs *in, const char *path, const char *key)
 			in->msg[s][d] = malloc((size_t)in->n_items * sizeof(struct lg_msg));
 			ok = in->msg[s][d] != NULL &&
 			     lg_rd(f, in->msg[s][d], (size_t)in->n_items * sizeof(struct lg_msg));
+			/* The sender's bitmaps and tx slots are sized from max_chunks and
+			 * max_dgram: a file may not exceed them (a corrupt one would overflow). */
 			for (unsigned i = 0; ok && i < in->n_items; i++)
-				ok = (uint64_t)in->msg[s][d][i].first_dg + in->msg[s][d][i].n_dg <=
+				ok = in->msg[s][d][i].n_dg >= 1 &&
+				     in->msg[s][d][i].n_dg <= in->max_chunks &&
+				     (uint64_t)in->msg[s][d][i].first_dg + in->msg[s][d][i].n_dg <=
 				     in->n_dg;
 		}
 	for (size_t i = 0; ok && i < in->n_dg; i++)
-		ok = in->dg[i].off + in->dg[i].len <= in->arena_len;
+		ok = in->dg[i].len >= PROTO_REQUEST_LEN && in->dg[i].len <= in->max_dgram &&
+		     in->dg[i].off <= in->arena_len && in->dg[i].len <= in->arena_len - in->dg[i].off;
 	ok = ok && fgetc(f) == EOF;
 	fclose(f);
+	if (!ok)
+		in->max_dgram = want_dgram;	/* the build that follows cuts for the config */
 	return ok ? 0 : -EINVAL;
 }
 
