@@ -3,7 +3,8 @@
 # the echo model) on net_af_xdp and on net_af_packet, side by side with a plain kernel UDP
 # receiver (build/bench/kudp-recv: recvmmsg, the same decode, reassembly, LZ4 and echo),
 # all on the same veth pair, driven by the same sender (tests/dp_sender, kernel sockets,
-# no impairment) with the same options, for 1-chunk and 64-chunk messages.
+# no impairment) at the same fixed datagram rate (--rate, open loop), for 1-chunk and
+# 64-chunk messages.
 #
 # Per run: messages/s and chunks/s the receiver completed, Gbit/s of UDP payload, and the
 # receiving side's CPU cost per million chunks:
@@ -16,15 +17,16 @@
 # the echo answers to the sender's socket (one per message, the same for all receivers).
 # The sender is pinned to CPU 0, the receiver (RX lcore, kudp-recv) to CPU 1.
 # Which side limited: the receiver when it dropped chunks (veth rx_dropped, PMD imissed,
-# UDP RcvbufErrors) or waited for a CPU over 10% of the run, else the sender (a closed loop:
-# dp_sender keeps a window of requests open and sends as fast as its CPU allows; it has no
-# rate option).
+# UDP RcvbufErrors) or answered so late that the sender's window of open requests filled
+# (slots of the fixed rate went unused: behind_s over 5% of the run); the sender when it
+# did not reach the rate on its own (its CPU); else nobody: the fixed rate was served.
 #
 # Each (receiver, size) runs REPS times, interleaved; the table shows medians. Writes the
 # section "Ingest: DPDK dataplane vs kernel recvmmsg" of docs/BENCHMARKS.md (replacing an
 # older one, leaving the rest of the file alone).
 # Usage: scripts/bench_ingest.sh [BUILD]   env: TG_INGEST_SECONDS (5), TG_INGEST_REPS (3),
-#        TG_INGEST_DOC (docs/BENCHMARKS.md; "-" writes none)
+#        TG_INGEST_DOC (docs/BENCHMARKS.md; "-" writes none), TG_INGEST_RATE1 (8000) and
+#        TG_INGEST_RATE64 (16000): datagrams/s for 1-chunk and 64-chunk messages
 set -u
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
@@ -33,9 +35,12 @@ cd "$(dirname "$0")/.."
 SECS=${TG_INGEST_SECONDS:-5}
 REPS=${TG_INGEST_REPS:-3}
 DOC=${TG_INGEST_DOC:-docs/BENCHMARKS.md}
+RATE1=${TG_INGEST_RATE1:-8000}
+RATE64=${TG_INGEST_RATE64:-16000}
 NAME=tgbi$$
-SUBNET=80			# 10.77.80.0/24, inside this script's namespaces only
-GW=10.77.$SUBNET.1
+SUBNET=80			# 10.81.80.0/24, inside this script's namespaces only
+export TG_NETNS_NET=10.81
+GW=$TG_NETNS_NET.$SUBNET.1
 PREFIX=tg_bingest_$$
 TMP=$(mktemp -d /tmp/tg_bingest.XXXXXX)
 rx_pid=
@@ -131,10 +136,12 @@ run() {	# receiver, chunks per message, rep
 	fi
 	d0=$(rx_dropped); e0=$(rcvbuf_errs)
 	a0=$(cpustat 0); b0=$(cpustat 1); w0=$(rq_wait); l0=$(cut -d ' ' -f 1 /proc/loadavg)
-	# 8 clients x 8 requests open (x 4 for 64 chunks: 2048 chunks in flight at most).
+	# 8 clients, up to 32 requests open each: the window only bounds what is open, the fixed
+	# rate decides what is sent.
 	ip netns exec "$NAME-cl" taskset -c 0 timeout $((SECS + 30)) "$BUILD/tests/dp_sender" \
 		--gw "$GW" --requests 20000000 --min-chunks "$c" --max-chunks "$c" \
-		--clients 8 --window $(( c == 1 ? 8 : 4 )) --seed $((rep * 100 + c)) --time-limit "$SECS" \
+		--clients 8 --window 32 --seed $((rep * 100 + c)) --time-limit "$SECS" \
+		--rate $(( c == 1 ? RATE1 : RATE64 )) \
 		--req-timeout-ms 250 >"$out/tx.out" 2>"$out/tx.err"
 	a1=$(cpustat 0); b1=$(cpustat 1); w1=$(rq_wait); l1=$(cut -d ' ' -f 1 /proc/loadavg)
 	d1=$(rx_dropped); e1=$(rcvbuf_errs)
@@ -143,6 +150,8 @@ run() {	# receiver, chunks per message, rep
 	# One line per run: receiver size rep, then name=value fields for the report.
 	echo "$rx $c $rep" \
 		"elapsed_s=$(val elapsed_s "$S") tx_dgrams=$(val tx_dgrams "$S")" \
+		"rate_pps=$(val rate_pps "$S") achieved_pps=$(val achieved_pps "$S")" \
+		"behind_s=$(val behind_s "$S")" \
 		"tx_completed=$(val completed "$S") resent_whole=$(val resent_whole "$S")" \
 		"cpu0_0='$a0' cpu0_1='$a1' cpu1_0='$b0' cpu1_1='$b1'" \
 		"veth_dropped=$((d1 - d0)) rcvbuf_errors=$((e1 - e0))" \
@@ -171,10 +180,11 @@ done
 echo "  (runs took $(( $(date +%s) - t_start )) s)"
 
 MODEL=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
-python3 - "$RESULTS" "$DOC" "$SECS" "$REPS" "$MODEL" "$(nproc)" "$(uname -r)" <<'EOF'
+python3 - "$RESULTS" "$DOC" "$SECS" "$REPS" "$MODEL" "$(nproc)" "$(uname -r)" "$RATE1" \
+	"$RATE64" <<'EOF'
 import datetime, re, shlex, statistics, sys, textwrap
 
-res, doc, secs, reps, model, ncpu, kernel = sys.argv[1:8]
+res, doc, secs, reps, model, ncpu, kernel, rate1, rate64 = sys.argv[1:10]
 HZ = 100.0	# USER_HZ of /proc/stat
 rows = {}
 for line in open(res):
@@ -208,35 +218,45 @@ for line in open(res):
         soft0=d0[6] / HZ, soft1=d1[6] / HZ,
         wait=float(kv.get("rq_wait_ns", 0)) * 1e-9 / chunks * 1e6,
         loadavg=float(kv.get("load", 0)),
+        rate=float(kv.get("rate_pps", 0)), achieved=float(kv.get("achieved_pps", 0)),
+        behind=float(kv.get("behind_s", 0)) / el * 100,
         waitfrac=float(kv.get("rq_wait_ns", 0)) * 1e-9 / el * 100))
 
 def med(v, k):
     return statistics.median(x[k] for x in v)
 
-hdr = ("| receiver | chunks/msg | messages/s | chunks/s | Gbit/s | CPU s per 1M chunks "
-       "(own + softirq) | receiver preempted, s per 1M chunks | receiver CPU load | "
-       "sender CPU 0 busy | dropped | limited by |")
-out = [hdr, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+hdr = ("| receiver | chunks/msg | sent, datagrams/s (rate) | messages/s | chunks/s | Gbit/s | "
+       "CPU s per 1M chunks (own + softirq) | receiver preempted, s per 1M chunks | "
+       "receiver CPU load | sender CPU 0 busy | dropped | limited by |")
+out = [hdr, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
 names = {"af_xdp": "dp_echo, net_af_xdp", "af_packet": "dp_echo, net_af_packet",
          "kernel": "kudp-recv, recvmmsg"}
 for c in (1, 64):
     for rx in ("af_xdp", "af_packet", "kernel"):
         v = rows.get((rx, c))
         if not v:
-            out.append("| %s | %d | (no run) | | | | | | | |" % (names[rx], c))
+            out.append("| %s | %d | (no run) | | | | | | | | | |" % (names[rx], c))
             continue
         dr = med(v, "drops")
         wf = med(v, "waitfrac")
+        bh = med(v, "behind")
+        ach, rate = med(v, "achieved"), med(v, "rate")
         if dr > 0.1:
             lim = "receiver (dropped %.2f%%)" % dr
-        elif wf > 10:
-            lim = "receiver's CPU share (waited for CPU %.0f%% of the run)" % wf
+        elif bh > 5:
+            lim = ("receiver (answers late: the sender's window was full %.0f%% of the run%s)"
+                   % (bh, ", its thread waited for CPU %.0f%%" % wf if wf > 10 else ""))
+        elif rate > 0 and ach < 0.97 * rate:
+            lim = "sender (its CPU: %.0f%% of the rate)" % (100 * ach / rate)
         else:
-            lim = "sender (receiver kept up)"
+            lim = "none: the fixed rate was served"
+            if wf > 10:
+                lim += " (receiver waited for CPU %.0f%% of the run)" % wf
         # the CPU split of the run whose total is the median (the others: each its median)
         mid = sorted(v, key=lambda x: x["cpm"])[(len(v) - 1) // 2]
-        out.append("| %s | %.1f | %.0f | %.0f | %.3f | %.3f (%.3f + %.3f) | %.3f | %.0f%% | "
-                   "%.0f%% | %.2f%% | %s |" % (names[rx], med(v, "cpc"), med(v, "msgs_s"),
+        out.append("| %s | %.1f | %.0f (%.0f) | %.0f | %.0f | %.3f | %.3f (%.3f + %.3f) | %.3f | "
+                   "%.0f%% | %.0f%% | %.2f%% | %s |" % (names[rx], med(v, "cpc"), ach, rate,
+                   med(v, "msgs_s"),
                    med(v, "chunks_s"), med(v, "gbit"), mid["cpm"], mid["own"],
                    mid["soft"], med(v, "wait"), 100 * med(v, "load"), med(v, "cpu0"), dr,
                    lim))
@@ -262,14 +282,14 @@ Command: `make bench` (this section: `scripts/bench_ingest.sh build`). Machine: 
 cores, kernel {kernel}; {date}. Each row is the median of {reps} runs of {secs} s, the three
 receivers interleaved (the CPU cost and its split are those of the median run).
 
-Setup: one veth pair between two network namespaces (10.77.80.0/24), MTU 1500, TX checksum
+Setup: one veth pair between two network namespaces (10.81.80.0/24), MTU 1500, TX checksum
 offload off on the sender's end. Receivers on the gateway end: `tests/dp_echo` (the dataplane
 with only the echo model) on `net_af_xdp` and on `net_af_packet`, and `build/bench/kudp-recv`
 (a plain UDP socket read with `recvmmsg`, 32 at a time, doing the same work per chunk:
 `proto_decode`, a per-message slot with bitmap and duplicate check, `proto_chunk_unpack`
 (LZ4 straight into place), and on completion the CRC32C echo answer). The sender is
 `tests/dp_sender` on kernel sockets, pinned to CPU 0, the same options for every receiver:
-8 clients x 8 requests open (x 4 for 64-chunk messages), no impairment, messages of exactly 1 or 64 chunks of raw, f32
+8 clients with up to 32 requests open each, an open loop at a fixed datagram rate (`--rate`: {rate1}/s for 1-chunk, {rate64}/s for 64-chunk messages; datagram k leaves at t0 + k / rate, waited for with `clock_nanosleep(TIMER_ABSTIME)` and a 20 us spin), no impairment, messages of exactly 1 or 64 chunks of raw, f32
 or LZ4-compressible tensors (a quarter are LZ4 ones, which pack into fewer chunks: hence
 64-chunk rows average fewer than 64 chunks per message). The receiver runs on CPU 1.
 
@@ -286,12 +306,11 @@ sent, LZ4 ones compressed) over the sender's run time; messages/s likewise.
 
 {table}
 
-"Limited by": the receiver when it dropped chunks, or when its busiest thread spent over 10%
-of the run runnable but waiting for a CPU another task held (then answers came late and the
-closed-loop sender waited for them); else the sender. The sender is a closed loop (dp_sender
-has no fixed-rate option: it keeps its window of requests open and sends as fast as CPU 0
-allows), so a receiver that drops nothing
-ran at the sender's pace, and then rates tie and only the CPU cost tells the receivers apart.
+"Limited by": the receiver when it dropped chunks, or when it answered so late that the
+sender's window of open requests filled and slots of the fixed rate went unused (over 5% of
+the run); the sender when it did not reach the rate on its own; else nobody, and then rates
+tie and only the CPU cost tells the receivers apart (the point of a fixed rate: every
+receiver does the same work per second).
 Drops are veth rx_dropped, PMD imissed, UDP RcvbufErrors.
 "Receiver CPU load" is its own CPU + softirq over the run's wall time.
 "Receiver preempted": run-queue wait of the receiver's busiest thread (RX lcore or

@@ -8,7 +8,8 @@
 #     unfinished and the gateway, which checks them, drops every datagram);
 #   - no address on the gateway end: the DPDK port owns 10.77.N.1 and answers ARP and ping
 #     itself; the kernel there stays silent (no port-unreachable replies under af_packet).
-# Addresses: 10.77.N.0/24 only, inside namespaces this script creates.
+# Addresses: 10.77.N.0/24 only (TG_NETNS_NET=A.B: A.B.N.0/24 instead, for a caller given
+# another /16), inside namespaces this script creates.
 #
 # Use as a command:
 #   scripts/netns.sh up NAME [N]    create NAME-gw, NAME-cl, veths NAME-g / NAME-c, subnet N
@@ -20,7 +21,7 @@
 tg_netns_env() {	# NAME [N]
 	local name=$1 n=${2:-0}
 	echo "TG_NS_GW=$name-gw TG_NS_CL=$name-cl TG_IF_GW=$name-g TG_IF_CL=$name-c" \
-		"TG_IP_GW=10.77.$n.1 TG_IP_CL=10.77.$n.2"
+		"TG_IP_GW=${TG_NETNS_NET:-10.77}.$n.1 TG_IP_CL=${TG_NETNS_NET:-10.77}.$n.2"
 }
 
 tg_netns_down() {	# NAME
@@ -49,7 +50,7 @@ tg_netns_up() {	# NAME [N]
 		ip -n "$name-cl" link set lo up &&
 		ip -n "$name-gw" link set "$name-g" mtu 1500 up &&
 		ip -n "$name-cl" link set "$name-c" mtu 1500 up &&
-		ip -n "$name-cl" addr add "10.77.$n.2/24" dev "$name-c" &&
+		ip -n "$name-cl" addr add "${TG_NETNS_NET:-10.77}.$n.2/24" dev "$name-c" &&
 		ip netns exec "$name-cl" ethtool -K "$name-c" tx off >/dev/null
 	} || {
 		echo "netns: setting up $name failed" >&2

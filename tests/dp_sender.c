@@ -13,7 +13,12 @@
  *
  * Usage: dp_sender --gw A.B.C.D [--port N] [--requests N] [--min-chunks N] [--max-chunks N]
  *            [--loss P] [--reorder P] [--dup P] [--clients N] [--window N] [--seed N]
- *            [--time-limit S] [--req-timeout-ms N] [--ping N]
+ *            [--time-limit S] [--req-timeout-ms N] [--ping N] [--rate PPS]
+ * --rate PPS makes it an open loop at a fixed datagram rate (all clients together, first
+ * sends and resends alike): datagram k leaves at t0 + k / PPS, waited for with
+ * clock_nanosleep(TIMER_ABSTIME) and a short spin; the window then only bounds the
+ * requests open at once (when the receiver falls behind and it fills, the achieved rate
+ * drops below PPS: rate_pps, achieved_pps and behind_s say by how much).
  * Prints "name value" lines (counts, rates, latency percentiles); exits 0 when every request
  * completed with a matching CRC, 1 otherwise. All loops are bounded by --time-limit.
  * --ping N first sends N ICMP echo requests (raw socket) and counts the replies.
@@ -54,6 +59,7 @@ struct opts {
 	double loss, reorder, dup;
 	uint32_t seed;
 	unsigned time_limit_s, req_timeout_ms;
+	double rate;			/* datagrams per second; 0: closed loop, as fast as it can */
 };
 
 struct req {
@@ -101,6 +107,8 @@ static struct {
 	uint64_t stale_rx, rx_bad;
 	uint64_t chunks_first;		/* chunks of all requests (first transmissions) */
 	uint64_t hello_tx;		/* HELLO datagrams sent */
+	uint64_t paced;			/* --rate: datagram slots released so far */
+	uint64_t behind_ns;		/* --rate: time a slot was due with nothing to send */
 } st;
 
 static uint32_t rng;
@@ -127,7 +135,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: dp_sender --gw A.B.C.D [--port N] [--requests N] [--min-chunks N] "
 		"[--max-chunks N] [--loss P] [--reorder P] [--dup P] [--clients N] [--window N] "
-		"[--seed N] [--time-limit S] [--req-timeout-ms N] [--ping N]\n");
+		"[--seed N] [--time-limit S] [--req-timeout-ms N] [--ping N] [--rate PPS]\n");
 }
 
 static int
@@ -171,6 +179,8 @@ parse(int argc, char **argv, struct opts *o)
 			o->req_timeout_ms = (unsigned)u;
 		} else if (strcmp(k, "--ping") == 0) {
 			o->ping = (unsigned)u;
+		} else if (strcmp(k, "--rate") == 0) {
+			o->rate = strtod(v, NULL);
 		} else if (strcmp(k, "--loss") == 0) {
 			o->loss = strtod(v, NULL);
 		} else if (strcmp(k, "--reorder") == 0) {
@@ -184,7 +194,7 @@ parse(int argc, char **argv, struct opts *o)
 	if ((argc - 1) % 2 != 0 || o->gw.sin_addr.s_addr == 0 || o->min_chunks == 0 ||
 	    o->min_chunks > o->max_chunks || o->max_chunks > 256 || o->clients == 0 ||
 	    o->clients > MAX_CLIENTS || o->window == 0 || o->window > MAX_WINDOW ||
-	    o->requests == 0 || o->time_limit_s == 0)
+	    o->requests == 0 || o->time_limit_s == 0 || !(o->rate >= 0 && o->rate <= 1e8))
 		return -1;
 	rng = o->seed ? o->seed : 1;
 	return 0;
@@ -505,9 +515,9 @@ on_datagram(const struct opts *o, struct client *c, const uint8_t *buf, size_t l
 	}
 }
 
-/* Send up to BATCH queued datagrams of c. @return datagrams sent. */
+/* Send up to max (<= BATCH) queued datagrams of c. @return datagrams sent. */
 static unsigned
-transmit(const struct opts *o, struct client *c, uint64_t now)
+transmit(const struct opts *o, struct client *c, uint64_t now, unsigned max)
 {
 	struct mmsghdr mh[BATCH];
 	struct iovec iov[BATCH];
@@ -523,7 +533,7 @@ transmit(const struct opts *o, struct client *c, uint64_t now)
 			i++;
 		}
 	}
-	while ((c->rq.n != 0 || c->q.n != 0) && n < BATCH) {
+	while ((c->rq.n != 0 || c->q.n != 0) && n < max) {
 		struct ring *q = c->rq.n != 0 ? &c->rq : &c->q;
 		struct qent e = q->e[q->h];
 		struct req *r = &c->req[e.slot];
@@ -647,16 +657,31 @@ main(int argc, char **argv)
 	t0 = tg_now_ns();
 	deadline = t0 + (uint64_t)o.time_limit_s * 1000000000ull;
 	while ((st.completed + st.failed < o.requests) && (now = tg_now_ns()) < deadline) {
-		unsigned work = 0;
+		unsigned work = 0, due = BATCH, sent = 0;
 
+		if (o.rate > 0) {
+			/* Slots due by now less those released; a backlog is capped at a batch
+			 * per client, so a stall does not turn into a burst. */
+			uint64_t k = (uint64_t)((double)(now - t0) * 1e-9 * o.rate) + 1;
+
+			if (k > st.paced + (uint64_t)BATCH * o.clients)
+				st.paced = k - (uint64_t)BATCH * o.clients;
+			due = k > st.paced ? (unsigned)(k - st.paced) : 0;
+		}
 		for (unsigned i = 0; i < o.clients; i++) {
 			struct client *c = &cl[i];
+			unsigned max = o.rate > 0 ? (due - sent < BATCH ? due - sent : BATCH) : BATCH;
 
 			for (unsigned s = 0; s < o.window && st.started < o.requests; s++)
 				if (!c->req[s].active && start_request(&o, c, s, next_id++, now) != 0)
 					return 1;
 			work += receive(&o, c, now);
-			work += transmit(&o, c, now);
+			if (max > 0) {
+				unsigned t = transmit(&o, c, now, max);
+
+				work += t;
+				sent += t;
+			}
 			/* Heard nothing for the timeout: every chunk was lost; resend it whole. */
 			for (unsigned s = 0; s < o.window; s++) {
 				struct req *r = &c->req[s];
@@ -669,6 +694,28 @@ main(int argc, char **argv)
 				for (unsigned k = 0; k < r->n; k++)
 					impair(&o, c, &c->rq, s, k, now);
 			}
+		}
+		if (o.rate > 0) {
+			uint64_t next;
+			struct timespec ts;
+
+			st.paced += sent;
+			if (sent < due) {	/* nothing queued for a due slot: the window is full */
+				st.behind_ns += 1000000000ull / (uint64_t)(o.rate > 1 ? o.rate : 1) *
+						(due - sent);
+				st.paced += due - sent;	/* open loop: that slot is gone */
+			}
+			/* Sleep to the next slot (absolute, no drift), spinning the last 20 us. */
+			next = t0 + (uint64_t)((double)(st.paced + 1) / o.rate * 1e9);
+			now = tg_now_ns();
+			if (next > now + 20000 && work == 0) {
+				uint64_t to = next - 20000 < now + 1000000 ? next - 20000 : now + 1000000;
+
+				ts.tv_sec = (time_t)(to / 1000000000ull);
+				ts.tv_nsec = (long)(to % 1000000000ull);
+				clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+			}
+			continue;
 		}
 		if (work == 0)
 			poll(pfd, o.clients, 1);
@@ -694,6 +741,9 @@ main(int argc, char **argv)
 	       (unsigned long long)st.rx_bad);
 	printf("elapsed_s %.3f\nrequests_per_s %.0f\ndgrams_per_s %.0f\n", el,
 	       (double)st.completed / el, (double)st.tx / el);
+	if (o.rate > 0)
+		printf("rate_pps %.0f\nachieved_pps %.0f\nbehind_s %.3f\n", o.rate,
+		       (double)st.tx / el, (double)st.behind_ns * 1e-9);
 	if (n_lat != 0)
 		printf("latency_us_p50 %u\nlatency_us_p99 %u\nlatency_us_max %u\n",
 		       lat_us[n_lat / 2], lat_us[n_lat * 99 / 100], lat_us[n_lat - 1]);
