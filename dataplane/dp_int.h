@@ -26,6 +26,9 @@ enum {
 	DP_TX_BUF = 2 * DP_BURST,	/* frames buffered before a forced flush */
 	DP_TX_RETRIES = 2,	/* extra tx_burst calls before unsent frames are freed */
 	DP_HDR_LEN = RTE_ETHER_HDR_LEN + 20 + 8,	/* Ethernet + IPv4 (no options) + UDP */
+	DP_NACKS_MAX = 16,	/* NACKs without progress: an abandoned message costs no more */
+	DP_NACKS_STEADY = 4,	/* the first ones a gap apart (a lost resend is common), */
+	DP_NACK_BACKOFF_MAX = 6,	/* then 2, 4 ... 64 gaps apart */
 };
 
 #define DP_DROP(lc, sym)	((lc)->stats.drop[DP_DROP_##sym]++)
@@ -80,6 +83,8 @@ struct dp_slot {
 	uint32_t tomb;			/* HELD: its tombstone, which keeps its answer */
 	uint16_t n_received;		/* distinct chunks placed */
 	uint8_t state;			/* enum dp_slot_state */
+	uint8_t nack_backoff;		/* OPEN: NACKs since the last chunk placed */
+	uint64_t next_nack_tsc;		/* OPEN: no NACK before this (backoff) */
 	uint64_t *received;		/* bitmap, bit i: chunk i placed */
 	uint32_t (*span)[2];		/* [i]: raw offset and end of chunk i, once placed */
 };

@@ -441,6 +441,8 @@ dp_msg_open(struct dp_lcore *lc, struct dp_session *sess, const struct dp_key *k
 	s->state = DP_SLOT_OPEN;
 	s->first_tsc = now;
 	s->n_received = 0;
+	s->nack_backoff = 0;
+	s->next_nack_tsc = 0;
 	s->pub.hdr = msg->h;
 	s->pub.req = msg->u.req;
 	/* The message's view: nothing of the chunk that happened to come first. */
@@ -704,7 +706,9 @@ dp_chunk_input(struct dp_lcore *lc, struct dp_session *sess, const struct proto_
 	lc->stats.chunks_placed++;
 	if (++s->n_received == c->count)
 		return dp_msg_complete(lc, s, now);
-	/* Progress: the next NACK is a whole gap of silence away. */
+	/* Progress: the next NACK is a whole gap of silence away, its backoff starts over. */
+	s->nack_backoff = 0;
+	s->next_nack_tsc = 0;
 	TAILQ_REMOVE(&re->open, s, timer);
 	dp_timer_arm(re, s, now);
 	return NULL;
@@ -784,7 +788,7 @@ dp_reasm_deliver(struct dp_lcore *lc, struct dp_slot **done, unsigned n)
 /*
  * Timers, checked from the poll loop on the TSC (docs/protocol.md 12.2). A slot silent for a
  * gap is past its message timeout (freed, counted, ERROR UNKNOWN_REQUEST reasm_timeout sent)
- * or gets a NACK of what is missing, and another a gap later. The timeout is judged at these
+ * or gets a NACK of what is missing, and another after 2, 4 ... 64 gaps without progress. The timeout is judged at these
  * checks, so it fires at most one gap late. The list is in deadline order, so only its head
  * is looked at; then tombstones and sessions.
  */
@@ -803,7 +807,20 @@ dp_reasm_timers(struct dp_lcore *lc, uint64_t now)
 			dp_slot_put(lc, s);
 			continue;
 		}
-		dp_send_nack(lc, s);
+		/* A device that does not answer NACKs gets them ever more rarely (after a few
+		 * a gap apart, 2, 4, 8 ... gaps apart) and at most DP_NACKS_MAX since its last
+		 * chunk: an abandoned message used to cost one NACK per gap until its timeout
+		 * (500 at the defaults); one that progresses gets a NACK a gap after each
+		 * silence. */
+		if (s->nack_backoff < DP_NACKS_MAX && now >= s->next_nack_tsc) {
+			unsigned k = s->nack_backoff + 1u < DP_NACKS_STEADY
+					     ? 0 : s->nack_backoff + 2u - DP_NACKS_STEADY;
+
+			dp_send_nack(lc, s);
+			s->next_nack_tsc = now - re->gap_tsc / 4 +
+					  (re->gap_tsc << RTE_MIN(k, (unsigned)DP_NACK_BACKOFF_MAX));
+			s->nack_backoff++;
+		}
 		dp_timer_arm(re, s, now);
 	}
 	while (re->n_tombs != 0 && re->tombs[re->tomb_head].expire_tsc <= now)
