@@ -25,8 +25,8 @@
 # section "Ingest: DPDK dataplane vs kernel recvmmsg" of docs/BENCHMARKS.md (replacing an
 # older one, leaving the rest of the file alone).
 # Usage: scripts/bench_ingest.sh [BUILD]   env: TG_INGEST_SECONDS (5), TG_INGEST_REPS (3),
-#        TG_INGEST_DOC (docs/BENCHMARKS.md; "-" writes none), TG_INGEST_RATE1 (8000) and
-#        TG_INGEST_RATE64 (16000): datagrams/s for 1-chunk and 64-chunk messages
+#        TG_INGEST_DOC (docs/BENCHMARKS.md; "-" writes none), TG_INGEST_RATE1 (3000) and
+#        TG_INGEST_RATE64 (8000): datagrams/s for 1-chunk and 64-chunk messages
 set -u
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
@@ -35,8 +35,8 @@ cd "$(dirname "$0")/.."
 SECS=${TG_INGEST_SECONDS:-5}
 REPS=${TG_INGEST_REPS:-3}
 DOC=${TG_INGEST_DOC:-docs/BENCHMARKS.md}
-RATE1=${TG_INGEST_RATE1:-8000}
-RATE64=${TG_INGEST_RATE64:-16000}
+RATE1=${TG_INGEST_RATE1:-3000}
+RATE64=${TG_INGEST_RATE64:-8000}
 NAME=tgbi$$
 SUBNET=80			# 10.81.80.0/24, inside this script's namespaces only
 export TG_NETNS_NET=10.81
@@ -136,13 +136,15 @@ run() {	# receiver, chunks per message, rep
 	fi
 	d0=$(rx_dropped); e0=$(rcvbuf_errs)
 	a0=$(cpustat 0); b0=$(cpustat 1); w0=$(rq_wait); l0=$(cut -d ' ' -f 1 /proc/loadavg)
-	# 8 clients, up to 32 requests open each: the window only bounds what is open, the fixed
-	# rate decides what is sent.
+	# 8 clients with up to 32 (1 chunk) or 4 (64 chunks) requests open each: the window only
+	# bounds what is open, the fixed rate decides what is sent. Small enough that what waits
+	# in the sender's queues leaves within ~150 ms at the rate (a 64-chunk window of 32 would
+	# queue a second's worth, and the request timer would resend what is merely queued).
 	ip netns exec "$NAME-cl" taskset -c 0 timeout $((SECS + 30)) "$BUILD/tests/dp_sender" \
 		--gw "$GW" --requests 20000000 --min-chunks "$c" --max-chunks "$c" \
-		--clients 8 --window 32 --seed $((rep * 100 + c)) --time-limit "$SECS" \
-		--rate $(( c == 1 ? RATE1 : RATE64 )) \
-		--req-timeout-ms 250 >"$out/tx.out" 2>"$out/tx.err"
+		--clients 8 --window $(( c == 1 ? 32 : 4 )) --seed $((rep * 100 + c)) \
+		--time-limit "$SECS" --rate $(( c == 1 ? RATE1 : RATE64 )) \
+		--req-timeout-ms 1000 >"$out/tx.out" 2>"$out/tx.err"
 	a1=$(cpustat 0); b1=$(cpustat 1); w1=$(rq_wait); l1=$(cut -d ' ' -f 1 /proc/loadavg)
 	d1=$(rx_dropped); e1=$(rcvbuf_errs)
 	stop_rx
@@ -289,7 +291,7 @@ with only the echo model) on `net_af_xdp` and on `net_af_packet`, and `build/ben
 `proto_decode`, a per-message slot with bitmap and duplicate check, `proto_chunk_unpack`
 (LZ4 straight into place), and on completion the CRC32C echo answer). The sender is
 `tests/dp_sender` on kernel sockets, pinned to CPU 0, the same options for every receiver:
-8 clients with up to 32 requests open each, an open loop at a fixed datagram rate (`--rate`: {rate1}/s for 1-chunk, {rate64}/s for 64-chunk messages; datagram k leaves at t0 + k / rate, waited for with `clock_nanosleep(TIMER_ABSTIME)` and a 20 us spin), no impairment, messages of exactly 1 or 64 chunks of raw, f32
+8 clients with up to 32 requests open each (4 for 64-chunk messages), an open loop at a fixed datagram rate (`--rate`: {rate1}/s for 1-chunk, {rate64}/s for 64-chunk messages; datagram k leaves at t0 + k / rate, waited for with `clock_nanosleep(TIMER_ABSTIME)` and a 20 us spin), no impairment, messages of exactly 1 or 64 chunks of raw, f32
 or LZ4-compressible tensors (a quarter are LZ4 ones, which pack into fewer chunks: hence
 64-chunk rows average fewer than 64 chunks per message). The receiver runs on CPU 1.
 
