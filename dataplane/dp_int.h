@@ -26,8 +26,9 @@ enum {
 	DP_TX_BUF = 2 * DP_BURST,	/* frames buffered before a forced flush */
 	DP_TX_RETRIES = 2,	/* extra tx_burst calls before unsent frames are freed */
 	DP_HDR_LEN = RTE_ETHER_HDR_LEN + 20 + 8,	/* Ethernet + IPv4 (no options) + UDP */
-	DP_NACKS_MAX = 16,	/* NACKs without progress: an abandoned message costs no more */
-	DP_NACKS_STEADY = 4,	/* the first ones a gap apart (a lost resend is common), */
+	DP_NACKS_MAX = 48,	/* NACKs without progress: an abandoned message costs no more */
+	DP_NACKS_STEADY = 32,	/* the first ones a gap apart (a device under load may take
+				 * several to get a resend through), */
 	DP_NACK_BACKOFF_MAX = 6,	/* then 2, 4 ... 64 gaps apart */
 };
 

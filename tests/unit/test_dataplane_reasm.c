@@ -526,9 +526,9 @@ test_missing_chunk_nacked_after_gap(void)
 }
 
 /*
- * Silence: NACKs backing off (2, 4, 6, 8, then 12, 20, 36, 68 ms: 2, 4, 8 ... gaps), then, past the
- * message timeout (100 ms), the slot is freed with ERROR UNKNOWN_REQUEST reasm_timeout; the
- * request resent whole is served again.
+ * Silence: NACKs a gap (2 ms) apart (32 of them, to 64 ms), then 2, 4, 8 gaps apart (68, 76,
+ * 92 ms); past the message timeout (100 ms) the slot is freed with ERROR UNKNOWN_REQUEST
+ * reasm_timeout; the request resent whole is served again.
  */
 static void
 test_timeout_frees_slot(void)
@@ -549,7 +549,7 @@ test_timeout_frees_slot(void)
 	}
 	TH_CHECK(is_error(&r, PROTO_ST_UNKNOWN_REQUEST, PROTO_E_REASM_TIMEOUT));
 	/* 8; a sleeping test thread stretches gaps, never adds NACKs (it was 50, one a gap). */
-	TH_CHECK_MSG(nacks >= 5 && nacks <= 8, "%u NACKs", nacks);
+	TH_CHECK_MSG(nacks >= 10 && nacks <= 35, "%u NACKs", nacks);
 	dp_stats_get(dp, &b);
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_MSG_TIMEOUT, 1));
 	TH_CHECK(b.nacks_sent - a.nacks_sent == nacks);
@@ -557,6 +557,54 @@ test_timeout_frees_slot(void)
 	for (i = 0; i < ma.n; i++)
 		send_chunk(&ma, i);
 	TH_CHECK(reply(&r, 100) && is_echo_of(&r, &ma));
+}
+
+/*
+ * An abandoned message (gap 1 ms, timeout 1 s) gets at most 48 NACKs in all, not one per gap
+ * (1000): 32 a gap apart, then 2, 4 ... 64 gaps apart, the 48th near 800 ms.
+ */
+static void
+test_abandoned_message_nacks_bounded(void)
+{
+	struct dptk_port p0 = port, p2;
+	struct dp *d0 = dp, *d2 = NULL;
+	struct timespec ms = { 0, 1000000 };
+	struct dp_config cfg;
+	struct tg_err err = { 0 };
+	struct dp_stats a, b;
+	unsigned nacks = 0;
+
+	TH_CHECK(dptk_port_make(&p2, 1024) == 0);
+	dptk_config(&cfg, &p2);
+	cfg.gap_timeout_us = 1000;
+	cfg.msg_timeout_us = 1000000;
+	TH_CHECK_MSG(dp_create(&d2, &cfg, &err) == 0, "%s", err.msg);
+	if (d2 == NULL) {
+		dptk_port_free(&p2);
+		return;
+	}
+	dp_mac_get(d2, p2.mac);
+	port = p2;
+	dp = d2;
+	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 2, 170, 5000, false) == 0);
+	dp_stats_get(dp, &a);
+	send_chunk(&ma, 0);
+	for (int i = 0; i < 1300; i++) {	/* past the 1 s timeout, whatever the sleeps */
+		nanosleep(&ms, NULL);
+		pump();
+		while (dptk_take_udp(&port, rbuf, sizeof(rbuf), NULL) >= 0)
+			nacks += rbuf[PROTO_OFF_TYPE] == PROTO_T_NACK;
+		dp_stats_get(dp, &b);
+		if (b.drop[DP_DROP_MSG_TIMEOUT] != a.drop[DP_DROP_MSG_TIMEOUT])
+			break;
+	}
+	TH_CHECK(b.drop[DP_DROP_MSG_TIMEOUT] - a.drop[DP_DROP_MSG_TIMEOUT] == 1);
+	TH_CHECK_MSG(nacks >= 20 && nacks <= 48, "%u NACKs", nacks);
+	TH_CHECK(b.nacks_sent - a.nacks_sent == nacks);
+	port = p0;
+	dp = d0;
+	dp_destroy(d2);
+	dptk_port_free(&p2);
 }
 
 /* Open (incomplete) messages up to each limit; the next one is refused with OVERLOADED. */
@@ -1341,6 +1389,7 @@ main(void)
 	TH_RUN(test_mismatching_chunk_refused);
 	TH_RUN(test_missing_chunk_nacked_after_gap);
 	TH_RUN(test_timeout_frees_slot);
+	TH_RUN(test_abandoned_message_nacks_bounded);
 	TH_RUN(test_client_limit_then_pool_limit);
 	TH_RUN(test_consumer_gets_request_and_answers);
 	TH_RUN(test_consumer_error_status_answered);
