@@ -4,8 +4,9 @@
  * a NACK makes exactly the listed chunk come again, byte for byte but the RETRANSMIT flag; a
  * silent gateway gets the whole request again under the same id; ERROR UNKNOWN_SESSION
  * makes a re-HELLO with the old session id and a resend; the result carries top-k, timing,
- * exit and advice; a gateway that never answers is -ETIMEDOUT; bad configs are refused
- * with the field named.
+ * exit and advice; a WANT_TENSOR answer with two chunks held back is NACKed for exactly
+ * those and reassembled byte for byte; a gateway that never answers is -ETIMEDOUT; bad
+ * configs are refused with the field named.
  */
 #include "tests/harness.h"
 #include "client/tgc_int.h"
@@ -20,7 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum { MODE_NACK, MODE_SILENT, MODE_SESSION };
+enum { MODE_NACK, MODE_SILENT, MODE_SESSION, MODE_TENSOR };
 enum { SESSION = 0xABCD0001, MAX_N = 16 };
 
 struct fake {
@@ -29,6 +30,7 @@ struct fake {
 	struct sockaddr_in peer;
 	/* what the fake saw, checked by the test after the join */
 	bool hello_padded, rehello_with_session, nack_resend_exact, full_resend_same_id;
+	bool tensor_nack_exact;		/* MODE_TENSOR: the client NACKed exactly chunks 2 and 5 */
 	unsigned n, after_nack, resent;
 	uint8_t chunk[MAX_N][PROTO_DEFAULT_DGRAM];
 	unsigned len[MAX_N];
@@ -135,6 +137,54 @@ fake_respond(struct fake *f, const struct proto_msg *req)
 	fake_send(f, out, proto_encode_response(out, sizeof(out), &h, &r));
 }
 
+/*
+ * MODE_TENSOR: a TENSOR answer of TENSOR_N floats in several chunks; chunks 2 and 5 are held
+ * back until the client NACKs them (exactly them), then sent.
+ */
+enum { TENSOR_N = 3000 };
+static float tensor_ans[TENSOR_N];
+
+static void
+fake_tensor_answer(struct fake *f, const struct proto_msg *req)
+{
+	static uint8_t out[TENSOR_N * 4 + 64 * PROTO_RESPONSE_LEN];
+	struct proto_dgram dg[64];
+	struct proto_response r = { .c = req->u.req.c, .status = PROTO_ST_OK,
+				    .result_kind = PROTO_RES_TENSOR, .exit_taken = 2,
+				    .advice_split = PROTO_NONE, .advice_variant = PROTO_NONE,
+				    .batch_size = 1 };
+	struct proto_hdr h = req->h;
+	struct proto_msg m;
+	uint8_t buf[2048];
+	unsigned n = 0;
+	int len;
+
+	h.flags = 0;
+	r.c.t = (struct proto_tensor){ .dtype = PROTO_DT_F32, .ndim = 2, .dims = { 1, TENSOR_N },
+				       .raw_total = TENSOR_N * 4, .scale = 1.0f };
+	len = proto_response_chunk(&h, &r, tensor_ans, PROTO_DEFAULT_DGRAM, true, out, sizeof(out),
+				   dg, 64, &n);
+	if (len != 0 || n < 7) {
+		fprintf(stderr, "  fake: chunking the answer: %d, %u chunks\n", len, n);
+		return;
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (i != 2 && i != 5)
+			fake_send(f, dg[i].data, (int)dg[i].len);
+	while ((len = fake_recv(f, buf, sizeof(buf), 1000)) > 0) {
+		if (proto_decode(buf, (size_t)len, NULL, &m, NULL) != PROTO_OK ||
+		    m.h.type != PROTO_T_NACK)
+			continue;
+		f->tensor_nack_exact = m.h.request_id == req->h.request_id &&
+				       m.u.nack.chunk_count == n && m.u.nack.n_ranges == 2 &&
+				       m.u.nack.ranges[0].first == 2 && m.u.nack.ranges[0].count == 1 &&
+				       m.u.nack.ranges[1].first == 5 && m.u.nack.ranges[1].count == 1;
+		fake_send(f, dg[2].data, (int)dg[2].len);
+		fake_send(f, dg[5].data, (int)dg[5].len);
+		return;
+	}
+}
+
 static void *
 fake_main(void *arg)
 {
@@ -145,6 +195,10 @@ fake_main(void *arg)
 
 	if (!fake_hello(f, &sess) || !fake_take_request(f, &first, &rt))
 		return NULL;
+	if (f->mode == MODE_TENSOR) {
+		fake_tensor_answer(f, &first);
+		return NULL;
+	}
 	if (f->mode == MODE_NACK) {
 		struct proto_nack nk = { .chunk_count = (uint16_t)f->n, .n_ranges = 1,
 					 .ranges = { { 1, 1 } } };
@@ -208,6 +262,7 @@ run_request(struct fake *f, int mode, struct tgc_result *res, struct tgc_stats *
 {
 	struct tgc_config cfg = { .gateway = "127.0.0.1", .client_id = 99, .follow_advice = true,
 				  .request_timeout_ms = 400, .hello_timeout_ms = 1000 };
+	static float got[TENSOR_N + 16];
 	struct tgc_request_opts o = { .model_id = 1, .split_id = 0, .wire_dtype = TG_DT_F32,
 				      .top_k = 2 };
 	struct tg_tensor t = { .dtype = TG_DT_F32, .ndim = 4, .dims = { 1, 1, 28, 28 },
@@ -219,6 +274,14 @@ run_request(struct fake *f, int mode, struct tgc_result *res, struct tgc_stats *
 
 	for (unsigned i = 0; i < 28 * 28; i++)	/* incompressible: several chunks */
 		img[i] = (float)((i * 2654435761u) >> 7 & 0xffff) / 65536.0f;
+	if (mode == MODE_TENSOR) {
+		o.req_flags = PROTO_RF_WANT_TENSOR;
+		o.tensor_out = got;
+		o.tensor_cap = sizeof(got);
+		for (unsigned i = 0; i < TENSOR_N; i++)
+			tensor_ans[i] = (float)((i * 2654435761u) >> 5 & 0xfffff) / 64.0f;
+		memset(got, 0, sizeof(got));
+	}
 	if (fake_start(f, mode, &th) != 0)
 		return -1;
 	cfg.port = f->port;
@@ -231,6 +294,8 @@ run_request(struct fake *f, int mode, struct tgc_result *res, struct tgc_stats *
 	}
 	if (rc != 0)
 		fprintf(stderr, "  client: %d %s\n", rc, err.msg);
+	if (mode == MODE_TENSOR && rc == 0)
+		TH_CHECK(memcmp(got, tensor_ans, sizeof(tensor_ans)) == 0);
 	pthread_join(th, NULL);
 	tgc_close(c);
 	close(f->fd);
@@ -265,6 +330,24 @@ test_nack_resends_exactly_the_listed_chunk(void)
 	TH_CHECK(r.nacks == 1 && r.chunks_resent == 1 && r.timeouts == 0);
 	TH_CHECK(st.nacks == 1 && st.chunks_resent == 1 && st.responses == 1);
 	TH_CHECK(adv == 4);	/* follow_advice: the advised split is served, so taken */
+}
+
+/* WANT_TENSOR: a chunked answer with two chunks missing; the client NACKs exactly those
+ * after the gap and reassembles the tensor into the caller's buffer. */
+static void
+test_tensor_answer_gap_nacked_and_reassembled(void)
+{
+	static struct fake f;
+	struct tgc_result r;
+	struct tgc_stats st;
+	uint8_t adv = 0;
+
+	TH_CHECK(run_request(&f, MODE_TENSOR, &r, &st, &adv) == 0);
+	TH_CHECK(f.tensor_nack_exact);
+	TH_CHECK(r.status == PROTO_ST_OK && r.tensor.raw_total == TENSOR_N * 4);
+	TH_CHECK(r.tensor.dtype == PROTO_DT_F32 && r.tensor.dims[1] == TENSOR_N);
+	TH_CHECK(r.resp_chunks >= 7 && r.resp_nacks == 1 && r.timeouts == 0);
+	TH_CHECK(st.resp_chunks == r.resp_chunks && st.resp_nacks == 1);
 }
 
 static void
@@ -345,6 +428,7 @@ int
 main(void)
 {
 	TH_RUN(test_nack_resends_exactly_the_listed_chunk);
+	TH_RUN(test_tensor_answer_gap_nacked_and_reassembled);
 	TH_RUN(test_silence_resends_the_whole_request_under_its_id);
 	TH_RUN(test_unknown_session_rehellos_and_resends);
 	TH_RUN(test_silent_gateway_times_out_the_hello);
