@@ -170,6 +170,7 @@ for flag in 2 0; do
 		--deadline-us 10000000 --time-limit 100 --client-base 2000 --flags "$flag" \
 		>"$out/exit$flag.out" 2>"$out/exit$flag.err"
 	echo "  flags $flag: $(grep -E '^(ok|mismatch|close|failed|lost|early_exits) ' "$out/exit$flag.out" | tr '\n' ' ')"
+	sed 's/^/    | /' "$out/exit$flag.err" | head -n 5
 done
 check "no-early-exit flag: all 1024 answered by the final exit, as offline" \
 	test "$(val ok "$out/exit2.out")" -eq 1024 -a "$(val early_exits "$out/exit2.out")" -eq 0 -a \
