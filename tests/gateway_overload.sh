@@ -146,7 +146,11 @@ echo "  scheduler: shed on arrival ${shed:-?}, expired in queue (no compute) ${e
 client "$out/hup" "$out/hup.ids" 3000 --rate "$rate" --duration 6 --warmup 1 \
 	--deadline-us 100000 &
 cpid=$!
-sleep 2
+for _ in $(seq 100); do	# the client answered at least once (at most 10 s), then 1 s more
+	[ -s "$out/hup.ids" ] && break
+	sleep 0.1
+done
+sleep 1
 kill -HUP "$(pgrep -P "$gw_pid" | head -n 1 || echo "$gw_pid")" 2>/dev/null || kill -HUP "$gw_pid"
 wait "$cpid"
 rc=$?
@@ -164,7 +168,11 @@ check "SIGHUP under load: every request answered (status $rc, lost $(val lost "$
 client "$out/term" "$out/term.ids" 4000 --rate "$rate" --duration 8 --warmup 1 \
 	--deadline-us 100000 --drain-ms 5000 &
 cpid=$!
-sleep 2
+for _ in $(seq 100); do	# the client answered at least once (at most 10 s), then 1 s more
+	[ -s "$out/term.ids" ] && break
+	sleep 0.1
+done
+sleep 1
 kill -TERM "$gw_pid" 2>/dev/null
 # gw_client itself (not timeout(1), which a USR1 would end): it stops sending and waits.
 kill -USR1 $(pgrep -f "^$BUILD/tests/gw_client .*--client-base 4000") 2>/dev/null

@@ -950,7 +950,6 @@ run_open(double rate, unsigned closed, double duration, double warmup, unsigned 
 	double gap = rate > 0 ? 1e9 / rate : 0;
 	struct pollfd pfd[MAX_CLIENTS];
 
-	signal(SIGUSR1, ol_on_usr1);
 	for (unsigned c = 0; c < o.clients; c++) {
 		ol[c] = calloc(OL_CAP, sizeof(*ol[c]));
 		if (ol[c] == NULL)
@@ -1089,6 +1088,8 @@ main(int argc, char **argv)
 		printf("0 passed, 0 failed, 0 skipped\n");
 		return 0;
 	}
+	/* First: a script may signal "stop sending" while the model still loads. */
+	signal(SIGUSR1, ol_on_usr1);
 	o.gw = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons(PROTO_PORT) };
 	o.requests = 2000;
 	o.clients = 4;
