@@ -483,12 +483,17 @@ sched_submit(struct sched *s, struct sched_req *r)
 	r->t_arrival_ns = now;
 	if (r->deadline_ns == 0)
 		r->deadline_ns = now + md->cfg.default_deadline_ns;
+	/* Plan against the deadline less 1/16 of the budget: the scheduler's clock starts
+	 * when the RX lcore took the first chunk and stops before the answer is sent. */
+	r->due_ns = r->deadline_ns;
+	if (r->deadline_ns > now)
+		r->due_ns -= (r->deadline_ns - now) / 16;
 	s->st.submitted++;
 	if (s->draining || s->inflight >= s->cfg.max_inflight || q->n >= s->cfg.queue_cap) {
 		r->status = PROTO_ST_OVERLOADED;
 	} else if (now + sched_remaining(md, qi, 1) > r->deadline_ns) {
 		r->status = PROTO_ST_DEADLINE_INFEASIBLE;	/* even alone on an idle gateway */
-	} else if (sched_predict_finish(s, r->model, (unsigned)qi, now) > r->deadline_ns) {
+	} else if (sched_predict_finish(s, r->model, (unsigned)qi, now) > r->due_ns) {
 		/* Shed now, not at batch formation: it would only wait to expire, and a queue
 		 * kept to what can finish in time is what lets the rest make their deadlines. */
 		r->status = PROTO_ST_OVERLOADED;
@@ -568,7 +573,7 @@ sched_queue_dmin(const struct sched_seg *q)
 	uint64_t d = UINT64_MAX;
 
 	for (const struct sched_req *r = q->head; r; r = r->next)
-		d = r->deadline_ns < d ? r->deadline_ns : d;
+		d = r->due_ns < d ? r->due_ns : d;
 	return d;
 }
 
@@ -631,12 +636,12 @@ sched_take_batch(struct sched *s, unsigned worker, struct sched_batch *b, uint64
 		b->model = (uint16_t)bm;
 		b->seg = (uint8_t)bq;
 		b->n = 0;
-		while (!s->draining && q->head != NULL && now + one > q->head->deadline_ns)
+		while (!s->draining && q->head != NULL && now + one > q->head->due_ns)
 			sched_expire(s, sched_pop(q), now, &expired);
 		lifo = q->n > md->cfg.max_batch;
 		while (b->n < md->cfg.max_batch && q->head != NULL) {
 			struct sched_req *r = lifo ? q->tail : q->head;
-			uint64_t d = r->deadline_ns < d_batch ? r->deadline_ns : d_batch;
+			uint64_t d = r->due_ns < d_batch ? r->due_ns : d_batch;
 
 			if (s->draining ||
 			    now + sched_remaining(md, bq, b->n + 1) + SCHED_GUARD_NS <= d) {
@@ -644,7 +649,7 @@ sched_take_batch(struct sched *s, unsigned worker, struct sched_batch *b, uint64
 				d_batch = d;
 				continue;
 			}
-			if (now + one <= r->deadline_ns)
+			if (now + one <= r->due_ns)
 				break;
 			sched_expire(s, lifo ? sched_pop_tail(q) : sched_pop(q), now, &expired);
 		}

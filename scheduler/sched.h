@@ -69,6 +69,9 @@ struct sched_req {
 	/* the scheduler's own */
 	uint64_t t_arrival_ns;
 	uint64_t t_enqueue_ns;		/* entered its current queue */
+	uint64_t due_ns;		/* the deadline less a margin (1/16 of its budget at
+					 * arrival): what batching plans against, so that delays
+					 * outside the scheduler's view (RX, sending) fit too */
 	int32_t stage;			/* staging slot holding its tensor between segments, -1 */
 	uint8_t seg;			/* current segment */
 	struct sched_req *next, *prev;

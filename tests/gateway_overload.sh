@@ -3,13 +3,13 @@
 # namespace; gw_client, in another, sends Fashion-MNIST images at split 0 as u8 (one datagram,
 # the whole model's compute: the gateway is the bottleneck, not the wire).
 #   1. capacity: a closed loop of 128 open requests (two full batches) for 4 s, deadlines of
-#      1 s; C = OK answers per second after a 1 s warm-up. Measured here, every run: the
-#      machine is shared and its speed varies.
+#      1 s; OK answers per second after a 1 s warm-up, measured before and after the overload
+#      (C: their mean). Measured here, every run: the machine is shared, its speed varies.
 #   2. overload: an open loop (paced, requests spread over 4 client sockets, thousands in
 #      flight) at 2 C for 10 s with the model's deadline (100 ms). Checked: tailgate stays up,
 #      every request is answered with a result or a status (OVERLOADED, DEADLINE_INFEASIBLE),
 #      and the goodput (answered OK within 100 ms as the client sees it, send to answer) is at
-#      least 0.8 C. On a miss the capacity is measured again and the overload rerun once (the
+#      least 0.8 C. On a miss the round (capacity, overload, capacity) is run once more (the
 #      other tenants of this machine come and go); the second result counts.
 #   3. SIGHUP under the same load: the reload's new generation takes over, nothing is lost.
 #   4. SIGTERM under the same load (the client stops sending at the signal): every request
@@ -105,35 +105,38 @@ overload() {	# out_file rate
 }
 
 : >"$out/ids"
-cap=$(capacity "$out/cap1")
-summary "capacity (closed loop)" "$out/cap1"
-check "capacity measured: $cap OK/s" awk -v c="$cap" 'BEGIN { exit !(c > 0) }'
-rate=$(awk -v c="$cap" 'BEGIN { printf "%.0f", 2 * c }')
-overload "$out/ol1" "$rate"
-rc=$?
-summary "overload at $rate/s" "$out/ol1"
-good=$(val goodput_rps "$out/ol1")
-if awk -v g="$good" -v c="$cap" 'BEGIN { exit !(g < 0.8 * c) }'; then
-	echo "  goodput $good/s < 0.8 x $cap: capacity measured again, overload rerun once"
-	cap=$(capacity "$out/cap2")
-	summary "capacity (closed loop), again" "$out/cap2"
-	rate=$(awk -v c="$cap" 'BEGIN { printf "%.0f", 2 * c }')
-	overload "$out/ol2" "$rate"
+# One round: capacity, overload at twice it, capacity again; the bound is against the mean
+# of the two capacities (the machine's speed during the overload is what counts).
+round() {	# suffix
+	local c0 c1
+	c0=$(capacity "$out/cap$1a")
+	summary "capacity (closed loop)" "$out/cap$1a"
+	rate=$(awk -v c="$c0" 'BEGIN { printf "%.0f", 2 * c }')
+	overload "$out/ol$1" "$rate"
 	rc=$?
-	summary "overload at $rate/s, again" "$out/ol2"
-	cp "$out/ol2" "$out/ol1"
-	good=$(val goodput_rps "$out/ol1")
+	summary "overload at $rate/s" "$out/ol$1"
+	c1=$(capacity "$out/cap$1b")
+	summary "capacity after (closed loop)" "$out/cap$1b"
+	cap=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", (a + b) / 2 }')
+	good=$(val goodput_rps "$out/ol$1")
+	cp "$out/ol$1" "$out/ol"
+}
+round 1
+check "capacity measured: $cap OK/s (mean of before and after)" awk -v c="$cap" 'BEGIN { exit !(c > 0) }'
+if awk -v g="$good" -v c="$cap" 'BEGIN { exit !(g < 0.8 * c) }'; then
+	echo "  goodput $good/s < 0.8 x $cap: the round is run once more"
+	round 2
 fi
-check "overload: every request answered, with a result or a status (client status $rc, lost $(val lost "$out/ol1"))" \
-	test "$rc" -eq 0 -a "$(val lost "$out/ol1")" -eq 0 -a \
-	"$(val answered "$out/ol1")" -eq "$(val sent "$out/ol1")"
-check "overload: answers carry statuses, OK or shed (ok $(val ok "$out/ol1"), overloaded $(val status_overloaded "$out/ol1"), infeasible $(val status_deadline_infeasible "$out/ol1"))" \
-	test "$(val ok "$out/ol1")" -gt 0 -a \
-	"$(( $(val status_overloaded "$out/ol1") + $(val status_deadline_infeasible "$out/ol1") ))" -gt 0
+check "overload: every request answered, with a result or a status (client status $rc, lost $(val lost "$out/ol"))" \
+	test "$rc" -eq 0 -a "$(val lost "$out/ol")" -eq 0 -a \
+	"$(val answered "$out/ol")" -eq "$(val sent "$out/ol")"
+check "overload: answers carry statuses, OK or shed (ok $(val ok "$out/ol"), overloaded $(val status_overloaded "$out/ol"), infeasible $(val status_deadline_infeasible "$out/ol"))" \
+	test "$(val ok "$out/ol")" -gt 0 -a \
+	"$(( $(val status_overloaded "$out/ol") + $(val status_deadline_infeasible "$out/ol") ))" -gt 0
 check "overload: goodput $good/s >= 0.8 x capacity $cap/s" \
 	awk -v g="$good" -v c="$cap" 'BEGIN { exit !(g >= 0.8 * c) }'
 check "overload: OK answers equal the engine's offline classes" \
-	test "$(val mismatch "$out/ol1")" -eq 0
+	test "$(val mismatch "$out/ol")" -eq 0
 check "overload: tailgate still up" kill -0 "$gw_pid"
 http_get /healthz "$out/healthz"
 check "overload: /healthz ok" grep -q '^ok' "$out/healthz"

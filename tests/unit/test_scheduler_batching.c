@@ -195,8 +195,9 @@ test_deadline_dispatches_before_max_delay(void)
 	req_init(&r, 0, 0, deadline);
 	TH_CHECK(sched_submit(s, &r) == PROTO_ST_OK);
 	TH_CHECK(!sched_take_batch(s, 0, &b, &wake));
-	/* due when the deadline less the estimate (1 ms) less the guard (0.2 ms) arrives */
-	TH_CHECK_MSG(wake == deadline - 1 * MS - 200000, "wake in %lld us",
+	/* due when the deadline less its margin (1/16 of 10 ms), the estimate (1 ms) and the
+	 * guard (0.2 ms) arrives */
+	TH_CHECK_MSG(wake == deadline - 10 * MS / 16 - 1 * MS - 200000, "wake in %lld us",
 		     (long long)(wake - fake_now) / 1000);
 	fake_now = wake;
 	TH_CHECK(sched_take_batch(s, 0, &b, &wake) && b.n == 1);
@@ -362,9 +363,9 @@ test_short_batch_trimmed_to_a_bucket(void)
 	sched_set_estimate(s, 0, 0, 8, 16 * MS);
 	for (unsigned i = 0; i < 6; i++)
 		req_init(&r[i], i % 3, 0, 0);
-	/* admitted (a batch of 7 ends at 16 ms) but not in a batch of 8 once the 0.2 ms guard
-	 * of batch formation counts */
-	req_init(&r[6], 0, 0, fake_now + 16 * MS + MS / 10);
+	/* due at 17.1 ms less 1/16 of it, 16.03 ms: admitted (a batch of 7 ends at 16 ms) but
+	 * not in a batch of 8 once the 0.2 ms guard of batch formation counts */
+	req_init(&r[6], 0, 0, fake_now + 17 * MS + MS / 10);
 	for (unsigned i = 0; i < 7; i++)
 		TH_CHECK(sched_submit(s, &r[i]) == PROTO_ST_OK);
 	TH_CHECK(sched_take_batch(s, 0, &b, &wake) && b.n == 4);
