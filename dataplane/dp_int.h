@@ -22,6 +22,7 @@
 
 enum {
 	DP_BURST = 32,		/* mbufs per rx_burst and per tx_burst */
+	DP_DRAIN_TENSOR_BYTES = 256 << 10,	/* tensor answer bytes chunked per drain pass */
 	DP_PREFETCH = 3,	/* prefetch distance within a burst */
 	DP_TX_BUF = 2 * DP_BURST,	/* frames buffered before a forced flush */
 	DP_TX_RETRIES = 2,	/* extra tx_burst calls before unsent frames are freed */

@@ -214,7 +214,9 @@ dp_slot_put(struct dp_lcore *lc, struct dp_slot *s)
 	s->sess->inflight--;
 	s->sess = NULL;
 	s->state = DP_SLOT_FREE;
-	re->free_slots[re->n_free++] = s;
+	re->free_slots[re->n_free] = s;
+	/* n_free is read by other threads for /metrics (dp_slots_get): one atomic store. */
+	__atomic_store_n(&re->n_free, re->n_free + 1, __ATOMIC_RELAXED);
 }
 
 static void
@@ -434,7 +436,8 @@ dp_msg_open(struct dp_lcore *lc, struct dp_session *sess, const struct dp_key *k
 		dp_reply_reason(lc, &sess->peer, in, in_len, PROTO_E_POOL_FULL);
 		return NULL;
 	}
-	s = re->free_slots[--re->n_free];
+	s = re->free_slots[re->n_free - 1];
+	__atomic_store_n(&re->n_free, re->n_free - 1, __ATOMIC_RELAXED);
 	sess->inflight++;
 	s->sess = sess;
 	s->key = *key;
@@ -832,15 +835,21 @@ dp_reasm_timers(struct dp_lcore *lc, uint64_t now)
 unsigned
 dp_resp_drain(struct dp_lcore *lc)
 {
-	void *reqs[DP_BURST];
-	unsigned n, i;
+	size_t tensor_bytes = 0;
+	unsigned n = 0;
+	void *req;
 
-	n = rte_ring_sc_dequeue_burst(lc->re.resp, reqs, DP_BURST, NULL);
-	for (i = 0; i < n; i++) {
-		struct dp_slot *s = (struct dp_slot *)reqs[i];	/* pub is the first member */
+	/* Tensor answers are chunked (and LZ4'd) here, on the lcore that must keep polling:
+	 * at most DP_DRAIN_TENSOR_BYTES of them a pass, the rest wait for the next one. */
+	while (n < DP_BURST && tensor_bytes < DP_DRAIN_TENSOR_BYTES &&
+	       rte_ring_sc_dequeue(lc->re.resp, &req) == 0) {
+		struct dp_slot *s = (struct dp_slot *)req;	/* pub is the first member */
 
+		if (s->pub.resp.result_kind == PROTO_RES_TENSOR)
+			tensor_bytes += s->pub.resp.c.t.raw_total;
 		dp_send_response(lc, s);
 		dp_slot_put(lc, s);
+		n++;
 	}
 	return n;
 }
