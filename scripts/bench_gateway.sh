@@ -118,7 +118,6 @@ mix64=$(awk '{ print $2 }' "$TMP/mix" | median)
 mixmb=$(awk '{ print $3 }' "$TMP/mix" | median)
 mb=$(ecol 2)
 sat_no=$(col no 3) sat_yes=$(col yes 3)
-best=$(awk -v a="$sat_no" -v b="$sat_yes" 'BEGIN { print ((a > b) ? a : b) }')
 load1=$(cut -d' ' -f1 /proc/loadavg)
 
 {
@@ -145,7 +144,7 @@ load1=$(cut -d' ' -f1 /proc/loadavg)
 		k=$((k + 2))
 	done
 	echo
-	echo "Mixed load (a quarter per split) on the engine alone: $(printf %.0f "$mix64") images/s at batch 64, $(printf %.0f "$mixmb") at batch $mb (medians). End-to-end saturation (best mode, $best/s) over engine-only: $(awk -v b="$best" -v e="$mix64" 'BEGIN { printf "%.2f", e ? b / e : 0 }') (batch 64), $(awk -v b="$best" -v e="$mixmb" 'BEGIN { printf "%.2f", e ? b / e : 0 }') (batch $mb). Per repetition, each against the engine measured right after it (end-to-end / engine at batch 64, whole_tail=yes then no): $(ratios yes), and $(ratios no); median $(ratio_med yes) and $(ratio_med no)."
+	echo "Mixed load (a quarter per split) on the engine alone: $(printf %.0f "$mix64") images/s at batch 64, $(printf %.0f "$mixmb") at batch $mb (medians). End-to-end saturation over engine-only, per repetition, each against the engine measured right after it (end-to-end / engine at batch 64; whole_tail=yes, then no): $(ratios yes), and $(ratios no); medians $(ratio_med yes) and $(ratio_med no)."
 	echo
 	echo "Raw rows (mode, rep, saturation/s, samples per batch, split-0 capacity/s, goodput/s, p50 us):"
 	echo
