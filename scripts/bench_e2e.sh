@@ -98,8 +98,8 @@ configuration) behind \`build/tailgate\` on \`net_af_packet\` in one network nam
 \`build/tailgate-bench\` in another: 1,000 devices with their own sessions, the default mix
 (splits 0/4/6/8 and wire dtypes f32/f16/s8/u8 drawn uniformly, uplinks 20-100 Mbit/s paced,
 100 ms deadlines), $IMAGES Fashion-MNIST test images' head tensors. Latency is measured from
-each request's scheduled send time, so a slow answer also delays nothing it should not
-(no coordinated omission); it includes the paced uplink time of the request's datagrams.
+each request's scheduled send time, so time spent waiting behind slow answers is counted,
+not hidden (no coordinated omission); it includes the paced uplink time of the datagrams.
 
 Sweep (open loop, ${SWEEP_SECS} s a step, x1.4 per step; the last step is the first the bench
 calls saturated: achieved < 95% of offered, or p99 over the 100 ms deadline):
