@@ -223,6 +223,9 @@ struct gw_prom {
 void gw_prom_printf(struct gw_prom *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** "# HELP" and "# TYPE" lines of a metric family. */
 void gw_prom_family(struct gw_prom *p, const char *name, const char *type, const char *help);
+/** src as a Prometheus label value (backslash, quote, newline escaped), cut to fit cap
+ * bytes with its NUL; returns dst. */
+const char *gw_prom_escape(char *dst, size_t cap, const char *src);
 /** One sample: name{labels} value; labels without braces, may be NULL or "". */
 void gw_prom_sample(struct gw_prom *p, const char *name, const char *labels, double v);
 

@@ -142,6 +142,25 @@ gw_prom_family(struct gw_prom *p, const char *name, const char *type, const char
 	gw_prom_printf(p, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+const char *
+gw_prom_escape(char *dst, size_t cap, const char *src)
+{
+	size_t n = 0;
+
+	/* Label values from model files and configs: backslash, quote and newline escaped as
+	 * the text format wants; a long one is cut whole escapes at a time. */
+	for (; src && *src && n + 3 <= cap; src++) {
+		char c = *src == '\n' ? 'n' : *src;
+
+		if (*src == '\\' || *src == '"' || *src == '\n')
+			dst[n++] = '\\';
+		dst[n++] = c;
+	}
+	if (cap > 0)
+		dst[n < cap ? n : cap - 1] = '\0';
+	return dst;
+}
+
 void
 gw_prom_sample(struct gw_prom *p, const char *name, const char *labels, double v)
 {

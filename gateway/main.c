@@ -419,8 +419,7 @@ gw_feed_one(struct gw *g, struct dp_req *dq)
 	rc = sched_submit(g->cur->sched, sr);
 	if (rc != PROTO_ST_OK) {
 		gw_pend_put(g, pd);
-		gw_refuse(g, mi, dq, (enum proto_status)rc,
-			  rc == PROTO_ST_OVERLOADED ? PROTO_E_QUEUE_FULL : PROTO_OK);
+		gw_refuse(g, mi, dq, (enum proto_status)rc, (enum proto_reason)sr->reason);
 	}
 }
 
@@ -514,7 +513,7 @@ static void
 gw_render_exits(struct gw *g, struct gw_prom *p, const struct sched_stats *ss)
 {
 	const struct gw_repo *repo = g->cur->repo;
-	char lab[256];
+	char lab[512], mq[160], eq[160];
 
 	gw_prom_family(p, "tailgate_exit_answers_total", "counter",
 		       "requests answered by each exit (since the last reload)");
@@ -524,8 +523,9 @@ gw_render_exits(struct gw *g, struct gw_prom *p, const struct sched_stats *ss)
 		kern_model_get_info(repo->models[i].m, &info);
 		for (unsigned e = 0; e < info.n_outputs && e < 16; e++) {
 			snprintf(lab, sizeof(lab), "model=\"%s\",exit=\"%s\",index=\"%u\"",
-				 repo->models[i].conf.name, kern_model_output(repo->models[i].m, e)->name,
-				 e);
+				 gw_prom_escape(mq, sizeof(mq), repo->models[i].conf.name),
+				 gw_prom_escape(eq, sizeof(eq),
+						kern_model_output(repo->models[i].m, e)->name), e);
 			gw_prom_sample(p, "tailgate_exit_answers_total", lab,
 				       (double)ss->model_exits[i][e]);
 		}
@@ -540,8 +540,9 @@ gw_render_exits(struct gw *g, struct gw_prom *p, const struct sched_stats *ss)
 			if (repo->models[i].exit_conf[e] > 1.f)
 				continue;
 			snprintf(lab, sizeof(lab), "model=\"%s\",exit=\"%s\",index=\"%u\"",
-				 repo->models[i].conf.name, kern_model_output(repo->models[i].m, e)->name,
-				 e);
+				 gw_prom_escape(mq, sizeof(mq), repo->models[i].conf.name),
+				 gw_prom_escape(eq, sizeof(eq),
+						kern_model_output(repo->models[i].m, e)->name), e);
 			gw_prom_sample(p, "tailgate_exit_confidence", lab,
 				       (double)repo->models[i].exit_conf[e]);
 		}
@@ -554,7 +555,7 @@ gw_render_metrics(struct gw *g, struct gw_prom *p)
 	struct dp_stats ds;
 	struct sched_stats ss;
 	struct gw_log_stats ls;
-	char lab[256];
+	char lab[512], mq[160];
 	uint64_t cum = 0;
 
 	dp_stats_get(g->dp, &ds);
@@ -571,7 +572,8 @@ gw_render_metrics(struct gw *g, struct gw_prom *p)
 			if (v == 0 && s != PROTO_ST_OK)
 				continue;
 			snprintf(lab, sizeof(lab), "model=\"%s\",status=\"%s\"",
-				 m < g->n_slots ? g->slot_name[m] : "unknown", proto_status_name(s));
+				 gw_prom_escape(mq, sizeof(mq), m < g->n_slots ? g->slot_name[m] :
+					       "unknown"), proto_status_name(s));
 			gw_prom_sample(p, "tailgate_requests_total", lab, (double)v);
 		}
 	gw_prom_family(p, "tailgate_refusals_total", "counter",

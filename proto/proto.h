@@ -259,7 +259,8 @@ enum proto_status {
 	_(E_CLIENT_INFLIGHT, "client_inflight", OVERLOADED,  "client over its in-flight messages") \
 	_(E_POOL_FULL,      "pool_full",        OVERLOADED,  "no free message slot in the gateway") \
 	_(E_CHUNK_TILE,     "chunk_tile",       BAD_REQUEST, "chunks overlap or leave a gap: they do not tile the tensor") \
-	_(E_SESSION_FULL,   "session_full",     OVERLOADED,  "no free session for a new HELLO")
+	_(E_SESSION_FULL,   "session_full",     OVERLOADED,  "no free session for a new HELLO")  \
+	_(E_BACKLOG,        "backlog",          OVERLOADED,  "the work queued ahead would finish it after its deadline")
 
 enum proto_reason {
 #define _(sym, name, status, help) PROTO_##sym,

@@ -489,14 +489,17 @@ sched_submit(struct sched *s, struct sched_req *r)
 	if (r->deadline_ns > now)
 		r->due_ns -= (r->deadline_ns - now) / 16;
 	s->st.submitted++;
+	r->reason = PROTO_OK;
 	if (s->draining || s->inflight >= s->cfg.max_inflight || q->n >= s->cfg.queue_cap) {
 		r->status = PROTO_ST_OVERLOADED;
+		r->reason = PROTO_E_QUEUE_FULL;
 	} else if (now + sched_remaining(md, qi, 1) > r->deadline_ns) {
 		r->status = PROTO_ST_DEADLINE_INFEASIBLE;	/* even alone on an idle gateway */
 	} else if (sched_predict_finish(s, r->model, (unsigned)qi, now) > r->due_ns) {
 		/* Shed now, not at batch formation: it would only wait to expire, and a queue
 		 * kept to what can finish in time is what lets the rest make their deadlines. */
 		r->status = PROTO_ST_OVERLOADED;
+		r->reason = PROTO_E_BACKLOG;
 		s->st.shed_on_arrival++;
 	} else {
 		r->status = PROTO_ST_OK;

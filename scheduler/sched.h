@@ -58,6 +58,7 @@ struct sched_req {
 	uint32_t full_cap;		/* floats full_out holds */
 	/* out */
 	uint8_t status;			/* enum proto_status */
+	uint8_t reason;			/* enum proto_reason of a refusal; PROTO_OK when none */
 	uint8_t exit_taken;		/* output index of the answering exit, SCHED_NONE if none */
 	uint16_t batch_size;		/* samples in the batch that finished it */
 	uint32_t queue_us;		/* arrival to the start of its last batch, less compute */

@@ -108,9 +108,24 @@ test_prom_overflow_is_sticky(void)
 	TH_CHECK(p.overflow && p.len == 4 && memcmp(buf, "a 1\n", 4) == 0);
 }
 
+/* Label values from model files are escaped for the text format and cut whole escapes at a
+ * time, never leaving half an escape or an unterminated string. */
+static void
+test_prom_label_values_are_escaped(void)
+{
+	char b[16];
+
+	TH_CHECK(strcmp(gw_prom_escape(b, sizeof(b), "plain"), "plain") == 0);
+	TH_CHECK(strcmp(gw_prom_escape(b, sizeof(b), "a\"b\\c\nd"), "a\\\"b\\\\c\\nd") == 0);
+	gw_prom_escape(b, 8, "\"\"\"\"\"\"");
+	TH_CHECK(strlen(b) <= 7 && strlen(b) % 2 == 0);
+	TH_CHECK(strcmp(gw_prom_escape(b, sizeof(b), NULL), "") == 0);
+}
+
 int
 main(void)
 {
+	TH_RUN(test_prom_label_values_are_escaped);
 	TH_RUN(test_metrics_are_scraped_over_loopback);
 	TH_RUN(test_bad_address_is_refused);
 	TH_RUN(test_prom_overflow_is_sticky);

@@ -223,6 +223,7 @@ test_infeasible_and_overloaded_on_arrival(void)
 	TH_CHECK(sched_submit(s, &r[1]) == PROTO_ST_OK);
 	TH_CHECK(sched_submit(s, &r[2]) == PROTO_ST_OK);
 	TH_CHECK(sched_submit(s, &r[3]) == PROTO_ST_OVERLOADED);
+	TH_CHECK(r[3].reason == PROTO_E_QUEUE_FULL);
 	TH_CHECK(n_done == 0);	/* refusals are the caller's to answer */
 	sched_free(s);		/* the two queued are answered, never dropped */
 	TH_CHECK(n_done == 2 && r[1].status == PROTO_ST_INTERNAL);
@@ -289,6 +290,7 @@ test_shed_on_predicted_finish(void)
 	}
 	/* two batches of 4 end by 2 ms; the ninth would need a third */
 	TH_CHECK_MSG(ok == 8 && r[8].status == PROTO_ST_OVERLOADED, "%u accepted", ok);
+	TH_CHECK(r[8].reason == PROTO_E_BACKLOG && r[0].reason == PROTO_OK);
 	sched_get_stats(s, &st);
 	TH_CHECK(st.shed_on_arrival == 4);
 	sched_free(s);
