@@ -20,41 +20,14 @@ IMAGES=${TGB_TEST_IMAGES:-1000}
 NAME=tgb$$ NET=10.80 SUBNET=0
 TMP=$(mktemp -d /tmp/tg_tgbench.XXXXXX)
 . tests/gw_lib.bash
-pass=0 fail=0 skip=0
 trap gw_cleanup EXIT
 trap 'exit 130' INT TERM
-
-ok() { echo "ok   $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL $*"; fail=$((fail + 1)); }
-check() {	# description, then a test expression
-	local what=$1; shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
 # A number from the bench's JSON (flat keys are unique enough for this).
 jv() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["result"]
 for k in sys.argv[2].split("."): d=d[k]
 print(d)' "$2" "$1" 2>/dev/null || echo -1; }
 
-if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null || ! command -v ethtool >/dev/null; then
-	echo "skip: needs root, ip and ethtool"
-	echo "0 passed, 0 failed, 1 skipped"
-	exit 0
-fi
-if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
-	echo "skip: Fashion-MNIST (dataset-fashion-mnist) not installed"
-	echo "0 passed, 0 failed, 1 skipped"
-	exit 0
-fi
-for p in "$BUILD/tailgate" "$BUILD/tailgate-bench"; do
-	if [ ! -x "$p" ]; then
-		echo "missing $p"
-		echo "0 passed, 1 failed, 0 skipped"
-		exit 1
-	fi
-done
-
-echo "leak:xsk_umem__create" >"$TMP/lsan.supp"
-export LSAN_OPTIONS="suppressions=$TMP/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+gw_require "$BUILD/tailgate" "$BUILD/tailgate-bench"
 
 gw_repo "$TMP/repo"
 # 1,000 sessions fit the default (4,096); the slot pool is raised from 256 so that a burst

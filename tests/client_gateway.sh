@@ -16,83 +16,14 @@ BUILD=${1:-build}
 cd "$(dirname "$0")/.."
 
 IMAGES=${TGC_TEST_IMAGES:-500}
-NAME=tgcg$$
-NS_GW=$NAME-gw NS_CL=$NAME-cl IF_GW=$NAME-g IF_CL=$NAME-c
-IP_GW=10.79.0.1 IP_CL=10.79.0.2
-PREFIX=tg_tgcgw_$$
+NAME=tgcg$$ NET=10.79 SUBNET=0
 TMP=$(mktemp -d /tmp/tg_tgcgw.XXXXXX)
-pass=0 fail=0 skip=0
-gw_pid=
-
-ns_down() {
-	ip netns del "$NS_GW" 2>/dev/null
-	ip netns del "$NS_CL" 2>/dev/null
-	ip link del "$IF_GW" 2>/dev/null
-	return 0
-}
-
-# As scripts/netns.sh does, in 10.79.0.0/24: one queue each end, MTU 1500, TX checksum
-# offload off on the client end, no address on the gateway end (the DPDK port owns it).
-ns_up() {
-	ns_down
-	ip netns add "$NS_GW" && ip netns add "$NS_CL" &&
-	ip link add "$IF_GW" numtxqueues 1 numrxqueues 1 type veth \
-		peer name "$IF_CL" numtxqueues 1 numrxqueues 1 &&
-	ip link set "$IF_GW" netns "$NS_GW" && ip link set "$IF_CL" netns "$NS_CL" &&
-	ip -n "$NS_GW" link set lo up && ip -n "$NS_CL" link set lo up &&
-	ip -n "$NS_GW" link set "$IF_GW" mtu 1500 up &&
-	ip -n "$NS_CL" link set "$IF_CL" mtu 1500 up &&
-	ip -n "$NS_CL" addr add "$IP_CL/24" dev "$IF_CL" &&
-	ip netns exec "$NS_CL" ethtool -K "$IF_CL" tx off >/dev/null || { ns_down; return 1; }
-	ip netns exec "$NS_GW" sysctl -qw "net.ipv6.conf.$IF_GW.disable_ipv6=1" 2>/dev/null
-	ip netns exec "$NS_CL" sysctl -qw "net.ipv6.conf.$IF_CL.disable_ipv6=1" 2>/dev/null
-	return 0
-}
-
-cleanup() {
-	if [ -n "$gw_pid" ]; then
-		kill -KILL "$gw_pid" 2>/dev/null
-		wait "$gw_pid" 2>/dev/null
-	fi
-	ns_down
-	rm -rf "/var/run/dpdk/${PREFIX}"_* "$TMP"
-}
-trap cleanup EXIT
+. tests/gw_lib.bash	# namespaces (10.79.0.0/24), the daemon on af_packet, checks
+trap gw_cleanup EXIT
 trap 'exit 130' INT TERM
+gw_require "$BUILD/tailgate" "$BUILD/tgc-example"
 
-ok() { echo "ok   $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL $*"; fail=$((fail + 1)); }
-check() {	# description, then a test expression
-	local what=$1; shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
-val() { awk -v k="$1" '$1 == k { print $2; found = 1 } END { if (!found) print 0 }' "$2"; }
-
-if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null || ! command -v ethtool >/dev/null; then
-	echo "skip: needs root, ip and ethtool"
-	echo "0 passed, 0 failed, 1 skipped"
-	exit 0
-fi
-if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
-	echo "skip: Fashion-MNIST (dataset-fashion-mnist) not installed"
-	echo "0 passed, 0 failed, 1 skipped"
-	exit 0
-fi
-for p in "$BUILD/tailgate" "$BUILD/tgc-example"; do
-	if [ ! -x "$p" ]; then
-		echo "missing $p"
-		echo "0 passed, 1 failed, 0 skipped"
-		exit 1
-	fi
-done
-
-echo "leak:xsk_umem__create" >"$TMP/lsan.supp"
-export LSAN_OPTIONS="suppressions=$TMP/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-
-mkdir -p "$TMP/repo/fmnist-resnet"
-for f in model.onnx model.conf model.calib; do
-	ln -s "$PWD/models/fmnist-resnet/$f" "$TMP/repo/fmnist-resnet/$f"
-done
+gw_repo "$TMP/repo"
 cat >"$TMP/tailgate.conf" <<CONF
 address = $IP_GW
 models = $TMP/repo
@@ -105,27 +36,12 @@ msg_timeout_us = 2000000
 CONF
 
 out=$TMP/run
-mkdir -p "$out"
 if ! ns_up; then
 	bad "namespaces"
 	echo "$pass passed, $fail failed, $skip skipped"
 	exit 1
 fi
-ip netns exec "$NS_GW" timeout 300 "$BUILD/tailgate" --config "$TMP/tailgate.conf" \
-	--metrics 127.0.0.1:0 --access-log "$out/access.log" --event-log "$out/event.log" \
-	--engine-threads 1 --ready "$out/ready" -- \
-	--no-huge --no-shconf -m 1024 --no-pci --no-telemetry -l 0-1 \
-	--file-prefix "${PREFIX}_gw" \
-	--vdev "net_af_packet0,iface=$IF_GW,blocksz=4096,framesz=2048,framecnt=4096,qpairs=1" \
-	--log-level='lib.*:warning' >"$out/gw.out" 2>"$out/gw.err" &
-gw_pid=$!
-for _ in $(seq 150); do	# at most 30 s (plans are built and measured at start)
-	[ -f "$out/ready" ] && break
-	kill -0 "$gw_pid" 2>/dev/null || break
-	sleep 0.2
-done
-if [ ! -f "$out/ready" ]; then
-	sed 's/^/    | /' "$out/gw.err" | tail -n 8
+if ! gw_start "$TMP/tailgate.conf" "$out" --engine-threads 1; then
 	bad "tailgate started"
 	echo "$pass passed, $fail failed, $skip skipped"
 	exit 1

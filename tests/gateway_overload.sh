@@ -23,38 +23,12 @@ cd "$(dirname "$0")/.."
 NAME=tgol$$ SUBNET=2
 TMP=$(mktemp -d /tmp/tg_gwol.XXXXXX)
 . tests/gw_lib.bash
-pass=0 fail=0 skip=0
 trap gw_cleanup EXIT
 trap 'exit 130' INT TERM
-
-ok() { echo "ok   $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL $*"; fail=$((fail + 1)); }
-check() {	# description, then a test expression
-	local what=$1; shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
 summary() { echo "  $1: $(tr '\n' ' ' <"$2")" | fold -s -w 100; }
 
 FM=/usr/share/datasets/fashion-mnist
-if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null || ! command -v ethtool >/dev/null; then
-	echo "skip: needs root, ip and ethtool"
-	echo "0 passed, 0 failed, 1 skipped"
-	exit 0
-fi
-if [ ! -f "$FM/t10k-images-idx3-ubyte.gz" ]; then
-	echo "skip: no Fashion-MNIST test set in $FM"
-	echo "0 passed, 0 failed, 1 skipped"
-	exit 0
-fi
-for p in "$BUILD/tailgate" "$BUILD/tests/gw_client"; do
-	if [ ! -x "$p" ]; then
-		echo "missing $p"
-		echo "0 passed, 1 failed, 0 skipped"
-		exit 1
-	fi
-done
-echo "leak:xsk_umem__create" >"$TMP/lsan.supp"
-export LSAN_OPTIONS="suppressions=$TMP/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+gw_require "$BUILD/tailgate" "$BUILD/tests/gw_client"
 
 gw_repo "$TMP/repo"
 # Room for thousands in flight: the dataplane's slots and the scheduler's queue must not be

@@ -1,9 +1,10 @@
-# Sourced by the tests that run the shipped model behind tailgate (tests/gateway_fmnist.sh,
-# tests/gateway_overload.sh) and by scripts/bench_gateway.sh: namespaces, the daemon, GETs.
+# Sourced by the scripted tests that run the shipped model behind tailgate
+# (tests/gateway_fmnist.sh, gateway_overload.sh, bench_gateway.sh, client_gateway.sh) and by
+# scripts/bench_gateway.sh and scripts/bench_e2e.sh: namespaces, the daemon, GETs, checks.
 # Not a test itself (run_tests.sh runs tests/*.sh only). The caller sets, before sourcing:
-#   NAME (unique: include $$), SUBNET (third octet of 10.82.N.0/24, the helper's subnet),
-#   TMP (a directory it removes), BUILD; NET (first two octets, default 10.82) for a test
-#   in another helper's range (tests/bench_gateway.sh: 10.80).
+#   NAME (unique: include $$), SUBNET (third octet of NET.N.0/24), TMP (a directory it
+#   removes), BUILD; NET (first two octets, default 10.82; bench_gateway.sh 10.80,
+#   client_gateway.sh 10.79).
 # Same measured veth pitfalls as tests/gateway_serve.sh: one queue each end, MTU 1500, TX
 # checksum offload off on the client end, no address on the gateway end.
 
@@ -116,3 +117,39 @@ metric() {	# file 'name{labels}'
 }
 
 val() { awk -v k="$1" '$1 == k { print $2; found = 1 } END { if (!found) print 0 }' "$2"; }
+
+# Test bookkeeping: each check is one "ok" or "FAIL" line; the caller prints the closing
+# "N passed, N failed, N skipped" from pass, fail and skip.
+pass=0 fail=0 skip=0
+ok() { echo "ok   $*"; pass=$((pass + 1)); }
+bad() { echo "FAIL $*"; fail=$((fail + 1)); }
+check() {	# description, then a test expression
+	local what=$1; shift
+	if "$@"; then ok "$what"; else bad "$what"; fi
+}
+
+# What every test here needs: root, ip, ethtool and the Fashion-MNIST test set (a skip when
+# missing: the machine cannot run it), and the programs given (a failure: the build should
+# have made them). Exits with the closing line then. Also tells LeakSanitizer about the
+# af_xdp PMD's umem, which DPDK 22.11 never frees.
+gw_require() {	# program...
+	if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null || ! command -v ethtool >/dev/null; then
+		echo "skip: needs root, ip and ethtool"
+		echo "0 passed, 0 failed, 1 skipped"
+		exit 0
+	fi
+	if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
+		echo "skip: Fashion-MNIST (dataset-fashion-mnist) not installed"
+		echo "0 passed, 0 failed, 1 skipped"
+		exit 0
+	fi
+	for p in "$@"; do
+		if [ ! -x "$p" ]; then
+			echo "missing $p"
+			echo "0 passed, 1 failed, 0 skipped"
+			exit 1
+		fi
+	done
+	echo "leak:xsk_umem__create" >"$TMP/lsan.supp"
+	export LSAN_OPTIONS="suppressions=$TMP/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+}
