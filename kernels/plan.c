@@ -12,6 +12,7 @@
 #include <float.h>
 #include <math.h>
 #include <omp.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ struct kern_plan {
 	const struct kern_model *m;
 	enum kern_plan_kind kind;
 	unsigned batch;
+	int nthr;			/* OpenMP threads it was built for and runs with */
 	dnnl_engine_t eng;
 	dnnl_stream_t stream;
 	struct kern_shapes sh;
@@ -61,6 +63,9 @@ struct kern_plan {
 					 * chain's last member), to tell when a buffer is free */
 	struct tg_err *err;		/* during build only */
 };
+
+/* Runs below this many FLOPs use one thread (see kp_threads_for). */
+#define KP_SMALL_RUN_FLOPS 120000000ull
 
 /* ---- small helpers ---- */
 
@@ -2092,13 +2097,40 @@ kp_input_shapes(struct kern_plan *p, const struct kern_plan_spec *spec, struct t
 	return 0;
 }
 
+/*
+ * Threads for a plan: one when a run is small and OpenMP's threads sleep between parallel
+ * regions (OMP_WAIT_POLICY=PASSIVE, which the gateway and tools choose: see
+ * kern_prefer_passive_wait). Each region then pays a futex wake-up per thread. Measured on
+ * the shipped model (2 cores, quiet, passive): the whole model at batch 1 (89 MFLOP) runs
+ * 1,349 images/s on one thread and 1,019 on two; at batch 2 (178 MFLOP) two win; the tail
+ * from split 6 likewise (30 MFLOP: 3,350 vs 2,114; 119 MFLOP: 3,846 vs 4,424). Spinning
+ * threads (ACTIVE) make two win even at batch 1 (2,385 images/s), so then all are used.
+ */
+static int
+kp_threads_for(const struct kern_plan *p)
+{
+	const char *wait = getenv("OMP_WAIT_POLICY");
+	uint64_t work = 0;
+	int most = omp_get_max_threads();
+
+	if (most < 1)
+		return 1;
+	if (wait == NULL || strcasecmp(wait, "passive") != 0)
+		return most;
+
+	for (unsigned i = 0; i < p->m->n_nodes; i++)
+		if (p->active[i])
+			work += p->m->nodes[i].flops;
+	return work * p->batch < KP_SMALL_RUN_FLOPS ? 1 : most;
+}
+
 static int
 kp_create(const struct kern_model *m, const struct kern_plan_spec *spec, bool expose_all,
 	  struct kern_plan **out, struct tg_err *err)
 {
 	struct kern_plan *p;
 	struct tg_tensor *in = NULL;
-	int rc;
+	int rc, saved_nthr = 0;
 
 	if (spec->kind != KERN_PLAN_GRAPH && (spec->batch < 1 || spec->batch > (1u << 16)))
 		return tg_err_set(err, -EINVAL, "batch %u out of range", spec->batch);
@@ -2138,6 +2170,9 @@ kp_create(const struct kern_model *m, const struct kern_plan_spec *spec, bool ex
 	kp_qparams_init(p);
 	if (spec->kind == KERN_PLAN_GRAPH)
 		p->batch = m->values[m->inputs[0]].in_ndim ? (unsigned)p->sh.dims[m->inputs[0]][0] : 1;
+	p->nthr = kp_threads_for(p);
+	saved_nthr = omp_get_max_threads();
+	omp_set_num_threads(p->nthr);	/* kernels pick their partitioning when created */
 	rc = kp_chk(p, dnnl_engine_create(&p->eng, dnnl_cpu, 0), NULL, "engine");
 	if (rc == 0)
 		rc = kp_chk(p, dnnl_stream_create(&p->stream, p->eng, dnnl_stream_default_flags), NULL,
@@ -2154,6 +2189,8 @@ kp_create(const struct kern_model *m, const struct kern_plan_spec *spec, bool ex
 		rc = kp_build_all(p);
 	for (unsigned o = 0; rc == 0 && o < p->n_out; o++)
 		rc = kp_get_plain(p, p->out_v[o], &p->out_mem[o], NULL);
+	if (saved_nthr > 0)
+		omp_set_num_threads(saved_nthr);
 	if (rc < 0)
 		goto fail;
 	free(in);
@@ -2263,11 +2300,20 @@ kern_plan_output(const struct kern_plan *p, unsigned i, struct tg_tensor *view,
 int
 kern_plan_run(struct kern_plan *p)
 {
-	for (unsigned i = 0; i < p->n_steps; i++)
+	int cur = omp_get_max_threads(), rc = 0;
+
+	/* The calling thread's OpenMP setting: a worker thread runs small and large plans. */
+	if (cur != p->nthr)
+		omp_set_num_threads(p->nthr);
+	for (unsigned i = 0; i < p->n_steps && rc == 0; i++)
 		if (dnnl_primitive_execute(p->steps[i].prim, p->stream, p->steps[i].nargs,
 					   p->steps[i].args) != dnnl_success)
-			return -EIO;
-	return dnnl_stream_wait(p->stream) == dnnl_success ? 0 : -EIO;
+			rc = -EIO;
+	if (rc == 0 && dnnl_stream_wait(p->stream) != dnnl_success)
+		rc = -EIO;
+	if (cur != p->nthr)
+		omp_set_num_threads(cur);
+	return rc;
 }
 
 void

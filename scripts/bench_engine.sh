@@ -14,7 +14,8 @@
 # of them. The table (medians) is printed and written into docs/BENCHMARKS.md.
 #
 # Usage: scripts/bench_engine.sh [BUILD]
-# Environment: THREADS (2), REPS (3), BATCHES ("1 8 32 64"), MIN_TIME (0.5 s timed per
+# Environment: TG_WAIT_POLICY (ACTIVE: OpenMP threads spin, like ORT's), THREADS (2),
+#   REPS (3), BATCHES ("1 8 32 64"), MIN_TIME (0.5 s timed per
 #   measurement, at least 3 runs), MODELS ("fmnist resnet224"), DOC (docs/BENCHMARKS.md; "" = do
 #   not write it), KEEP_TAILS=1 keeps the extracted tails (build/bench/tails, ~1 GB for
 #   resnet224), VERBOSE_IMPL=1 (default) also lists the oneDNN implementations (ONEDNN_VERBOSE),
@@ -159,8 +160,12 @@ run_tailgate() {	# arch rep [int8]
 	for s in ${SPLITS[$a]}; do
 		[ -n "${NAME[$a/$s]:-}" ] || continue
 		for b in $BATCHES; do
+			# ORT's intra-op threads spin between parallel regions by default; tailgate
+			# is measured spinning too (TG_WAIT_POLICY=PASSIVE: as the gateway runs,
+			# threads sleeping, one thread for small runs; see kern_prefer_passive_wait).
 			# shellcheck disable=SC2046
-			if out=$("$TOOL" bench "${ONNX[$a]}" --split "${NAME[$a/$s]}" --batch "$b" \
+			if out=$(OMP_WAIT_POLICY=${TG_WAIT_POLICY:-ACTIVE} \
+				"$TOOL" bench "${ONNX[$a]}" --split "${NAME[$a/$s]}" --batch "$b" \
 				--threads "$THREADS" $(tg_args "${FLOPS[$a/$s]:-}" "$b") \
 				${dt:+--dtype $dt} --json 2>&1); then
 				tag "$a" "$s" "$rt" "$rep" <<<"$out"
