@@ -20,7 +20,8 @@
 #   not write it), KEEP_TAILS=1 keeps the extracted tails (build/bench/tails, ~1 GB for
 #   resnet224), VERBOSE_IMPL=1 (default) also lists the oneDNN implementations (ONEDNN_VERBOSE),
 #   FMNIST_ONNX (models/fmnist-resnet/model.onnx) another file of the demo architecture, and
-#   FMNIST_WEIGHTS (/tmp/fmnist-resnet.pt) its state_dict.
+#   FMNIST_WEIGHTS (build/bench/fmnist-resnet.pt: where scripts/train_fmnist.py's state_dict of
+#   the shipped model was kept; a state_dict of another run makes the check report a mismatch).
 # Before timing, one input goes through all three runtimes at each split and their outputs are
 # compared (bench/torch_bench.py --check), where PyTorch has the file's weights.
 # A runtime that is missing (no torch, no onnxruntime-node) is skipped with a message; its
@@ -70,7 +71,7 @@ log "peak: $PEAK"
 declare -A ONNX=([fmnist]=${FMNIST_ONNX:-models/fmnist-resnet/model.onnx} [resnet224]=$W/resnet224.onnx)
 # PyTorch runs the file's weights when their state_dict is at hand (train_fmnist.py leaves it in
 # /tmp), random ones of the same shapes otherwise: speed does not depend on them.
-declare -A WEIGHTS=([fmnist]=${FMNIST_WEIGHTS:-/tmp/fmnist-resnet.pt} [resnet224]=$W/resnet224.pt)
+declare -A WEIGHTS=([fmnist]=${FMNIST_WEIGHTS:-$W/fmnist-resnet.pt} [resnet224]=$W/resnet224.pt)
 # Split points per architecture (torch names; bench/torch_models.py maps them to ONNX tensors).
 # fmnist: not layer3, whose tail (GAP + Linear, 9 KFLOPs) is call overhead only; resnet224 has
 # one such tail (layer4: GAP + Linear 512x1000, 1 MFLOP) to show that overhead, and leaves out
