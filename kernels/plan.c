@@ -397,6 +397,38 @@ kp_dst(struct kern_plan *p, dnnl_primitive_desc_t pd, int v, dnnl_memory_t *out,
 	return rc;
 }
 
+/* Value v in f32 for a primitive that takes any layout: its own memory's, plain if none. */
+static int
+kp_get_src(struct kern_plan *p, int v, dnnl_memory_t *out, const struct kern_node *n)
+{
+	return p->vmem[v] == NULL ? kp_get_plain(p, v, out, n) : kp_get_f32(p, v, out, n);
+}
+
+/*
+ * The end of a one-source builder: the primitive of op_desc (when rc, the result of
+ * building it, is 0), its destination as y's memory, run reading src; the pd released.
+ */
+static int
+kp_push_src_dst(struct kern_plan *p, int rc, const void *op_desc, dnnl_memory_t src, int y,
+		const struct kern_node *n, const char *what)
+{
+	dnnl_primitive_desc_t pd = NULL;
+	dnnl_memory_t dst;
+
+	if (rc == 0)
+		rc = kp_chk(p, dnnl_primitive_desc_create(&pd, op_desc, NULL, p->eng, NULL), n, what);
+	if (rc == 0)
+		rc = kp_dst(p, pd, y, &dst, n);
+	if (rc == 0) {
+		dnnl_exec_arg_t args[2] = { { DNNL_ARG_SRC, src }, { DNNL_ARG_DST, dst } };
+
+		rc = kp_push_pd(p, pd, 2, args, n);
+	}
+	if (pd)
+		dnnl_primitive_desc_destroy(pd);
+	return rc;
+}
+
 /* ---- post-op fusion: Conv/Gemm/binary followed by activations (and Conv by one Add) ---- */
 
 struct kp_chain {
@@ -1228,8 +1260,7 @@ kp_build_pool(struct kern_plan *p, const struct kern_node *n)
 	dnnl_alg_kind_t alg;
 	dnnl_memory_desc_t src_md, dst_md;
 	dnnl_pooling_v2_desc_t pdsc;
-	dnnl_primitive_desc_t pd = NULL;
-	dnnl_memory_t src, dst;
+	dnnl_memory_t src;
 	int rc;
 
 	if (n->op == KOP_GAP || n->op == KOP_GMP) {
@@ -1267,7 +1298,7 @@ kp_build_pool(struct kern_plan *p, const struct kern_node *n)
 		p->vscale[y] = p->vscale[x];
 		p->vdt[y] = p->vdt[x];
 	} else {
-		rc = src == NULL ? kp_get_plain(p, x, &src, n) : kp_get_f32(p, x, &src, n);
+		rc = kp_get_src(p, x, &src, n);
 		if (rc < 0)
 			return rc;
 	}
@@ -1277,19 +1308,7 @@ kp_build_pool(struct kern_plan *p, const struct kern_node *n)
 	rc = kp_chk(p, dnnl_pooling_v2_forward_desc_init(&pdsc, dnnl_forward_inference, alg,
 							  &src_md, &dst_md, st, k, dil, pl, pr), n,
 		    "pooling");
-	if (rc == 0)
-		rc = kp_chk(p, dnnl_primitive_desc_create(&pd, &pdsc, NULL, p->eng, NULL), n,
-			    "pooling pd");
-	if (rc == 0)
-		rc = kp_dst(p, pd, y, &dst, n);
-	if (rc == 0) {
-		dnnl_exec_arg_t args[2] = { { DNNL_ARG_SRC, src }, { DNNL_ARG_DST, dst } };
-
-		rc = kp_push_pd(p, pd, 2, args, n);
-	}
-	if (pd)
-		dnnl_primitive_desc_destroy(pd);
-	return rc;
+	return kp_push_src_dst(p, rc, &pdsc, src, y, n, "pooling pd");
 }
 
 static int
@@ -1308,7 +1327,7 @@ kp_build_bn(struct kern_plan *p, const struct kern_node *n)
 		return tg_err_set(p->err, -ENOTSUP, "node \"%s\": BatchNormalization of rank %d",
 				  n->name, s->ndim[x]);
 	kp_plain_md(&cmd, 1, &C);
-	rc = p->vmem[x] == NULL ? kp_get_plain(p, x, &src, n) : kp_get_f32(p, x, &src, n);
+	rc = kp_get_src(p, x, &src, n);
 	if (rc < 0)
 		return rc;
 	src_md = *kp_md(src);
@@ -1715,14 +1734,13 @@ kp_build_resize(struct kern_plan *p, const struct kern_node *n)
 	const char *why = "";
 	dnnl_memory_desc_t dst_md;
 	dnnl_resampling_desc_t rd;
-	dnnl_primitive_desc_t pd = NULL;
-	dnnl_memory_t src, dst;
+	dnnl_memory_t src;
 	int rc;
 
 	if (kern_resize_geometry(p->m, s, n, od, sc, &why) < 0)
 		return tg_err_set(p->err, -EINVAL, "node \"%s\" (%s): %s", n->name,
 				  kern_op_names[n->op], why);
-	rc = p->vmem[x] == NULL ? kp_get_plain(p, x, &src, n) : kp_get_f32(p, x, &src, n);
+	rc = kp_get_src(p, x, &src, n);
 	if (rc < 0)
 		return rc;
 	kp_any_md(&dst_md, nd, s->dims[y]);
@@ -1730,19 +1748,7 @@ kp_build_resize(struct kern_plan *p, const struct kern_node *n)
 			n->a.resize.mode == KERN_RS_LINEAR ? dnnl_resampling_linear :
 							     dnnl_resampling_nearest,
 			sc + 2, kp_md(src), &dst_md), n, "resampling");
-	if (rc == 0)
-		rc = kp_chk(p, dnnl_primitive_desc_create(&pd, &rd, NULL, p->eng, NULL), n,
-			    "resampling pd");
-	if (rc == 0)
-		rc = kp_dst(p, pd, y, &dst, n);
-	if (rc == 0) {
-		dnnl_exec_arg_t args[2] = { { DNNL_ARG_SRC, src }, { DNNL_ARG_DST, dst } };
-
-		rc = kp_push_pd(p, pd, 2, args, n);
-	}
-	if (pd)
-		dnnl_primitive_desc_destroy(pd);
-	return rc;
+	return kp_push_src_dst(p, rc, &rd, src, y, n, "resampling pd");
 }
 
 /* LayerNormalization: oneDNN normalises over the last dim, so the input is seen as

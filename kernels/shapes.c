@@ -42,33 +42,66 @@ kern_shapes_free(const struct kern_model *m, struct kern_shapes *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/* Element i of a static value as a double; every type a file's constant may have. */
+static int
+kern_sval_double(const struct tg_tensor *t, size_t i, double *x)
+{
+	switch (t->dtype) {
+	case TG_DT_F32: *x = ((const float *)t->data)[i]; return 0;
+	case TG_DT_F64: *x = ((const double *)t->data)[i]; return 0;
+	case TG_DT_S64: *x = (double)((const int64_t *)t->data)[i]; return 0;
+	case TG_DT_S32: *x = ((const int32_t *)t->data)[i]; return 0;
+	case TG_DT_U8: *x = ((const uint8_t *)t->data)[i]; return 0;
+	case TG_DT_S8: *x = ((const int8_t *)t->data)[i]; return 0;
+	default: return -EINVAL;
+	}
+}
+
+/* The static value v, at most max elements. @return it, or NULL (none, or too long). */
+static const struct tg_tensor *
+kern_static_of(const struct kern_shapes *s, int v, int max)
+{
+	if (v < 0 || s->sval[v].data == NULL || tg_tensor_numel(&s->sval[v]) > (size_t)max)
+		return NULL;
+	return &s->sval[v];
+}
+
 int
 kern_static_ints(const struct kern_shapes *s, int v, int64_t *out, int max)
 {
-	const struct tg_tensor *t;
-	size_t n;
+	const struct tg_tensor *t = kern_static_of(s, v, max);
+	size_t n = t ? tg_tensor_numel(t) : 0;
 
-	if (v < 0 || s->sval[v].data == NULL)
-		return -EINVAL;
-	t = &s->sval[v];
-	n = tg_tensor_numel(t);
-	if (n > (size_t)max)
-		return -E2BIG;
+	if (t == NULL)
+		return v >= 0 && s->sval[v].data ? -E2BIG : -EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		double x;
 
-		switch (t->dtype) {	/* a constant from the file may have any type */
-		case TG_DT_S64: out[i] = ((const int64_t *)t->data)[i]; continue;
-		case TG_DT_S32: out[i] = ((const int32_t *)t->data)[i]; continue;
-		case TG_DT_U8: out[i] = ((const uint8_t *)t->data)[i]; continue;
-		case TG_DT_S8: out[i] = ((const int8_t *)t->data)[i]; continue;
-		case TG_DT_F32: x = ((const float *)t->data)[i]; break;
-		case TG_DT_F64: x = ((const double *)t->data)[i]; break;
-		default: return -EINVAL;
+		if (t->dtype == TG_DT_S64) {	/* exact: int64 does not fit a double */
+			out[i] = ((const int64_t *)t->data)[i];
+			continue;
 		}
-		if (!(x >= -0x1p62 && x <= 0x1p62))	/* NaN too: not a shape value */
-			return -EINVAL;
+		if (kern_sval_double(t, i, &x) < 0 || !(x >= -0x1p62 && x <= 0x1p62))
+			return -EINVAL;	/* NaN too: not a shape value */
 		out[i] = (int64_t)x;
+	}
+	return (int)n;
+}
+
+/* A static float vector (any numeric type). @return its length, or -EINVAL. */
+static int
+kern_static_floats(const struct kern_shapes *s, int v, float *out, int max)
+{
+	const struct tg_tensor *t = kern_static_of(s, v, max);
+	size_t n = t ? tg_tensor_numel(t) : 0;
+	double x;
+
+	if (t == NULL)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (kern_sval_double(t, i, &x) < 0)
+			return -EINVAL;
+		out[i] = (float)x;
 	}
 	return (int)n;
 }
@@ -76,20 +109,7 @@ kern_static_ints(const struct kern_shapes *s, int v, int64_t *out, int max)
 int
 kern_static_float(const struct kern_shapes *s, int v, float *out)
 {
-	const struct tg_tensor *t;
-
-	if (v < 0 || s->sval[v].data == NULL || tg_tensor_numel(&s->sval[v]) != 1)
-		return -EINVAL;
-	t = &s->sval[v];
-	switch (t->dtype) {	/* a constant from the file may have any type */
-	case TG_DT_F32: *out = *(const float *)t->data; return 0;
-	case TG_DT_S64: *out = (float)*(const int64_t *)t->data; return 0;
-	case TG_DT_S32: *out = (float)*(const int32_t *)t->data; return 0;
-	case TG_DT_F64: *out = (float)*(const double *)t->data; return 0;
-	case TG_DT_U8: *out = *(const uint8_t *)t->data; return 0;
-	case TG_DT_S8: *out = *(const int8_t *)t->data; return 0;
-	default: return -EINVAL;
-	}
+	return kern_static_floats(s, v, out, 1) == 1 ? 0 : -EINVAL;
 }
 
 /* ---- helpers ---- */
@@ -253,30 +273,6 @@ kern_prelu_per_channel(const struct kern_model *m, const struct kern_shapes *s,
 
 	return m->opset < 7 && s->ndim[w] == 1 && s->ndim[x] >= 2 &&
 	       s->dims[w][0] == s->dims[x][1] && s->dims[w][0] != 1;
-}
-
-/* A static float vector (f32, f64 or integers). @return its length, or -EINVAL. */
-static int
-kern_static_floats(const struct kern_shapes *s, int v, float *out, int max)
-{
-	const struct tg_tensor *t;
-	size_t n;
-
-	if (v < 0 || s->sval[v].data == NULL)
-		return -EINVAL;
-	t = &s->sval[v];
-	n = tg_tensor_numel(t);
-	if (n > (size_t)max)
-		return -E2BIG;
-	for (size_t i = 0; i < n; i++) {
-		switch (t->dtype) {
-		case TG_DT_F32: out[i] = ((const float *)t->data)[i]; break;
-		case TG_DT_F64: out[i] = (float)((const double *)t->data)[i]; break;
-		case TG_DT_S64: out[i] = (float)((const int64_t *)t->data)[i]; break;
-		default: return -EINVAL;
-		}
-	}
-	return (int)n;
 }
 
 int
