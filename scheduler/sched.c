@@ -460,7 +460,7 @@ sched_submit(struct sched *s, struct sched_req *r)
 	struct sched_mod *md;
 	struct sched_seg *q;
 	uint64_t now;
-	int qi;
+	int qi, st;
 
 	r->exit_taken = SCHED_NONE;
 	r->n_top = 0;
@@ -510,8 +510,11 @@ sched_submit(struct sched *s, struct sched_req *r)
 	}
 	if (r->status != PROTO_ST_OK)
 		s->st.by_status[r->status]++;
+	/* Read before the unlock: once queued, r is a worker's, which may expire it and
+	 * call done() at once; returning its status then answered it a second time. */
+	st = r->status;
 	pthread_mutex_unlock(&s->mu);
-	return r->status;
+	return st;
 }
 
 /* Under the lock: r expired in its queue; answered (after the unlock) via *list. */

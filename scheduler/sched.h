@@ -128,7 +128,8 @@ void sched_free(struct sched *s);
 /**
  * Offer a request. @return PROTO_ST_OK when queued (done() will follow), or the status it
  * was refused with (also in r->status; done() is not called): UNKNOWN_MODEL, UNKNOWN_SPLIT,
- * BAD_REQUEST (dtype), DEADLINE_INFEASIBLE, OVERLOADED.
+ * BAD_REQUEST (dtype), DEADLINE_INFEASIBLE, OVERLOADED. Once PROTO_ST_OK is returned, r
+ * belongs to the scheduler: the caller must not read it (a worker may already have answered).
  */
 int sched_submit(struct sched *s, struct sched_req *r);
 
