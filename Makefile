@@ -70,6 +70,8 @@ $(DEPS_STAMP): scripts/deps.sh
 	@scripts/deps.sh
 
 # protobuf-c code generated from Debian's onnx.proto at build time.
+# Debian's onnx.proto arrives with make deps: with -j, make must not look for it first.
+$(ONNX_PROTO): | $(DEPS_STAMP)
 $(GEN_ONNX): $(ONNX_PROTO) | $(DEPS_STAMP)
 	@mkdir -p $(BUILD)/gen/onnx
 	protoc-c --c_out=$(BUILD)/gen/onnx -I$(dir $(ONNX_PROTO)) $(ONNX_PROTO)
