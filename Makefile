@@ -1,6 +1,8 @@
 # tailgate build. `make` builds everything under build/, `make test` runs every test,
 # `make bench` the benchmarks, `make demo` the demo; SAN=1 builds with ASan+UBSan (build/san).
-# Every target first makes sure the dependencies are installed (scripts/deps.sh, idempotent).
+# Plain `make` needs no root: it only checks that the build dependencies are there (one line
+# naming the Debian packages otherwise). `make deps` installs everything; `make test`,
+# `make demo` and the benchmarks run it first (scripts/deps.sh, idempotent).
 
 BUILD ?= build
 CC ?= gcc
@@ -56,11 +58,12 @@ FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(patsubst %,$(BUILD)/fuzz-replay/%,$(FUZZ_TARGETS))
 
 DEPS_STAMP := build/.deps-ok
+BUILD_DEPS := build/.build-deps-ok
 
 .PHONY: all deps test bench bench-engine demo fuzz clean fixtures model
 .DEFAULT_GOAL := all
 
-all: $(DEPS_STAMP) $(LIBS) $(TOOLS) $(UNIT_TESTS) $(TEST_PROGS) $(FUZZ_REPLAY) \
+all: $(BUILD_DEPS) $(LIBS) $(TOOLS) $(UNIT_TESTS) $(TEST_PROGS) $(FUZZ_REPLAY) \
 	$(BUILD)/bench/kudp-recv
 
 deps:
@@ -69,10 +72,18 @@ deps:
 $(DEPS_STAMP): scripts/deps.sh
 	@scripts/deps.sh
 
+$(BUILD_DEPS): scripts/deps.sh
+	@scripts/deps.sh --check
+
+# Goals that run things install what they need before anything is built.
+ifneq ($(filter test demo bench bench-engine chaos fuzz,$(MAKECMDGOALS)),)
+$(BUILD_DEPS): $(DEPS_STAMP)
+endif
+
 # protobuf-c code generated from Debian's onnx.proto at build time.
 # Debian's onnx.proto arrives with make deps: with -j, make must not look for it first.
-$(ONNX_PROTO): | $(DEPS_STAMP)
-$(GEN_ONNX): $(ONNX_PROTO) | $(DEPS_STAMP)
+$(ONNX_PROTO): | $(BUILD_DEPS)
+$(GEN_ONNX): $(ONNX_PROTO) | $(BUILD_DEPS)
 	@mkdir -p $(BUILD)/gen/onnx
 	protoc-c --c_out=$(BUILD)/gen/onnx -I$(dir $(ONNX_PROTO)) $(ONNX_PROTO)
 
@@ -80,7 +91,7 @@ $(BUILD)/obj/gen/onnx.pb-c.o: $(GEN_ONNX)
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -Werror -Wextra,$(CFLAGS_ALL)) -w -c $< -o $@
 
-$(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
+$(BUILD)/obj/%.o: %.c | $(BUILD_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
@@ -104,7 +115,7 @@ $(BUILD)/lib/libtailgate-client.so: $(TGC_PIC)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -Wl,-soname,libtailgate-client.so -o $@ $^ $(LDFLAGS_ALL) \
 		$(filter-out -lmicrohttpd,$(LDLIBS_ALL))
-$(BUILD)/pic/%.o: %.c | $(DEPS_STAMP)
+$(BUILD)/pic/%.o: %.c | $(BUILD_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -fPIC -MMD -MP -c $< -o $@
 $(BUILD)/pic/gen/onnx.pb-c.o: $(GEN_ONNX)
@@ -148,7 +159,7 @@ $(BUILD)/fuzz-replay/%: fuzz/fuzz_%.c fuzz/replay.c $(LIBS)
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -I. -I$(BUILD)/fuzz/gen -pthread \
 	-fsanitize=fuzzer-no-link,address,undefined
 fuzz: $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_TARGETS))
-$(BUILD)/fuzz/%: fuzz/fuzz_%.c $(GEN_ONNX) $(foreach m,$(MODULES),$(wildcard $(m)/*.[ch])) | $(DEPS_STAMP)
+$(BUILD)/fuzz/%: fuzz/fuzz_%.c $(GEN_ONNX) $(foreach m,$(MODULES),$(wildcard $(m)/*.[ch])) | $(BUILD_DEPS)
 	@mkdir -p $(dir $@) $(BUILD)/fuzz/gen
 	cp -r $(BUILD)/gen/onnx $(BUILD)/fuzz/gen/
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \

@@ -1,30 +1,56 @@
 #!/usr/bin/env bash
-# Installs every dependency tailgate needs, idempotently: Debian packages with apt-get
-# (one 'apt-get update' only when something is missing), and ONNX Runtime's CPU library
-# from the npm package onnxruntime-node (the engine benchmark's peer).
-# Usage: scripts/deps.sh [--no-npm]
+# tailgate's dependencies, from Debian's archive (apt-get) and the npm registry.
+#   scripts/deps.sh            install what is missing, idempotently: Debian packages with
+#                              apt-get (one 'apt-get update' only when something is missing),
+#                              and ONNX Runtime's CPU library from the npm package
+#                              onnxruntime-node (the engine benchmark's peer). Needs root only
+#                              when something is missing. `make deps`, `make test`, `make demo`.
+#   scripts/deps.sh --no-npm   the same without the npm peer
+#   scripts/deps.sh --check    install nothing: exit 1 with one line naming the Debian packages
+#                              a build needs and lacks. Plain `make` and `make install` run this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(
-	build-essential clang llvm pkg-config
+# What compiling and linking tailgate needs.
+BUILD_PKGS=(
+	build-essential pkg-config
 	libdpdk-dev libdnnl-dev liblz4-dev liburing-dev libsodium-dev libmicrohttpd-dev zlib1g-dev
 	libonnx-dev libprotobuf-c-dev protobuf-c-compiler
+)
+# What the tests, fuzzing, the demo, the benchmarks and the model scripts need on top.
+RUN_PKGS=(
+	clang llvm
 	libonnx-testdata dataset-fashion-mnist
 	python3-torch python3-numpy python3-protobuf protobuf-compiler
 	iproute2 ethtool gnuplot-nox
 )
 
-missing=()
-for p in "${APT_PKGS[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+missing_of() {	# packages of "$@" not installed, on stdout
+	local p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+			echo "$p"
+	done
+}
+
+if [ "${1:-}" = "--check" ]; then
+	mapfile -t missing < <(missing_of "${BUILD_PKGS[@]}")
+	if [ ${#missing[@]} -gt 0 ]; then
+		echo "missing build dependencies: apt-get install ${missing[*]}  (or, as root: make deps)" >&2
+		exit 1
+	fi
+	mkdir -p build
+	touch build/.build-deps-ok
+	exit 0
+fi
+
+mapfile -t missing < <(missing_of "${BUILD_PKGS[@]}" "${RUN_PKGS[@]}")
 # The machine image may bring its own Node.js with npm; Debian's only when there is none.
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "deps: installing ${missing[*]}"
 	if [ "$(id -u)" -ne 0 ]; then
-		echo "deps: must run as root to install packages" >&2
+		echo "deps: must run as root to install packages: ${missing[*]}" >&2
 		exit 1
 	fi
 	export DEBIAN_FRONTEND=noninteractive
@@ -44,4 +70,4 @@ if [ "${1:-}" != "--no-npm" ]; then
 	fi
 fi
 mkdir -p build
-touch build/.deps-ok
+touch build/.deps-ok build/.build-deps-ok
