@@ -176,6 +176,7 @@ struct dp_lcore {
 	/* Idle back-off. */
 	uint64_t busy_tsc;		/* TSC of the last poll that found work */
 	uint64_t spin_tsc;		/* config idle_spin_us in TSC cycles */
+	uint64_t deep_tsc;		/* config idle_deep_after_us in TSC cycles */
 	uint32_t sleep_us;		/* next back-off sleep; 0 while spinning */
 
 	struct dp_reasm re;

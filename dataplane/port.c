@@ -75,6 +75,8 @@ dp_config_default(struct dp_config *cfg)
 	cfg->idle_spin_us = 50;
 	cfg->idle_sleep_min_us = 10;
 	cfg->idle_sleep_max_us = 100;
+	cfg->idle_deep_after_us = 20000;
+	cfg->idle_deep_sleep_us = 2000;
 }
 
 int
@@ -115,7 +117,7 @@ dp_config_check(const struct dp_config *cfg, struct tg_err *err)
 	if (cfg->rx_desc == 0 || cfg->tx_desc == 0)
 		return tg_err_set(err, -EINVAL, "dataplane: descriptor counts must be positive");
 	if (cfg->idle_sleep_min_us == 0 || cfg->idle_sleep_min_us > cfg->idle_sleep_max_us ||
-	    cfg->idle_sleep_max_us > 1000000)
+	    cfg->idle_sleep_max_us > 1000000 || cfg->idle_deep_sleep_us > 1000000)
 		return tg_err_set(err, -EINVAL,
 				  "dataplane: idle sleeps must satisfy 0 < min <= max <= 1 s");
 	if (cfg->tx_drain_us == 0 || cfg->gap_timeout_us == 0 ||
@@ -258,6 +260,7 @@ dp_lcores_create(struct dp *dp, struct tg_err *err)
 		lc->max_payload = (uint16_t)max_payload;
 		lc->tx_drain_tsc = hz * dp->cfg.tx_drain_us / 1000000;
 		lc->spin_tsc = hz * dp->cfg.idle_spin_us / 1000000;
+		lc->deep_tsc = hz * dp->cfg.idle_deep_after_us / 1000000;
 		rc = dp_reasm_init(lc, per_lcore, err);
 		if (rc == 0)
 			rc = dp_sessions_init(lc, sess_per_lcore, err);

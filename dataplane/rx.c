@@ -180,27 +180,46 @@ dp_lcore_poll(struct dp_lcore *lc)
 }
 
 /*
+ * Deep idle: nothing for idle_deep_after_us and no message slot held, so no answer can be
+ * posted to this lcore and no gap or timeout is due; only a new first chunk can arrive, and
+ * it may wait one deep sleep. The PMDs used here (af_xdp, af_packet on veth) offer no RX
+ * interrupts to sleep on instead (DPDK 22.11's af_xdp has none).
+ */
+static bool
+dp_lcore_deep_idle(const struct dp_lcore *lc, uint64_t idle_tsc)
+{
+	return lc->dp->cfg.idle_deep_sleep_us != 0 && idle_tsc >= lc->deep_tsc &&
+	       lc->re.n_free == lc->re.n_slots;
+}
+
+/*
  * Back off when there was no work: spin (rte_pause) for spin_tsc after the last work, then
- * sleep, doubling from idle_sleep_min_us to idle_sleep_max_us. The first packet after a sleep
- * waits at most one sleep in the queue (the RX ring holds rx_desc frames meanwhile).
+ * sleep, doubling from idle_sleep_min_us to idle_sleep_max_us, then deep sleeps once
+ * dp_lcore_deep_idle(). The first packet after a sleep waits at most one sleep in the queue
+ * (the RX ring holds rx_desc frames meanwhile).
  */
 static void
 dp_lcore_idle(struct dp_lcore *lc, unsigned work)
 {
 	const struct dp_config *cfg = &lc->dp->cfg;
 	struct timespec ts;
+	uint64_t idle_tsc;
 
 	if (work != 0) {
 		lc->busy_tsc = rte_rdtsc();
 		lc->sleep_us = 0;
 		return;
 	}
-	if (rte_rdtsc() - lc->busy_tsc < lc->spin_tsc) {
+	idle_tsc = rte_rdtsc() - lc->busy_tsc;
+	if (idle_tsc < lc->spin_tsc) {
 		rte_pause();
 		return;
 	}
-	lc->sleep_us = lc->sleep_us == 0 ? cfg->idle_sleep_min_us
-					 : RTE_MIN(2 * lc->sleep_us, cfg->idle_sleep_max_us);
+	if (dp_lcore_deep_idle(lc, idle_tsc))
+		lc->sleep_us = cfg->idle_deep_sleep_us;
+	else
+		lc->sleep_us = lc->sleep_us == 0 ? cfg->idle_sleep_min_us
+						 : RTE_MIN(2 * lc->sleep_us, cfg->idle_sleep_max_us);
 	ts.tv_sec = lc->sleep_us / 1000000;
 	ts.tv_nsec = (long)(lc->sleep_us % 1000000) * 1000;
 	nanosleep(&ts, NULL);

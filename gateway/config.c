@@ -48,6 +48,8 @@ static const struct gw_key gw_keys[] = {
 	    "an unfinished message is freed after this"),
 	U32("idle_sleep_max_us", struct gw_config, dp.idle_sleep_max_us, 1, 100000,
 	    "longest idle back-off sleep of an RX lcore"),
+	U32("idle_deep_sleep_us", struct gw_config, dp.idle_deep_sleep_us, 0, 100000,
+	    "sleep of an RX lcore idle for 20 ms with no message open; 0: never"),
 	STR("models", struct gw_config, models_dir, "the model repository"),
 	U32("workers", struct gw_config, workers, 1, 16, "scheduler worker threads"),
 	U32("engine_threads", struct gw_config, engine_threads, 0, 1024,

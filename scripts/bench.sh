@@ -10,3 +10,4 @@ scripts/bench_engine.sh "$BUILD"	# tailgate vs ONNX Runtime vs PyTorch on the sa
 scripts/bench_ingest.sh "$BUILD"	# ingest: DPDK dataplane vs kernel recvmmsg, CPU per chunk
 scripts/bench_gateway.sh "$BUILD"	# the gateway on the shipped model: scheduling modes, saturation vs engine
 scripts/bench_e2e.sh "$BUILD"		# tailgate-bench end to end: saturation, p50/p99 at 10/50/80%
+scripts/bench_idle.sh "$BUILD"		# an idle gateway's CPU per thread; latency at 10 req/s
