@@ -177,6 +177,17 @@ tg_hdr_add(struct tg_hdr *dst, const struct tg_hdr *src)
 	return 0;
 }
 
+/*
+ * A bucket's highest equivalent value can lie past the largest value recorded in it (and
+ * its lowest below the smallest): reports that printed p99.9 292.095 above a max of 291.971
+ * confuse. Every value reported stays within the exact extremes.
+ */
+static int64_t
+tg_hdr_clamp_seen(const struct tg_hdr *h, int64_t v)
+{
+	return v > h->max ? h->max : v < h->min ? h->min : v;
+}
+
 int64_t
 tg_hdr_value_at(const struct tg_hdr *h, double p)
 {
@@ -190,7 +201,8 @@ tg_hdr_value_at(const struct tg_hdr *h, double p)
 	for (int32_t i = 0; i < h->counts_len; i++) {
 		seen += h->counts[i];
 		if (seen >= want)
-			return tg_hdr_highest_equivalent(h, tg_hdr_value_at_index(h, i));
+			return tg_hdr_clamp_seen(h, tg_hdr_highest_equivalent(h,
+							tg_hdr_value_at_index(h, i)));
 	}
 	return 0;
 }
@@ -239,7 +251,8 @@ tg_hdr_write_hgrm(const struct tg_hdr *h, FILE *f, double scale, int ticks_per_h
 			continue;
 		cum += h->counts[i];
 		cur = 100.0 * (double)cum / (double)h->total;
-		last_v = tg_hdr_highest_equivalent(h, tg_hdr_value_at_index(h, i));
+		last_v = tg_hdr_clamp_seen(h, tg_hdr_highest_equivalent(h,
+							tg_hdr_value_at_index(h, i)));
 		while (level <= cur) {
 			fprintf(f, "%12.3f %2.12f %10lld %14.2f\n", (double)last_v / scale,
 				level / 100.0, (long long)cum, 1.0 / (1.0 - level / 100.0));
@@ -254,7 +267,7 @@ tg_hdr_write_hgrm(const struct tg_hdr *h, FILE *f, double scale, int ticks_per_h
 	fprintf(f, "#[Mean    = %12.3f, StdDeviation   = %12.3f]\n", tg_hdr_mean(h) / scale,
 		tg_hdr_stddev(h) / scale);
 	fprintf(f, "#[Max     = %12.3f, Total count    = %12lld]\n",
-		h->total ? (double)tg_hdr_highest_equivalent(h, h->max) / scale : 0.0,
+		h->total ? (double)h->max / scale : 0.0,
 		(long long)h->total);
 	fprintf(f, "#[Buckets = %12d, SubBuckets     = %12d]\n", h->bucket_count,
 		h->sub_bucket_count);
