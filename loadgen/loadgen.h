@@ -19,6 +19,7 @@
 #include "proto/proto.h"
 #include "util/util.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -238,6 +239,8 @@ struct lg_results {
 	uint64_t bytes_sent;		/* UDP payload bytes */
 	struct tg_hdr lat_us;		/* answered OK: scheduled time to answer, microseconds */
 	struct tg_hdr lat_all_us;	/* every answer, any status */
+	struct tg_hdr srv_queue_us;	/* answered OK after a batch ran: the RESPONSE's queue_us */
+	struct tg_hdr srv_compute_us;	/* ... and its compute_us (the gateway's own account) */
 };
 
 /** Allocate the histograms of r (1 us .. 1 h, 3 digits). @return 0 or -ENOMEM. */
@@ -284,8 +287,16 @@ int lg_run_phase(struct lg_run *r, double rate, unsigned concurrency, double war
 
 /** The final table: rates, latency percentiles, counters, statuses, accuracy. */
 void lg_report_table(FILE *f, const struct lg_results *r, const struct lg_inputs *in);
-/** The same as one JSON object (no trailing newline). */
-void lg_report_json(FILE *f, const struct lg_results *r, const struct lg_inputs *in);
+/**
+ * The same as a JSON object (jansson): rates, latency_ms and the gateway's own
+ * server_queue_ms / server_compute_ms (p50, p90, p95, p99, p99.9, max, mean), counters,
+ * statuses, reasons, accuracy; with in, the inputs. @return a new reference (the caller
+ * json_decref()s it), or NULL when out of memory.
+ */
+json_t *lg_report_json(const struct lg_results *r, const struct lg_inputs *in);
+/** CSV: a header line, then one line per phase (a sweep: per step) with the same columns. */
+void lg_report_csv_header(FILE *f);
+void lg_report_csv_row(FILE *f, const struct lg_results *r);
 /** A sweep's header and one row per step. */
 void lg_report_sweep_header(FILE *f);
 void lg_report_sweep_row(FILE *f, const struct lg_results *r, bool saturated);

@@ -4,9 +4,11 @@
 #include "loadgen/loadgen.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 
-static const double lg_pcts[] = { 50, 90, 99, 99.9 };
-static const char *const lg_pct_names[] = { "p50", "p90", "p99", "p99.9" };
+enum { LG_N_PCTS = 5 };
+static const double lg_pcts[LG_N_PCTS] = { 50, 90, 95, 99, 99.9 };
+static const char *const lg_pct_names[LG_N_PCTS] = { "p50", "p90", "p95", "p99", "p99.9" };
 
 static double
 lg_pct(uint64_t a, uint64_t b)
@@ -32,11 +34,20 @@ lg_report_table(FILE *f, const struct lg_results *r, const struct lg_inputs *in)
 		" within deadline); last at %.2f s\n", "measured requests answered", r->answered,
 		r->scheduled, r->ok, r->ok_in_deadline, r->window_s);
 	fprintf(f, "latency (OK answers, from the scheduled send time), ms:\n");
-	for (unsigned i = 0; i < sizeof(lg_pcts) / sizeof(lg_pcts[0]); i++)
+	for (unsigned i = 0; i < LG_N_PCTS; i++)
 		fprintf(f, "  %-26s %.3f\n", lg_pct_names[i],
 			(double)tg_hdr_value_at(&r->lat_us, lg_pcts[i]) / 1000.0);
 	fprintf(f, "  %-26s %.3f\n", "max", (double)(r->lat_us.total ? r->lat_us.max : 0) / 1000.0);
 	fprintf(f, "  %-26s %.3f\n", "mean", tg_hdr_mean(&r->lat_us) / 1000.0);
+	fprintf(f, "server side (the gateway's queue_us and compute_us of those answers), ms:\n");
+	fprintf(f, "  %-26s p50 %.3f  p99 %.3f  mean %.3f\n", "queue (last chunk to batch)",
+		(double)tg_hdr_value_at(&r->srv_queue_us, 50) / 1000.0,
+		(double)tg_hdr_value_at(&r->srv_queue_us, 99) / 1000.0,
+		tg_hdr_mean(&r->srv_queue_us) / 1000.0);
+	fprintf(f, "  %-26s p50 %.3f  p99 %.3f  mean %.3f\n", "compute (its batch's run)",
+		(double)tg_hdr_value_at(&r->srv_compute_us, 50) / 1000.0,
+		(double)tg_hdr_value_at(&r->srv_compute_us, 99) / 1000.0,
+		tg_hdr_mean(&r->srv_compute_us) / 1000.0);
 	fprintf(f, "%-28s %" PRIu64 "\n", "timeouts (gave up)", r->gave_up);
 	fprintf(f, "%-28s %" PRIu64 "\n", "unfinished", r->unfinished);
 	fprintf(f, "%-28s %" PRIu64 "\n", "timer fires", r->timer_fires);
@@ -71,61 +82,113 @@ lg_report_table(FILE *f, const struct lg_results *r, const struct lg_inputs *in)
 			in->from_cache ? " (from the cache)" : "");
 }
 
-void
-lg_report_json(FILE *f, const struct lg_results *r, const struct lg_inputs *in)
+/* A histogram's percentiles, max and mean, in ms. @return a new object, NULL on ENOMEM. */
+static json_t *
+lg_json_latency(const struct tg_hdr *h)
 {
-	fprintf(f, "{\"mode\": \"%s\", \"rate\": %.3f, \"concurrency\": %u, ",
-		r->rate > 0 ? "open" : "closed", r->rate, r->concurrency);
-	fprintf(f, "\"offered_rps\": %.3f, \"achieved_rps\": %.3f, \"goodput_rps\": %.3f, ",
-		lg_results_offered(r), lg_results_achieved(r), lg_results_goodput(r));
-	fprintf(f, "\"window_s\": %.3f, \"last_answer_s\": %.3f, \"latency_ms\": {",
-		r->sched_s, r->window_s);
-	for (unsigned i = 0; i < sizeof(lg_pcts) / sizeof(lg_pcts[0]); i++)
-		fprintf(f, "\"%s\": %.3f, ", lg_pct_names[i],
-			(double)tg_hdr_value_at(&r->lat_us, lg_pcts[i]) / 1000.0);
-	fprintf(f, "\"max\": %.3f, \"mean\": %.3f}, ",
-		(double)(r->lat_us.total ? r->lat_us.max : 0) / 1000.0, tg_hdr_mean(&r->lat_us) / 1000.0);
-	fprintf(f, "\"scheduled\": %" PRIu64 ", \"answered\": %" PRIu64 ", \"ok\": %" PRIu64
-		", \"ok_in_deadline\": %" PRIu64 ", \"timeouts\": %" PRIu64 ", \"unfinished\": %"
-		PRIu64 ", \"timer_fires\": %" PRIu64 ", \"retransmits\": %" PRIu64
-		", \"chunks_sent\": %" PRIu64 ", \"nacks\": %" PRIu64 ", \"dropped\": %" PRIu64
-		", \"duplicated\": %" PRIu64 ", \"reordered\": %" PRIu64 ", \"rehellos\": %" PRIu64
-		", \"send_errors\": %" PRIu64 ", \"ignored\": %" PRIu64 ", \"bytes_sent\": %" PRIu64
-		", ",
-		r->scheduled, r->answered, r->ok, r->ok_in_deadline, r->gave_up, r->unfinished,
-		r->timer_fires, r->chunks_resent, r->chunks_sent, r->nacks, r->dropped, r->duped,
-		r->reordered, r->rehellos, r->send_errors, r->rx_ignored, r->bytes_sent);
-	fprintf(f, "\"statuses\": {");
-	for (unsigned s = 0, first = 1; s < PROTO_ST__COUNT; s++)
-		if (r->status[s]) {
-			fprintf(f, "%s\"%s\": %" PRIu64, first ? "" : ", ", proto_status_name(s),
-				r->status[s]);
-			first = 0;
+	json_t *o = json_object();
+
+	for (unsigned i = 0; o != NULL && i < LG_N_PCTS; i++)
+		if (json_object_set_new(o, lg_pct_names[i],
+					json_real((double)tg_hdr_value_at(h, lg_pcts[i]) / 1000.0)))
+			goto fail;
+	if (o == NULL ||
+	    json_object_set_new(o, "max", json_real((double)(h->total ? h->max : 0) / 1000.0)) ||
+	    json_object_set_new(o, "mean", json_real(tg_hdr_mean(h) / 1000.0)))
+		goto fail;
+	return o;
+fail:
+	json_decref(o);
+	return NULL;
+}
+
+/* The non-zero counters of an array indexed by status or reason, by their metric label. */
+static json_t *
+lg_json_counts(const uint64_t *v, unsigned n, const char *(*name)(unsigned))
+{
+	json_t *o = json_object();
+
+	for (unsigned i = 0; o != NULL && i < n; i++)
+		if (v[i] && json_object_set_new(o, name(i), json_integer((json_int_t)v[i]))) {
+			json_decref(o);
+			return NULL;
 		}
-	fprintf(f, "}, \"errors\": {");
-	for (unsigned s = 0, first = 1; s < PROTO_ST__COUNT; s++)
-		if (r->error[s]) {
-			fprintf(f, "%s\"%s\": %" PRIu64, first ? "" : ", ", proto_status_name(s),
-				r->error[s]);
-			first = 0;
-		}
-	fprintf(f, "}, \"reasons\": {");
-	for (unsigned s = 0, first = 1; s < PROTO_REASON__COUNT; s++)
-		if (r->reason[s]) {
-			fprintf(f, "%s\"%s\": %" PRIu64, first ? "" : ", ", proto_reason_name(s),
-				r->reason[s]);
-			first = 0;
-		}
-	fprintf(f, "}, \"accuracy\": %.4f, \"offline_accuracy\": %.4f, \"agreement\": %.4f, "
-		"\"correct\": %" PRIu64 ", \"agree\": %" PRIu64,
-		lg_pct(r->correct, r->ok), lg_pct(r->offline_correct, r->ok),
-		lg_pct(r->agree, r->ok), r->correct, r->agree);
-	if (in != NULL)
-		fprintf(f, ", \"inputs\": {\"images\": %u, \"bytes\": %zu, \"build_s\": %.3f, "
-			"\"from_cache\": %s, \"offline_accuracy_all\": %.4f}", in->n_items,
-			in->arena_len, in->build_s, in->from_cache ? "true" : "false",
-			lg_pct(in->offline_hits, in->offline_total));
-	fputc('}', f);
+	return o;
+}
+
+json_t *
+lg_report_json(const struct lg_results *r, const struct lg_inputs *in)
+{
+	json_t *o = json_pack(
+		"{s:s, s:f, s:I, s:f, s:f, s:f, s:f, s:f, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I,"
+		" s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o,"
+		" s:f, s:f, s:f, s:I, s:I}",
+		"mode", r->rate > 0 ? "open" : "closed", "rate", r->rate,
+		"concurrency", (json_int_t)r->concurrency,
+		"offered_rps", lg_results_offered(r), "achieved_rps", lg_results_achieved(r),
+		"goodput_rps", lg_results_goodput(r), "window_s", r->sched_s,
+		"last_answer_s", r->window_s,
+		"latency_ms", lg_json_latency(&r->lat_us),
+		"server_queue_ms", lg_json_latency(&r->srv_queue_us),
+		"server_compute_ms", lg_json_latency(&r->srv_compute_us),
+		"scheduled", (json_int_t)r->scheduled, "answered", (json_int_t)r->answered,
+		"ok", (json_int_t)r->ok, "ok_in_deadline", (json_int_t)r->ok_in_deadline,
+		"timeouts", (json_int_t)r->gave_up, "unfinished", (json_int_t)r->unfinished,
+		"timer_fires", (json_int_t)r->timer_fires,
+		"retransmits", (json_int_t)r->chunks_resent,
+		"chunks_sent", (json_int_t)r->chunks_sent, "nacks", (json_int_t)r->nacks,
+		"dropped", (json_int_t)r->dropped, "duplicated", (json_int_t)r->duped,
+		"reordered", (json_int_t)r->reordered, "rehellos", (json_int_t)r->rehellos,
+		"send_errors", (json_int_t)r->send_errors, "ignored", (json_int_t)r->rx_ignored,
+		"bytes_sent", (json_int_t)r->bytes_sent,
+		"statuses", lg_json_counts(r->status, PROTO_ST__COUNT, proto_status_name),
+		"errors", lg_json_counts(r->error, PROTO_ST__COUNT, proto_status_name),
+		"reasons", lg_json_counts(r->reason, PROTO_REASON__COUNT, proto_reason_name),
+		"accuracy", lg_pct(r->correct, r->ok),
+		"offline_accuracy", lg_pct(r->offline_correct, r->ok),
+		"agreement", lg_pct(r->agree, r->ok),
+		"correct", (json_int_t)r->correct, "agree", (json_int_t)r->agree);
+
+	if (o != NULL && in != NULL &&
+	    json_object_set_new(o, "inputs", json_pack("{s:I, s:I, s:f, s:b, s:f}",
+			"images", (json_int_t)in->n_items, "bytes", (json_int_t)in->arena_len,
+			"build_s", in->build_s, "from_cache", in->from_cache,
+			"offline_accuracy_all", lg_pct(in->offline_hits, in->offline_total)))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* One CSV line per phase (a sweep: per step); columns named by lg_report_csv_header(). */
+void
+lg_report_csv_header(FILE *f)
+{
+	fprintf(f, "offered_rps,achieved_rps,goodput_rps,scheduled,answered,ok,ok_in_deadline,"
+		"timeouts,non_ok");
+	for (unsigned i = 0; i < LG_N_PCTS; i++)
+		fprintf(f, ",%s_ms", lg_pct_names[i]);
+	fprintf(f, ",max_ms,mean_ms,server_queue_p50_ms,server_queue_p99_ms,"
+		"server_compute_p50_ms,server_compute_p99_ms,retransmits,chunks_sent,accuracy,"
+		"agreement\n");
+}
+
+void
+lg_report_csv_row(FILE *f, const struct lg_results *r)
+{
+	fprintf(f, "%.3f,%.3f,%.3f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+		",%" PRIu64, lg_results_offered(r), lg_results_achieved(r),
+		lg_results_goodput(r), r->scheduled, r->answered, r->ok, r->ok_in_deadline,
+		r->gave_up, r->answered - r->ok);
+	for (unsigned i = 0; i < LG_N_PCTS; i++)
+		fprintf(f, ",%.3f", (double)tg_hdr_value_at(&r->lat_us, lg_pcts[i]) / 1000.0);
+	fprintf(f, ",%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%" PRIu64 ",%" PRIu64 ",%.4f,%.4f\n",
+		(double)(r->lat_us.total ? r->lat_us.max : 0) / 1000.0, tg_hdr_mean(&r->lat_us) / 1000.0,
+		(double)tg_hdr_value_at(&r->srv_queue_us, 50) / 1000.0,
+		(double)tg_hdr_value_at(&r->srv_queue_us, 99) / 1000.0,
+		(double)tg_hdr_value_at(&r->srv_compute_us, 50) / 1000.0,
+		(double)tg_hdr_value_at(&r->srv_compute_us, 99) / 1000.0, r->chunks_resent,
+		r->chunks_sent, lg_pct(r->correct, r->ok), lg_pct(r->agree, r->ok));
 }
 
 void

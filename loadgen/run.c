@@ -628,6 +628,10 @@ lg_on_response(struct lg_run *r, struct lg_dev *d, const struct proto_response *
 		uint32_t s = rs->queue_us + rs->compute_us;
 
 		d->srv_us = d->srv_us ? d->srv_us - d->srv_us / 8 + s / 8 : s;
+		if (d->measured) {
+			tg_hdr_record(&r->res->srv_queue_us, rs->queue_us);
+			tg_hdr_record(&r->res->srv_compute_us, rs->compute_us);
+		}
 	}
 	lg_finish(r, d, LG_END_RESPONSE, rs->status, rs->reason, t.class_id);
 }
@@ -770,7 +774,9 @@ lg_results_init(struct lg_results *res)
 {
 	memset(res, 0, sizeof(*res));
 	if (tg_hdr_init(&res->lat_us, 1, 3600ll * 1000000, 3) < 0 ||
-	    tg_hdr_init(&res->lat_all_us, 1, 3600ll * 1000000, 3) < 0) {
+	    tg_hdr_init(&res->lat_all_us, 1, 3600ll * 1000000, 3) < 0 ||
+	    tg_hdr_init(&res->srv_queue_us, 1, 3600ll * 1000000, 3) < 0 ||
+	    tg_hdr_init(&res->srv_compute_us, 1, 3600ll * 1000000, 3) < 0) {
 		lg_results_fini(res);
 		return -ENOMEM;
 	}
@@ -784,18 +790,25 @@ lg_results_fini(struct lg_results *res)
 		return;
 	tg_hdr_fini(&res->lat_us);
 	tg_hdr_fini(&res->lat_all_us);
+	tg_hdr_fini(&res->srv_queue_us);
+	tg_hdr_fini(&res->srv_compute_us);
 }
 
 static void
 lg_results_reset(struct lg_results *res)
 {
-	struct tg_hdr a = res->lat_us, b = res->lat_all_us;
+	struct tg_hdr a = res->lat_us, b = res->lat_all_us, q = res->srv_queue_us;
+	struct tg_hdr c = res->srv_compute_us;
 
 	memset(res, 0, sizeof(*res));
 	res->lat_us = a;
 	res->lat_all_us = b;
+	res->srv_queue_us = q;
+	res->srv_compute_us = c;
 	tg_hdr_reset(&res->lat_us);
 	tg_hdr_reset(&res->lat_all_us);
+	tg_hdr_reset(&res->srv_queue_us);
+	tg_hdr_reset(&res->srv_compute_us);
 }
 
 double

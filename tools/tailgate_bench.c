@@ -24,7 +24,7 @@ enum { TB_EXIT_OK = 0, TB_EXIT_FAIL = 1, TB_EXIT_USAGE = 2, TB_MAX_STEPS = 64 };
 static char tb_tag[64];	/* the sweep step, on the progress line */
 
 struct tb_opts {
-	const char *gateway, *model, *bind, *mix, *mix_file, *json, *hgrm, *plot, *cache;
+	const char *gateway, *model, *bind, *mix, *mix_file, *json, *csv, *hgrm, *plot, *cache;
 	unsigned model_id, devices, concurrency, images, threads, retries, timer_ms, hello_rate;
 	unsigned sweep_steps;
 	double rate, duration, warmup, drain, sweep_factor, deadline_ms;
@@ -85,6 +85,8 @@ tb_help(FILE *f)
 "\n"
 "Output:\n"
 "      --json FILE|-        the results as JSON (a sweep: every step, and the last)\n"
+"      --csv FILE|-         the same figures as CSV: a header, one line per run (a sweep:\n"
+"                           per step)\n"
 "      --hgrm FILE          latency percentiles in HdrHistogram's .hgrm format (ms; a\n"
 "                           sweep: its last step)\n"
 "      --plot DIR           PNG charts with gnuplot: latency CDF; latency vs throughput\n"
@@ -163,7 +165,7 @@ tb_addr(const char *s, uint32_t *ip, uint16_t *port)
 enum {
 	O_MODEL_ID = 256, O_IMAGES, O_BIND, O_THREADS, O_MIX, O_MIX_FILE, O_DEADLINE, O_REQUESTS,
 	O_DRAIN, O_SWEEP, O_SWEEP_FACTOR, O_SWEEP_STEPS, O_RETRIES, O_TIMEOUT, O_HELLO_RATE,
-	O_DROP, O_DUP, O_REORDER, O_SEED, O_JSON, O_HGRM, O_PLOT, O_CHECK, O_CACHE, O_NO_CACHE,
+	O_DROP, O_DUP, O_REORDER, O_SEED, O_JSON, O_CSV, O_HGRM, O_PLOT, O_CHECK, O_CACHE, O_NO_CACHE,
 };
 
 static int
@@ -199,6 +201,7 @@ tb_parse(int argc, char **argv, struct tb_opts *o, struct lg_mix *mix)
 		{ "reorder", required_argument, NULL, O_REORDER },
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "json", required_argument, NULL, O_JSON },
+		{ "csv", required_argument, NULL, O_CSV },
 		{ "hgrm", required_argument, NULL, O_HGRM },
 		{ "plot", required_argument, NULL, O_PLOT },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -218,6 +221,7 @@ tb_parse(int argc, char **argv, struct tb_opts *o, struct lg_mix *mix)
 		case O_MIX: o->mix = optarg; break;
 		case O_MIX_FILE: o->mix_file = optarg; break;
 		case O_JSON: o->json = optarg; break;
+		case O_CSV: o->csv = optarg; break;
 		case O_HGRM: o->hgrm = optarg; break;
 		case O_PLOT: o->plot = optarg; break;
 		case O_SWEEP: o->sweep = true; break;
@@ -308,6 +312,43 @@ tb_close_out(FILE *f)
 {
 	if (f != NULL && f != stdout)
 		fclose(f);
+}
+
+/*
+ * --json: the run's settings, each sweep step, and the last phase with its inputs, written
+ * by jansson (the mix string and every label escaped). @return 0, or -1 after a message.
+ */
+static int
+tb_write_json(const char *path, const struct tb_opts *o, const char *mix,
+	      const struct lg_results *steps, unsigned n_steps, const struct lg_results *last,
+	      const struct lg_inputs *in)
+{
+	json_t *doc = json_pack("{s:I, s:s, s:I, s:o}", "devices", (json_int_t)o->devices,
+				"mix", mix, "seed", (json_int_t)o->seed,
+				"result", lg_report_json(last, in));
+	json_t *sweep = o->sweep ? json_array() : NULL;
+	FILE *f;
+	int rc = -1;
+
+	for (unsigned s = 0; sweep != NULL && s < n_steps; s++)
+		if (json_array_append_new(sweep, lg_report_json(&steps[s], NULL)) < 0)
+			goto out;
+	if (doc == NULL || (o->sweep && (sweep == NULL ||
+	    json_object_set(doc, "sweep", sweep) < 0 ||
+	    json_object_set_new(doc, "saturated_at_rps", json_real(lg_results_offered(last))) < 0)))
+		goto out;
+	f = tb_open_out(path);
+	if (f == NULL)
+		goto out;
+	rc = json_dumpf(doc, f, JSON_INDENT(1) | JSON_PRESERVE_ORDER) < 0 || fputc('\n', f) == EOF
+	     || ferror(f) ? -1 : 0;
+	tb_close_out(f);
+out:
+	if (rc < 0)
+		fprintf(stderr, "tailgate-bench: %s: the JSON report could not be written\n", path);
+	json_decref(sweep);
+	json_decref(doc);
+	return rc;
 }
 
 /* ---- --plot: gnuplot, when it is there ---- */
@@ -547,26 +588,19 @@ main(int argc, char **argv)
 			       lg_results_goodput(&steps[n_steps - 2]));
 	}
 	status = TB_EXIT_OK;
-	if (o.json != NULL) {
-		FILE *f = tb_open_out(o.json);
+	if (o.json != NULL && tb_write_json(o.json, &o, mixbuf, steps, n_steps, last, in) < 0)
+		status = TB_EXIT_FAIL;
+	if (o.csv != NULL) {
+		FILE *f = tb_open_out(o.csv);
 
 		if (f == NULL) {
 			status = TB_EXIT_FAIL;
 		} else {
-			fprintf(f, "{\"devices\": %u, \"mix\": \"%s\", \"seed\": %" PRIu64 ", ",
-				o.devices, mixbuf, o.seed);
-			if (o.sweep) {
-				fprintf(f, "\"sweep\": [");
-				for (unsigned s = 0; s < n_steps; s++) {
-					fprintf(f, "%s", s ? ", " : "");
-					lg_report_json(f, &steps[s], NULL);
-				}
-				fprintf(f, "], \"saturated_at_rps\": %.3f, ",
-					lg_results_offered(last));
-			}
-			fprintf(f, "\"result\": ");
-			lg_report_json(f, last, in);
-			fprintf(f, "}\n");
+			lg_report_csv_header(f);
+			for (unsigned s = 0; s < (o.sweep ? n_steps : 1); s++)
+				lg_report_csv_row(f, o.sweep ? &steps[s] : last);
+			if (ferror(f))
+				status = TB_EXIT_FAIL;
 			tb_close_out(f);
 		}
 	}
