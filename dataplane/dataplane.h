@@ -5,9 +5,13 @@
  *
  * Threads. One RX lcore per port queue; it alone touches its queue, its TX queue, its flows
  * and its request slots (no locks between lcores; RSS keeps a client on one queue). Completed
- * requests leave through one multi-producer/multi-consumer ring (dp_req_dequeue_burst());
- * answers come back through the owner lcore's response ring (dp_req_respond()), and the owner
- * encodes and sends them, then frees the slot.
+ * requests leave in bursts through the consumer's deliver hook, called by the RX lcore
+ * (dp_set_deliver()), or, without one, through one multi-producer/multi-consumer ring
+ * (dp_req_dequeue_burst()); answers come back through the owner lcore's response ring
+ * (dp_req_respond()), and the owner encodes and sends them, then frees the slot. What the RX
+ * lcores read that others replace while they run (the catalog, the consumer's own state
+ * behind its hook) is retired with RCU: dp_synchronize() returns once every RX lcore has
+ * finished the loop pass it was in.
  *
  * Polling. An RX lcore spins while bursts bring packets and backs off (rte_pause(), then
  * nanosleep() doubling up to a cap) when they stop: on a 2-core host a spinning lcore would
@@ -178,6 +182,8 @@ void dp_eal_cleanup(void);
 
 struct dp;	/* one port, its queues, pools, rings and per-lcore state */
 
+enum { DP_REQ_PRIV_BYTES = 384 };	/* struct dp_req's priv[]: the consumer's state */
+
 /**
  * Set up the configured port for serving: queues (RSS across them when there is more than
  * one), the mbuf pool and request slots sized from cfg's limits, rings; then start the port.
@@ -196,12 +202,23 @@ void dp_destroy(struct dp *dp);
 /**
  * Set the catalog HELLO_REPLYs list (docs/protocol.md 4.2): n entries (copied), then the echo
  * diagnostic's entry, which is always there. gen is the catalog_gen devices see; change it
- * with every new catalog. Thread: the main lcore, while the RX lcores are stopped (before
- * dp_start(), or between dp_stop() and dp_start()).
- * @return 0, -EBUSY (RX lcores running), -EINVAL (n + 1 over 65535), -ENOMEM (err set)
+ * with every new catalog. Thread: any one control thread at a time (not an RX lcore), also
+ * while the RX lcores run: the new catalog is published whole (a HELLO_REPLY lists the old
+ * one or the new one, never a mix), and the old one is freed after dp_synchronize().
+ * @return 0, -EINVAL (n + 1 over 65535, an entry the encoder refuses), -ENOMEM (err set);
+ *         on error the catalog served is unchanged
  */
 int dp_catalog_set(struct dp *dp, const struct proto_catalog_entry *e, unsigned n,
 		   uint32_t gen, struct tg_err *err);
+
+/**
+ * Wait until every RX lcore has finished the loop pass it was in (an idle lcore asleep counts
+ * as finished): a pointer an RX lcore read before this call, in the deliver hook or the
+ * catalog, is no longer in use after it (DPDK's rte_rcu_qsbr). Returns at once when the RX
+ * lcores are stopped. Thread: any thread but an RX lcore; blocks (spins) for at most about
+ * one loop pass (an idle sleep ends with a quiescent state).
+ */
+void dp_synchronize(struct dp *dp);
 
 /** Number of RX/TX queue pairs, i.e. RX lcores (queue q runs on the q-th worker lcore). */
 unsigned dp_n_queues(const struct dp *dp);
@@ -212,7 +229,13 @@ unsigned dp_n_queues(const struct dp *dp);
  */
 int dp_start(struct dp *dp, struct tg_err *err);
 
-/** Ask the RX loops to stop and wait for them; buffered TX frames are sent. */
+/**
+ * Ask the RX loops to stop and wait for them. Before an RX loop returns it sends every
+ * answer posted to it (dp_req_respond() before dp_stop()) and flushes its TX buffer, so an
+ * answered request is never left unsent by a stop (a frame the port still refuses after
+ * bounded retries is counted TX_FULL). Answer what you hold before: an answer posted after
+ * dp_stop() waits for the next dp_start(), or is lost with dp_destroy().
+ */
 void dp_stop(struct dp *dp);
 
 /**
@@ -256,7 +279,26 @@ struct dp_req {
 					 * answer the encoder refuses goes out as INTERNAL */
 	uint8_t topk[PROTO_MAX_TOP_K * PROTO_TOPK_ENTRY_LEN];	/* scratch for
 					 * proto_response_set_topk(&resp, topk, ...) */
+	/* The consumer's own per-request state (e.g. its scheduler's entry), so that it needs
+	 * no pool of its own: the dataplane never reads or writes it. */
+	_Alignas(64) uint8_t priv[DP_REQ_PRIV_BYTES];
 };
+
+/**
+ * The deliver hook: called by an RX lcore with the n (1..32) requests a burst completed.
+ * Every request is the consumer's from then on, exactly as from dp_req_dequeue_burst(): it
+ * must be answered with dp_req_respond(), by the hook itself (a refusal, posted to this very
+ * lcore) or later by any thread. Runs on the hot path: no allocation, no blocking, no log.
+ * What it reads that another thread replaces must outlive dp_synchronize().
+ */
+typedef void (*dp_deliver_fn)(void *ctx, struct dp_req **reqs, unsigned n);
+
+/**
+ * Register the deliver hook (NULL: back to the ring of dp_req_dequeue_burst()).
+ * Thread: the control thread, while the RX lcores are stopped.
+ * @return 0, or -EBUSY (RX lcores running)
+ */
+int dp_set_deliver(struct dp *dp, dp_deliver_fn fn, void *ctx);
 
 /**
  * Make req's answer a TENSOR result (docs/protocol.md 7.2): the t->raw_total bytes the

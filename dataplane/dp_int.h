@@ -15,6 +15,7 @@
 #include <rte_ether.h>
 #include <rte_hash.h>
 #include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
 #include "dataplane/dataplane.h"
@@ -172,6 +173,7 @@ struct dp_lcore {
 	struct rte_mbuf *tx_pkts[DP_TX_BUF];
 
 	uint64_t timers_tsc;		/* reassembly timers run by then even under full bursts */
+	bool stopping;			/* dp_stop(): sending its last answers, TX waits */
 
 	/* Idle back-off. */
 	uint64_t busy_tsc;		/* TSC of the last poll that found work */
@@ -183,20 +185,39 @@ struct dp_lcore {
 	struct dp_stats stats;
 } __rte_cache_aligned;
 
+/** What HELLO_REPLYs list: published whole, replaced whole (dp_catalog_set()). */
+struct dp_catalog {
+	uint32_t gen;			/* catalog_gen devices see */
+	unsigned n;			/* entries, the echo diagnostic's last */
+	struct proto_catalog_entry e[];
+};
+
 struct dp {
 	struct dp_config cfg;		/* copy of the caller's, port name dropped */
 	uint16_t port_id;
 	uint16_t n_queues;
 	struct rte_mempool *pool;
 	struct dp_lcore **lc;		/* [n_queues], each on its own cache lines */
-	struct rte_ring *done;		/* completed requests, RX lcores -> consumers */
-	struct proto_catalog_entry *catalog;	/* what HELLO_REPLYs list, echo last */
-	unsigned n_catalog;
-	uint32_t catalog_gen;
+	struct rte_ring *done;		/* completed requests, RX lcores -> consumers (when no
+					 * deliver hook is set) */
+	dp_deliver_fn deliver;		/* or this hook, called by the RX lcores */
+	void *deliver_ctx;
+	/* RCU: RX lcores read catalog once per HELLO; dp_catalog_set() swaps the pointer and
+	 * frees the old one after every lcore passed a quiescent state (end of a loop pass,
+	 * or an idle sleep, during which it is offline). */
+	struct dp_catalog *catalog;
+	struct rte_rcu_qsbr *qsbr;	/* one reader per queue, thread id = queue */
 	int stop;			/* set by dp_stop(), read by the RX loops */
 	bool running;			/* RX loops launched */
 	bool port_started;
 };
+
+/** The catalog published now: valid until the caller's next quiescent state. */
+static inline const struct dp_catalog *
+dp_catalog_get(const struct dp *dp)
+{
+	return __atomic_load_n(&dp->catalog, __ATOMIC_ACQUIRE);
+}
 
 /* rx.c: the RX loop (dp_lcore_main() is what dp_start() launches) */
 int dp_lcore_main(void *arg);
@@ -230,6 +251,7 @@ void dp_sessions_free(struct dp_lcore *lc);
 
 /* tx.c */
 void dp_tx_flush(struct dp_lcore *lc);
+void dp_tx_flush_wait(struct dp_lcore *lc);
 uint8_t *dp_tx_udp_alloc(struct dp_lcore *lc, struct rte_mbuf **m);
 void dp_tx_udp_send(struct dp_lcore *lc, struct rte_mbuf *m, const struct dp_peer *to,
 		    uint16_t payload_len);
@@ -241,8 +263,12 @@ dp_tx_enqueue(struct dp_lcore *lc, struct rte_mbuf *m)
 	if (lc->tx_n == 0)
 		lc->tx_deadline = rte_rdtsc() + lc->tx_drain_tsc;
 	lc->tx_pkts[lc->tx_n++] = m;
-	if (lc->tx_n >= DP_BURST)
-		dp_tx_flush(lc);
+	if (lc->tx_n >= DP_BURST) {
+		if (unlikely(lc->stopping))
+			dp_tx_flush_wait(lc);	/* its last answers: no later pass */
+		else
+			dp_tx_flush(lc);
+	}
 }
 
 #endif

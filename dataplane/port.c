@@ -295,11 +295,9 @@ dp_catalog_set(struct dp *dp, const struct proto_catalog_entry *e, unsigned n, u
 	struct proto_hello_reply hr = { .max_dgram = PROTO_HELLO_MIN_DGRAM, .max_chunks = 1,
 					.max_inflight = 1, .catalog_total = 1, .catalog_count = 1 };
 	struct proto_hdr h = { 0 };
-	struct proto_catalog_entry *c;
+	struct dp_catalog *c, *old;
 	uint8_t buf[PROTO_HELLO_REPLY_LEN + PROTO_CATALOG_ENTRY_LEN];
 
-	if (dp->running)
-		return tg_err_set(err, -EBUSY, "dataplane: catalog: RX lcores running");
 	if (n + 1 > UINT16_MAX)
 		return tg_err_set(err, -EINVAL, "dataplane: catalog: %u entries, at most %u", n,
 				  UINT16_MAX - 1);
@@ -309,16 +307,53 @@ dp_catalog_set(struct dp *dp, const struct proto_catalog_entry *e, unsigned n, u
 			return tg_err_set(err, -EINVAL,
 					  "dataplane: catalog entry %u (model %u \"%.16s\") invalid",
 					  i, e[i].model_id, e[i].name);
-	c = calloc(n + 1, sizeof(*c));
+	c = calloc(1, sizeof(*c) + (n + 1) * sizeof(c->e[0]));
 	if (c == NULL)
 		return tg_err_set(err, -ENOMEM, "dataplane: catalog: out of memory");
 	if (n != 0)
-		memcpy(c, e, n * sizeof(*c));
-	c[n] = dp_echo_entry;
-	free(dp->catalog);
-	dp->catalog = c;
-	dp->n_catalog = n + 1;
-	dp->catalog_gen = gen;
+		memcpy(c->e, e, n * sizeof(c->e[0]));
+	c->e[n] = dp_echo_entry;
+	c->n = n + 1;
+	c->gen = gen;
+	/* Publish whole (release: the entries before the pointer), then wait until no RX
+	 * lcore can still be reading the old one. */
+	old = __atomic_exchange_n(&dp->catalog, c, __ATOMIC_ACQ_REL);
+	dp_synchronize(dp);
+	free(old);
+	return 0;
+}
+
+void
+dp_synchronize(struct dp *dp)
+{
+	if (dp->qsbr != NULL)
+		rte_rcu_qsbr_synchronize(dp->qsbr, RTE_QSBR_THRID_INVALID);
+}
+
+int
+dp_set_deliver(struct dp *dp, dp_deliver_fn fn, void *ctx)
+{
+	if (dp->running)
+		return -EBUSY;
+	dp->deliver = fn;
+	dp->deliver_ctx = ctx;
+	return 0;
+}
+
+/* The RCU variable the RX lcores report quiescent states on: one reader per queue. */
+static int
+dp_qsbr_create(struct dp *dp, struct tg_err *err)
+{
+	size_t sz = rte_rcu_qsbr_get_memsize(dp->n_queues);
+
+	dp->qsbr = rte_zmalloc("dp_qsbr", sz, RTE_CACHE_LINE_SIZE);
+	if (dp->qsbr == NULL || rte_rcu_qsbr_init(dp->qsbr, dp->n_queues) != 0) {
+		rte_free(dp->qsbr);
+		dp->qsbr = NULL;
+		return tg_err_set(err, -ENOMEM, "dataplane: RCU state for %u queues", dp->n_queues);
+	}
+	for (unsigned q = 0; q < dp->n_queues; q++)
+		rte_rcu_qsbr_thread_register(dp->qsbr, q);
 	return 0;
 }
 
@@ -396,6 +431,9 @@ dp_create(struct dp **out, const struct dp_config *cfg, struct tg_err *err)
 	rc = dp_lcores_create(dp, err);
 	if (rc < 0)
 		goto out_close_port;
+	rc = dp_qsbr_create(dp, err);
+	if (rc < 0)
+		goto out_free_lcores;
 	rc = rte_eth_dev_start(dp->port_id);
 	if (rc < 0) {
 		tg_err_set(err, rc, "port %u: start: %s", dp->port_id, rte_strerror(-rc));
@@ -406,6 +444,7 @@ dp_create(struct dp **out, const struct dp_config *cfg, struct tg_err *err)
 	return 0;
 
 out_free_lcores:
+	rte_free(dp->qsbr);
 	dp_lcores_free(dp);
 out_close_port:
 	/* Closing releases the mbufs the queues hold: before their pool goes (NULL: none). */
@@ -428,6 +467,7 @@ dp_destroy(struct dp *dp)
 	rte_eth_dev_close(dp->port_id);
 	dp_lcores_free(dp);
 	rte_mempool_free(dp->pool);
+	rte_free(dp->qsbr);
 	free(dp->catalog);
 	free(dp);
 }

@@ -779,13 +779,18 @@ dp_udp_input(struct dp_lcore *lc, const struct dp_peer *from, const uint8_t *pay
 void
 dp_reasm_deliver(struct dp_lcore *lc, struct dp_slot **done, unsigned n)
 {
+	struct dp *dp = lc->dp;
 	void *objs[DP_BURST];
 	unsigned i;
 
 	for (i = 0; i < n; i++)
 		objs[i] = &done[i]->pub;
-	RTE_VERIFY(rte_ring_mp_enqueue_bulk(lc->dp->done, objs, n, NULL) == n);
 	lc->stats.msgs_delivered += n;
+	if (dp->deliver != NULL) {
+		dp->deliver(dp->deliver_ctx, (struct dp_req **)objs, n);
+		return;
+	}
+	RTE_VERIFY(rte_ring_mp_enqueue_bulk(dp->done, objs, n, NULL) == n);
 }
 
 /*

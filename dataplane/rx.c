@@ -222,8 +222,35 @@ dp_lcore_idle(struct dp_lcore *lc, unsigned work)
 						 : RTE_MIN(2 * lc->sleep_us, cfg->idle_sleep_max_us);
 	ts.tv_sec = lc->sleep_us / 1000000;
 	ts.tv_nsec = (long)(lc->sleep_us % 1000000) * 1000;
+	/* Asleep, the lcore holds no RCU-protected pointer: offline, dp_synchronize() need
+	 * not wait for the sleep (a 10 us sleep sometimes lasts milliseconds). */
+	rte_rcu_qsbr_thread_offline(lc->dp->qsbr, lc->queue_id);
 	nanosleep(&ts, NULL);
+	rte_rcu_qsbr_thread_online(lc->dp->qsbr, lc->queue_id);
 	lc->stats.idle_sleeps++;
+}
+
+/*
+ * Stopping: send every answer posted so far and flush TX, retrying (bounded) while the port
+ * is busy, so that a stop never leaves an answered request unsent. Consumers answer what they
+ * hold before dp_stop() (dataplane.h).
+ */
+static void
+dp_lcore_drain(struct dp_lcore *lc)
+{
+	struct timespec ts = { 0, 100000 };
+
+	lc->stopping = true;
+	for (unsigned tries = 0; tries < 1000; tries++) {
+		unsigned k = dp_resp_drain(lc);
+
+		if (lc->tx_n != 0)
+			dp_tx_flush_wait(lc);
+		if (k == 0 && rte_ring_count(lc->re.resp) == 0)
+			break;
+		if (k == 0)
+			nanosleep(&ts, NULL);
+	}
 }
 
 int
@@ -234,9 +261,15 @@ dp_lcore_main(void *arg)
 	/* Default timer slack is 50 us: it would stretch every 10 us back-off sleep to 60. */
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	lc->busy_tsc = rte_rdtsc();
-	while (!__atomic_load_n(&lc->dp->stop, __ATOMIC_ACQUIRE))
+	lc->stopping = false;
+	rte_rcu_qsbr_thread_online(lc->dp->qsbr, lc->queue_id);
+	while (!__atomic_load_n(&lc->dp->stop, __ATOMIC_ACQUIRE)) {
 		dp_lcore_idle(lc, dp_lcore_poll(lc));
-	dp_tx_flush(lc);
+		/* Between passes nothing read from the catalog or the deliver hook is held. */
+		rte_rcu_qsbr_quiescent(lc->dp->qsbr, lc->queue_id);
+	}
+	rte_rcu_qsbr_thread_offline(lc->dp->qsbr, lc->queue_id);
+	dp_lcore_drain(lc);
 	return 0;
 }
 

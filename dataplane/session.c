@@ -148,6 +148,7 @@ dp_hello_reply(struct dp_lcore *lc, struct dp_session *s, const struct proto_msg
 {
 	const struct dp *dp = lc->dp;
 	const struct dp_config *cfg = &dp->cfg;
+	const struct dp_catalog *cat = dp_catalog_get(dp);	/* this pass's (RCU) */
 	const struct proto_hello *hello = &m->u.hello;
 	struct proto_hello_reply hr;
 	struct proto_hdr h;
@@ -162,23 +163,23 @@ dp_hello_reply(struct dp_lcore *lc, struct dp_session *s, const struct proto_msg
 	h.session_id = s->id;
 	/* Never longer than the HELLO, nor than either side's max_dgram (anti-amplification). */
 	room = proto_hello_reply_room(in_len, lc->re.plim.max_dgram, hello->max_dgram);
-	start = RTE_MIN((unsigned)hello->catalog_start, dp->n_catalog);
+	start = RTE_MIN((unsigned)hello->catalog_start, cat->n);
 	memset(&hr, 0, sizeof(hr));
 	hr.session_ttl_ms = cfg->session_ttl_ms;
 	hr.max_msg_bytes = lc->re.plim.max_msg_bytes;
-	hr.catalog_gen = dp->catalog_gen;
+	hr.catalog_gen = cat->gen;
 	hr.max_dgram = lc->re.plim.max_dgram;
 	hr.max_chunks = lc->re.plim.max_chunks;
 	hr.max_inflight = dp_u16_clamp(cfg->limits.max_inflight_client);
 	hr.nack_gap_ms = dp_u16_clamp(RTE_MAX(1u, (cfg->gap_timeout_us + 999) / 1000));
 	hr.reasm_timeout_ms = dp_u16_clamp(RTE_MAX(1u, cfg->msg_timeout_us / 1000));
-	hr.catalog_total = (uint16_t)dp->n_catalog;
+	hr.catalog_total = (uint16_t)cat->n;
 	hr.catalog_start = (uint16_t)start;
-	hr.catalog_count = (uint16_t)RTE_MIN(room, dp->n_catalog - start);
+	hr.catalog_count = (uint16_t)RTE_MIN(room, cat->n - start);
 	buf = dp_tx_udp_alloc(lc, &mb);
 	if (buf == NULL)
 		return;
-	n = proto_encode_hello_reply(buf, lc->max_payload, &h, &hr, dp->catalog + start);
+	n = proto_encode_hello_reply(buf, lc->max_payload, &h, &hr, cat->e + start);
 	if (n < 0) {	/* cannot happen: catalog entries are checked by dp_catalog_set() */
 		rte_pktmbuf_free(mb);
 		return;

@@ -3,6 +3,8 @@
  * (NACK, ERROR, RESPONSE) get their Ethernet, IPv4 and UDP headers here.
  * Thread: the RX lcore owning lc. No allocation beyond mbufs, no log, no lock.
  */
+#include <time.h>
+
 #include <rte_ethdev.h>
 #include <rte_ip.h>
 #include <rte_udp.h>
@@ -31,6 +33,34 @@ dp_tx_flush(struct dp_lcore *lc)
 	if (unlikely(k != 0)) {
 		lc->stats.drop[DP_DROP_TX_FULL] += k;
 		rte_pktmbuf_free_bulk(lc->tx_pkts + sent, k);
+	}
+	lc->tx_n = 0;
+}
+
+/*
+ * Send what is buffered, waiting (bounded, about 100 ms) while the port's TX ring is full:
+ * for a stopping lcore, whose last answers have no later pass to leave in.
+ */
+void
+dp_tx_flush_wait(struct dp_lcore *lc)
+{
+	struct timespec ts = { 0, 100000 };
+	uint16_t n = lc->tx_n, sent = 0;
+
+	for (unsigned tries = 0; tries < 1000 && sent < n; tries++) {
+		uint16_t k = rte_eth_tx_burst(lc->port_id, lc->queue_id, lc->tx_pkts + sent,
+					      n - sent);
+
+		for (uint16_t i = sent; i < sent + k; i++)
+			lc->stats.tx_bytes += lc->tx_pkts[i]->pkt_len;
+		sent += k;
+		if (k == 0)
+			nanosleep(&ts, NULL);
+	}
+	lc->stats.tx_pkts += sent;
+	if (unlikely(sent < n)) {
+		lc->stats.drop[DP_DROP_TX_FULL] += n - sent;
+		rte_pktmbuf_free_bulk(lc->tx_pkts + sent, n - sent);
 	}
 	lc->tx_n = 0;
 }
