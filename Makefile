@@ -60,7 +60,7 @@ FUZZ_REPLAY := $(patsubst %,$(BUILD)/fuzz-replay/%,$(FUZZ_TARGETS))
 DEPS_STAMP := build/.deps-ok
 BUILD_DEPS := build/.build-deps-ok
 
-.PHONY: all deps test bench bench-engine demo fuzz clean fixtures model
+.PHONY: all deps test chaos bench bench-engine demo fuzz clean fixtures model
 .DEFAULT_GOAL := all
 
 all: $(BUILD_DEPS) $(LIBS) $(TOOLS) $(UNIT_TESTS) $(TEST_PROGS) $(FUZZ_REPLAY) \
@@ -170,6 +170,10 @@ $(BUILD)/fuzz/%: fuzz/fuzz_%.c $(GEN_ONNX) $(foreach m,$(MODULES),$(wildcard $(m
 
 test: all
 	@scripts/run_tests.sh $(BUILD)
+
+# The chaos tests (tests/chaos_*.sh) in their long versions; make test runs the short ones.
+chaos: all
+	@CHAOS_LONG=1 scripts/run_tests.sh $(BUILD) chaos_
 
 bench: all
 	@scripts/bench.sh $(BUILD)

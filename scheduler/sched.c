@@ -18,6 +18,7 @@ enum {
 	SCHED_MAX_BUCKETS = 14,		/* 1, 2, 4, ... 4096 */
 	SCHED_END = 0xFFFF,		/* segment runs to the end of the model */
 	SCHED_GUARD_NS = 200000,	/* dispatch this early before a deadline would break */
+	SCHED_DONE_BURST = 64,		/* answers per done() call */
 };
 
 struct sched_seg {
@@ -454,32 +455,35 @@ sched_retire(struct sched *s, struct sched_req *r)
 	sched_stats_answer(s, r);
 }
 
-int
-sched_submit(struct sched *s, struct sched_req *r)
+/* Outside the lock: reset r's results; the checks that need no queue state. */
+static int
+sched_check(const struct sched *s, struct sched_req *r)
 {
-	struct sched_mod *md;
-	struct sched_seg *q;
-	uint64_t now;
-	int qi, st;
-
 	r->exit_taken = SCHED_NONE;
 	r->n_top = 0;
 	r->full_len = 0;
 	r->batch_size = 0;
 	r->queue_us = r->compute_us = 0;
 	r->stage = -1;
+	r->reason = PROTO_OK;
 	if (r->model >= s->cfg.n_models)
 		return r->status = PROTO_ST_UNKNOWN_MODEL;
-	md = &s->mod[r->model];
-	qi = md->entry[r->split];
-	if (qi < 0)
+	if (s->mod[r->model].entry[r->split] < 0)
 		return r->status = PROTO_ST_UNKNOWN_SPLIT;
 	if (r->dtype != TG_DT_F32 && r->dtype != TG_DT_F16 && r->dtype != TG_DT_S8 &&
 	    r->dtype != TG_DT_U8)
 		return r->status = PROTO_ST_BAD_REQUEST;
-	q = &md->seg[qi];
-	pthread_mutex_lock(&s->mu);
-	now = sched_now(s);
+	return r->status = PROTO_ST_OK;
+}
+
+/* Under the lock: admit r (checked) into its queue, or refuse it. @return its status. */
+static int
+sched_admit(struct sched *s, struct sched_req *r, uint64_t now)
+{
+	struct sched_mod *md = &s->mod[r->model];
+	int qi = md->entry[r->split];
+	struct sched_seg *q = &md->seg[qi];
+
 	r->t_arrival_ns = now;
 	if (r->deadline_ns == 0)
 		r->deadline_ns = now + md->cfg.default_deadline_ns;
@@ -489,7 +493,6 @@ sched_submit(struct sched *s, struct sched_req *r)
 	if (r->deadline_ns > now)
 		r->due_ns -= (r->deadline_ns - now) / 16;
 	s->st.submitted++;
-	r->reason = PROTO_OK;
 	if (s->draining || s->inflight >= s->cfg.max_inflight || q->n >= s->cfg.queue_cap) {
 		r->status = PROTO_ST_OVERLOADED;
 		r->reason = PROTO_E_QUEUE_FULL;
@@ -506,15 +509,71 @@ sched_submit(struct sched *s, struct sched_req *r)
 		r->seg = (uint8_t)qi;
 		s->inflight++;
 		sched_push(q, r, now);
-		pthread_cond_signal(&s->cv);
+		return PROTO_ST_OK;
 	}
-	if (r->status != PROTO_ST_OK)
-		s->st.by_status[r->status]++;
-	/* Read before the unlock: once queued, r is a worker's, which may expire it and
-	 * call done() at once; returning its status then answered it a second time. */
-	st = r->status;
+	s->st.by_status[r->status]++;
+	return r->status;
+}
+
+unsigned
+sched_submit_burst(struct sched *s, struct sched_req **reqs, unsigned n)
+{
+	unsigned k = 0, i;
+	uint64_t now;
+
+	if (n == 0)
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	now = sched_now(s);
+	for (i = 0; i < n; i++) {
+		struct sched_req *r = reqs[i];
+
+		/* Decided and partitioned under the lock: once queued, r is a worker's, which
+		 * may expire it and call done() at once; nothing reads it after the unlock. */
+		if (sched_check(s, r) == PROTO_ST_OK && sched_admit(s, r, now) == PROTO_ST_OK) {
+			reqs[i] = reqs[k];
+			reqs[k++] = r;
+		}
+	}
+	if (k > 1)
+		pthread_cond_broadcast(&s->cv);
+	else if (k == 1)
+		pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
+	return k;
+}
+
+int
+sched_submit(struct sched *s, struct sched_req *r)
+{
+	struct sched_req *one = r;
+	int st;
+
+	/* Refused: r stays the caller's and its status is final. Taken: read nothing. */
+	if (sched_submit_burst(s, &one, 1) == 1)
+		return PROTO_ST_OK;
+	st = r->status;
 	return st;
+}
+
+/*
+ * Outside the lock: hand a list of answered requests (linked by next) to done() in bursts,
+ * so the producer does its per-answer work (advice, counters) once per batch.
+ */
+static void
+sched_answer_list(struct sched *s, struct sched_req *list)
+{
+	struct sched_req *out[SCHED_DONE_BURST];
+	unsigned n = 0;
+
+	while (list != NULL) {
+		out[n++] = list;
+		list = list->next;
+		if (n == SCHED_DONE_BURST || list == NULL) {
+			s->cfg.done(s->cfg.ctx, out, n);
+			n = 0;
+		}
+	}
 }
 
 /* Under the lock: r expired in its queue; answered (after the unlock) via *list. */
@@ -668,12 +727,7 @@ sched_take_batch(struct sched *s, unsigned worker, struct sched_batch *b, uint64
 		}
 	}
 	pthread_mutex_unlock(&s->mu);
-	while (expired) {
-		struct sched_req *r = expired;
-
-		expired = r->next;
-		s->cfg.done(s->cfg.ctx, r);
-	}
+	sched_answer_list(s, expired);
 	return got;
 }
 
@@ -835,12 +889,7 @@ sched_run_batch(struct sched *s, unsigned worker, struct sched_batch *b)
 	if (moved)
 		pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->mu);
-	while (answered) {
-		struct sched_req *r = answered;
-
-		answered = r->next;
-		s->cfg.done(s->cfg.ctx, r);
-	}
+	sched_answer_list(s, answered);
 	return ok ? 0 : -EIO;
 }
 
@@ -921,7 +970,7 @@ sched_start(struct sched *s, struct tg_err *err)
 }
 
 void
-sched_free(struct sched *s)
+sched_stop(struct sched *s)
 {
 	if (s == NULL)
 		return;
@@ -945,20 +994,36 @@ sched_free(struct sched *s)
 		pthread_mutex_unlock(&s->mu);
 		for (unsigned w = 0; w < s->n_thr; w++)
 			pthread_join(s->thr[w], NULL);
+		s->n_thr = 0;
 	}
+	pthread_mutex_lock(&s->mu);
+	s->draining = true;	/* nothing more is admitted */
+	pthread_mutex_unlock(&s->mu);
 	/* Anything still queued is answered, never dropped silently. */
 	for (unsigned mi = 0; s->mod && mi < s->cfg.n_models; mi++)
 		for (unsigned qi = 0; qi < s->mod[mi].n_seg; qi++) {
-			struct sched_req *r;
+			struct sched_req *r, *left = NULL;
 
 			while ((r = sched_pop(&s->mod[mi].seg[qi])) != NULL) {
 				r->status = PROTO_ST_INTERNAL;
 				sched_retire(s, r);
-				s->cfg.done(s->cfg.ctx, r);
+				r->next = left;
+				left = r;
 			}
+			sched_answer_list(s, left);
+		}
+}
+
+void
+sched_free(struct sched *s)
+{
+	if (s == NULL)
+		return;
+	sched_stop(s);
+	for (unsigned mi = 0; s->mod && mi < s->cfg.n_models; mi++)
+		for (unsigned qi = 0; qi < s->mod[mi].n_seg; qi++)
 			for (unsigned w = 0; w < SCHED_MAX_WORKERS; w++)
 				kern_tail_free(s->mod[mi].seg[qi].plans[w]);
-		}
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	free(s->mod);

@@ -20,8 +20,8 @@
  * in every queue plus the running batches' remainder, over the workers) past its deadline,
  * answers OVERLOADED on arrival.
  *
- * Threads: sched_submit() and the batch functions may be called from any thread (one mutex
- * guards the queues, never held while the engine runs). sched_start() runs worker threads
+ * Threads: sched_submit_burst() and the batch functions may be called from any thread (one
+ * mutex guards the queues, taken once per burst, never held while the engine runs). sched_start() runs worker threads
  * that take and run batches; tests drive the same functions on a fake clock instead.
  */
 #ifndef TG_SCHED_H
@@ -99,9 +99,11 @@ struct sched_cfg {
 	unsigned max_inflight;		/* requests inside the scheduler; sizes the staging pool */
 	unsigned n_workers;		/* worker threads of sched_start(), 1.. */
 	bool whole_tail;		/* one queue per served split, whole tail per batch */
-	/* Called once per accepted request, from the thread that finished it, when its results
-	 * are set; the request is the producer's again. */
-	void (*done)(void *ctx, struct sched_req *r);
+	/* Called with accepted requests whose results are set, once each, in bursts of up to
+	 * 64 (those a batch or a batch formation answered), from the thread that finished
+	 * them, never under the scheduler's lock (done() may call sched_estimate_splits());
+	 * the requests are the producer's again. */
+	void (*done)(void *ctx, struct sched_req **r, unsigned n);
 	void *ctx;
 	uint64_t (*clock)(void);	/* monotonic ns; NULL: tg_now_ns */
 };
@@ -122,14 +124,32 @@ struct sched_batch {
  * caller's. @return 0, -EINVAL (bad config, err says which field), -ENOMEM, engine errors.
  */
 int sched_create(const struct sched_cfg *cfg, struct sched **out, struct tg_err *err);
-/** Stop the workers if started, answer what is still queued (INTERNAL), free; NULL ok. */
+/**
+ * Stop admitting (later submissions are refused OVERLOADED), let the workers finish what was
+ * accepted (every queue is due while draining; at most 10 s), stop them, answer what is
+ * still queued (INTERNAL). Counters stay readable (sched_get_stats()). Idempotent; NULL ok.
+ */
+void sched_stop(struct sched *s);
+/** sched_stop(), then free; NULL ok. */
 void sched_free(struct sched *s);
 
 /**
- * Offer a request. @return PROTO_ST_OK when queued (done() will follow), or the status it
- * was refused with (also in r->status; done() is not called): UNKNOWN_MODEL, UNKNOWN_SPLIT,
- * BAD_REQUEST (dtype), DEADLINE_INFEASIBLE, OVERLOADED. Once PROTO_ST_OK is returned, r
- * belongs to the scheduler: the caller must not read it (a worker may already have answered).
+ * Offer a burst of requests under one lock: a *burst* operation (rte_ring's sense: up to
+ * n are taken, not all or none), each request admitted or refused on its own, in order.
+ * The array is reordered: reqs[0..k) are the requests taken, each the scheduler's until
+ * its done() (a worker may answer it before this returns: the caller must not read them);
+ * reqs[k..n) were refused, remain the caller's, and carry the final status and reason:
+ * UNKNOWN_MODEL (model index out of range), UNKNOWN_SPLIT (split not served), BAD_REQUEST
+ * (dtype), DEADLINE_INFEASIBLE (cannot finish in time even alone), OVERLOADED (reason
+ * queue_full: queue, in-flight cap or draining; backlog: predicted finish past the
+ * deadline). Thread: any (producers may be several, e.g. one per RX lcore).
+ * @return k, the number taken (0..n)
+ */
+unsigned sched_submit_burst(struct sched *s, struct sched_req **reqs, unsigned n);
+
+/**
+ * One request: sched_submit_burst(s, &r, 1). @return PROTO_ST_OK when taken (done() will
+ * follow; r must not be read), or the status it was refused with (also in r->status).
  */
 int sched_submit(struct sched *s, struct sched_req *r);
 

@@ -205,7 +205,7 @@ run() {	# label, vdev, seed
 	fi
 
 	# Rotation and reload: the access log moves away, the model now serves split 6 too,
-	# SIGHUP while a client keeps requests in flight; the logs are reopened, a new
+	# SIGUSR1 and SIGHUP while a client keeps requests in flight; the logs are reopened, a new
 	# generation is built and takes over, the old one drains: nothing is dropped.
 	mv "$out/access.log" "$out/access.log.1"
 	sed -i 's/^splits = 0, 4$/splits = 0, 4, 6/' "$TMP/repo/multiexit/model.conf"
@@ -222,6 +222,7 @@ run() {	# label, vdev, seed
 	# To tailgate itself: timeout(1) would forward a signal twice (child, then group).
 	local tg_pid
 	tg_pid=$(pgrep -P "$gw_pid" | head -n 1)
+	kill -USR1 "${tg_pid:-$gw_pid}"
 	kill -HUP "${tg_pid:-$gw_pid}"
 	for _ in $(seq 150); do	# at most 15 s to build and switch
 		grep -q 'reload: generation 2' "$out/event.log" 2>/dev/null && break
@@ -230,8 +231,8 @@ run() {	# label, vdev, seed
 	wait "$cla_pid"
 	cla_rc=$?
 	echo "  reload client: $(tr '\n' ' ' <"$out/clientA.out")" | fold -s -w 100
-	check "$label: SIGHUP: logs reopened and generation 2 serving" \
-		bash -c "grep -q 'SIGHUP: logs reopened' '$out/event.log' &&
+	check "$label: SIGUSR1: logs reopened; SIGHUP: generation 2 serving" \
+		bash -c "grep -q 'SIGUSR1: reopening the logs' '$out/event.log' &&
 			 grep -q 'reload: generation 2 serves 1 model' '$out/event.log'"
 	check "$label: SIGHUP: the 4000 requests around the reload all answered OK" \
 		test "$cla_rc" -eq 0 -a "$(val ok "$out/clientA.out")" -eq 4000
@@ -254,6 +255,7 @@ run() {	# label, vdev, seed
 
 	# A reload that fails (a split the model does not have) keeps the serving generation.
 	sed -i 's/^splits = 0, 4, 6$/splits = 0, 4, no_such_tensor/' "$TMP/repo/multiexit/model.conf"
+	kill -USR1 "${tg_pid:-$gw_pid}"
 	kill -HUP "${tg_pid:-$gw_pid}"
 	for _ in $(seq 150); do	# at most 15 s
 		grep -q 'reload failed' "$out/event.log" 2>/dev/null && break

@@ -28,12 +28,13 @@ static unsigned n_done;
 static pthread_mutex_t done_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void
-on_done(void *ctx, struct sched_req *r)
+on_done(void *ctx, struct sched_req **r, unsigned n)
 {
 	(void)ctx;
 	pthread_mutex_lock(&done_mu);
-	if (n_done < 512)
-		done_log[n_done++] = r;
+	for (unsigned i = 0; i < n; i++)
+		if (n_done < 512)
+			done_log[n_done++] = r[i];
 	pthread_mutex_unlock(&done_mu);
 }
 
@@ -227,6 +228,48 @@ test_infeasible_and_overloaded_on_arrival(void)
 	TH_CHECK(n_done == 0);	/* refusals are the caller's to answer */
 	sched_free(s);		/* the two queued are answered, never dropped */
 	TH_CHECK(n_done == 2 && r[1].status == PROTO_ST_INTERNAL);
+}
+
+/*
+ * A burst under one lock: each request admitted or refused on its own; the taken ones first
+ * in the array (the scheduler's), the refused after them with their statuses (the caller's).
+ */
+static void
+test_submit_burst_partitions(void)
+{
+	struct sched *s = make(splits_0_6, 2, never, 8, 1000 * MS, 2, false, true);
+	struct sched_req r[6], *b[6];
+	unsigned k;
+
+	if (s == NULL)
+		{ TH_CHECK(0); return; }
+	fix_estimates(s, 1 * MS);
+	req_init(&r[0], 0, 3, 0);			/* split not served */
+	req_init(&r[1], 0, 0, 0);			/* taken */
+	req_init(&r[2], 0, 0, fake_now + MS / 2);	/* infeasible */
+	req_init(&r[3], 1, 0, 0);			/* taken */
+	req_init(&r[4], 2, 0, 0);			/* the queue holds 2: full */
+	req_init(&r[5], 0, 0, 0);
+	r[5].dtype = TG_DT_S64;				/* dtype */
+	for (unsigned i = 0; i < 6; i++)
+		b[i] = &r[i];
+	k = sched_submit_burst(s, b, 6);
+	TH_CHECK(k == 2);
+	TH_CHECK((b[0] == &r[1] && b[1] == &r[3]) || (b[0] == &r[3] && b[1] == &r[1]));
+	for (unsigned i = k; i < 6; i++)
+		TH_CHECK(b[i] != &r[1] && b[i] != &r[3] && b[i]->status != PROTO_ST_OK);
+	TH_CHECK(r[0].status == PROTO_ST_UNKNOWN_SPLIT);
+	TH_CHECK(r[2].status == PROTO_ST_DEADLINE_INFEASIBLE);
+	TH_CHECK(r[4].status == PROTO_ST_OVERLOADED && r[4].reason == PROTO_E_QUEUE_FULL);
+	TH_CHECK(r[5].status == PROTO_ST_BAD_REQUEST);
+	TH_CHECK(sched_submit_burst(s, b, 0) == 0);
+	TH_CHECK(n_done == 0);
+	sched_stop(s);		/* the two taken are answered once, in a burst */
+	TH_CHECK(n_done == 2);
+	req_init(&r[1], 0, 0, 0);
+	TH_CHECK(sched_submit(s, &r[1]) == PROTO_ST_OVERLOADED);	/* stopped: refused */
+	sched_free(s);
+	TH_CHECK(n_done == 2);
 }
 
 static void
@@ -533,6 +576,7 @@ main(void)
 	TH_RUN(test_deadline_dispatches_before_max_delay);
 	TH_RUN(test_infeasible_and_overloaded_on_arrival);
 	TH_RUN(test_bad_model_split_dtype);
+	TH_RUN(test_submit_burst_partitions);
 	TH_RUN(test_expired_in_queue_takes_no_compute);
 	TH_RUN(test_confident_exit_answers_early);
 	TH_RUN(test_segments_merge_requests_from_two_splits);

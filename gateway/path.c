@@ -1,0 +1,336 @@
+/*
+ * The request path: the dataplane's deliver hook admits a burst of completed requests and
+ * hands them to the scheduler in one call; the scheduler's done hook fills and sends the
+ * answers of a batch. Every request is answered here, once: a refusal by the hook
+ * (gw_path_refuse), a result or a late status by the done hook. Both run on the hot path
+ * (an RX lcore, a worker): no allocation, no blocking beyond the scheduler's mutex (once
+ * per burst), split advice computed once per model per burst.
+ */
+#include "gateway/gw_int.h"
+#include "kernels/kernels.h"
+
+#include <string.h>
+#include <time.h>
+
+/* Latency buckets, us: the tail runs in about a millisecond, deadlines are ~100 ms. */
+const uint32_t gw_lat_le_us[GW_N_LAT] = {
+	50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
+};
+
+/* A thread's log ring outside the workers': set (main, builder) or taken on first use. */
+static _Thread_local unsigned gw_tls_producer = ~0u;
+
+unsigned
+gw_producer(struct gw *g, const struct gw_gen *gen)
+{
+	unsigned w = sched_current_worker();
+
+	if (gen != NULL && w != SCHED_NO_WORKER && w < g->cfg.workers)
+		return gen->log_base + w;
+	if (gw_tls_producer == ~0u)
+		gw_tls_producer = 2 * g->cfg.workers +
+				  atomic_fetch_add_explicit(&g->next_producer, 1,
+							    memory_order_relaxed);
+	return gw_tls_producer;	/* past n_producers: gw_log_* refuse and count it */
+}
+
+void
+gw_producer_set(struct gw *g, unsigned extra)
+{
+	gw_tls_producer = 2 * g->cfg.workers + extra;
+}
+
+/* Split advice estimates of one model, fetched once per burst (one scheduler lock). */
+struct gw_adv_cache {
+	const struct gw_gen *gen;
+	int model;			/* -1: none fetched */
+	uint64_t ns[GW_MAX_SPLITS];
+};
+
+static void
+gw_lat_add(struct gw_lat *l, uint32_t us)
+{
+	unsigned b = 0;
+
+	while (b < GW_N_LAT && us > gw_lat_le_us[b])
+		b++;
+	atomic_fetch_add_explicit(&l->le[b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&l->sum_us, us, memory_order_relaxed);
+	atomic_fetch_add_explicit(&l->count, 1, memory_order_relaxed);
+}
+
+/* The access-log record of an answered request, on producer ring p. */
+static void
+gw_access(struct gw *g, unsigned p, const struct dp_req *dq, uint8_t exit_taken)
+{
+	struct gw_access_rec a = { 0 };
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	a.t_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	a.client_id = dq->hdr.client_id;
+	a.request_id = dq->hdr.request_id;
+	a.bytes = dq->req.c.t.raw_total;
+	a.queue_us = dq->resp.queue_us;
+	a.compute_us = dq->resp.compute_us;
+	a.model = dq->req.c.model_id;
+	a.batch = dq->resp.batch_size;
+	a.split = dq->req.c.split_id;
+	a.dtype = dq->req.c.t.dtype;
+	a.status = dq->resp.status;
+	a.exit_taken = exit_taken;
+	gw_log_access(g->log, p, &a);
+}
+
+/*
+ * Split advice for the device that sent dq (protocol.md 7.3): its HELLO profile against each
+ * served split's head FLOPs, bytes in the dtype it sends, and the scheduler's queue + compute
+ * estimate from there (c: fetched once per model per burst). On every answer, refusals
+ * included; none without a profile.
+ */
+static void
+gw_advice_fill(struct gw_adv_cache *c, const struct gw_gen *gen, int mi, struct dp_req *dq)
+{
+	struct gw_split_est e[GW_MAX_SPLITS];
+	const struct gw_model *gm;
+	struct gw_advice a;
+	unsigned dsz = proto_dtype_size(dq->req.c.t.dtype);
+
+	if (mi < 0 || gen == NULL || gen->sched == NULL ||
+	    (dq->profile.compute_mflops == 0 && dq->profile.uplink_kbps == 0))
+		return;
+	gm = &gen->repo->models[mi];
+	if (c->gen != gen || c->model != mi) {
+		sched_estimate_splits(gen->sched, (unsigned)mi, gm->splits, gm->n_splits, c->ns);
+		c->gen = gen;
+		c->model = mi;
+	}
+	for (unsigned k = 0; k < gm->n_splits; k++) {
+		const struct kern_split *sp = kern_model_split(gm->m, gm->splits[k]);
+
+		e[k] = (struct gw_split_est){
+			.split = (uint8_t)sp->index, .head_flops = sp->head_flops,
+			.bytes = sp->numel * (dsz ? dsz : 4),
+			.server_ns = c->ns[k] == UINT64_MAX ? 0 : c->ns[k],
+			.accuracy_bp = gm->conf.accuracy_bp,
+		};
+	}
+	gw_advise(&dq->profile, e, gm->n_splits, dq->req.c.split_id, &a);
+	if (a.split == PROTO_NONE)
+		return;
+	dq->resp.advice_variant = 0;
+	dq->resp.advice_split = a.split;
+	dq->resp.advice_latency_us = a.latency_us;
+}
+
+/* Count, log and send an answer whose resp is filled: the one exit of every request. */
+static void
+gw_answer(struct gw *g, const struct gw_gen *gen, int model, struct dp_req *dq, unsigned p,
+	  uint8_t exit_taken)
+{
+	unsigned m = model < 0 ? GW_SLOT_UNKNOWN : gen->slot[model];
+
+	if (dq->resp.status < GW_N_ST)
+		atomic_fetch_add_explicit(&g->req_by[m][dq->resp.status], 1, memory_order_relaxed);
+	gw_access(g, p, dq, exit_taken);
+	atomic_fetch_add_explicit(&g->answered, 1, memory_order_relaxed);
+	dp_req_respond(dq);
+}
+
+/* Refuse a request the scheduler did not take (or that never reached it). */
+static void
+gw_path_refuse(struct gw *g, const struct gw_gen *gen, struct gw_adv_cache *c, int model,
+	       struct dp_req *dq, enum proto_status st, enum proto_reason r, unsigned p)
+{
+	dq->resp.status = (uint8_t)st;
+	dq->resp.reason = (uint8_t)r;
+	dq->resp.result_kind = PROTO_RES_NONE;
+	if (r < PROTO_REASON__COUNT && r != PROTO_OK)
+		atomic_fetch_add_explicit(&g->bad_reason[r], 1, memory_order_relaxed);
+	gw_advice_fill(c, gen, model, dq);
+	gw_answer(g, gen, model, dq, p, PROTO_NONE);
+}
+
+static int
+gw_model_index(const struct gw_gen *gen, uint16_t id)
+{
+	for (unsigned i = 0; i < gen->repo->n; i++)
+		if (gen->repo->models[i].conf.id == id)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * The tensor is the split's: element count and bytes exact; a shape with the split's rank
+ * must be its shape (batch dim 1); any other shape must at least hold numel elements.
+ */
+static bool
+gw_shape_ok(const struct kern_split *sp, const struct proto_tensor *t)
+{
+	uint64_t n = 1;
+
+	for (unsigned i = 0; i < t->ndim; i++)
+		n *= t->dims[i];
+	if (n != sp->numel || (uint64_t)t->raw_total != sp->numel * proto_dtype_size(t->dtype))
+		return false;
+	if (t->ndim == (unsigned)sp->ndim)
+		for (int i = 0; i < sp->ndim; i++)
+			if ((int64_t)t->dims[i] != sp->dims[i])
+				return false;
+	return true;
+}
+
+/*
+ * Admission, all of it in one place: the model served (by wire id), variant 0 and a served
+ * split, a served dtype, the split's shape. Fills the scheduler's entry in dq->priv.
+ * @return PROTO_ST_OK, or the status to refuse with (*reason set); *model: its index or -1
+ */
+static enum proto_status
+gw_admit(const struct gw_gen *gen, struct dp_req *dq, int *model, enum proto_reason *reason)
+{
+	const struct proto_request *rq = &dq->req;
+	struct gw_pend *pd = (struct gw_pend *)dq->priv;
+	struct sched_req *sr = &pd->sr;
+	const struct kern_split *sp = NULL;
+	const struct gw_model *gm;
+	unsigned row = rq->c.split_id, top_k;
+	uint8_t dt = rq->c.t.dtype;
+	int mi;
+
+	*reason = PROTO_OK;
+	*model = mi = gw_model_index(gen, rq->c.model_id);
+	if (mi < 0)
+		return PROTO_ST_UNKNOWN_MODEL;
+	gm = &gen->repo->models[mi];
+	for (unsigned k = 0; rq->c.variant_id == 0 && k < gm->n_splits; k++)
+		if (gm->splits[k] == row)
+			sp = kern_model_split(gm->m, row);
+	if (sp == NULL)
+		return PROTO_ST_UNKNOWN_SPLIT;
+	/* Wire dtypes and enum tg_dtype agree for the four served types. */
+	if ((dt != PROTO_DT_F32 && dt != PROTO_DT_F16 && dt != PROTO_DT_S8 && dt != PROTO_DT_U8) ||
+	    !gw_shape_ok(sp, &rq->c.t)) {
+		*reason = PROTO_E_MODEL_SHAPE;
+		return PROTO_ST_BAD_REQUEST;
+	}
+	top_k = rq->top_k ? rq->top_k : gm->conf.top_k;
+	memset(sr, 0, sizeof(*sr));
+	pd->gen = (struct gw_gen *)gen;
+	sr->owner = dq;
+	sr->model = (uint16_t)mi;
+	sr->split = (uint8_t)row;
+	sr->dtype = dt;
+	sr->scale = rq->c.t.scale;
+	sr->zero_point = rq->c.t.zero_point;
+	sr->data = dq->tensor;
+	if (rq->flags & PROTO_RF_WANT_TENSOR) {
+		/* The exit's output goes over the input, read by then; the RX lcore chunks it. */
+		sr->full_out = dq->tensor;
+		sr->full_cap = dq->tensor_cap / (uint32_t)sizeof(float);
+	}
+	/* Deadlines run from the first chunk's arrival: reassembly time counts against them. */
+	sr->deadline_ns = dq->first_ns + (rq->deadline_us ? (uint64_t)rq->deadline_us * 1000ull
+				       : (uint64_t)gm->conf.deadline_ms * 1000000ull);
+	sr->top_k = (uint16_t)(top_k < SCHED_MAX_TOPK ? top_k : SCHED_MAX_TOPK);
+	sr->no_early_exit = (rq->flags & PROTO_RF_NO_EARLY_EXIT) != 0;
+	return PROTO_ST_OK;
+}
+
+/*
+ * The deliver hook (dataplane.h), on an RX lcore: admit each request, submit the admitted
+ * ones in one burst, answer the rest here (their answers leave with this lcore's next pass).
+ * Stopping, everything is answered OVERLOADED: the scheduler is draining.
+ */
+void
+gw_path_deliver(void *ctx, struct dp_req **reqs, unsigned n)
+{
+	struct gw *g = ctx;
+	struct gw_gen *gen = atomic_load_explicit(&g->cur, memory_order_acquire);
+	struct gw_adv_cache c = { .model = -1 };
+	struct sched_req *sr[64];
+	unsigned p = gw_producer(g, NULL), m = 0, k;
+	uint64_t now = tg_now_ns();
+	bool stopping = atomic_load_explicit(&g->stopping, memory_order_acquire);
+
+	atomic_fetch_add_explicit(&g->taken, n, memory_order_relaxed);
+	for (unsigned i = 0; i < n; i++) {
+		enum proto_reason r;
+		enum proto_status st;
+		int mi;
+
+		st = gw_admit(gen, reqs[i], &mi, &r);
+		if (st == PROTO_ST_OK && (stopping || m == sizeof(sr) / sizeof(sr[0]))) {
+			st = PROTO_ST_OVERLOADED;
+			r = PROTO_E_QUEUE_FULL;
+		}
+		if (st != PROTO_ST_OK) {
+			gw_path_refuse(g, gen, &c, mi, reqs[i], st, r, p);
+			continue;
+		}
+		((struct gw_pend *)reqs[i]->priv)->t_submit_ns = now;
+		sr[m++] = &((struct gw_pend *)reqs[i]->priv)->sr;
+	}
+	k = sched_submit_burst(gen->sched, sr, m);
+	for (; k < m; k++)
+		gw_path_refuse(g, gen, &c, sr[k]->model, sr[k]->owner,
+			       (enum proto_status)sr[k]->status, (enum proto_reason)sr[k]->reason, p);
+}
+
+/* The scheduler's results into the RESPONSE: status, timing, top-k or the output tensor. */
+static void
+gw_result_fill(const struct sched_req *r, struct dp_req *dq, uint64_t wait_ns)
+{
+	struct proto_response *resp = &dq->resp;
+
+	resp->status = r->status;
+	resp->reason = r->status == PROTO_ST_OK ? PROTO_OK : resp->reason;
+	resp->exit_taken = r->exit_taken;
+	resp->batch_size = r->batch_size;
+	resp->queue_us = r->queue_us + (uint32_t)(wait_ns / 1000);
+	resp->compute_us = r->compute_us;
+	resp->result_kind = PROTO_RES_NONE;
+	if (r->status == PROTO_ST_OK && (dq->req.flags & PROTO_RF_WANT_TENSOR)) {
+		/* The exit's output row, written over the input (gw_admit): f32 [1, n]. */
+		struct proto_tensor t = { .dtype = PROTO_DT_F32, .ndim = 2,
+					  .dims = { 1, r->full_len }, .scale = 1.0f,
+					  .raw_total = r->full_len * (uint32_t)sizeof(float) };
+
+		dp_req_set_tensor(dq, &t);
+	} else if (r->status == PROTO_ST_OK && r->n_top > 0) {
+		struct proto_topk e[SCHED_MAX_TOPK];
+
+		for (unsigned i = 0; i < r->n_top; i++) {
+			e[i].class_id = r->top_cls[i];
+			e[i].score = r->top_score[i];
+		}
+		if (proto_response_set_topk(resp, dq->topk, e, r->n_top) < 0) {
+			resp->status = PROTO_ST_INTERNAL;	/* cannot happen: n_top <= 16 */
+			resp->result_kind = PROTO_RES_NONE;
+		}
+	}
+}
+
+/* The scheduler's done hook: a batch's answers (or expired requests), on a worker. */
+void
+gw_path_done(void *ctx, struct sched_req **rs, unsigned n)
+{
+	struct gw_gen *gen = ctx;
+	struct gw *g = gen->g;
+	struct gw_adv_cache c = { .model = -1 };
+	unsigned p = gw_producer(g, gen);
+
+	for (unsigned i = 0; i < n; i++) {
+		struct sched_req *r = rs[i];
+		struct dp_req *dq = r->owner;
+		const struct gw_pend *pd = (const struct gw_pend *)dq->priv;
+		uint64_t wait_ns = pd->t_submit_ns > dq->done_ns ? pd->t_submit_ns - dq->done_ns : 0;
+
+		gw_result_fill(r, dq, wait_ns);
+		gw_advice_fill(&c, gen, r->model, dq);
+		if (dq->resp.status == PROTO_ST_OK) {
+			gw_lat_add(&g->lat_queue, dq->resp.queue_us);
+			gw_lat_add(&g->lat_compute, dq->resp.compute_us);
+		}
+		gw_answer(g, gen, r->model, dq, p, r->exit_taken);
+	}
+}
