@@ -598,6 +598,9 @@ lg_on_error(struct lg_run *r, struct lg_dev *d, const struct proto_msg *m)
 			r->res->rehellos++;
 			d->rehello = true;
 			d->hello_tries = 0;
+			/* The gateway forgot the session (a restart, the TTL): a HELLO naming it
+			 * would be refused UNKNOWN_SESSION again; 0 opens a new one (12.1). */
+			d->session = 0;
 			lg_send_hello(r, d);
 			return;
 		}
