@@ -106,14 +106,22 @@ summary "open loop at $rate/s, $hups SIGHUPs" "$out/hup"
 check "SIGHUP x$hups: tailgate still up" kill -0 "$gw_pid"
 http_get /healthz "$out/healthz"
 check "SIGHUP x$hups: /healthz ok" grep -q '^ok' "$out/healthz"
-# A reload may still be building: wait until the event log's reload lines stop changing.
-prev=-1
-for _ in $(seq 60); do
-	n=$(grep -c 'reload' "$out/event.log" 2>/dev/null)
-	[ "$n" = "$prev" ] && break
-	prev=$n
+# Reloads may still be building (one at a time, the last SIGHUPs queue one more): wait until
+# every reload started has ended, twice 1 s apart (at most 180 s: a build at nice 10 on a
+# busy machine takes long).
+stable=0
+for _ in $(seq 180); do
+	started=$(grep -c 'SIGHUP: reloading' "$out/event.log" 2>/dev/null)
+	ended=$(grep -cE 'reload: generation [0-9]+ serves|reload failed' "$out/event.log" 2>/dev/null)
+	if [ "${started:-0}" -gt 0 ] && [ "$started" = "$ended" ]; then
+		stable=$((stable + 1))
+		[ "$stable" -ge 2 ] && break
+	else
+		stable=0
+	fi
 	sleep 1
 done
+echo "  reloads started ${started:-?}, ended ${ended:-?}"
 http_get /metrics "$out/m2"
 gen2=$(metric "$out/m2" tailgate_model_generation)
 check "SIGHUP x$hups: reloads took over (generation ${gen0:-?} -> ${gen2:-?})" \
