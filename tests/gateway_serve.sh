@@ -23,8 +23,8 @@ NS_GW=$NAME-gw NS_CL=$NAME-cl IF_GW=$NAME-g IF_CL=$NAME-c
 IP_GW=10.78.0.1 IP_CL=10.78.0.2
 PREFIX=tg_gwserve_$$
 TMP=$(mktemp -d /tmp/tg_gwserve.XXXXXX)
-pass=0 fail=0 skip=0
 gw_pid=
+. tests/check_lib.bash	# ok, bad, check, val (a missing value fails), check_done
 
 ns_down() {
 	ip netns del "$NS_GW" 2>/dev/null
@@ -61,14 +61,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-ok() { echo "ok   $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL $*"; fail=$((fail + 1)); }
-check() {	# description, then a test expression
-	local what=$1; shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
-val() { awk -v k="$1" '$1 == k { print $2; found = 1 } END { if (!found) print 0 }' "$2"; }
 
 # A GET over a plain TCP socket (bash's /dev/tcp), inside the gateway namespace.
 http_get() {	# port path out
@@ -183,10 +175,9 @@ run() {	# label, vdev, seed
 		http_get "$port" /healthz "$out/healthz"
 		http_get "$port" /v1/models "$out/models"
 		local served
-		served=$(awk '/^tailgate_requests_total\{model="multiexit",status="ok"\}/ { print $2 }' \
-			"$out/metrics")
-		check "$label: /metrics counts the $REQUESTS OK requests (got ${served:-none})" \
-			test "${served:-0}" -ge "$REQUESTS"
+		served=$(metric "$out/metrics" 'tailgate_requests_total{model="multiexit",status="ok"}')
+		check "$label: /metrics counts the $REQUESTS OK requests (got $served)" \
+			test "$served" -ge "$REQUESTS"
 		check "$label: /metrics has batches, drops by reason, log counters" \
 			grep -q '^tailgate_batch_size_count ' "$out/metrics"
 		check "$label: /metrics dp drops and queue latency" \
@@ -384,5 +375,4 @@ XDP="net_af_xdp0,iface=$IF_GW,start_queue=0,queue_count=1"
 run af_packet "$PACKET" 21
 run af_xdp "$XDP" 22
 
-echo "$pass passed, $fail failed, $skip skipped"
-[ "$fail" -eq 0 ]
+check_done

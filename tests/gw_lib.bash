@@ -87,7 +87,42 @@ gw_start() {	# config out_dir [tailgate options...]
 		return 1
 	fi
 	gw_port=$(sed -n 's/^tailgate: control plane on port \([0-9]*\)$/\1/p' "$out/gw.err")
+	# Ready is not yet reachable on a busy machine: the RX lcore may not have run, and the
+	# client's first ARP can go unanswered (the kernel then drops what waited for it, a
+	# HELLO included). Wait for an ICMP echo reply from the dataplane (at most 60 s).
+	if ! gw_reachable; then
+		echo "    | $IP_GW answered no ICMP echo in 60 s"
+		gw_stop_kill
+		return 1
+	fi
 	return 0
+}
+
+# The dataplane answers an ICMP echo from the client namespace: 60 tries, 1 s each.
+gw_reachable() {
+	ip netns exec "$NS_CL" python3 - "$IP_GW" <<'PY'
+import os, socket, struct, sys, time
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff)
+    return ~(s + (s >> 16)) & 0xffff
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+s.settimeout(1.0)
+ident = os.getpid() & 0xffff
+for seq in range(60):
+    body = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"tailgate"
+    s.sendto(body[:2] + struct.pack("!H", csum(body)) + body[4:], (sys.argv[1], 0))
+    end = time.time() + 1.0
+    while time.time() < end:
+        try:
+            pkt = s.recv(2048)
+        except socket.timeout:
+            break
+        ihl = (pkt[0] & 15) * 4
+        if pkt[ihl] == 0 and struct.unpack("!HH", pkt[ihl + 4:ihl + 8]) == (ident, seq):
+            sys.exit(0)
+sys.exit(1)
+PY
 }
 
 # SIGTERM and wait (at most 30 s); @return tailgate's exit status.
@@ -111,22 +146,9 @@ http_get() {	# path out
 		 cat <&3' _ "$gw_port" "$1" >"$2" 2>/dev/null
 }
 
-# A metric's value from a scrape (first sample whose name and labels match exactly).
-metric() {	# file 'name{labels}'
-	awk -v k="$2" '$1 == k { print $2; exit }' "$1"
-}
-
-val() { awk -v k="$1" '$1 == k { print $2; found = 1 } END { if (!found) print 0 }' "$2"; }
-
-# Test bookkeeping: each check is one "ok" or "FAIL" line; the caller prints the closing
-# "N passed, N failed, N skipped" from pass, fail and skip.
-pass=0 fail=0 skip=0
-ok() { echo "ok   $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL $*"; fail=$((fail + 1)); }
-check() {	# description, then a test expression
-	local what=$1; shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
+# Test bookkeeping (ok, bad, check, check_done) and strict readers of values (val, metric,
+# num_ge ...): a value that is missing fails the check that reads it.
+. "$(dirname "${BASH_SOURCE[0]}")/check_lib.bash"
 
 # What every test here needs: root, ip, ethtool and the Fashion-MNIST test set (a skip when
 # missing: the machine cannot run it), and the programs given (a failure: the build should
