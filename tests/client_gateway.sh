@@ -23,7 +23,12 @@ trap gw_cleanup EXIT
 trap 'exit 130' INT TERM
 gw_require "$BUILD/tailgate" "$BUILD/tgc-example"
 
-gw_repo "$TMP/repo"
+# The model's deadline (the requests carry none) is 10 s, not the shipped 100 ms: this test
+# checks the client library's answers, and on a busy machine a 100 ms deadline is shed
+# (DEADLINE_INFEASIBLE), an answer but not the one checked here.
+sed 's/^deadline_ms = .*/deadline_ms = 10000/' models/fmnist-resnet/model.conf >"$TMP/model.conf"
+grep -q '^deadline_ms = 10000$' "$TMP/model.conf" || bad "model.conf has a deadline_ms line to raise"
+gw_repo "$TMP/repo" "$TMP/model.conf"
 cat >"$TMP/tailgate.conf" <<CONF
 address = $IP_GW
 models = $TMP/repo
@@ -67,8 +72,7 @@ check "the impairment dropped chunks and the client resent them" \
 	test "$(val chunks_dropped "$out/client.out")" -gt 0 -a \
 	"$(val chunks_resent "$out/client.out")" -ge "$(val chunks_dropped "$out/client.out")"
 acc=$(val accuracy "$out/client.out")
-check "accuracy $acc% within 2.5 points of the card's 92.40%" \
-	awk -v a="$acc" 'BEGIN { exit !(a >= 89.9 && a <= 94.9) }'
+check "accuracy $acc% within 2.5 points of the card's 92.40%" num_in "$acc" 89.9 94.9
 
 # Pacing: at 20 Mbit/s a request's datagrams take at least their bytes' time on the uplink
 # (less the token bucket's initial burst of 4 datagrams).
@@ -79,9 +83,13 @@ rc=$?
 echo "  paced: $(grep -E '^(ok|mean_ms|mean_wire_bytes) ' "$out/paced.out" | tr '\n' ' ')"
 check "paced at 20 Mbit/s: 40 requests answered OK (status $rc)" \
 	test "$rc" -eq 0 -a "$(val ok "$out/paced.out")" -eq 40
+# (A lower bound only: a busy machine makes requests slower, never faster than the link.)
+paced_ok() {	# mean_ms mean_wire_bytes
+	is_num "$1" && is_num "$2" && awk -v ms="$1" -v b="$2" \
+		'BEGIN { want = (b - 4 * 1472) * 8 / 20000; exit !(want > 0 && ms >= 0.95 * want) }'
+}
 check "paced at 20 Mbit/s: each request took at least its bytes' uplink time" \
-	awk -v ms="$(val mean_ms "$out/paced.out")" -v b="$(val mean_wire_bytes "$out/paced.out")" \
-	'BEGIN { want = (b - 4 * 1472) * 8 / 20000; exit !(want > 0 && ms >= 0.95 * want) }'
+	paced_ok "$(val mean_ms "$out/paced.out")" "$(val mean_wire_bytes "$out/paced.out")"
 
 # TENSOR answers (WANT_TENSOR), 2% loss both ways (the client's seeded impairment on its
 # outgoing chunks and on what it receives): the echo model answers with the reassembled
@@ -105,13 +113,12 @@ ip netns exec "$NS_CL" timeout 120 "$BUILD/tgc-example" --gateway "$IP_GW:7700" 
 rc=$?
 echo "  want-tensor: $(grep -E '^(ok|accuracy|rx_dropped) ' "$out/want.out" | tr '\n' ' ')"
 sed 's/^/    | /' "$out/want.err" | head -n 10
-# Every request answered; every OK answer carries the output tensor (the scheduler may shed
-# a few under load: DEADLINE_INFEASIBLE and OVERLOADED are answers too).
-check "WANT_TENSOR from the model: 100 answered, OK ones with their output tensor" \
-	test "$(val answered "$out/want.out")" -eq 100 -a "$(val ok "$out/want.out")" -ge 95 -a \
+# Every request answered OK (one at a time, 10 s deadlines: nothing to shed), every OK answer
+# carrying the output tensor.
+check "WANT_TENSOR from the model: 100 answered OK, each with its output tensor" \
+	test "$(val answered "$out/want.out")" -eq 100 -a "$(val ok "$out/want.out")" -eq 100 -a \
 	"$(val ok_without_tensor "$out/want.out")" -eq 0
-check "WANT_TENSOR from the model: argmax accuracy >= 80%" \
-	awk -v a="$(val accuracy "$out/want.out")" 'BEGIN { exit !(a >= 80) }'
+check "WANT_TENSOR from the model: argmax accuracy >= 80%" num_ge "$(val accuracy "$out/want.out")" 80
 
 kill -TERM "$gw_pid" 2>/dev/null
 for _ in $(seq 150); do	# at most 30 s to drain
@@ -124,5 +131,4 @@ gw_pid=
 check "tailgate exited 0 on SIGTERM (status $rc)" test "$rc" -eq 0
 ns_down
 
-echo "$pass passed, $fail failed, $skip skipped"
-[ "$fail" -eq 0 ]
+check_done
