@@ -9,9 +9,13 @@
 #   - ARP and ping are answered by the dataplane (the kernel there has no address);
 #   - every request completes, through NACK-driven resends, with a matching CRC32C;
 #   - the counters account for every datagram dp_sender put on the wire:
-#       sent = udp_rx + dropped before the dataplane (veth rx_dropped, or PMD imissed)
+#       af_xdp: sent = udp_rx + dropped before the dataplane (veth rx_dropped), give or take
+#       the client's other frames (ARP, ping) dropped there too; af_packet: udp_rx + veth
+#       drops <= sent (DPDK 22.11's af_packet PMD does not count its ring's drops);
 #       udp_rx = HELLOs + chunks_placed + duplicates + late chunks, and no other drop;
-#     and for every request: echoed, answered, none timed out.
+#     and for every message: opened = completed + timed out (on a busy machine a starved
+#     sender's message may time out; it is resent whole), one RESPONSE per completed one.
+# Nothing here depends on speed: a busy machine makes the run slower (bounded at 240 s).
 # af_xdp missing here (kernel, libxdp) makes its run a counted skip; af_packet must work.
 # Namespaces, veths, EAL runtime files are removed on exit, whatever happened (no hugepage
 # files: EAL runs with --no-huge).
@@ -25,8 +29,8 @@ REQUESTS=${DP_ECHO_REQUESTS:-10000}
 NAME=tgde$$
 PREFIX=tg_dpecho_$$
 TMP=$(mktemp -d /tmp/tg_dpecho.XXXXXX)
-pass=0 fail=0 skip=0
 echo_pid=
+. tests/check_lib.bash	# ok, bad, check, val (a missing value fails), check_done
 
 cleanup() {
 	[ -n "$echo_pid" ] && kill -TERM "$echo_pid" 2>/dev/null && wait "$echo_pid" 2>/dev/null
@@ -35,14 +39,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-ok() { echo "ok   $*"; pass=$((pass + 1)); }
-bad() { echo "FAIL $*"; fail=$((fail + 1)); }
-check() {	# description, then a test expression
-	local what=$1; shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
-val() { awk -v k="$1" '$1 == k { print $2; found = 1 } END { if (!found) print 0 }' "$2"; }
 
 if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null || ! command -v ethtool >/dev/null; then
 	echo "skip: needs root, ip and ethtool"
@@ -65,7 +61,7 @@ LSAN_OPTIONS="suppressions=$TMP/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$
 export LSAN_OPTIONS
 
 run() {	# label, vdev, seed, requests, [dp_echo option]
-	local label=$1 vdev=$2 seed=$3 n=$4 opt=${5:-} out=$TMP/$1 d0 d1 missed sent udp
+	local label=$1 vdev=$2 seed=$3 n=$4 opt=${5:-} out=$TMP/$1 d0 d1 t0 t1 missed sent udp
 	local answered=msgs_echoed
 	[ "$opt" = --worker-echo ] && answered=msgs_delivered
 	mkdir -p "$out"
@@ -98,12 +94,16 @@ run() {	# label, vdev, seed, requests, [dp_echo option]
 		return
 	fi
 	d0=$(ip netns exec "$NAME-gw" cat "/sys/class/net/$NAME-g/statistics/rx_dropped")
-	ip netns exec "$NAME-cl" "${pin[@]}" timeout 90 "$BUILD/tests/dp_sender" \
+	t0=$(ip netns exec "$NAME-cl" cat "/sys/class/net/$NAME-c/statistics/tx_packets")
+	# 240 s: on a busy machine the run takes several times its quiet 15 s (the RX lcore and
+	# the sender wait for a core); the bound is there to end a hang, not to time the run.
+	ip netns exec "$NAME-cl" "${pin[@]}" timeout 300 "$BUILD/tests/dp_sender" \
 		--gw 10.77.0.1 --requests "$n" --min-chunks 1 --max-chunks 200 \
 		--loss 0.02 --reorder 0.02 --dup 0.01 --clients 4 --window 4 --seed "$seed" \
-		--time-limit 60 --ping 3 >"$out/sender.out" 2>"$out/sender.err"
+		--time-limit 240 --ping 3 >"$out/sender.out" 2>"$out/sender.err"
 	check "$label: dp_sender finished cleanly" test $? -eq 0
 	d1=$(ip netns exec "$NAME-gw" cat "/sys/class/net/$NAME-g/statistics/rx_dropped")
+	t1=$(ip netns exec "$NAME-cl" cat "/sys/class/net/$NAME-c/statistics/tx_packets")
 	kill -TERM "$echo_pid" 2>/dev/null
 	wait "$echo_pid" 2>/dev/null
 	check "$label: dp_echo exited cleanly (status $?)" test $? -eq 0
@@ -123,29 +123,47 @@ run() {	# label, vdev, seed, requests, [dp_echo option]
 		test "$(val completed "$s")" -eq "$n" -a "$(val lost "$s")" -eq 0 -a \
 		"$(val failed "$s")" -eq 0
 	check "$label: every CRC32C matched" test "$(val crc_bad "$s")" -eq 0
-	check "$label: losses recovered by resends the NACKs asked for" \
+	# A NACK the sender's socket had no room for is lost on the machine, not by the gateway:
+	# the sender can only have heard fewer than were sent.
+	check "$label: losses recovered by resends the NACKs asked for ($(val nacks_rx "$s") of $(val nacks_sent "$e") NACKs heard)" \
 		test "$(val nacks_sent "$e")" -gt 0 -a "$(val resent_nack "$s")" -gt 0 -a \
-		"$(val nacks_sent "$e")" -eq "$(val nacks_rx "$s")"
+		"$(val nacks_rx "$s")" -gt 0 -a "$(val nacks_rx "$s")" -le "$(val nacks_sent "$e")"
 	sent=$(( $(val tx_dgrams "$s") + $(val hello_tx "$s") ))
 	udp=$(val udp_rx "$e")
-	# Dropped before the dataplane saw them: with af_xdp the veth counts every drop on the
-	# XDP path (XSK ring full, fill ring empty); the PMD's imissed counts the latter again.
-	# With af_packet no XDP runs on the veth; the packet socket's drops are imissed.
+	# Dropped before the dataplane saw them. With af_xdp the veth counts every drop on the
+	# XDP path (XSK ring full, fill ring empty; the PMD's imissed counts the latter again),
+	# and the kernel's backlog drops too: every datagram sent is received or counted. Those
+	# counters also count the other frames the client sent meanwhile (ARP, the pings), which
+	# a loaded RX lcore drops as well: at most frames - sent of them.
+	# With af_packet, DPDK 22.11's PMD does not report the packet ring's drops (no imissed):
+	# a datagram dropped there is counted nowhere, so only "never more than was sent" holds;
+	# the shortfall is printed.
+	local frames=$((t1 - t0))
 	if [[ "$label" == af_xdp* ]]; then
 		missed=$((d1 - d0))
+		check "$label: sent $sent <= received $udp + dropped before the port $missed <= frames $frames" \
+			test "$sent" -le $((udp + missed)) -a $((udp + missed)) -le "$frames"
 	else
-		missed=$(( d1 - d0 + $(val port_missed "$e") ))
+		missed=$((d1 - d0))
+		echo "  $label: sent $sent, received $udp, counted dropped $missed, uncounted (the packet ring's) $((sent - udp - missed))"
+		check "$label: received $udp + dropped before the port $missed <= sent $sent" \
+			test $((udp + missed)) -le "$sent"
 	fi
-	check "$label: sent $sent = received $udp + dropped before the port $missed" \
-		test "$sent" -eq $((udp + missed))
+	# Every datagram the dataplane took is placed, a duplicate, or late; nothing else drops
+	# one. (drop_msg_timeout counts messages, not datagrams: checked below.)
 	check "$label: received = HELLOs + placed + duplicates + late, no other drop" \
 		test "$udp" -eq $(( $(val proto_rx_hello "$e") + $(val chunks_placed "$e") + \
 			$(val drop_chunk_dup "$e") + $(val drop_chunk_late "$e") )) -a \
-		"$(awk '$1 ~ /^drop_/ && $1 != "drop_chunk_dup" && $1 != "drop_chunk_late" \
-			{ s += $2 } END { print s + 0 }' "$e")" -eq 0
-	check "$label: every request answered once ($answered), no timeout" \
-		test "$(val $answered "$e")" -eq "$n" -a \
-		"$(val resp_sent "$e")" -eq "$n" -a "$(val drop_msg_timeout "$e")" -eq 0
+		"$(awk '$1 ~ /^drop_/ && $1 != "drop_chunk_dup" && $1 != "drop_chunk_late" && \
+			$1 != "drop_msg_timeout" { s += $2 } END { print s + 0 }' "$e")" -eq 0
+	# Every message opened either completed or timed out (a starved sender or RX lcore: freed
+	# with an ERROR, then opened again by the sender's whole resend), and every completed one
+	# was answered by exactly one RESPONSE. A whole resend arriving after the answer's
+	# tombstone is gone is served anew (docs/protocol.md 12.2): completed may exceed n.
+	local done=$(val msgs_completed "$e")
+	check "$label: every message answered once ($answered $(val $answered "$e"), responses $(val resp_sent "$e"), completed $done >= $n), or timed out ($(val drop_msg_timeout "$e"))" \
+		test "$(val $answered "$e")" -eq "$done" -a "$(val resp_sent "$e")" -eq "$done" -a \
+		"$done" -ge "$n" -a "$(val msgs_opened "$e")" -eq $((done + $(val drop_msg_timeout "$e")))
 }
 
 XDP="net_af_xdp0,iface=$NAME-g,start_queue=0,queue_count=1"
@@ -155,5 +173,4 @@ run af_packet "$PACKET" 12 "$REQUESTS"
 # The consumer path: echo answered by the main thread through the rings a scheduler uses.
 run af_packet_worker "$PACKET" 13 $((REQUESTS / 5)) --worker-echo
 
-echo "$pass passed, $fail failed, $skip skipped"
-[ "$fail" -eq 0 ]
+check_done
