@@ -24,6 +24,7 @@ RUN_PKGS=(
 	libonnx-testdata dataset-fashion-mnist
 	python3-torch python3-numpy python3-protobuf protobuf-compiler
 	iproute2 ethtool gnuplot-nox
+	stress-ng	# the suite must pass with `stress-ng --cpu 2` beside it (busy machine)
 )
 
 missing_of() {	# packages of "$@" not installed, on stdout
