@@ -44,6 +44,8 @@ DPDK_LIBS = $(shell pkg-config --libs libdpdk) -lrte_net_ring
 DP_PROGS := $(BUILD)/tests/test_dataplane_% $(BUILD)/tests/dp_% $(BUILD)/tailgate
 $(call objs_of,dataplane) $(DP_PROGS): private CFLAGS_ALL += $(DPDK_CFLAGS)
 $(DP_PROGS): private LDLIBS_ALL += $(DPDK_LIBS)
+# The attacker's tool signs datagrams with libsodium's keyed BLAKE2b (tests/chaos_attacks.sh).
+$(BUILD)/tests/tg_attack: private LDLIBS_ALL += -lsodium
 
 # libtailgate-client: the device library alone, with the modules it uses, static and shared.
 TGC_MODULES := client kernels proto util
