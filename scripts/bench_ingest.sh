@@ -63,7 +63,8 @@ for p in tests/dp_echo tests/dp_sender bench/kudp-recv; do
 	[ -x "$BUILD/$p" ] || { echo "missing $BUILD/$p (make first)"; exit 1; }
 done
 
-val() { awk -v k="$1" '$1 == k { print $2; found = 1 } END { if (!found) print 0 }' "$2"; }
+# A figure from a "name value" file; "?" when missing (never a made-up 0 in a report).
+val() { awk -v k="$1" '$1 == k { print $2; found = 1 } END { if (!found) print "?" }' "$2"; }
 # "user nice system idle iowait irq softirq steal" of cpuN, in USER_HZ ticks.
 cpustat() { awk -v c="cpu$1" '$1 == c { print $2, $3, $4, $5, $6, $7, $8, $9 }' /proc/stat; }
 rcvbuf_errs() {

@@ -76,7 +76,7 @@ run() {	# label, vdev, seed, requests, [dp_echo option]
 		--gap-us 20000 --timeout-us 2000000 --rx-desc 4096 --ready "$out/ready" $opt \
 		>"$out/echo.out" 2>"$out/echo.err" &
 	echo_pid=$!
-	for _ in $(seq 100); do	# at most 20 s
+	for _ in $(seq 300); do	# at most 60 s (a busy machine)
 		[ -f "$out/ready" ] && break
 		kill -0 "$echo_pid" 2>/dev/null || break
 		sleep 0.2

@@ -142,7 +142,7 @@ exitc() {	# file exit index
 e1_0=$(exitc "$out/metrics1" exit1 0) e2_0=$(exitc "$out/metrics1" exit2 1)
 fin_0=$(exitc "$out/metrics1" final 2)
 kill -HUP "$gw_pid"
-for _ in $(seq 150); do
+for _ in $(seq 600); do	# at most 120 s: a reload builds and measures every plan, slow when busy
 	grep -q 'reload: generation 2' "$out/event.log" 2>/dev/null && break
 	sleep 0.2
 done

@@ -137,7 +137,7 @@ wait "$cpid"
 rc=$?
 cat "$out/hup.ids" >>"$out/ids"
 summary "SIGHUP under load" "$out/hup"
-for _ in $(seq 100); do
+for _ in $(seq 1200); do	# at most 120 s: a reload builds and measures every plan, slow when busy
 	grep -q 'reload: generation 2' "$out/event.log" 2>/dev/null && break
 	sleep 0.1
 done

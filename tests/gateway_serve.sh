@@ -127,7 +127,7 @@ run() {	# label, vdev, seed
 		--file-prefix "${PREFIX}_$label" --vdev "$vdev" --log-level='lib.*:warning' \
 		>"$out/gw.out" 2>"$out/gw.err" &
 	gw_pid=$!
-	for _ in $(seq 150); do	# at most 30 s (plans are built and measured at start)
+	for _ in $(seq 600); do	# at most 120 s (plans are built and measured at start; slow when busy)
 		[ -f "$out/ready" ] && break
 		kill -0 "$gw_pid" 2>/dev/null || break
 		sleep 0.2
@@ -206,7 +206,7 @@ run() {	# label, vdev, seed
 		--time-limit 40 --client-base 3000 --ids "$out/idsA" \
 		>"$out/clientA.out" 2>"$out/clientA.err" &
 	local cla_pid=$! cla_rc
-	for _ in $(seq 100); do	# at most 10 s for the client to be sending
+	for _ in $(seq 600); do	# at most 60 s for the client to be sending (a busy machine)
 		[ -s "$out/idsA" ] && break
 		sleep 0.1
 	done
@@ -215,7 +215,7 @@ run() {	# label, vdev, seed
 	tg_pid=$(pgrep -P "$gw_pid" | head -n 1)
 	kill -USR1 "${tg_pid:-$gw_pid}"
 	kill -HUP "${tg_pid:-$gw_pid}"
-	for _ in $(seq 150); do	# at most 15 s to build and switch
+	for _ in $(seq 1200); do	# at most 120 s to build and switch (slow when busy)
 		grep -q 'reload: generation 2' "$out/event.log" 2>/dev/null && break
 		sleep 0.1
 	done
@@ -248,7 +248,7 @@ run() {	# label, vdev, seed
 	sed -i 's/^splits = 0, 4, 6$/splits = 0, 4, no_such_tensor/' "$TMP/repo/multiexit/model.conf"
 	kill -USR1 "${tg_pid:-$gw_pid}"
 	kill -HUP "${tg_pid:-$gw_pid}"
-	for _ in $(seq 150); do	# at most 15 s
+	for _ in $(seq 1200); do	# at most 120 s
 		grep -q 'reload failed' "$out/event.log" 2>/dev/null && break
 		sleep 0.1
 	done
@@ -271,7 +271,7 @@ run() {	# label, vdev, seed
 		--time-limit 40 --no-retry 1 --client-base 5000 --ids "$out/ids3" \
 		>"$out/client3.out" 2>"$out/client3.err" &
 	local cl_pid=$! cl_rc
-	for _ in $(seq 100); do	# at most 10 s for the client to be sending
+	for _ in $(seq 600); do	# at most 60 s for the client to be sending (a busy machine)
 		[ -s "$out/ids3" ] && break
 		sleep 0.1
 	done

@@ -62,7 +62,7 @@ gw_repo() {	# dir [model.conf to use instead]
 }
 
 # Start tailgate on af_packet in the gateway namespace; sets gw_pid and gw_port.
-# Extra tailgate options after the config. @return 0 once ready (at most 60 s).
+# Extra tailgate options after the config. @return 0 once ready (at most 120 s: plans are built and measured, slow when busy).
 gw_start() {	# config out_dir [tailgate options...]
 	local conf=$1 out=$2
 	shift 2
@@ -76,7 +76,7 @@ gw_start() {	# config out_dir [tailgate options...]
 		--vdev "net_af_packet0,iface=$IF_GW,blocksz=4096,framesz=2048,framecnt=4096,qpairs=1" \
 		>"$out/gw.out" 2>"$out/gw.err" &
 	gw_pid=$!
-	for _ in $(seq 300); do
+	for _ in $(seq 600); do
 		[ -f "$out/ready" ] && break
 		kill -0 "$gw_pid" 2>/dev/null || break
 		sleep 0.2
