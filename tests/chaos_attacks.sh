@@ -129,7 +129,11 @@ scenario() {	# name
 		bad "$name: namespaces and the attacker's addresses"
 		return
 	fi
-	if ! gw_start "$TMP/tailgate.conf" "$out" --engine-threads 1; then
+	cp "$TMP/tailgate.conf" "$out/tailgate.conf"
+	if declare -F "conf_${name//-/_}" >/dev/null; then
+		"conf_${name//-/_}" >>"$out/tailgate.conf"
+	fi
+	if ! gw_start "$out/tailgate.conf" "$out" --engine-threads 1; then
 		bad "$name: tailgate started"
 		ns_down
 		return
@@ -210,6 +214,19 @@ scenario_rebind_amp() {	# out
 		num_le "$(val victim_amplification "$o")" 1.0
 }
 
+# The device key file (auth): a key for the attacker's own client id (replay signs with it;
+# forge-mac's tags are made up). auth = optional: the legitimate device signs nothing and is
+# served, a datagram that carries a tag must carry a valid one, and tagged request ids only
+# grow (docs/protocol.md 12.5).
+ATK_CLIENT=2097152001	# tg_attack's default --client-id, 0x7d000001
+ATK_KEY=5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a
+conf_auth() {
+	(umask 077 && echo "$ATK_CLIENT $ATK_KEY" >"$TMP/keys")
+	printf 'auth = optional\nauth_keys = %s\n' "$TMP/keys"
+}
+conf_forge_mac() { conf_auth; }
+conf_replay() { conf_auth; }
+
 scenario_forge_mac() {	# out
 	local o=$1/attack
 	attack "$o" forge-mac --requests 100 --duration 60
@@ -223,7 +240,7 @@ scenario_forge_mac() {	# out
 
 scenario_replay() {	# out
 	local o=$1/attack
-	attack "$o" replay --requests 50 --tensor-bytes 1000 --duration 60
+	attack "$o" replay --requests 50 --tensor-bytes 1000 --key "$ATK_KEY" --duration 60
 	chaos_client "$1/client" "$REQS" 5000
 	attack_wait "$o"
 	check "replay: tg_attack ran (status $?)" test $? -eq 0
