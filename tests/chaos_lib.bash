@@ -51,9 +51,10 @@ chaos_check_client() {	# label out requests access_log client_base
 	local label=$1 out=$2 n=$3 log=$4 base=$5
 	echo "  $label client: $(grep -E '^(ok|failed|lost|mismatch|overloaded_retries|nacks|sessions) ' "$out" | tr '\n' ' ')"
 	sed 's/^/    | /' "$out.err" | head -n 5
-	check "$label: legitimate client: $n requests answered OK, as offline, none lost" \
+	check "$label: legitimate client: $n requests answered OK, as offline, none lost, none answered twice differently ($(val answers_again "$out") again)" \
 		test "$(val ok "$out")" -eq "$n" -a "$(val failed "$out")" -eq 0 -a \
-		"$(val lost "$out")" -eq 0 -a "$(val mismatch "$out")" -eq 0
+		"$(val lost "$out")" -eq 0 -a "$(val mismatch "$out")" -eq 0 -a \
+		"$(val answers_differ "$out")" -eq 0
 	sort "$out.ids" >"$out.got"
 	grep -v '"status":4[,}]' "$log" 2>/dev/null |
 		sed -n 's/.*"client":\([0-9]*\),"request":\([0-9]*\),.*/\1 \2/p' |

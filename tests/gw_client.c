@@ -38,7 +38,8 @@
  * sees it, after the warm-up), ok_rps, statuses, latencies; SIGUSR1 stops the sending early.
  * Exit 0 when nothing was lost and no OK answer differed from the offline class.
  * answers_again counts further answers to a request already answered (the gateway resends
- * an answer for a late duplicate chunk), answers_differ those of them with another status.
+ * an answer for a late duplicate chunk, or refuses each chunk of a refused request),
+ * answers_differ those of them with another status: a request answered twice differently.
  * Every status_NAME line is printed, zeros too.
  * Run without arguments it only says what it is for: a helper, not a test.
  */
@@ -94,6 +95,8 @@ struct req {
 	struct proto_dgram dg[MAX_CHUNKS];
 };
 
+enum { DONE_RING = 256 };		/* answered request ids a client remembers */
+
 struct client {
 	int fd;
 	uint32_t id;
@@ -101,6 +104,8 @@ struct client {
 	uint32_t next_id;
 	struct req req[MAX_WINDOW];
 	unsigned inflight;
+	uint32_t done_id[DONE_RING];	/* closed loop: recent answered ids and their status, */
+	uint8_t done_st[DONE_RING];	/* to recognise a second answer to one of them */
 };
 
 static struct {
@@ -110,6 +115,7 @@ static struct {
 	uint64_t by_sd[4][PROTO_DT__COUNT];	/* --fmnist: OK answers by split index, dtype */
 	uint64_t correct[PROTO_DT__COUNT], labelled[PROTO_DT__COUNT];	/* vs the labels */
 	uint64_t early_exits;		/* OK answers from an exit other than the final one */
+	uint64_t again, differ;		/* closed loop: second answers; with another status */
 } st;
 
 static struct tensor tens[MAX_TENS];
@@ -723,6 +729,17 @@ send_due(uint64_t now, bool *busy)
 	return 0;
 }
 
+/* A request's answer came: remember its id and status (a second answer is then recognised). */
+static void
+tg_done(struct client *k, const struct req *r, const struct proto_msg *m)
+{
+	unsigned d = r->id % DONE_RING;
+
+	k->done_id[d] = r->id;
+	k->done_st[d] = (uint8_t)(m->h.type == PROTO_T_ERROR ? m->u.error.status
+							    : m->u.resp.status);
+}
+
 static void
 recv_client(struct client *k)
 {
@@ -741,8 +758,19 @@ recv_client(struct client *k)
 		for (unsigned s = 0; s < o.window; s++)
 			if (k->req[s].active && k->req[s].retry_at == 0 && k->req[s].id == m.h.request_id)
 				r = &k->req[s];
-		if (r == NULL)
-			continue;	/* stale: a NACK crossing the last chunk */
+		if (r == NULL) {	/* stale: a NACK crossing the last chunk, or a second answer */
+			unsigned d = m.h.request_id % DONE_RING;
+
+			if (k->done_id[d] == m.h.request_id && m.h.request_id != 0 &&
+			    (m.h.type == PROTO_T_RESPONSE || m.h.type == PROTO_T_ERROR)) {
+				unsigned s2 = m.h.type == PROTO_T_ERROR ? m.u.error.status
+									: m.u.resp.status;
+
+				st.again++;
+				st.differ += s2 != k->done_st[d];
+			}
+			continue;
+		}
 		r->t_activity = now;
 		if (m.h.type == PROTO_T_NACK) {
 			st.nacks++;
@@ -767,11 +795,13 @@ recv_client(struct client *k)
 				o.requests = st.started;
 				if (ids_f != NULL && m.h.type == PROTO_T_RESPONSE)
 					fprintf(ids_f, "%u %u\n", k->id, r->id);
+				tg_done(k, r, &m);
 				r->active = false;
 				k->inflight--;
 				continue;
 			}
 			if (s == PROTO_ST_OVERLOADED) {	/* back off, new id */
+				tg_done(k, r, &m);	/* this id's answer: no other may follow */
 				st.overloaded++;
 				r->retry_at = now + 5000000ull;
 				continue;
@@ -780,6 +810,7 @@ recv_client(struct client *k)
 				st.by_status[s]++;
 			st.failed++;
 			fprintf(stderr, "gw_client: request %u: ERROR %s\n", r->id, proto_status_name(s));
+			tg_done(k, r, &m);
 			r->active = false;
 			k->inflight--;
 			continue;
@@ -800,6 +831,7 @@ recv_client(struct client *k)
 		} else {
 			answer_ok(&m, &tens[r->tensor], r->id);
 		}
+		tg_done(k, r, &m);
 		r->active = false;
 		k->inflight--;
 	}
@@ -1077,6 +1109,8 @@ print_summary(unsigned n_probes, unsigned probes_ok)
 	       (unsigned long long)st.batched, (unsigned long long)st.sessions,
 	       (unsigned long long)st.overloaded_final, (unsigned long long)st.early_exits);
 	printf("probes %u\nprobes_ok %u\n", n_probes, probes_ok);
+	printf("answers_again %llu\nanswers_differ %llu\n", (unsigned long long)st.again,
+	       (unsigned long long)st.differ);
 	printf("ok_split0_f32 %llu\nok_split0_u8 %llu\nok_mid_f32 %llu\nok_mid_u8 %llu\n",
 	       (unsigned long long)st.by_kind[0], (unsigned long long)st.by_kind[1],
 	       (unsigned long long)st.by_kind[2], (unsigned long long)st.by_kind[3]);
