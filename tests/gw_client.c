@@ -35,7 +35,8 @@
  * (needs --fmnist; the first block's tensors in turn): an open loop paced at R requests/s
  * whatever the answers (ids tracked per client, thousands in flight), or a closed loop of W
  * in flight; then it waits for the answers. Prints goodput_rps (OK within D as the client
- * sees it, after the warm-up), ok_rps, statuses, latencies; SIGUSR1 stops the sending early.
+ * sees it, after the warm-up), ok_rps, statuses, latencies; SIGUSR1 stops the sending early
+ * (in the closed loop too: nothing new is started, what is in flight is waited for).
  * Exit 0 when nothing was lost and no OK answer differed from the offline class.
  * answers_again counts further answers to a request already answered (the gateway resends
  * an answer for a late duplicate chunk, or refuses each chunk of a refused request),
@@ -637,6 +638,8 @@ static struct {
 } o;
 
 static struct client cl[MAX_CLIENTS];	/* 72 MB of datagrams: not the stack */
+/* SIGUSR1: start nothing new (both loops); what is in flight is still waited for. */
+static volatile sig_atomic_t ol_stop;
 
 static void
 answer_ok(const struct proto_msg *m, const struct tensor *t, uint32_t id)
@@ -686,7 +689,7 @@ send_due(uint64_t now, bool *busy)
 				r->active = false;
 				k->inflight--;
 			}
-			if (!r->active && r->retry_at == 0 && st.started < o.requests) {
+			if (!r->active && r->retry_at == 0 && st.started < o.requests && !ol_stop) {
 				r->tensor = (unsigned)((st.started - o.tens_base) % n_tens);
 				r->t_start = now;
 				r->retry_at = 1;	/* send now */
@@ -847,7 +850,7 @@ run_window(uint64_t t_end)
 
 		if (send_due(now_ns(), &busy) < 0)
 			return -1;
-		if (!busy && st.started >= o.requests)
+		if (!busy && (st.started >= o.requests || ol_stop))
 			break;
 		for (unsigned c = 0; c < o.clients; c++)
 			pfd[c] = (struct pollfd){ .fd = cl[c].fd, .events = POLLIN };
@@ -875,7 +878,6 @@ struct ol_req {
 };
 
 static struct ol_req *ol[MAX_CLIENTS];
-static volatile sig_atomic_t ol_stop;
 static struct {
 	uint64_t sent, answered, ok, good, late, lost, reused, inflight, nack_resent;
 	uint64_t again, differ;		/* second answers to a request: all, with another status */
