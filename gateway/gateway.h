@@ -149,6 +149,19 @@ void gw_advise(const struct proto_hello *p, const struct gw_split_est *e, unsign
 
 /* ---- logs: bounded per-producer rings, written by io_uring from one writer thread ---- */
 
+/*
+ * Life of a record: a producer hands it to its ring (gw_log_access(), gw_log_event()); the
+ * writer formats it into its log's buffer; both logs' buffers are written in one io_uring
+ * submit (with a linked fdatasync each every fsync_ms). A record is counted written once all
+ * its bytes are on the file. A write that fails (ENOSPC, EIO, ...) cuts the file back to its
+ * last whole line and counts the records it carried as lost, by reason; the next records are
+ * tried again, so logging resumes by itself once the disk has room. For each log, at any
+ * time: produced = written + lost (all reasons) + in flight (in a ring or being written); in
+ * flight is 0 after gw_log_flush() or gw_log_close(). A failure episode (from the first
+ * failed write to the next one that succeeds) is one event line at its start and one at its
+ * end, not a line per record.
+ */
+
 /** One access-log record (a JSON line once written). */
 struct gw_access_rec {
 	uint64_t t_ns;			/* CLOCK_REALTIME of the answer */
@@ -160,36 +173,95 @@ struct gw_access_rec {
 	uint8_t split, dtype, status, exit_taken;	/* exit 0xFF: none */
 };
 
+/** The two logs, as counters and metric labels ("access", "event") name them. */
+enum gw_log_kind { GW_LOG_ACCESS, GW_LOG_EVENT, GW_LOG__KINDS };
+
+/* Why a record was lost: symbol, metric label, help. */
+#define GW_LOG_FOREACH_LOSS(_)							\
+	_(RING_FULL,   "ring_full",   "its producer's ring was full")			\
+	_(DISK_FULL,   "disk_full",   "no room on the file system (ENOSPC, EDQUOT, EFBIG)") \
+	_(WRITE_ERROR, "write_error", "its write failed otherwise (EIO, ...)")		\
+	_(NO_RING,     "no_ring",     "its producer index has no ring (more threads than rings)")
+
+enum gw_log_loss {
+#define _(sym, label, help) GW_LOG_LOSS_##sym,
+	GW_LOG_FOREACH_LOSS(_)
+#undef _
+	GW_LOG_LOSS__COUNT
+};
+
 struct gw_log;
 
 /**
  * Open the access log (access_path, "" = none) and event log (event_path, "" = stderr),
- * with n_producers rings of ring_size records each (a power of two), and start the writer.
- * @return 0 or -errno with err set.
+ * both appended to, with n_producers rings of ring_size records each (a power of two), and
+ * start the writer (its thread blocks every signal).
+ * @return 0 or -errno with err set (a log that cannot be opened, bad sizes, no memory, no
+ *         io_uring).
  */
 int gw_log_open(struct gw_log **out, const char *access_path, const char *event_path,
 		unsigned n_producers, unsigned ring_size, unsigned fsync_ms, struct tg_err *err);
 
 /**
- * Hand a record to the writer. Thread: only producer p's own thread; lock-free, never
- * blocks: when p's ring is full the record is dropped and counted.
- * @return true when queued.
+ * Hand a record to the writer. Thread: only producer p's own thread (one thread per ring,
+ * ever: two threads on one ring lose records); lock-free, never blocks: when p's ring is
+ * full the record is dropped and counted (ring_full), as when p has no ring (no_ring).
+ * r is copied.
+ * @return true when queued; false when dropped, or when there is no access log (nothing
+ *         produced then, nothing counted).
  */
 bool gw_log_access(struct gw_log *l, unsigned p, const struct gw_access_rec *r);
 
-/** An event line (control path: startup, reloads, state changes); same ring rules. */
+/** An event line (control path: startup, reloads, state changes); same ring rules. A
+ * newline in the text becomes a space: one event, one line. */
 bool gw_log_event(struct gw_log *l, unsigned p, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/** Ask the writer to reopen both files (after rotation; SIGHUP). Any thread. */
+/**
+ * Ask the writer to reopen both files (after rotation; SIGUSR1). Any thread, any time,
+ * signal handlers excepted (it signals a condition variable); returns at once. Records
+ * taken before the reopen go to the files open before it. A log that cannot be reopened
+ * keeps its previous file open and goes on writing there; the event log says so and
+ * reopen_failures counts it. A log without a path (event log on stderr) is left as it is.
+ */
 void gw_log_reopen(struct gw_log *l);
 
+/**
+ * Wait until every record queued before this call (by any producer whose gw_log_access()
+ * or gw_log_event() returned before it) is on its file, or counted lost; then in flight
+ * is 0 for them and the counters of gw_log_stats() add up for those records. The shutdown
+ * drain calls it after the last answer, before reporting counts. Not fdatasync'd
+ * (gw_log_close() is). Thread: any but the writer; other producers may go on meanwhile.
+ * @return 0, or -ETIMEDOUT after timeout_ms (a stuck disk: the writer is still in a write).
+ */
+int gw_log_flush(struct gw_log *l, unsigned timeout_ms);
+
 struct gw_log_stats {
-	uint64_t written, dropped, write_errors, fsyncs, reopens;
+	uint64_t produced_by[GW_LOG__KINDS];	/* queued, or refused by a full ring, plus the
+						 * writer's own event lines */
+	uint64_t written_by[GW_LOG__KINDS];	/* records whose every byte is on the file */
+	uint64_t lost_by[GW_LOG__KINDS][GW_LOG_LOSS__COUNT];
+	uint64_t write_errors_by[GW_LOG__KINDS];	/* failed writes (each cut back the file) */
+	uint64_t reopen_failures_by[GW_LOG__KINDS];	/* reopens that kept the previous file */
+	bool failing[GW_LOG__KINDS];		/* in a failure episode now */
+	uint64_t written, dropped, write_errors;	/* sums over both logs (dropped: every
+						 * reason) */
+	uint64_t fsyncs, fsync_errors;		/* fdatasyncs done; failed */
+	uint64_t reopens;			/* reopens done (both logs tried each time) */
 };
+/** A snapshot of the counters. Any thread; each counter is read once, not all at one
+ * instant (a scrape under load may see a record as in flight). */
 void gw_log_stats(const struct gw_log *l, struct gw_log_stats *out);
 
-/** Write everything queued, fdatasync, stop the writer, close. NULL ok. */
+/** The log families of /metrics (tailgate_log_*, labelled by log and reason) into p. */
+struct gw_prom;
+void gw_log_prom(const struct gw_log *l, struct gw_prom *p);
+
+/**
+ * Write everything queued, then a last event line with each log's counts (produced,
+ * written, lost by reason), fdatasync, stop the writer, close. Producers must have stopped
+ * (their threads joined). Thread: the one that opened it. NULL ok.
+ */
 void gw_log_close(struct gw_log *l);
 
 /* ---- control plane: a small HTTP server and Prometheus text ---- */

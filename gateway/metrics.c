@@ -242,20 +242,12 @@ static void
 gw_render_metrics(struct gw *g, struct gw_prom *p)
 {
 	static struct gw_totals t;	/* large; the HTTP thread alone renders, under gen_mu */
-	struct gw_log_stats ls;
 
 	gw_stats_sum(g, &t);
 	gw_render_requests(g, p);
 	gw_render_sched(g, p, &t);
 	gw_render_dp(g, p);
-	gw_log_stats(g->log, &ls);
-	gw_prom_counter(p, "tailgate_log_written_total", "log records written", (double)ls.written);
-	gw_prom_counter(p, "tailgate_log_dropped_total", "log records dropped (ring full)",
-			(double)ls.dropped);
-	gw_prom_counter(p, "tailgate_log_write_errors_total", "log writes that failed",
-			(double)ls.write_errors);
-	gw_prom_counter(p, "tailgate_log_reopens_total", "log reopens (SIGUSR1)",
-			(double)ls.reopens);
+	gw_log_prom(g->log, p);
 }
 
 static void

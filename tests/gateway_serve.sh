@@ -183,7 +183,7 @@ run() {	# label, vdev, seed
 		check "$label: /metrics dp drops and queue latency" \
 			bash -c "grep -q '^tailgate_dp_drops_total{reason=\"udp_csum\"} ' '$out/metrics' &&
 				 grep -q '^tailgate_queue_seconds_count ' '$out/metrics' &&
-				 grep -q '^tailgate_log_written_total ' '$out/metrics'"
+				 grep -q '^tailgate_log_written_total{log=\"access\"} ' '$out/metrics'"
 		check "$label: /metrics counts the refusals by status and reason" \
 			bash -c "grep -q '^tailgate_requests_total{model=\"unknown\",status=\"unknown_model\"} 1$' '$out/metrics' &&
 				 grep -q '^tailgate_requests_total{model=\"multiexit\",status=\"unknown_split\"} 2$' '$out/metrics' &&

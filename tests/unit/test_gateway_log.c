@@ -1,13 +1,21 @@
 /* Logs: every record queued is written exactly once, a full ring drops and counts without
- * blocking, reopen after rotation, events and JSON lines as documented. */
+ * blocking, reopen after rotation (and a failed reopen keeps the file), a full disk leaves
+ * no torn line and counts what it lost, once per episode, and logging resumes when the disk
+ * has room; produced = written + lost by reason, and gw_log_flush() makes that exact. */
 #include "gateway/gateway.h"
 #include "tests/harness.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char dir[64];
+static char no_mount[160];	/* why the full-disk test cannot mount a tmpfs; "" it can */
 
 static unsigned
 count_lines(const char *path)
@@ -24,9 +32,145 @@ count_lines(const char *path)
 	return n;
 }
 
+/* Lines of path that contain s. */
+static unsigned
+count_matching(const char *path, const char *s)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024];
+	unsigned n = 0;
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, s) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* ---- a small JSON validator: the access log's lines must each be one JSON value ---- */
+
+static const char *json_value(const char *p);
+
+static const char *
+json_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return p;
+}
+
+static const char *
+json_string(const char *p)
+{
+	if (*p++ != '"')
+		return NULL;
+	for (; *p != '"'; p++) {
+		if (*p == '\0' || (unsigned char)*p < 0x20)
+			return NULL;
+		if (*p == '\\' && *++p == '\0')
+			return NULL;
+	}
+	return p + 1;
+}
+
+static const char *
+json_number(const char *p)
+{
+	const char *s;
+
+	if (*p == '-')
+		p++;
+	s = p;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (p == s)
+		return NULL;
+	if (*p == '.') {
+		s = ++p;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (p == s)
+			return NULL;
+	}
+	return p;
+}
+
+static const char *
+json_object(const char *p)
+{
+	p = json_ws(p + 1);
+	if (*p == '}')
+		return p + 1;
+	for (;;) {
+		p = json_string(json_ws(p));
+		if (p == NULL || *(p = json_ws(p)) != ':')
+			return NULL;
+		p = json_value(p + 1);
+		if (p == NULL)
+			return NULL;
+		p = json_ws(p);
+		if (*p == '}')
+			return p + 1;
+		if (*p++ != ',')
+			return NULL;
+	}
+}
+
+static const char *
+json_value(const char *p)
+{
+	p = json_ws(p);
+	if (*p == '{')
+		return json_object(p);
+	if (*p == '"')
+		return json_string(p);
+	if (strncmp(p, "true", 4) == 0 || strncmp(p, "null", 4) == 0)
+		return p + 4;
+	if (strncmp(p, "false", 5) == 0)
+		return p + 5;
+	return json_number(p);
+}
+
+/* Every line of path is one JSON object and ends with a newline; @return lines, or -1
+ * (with the bad line printed) when one is not. */
+static long
+json_lines(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char line[2048];
+	long n = 0;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		size_t len = strlen(line);
+		const char *end;
+
+		if (len == 0 || line[len - 1] != '\n') {
+			fprintf(stderr, "  line %ld has no newline (torn): %.80s\n", n + 1, line);
+			n = -1;
+			break;
+		}
+		line[len - 1] = '\0';
+		end = line[0] == '{' ? json_value(line) : NULL;
+		if (end == NULL || *json_ws(end) != '\0') {
+			fprintf(stderr, "  line %ld is not JSON: %.80s\n", n + 1, line);
+			n = -1;
+			break;
+		}
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/* ---- producers ---- */
+
 struct prod {
 	struct gw_log *l;
 	unsigned p, n, queued;
+	uint32_t first;		/* request id of the first record */
 };
 
 static void *
@@ -36,12 +180,57 @@ producer(void *arg)
 
 	for (unsigned i = 0; i < pr->n; i++) {
 		struct gw_access_rec r = { .t_ns = 1764000000000000000ull + i, .client_id = pr->p,
-					   .request_id = i, .model = 1, .batch = 8, .status = 0,
-					   .exit_taken = 0xFF, .dtype = TG_DT_U8 };
+					   .request_id = pr->first + i, .model = 1, .batch = 8,
+					   .status = 0, .exit_taken = 0xFF, .dtype = TG_DT_U8 };
 
 		pr->queued += gw_log_access(pr->l, pr->p, &r);
 	}
+	pr->first += pr->n;
 	return NULL;
+}
+
+/* produced = written + lost (every reason) for both logs: nothing in flight. */
+static bool
+adds_up(const struct gw_log_stats *st)
+{
+	for (unsigned k = 0; k < GW_LOG__KINDS; k++) {
+		uint64_t lost = 0;
+
+		for (unsigned r = 0; r < GW_LOG_LOSS__COUNT; r++)
+			lost += st->lost_by[k][r];
+		if (st->produced_by[k] != st->written_by[k] + lost) {
+			fprintf(stderr, "  log %u: produced %llu, written %llu, lost %llu\n", k,
+				(unsigned long long)st->produced_by[k],
+				(unsigned long long)st->written_by[k], (unsigned long long)lost);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void
+flush_stats(struct gw_log *l, struct gw_log_stats *st)
+{
+	TH_CHECK_MSG(gw_log_flush(l, 30000) == 0, "flush timed out after 30 s");
+	gw_log_stats(l, st);
+}
+
+/* The closing line's "access P produced, W written" against what the file holds. */
+static void
+check_closing_line(const char *ev, unsigned lines)
+{
+	FILE *f = fopen(ev, "r");
+	char line[1024], last[1024] = "";
+	unsigned long long p = 0, w = 0;
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		memcpy(last, line, sizeof(last));
+	if (f != NULL)
+		fclose(f);
+	TH_CHECK_MSG(strstr(last, "log: closed: access ") != NULL &&
+		     sscanf(strstr(last, "access "), "access %llu produced, %llu written", &p,
+			    &w) == 2 && w == lines,
+		     "last event line '%s' against %u access lines", last, lines);
 }
 
 static void
@@ -67,12 +256,21 @@ test_every_queued_record_is_written_once(void)
 	gw_log_event(l, 2, "started %d", 42);
 	for (unsigned i = 0; i < 2; i++)
 		pthread_join(t[i], NULL);
+	/* The flush returns once all 10,000 are on the file: no polling needed. */
+	flush_stats(l, &st);
+	TH_CHECK_MSG(st.written_by[GW_LOG_ACCESS] == 10000 && st.written_by[GW_LOG_EVENT] == 1,
+		     "after the flush: %llu access, %llu event records written",
+		     (unsigned long long)st.written_by[GW_LOG_ACCESS],
+		     (unsigned long long)st.written_by[GW_LOG_EVENT]);
+	TH_CHECK(count_lines(acc) == 10000);
+	TH_CHECK(adds_up(&st) && st.dropped == 0 && st.write_errors == 0);
 	gw_log_close(l);
 	TH_CHECK_MSG(count_lines(acc) == pr[0].queued + pr[1].queued, "%u lines, %u queued",
 		     count_lines(acc), pr[0].queued + pr[1].queued);
 	TH_CHECK(pr[0].queued == 5000 && pr[1].queued == 5000);	/* rings large enough */
-	TH_CHECK(count_lines(ev) == 1);
-	(void)st;
+	TH_CHECK(json_lines(acc) == 10000);
+	TH_CHECK(count_lines(ev) == 2 && count_matching(ev, "started 42") == 1);
+	check_closing_line(ev, 10000);
 }
 
 static void
@@ -89,12 +287,47 @@ test_full_ring_drops_and_counts(void)
 	pr = (struct prod){ .l = l, .p = 0, .n = 20000 };
 	producer(&pr);
 	TH_CHECK(!gw_log_access(l, 7, &(struct gw_access_rec){ 0 }));	/* no such producer */
-	gw_log_stats(l, &st);
+	flush_stats(l, &st);
 	gw_log_close(l);
 	/* a 16-record ring cannot keep up with a tight loop: some are dropped, all counted */
-	TH_CHECK_MSG(pr.queued < 20000 && st.dropped == 20000 - pr.queued,
-		     "queued %u dropped %llu", pr.queued, (unsigned long long)st.dropped);
-	TH_CHECK(count_lines(acc) == pr.queued);
+	TH_CHECK_MSG(pr.queued < 20000 && st.lost_by[GW_LOG_ACCESS][GW_LOG_LOSS_RING_FULL] ==
+					  20000 - pr.queued,
+		     "queued %u dropped %llu", pr.queued,
+		     (unsigned long long)st.lost_by[GW_LOG_ACCESS][GW_LOG_LOSS_RING_FULL]);
+	TH_CHECK(st.lost_by[GW_LOG_ACCESS][GW_LOG_LOSS_NO_RING] == 1);
+	TH_CHECK(st.produced_by[GW_LOG_ACCESS] == 20001 && adds_up(&st));
+	TH_CHECK(count_lines(acc) == pr.queued && st.written_by[GW_LOG_ACCESS] == pr.queued);
+}
+
+static void
+test_no_access_log_produces_nothing(void)
+{
+	struct gw_log *l = NULL;
+	struct gw_log_stats st;
+	char ev[128];
+
+	snprintf(ev, sizeof(ev), "%s/noacc-event.log", dir);
+	if (gw_log_open(&l, "", ev, 1, 16, 50, NULL) < 0)
+		{ TH_CHECK(0); return; }
+	/* no access log: nothing queued, nothing counted, nothing on stderr */
+	TH_CHECK(!gw_log_access(l, 0, &(struct gw_access_rec){ 0 }));
+	flush_stats(l, &st);
+	TH_CHECK(st.produced_by[GW_LOG_ACCESS] == 0 && st.written_by[GW_LOG_ACCESS] == 0);
+	gw_log_close(l);
+}
+
+static bool
+wait_reopens(struct gw_log *l, uint64_t n)
+{
+	struct gw_log_stats st;
+
+	for (int i = 0; i < 1000; i++) {	/* bounded: 10 s (a loaded machine starves it) */
+		gw_log_stats(l, &st);
+		if (st.reopens == n)
+			return true;
+		usleep(10000);
+	}
+	return false;
 }
 
 static void
@@ -112,45 +345,228 @@ test_reopen_after_rotation(void)
 		{ TH_CHECK(0); return; }
 	pr = (struct prod){ .l = l, .p = 0, .n = 10 };
 	producer(&pr);
-	for (int i = 0; i < 1000; i++) {	/* bounded: 10 s (a loaded machine starves the writer) */
-		gw_log_stats(l, &st);
-		if (st.written == 10)
-			break;
-		usleep(10000);
-	}
-	TH_CHECK_MSG(st.written == 10, "writer wrote %llu of 10 in 10 s",
-		     (unsigned long long)st.written);
+	flush_stats(l, &st);
+	TH_CHECK_MSG(st.written == 10, "writer wrote %llu of 10", (unsigned long long)st.written);
 	TH_CHECK(rename(acc, old) == 0);
 	gw_log_reopen(l);
-	for (int i = 0; i < 1000; i++) {
-		gw_log_stats(l, &st);
-		if (st.reopens == 1)
-			break;
-		usleep(10000);
-	}
-	TH_CHECK_MSG(st.reopens == 1, "no reopen in 10 s");
+	TH_CHECK_MSG(wait_reopens(l, 1), "no reopen in 10 s");
 	pr.n = 7;
 	producer(&pr);
 	gw_log_close(l);
 	TH_CHECK(count_lines(old) == 10 && count_lines(acc) == 7);
 	f = fopen(acc, "r");
 	TH_CHECK(f != NULL && fgets(line, sizeof(line), f) != NULL);
-	TH_CHECK_MSG(strstr(line, "\"client\":0,\"request\":0,\"model\":1") &&
+	TH_CHECK_MSG(strstr(line, "\"client\":0,\"request\":10,\"model\":1") &&
 		     strstr(line, "\"dtype\":\"u8\"") && strstr(line, "\"exit\":-1") &&
 		     strstr(line, "\"time\":\"2025-"), "%s", line);
 	if (f)
 		fclose(f);
 }
 
+/*
+ * A reopen that cannot open the path (its folder was moved away) keeps both files open:
+ * access and event lines go on in the moved files, the event log says the reopen failed,
+ * and reopen_failures counts it. Nothing goes to stderr instead, nothing is lost.
+ */
+static void
+test_failed_reopen_keeps_the_file(void)
+{
+	char sub[96], moved[104], acc[128], ev[128], acc2[140], ev2[140];
+	struct gw_log *l = NULL;
+	struct gw_log_stats st;
+	struct prod pr = { 0 };
+
+	snprintf(sub, sizeof(sub), "%s/logs", dir);
+	snprintf(moved, sizeof(moved), "%s/logs.old", dir);
+	snprintf(acc, sizeof(acc), "%s/access.log", sub);
+	snprintf(ev, sizeof(ev), "%s/event.log", sub);
+	snprintf(acc2, sizeof(acc2), "%s/access.log", moved);
+	snprintf(ev2, sizeof(ev2), "%s/event.log", moved);
+	TH_CHECK(mkdir(sub, 0755) == 0);
+	if (gw_log_open(&l, acc, ev, 1, 1024, 50, NULL) < 0)
+		{ TH_CHECK(0); return; }
+	pr = (struct prod){ .l = l, .p = 0, .n = 5 };
+	producer(&pr);
+	flush_stats(l, &st);
+	TH_CHECK(rename(sub, moved) == 0);	/* the path no longer exists */
+	gw_log_reopen(l);
+	TH_CHECK_MSG(wait_reopens(l, 1), "no reopen in 10 s");
+	producer(&pr);
+	gw_log_event(l, 0, "after the failed reopen");
+	flush_stats(l, &st);
+	TH_CHECK_MSG(st.reopen_failures_by[GW_LOG_ACCESS] == 1 &&
+		     st.reopen_failures_by[GW_LOG_EVENT] == 1, "reopen failures %llu %llu",
+		     (unsigned long long)st.reopen_failures_by[GW_LOG_ACCESS],
+		     (unsigned long long)st.reopen_failures_by[GW_LOG_EVENT]);
+	TH_CHECK(st.written_by[GW_LOG_ACCESS] == 10 && adds_up(&st) && st.dropped == 0);
+	gw_log_close(l);
+	TH_CHECK(count_lines(acc2) == 10 && json_lines(acc2) == 10);
+	TH_CHECK(count_matching(ev2, "access log") == 1 && count_matching(ev2, "reopen failed") == 2);
+	TH_CHECK(count_matching(ev2, "still writing to the file open before") == 2);
+	TH_CHECK(count_matching(ev2, "after the failed reopen") == 1);
+	TH_CHECK(access(acc, F_OK) != 0);	/* not recreated elsewhere either */
+}
+
+/*
+ * Every write fails (/dev/full answers ENOSPC): every record is lost and counted as
+ * disk_full, and the event log has one line for the whole episode, not one per record.
+ * Needs no privilege.
+ */
+static void
+test_failing_writes_counted_once_per_episode(void)
+{
+	char ev[128], prom[8192], want[128];
+	struct gw_log *l = NULL;
+	struct gw_log_stats st;
+	struct prod pr = { 0 };
+	struct gw_prom p = { .buf = prom, .cap = sizeof(prom) };
+
+	if (access("/dev/full", W_OK) != 0) {
+		TH_SKIP("no writable /dev/full");
+		return;
+	}
+	snprintf(ev, sizeof(ev), "%s/devfull-event.log", dir);
+	if (gw_log_open(&l, "/dev/full", ev, 1, 1024, 50, NULL) < 0)
+		{ TH_CHECK(0); return; }
+	pr = (struct prod){ .l = l, .p = 0, .n = 100 };
+	for (int i = 0; i < 3; i++) {	/* three batches at least: three failed writes */
+		producer(&pr);
+		flush_stats(l, &st);
+	}
+	TH_CHECK_MSG(st.lost_by[GW_LOG_ACCESS][GW_LOG_LOSS_DISK_FULL] == 300 &&
+		     st.written_by[GW_LOG_ACCESS] == 0 && st.write_errors_by[GW_LOG_ACCESS] >= 3,
+		     "lost %llu written %llu errors %llu",
+		     (unsigned long long)st.lost_by[GW_LOG_ACCESS][GW_LOG_LOSS_DISK_FULL],
+		     (unsigned long long)st.written_by[GW_LOG_ACCESS],
+		     (unsigned long long)st.write_errors_by[GW_LOG_ACCESS]);
+	TH_CHECK(st.failing[GW_LOG_ACCESS] && !st.failing[GW_LOG_EVENT] && adds_up(&st));
+	gw_log_prom(l, &p);
+	snprintf(want, sizeof(want), "tailgate_log_dropped_total{log=\"access\",reason=\"disk_full\"} 300\n");
+	TH_CHECK_MSG(!p.overflow && strstr(prom, want) != NULL &&
+		     strstr(prom, "tailgate_log_failing{log=\"access\"} 1\n") != NULL, "%s", prom);
+	gw_log_close(l);
+	TH_CHECK(count_matching(ev, "write failed: No space left on device") == 1);
+	TH_CHECK(count_matching(ev, "writing again") == 0);
+}
+
+/* ---- a real full disk: a 256 KiB tmpfs in this process's own mount namespace ---- */
+
+/* Fill path's file system with a file of zeroes; @return its size. */
+static off_t
+fill(const char *path)
+{
+	static const char zero[4096];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	off_t n = 0;
+	ssize_t w;
+
+	if (fd < 0)
+		return -1;
+	while ((w = write(fd, zero, sizeof(zero))) > 0)
+		n += w;
+	close(fd);
+	return n;
+}
+
+static void
+test_full_disk_no_torn_line_and_resume(void)
+{
+	char mnt[96], acc[128], ev[128], filler[128];
+	struct gw_log *l = NULL;
+	struct gw_log_stats st, st1;
+	struct prod pr = { 0 };
+	long lines;
+	off_t full;
+
+	if (no_mount[0] != '\0') {
+		TH_SKIP("full disk: %s", no_mount);
+		return;
+	}
+	snprintf(mnt, sizeof(mnt), "%s/full", dir);
+	snprintf(acc, sizeof(acc), "%s/access.log", mnt);
+	snprintf(filler, sizeof(filler), "%s/filler", mnt);
+	snprintf(ev, sizeof(ev), "%s/full-event.log", dir);	/* another file system */
+	TH_CHECK(mkdir(mnt, 0755) == 0);
+	if (mount("tg_log_test", mnt, "tmpfs", 0, "size=256k") < 0) {
+		TH_SKIP("mount tmpfs: %s", strerror(errno));
+		return;
+	}
+	if (gw_log_open(&l, acc, ev, 1, 4096, 50, NULL) < 0) {
+		TH_CHECK(0);
+		goto out_umount;
+	}
+	pr = (struct prod){ .l = l, .p = 0, .n = 10 };
+	producer(&pr);
+	flush_stats(l, &st);
+	TH_CHECK(st.written_by[GW_LOG_ACCESS] == 10);
+
+	/* Leave 8 KiB: the next writes are short (a line torn at the page), then ENOSPC. */
+	full = fill(filler);
+	TH_CHECK(full > 0 && truncate(filler, full - 8192) == 0);
+	for (int i = 0; i < 4; i++) {
+		pr.n = 250;
+		producer(&pr);
+		flush_stats(l, &st);
+	}
+	lines = json_lines(acc);
+	TH_CHECK_MSG(lines >= 10 && (uint64_t)lines == st.written_by[GW_LOG_ACCESS],
+		     "file: %ld whole JSON lines (-1: a torn or bad one), written %llu", lines,
+		     (unsigned long long)st.written_by[GW_LOG_ACCESS]);
+	TH_CHECK_MSG(st.lost_by[GW_LOG_ACCESS][GW_LOG_LOSS_DISK_FULL] > 0 &&
+		     st.written_by[GW_LOG_ACCESS] < 1010 && st.failing[GW_LOG_ACCESS] &&
+		     adds_up(&st) && st.produced_by[GW_LOG_ACCESS] == 1010,
+		     "produced %llu written %llu disk_full %llu",
+		     (unsigned long long)st.produced_by[GW_LOG_ACCESS],
+		     (unsigned long long)st.written_by[GW_LOG_ACCESS],
+		     (unsigned long long)st.lost_by[GW_LOG_ACCESS][GW_LOG_LOSS_DISK_FULL]);
+	TH_CHECK(count_matching(ev, "write failed: No space left on device") == 1);
+
+	/* Room again: the next records are written whole, after the last whole line. */
+	TH_CHECK(unlink(filler) == 0);
+	pr.n = 100;
+	producer(&pr);
+	flush_stats(l, &st1);
+	TH_CHECK_MSG(st1.written_by[GW_LOG_ACCESS] == st.written_by[GW_LOG_ACCESS] + 100 &&
+		     !st1.failing[GW_LOG_ACCESS] && adds_up(&st1),
+		     "written %llu -> %llu", (unsigned long long)st.written_by[GW_LOG_ACCESS],
+		     (unsigned long long)st1.written_by[GW_LOG_ACCESS]);
+	lines = json_lines(acc);
+	TH_CHECK_MSG((uint64_t)lines == st1.written_by[GW_LOG_ACCESS], "%ld lines", lines);
+	TH_CHECK(count_matching(ev, "writing again") == 1);
+	gw_log_close(l);
+	check_closing_line(ev, (unsigned)lines);
+out_umount:
+	TH_CHECK(umount(mnt) == 0);
+	rmdir(mnt);
+}
+
+/* A private mount namespace, before any thread exists (unshare refuses threaded callers). */
+static void
+mount_ns_setup(void)
+{
+	if (geteuid() != 0)
+		snprintf(no_mount, sizeof(no_mount), "needs root to mount a tmpfs (uid %u)",
+			 (unsigned)geteuid());
+	else if (unshare(CLONE_NEWNS) < 0)
+		snprintf(no_mount, sizeof(no_mount), "unshare(CLONE_NEWNS): %s", strerror(errno));
+	else if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		snprintf(no_mount, sizeof(no_mount), "make / private: %s", strerror(errno));
+}
+
 int
 main(void)
 {
+	mount_ns_setup();
 	snprintf(dir, sizeof(dir), "/tmp/tg_log_XXXXXX");
 	if (mkdtemp(dir) == NULL)
 		return 1;
 	TH_RUN(test_every_queued_record_is_written_once);
 	TH_RUN(test_full_ring_drops_and_counts);
+	TH_RUN(test_no_access_log_produces_nothing);
 	TH_RUN(test_reopen_after_rotation);
+	TH_RUN(test_failed_reopen_keeps_the_file);
+	TH_RUN(test_failing_writes_counted_once_per_episode);
+	TH_RUN(test_full_disk_no_torn_line_and_resume);
 	{
 		char cmd[96];
 
