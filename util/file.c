@@ -11,72 +11,98 @@
 
 enum { TG_FILE_QD = 4, TG_FILE_CHUNK = 1 << 20 };	/* 4 x 1 MiB reads in flight */
 
-/* Queue reads of the file's chunks, keeping up to TG_FILE_QD in flight, until all are in. */
+/* A read in flight: the part of the buffer it fills, resumed where a short read stopped. */
+struct tg_file_io {
+	size_t off, end;
+};
+
+static void
+tg_file_queue(struct io_uring *ring, int fd, uint8_t *buf, struct tg_file_io *io)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);	/* never NULL: QD reads at most */
+
+	io_uring_prep_read(sqe, fd, buf + io->off, (unsigned)(io->end - io->off), io->off);
+	io_uring_sqe_set_data(sqe, io);
+}
+
+/*
+ * Read the file's chunks with up to TG_FILE_QD reads in flight, until all are in. A short
+ * read is queued again for the rest of its chunk (io_uring-cp's way), in the same submit
+ * as the next chunks; a read of 0 bytes means the file shrank under us.
+ */
 static int
 tg_file_read_uring(int fd, uint8_t *buf, size_t len)
 {
+	struct tg_file_io io[TG_FILE_QD], *idle[TG_FILE_QD];
 	struct io_uring ring;
 	size_t next = 0, done = 0;
-	unsigned inflight = 0;
+	unsigned n_idle = TG_FILE_QD;
 	int rc;
 
 	rc = io_uring_queue_init(TG_FILE_QD, &ring, 0);
 	if (rc < 0)
 		return rc;
+	for (unsigned i = 0; i < TG_FILE_QD; i++)
+		idle[i] = &io[i];
 	while (done < len) {
-		while (inflight < TG_FILE_QD && next < len) {
-			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-			size_t n = len - next < TG_FILE_CHUNK ? len - next : TG_FILE_CHUNK;
-
-			if (sqe == NULL)
-				break;
-			io_uring_prep_read(sqe, fd, buf + next, (unsigned)n, next);
-			/* The chunk's offset rides in user_data so a short read can be resumed. */
-			io_uring_sqe_set_data64(sqe, next);
-			next += n;
-			inflight++;
-		}
-		rc = io_uring_submit_and_wait(&ring, 1);
-		if (rc < 0)
-			goto out;
 		struct io_uring_cqe *cqe;
 		unsigned head, seen = 0;
 
-		io_uring_for_each_cqe(&ring, head, cqe) {
-			seen++;
-			if (cqe->res < 0) {
-				rc = cqe->res;
-				io_uring_cq_advance(&ring, seen);
-				goto out;
-			}
-			if (cqe->res == 0) {	/* file shrank under us */
-				rc = -EIO;
-				io_uring_cq_advance(&ring, seen);
-				goto out;
-			}
-			done += (size_t)cqe->res;
-			/* A short read: fetch the rest of that chunk synchronously; rare on files. */
-			size_t off = (size_t)cqe->user_data + (size_t)cqe->res;
-			size_t end = (size_t)cqe->user_data +
-				     (len - cqe->user_data < TG_FILE_CHUNK ? len - cqe->user_data :
-									     TG_FILE_CHUNK);
-			while (off < end) {
-				ssize_t r = pread(fd, buf + off, end - off, (off_t)off);
+		while (n_idle > 0 && next < len) {
+			struct tg_file_io *r = idle[--n_idle];
 
-				if (r <= 0) {
-					rc = r < 0 ? -errno : -EIO;
-					io_uring_cq_advance(&ring, seen);
-					goto out;
-				}
-				off += (size_t)r;
-				done += (size_t)r;
+			r->off = next;
+			r->end = len - next < TG_FILE_CHUNK ? len : next + TG_FILE_CHUNK;
+			next = r->end;
+			tg_file_queue(&ring, fd, buf, r);
+		}
+		rc = io_uring_submit_and_wait(&ring, 1);
+		if (rc == -EINTR)
+			continue;
+		if (rc < 0)
+			goto out_drain;
+		rc = 0;
+		io_uring_for_each_cqe(&ring, head, cqe) {
+			struct tg_file_io *r = io_uring_cqe_get_data(cqe);
+
+			seen++;
+			if (cqe->res == 0 ||
+			    (cqe->res < 0 && cqe->res != -EINTR && cqe->res != -EAGAIN)) {
+				/* 0: the file shrank under us */
+				rc = cqe->res < 0 ? cqe->res : -EIO;
+				idle[n_idle++] = r;	/* nothing of it in flight any more */
+				break;
 			}
-			inflight--;
+			if (cqe->res > 0) {
+				r->off += (size_t)cqe->res;
+				done += (size_t)cqe->res;
+			}
+			if (r->off < r->end)	/* short (or interrupted): the rest, queued */
+				tg_file_queue(&ring, fd, buf, r);
+			else
+				idle[n_idle++] = r;
 		}
 		io_uring_cq_advance(&ring, seen);
+		if (rc < 0)
+			goto out_drain;
 	}
-	rc = 0;
-out:
+	io_uring_queue_exit(&ring);
+	return 0;
+
+out_drain:
+	/* Reads still in flight write into buf, which the caller frees: wait for them (each
+	 * read not idle has one SQE out, submitted or not). */
+	for (unsigned out = TG_FILE_QD - n_idle; out > 0;) {
+		struct io_uring_cqe *cqe;
+		int r = io_uring_submit_and_wait(&ring, 1);
+
+		if (r < 0 && r != -EINTR)
+			break;	/* the ring is broken: nothing more to wait for */
+		while (out > 0 && io_uring_peek_cqe(&ring, &cqe) == 0) {
+			io_uring_cqe_seen(&ring, cqe);
+			out--;
+		}
+	}
 	io_uring_queue_exit(&ring);
 	return rc;
 }
@@ -96,6 +122,16 @@ tg_file_read_plain(int fd, uint8_t *buf, size_t len)
 		off += (size_t)r;
 	}
 	return 0;
+}
+
+int
+tg_file_read_fd(int fd, void *buf, size_t len)
+{
+	int rc = tg_file_read_uring(fd, buf, len);
+
+	if (rc == -ENOSYS || rc == -EPERM)	/* io_uring disabled (seccomp, sysctl) */
+		rc = tg_file_read_plain(fd, buf, len);
+	return rc;
 }
 
 int
@@ -126,9 +162,7 @@ tg_file_read(const char *path, size_t max_bytes, uint8_t **out, size_t *len, str
 		rc = tg_err_set(err, -ENOMEM, "%s: out of memory", path);
 		goto out_close;
 	}
-	rc = tg_file_read_uring(fd, buf, (size_t)st.st_size);
-	if (rc == -ENOSYS || rc == -EPERM)
-		rc = tg_file_read_plain(fd, buf, (size_t)st.st_size);
+	rc = tg_file_read_fd(fd, buf, (size_t)st.st_size);
 	if (rc < 0) {
 		tg_err_set(err, rc, "%s: read: %s", path, strerror(-rc));
 		goto out_free;

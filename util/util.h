@@ -43,6 +43,15 @@ uint64_t tg_now_ns(void);
 int tg_file_read(const char *path, size_t max_bytes, uint8_t **out, size_t *len,
 		 struct tg_err *err);
 
+/**
+ * Read the first len bytes of fd into buf (the caller's, len bytes) with io_uring: up to 4
+ * reads of 1 MiB in flight, a short read queued again for the rest of its part (read(2)
+ * where io_uring is disabled). fd stays the caller's; a file shorter than len is -EIO. A
+ * pipe or socket works when len fits one part (1 MiB): parts are read in order then.
+ * Thread: any; blocks until done. @return 0 or -errno.
+ */
+int tg_file_read_fd(int fd, void *buf, size_t len);
+
 /** Write a whole buffer to a file (created or truncated). @return 0 or -errno. */
 int tg_file_write(const char *path, const void *buf, size_t len, struct tg_err *err);
 
