@@ -10,26 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const bool kern_op_static_ok[KOP__COUNT] = {
-#define _(sym, name, st, da) [KOP_##sym] = st,
-	KERN_FOREACH_OP(_)
-#undef _
-};
-static const bool kern_op_data_ok[KOP__COUNT] = {
-#define _(sym, name, st, da) [KOP_##sym] = da,
-	KERN_FOREACH_OP(_)
-#undef _
-};
-
 /* A node is static when it only needs values known without activations. */
 static int
 kern_mark_static(struct kern_model *m, struct tg_err *err)
 {
 	for (unsigned i = 0; i < m->n_nodes; i++) {
 		struct kern_node *n = &m->nodes[i];
-		bool all = n->op != KOP_CONSTANT;	/* Constant: static by nature */
+		const struct kern_op_def *d = kern_ops[n->op];
+		bool all = true;
 
-		if (n->op == KOP_SHAPE || n->op == KOP_CONSTANT) {
+		if (d->eval_in != KERN_EVAL_VALUES) {	/* Shape, Constant: static by nature */
 			all = true;
 		} else {
 			for (int k = 0; k < n->n_in; k++)
@@ -38,9 +28,9 @@ kern_mark_static(struct kern_model *m, struct tg_err *err)
 			if (n->n_in == 0)
 				all = false;
 		}
-		if (all && !kern_op_static_ok[n->op])
+		if (all && d->eval == NULL)
 			all = false;	/* e.g. Conv on constants: runs as data */
-		if (!all && !kern_op_data_ok[n->op])
+		if (!all && d->infer == NULL)
 			return tg_err_set(err, -EINVAL,
 					  "node \"%s\" (%s): runs on activations; only shape "
 					  "arithmetic is supported for this op",
@@ -156,57 +146,6 @@ kern_fold_bn(struct kern_model *m, struct tg_err *err)
 	return 0;
 }
 
-static uint64_t
-kern_numel_v(const struct kern_shapes *s, int v)
-{
-	uint64_t n = 1;
-
-	for (int i = 0; i < s->ndim[v]; i++)
-		n *= (uint64_t)s->dims[v][i];
-	return n;
-}
-
-/* FLOPs per sample at batch 1: multiply-adds count 2, elementwise work 1 per element. */
-static uint64_t
-kern_node_flops(const struct kern_model *m, const struct kern_shapes *s, const struct kern_node *n)
-{
-	uint64_t out = kern_numel_v(s, n->out[0]);
-
-	switch (n->op) {
-	case KOP_CONV: {
-		uint64_t per = kern_numel_v(s, n->in[1]) / (uint64_t)s->dims[n->in[1]][0];
-
-		return 2 * out * per;
-	}
-	case KOP_CONVT: {	/* every input element meets OC/G x k... weights */
-		uint64_t per = kern_numel_v(s, n->in[1]) / (uint64_t)s->dims[n->in[1]][0];
-
-		return 2 * kern_numel_v(s, n->in[0]) * per;
-	}
-	case KOP_GEMM:
-	case KOP_MATMUL: {
-		int a = n->in[0];
-		int64_t k = n->op == KOP_GEMM && n->a.gemm.trans_a ? s->dims[a][0] :
-								       s->dims[a][s->ndim[a] - 1];
-		return 2 * out * (uint64_t)k;
-	}
-	case KOP_MAXPOOL:
-	case KOP_AVGPOOL:
-		return out * (uint64_t)(n->a.pool.kernel[0] * n->a.pool.kernel[1]);
-	case KOP_GAP:
-	case KOP_GMP:
-		return kern_numel_v(s, n->in[0]);
-	case KOP_FLATTEN: case KOP_RESHAPE: case KOP_IDENTITY: case KOP_DROPOUT:
-	case KOP_SQUEEZE: case KOP_UNSQUEEZE: case KOP_CONCAT: case KOP_PAD:
-		return 0;
-	case KOP_SOFTMAX:
-		return 3 * out;
-	default:
-		(void)m;
-		return out;
-	}
-}
-
 /* The split table: see kernels.h. tail[] gets the nodes that depend on value t. */
 static bool
 kern_is_split(const struct kern_model *m, int t, uint8_t *tail, uint8_t *mark)
@@ -295,7 +234,7 @@ kern_find_splits(struct kern_model *m, struct tg_err *err)
 		sp->name = m->values[t].name;
 		sp->ndim = m->shapes1.ndim[t];
 		memcpy(sp->dims, m->shapes1.dims[t], sizeof(sp->dims));
-		sp->numel = kern_numel_v(&m->shapes1, t);
+		sp->numel = kern_numel(&m->shapes1, t);
 		for (unsigned k = 0; k < m->n_nodes; k++) {
 			if (m->nodes[k].dead || m->nodes[k].is_static)
 				continue;
@@ -529,7 +468,7 @@ kern_graph_prepare(struct kern_model *m, struct tg_err *err)
 
 		if (n->dead || n->is_static)
 			continue;
-		n->flops = kern_node_flops(m, &m->shapes1, n);
+		n->flops = kern_node_flops(&m->shapes1, n);
 		m->flops += n->flops;
 		m->n_exec_nodes++;
 		for (int k = 1; k < n->n_in; k++)

@@ -10,76 +10,80 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Every operator the loader accepts: one line gives the enum, the ONNX name, and whether it
- * can run on shape values at load/plan time (static), on activations (data), or both. */
-#define KERN_FOREACH_OP(_)                                    \
-	_(CONV, "Conv", 0, 1)                                 \
-	_(CONVT, "ConvTranspose", 0, 1)                       \
-	_(BN, "BatchNormalization", 0, 1)                     \
-	_(LAYERNORM, "LayerNormalization", 0, 1)              \
-	_(RELU, "Relu", 0, 1)                                 \
-	_(CLIP, "Clip", 0, 1)                                 \
-	_(SIGMOID, "Sigmoid", 0, 1)                           \
-	_(HARDSWISH, "HardSwish", 0, 1)                       \
-	_(HARDSIGMOID, "HardSigmoid", 0, 1)                   \
-	_(LEAKYRELU, "LeakyRelu", 0, 1)                       \
-	_(ELU, "Elu", 0, 1)                                   \
-	_(TANH, "Tanh", 0, 1)                                 \
-	_(EXP, "Exp", 0, 1)                                   \
-	_(ABS, "Abs", 0, 1)                                   \
-	_(SQRT, "Sqrt", 0, 1)                                 \
-	_(NEG, "Neg", 0, 1)                                   \
-	_(RECIPROCAL, "Reciprocal", 0, 1)                     \
-	_(LOG, "Log", 0, 1)                                   \
-	_(SOFTPLUS, "Softplus", 0, 1)                         \
-	_(MISH, "Mish", 0, 1)                                 \
-	_(GELU, "Gelu", 0, 1)                                 \
-	_(ERF, "Erf", 0, 1)                                   \
-	_(ROUND, "Round", 0, 1)                               \
-	_(POW, "Pow", 0, 1)                                   \
-	_(TRANSPOSE, "Transpose", 0, 1)                       \
-	_(MAXPOOL, "MaxPool", 0, 1)                           \
-	_(AVGPOOL, "AveragePool", 0, 1)                       \
-	_(GAP, "GlobalAveragePool", 0, 1)                     \
-	_(GMP, "GlobalMaxPool", 0, 1)                         \
-	_(ADD, "Add", 1, 1)                                   \
-	_(MUL, "Mul", 1, 1)                                   \
-	_(SUB, "Sub", 1, 1)                                   \
-	_(DIV, "Div", 1, 1)                                   \
-	_(MAX, "Max", 0, 1)                                   \
-	_(MIN, "Min", 0, 1)                                   \
-	_(PRELU, "PRelu", 0, 1)                               \
-	_(CONCAT, "Concat", 1, 1)                             \
-	_(SPLIT, "Split", 0, 1)                               \
-	_(RESIZE, "Resize", 0, 1)                             \
-	_(UPSAMPLE, "Upsample", 0, 1)                         \
-	_(GEMM, "Gemm", 0, 1)                                 \
-	_(MATMUL, "MatMul", 0, 1)                             \
-	_(FLATTEN, "Flatten", 0, 1)                           \
-	_(RESHAPE, "Reshape", 1, 1)                           \
-	_(SOFTMAX, "Softmax", 0, 1)                           \
-	_(LOGSOFTMAX, "LogSoftmax", 0, 1)                     \
-	_(REDUCEMEAN, "ReduceMean", 0, 1)                     \
-	_(REDUCEMAX, "ReduceMax", 0, 1)                       \
-	_(REDUCEMIN, "ReduceMin", 0, 1)                       \
-	_(REDUCESUM, "ReduceSum", 0, 1)                       \
-	_(REDUCEPROD, "ReduceProd", 0, 1)                     \
-	_(REDUCEL1, "ReduceL1", 0, 1)                         \
-	_(REDUCEL2, "ReduceL2", 0, 1)                         \
-	_(REDUCESUMSQUARE, "ReduceSumSquare", 0, 1)           \
-	_(PAD, "Pad", 0, 1)                                   \
-	_(IDENTITY, "Identity", 1, 1)                         \
-	_(DROPOUT, "Dropout", 0, 1)                           \
-	_(SQUEEZE, "Squeeze", 1, 1)                           \
-	_(UNSQUEEZE, "Unsqueeze", 1, 1)                       \
-	_(CONSTANT, "Constant", 1, 0)                         \
-	_(SHAPE, "Shape", 1, 0)                               \
-	_(GATHER, "Gather", 1, 0)                             \
-	_(SLICE, "Slice", 1, 1)                               \
-	_(CAST, "Cast", 1, 0)
+/*
+ * Every operator the loader accepts, one line each: the enum, the ONNX name, its definition
+ * kern_op_<def> (attributes, shape rules, static evaluation, FLOPs, plan builder: struct
+ * kern_op_def) and the family file kernels/op_<family>.c that defines it. Adding an operator
+ * is a line here and a definition in its family's file.
+ */
+#define KERN_FOREACH_OP(_) \
+	_(CONV, "Conv", conv, conv)                                     \
+	_(CONVT, "ConvTranspose", convt, conv)                          \
+	_(BN, "BatchNormalization", bn, norm)                           \
+	_(LAYERNORM, "LayerNormalization", layernorm, norm)             \
+	_(RELU, "Relu", relu, eltwise)                                  \
+	_(CLIP, "Clip", clip, eltwise)                                  \
+	_(SIGMOID, "Sigmoid", sigmoid, eltwise)                         \
+	_(HARDSWISH, "HardSwish", hardswish, eltwise)                   \
+	_(HARDSIGMOID, "HardSigmoid", hardsigmoid, eltwise)             \
+	_(LEAKYRELU, "LeakyRelu", leakyrelu, eltwise)                   \
+	_(ELU, "Elu", elu, eltwise)                                     \
+	_(TANH, "Tanh", tanh, eltwise)                                  \
+	_(EXP, "Exp", exp, eltwise)                                     \
+	_(ABS, "Abs", abs, eltwise)                                     \
+	_(SQRT, "Sqrt", sqrt, eltwise)                                  \
+	_(NEG, "Neg", neg, eltwise)                                     \
+	_(RECIPROCAL, "Reciprocal", reciprocal, eltwise)                \
+	_(LOG, "Log", log, eltwise)                                     \
+	_(SOFTPLUS, "Softplus", softplus, eltwise)                      \
+	_(MISH, "Mish", mish, eltwise)                                  \
+	_(GELU, "Gelu", gelu, eltwise)                                  \
+	_(ERF, "Erf", erf, eltwise)                                     \
+	_(ROUND, "Round", round, eltwise)                               \
+	_(POW, "Pow", pow, eltwise)                                     \
+	_(TRANSPOSE, "Transpose", transpose, layout)                    \
+	_(MAXPOOL, "MaxPool", maxpool, pool)                            \
+	_(AVGPOOL, "AveragePool", avgpool, pool)                        \
+	_(GAP, "GlobalAveragePool", gap, pool)                          \
+	_(GMP, "GlobalMaxPool", gmp, pool)                              \
+	_(ADD, "Add", add, binary)                                      \
+	_(MUL, "Mul", mul, binary)                                      \
+	_(SUB, "Sub", sub, binary)                                      \
+	_(DIV, "Div", div, binary)                                      \
+	_(MAX, "Max", max, binary)                                      \
+	_(MIN, "Min", min, binary)                                      \
+	_(PRELU, "PRelu", prelu, eltwise)                               \
+	_(CONCAT, "Concat", concat, layout)                             \
+	_(SPLIT, "Split", split, layout)                                \
+	_(RESIZE, "Resize", resize, resize)                             \
+	_(UPSAMPLE, "Upsample", upsample, resize)                       \
+	_(GEMM, "Gemm", gemm, matmul)                                   \
+	_(MATMUL, "MatMul", matmul, matmul)                             \
+	_(FLATTEN, "Flatten", flatten, shape)                           \
+	_(RESHAPE, "Reshape", reshape, shape)                           \
+	_(SOFTMAX, "Softmax", softmax, norm)                            \
+	_(LOGSOFTMAX, "LogSoftmax", logsoftmax, norm)                   \
+	_(REDUCEMEAN, "ReduceMean", reducemean, reduce)                 \
+	_(REDUCEMAX, "ReduceMax", reducemax, reduce)                    \
+	_(REDUCEMIN, "ReduceMin", reducemin, reduce)                    \
+	_(REDUCESUM, "ReduceSum", reducesum, reduce)                    \
+	_(REDUCEPROD, "ReduceProd", reduceprod, reduce)                 \
+	_(REDUCEL1, "ReduceL1", reducel1, reduce)                       \
+	_(REDUCEL2, "ReduceL2", reducel2, reduce)                       \
+	_(REDUCESUMSQUARE, "ReduceSumSquare", reducesumsquare, reduce)  \
+	_(PAD, "Pad", pad, layout)                                      \
+	_(IDENTITY, "Identity", identity, shape)                        \
+	_(DROPOUT, "Dropout", dropout, shape)                           \
+	_(SQUEEZE, "Squeeze", squeeze, shape)                           \
+	_(UNSQUEEZE, "Unsqueeze", unsqueeze, shape)                     \
+	_(CONSTANT, "Constant", constant, shape)                        \
+	_(SHAPE, "Shape", shape, shape)                                 \
+	_(GATHER, "Gather", gather, shape)                              \
+	_(SLICE, "Slice", slice, layout)                                \
+	_(CAST, "Cast", cast, shape)                                   
 
 enum kern_op {
-#define _(sym, name, st, da) KOP_##sym,
+#define _(sym, name, def, family) KOP_##sym,
 	KERN_FOREACH_OP(_)
 #undef _
 	KOP__COUNT
@@ -230,30 +234,160 @@ int kern_shapes_infer(const struct kern_model *m, const struct tg_tensor *in_sha
 		      struct kern_shapes *s, struct tg_err *err);
 /* A static input's contents as int64s (Reshape's shape, Pad's pads, ...): count, or -EINVAL. */
 int kern_static_ints(const struct kern_shapes *s, int v, int64_t *out, int max);
+/* A static scalar (Clip's min and max). */
+int kern_static_float(const struct kern_shapes *s, int v, float *out);
+/* A static float vector (any numeric type): its length, or -EINVAL. */
+int kern_static_floats(const struct kern_shapes *s, int v, float *out, int max);
+/* Shape inference of one data node, and static evaluation of one static node (shapes.c:
+ * the parts every op shares around its definition's infer and eval). */
+int kern_infer_data(const struct kern_model *m, struct kern_shapes *s, const struct kern_node *n,
+		    struct tg_err *err);
+
+/* ---- shapes.c helpers for the op definitions ---- */
+
+/** An error naming the node and its op, then what is wrong: -EINVAL. */
+int kern_bad(struct tg_err *err, const struct kern_node *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/** A negative axis counted from the end of rank. */
+static inline int64_t
+kern_norm_axis(int64_t axis, int rank)
+{
+	return axis < 0 ? axis + rank : axis;
+}
+void kern_set_shape(struct kern_shapes *s, int v, int ndim, const int64_t *dims);
+uint64_t kern_numel(const struct kern_shapes *s, int v);
+/** Numpy broadcasting of the shapes of a and b. @return 0 or -EINVAL */
+int kern_broadcast(const struct kern_shapes *s, int a, int b, int *ndim, int64_t *dims);
+/** A new static value of dtype dt and shape (nd, dims). @return 0 or -ENOMEM */
+int kern_sval_new(struct tg_tensor *t, enum tg_dtype dt, int nd, const int64_t *dims);
+double kern_sval_get(const struct tg_tensor *t, size_t i);
+void kern_sval_put(struct tg_tensor *t, size_t i, double v);
+
+/* ---- the operator table: one definition per KERN_FOREACH_OP line ---- */
+
+struct kern_plan;
+struct kp_chain;
+
+/** One node's attributes while the loader reads them; see the kern_attr_*() readers. */
+struct kern_attrs {
+	struct kern_model *m;		/* being loaded: its opset; Constant adds data to it */
+	struct kern_node *n;		/* inputs and outputs already resolved */
+	const void *np;			/* its Onnx__NodeProto: read through kern_attr_*() only */
+	struct tg_err *err;
+};
+
+/** An elementwise operation as oneDNN runs it (alone, or as a fused post-op). */
+struct kern_elt {
+	int alg;			/* dnnl_alg_kind_t */
+	float alpha, beta;
+	bool clip01;			/* then clip to [0, 1] (HardSigmoid) */
+};
+
+/* What a static evaluation reads: every input's value, only the first input's shape (Shape,
+ * static whatever its input), or nothing (Constant: its value is set at load). */
+enum kern_eval_in { KERN_EVAL_VALUES, KERN_EVAL_SHAPE, KERN_EVAL_NOTHING };
+
+/*
+ * Everything the engine knows about one operator. A NULL member means "not supported":
+ * no infer, not executable on activations; no eval, never evaluated at load (shape math).
+ * Thread: read only, shared by every thread.
+ */
+struct kern_op_def {
+	/* Attribute names accepted (NULL-terminated; NULL: none): any other is refused, since
+	 * ignoring one would compute something else. */
+	const char *const *known;
+	/** Read and check the attributes into n->a. @return 0 or -EINVAL (err set) */
+	int (*attrs)(struct kern_attrs *a);
+	/** Output shape on activations: (*nd, d) hold the first input's on entry.
+	 * @return 0, KERN_INFER_DONE when it set every output itself, or -EINVAL (err set) */
+	int (*infer)(const struct kern_model *m, struct kern_shapes *s, const struct kern_node *n,
+		     int *nd, int64_t *d, struct tg_err *err);
+	/** Contents of the static output s->sval[n->out[0]] (allocated here) from the inputs'.
+	 * @return 0, -EINVAL (err set) or -ENOMEM */
+	int (*eval)(const struct kern_model *m, struct kern_shapes *s, const struct kern_node *n,
+		    struct tg_err *err);
+	enum kern_eval_in eval_in;
+	/** FLOPs per sample at batch 1; NULL: one per output element. */
+	uint64_t (*flops)(const struct kern_shapes *s, const struct kern_node *n);
+	/** Its primitives appended to the plan (kp_int.h); c: the followers fused into it. */
+	int (*build)(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c);
+	/** Elementwise ops: the operation with the node's parameters. @return false when a
+	 * parameter is not known at plan time */
+	bool (*elt)(const struct kern_shapes *s, const struct kern_node *n, struct kern_elt *e);
+	int alg;			/* oneDNN algorithm (dnnl_alg_kind_t) for its builder */
+	float alpha, beta;		/* and that algorithm's fixed parameters */
+	bool fuses;			/* heads a chain of fused elementwise followers */
+	bool fuses_sum;			/* ... which may include one residual Add */
+	bool view;			/* its output is its input's bytes seen in another shape */
+};
+enum { KERN_INFER_DONE = 1 };
+
+#define _(sym, name, def, family) extern const struct kern_op_def kern_op_##def;
+KERN_FOREACH_OP(_)
+#undef _
+/** The definition of every op, indexed by enum kern_op. */
+extern const struct kern_op_def *const kern_ops[KOP__COUNT];
+
+/* ops.c: shared members of definitions. */
+/** infer: the output has the first input's shape. */
+int kern_infer_same(const struct kern_model *m, struct kern_shapes *s, const struct kern_node *n,
+		    int *nd, int64_t *d, struct tg_err *err);
+/** flops: none (views, copies). */
+uint64_t kern_flops_none(const struct kern_shapes *s, const struct kern_node *n);
+/** The node's FLOPs per sample at batch 1 (its definition's, or one per output element). */
+uint64_t kern_node_flops(const struct kern_shapes *s, const struct kern_node *n);
+
+/* onnx.c: attribute readers for the definitions' attrs(). */
+bool kern_attr_has(const struct kern_attrs *a, const char *name);
+int64_t kern_attr_int(const struct kern_attrs *a, const char *name, int64_t dflt);
+float kern_attr_float(const struct kern_attrs *a, const char *name, float dflt);
+/** An INTS attribute of at most max values: count, 0 if absent, or -EINVAL (err set). */
+int kern_attr_ints(const struct kern_attrs *a, const char *name, int64_t *out, int max);
+/** A FLOATS attribute of at most max values: count, 0 if absent, or -EINVAL (err set). */
+int kern_attr_floats(const struct kern_attrs *a, const char *name, float *out, int max);
+/** A STRING attribute's index in names (NULL-terminated), dflt when absent, -1 unknown. */
+int kern_attr_enum(const struct kern_attrs *a, const char *name, const char *const *names,
+		   int dflt);
+/** "node (op): attribute attr: why": -EINVAL. */
+int kern_attr_bad(const struct kern_attrs *a, const char *attr, const char *why);
+/** Constant: its value attribute as the output value's data. @return 0 or -errno (err set) */
+int kern_attr_constant(struct kern_attrs *a);
+
+/* op_conv.c: windows of Conv and the pools. */
+/** kernel_shape/strides/dilations/pads into 2-D arrays; nsp: the kernel's rank. */
+int kern_attr_window(struct kern_attrs *a, int *nsp, int64_t *kernel, int64_t *strides,
+		     int64_t *dilations, int64_t *pads, bool need_kernel);
+int kern_attr_auto_pad(struct kern_attrs *a, int *auto_pad, bool *valid);
+/** Output size of one window dimension; pads rewritten for auto_pad. -1: no room. */
+int64_t kern_window_out(int64_t in, int64_t k, int64_t s, int64_t d, int64_t *pb, int64_t *pe,
+			int auto_pad, bool valid, bool ceil_mode);
 /* Window geometry with auto_pad resolved: explicit pads (begins, ends) and output sizes. */
+int kern_conv_resolve(const struct kern_node *n, const int64_t *in_sp, int nsp, int64_t *kernel,
+		      int64_t *pads, int64_t *out_sp);
 /** ConvTranspose's output size and pads (begins then ends) for an input. @return 0 or -EINVAL */
 int kern_convt_resolve(const struct kern_node *n, const int64_t *in_sp, int nsp,
 		       const int64_t *kernel, int64_t *pads, int64_t *out_sp);
-int kern_conv_resolve(const struct kern_node *n, const int64_t *in_sp, int nsp, int64_t *kernel,
-		      int64_t *pads, int64_t *out_sp);
+/* op_pool.c */
 int kern_pool_resolve(const struct kern_node *n, const int64_t *in_sp, int64_t *pads,
 		      int64_t *out_sp);
-/* A static scalar (Clip's min and max). */
-int kern_static_float(const struct kern_shapes *s, int v, float *out);
+/* op_eltwise.c */
 /** Whether a PRelu's slope is per channel (opset < 7 semantics) rather than broadcast. */
 bool kern_prelu_per_channel(const struct kern_model *m, const struct kern_shapes *s,
 			    const struct kern_node *n);
+/* op_layout.c */
 /** A Slice on activations as a box (begin, count per dim). @return 0 or -EINVAL */
 int kern_slice_box(const struct kern_shapes *s, const struct kern_node *n, int nd,
 		   const int64_t *dims, int64_t *begin, int64_t *count);
 /** Sizes of a Split's outputs along its axis of length dim. @return 0 or -EINVAL */
 int kern_split_sizes(const struct kern_shapes *s, const struct kern_node *n, int64_t dim,
 		     int64_t *sizes);
+/* op_resize.c */
 /** A Resize/Upsample's output dims and per-dim scales (out/in when sizes are given), and
  * whether oneDNN's resampling computes it exactly. @return 0 or -EINVAL with *why set */
 int kern_resize_geometry(const struct kern_model *m, const struct kern_shapes *s,
 			 const struct kern_node *n, int64_t *out_dims, float *scales,
 			 const char **why);
+/* op_reduce.c */
 /** Which dims of an nd-D input a Reduce* node reduces (flags). @return 0 or -EINVAL */
 int kern_reduce_axes(const struct kern_shapes *s, const struct kern_node *n, int nd, bool *red);
 

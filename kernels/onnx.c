@@ -12,12 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const kern_op_names[KOP__COUNT] = {
-#define _(sym, name, st, da) [KOP_##sym] = name,
-	KERN_FOREACH_OP(_)
-#undef _
-};
-
 /* ---- name -> value index: open addressing, sized once for every name the file can hold ---- */
 
 struct kern_names {
@@ -198,500 +192,151 @@ kern_tensor_pb_parse(const uint8_t *buf, size_t len, struct tg_tensor *out, char
 	return rc;
 }
 
-/* ---- attributes ---- */
-
-struct kern_attr_ctx {
-	const struct kern_node *n;
-	const Onnx__NodeProto *np;
-	struct tg_err *err;
-};
+/* ---- attributes: the readers each op's definition uses (kern_int.h) ---- */
 
 static const Onnx__AttributeProto *
-kern_attr(const Onnx__NodeProto *np, const char *name)
+kern_attr(const struct kern_attrs *a, const char *name)
 {
+	const Onnx__NodeProto *np = a->np;
+
 	for (size_t i = 0; i < np->n_attribute; i++)
 		if (np->attribute[i]->name && strcmp(np->attribute[i]->name, name) == 0)
 			return np->attribute[i];
 	return NULL;
 }
 
-static int
-kern_attr_bad(const struct kern_attr_ctx *c, const char *attr, const char *why)
+bool
+kern_attr_has(const struct kern_attrs *a, const char *name)
 {
-	return tg_err_set(c->err, -EINVAL, "node \"%s\" (%s): attribute %s: %s", c->n->name,
-			  kern_op_names[c->n->op], attr, why);
+	return kern_attr(a, name) != NULL;
 }
 
-static int64_t
-kern_attr_int(const Onnx__NodeProto *np, const char *name, int64_t dflt)
+int
+kern_attr_bad(const struct kern_attrs *a, const char *attr, const char *why)
 {
-	const Onnx__AttributeProto *a = kern_attr(np, name);
-
-	return a && a->has_i ? a->i : dflt;
+	return tg_err_set(a->err, -EINVAL, "node \"%s\" (%s): attribute %s: %s", a->n->name,
+			  kern_op_names[a->n->op], attr, why);
 }
 
-static float
-kern_attr_float(const Onnx__NodeProto *np, const char *name, float dflt)
+int64_t
+kern_attr_int(const struct kern_attrs *a, const char *name, int64_t dflt)
 {
-	const Onnx__AttributeProto *a = kern_attr(np, name);
+	const Onnx__AttributeProto *at = kern_attr(a, name);
 
-	return a && a->has_f ? a->f : dflt;
+	return at && at->has_i ? at->i : dflt;
 }
 
-/* Copy an INTS attribute of at most max entries. @return count, 0 if absent, <0 on error. */
-static int
-kern_attr_ints(const struct kern_attr_ctx *c, const char *name, int64_t *out, int max)
+float
+kern_attr_float(const struct kern_attrs *a, const char *name, float dflt)
 {
-	const Onnx__AttributeProto *a = kern_attr(c->np, name);
+	const Onnx__AttributeProto *at = kern_attr(a, name);
 
-	if (a == NULL)
+	return at && at->has_f ? at->f : dflt;
+}
+
+int
+kern_attr_ints(const struct kern_attrs *a, const char *name, int64_t *out, int max)
+{
+	const Onnx__AttributeProto *at = kern_attr(a, name);
+
+	if (at == NULL)
 		return 0;
-	if (a->n_ints > (size_t)max)
-		return kern_attr_bad(c, name, "too many values");
-	if (a->n_ints > 0)
-		memcpy(out, a->ints, a->n_ints * sizeof(int64_t));
-	return (int)a->n_ints;
+	if (at->n_ints > (size_t)max)
+		return kern_attr_bad(a, name, "too many values");
+	if (at->n_ints > 0)
+		memcpy(out, at->ints, at->n_ints * sizeof(int64_t));
+	return (int)at->n_ints;
 }
 
-/* Refuse any attribute not in the list: silently ignoring one would compute something else. */
-static int
-kern_attr_check_known(const struct kern_attr_ctx *c, const char *const *known)
+int
+kern_attr_floats(const struct kern_attrs *a, const char *name, float *out, int max)
 {
-	for (size_t i = 0; i < c->np->n_attribute; i++) {
-		const char *an = c->np->attribute[i]->name ? c->np->attribute[i]->name : "";
-		bool ok = false;
+	const Onnx__AttributeProto *at = kern_attr(a, name);
 
-		for (const char *const *k = known; *k; k++)
-			ok |= strcmp(*k, an) == 0;
-		if (!ok)
-			return tg_err_set(c->err, -EINVAL,
-					  "node \"%s\" (%s): unsupported attribute %s", c->n->name,
-					  kern_op_names[c->n->op], an);
-	}
-	return 0;
-}
-
-static int
-kern_attr_auto_pad(const struct kern_attr_ctx *c, int *auto_pad, bool *valid)
-{
-	const Onnx__AttributeProto *a = kern_attr(c->np, "auto_pad");
-	char s[32] = "NOTSET";
-
-	if (a && a->has_s)
-		snprintf(s, sizeof(s), "%.*s", (int)a->s.len, (const char *)a->s.data);
-	*auto_pad = 0;
-	*valid = false;
-	if (strcmp(s, "NOTSET") == 0)
+	if (at == NULL)
 		return 0;
-	if (strcmp(s, "VALID") == 0) {
-		*valid = true;
-		return 0;
-	}
-	if (strcmp(s, "SAME_UPPER") == 0) {
-		*auto_pad = 1;
-		return 0;
-	}
-	if (strcmp(s, "SAME_LOWER") == 0) {
-		*auto_pad = 2;
-		return 0;
-	}
-	return kern_attr_bad(c, "auto_pad", "unknown value");
+	if (at->n_floats > (size_t)max)
+		return kern_attr_bad(a, name, "too many values");
+	for (size_t i = 0; i < at->n_floats; i++)
+		out[i] = at->floats[i];
+	return (int)at->n_floats;
 }
 
-/* kernel_shape/strides/pads/dilations shared by Conv and the pools. */
-static int
-kern_attr_window(const struct kern_attr_ctx *c, int *nsp, int64_t *kernel, int64_t *strides,
-		 int64_t *dilations, int64_t *pads, bool need_kernel)
+int
+kern_attr_enum(const struct kern_attrs *a, const char *name, const char *const *names, int dflt)
 {
-	int64_t k[8], s[8], d[8], p[8];
-	int nk, ns, nd, np;
+	const Onnx__AttributeProto *at = kern_attr(a, name);
 
-	nk = kern_attr_ints(c, "kernel_shape", k, 8);
-	ns = kern_attr_ints(c, "strides", s, 8);
-	nd = kern_attr_ints(c, "dilations", d, 8);
-	np = kern_attr_ints(c, "pads", p, 8);
-	if (nk < 0 || ns < 0 || nd < 0 || np < 0)
-		return -EINVAL;
-	if (need_kernel && nk == 0)
-		return kern_attr_bad(c, "kernel_shape", "required");
-	if (nk > 2)
-		return kern_attr_bad(c, "kernel_shape", "only 1-D and 2-D windows are supported");
-	*nsp = nk;	/* 0 for Conv without kernel_shape: taken from the weights later */
-	for (int i = 0; i < 2; i++) {
-		kernel[i] = i < nk ? k[i] : 1;
-		strides[i] = 1;
-		dilations[i] = 1;
-		pads[i] = pads[i + 2] = 0;
-	}
-	if ((ns && nk && ns != nk) || (nd && nk && nd != nk) || (np && nk && np != 2 * nk))
-		return kern_attr_bad(c, "strides/dilations/pads", "rank does not match the kernel");
-	if (ns > 2 || nd > 2 || np > 4)
-		return kern_attr_bad(c, "strides/dilations/pads", "only 1-D and 2-D are supported");
-	for (int i = 0; i < ns; i++)
-		strides[i] = s[i];
-	for (int i = 0; i < nd; i++)
-		dilations[i] = d[i];
-	for (int i = 0; i < np / 2; i++) {
-		pads[i] = p[i];
-		pads[i + 2] = p[i + np / 2];
-	}
-	for (int i = 0; i < 2; i++) {
-		if (kernel[i] < 1 || kernel[i] > 1024 || strides[i] < 1 || strides[i] > 1024 ||
-		    dilations[i] < 1 || dilations[i] > 1024)
-			return kern_attr_bad(c, "kernel_shape/strides/dilations", "out of range");
-		if (pads[i] < 0 || pads[i + 2] < 0 || pads[i] > 1024 || pads[i + 2] > 1024)
-			return kern_attr_bad(c, "pads", "out of range");
-	}
-	return 0;
-}
-
-/* Conv's and ConvTranspose's window, auto_pad and group. */
-static int
-kern_attr_conv(const struct kern_attr_ctx *c, struct kern_node *n, const Onnx__NodeProto *np)
-{
-	int rc = kern_attr_window(c, &n->a.conv.nsp, n->a.conv.kernel, n->a.conv.strides,
-				  n->a.conv.dilations, n->a.conv.pads, false);
-
-	if (rc == 0)
-		rc = kern_attr_auto_pad(c, &n->a.conv.auto_pad, &n->a.conv.valid);
-	n->a.conv.group = kern_attr_int(np, "group", 1);
-	if (rc == 0 && (n->a.conv.group < 1 || n->a.conv.group > (1 << 20)))
-		rc = kern_attr_bad(c, "group", "out of range");
-	return rc;
-}
-
-/* ConvTranspose's output_padding and output_shape (spatial; some exporters write [N,C,...]). */
-static int
-kern_attr_convt(const struct kern_attr_ctx *c, struct kern_node *n)
-{
-	int64_t sh[TG_MAX_DIMS];
-	int ns, rc = kern_attr_ints(c, "output_padding", n->a.conv.out_pad, 2);
-
-	if (rc < 0)
-		return rc;
-	ns = kern_attr_ints(c, "output_shape", sh, TG_MAX_DIMS);
-	if (ns < 0)
-		return ns;
-	if (ns > 2 && ns != 3 && ns != 4)
-		return kern_attr_bad(c, "output_shape", "only 1-D and 2-D are supported");
-	for (int i = 0; i < 2 && i < ns; i++)
-		n->a.conv.out_shape[i] = sh[ns > 2 ? i + 2 : i];
-	n->a.conv.has_out_shape = ns > 0;
-	for (int i = 0; i < 2; i++)
-		if (n->a.conv.out_pad[i] < 0 || n->a.conv.out_pad[i] > 1024 ||
-		    n->a.conv.out_shape[i] < 0 || n->a.conv.out_shape[i] > (1 << 24))
-			return kern_attr_bad(c, "output_padding/output_shape", "out of range");
-	return 0;
-}
-
-/* A STRING attribute matched against a list: its index, dflt when absent, -1 unknown. */
-static int
-kern_attr_enum(const Onnx__NodeProto *np, const char *name, const char *const *names, int dflt)
-{
-	const Onnx__AttributeProto *a = kern_attr(np, name);
-
-	if (a == NULL || !a->has_s)
+	if (at == NULL || !at->has_s)
 		return dflt;
 	for (int i = 0; names[i]; i++)
-		if (strlen(names[i]) == a->s.len && memcmp(names[i], a->s.data, a->s.len) == 0)
+		if (strlen(names[i]) == at->s.len && memcmp(names[i], at->s.data, at->s.len) == 0)
 			return i;
 	return -1;
 }
 
-/* Resize (opset 10..18) and Upsample (7, 9): the modes; what is not computed exactly is
- * refused when shapes are known (kern_resize_geometry). */
+/* Refuse any attribute not in the list: silently ignoring one would compute something else. */
 static int
-kern_attr_resize(const struct kern_attr_ctx *c, struct kern_model *m, struct kern_node *n)
+kern_attr_check_known(const struct kern_attrs *a, const char *const *known)
 {
-	static const char *const modes[] = { "nearest", "linear", "cubic", NULL };
-	static const char *const coords[] = { "half_pixel", "pytorch_half_pixel", "align_corners",
-					      "asymmetric", "tf_crop_and_resize",
-					      "half_pixel_symmetric", NULL };
-	static const char *const nearest[] = { "round_prefer_floor", "round_prefer_ceil", "floor",
-					       "ceil", NULL };
-	const Onnx__AttributeProto *a = kern_attr(c->np, "mode");
-	bool legacy = n->op == KOP_UPSAMPLE || m->opset < 11;
+	const Onnx__NodeProto *np = a->np;
 
-	/* Upsample and Resize-10 say "bilinear"/"linear" and map coordinates asymmetrically. */
-	if (a && a->has_s && a->s.len == 8 && memcmp(a->s.data, "bilinear", 8) == 0)
-		n->a.resize.mode = KERN_RS_LINEAR;
-	else
-		n->a.resize.mode = kern_attr_enum(c->np, "mode", modes, KERN_RS_NEAREST);
-	n->a.resize.coord = legacy ? KERN_RS_ASYMMETRIC :
-		kern_attr_enum(c->np, "coordinate_transformation_mode", coords, KERN_RS_HALF_PIXEL);
-	n->a.resize.nearest = legacy ? KERN_RS_FLOOR :
-		kern_attr_enum(c->np, "nearest_mode", nearest, KERN_RS_ROUND_PREFER_FLOOR);
-	if (n->a.resize.mode < 0 || n->a.resize.coord < 0 || n->a.resize.nearest < 0)
-		return kern_attr_bad(c, "mode/coordinate_transformation_mode/nearest_mode",
-				     "value not supported");
-	if (kern_attr_int(c->np, "antialias", 0) != 0)
-		return kern_attr_bad(c, "antialias", "not supported");
-	if (kern_attr(c->np, "axes") != NULL)
-		return kern_attr_bad(c, "axes", "not supported");
-	if (kern_attr_enum(c->np, "keep_aspect_ratio_policy", (const char *const[]){ "stretch",
-			   NULL }, 0) != 0)
-		return kern_attr_bad(c, "keep_aspect_ratio_policy", "only stretch is supported");
-	a = kern_attr(c->np, "scales");
-	if (a != NULL) {
-		if (a->n_floats > TG_MAX_DIMS)
-			return kern_attr_bad(c, "scales", "too many values");
-		for (size_t i = 0; i < a->n_floats; i++)
-			n->a.resize.scales[i] = a->floats[i];
-		n->a.resize.n_scales = (int)a->n_floats;
+	for (size_t i = 0; i < np->n_attribute; i++) {
+		const char *an = np->attribute[i]->name ? np->attribute[i]->name : "";
+		bool ok = false;
+
+		for (const char *const *k = known; k && *k; k++)
+			ok |= strcmp(*k, an) == 0;
+		if (!ok)
+			return tg_err_set(a->err, -EINVAL,
+					  "node \"%s\" (%s): unsupported attribute %s", a->n->name,
+					  kern_op_names[a->n->op], an);
 	}
 	return 0;
 }
 
+/* A node's attributes, as its op's definition reads them. */
 static int
 kern_node_attrs(struct kern_model *m, struct kern_node *n, const Onnx__NodeProto *np,
 		struct tg_err *err)
 {
-	struct kern_attr_ctx c = { n, np, err };
-	int rc = 0;
+	const struct kern_op_def *d = kern_ops[n->op];
+	struct kern_attrs a = { m, n, np, err };
+	int rc = kern_attr_check_known(&a, d->known);
 
-#define KNOWN(...)                                                                    \
-	do {                                                                          \
-		static const char *const k_[] = { __VA_ARGS__, NULL };                \
-		rc = kern_attr_check_known(&c, k_);                                   \
-		if (rc < 0)                                                           \
-			return rc;                                                    \
-	} while (0)
-
-	switch (n->op) {
-	case KOP_CONVT:
-		KNOWN("kernel_shape", "strides", "pads", "dilations", "group", "auto_pad",
-		      "output_padding", "output_shape");
-		rc = kern_attr_conv(&c, n, np);
-		if (rc == 0)
-			rc = kern_attr_convt(&c, n);
-		break;
-	case KOP_CONV:
-		KNOWN("kernel_shape", "strides", "pads", "dilations", "group", "auto_pad");
-		rc = kern_attr_conv(&c, n, np);
-		break;
-	case KOP_MAXPOOL:
-	case KOP_AVGPOOL:
-		if (n->op == KOP_MAXPOOL)
-			KNOWN("kernel_shape", "strides", "pads", "dilations", "ceil_mode", "auto_pad",
-			      "storage_order");
-		else
-			KNOWN("kernel_shape", "strides", "pads", "ceil_mode", "auto_pad",
-			      "count_include_pad");
-		rc = kern_attr_window(&c, &n->a.pool.nsp, n->a.pool.kernel, n->a.pool.strides,
-				      n->a.pool.dilations, n->a.pool.pads, true);
-		if (rc == 0)
-			rc = kern_attr_auto_pad(&c, &n->a.pool.auto_pad, &n->a.pool.valid);
-		n->a.pool.ceil_mode = kern_attr_int(np, "ceil_mode", 0) != 0;
-		n->a.pool.count_include_pad = kern_attr_int(np, "count_include_pad", 0) != 0;
-		if (rc == 0 && np->n_output > 1)
-			rc = kern_attr_bad(&c, "Indices", "the indices output is not supported");
-		break;
-	case KOP_BN:
-		KNOWN("epsilon", "momentum", "spatial", "training_mode", "is_test");
-		n->a.bn.eps = kern_attr_float(np, "epsilon", 1e-5f);
-		if (kern_attr_int(np, "spatial", 1) != 1)
-			return kern_attr_bad(&c, "spatial", "only spatial=1 is supported");
-		if (kern_attr_int(np, "training_mode", 0) != 0)
-			return kern_attr_bad(&c, "training_mode", "training is not supported");
-		if (np->n_output > 1)
-			return kern_attr_bad(&c, "outputs", "running statistics outputs (training)");
-		break;
-	case KOP_LAYERNORM:
-		KNOWN("axis", "epsilon", "stash_type");
-		n->a.ln.axis = kern_attr_int(np, "axis", -1);
-		n->a.ln.eps = kern_attr_float(np, "epsilon", 1e-5f);
-		if (kern_attr_int(np, "stash_type", 1) != 1)
-			return kern_attr_bad(&c, "stash_type", "only float statistics are supported");
-		break;
-	case KOP_CLIP:
-		KNOWN("min", "max");
-		n->a.clip.has_min = kern_attr(np, "min") != NULL;
-		n->a.clip.has_max = kern_attr(np, "max") != NULL;
-		n->a.clip.min = kern_attr_float(np, "min", -INFINITY);
-		n->a.clip.max = kern_attr_float(np, "max", INFINITY);
-		break;
-	case KOP_HARDSIGMOID:
-		KNOWN("alpha", "beta");
-		n->a.hsig.alpha = kern_attr_float(np, "alpha", 0.2f);
-		n->a.hsig.beta = kern_attr_float(np, "beta", 0.5f);
-		break;
-	case KOP_LEAKYRELU:
-	case KOP_ELU:
-		KNOWN("alpha");
-		n->a.elt.alpha = kern_attr_float(np, "alpha", n->op == KOP_ELU ? 1.f : 0.01f);
-		break;
-	case KOP_TRANSPOSE:
-		KNOWN("perm");
-		rc = kern_attr_ints(&c, "perm", n->a.perm.perm, TG_MAX_DIMS);
-		if (rc < 0)
-			return rc;
-		n->a.perm.n = rc;	/* 0: reverse the dims */
-		rc = 0;
-		break;
-	case KOP_GEMM:
-		KNOWN("alpha", "beta", "transA", "transB", "broadcast");
-		n->a.gemm.alpha = kern_attr_float(np, "alpha", 1.f);
-		n->a.gemm.beta = kern_attr_float(np, "beta", 1.f);
-		n->a.gemm.trans_a = (int)kern_attr_int(np, "transA", 0);
-		n->a.gemm.trans_b = (int)kern_attr_int(np, "transB", 0);
-		break;
-	case KOP_CONCAT:
-		KNOWN("axis");
-		if (kern_attr(np, "axis") == NULL)
-			return kern_attr_bad(&c, "axis", "required");
-		n->a.axis.axis = kern_attr_int(np, "axis", 0);
-		break;
-	case KOP_FLATTEN:
-		KNOWN("axis");
-		n->a.axis.axis = kern_attr_int(np, "axis", 1);
-		break;
-	case KOP_SOFTMAX:
-	case KOP_LOGSOFTMAX:
-		KNOWN("axis");
-		n->a.axis.axis = kern_attr_int(np, "axis", m->opset >= 13 ? -1 : 1);
-		break;
-	case KOP_GATHER:
-		KNOWN("axis");
-		n->a.axis.axis = kern_attr_int(np, "axis", 0);
-		break;
-	case KOP_SQUEEZE:
-	case KOP_UNSQUEEZE:
-		KNOWN("axes");
-		rc = kern_attr_ints(&c, "axes", n->a.axes.axes, TG_MAX_DIMS);
-		if (rc < 0)
-			return rc;
-		n->a.axes.n_axes = rc;
-		n->a.axes.has_axes = kern_attr(np, "axes") != NULL;
-		rc = 0;
-		break;
-	case KOP_PAD: {
-		const Onnx__AttributeProto *a = kern_attr(np, "mode");
-
-		KNOWN("mode", "pads", "value");
-		if (a && a->has_s && !(a->s.len == 8 && memcmp(a->s.data, "constant", 8) == 0))
-			return kern_attr_bad(&c, "mode", "only constant padding is supported");
-		rc = kern_attr_ints(&c, "pads", n->a.pad.pads, 2 * TG_MAX_DIMS);
-		if (rc < 0)
-			return rc;
-		n->a.pad.n_pads = rc;
-		n->a.pad.has_pads = kern_attr(np, "pads") != NULL;
-		n->a.pad.value = kern_attr_float(np, "value", 0.f);
-		rc = 0;
-		break;
-	}
-	case KOP_SLICE:
-		KNOWN("starts", "ends", "axes");
-		n->a.slice.has = kern_attr(np, "starts") != NULL;
-		if (n->a.slice.has) {
-			int ns = kern_attr_ints(&c, "starts", n->a.slice.starts, TG_MAX_DIMS);
-			int ne = kern_attr_ints(&c, "ends", n->a.slice.ends, TG_MAX_DIMS);
-			int na = kern_attr_ints(&c, "axes", n->a.slice.axes, TG_MAX_DIMS);
-
-			if (ns < 0 || ne < 0 || na < 0)
-				return -EINVAL;
-			if (ns != ne || (na && na != ns))
-				return kern_attr_bad(&c, "starts/ends/axes", "lengths differ");
-			if (!na)
-				for (int i = 0; i < ns; i++)
-					n->a.slice.axes[i] = i;
-			n->a.slice.n = ns;
-		}
-		break;
-	case KOP_REDUCEMEAN: case KOP_REDUCEMAX: case KOP_REDUCEMIN: case KOP_REDUCESUM:
-	case KOP_REDUCEPROD: case KOP_REDUCEL1: case KOP_REDUCEL2: case KOP_REDUCESUMSQUARE:
-		KNOWN("axes", "keepdims", "noop_with_empty_axes");
-		rc = kern_attr_ints(&c, "axes", n->a.reduce.axes, TG_MAX_DIMS);
-		if (rc < 0)
-			return rc;
-		n->a.reduce.n_axes = rc;
-		n->a.reduce.has_axes = kern_attr(np, "axes") != NULL;
-		n->a.reduce.keepdims = kern_attr_int(np, "keepdims", 1) != 0;
-		n->a.reduce.noop_empty = kern_attr_int(np, "noop_with_empty_axes", 0) != 0;
-		rc = 0;
-		break;
-	case KOP_SPLIT:
-		KNOWN("axis", "split", "num_outputs");
-		n->a.split.axis = kern_attr_int(np, "axis", 0);
-		rc = kern_attr_ints(&c, "split", n->a.split.sizes, KERN_MAX_OUT);
-		if (rc < 0)
-			return rc;
-		n->a.split.n_sizes = rc;
-		n->a.split.has_sizes = kern_attr(np, "split") != NULL;
-		rc = 0;
-		break;
-	case KOP_RESIZE:
-	case KOP_UPSAMPLE:
-		KNOWN("mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a",
-		      "exclude_outside", "extrapolation_value", "antialias", "axes",
-		      "keep_aspect_ratio_policy", "scales");
-		rc = kern_attr_resize(&c, m, n);
-		break;
-	case KOP_GELU:
-		KNOWN("approximate");
-		n->a.gelu.tanh = kern_attr_enum(np, "approximate",
-						(const char *const[]){ "none", "tanh", NULL }, 0) == 1;
-		break;
-	case KOP_CAST:
-		KNOWN("to");
-		n->a.cast.to = (int)kern_attr_int(np, "to", 0);
-		break;
-	case KOP_SHAPE:
-		KNOWN("start", "end");
-		if (kern_attr(np, "start") || kern_attr(np, "end"))
-			return kern_attr_bad(&c, "start/end", "not supported");
-		break;
-	case KOP_RESHAPE:
-		KNOWN("allowzero", "shape");
-		if (kern_attr_int(np, "allowzero", 0) != 0)
-			return kern_attr_bad(&c, "allowzero", "only 0 is supported");
-		if (kern_attr(np, "shape"))
-			return kern_attr_bad(&c, "shape", "Reshape-1 attribute form is not supported");
-		break;
-	case KOP_DROPOUT:
-		KNOWN("ratio", "seed", "is_test");
-		break;
-	case KOP_ADD: case KOP_MUL: case KOP_SUB: case KOP_DIV:
-		KNOWN("broadcast", "axis");
-		if (kern_attr(np, "axis") != NULL)
-			return kern_attr_bad(&c, "axis", "legacy broadcast axis is not supported");
-		break;
-	case KOP_CONSTANT:
-		KNOWN("value", "value_float", "value_floats", "value_int", "value_ints");
-		break;
-	default:
-		KNOWN("__none__");
-		break;
-	}
-#undef KNOWN
+	if (rc == 0 && d->attrs != NULL)
+		rc = d->attrs(&a);
 	return rc;
 }
 
 /* Turn a Constant node's attribute into constant data on its output value. */
-static int
-kern_constant_value(struct kern_model *m, struct kern_node *n, const Onnx__NodeProto *np,
-		    struct tg_err *err)
+int
+kern_attr_constant(struct kern_attrs *c)
 {
+	struct kern_model *m = c->m;
+	struct kern_node *n = c->n;
+	struct tg_err *err = c->err;
 	struct kern_value *v = &m->values[n->out[0]];
 	const Onnx__AttributeProto *a;
 	struct tg_tensor t = { 0 };
 	int rc;
 
-	if ((a = kern_attr(np, "value")) != NULL && a->t != NULL) {
+	if ((a = kern_attr(c, "value")) != NULL && a->t != NULL) {
 		rc = kern_tensor_from_proto(a->t, m->opts.max_tensor_elems, &t, err);
 		if (rc < 0)
 			return tg_err_prefix(err, "node \"%s\" (Constant): ", n->name);
-	} else if ((a = kern_attr(np, "value_float")) != NULL) {
+	} else if ((a = kern_attr(c, "value_float")) != NULL) {
 		t.dtype = TG_DT_F32;
 		if (tg_tensor_alloc(&t) < 0)
 			return tg_err_set(err, -ENOMEM, "out of memory");
 		*(float *)t.data = a->f;
-	} else if ((a = kern_attr(np, "value_int")) != NULL) {
+	} else if ((a = kern_attr(c, "value_int")) != NULL) {
 		t.dtype = TG_DT_S64;
 		if (tg_tensor_alloc(&t) < 0)
 			return tg_err_set(err, -ENOMEM, "out of memory");
 		*(int64_t *)t.data = a->i;
-	} else if ((a = kern_attr(np, "value_ints")) != NULL ||
-		   (a = kern_attr(np, "value_floats")) != NULL) {
+	} else if ((a = kern_attr(c, "value_ints")) != NULL ||
+		   (a = kern_attr(c, "value_floats")) != NULL) {
 		bool ints = a->n_ints > 0 || a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
 
 		t.dtype = ints ? TG_DT_S64 : TG_DT_F32;
@@ -882,6 +527,173 @@ out:
 	return rc;
 }
 
+/* Initializers: constant values, f32 or s64. */
+static int
+kern_onnx_inits(struct kern_model *m, struct kern_names *names, const Onnx__GraphProto *g,
+		struct tg_err *err)
+{
+	for (size_t i = 0; i < g->n_initializer; i++) {
+		const Onnx__TensorProto *tp = g->initializer[i];
+		struct kern_value *v;
+		int vi, rc;
+
+		if (tp->name == NULL || tp->name[0] == '\0')
+			return tg_err_set(err, -EINVAL, "initializer %zu has no name", i);
+		rc = kern_value_add(m, names, tp->name, &vi, err);
+		if (rc < 0)
+			return rc;
+		v = &m->values[vi];
+		if (v->is_const)
+			return tg_err_set(err, -EINVAL, "initializer \"%s\" defined twice", tp->name);
+		rc = kern_tensor_from_proto(tp, m->opts.max_tensor_elems, &v->cdata, err);
+		if (rc == 0)
+			rc = kern_tensor_normalize(&v->cdata, v->name, err);
+		if (rc < 0)
+			return rc;
+		v->is_const = v->is_static = true;
+		v->elem_type = tp->data_type;
+	}
+	return 0;
+}
+
+/* Graph inputs fed at run time, with their declared shapes. */
+static int
+kern_onnx_inputs(struct kern_model *m, struct kern_names *names, const Onnx__GraphProto *g,
+		 struct tg_err *err)
+{
+	for (size_t i = 0; i < g->n_input; i++) {
+		const Onnx__ValueInfoProto *vi = g->input[i];
+		int idx, rc;
+
+		if (vi->name == NULL || vi->name[0] == '\0')
+			return tg_err_set(err, -EINVAL, "graph input %zu has no name", i);
+		rc = kern_value_add(m, names, vi->name, &idx, err);
+		if (rc < 0)
+			return rc;
+		if (m->values[idx].is_const)	/* old exporters list initializers as inputs */
+			continue;
+		rc = kern_input_shape(&m->values[idx], vi, err);
+		if (rc < 0)
+			return rc;
+		m->values[idx].is_input = true;
+		m->inputs[m->n_inputs++] = idx;
+	}
+	if (m->n_inputs == 0)
+		return tg_err_set(err, -EINVAL, "graph has no runtime input");
+	return 0;
+}
+
+/* A node's inputs and outputs as value indices; a name not seen yet becomes a value. */
+static int
+kern_onnx_node_io(struct kern_model *m, struct kern_names *names, struct kern_node *n,
+		  const Onnx__NodeProto *np, size_t i, struct tg_err *err)
+{
+	int rc;
+
+	for (int k = 0; k < KERN_MAX_IN; k++)
+		n->in[k] = -1;	/* absent: what every rule that reads in[k] checks for */
+	for (size_t k = 0; k < np->n_input; k++) {
+		if (np->input[k][0] == '\0')
+			continue;	/* omitted optional input */
+		rc = kern_value_add(m, names, np->input[k], &n->in[k], err);
+		if (rc < 0)
+			return rc;
+	}
+	n->n_in = (int)np->n_input;
+	for (size_t k = 0; k < np->n_output; k++) {
+		int vi;
+
+		n->out[k] = -1;
+		if (np->output[k][0] == '\0')
+			continue;
+		rc = kern_value_add(m, names, np->output[k], &vi, err);
+		if (rc < 0)
+			return rc;
+		if (m->values[vi].producer >= 0 || m->values[vi].is_const || m->values[vi].is_input)
+			return tg_err_set(err, -EINVAL, "node \"%s\": output \"%s\" is defined twice",
+					  n->name, np->output[k]);
+		m->values[vi].producer = (int)i;
+		n->out[k] = vi;
+	}
+	/* Optional trailing outputs (Dropout's mask, ...) are allowed when nobody reads them. */
+	n->n_out = (int)np->n_output;
+	if (n->out[0] < 0)
+		return tg_err_set(err, -EINVAL, "node \"%s\" (%s): first output unnamed", n->name,
+				  kern_op_names[n->op]);
+	return 0;
+}
+
+/* Node i of the file: its op, inputs, outputs and attributes. */
+static int
+kern_onnx_node(struct kern_model *m, struct kern_names *names, const Onnx__NodeProto *np,
+	       size_t i, struct tg_err *err)
+{
+	struct kern_node *n = &m->nodes[m->n_nodes];
+	const char *op = np->op_type ? np->op_type : "";
+	char nm[96];
+	int rc;
+
+	snprintf(nm, sizeof(nm), "%s_%zu", op, i);
+	n->name = strdup(np->name && np->name[0] ? np->name : nm);
+	if (n->name == NULL)
+		return tg_err_set(err, -ENOMEM, "out of memory");
+	m->n_nodes++;
+	if (kern_lookup_op(op, np->domain, &n->op) < 0)
+		return tg_err_set(err, -EINVAL, "node \"%s\": unsupported op %s%s%s", n->name, op,
+				  np->domain && np->domain[0] ? " in domain " : "",
+				  np->domain ? np->domain : "");
+	if (np->n_input > KERN_MAX_IN || np->n_output > KERN_MAX_OUT)
+		return tg_err_set(err, -EINVAL, "node \"%s\" (%s): too many inputs or outputs",
+				  n->name, op);
+	if (np->n_output == 0)
+		return tg_err_set(err, -EINVAL, "node \"%s\" (%s): no output", n->name, op);
+	rc = kern_onnx_node_io(m, names, n, np, i, err);
+	if (rc == 0)
+		rc = kern_node_attrs(m, n, np, err);
+	return rc;
+}
+
+/* Every input must be produced by something; consumers counted. */
+static int
+kern_onnx_check_inputs(struct kern_model *m, struct tg_err *err)
+{
+	for (unsigned i = 0; i < m->n_nodes; i++)
+		for (int k = 0; k < m->nodes[i].n_in; k++) {
+			int v = m->nodes[i].in[k];
+
+			if (v >= 0 && m->values[v].producer < 0 && !m->values[v].is_const &&
+			    !m->values[v].is_input)
+				return tg_err_set(err, -EINVAL,
+						  "node \"%s\" (%s): input \"%s\" is neither produced "
+						  "by a node nor an initializer nor a graph input "
+						  "(missing initializer?)",
+						  m->nodes[i].name, kern_op_names[m->nodes[i].op],
+						  m->values[v].name);
+			if (v >= 0)
+				m->values[v].n_consumers++;
+		}
+	return 0;
+}
+
+static int
+kern_onnx_outputs(struct kern_model *m, struct kern_names *names, const Onnx__GraphProto *g,
+		  struct tg_err *err)
+{
+	for (size_t i = 0; i < g->n_output; i++) {
+		const char *on = g->output[i]->name ? g->output[i]->name : "";
+		int *slot = kern_names_find(names, on);
+
+		if (*slot < 0 || (m->values[*slot].producer < 0 && !m->values[*slot].is_input))
+			return tg_err_set(err, -EINVAL, "graph output \"%s\" is not produced by any node",
+					  on);
+		m->values[*slot].is_output = true;
+		m->outputs[m->n_outputs++] = *slot;
+	}
+	if (m->n_outputs == 0)
+		return tg_err_set(err, -EINVAL, "graph has no outputs");
+	return 0;
+}
+
 static int
 kern_onnx_graph(struct kern_model *m, const Onnx__GraphProto *g, struct tg_err *err)
 {
@@ -903,165 +715,17 @@ kern_onnx_graph(struct kern_model *m, const Onnx__GraphProto *g, struct tg_err *
 	if (!m->values || !m->nodes || !m->inputs || !m->outputs ||
 	    kern_names_init(&names, m, max_names) < 0)
 		return tg_err_set(err, -ENOMEM, "out of memory");
-
-	for (size_t i = 0; i < g->n_initializer; i++) {
-		const Onnx__TensorProto *tp = g->initializer[i];
-		struct kern_value *v;
-		int vi;
-
-		if (tp->name == NULL || tp->name[0] == '\0') {
-			rc = tg_err_set(err, -EINVAL, "initializer %zu has no name", i);
-			goto out;
-		}
-		rc = kern_value_add(m, &names, tp->name, &vi, err);
-		if (rc < 0)
-			goto out;
-		v = &m->values[vi];
-		if (v->is_const) {
-			rc = tg_err_set(err, -EINVAL, "initializer \"%s\" defined twice", tp->name);
-			goto out;
-		}
-		rc = kern_tensor_from_proto(tp, m->opts.max_tensor_elems, &v->cdata, err);
-		if (rc == 0)
-			rc = kern_tensor_normalize(&v->cdata, v->name, err);
-		if (rc < 0)
-			goto out;
-		v->is_const = v->is_static = true;
-		v->elem_type = tp->data_type;
-	}
-	for (size_t i = 0; i < g->n_input; i++) {
-		const Onnx__ValueInfoProto *vi = g->input[i];
-		int idx;
-
-		if (vi->name == NULL || vi->name[0] == '\0') {
-			rc = tg_err_set(err, -EINVAL, "graph input %zu has no name", i);
-			goto out;
-		}
-		rc = kern_value_add(m, &names, vi->name, &idx, err);
-		if (rc < 0)
-			goto out;
-		if (m->values[idx].is_const)	/* old exporters list initializers as inputs */
-			continue;
-		rc = kern_input_shape(&m->values[idx], vi, err);
-		if (rc < 0)
-			goto out;
-		m->values[idx].is_input = true;
-		m->inputs[m->n_inputs++] = idx;
-	}
-	if (m->n_inputs == 0) {
-		rc = tg_err_set(err, -EINVAL, "graph has no runtime input");
-		goto out;
-	}
-	for (size_t i = 0; i < g->n_node; i++) {
-		const Onnx__NodeProto *np = g->node[i];
-		struct kern_node *n = &m->nodes[m->n_nodes];
-		const char *op = np->op_type ? np->op_type : "";
-		char nm[96];
-
-		snprintf(nm, sizeof(nm), "%s_%zu", op, i);
-		n->name = strdup(np->name && np->name[0] ? np->name : nm);
-		if (n->name == NULL) {
-			rc = tg_err_set(err, -ENOMEM, "out of memory");
-			goto out;
-		}
-		m->n_nodes++;
-		if (kern_lookup_op(op, np->domain, &n->op) < 0) {
-			rc = tg_err_set(err, -EINVAL, "node \"%s\": unsupported op %s%s%s", n->name, op,
-					np->domain && np->domain[0] ? " in domain " : "",
-					np->domain ? np->domain : "");
-			goto out;
-		}
-		if (np->n_input > KERN_MAX_IN || np->n_output > KERN_MAX_OUT) {
-			rc = tg_err_set(err, -EINVAL, "node \"%s\" (%s): too many inputs or outputs",
-					n->name, op);
-			goto out;
-		}
-		if (np->n_output == 0) {
-			rc = tg_err_set(err, -EINVAL, "node \"%s\" (%s): no output", n->name, op);
-			goto out;
-		}
-		for (int k = 0; k < KERN_MAX_IN; k++)
-			n->in[k] = -1;	/* absent: what every rule that reads in[k] checks for */
-		for (size_t k = 0; k < np->n_input; k++) {
-			if (np->input[k][0] == '\0')
-				continue;	/* omitted optional input */
-			int *slot = kern_names_find(&names, np->input[k]);
-
-			n->in[k] = *slot;	/* -1 when not yet seen: resolved below */
-			if (*slot < 0) {
-				rc = kern_value_add(m, &names, np->input[k], &n->in[k], err);
-				if (rc < 0)
-					goto out;
-			}
-		}
-		n->n_in = (int)np->n_input;
-		for (size_t k = 0; k < np->n_output; k++) {
-			int vi;
-
-			n->out[k] = -1;
-			if (np->output[k][0] == '\0')
-				continue;
-			rc = kern_value_add(m, &names, np->output[k], &vi, err);
-			if (rc < 0)
-				goto out;
-			if (m->values[vi].producer >= 0 || m->values[vi].is_const ||
-			    m->values[vi].is_input) {
-				rc = tg_err_set(err, -EINVAL, "node \"%s\": output \"%s\" is defined twice",
-						n->name, np->output[k]);
-				goto out;
-			}
-			m->values[vi].producer = (int)i;
-			n->out[k] = vi;
-		}
-		/* Optional trailing outputs (Dropout's mask, ...) are allowed when nobody reads them. */
-		n->n_out = (int)np->n_output;
-		if (n->out[0] < 0) {
-			rc = tg_err_set(err, -EINVAL, "node \"%s\" (%s): first output unnamed", n->name, op);
-			goto out;
-		}
-		rc = kern_node_attrs(m, n, np, err);
-		if (rc < 0)
-			goto out;
-		if (n->op == KOP_CONSTANT) {
-			rc = kern_constant_value(m, n, np, err);
-			if (rc < 0)
-				goto out;
-		}
-	}
-	/* Every input must be produced by something. */
-	for (unsigned i = 0; i < m->n_nodes; i++)
-		for (int k = 0; k < m->nodes[i].n_in; k++) {
-			int v = m->nodes[i].in[k];
-
-			if (v >= 0 && m->values[v].producer < 0 && !m->values[v].is_const &&
-			    !m->values[v].is_input) {
-				rc = tg_err_set(err, -EINVAL,
-						"node \"%s\" (%s): input \"%s\" is neither produced by a "
-						"node nor an initializer nor a graph input (missing initializer?)",
-						m->nodes[i].name, kern_op_names[m->nodes[i].op],
-						m->values[v].name);
-				goto out;
-			}
-			if (v >= 0)
-				m->values[v].n_consumers++;
-		}
-	for (size_t i = 0; i < g->n_output; i++) {
-		const char *on = g->output[i]->name ? g->output[i]->name : "";
-		int *slot = kern_names_find(&names, on);
-
-		if (*slot < 0 || (m->values[*slot].producer < 0 && !m->values[*slot].is_input)) {
-			rc = tg_err_set(err, -EINVAL, "graph output \"%s\" is not produced by any node", on);
-			goto out;
-		}
-		m->values[*slot].is_output = true;
-		m->outputs[m->n_outputs++] = *slot;
-	}
-	if (m->n_outputs == 0) {
-		rc = tg_err_set(err, -EINVAL, "graph has no outputs");
-		goto out;
-	}
-	rc = kern_topo_sort(m, err);
-out:
+	rc = kern_onnx_inits(m, &names, g, err);
+	if (rc == 0)
+		rc = kern_onnx_inputs(m, &names, g, err);
+	for (size_t i = 0; rc == 0 && i < g->n_node; i++)
+		rc = kern_onnx_node(m, &names, g->node[i], i, err);
+	if (rc == 0)
+		rc = kern_onnx_check_inputs(m, err);
+	if (rc == 0)
+		rc = kern_onnx_outputs(m, &names, g, err);
+	if (rc == 0)
+		rc = kern_topo_sort(m, err);
 	free(names.slot);
 	return rc;
 }

@@ -438,72 +438,27 @@ struct kp_chain {
 	int out_v;			/* value the fused primitive produces */
 };
 
+/* The oneDNN eltwise a node is, with its parameters; false for other ops, or when a
+ * parameter is not known at plan time. */
 static bool
-kp_eltwise_params(const struct kern_plan *p, const struct kern_node *n, dnnl_alg_kind_t *alg,
-		  float *alpha, float *beta)
+kp_eltwise_params(const struct kern_plan *p, const struct kern_node *n, struct kern_elt *e)
 {
-	*alpha = 0.f;
-	*beta = 0.f;
-	switch (n->op) {
-	case KOP_RELU: *alg = dnnl_eltwise_relu; return true;
-	case KOP_SIGMOID: *alg = dnnl_eltwise_logistic; return true;
-	case KOP_HARDSWISH: *alg = dnnl_eltwise_hardswish; return true;
-	case KOP_LEAKYRELU: *alg = dnnl_eltwise_relu; *alpha = n->a.elt.alpha; return true;
-	case KOP_ELU: *alg = dnnl_eltwise_elu; *alpha = n->a.elt.alpha; return true;
-	case KOP_TANH: *alg = dnnl_eltwise_tanh; return true;
-	case KOP_EXP: *alg = dnnl_eltwise_exp; return true;
-	case KOP_ABS: *alg = dnnl_eltwise_abs; return true;
-	case KOP_SQRT: *alg = dnnl_eltwise_sqrt; return true;
-	case KOP_NEG: *alg = dnnl_eltwise_linear; *alpha = -1.f; return true;
-	case KOP_RECIPROCAL: *alg = dnnl_eltwise_pow; *alpha = 1.f; *beta = -1.f; return true;
-	case KOP_LOG: *alg = dnnl_eltwise_log; return true;
-	case KOP_SOFTPLUS: *alg = dnnl_eltwise_soft_relu; return true;
-	case KOP_MISH: *alg = dnnl_eltwise_mish; return true;
-	case KOP_GELU:
-		*alg = n->a.gelu.tanh ? dnnl_eltwise_gelu_tanh : dnnl_eltwise_gelu_erf;
-		return true;
-	case KOP_ROUND: *alg = dnnl_eltwise_round; return true;	/* half to even, as ONNX */
-	case KOP_POW:
-		*alg = dnnl_eltwise_pow;
-		*alpha = 1.f;
-		return kern_static_float(&p->sh, n->in[1], beta) == 0;
-	case KOP_HARDSIGMOID:
-		*alg = dnnl_eltwise_linear;
-		*alpha = n->a.hsig.alpha;
-		*beta = n->a.hsig.beta;
-		return true;	/* followed by a clip to [0, 1], see kp_append_eltwise */
-	case KOP_CLIP: {
-		float lo = -FLT_MAX, hi = FLT_MAX;
+	const struct kern_op_def *d = kern_ops[n->op];
 
-		if (n->n_in > 1 && n->in[1] >= 0 && kern_static_float(&p->sh, n->in[1], &lo) < 0)
-			return false;
-		if (n->n_in > 2 && n->in[2] >= 0 && kern_static_float(&p->sh, n->in[2], &hi) < 0)
-			return false;
-		if (n->n_in <= 1) {
-			lo = n->a.clip.has_min ? n->a.clip.min : -FLT_MAX;
-			hi = n->a.clip.has_max ? n->a.clip.max : FLT_MAX;
-		}
-		*alg = dnnl_eltwise_clip_v2;
-		*alpha = lo;
-		*beta = hi;
-		return true;
-	}
-	default:
-		return false;
-	}
+	return d->elt != NULL && d->elt(&p->sh, n, e);
 }
 
 static int
 kp_append_eltwise(const struct kern_plan *p, dnnl_post_ops_t po, const struct kern_node *n)
 {
-	dnnl_alg_kind_t alg;
-	float a, b;
+	struct kern_elt e;
 
-	if (!kp_eltwise_params(p, n, &alg, &a, &b))
+	if (!kp_eltwise_params(p, n, &e))
 		return -EINVAL;
-	if (dnnl_post_ops_append_eltwise(po, 1.f, alg, a, b) != dnnl_success)
+	if (dnnl_post_ops_append_eltwise(po, 1.f, (dnnl_alg_kind_t)e.alg, e.alpha, e.beta) !=
+	    dnnl_success)
 		return -EIO;
-	if (n->op == KOP_HARDSIGMOID &&
+	if (e.clip01 &&
 	    dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_clip_v2, 0.f, 1.f) != dnnl_success)
 		return -EIO;
 	return 0;
@@ -548,13 +503,12 @@ kp_chain_build(const struct kern_plan *p, const struct kern_node *head, bool all
 	while (c->n < 6) {
 		int r = kp_only_reader(p, cur);
 		const struct kern_node *n;
-		dnnl_alg_kind_t alg;
-		float a, b;
+		struct kern_elt e;
 
 		if (r < 0 || head_of[r] >= 0)
 			break;
 		n = &p->m->nodes[r];
-		if (kp_eltwise_params(p, n, &alg, &a, &b)) {
+		if (kp_eltwise_params(p, n, &e)) {
 			/* ok */
 		} else if (n->op == KOP_ADD && allow_sum && c->sum_v < 0 && n->in[0] >= 0 &&
 			   n->in[1] >= 0 && n->in[0] != n->in[1]) {
@@ -769,9 +723,7 @@ kp_sum_in_place(const struct kern_plan *p, const struct kern_node *head, const s
 			reads |= n->in[k] == r;
 		if (!reads)
 			continue;
-		if (p->epos[i] >= at || n->op == KOP_FLATTEN || n->op == KOP_RESHAPE ||
-		    n->op == KOP_SQUEEZE || n->op == KOP_UNSQUEEZE || n->op == KOP_IDENTITY ||
-		    n->op == KOP_DROPOUT)
+		if (p->epos[i] >= at || kern_ops[n->op]->view)
 			return false;
 	}
 	return true;
@@ -1082,19 +1034,6 @@ out:
 	return rc;
 }
 
-static dnnl_alg_kind_t
-kp_binary_alg(enum kern_op op)
-{
-	switch (op) {
-	case KOP_ADD: return dnnl_binary_add;
-	case KOP_MUL: return dnnl_binary_mul;
-	case KOP_SUB: return dnnl_binary_sub;
-	case KOP_MAX: return dnnl_binary_max;
-	case KOP_MIN: return dnnl_binary_min;
-	default: return dnnl_binary_div;
-	}
-}
-
 static int
 kp_build_binary(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
 {
@@ -1102,7 +1041,7 @@ kp_build_binary(struct kern_plan *p, const struct kern_node *n, const struct kp_
 	int a = n->in[0], b = n->in[1], y = c->out_v, nd = s->ndim[n->out[0]];
 	bool commut = n->op == KOP_ADD || n->op == KOP_MUL || n->op == KOP_MAX || n->op == KOP_MIN;
 	int64_t ad[TG_MAX_DIMS] = { 0 }, bd[TG_MAX_DIMS] = { 0 };
-	dnnl_alg_kind_t alg = kp_binary_alg(n->op);
+	dnnl_alg_kind_t alg = (dnnl_alg_kind_t)kern_ops[n->op]->alg;
 	dnnl_memory_desc_t a_md, b_md, dst_md;
 	dnnl_binary_desc_t bdsc;
 	dnnl_primitive_desc_t pd = NULL;
@@ -1175,8 +1114,7 @@ static int
 kp_build_eltwise(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
 {
 	int x = n->in[0], y = c->out_v;
-	dnnl_alg_kind_t alg;
-	float a, b;
+	struct kern_elt e;
 	dnnl_eltwise_desc_t ed;
 	dnnl_primitive_desc_t pd = NULL;
 	dnnl_primitive_attr_t attr = NULL;
@@ -1184,7 +1122,7 @@ kp_build_eltwise(struct kern_plan *p, const struct kern_node *n, const struct kp
 	struct kp_chain c2 = *c;
 	int rc;
 
-	if (!kp_eltwise_params(p, n, &alg, &a, &b))
+	if (!kp_eltwise_params(p, n, &e))
 		return tg_err_set(p->err, -EINVAL, "node \"%s\" (%s): min/max not computable at load",
 				  n->name, kern_op_names[n->op]);
 	rc = p->vmem[x] == NULL || p->sh.ndim[x] < 2 ? kp_get_plain(p, x, &src, n) :
@@ -1201,11 +1139,12 @@ kp_build_eltwise(struct kern_plan *p, const struct kern_node *n, const struct kp
 		if (rc < 0)
 			return rc;
 	}
-	rc = kp_chk(p, dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference, alg, kp_md(src),
-						       a, b), n, "eltwise");
+	rc = kp_chk(p, dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference,
+						       (dnnl_alg_kind_t)e.alg, kp_md(src), e.alpha,
+						       e.beta), n, "eltwise");
 	if (rc < 0)
 		return rc;
-	if (n->op == KOP_HARDSIGMOID) {	/* linear, then clip to [0, 1] as a post-op */
+	if (e.clip01) {	/* linear, then clip to [0, 1] as a post-op */
 		memmove(c2.nodes + 1, c2.nodes, (size_t)c2.n * sizeof(c2.nodes[0]));
 		c2.n++;
 		c2.nodes[0] = NULL;
@@ -1507,22 +1446,6 @@ kp_build_prelu(struct kern_plan *p, const struct kern_node *n)
 	return rc;
 }
 
-static dnnl_alg_kind_t
-kp_reduce_alg(enum kern_op op, float *pw)
-{
-	*pw = 0.f;
-	switch (op) {
-	case KOP_REDUCEMEAN: return dnnl_reduction_mean;
-	case KOP_REDUCEMAX: return dnnl_reduction_max;
-	case KOP_REDUCEMIN: return dnnl_reduction_min;
-	case KOP_REDUCEPROD: return dnnl_reduction_mul;
-	case KOP_REDUCEL1: *pw = 1.f; return dnnl_reduction_norm_lp_sum;
-	case KOP_REDUCEL2: *pw = 2.f; return dnnl_reduction_norm_lp_sum;
-	case KOP_REDUCESUMSQUARE: *pw = 2.f; return dnnl_reduction_norm_lp_power_p_sum;
-	default: return dnnl_reduction_sum;
-	}
-}
-
 /*
  * Reduce*: a oneDNN reduction in plain layout to the keepdims shape; keepdims = 0 views the
  * same bytes at the output's rank. Nothing reduced (noop_with_empty_axes): a view.
@@ -1551,7 +1474,8 @@ kp_build_reduce(struct kern_plan *p, const struct kern_node *n)
 	}
 	if (!any || nd == 0)
 		return kp_build_view(p, n);
-	alg = kp_reduce_alg(n->op, &pw);
+	alg = (dnnl_alg_kind_t)kern_ops[n->op]->alg;
+	pw = kern_ops[n->op]->alpha;	/* the norm's p */
 	rc = kp_get_plain(p, x, &src, n);
 	if (rc < 0)
 		return rc;
@@ -1920,24 +1844,6 @@ kp_build_node(struct kern_plan *p, const struct kern_node *n, const struct kp_ch
 	}
 }
 
-static bool
-kp_is_new_eltwise(enum kern_op op)
-{
-	return op == KOP_NEG || op == KOP_RECIPROCAL || op == KOP_LOG || op == KOP_SOFTPLUS ||
-	       op == KOP_MISH || op == KOP_ROUND || op == KOP_POW || op == KOP_GELU;
-}
-
-/* Which ops take a fused chain of followers. */
-static bool
-kp_fuses(const struct kern_node *n)
-{
-	return n->op == KOP_CONV || n->op == KOP_GEMM || n->op == KOP_ADD || n->op == KOP_MUL ||
-	       n->op == KOP_SUB || n->op == KOP_DIV || n->op == KOP_RELU || n->op == KOP_CLIP ||
-	       n->op == KOP_SIGMOID || n->op == KOP_HARDSWISH || n->op == KOP_HARDSIGMOID ||
-	       n->op == KOP_LEAKYRELU || n->op == KOP_ELU || n->op == KOP_TANH || n->op == KOP_EXP ||
-	       n->op == KOP_ABS || n->op == KOP_SQRT || kp_is_new_eltwise(n->op);
-}
-
 static int
 kp_build_all(struct kern_plan *p)
 {
@@ -1957,9 +1863,10 @@ kp_build_all(struct kern_plan *p)
 
 		chains[i].out_v = n->out[0];
 		chains[i].sum_v = -1;
-		if (!p->active[i] || n->is_static || n->dead || head_of[i] >= 0 || !kp_fuses(n))
+		if (!p->active[i] || n->is_static || n->dead || head_of[i] >= 0 ||
+		    !kern_ops[n->op]->fuses)
 			continue;
-		kp_chain_build(p, n, n->op == KOP_CONV, head_of, &chains[i]);
+		kp_chain_build(p, n, kern_ops[n->op]->fuses_sum, head_of, &chains[i]);
 		for (int k = 0; k < chains[i].n; k++)
 			head_of[chains[i].nodes[k] - m->nodes] = (int)i;
 	}
