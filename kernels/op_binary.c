@@ -3,11 +3,11 @@
  * on shape values), Max and Min: oneDNN's binary primitive, whose algorithm is the
  * definition's alg.
  */
-#include "kernels/kern_int.h"
+#include "kernels/kp_int.h"
 
-#include <dnnl.h>
 #include <errno.h>
 #include <math.h>
+#include <string.h>
 
 static int
 kern_arith_attrs(struct kern_attrs *a)
@@ -82,11 +82,81 @@ kern_arith_eval(const struct kern_model *m, struct kern_shapes *s, const struct 
 	return 0;
 }
 
+/* oneDNN broadcasts src1 only: the operand of the output's full shape goes first (a and b
+ * swapped when that is allowed), with dims ad at the output's rank. @return 0 or -ENOTSUP */
+static int
+kp_binary_order(struct kern_plan *p, const struct kern_node *n, int *a, int *b, int64_t *ad)
+{
+	const struct kern_op_def *d = kern_ops[n->op];
+	bool commut = d->alg != dnnl_binary_sub && d->alg != dnnl_binary_div;
+	int nd = p->sh.ndim[n->out[0]], t;
+	size_t sz = (size_t)nd * sizeof(int64_t);
+
+	kp_expand_dims(p, *a, nd, ad);
+	if (memcmp(ad, p->sh.dims[n->out[0]], sz) == 0)
+		return 0;
+	if (!commut)
+		return tg_err_set(p->err, -ENOTSUP,
+				  "node \"%s\" (%s): broadcasting the first operand is not supported",
+				  n->name, kern_op_names[n->op]);
+	t = *a;
+	*a = *b;
+	*b = t;
+	kp_expand_dims(p, *a, nd, ad);
+	if (memcmp(ad, p->sh.dims[n->out[0]], sz) != 0)
+		return tg_err_set(p->err, -ENOTSUP, "node \"%s\" (%s): both operands broadcast",
+				  n->name, kern_op_names[n->op]);
+	return 0;
+}
+
+static int
+kp_build_binary(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
+{
+	const struct kern_shapes *s = &p->sh;
+	int a = n->in[0], b = n->in[1], y = c->out_v, nd = s->ndim[n->out[0]];
+	int64_t ad[TG_MAX_DIMS] = { 0 }, bd[TG_MAX_DIMS] = { 0 };
+	dnnl_memory_desc_t a_md, b_md, dst_md;
+	dnnl_binary_desc_t bdsc;
+	struct kp_prim pr = { 0 };
+	dnnl_memory_t am, bm;
+	int rc = kp_binary_order(p, n, &a, &b, ad);
+
+	if (rc < 0)
+		return rc;
+	kp_expand_dims(p, b, nd, bd);
+	/* The full operand keeps its layout when its rank is the output's; else plain. */
+	if (!p->m->values[a].is_static && s->ndim[a] == nd && p->vmem[a] != NULL) {
+		rc = kp_get_f32(p, a, &am, n);
+		if (rc == 0)
+			a_md = *kp_md(am);
+	} else {
+		rc = kp_get_plain_as(p, a, nd, ad, &a_md, &am, n);
+	}
+	if (rc == 0 && kp_same_shape(p, a, b) && !p->m->values[b].is_static) {
+		rc = kp_get(p, b, &a_md, &bm, n);	/* same layout as a */
+		b_md = a_md;
+	} else if (rc == 0) {
+		rc = kp_get_plain_as(p, b, nd, bd, &b_md, &bm, n);
+	}
+	if (rc < 0)
+		return rc;
+	kp_any_md(&dst_md, nd, s->dims[y]);
+	rc = kp_chk(p, dnnl_binary_desc_init(&bdsc, (dnnl_alg_kind_t)kern_ops[n->op]->alg, &a_md,
+					     &b_md, &dst_md), n, "binary");
+	if (rc == 0)
+		rc = kp_chain_attr(p, c, &pr.attr, n, &kp_quant_f32);
+	rc = kp_prim_desc(p, &pr, rc, &bdsc, n, "binary pd");
+	kp_arg(&pr, DNNL_ARG_SRC_0, am);
+	kp_arg(&pr, DNNL_ARG_SRC_1, bm);
+	return kp_prim_end(p, &pr, rc, y, n);
+}
+
 #define KERN_ARITH(name, alg_)                                                              \
 	const struct kern_op_def kern_op_##name = {                                         \
 		.known = (const char *const[]){ "broadcast", "axis", NULL },               \
 		.attrs = kern_arith_attrs, .infer = kern_arith_infer,                        \
-		.eval = kern_arith_eval, .alg = alg_, .fuses = true,                         \
+		.eval = kern_arith_eval, .build = kp_build_binary, .alg = alg_,              \
+		.fuses = true,                                                               \
 	}
 
 KERN_ARITH(add, dnnl_binary_add);
@@ -96,10 +166,12 @@ KERN_ARITH(div, dnnl_binary_div);
 
 const struct kern_op_def kern_op_max = {
 	.infer = kern_minmax_infer,
+	.build = kp_build_binary,
 	.alg = dnnl_binary_max,
 };
 
 const struct kern_op_def kern_op_min = {
 	.infer = kern_minmax_infer,
+	.build = kp_build_binary,
 	.alg = dnnl_binary_min,
 };

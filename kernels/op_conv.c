@@ -3,10 +3,12 @@
  * with output_padding, output_shape and auto_pad). The window attributes and geometry are
  * shared with the pools (op_pool.c).
  */
-#include "kernels/kern_int.h"
+#include "kernels/kp_int.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- windows: attributes and geometry, shared with the pools ---- */
@@ -284,6 +286,406 @@ kern_convt_flops(const struct kern_shapes *s, const struct kern_node *n)
 	return 2 * kern_numel(s, n->in[0]) * per;
 }
 
+/* ---- int8 ---- */
+
+/*
+ * Per-output-channel symmetric s8 weights: w = ws[oc] * q. Returns the scales (caller frees)
+ * and fills q (oc * per values).
+ */
+static float *
+kp_quantize_weights(const float *w, size_t oc, size_t per, int8_t *q)
+{
+	float *ws = malloc(oc * sizeof(float));
+
+	if (ws == NULL)
+		return NULL;
+	for (size_t o = 0; o < oc; o++) {
+		float amax = 0.f;
+
+		for (size_t k = 0; k < per; k++)
+			amax = fmaxf(amax, fabsf(w[o * per + k]));
+		ws[o] = amax > 0 ? amax / 127.f : 1.f;
+		for (size_t k = 0; k < per; k++)
+			q[o * per + k] = (int8_t)lrintf(w[o * per + k] / ws[o]);
+	}
+	return ws;
+}
+
+/* The int8 primitives divide the bias by the output scale: they add it before scaling. */
+static int
+kp_int8_bias(struct kern_plan *p, int b, size_t oc, const float *out_scales, dnnl_memory_t *bm,
+	     const struct kern_node *n)
+{
+	int64_t boc = (int64_t)oc;
+	dnnl_memory_desc_t bmd;
+	int rc;
+
+	kp_plain_md(&bmd, 1, &boc);
+	rc = kp_mem_new(p, &bmd, NULL, bm, n);
+	if (rc == 0) {
+		float *bd = kp_handle(*bm);
+		const float *bs = p->sh.sval[b].data;
+		size_t nb = tg_tensor_numel(&p->sh.sval[b]);
+
+		for (size_t o = 0; o < oc; o++)
+			bd[o] = (nb == 1 ? bs[0] : bs[o]) / out_scales[o];
+	}
+	return rc;
+}
+
+/* Weights (and bias) of an int8 primitive: quantized, reordered into want, bias rescaled. */
+static int
+kp_int8_weights(struct kern_plan *p, int w, int b, const dnnl_memory_desc_t *w_plain_f32,
+		const dnnl_memory_desc_t *want, float src_scale, size_t oc, float *out_scales,
+		dnnl_memory_t *wm, dnnl_memory_t *bm, const struct kern_node *n)
+{
+	const struct tg_tensor *wt = &p->sh.sval[w];
+	size_t per = tg_tensor_numel(wt) / oc;
+	int8_t *q = malloc(tg_tensor_numel(wt));
+	dnnl_memory_desc_t qmd = *w_plain_f32;
+	dnnl_memory_t tmp = NULL;
+	float *ws = NULL;
+	int rc;
+
+	if (q == NULL || (ws = kp_quantize_weights(wt->data, oc, per, q)) == NULL) {
+		free(q);
+		return tg_err_set(p->err, -ENOMEM, "out of memory");
+	}
+	qmd.data_type = dnnl_s8;
+	rc = kp_chk(p, dnnl_memory_create(&tmp, &qmd, p->eng, q), n, "memory");
+	if (rc == 0)
+		rc = kp_mem_new(p, want, NULL, wm, n);
+	if (rc == 0)
+		rc = kp_reorder(p, tmp, *wm, true, n);
+	if (tmp != NULL)
+		dnnl_memory_destroy(tmp);
+	for (size_t o = 0; o < oc; o++)
+		out_scales[o] = src_scale * ws[o];
+	if (rc == 0 && b >= 0)
+		rc = kp_int8_bias(p, b, oc, out_scales, bm, n);
+	free(q);
+	free(ws);
+	return rc;
+}
+
+/*
+ * The data types of a Conv or Gemm: int8 when the plan is int8 and both the input and the
+ * fused chain's output have a calibrated range (and the output is not a plan output, which
+ * is f32), with the residual of a fused Add placed in dst in its own int8 type.
+ */
+static bool
+kp_conv_quant(struct kern_plan *p, int x, const struct kp_chain *c, dnnl_data_type_t *xdt,
+	      float *xs, struct kp_quant *q)
+{
+	float ys = 1.f;
+
+	*q = kp_quant_f32;
+	if (!kp_qparams(p, x, xdt, xs))
+		return false;
+	if (!p->is_pout[c->out_v] && kp_qparams(p, c->out_v, &q->dst_dt, &ys)) {
+		q->dst_scale = 1.f / ys;
+		if (c->sum_v >= 0) {
+			float rs;
+
+			if (!kp_qparams(p, c->sum_v, &q->sum_dt, &rs)) {
+				q->dst_dt = dnnl_f32;	/* residual without a range: f32 dst */
+				q->dst_scale = 1.f;
+				q->sum_dt = dnnl_f32;
+			} else {
+				q->sum_scale = rs;
+			}
+		}
+	}
+	return true;
+}
+
+/* ---- Conv ---- */
+
+/*
+ * A fused residual Add can accumulate straight into the residual's buffer when nothing reads
+ * that buffer afterwards: its other readers run before the fused primitive, none of them is a
+ * view aliasing it, it is no plan input or output, and its layout is the one dst wants.
+ */
+static bool
+kp_sum_in_place(const struct kern_plan *p, const struct kern_node *head, const struct kp_chain *c,
+		const dnnl_memory_desc_t *dst_md)
+{
+	const struct kern_model *m = p->m;
+	int r = c->sum_v, at = p->epos[head - m->nodes];
+	const struct kern_node *add = NULL;
+	dnnl_memory_desc_t rmd;
+
+	if (r < 0 || p->vmem[r] == NULL || p->is_pout[r] || m->values[r].is_input ||
+	    m->values[r].is_static)
+		return false;
+	for (unsigned i = 0; i < p->n_in; i++)
+		if (p->in_v[i] == r)
+			return false;
+	rmd = *kp_md(p->vmem[r]);
+	if (kp_is_int8(&rmd) != kp_is_int8(dst_md))
+		return false;
+	rmd.data_type = dst_md->data_type;
+	if (!dnnl_memory_desc_equal(&rmd, dst_md))
+		return false;
+	for (int k = 0; k < c->n; k++)
+		if (c->nodes[k]->op == KOP_ADD)
+			add = c->nodes[k];
+	for (unsigned i = 0; i < m->n_nodes; i++) {
+		const struct kern_node *n = &m->nodes[i];
+		bool reads = false;
+
+		if (!p->active[i] || n->is_static || n->dead || n == add)
+			continue;
+		for (int k = 0; k < n->n_in; k++)
+			reads |= n->in[k] == r;
+		if (!reads)
+			continue;
+		if (p->epos[i] >= at || kern_ops[n->op]->view)
+			return false;
+	}
+	return true;
+}
+
+/* A Conv as oneDNN takes it, with its int8 decisions. */
+struct kp_conv {
+	dnnl_convolution_desc_t cd;
+	dnnl_memory_desc_t w_plain, b_plain;
+	struct kp_quant q;
+	dnnl_data_type_t xdt;
+	float xs;			/* the input's int8 scale */
+	bool i8;
+	int64_t oc;
+};
+
+static int
+kp_conv_desc(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c,
+	     struct kp_conv *cv)
+{
+	const struct kern_shapes *s = &p->sh;
+	int x = n->in[0], w = n->in[1], b = n->n_in > 2 ? n->in[2] : -1;
+	int nd = s->ndim[x], nsp = nd - 2, wnd = 0;
+	int64_t g = n->a.conv.group, k[2], pads[4], osp[2], wd[TG_MAX_DIMS + 1] = { 0 };
+	dnnl_memory_desc_t src_md, w_md, b_md, dst_md;
+	dnnl_dims_t strides, dil, pl, pr;
+
+	for (int i = 0; i < nsp; i++)
+		k[i] = s->dims[w][2 + i];
+	kern_conv_resolve(n, s->dims[x] + 2, nsp, k, pads, osp);
+	for (int i = 0; i < nsp; i++) {
+		strides[i] = n->a.conv.strides[i];
+		dil[i] = n->a.conv.dilations[i] - 1;
+		pl[i] = pads[i];
+		pr[i] = pads[i + 2];
+	}
+	cv->oc = s->dims[w][0];
+	cv->xdt = dnnl_f32;
+	cv->xs = 1.f;
+	cv->i8 = kp_conv_quant(p, x, c, &cv->xdt, &cv->xs, &cv->q);
+	kp_any_md(&src_md, nd, s->dims[x]);
+	kp_any_md(&dst_md, nd, s->dims[c->out_v]);
+	src_md.data_type = cv->xdt;
+	dst_md.data_type = cv->q.dst_dt;
+	/* Grouped weights are [G, OC/G, IC/G, k...] to oneDNN; same bytes as ONNX's [OC, IC/G, k...]. */
+	if (g > 1) {
+		wd[wnd++] = g;
+		wd[wnd++] = s->dims[w][0] / g;
+	} else {
+		wd[wnd++] = s->dims[w][0];
+	}
+	for (int i = 1; i < nd; i++)
+		wd[wnd++] = s->dims[w][i];
+	kp_plain_md(&cv->w_plain, wnd, wd);
+	kp_any_md(&w_md, wnd, wd);
+	if (cv->i8)
+		w_md.data_type = dnnl_s8;
+	if (b >= 0) {
+		kp_plain_md(&cv->b_plain, 1, s->dims[b]);
+		b_md = cv->b_plain;
+	}
+	return kp_chk(p, dnnl_dilated_convolution_forward_desc_init(&cv->cd, dnnl_forward_inference,
+			dnnl_convolution_direct, &src_md, &w_md, b >= 0 ? &b_md : NULL, &dst_md,
+			strides, dil, pl, pr), n, "convolution");
+}
+
+/* int8 weights first: the output scales (per channel, on pr->attr) depend on theirs. */
+static int
+kp_conv_int8(struct kern_plan *p, const struct kern_node *n, const struct kp_conv *cv,
+	     struct kp_prim *pr, dnnl_memory_t *wm, dnnl_memory_t *bm)
+{
+	int b = n->n_in > 2 ? n->in[2] : -1;
+	float *oscale = malloc((size_t)cv->oc * sizeof(float));
+	dnnl_primitive_desc_t probe = NULL;
+	int rc;
+
+	if (oscale == NULL)
+		return tg_err_set(p->err, -ENOMEM, "out of memory");
+	/* Provisional scales: the probe pd only needs the mask; values are set below. */
+	for (int64_t o = 0; o < cv->oc; o++)
+		oscale[o] = 1.f;
+	rc = kp_chk(p, dnnl_primitive_attr_set_output_scales(pr->attr, cv->oc, 1 << 1, oscale), n,
+		    "output scales");
+	if (rc == 0)
+		rc = kp_chk(p, dnnl_primitive_desc_create(&probe, &cv->cd, pr->attr, p->eng, NULL), n,
+			    "convolution pd");
+	if (rc == 0)
+		rc = kp_int8_weights(p, n->in[1], b, &cv->w_plain,
+				     dnnl_primitive_desc_query_md(probe, dnnl_query_weights_md, 0),
+				     cv->xs, (size_t)cv->oc, oscale, wm, bm, n);
+	if (probe != NULL)
+		dnnl_primitive_desc_destroy(probe);
+	if (rc == 0)
+		rc = kp_chk(p, dnnl_primitive_attr_set_output_scales(pr->attr, cv->oc, 1 << 1, oscale),
+			    n, "output scales");
+	free(oscale);
+	return rc;
+}
+
+/* The destination, as y's memory: the residual's own bytes when a fused Add can accumulate
+ * in place; else new, with the residual placed in it first (the sum post-op adds what dst
+ * holds), in the type the post-op reads it as (f32 dst: real units; int8: its own scale). */
+static int
+kp_conv_dst(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c,
+	    const struct kp_conv *cv, const struct kp_prim *pr, dnnl_memory_t *dst)
+{
+	const dnnl_memory_desc_t *dmd = kp_prim_md(pr, dnnl_query_dst_md);
+	bool in_place = kp_sum_in_place(p, n, c, dmd);
+	dnnl_memory_desc_t rmd;
+	dnnl_memory_t other, place;
+	int rc;
+
+	rc = kp_mem_new(p, dmd, in_place ? kp_handle(p->vmem[c->sum_v]) : NULL, dst, n);
+	if (rc < 0)
+		return rc;
+	p->vmem[c->out_v] = *dst;
+	if (c->sum_v < 0 || in_place)
+		return 0;
+	rmd = *kp_md(*dst);
+	rmd.data_type = kp_is_int8(kp_md(*dst)) ? cv->q.sum_dt : dnnl_f32;
+	rc = kp_get(p, c->sum_v, NULL, &other, n);
+	if (rc == 0)
+		rc = kp_mem_new(p, &rmd, kp_handle(*dst), &place, n);
+	if (rc == 0)
+		rc = kp_reorder_v(p, c->sum_v, other, place, false, n);
+	return rc;
+}
+
+/* Conv with its fused followers (activations, one residual Add), f32 or int8. */
+static int
+kp_build_conv(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
+{
+	int w = n->in[1], b = n->n_in > 2 ? n->in[2] : -1;
+	struct kp_prim pr = { 0 };
+	struct kp_conv cv;
+	dnnl_memory_t src, wm = NULL, bm = NULL, dst;
+	int rc = kp_conv_desc(p, n, c, &cv);
+
+	if (rc == 0)
+		rc = kp_chain_attr(p, c, &pr.attr, n, &cv.q);
+	if (rc == 0 && cv.i8)
+		rc = kp_conv_int8(p, n, &cv, &pr, &wm, &bm);
+	rc = kp_prim_desc(p, &pr, rc, &cv.cd, n, "convolution pd");
+	if (rc == 0)
+		rc = kp_get(p, n->in[0], kp_prim_md(&pr, dnnl_query_src_md), &src, n);
+	if (rc == 0 && !cv.i8)
+		rc = kp_const(p, w, &cv.w_plain, kp_prim_md(&pr, dnnl_query_weights_md), &wm, n);
+	if (rc == 0 && b >= 0 && !cv.i8)
+		rc = kp_const(p, b, &cv.b_plain, NULL, &bm, n);
+	if (rc == 0)
+		rc = kp_conv_dst(p, n, c, &cv, &pr, &dst);
+	if (rc == 0) {
+		kp_arg(&pr, DNNL_ARG_SRC, src);
+		kp_arg(&pr, DNNL_ARG_WEIGHTS, wm);
+		kp_arg(&pr, DNNL_ARG_DST, dst);
+		if (bm != NULL)
+			kp_arg(&pr, DNNL_ARG_BIAS, bm);
+	}
+	return kp_prim_end(p, &pr, rc, -1, n);
+}
+
+/* ---- ConvTranspose ---- */
+
+/*
+ * oneDNN's deconvolution, f32. ONNX weights are [IC, OC/G, k...]: the same bytes described to
+ * oneDNN as [OC, IC, k...] (or [G, OC/G, IC/G, k...]) through strides, then reordered once
+ * into the layout the primitive picked. output_padding adds rows at the end: it comes off
+ * the end padding.
+ */
+static int
+kp_convt_desc(struct kern_plan *p, const struct kern_node *n, dnnl_deconvolution_desc_t *dd,
+	      dnnl_memory_desc_t *w_plain, dnnl_memory_desc_t *b_md)
+{
+	const struct kern_shapes *s = &p->sh;
+	int x = n->in[0], w = n->in[1], b = n->n_in > 2 ? n->in[2] : -1;
+	int nd = s->ndim[x], nsp = nd - 2, wnd = 0;
+	int64_t g = n->a.conv.group, k[2] = { 1, 1 }, pads[4], osp[2];
+	int64_t ic = s->dims[w][0], ocg = s->dims[w][1], icg = ic / g, ksz = 1;
+	dnnl_memory_desc_t src_md, w_md, dst_md;
+	dnnl_dims_t strides, dil, pl, pr, wd, ws;
+
+	for (int i = 0; i < nsp; i++) {
+		k[i] = s->dims[w][2 + i];
+		ksz *= k[i];
+	}
+	if (kern_convt_resolve(n, s->dims[x] + 2, nsp, k, pads, osp) < 0)
+		return tg_err_set(p->err, -EINVAL, "node \"%s\" (ConvTranspose): bad geometry",
+				  n->name);
+	for (int i = 0; i < nsp; i++) {
+		strides[i] = n->a.conv.strides[i];
+		dil[i] = n->a.conv.dilations[i] - 1;
+		pl[i] = pads[i];
+		pr[i] = pads[i + 2] - n->a.conv.out_pad[i];
+	}
+	/* Logical [G,] OC/G, IC/G, k... over ONNX's [G x IC/G, OC/G, k...] bytes. */
+	if (g > 1) {
+		wd[wnd] = g;
+		ws[wnd++] = icg * ocg * ksz;
+	}
+	wd[wnd] = g > 1 ? ocg : ocg * g;
+	ws[wnd++] = ksz;
+	wd[wnd] = icg;
+	ws[wnd++] = ocg * ksz;
+	for (int i = 0; i < nsp; i++) {
+		wd[wnd] = k[i];
+		ws[wnd++] = i + 1 < nsp ? k[i + 1] : 1;
+	}
+	dnnl_memory_desc_init_by_strides(w_plain, wnd, wd, dnnl_f32, ws);
+	dnnl_memory_desc_init_by_tag(&w_md, wnd, wd, dnnl_f32, dnnl_format_tag_any);
+	kp_any_md(&src_md, nd, s->dims[x]);
+	kp_any_md(&dst_md, nd, s->dims[n->out[0]]);
+	if (b >= 0)
+		kp_plain_md(b_md, 1, s->dims[b]);
+	return kp_chk(p, dnnl_dilated_deconvolution_forward_desc_init(dd, dnnl_forward_inference,
+			dnnl_deconvolution_direct, &src_md, &w_md, b >= 0 ? b_md : NULL, &dst_md,
+			strides, dil, pl, pr), n, "deconvolution");
+}
+
+static int
+kp_build_convt(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
+{
+	int b = n->n_in > 2 ? n->in[2] : -1;
+	dnnl_deconvolution_desc_t dd;
+	dnnl_memory_desc_t w_plain, b_md;
+	struct kp_prim pr = { 0 };
+	dnnl_memory_t src, wm, bm = NULL;
+	int rc = kp_convt_desc(p, n, &dd, &w_plain, &b_md);
+
+	(void)c;
+	rc = kp_prim_desc(p, &pr, rc, &dd, n, "deconvolution pd");
+	if (rc == 0)
+		rc = kp_get(p, n->in[0], kp_prim_md(&pr, dnnl_query_src_md), &src, n);
+	if (rc == 0)
+		rc = kp_const(p, n->in[1], &w_plain, kp_prim_md(&pr, dnnl_query_weights_md), &wm, n);
+	if (rc == 0 && b >= 0)
+		rc = kp_const(p, b, &b_md, NULL, &bm, n);
+	if (rc == 0) {
+		kp_arg(&pr, DNNL_ARG_SRC, src);
+		kp_arg(&pr, DNNL_ARG_WEIGHTS, wm);
+		if (bm != NULL)
+			kp_arg(&pr, DNNL_ARG_BIAS, bm);
+	}
+	return kp_prim_end(p, &pr, rc, n->out[0], n);
+}
+
 /* ---- definitions ---- */
 
 const struct kern_op_def kern_op_conv = {
@@ -292,6 +694,7 @@ const struct kern_op_def kern_op_conv = {
 	.attrs = kern_conv_attrs,
 	.infer = kern_conv_infer,
 	.flops = kern_conv_flops,
+	.build = kp_build_conv,
 	.fuses = true,
 	.fuses_sum = true,
 };
@@ -302,4 +705,5 @@ const struct kern_op_def kern_op_convt = {
 	.attrs = kern_convt_attrs,
 	.infer = kern_convt_infer,
 	.flops = kern_convt_flops,
+	.build = kp_build_convt,
 };

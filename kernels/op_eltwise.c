@@ -3,9 +3,9 @@
  * primitive before it), plus PRelu (oneDNN's prelu) and Erf (only inside a GELU, which the
  * loader fuses: see kern_fuse_gelu).
  */
-#include "kernels/kern_int.h"
+#include "kernels/kp_int.h"
 
-#include <dnnl.h>
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -177,12 +177,113 @@ kern_elt_clip(const struct kern_shapes *s, const struct kern_node *n, struct ker
 	return true;
 }
 
+/* ---- builders ---- */
+
+/* The followers as post-ops, after the node's own clip to [0, 1] when it has one. */
+static int
+kp_elt_attr(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c,
+	    bool clip01, dnnl_primitive_attr_t *attr)
+{
+	dnnl_post_ops_t po = NULL;
+	int rc = kp_chk(p, dnnl_primitive_attr_create(attr), n, "attr");
+
+	if (rc == 0 && (c->n || clip01))
+		rc = kp_chk(p, dnnl_post_ops_create(&po), n, "post-ops");
+	if (rc == 0 && clip01)
+		rc = kp_chk(p, dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_clip_v2, 0.f, 1.f),
+			    n, "clip");
+	for (int i = 0; rc == 0 && i < c->n; i++)
+		if (kp_append_eltwise(p, po, c->nodes[i]) < 0)
+			rc = tg_err_set(p->err, -EINVAL, "node \"%s\": cannot fuse", c->nodes[i]->name);
+	if (rc == 0 && po)
+		rc = kp_chk(p, dnnl_primitive_attr_set_post_ops(*attr, po), n, "set post-ops");
+	if (po)
+		dnnl_post_ops_destroy(po);
+	return rc;
+}
+
+/* One oneDNN eltwise, its followers fused. oneDNN 2.6 mis-applies eltwise post-ops on 1-D
+ * tensors: those are seen as [1, n], and the output back at its own rank. */
+static int
+kp_build_eltwise(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
+{
+	int x = n->in[0], y = c->out_v;
+	struct kern_elt e;
+	dnnl_eltwise_desc_t ed;
+	struct kp_prim pr = { 0 };
+	dnnl_memory_desc_t md;
+	dnnl_memory_t src;
+	int rc;
+
+	if (!kp_eltwise_params(p, n, &e))
+		return tg_err_set(p->err, -EINVAL, "node \"%s\" (%s): min/max not computable at load",
+				  n->name, kern_op_names[n->op]);
+	rc = p->vmem[x] == NULL || p->sh.ndim[x] < 2 ? kp_get_plain(p, x, &src, n) :
+						       kp_get_f32(p, x, &src, n);
+	if (rc == 0 && p->sh.ndim[x] < 2) {
+		int64_t d2[2] = { 1, p->sh.ndim[x] ? p->sh.dims[x][0] : 1 };
+
+		kp_plain_md(&md, 2, d2);
+		rc = kp_mem_new(p, &md, kp_handle(src), &src, n);
+	}
+	if (rc < 0)
+		return rc;
+	rc = kp_chk(p, dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference,
+						       (dnnl_alg_kind_t)e.alg, kp_md(src), e.alpha,
+						       e.beta), n, "eltwise");
+	if (rc == 0)
+		rc = kp_elt_attr(p, n, c, e.clip01, &pr.attr);
+	rc = kp_prim_desc(p, &pr, rc, &ed, n, "eltwise pd");
+	kp_arg(&pr, DNNL_ARG_SRC, src);
+	rc = kp_prim_end(p, &pr, rc, y, n);
+	if (rc == 0 && p->sh.ndim[y] < 2) {
+		kp_plain_md(&md, p->sh.ndim[y], p->sh.dims[y]);
+		rc = kp_mem_new(p, &md, kp_handle(p->vmem[y]), &p->vmem[y], n);
+	}
+	return rc;
+}
+
+/* PRelu: oneDNN's prelu with the slope as weights broadcast to the input's rank. */
+static int
+kp_build_prelu(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
+{
+	const struct kern_shapes *s = &p->sh;
+	int x = n->in[0], nd = s->ndim[x];
+	int64_t wd[TG_MAX_DIMS];
+	dnnl_memory_desc_t w_md;
+	dnnl_prelu_desc_t pdsc;
+	struct kp_prim pr = { 0 };
+	dnnl_memory_t src, w;
+	int rc;
+
+	(void)c;
+	rc = p->vmem[x] == NULL || nd < 2 ? kp_get_plain(p, x, &src, n) : kp_get_f32(p, x, &src, n);
+	if (rc == 0) {
+		if (kern_prelu_per_channel(p->m, s, n)) {
+			for (int i = 0; i < nd; i++)
+				wd[i] = i == 1 ? s->dims[x][1] : 1;
+		} else {
+			kp_expand_dims(p, n->in[1], nd, wd);
+		}
+		rc = kp_get_plain_as(p, n->in[1], nd, wd, &w_md, &w, n);
+	}
+	if (rc == 0)
+		rc = kp_chk(p, dnnl_prelu_forward_desc_init(&pdsc, dnnl_forward_inference, kp_md(src),
+							     &w_md), n, "prelu");
+	rc = kp_prim_desc(p, &pr, rc, &pdsc, n, "prelu pd");
+	if (rc == 0) {
+		kp_arg(&pr, DNNL_ARG_SRC, src);
+		kp_arg(&pr, DNNL_ARG_WEIGHTS, w);
+	}
+	return kp_prim_end(p, &pr, rc, n->out[0], n);
+}
+
 /* ---- definitions ---- */
 
 #define KERN_ELT(name, infer_, alg_, alpha_, beta_)                                        \
 	const struct kern_op_def kern_op_##name = {                                         \
-		.infer = infer_, .elt = kern_elt_fixed, .alg = alg_, .alpha = alpha_,       \
-		.beta = beta_, .fuses = true,                                               \
+		.infer = infer_, .build = kp_build_eltwise, .elt = kern_elt_fixed,          \
+		.alg = alg_, .alpha = alpha_, .beta = beta_, .fuses = true,                  \
 	}
 
 KERN_ELT(relu, kern_scalar_args_infer, dnnl_eltwise_relu, 0.f, 0.f);
@@ -203,6 +304,7 @@ const struct kern_op_def kern_op_clip = {
 	.known = (const char *const[]){ "min", "max", NULL },
 	.attrs = kern_clip_attrs,
 	.infer = kern_scalar_args_infer,
+	.build = kp_build_eltwise,
 	.elt = kern_elt_clip,
 	.fuses = true,
 };
@@ -211,6 +313,7 @@ const struct kern_op_def kern_op_hardsigmoid = {
 	.known = (const char *const[]){ "alpha", "beta", NULL },
 	.attrs = kern_hardsigmoid_attrs,
 	.infer = kern_scalar_args_infer,
+	.build = kp_build_eltwise,
 	.elt = kern_elt_hardsigmoid,
 	.fuses = true,
 };
@@ -219,6 +322,7 @@ const struct kern_op_def kern_op_leakyrelu = {
 	.known = (const char *const[]){ "alpha", NULL },
 	.attrs = kern_alpha_attrs,
 	.infer = kern_infer_same,
+	.build = kp_build_eltwise,
 	.elt = kern_elt_alpha,
 	.alg = dnnl_eltwise_relu,
 	.alpha = 0.01f,
@@ -229,6 +333,7 @@ const struct kern_op_def kern_op_elu = {
 	.known = (const char *const[]){ "alpha", NULL },
 	.attrs = kern_alpha_attrs,
 	.infer = kern_infer_same,
+	.build = kp_build_eltwise,
 	.elt = kern_elt_alpha,
 	.alg = dnnl_eltwise_elu,
 	.alpha = 1.f,
@@ -239,12 +344,14 @@ const struct kern_op_def kern_op_gelu = {
 	.known = (const char *const[]){ "approximate", NULL },
 	.attrs = kern_gelu_attrs,
 	.infer = kern_infer_same,
+	.build = kp_build_eltwise,
 	.elt = kern_elt_gelu,
 	.fuses = true,
 };
 
 const struct kern_op_def kern_op_pow = {
 	.infer = kern_pow_infer,
+	.build = kp_build_eltwise,
 	.elt = kern_elt_pow,
 	.fuses = true,
 };
@@ -255,4 +362,5 @@ const struct kern_op_def kern_op_erf = {
 
 const struct kern_op_def kern_op_prelu = {
 	.infer = kern_prelu_infer,
+	.build = kp_build_prelu,
 };

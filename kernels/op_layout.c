@@ -3,7 +3,7 @@
  * shape values at load), Split and Slice (boxes copied out of the input; Slice also on shape
  * values) and constant Pad (the border written once at plan time).
  */
-#include "kernels/kern_int.h"
+#include "kernels/kp_int.h"
 
 #include <errno.h>
 #include <string.h>
@@ -368,12 +368,204 @@ kern_slice_eval(const struct kern_model *m, struct kern_shapes *s, const struct 
 	return 0;
 }
 
+/* ---- builders ---- */
+
+static int
+kp_build_concat(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
+{
+	const struct kern_shapes *s = &p->sh;
+	int y = n->out[0], ax = (int)kern_norm_axis(n->a.axis.axis, s->ndim[y]), rc = 0, k = 0;
+	dnnl_memory_desc_t mds[KERN_MAX_IN];
+	dnnl_memory_t src;
+	struct kp_prim pr = { 0 };
+
+	(void)c;
+	for (int i = 0; i < n->n_in && rc == 0; i++) {
+		int v = n->in[i];
+
+		if (s->dims[v][ax] == 0)
+			continue;	/* empty pieces add nothing */
+		if (p->vmem[v] == NULL || p->m->values[v].is_static)
+			rc = kp_get_plain(p, v, &src, n);
+		else
+			rc = kp_get_f32(p, v, &src, n);
+		if (rc == 0) {
+			mds[k] = *kp_md(src);
+			kp_arg(&pr, DNNL_ARG_MULTIPLE_SRC + k++, src);
+		}
+	}
+	if (rc == 0)
+		rc = kp_chk(p, dnnl_concat_primitive_desc_create(&pr.pd, NULL, k, ax, mds, NULL,
+								  p->eng), n, "concat");
+	return kp_prim_end(p, &pr, rc, y, n);
+}
+
+/*
+ * Slice and Split on activations: each output is a box of the plain input, copied out by a
+ * reorder from a sub-memory over the input's bytes (dense outputs: later ops see plain
+ * tensors of their own).
+ */
+static int
+kp_copy_box(struct kern_plan *p, const struct kern_node *n, dnnl_memory_t src, int y,
+	    const int64_t *begin, const int64_t *count)
+{
+	int nd = p->sh.ndim[n->in[0]];
+	dnnl_dims_t dd, off;
+	dnnl_memory_desc_t sub, ymd;
+	dnnl_memory_t view, dst;
+	int rc;
+
+	for (int i = 0; i < nd; i++) {
+		dd[i] = count[i];
+		off[i] = begin[i];
+	}
+	rc = kp_chk(p, dnnl_memory_desc_init_submemory(&sub, kp_md(src), dd, off), n, "sub-memory");
+	if (rc == 0)
+		rc = kp_mem_new(p, &sub, kp_handle(src), &view, n);
+	if (rc == 0) {
+		kp_plain_md(&ymd, nd, count);
+		rc = kp_mem_new(p, &ymd, NULL, &dst, n);
+	}
+	if (rc == 0)
+		rc = kp_reorder(p, view, dst, false, n);
+	if (rc == 0)
+		p->vmem[y] = dst;
+	return rc;
+}
+
+static int
+kp_build_slice(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
+{
+	const struct kern_shapes *s = &p->sh;
+	int x = n->in[0];
+	int64_t begin[TG_MAX_DIMS], count[TG_MAX_DIMS];
+	dnnl_memory_t src;
+	int rc;
+
+	(void)c;
+	if (kern_slice_box(s, n, s->ndim[x], s->dims[x], begin, count) < 0)
+		return tg_err_set(p->err, -EINVAL, "node \"%s\" (Slice): bad box", n->name);
+	rc = kp_get_plain(p, x, &src, n);
+	if (rc == 0)
+		rc = kp_copy_box(p, n, src, n->out[0], begin, count);
+	return rc;
+}
+
+static int
+kp_build_split(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
+{
+	const struct kern_shapes *s = &p->sh;
+	int x = n->in[0], nd = s->ndim[x];
+	int64_t begin[TG_MAX_DIMS] = { 0 }, count[TG_MAX_DIMS], sizes[KERN_MAX_OUT];
+	int64_t ax = kern_norm_axis(n->a.split.axis, nd), at = 0;
+	dnnl_memory_t src;
+	int rc;
+
+	(void)c;
+	if (kern_split_sizes(s, n, s->dims[x][ax], sizes) < 0)
+		return tg_err_set(p->err, -EINVAL, "node \"%s\" (Split): bad sizes", n->name);
+	rc = kp_get_plain(p, x, &src, n);
+	memcpy(count, s->dims[x], sizeof(count));
+	for (int k = 0; k < n->n_out && rc == 0; k++) {
+		begin[ax] = at;
+		count[ax] = sizes[k];
+		at += sizes[k];
+		if (n->out[k] >= 0 && sizes[k] > 0)
+			rc = kp_copy_box(p, n, src, n->out[k], begin, count);
+	}
+	return rc;
+}
+
+/* Constant Pad: the border is written once here; each run copies only the interior. */
+static int
+kp_build_pad(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
+{
+	const struct kern_shapes *s = &p->sh;
+	int x = n->in[0], y = n->out[0], nd = s->ndim[x];
+	int64_t pads[2 * TG_MAX_DIMS];
+	float value = n->a.pad.value;
+	dnnl_memory_desc_t ymd, sub;
+	dnnl_dims_t dims, offs;
+	dnnl_memory_t dst, inner, src;
+	float *buf;
+	size_t total = 1;
+	int rc;
+
+	(void)c;
+	memcpy(pads, n->a.pad.pads, sizeof(pads));
+	if (n->n_in > 1 && n->in[1] >= 0)
+		kern_static_ints(s, n->in[1], pads, 2 * TG_MAX_DIMS);
+	if (n->n_in > 2 && n->in[2] >= 0 && kern_static_float(s, n->in[2], &value) < 0)
+		return tg_err_set(p->err, -EINVAL, "node \"%s\" (Pad): value not computable at load",
+				  n->name);
+	kp_plain_md(&ymd, nd, s->dims[y]);
+	rc = kp_mem_new(p, &ymd, NULL, &dst, n);
+	if (rc < 0)
+		return rc;
+	buf = kp_handle(dst);
+	for (int i = 0; i < nd; i++) {
+		total *= (size_t)s->dims[y][i];
+		dims[i] = s->dims[x][i];
+		offs[i] = pads[i];
+	}
+	for (size_t i = 0; i < total; i++)
+		buf[i] = value;
+	p->vmem[y] = dst;
+	rc = kp_chk(p, dnnl_memory_desc_init_submemory(&sub, &ymd, dims, offs), n, "submemory");
+	if (rc == 0)
+		rc = kp_mem_new(p, &sub, buf, &inner, n);
+	if (rc == 0)
+		rc = kp_get_f32(p, x, &src, n);
+	if (rc == 0)
+		rc = kp_reorder(p, src, inner, false, n);
+	return rc;
+}
+
+/* Transpose: a reorder from the input, seen through permuted strides, into plain output. */
+static int
+kp_build_transpose(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
+{
+	const struct kern_shapes *s = &p->sh;
+	int x = n->in[0], y = n->out[0], nd = s->ndim[x];
+	dnnl_memory_desc_t perm_md, y_md;
+	dnnl_dims_t dims, strides;
+	dnnl_memory_t src, view, dst;
+	int64_t st[TG_MAX_DIMS];
+	int rc;
+
+	(void)c;
+	rc = kp_get_plain(p, x, &src, n);
+	if (rc < 0)
+		return rc;
+	for (int i = nd - 1; i >= 0; i--)
+		st[i] = i == nd - 1 ? 1 : st[i + 1] * s->dims[x][i + 1];
+	for (int i = 0; i < nd; i++) {
+		int64_t a = n->a.perm.n ? n->a.perm.perm[i] : nd - 1 - i;
+
+		dims[i] = s->dims[x][a];
+		strides[i] = st[a];
+	}
+	rc = kp_chk(p, dnnl_memory_desc_init_by_strides(&perm_md, nd, dims, dnnl_f32, strides), n,
+		    "transpose md");
+	if (rc == 0)
+		rc = kp_mem_new(p, &perm_md, kp_handle(src), &view, n);
+	kp_plain_md(&y_md, nd, s->dims[y]);
+	if (rc == 0)
+		rc = kp_mem_new(p, &y_md, NULL, &dst, n);
+	if (rc == 0)
+		rc = kp_reorder(p, view, dst, false, n);
+	if (rc == 0)
+		p->vmem[y] = dst;
+	return rc;
+}
+
 /* ---- definitions ---- */
 
 const struct kern_op_def kern_op_transpose = {
 	.known = (const char *const[]){ "perm", NULL },
 	.attrs = kern_transpose_attrs,
 	.infer = kern_transpose_infer,
+	.build = kp_build_transpose,
 };
 
 const struct kern_op_def kern_op_concat = {
@@ -382,12 +574,14 @@ const struct kern_op_def kern_op_concat = {
 	.infer = kern_concat_infer,
 	.eval = kern_concat_eval,
 	.flops = kern_flops_none,
+	.build = kp_build_concat,
 };
 
 const struct kern_op_def kern_op_split = {
 	.known = (const char *const[]){ "axis", "split", "num_outputs", NULL },
 	.attrs = kern_split_attrs,
 	.infer = kern_split_infer,
+	.build = kp_build_split,
 };
 
 const struct kern_op_def kern_op_slice = {
@@ -395,6 +589,7 @@ const struct kern_op_def kern_op_slice = {
 	.attrs = kern_slice_attrs,
 	.infer = kern_slice_infer,
 	.eval = kern_slice_eval,
+	.build = kp_build_slice,
 };
 
 const struct kern_op_def kern_op_pad = {
@@ -402,4 +597,5 @@ const struct kern_op_def kern_op_pad = {
 	.attrs = kern_pad_attrs,
 	.infer = kern_pad_infer,
 	.flops = kern_flops_none,
+	.build = kp_build_pad,
 };

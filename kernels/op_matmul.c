@@ -2,8 +2,9 @@
  * Matrix products: Gemm with constant B and C (an inner product, alpha and beta folded into
  * the weights) and MatMul with numpy batch broadcasting (oneDNN's matmul).
  */
-#include "kernels/kern_int.h"
+#include "kernels/kp_int.h"
 
+#include <errno.h>
 #include <string.h>
 
 static int
@@ -96,15 +97,148 @@ kern_matmul_flops(const struct kern_shapes *s, const struct kern_node *n)
 	return 2 * kern_numel(s, n->out[0]) * (uint64_t)k;
 }
 
+/* ---- builders ---- */
+
+/* Gemm's weights [N, K] = alpha * B (transposed as needed) and bias [N] = beta * C. */
+static void
+kp_gemm_fold(const struct kern_plan *p, const struct kern_node *n, int64_t M, int64_t K,
+	     float *w, float *bias)
+{
+	const struct kern_shapes *s = &p->sh;
+	const float *B = s->sval[n->in[1]].data;
+	int cv = n->n_in > 2 ? n->in[2] : -1;
+
+	for (int64_t i = 0; i < M; i++) {
+		for (int64_t k = 0; k < K; k++)
+			w[i * K + k] = n->a.gemm.alpha * (n->a.gemm.trans_b ? B[i * K + k] :
+									     B[k * M + i]);
+		bias[i] = 0.f;
+		if (cv >= 0) {
+			const float *C = s->sval[cv].data;
+			size_t nc = tg_tensor_numel(&s->sval[cv]);
+
+			bias[i] = C[nc == 1 ? 0 : i];
+		}
+		bias[i] *= n->a.gemm.beta;
+	}
+}
+
+/* The folded weights and bias as the primitive wants them, from a temporary plain memory. */
+static int
+kp_gemm_consts(struct kern_plan *p, const struct kern_node *n, const struct kp_prim *pr,
+	       const struct tg_tensor *wt, const struct tg_tensor *bt, dnnl_memory_t *wm,
+	       dnnl_memory_t *bm)
+{
+	dnnl_memory_desc_t w_plain, b_md;
+	dnnl_memory_t tmp = NULL;
+	int rc;
+
+	kp_plain_md(&w_plain, 2, wt->dims);
+	kp_plain_md(&b_md, 1, bt->dims);
+	rc = kp_mem_new(p, kp_prim_md(pr, dnnl_query_weights_md), NULL, wm, n);
+	if (rc == 0)
+		rc = kp_chk(p, dnnl_memory_create(&tmp, &w_plain, p->eng, wt->data), n, "memory");
+	if (rc == 0)
+		rc = kp_reorder(p, tmp, *wm, true, n);
+	if (tmp != NULL)
+		dnnl_memory_destroy(tmp);
+	if (rc == 0)
+		rc = kp_mem_new(p, &b_md, NULL, bm, n);
+	if (rc == 0)
+		memcpy(kp_handle(*bm), bt->data, tg_tensor_bytes(bt));
+	return rc;
+}
+
+/* Gemm with constant B (and C): an inner product; alpha and beta folded into the weights. */
+static int
+kp_build_gemm(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
+{
+	const struct kern_shapes *s = &p->sh;
+	int a = n->in[0], bv = n->in[1], cv = n->n_in > 2 ? n->in[2] : -1, y = c->out_v;
+	int64_t K = s->dims[a][1], M = s->dims[y][1];
+	struct tg_tensor wt = { .dtype = TG_DT_F32, .ndim = 2, .dims = { M, K } };
+	struct tg_tensor bt = { .dtype = TG_DT_F32, .ndim = 1, .dims = { M } };
+	dnnl_memory_desc_t src_md, w_md, b_md, dst_md;
+	dnnl_inner_product_desc_t ipd;
+	struct kp_prim pr = { 0 };
+	dnnl_memory_t src, wm, bm;
+	int rc;
+
+	if (n->a.gemm.trans_a || !p->m->values[bv].is_const ||
+	    (cv >= 0 && !p->m->values[cv].is_const))
+		return tg_err_set(p->err, -ENOTSUP,
+				  "node \"%s\" (Gemm): only transA=0 with constant B and C is supported",
+				  n->name);
+	kp_any_md(&w_md, 2, wt.dims);
+	kp_plain_md(&b_md, 1, &M);
+	kp_any_md(&src_md, 2, s->dims[a]);
+	kp_any_md(&dst_md, 2, s->dims[y]);
+	rc = kp_chk(p, dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_inference, &src_md,
+							     &w_md, &b_md, &dst_md), n, "inner product");
+	if (rc == 0)
+		rc = kp_chain_attr(p, c, &pr.attr, n, &kp_quant_f32);
+	rc = kp_prim_desc(p, &pr, rc, &ipd, n, "inner product pd");
+	if (rc == 0 && (tg_tensor_alloc(&wt) < 0 || tg_tensor_alloc(&bt) < 0))
+		rc = tg_err_set(p->err, -ENOMEM, "out of memory");
+	if (rc == 0) {
+		kp_gemm_fold(p, n, M, K, wt.data, bt.data);
+		rc = kp_get(p, a, kp_prim_md(&pr, dnnl_query_src_md), &src, n);
+	}
+	if (rc == 0)
+		rc = kp_gemm_consts(p, n, &pr, &wt, &bt, &wm, &bm);
+	if (rc == 0) {
+		kp_arg(&pr, DNNL_ARG_SRC, src);
+		kp_arg(&pr, DNNL_ARG_WEIGHTS, wm);
+		kp_arg(&pr, DNNL_ARG_BIAS, bm);
+	}
+	tg_tensor_free(&wt);
+	tg_tensor_free(&bt);
+	return kp_prim_end(p, &pr, rc, y, n);
+}
+
+/* MatMul: both operands in plain layout, viewed at the broadcast rank over the same bytes. */
+static int
+kp_build_matmul(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
+{
+	const struct kern_shapes *s = &p->sh;
+	int a = n->in[0], b = n->in[1], y = n->out[0], nd = s->ndim[y];
+	int64_t ad[TG_MAX_DIMS] = { 0 }, bd[TG_MAX_DIMS] = { 0 };
+	dnnl_memory_desc_t a_md, b_md, y_md;
+	dnnl_matmul_desc_t md;
+	struct kp_prim pr = { 0 };
+	dnnl_memory_t am, bm;
+	int rc;
+
+	(void)c;
+	kp_expand_dims(p, a, nd, ad);
+	kp_expand_dims(p, b, nd, bd);
+	kp_plain_md(&a_md, nd, ad);
+	kp_plain_md(&b_md, nd, bd);
+	kp_plain_md(&y_md, nd, s->dims[y]);
+	rc = kp_chk(p, dnnl_matmul_desc_init(&md, &a_md, &b_md, NULL, &y_md), n, "matmul");
+	rc = kp_prim_desc(p, &pr, rc, &md, n, "matmul pd");
+	if (rc == 0)
+		rc = kp_get_plain_as(p, a, nd, ad, &a_md, &am, n);
+	if (rc == 0)
+		rc = kp_get_plain_as(p, b, nd, bd, &b_md, &bm, n);
+	if (rc == 0) {
+		kp_arg(&pr, DNNL_ARG_SRC, am);
+		kp_arg(&pr, DNNL_ARG_WEIGHTS, bm);
+	}
+	return kp_prim_end(p, &pr, rc, y, n);
+}
+
 const struct kern_op_def kern_op_gemm = {
 	.known = (const char *const[]){ "alpha", "beta", "transA", "transB", "broadcast", NULL },
 	.attrs = kern_gemm_attrs,
 	.infer = kern_gemm_infer,
 	.flops = kern_matmul_flops,
+	.build = kp_build_gemm,
 	.fuses = true,
 };
 
 const struct kern_op_def kern_op_matmul = {
 	.infer = kern_matmul_infer,
 	.flops = kern_matmul_flops,
+	.build = kp_build_matmul,
 };

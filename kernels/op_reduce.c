@@ -2,9 +2,8 @@
  * Reductions: ReduceMean, ReduceMax, ReduceMin, ReduceSum, ReduceProd, ReduceL1, ReduceL2,
  * ReduceSumSquare, as oneDNN reductions (the definition's alg, with its power p as alpha).
  */
-#include "kernels/kern_int.h"
+#include "kernels/kp_int.h"
 
-#include <dnnl.h>
 #include <errno.h>
 #include <string.h>
 
@@ -73,12 +72,59 @@ kern_reduce_infer(const struct kern_model *m, struct kern_shapes *s, const struc
 	return 0;
 }
 
+/*
+ * A oneDNN reduction in plain layout to the keepdims shape; keepdims = 0 views the same bytes
+ * at the output's rank. Nothing reduced (noop_with_empty_axes): a view.
+ */
+static int
+kp_build_reduce(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
+{
+	const struct kern_shapes *s = &p->sh;
+	const struct kern_op_def *d = kern_ops[n->op];
+	int x = n->in[0], y = n->out[0], nd = s->ndim[x];
+	int64_t kd[TG_MAX_DIMS];
+	bool red[TG_MAX_DIMS], any = false;
+	dnnl_memory_desc_t kmd, ymd;
+	dnnl_reduction_desc_t rd;
+	struct kp_prim pr = { 0 };
+	dnnl_memory_t src, dst;
+	int rc;
+
+	if (kern_reduce_axes(s, n, nd, red) < 0)
+		return tg_err_set(p->err, -EINVAL, "node \"%s\" (%s): bad axes", n->name,
+				  kern_op_names[n->op]);
+	for (int i = 0; i < nd; i++) {
+		kd[i] = red[i] ? 1 : s->dims[x][i];
+		any |= red[i];
+	}
+	if (!any || nd == 0)
+		return kp_build_view(p, n, c);
+	rc = kp_get_plain(p, x, &src, n);
+	if (rc < 0)
+		return rc;
+	kp_plain_md(&kmd, nd, kd);
+	rc = kp_chk(p, dnnl_reduction_desc_init(&rd, (dnnl_alg_kind_t)d->alg, kp_md(src), &kmd,
+						d->alpha, 0.f), n, "reduction");
+	rc = kp_prim_desc(p, &pr, rc, &rd, n, "reduction pd");
+	if (rc == 0)
+		rc = kp_mem_new(p, &kmd, NULL, &dst, n);
+	if (rc == 0) {
+		kp_plain_md(&ymd, s->ndim[y], s->dims[y]);
+		rc = kp_mem_new(p, &ymd, kp_handle(dst), &p->vmem[y], n);
+	}
+	if (rc == 0) {
+		kp_arg(&pr, DNNL_ARG_SRC, src);
+		kp_arg(&pr, DNNL_ARG_DST, dst);
+	}
+	return kp_prim_end(p, &pr, rc, -1, n);
+}
+
 #define KERN_REDUCE(name, alg_, p)                                                          \
 	const struct kern_op_def kern_op_##name = {                                         \
 		.known = (const char *const[]){ "axes", "keepdims", "noop_with_empty_axes",  \
 						NULL },                                       \
-		.attrs = kern_reduce_attrs, .infer = kern_reduce_infer, .alg = alg_,         \
-		.alpha = p,                                                                   \
+		.attrs = kern_reduce_attrs, .infer = kern_reduce_infer,                      \
+		.build = kp_build_reduce, .alg = alg_, .alpha = p, /* the norm's p */        \
 	}
 
 KERN_REDUCE(reducemean, dnnl_reduction_mean, 0.f);

@@ -3,7 +3,7 @@
  * factors and linear upscaling with half-pixel centres; other modes are refused where ONNX
  * and oneDNN would disagree (kern_resize_geometry).
  */
-#include "kernels/kern_int.h"
+#include "kernels/kp_int.h"
 
 #include <errno.h>
 #include <math.h>
@@ -153,6 +153,39 @@ kern_resize_infer(const struct kern_model *m, struct kern_shapes *s, const struc
 	return 0;
 }
 
+/* oneDNN's resampling with ONNX's own scales (see kern_resize_geometry for which modes
+ * compute exactly what ONNX says). */
+static int
+kp_build_resize(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
+{
+	const struct kern_shapes *s = &p->sh;
+	int x = n->in[0], y = n->out[0], nd = s->ndim[x];
+	int64_t od[TG_MAX_DIMS];
+	float sc[TG_MAX_DIMS];
+	const char *why = "";
+	dnnl_memory_desc_t dst_md;
+	dnnl_resampling_desc_t rd;
+	struct kp_prim pr = { 0 };
+	dnnl_memory_t src;
+	int rc;
+
+	(void)c;
+	if (kern_resize_geometry(p->m, s, n, od, sc, &why) < 0)
+		return tg_err_set(p->err, -EINVAL, "node \"%s\" (%s): %s", n->name,
+				  kern_op_names[n->op], why);
+	rc = kp_get_src(p, x, &src, n);
+	if (rc < 0)
+		return rc;
+	kp_any_md(&dst_md, nd, s->dims[y]);
+	rc = kp_chk(p, dnnl_resampling_forward_desc_init(&rd, dnnl_forward_inference,
+			n->a.resize.mode == KERN_RS_LINEAR ? dnnl_resampling_linear :
+							     dnnl_resampling_nearest,
+			sc + 2, kp_md(src), &dst_md), n, "resampling");
+	rc = kp_prim_desc(p, &pr, rc, &rd, n, "resampling pd");
+	kp_arg(&pr, DNNL_ARG_SRC, src);
+	return kp_prim_end(p, &pr, rc, y, n);
+}
+
 #define KERN_RESIZE_KNOWN                                                                   \
 	(const char *const[]){ "mode", "coordinate_transformation_mode", "nearest_mode",       \
 			       "cubic_coeff_a", "exclude_outside", "extrapolation_value",      \
@@ -162,10 +195,12 @@ const struct kern_op_def kern_op_resize = {
 	.known = KERN_RESIZE_KNOWN,
 	.attrs = kern_resize_attrs,
 	.infer = kern_resize_infer,
+	.build = kp_build_resize,
 };
 
 const struct kern_op_def kern_op_upsample = {
 	.known = KERN_RESIZE_KNOWN,
 	.attrs = kern_resize_attrs,
 	.infer = kern_resize_infer,
+	.build = kp_build_resize,
 };

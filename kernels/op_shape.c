@@ -3,7 +3,7 @@
  * Unsqueeze, Identity and Dropout are views (the same bytes, another shape); on shape values
  * they, Shape, Gather, Cast and Constant are evaluated once per plan (shapes.c), never run.
  */
-#include "kernels/kern_int.h"
+#include "kernels/kp_int.h"
 
 #include <errno.h>
 #include <string.h>
@@ -150,21 +150,34 @@ kern_reshape_infer(const struct kern_model *m, struct kern_shapes *s, const stru
 	return 0;
 }
 
+/* Squeeze's and Unsqueeze's axes: the attribute (opset < 13) or the static second input.
+ * @return how many, or -EINVAL */
 static int
-kern_squeeze_infer(const struct kern_model *m, struct kern_shapes *s, const struct kern_node *n,
-		   int *nd, int64_t *d, struct tg_err *err)
+kern_axes_of(const struct kern_shapes *s, const struct kern_node *n, int64_t *axes,
+	     struct tg_err *err)
 {
-	int64_t axes[TG_MAX_DIMS];
-	int na = n->a.axes.n_axes, k = 0;
-	bool pick[TG_MAX_DIMS] = { false };
+	int na = n->a.axes.n_axes;
 
-	(void)m;
-	memcpy(axes, n->a.axes.axes, sizeof(axes));
+	memcpy(axes, n->a.axes.axes, TG_MAX_DIMS * sizeof(int64_t));
 	if (n->n_in > 1 && n->in[1] >= 0) {
 		na = kern_static_ints(s, n->in[1], axes, TG_MAX_DIMS);
 		if (na < 0)
 			return kern_bad(err, n, "axes must be computable at load");
 	}
+	return na;
+}
+
+static int
+kern_squeeze_infer(const struct kern_model *m, struct kern_shapes *s, const struct kern_node *n,
+		   int *nd, int64_t *d, struct tg_err *err)
+{
+	int64_t axes[TG_MAX_DIMS];
+	int na = kern_axes_of(s, n, axes, err), k = 0;
+	bool pick[TG_MAX_DIMS] = { false };
+
+	(void)m;
+	if (na < 0)
+		return na;
 	for (int i = 0; i < na; i++) {
 		int64_t a = kern_norm_axis(axes[i], *nd);
 
@@ -184,16 +197,12 @@ kern_unsqueeze_infer(const struct kern_model *m, struct kern_shapes *s, const st
 		     int *nd, int64_t *d, struct tg_err *err)
 {
 	int64_t axes[TG_MAX_DIMS], od[TG_MAX_DIMS];
-	int na = n->a.axes.n_axes, no, k = 0;
+	int na = kern_axes_of(s, n, axes, err), no, k = 0;
 	bool pick[2 * TG_MAX_DIMS] = { false };
 
 	(void)m;
-	memcpy(axes, n->a.axes.axes, sizeof(axes));
-	if (n->n_in > 1 && n->in[1] >= 0) {
-		na = kern_static_ints(s, n->in[1], axes, TG_MAX_DIMS);
-		if (na < 0)
-			return kern_bad(err, n, "axes must be computable at load");
-	}
+	if (na < 0)
+		return na;
 	no = *nd + na;
 	if (no > TG_MAX_DIMS)
 		return kern_bad(err, n, "rank too large");
@@ -336,12 +345,32 @@ kern_gather_eval(const struct kern_model *m, struct kern_shapes *s, const struct
 	return 0;
 }
 
+/* ---- builder ---- */
+
+/* Flatten, Reshape, Squeeze, Unsqueeze, Identity, Dropout (and a Reduce* reducing nothing):
+ * the input's bytes in plain layout, seen in the output's shape. */
+int
+kp_build_view(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
+{
+	int y = n->out[0];
+	dnnl_memory_desc_t md;
+	dnnl_memory_t src;
+	int rc;
+
+	(void)c;
+	rc = kp_get_plain(p, n->in[0], &src, n);
+	if (rc < 0)
+		return rc;
+	kp_plain_md(&md, p->sh.ndim[y], p->sh.dims[y]);
+	return kp_mem_new(p, &md, kp_handle(src), &p->vmem[y], n);
+}
+
 /* ---- definitions ---- */
 
 #define KERN_VIEW(name, known_, attrs_, infer_, eval_)                                      \
 	const struct kern_op_def kern_op_##name = {                                         \
 		.known = known_, .attrs = attrs_, .infer = infer_, .eval = eval_,           \
-		.flops = kern_flops_none, .view = true,                                       \
+		.flops = kern_flops_none, .build = kp_build_view, .view = true,               \
 	}
 
 /* Flatten and Dropout stay data ops on constants (no eval): what the exporter's shape
