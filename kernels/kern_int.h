@@ -263,6 +263,17 @@ int kern_sval_new(struct tg_tensor *t, enum tg_dtype dt, int nd, const int64_t *
 double kern_sval_get(const struct tg_tensor *t, size_t i);
 void kern_sval_put(struct tg_tensor *t, size_t i, double v);
 
+/* ---- fault.c: the plan-building fault hook (kern_fault_arm in kernels.h) ---- */
+
+/** Whether this allocation or oneDNN call is the one to fail (counted only while armed). */
+bool kern_fault(void);
+/* malloc, calloc, realloc and tg_tensor_alloc that fail when kern_fault() says so: every
+ * allocation plan building makes goes through these. */
+void *kern_malloc(size_t n);
+void *kern_calloc(size_t n, size_t size);
+void *kern_realloc(void *p, size_t n);
+int kern_tensor_alloc(struct tg_tensor *t);
+
 /* ---- the operator table: one definition per KERN_FOREACH_OP line ---- */
 
 struct kern_plan;

@@ -306,4 +306,19 @@ int kern_outs_take(struct kern_outs *o, const struct kern_plan *p, unsigned n_ta
 int kern_stage_run(struct kern_stage *st, unsigned b, const struct tg_tensor *x,
 		   struct kern_outs *o, struct tg_err *err);
 
+/* ---- test hook ---- */
+
+/**
+ * Fault injection (SQLite's malloc tests): the nth allocation or oneDNN call made while
+ * building plans (kern_plan_create and the shape evaluation it runs) fails once, as if
+ * memory ran out; nth = 0 disarms. A test walks nth = 1, 2, ... until a build counts fewer
+ * calls than nth: every error path then ran, and each must return an error, leak nothing and
+ * leave *out unset. Always compiled in; disarmed it costs one relaxed load per call at plan
+ * build time, and kern_plan_run never looks at it.
+ * Thread: arm it only while no other thread builds plans (the counter is process-wide).
+ */
+void kern_fault_arm(unsigned long nth);
+/** Allocations and oneDNN calls counted since kern_fault_arm() (only while armed). */
+unsigned long kern_fault_count(void);
+
 #endif

@@ -110,6 +110,10 @@ int kp_prim_end(struct kern_plan *p, struct kp_prim *pr, int rc, int y, const st
 
 /** A oneDNN status as 0, or the error naming the node and what failed. */
 int kp_chk(struct kern_plan *p, dnnl_status_t st, const struct kern_node *n, const char *what);
+/* Every oneDNN call of plan building: skipped and failed when the fault hook says so
+ * (fault.c), then checked by kp_chk(). */
+#define KP_DNNL(call) (kern_fault() ? dnnl_out_of_memory : (call))
+#define KP_CHK(p, call, n, what) kp_chk((p), KP_DNNL(call), (n), (what))
 /** A new memory of md owned by the plan: allocated (handle NULL) or over handle's bytes. */
 int kp_mem_new(struct kern_plan *p, const dnnl_memory_desc_t *md, void *handle,
 	       dnnl_memory_t *out, const struct kern_node *n);

@@ -141,7 +141,7 @@ kp_build_binary(struct kern_plan *p, const struct kern_node *n, const struct kp_
 	if (rc < 0)
 		return rc;
 	kp_any_md(&dst_md, nd, s->dims[y]);
-	rc = kp_chk(p, dnnl_binary_desc_init(&bdsc, (dnnl_alg_kind_t)kern_ops[n->op]->alg, &a_md,
+	rc = KP_CHK(p, dnnl_binary_desc_init(&bdsc, (dnnl_alg_kind_t)kern_ops[n->op]->alg, &a_md,
 					     &b_md, &dst_md), n, "binary");
 	if (rc == 0)
 		rc = kp_chain_attr(p, c, &pr.attr, n, &kp_quant_f32);

@@ -295,7 +295,7 @@ kern_convt_flops(const struct kern_shapes *s, const struct kern_node *n)
 static float *
 kp_quantize_weights(const float *w, size_t oc, size_t per, int8_t *q)
 {
-	float *ws = malloc(oc * sizeof(float));
+	float *ws = kern_malloc(oc * sizeof(float));
 
 	if (ws == NULL)
 		return NULL;
@@ -341,7 +341,7 @@ kp_int8_weights(struct kern_plan *p, int w, int b, const dnnl_memory_desc_t *w_p
 {
 	const struct tg_tensor *wt = &p->sh.sval[w];
 	size_t per = tg_tensor_numel(wt) / oc;
-	int8_t *q = malloc(tg_tensor_numel(wt));
+	int8_t *q = kern_malloc(tg_tensor_numel(wt));
 	dnnl_memory_desc_t qmd = *w_plain_f32;
 	dnnl_memory_t tmp = NULL;
 	float *ws = NULL;
@@ -352,7 +352,7 @@ kp_int8_weights(struct kern_plan *p, int w, int b, const dnnl_memory_desc_t *w_p
 		return tg_err_set(p->err, -ENOMEM, "out of memory");
 	}
 	qmd.data_type = dnnl_s8;
-	rc = kp_chk(p, dnnl_memory_create(&tmp, &qmd, p->eng, q), n, "memory");
+	rc = KP_CHK(p, dnnl_memory_create(&tmp, &qmd, p->eng, q), n, "memory");
 	if (rc == 0)
 		rc = kp_mem_new(p, want, NULL, wm, n);
 	if (rc == 0)
@@ -502,7 +502,7 @@ kp_conv_desc(struct kern_plan *p, const struct kern_node *n, const struct kp_cha
 		kp_plain_md(&cv->b_plain, 1, s->dims[b]);
 		b_md = cv->b_plain;
 	}
-	return kp_chk(p, dnnl_dilated_convolution_forward_desc_init(&cv->cd, dnnl_forward_inference,
+	return KP_CHK(p, dnnl_dilated_convolution_forward_desc_init(&cv->cd, dnnl_forward_inference,
 			dnnl_convolution_direct, &src_md, &w_md, b >= 0 ? &b_md : NULL, &dst_md,
 			strides, dil, pl, pr), n, "convolution");
 }
@@ -513,7 +513,7 @@ kp_conv_int8(struct kern_plan *p, const struct kern_node *n, const struct kp_con
 	     struct kp_prim *pr, dnnl_memory_t *wm, dnnl_memory_t *bm)
 {
 	int b = n->n_in > 2 ? n->in[2] : -1;
-	float *oscale = malloc((size_t)cv->oc * sizeof(float));
+	float *oscale = kern_malloc((size_t)cv->oc * sizeof(float));
 	dnnl_primitive_desc_t probe = NULL;
 	int rc;
 
@@ -522,10 +522,10 @@ kp_conv_int8(struct kern_plan *p, const struct kern_node *n, const struct kp_con
 	/* Provisional scales: the probe pd only needs the mask; values are set below. */
 	for (int64_t o = 0; o < cv->oc; o++)
 		oscale[o] = 1.f;
-	rc = kp_chk(p, dnnl_primitive_attr_set_output_scales(pr->attr, cv->oc, 1 << 1, oscale), n,
+	rc = KP_CHK(p, dnnl_primitive_attr_set_output_scales(pr->attr, cv->oc, 1 << 1, oscale), n,
 		    "output scales");
 	if (rc == 0)
-		rc = kp_chk(p, dnnl_primitive_desc_create(&probe, &cv->cd, pr->attr, p->eng, NULL), n,
+		rc = KP_CHK(p, dnnl_primitive_desc_create(&probe, &cv->cd, pr->attr, p->eng, NULL), n,
 			    "convolution pd");
 	if (rc == 0)
 		rc = kp_int8_weights(p, n->in[1], b, &cv->w_plain,
@@ -534,7 +534,7 @@ kp_conv_int8(struct kern_plan *p, const struct kern_node *n, const struct kp_con
 	if (probe != NULL)
 		dnnl_primitive_desc_destroy(probe);
 	if (rc == 0)
-		rc = kp_chk(p, dnnl_primitive_attr_set_output_scales(pr->attr, cv->oc, 1 << 1, oscale),
+		rc = KP_CHK(p, dnnl_primitive_attr_set_output_scales(pr->attr, cv->oc, 1 << 1, oscale),
 			    n, "output scales");
 	free(oscale);
 	return rc;
@@ -654,7 +654,7 @@ kp_convt_desc(struct kern_plan *p, const struct kern_node *n, dnnl_deconvolution
 	kp_any_md(&dst_md, nd, s->dims[n->out[0]]);
 	if (b >= 0)
 		kp_plain_md(b_md, 1, s->dims[b]);
-	return kp_chk(p, dnnl_dilated_deconvolution_forward_desc_init(dd, dnnl_forward_inference,
+	return KP_CHK(p, dnnl_dilated_deconvolution_forward_desc_init(dd, dnnl_forward_inference,
 			dnnl_deconvolution_direct, &src_md, &w_md, b >= 0 ? b_md : NULL, &dst_md,
 			strides, dil, pl, pr), n, "deconvolution");
 }

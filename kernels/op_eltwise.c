@@ -185,18 +185,18 @@ kp_elt_attr(struct kern_plan *p, const struct kern_node *n, const struct kp_chai
 	    bool clip01, dnnl_primitive_attr_t *attr)
 {
 	dnnl_post_ops_t po = NULL;
-	int rc = kp_chk(p, dnnl_primitive_attr_create(attr), n, "attr");
+	int rc = KP_CHK(p, dnnl_primitive_attr_create(attr), n, "attr");
 
 	if (rc == 0 && (c->n || clip01))
-		rc = kp_chk(p, dnnl_post_ops_create(&po), n, "post-ops");
+		rc = KP_CHK(p, dnnl_post_ops_create(&po), n, "post-ops");
 	if (rc == 0 && clip01)
-		rc = kp_chk(p, dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_clip_v2, 0.f, 1.f),
+		rc = KP_CHK(p, dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_clip_v2, 0.f, 1.f),
 			    n, "clip");
 	for (int i = 0; rc == 0 && i < c->n; i++)
 		if (kp_append_eltwise(p, po, c->nodes[i]) < 0)
 			rc = tg_err_set(p->err, -EINVAL, "node \"%s\": cannot fuse", c->nodes[i]->name);
 	if (rc == 0 && po)
-		rc = kp_chk(p, dnnl_primitive_attr_set_post_ops(*attr, po), n, "set post-ops");
+		rc = KP_CHK(p, dnnl_primitive_attr_set_post_ops(*attr, po), n, "set post-ops");
 	if (po)
 		dnnl_post_ops_destroy(po);
 	return rc;
@@ -228,7 +228,7 @@ kp_build_eltwise(struct kern_plan *p, const struct kern_node *n, const struct kp
 	}
 	if (rc < 0)
 		return rc;
-	rc = kp_chk(p, dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference,
+	rc = KP_CHK(p, dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference,
 						       (dnnl_alg_kind_t)e.alg, kp_md(src), e.alpha,
 						       e.beta), n, "eltwise");
 	if (rc == 0)
@@ -268,7 +268,7 @@ kp_build_prelu(struct kern_plan *p, const struct kern_node *n, const struct kp_c
 		rc = kp_get_plain_as(p, n->in[1], nd, wd, &w_md, &w, n);
 	}
 	if (rc == 0)
-		rc = kp_chk(p, dnnl_prelu_forward_desc_init(&pdsc, dnnl_forward_inference, kp_md(src),
+		rc = KP_CHK(p, dnnl_prelu_forward_desc_init(&pdsc, dnnl_forward_inference, kp_md(src),
 							     &w_md), n, "prelu");
 	rc = kp_prim_desc(p, &pr, rc, &pdsc, n, "prelu pd");
 	if (rc == 0) {

@@ -395,7 +395,7 @@ kp_build_concat(struct kern_plan *p, const struct kern_node *n, const struct kp_
 		}
 	}
 	if (rc == 0)
-		rc = kp_chk(p, dnnl_concat_primitive_desc_create(&pr.pd, NULL, k, ax, mds, NULL,
+		rc = KP_CHK(p, dnnl_concat_primitive_desc_create(&pr.pd, NULL, k, ax, mds, NULL,
 								  p->eng), n, "concat");
 	return kp_prim_end(p, &pr, rc, y, n);
 }
@@ -419,7 +419,7 @@ kp_copy_box(struct kern_plan *p, const struct kern_node *n, dnnl_memory_t src, i
 		dd[i] = count[i];
 		off[i] = begin[i];
 	}
-	rc = kp_chk(p, dnnl_memory_desc_init_submemory(&sub, kp_md(src), dd, off), n, "sub-memory");
+	rc = KP_CHK(p, dnnl_memory_desc_init_submemory(&sub, kp_md(src), dd, off), n, "sub-memory");
 	if (rc == 0)
 		rc = kp_mem_new(p, &sub, kp_handle(src), &view, n);
 	if (rc == 0) {
@@ -511,7 +511,7 @@ kp_build_pad(struct kern_plan *p, const struct kern_node *n, const struct kp_cha
 	for (size_t i = 0; i < total; i++)
 		buf[i] = value;
 	p->vmem[y] = dst;
-	rc = kp_chk(p, dnnl_memory_desc_init_submemory(&sub, &ymd, dims, offs), n, "submemory");
+	rc = KP_CHK(p, dnnl_memory_desc_init_submemory(&sub, &ymd, dims, offs), n, "submemory");
 	if (rc == 0)
 		rc = kp_mem_new(p, &sub, buf, &inner, n);
 	if (rc == 0)
@@ -545,7 +545,7 @@ kp_build_transpose(struct kern_plan *p, const struct kern_node *n, const struct 
 		dims[i] = s->dims[x][a];
 		strides[i] = st[a];
 	}
-	rc = kp_chk(p, dnnl_memory_desc_init_by_strides(&perm_md, nd, dims, dnnl_f32, strides), n,
+	rc = KP_CHK(p, dnnl_memory_desc_init_by_strides(&perm_md, nd, dims, dnnl_f32, strides), n,
 		    "transpose md");
 	if (rc == 0)
 		rc = kp_mem_new(p, &perm_md, kp_handle(src), &view, n);

@@ -137,7 +137,7 @@ kp_gemm_consts(struct kern_plan *p, const struct kern_node *n, const struct kp_p
 	kp_plain_md(&b_md, 1, bt->dims);
 	rc = kp_mem_new(p, kp_prim_md(pr, dnnl_query_weights_md), NULL, wm, n);
 	if (rc == 0)
-		rc = kp_chk(p, dnnl_memory_create(&tmp, &w_plain, p->eng, wt->data), n, "memory");
+		rc = KP_CHK(p, dnnl_memory_create(&tmp, &w_plain, p->eng, wt->data), n, "memory");
 	if (rc == 0)
 		rc = kp_reorder(p, tmp, *wm, true, n);
 	if (tmp != NULL)
@@ -173,12 +173,12 @@ kp_build_gemm(struct kern_plan *p, const struct kern_node *n, const struct kp_ch
 	kp_plain_md(&b_md, 1, &M);
 	kp_any_md(&src_md, 2, s->dims[a]);
 	kp_any_md(&dst_md, 2, s->dims[y]);
-	rc = kp_chk(p, dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_inference, &src_md,
+	rc = KP_CHK(p, dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_inference, &src_md,
 							     &w_md, &b_md, &dst_md), n, "inner product");
 	if (rc == 0)
 		rc = kp_chain_attr(p, c, &pr.attr, n, &kp_quant_f32);
 	rc = kp_prim_desc(p, &pr, rc, &ipd, n, "inner product pd");
-	if (rc == 0 && (tg_tensor_alloc(&wt) < 0 || tg_tensor_alloc(&bt) < 0))
+	if (rc == 0 && (kern_tensor_alloc(&wt) < 0 || kern_tensor_alloc(&bt) < 0))
 		rc = tg_err_set(p->err, -ENOMEM, "out of memory");
 	if (rc == 0) {
 		kp_gemm_fold(p, n, M, K, wt.data, bt.data);
@@ -215,7 +215,7 @@ kp_build_matmul(struct kern_plan *p, const struct kern_node *n, const struct kp_
 	kp_plain_md(&a_md, nd, ad);
 	kp_plain_md(&b_md, nd, bd);
 	kp_plain_md(&y_md, nd, s->dims[y]);
-	rc = kp_chk(p, dnnl_matmul_desc_init(&md, &a_md, &b_md, NULL, &y_md), n, "matmul");
+	rc = KP_CHK(p, dnnl_matmul_desc_init(&md, &a_md, &b_md, NULL, &y_md), n, "matmul");
 	rc = kp_prim_desc(p, &pr, rc, &md, n, "matmul pd");
 	if (rc == 0)
 		rc = kp_get_plain_as(p, a, nd, ad, &a_md, &am, n);

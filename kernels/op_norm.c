@@ -121,7 +121,7 @@ kp_build_bn(struct kern_plan *p, const struct kern_node *n, const struct kp_chai
 	if (rc < 0)
 		return rc;
 	src_md = *kp_md(src);
-	rc = kp_chk(p, dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_inference,
+	rc = KP_CHK(p, dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_inference,
 			&src_md, n->a.bn.eps, dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift),
 		    n, "batch normalization");
 	rc = kp_prim_desc(p, &pr, rc, &bd, n, "bnorm pd");
@@ -177,7 +177,7 @@ kp_build_layernorm(struct kern_plan *p, const struct kern_node *n, const struct 
 	if (rc == 0)
 		rc = kp_mem_new(p, &md, kp_handle(src), &view, n);
 	if (rc == 0)
-		rc = kp_chk(p, dnnl_layer_normalization_forward_desc_init(&ld,
+		rc = KP_CHK(p, dnnl_layer_normalization_forward_desc_init(&ld,
 				dnnl_forward_inference, &md, NULL, n->a.ln.eps,
 				dnnl_use_scale | (shift ? dnnl_use_shift : 0)), n, "layer normalization");
 	rc = kp_prim_desc(p, &pr, rc, &ld, n, "layer normalization pd");
@@ -228,7 +228,7 @@ kp_build_softmax(struct kern_plan *p, const struct kern_node *n, const struct kp
 	}
 	rc = kp_mem_new(p, &md, kp_handle(src), &view, n);
 	if (rc == 0)
-		rc = kp_chk(p, dnnl_softmax_v2_forward_desc_init(&sd, dnnl_forward_inference,
+		rc = KP_CHK(p, dnnl_softmax_v2_forward_desc_init(&sd, dnnl_forward_inference,
 				(dnnl_alg_kind_t)kern_ops[n->op]->alg, &md, &md, ax), n, "softmax");
 	rc = kp_prim_desc(p, &pr, rc, &sd, n, "softmax pd");
 	if (rc == 0)

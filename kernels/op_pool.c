@@ -109,7 +109,7 @@ kp_pool_end(struct kern_plan *p, const struct kern_node *n, dnnl_alg_kind_t alg,
 	src_md = *kp_md(src);
 	kp_any_md(&dst_md, p->sh.ndim[x], p->sh.dims[y]);
 	dst_md.data_type = src_md.data_type;
-	rc = kp_chk(p, dnnl_pooling_v2_forward_desc_init(&pdsc, dnnl_forward_inference, alg,
+	rc = KP_CHK(p, dnnl_pooling_v2_forward_desc_init(&pdsc, dnnl_forward_inference, alg,
 							  &src_md, &dst_md, st, k, dil, pl, pr_), n,
 		    "pooling");
 	rc = kp_prim_desc(p, &pr, rc, &pdsc, n, "pooling pd");

@@ -103,7 +103,7 @@ kp_build_reduce(struct kern_plan *p, const struct kern_node *n, const struct kp_
 	if (rc < 0)
 		return rc;
 	kp_plain_md(&kmd, nd, kd);
-	rc = kp_chk(p, dnnl_reduction_desc_init(&rd, (dnnl_alg_kind_t)d->alg, kp_md(src), &kmd,
+	rc = KP_CHK(p, dnnl_reduction_desc_init(&rd, (dnnl_alg_kind_t)d->alg, kp_md(src), &kmd,
 						d->alpha, 0.f), n, "reduction");
 	rc = kp_prim_desc(p, &pr, rc, &rd, n, "reduction pd");
 	if (rc == 0)

@@ -177,7 +177,7 @@ kp_build_resize(struct kern_plan *p, const struct kern_node *n, const struct kp_
 	if (rc < 0)
 		return rc;
 	kp_any_md(&dst_md, nd, s->dims[y]);
-	rc = kp_chk(p, dnnl_resampling_forward_desc_init(&rd, dnnl_forward_inference,
+	rc = KP_CHK(p, dnnl_resampling_forward_desc_init(&rd, dnnl_forward_inference,
 			n->a.resize.mode == KERN_RS_LINEAR ? dnnl_resampling_linear :
 							     dnnl_resampling_nearest,
 			sc + 2, kp_md(src), &dst_md), n, "resampling");

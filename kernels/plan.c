@@ -43,7 +43,7 @@ kp_grow(void **arr, unsigned *cap, unsigned need, size_t elem)
 	nc = *cap ? *cap * 2 : 32;
 	while (nc < need)
 		nc *= 2;
-	q = realloc(*arr, nc * elem);
+	q = kern_realloc(*arr, nc * elem);
 	if (q == NULL)
 		return -ENOMEM;
 	*arr = q;
@@ -70,7 +70,7 @@ kp_mem_new(struct kern_plan *p, const dnnl_memory_desc_t *md, void *handle, dnnl
 	dnnl_memory_t mem;
 	int rc;
 
-	rc = kp_chk(p, dnnl_memory_create(&mem, md, p->eng, handle ? handle : DNNL_MEMORY_ALLOCATE),
+	rc = KP_CHK(p, dnnl_memory_create(&mem, md, p->eng, handle ? handle : DNNL_MEMORY_ALLOCATE),
 		    n, "memory");
 	if (rc < 0)
 		return rc;
@@ -150,7 +150,7 @@ kp_push_pd(struct kern_plan *p, dnnl_primitive_desc_t pd, int nargs, const dnnl_
 	dnnl_primitive_t prim;
 	int rc;
 
-	rc = kp_chk(p, dnnl_primitive_create(&prim, pd), n, "primitive");
+	rc = KP_CHK(p, dnnl_primitive_create(&prim, pd), n, "primitive");
 	if (rc < 0)
 		return rc;
 	return kp_push_step(p, prim, nargs, args);
@@ -184,30 +184,30 @@ kp_reorder_v(struct kern_plan *p, int v, dnnl_memory_t src, dnnl_memory_t dst, b
 			scale /= p->vscale[v];
 	}
 	if (scale != 1.f) {
-		rc = kp_chk(p, dnnl_primitive_attr_create(&attr), n, "attr");
+		rc = KP_CHK(p, dnnl_primitive_attr_create(&attr), n, "attr");
 		if (rc == 0)
-			rc = kp_chk(p, dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale), n,
+			rc = KP_CHK(p, dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale), n,
 				    "reorder scale");
 		if (rc < 0) {
 			dnnl_primitive_attr_destroy(attr);
 			return rc;
 		}
 	}
-	rc = kp_chk(p, dnnl_reorder_primitive_desc_create(&pd, kp_md(src), p->eng, kp_md(dst),
+	rc = KP_CHK(p, dnnl_reorder_primitive_desc_create(&pd, kp_md(src), p->eng, kp_md(dst),
 							   p->eng, attr), n, "reorder");
 	if (attr)
 		dnnl_primitive_attr_destroy(attr);
 	if (rc < 0)
 		return rc;
-	rc = kp_chk(p, dnnl_primitive_create(&prim, pd), n, "reorder primitive");
+	rc = KP_CHK(p, dnnl_primitive_create(&prim, pd), n, "reorder primitive");
 	dnnl_primitive_desc_destroy(pd);
 	if (rc < 0)
 		return rc;
 	if (!now)
 		return kp_push_step(p, prim, 2, args);
-	rc = kp_chk(p, dnnl_primitive_execute(prim, p->stream, 2, args), n, "reorder run");
+	rc = KP_CHK(p, dnnl_primitive_execute(prim, p->stream, 2, args), n, "reorder run");
 	if (rc == 0)
-		rc = kp_chk(p, dnnl_stream_wait(p->stream), n, "reorder wait");
+		rc = KP_CHK(p, dnnl_stream_wait(p->stream), n, "reorder wait");
 	dnnl_primitive_destroy(prim);
 	return rc;
 }
@@ -364,7 +364,7 @@ kp_prim_desc(struct kern_plan *p, struct kp_prim *pr, int rc, const void *op_des
 	     const struct kern_node *n, const char *what)
 {
 	if (rc == 0)
-		rc = kp_chk(p, dnnl_primitive_desc_create(&pr->pd, op_desc, pr->attr, p->eng, NULL),
+		rc = KP_CHK(p, dnnl_primitive_desc_create(&pr->pd, op_desc, pr->attr, p->eng, NULL),
 			    n, what);
 	return rc;
 }
@@ -418,11 +418,11 @@ kp_append_eltwise(const struct kern_plan *p, dnnl_post_ops_t po, const struct ke
 
 	if (!kp_eltwise_params(p, n, &e))
 		return -EINVAL;
-	if (dnnl_post_ops_append_eltwise(po, 1.f, (dnnl_alg_kind_t)e.alg, e.alpha, e.beta) !=
-	    dnnl_success)
+	if (KP_DNNL(dnnl_post_ops_append_eltwise(po, 1.f, (dnnl_alg_kind_t)e.alg, e.alpha,
+						 e.beta)) != dnnl_success)
 		return -EIO;
-	if (e.clip01 &&
-	    dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_clip_v2, 0.f, 1.f) != dnnl_success)
+	if (e.clip01 && KP_DNNL(dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_clip_v2, 0.f,
+							     1.f)) != dnnl_success)
 		return -EIO;
 	return 0;
 }
@@ -500,31 +500,33 @@ kp_chain_attr(struct kern_plan *p, const struct kp_chain *c, dnnl_primitive_attr
 	int rc = 0;
 
 	*attr = NULL;
-	rc = kp_chk(p, dnnl_primitive_attr_create(attr), head, "attr");
+	rc = KP_CHK(p, dnnl_primitive_attr_create(attr), head, "attr");
+	if (rc == 0)
+		rc = KP_CHK(p, dnnl_primitive_attr_set_scratchpad_mode(*attr,
+				dnnl_scratchpad_mode_library), head, "scratchpad");
 	if (rc < 0)
 		return rc;
-	dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_library);
 	if (c->n == 0 && q->dst_scale == 1.f)
 		return 0;
-	rc = kp_chk(p, dnnl_post_ops_create(&po), head, "post-ops");
+	rc = KP_CHK(p, dnnl_post_ops_create(&po), head, "post-ops");
 	if (rc < 0)
 		return rc;
 	for (int i = 0; i < c->n && rc == 0; i++) {
 		if (c->nodes[i]->op == KOP_ADD && q->sum_dt != q->dst_dt)
-			rc = kp_chk(p, dnnl_post_ops_append_sum_v2(po, q->sum_scale, q->sum_dt), head,
+			rc = KP_CHK(p, dnnl_post_ops_append_sum_v2(po, q->sum_scale, q->sum_dt), head,
 				    "sum post-op");
 		else if (c->nodes[i]->op == KOP_ADD)
-			rc = kp_chk(p, dnnl_post_ops_append_sum(po, q->sum_scale), head, "sum post-op");
+			rc = KP_CHK(p, dnnl_post_ops_append_sum(po, q->sum_scale), head, "sum post-op");
 		else if (kp_append_eltwise(p, po, c->nodes[i]) < 0)
 			rc = tg_err_set(p->err, -EINVAL, "node \"%s\": cannot fuse",
 					c->nodes[i]->name);
 	}
 	/* Post-ops run in real units; the last step scales into the int8 destination. */
 	if (rc == 0 && q->dst_scale != 1.f)
-		rc = kp_chk(p, dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_linear,
+		rc = KP_CHK(p, dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_linear,
 							    q->dst_scale, 0.f), head, "dst scale");
 	if (rc == 0)
-		rc = kp_chk(p, dnnl_primitive_attr_set_post_ops(*attr, po), head, "set post-ops");
+		rc = KP_CHK(p, dnnl_primitive_attr_set_post_ops(*attr, po), head, "set post-ops");
 	dnnl_post_ops_destroy(po);
 	return rc;
 }
@@ -581,8 +583,8 @@ static int
 kp_build_all(struct kern_plan *p)
 {
 	const struct kern_model *m = p->m;
-	int *head_of = malloc(m->n_nodes * sizeof(int));	/* fused node -> its head */
-	struct kp_chain *chains = calloc(m->n_nodes, sizeof(*chains));
+	int *head_of = kern_malloc(m->n_nodes * sizeof(int));	/* fused node -> its head */
+	struct kp_chain *chains = kern_calloc(m->n_nodes, sizeof(*chains));
 	int rc = 0;
 
 	if (head_of == NULL || chains == NULL) {
@@ -678,8 +680,8 @@ kp_select(struct kern_plan *p, const struct kern_plan_spec *spec)
 		for (unsigned i = 0; i < m->n_inputs && i < 8; i++)
 			p->in_v[p->n_in++] = m->inputs[i];
 	}
-	p->out_v = calloc(m->n_values + 1, sizeof(int));
-	p->out_mem = calloc(m->n_values + 1, sizeof(dnnl_memory_t));
+	p->out_v = kern_calloc(m->n_values + 1, sizeof(int));
+	p->out_mem = kern_calloc(m->n_values + 1, sizeof(dnnl_memory_t));
 	if (p->out_v == NULL || p->out_mem == NULL)
 		return tg_err_set(p->err, -ENOMEM, "out of memory");
 	if (spec->kind == KERN_PLAN_HEAD)
@@ -780,7 +782,7 @@ kp_create(const struct kern_model *m, const struct kern_plan_spec *spec, bool ex
 
 	if (spec->kind != KERN_PLAN_GRAPH && (spec->batch < 1 || spec->batch > (1u << 16)))
 		return tg_err_set(err, -EINVAL, "batch %u out of range", spec->batch);
-	p = calloc(1, sizeof(*p));
+	p = kern_calloc(1, sizeof(*p));
 	if (p == NULL)
 		return tg_err_set(err, -ENOMEM, "out of memory");
 	p->m = m;
@@ -788,16 +790,16 @@ kp_create(const struct kern_model *m, const struct kern_plan_spec *spec, bool ex
 	p->expose_all = expose_all;
 	p->kind = spec->kind;
 	p->batch = spec->batch;
-	p->active = calloc(m->n_nodes, 1);
-	p->ncons = calloc(m->n_values, sizeof(unsigned));
-	p->is_pout = calloc(m->n_values, 1);
-	p->vmem = calloc(m->n_values, sizeof(dnnl_memory_t));
-	p->epos = calloc(m->n_nodes, sizeof(int));
-	p->vscale = calloc(m->n_values, sizeof(float));
-	p->vdt = calloc(m->n_values, sizeof(dnnl_data_type_t));
+	p->active = kern_calloc(m->n_nodes, 1);
+	p->ncons = kern_calloc(m->n_values, sizeof(unsigned));
+	p->is_pout = kern_calloc(m->n_values, 1);
+	p->vmem = kern_calloc(m->n_values, sizeof(dnnl_memory_t));
+	p->epos = kern_calloc(m->n_nodes, sizeof(int));
+	p->vscale = kern_calloc(m->n_values, sizeof(float));
+	p->vdt = kern_calloc(m->n_values, sizeof(dnnl_data_type_t));
 	p->int8 = spec->precision == KERN_PREC_INT8;
 	p->calib = spec->calib;
-	in = calloc(m->n_inputs, sizeof(*in));
+	in = kern_calloc(m->n_inputs, sizeof(*in));
 	if (!p->active || !p->ncons || !p->is_pout || !p->vmem || !p->vscale || !p->vdt ||
 	    !p->epos || !in ||
 	    kern_shapes_alloc(m, &p->sh) < 0) {
@@ -819,9 +821,9 @@ kp_create(const struct kern_model *m, const struct kern_plan_spec *spec, bool ex
 	p->nthr = kp_threads_for(p);
 	saved_nthr = omp_get_max_threads();
 	omp_set_num_threads(p->nthr);	/* kernels pick their partitioning when created */
-	rc = kp_chk(p, dnnl_engine_create(&p->eng, dnnl_cpu, 0), NULL, "engine");
+	rc = KP_CHK(p, dnnl_engine_create(&p->eng, dnnl_cpu, 0), NULL, "engine");
 	if (rc == 0)
-		rc = kp_chk(p, dnnl_stream_create(&p->stream, p->eng, dnnl_stream_default_flags), NULL,
+		rc = KP_CHK(p, dnnl_stream_create(&p->stream, p->eng, dnnl_stream_default_flags), NULL,
 			    "stream");
 	for (unsigned i = 0; rc == 0 && i < p->n_in; i++) {
 		dnnl_memory_desc_t md;

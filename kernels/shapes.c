@@ -17,10 +17,10 @@ kern_shapes_alloc(const struct kern_model *m, struct kern_shapes *s)
 {
 	size_t n = m->n_values ? m->n_values : 1;
 
-	s->ndim = calloc(n, sizeof(*s->ndim));
-	s->dims = calloc(n, sizeof(*s->dims));
-	s->sval = calloc(n, sizeof(*s->sval));
-	s->known = calloc(n, sizeof(*s->known));
+	s->ndim = kern_calloc(n, sizeof(*s->ndim));
+	s->dims = kern_calloc(n, sizeof(*s->dims));
+	s->sval = kern_calloc(n, sizeof(*s->sval));
+	s->known = kern_calloc(n, sizeof(*s->known));
 	if (!s->ndim || !s->dims || !s->sval || !s->known) {
 		kern_shapes_free(m, s);
 		return -ENOMEM;
@@ -200,7 +200,7 @@ kern_sval_new(struct tg_tensor *t, enum tg_dtype dt, int nd, const int64_t *dims
 	t->dtype = dt;
 	t->ndim = nd;
 	memcpy(t->dims, dims, (size_t)nd * sizeof(int64_t));
-	return tg_tensor_alloc(t);
+	return kern_tensor_alloc(t);
 }
 
 double
