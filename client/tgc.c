@@ -130,10 +130,12 @@ tgc_recv(struct tgc *c, uint64_t deadline_ns)
 	}
 }
 
-/* One HELLO exchange: catalog page from start; on success *r holds the reply (entries point
- * into c->rx until the next receive). */
+/* One HELLO exchange: catalog page from start, echoing path token tok (0 none); on success
+ * *r holds the reply (entries point into c->rx until the next receive); on an ERROR, *st is
+ * its status. */
 static int
-tgc_hello(struct tgc *c, uint16_t start, struct proto_msg *r, struct tg_err *err)
+tgc_hello(struct tgc *c, uint16_t start, uint32_t tok, struct proto_msg *r, uint8_t *st,
+	  struct tg_err *err)
 {
 	uint8_t buf[PROTO_HELLO_MIN_DGRAM];
 	struct proto_hdr h = { .client_id = c->client_id, .request_id = ++c->hello_nonce,
@@ -146,6 +148,7 @@ tgc_hello(struct tgc *c, uint16_t start, struct proto_msg *r, struct tg_err *err
 		.accuracy_floor_bp = c->cfg.profile.accuracy_floor_bp,
 		.max_dgram = c->cfg.max_dgram,
 		.catalog_start = start,
+		.path_token = tok,
 	};
 	uint64_t wait_ns = (uint64_t)c->cfg.hello_timeout_ms * 1000000u;
 	int n, rc;
@@ -170,10 +173,12 @@ tgc_hello(struct tgc *c, uint16_t start, struct proto_msg *r, struct tg_err *err
 			}
 			if (r->h.type == PROTO_T_HELLO_REPLY)
 				return 0;
-			if (r->h.type == PROTO_T_ERROR)
+			if (r->h.type == PROTO_T_ERROR) {
+				*st = r->u.error.status;
 				return tg_err_set(err, -EPROTO, "HELLO answered with ERROR %s (%s)",
 						  proto_status_name(r->u.error.status),
 						  proto_reason_name(r->u.error.reason));
+			}
 			c->st.rx_ignored++;
 		}
 		if (len < 0)
@@ -183,7 +188,37 @@ tgc_hello(struct tgc *c, uint16_t start, struct proto_msg *r, struct tg_err *err
 			  (unsigned)c->cfg.hello_tries);
 }
 
-/* A session (new, or the old one re-bound) and every catalog page. */
+/*
+ * One catalog page, following the gateway's answers (docs/protocol.md 12.1): a path challenge
+ * (we moved: NAT rebinding) is answered by echoing its token from here, which moves the
+ * session; a session the gateway no longer knows is replaced by a new one.
+ */
+static int
+tgc_hello_page(struct tgc *c, uint16_t start, struct proto_msg *r, struct tg_err *err)
+{
+	uint32_t tok = 0;
+	uint8_t st = 0;
+	int rc;
+
+	for (int round = 0; round < 4; round++) {
+		rc = tgc_hello(c, start, tok, r, &st, err);
+		if (rc == -EPROTO && st == PROTO_ST_UNKNOWN_SESSION && c->session != 0) {
+			c->session = 0;	/* forgotten (or on another lcore): a new one */
+			tok = 0;
+			continue;
+		}
+		if (rc < 0)
+			return rc;
+		if (r->u.hello_reply.path_token == 0)
+			return 0;
+		c->session = r->h.session_id;
+		tok = r->u.hello_reply.path_token;
+		c->st.path_challenges++;
+	}
+	return tg_err_set(err, -EPROTO, "HELLO: the gateway keeps challenging this address");
+}
+
+/* A session (new, or the old one moved here) and every catalog page. */
 static int
 tgc_session(struct tgc *c, struct tg_err *err)
 {
@@ -193,7 +228,7 @@ tgc_session(struct tgc *c, struct tg_err *err)
 
 	c->n_cat = 0;
 	do {
-		rc = tgc_hello(c, (uint16_t)start, &r, err);
+		rc = tgc_hello_page(c, (uint16_t)start, &r, err);
 		if (rc < 0)
 			return rc;
 		c->session = r.h.session_id;

@@ -80,6 +80,7 @@ struct tgc_stats {
 	uint64_t chunks_resent;		/* chunks resent for NACKs and timeouts */
 	uint64_t timeouts;		/* request timers that fired */
 	uint64_t hellos;		/* HELLOs sent (re-HELLOs after UNKNOWN_SESSION included) */
+	uint64_t path_challenges;	/* path challenges answered (our address changed) */
 	uint64_t rx_ignored;		/* datagrams refused by proto_decode or not ours */
 	uint64_t pace_wait_ns;		/* time spent waiting for the token bucket */
 	uint64_t rx_dropped;		/* received datagrams the test impairment dropped */
@@ -120,7 +121,9 @@ struct tgc_result {
 /**
  * Open a session: a UDP socket connected to cfg->gateway, a HELLO (padded to 1200 bytes,
  * session 0) resent after hello_timeout_ms, doubling, up to hello_tries times; then every
- * catalog page (more HELLOs with the session id). Buffers for the largest request the
+ * catalog page (more HELLOs with the session id). A re-HELLO (after UNKNOWN_SESSION) answers
+ * a path challenge by echoing its token, which moves the session to our new address
+ * (docs/protocol.md 12.1), and opens a new session when the gateway forgot the old one. Buffers for the largest request the
  * gateway accepts (its max_msg_bytes) are allocated here, none per request.
  * @param out  set to a new session the caller releases with tgc_close()
  * @param cfg  read during the call only

@@ -56,22 +56,28 @@
 	_(UDP_CSUM_ZERO,   "UDP checksum 0 (none) refused by policy")		\
 	_(UDP_CSUM,        "UDP checksum wrong")				\
 	_(PROTO,           "refused by the decoder (proto rejects say why; ERROR where due)") \
-	_(SESSION_UNKNOWN, "session unknown, or not bound to this source (UNKNOWN_SESSION sent)") \
+	_(SESSION_UNKNOWN, "session unknown (UNKNOWN_SESSION sent)")		\
+	_(PATH_UNVERIFIED, "session bound to another address (UNKNOWN_SESSION path_unverified sent)") \
+	_(PATH_TOKEN,      "HELLO with a wrong or spent path token (a new challenge sent)") \
 	_(SESSION_FULL,    "HELLO found no free session (OVERLOADED sent)")		\
+	_(SOURCE_SESSIONS, "HELLO from a source IP at max_sessions_source (OVERLOADED session_full sent)") \
 	_(MSG_TYPE,        "message type not served here (NACK, ERROR, RESPONSE, HELLO_REPLY)") \
 	_(CHUNK_DUP,       "chunk already placed (duplicate or resend)")	\
 	_(CHUNK_LATE,      "chunk of a message already completed or refused")	\
 	_(CHUNK_MISMATCH,  "chunk disagrees with its message's first chunk (ERROR sent)") \
 	_(CHUNK_PLACE,     "chunk overlaps or leaves a gap: message refused (ERROR sent)") \
-	_(CHUNK_LZ4,       "chunk not decompressing to its size: message refused (ERROR sent)") \
+	_(CHUNK_LZ4,       "chunk not decompressing to its size: chunk refused, stays missing (ERROR sent)") \
 	_(CLIENT_INFLIGHT, "client at max in-flight messages (OVERLOADED sent)")	\
+	_(SOURCE_INFLIGHT, "source IP at max_open_source unfinished messages (OVERLOADED sent)") \
 	_(POOL_FULL,       "no free message slot on the lcore (OVERLOADED sent)")	\
+	_(MSG_EVICTED,     "unfinished message's slot taken for fair share (UNKNOWN_REQUEST evicted sent)") \
 	_(MSG_TIMEOUT,     "message incomplete at its timeout: slot freed (ERROR sent)") \
 	_(RESP_ENCODE,     "response the encoder refused (INTERNAL ERROR sent)")	\
 	_(NO_MBUF,         "reply not sent: mbuf pool empty")			\
 	_(TX_FULL,         "reply not sent: TX queue full, mbuf freed")		\
 	_(NACK_UNKNOWN,    "NACK of no answer kept here (UNKNOWN_REQUEST sent)")	\
-	_(NACK_RATE,       "NACK within half a gap of the last send of its answer: ignored")
+	_(NACK_RATE,       "NACK within half a gap of the last send of its answer: ignored") \
+	_(NACK_BUDGET,     "NACK not sent: it would pass the bytes its message brought")
 
 enum dp_drop {
 #define _(sym, help) DP_DROP_##sym,
@@ -92,6 +98,11 @@ struct dp_stats {
 	uint64_t hello_replies;		/* HELLO_REPLY datagrams sent */
 	uint64_t sessions_opened;	/* sessions a HELLO opened */
 	uint64_t sessions_expired;	/* sessions forgotten after session_ttl_ms idle */
+	uint64_t sessions_evicted;	/* unverified sessions a HELLO took the place of */
+	uint64_t sessions_moved;	/* sessions moved to an address that echoed its token */
+	uint64_t path_challenges;	/* HELLO_REPLYs with a path token sent */
+	uint64_t hello_dups;		/* retransmitted HELLOs given their session again */
+	uint64_t pending_sent;		/* PENDING answers to chunks of held requests */
 	uint64_t chunks_placed;		/* REQUEST chunks unpacked into their slot */
 	uint64_t msgs_opened;		/* messages given a slot */
 	uint64_t msgs_completed;	/* messages whose every chunk arrived */
@@ -131,7 +142,10 @@ struct dp_limits {
 	uint16_t max_chunks;		/* chunks per message */
 	uint32_t max_inflight_client;	/* messages a client (its session) holds */
 	uint32_t max_inflight_total;	/* messages all clients hold: the slot pool */
-	uint32_t max_sessions;		/* sessions held at once (HELLO beyond: OVERLOADED) */
+	uint32_t max_sessions;		/* sessions held at once (HELLO beyond: OVERLOADED, once
+					 * no unverified session can be evicted) */
+	uint32_t max_sessions_source;	/* sessions of one source IP (per lcore) */
+	uint32_t max_open_source;	/* unfinished messages of one source IP (per lcore) */
 };
 
 /** Dataplane configuration; dp_config_default() fills every field with its default. */
@@ -144,7 +158,8 @@ struct dp_config {
 	uint16_t rx_desc;		/* RX ring size per queue (1024) */
 	uint16_t tx_desc;		/* TX ring size per queue (1024) */
 	struct dp_limits limits;	/* (512 KiB, 1024 chunks, 16 per client, 256 in total,
-					 * 4096 sessions) */
+					 * 4096 sessions, 1024 per source IP, 64 unfinished
+					 * messages per source IP) */
 	uint32_t session_ttl_ms;	/* an idle session is forgotten after this (60 s) */
 	uint32_t gap_timeout_us;	/* no chunk of an open message for this long: NACK (2000) */
 	uint32_t msg_timeout_us;	/* a message open this long is freed and counted (1 s) */

@@ -44,17 +44,46 @@ struct dp_peer {
 };
 
 /**
+ * A source IP address holding sessions on this lcore (docs/protocol.md 12.6): what the
+ * per-source caps and the fair share of message slots count. Exists while it has sessions.
+ */
+struct dp_source {
+	rte_be32_t ip;			/* the key of lc->re.sources */
+	uint32_t sessions;		/* sessions bound to an address of this IP */
+	uint32_t open;			/* unfinished (OPEN) messages of those sessions */
+};
+
+/**
  * A session (docs/protocol.md 12.1): opened by a HELLO, bound to the client id and source
  * address it came from; a datagram naming it from elsewhere is from an unverified source.
+ * It is unverified until a datagram carrying its id comes from its address (the id was sent
+ * only there), and moves to another address only when that address echoes a path token.
  */
 struct dp_session {
 	uint64_t id;			/* random, non-zero; the key of lc->re.sessions */
 	uint32_t client_id;
 	uint32_t inflight;		/* messages it holds (open, queued, or being answered) */
+	uint32_t open;			/* of those, unfinished (OPEN): counted in src->open */
+	uint32_t hello_nonce;		/* request id of the HELLO that opened it (idempotency) */
+	uint32_t moves;			/* validated moves: part of every path token, so a token
+					 * is spent once the session moved */
+	bool verified;			/* its address proved it receives there */
 	struct dp_peer peer;		/* the address it is bound to: where answers go */
+	struct dp_peer hello_from;	/* the opening HELLO's address (key of re.hellos) */
+	struct dp_source *src;		/* peer.ip's entry */
 	uint64_t last_tsc;		/* its last datagram: idle past the TTL, it is forgotten */
-	TAILQ_ENTRY(dp_session) lru;	/* in lc->re.lru, least recently used first */
+	TAILQ_ENTRY(dp_session) lru;	/* in re.lru (verified) or re.unv, least recent first */
 	struct proto_hello profile;	/* the device's last HELLO, for split advice */
+};
+
+/** Key of re.hellos: a retransmitted HELLO (same client, nonce and address) finds its
+ * session again instead of opening another (docs/protocol.md 12.1). */
+struct dp_hello_key {
+	uint32_t client_id;
+	uint32_t nonce;
+	rte_be32_t ip;
+	rte_be16_t port;
+	uint16_t zero;			/* padding, always 0: keys are hashed as bytes */
 };
 
 TAILQ_HEAD(dp_session_list, dp_session);
@@ -88,6 +117,8 @@ struct dp_slot {
 	uint8_t state;			/* enum dp_slot_state */
 	uint8_t nack_backoff;		/* OPEN: NACKs since the last chunk placed */
 	uint64_t next_nack_tsc;		/* OPEN: no NACK before this (backoff) */
+	uint32_t rx_bytes;		/* OPEN: datagram bytes received for it (duplicates too) */
+	uint32_t nack_bytes;		/* OPEN: NACK bytes sent for it: never above rx_bytes */
 	uint64_t *received;		/* bitmap, bit i: chunk i placed */
 	uint32_t (*span)[2];		/* [i]: raw offset and end of chunk i, once placed */
 };
@@ -107,8 +138,9 @@ enum {
 struct dp_tomb {
 	struct dp_key key;
 	uint64_t expire_tsc;
-	uint64_t resent_tsc;		/* last send or resend of the answer (or of NACKed chunks) */
-	struct dp_peer peer;		/* where the answer went */
+	uint64_t resent_tsc;		/* last send or resend of the answer (or of NACKed chunks,
+					 * or of PENDING) */
+	bool pending;			/* whole, with the consumer, not answered yet */
 	uint16_t answer_len;		/* 0: none here (the consumer has it, or it is kept in the
 					 * keep ring, or it was too long to keep) */
 	uint16_t keep_chunks;		/* chunks of a tensor answer in the keep ring; 0 none */
@@ -121,11 +153,18 @@ struct dp_tomb {
 struct dp_reasm {
 	struct rte_hash *msgs;		/* dp_key -> open slot, or tombstone (tagged index) */
 	struct rte_hash *sessions;	/* session id -> dp_session */
+	struct rte_hash *hellos;	/* dp_hello_key of its opening HELLO -> dp_session */
+	struct rte_hash *sources;	/* source IP -> dp_source */
+	struct dp_source *src_mem;	/* [n_sess] */
+	struct dp_source **free_src;	/* stack of n_free_src */
+	uint32_t n_free_src;
+	uint32_t n_src_open;		/* sources holding unfinished messages */
+	struct dp_session_list unv;	/* unverified sessions, least recently used first */
 	struct dp_slot *slots;		/* [n_slots] */
 	struct dp_slot **free_slots;	/* stack of n_free */
 	struct dp_session *sess_mem;	/* [n_sess] */
 	struct dp_session **free_sess;	/* stack of n_free_sess */
-	struct dp_session_list lru;	/* sessions in use, least recently used first */
+	struct dp_session_list lru;	/* verified sessions, least recently used first */
 	struct dp_tomb *tombs;		/* FIFO ring [n_tombs_max], oldest at tomb_head */
 	struct dp_slot_list open;	/* OPEN slots, earliest deadline first (every deadline
 					 * is an event + one gap, events come in time order) */
@@ -147,6 +186,8 @@ struct dp_reasm {
 	uint64_t msg_tsc;		/* config msg_timeout_us */
 	uint64_t ttl_tsc;		/* config session_ttl_ms */
 	uint64_t sid_key[2];		/* SipHash key making session ids unguessable */
+	uint64_t tok_key[2];		/* SipHash key making path tokens unguessable */
+	uint64_t tok_tsc;		/* path token epoch: a token lives 1 to 2 of them */
 	uint64_t sid_seq;		/* session ids hashed so far */
 	struct proto_limits plim;	/* what the decoder enforces */
 	bool echo;			/* answer PROTO_MODEL_ECHO here */
@@ -238,16 +279,35 @@ int dp_reasm_init(struct dp_lcore *lc, unsigned n_slots, struct tg_err *err);
 void dp_reasm_free(struct dp_lcore *lc);
 
 /* session.c, hot path: HELLO answered; a datagram's session checked against its source
- * (NULL: unverified, counted; the caller answers); idle sessions forgotten. */
+ * (NULL: unknown, *why PROTO_OK, or bound elsewhere, *why PROTO_E_PATH_UNVERIFIED; the
+ * caller counts and answers); idle sessions forgotten. */
 void dp_hello_input(struct dp_lcore *lc, const struct dp_peer *from, const struct proto_msg *m,
 		    const uint8_t *in, uint16_t in_len, uint64_t now);
 struct dp_session *dp_session_verify(struct dp_lcore *lc, const struct dp_peer *from,
-				     const struct proto_hdr *h, uint64_t now);
+				     const struct proto_hdr *h, uint64_t now,
+				     enum proto_reason *why);
 void dp_sessions_expire(struct dp_lcore *lc, uint64_t now);
 
 /* session.c, init path */
 int dp_sessions_init(struct dp_lcore *lc, unsigned n_sess, struct tg_err *err);
 void dp_sessions_free(struct dp_lcore *lc);
+
+/* Unfinished-message accounting of a session and its source (fair share, caps). */
+static inline void
+dp_open_inc(struct dp_reasm *re, struct dp_session *s)
+{
+	s->open++;
+	if (s->src->open++ == 0)
+		re->n_src_open++;
+}
+
+static inline void
+dp_open_dec(struct dp_reasm *re, struct dp_session *s)
+{
+	s->open--;
+	if (--s->src->open == 0)
+		re->n_src_open--;
+}
 
 /* tx.c */
 void dp_tx_flush(struct dp_lcore *lc);

@@ -67,6 +67,8 @@ dp_config_default(struct dp_config *cfg)
 	cfg->limits.max_inflight_client = 16;
 	cfg->limits.max_inflight_total = 256;
 	cfg->limits.max_sessions = 4096;
+	cfg->limits.max_sessions_source = 1024;
+	cfg->limits.max_open_source = 64;
 	cfg->session_ttl_ms = 60000;
 	cfg->gap_timeout_us = 2000;
 	cfg->msg_timeout_us = 1000000;
@@ -112,7 +114,8 @@ dp_config_check(const struct dp_config *cfg, struct tg_err *err)
 	if (cfg->udp_port == 0)
 		return tg_err_set(err, -EINVAL, "dataplane: UDP port 0");
 	if (l->max_msg_bytes == 0 || l->max_chunks == 0 || l->max_inflight_client == 0 ||
-	    l->max_inflight_total == 0 || l->max_sessions == 0 || cfg->session_ttl_ms == 0)
+	    l->max_inflight_total == 0 || l->max_sessions == 0 || cfg->session_ttl_ms == 0 ||
+	    l->max_sessions_source == 0 || l->max_open_source == 0)
 		return tg_err_set(err, -EINVAL, "dataplane: limits must be positive");
 	if (cfg->rx_desc == 0 || cfg->tx_desc == 0)
 		return tg_err_set(err, -EINVAL, "dataplane: descriptor counts must be positive");

@@ -110,7 +110,6 @@ dp_tomb_keep(struct dp_reasm *re, const struct dp_slot *s, const uint8_t *buf, i
 	memcpy(t->answer, buf, (size_t)n);
 	t->answer_len = (uint16_t)n;
 	t->keep_chunks = 0;
-	t->peer = s->sess->peer;
 	t->resent_tsc = rte_rdtsc();	/* sent now: the next copy a gap later at the earliest */
 }
 
@@ -168,8 +167,10 @@ dp_slot_error(struct dp_lcore *lc, const struct dp_slot *s, enum proto_reason r,
 
 /*
  * NACK the chunks still missing: at most plim.max_nack_ranges ranges, the first ones; the
- * next NACK lists what is still missing then. Only verified sources hold slots, so a NACK
- * longer than what arrived is no amplification (docs/protocol.md 12.4).
+ * next NACK lists what is still missing then. The NACKs of an unfinished message, and the
+ * ERROR that may end it, never add up to more bytes than its datagrams brought
+ * (docs/protocol.md 12.4): a spoofed half-message cannot make the gateway send more than it
+ * got.
  */
 static void
 dp_send_nack(struct dp_lcore *lc, struct dp_slot *s)
@@ -178,11 +179,18 @@ dp_send_nack(struct dp_lcore *lc, struct dp_slot *s)
 	struct proto_hdr h;
 	struct rte_mbuf *m;
 	uint8_t *buf;
+	unsigned len;
 	int n;
 
 	if (proto_nack_from_bitmap(&nk, s->received, s->pub.req.c.count,
 				   lc->re.plim.max_nack_ranges) == 0)
 		return;
+	/* The 48 bytes kept back are for the ERROR a timeout or an eviction sends. */
+	len = PROTO_NACK_LEN + PROTO_NACK_RANGE_LEN * (unsigned)nk.n_ranges;
+	if ((uint64_t)s->nack_bytes + len + PROTO_ERROR_LEN > s->rx_bytes) {
+		DP_DROP(lc, NACK_BUDGET);
+		return;
+	}
 	buf = dp_tx_udp_alloc(lc, &m);
 	if (buf == NULL)
 		return;
@@ -193,6 +201,7 @@ dp_send_nack(struct dp_lcore *lc, struct dp_slot *s)
 		return;
 	}
 	dp_tx_udp_send(lc, m, &s->sess->peer, (uint16_t)n);
+	s->nack_bytes += (uint32_t)n;
 	lc->stats.nacks_sent++;
 }
 
@@ -341,9 +350,10 @@ dp_keep_resend(struct dp_lcore *lc, const struct dp_tomb *t, const struct proto_
 	return sent;
 }
 
-/* A late chunk of a finished message: its answer again, at most once per gap. */
+/* A late chunk of a finished message, from session sess: its answer again, at most once per
+ * gap, to the session's (verified) address. */
 static void
-dp_tomb_resend(struct dp_lcore *lc, uint32_t i, uint64_t now)
+dp_tomb_resend(struct dp_lcore *lc, const struct dp_session *sess, uint32_t i, uint64_t now)
 {
 	struct dp_tomb *t = &lc->re.tombs[i];
 
@@ -351,10 +361,10 @@ dp_tomb_resend(struct dp_lcore *lc, uint32_t i, uint64_t now)
 	if (now < t->resent_tsc + lc->re.gap_tsc)
 		return;
 	if (t->answer_len != 0) {
-		if (!dp_send_copy(lc, t->answer, t->answer_len, &t->peer, false))
+		if (!dp_send_copy(lc, t->answer, t->answer_len, &sess->peer, false))
 			return;
 	} else if (dp_keep_intact(&lc->re, t)) {
-		lc->stats.resp_chunks_resent += dp_keep_resend(lc, t, NULL, &t->peer);
+		lc->stats.resp_chunks_resent += dp_keep_resend(lc, t, NULL, &sess->peer);
 	} else {
 		return;
 	}
@@ -446,6 +456,8 @@ dp_msg_open(struct dp_lcore *lc, struct dp_session *sess, const struct dp_key *k
 	s->n_received = 0;
 	s->nack_backoff = 0;
 	s->next_nack_tsc = 0;
+	s->rx_bytes = 0;
+	s->nack_bytes = 0;
 	s->pub.hdr = msg->h;
 	s->pub.req = msg->u.req;
 	/* The message's view: nothing of the chunk that happened to come first. */
@@ -531,7 +543,6 @@ dp_send_tensor(struct dp_lcore *lc, struct dp_slot *s, const struct proto_hdr *h
 		t->keep_pos = pos;
 		t->keep_len = (uint32_t)used;
 		t->keep_chunks = (uint16_t)n;
-		t->peer = s->sess->peer;
 		t->resent_tsc = rte_rdtsc();
 	}
 	for (unsigned i = 0; i < n; i++)
@@ -675,7 +686,7 @@ dp_chunk_input(struct dp_lcore *lc, struct dp_session *sess, const struct proto_
 	    !(dp_is_tomb(v) && dp_tomb_forget_lost(lc, (uint32_t)((uintptr_t)v >> 1)))) {
 		if (dp_is_tomb(v)) {
 			DP_DROP(lc, CHUNK_LATE);
-			dp_tomb_resend(lc, (uint32_t)((uintptr_t)v >> 1), now);
+			dp_tomb_resend(lc, sess, (uint32_t)((uintptr_t)v >> 1), now);
 			return NULL;
 		}
 		s = v;
@@ -689,6 +700,7 @@ dp_chunk_input(struct dp_lcore *lc, struct dp_session *sess, const struct proto_
 		if (s == NULL)
 			return NULL;
 	}
+	s->rx_bytes = s->rx_bytes + in_len > s->rx_bytes ? s->rx_bytes + in_len : UINT32_MAX;
 	if (dp_bit(s->received, c->index)) {
 		DP_DROP(lc, CHUNK_DUP);
 		return NULL;
@@ -729,8 +741,10 @@ dp_refused(struct dp_lcore *lc, const struct dp_peer *from, const struct proto_h
 {
 	if (r == PROTO_E_BAD_MAGIC)
 		return;
+	enum proto_reason why;
+
 	if (r == PROTO_E_BAD_VERSION || (len >= PROTO_HDR_LEN && h->type == PROTO_T_HELLO) ||
-	    (len >= PROTO_HDR_LEN && dp_session_verify(lc, from, h, now) != NULL))
+	    (len >= PROTO_HDR_LEN && dp_session_verify(lc, from, h, now, &why) != NULL))
 		dp_reply_reason(lc, from, in, len, r);
 }
 
@@ -759,10 +773,14 @@ dp_udp_input(struct dp_lcore *lc, const struct dp_peer *from, const uint8_t *pay
 		DP_DROP(lc, MSG_TYPE);
 		return NULL;
 	}
-	sess = dp_session_verify(lc, from, &msg.h, now);
+	sess = dp_session_verify(lc, from, &msg.h, now, &r);
 	if (sess == NULL) {
-		DP_DROP(lc, SESSION_UNKNOWN);
-		dp_reply_error(lc, from, payload, len, PROTO_ST_UNKNOWN_SESSION, PROTO_OK);
+		/* 48 bytes to an address that sent at least 48: never more than it sent. */
+		if (r == PROTO_E_PATH_UNVERIFIED)
+			DP_DROP(lc, PATH_UNVERIFIED);
+		else
+			DP_DROP(lc, SESSION_UNKNOWN);
+		dp_reply_error(lc, from, payload, len, PROTO_ST_UNKNOWN_SESSION, r);
 		return NULL;
 	}
 	if (msg.h.type == PROTO_T_REQUEST)

@@ -233,6 +233,7 @@ struct lg_results {
 	uint64_t nacks;			/* NACKs received */
 	uint64_t dropped, duped, reordered;	/* impairment applied */
 	uint64_t rehellos;		/* re-HELLOs after UNKNOWN_SESSION */
+	uint64_t path_challenges;	/* path challenges answered (the address changed) */
 	uint64_t rx_ignored;		/* datagrams not decoded or not for an open request */
 	uint64_t send_errors;		/* datagrams the kernel refused (lost) */
 	uint64_t backlog_max;		/* most requests waiting for an idle device */

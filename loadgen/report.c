@@ -57,6 +57,7 @@ lg_report_table(FILE *f, const struct lg_results *r, const struct lg_inputs *in)
 	fprintf(f, "%-28s %" PRIu64 " dropped, %" PRIu64 " duplicated, %" PRIu64 " reordered\n",
 		"impairment", r->dropped, r->duped, r->reordered);
 	fprintf(f, "%-28s %" PRIu64 "\n", "re-HELLOs", r->rehellos);
+	fprintf(f, "%-28s %" PRIu64 "\n", "path challenges", r->path_challenges);
 	fprintf(f, "%-28s %" PRIu64 "\n", "send errors", r->send_errors);
 	fprintf(f, "%-28s %" PRIu64 "\n", "ignored datagrams", r->rx_ignored);
 	fprintf(f, "statuses:\n");
@@ -149,6 +150,11 @@ lg_report_json(const struct lg_results *r, const struct lg_inputs *in)
 		"agreement", lg_pct(r->agree, r->ok),
 		"correct", (json_int_t)r->correct, "agree", (json_int_t)r->agree);
 
+	if (o != NULL && json_object_set_new(o, "path_challenges",
+					     json_integer((json_int_t)r->path_challenges))) {
+		json_decref(o);
+		return NULL;
+	}
 	if (o != NULL && in != NULL &&
 	    json_object_set_new(o, "inputs", json_pack("{s:I, s:I, s:f, s:b, s:f}",
 			"images", (json_int_t)in->n_items, "bytes", (json_int_t)in->arena_len,

@@ -50,6 +50,7 @@ struct lg_dev {
 	uint8_t hello_tries;
 	uint8_t timeouts;		/* timers fired for the open request */
 	bool rehello;			/* a request waits for a re-HELLO */
+	uint32_t path_token;		/* echoed by the next HELLO (a path challenge); 0 none */
 	bool measured;			/* the open request counts (scheduled after the warm-up) */
 	uint32_t hello_nonce;
 	uint32_t req_id;
@@ -264,7 +265,8 @@ lg_send_hello(struct lg_run *r, struct lg_dev *d)
 	struct proto_hdr h = { .client_id = d->client_id, .request_id = ++d->hello_nonce,
 			       .session_id = d->session };
 	struct proto_hello m = { .uplink_kbps = d->prof.uplink_kbps, .slo_us = d->prof.deadline_us,
-				 .max_dgram = (uint16_t)r->cfg.in->max_dgram };
+				 .max_dgram = (uint16_t)r->cfg.in->max_dgram,
+				 .path_token = d->path_token };
 	uint8_t *b = lg_tx_slot(r, PROTO_HELLO_MIN_DGRAM);
 	int n = proto_encode_hello(b, PROTO_HELLO_MIN_DGRAM, &h, &m, PROTO_HELLO_MIN_DGRAM);
 
@@ -551,6 +553,16 @@ lg_on_timer(struct lg_run *r, struct lg_dev *d)
 static void
 lg_on_hello_reply(struct lg_run *r, struct lg_dev *d, const struct proto_msg *m)
 {
+	if (m->u.hello_reply.path_token != 0) {
+		/* A path challenge (docs/protocol.md 12.1): our address is not the session's
+		 * (the one socket rebound); echoing the token from here moves the session. */
+		d->session = m->h.session_id;
+		d->path_token = m->u.hello_reply.path_token;
+		r->res->path_challenges++;
+		lg_send_hello(r, d);
+		d->path_token = 0;
+		return;
+	}
 	if (!r->have_gw) {
 		const struct proto_hello_reply *hr = &m->u.hello_reply;
 
@@ -657,6 +669,12 @@ lg_on_datagram(struct lg_run *r, const uint8_t *buf, size_t len)
 			goto ignored;
 		if (m.h.type == PROTO_T_HELLO_REPLY) {
 			lg_on_hello_reply(r, d, &m);
+			return;
+		}
+		if (m.h.type == PROTO_T_ERROR && d->session != 0 &&
+		    m.u.error.status == PROTO_ST_UNKNOWN_SESSION) {
+			d->session = 0;	/* forgotten: a new session, same HELLO tries */
+			lg_send_hello(r, d);
 			return;
 		}
 		if (m.h.type == PROTO_T_ERROR && !d->rehello) {	/* refused: e.g. too many sessions */

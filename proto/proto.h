@@ -72,6 +72,7 @@ enum proto_off {
 	PROTO_OFF_HELLO_MAX_DGRAM = 58,	/* u16 */
 	PROTO_OFF_HELLO_CAT_START = 60,	/* u16 */
 	PROTO_OFF_HELLO_RSVD = 62,	/* u16 zero */
+	PROTO_OFF_HELLO_PATH_TOKEN = 64,	/* u32, first padding bytes: 0 none (docs 12.1) */
 	/* HELLO_REPLY */
 	PROTO_OFF_HR_SESSION_TTL = 40,	/* u32 ms */
 	PROTO_OFF_HR_MAX_MSG = 44,	/* u32 bytes */
@@ -84,7 +85,7 @@ enum proto_off {
 	PROTO_OFF_HR_CAT_TOTAL = 62,	/* u16 */
 	PROTO_OFF_HR_CAT_START = 64,	/* u16 */
 	PROTO_OFF_HR_CAT_COUNT = 66,	/* u16 */
-	PROTO_OFF_HR_RSVD = 68,		/* u32 zero */
+	PROTO_OFF_HR_PATH_TOKEN = 68,	/* u32: 0, or a path challenge (docs 12.1) */
 	/* REQUEST and RESPONSE: the chunk block, same offsets in both */
 	PROTO_OFF_MODEL_ID = 40,	/* u16 */
 	PROTO_OFF_VARIANT_ID = 42,	/* u8 */
@@ -136,7 +137,7 @@ _Static_assert(PROTO_OFF_MAC + PROTO_MAC_LEN == PROTO_HDR_LEN, "MAC ends the com
 _Static_assert(PROTO_OFF_DIMS + 4 * PROTO_MAX_DIMS == PROTO_OFF_SCALE, "dims fill 64..87");
 _Static_assert(PROTO_OFF_REQ_RSVD + 4 == PROTO_REQUEST_LEN, "REQUEST fixed part");
 _Static_assert(PROTO_OFF_RESP_RSVD32 + 4 == PROTO_RESPONSE_LEN, "RESPONSE fixed part");
-_Static_assert(PROTO_OFF_HR_RSVD + 4 == PROTO_HELLO_REPLY_LEN, "HELLO_REPLY fixed part");
+_Static_assert(PROTO_OFF_HR_PATH_TOKEN + 4 == PROTO_HELLO_REPLY_LEN, "HELLO_REPLY fixed part");
 _Static_assert(PROTO_OFF_HELLO_RSVD + 2 == PROTO_HELLO_LEN, "HELLO fixed part");
 _Static_assert(PROTO_OFF_ERR_CHUNK + 2 == PROTO_ERROR_LEN, "ERROR fixed part");
 _Static_assert(PROTO_MAX_CHUNKS <= UINT16_MAX, "chunk count is a u16 on the wire");
@@ -205,7 +206,8 @@ enum proto_result {			/* RESPONSE result_kind: what the payload holds */
 	_(UNSUPPORTED_VERSION, "unsupported_version", "speak a version in [min, max] of the ERROR") \
 	_(UNKNOWN_SESSION,     "unknown_session",     "session expired or moved: HELLO again") \
 	_(UNKNOWN_REQUEST,     "unknown_request",     "no state for the request id: resend the request") \
-	_(UNAUTHENTICATED,     "unauthenticated",     "MAC missing or wrong (when enforced)")
+	_(UNAUTHENTICATED,     "unauthenticated",     "MAC missing or wrong (when enforced)") \
+	_(PENDING,             "pending",             "held whole, not answered yet: keep waiting, restart the timer")
 
 enum proto_status {
 #define _(sym, name, help) PROTO_ST_##sym,
@@ -260,7 +262,15 @@ enum proto_status {
 	_(E_POOL_FULL,      "pool_full",        OVERLOADED,  "no free message slot in the gateway") \
 	_(E_CHUNK_TILE,     "chunk_tile",       BAD_REQUEST, "chunks overlap or leave a gap: they do not tile the tensor") \
 	_(E_SESSION_FULL,   "session_full",     OVERLOADED,  "no free session for a new HELLO")  \
-	_(E_BACKLOG,        "backlog",          OVERLOADED,  "the work queued ahead would finish it after its deadline")
+	_(E_BACKLOG,        "backlog",          OVERLOADED,  "the work queued ahead would finish it after its deadline") \
+	_(E_BAD_CRC,        "bad_crc",          BAD_REQUEST, "CRC32C wrong (flag CRC), or missing where integrity is required") \
+	_(E_BAD_MAC,        "bad_mac",          UNAUTHENTICATED, "MAC tag wrong, or no key for the client id") \
+	_(E_NO_MAC,         "no_mac",           UNAUTHENTICATED, "MAC required and missing") \
+	_(E_REPLAY,         "replay",           UNAUTHENTICATED, "request id already answered and forgotten, below the window, or an old HELLO nonce") \
+	_(E_PENDING,        "pending",          PENDING,     "held whole and not answered yet: the answer will come") \
+	_(E_PATH_UNVERIFIED, "path_unverified", UNKNOWN_SESSION, "session bound to another address: a path challenge was sent") \
+	_(E_SOURCE_INFLIGHT, "source_inflight", OVERLOADED,  "the source address holds its share of message slots") \
+	_(E_EVICTED,        "evicted",          UNKNOWN_REQUEST, "unfinished message's slot taken back for fair share")
 
 enum proto_reason {
 #define _(sym, name, status, help) PROTO_##sym,
@@ -337,6 +347,7 @@ struct proto_hello {
 	uint16_t accuracy_floor_bp;	/* lowest acceptable top-1 accuracy, 1/100 %; <= 10000 */
 	uint16_t max_dgram;		/* largest datagram the device takes; >= 1200 */
 	uint16_t catalog_start;		/* first catalog entry wanted in the reply */
+	uint32_t path_token;		/* echo of a HELLO_REPLY's path_token; 0 none */
 };
 
 struct proto_hello_reply {
@@ -351,6 +362,8 @@ struct proto_hello_reply {
 	uint16_t catalog_total;		/* entries in the whole catalog */
 	uint16_t catalog_start;		/* index of the first entry in this reply */
 	uint16_t catalog_count;		/* entries in this reply */
+	uint32_t path_token;		/* non-zero: a path challenge (this address is not the
+					 * session's yet): HELLO again with it to move the session */
 	const uint8_t *entries;		/* decode: catalog_count packed entries in the datagram */
 };
 

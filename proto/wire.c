@@ -261,9 +261,12 @@ proto_decode_hello(const uint8_t *buf, size_t len, struct proto_msg *m)
 		return PROTO_E_HELLO_SHORT;
 	if (proto_ld16(buf + PROTO_OFF_HELLO_RSVD) != 0)
 		return PROTO_E_RESERVED;
-	/* Zero padding: the bytes exist to make the HELLO as large as its reply, nothing else. */
-	if (!proto_all_zero(buf + PROTO_HELLO_LEN, len - PROTO_HELLO_LEN))
+	/* Zero padding after the path token: the bytes exist to make the HELLO as large as its
+	 * reply, nothing else. */
+	if (!proto_all_zero(buf + PROTO_OFF_HELLO_PATH_TOKEN + 4,
+			    len - PROTO_OFF_HELLO_PATH_TOKEN - 4))
 		return PROTO_E_BAD_PADDING;
+	o->path_token = proto_ld32(buf + PROTO_OFF_HELLO_PATH_TOKEN);
 	o->compute_mflops = proto_ld32(buf + PROTO_OFF_HELLO_COMPUTE);
 	o->uplink_kbps = proto_ld32(buf + PROTO_OFF_HELLO_UPLINK);
 	o->rtt_us = proto_ld32(buf + PROTO_OFF_HELLO_RTT);
@@ -303,8 +306,7 @@ proto_decode_hello_reply(const uint8_t *buf, uint16_t payload_len, struct proto_
 	struct proto_hello_reply *o = &m->u.hello_reply;
 	enum proto_reason r;
 
-	if (proto_ld32(buf + PROTO_OFF_HR_RSVD) != 0)
-		return PROTO_E_RESERVED;
+	o->path_token = proto_ld32(buf + PROTO_OFF_HR_PATH_TOKEN);
 	o->session_ttl_ms = proto_ld32(buf + PROTO_OFF_HR_SESSION_TTL);
 	o->max_msg_bytes = proto_ld32(buf + PROTO_OFF_HR_MAX_MSG);
 	o->catalog_gen = proto_ld32(buf + PROTO_OFF_HR_CAT_GEN);
@@ -663,6 +665,7 @@ proto_encode_hello(uint8_t *buf, size_t cap, const struct proto_hdr *h,
 	proto_st16(buf + PROTO_OFF_HELLO_CAT_START, m->catalog_start);
 	proto_st16(buf + PROTO_OFF_HELLO_RSVD, 0);
 	memset(buf + PROTO_HELLO_LEN, 0, pad_to - PROTO_HELLO_LEN);
+	proto_st32(buf + PROTO_OFF_HELLO_PATH_TOKEN, m->path_token);
 	return proto_encode_end(buf, pad_to);
 }
 
@@ -688,7 +691,7 @@ proto_encode_hello_reply(uint8_t *buf, size_t cap, const struct proto_hdr *h,
 	proto_st16(buf + PROTO_OFF_HR_CAT_TOTAL, m->catalog_total);
 	proto_st16(buf + PROTO_OFF_HR_CAT_START, m->catalog_start);
 	proto_st16(buf + PROTO_OFF_HR_CAT_COUNT, m->catalog_count);
-	proto_st32(buf + PROTO_OFF_HR_RSVD, 0);
+	proto_st32(buf + PROTO_OFF_HR_PATH_TOKEN, m->path_token);
 	for (unsigned i = 0; i < m->catalog_count; i++) {
 		uint8_t *p = buf + PROTO_HELLO_REPLY_LEN + (size_t)i * PROTO_CATALOG_ENTRY_LEN;
 

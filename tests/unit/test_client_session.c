@@ -3,7 +3,8 @@
  * 127.0.0.1 (a thread with one UDP socket): HELLO padded to 1200 bytes and the catalog taken;
  * a NACK makes exactly the listed chunk come again, byte for byte but the RETRANSMIT flag; a
  * silent gateway gets the whole request again under the same id; ERROR UNKNOWN_SESSION
- * makes a re-HELLO with the old session id and a resend; the result carries top-k, timing,
+ * makes a re-HELLO with the old session id and a resend; a path challenge (we moved) is
+ * answered by echoing its token; the result carries top-k, timing,
  * exit and advice; a WANT_TENSOR answer with two chunks held back is NACKed for exactly
  * those and reassembled byte for byte; a gateway that never answers is -ETIMEDOUT; bad
  * configs are refused with the field named.
@@ -21,7 +22,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum { MODE_NACK, MODE_SILENT, MODE_SESSION, MODE_TENSOR };
+enum { MODE_NACK, MODE_SILENT, MODE_SESSION, MODE_TENSOR, MODE_CHALLENGE };
+enum { TOKEN = 0x5EED0001 };
 enum { SESSION = 0xABCD0001, MAX_N = 16 };
 
 struct fake {
@@ -31,6 +33,7 @@ struct fake {
 	/* what the fake saw, checked by the test after the join */
 	bool hello_padded, rehello_with_session, nack_resend_exact, full_resend_same_id;
 	bool tensor_nack_exact;		/* MODE_TENSOR: the client NACKed exactly chunks 2 and 5 */
+	bool token_echoed;		/* MODE_CHALLENGE: a HELLO with the session and TOKEN */
 	unsigned n, after_nack, resent;
 	uint8_t chunk[MAX_N][PROTO_DEFAULT_DGRAM];
 	unsigned len[MAX_N];
@@ -54,9 +57,12 @@ fake_send(struct fake *f, const uint8_t *buf, int len)
 		sendto(f->fd, buf, (size_t)len, 0, (struct sockaddr *)&f->peer, sizeof(f->peer));
 }
 
-/* Wait for a HELLO and answer it with a catalog of two entries. @return its session id. */
+/*
+ * Wait for a HELLO and answer it with a catalog of two entries, or (give_token set) with a
+ * path challenge carrying that token. *sess_in and *tok_in: what the HELLO carried.
+ */
 static bool
-fake_hello(struct fake *f, uint64_t *sess_in)
+fake_hello_tok(struct fake *f, uint64_t *sess_in, uint32_t give_token, uint32_t *tok_in)
 {
 	static const struct proto_catalog_entry cat[2] = {
 		{ .model_id = 1, .split_id = 0, .ndim = 4, .dtype_mask = 0x1e, .n_classes = 10,
@@ -81,12 +87,23 @@ fake_hello(struct fake *f, uint64_t *sess_in)
 			continue;
 		f->hello_padded = len >= PROTO_HELLO_MIN_DGRAM;
 		*sess_in = m.h.session_id;
+		*tok_in = m.u.hello.path_token;
 		m.h.session_id = SESSION;
 		m.h.flags = 0;
+		hr.path_token = give_token;
+		hr.catalog_count = give_token != 0 ? 0 : 2;
 		fake_send(f, out, proto_encode_hello_reply(out, sizeof(out), &m.h, &hr, cat));
 		return true;
 	}
 	return false;
+}
+
+static bool
+fake_hello(struct fake *f, uint64_t *sess_in)
+{
+	uint32_t tok;
+
+	return fake_hello_tok(f, sess_in, 0, &tok);
 }
 
 /* Receive one full send of the request (count chunks, any order). */
@@ -222,6 +239,22 @@ fake_main(void *arg)
 		if (!fake_take_request(f, &again, &rt))
 			return NULL;
 		f->full_resend_same_id = rt && again.h.request_id == first.h.request_id;
+	} else if (f->mode == MODE_CHALLENGE) {
+		/* The device moved: path_unverified; its re-HELLO is challenged, and the
+		 * session is its again only when the token comes back. */
+		uint8_t out[256];
+		uint32_t tok;
+
+		fake_send(f, out, proto_error_reply(out, sizeof(out), f->chunk[0], f->len[0],
+						    PROTO_ST_UNKNOWN_SESSION,
+						    PROTO_E_PATH_UNVERIFIED));
+		if (!fake_hello_tok(f, &sess, TOKEN, &tok) || sess != SESSION || tok != 0 ||
+		    !fake_hello_tok(f, &sess, 0, &tok))
+			return NULL;
+		f->token_echoed = sess == SESSION && tok == TOKEN;
+		if (!fake_take_request(f, &again, &rt))
+			return NULL;
+		f->full_resend_same_id = again.h.request_id == first.h.request_id;
 	} else {
 		uint8_t out[256];
 
@@ -384,6 +417,22 @@ test_unknown_session_rehellos_and_resends(void)
 	TH_CHECK_MSG(st.hellos == 2, "%llu HELLOs", (unsigned long long)st.hellos);
 }
 
+/* NAT rebinding: path_unverified, a re-HELLO, the challenge's token echoed, the resend. */
+static void
+test_path_challenge_followed(void)
+{
+	static struct fake f;
+	struct tgc_result r;
+	struct tgc_stats st;
+	uint8_t adv;
+
+	TH_CHECK(run_request(&f, MODE_CHALLENGE, &r, &st, &adv) == 0);
+	TH_CHECK(f.token_echoed && f.full_resend_same_id);
+	check_result(&r);
+	TH_CHECK_MSG(st.hellos == 3 && st.path_challenges == 1, "%llu HELLOs",
+		     (unsigned long long)st.hellos);
+}
+
 static void
 test_silent_gateway_times_out_the_hello(void)
 {
@@ -437,6 +486,7 @@ main(void)
 	TH_RUN(test_tensor_answer_gap_nacked_and_reassembled);
 	TH_RUN(test_silence_resends_the_whole_request_under_its_id);
 	TH_RUN(test_unknown_session_rehellos_and_resends);
+	TH_RUN(test_path_challenge_followed);
 	TH_RUN(test_silent_gateway_times_out_the_hello);
 	TH_RUN(test_bad_configs_refused_with_the_field_named);
 	TH_DONE();

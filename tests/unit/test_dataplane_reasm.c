@@ -130,7 +130,16 @@ hello(uint32_t client, uint16_t sport, uint64_t sid, size_t len, struct proto_ms
 	buf[PROTO_OFF_PAYLOAD_LEN] = (uint8_t)((len - PROTO_HELLO_LEN) >> 8);
 	buf[PROTO_OFF_PAYLOAD_LEN + 1] = (uint8_t)(len - PROTO_HELLO_LEN);
 	TH_CHECK(dptk_send(&port, sport, GW_PORT, buf, len) == 0);
-	return reply(r, 100);
+	/* NACKs of messages left open meanwhile may come first (a loaded machine stretches the
+	 * exchange past the 2 ms gap): the HELLO's answer is the one with its nonce. */
+	for (int i = 0; i < 64; i++) {
+		if (!reply(r, 100))
+			return false;
+		if (r->h.request_id == 77 && r->h.client_id == client &&
+		    (r->h.type == PROTO_T_HELLO_REPLY || r->h.type == PROTO_T_ERROR))
+			return true;
+	}
+	return false;
 }
 
 /* The session of each client seen so far, opened on first use. */
@@ -551,9 +560,13 @@ test_timeout_frees_slot(void)
 	}
 	TH_CHECK(is_error(&r, PROTO_ST_UNKNOWN_REQUEST, PROTO_E_REASM_TIMEOUT));
 	/* A sleeping test thread stretches gaps, never adds NACKs (it was 50, one a gap): on a
-	 * busy machine a starved thread sees few, so only the bound is asserted. */
+	 * busy machine a starved thread sees few, so only the bound is asserted. The NACKs and
+	 * the ERROR never add up to more than the one chunk brought (12.4): 27 of 52 bytes and
+	 * 48 fit its 1472; the NACKs the budget held back are counted. */
 	TH_CHECK_MSG(nacks >= 1 && nacks <= 35, "%u NACKs", nacks);
+	TH_CHECK_MSG(nacks * 52u + PROTO_ERROR_LEN <= ma.dg[0].len, "%u NACKs", nacks);
 	dp_stats_get(dp, &b);
+	b.drop[DP_DROP_NACK_BUDGET] = a.drop[DP_DROP_NACK_BUDGET];	/* any number */
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_MSG_TIMEOUT, 1));
 	TH_CHECK(b.nacks_sent - a.nacks_sent == nacks);
 	/* No tombstone after a timeout: the same request, resent whole, is served. */
@@ -760,7 +773,10 @@ test_bad_response_counted(void)
 	TH_CHECK(make_msg(&ma, TEST_MODEL, 4, 402, 100, false) == 0);
 	send_chunk(&ma, 0);
 	pump();
-	TH_CHECK(dp_req_dequeue_burst(dp, &req, 1) == 1);
+	if (dp_req_dequeue_burst(dp, &req, 1) != 1) {
+		TH_CHECK(!"a request was delivered");
+		return;
+	}
 	req->resp.result_kind = 77;
 	dp_stats_get(dp, &a);
 	dp_req_respond(req);
@@ -930,7 +946,11 @@ test_unknown_session_refused(void)
 	TH_CHECK(b.msgs_opened == a.msgs_opened);
 }
 
-/* A session answers only at its address; a HELLO naming it moves it (NAT rebinding). */
+/*
+ * A session answers only at its address: another port gets UNKNOWN_SESSION path_unverified,
+ * and a HELLO naming it from there only a path challenge (test_dataplane_session has the
+ * whole exchange); a HELLO naming a session of another client is UNKNOWN_SESSION.
+ */
 static void
 test_session_bound_to_address(void)
 {
@@ -943,23 +963,19 @@ test_session_bound_to_address(void)
 	ma.sport += 7;	/* same session, another source port */
 	dp_stats_get(dp, &a);
 	send_chunk(&ma, 0);
-	TH_CHECK(reply(&r, 100) && r.h.type == PROTO_T_ERROR &&
-		 r.u.error.status == PROTO_ST_UNKNOWN_SESSION);
+	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_UNKNOWN_SESSION, PROTO_E_PATH_UNVERIFIED));
 	dp_stats_get(dp, &b);
-	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_SESSION_UNKNOWN, 1));
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_PATH_UNVERIFIED, 1));
 	TH_CHECK(hello(5, ma.sport, sid, PROTO_HELLO_MIN_DGRAM, &r));
 	TH_CHECK(r.h.type == PROTO_T_HELLO_REPLY && r.h.session_id == sid);
+	TH_CHECK(r.u.hello_reply.path_token != 0 && r.u.hello_reply.catalog_count == 0);
+	ma.sport -= 7;	/* the session did not move: its own address is served */
 	for (unsigned i = 0; i < ma.n; i++)
 		send_chunk(&ma, i);
 	TH_CHECK(reply(&r, 100) && is_echo_of(&r, &ma));
-	/* The old address is a stranger now; rebind back for later tests. */
-	ma.sport -= 7;
-	send_chunk(&ma, 0);
-	TH_CHECK(reply(&r, 100) && r.u.error.status == PROTO_ST_UNKNOWN_SESSION);
-	TH_CHECK(hello(5, ma.sport, sid, PROTO_HELLO_MIN_DGRAM, &r) && r.h.session_id == sid);
 	/* A HELLO naming a session of another client is refused. */
 	TH_CHECK(hello(6, ma.sport, sid, PROTO_HELLO_MIN_DGRAM, &r));
-	TH_CHECK(r.h.type == PROTO_T_ERROR && r.u.error.status == PROTO_ST_UNKNOWN_SESSION);
+	TH_CHECK(is_error(&r, PROTO_ST_UNKNOWN_SESSION, PROTO_OK));
 }
 
 /* The decoder's refusals are answered to verified sources only (docs/protocol.md 12.3). */
@@ -1283,7 +1299,10 @@ test_consumer_tensor_answer(void)
 	msg_flags = 0;
 	send_chunk(&ma, 0);
 	pump();
-	TH_CHECK(dp_req_dequeue_burst(dp, &req, 1) == 1);
+	if (dp_req_dequeue_burst(dp, &req, 1) != 1) {
+		TH_CHECK(!"a request was delivered");
+		return;
+	}
 	TH_CHECK(req->tensor_cap == MAX_RAW && (req->req.flags & PROTO_RF_WANT_TENSOR));
 	f = req->tensor;
 	for (unsigned i = 0; i < 4000; i++)
@@ -1300,7 +1319,10 @@ test_consumer_tensor_answer(void)
 	TH_CHECK(make_msg(&ma, TEST_MODEL, 4, 931, 800, false) == 0);
 	send_chunk(&ma, 0);
 	pump();
-	TH_CHECK(dp_req_dequeue_burst(dp, &req, 1) == 1);
+	if (dp_req_dequeue_burst(dp, &req, 1) != 1) {
+		TH_CHECK(!"a request was delivered");
+		return;
+	}
 	t.dims[1] = MAX_RAW;
 	t.raw_total = MAX_RAW * 4;
 	dp_req_set_tensor(req, &t);
@@ -1332,8 +1354,14 @@ test_sessions_bounded_and_expire(void)
 	dp_mac_get(d2, p2.mac);
 	port = p2;
 	dp = d2;
+	/* Two verified sessions (a HELLO again from their address proves it): a flood of
+	 * HELLOs cannot evict them. */
 	TH_CHECK(hello(1, 40001, 0, PROTO_HELLO_MIN_DGRAM, &r) && r.h.type == PROTO_T_HELLO_REPLY);
+	TH_CHECK(hello(1, 40001, r.h.session_id, PROTO_HELLO_MIN_DGRAM, &r) &&
+		 r.h.type == PROTO_T_HELLO_REPLY && r.u.hello_reply.path_token == 0);
 	TH_CHECK(hello(2, 40002, 0, PROTO_HELLO_MIN_DGRAM, &r) && r.h.type == PROTO_T_HELLO_REPLY);
+	TH_CHECK(hello(2, 40002, r.h.session_id, PROTO_HELLO_MIN_DGRAM, &r) &&
+		 r.h.type == PROTO_T_HELLO_REPLY && r.u.hello_reply.path_token == 0);
 	dp_stats_get(dp, &a);
 	TH_CHECK(hello(3, 40003, 0, PROTO_HELLO_MIN_DGRAM, &r));
 	TH_CHECK(is_error(&r, PROTO_ST_OVERLOADED, PROTO_E_SESSION_FULL));

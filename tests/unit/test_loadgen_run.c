@@ -69,10 +69,12 @@ enum fk_mode {
 	FK_NACK = 2,			/* lose chunk 1 of each request's first send; NACK it */
 	FK_SILENT = 4,			/* ignore chunks not flagged RETRANSMIT */
 	FK_FORGET = 8,			/* the first chunk a client sends: UNKNOWN_SESSION, new id */
+	FK_MOVED = 16,			/* the first chunk: path_unverified; the session is served
+					 * again once a HELLO echoed the challenge's token */
 };
 
 struct fk_client {
-	bool hello_seen, forgot;
+	bool hello_seen, forgot, moved, token_ok;
 	uint64_t session;
 	uint32_t req;
 	uint64_t got;			/* chunks received, bit per index */
@@ -118,6 +120,15 @@ fk_hello(struct fk *g, struct fk_client *c, const struct proto_msg *m,
 	if (c->session == 0)
 		c->session = 0x5E55000000000000ull | m->h.client_id;
 	h.session_id = c->session;
+	if (c->moved && !c->token_ok) {
+		uint32_t tok = 0x70000000u | m->h.client_id;
+
+		c->token_ok = m->h.session_id == c->session && m->u.hello.path_token == tok;
+		if (!c->token_ok) {
+			r.path_token = tok;
+			r.catalog_count = 0;
+		}
+	}
 	fk_send(g, from, buf, proto_encode_hello_reply(buf, sizeof(buf), &h, &r, &e));
 }
 
@@ -152,6 +163,14 @@ fk_request(struct fk *g, struct fk_client *c, const struct proto_msg *m,
 	if ((g->mode & FK_FORGET) && !c->forgot) {
 		c->forgot = true;
 		c->session++;	/* the device must HELLO again to learn it */
+	}
+	if ((g->mode & FK_MOVED) && !c->moved)
+		c->moved = true;
+	if (c->moved && !c->token_ok) {
+		fk_send(g, from, buf, proto_error_reply(buf, sizeof(buf), dg, len,
+							PROTO_ST_UNKNOWN_SESSION,
+							PROTO_E_PATH_UNVERIFIED));
+		return;
 	}
 	if (m->h.session_id != c->session) {
 		fk_send(g, from, buf, proto_error_reply(buf, sizeof(buf), dg, len,
@@ -433,6 +452,20 @@ test_run_unknown_session_rehellos(void)
 	lg_results_fini(&res);
 }
 
+/* NAT rebinding: path_unverified, a re-HELLO challenged, its token echoed, served. */
+static void
+test_run_path_challenge_followed(void)
+{
+	struct lg_results res;
+	struct fk g;
+
+	run_against(FK_MOVED, 10, 500, 60, 5000, NULL, &res, &g, false);
+	check_all_ok(&res, 60);
+	TH_CHECK_MSG(res.path_challenges >= 1 && res.path_challenges <= 10,
+		     "%llu path challenges", (unsigned long long)res.path_challenges);
+	lg_results_fini(&res);
+}
+
 static void
 test_run_impaired_chunks_still_answered(void)
 {
@@ -455,6 +488,7 @@ main(void)
 	TH_RUN(test_run_nacked_chunks_are_resent);
 	TH_RUN(test_run_timer_resends_whole_request);
 	TH_RUN(test_run_unknown_session_rehellos);
+	TH_RUN(test_run_path_challenge_followed);
 	TH_RUN(test_run_impaired_chunks_still_answered);
 	TH_DONE();
 }

@@ -505,9 +505,6 @@ test_rejects_reserved_fields(void)
 	n = hello_encode(1200);
 	buf[PROTO_OFF_HELLO_RSVD] = 1;
 	EXPECT(buf, (size_t)n, NULL, PROTO_E_RESERVED);
-	n = hello_reply_encode(1);
-	buf[PROTO_OFF_HR_RSVD] = 1;
-	EXPECT(buf, (size_t)n, NULL, PROTO_E_RESERVED);
 }
 
 /* ---- REQUEST: the tensor and the chunk ---- */
@@ -894,6 +891,30 @@ test_rejects_hello_padding_not_zero(void)
 
 	buf[1199] = 1;
 	EXPECT(buf, (size_t)n, NULL, PROTO_E_BAD_PADDING);
+	n = hello_encode(1200);
+	buf[PROTO_OFF_HELLO_PATH_TOKEN + 4] = 1;	/* the first byte after the token */
+	EXPECT(buf, (size_t)n, NULL, PROTO_E_BAD_PADDING);
+}
+
+/* HELLO bytes 64-67 and HELLO_REPLY 68-71 carry the path token (docs/protocol.md 12.1). */
+static void
+test_path_token_round_trip(void)
+{
+	struct proto_hdr hdr = { .client_id = 5, .request_id = 6, .session_id = 7 };
+	struct proto_hello h = { .max_dgram = 1472, .path_token = 0xA1B2C3D4u };
+	struct proto_hello_reply hr = { .max_dgram = 1472, .max_chunks = 1, .max_inflight = 1,
+					.path_token = 0x01020304u };
+	struct proto_msg m;
+	int n;
+
+	n = proto_encode_hello(buf, sizeof(buf), &hdr, &h, 1200);
+	TH_CHECK(n == 1200 && buf[64] == 0xA1 && buf[67] == 0xD4);
+	TH_CHECK(proto_decode(buf, (size_t)n, NULL, &m, NULL) == PROTO_OK);
+	TH_CHECK(m.u.hello.path_token == 0xA1B2C3D4u);
+	n = proto_encode_hello_reply(buf, sizeof(buf), &hdr, &hr, NULL);
+	TH_CHECK(n == PROTO_HELLO_REPLY_LEN && buf[68] == 1 && buf[71] == 4);
+	TH_CHECK(proto_decode(buf, (size_t)n, NULL, &m, NULL) == PROTO_OK);
+	TH_CHECK(m.u.hello_reply.path_token == 0x01020304u);
 }
 
 static void
@@ -1080,6 +1101,7 @@ main(void)
 	TH_RUN(test_nack_from_bitmap_lists_gaps);
 	TH_RUN(test_rejects_short_hello);
 	TH_RUN(test_rejects_hello_padding_not_zero);
+	TH_RUN(test_path_token_round_trip);
 	TH_RUN(test_rejects_hello_fields_out_of_range);
 	TH_RUN(test_rejects_bad_catalog);
 	TH_RUN(test_error_reply_never_amplifies);
