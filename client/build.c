@@ -84,6 +84,17 @@ tgc_timer_us(uint32_t rtt_us, uint16_t nack_gap_ms, uint32_t srv_us)
 	return us < TGC_MIN_TIMER_MS * 1000u ? TGC_MIN_TIMER_MS * 1000u : us;
 }
 
+uint64_t
+tgc_budget_us(uint32_t deadline_us, uint16_t reasm_timeout_ms, uint64_t timer_us)
+{
+	/* Without a deadline: long enough for a whole resend after the gateway gave up on an
+	 * incomplete first copy (reasm_timeout_ms), and then some. */
+	uint64_t b = deadline_us != 0 ? deadline_us : 2000ull * (reasm_timeout_ms ? reasm_timeout_ms
+										 : 1000u);
+
+	return b + timer_us;
+}
+
 unsigned
 tgc_wire_dtype(enum tg_dtype dt)
 {

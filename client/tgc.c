@@ -278,8 +278,6 @@ tgc_config_check(struct tgc_config *cfg, struct sockaddr_in *gw, struct sockaddr
 		cfg->hello_timeout_ms = 200;
 	if (cfg->hello_tries == 0)
 		cfg->hello_tries = 4;
-	if (cfg->request_retries == 0)
-		cfg->request_retries = 3;
 	if (cfg->client_id == 0)
 		cfg->client_id = (uint32_t)getpid() ^ (uint32_t)(tg_now_ns() >> 10);
 	return 0;
@@ -644,17 +642,268 @@ tgc_send_nack(struct tgc *c, const struct proto_hdr *h, const struct tgc_rxt *x)
 	return tgc_send(c, buf, (size_t)n);
 }
 
+/* One request being answered: what tgc_request()'s loop and its handlers share. */
+struct tgc_req {
+	const struct tgc_request_opts *o;
+	struct tgc_result *res;
+	struct proto_hdr h;		/* its ids (session patched after a re-HELLO) */
+	unsigned n;			/* its chunks */
+	uint64_t t0;			/* first send */
+	uint64_t timer;			/* the request timer's length now (doubles per fire) */
+	uint64_t fire_at;		/* when it fires */
+	uint64_t give_up_at;		/* the retry budget's end (docs/protocol.md 12.2) */
+	uint64_t quiet_until;		/* ERRORs for the last whole resend ignored until */
+	struct tgc_rxt x;		/* a TENSOR answer being reassembled */
+};
+
+static int
+tgc_req_sock(struct tgc_req *q, int rc, struct tg_err *err)
+{
+	return tg_err_set(err, rc, "request %u: socket: %s", q->h.request_id, strerror(-rc));
+}
+
+/* The request timer fired: resend everything, unless the budget is spent. */
+static int
+tgc_req_timer(struct tgc *c, struct tgc_req *q, struct tg_err *err)
+{
+	uint64_t now = tg_now_ns();
+	int rc;
+
+	q->x.nacks = 0;
+	q->x.nack_at = UINT64_MAX;	/* the whole answer comes again */
+	c->st.timeouts++;
+	if (q->res->timeouts < UINT8_MAX)
+		q->res->timeouts++;
+	if (now >= q->give_up_at ||
+	    (c->cfg.request_retries != 0 && q->res->timeouts > c->cfg.request_retries))
+		return tg_err_set(err, -ETIMEDOUT, "request %u: no answer in its budget of %llu ms "
+				  "(%u resends)", q->h.request_id,
+				  (unsigned long long)((q->give_up_at - q->t0) / 1000000u),
+				  (unsigned)q->res->timeouts - 1u);
+	rc = tgc_send_all(c, q->n, true, q->res);
+	if (rc < 0)
+		return tgc_req_sock(q, rc, err);
+	q->timer *= 2;
+	now = tg_now_ns();
+	/* The last resend still gets a whole first timer for its answer (the budget's margin). */
+	q->fire_at = now + q->timer < q->give_up_at ? now + q->timer : q->give_up_at;
+	return 0;
+}
+
+/* A gap in a TENSOR answer: NACK what is missing, at most TGC_RESP_NACKS per round. */
+static int
+tgc_req_gap(struct tgc *c, struct tgc_req *q, struct tg_err *err)
+{
+	int rc;
+
+	if (q->x.nacks++ >= TGC_RESP_NACKS) {
+		q->x.nack_at = UINT64_MAX;	/* the request timer takes over */
+		return 0;
+	}
+	rc = tgc_send_nack(c, &q->h, &q->x);
+	if (rc < 0)
+		return tgc_req_sock(q, rc, err);
+	if (q->res->resp_nacks < UINT8_MAX)
+		q->res->resp_nacks++;
+	q->x.nack_at = tg_now_ns() + tgc_gap_ns(c);
+	return 0;
+}
+
+/* The timer restarts (progress, a NACK's resends): a whole timer from now at least. */
+static void
+tgc_req_restart(struct tgc_req *q)
+{
+	uint64_t now = tg_now_ns();
+
+	if (q->fire_at < now + q->timer)
+		q->fire_at = now + q->timer;
+	if (q->give_up_at < q->fire_at)
+		q->give_up_at = q->fire_at;
+}
+
+/* A RESPONSE. @return 1 it ended the request, 0 keep waiting, -errno */
+static int
+tgc_req_response(struct tgc *c, struct tgc_req *q, const struct proto_response *r,
+		 struct tg_err *err)
+{
+	const struct tgc_request_opts *o = q->o;
+	struct tgc_result *res = q->res;
+	int rc;
+
+	if (r->status == PROTO_ST_PENDING) {
+		/* Held whole, not answered yet (docs/protocol.md 12.2): not a resend, not an
+		 * answer. The timer starts over, backed off (doubled: the answer is coming, a
+		 * resend is only for its loss), and the budget makes room for one more resend
+		 * and its answer. */
+		c->st.pendings++;
+		if (res->pendings < UINT8_MAX)
+			res->pendings++;
+		q->timer *= 2;
+		q->fire_at = tg_now_ns() + q->timer;
+		if (q->give_up_at < q->fire_at + q->timer)
+			q->give_up_at = q->fire_at + q->timer;
+		return 0;
+	}
+	if (r->result_kind == PROTO_RES_TENSOR && (o->req_flags & PROTO_RF_WANT_TENSOR)) {
+		rc = tgc_tensor_chunk(c, &q->x, r, o);
+		if (rc < 0)
+			return tg_err_set(err, rc, "request %u: answer of %u bytes over tensor_cap %u",
+					  q->h.request_id, r->c.t.raw_total, o->tensor_cap);
+		if (rc == 2) {	/* progress: a gap from now, the timer too */
+			q->x.nack_at = tg_now_ns() + tgc_gap_ns(c);
+			tgc_req_restart(q);
+		}
+		if (rc != 1)
+			return 0;
+		res->tensor = q->x.first.c.t;
+		res->resp_chunks = q->x.first.c.count;
+	} else if (r->c.count != 1) {	/* a tensor result not asked for */
+		c->st.rx_ignored++;
+		return 0;
+	}
+	res->total_ns = tg_now_ns() - q->t0;
+	c->st.responses++;
+	tgc_take_response(c, o, r, res);
+	return 1;
+}
+
+/* A NACK of our request: resend exactly the listed chunks. */
+static int
+tgc_req_nack(struct tgc *c, struct tgc_req *q, const struct proto_nack *nk, struct tg_err *err)
+{
+	unsigned marked;
+	int rc;
+
+	c->st.nacks++;
+	if (q->res->nacks < UINT8_MAX)
+		q->res->nacks++;
+	marked = tgc_nack_mark(nk, (uint16_t)q->n, c->resend);
+	for (unsigned i = 0; marked > 0 && i < q->n; i++) {
+		if (!(c->resend[i / 64] & (1ull << (i % 64))))
+			continue;
+		c->resend[i / 64] &= ~(1ull << (i % 64));
+		marked--;
+		rc = tgc_send_chunk(c, i, true);
+		if (rc < 0)
+			return tgc_req_sock(q, rc, err);
+		c->st.chunks_resent++;
+		q->res->chunks_resent++;
+	}
+	/* The answer now needs a gap's worth more: give the resends a timer. */
+	tgc_req_restart(q);
+	return 0;
+}
+
+/*
+ * An ERROR about our request. UNKNOWN_SESSION (re-HELLO, following a path challenge) and
+ * UNKNOWN_REQUEST: resend everything, within the budget. A chunk's BAD_REQUEST lz4: that
+ * chunk was refused alone (corrupted on the way); the gateway NACKs it. Anything else ends
+ * the request. @return 0 keep waiting, or -errno (err set): the request ended
+ */
+static int
+tgc_req_error(struct tgc *c, struct tgc_req *q, const struct proto_msg *m, struct tg_err *err)
+{
+	const struct proto_error *e = &m->u.error;
+	int rc;
+
+	if (e->status == PROTO_ST_UNKNOWN_SESSION || e->status == PROTO_ST_UNKNOWN_REQUEST) {
+		/* One ERROR per chunk of the last send: recover once for them. */
+		if (tg_now_ns() < q->quiet_until) {
+			c->st.rx_ignored++;
+			return 0;
+		}
+		if (tg_now_ns() >= q->give_up_at)
+			return tg_err_set(err, -EPROTO, "request %u: ERROR %s (%s) at the end of "
+					  "its budget", q->h.request_id,
+					  proto_status_name(e->status), proto_reason_name(e->reason));
+		if (q->res->timeouts < UINT8_MAX)
+			q->res->timeouts++;
+		if (e->status == PROTO_ST_UNKNOWN_SESSION) {
+			rc = tgc_session(c, err);
+			if (rc < 0)
+				return tg_err_prefix(err, "request %u: re-HELLO: ", q->h.request_id);
+			q->h.session_id = c->session;
+			for (unsigned i = 0; i < q->n; i++)
+				tgc_put_be64(c->dg[i].data + PROTO_OFF_SESSION_ID, c->session);
+		}
+		rc = tgc_send_all(c, q->n, true, q->res);
+		if (rc < 0)
+			return tgc_req_sock(q, rc, err);
+		q->fire_at = tg_now_ns() + q->timer;
+		q->quiet_until = tg_now_ns() + q->timer / 2;
+		return 0;
+	}
+	if (m->h.session_id != c->session ||
+	    (e->status == PROTO_ST_BAD_REQUEST && e->reason == PROTO_E_LZ4 &&
+	     e->chunk_index != 0xFFFF)) {
+		c->st.rx_ignored++;
+		return 0;
+	}
+	return tg_err_set(err, -EPROTO, "request %u: ERROR %s (%s)", q->h.request_id,
+			  proto_status_name(e->status), proto_reason_name(e->reason));
+}
+
+/* One datagram for us. @return 1 the request ended, 0 keep waiting, -errno (err set) */
+static int
+tgc_req_input(struct tgc *c, struct tgc_req *q, size_t len, struct tg_err *err)
+{
+	struct proto_msg m;
+
+	if (proto_decode(c->rx, len, &c->rx_lim, &m, NULL) != PROTO_OK ||
+	    m.h.request_id != q->h.request_id || m.h.client_id != c->client_id ||
+	    (m.h.session_id != c->session && m.h.type != PROTO_T_ERROR)) {
+		c->st.rx_ignored++;
+		return 0;
+	}
+	switch (m.h.type) {
+	case PROTO_T_RESPONSE:
+		return tgc_req_response(c, q, &m.u.resp, err);
+	case PROTO_T_NACK:
+		return tgc_req_nack(c, q, &m.u.nack, err);
+	case PROTO_T_ERROR:
+		return tgc_req_error(c, q, &m, err);
+	default:
+		c->st.rx_ignored++;
+		return 0;
+	}
+}
+
+/* Wait for the request's answer: datagrams, NACK gaps of a TENSOR answer, the timer. */
+static int
+tgc_wait(struct tgc *c, struct tgc_req *q, struct tg_err *err)
+{
+	for (;;) {
+		uint64_t until = q->x.nack_at < q->fire_at ? q->x.nack_at : q->fire_at;
+		ssize_t len = tgc_recv(c, until);
+		int rc;
+
+		if (len < 0)
+			return tgc_req_sock(q, (int)len, err);
+		if (len > 0 && c->cfg.test_drop_rx > 0 &&
+		    (double)(tgc_rand(c) >> 11) * 0x1.0p-53 < c->cfg.test_drop_rx) {
+			c->st.rx_dropped++;
+			continue;
+		}
+		if (len == 0)
+			rc = tg_now_ns() < q->fire_at ? tgc_req_gap(c, q, err)
+						      : tgc_req_timer(c, q, err);
+		else
+			rc = tgc_req_input(c, q, (size_t)len, err);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+	}
+}
+
 int
 tgc_request(struct tgc *c, const struct tgc_request_opts *o, const struct tg_tensor *t,
 	    struct tgc_result *res, struct tg_err *err)
 {
-	struct tgc_rxt x = { .nack_at = UINT64_MAX };
+	struct tgc_req q = { .o = o, .res = res, .x = { .nack_at = UINT64_MAX } };
 	const struct proto_catalog_entry *e;
 	struct proto_hdr h;
 	struct proto_request rq;
-	struct proto_msg m;
 	unsigned dtype, n = 0;
-	uint64_t t0, timer, deadline, quiet_until = 0;
+	uint64_t t0;
 	int rc;
 
 	if (c == NULL || o == NULL || t == NULL || res == NULL)
@@ -722,150 +971,15 @@ tgc_request(struct tgc *c, const struct tgc_request_opts *o, const struct tg_ten
 	memset(c->resend, 0, tgc_bitmap_words(n) * sizeof(uint64_t));
 	c->st.requests++;
 
-	t0 = tg_now_ns();
+	q.h = h;
+	q.n = n;
+	q.t0 = tg_now_ns();
 	rc = tgc_send_all(c, n, false, res);
 	if (rc < 0)
-		goto out_sock;
-	timer = tgc_timer_ns(c, e);
-	deadline = tg_now_ns() + timer;
-	for (;;) {
-		ssize_t len = tgc_recv(c, x.nack_at < deadline ? x.nack_at : deadline);
-
-		if (len < 0) {
-			rc = (int)len;
-			goto out_sock;
-		}
-		if (len > 0 && c->cfg.test_drop_rx > 0 &&
-		    (double)(tgc_rand(c) >> 11) * 0x1.0p-53 < c->cfg.test_drop_rx) {
-			c->st.rx_dropped++;
-			continue;
-		}
-		if (len == 0 && tg_now_ns() < deadline) {	/* a gap in a TENSOR answer */
-			if (x.nacks++ >= TGC_RESP_NACKS) {
-				x.nack_at = UINT64_MAX;	/* the request timer takes over */
-				continue;
-			}
-			rc = tgc_send_nack(c, &h, &x);
-			if (rc < 0)
-				goto out_sock;
-			if (res->resp_nacks < UINT8_MAX)
-				res->resp_nacks++;
-			x.nack_at = tg_now_ns() + tgc_gap_ns(c);
-			continue;
-		}
-		if (len == 0) {		/* the request timer fired */
-			x.nacks = 0;
-			x.nack_at = UINT64_MAX;	/* the whole answer comes again */
-			c->st.timeouts++;
-			if (res->timeouts++ >= c->cfg.request_retries)
-				return tg_err_set(err, -ETIMEDOUT,
-						  "request %u: no answer after %u resends",
-						  h.request_id, (unsigned)c->cfg.request_retries);
-			rc = tgc_send_all(c, n, true, res);
-			if (rc < 0)
-				goto out_sock;
-			timer *= 2;
-			deadline = tg_now_ns() + timer;
-			continue;
-		}
-		if (proto_decode(c->rx, (size_t)len, &c->rx_lim, &m, NULL) != PROTO_OK ||
-		    m.h.request_id != h.request_id || m.h.client_id != c->client_id ||
-		    (m.h.session_id != c->session && m.h.type != PROTO_T_ERROR)) {
-			c->st.rx_ignored++;
-			continue;
-		}
-		switch (m.h.type) {
-		case PROTO_T_RESPONSE:
-			if (m.u.resp.result_kind == PROTO_RES_TENSOR &&
-			    (o->req_flags & PROTO_RF_WANT_TENSOR)) {
-				rc = tgc_tensor_chunk(c, &x, &m.u.resp, o);
-				if (rc < 0)
-					return tg_err_set(err, rc, "request %u: answer of %u bytes "
-							  "over tensor_cap %u", h.request_id,
-							  m.u.resp.c.t.raw_total, o->tensor_cap);
-				if (rc == 2) {	/* progress: a gap from now, the timer too */
-					x.nack_at = tg_now_ns() + tgc_gap_ns(c);
-					if (deadline < tg_now_ns() + timer)
-						deadline = tg_now_ns() + timer;
-				}
-				if (rc != 1)
-					continue;
-				res->tensor = x.first.c.t;
-				res->resp_chunks = x.first.c.count;
-			} else if (m.u.resp.c.count != 1) {	/* a tensor result not asked for */
-				c->st.rx_ignored++;
-				continue;
-			}
-			res->total_ns = tg_now_ns() - t0;
-			c->st.responses++;
-			tgc_take_response(c, o, &m.u.resp, res);
-			return 0;
-		case PROTO_T_NACK: {
-			unsigned marked;
-
-			c->st.nacks++;
-			if (res->nacks < UINT8_MAX)
-				res->nacks++;
-			marked = tgc_nack_mark(&m.u.nack, (uint16_t)n, c->resend);
-			for (unsigned i = 0; marked > 0 && i < n; i++) {
-				if (!(c->resend[i / 64] & (1ull << (i % 64))))
-					continue;
-				c->resend[i / 64] &= ~(1ull << (i % 64));
-				marked--;
-				rc = tgc_send_chunk(c, i, true);
-				if (rc < 0)
-					goto out_sock;
-				c->st.chunks_resent++;
-				res->chunks_resent++;
-			}
-			/* The answer now needs a gap's worth more: give the resends a timer. */
-			if (deadline < tg_now_ns() + timer)
-				deadline = tg_now_ns() + timer;
-			continue;
-		}
-		case PROTO_T_ERROR:
-			if (m.u.error.status == PROTO_ST_UNKNOWN_SESSION ||
-			    m.u.error.status == PROTO_ST_UNKNOWN_REQUEST) {
-				/* One ERROR per chunk of the last send: recover once for them. */
-				if (tg_now_ns() < quiet_until) {
-					c->st.rx_ignored++;
-					continue;
-				}
-				if (res->timeouts++ >= c->cfg.request_retries)
-					return tg_err_set(err, -EPROTO,
-							  "request %u: ERROR %s after %u resends",
-							  h.request_id,
-							  proto_status_name(m.u.error.status),
-							  (unsigned)c->cfg.request_retries);
-				if (m.u.error.status == PROTO_ST_UNKNOWN_SESSION) {
-					rc = tgc_session(c, err);
-					if (rc < 0)
-						return tg_err_prefix(err, "request %u: re-HELLO: ",
-								     h.request_id);
-					for (unsigned i = 0; i < n; i++)
-						tgc_put_be64(c->dg[i].data + PROTO_OFF_SESSION_ID,
-							     c->session);
-				}
-				rc = tgc_send_all(c, n, true, res);
-				if (rc < 0)
-					goto out_sock;
-				deadline = tg_now_ns() + timer;
-				quiet_until = tg_now_ns() + timer / 2;
-				continue;
-			}
-			if (m.h.session_id != c->session) {
-				c->st.rx_ignored++;
-				continue;
-			}
-			return tg_err_set(err, -EPROTO, "request %u: ERROR %s (%s)", h.request_id,
-					  proto_status_name(m.u.error.status),
-					  proto_reason_name(m.u.error.reason));
-		default:
-			c->st.rx_ignored++;
-			continue;
-		}
-	}
-
-out_sock:
-	return tg_err_set(err, rc, "request %u: socket: %s", h.request_id, strerror(-rc));
+		return tg_err_set(err, rc, "request %u: socket: %s", h.request_id, strerror(-rc));
+	q.timer = tgc_timer_ns(c, e);
+	q.fire_at = tg_now_ns() + q.timer;
+	q.give_up_at = q.t0 + 1000u * tgc_budget_us(o->deadline_us, c->gw.reasm_timeout_ms,
+						    q.timer / 1000u);
+	return tgc_wait(c, &q, err);
 }

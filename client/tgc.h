@@ -57,7 +57,8 @@ struct tgc_config {
 	uint8_t hello_tries;		/* HELLOs sent before giving up; 0: 4 */
 	uint16_t request_timeout_ms;	/* first request timer; 0: docs/protocol.md 12.2's
 					 * 2 x RTT + nack_gap + expected server time, >= 20 ms */
-	uint8_t request_retries;	/* whole-request resends after timeouts; 0: 3 */
+	uint8_t request_retries;	/* at most this many whole-request resends; 0: as many
+					 * as the request's budget allows (tgc_budget_us()) */
 	bool follow_advice;		/* remember the gateway's split advice per model for
 					 * tgc_split_for() */
 	/* Test impairment: drop this fraction (0..1) of outgoing REQUEST chunks, first sends
@@ -79,6 +80,7 @@ struct tgc_stats {
 	uint64_t nacks;			/* NACKs received for our requests */
 	uint64_t chunks_resent;		/* chunks resent for NACKs and timeouts */
 	uint64_t timeouts;		/* request timers that fired */
+	uint64_t pendings;		/* PENDING answers (the gateway holds the request) */
 	uint64_t hellos;		/* HELLOs sent (re-HELLOs after UNKNOWN_SESSION included) */
 	uint64_t path_challenges;	/* path challenges answered (our address changed) */
 	uint64_t rx_ignored;		/* datagrams refused by proto_decode or not ours */
@@ -108,7 +110,8 @@ struct tgc_result {
 	uint16_t chunks;		/* datagrams of the request */
 	uint16_t chunks_resent;		/* resent for NACKs and timeouts, this request */
 	uint8_t nacks;			/* NACKs received for it */
-	uint8_t timeouts;		/* timers fired for it */
+	uint8_t timeouts;		/* timers fired for it (and ERROR-driven resends) */
+	uint8_t pendings;		/* PENDING answers it got (not resends) */
 	uint8_t top_k;			/* entries in top[] */
 	struct proto_topk top[TGC_MAX_TOP_K];	/* highest score first */
 	/* WANT_TENSOR answered with a TENSOR result: what was written to opts.tensor_out
@@ -175,21 +178,26 @@ struct tgc_request_opts {
  * Send one tensor and wait for its answer. The tensor is quantized to o->wire_dtype
  * (proto_quant_params: s8 symmetric, u8 affine), chunked with per-chunk LZ4, and sent paced
  * by a token bucket at profile.uplink_kbps. A NACK makes it resend exactly the chunks listed;
- * a timeout resends every chunk with the same request id, doubling the timer, at most
- * request_retries times. ERROR UNKNOWN_REQUEST resends the whole request; ERROR
- * UNKNOWN_SESSION re-HELLOs (re-binding the session) and resends it.
+ * a timeout resends every chunk with the same request id, doubling the timer, until the
+ * request's budget is spent (tgc_budget_us(): its deadline, or 2 x the gateway's
+ * reasm_timeout_ms without one, plus a timer for the answer; request_retries may cap the
+ * resends too). RESPONSE PENDING (the gateway holds the request whole) restarts the timer
+ * and makes room in the budget without counting as a resend. ERROR UNKNOWN_REQUEST resends
+ * the whole request; ERROR UNKNOWN_SESSION re-HELLOs (following a path challenge) and
+ * resends it; a chunk's ERROR lz4 is left to the gateway's NACK.
  * With WANT_TENSOR the answer may take many datagrams: each is placed into o->tensor_out
  * as it arrives (LZ4 per chunk); after the gateway's nack_gap_ms of silence the missing
  * chunks are NACKed (at most 3 NACKs per round), then the request timer resends the whole
  * request, which the gateway answers by resending the whole answer (docs/protocol.md 12.2).
- * Thread: c's owner. Blocks for at most about the request timer x 2^(retries + 1).
+ * Thread: c's owner. Blocks for about the budget at most, longer only while the gateway
+ * answers PENDING.
  * @param t    f32 tensor at the split, shape as the catalog entry says (dims[0] = 1); read
  *             only, the caller keeps it
  * @param out  filled on 0; status may be any enum proto_status (OVERLOADED and
  *             DEADLINE_INFEASIBLE carry advice: see tgc_split_for())
  * @return 0 (a RESPONSE arrived), -EINVAL (bad arguments, shape or dtype not what the
  *         catalog says: err says which), -E2BIG (tensor over the gateway's limits),
- *         -ETIMEDOUT (no answer after every retry), -EPROTO (an ERROR answered it: err has the
+ *         -ETIMEDOUT (no answer within the budget), -EPROTO (an ERROR answered it: err has the
  *         status and reason), -E2BIG also for a TENSOR answer over tensor_cap, -errno of
  *         the socket
  */
@@ -241,6 +249,13 @@ unsigned tgc_nack_mark(const struct proto_nack *n, uint16_t count, uint64_t *res
  * timeout doubles it.
  */
 uint64_t tgc_timer_us(uint32_t rtt_us, uint16_t nack_gap_ms, uint32_t srv_us);
+
+/**
+ * The retry budget of docs/protocol.md 12.2, microseconds from the first send: the request's
+ * deadline_us, or without one 2 x the gateway's reasm_timeout_ms (1 s when 0), plus timer_us
+ * (the first request timer: room for the answer to the last resend).
+ */
+uint64_t tgc_budget_us(uint32_t deadline_us, uint16_t reasm_timeout_ms, uint64_t timer_us);
 
 /* ---- running the head on the device (oneDNN, the gateway's own engine) ---- */
 

@@ -63,7 +63,7 @@
 	_(SOURCE_SESSIONS, "HELLO from a source IP at max_sessions_source (OVERLOADED session_full sent)") \
 	_(MSG_TYPE,        "message type not served here (NACK, ERROR, RESPONSE, HELLO_REPLY)") \
 	_(CHUNK_DUP,       "chunk already placed (duplicate or resend)")	\
-	_(CHUNK_LATE,      "chunk of a message already completed or refused")	\
+	_(CHUNK_LATE,      "chunk of a message already completed or refused (its answer, or PENDING, sent at most once per gap)") \
 	_(CHUNK_MISMATCH,  "chunk disagrees with its message's first chunk (ERROR sent)") \
 	_(CHUNK_PLACE,     "chunk overlaps or leaves a gap: message refused (ERROR sent)") \
 	_(CHUNK_LZ4,       "chunk not decompressing to its size: chunk refused, stays missing (ERROR sent)") \
@@ -158,7 +158,7 @@ struct dp_config {
 	uint16_t rx_desc;		/* RX ring size per queue (1024) */
 	uint16_t tx_desc;		/* TX ring size per queue (1024) */
 	struct dp_limits limits;	/* (512 KiB, 1024 chunks, 16 per client, 256 in total,
-					 * 4096 sessions, 1024 per source IP, 64 unfinished
+					 * 4096 sessions, 1024 per source IP, 256 unfinished
 					 * messages per source IP) */
 	uint32_t session_ttl_ms;	/* an idle session is forgotten after this (60 s) */
 	uint32_t gap_timeout_us;	/* no chunk of an open message for this long: NACK (2000) */

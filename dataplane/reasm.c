@@ -257,6 +257,7 @@ dp_tomb_add(struct dp_reasm *re, const struct dp_key *key, uint64_t now)
 	t->key = *key;
 	t->expire_tsc = now + re->msg_tsc;
 	t->resent_tsc = 0;
+	t->pending = false;
 	t->answer_len = 0;
 	t->keep_chunks = 0;
 	re->n_tombs++;
@@ -350,6 +351,54 @@ dp_keep_resend(struct dp_lcore *lc, const struct dp_tomb *t, const struct proto_
 	return sent;
 }
 
+/*
+ * A chunk of a request held whole and not answered yet (with the consumer: queued or
+ * running): RESPONSE PENDING (docs/protocol.md 12.2), built from the chunk's own ids, to the
+ * session's (verified) address, at most once per gap. queue_us: how long it has waited since
+ * it completed. Not a final answer: the device keeps waiting.
+ */
+static void
+dp_send_pending(struct dp_lcore *lc, const struct dp_session *sess, struct dp_tomb *t,
+		const struct proto_msg *msg, uint64_t now)
+{
+	struct proto_response r;
+	struct proto_hdr h;
+	struct rte_mbuf *m;
+	uint8_t *buf;
+	int n;
+
+	if (now < t->resent_tsc + lc->re.gap_tsc)
+		return;
+	memset(&r, 0, sizeof(r));
+	r.c.model_id = msg->u.req.c.model_id;
+	r.c.variant_id = msg->u.req.c.variant_id;
+	r.c.split_id = msg->u.req.c.split_id;
+	r.c.count = 1;
+	r.c.t.dtype = PROTO_DT_RAW;
+	r.c.t.scale = 1.0f;
+	r.status = PROTO_ST_PENDING;
+	r.reason = PROTO_E_PENDING;
+	r.result_kind = PROTO_RES_NONE;
+	r.exit_taken = r.advice_variant = r.advice_split = PROTO_NONE;
+	r.queue_us = (uint32_t)RTE_MIN(dp_tsc_to_ns(now - (t->expire_tsc - lc->re.msg_tsc)) / 1000,
+				       (uint64_t)UINT32_MAX);
+	memset(&h, 0, sizeof(h));
+	h.client_id = msg->h.client_id;
+	h.request_id = msg->h.request_id;
+	h.session_id = msg->h.session_id;
+	buf = dp_tx_udp_alloc(lc, &m);
+	if (buf == NULL)
+		return;
+	n = proto_encode_response(buf, lc->max_payload, &h, &r);
+	if (n < 0) {	/* cannot happen: every field is in range */
+		rte_pktmbuf_free(m);
+		return;
+	}
+	dp_tx_udp_send(lc, m, &sess->peer, (uint16_t)n);
+	t->resent_tsc = now;
+	lc->stats.pending_sent++;
+}
+
 /* A late chunk of a finished message, from session sess: its answer again, at most once per
  * gap, to the session's (verified) address. */
 static void
@@ -420,12 +469,52 @@ static void
 dp_msg_refuse(struct dp_lcore *lc, struct dp_slot *s, enum proto_reason r, uint64_t now)
 {
 	TAILQ_REMOVE(&lc->re.open, s, timer);
+	dp_open_dec(&lc->re, s->sess);
 	s->tomb = dp_tomb_add(&lc->re, &s->key, now);
 	dp_slot_error(lc, s, r, true);
 	dp_slot_put(lc, s);
 }
 
-/* A new message: a slot if its session and the pool allow, else a counted OVERLOADED. */
+/*
+ * Fair share under exhaustion (docs/protocol.md 12.6): the pool is full and sess's source
+ * holds fewer unfinished messages than its share (the pool over the sources holding any,
+ * sess's counted). Take the slot of the most stalled unfinished message (earliest deadline:
+ * the list's order) of the source holding the most, if that is more than sess's source
+ * holds plus one; its session gets ERROR UNKNOWN_REQUEST evicted (48 bytes, which its NACK
+ * budget kept) and resends it whole. Two passes over the open list: at most n_slots each,
+ * and only when the pool is full. @return true if a slot was freed
+ */
+static bool
+dp_slot_reclaim(struct dp_lcore *lc, const struct dp_session *sess)
+{
+	struct dp_reasm *re = &lc->re;
+	unsigned sources = re->n_src_open + (sess->src->open == 0);
+	struct dp_source *top = NULL;
+	struct dp_slot *s;
+
+	if (sess->src->open >= re->n_slots / (sources != 0 ? sources : 1))
+		return false;
+	TAILQ_FOREACH(s, &re->open, timer)
+		if (top == NULL || s->sess->src->open > top->open)
+			top = s->sess->src;
+	if (top == NULL || top->open <= sess->src->open + 1)
+		return false;
+	TAILQ_FOREACH(s, &re->open, timer)
+		if (s->sess->src == top)
+			break;
+	TAILQ_REMOVE(&re->open, s, timer);
+	DP_DROP(lc, MSG_EVICTED);
+	dp_slot_error(lc, s, PROTO_E_EVICTED, false);
+	rte_hash_del_key(re->msgs, &s->key);
+	dp_open_dec(re, s->sess);
+	dp_slot_put(lc, s);
+	return true;
+}
+
+/*
+ * A new message: a slot if its session, its source and the pool allow (a full pool gives
+ * one back to a source under its fair share), else a counted OVERLOADED.
+ */
 static struct dp_slot *
 dp_msg_open(struct dp_lcore *lc, struct dp_session *sess, const struct dp_key *key,
 	    const struct proto_msg *msg, const uint8_t *in, uint16_t in_len, uint64_t now)
@@ -438,6 +527,13 @@ dp_msg_open(struct dp_lcore *lc, struct dp_session *sess, const struct dp_key *k
 		dp_reply_reason(lc, &sess->peer, in, in_len, PROTO_E_CLIENT_INFLIGHT);
 		return NULL;
 	}
+	if (sess->src->open >= lc->dp->cfg.limits.max_open_source) {
+		DP_DROP(lc, SOURCE_INFLIGHT);
+		dp_reply_reason(lc, &sess->peer, in, in_len, PROTO_E_SOURCE_INFLIGHT);
+		return NULL;
+	}
+	if (re->n_free == 0)
+		dp_slot_reclaim(lc, sess);
 	/* The table holds every slot and tombstone: the add cannot fail; were it to, the
 	 * message is refused like any other that finds no room. */
 	if (re->n_free == 0 ||
@@ -449,6 +545,7 @@ dp_msg_open(struct dp_lcore *lc, struct dp_session *sess, const struct dp_key *k
 	s = re->free_slots[re->n_free - 1];
 	__atomic_store_n(&re->n_free, re->n_free - 1, __ATOMIC_RELAXED);
 	sess->inflight++;
+	dp_open_inc(re, sess);
 	s->sess = sess;
 	s->key = *key;
 	s->state = DP_SLOT_OPEN;
@@ -645,6 +742,7 @@ dp_msg_complete(struct dp_lcore *lc, struct dp_slot *s, uint64_t now)
 	struct proto_response *r = &s->pub.resp;
 
 	TAILQ_REMOVE(&re->open, s, timer);
+	dp_open_dec(re, s->sess);
 	s->tomb = dp_tomb_add(re, &s->key, now);
 	s->state = DP_SLOT_HELD;
 	s->pub.done_ns = tg_now_ns();
@@ -665,6 +763,7 @@ dp_msg_complete(struct dp_lcore *lc, struct dp_slot *s, uint64_t now)
 		dp_echo(lc, s);
 		return NULL;
 	}
+	re->tombs[s->tomb].pending = true;	/* until dp_resp_drain() sends its answer */
 	return s;
 }
 
@@ -685,8 +784,13 @@ dp_chunk_input(struct dp_lcore *lc, struct dp_session *sess, const struct proto_
 	if (rte_hash_lookup_data(re->msgs, &key, &v) >= 0 &&
 	    !(dp_is_tomb(v) && dp_tomb_forget_lost(lc, (uint32_t)((uintptr_t)v >> 1)))) {
 		if (dp_is_tomb(v)) {
+			struct dp_tomb *t = &re->tombs[(uint32_t)((uintptr_t)v >> 1)];
+
 			DP_DROP(lc, CHUNK_LATE);
-			dp_tomb_resend(lc, sess, (uint32_t)((uintptr_t)v >> 1), now);
+			if (t->pending)
+				dp_send_pending(lc, sess, t, msg, now);
+			else
+				dp_tomb_resend(lc, sess, (uint32_t)((uintptr_t)v >> 1), now);
 			return NULL;
 		}
 		s = v;
@@ -710,9 +814,12 @@ dp_chunk_input(struct dp_lcore *lc, struct dp_session *sess, const struct proto_
 		dp_msg_refuse(lc, s, PROTO_E_CHUNK_TILE, now);
 		return NULL;
 	}
+	/* Only the chunk is refused (docs/protocol.md 6.4, 11.1 step 13): it stays missing, is
+	 * NACKed, and a correct resend is placed. What it wrote lies in its own range, which
+	 * that resend overwrites. */
 	if (proto_chunk_unpack(c, s->pub.tensor, c->t.raw_total, &lc->stats.proto) != PROTO_OK) {
 		DP_DROP(lc, CHUNK_LZ4);
-		dp_msg_refuse(lc, s, PROTO_E_LZ4, now);
+		dp_reply_reason(lc, &sess->peer, in, in_len, PROTO_E_LZ4);
 		return NULL;
 	}
 	s->received[c->index / 64] |= UINT64_C(1) << (c->index % 64);
@@ -830,6 +937,7 @@ dp_reasm_timers(struct dp_lcore *lc, uint64_t now)
 			DP_DROP(lc, MSG_TIMEOUT);
 			dp_slot_error(lc, s, PROTO_E_REASM_TIMEOUT, false);
 			rte_hash_del_key(re->msgs, &s->key);
+			dp_open_dec(re, s->sess);
 			dp_slot_put(lc, s);
 			continue;
 		}
@@ -867,7 +975,10 @@ dp_resp_drain(struct dp_lcore *lc)
 	while (n < DP_BURST && tensor_bytes < DP_DRAIN_TENSOR_BYTES &&
 	       rte_ring_sc_dequeue(lc->re.resp, &req) == 0) {
 		struct dp_slot *s = (struct dp_slot *)req;	/* pub is the first member */
+		struct dp_tomb *t = dp_slot_tomb(&lc->re, s);
 
+		if (t != NULL)
+			t->pending = false;
 		if (s->pub.resp.result_kind == PROTO_RES_TENSOR)
 			tensor_bytes += s->pub.resp.c.t.raw_total;
 		dp_send_response(lc, s);

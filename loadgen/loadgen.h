@@ -198,7 +198,8 @@ struct lg_config {
 	struct lg_impair impair;
 	uint64_t seed;
 	unsigned hello_rate;		/* HELLOs per second while opening sessions */
-	unsigned retries;		/* whole-request resends after timeouts (3) */
+	unsigned retries;		/* at most this many whole-request resends; 0: as many as
+					 * the request's budget allows (tgc_budget_us()) */
 	uint32_t timer_ms;		/* request timer; 0: docs/protocol.md 12.2 per device */
 	bool progress;			/* a live line on stderr once a second */
 	const char *progress_tag;	/* shown first on that line (e.g. "step 3"); NULL none;
@@ -234,6 +235,7 @@ struct lg_results {
 	uint64_t dropped, duped, reordered;	/* impairment applied */
 	uint64_t rehellos;		/* re-HELLOs after UNKNOWN_SESSION */
 	uint64_t path_challenges;	/* path challenges answered (the address changed) */
+	uint64_t pendings;		/* PENDING answers (the gateway held the request) */
 	uint64_t rx_ignored;		/* datagrams not decoded or not for an open request */
 	uint64_t send_errors;		/* datagrams the kernel refused (lost) */
 	uint64_t backlog_max;		/* most requests waiting for an idle device */

@@ -58,6 +58,7 @@ lg_report_table(FILE *f, const struct lg_results *r, const struct lg_inputs *in)
 		"impairment", r->dropped, r->duped, r->reordered);
 	fprintf(f, "%-28s %" PRIu64 "\n", "re-HELLOs", r->rehellos);
 	fprintf(f, "%-28s %" PRIu64 "\n", "path challenges", r->path_challenges);
+	fprintf(f, "%-28s %" PRIu64 "\n", "PENDING answers", r->pendings);
 	fprintf(f, "%-28s %" PRIu64 "\n", "send errors", r->send_errors);
 	fprintf(f, "%-28s %" PRIu64 "\n", "ignored datagrams", r->rx_ignored);
 	fprintf(f, "statuses:\n");
@@ -150,8 +151,9 @@ lg_report_json(const struct lg_results *r, const struct lg_inputs *in)
 		"agreement", lg_pct(r->agree, r->ok),
 		"correct", (json_int_t)r->correct, "agree", (json_int_t)r->agree);
 
-	if (o != NULL && json_object_set_new(o, "path_challenges",
-					     json_integer((json_int_t)r->path_challenges))) {
+	if (o != NULL && (json_object_set_new(o, "path_challenges",
+					      json_integer((json_int_t)r->path_challenges)) ||
+			  json_object_set_new(o, "pendings", json_integer((json_int_t)r->pendings)))) {
 		json_decref(o);
 		return NULL;
 	}

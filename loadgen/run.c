@@ -59,6 +59,7 @@ struct lg_dev {
 	uint64_t sched_ns;		/* the open request's scheduled time */
 	uint64_t timer_ns;		/* its current timer length */
 	uint64_t timeout_at;		/* 0 while chunks remain to send */
+	uint64_t give_up_at;		/* the open request's retry budget ends (12.2) */
 	uint64_t quiet_until;		/* ERRORs for the last whole resend are ignored until */
 	uint64_t wake_ns;		/* heap key */
 	int32_t heap_pos;		/* -1 when not in the heap */
@@ -363,8 +364,8 @@ lg_pump(struct lg_run *r, struct lg_dev *d)
 		lg_emit_chunk(r, d, (unsigned)d->held, true);
 		d->held = -1;
 	}
-	if (d->timeout_at == 0)
-		d->timeout_at = r->now + d->timer_ns;
+	if (d->timeout_at == 0)	/* the last resend still gets its answer's time */
+		d->timeout_at = (r->now + d->timer_ns < d->give_up_at ? r->now + d->timer_ns : d->give_up_at);
 	lg_wake_at(r, d, d->timeout_at);
 }
 
@@ -439,6 +440,8 @@ lg_start(struct lg_run *r, struct lg_dev *d, uint64_t sched)
 	srv = d->srv_us ? d->srv_us : r->tail_us[d->prof.split];
 	d->timer_ns = r->cfg.timer_ms ? (uint64_t)r->cfg.timer_ms * 1000000u :
 		      tgc_timer_us(0, r->gw.nack_gap_ms, srv) * 1000u;
+	d->give_up_at = r->now + 1000u * tgc_budget_us(d->prof.deadline_us,
+						       r->gw.reasm_timeout_ms, d->timer_ns / 1000u);
 	lg_mark_all(d);
 	lg_pump(r, d);
 }
@@ -503,6 +506,13 @@ lg_finish(struct lg_run *r, struct lg_dev *d, enum lg_end how, unsigned status, 
 		lg_arrive(r, r->now);
 }
 
+/* The open request's budget is spent (or its resend count, when one is configured). */
+static bool
+lg_spent(const struct lg_run *r, const struct lg_dev *d)
+{
+	return r->now >= d->give_up_at || (r->cfg.retries != 0 && d->timeouts >= r->cfg.retries);
+}
+
 static void
 lg_on_timer(struct lg_run *r, struct lg_dev *d)
 {
@@ -533,7 +543,7 @@ lg_on_timer(struct lg_run *r, struct lg_dev *d)
 	case LG_DS_BUSY:
 		if (d->timeout_at != 0 && r->now >= d->timeout_at) {
 			r->res->timer_fires++;
-			if (d->timeouts >= r->cfg.retries) {
+			if (lg_spent(r, d)) {
 				lg_finish(r, d, LG_END_GAVE_UP, 0, 0, 0);
 				return;
 			}
@@ -602,10 +612,11 @@ lg_on_error(struct lg_run *r, struct lg_dev *d, const struct proto_msg *m)
 			r->res->rx_ignored++;
 			return;
 		}
-		if (d->timeouts++ >= r->cfg.retries) {
+		if (lg_spent(r, d)) {
 			lg_finish(r, d, LG_END_ERROR, st, m->u.error.reason, 0);
 			return;
 		}
+		d->timeouts++;
 		if (st == PROTO_ST_UNKNOWN_SESSION) {
 			r->res->rehellos++;
 			d->rehello = true;
@@ -621,7 +632,10 @@ lg_on_error(struct lg_run *r, struct lg_dev *d, const struct proto_msg *m)
 		lg_pump(r, d);
 		return;
 	}
-	if (m->h.session_id != d->session) {
+	/* A chunk's lz4 refusal: that chunk alone was refused; the gateway NACKs it. */
+	if (m->h.session_id != d->session ||
+	    (st == PROTO_ST_BAD_REQUEST && m->u.error.reason == PROTO_E_LZ4 &&
+	     m->u.error.chunk_index != 0xFFFF)) {
 		r->res->rx_ignored++;
 		return;
 	}
@@ -635,6 +649,20 @@ lg_on_response(struct lg_run *r, struct lg_dev *d, const struct proto_response *
 
 	if (rs->c.count != 1) {		/* a tensor result: never asked for */
 		r->res->rx_ignored++;
+		return;
+	}
+	if (rs->status == PROTO_ST_PENDING) {
+		/* Held whole, not answered yet (docs/protocol.md 12.2): not a resend; the timer
+		 * starts over, backed off (doubled: the answer is coming, a resend is only for
+		 * its loss), and the budget makes room for one more resend and its answer. */
+		r->res->pendings++;
+		d->timer_ns *= 2;
+		if (d->timeout_at != 0) {
+			d->timeout_at = r->now + d->timer_ns;
+			lg_wake_at(r, d, d->timeout_at);
+		}
+		if (d->give_up_at < r->now + 2 * d->timer_ns)
+			d->give_up_at = r->now + 2 * d->timer_ns;
 		return;
 	}
 	if (rs->result_kind == PROTO_RES_TOPK && rs->top_k > 0)
@@ -1112,8 +1140,6 @@ lg_run_create(struct lg_run **out, const struct lg_config *cfg, struct tg_err *e
 	r->cfg = *cfg;
 	r->n_dev = cfg->n_devices;
 	r->fd = -1;
-	if (r->cfg.retries == 0)
-		r->cfg.retries = 3;
 	r->rx_lim = (struct proto_limits){ .max_msg_bytes = PROTO_MAX_MSG_BYTES,
 					   .max_dgram = PROTO_MAX_DGRAM,
 					   .max_chunks = PROTO_MAX_CHUNKS,

@@ -113,6 +113,7 @@ static struct {
 	uint64_t started, ok, mismatch, close, failed, lost, overloaded, nacks, resent, tx, rx_bad;
 	uint64_t by_status[PROTO_ST__COUNT], by_kind[N_KINDS], batch_max, batched, sessions;
 	uint64_t overloaded_final;	/* --no-retry: OVERLOADED taken as the answer */
+	uint64_t pendings;		/* RESPONSE PENDING: the gateway held a resent request */
 	uint64_t by_sd[4][PROTO_DT__COUNT];	/* --fmnist: OK answers by split index, dtype */
 	uint64_t correct[PROTO_DT__COUNT], labelled[PROTO_DT__COUNT];	/* vs the labels */
 	uint64_t early_exits;		/* OK answers from an exit other than the final one */
@@ -775,6 +776,10 @@ recv_client(struct client *k)
 			continue;
 		}
 		r->t_activity = now;
+		if (m.h.type == PROTO_T_RESPONSE && m.u.resp.status == PROTO_ST_PENDING) {
+			st.pendings++;	/* held by the gateway: not an answer, keep waiting */
+			continue;
+		}
 		if (m.h.type == PROTO_T_NACK) {
 			st.nacks++;
 			for (unsigned i = 0; i < m.u.nack.n_ranges; i++)
@@ -969,6 +974,10 @@ ol_recv(struct client *k, struct ol_req *ring, uint64_t warm_end)
 			st.rx_bad++;
 			continue;
 		}
+		if (m.h.type == PROTO_T_RESPONSE && m.u.resp.status == PROTO_ST_PENDING) {
+			st.pendings++;	/* held by the gateway: not an answer, keep waiting */
+			continue;
+		}
 		s = m.h.type == PROTO_T_ERROR ? m.u.error.status : m.u.resp.status;
 		if (s < PROTO_ST__COUNT)
 			st.by_status[s]++;
@@ -1110,7 +1119,8 @@ print_summary(unsigned n_probes, unsigned probes_ok)
 	       (unsigned long long)st.rx_bad, (unsigned long long)st.batch_max,
 	       (unsigned long long)st.batched, (unsigned long long)st.sessions,
 	       (unsigned long long)st.overloaded_final, (unsigned long long)st.early_exits);
-	printf("probes %u\nprobes_ok %u\n", n_probes, probes_ok);
+	printf("probes %u\nprobes_ok %u\npendings %llu\n", n_probes, probes_ok,
+	       (unsigned long long)st.pendings);
 	printf("answers_again %llu\nanswers_differ %llu\n", (unsigned long long)st.again,
 	       (unsigned long long)st.differ);
 	printf("ok_split0_f32 %llu\nok_split0_u8 %llu\nok_mid_f32 %llu\nok_mid_u8 %llu\n",

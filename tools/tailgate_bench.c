@@ -73,7 +73,8 @@ tb_help(FILE *f)
 "                           (default 1.5) per step, up to --sweep-steps (default 12), until\n"
 "                           saturated: achieved < 95%% of offered, or p99 over the mix's\n"
 "                           largest deadline\n"
-"      --retries N          whole-request resends after timeouts (default 3)\n"
+"      --retries N          at most N whole-request resends (default 0: as many as the\n"
+"                           request's deadline allows, docs/protocol.md 12.2)\n"
 "      --timeout-ms MS      first request timer (default: docs/protocol.md 12.2's)\n"
 "      --hello-rate N       HELLOs per second while opening sessions (default 2000)\n"
 "\n"
@@ -244,7 +245,7 @@ tb_parse(int argc, char **argv, struct tb_opts *o, struct lg_mix *mix)
 		TB_U('c', concurrency, 1, 1000000, "--concurrency")
 		TB_U(O_REQUESTS, requests, 1, 1000000000, "--requests")
 		TB_U(O_SWEEP_STEPS, sweep_steps, 1, 64, "--sweep-steps")
-		TB_U(O_RETRIES, retries, 1, 20, "--retries")
+		TB_U(O_RETRIES, retries, 0, 20, "--retries")
 		TB_U(O_TIMEOUT, timer_ms, 1, 600000, "--timeout-ms")
 		TB_U(O_HELLO_RATE, hello_rate, 1, 1000000, "--hello-rate")
 		TB_U(O_SEED, seed, 0, 18446744073709551615ull, "--seed")

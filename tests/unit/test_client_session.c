@@ -22,7 +22,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum { MODE_NACK, MODE_SILENT, MODE_SESSION, MODE_TENSOR, MODE_CHALLENGE };
+enum { MODE_NACK, MODE_SILENT, MODE_SESSION, MODE_TENSOR, MODE_CHALLENGE, MODE_PENDING,
+       MODE_NEVER };
 enum { TOKEN = 0x5EED0001 };
 enum { SESSION = 0xABCD0001, MAX_N = 16 };
 
@@ -154,6 +155,27 @@ fake_respond(struct fake *f, const struct proto_msg *req)
 	fake_send(f, out, proto_encode_response(out, sizeof(out), &h, &r));
 }
 
+static void
+fake_pending(struct fake *f, const struct proto_msg *req)
+{
+	struct proto_response r = { .c = req->u.req.c, .status = PROTO_ST_PENDING,
+				    .reason = PROTO_E_PENDING, .exit_taken = PROTO_NONE,
+				    .advice_variant = PROTO_NONE, .advice_split = PROTO_NONE,
+				    .queue_us = 5000 };
+	struct proto_hdr h = req->h;
+	uint8_t out[256];
+
+	h.flags = 0;
+	r.c.index = 0;
+	r.c.count = 1;
+	r.c.t = (struct proto_tensor){ .dtype = PROTO_DT_RAW, .scale = 1.0f };
+	r.c.raw_offset = r.c.raw_len = 0;
+	r.c.payload = NULL;
+	r.c.payload_len = 0;
+	r.c.lz4 = false;
+	fake_send(f, out, proto_encode_response(out, sizeof(out), &h, &r));
+}
+
 /*
  * MODE_TENSOR: a TENSOR answer of TENSOR_N floats in several chunks; chunks 2 and 5 are held
  * back until the client NACKs them (exactly them), then sent.
@@ -239,6 +261,19 @@ fake_main(void *arg)
 		if (!fake_take_request(f, &again, &rt))
 			return NULL;
 		f->full_resend_same_id = rt && again.h.request_id == first.h.request_id;
+	} else if (f->mode == MODE_PENDING) {
+		/* Held: PENDING to the first send and to the first timer resend; the answer
+		 * to the second resend. */
+		for (int k = 0; k < 2; k++) {
+			fake_pending(f, &first);
+			if (!fake_take_request(f, &again, &rt) || !rt)
+				return NULL;
+			f->resent++;
+		}
+	} else if (f->mode == MODE_NEVER) {
+		while (fake_take_request(f, &again, &rt))
+			f->resent++;
+		return NULL;
 	} else if (f->mode == MODE_CHALLENGE) {
 		/* The device moved: path_unverified; its re-HELLO is challenged, and the
 		 * session is its again only when the token comes back. */
@@ -288,16 +323,18 @@ fake_start(struct fake *f, int mode, pthread_t *th)
 }
 
 static float img[28 * 28];
+static uint32_t req_deadline_us;	/* the requests' deadline_us */
+static uint16_t req_timer_ms = 400;	/* the client's first request timer */
 
 static int
 run_request(struct fake *f, int mode, struct tgc_result *res, struct tgc_stats *st,
 	    uint8_t *advised)
 {
 	struct tgc_config cfg = { .gateway = "127.0.0.1", .client_id = 99, .follow_advice = true,
-				  .request_timeout_ms = 400, .hello_timeout_ms = 1000 };
+				  .request_timeout_ms = req_timer_ms, .hello_timeout_ms = 1000 };
 	static float got[TENSOR_N + 16];
 	struct tgc_request_opts o = { .model_id = 1, .split_id = 0, .wire_dtype = TG_DT_F32,
-				      .top_k = 2 };
+				      .top_k = 2, .deadline_us = req_deadline_us };
 	struct tg_tensor t = { .dtype = TG_DT_F32, .ndim = 4, .dims = { 1, 1, 28, 28 },
 			       .data = img };
 	struct tg_err err = { 0 };
@@ -433,6 +470,51 @@ test_path_challenge_followed(void)
 		     (unsigned long long)st.hellos);
 }
 
+/* PENDING twice: the timer restarts each time, backed off, no resend counted for it; the
+ * answer comes to the second resend. */
+static void
+test_pending_restarts_the_timer(void)
+{
+	static struct fake f;
+	struct tgc_result r;
+	struct tgc_stats st;
+	uint8_t adv;
+
+	req_timer_ms = 50;	/* PENDING backs the timer off: 100, then 400 ms */
+	TH_CHECK(run_request(&f, MODE_PENDING, &r, &st, &adv) == 0);
+	req_timer_ms = 400;
+	check_result(&r);
+	TH_CHECK_MSG(r.pendings == 2 && r.timeouts == 2 && f.resent == 2,
+		     "%u PENDING, %u timer fires, %u resends", (unsigned)r.pendings,
+		     (unsigned)r.timeouts, f.resent);
+	TH_CHECK(st.pendings == 2 && r.chunks_resent == 2 * r.chunks);
+}
+
+/*
+ * A gateway that never answers: the request is resent on its timer (400 ms, doubling) until
+ * its budget (deadline 300 ms + one first timer = 700 ms) is spent, then -ETIMEDOUT: one
+ * resend at 400 ms, the budget's end at 700 ms.
+ */
+static void
+test_retry_budget_follows_the_deadline(void)
+{
+	static struct fake f;
+	struct tgc_result r;
+	struct tgc_stats st;
+	uint8_t adv;
+	uint64_t t0 = tg_now_ns();
+
+	req_deadline_us = 300000;
+	TH_CHECK(run_request(&f, MODE_NEVER, &r, &st, &adv) == -ETIMEDOUT);
+	req_deadline_us = 0;
+	TH_CHECK(tg_now_ns() - t0 >= 700000000u);
+	/* 2 and 1, unless the machine stalled the first timer past the budget's end. */
+	TH_CHECK_MSG(st.timeouts >= 1 && f.resent + 1 == st.timeouts, "%llu timer fires, %u resends",
+		     (unsigned long long)st.timeouts, f.resent);
+	TH_CHECK(tgc_budget_us(300000, 1000, 400000) == 700000);
+	TH_CHECK(tgc_budget_us(0, 1000, 20000) == 2020000);	/* no deadline: 2 x reasm */
+}
+
 static void
 test_silent_gateway_times_out_the_hello(void)
 {
@@ -487,6 +569,8 @@ main(void)
 	TH_RUN(test_silence_resends_the_whole_request_under_its_id);
 	TH_RUN(test_unknown_session_rehellos_and_resends);
 	TH_RUN(test_path_challenge_followed);
+	TH_RUN(test_pending_restarts_the_timer);
+	TH_RUN(test_retry_budget_follows_the_deadline);
 	TH_RUN(test_silent_gateway_times_out_the_hello);
 	TH_RUN(test_bad_configs_refused_with_the_field_named);
 	TH_DONE();

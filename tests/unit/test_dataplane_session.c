@@ -559,6 +559,260 @@ test_sessions_per_source_capped(void)
 	TH_CHECK(one_reply(&r, VICTIM_IP) && r.h.type == PROTO_T_HELLO_REPLY);
 }
 
+/* ---- fair share of message slots ---- */
+
+#define HOG_IP(i)	RTE_IPV4(10, 78, 0, 1 + (i))
+#define FLOOD_IP(i)	RTE_IPV4(10, 79, (i) >> 8, (i) & 0xff)
+
+static void
+big_pool(struct dp_config *c)
+{
+	c->limits.max_inflight_total = 256;
+	c->limits.max_inflight_client = 16;
+	c->limits.max_sessions = 128;
+	c->limits.max_sessions_source = 64;
+}
+
+/*
+ * Issue 11's lockout, both halves at once: 80 sessions from 8 addresses each open 16
+ * half-messages (1,280 for a pool of 256), and spoofed HELLOs from 2,000 addresses flood a
+ * 128-session table, again between every request of a device that behaves. Its 30 requests
+ * are all answered OK: its session is verified (never evicted), and when the pool is full
+ * its message takes the slot of the most stalled half-message of the source holding the
+ * most (that hog gets ERROR UNKNOWN_REQUEST evicted). Every refusal is counted by reason.
+ */
+static void
+test_legit_device_served_under_flood_and_hogging(void)
+{
+	static struct msg legit, hog;
+	struct dp_stats a, b;
+	struct proto_msg r;
+	uint64_t sid, hogs[80];
+	unsigned ok = 0, evicted_seen = 0, flood = 0;
+	uint32_t to;
+
+	TH_CHECK(dp_fresh(big_pool));
+	sid = session_new(DPTK_CL_IP, 40001, 40);
+	TH_CHECK(sid != 0);
+	for (unsigned i = 0; i < 80; i++) {
+		hogs[i] = session_new(HOG_IP(i % 8), (uint16_t)(41000 + i), 1000 + i);
+		TH_CHECK(hogs[i] != 0);
+	}
+	dp_stats_get(dp, &a);
+	for (unsigned k = 0; k < 30; k++) {
+		for (unsigned i = 0; i < 80; i++) {	/* every hog tops up its 16 */
+			for (unsigned j = 0; j < 16; j++) {
+				make_msg(&hog, PROTO_MODEL_ECHO, 1000 + i, hogs[i],
+					 k * 16 + j, 3000, 0, HOG_IP(i % 8), (uint16_t)(41000 + i));
+				send_chunk(&hog, 0);
+			}
+			while (take(&r, &to) >= 0)	/* the refusals; the rings are small */
+				evicted_seen += is_error(&r, PROTO_ST_UNKNOWN_REQUEST,
+							 PROTO_E_EVICTED);
+		}
+		for (unsigned i = 0; i < 70; i++, flood++) {
+			hello_send(FLOOD_IP(flood % 2000), 40001, 50000 + flood, 0, 1, 0);
+			if (i % 16 == 15)
+				drain();
+		}
+		drain();
+		make_msg(&legit, PROTO_MODEL_ECHO, 40, sid, 90000 + k, 3000, 0, DPTK_CL_IP, 40001);
+		for (unsigned i = 0; i < legit.n; i++)
+			send_chunk(&legit, i);
+		while (take(&r, &to) >= 0) {
+			if (to == DPTK_CL_IP)
+				ok += is_echo_of(&r, &legit);
+			else
+				evicted_seen += is_error(&r, PROTO_ST_UNKNOWN_REQUEST,
+							 PROTO_E_EVICTED);
+		}
+	}
+	dp_stats_get(dp, &b);
+	printf("  legit device: %u of 30 answered OK; %llu half-messages evicted, %llu refused "
+	       "pool_full, %llu client_inflight; %llu sessions evicted, %llu session_full\n", ok,
+	       (unsigned long long)(b.drop[DP_DROP_MSG_EVICTED] - a.drop[DP_DROP_MSG_EVICTED]),
+	       (unsigned long long)(b.drop[DP_DROP_POOL_FULL] - a.drop[DP_DROP_POOL_FULL]),
+	       (unsigned long long)(b.drop[DP_DROP_CLIENT_INFLIGHT] -
+				    a.drop[DP_DROP_CLIENT_INFLIGHT]),
+	       (unsigned long long)(b.sessions_evicted - a.sessions_evicted),
+	       (unsigned long long)(b.drop[DP_DROP_SESSION_FULL] - a.drop[DP_DROP_SESSION_FULL]));
+	TH_CHECK_MSG(ok == 30, "%u of 30", ok);
+	TH_CHECK(b.drop[DP_DROP_MSG_EVICTED] - a.drop[DP_DROP_MSG_EVICTED] >= 1);
+	TH_CHECK(evicted_seen == b.drop[DP_DROP_MSG_EVICTED] - a.drop[DP_DROP_MSG_EVICTED]);
+	TH_CHECK(b.sessions_evicted - a.sessions_evicted >= 2100 - 128 - 81);
+	TH_CHECK(b.drop[DP_DROP_SESSION_FULL] == a.drop[DP_DROP_SESSION_FULL]);
+	/* Every hog session is still there: verified ones are never evicted. */
+	for (unsigned i = 0; i < 80; i += 13) {
+		hello_send(HOG_IP(i % 8), (uint16_t)(41000 + i), 1000 + i, hogs[i], 7, 0);
+		TH_CHECK(one_reply(&r, HOG_IP(i % 8)) && r.h.type == PROTO_T_HELLO_REPLY &&
+			 r.h.session_id == hogs[i]);
+	}
+}
+
+static void
+open_cap(struct dp_config *c)
+{
+	c->limits.max_open_source = 3;
+}
+
+/* One source IP holds at most max_open_source unfinished messages (sessions together). */
+static void
+test_open_messages_per_source_capped(void)
+{
+	static struct msg m;
+	struct dp_stats a, b;
+	struct proto_msg r;
+	uint64_t s1, s2;
+
+	TH_CHECK(dp_fresh(open_cap));
+	s1 = session_new(DPTK_CL_IP, 40001, 50);
+	s2 = session_new(DPTK_CL_IP, 40002, 51);
+	TH_CHECK(s1 != 0 && s2 != 0);
+	for (unsigned i = 0; i < 3; i++) {
+		make_msg(&m, PROTO_MODEL_ECHO, 50 + i % 2, i % 2 ? s2 : s1, 100 + i, 3000, 0,
+			 DPTK_CL_IP, (uint16_t)(40001 + i % 2));
+		send_chunk(&m, 0);
+	}
+	TH_CHECK(drain() == 0);
+	dp_stats_get(dp, &a);
+	make_msg(&m, PROTO_MODEL_ECHO, 51, s2, 200, 3000, 0, DPTK_CL_IP, 40002);
+	send_chunk(&m, 0);
+	TH_CHECK(one_reply(&r, DPTK_CL_IP) &&
+		 is_error(&r, PROTO_ST_OVERLOADED, PROTO_E_SOURCE_INFLIGHT));
+	dp_stats_get(dp, &b);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_SOURCE_INFLIGHT, 1));
+	/* Another source is not held back. */
+	s1 = session_new(VICTIM_IP, 40001, 52);
+	TH_CHECK(s1 != 0);
+	make_msg(&m, PROTO_MODEL_ECHO, 52, s1, 300, 3000, 0, VICTIM_IP, 40001);
+	for (unsigned i = 0; i < m.n; i++)
+		send_chunk(&m, i);
+	TH_CHECK(one_reply(&r, VICTIM_IP) && is_echo_of(&r, &m));
+}
+
+/* ---- held requests and refused chunks ---- */
+
+static void
+slow_gap(struct dp_config *c)
+{
+	c->gap_timeout_us = 60000000;	/* a minute: "within a gap" is certain here */
+	c->msg_timeout_us = 120000000;
+}
+
+/*
+ * A resend of a request the gateway holds whole and has not answered (with the consumer) is
+ * answered RESPONSE PENDING (reason pending, result NONE, the ids of the request), at most
+ * once per gap; once answered, the chunk gets the answer instead (after a gap).
+ */
+static void
+test_resend_of_held_request_gets_pending(void)
+{
+	static struct msg m;
+	struct dp_stats a, b;
+	struct dp_req *req;
+	struct proto_msg r;
+	uint64_t sid;
+
+	TH_CHECK(dp_fresh(slow_gap));
+	sid = session_new(DPTK_CL_IP, 40001, 30);
+	TH_CHECK(sid != 0);
+	make_msg(&m, TEST_MODEL, 30, sid, 700, 3000, 0, DPTK_CL_IP, 40001);
+	for (unsigned i = 0; i < m.n; i++)
+		send_chunk(&m, i);
+	TH_CHECK(drain() == 0);
+	if (dp_req_dequeue_burst(dp, &req, 1) != 1) {
+		TH_CHECK(!"the request was delivered");
+		return;
+	}
+	dp_stats_get(dp, &a);
+	send_chunk(&m, 1);	/* the device's timer resend */
+	TH_CHECK(one_reply(&r, DPTK_CL_IP) && r.h.type == PROTO_T_RESPONSE);
+	TH_CHECK(r.u.resp.status == PROTO_ST_PENDING && r.u.resp.reason == PROTO_E_PENDING);
+	TH_CHECK(r.u.resp.result_kind == PROTO_RES_NONE && r.u.resp.c.model_id == TEST_MODEL);
+	TH_CHECK(r.h.request_id == 700 && r.h.session_id == sid && r.h.client_id == 30);
+	send_chunk(&m, 0);	/* within the gap: counted, nothing sent */
+	send_chunk(&m, 2);
+	TH_CHECK(drain() == 0);
+	dp_stats_get(dp, &b);
+	TH_CHECK(b.pending_sent - a.pending_sent == 1);
+	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_CHUNK_LATE, 3));
+	req->resp.status = PROTO_ST_OVERLOADED;
+	req->resp.reason = PROTO_E_QUEUE_FULL;
+	dp_req_respond(req);
+	TH_CHECK(one_reply(&r, DPTK_CL_IP) && r.h.type == PROTO_T_RESPONSE &&
+		 r.u.resp.status == PROTO_ST_OVERLOADED);
+	send_chunk(&m, 0);	/* answered: no PENDING any more (and the answer a gap later) */
+	TH_CHECK(drain() == 0);
+	dp_stats_get(dp, &b);
+	TH_CHECK(b.pending_sent - a.pending_sent == 1);
+}
+
+static void
+fast_gap(struct dp_config *c)
+{
+	c->gap_timeout_us = 100;
+}
+
+/*
+ * An LZ4 chunk that does not decompress to its size is refused alone (ERROR lz4 naming the
+ * chunk): the message stays open, the chunk is NACKed, and its correct resend completes it.
+ */
+static void
+test_lz4_refusal_refuses_only_the_chunk(void)
+{
+	static const uint8_t junk[8] = { 0xf0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77 };
+	static struct msg m;
+	static uint8_t bad[2048];
+	struct dp_stats a, b;
+	struct proto_msg r;
+	uint64_t sid;
+	uint32_t to;
+	bool nacked = false;
+
+	TH_CHECK(dp_fresh(fast_gap));
+	sid = session_new(DPTK_CL_IP, 40001, 31);
+	TH_CHECK(sid != 0);
+	make_msg(&m, PROTO_MODEL_ECHO, 31, sid, 710, 4000, 0, DPTK_CL_IP, 40001);
+	TH_CHECK(m.n == 3);
+	memcpy(bad, m.dg[1].data, PROTO_REQUEST_LEN);
+	bad[PROTO_OFF_FLAGS + 1] |= PROTO_F_LZ4;
+	bad[PROTO_OFF_PAYLOAD_LEN] = 0;
+	bad[PROTO_OFF_PAYLOAD_LEN + 1] = sizeof(junk);
+	memcpy(bad + PROTO_REQUEST_LEN, junk, sizeof(junk));
+	dp_stats_get(dp, &a);
+	send_chunk(&m, 0);
+	send_chunk(&m, 2);
+	send_from(DPTK_CL_IP, 40001, bad, PROTO_REQUEST_LEN + sizeof(junk));
+	do	/* a NACK of chunk 1 may come first on a slow machine */
+		TH_CHECK(take(&r, &to) > 0);
+	while (r.h.type == PROTO_T_NACK);
+	TH_CHECK(is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_LZ4));
+	TH_CHECK(r.u.error.chunk_index == 1 && r.h.request_id == 710);
+	while (!nacked) {	/* the gap is 100 us; however long the machine takes */
+		if (take(&r, &to) < 0) {
+			nanosleep(&(struct timespec){ 0, 100000 }, NULL);
+			continue;
+		}
+		TH_CHECK(r.h.type == PROTO_T_NACK);
+		nacked = r.h.type == PROTO_T_NACK;
+		TH_CHECK(r.u.nack.n_ranges == 1 && r.u.nack.ranges[0].first == 1 &&
+			 r.u.nack.ranges[0].count == 1);
+	}
+	send_chunk(&m, 1);
+	for (;;) {	/* NACKs sent meanwhile may come first */
+		if (take(&r, &to) < 0) {
+			nanosleep(&(struct timespec){ 0, 100000 }, NULL);
+			continue;
+		}
+		if (r.h.type != PROTO_T_NACK)
+			break;
+	}
+	TH_CHECK(is_echo_of(&r, &m));
+	dp_stats_get(dp, &b);
+	TH_CHECK(b.drop[DP_DROP_CHUNK_LZ4] - a.drop[DP_DROP_CHUNK_LZ4] == 1);
+	TH_CHECK(b.msgs_opened - a.msgs_opened == 1 && b.chunks_placed - a.chunks_placed == 3);
+}
+
 int
 main(void)
 {
@@ -574,6 +828,10 @@ main(void)
 	TH_RUN(test_hello_retransmit_idempotent);
 	TH_RUN(test_full_table_evicts_unverified_only);
 	TH_RUN(test_sessions_per_source_capped);
+	TH_RUN(test_legit_device_served_under_flood_and_hogging);
+	TH_RUN(test_open_messages_per_source_capped);
+	TH_RUN(test_resend_of_held_request_gets_pending);
+	TH_RUN(test_lz4_refusal_refuses_only_the_chunk);
 	if (dp != NULL) {
 		dp_destroy(dp);
 		dptk_port_free(&port);

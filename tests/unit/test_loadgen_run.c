@@ -69,6 +69,8 @@ enum fk_mode {
 	FK_NACK = 2,			/* lose chunk 1 of each request's first send; NACK it */
 	FK_SILENT = 4,			/* ignore chunks not flagged RETRANSMIT */
 	FK_FORGET = 8,			/* the first chunk a client sends: UNKNOWN_SESSION, new id */
+	FK_PENDING = 32,		/* a request's first complete send: PENDING; the resend
+					 * its timer makes: the answer */
 	FK_MOVED = 16,			/* the first chunk: path_unverified; the session is served
 					 * again once a HELLO echoed the challenge's token */
 };
@@ -78,7 +80,7 @@ struct fk_client {
 	uint64_t session;
 	uint32_t req;
 	uint64_t got;			/* chunks received, bit per index */
-	bool lost1, done;
+	bool lost1, done, pended;
 };
 
 struct fk {
@@ -152,6 +154,25 @@ fk_respond(struct fk *g, const struct proto_msg *m, const struct sockaddr_in *fr
 	g->responses++;
 }
 
+/* A RESPONSE with no result: status st, reason why. */
+static void
+fk_respond_status(struct fk *g, const struct proto_msg *m, const struct sockaddr_in *from,
+		  unsigned st, unsigned why)
+{
+	struct proto_hdr h = m->h;
+	struct proto_response r = { .status = (uint8_t)st, .reason = (uint8_t)why,
+				    .exit_taken = PROTO_NONE, .advice_variant = PROTO_NONE,
+				    .advice_split = PROTO_NONE };
+	uint8_t buf[512];
+
+	h.flags = 0;
+	r.c.model_id = m->u.req.c.model_id;
+	r.c.split_id = m->u.req.c.split_id;
+	r.c.count = 1;
+	r.c.t.scale = 1.0f;
+	fk_send(g, from, buf, proto_encode_response(buf, sizeof(buf), &h, &r));
+}
+
 static void
 fk_request(struct fk *g, struct fk_client *c, const struct proto_msg *m,
 	   const uint8_t *dg, size_t len, const struct sockaddr_in *from)
@@ -183,7 +204,7 @@ fk_request(struct fk *g, struct fk_client *c, const struct proto_msg *m,
 	if (c->req != m->h.request_id) {
 		c->req = m->h.request_id;
 		c->got = 0;
-		c->lost1 = c->done = false;
+		c->lost1 = c->done = c->pended = false;
 	}
 	if (c->done)
 		return;	/* late: as the gateway, dropped */
@@ -192,7 +213,11 @@ fk_request(struct fk *g, struct fk_client *c, const struct proto_msg *m,
 		return;
 	}
 	c->got |= 1ull << ch->index;
-	if (c->got == all) {
+	if (c->got == all && (g->mode & FK_PENDING) && !c->pended) {
+		c->pended = true;
+		c->got = 0;	/* the timer's resend completes it again */
+		fk_respond_status(g, m, from, PROTO_ST_PENDING, PROTO_E_PENDING);
+	} else if (c->got == all) {
 		c->done = true;
 		fk_respond(g, m, from);
 	} else if (ch->index == ch->count - 1) {
@@ -466,6 +491,21 @@ test_run_path_challenge_followed(void)
 	lg_results_fini(&res);
 }
 
+/* PENDING: not an answer, not a resend; the timer's resend gets the answer. */
+static void
+test_run_pending_waits_for_the_answer(void)
+{
+	struct lg_results res;
+	struct fk g;
+
+	run_against(FK_PENDING, 10, 500, 40, 30, NULL, &res, &g, false);
+	check_all_ok(&res, 40);
+	TH_CHECK_MSG(res.pendings == 40 && res.timer_fires >= 40, "%llu PENDING, %llu timer fires",
+		     (unsigned long long)res.pendings, (unsigned long long)res.timer_fires);
+	TH_CHECK(res.status[PROTO_ST_PENDING] == 0);	/* never counted as an answer */
+	lg_results_fini(&res);
+}
+
 static void
 test_run_impaired_chunks_still_answered(void)
 {
@@ -489,6 +529,7 @@ main(void)
 	TH_RUN(test_run_timer_resends_whole_request);
 	TH_RUN(test_run_unknown_session_rehellos);
 	TH_RUN(test_run_path_challenge_followed);
+	TH_RUN(test_run_pending_waits_for_the_answer);
 	TH_RUN(test_run_impaired_chunks_still_answered);
 	TH_DONE();
 }
