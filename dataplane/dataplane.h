@@ -158,7 +158,7 @@ struct dp_config {
 	uint16_t rx_desc;		/* RX ring size per queue (1024) */
 	uint16_t tx_desc;		/* TX ring size per queue (1024) */
 	struct dp_limits limits;	/* (512 KiB, 1024 chunks, 16 per client, 256 in total,
-					 * 4096 sessions, 1024 per source IP, 256 unfinished
+					 * 4096 sessions, 4096 per source IP, 256 unfinished
 					 * messages per source IP) */
 	uint32_t session_ttl_ms;	/* an idle session is forgotten after this (60 s) */
 	uint32_t gap_timeout_us;	/* no chunk of an open message for this long: NACK (2000) */

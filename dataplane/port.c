@@ -67,7 +67,7 @@ dp_config_default(struct dp_config *cfg)
 	cfg->limits.max_inflight_client = 16;
 	cfg->limits.max_inflight_total = 256;
 	cfg->limits.max_sessions = 4096;
-	cfg->limits.max_sessions_source = 1024;
+	cfg->limits.max_sessions_source = 4096;
 	cfg->limits.max_open_source = 256;
 	cfg->session_ttl_ms = 60000;
 	cfg->gap_timeout_us = 2000;

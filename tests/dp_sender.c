@@ -105,6 +105,7 @@ static struct {
 	uint64_t started, completed, crc_bad, failed, tx, tx_fail, dropped, dups, swaps;
 	uint64_t resent_nack, nack_unlost, resent_whole, nacks_rx, errors_rx, overloaded;
 	uint64_t stale_rx, rx_bad;
+	uint64_t pendings;		/* RESPONSE PENDING: a resend of a request held whole */
 	uint64_t chunks_first;		/* chunks of all requests (first transmissions) */
 	uint64_t hello_tx;		/* HELLO datagrams sent */
 	uint64_t paced;			/* --rate: datagram slots released so far */
@@ -470,6 +471,10 @@ on_datagram(const struct opts *o, struct client *c, const uint8_t *buf, size_t l
 	r->t_activity = now;
 	switch (m.h.type) {
 	case PROTO_T_RESPONSE:
+		if (m.u.resp.status == PROTO_ST_PENDING) {
+			st.pendings++;	/* held by the consumer: not an answer, keep waiting */
+			break;
+		}
 		if (m.u.resp.status == PROTO_ST_OK && m.u.resp.result_kind == PROTO_RES_ECHO &&
 		    m.u.resp.echo_crc32c == r->crc && m.u.resp.echo_bytes == r->raw_len) {
 			finish(c, r, true, now);
@@ -740,6 +745,7 @@ main(int argc, char **argv)
 	       (unsigned long long)st.nacks_rx, (unsigned long long)st.errors_rx,
 	       (unsigned long long)st.overloaded, (unsigned long long)st.stale_rx,
 	       (unsigned long long)st.rx_bad);
+	printf("pendings %llu\n", (unsigned long long)st.pendings);
 	printf("elapsed_s %.3f\nrequests_per_s %.0f\ndgrams_per_s %.0f\n", el,
 	       (double)st.completed / el, (double)st.tx / el);
 	if (o.rate > 0)
