@@ -622,8 +622,11 @@ lg_on_error(struct lg_run *r, struct lg_dev *d, const struct proto_msg *m)
 			d->rehello = true;
 			d->hello_tries = 0;
 			/* The gateway forgot the session (a restart, the TTL): a HELLO naming it
-			 * would be refused UNKNOWN_SESSION again; 0 opens a new one (12.1). */
-			d->session = 0;
+			 * would be refused UNKNOWN_SESSION again; 0 opens a new one (12.1). Bound
+			 * elsewhere (path_unverified: our address changed), a HELLO naming it
+			 * gets a path challenge, and echoing its token moves the session here. */
+			if (m->u.error.reason != PROTO_E_PATH_UNVERIFIED)
+				d->session = 0;
 			lg_send_hello(r, d);
 			return;
 		}
