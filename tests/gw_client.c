@@ -766,7 +766,8 @@ recv_client(struct client *k)
 			unsigned d = m.h.request_id % DONE_RING;
 
 			if (k->done_id[d] == m.h.request_id && m.h.request_id != 0 &&
-			    (m.h.type == PROTO_T_RESPONSE || m.h.type == PROTO_T_ERROR)) {
+			    (m.h.type == PROTO_T_ERROR || (m.h.type == PROTO_T_RESPONSE &&
+							   m.u.resp.status != PROTO_ST_PENDING))) {
 				unsigned s2 = m.h.type == PROTO_T_ERROR ? m.u.error.status
 									: m.u.resp.status;
 
@@ -956,7 +957,8 @@ ol_recv(struct client *k, struct ol_req *ring, uint64_t warm_end)
 		if (q->done) {
 			/* The gateway may answer a late duplicate chunk with the same answer again
 			 * (docs/protocol.md 12.2); another status would be a second, different one. */
-			if (m.h.type == PROTO_T_RESPONSE || m.h.type == PROTO_T_ERROR) {
+			if (m.h.type == PROTO_T_ERROR || (m.h.type == PROTO_T_RESPONSE &&
+							  m.u.resp.status != PROTO_ST_PENDING)) {
 				unsigned s2 = m.h.type == PROTO_T_ERROR ? m.u.error.status
 									: m.u.resp.status;
 
