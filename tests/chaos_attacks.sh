@@ -41,9 +41,6 @@ trap 'exit 130' INT TERM
 
 # Each entry: scenario, then why it is off (what must land first). Enable one by removing it.
 CHAOS_DISABLED=(
-	"hello-flood: the sessions helper's bounded session table and idempotent HELLO"
-	"slot-hog: the sessions helper's per-source fair share of message slots"
-	"rebind-amp: the sessions helper's address validation (path_token)"
 	"forge-mac: the auth helper's MAC verification (auth = required)"
 	"replay: the auth helper's growing request ids under the MAC"
 	"corrupt: the auth helper's CRC flag (a chunk with a bad CRC refused, then resent)"
