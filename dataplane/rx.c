@@ -165,12 +165,12 @@ dp_lcore_poll(struct dp_lcore *lc)
 	 * Gaps are judged with the RX queue drained: after a sleep the lcore wakes to a backlog
 	 * (a 10 us nanosleep here sometimes lasts 2-4 ms), and a NACK sent before the backlog is
 	 * read lists chunks already waiting in it. A full burst after full burst still runs the
-	 * timers once per gap, judged at t0, before this burst was read: a message that got a
-	 * chunk in it is not silent even when the lcore was descheduled mid-burst for longer
-	 * than a gap (its next chunks still wait in the queue; measured under stress-ng).
+	 * timers once per gap. (Judging a full burst's timers at t0 instead, to spare a message
+	 * descheduled mid-burst a spurious NACK, broke session expiry: state stamped during the
+	 * burst is newer than t0, and the unsigned age wrapped, expiring live sessions.)
 	 */
 	if (n < DP_BURST || now >= lc->timers_tsc) {
-		dp_reasm_timers(lc, n < DP_BURST ? now : t0);
+		dp_reasm_timers(lc, now);
 		lc->timers_tsc = now + lc->re.gap_tsc;
 	}
 	if (lc->tx_n != 0 && (n < DP_BURST || now >= lc->tx_deadline))
