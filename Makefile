@@ -24,7 +24,7 @@ LDFLAGS_BASE := -pthread
 
 CFLAGS_ALL := $(CFLAGS_BASE) $(SANFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(LDFLAGS_BASE) $(SANFLAGS) $(LDFLAGS)
-LDLIBS_ALL := -ldnnl -lgomp -lmicrohttpd -ljansson -lprotobuf-c -llz4 -luring -lz -lm $(LDLIBS)
+LDLIBS_ALL := -ldnnl -lgomp -lmicrohttpd -ljansson -lprotobuf-c -llz4 -luring -lsodium -lz -lm $(LDLIBS)
 
 # Modules in link order (a module may use those after it). One folder, one library.
 MODULE_ORDER := gateway loadgen client scheduler kernels dataplane proto util

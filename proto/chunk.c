@@ -98,7 +98,13 @@ proto_chunk_msg(enum proto_type type, const struct proto_hdr *h, void *msg,
 	unsigned bound, n = 0;
 	uint32_t off = 0, total = c->t.raw_total;
 	size_t used = 0, cap, need, bytes;
+	struct proto_hdr hc = *h;
+	bool crc = (h->flags & PROTO_F_CRC) != 0;
 	int rc;
+
+	/* The count is patched once every chunk is made: the CRC goes on after that. */
+	hc.flags &= (uint16_t)~PROTO_F_CRC;
+	h = &hc;
 
 	rc = proto_chunk_bound(type, c->t.dtype, total, max_dgram, &bound, &bytes);
 	if (rc < 0)
@@ -137,8 +143,11 @@ proto_chunk_msg(enum proto_type type, const struct proto_hdr *h, void *msg,
 		off += take;
 		n++;
 	} while (off < total);
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
 		proto_st16(dg[i].data + PROTO_OFF_CHUNK_COUNT, (uint16_t)n);
+		if (crc)
+			(void)proto_seal_crc(dg[i].data, dg[i].len);
+	}
 	*n_dg = n;
 	return 0;
 }

@@ -1,11 +1,13 @@
 /*
  * proto: tailgate's wire format (docs/protocol.md is the normative text; this header follows
  * it field for field). Encode and decode of every message, the chunking of a tensor into
- * independently LZ4-compressed datagrams, quantization, CRC32C. Prefix proto_.
+ * independently LZ4-compressed datagrams, quantization, CRC32C, the CRC and MAC seals
+ * (libsodium's keyed BLAKE2b) and the device key file. Prefix proto_.
  *
  * Shared by the gateway's RX lcores, the device client library and the bench: no DPDK, no
- * allocation, no logging, no locks in anything here (CRC32C builds its tables once, under
- * pthread_once). Every function is safe to call from any thread on its own arguments.
+ * allocation, no logging, no locks in anything here (CRC32C builds its tables and libsodium
+ * picks its BLAKE2b implementation once, under pthread_once), the key file loader excepted
+ * (an init path: it reads a file and allocates). Every function is safe to call from any thread on its own arguments.
  * Buffers are always the caller's: a decoded message points into the datagram it was decoded
  * from and is valid exactly as long as that datagram.
  */
@@ -165,9 +167,11 @@ enum proto_type {
 
 enum proto_flag {			/* common header flags; any other bit is refused */
 	PROTO_F_LZ4 = 1u << 0,		/* payload is one LZ4 block (REQUEST, RESPONSE only) */
-	PROTO_F_MAC = 1u << 1,		/* mac holds a tag (v1: receivers need not check it) */
+	PROTO_F_MAC = 1u << 1,		/* mac holds a keyed BLAKE2b-128 tag (proto_seal_mac()) */
 	PROTO_F_RETRANSMIT = 1u << 2,	/* a resend of an earlier datagram (counted only) */
-	PROTO_F__ALL = 0x7,
+	PROTO_F_CRC = 1u << 3,		/* mac bytes 0-3 hold CRC32C (proto_seal_crc()); the
+					 * decoder checks it. Not with MAC */
+	PROTO_F__ALL = 0xF,
 };
 
 enum proto_req_flag {			/* REQUEST byte 51; any other bit is refused */
@@ -617,6 +621,85 @@ int proto_quantize(unsigned dtype, const float *x, size_t n, float scale, int32_
 /** dtype at src (little endian, any alignment) back to f32: scale * (q - zero_point). */
 int proto_dequantize(unsigned dtype, const void *src, size_t n, float scale,
 		     int32_t zero_point, float *dst);
+
+/* ---- integrity and authentication of a whole datagram (docs/protocol.md 12.5) ---- */
+
+enum {
+	PROTO_KEY_LEN = 32,		/* a device's BLAKE2b key */
+	PROTO_CRC_LEN = 4,		/* CRC32C in mac bytes 0-3, bytes 4-15 zero */
+};
+
+/**
+ * Seal a whole encoded datagram in place with CRC32C (flag CRC): sets CRC, clears MAC,
+ * zeroes the mac field, then writes the CRC32C of all len bytes (mac zero) big endian at
+ * mac bytes 0-3. Call after the last change to the bytes (e.g. RETRANSMIT).
+ * @return 0, or -EINVAL when len < PROTO_HDR_LEN
+ */
+int proto_seal_crc(uint8_t *dg, size_t len);
+
+/**
+ * Seal in place with the keyed BLAKE2b-128 tag (flag MAC): sets MAC, clears CRC, zeroes the
+ * mac field, writes crypto_generichash(tag, 16, dg, len, key, 32) there.
+ * @param key  PROTO_KEY_LEN bytes, the caller's
+ * @return 0, or -EINVAL when len < PROTO_HDR_LEN
+ */
+int proto_seal_mac(uint8_t *dg, size_t len, const uint8_t *key);
+
+/** The datagram's CRC32C is right (flag CRC set, bytes 4-15 of mac zero). Any thread. */
+bool proto_crc_ok(const uint8_t *dg, size_t len);
+
+/**
+ * The datagram carries flag MAC and a tag valid under key, compared in constant time
+ * (sodium_memcmp): a forger learns nothing from how long a refusal took.
+ */
+bool proto_mac_ok(const uint8_t *dg, size_t len, const uint8_t *key);
+
+/* ---- device keys: the key file, one `CLIENT_ID HEX64` line per device ---- */
+
+struct tg_err;
+
+struct proto_key {
+	uint32_t client_id;
+	uint8_t key[PROTO_KEY_LEN];
+};
+
+/**
+ * A key table: what a key file holds, ascending by client id, each id once. Immutable once
+ * built, so any number of threads may read it at once; the keys lie in memory that is locked
+ * (not swapped) and guarded (sodium_malloc) and is zeroed when the table is freed.
+ */
+struct proto_keys {
+	size_t n;			/* entries */
+	struct proto_key *k;		/* [n], ascending client_id */
+	uint64_t *nonce;		/* [n]: the highest HELLO nonce a MAC-verified HELLO of
+					 * the device carried, as 1 << 32 | nonce; 0 none yet.
+					 * Not secret, and the one mutable part: the gateway's RX
+					 * lcores update it with atomics (docs/protocol.md 12.5) */
+};
+
+/**
+ * Parse a key file's text: per line `CLIENT_ID HEX64` (client id 0..4294967295 in decimal,
+ * the key as 64 hex digits), `#` starts a comment, blank lines are skipped. Every malformed
+ * or duplicated line is an error naming name:line. Init path: allocates.
+ * @param out  set to a new table, the caller's: proto_keys_free() it
+ * @return 0, -EINVAL (err says where and why), -ENOMEM
+ */
+int proto_keys_parse(struct proto_keys **out, const char *text, size_t len, const char *name,
+		     struct tg_err *err);
+
+/**
+ * Read and parse the key file at path. Refused when it is not a regular file, when its mode
+ * lets the group or others read or write it (chmod 600), or when it is over 16 MiB. The
+ * file's bytes are zeroed once parsed.
+ * @return 0 with *out set (the caller's), or -errno with err set
+ */
+int proto_keys_load(struct proto_keys **out, const char *path, struct tg_err *err);
+
+/** The entry of client_id, or NULL. Binary search: no allocation, any thread. */
+const struct proto_key *proto_keys_find(const struct proto_keys *t, uint32_t client_id);
+
+/** Zero and free a table; t may be NULL. No reader may hold it any more. */
+void proto_keys_free(struct proto_keys *t);
 
 /* ---- CRC32C (Castagnoli, reflected 0x82F63B78), the echo model's checksum ---- */
 

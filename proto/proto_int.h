@@ -89,6 +89,9 @@ uint32_t proto_crc32c_sw(uint32_t crc, const void *buf, size_t len);
 uint32_t proto_crc32c_hw(uint32_t crc, const void *buf, size_t len);
 bool proto_crc32c_hw_ok(void);
 
+/* libsodium initialised (once, any thread): before sodium_malloc() or BLAKE2b. */
+void proto_sodium_ready(void);
+
 /* Write the chunk block (bytes 40..95) shared by REQUEST and RESPONSE. */
 void proto_chunk_put(uint8_t *buf, const struct proto_chunk *c);
 /* Write the common header; flags must already hold LZ4 as wanted. */

@@ -491,10 +491,16 @@ proto_decode_body(const uint8_t *buf, size_t len, const struct proto_limits *lim
 		return PROTO_E_BAD_LENGTH;
 	if ((m->h.flags & ~PROTO_F__ALL) ||
 	    ((m->h.flags & PROTO_F_LZ4) && m->h.type != PROTO_T_REQUEST &&
-	     m->h.type != PROTO_T_RESPONSE))
+	     m->h.type != PROTO_T_RESPONSE) ||
+	    (m->h.flags & (PROTO_F_MAC | PROTO_F_CRC)) == (PROTO_F_MAC | PROTO_F_CRC))
 		return PROTO_E_BAD_FLAGS;
-	if (!(m->h.flags & PROTO_F_MAC) && !proto_all_zero(m->h.mac, PROTO_MAC_LEN))
+	if (!(m->h.flags & (PROTO_F_MAC | PROTO_F_CRC)) &&
+	    !proto_all_zero(m->h.mac, PROTO_MAC_LEN))
 		return PROTO_E_RESERVED;
+	/* Before any field past the header is believed: a corrupted datagram is refused for
+	 * what it is, not for whichever field the corruption happened to hit. */
+	if ((m->h.flags & PROTO_F_CRC) && !proto_crc_ok(buf, len))
+		return PROTO_E_BAD_CRC;
 	switch (m->h.type) {
 	case PROTO_T_HELLO: return proto_decode_hello(buf, len, m);
 	case PROTO_T_HELLO_REPLY: return proto_decode_hello_reply(buf, m->h.payload_len, m);
@@ -635,11 +641,15 @@ proto_encode_begin(size_t cap, const struct proto_hdr *h, size_t fixed, size_t p
 	return 0;
 }
 
+/* With flag CRC the datagram is sealed here, as its last step; a MAC is the caller's
+ * (proto_seal_mac() after encoding: the key is not the encoder's business). */
 static int
-proto_encode_end(const uint8_t *buf, size_t len)
+proto_encode_end(uint8_t *buf, size_t len)
 {
 	struct proto_msg m;
 
+	if ((proto_ld16(buf + PROTO_OFF_FLAGS) & PROTO_F_CRC) && proto_seal_crc(buf, len) < 0)
+		return -EINVAL;
 	return proto_decode(buf, len, &proto_limits_wire, &m, NULL) == PROTO_OK ? (int)len
 										  : -EINVAL;
 }

@@ -434,7 +434,9 @@ test_rejects_bad_flags(void)
 	struct proto_request r = req_valid();
 	int n = req_encode(&r);
 
-	put16(buf + PROTO_OFF_FLAGS, 0x8);
+	put16(buf + PROTO_OFF_FLAGS, 0x10);
+	EXPECT(buf, (size_t)n, NULL, PROTO_E_BAD_FLAGS);
+	put16(buf + PROTO_OFF_FLAGS, PROTO_F_MAC | PROTO_F_CRC);	/* one seal, not both */
 	EXPECT(buf, (size_t)n, NULL, PROTO_E_BAD_FLAGS);
 	put16(buf + PROTO_OFF_FLAGS, 0x8000);
 	EXPECT(buf, (size_t)n, NULL, PROTO_E_BAD_FLAGS);
