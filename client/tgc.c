@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 enum {
 	TGC_MAX_ADVICE = 16,		/* models whose last advice is remembered */
 	TGC_MSG_CAP = 16 << 20,		/* largest raw tensor buffered, whatever the gateway takes */
@@ -35,7 +37,10 @@ struct tgc {
 	struct tgc_config cfg;		/* a copy; its pointers are cleared (read at open only) */
 	uint32_t client_id;
 	uint64_t session;		/* from the HELLO_REPLY */
-	uint32_t hello_nonce;		/* request_id of our HELLOs */
+	uint32_t hello_nonce;		/* request_id of our HELLOs: grows across restarts */
+	bool nonce_set;			/* hello_nonce holds one sent */
+	uint8_t key[PROTO_KEY_LEN];	/* cfg.key's copy, when has_key */
+	bool has_key;
 	uint32_t next_req;		/* the next request id */
 	struct proto_hello_reply gw;	/* the gateway's limits (entries NULL) */
 	struct proto_limits rx_lim;	/* what we decode: the wire caps */
@@ -82,10 +87,37 @@ tgc_sleep_ns(uint64_t ns)
 		;
 }
 
-/* Send one datagram; an ICMP error left on the connected socket is not this send's fault. */
-static int
-tgc_send(struct tgc *c, const uint8_t *buf, size_t len)
+/*
+ * A HELLO nonce larger than any this device sent before, also across restarts while the
+ * gateway remembers it (docs/protocol.md 12.5): the wall clock in 2^26 ns (~67 ms) units,
+ * or the last nonce + 1 when that is not larger.
+ */
+static uint32_t
+tgc_hello_nonce(struct tgc *c)
 {
+	struct timespec ts;
+	uint32_t t;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	t = (uint32_t)((((uint64_t)ts.tv_sec * 1000000000u) + (uint64_t)ts.tv_nsec) >> 26);
+	c->hello_nonce = !c->nonce_set || (int32_t)(t - c->hello_nonce) > 0 ? t
+									      : c->hello_nonce + 1;
+	c->nonce_set = true;
+	return c->hello_nonce;
+}
+
+/*
+ * Seal (MAC with a key, else CRC unless no_crc) and send one datagram; buf is sealed in
+ * place, after every change to it (RETRANSMIT included). An ICMP error left on the
+ * connected socket is not this send's fault.
+ */
+static int
+tgc_send(struct tgc *c, uint8_t *buf, size_t len)
+{
+	if (c->has_key)
+		(void)proto_seal_mac(buf, len, c->key);
+	else if (!c->cfg.no_crc)
+		(void)proto_seal_crc(buf, len);
 	for (int tries = 0; tries < 3; tries++) {
 		if (send(c->fd, buf, len, 0) == (ssize_t)len) {
 			c->st.bytes_sent += len;
@@ -123,6 +155,12 @@ tgc_recv(struct tgc *c, uint64_t deadline_ns)
 		if (pr <= 0)
 			continue;
 		n = recv(c->fd, c->rx, sizeof(c->rx), MSG_DONTWAIT);
+		/* With a key, only the gateway's tagged datagrams count (a forged answer is
+		 * dropped like a lost one); CRCs are the decoder's to check. */
+		if (n > 0 && c->has_key && !proto_mac_ok(c->rx, (size_t)n, c->key)) {
+			c->st.rx_unauth++;
+			continue;
+		}
 		if (n > 0)
 			return n;
 		if (n < 0 && errno != EAGAIN && errno != EINTR && errno != ECONNREFUSED)
@@ -138,7 +176,7 @@ tgc_hello(struct tgc *c, uint16_t start, uint32_t tok, struct proto_msg *r, uint
 	  struct tg_err *err)
 {
 	uint8_t buf[PROTO_HELLO_MIN_DGRAM];
-	struct proto_hdr h = { .client_id = c->client_id, .request_id = ++c->hello_nonce,
+	struct proto_hdr h = { .client_id = c->client_id, .request_id = tgc_hello_nonce(c),
 			       .session_id = c->session };
 	struct proto_hello m = {
 		.compute_mflops = c->cfg.profile.compute_mflops,
@@ -340,6 +378,11 @@ tgc_open(struct tgc **out, const struct tgc_config *cfg_in, struct tg_err *err)
 	c->cfg.gateway = NULL;
 	c->cfg.bind_addr = NULL;
 	c->client_id = c->cfg.client_id;
+	if (c->cfg.key != NULL) {
+		memcpy(c->key, c->cfg.key, PROTO_KEY_LEN);
+		c->has_key = true;
+		c->cfg.key = NULL;	/* read at open only, like the addresses */
+	}
 	c->rng = c->cfg.test_seed ? c->cfg.test_seed : 0x9E3779B97F4A7C15ull;
 	c->rx_lim = (struct proto_limits){ .max_msg_bytes = PROTO_MAX_MSG_BYTES,
 					   .max_dgram = PROTO_MAX_DGRAM,
@@ -388,6 +431,7 @@ out_buffers:
 out_close:
 	close(c->fd);
 out_free:
+	sodium_memzero(c->key, sizeof(c->key));
 	free(c);
 	return rc;
 }
@@ -404,6 +448,7 @@ tgc_close(struct tgc *c)
 	free(c->resend);
 	free(c->rx_got);
 	free(c->rx_span);
+	sodium_memzero(c->key, sizeof(c->key));
 	free(c);
 }
 
@@ -806,6 +851,12 @@ tgc_req_error(struct tgc *c, struct tgc_req *q, const struct proto_msg *m, struc
 	const struct proto_error *e = &m->u.error;
 	int rc;
 
+	/* A chunk of ours refused for its tag was changed on the way (ours are sealed right):
+	 * lost like any other, NACKs and the timer resend it. */
+	if (e->status == PROTO_ST_UNAUTHENTICATED && e->reason != PROTO_E_REPLAY) {
+		c->st.rx_ignored++;
+		return 0;
+	}
 	if (e->status == PROTO_ST_UNKNOWN_SESSION || e->status == PROTO_ST_UNKNOWN_REQUEST) {
 		/* One ERROR per chunk of the last send: recover once for them. */
 		if (tg_now_ns() < q->quiet_until) {

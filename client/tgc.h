@@ -61,6 +61,13 @@ struct tgc_config {
 					 * as the request's budget allows (tgc_budget_us()) */
 	bool follow_advice;		/* remember the gateway's split advice per model for
 					 * tgc_split_for() */
+	/* docs/protocol.md 12.5. With a key (32 bytes, copied at open; the caller keeps its
+	 * own), every datagram sent carries flag MAC and the keyed BLAKE2b-128 tag under it,
+	 * and every datagram received without a valid tag is dropped (counted rx_unauth):
+	 * client_id must then be the one the gateway's key file gives this key. Without a key,
+	 * every datagram carries flag CRC (no_crc: none, as devices before it did). */
+	const uint8_t *key;
+	bool no_crc;
 	/* Test impairment: drop this fraction (0..1) of outgoing REQUEST chunks, first sends
 	 * and resends alike, with a xorshift RNG seeded by test_seed. 0 in production. */
 	double test_drop_chunks;
@@ -88,6 +95,7 @@ struct tgc_stats {
 	uint64_t rx_dropped;		/* received datagrams the test impairment dropped */
 	uint64_t resp_chunks;		/* TENSOR RESPONSE chunks placed (duplicates excluded) */
 	uint64_t resp_nacks;		/* NACKs sent for missing TENSOR RESPONSE chunks */
+	uint64_t rx_unauth;		/* datagrams dropped for a missing or wrong tag (key set) */
 };
 
 /** The result of one request. All fields are copies: nothing points into tgc's buffers. */

@@ -77,7 +77,9 @@
 	_(TX_FULL,         "reply not sent: TX queue full, mbuf freed")		\
 	_(NACK_UNKNOWN,    "NACK of no answer kept here (UNKNOWN_REQUEST sent)")	\
 	_(NACK_RATE,       "NACK within half a gap of the last send of its answer: ignored") \
-	_(NACK_BUDGET,     "NACK not sent: it would pass the bytes its message brought")
+	_(NACK_BUDGET,     "NACK not sent: it would pass the bytes its message brought") \
+	_(AUTH,            "MAC missing or wrong (UNAUTHENTICATED sent to a verified source)") \
+	_(REPLAY,          "request id already answered or below the window, or an old HELLO nonce (UNAUTHENTICATED sent to a verified source)")
 
 enum dp_drop {
 #define _(sym, help) DP_DROP_##sym,
@@ -148,6 +150,13 @@ struct dp_limits {
 	uint32_t max_open_source;	/* unfinished messages of one source IP (per lcore) */
 };
 
+/** Authentication (docs/protocol.md 12.5): what a datagram of a device with a key must carry. */
+enum dp_auth_mode {
+	DP_AUTH_OFF,			/* tags neither checked nor sent */
+	DP_AUTH_OPTIONAL,		/* a tag, when present, must be valid */
+	DP_AUTH_REQUIRED,		/* every datagram carries a valid tag */
+};
+
 /** Dataplane configuration; dp_config_default() fills every field with its default. */
 struct dp_config {
 	const char *port;		/* ethdev name ("net_af_xdp0"); NULL: the first port */
@@ -180,6 +189,11 @@ struct dp_config {
 					 * since a chunk is CRC-less and LZ4 does not check data */
 	bool no_echo;			/* deliver PROTO_MODEL_ECHO requests to the consumer
 					 * instead of answering them on the RX lcore (false) */
+	uint8_t auth;			/* enum dp_auth_mode (OFF) */
+	bool integrity_required;	/* refuse datagrams with neither CRC nor MAC (false:
+					 * devices that predate the CRC flag are served) */
+	const struct proto_keys *keys;	/* device keys (NULL: none); borrowed: it must outlive
+					 * the dataplane or be replaced by dp_auth_keys_swap() */
 };
 
 /** Fill cfg with the defaults above (ipv4 0: the caller must set it). */
@@ -234,6 +248,17 @@ int dp_catalog_set(struct dp *dp, const struct proto_catalog_entry *e, unsigned 
  * one loop pass (an idle sleep ends with a quiescent state).
  */
 void dp_synchronize(struct dp *dp);
+
+/**
+ * Replace the device keys while the RX lcores run (a reload): publishes keys, then waits
+ * until every running RX lcore took them (each takes the table at the start of a loop pass,
+ * so no datagram is judged by half of each; a stopping lcore, until it exited), and carries
+ * the HELLO nonces of the devices both tables hold into the new one. Thread: any but an RX
+ * lcore, one call at a time; it may wait for dp_stop() to return.
+ * @param keys  the new table (NULL: no keys), borrowed like dp_config.keys
+ * @return the table it replaced, no longer read by any lcore: the caller's to free
+ */
+const struct proto_keys *dp_auth_keys_swap(struct dp *dp, const struct proto_keys *keys);
 
 /** Number of RX/TX queue pairs, i.e. RX lcores (queue q runs on the q-th worker lcore). */
 unsigned dp_n_queues(const struct dp *dp);

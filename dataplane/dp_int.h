@@ -41,6 +41,17 @@ struct dp_peer {
 	struct rte_ether_addr mac;	/* Ethernet source of the datagram: the next hop back */
 	rte_be32_t ip;
 	rte_be16_t port;
+	bool crc;			/* it seals (CRC or MAC): our datagrams to it carry CRC */
+};
+
+/**
+ * Anti-replay window of a session (docs/protocol.md 12.5, RFC 4303 3.4.3): the highest
+ * request id a tagged REQUEST opened, and which of the 64 ids up to it were answered.
+ */
+struct dp_replay {
+	uint32_t top;			/* highest request id opened */
+	bool any;			/* top is set */
+	uint64_t answered;		/* bit i: request id top - i was answered */
 };
 
 /**
@@ -74,6 +85,7 @@ struct dp_session {
 	uint64_t last_tsc;		/* its last datagram: idle past the TTL, it is forgotten */
 	TAILQ_ENTRY(dp_session) lru;	/* in re.lru (verified) or re.unv, least recent first */
 	struct proto_hello profile;	/* the device's last HELLO, for split advice */
+	struct dp_replay replay;	/* auth: request ids tagged REQUESTs opened */
 };
 
 /** Key of re.hellos: a retransmitted HELLO (same client, nonce and address) finds its
@@ -223,6 +235,10 @@ struct dp_lcore {
 	uint32_t sleep_us;		/* next back-off sleep; 0 while spinning */
 
 	struct dp_reasm re;
+	/* Authentication (auth.c): the keys of this loop pass, and the last table taken (what
+	 * dp_auth_keys_swap() waits for). */
+	const struct proto_keys *keys;
+	const struct proto_keys *keys_seen;
 	struct dp_stats stats;
 } __rte_cache_aligned;
 
@@ -248,6 +264,7 @@ struct dp {
 	 * or an idle sleep, during which it is offline). */
 	struct dp_catalog *catalog;
 	struct rte_rcu_qsbr *qsbr;	/* one reader per queue, thread id = queue */
+	const struct proto_keys *keys;	/* device keys, published by dp_auth_keys_swap() */
 	int stop;			/* set by dp_stop(), read by the RX loops */
 	bool running;			/* RX loops launched */
 	bool port_started;
@@ -307,6 +324,28 @@ dp_open_dec(struct dp_reasm *re, struct dp_session *s)
 	s->open--;
 	if (--s->src->open == 0)
 		re->n_src_open--;
+}
+
+/* auth.c, hot path (docs/protocol.md 12.5). dp_auth_input: the tag of a datagram that
+ * passed the header checks (r: the decoder's verdict; m->h as far as it got), and a HELLO's
+ * nonce; false: refused, counted and answered here. dp_auth_fresh: a REQUEST chunk of a
+ * message the lcore does not hold is no replay (and opens its id in the window);
+ * dp_auth_answered: its request id was answered. dp_auth_seal: our datagram at dg sealed
+ * for its client (MAC under its key, CRC when the peer seals, else nothing). */
+bool dp_auth_input(struct dp_lcore *lc, const struct dp_peer *from, const uint8_t *in,
+		   uint16_t len, const struct proto_msg *m, enum proto_reason r, uint64_t now);
+bool dp_auth_fresh(struct dp_lcore *lc, struct dp_session *s, const uint8_t *in, uint16_t len);
+void dp_auth_answered(struct dp_session *s, uint32_t request_id);
+void dp_auth_seal(struct dp_lcore *lc, uint8_t *dg, uint16_t len, const struct dp_peer *to);
+
+/** At the start of a loop pass: the keys dp_auth_keys_swap() published, acknowledged in
+ * keys_seen; held until the next pass (or through the drain at stop). */
+static inline void
+dp_auth_poll(struct dp_lcore *lc)
+{
+	lc->keys = __atomic_load_n(&lc->dp->keys, __ATOMIC_ACQUIRE);
+	if (lc->keys_seen != lc->keys)
+		__atomic_store_n(&lc->keys_seen, lc->keys, __ATOMIC_RELEASE);
 }
 
 /* tx.c */

@@ -113,6 +113,8 @@ dp_config_check(const struct dp_config *cfg, struct tg_err *err)
 		return tg_err_set(err, -EINVAL, "dataplane: no IPv4 address configured");
 	if (cfg->udp_port == 0)
 		return tg_err_set(err, -EINVAL, "dataplane: UDP port 0");
+	if (cfg->auth > DP_AUTH_REQUIRED)
+		return tg_err_set(err, -EINVAL, "dataplane: auth mode %u unknown", cfg->auth);
 	if (l->max_msg_bytes == 0 || l->max_chunks == 0 || l->max_inflight_client == 0 ||
 	    l->max_inflight_total == 0 || l->max_sessions == 0 || cfg->session_ttl_ms == 0 ||
 	    l->max_sessions_source == 0 || l->max_open_source == 0)
@@ -379,6 +381,7 @@ dp_create(struct dp **out, const struct dp_config *cfg, struct tg_err *err)
 		return tg_err_set(err, -ENOMEM, "dataplane: out of memory");
 	dp->cfg = *cfg;
 	dp->cfg.port = NULL;
+	dp->keys = cfg->keys;	/* each lcore takes it at its first pass (dp_auth_poll) */
 	rc = dp_catalog_set(dp, NULL, 0, 0, err);
 	if (rc < 0)
 		goto out_free_dp;

@@ -471,6 +471,7 @@ dp_msg_refuse(struct dp_lcore *lc, struct dp_slot *s, enum proto_reason r, uint6
 	TAILQ_REMOVE(&lc->re.open, s, timer);
 	dp_open_dec(&lc->re, s->sess);
 	s->tomb = dp_tomb_add(&lc->re, &s->key, now);
+	dp_auth_answered(s->sess, s->key.request_id);
 	dp_slot_error(lc, s, r, true);
 	dp_slot_put(lc, s);
 }
@@ -745,6 +746,8 @@ dp_msg_complete(struct dp_lcore *lc, struct dp_slot *s, uint64_t now)
 	dp_open_dec(re, s->sess);
 	s->tomb = dp_tomb_add(re, &s->key, now);
 	s->state = DP_SLOT_HELD;
+	if (s->sess != NULL)
+		dp_auth_answered(s->sess, s->key.request_id);
 	s->pub.done_ns = tg_now_ns();
 	s->pub.first_ns = s->pub.done_ns - dp_tsc_to_ns(now - s->first_tsc);
 	if (s->sess != NULL)
@@ -846,7 +849,8 @@ static void
 dp_refused(struct dp_lcore *lc, const struct dp_peer *from, const struct proto_hdr *h,
 	   const uint8_t *in, uint16_t len, enum proto_reason r, uint64_t now)
 {
-	if (r == PROTO_E_BAD_MAGIC)
+	/* A wrong CRC may sit in the ids or the address: nobody to answer for sure. */
+	if (r == PROTO_E_BAD_MAGIC || r == PROTO_E_BAD_CRC)
 		return;
 	enum proto_reason why;
 
@@ -865,6 +869,9 @@ dp_udp_input(struct dp_lcore *lc, const struct dp_peer *from, const uint8_t *pay
 
 	memset(&msg.h, 0, sizeof(msg.h));
 	r = proto_decode(payload, len, &lc->re.plim, &msg, &lc->stats.proto);
+	/* The tag before anything else is judged (docs/protocol.md 11.1, 12.5). */
+	if (!dp_auth_input(lc, from, payload, len, &msg, r, now))
+		return NULL;
 	if (r != PROTO_OK) {
 		DP_DROP(lc, PROTO);
 		dp_refused(lc, from, &msg.h, payload, len, r, now);
@@ -890,8 +897,11 @@ dp_udp_input(struct dp_lcore *lc, const struct dp_peer *from, const uint8_t *pay
 		dp_reply_error(lc, from, payload, len, PROTO_ST_UNKNOWN_SESSION, r);
 		return NULL;
 	}
-	if (msg.h.type == PROTO_T_REQUEST)
+	if (msg.h.type == PROTO_T_REQUEST) {
+		if (!dp_auth_fresh(lc, sess, payload, len))
+			return NULL;
 		return dp_chunk_input(lc, sess, &msg, payload, len, now);
+	}
 	dp_nack_input(lc, sess, &msg, payload, len, now);
 	return NULL;
 }

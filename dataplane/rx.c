@@ -109,6 +109,10 @@ dp_rx_one(struct dp_lcore *lc, struct rte_mbuf *m, uint64_t now, struct dp_slot 
 	from.mac = eth->src_addr;
 	from.ip = ip->src_addr;
 	from.port = udp->src_port;
+	/* Flags' low byte (big endian): a device that seals gets sealed answers. */
+	from.crc = p.payload_len > PROTO_OFF_FLAGS + 1 &&
+		   (rte_pktmbuf_mtod_offset(m, const uint8_t *, p.payload_off)[PROTO_OFF_FLAGS + 1] &
+		    (PROTO_F_CRC | PROTO_F_MAC)) != 0;
 	*done = dp_udp_input(lc, &from, rte_pktmbuf_mtod_offset(m, const uint8_t *, p.payload_off),
 			     p.payload_len, now);
 	return false;
@@ -157,7 +161,10 @@ static unsigned
 dp_lcore_poll(struct dp_lcore *lc)
 {
 	uint64_t t0 = rte_rdtsc(), now;
-	unsigned n = dp_rx_burst(lc), k;
+	unsigned n, k;
+
+	dp_auth_poll(lc);	/* a reload's keys apply from a burst boundary */
+	n = dp_rx_burst(lc);
 
 	k = dp_resp_drain(lc);
 	now = rte_rdtsc();

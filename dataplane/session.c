@@ -467,6 +467,7 @@ dp_session_open(struct dp_lcore *lc, const struct dp_peer *from, const struct pr
 	s->hello_nonce = m->h.request_id;
 	s->inflight = 0;
 	s->open = 0;
+	s->replay = (struct dp_replay){ .any = false };
 	s->moves = 0;
 	s->verified = false;
 	s->peer = *from;

@@ -114,6 +114,7 @@ dp_tx_udp_send(struct dp_lcore *lc, struct rte_mbuf *m, const struct dp_peer *to
 	udp->src_port = lc->udp_port;
 	udp->dst_port = to->port;
 	udp->dgram_len = rte_cpu_to_be_16(l4_len);
+	dp_auth_seal(lc, (uint8_t *)(udp + 1), payload_len, to);
 	udp->dgram_cksum = 0;
 	udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
 	m->data_len = m->pkt_len = DP_HDR_LEN + payload_len;

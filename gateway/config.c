@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum gw_kind { GW_U32, GW_BOOL, GW_STR, GW_IPV4, GW_SPLITS, GW_EXIT, GW_DTYPE };
+enum gw_kind { GW_U32, GW_BOOL, GW_STR, GW_IPV4, GW_SPLITS, GW_EXIT, GW_DTYPE, GW_AUTH,
+	       GW_INTEGRITY };
 
 struct gw_key {
 	const char *key;
@@ -71,6 +72,11 @@ static const struct gw_key gw_keys[] = {
 	U32("log_ring", struct gw_config, log_ring, 16, 1u << 22, "log records per lcore ring"),
 	U32("fsync_ms", struct gw_config, fsync_ms, 10, 3600000, "fdatasync period of the logs"),
 	STR("metrics", struct gw_config, metrics_addr, "ADDR:PORT of /metrics; empty: off"),
+	{ "auth", GW_AUTH, offsetof(struct gw_config, dp.auth), 1, 0, 0,
+	  "device MACs: off, optional (checked when present) or required" },
+	STR("auth_keys", struct gw_config, auth_keys, "key file: one 'CLIENT_ID HEX64' per device"),
+	{ "integrity", GW_INTEGRITY, offsetof(struct gw_config, dp.integrity_required), 1, 0, 0,
+	  "optional: datagrams without CRC or MAC served; required: refused" },
 };
 
 static const struct gw_key gw_model_keys[] = {
@@ -194,6 +200,24 @@ gw_set(const struct gw_key *k, void *base, const char *v, const char *name, unsi
 			*(enum kern_precision *)dst = KERN_PREC_INT8;
 		else
 			return gw_bad(err, name, line, k->key, "'%s': f32 or int8", v);
+		return 0;
+	case GW_AUTH:
+		if (strcmp(v, "off") == 0)
+			*dst = DP_AUTH_OFF;
+		else if (strcmp(v, "optional") == 0)
+			*dst = DP_AUTH_OPTIONAL;
+		else if (strcmp(v, "required") == 0)
+			*dst = DP_AUTH_REQUIRED;
+		else
+			return gw_bad(err, name, line, k->key, "'%s': off, optional or required", v);
+		return 0;
+	case GW_INTEGRITY:
+		if (strcmp(v, "optional") == 0)
+			*(bool *)dst = false;
+		else if (strcmp(v, "required") == 0)
+			*(bool *)dst = true;
+		else
+			return gw_bad(err, name, line, k->key, "'%s': optional or required", v);
 		return 0;
 	case GW_SPLITS: {
 		struct gw_model_conf *mc = base;
@@ -347,6 +371,12 @@ gw_config_validate(const struct gw_config *c, struct tg_err *err)
 		return tg_err_set(err, -EINVAL,
 				  "max_inflight_client (%u) exceeds max_inflight_messages (%u)",
 				  c->dp.limits.max_inflight_client, c->dp.limits.max_inflight_total);
+	if (c->dp.auth != DP_AUTH_OFF && c->auth_keys[0] == '\0')
+		return tg_err_set(err, -EINVAL, "auth = %s needs auth_keys (the device key file)",
+				  c->dp.auth == DP_AUTH_REQUIRED ? "required" : "optional");
+	if (c->dp.auth == DP_AUTH_OFF && c->auth_keys[0] != '\0')
+		return tg_err_set(err, -EINVAL, "auth_keys is set but auth = off: set auth to "
+				  "optional or required");
 	if (c->dp.gap_timeout_us >= c->dp.msg_timeout_us)
 		return tg_err_set(err, -EINVAL, "gap_timeout_us (%u) must be below msg_timeout_us (%u)",
 				  c->dp.gap_timeout_us, c->dp.msg_timeout_us);

@@ -39,6 +39,9 @@ struct gw_config {
 	uint32_t log_ring;			/* records per lcore log ring (4096) */
 	uint32_t fsync_ms;			/* fdatasync period of the logs (1000) */
 	char metrics_addr[GW_NAME_MAX];		/* "ADDR:PORT" of /metrics; "" = off */
+	char auth_keys[GW_PATH_MAX];		/* device key file (docs/protocol.md 12.5); "" =
+						 * none. dp.auth and dp.integrity_required are
+						 * the "auth" and "integrity" keys */
 };
 
 /** One served model, from models/<name>/model.conf (all keys optional). */

@@ -268,6 +268,7 @@ gw_reload_main(void *arg)
 	setpriority(PRIO_PROCESS, (id_t)gettid(), GW_BUILDER_NICE);
 	gw_log_event(g->log, p, "SIGHUP: reloading models from %s (generation %u serves meanwhile)",
 		     g->cfg.models_dir, old->id);
+	gw_keys_reload(g, p);
 	if (gw_gen_build(g, old->id + 1, &gen, &err) < 0) {
 		gw_log_event(g->log, p, "reload failed, previous models kept: %s", err.msg);
 		goto out;

@@ -102,9 +102,16 @@ struct gw {
 	/* Reload: one build at a time, on its own thread. */
 	pthread_t builder;
 	_Atomic int build_state;	/* enum gw_build */
+	struct proto_keys *keys;	/* device keys (auth_keys): the RX lcores read them;
+					 * replaced by the builder on SIGHUP (gw_keys_reload) */
 };
 
 enum gw_build { GW_BUILD_IDLE, GW_BUILD_RUNNING, GW_BUILD_DONE };
+
+/* keys.c: the device key file at start (before dp_create(): it sets cfg.dp.keys; 0 or
+ * -errno with err set), and again on SIGHUP (builder thread; failures logged, old keys kept). */
+int gw_keys_load(struct gw *g, struct tg_err *err);
+void gw_keys_reload(struct gw *g, unsigned producer);
 
 /* path.c: the request path */
 void gw_path_deliver(void *ctx, struct dp_req **reqs, unsigned n);

@@ -343,7 +343,7 @@ main(int argc, char **argv)
 	for (unsigned i = 0; i < n_sets; i++)
 		if (gw_apply_opt(&g->cfg, sets[i].opt, sets[i].key, sets[i].val, &err) < 0)
 			goto out_err;
-	if (gw_config_validate(&g->cfg, &err) < 0)
+	if (gw_config_validate(&g->cfg, &err) < 0 || gw_keys_load(g, &err) < 0)
 		goto out_err;
 	if (pthread_mutex_init(&g->gen_mu, NULL) != 0)
 		return 1;
@@ -351,6 +351,7 @@ main(int argc, char **argv)
 	gw_producer_set(g, GW_RING_MAIN);
 	if (gw_start(g, argc - optind, argv + optind, &err) < 0) {
 		fprintf(stderr, "tailgate: %s\n", err.msg);
+		proto_keys_free(g->keys);
 		return 1;
 	}
 	gw_log_event(g->log, gw_producer(g, NULL),
@@ -373,6 +374,7 @@ main(int argc, char **argv)
 		free(gen);
 	}
 	gw_stop_all(g);
+	proto_keys_free(g->keys);
 	return 0;
 
 out_err:

@@ -109,6 +109,9 @@ struct lg_impair {
 	double drop;			/* fraction of chunks never sent */
 	double dup;			/* ... sent twice */
 	double reorder;			/* ... held back and sent after the device's next chunk */
+	double corrupt;			/* fraction of chunks with one payload byte changed after
+					 * sealing, as a middlebox that recomputes the UDP
+					 * checksum would (a draw of its own) */
 };
 
 enum lg_fate { LG_FATE_SEND, LG_FATE_DROP, LG_FATE_DUP, LG_FATE_REORDER };
@@ -198,6 +201,10 @@ struct lg_config {
 	struct lg_impair impair;
 	uint64_t seed;
 	unsigned hello_rate;		/* HELLOs per second while opening sessions */
+	const struct proto_keys *keys;	/* NULL, or device i signs with keys->k[i] (its client
+					 * id is that entry's): docs/protocol.md 12.5. Borrowed:
+					 * must outlive the run */
+	bool no_crc;			/* without keys: send no CRC (as devices before it) */
 	unsigned retries;		/* at most this many whole-request resends; 0: as many as
 					 * the request's budget allows (tgc_budget_us()) */
 	uint32_t timer_ms;		/* request timer; 0: docs/protocol.md 12.2 per device */
@@ -233,6 +240,8 @@ struct lg_results {
 	uint64_t chunks_resent;		/* resent for NACKs, timeouts, UNKNOWN_REQUEST */
 	uint64_t nacks;			/* NACKs received */
 	uint64_t dropped, duped, reordered;	/* impairment applied */
+	uint64_t corrupted;		/* chunks the corrupt impairment changed */
+	uint64_t rx_unauth;		/* datagrams dropped for a missing or wrong tag (keys) */
 	uint64_t rehellos;		/* re-HELLOs after UNKNOWN_SESSION */
 	uint64_t path_challenges;	/* path challenges answered (the address changed) */
 	uint64_t pendings;		/* PENDING answers (the gateway held the request) */

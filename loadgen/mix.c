@@ -439,6 +439,9 @@ lg_impair_check(const struct lg_impair *im, struct tg_err *err)
 					  name[i], f[i]);
 	if (f[0] + f[1] + f[2] > 1)
 		return tg_err_set(err, -EINVAL, "--drop + --dup + --reorder exceed 1");
+	if (!(im->corrupt >= 0 && im->corrupt < 1))
+		return tg_err_set(err, -EINVAL, "--corrupt: %g is not a fraction in [0, 1)",
+				  im->corrupt);
 	return 0;
 }
 

@@ -56,6 +56,8 @@ lg_report_table(FILE *f, const struct lg_results *r, const struct lg_inputs *in)
 	fprintf(f, "%-28s %" PRIu64 "\n", "nacks", r->nacks);
 	fprintf(f, "%-28s %" PRIu64 " dropped, %" PRIu64 " duplicated, %" PRIu64 " reordered\n",
 		"impairment", r->dropped, r->duped, r->reordered);
+	fprintf(f, "%-28s %" PRIu64 "\n", "corrupted in flight", r->corrupted);
+	fprintf(f, "%-28s %" PRIu64 "\n", "unauthenticated replies", r->rx_unauth);
 	fprintf(f, "%-28s %" PRIu64 "\n", "re-HELLOs", r->rehellos);
 	fprintf(f, "%-28s %" PRIu64 "\n", "path challenges", r->path_challenges);
 	fprintf(f, "%-28s %" PRIu64 "\n", "PENDING answers", r->pendings);
@@ -154,6 +156,12 @@ lg_report_json(const struct lg_results *r, const struct lg_inputs *in)
 	if (o != NULL && (json_object_set_new(o, "path_challenges",
 					      json_integer((json_int_t)r->path_challenges)) ||
 			  json_object_set_new(o, "pendings", json_integer((json_int_t)r->pendings)))) {
+		json_decref(o);
+		return NULL;
+	}
+	if (o != NULL &&
+	    (json_object_set_new(o, "corrupted", json_integer((json_int_t)r->corrupted)) ||
+	     json_object_set_new(o, "unauthenticated", json_integer((json_int_t)r->rx_unauth)))) {
 		json_decref(o);
 		return NULL;
 	}

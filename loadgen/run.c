@@ -260,10 +260,52 @@ lg_tx_slot(struct lg_run *r, uint32_t len)
 	return b;
 }
 
+/* The key device d signs with, or NULL (keys: device i is key table entry i). */
+static inline const uint8_t *
+lg_key(const struct lg_run *r, const struct lg_dev *d)
+{
+	return r->cfg.keys != NULL ? r->cfg.keys->k[d - r->dev].key : NULL;
+}
+
+/* Seal a datagram of d's as the last change to it: MAC with a key, else CRC (12.5). */
+static void
+lg_seal(const struct lg_run *r, const struct lg_dev *d, uint8_t *b, uint32_t len)
+{
+	const uint8_t *key = lg_key(r, d);
+
+	if (key != NULL)
+		(void)proto_seal_mac(b, len, key);
+	else if (!r->cfg.no_crc)
+		(void)proto_seal_crc(b, len);
+}
+
+/*
+ * A HELLO nonce above any this device id sent before, across bench runs too (the gateway
+ * refuses a tagged HELLO with a lower one: docs/protocol.md 12.5): the wall clock in 2^26 ns
+ * units, or the last + 1.
+ */
+static uint32_t
+lg_clock_nonce(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint32_t)(((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) >> 26);
+}
+
+static uint32_t
+lg_hello_nonce(struct lg_dev *d)
+{
+	uint32_t t = lg_clock_nonce();
+
+	d->hello_nonce = (int32_t)(t - d->hello_nonce) > 0 ? t : d->hello_nonce + 1;
+	return d->hello_nonce;
+}
+
 static void
 lg_send_hello(struct lg_run *r, struct lg_dev *d)
 {
-	struct proto_hdr h = { .client_id = d->client_id, .request_id = ++d->hello_nonce,
+	struct proto_hdr h = { .client_id = d->client_id, .request_id = lg_hello_nonce(d),
 			       .session_id = d->session };
 	struct proto_hello m = { .uplink_kbps = d->prof.uplink_kbps, .slo_us = d->prof.deadline_us,
 				 .max_dgram = (uint16_t)r->cfg.in->max_dgram,
@@ -273,6 +315,8 @@ lg_send_hello(struct lg_run *r, struct lg_dev *d)
 
 	if (n != PROTO_HELLO_MIN_DGRAM)
 		r->tx_n--;	/* cannot happen: the fields are in range */
+	else
+		lg_seal(r, d, b, PROTO_HELLO_MIN_DGRAM);
 	d->state = LG_DS_HELLO;
 	lg_wake_at(r, d, r->now + ((uint64_t)LG_HELLO_TIMEOUT_MS << d->hello_tries) * 1000000u);
 	d->hello_tries++;
@@ -292,6 +336,17 @@ lg_emit_chunk(struct lg_run *r, struct lg_dev *d, unsigned i, bool resend)
 	lg_be32(b + PROTO_OFF_DEADLINE, d->prof.deadline_us);
 	if (resend)
 		b[PROTO_OFF_FLAGS + 1] |= PROTO_F_RETRANSMIT;	/* low byte, big endian */
+	lg_seal(r, d, b, ref->len);
+	/* In flight, after the seal: one tensor byte changed, the UDP checksum (computed by
+	 * the kernel over what we send) right for it, as a rewriting middlebox leaves it. */
+	if (r->cfg.impair.corrupt > 0 && lg_rng_unit(&r->rng) < r->cfg.impair.corrupt &&
+	    ref->len > PROTO_REQUEST_LEN) {
+		uint32_t at = PROTO_REQUEST_LEN +
+			      (uint32_t)(lg_rng_next(&r->rng) % (ref->len - PROTO_REQUEST_LEN));
+
+		b[at] ^= (uint8_t)(1u + lg_rng_next(&r->rng) % 255u);
+		r->res->corrupted++;
+	}
 	r->res->chunks_sent++;
 }
 
@@ -606,6 +661,12 @@ lg_on_error(struct lg_run *r, struct lg_dev *d, const struct proto_msg *m)
 {
 	unsigned st = m->u.error.status;
 
+	/* Our chunk's tag refused: it was changed on the way (a corrupted chunk); lost like
+	 * any other, NACKs and the timer resend it. A replay refusal ends the request. */
+	if (st == PROTO_ST_UNAUTHENTICATED && m->u.error.reason != PROTO_E_REPLAY) {
+		r->res->rx_ignored++;
+		return;
+	}
 	if (st == PROTO_ST_UNKNOWN_SESSION || st == PROTO_ST_UNKNOWN_REQUEST) {
 		/* One ERROR per chunk of the last send: recover once for all of them. */
 		if (r->now < d->quiet_until) {
@@ -689,9 +750,28 @@ lg_on_datagram(struct lg_run *r, const uint8_t *buf, size_t len)
 	struct lg_dev *d;
 	uint32_t idx;
 
+	if (r->cfg.keys != NULL) {
+		/* Only the gateway's tagged datagrams count: a forged answer is dropped. */
+		const struct proto_key *k = NULL;
+
+		if (len >= PROTO_HDR_LEN)
+			k = proto_keys_find(r->cfg.keys, (uint32_t)buf[8] << 24 |
+						(uint32_t)buf[9] << 16 | (uint32_t)buf[10] << 8 | buf[11]);
+		if (k == NULL || (size_t)(k - r->cfg.keys->k) >= r->n_dev ||
+		    !proto_mac_ok(buf, len, k->key)) {
+			r->res->rx_unauth++;
+			return;
+		}
+	}
 	if (proto_decode(buf, len, &r->rx_lim, &m, NULL) != PROTO_OK)
 		goto ignored;
-	idx = m.h.client_id - r->dev[0].client_id;
+	if (r->cfg.keys != NULL) {
+		const struct proto_key *k = proto_keys_find(r->cfg.keys, m.h.client_id);
+
+		idx = (uint32_t)(k - r->cfg.keys->k);	/* found above */
+	} else {
+		idx = m.h.client_id - r->dev[0].client_id;
+	}
 	if (idx >= r->n_dev)
 		goto ignored;
 	d = &r->dev[idx];
@@ -1150,6 +1230,11 @@ lg_run_create(struct lg_run **out, const struct lg_config *cfg, struct tg_err *e
 					   .max_top_k = PROTO_MAX_TOP_K };
 	lg_rng_seed(&r->rng, cfg->seed);
 	lg_rng_seed(&drng, cfg->seed ^ 0xD1CE);
+	if (cfg->keys != NULL && cfg->keys->n < r->n_dev) {
+		rc = tg_err_set(err, -EINVAL, "%u devices, but the key file holds %zu keys (one "
+				"per device)", r->n_dev, cfg->keys->n);
+		goto out_free;
+	}
 	rc = lg_alloc(r, err);
 	if (rc < 0)
 		goto out_free;
@@ -1163,11 +1248,12 @@ lg_run_create(struct lg_run **out, const struct lg_config *cfg, struct tg_err *e
 	for (unsigned i = 0; i < r->n_dev; i++) {
 		struct lg_dev *d = &r->dev[i];
 
-		d->client_id = base + i;
+		d->client_id = cfg->keys != NULL ? cfg->keys->k[i].client_id : base + i;
 		d->heap_pos = -1;
 		d->held = -1;
 		d->pending = r->bitmaps + (size_t)i * r->words;
-		d->hello_nonce = (uint32_t)lg_rng_next(&drng);
+		(void)lg_rng_next(&drng);	/* the draw the nonce once was: same sequence */
+		d->hello_nonce = lg_clock_nonce() - 1;
 		lg_mix_draw(&cfg->mix, &drng, &d->prof);
 		if (!(cfg->in->split_mask >> d->prof.split & 1) ||
 		    !(cfg->in->dtype_mask >> d->prof.dtype & 1)) {

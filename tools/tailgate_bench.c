@@ -25,12 +25,13 @@ static char tb_tag[64];	/* the sweep step, on the progress line */
 
 struct tb_opts {
 	const char *gateway, *model, *bind, *mix, *mix_file, *json, *csv, *hgrm, *plot, *cache;
+	const char *key_file;
 	unsigned model_id, devices, concurrency, images, threads, retries, timer_ms, hello_rate;
 	unsigned sweep_steps;
 	double rate, duration, warmup, drain, sweep_factor, deadline_ms;
 	uint64_t requests, seed;
 	struct lg_impair imp;
-	bool sweep, quiet, check, no_cache;
+	bool sweep, quiet, check, no_cache, no_crc;
 };
 
 static void
@@ -77,11 +78,18 @@ tb_help(FILE *f)
 "                           request's deadline allows, docs/protocol.md 12.2)\n"
 "      --timeout-ms MS      first request timer (default: docs/protocol.md 12.2's)\n"
 "      --hello-rate N       HELLOs per second while opening sessions (default 2000)\n"
+"      --key-file FILE      device keys, one 'CLIENT_ID HEX64' per line (the gateway's\n"
+"                           auth_keys format, mode 600): device i takes line i's client\n"
+"                           id (by ascending id) and MACs every datagram with its key;\n"
+"                           replies without a valid tag are dropped\n"
+"      --no-crc             without keys, send no CRC32C (as devices before it did)\n"
 "\n"
 "Impairment (of outgoing REQUEST chunks, seeded):\n"
 "      --drop F             fraction of chunks not sent\n"
 "      --dup F              fraction sent twice\n"
 "      --reorder F          fraction held back until after the device's next chunk\n"
+"      --corrupt F          fraction with one payload byte changed after sealing (a\n"
+"                           middlebox that recomputes the UDP checksum)\n"
 "      --seed N             seed of every random choice (default 1)\n"
 "\n"
 "Output:\n"
@@ -167,6 +175,7 @@ enum {
 	O_MODEL_ID = 256, O_IMAGES, O_BIND, O_THREADS, O_MIX, O_MIX_FILE, O_DEADLINE, O_REQUESTS,
 	O_DRAIN, O_SWEEP, O_SWEEP_FACTOR, O_SWEEP_STEPS, O_RETRIES, O_TIMEOUT, O_HELLO_RATE,
 	O_DROP, O_DUP, O_REORDER, O_SEED, O_JSON, O_CSV, O_HGRM, O_PLOT, O_CHECK, O_CACHE, O_NO_CACHE,
+	O_KEY_FILE, O_NO_CRC, O_CORRUPT,
 };
 
 static int
@@ -200,6 +209,9 @@ tb_parse(int argc, char **argv, struct tb_opts *o, struct lg_mix *mix)
 		{ "drop", required_argument, NULL, O_DROP },
 		{ "dup", required_argument, NULL, O_DUP },
 		{ "reorder", required_argument, NULL, O_REORDER },
+		{ "corrupt", required_argument, NULL, O_CORRUPT },
+		{ "key-file", required_argument, NULL, O_KEY_FILE },
+		{ "no-crc", no_argument, NULL, O_NO_CRC },
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "json", required_argument, NULL, O_JSON },
 		{ "csv", required_argument, NULL, O_CSV },
@@ -229,6 +241,8 @@ tb_parse(int argc, char **argv, struct tb_opts *o, struct lg_mix *mix)
 		case O_CHECK: o->check = true; break;
 		case O_CACHE: o->cache = optarg; break;
 		case O_NO_CACHE: o->no_cache = true; break;
+		case O_KEY_FILE: o->key_file = optarg; break;
+		case O_NO_CRC: o->no_crc = true; break;
 		case 'q': o->quiet = true; break;
 		case 'h': tb_help(stdout); exit(TB_EXIT_OK);
 #define TB_U(c, field, lo_, hi_, what)							\
@@ -265,6 +279,7 @@ tb_parse(int argc, char **argv, struct tb_opts *o, struct lg_mix *mix)
 		TB_D(O_DROP, imp.drop, 0, 0.999, "--drop")
 		TB_D(O_DUP, imp.dup, 0, 0.999, "--dup")
 		TB_D(O_REORDER, imp.reorder, 0, 0.999, "--reorder")
+		TB_D(O_CORRUPT, imp.corrupt, 0, 0.999, "--corrupt")
 #undef TB_D
 		default:
 			return tb_usage("%s", "unknown option or missing argument");
@@ -475,6 +490,7 @@ main(int argc, char **argv)
 	struct lg_config cfg = { 0 };
 	struct lg_inputs *in = NULL;
 	struct lg_run *run = NULL;
+	struct proto_keys *keys = NULL;
 	struct lg_results *steps = NULL, *last = NULL;
 	unsigned n_steps = 0;
 	struct tg_err err = { 0 };
@@ -518,6 +534,15 @@ main(int argc, char **argv)
 	cfg.n_devices = o.devices;
 	cfg.impair = o.imp;
 	cfg.seed = o.seed;
+	cfg.no_crc = o.no_crc;
+	if (o.key_file != NULL) {
+		rc = proto_keys_load(&keys, o.key_file, &err);
+		if (rc < 0) {
+			fprintf(stderr, "tailgate-bench: --key-file: %s\n", err.msg);
+			goto out;
+		}
+		cfg.keys = keys;
+	}
 	cfg.hello_rate = o.hello_rate;
 	cfg.retries = o.retries;
 	cfg.timer_ms = o.timer_ms;
@@ -628,5 +653,6 @@ out:
 	free(steps);
 	lg_run_free(run);
 	lg_inputs_free(in);
+	proto_keys_free(keys);
 	return status;
 }

@@ -28,7 +28,8 @@ enum { EX_MAX_LIST = 16 };
 struct ex_opts {
 	char gateway[64];
 	uint16_t port;
-	const char *model, *fmnist;
+	const char *model, *fmnist, *key_file;
+	uint32_t client_id;		/* --client-id; 0: the key file's first, or the pid's */
 	unsigned model_id, n, offset, top_k, uplink_kbps;
 	unsigned splits[EX_MAX_LIST], n_splits;
 	enum tg_dtype dtypes[EX_MAX_LIST];
@@ -47,7 +48,10 @@ ex_usage(const char *msg)
 		"         [--split S[,S..]] [--dtype f32|f16|s8|u8[,..]] [--n N] [--offset K]\n"
 		"         [--top-k K] [--uplink-kbps R] [--drop FRACTION] [--drop-rx FRACTION]\n"
 		"         [--seed N] [--follow-advice] [--want-tensor] [--echo-tensor MAX_BYTES]\n"
-		"         [--quiet] [--fmnist DIR]\n", msg);
+		"         [--quiet] [--fmnist DIR] [--key-file FILE] [--client-id N]\n"
+		"--key-file: device keys ('CLIENT_ID HEX64' lines, mode 600); the session MACs\n"
+		"every datagram with the key of --client-id (default: the file's lowest id)\n",
+		msg);
 	return 2;
 }
 
@@ -88,6 +92,10 @@ ex_parse(int argc, char **argv, struct ex_opts *o)
 			o->model = v;
 		} else if (strcmp(k, "--fmnist") == 0) {
 			o->fmnist = v;
+		} else if (strcmp(k, "--key-file") == 0) {
+			o->key_file = v;
+		} else if (strcmp(k, "--client-id") == 0) {
+			o->client_id = (uint32_t)strtoul(v, NULL, 10);
 		} else if (strcmp(k, "--model-id") == 0) {
 			o->model_id = (unsigned)strtoul(v, NULL, 10);
 		} else if (strcmp(k, "--n") == 0) {
@@ -137,6 +145,38 @@ ex_parse(int argc, char **argv, struct ex_opts *o)
 	return 0;
 }
 
+/*
+ * Open the session: with --key-file, as --client-id (or the file's lowest id) with its key.
+ * The key table is only read here: tgc_open() copies the key.
+ */
+static int
+ex_open(struct tgc **c, struct tgc_config *cfg, const struct ex_opts *o, struct tg_err *err)
+{
+	struct proto_keys *keys = NULL;
+	const struct proto_key *k = NULL;
+	int rc;
+
+	cfg->client_id = o->client_id;
+	if (o->key_file != NULL) {
+		rc = proto_keys_load(&keys, o->key_file, err);
+		if (rc < 0)
+			return rc;
+		k = o->client_id != 0 ? proto_keys_find(keys, o->client_id)
+				      : keys->n != 0 ? &keys->k[0] : NULL;
+		if (k == NULL) {
+			proto_keys_free(keys);
+			return tg_err_set(err, -ENOENT, "%s: no key for client id %u", o->key_file,
+					  (unsigned)o->client_id);
+		}
+		cfg->client_id = k->client_id;
+		cfg->key = k->key;
+	}
+	rc = tgc_open(c, cfg, err);
+	cfg->key = NULL;
+	proto_keys_free(keys);
+	return rc;
+}
+
 /* The session's counters, as "name value" lines. */
 static void
 ex_print_stats(const struct tgc *c)
@@ -145,12 +185,13 @@ ex_print_stats(const struct tgc *c)
 
 	tgc_stats(c, &st);
 	printf("chunks_sent %llu\nchunks_dropped %llu\nnacks %llu\nchunks_resent %llu\n"
-	       "timeouts %llu\nhellos %llu\nrx_dropped %llu\nresp_chunks %llu\nresp_nacks %llu\n",
+	       "timeouts %llu\nhellos %llu\nrx_dropped %llu\nresp_chunks %llu\nresp_nacks %llu\n"
+	       "rx_unauth %llu\n",
 	       (unsigned long long)st.chunks_sent, (unsigned long long)st.chunks_dropped,
 	       (unsigned long long)st.nacks, (unsigned long long)st.chunks_resent,
 	       (unsigned long long)st.timeouts, (unsigned long long)st.hellos,
 	       (unsigned long long)st.rx_dropped, (unsigned long long)st.resp_chunks,
-	       (unsigned long long)st.resp_nacks);
+	       (unsigned long long)st.resp_nacks, (unsigned long long)st.rx_unauth);
 }
 
 /*
@@ -250,7 +291,7 @@ main(int argc, char **argv)
 		cfg.test_drop_chunks = o.drop;
 		cfg.test_drop_rx = o.drop_rx;
 		cfg.test_seed = o.seed;
-		rc = tgc_open(&c, &cfg, &err);
+		rc = ex_open(&c, &cfg, &o, &err);
 		if (rc < 0) {
 			fprintf(stderr, "tgc-example: %s\n", err.msg);
 			return 1;
@@ -287,7 +328,7 @@ main(int argc, char **argv)
 	cfg.test_drop_chunks = o.drop;
 	cfg.test_drop_rx = o.drop_rx;
 	cfg.test_seed = o.seed;
-	rc = tgc_open(&c, &cfg, &err);
+	rc = ex_open(&c, &cfg, &o, &err);
 	if (rc < 0) {
 		fprintf(stderr, "tgc-example: %s\n", err.msg);
 		goto out;

@@ -93,6 +93,7 @@ fake_hello_tok(struct fake *f, uint64_t *sess_in, uint32_t give_token, uint32_t 
 		m.h.flags = 0;
 		hr.path_token = give_token;
 		hr.catalog_count = give_token != 0 ? 0 : 2;
+		memset(m.h.mac, 0, sizeof(m.h.mac));	/* the request's seal is not ours */
 		fake_send(f, out, proto_encode_hello_reply(out, sizeof(out), &m.h, &hr, cat));
 		return true;
 	}
@@ -151,6 +152,7 @@ fake_respond(struct fake *f, const struct proto_msg *req)
 	uint8_t out[2048], scratch[64];
 
 	h.flags = 0;
+	memset(h.mac, 0, sizeof(h.mac));	/* the request's seal is not ours */
 	proto_response_set_topk(&r, scratch, e, 2);
 	fake_send(f, out, proto_encode_response(out, sizeof(out), &h, &r));
 }
@@ -166,6 +168,7 @@ fake_pending(struct fake *f, const struct proto_msg *req)
 	uint8_t out[256];
 
 	h.flags = 0;
+	memset(h.mac, 0, sizeof(h.mac));	/* the request's seal is not ours */
 	r.c.index = 0;
 	r.c.count = 1;
 	r.c.t = (struct proto_tensor){ .dtype = PROTO_DT_RAW, .scale = 1.0f };
@@ -199,6 +202,7 @@ fake_tensor_answer(struct fake *f, const struct proto_msg *req)
 	int len;
 
 	h.flags = 0;
+	memset(h.mac, 0, sizeof(h.mac));	/* the request's seal is not ours */
 	r.c.t = (struct proto_tensor){ .dtype = PROTO_DT_F32, .ndim = 2, .dims = { 1, TENSOR_N },
 				       .raw_total = TENSOR_N * 4, .scale = 1.0f };
 	len = proto_response_chunk(&h, &r, tensor_ans, PROTO_DEFAULT_DGRAM, true, out, sizeof(out),
@@ -250,11 +254,15 @@ fake_main(void *arg)
 		f->nack_resend_exact = false;
 		while ((len = fake_recv(f, buf, sizeof(buf), 200)) > 0) {
 			f->after_nack++;
+			/* Byte for byte but RETRANSMIT, and the CRC sealed over it again. */
 			f->nack_resend_exact = (unsigned)len == orig_len &&
 				(buf[PROTO_OFF_FLAGS + 1] & PROTO_F_RETRANSMIT) &&
 				memcmp(buf, orig, PROTO_OFF_FLAGS + 1) == 0 &&
 				memcmp(buf + PROTO_OFF_FLAGS + 2, orig + PROTO_OFF_FLAGS + 2,
-				       orig_len - PROTO_OFF_FLAGS - 2) == 0;
+				       PROTO_OFF_MAC - PROTO_OFF_FLAGS - 2) == 0 &&
+				memcmp(buf + PROTO_HDR_LEN, orig + PROTO_HDR_LEN,
+				       orig_len - PROTO_HDR_LEN) == 0 &&
+				proto_crc_ok(buf, (size_t)len);
 		}
 	} else if (f->mode == MODE_SILENT) {
 		/* Say nothing: the client's timer must resend everything under the same id. */

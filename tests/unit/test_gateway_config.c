@@ -100,6 +100,35 @@ test_validate_states_what_is_accepted(void)
 	TH_CHECK(gw_config_validate(&c, &err) == -EINVAL && strstr(err.msg, "gap_timeout_us"));
 }
 
+/* auth, auth_keys, integrity (docs/protocol.md 12.5): values, errors, what validate needs. */
+static void
+test_auth_keys(void)
+{
+	struct gw_config c;
+	struct tg_err err = { 0 };
+
+	TH_CHECK(parse("address = 10.77.0.1\ngap_timeout_us = 2000\nmsg_timeout_us = 1000000\n",
+		       &c, &err) == 0);
+	TH_CHECK(c.dp.auth == DP_AUTH_OFF && !c.dp.integrity_required && c.auth_keys[0] == 0);
+	TH_CHECK(parse("address = 10.77.0.1\ngap_timeout_us = 2000\nmsg_timeout_us = 1000000\n"
+		       "auth = required\nauth_keys = /etc/tailgate/keys\nintegrity = required\n",
+		       &c, &err) == 0);
+	TH_CHECK(c.dp.auth == DP_AUTH_REQUIRED && c.dp.integrity_required);
+	TH_CHECK(strcmp(c.auth_keys, "/etc/tailgate/keys") == 0);
+	TH_CHECK_MSG(gw_config_validate(&c, &err) == 0, "%s", err.msg);
+	TH_CHECK(parse("auth = optional\n", &c, &err) == 0 && c.dp.auth == DP_AUTH_OPTIONAL);
+	expect_error("auth = on\n", "t.conf:1: auth: 'on': off, optional or required");
+	expect_error("integrity = yes\n", "t.conf:1: integrity: 'yes': optional or required");
+	TH_CHECK(parse("address = 10.77.0.1\ngap_timeout_us = 2000\nmsg_timeout_us = 1000000\n"
+		       "auth = optional\n", &c, &err) == 0);
+	TH_CHECK(gw_config_validate(&c, &err) == -EINVAL &&
+		 strstr(err.msg, "auth = optional needs auth_keys"));
+	TH_CHECK(parse("address = 10.77.0.1\ngap_timeout_us = 2000\nmsg_timeout_us = 1000000\n"
+		       "auth_keys = k\n", &c, &err) == 0);
+	TH_CHECK(gw_config_validate(&c, &err) == -EINVAL &&
+		 strstr(err.msg, "auth_keys is set but auth = off"));
+}
+
 static void
 test_model_conf(void)
 {
@@ -142,6 +171,7 @@ main(void)
 	TH_RUN(test_errors_name_file_line_and_key);
 	TH_RUN(test_nul_byte_and_long_line_are_refused);
 	TH_RUN(test_validate_states_what_is_accepted);
+	TH_RUN(test_auth_keys);
 	TH_RUN(test_model_conf);
 	TH_DONE();
 }

@@ -146,6 +146,7 @@ fk_respond(struct fk *g, const struct proto_msg *m, const struct sockaddr_in *fr
 	uint8_t scratch[8], buf[512];
 
 	h.flags = 0;
+	memset(h.mac, 0, sizeof(h.mac));	/* the request's seal is not ours */
 	r.c.model_id = m->u.req.c.model_id;
 	r.c.split_id = m->u.req.c.split_id;
 	r.c.count = 1;
@@ -166,6 +167,7 @@ fk_respond_status(struct fk *g, const struct proto_msg *m, const struct sockaddr
 	uint8_t buf[512];
 
 	h.flags = 0;
+	memset(h.mac, 0, sizeof(h.mac));	/* the request's seal is not ours */
 	r.c.model_id = m->u.req.c.model_id;
 	r.c.split_id = m->u.req.c.split_id;
 	r.c.count = 1;
@@ -225,6 +227,7 @@ fk_request(struct fk *g, struct fk_client *c, const struct proto_msg *m,
 		struct proto_nack n;
 
 		h.flags = 0;
+		memset(h.mac, 0, sizeof(h.mac));
 		if (proto_nack_from_bitmap(&n, &c->got, ch->count, 8) > 0) {
 			fk_send(g, from, buf, proto_encode_nack(buf, sizeof(buf), &h, &n));
 			g->nacks_sent++;
