@@ -66,7 +66,7 @@ BUILD_DEPS := build/.build-deps-ok
 .DEFAULT_GOAL := all
 
 all: $(BUILD_DEPS) $(LIBS) $(TOOLS) $(UNIT_TESTS) $(TEST_PROGS) $(FUZZ_REPLAY) \
-	$(BUILD)/bench/kudp-recv
+	$(BUILD)/bench/kudp-recv $(BUILD)/bench/seal-bench
 
 deps:
 	@scripts/deps.sh
@@ -148,6 +148,11 @@ $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIBS)
 
 # The kernel recvmmsg receiver make bench compares the dataplane's ingest with.
 $(BUILD)/bench/kudp-recv: bench/kudp_recv.c $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
+
+# The cost of the CRC and MAC seals per datagram (make bench, docs/BENCHMARKS.md).
+$(BUILD)/bench/seal-bench: bench/seal_bench.c $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 

@@ -11,3 +11,4 @@ scripts/bench_ingest.sh "$BUILD"	# ingest: DPDK dataplane vs kernel recvmmsg, CP
 scripts/bench_gateway.sh "$BUILD"	# the gateway on the shipped model: scheduling modes, saturation vs engine
 scripts/bench_e2e.sh "$BUILD"		# tailgate-bench end to end: saturation, p50/p99 at 10/50/80%
 scripts/bench_idle.sh "$BUILD"		# an idle gateway's CPU per thread; latency at 10 req/s
+"$BUILD/bench/seal-bench"		# CRC32C and BLAKE2b-128 per datagram (docs/protocol.md 12.5)

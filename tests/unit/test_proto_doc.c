@@ -35,6 +35,8 @@ static const uint8_t ex_tensor[64] = {
 	2,  0, 45, 96, 0,  0, 12, 0,  0,  0,  0,  0,  0,  0,  0,  0,
 };
 
+static uint8_t ex_key[PROTO_KEY_LEN];	/* 00 01 .. 1f: the sealed example's key */
+
 static const struct proto_hdr ex_hdr = {
 	.client_id = 42, .request_id = 7, .session_id = 0x8f3a61c2d4b70e19ull,
 };
@@ -83,7 +85,7 @@ ex_build(void)
 	struct proto_hdr h = ex_hdr;
 	uint8_t topk_scratch[24];
 	uint8_t v2[48];
-	struct example *e;
+	struct example *e, *nk;
 	unsigned n = 0;
 	int rc;
 
@@ -122,6 +124,20 @@ ex_build(void)
 	if (rc < 0)
 		return rc;
 	e->len = e->shown = (size_t)rc;
+	/* The same NACK sealed: CRC32C, then keyed BLAKE2b-128 under the key 00 01 .. 1f. */
+	nk = e;
+	e = ex_add("nack-crc");
+	memcpy(e->bytes, nk->bytes, (size_t)rc);
+	e->len = e->shown = (size_t)rc;
+	if (proto_seal_crc(e->bytes, e->len) < 0)
+		return -EINVAL;
+	e = ex_add("nack-mac");
+	memcpy(e->bytes, nk->bytes, (size_t)rc);
+	e->len = e->shown = (size_t)rc;
+	for (unsigned i = 0; i < PROTO_KEY_LEN; i++)
+		ex_key[i] = (uint8_t)i;
+	if (proto_seal_mac(e->bytes, e->len, ex_key) < 0)
+		return -EINVAL;
 	/* RESPONSE: top-3 with timing and split advice */
 	e = ex_add("response");
 	rc = proto_response_set_topk(&resp, topk_scratch, top, 3);
@@ -289,6 +305,13 @@ test_doc_examples_decode_as_described(void)
 	n = doc_block(doc, "nack", b, sizeof(b));
 	TH_CHECK(n > 0 && proto_decode(b, (size_t)n, NULL, &m, NULL) == PROTO_OK);
 	TH_CHECK(m.u.nack.n_ranges == 1 && m.u.nack.ranges[0].first == 1);
+
+	n = doc_block(doc, "nack-crc", b, sizeof(b));
+	TH_CHECK(n == 52 && proto_crc_ok(b, (size_t)n));
+	TH_CHECK(proto_decode(b, (size_t)n, NULL, &m, NULL) == PROTO_OK && m.h.flags == PROTO_F_CRC);
+	n = doc_block(doc, "nack-mac", b, sizeof(b));
+	TH_CHECK(n == 52 && proto_mac_ok(b, (size_t)n, ex_key));
+	TH_CHECK(proto_decode(b, (size_t)n, NULL, &m, NULL) == PROTO_OK && m.h.flags == PROTO_F_MAC);
 
 	n = doc_block(doc, "response", b, sizeof(b));
 	TH_CHECK(n > 0 && proto_decode(b, (size_t)n, NULL, &m, NULL) == PROTO_OK);
