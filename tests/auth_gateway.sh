@@ -79,11 +79,13 @@ tgc() {	# out_name, tgc-example options...
 tgc signed --key-file "$TMP/keys" --client-id 201 --n 100
 rc=$?
 sed 's/^/    ! /' "$out/signed.err" | head -n 5
-# Served: OK answers (an unsigned client gets none at all, below). Not all 100: under heavy
-# load the client may give up on a request after its resends, or be answered OVERLOADED
-# (issue 11, item 3: the retry budget), which is not what this test is about.
-check "signed tgc-example: served, at least 90 of 100 answered OK (status $rc)" \
-	test "$(val ok "$out/signed.out")" -ge 90
+echo "  signed: $(grep -E '^(requests|answered|ok|failed|rx_unauth) ' "$out/signed.out" | tr '\n' ' ')"
+# Served: answered with RESPONSEs, which the client took only with the gateway's valid tag
+# (an unsigned client gets nothing at all, below). Not all 100, nor all OK: on a loaded
+# machine the client may give up on a request after its resends (issue 11, item 3) and the
+# scheduler may shed some (OVERLOADED, DEADLINE_INFEASIBLE), which is not what this tests.
+check "signed tgc-example: served, at least 90 of 100 answered (status $rc)" \
+	test "$(val answered "$out/signed.out")" -ge 90
 check "signed tgc-example: no reply without a valid tag" \
 	grep -qx 'rx_unauth 0' "$out/signed.out"
 
@@ -220,8 +222,8 @@ rc=$?
 check "after the reload the old key gets no answer (status $rc)" test "$rc" -ne 0
 tgc newkey --key-file "$TMP/wrong" --n 20
 rc=$?
-check "after the reload the new key is served: at least 18 of 20 answered OK (status $rc)" \
-	test "$(val ok "$out/newkey.out")" -ge 18
+check "after the reload the new key is served: at least 18 of 20 answered (status $rc)" \
+	test "$(val answered "$out/newkey.out")" -ge 18
 chmod 644 "$TMP/keys"
 kill -HUP "$gw_pid"
 for _ in $(seq 300); do
