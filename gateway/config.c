@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -14,7 +15,7 @@
 #include <string.h>
 
 enum gw_kind { GW_U32, GW_BOOL, GW_STR, GW_IPV4, GW_SPLITS, GW_EXIT, GW_DTYPE, GW_AUTH,
-	       GW_INTEGRITY };
+	       GW_INTEGRITY, GW_ACCURACY, GW_VARIANT };
 
 struct gw_key {
 	const char *key;
@@ -93,6 +94,10 @@ static const struct gw_key gw_model_keys[] = {
 	U32("top_k", struct gw_model_conf, top_k, 1, 16, "classes in a response by default"),
 	U32("accuracy_bp", struct gw_model_conf, accuracy_bp, 0, 10000,
 	    "top-1 accuracy in 1/100 % (catalog, split advice); 0 unknown"),
+	{ "accuracy", GW_ACCURACY, 0, 0, 0, 0,
+	  "OUT:FP32[:INT8]: top-1 % of exit OUT from the card, repeatable" },
+	{ "variant", GW_VARIANT, 0, 0, 0, 0,
+	  "ID NAME [drop=B,...] [splits=S,...] [exits=OUT:CONF,...] [accuracy=OUT:FP32[:INT8],...]" },
 };
 
 void
@@ -146,6 +151,155 @@ gw_trim(char *s)
 	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
 		*--e = '\0';
 	return s;
+}
+
+/* "OUT:FP32[:INT8]", percentages with up to two decimals, into a (why set on error). */
+static int
+gw_acc_parse(const char *v, struct gw_exit_acc *a, char *why, size_t wlen)
+{
+	char buf[GW_NAME_MAX + 32], *f[3], *rest = buf;
+	unsigned n = 0;
+
+	if (strlen(v) >= sizeof(buf))
+		return snprintf(why, wlen, "'%.40s...' too long", v), -EINVAL;
+	snprintf(buf, sizeof(buf), "%s", v);
+	while (n < 3 && (f[n] = strsep(&rest, ":")) != NULL)
+		n++;
+	if (rest != NULL || n < 2 || f[0][0] == '\0' || strlen(f[0]) >= GW_NAME_MAX)
+		return snprintf(why, wlen, "'%.60s' is not OUT:FP32[:INT8]", v), -EINVAL;
+	snprintf(a->exit, sizeof(a->exit), "%s", f[0]);
+	for (unsigned i = 1; i < n; i++) {
+		char *end;
+		double pct = strtod(f[i], &end);
+
+		if (f[i][0] == '\0' || *end != '\0' || !(pct >= 0 && pct <= 100))
+			return snprintf(why, wlen, "'%.60s' is not a percentage in 0..100", f[i]),
+			       -EINVAL;
+		*(i == 1 ? &a->fp32_bp : &a->int8_bp) = (uint16_t)lround(pct * 100);
+	}
+	return 0;
+}
+
+/* "OUT:CONF" with CONF in [0, 1]. */
+static int
+gw_exit_parse(const char *v, char *out, float *conf, char *why, size_t wlen)
+{
+	const char *colon = strrchr(v, ':');
+	char *end;
+
+	if (colon == NULL || colon == v || (size_t)(colon - v) >= GW_NAME_MAX)
+		return snprintf(why, wlen, "'%.60s' is not NAME:CONF", v), -EINVAL;
+	*conf = strtof(colon + 1, &end);
+	if (colon[1] == '\0' || *end != '\0' || !(*conf >= 0.f && *conf <= 1.f))
+		return snprintf(why, wlen, "confidence '%.60s' is not in [0, 1]", colon + 1), -EINVAL;
+	snprintf(out, GW_NAME_MAX, "%.*s", (int)(colon - v), v);
+	return 0;
+}
+
+/* A comma list of at most max names, each shorter than GW_NAME_MAX, into names. */
+static int
+gw_names_parse(const char *v, char (*names)[GW_NAME_MAX], unsigned max, unsigned *n, char *why,
+	       size_t wlen)
+{
+	char buf[4096], *rest = buf, *tok;
+
+	if (strlen(v) >= sizeof(buf))
+		return snprintf(why, wlen, "too long"), -EINVAL;
+	snprintf(buf, sizeof(buf), "%s", v);
+	*n = 0;
+	while ((tok = strsep(&rest, ",")) != NULL) {	/* strsep keeps empty entries */
+		tok = gw_trim(tok);
+		if (*tok == '\0')
+			return snprintf(why, wlen, "empty entry"), -EINVAL;
+		if (*n == max)
+			return snprintf(why, wlen, "more than %u entries", max), -EINVAL;
+		if (strlen(tok) >= GW_NAME_MAX)
+			return snprintf(why, wlen, "'%.60s' too long", tok), -EINVAL;
+		snprintf(names[(*n)++], GW_NAME_MAX, "%s", tok);
+	}
+	return 0;
+}
+
+/* One key=value of a variant line. */
+static int
+gw_variant_opt(struct gw_variant_conf *vc, const char *key, const char *val, char *why, size_t wlen)
+{
+	char items[GW_MAX_EXITS / 4][GW_NAME_MAX];
+	unsigned n, max = GW_MAX_EXITS / 4;
+
+	if (strcmp(key, "drop") == 0)
+		return gw_names_parse(val, vc->drop, GW_MAX_DROP, &vc->n_drop, why, wlen);
+	if (strcmp(key, "splits") == 0)
+		return gw_names_parse(val, vc->splits, GW_MAX_SPLITS / 4, &vc->n_splits, why, wlen);
+	if (strcmp(key, "exits") != 0 && strcmp(key, "accuracy") != 0)
+		return snprintf(why, wlen, "unknown option '%.60s' (drop, splits, exits, accuracy)",
+				key), -EINVAL;
+	if (gw_names_parse(val, items, max, &n, why, wlen) < 0)
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++) {
+		int rc = key[0] == 'e' ? gw_exit_parse(items[i], vc->exit_name[i], &vc->exit_conf[i],
+						       why, wlen)
+				       : gw_acc_parse(items[i], &vc->acc[i], why, wlen);
+
+		if (rc < 0)
+			return rc;
+	}
+	*(key[0] == 'e' ? &vc->n_exits : &vc->n_acc) = n;
+	return 0;
+}
+
+/* "ID NAME [key=value ...]": checked here for syntax and uniqueness, resolved at load. */
+static int
+gw_variant_parse(struct gw_model_conf *mc, const char *v, char *why, size_t wlen)
+{
+	struct gw_variant_conf *vc;
+	char buf[8192], *rest = buf, *tok, *end;
+	unsigned long id;
+	unsigned n = 0;
+
+	if (mc->n_variants == GW_MAX_VARIANTS)
+		return snprintf(why, wlen, "more than %d variants", GW_MAX_VARIANTS), -EINVAL;
+	vc = &mc->variants[mc->n_variants];
+	memset(vc, 0, sizeof(*vc));
+	snprintf(buf, sizeof(buf), "%s", v);
+	while ((tok = strsep(&rest, " \t")) != NULL) {
+		char *eq;
+
+		if (*tok == '\0')
+			continue;
+		if (n == 0) {
+			id = strtoul(tok, &end, 10);
+			if (tok[0] < '0' || tok[0] > '9' || *end != '\0' || id < 1 ||
+			    id > GW_VARIANT_ID_MAX)
+				return snprintf(why, wlen, "id '%.60s' is not a whole number in 1..%d",
+						tok, GW_VARIANT_ID_MAX), -EINVAL;
+			vc->id = (uint8_t)id;
+		} else if (n == 1) {
+			if (strlen(tok) >= GW_NAME_MAX || strspn(tok, "abcdefghijklmnopqrstuvwxyz"
+				"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(tok) ||
+			    tok[0] == '.' || strchr(tok, '=') != NULL)
+				return snprintf(why, wlen, "name '%.60s': letters, digits, '_', '.', '-', "
+						"at most %d, not starting with '.'", tok,
+						GW_NAME_MAX - 1), -EINVAL;
+			snprintf(vc->name, sizeof(vc->name), "%s", tok);
+		} else {
+			if ((eq = strchr(tok, '=')) == NULL)
+				return snprintf(why, wlen, "'%.60s' is not key=value", tok), -EINVAL;
+			*eq = '\0';
+			if (gw_variant_opt(vc, tok, eq + 1, why, wlen) < 0)
+				return -EINVAL;
+		}
+		n++;
+	}
+	if (n < 2)
+		return snprintf(why, wlen, "expected 'ID NAME [drop=...] [splits=...] [exits=...] "
+				"[accuracy=...]'"), -EINVAL;
+	for (unsigned i = 0; i < mc->n_variants; i++)
+		if (mc->variants[i].id == vc->id || strcmp(mc->variants[i].name, vc->name) == 0)
+			return snprintf(why, wlen, "variant %u '%.60s' given twice (id or name)", vc->id,
+					vc->name), -EINVAL;
+	mc->n_variants++;
+	return 0;
 }
 
 static int
@@ -242,6 +396,28 @@ gw_set(const struct gw_key *k, void *base, const char *v, const char *name, unsi
 			return gw_bad(err, name, line, k->key, "no splits listed");
 		return 0;
 	}
+	case GW_ACCURACY: {
+		struct gw_model_conf *mc = base;
+		char why[200];
+
+		if (mc->n_acc == GW_MAX_EXITS)
+			return gw_bad(err, name, line, k->key, "more than %d exits", GW_MAX_EXITS);
+		if (gw_acc_parse(v, &mc->acc[mc->n_acc], why, sizeof(why)) < 0)
+			return gw_bad(err, name, line, k->key, "%s", why);
+		for (unsigned i = 0; i < mc->n_acc; i++)
+			if (strcmp(mc->acc[i].exit, mc->acc[mc->n_acc].exit) == 0)
+				return gw_bad(err, name, line, k->key, "exit '%s' given twice",
+					      mc->acc[i].exit);
+		mc->n_acc++;
+		return 0;
+	}
+	case GW_VARIANT: {
+		char why[200];
+
+		if (gw_variant_parse(base, v, why, sizeof(why)) < 0)
+			return gw_bad(err, name, line, k->key, "%s", why);
+		return 0;
+	}
 	case GW_EXIT: {
 		struct gw_model_conf *mc = base;
 		const char *colon = strrchr(v, ':');
@@ -314,7 +490,8 @@ gw_parse(const char *text, size_t len, const char *name, const struct gw_key *ke
 			}
 		if (k == NULL)
 			return gw_bad(err, name, line, key, "unknown key");
-		if (seen[ki] && k->kind != GW_EXIT)
+		if (seen[ki] && k->kind != GW_EXIT && k->kind != GW_ACCURACY &&
+		    k->kind != GW_VARIANT)
 			return gw_bad(err, name, line, key, "given twice");
 		seen[ki] = 1;
 		if (gw_set(k, base, val, name, line, err) < 0)

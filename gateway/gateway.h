@@ -22,7 +22,40 @@ enum {
 	GW_NAME_MAX = 64,
 	GW_MAX_SPLITS = 64,
 	GW_MAX_EXITS = 32,
-	GW_MAX_MODELS = 64,
+	GW_MAX_MODELS = 64,		/* served (model, variant) pairs, all folders together */
+	GW_MAX_VARIANTS = 16,		/* variant lines per model.conf */
+	GW_MAX_DROP = 16,		/* blocks in one drop list */
+	GW_VARIANT_ID_MAX = 254,	/* 0 is the base model, 0xFF "no variant" in advice */
+};
+
+/** Top-1 accuracy of one exit from the model's card, 1/100 %; 0 unknown. */
+struct gw_exit_acc {
+	char exit[GW_NAME_MAX];		/* graph output name */
+	uint16_t fp32_bp, int8_bp;
+};
+
+/**
+ * One "variant = ID NAME [drop=B,...] [splits=S,...] [exits=OUT:CONF,...]
+ * [accuracy=OUT:FP32[:INT8],...]" line of model.conf (README, "Variants"). Without drop= it
+ * is a file variant: models/<model>/variants/NAME/model.onnx (model.calib beside it for
+ * dtype = int8); with it, the base model with those residual blocks dropped (block indices
+ * of tailgate-model blocks, or Add node names), no second file.
+ */
+struct gw_variant_conf {
+	uint8_t id;				/* 1..254, unique in the model */
+	char name[GW_NAME_MAX];			/* [A-Za-z0-9_.-], unique in the model */
+	char drop[GW_MAX_DROP][GW_NAME_MAX];	/* blocks dropped; none: a file variant */
+	unsigned n_drop;
+	char splits[GW_MAX_SPLITS / 4][GW_NAME_MAX];	/* served splits of the variant's own
+							 * table; none: a drop variant serves the
+							 * base's that it keeps, a file variant all */
+	unsigned n_splits;
+	char exit_name[GW_MAX_EXITS / 4][GW_NAME_MAX];	/* none: a drop variant takes the
+							 * base's exits */
+	float exit_conf[GW_MAX_EXITS / 4];
+	unsigned n_exits;
+	struct gw_exit_acc acc[GW_MAX_EXITS / 4];	/* per exit, from its card */
+	unsigned n_acc;
 };
 
 /** The daemon's settings: defaults from gw_config_default(), then the file, then options. */
@@ -60,6 +93,10 @@ struct gw_model_conf {
 	enum kern_precision precision;		/* "dtype = f32|int8" (f32); int8 uses model.calib */
 	unsigned top_k;				/* classes in a response unless asked (5) */
 	uint16_t accuracy_bp;			/* top-1 accuracy, 1/100 %; 0 unknown (0) */
+	struct gw_exit_acc acc[GW_MAX_EXITS];	/* "accuracy = OUT:FP32[:INT8]", per exit */
+	unsigned n_acc;
+	struct gw_variant_conf variants[GW_MAX_VARIANTS];	/* "variant = ..." lines */
+	unsigned n_variants;
 };
 
 /**
@@ -87,32 +124,52 @@ int gw_model_conf_parse(const char *text, size_t len, const char *name, struct g
 
 /* ---- the model repository: models/<name>/{model.onnx, model.conf[, model.calib]} ---- */
 
-/** One served model, loaded and resolved against its graph. */
+/**
+ * One served (model, variant), loaded and resolved against its graph. A model folder gives
+ * its base (variant 0) and then one entry per variant line, in the order of the lines;
+ * each is scheduled, counted and listed in the catalog on its own.
+ */
 struct gw_model {
-	struct gw_model_conf conf;
-	struct kern_model *m;			/* read with io_uring */
+	struct gw_model_conf conf;		/* the folder's model.conf (shared by its variants;
+						 * only the base's copy lists the variants) */
+	uint8_t variant;			/* 0: the base model; else the variant's id */
+	char label[2 * GW_NAME_MAX];		/* "model" or "model/variant": metrics, logs */
+	struct kern_model *m;			/* read with io_uring (a drop variant: the base's
+						 * file with its blocks dropped) */
 	struct kern_calib *calib;		/* int8: model.calib; else NULL */
 	unsigned splits[GW_MAX_SPLITS];		/* served split rows, from conf.splits */
 	unsigned n_splits;
 	float exit_conf[GW_MAX_EXITS];		/* per model output; 2 = never answers early */
+	uint16_t acc_fp32[GW_MAX_EXITS];	/* per model output, 1/100 %; 0 unknown */
+	uint16_t acc_int8[GW_MAX_EXITS];
+	uint16_t accuracy_bp;			/* the catalog's: accuracy_bp, else the final
+						 * exit's in the served dtype; 0 unknown */
+	unsigned drop[GW_MAX_DROP];		/* a drop variant: block indices of the base */
+	unsigned n_drop;
 };
 
 struct gw_repo {
-	struct gw_model *models;
+	struct gw_model *models;		/* a model's base first, then its variants */
 	unsigned n;
 };
 
 /**
  * Load every model folder of dir (folders without model.onnx are skipped, with a note in
  * err-less stderr output left to the caller: see gw_repo_summary()). Each needs a
- * model.conf with a unique id; splits and exits named there must exist in the model.
- * @return 0, or -errno with err naming the folder and what is wrong.
+ * model.conf with a unique id; splits and exits named there must exist in the model; each
+ * variant line must name a file that loads (or blocks the base can drop) and splits and
+ * exits it has. Any error fails the whole load (a reload keeps the previous generation).
+ * @return 0, or -errno with err naming the folder, the variant and what is wrong.
  */
 int gw_repo_load(const char *dir, struct gw_repo **out, struct tg_err *err);
 void gw_repo_free(struct gw_repo *r);
 
 /** The startup summary: per model its id, dtype, served splits with bytes, exits. */
 void gw_repo_summary(const struct gw_repo *r, FILE *f);
+
+/** The entry serving (model id, variant id): its index, or -1. *known_model tells whether
+ * the model id is served at all (UNKNOWN_MODEL vs unknown_variant). */
+int gw_repo_find(const struct gw_repo *r, uint16_t model_id, uint8_t variant, bool *known_model);
 
 /* ---- split advice: where a device should cut, from its HELLO profile ---- */
 

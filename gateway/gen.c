@@ -26,12 +26,12 @@ gw_slot_of(struct gw *g, const struct gw_model *gm)
 	unsigned i;
 
 	for (i = 0; i < g->n_slots; i++)
-		if (strcmp(g->slot_name[i], gm->conf.name) == 0)
+		if (strcmp(g->slot_name[i], gm->label) == 0)
 			break;
 	if (i == GW_N_SLOTS)
 		return GW_SLOT_UNKNOWN;	/* 128 names over reloads: counted as unknown */
 	if (i == g->n_slots) {
-		snprintf(g->slot_name[i], GW_NAME_MAX, "%s", gm->conf.name);
+		snprintf(g->slot_name[i], sizeof(g->slot_name[i]), "%s", gm->label);
 		g->n_slots++;
 	}
 	/* A reload may change the exits: the names are the latest generation's. */
@@ -117,7 +117,8 @@ out_free:
 	return rc;
 }
 
-/* One catalog entry per served (model, split): what a device needs before its first request. */
+/* One catalog entry per served (model, variant, split): what a device needs before its first
+ * request. */
 static void
 gw_catalog_model(const struct gw_model *gm, struct proto_catalog_entry *e)
 {
@@ -138,6 +139,7 @@ gw_catalog_model(const struct gw_model *gm, struct proto_catalog_entry *e)
 		struct proto_catalog_entry *c = &e[k];
 
 		c->model_id = gm->conf.id;
+		c->variant_id = gm->variant;
 		c->split_id = (uint8_t)sp->index;
 		c->ndim = (uint8_t)(sp->ndim < PROTO_MAX_DIMS ? sp->ndim : PROTO_MAX_DIMS);
 		for (unsigned d = 0; d < c->ndim; d++)
@@ -147,7 +149,7 @@ gw_catalog_model(const struct gw_model *gm, struct proto_catalog_entry *e)
 		c->n_classes = (uint16_t)(classes <= UINT16_MAX ? classes : 0);
 		c->head_kflop = (uint32_t)(sp->head_flops / 1000);
 		c->tail_kflop = (uint32_t)(sp->tail_flops / 1000);
-		c->accuracy_bp = gm->conf.accuracy_bp;
+		c->accuracy_bp = gm->accuracy_bp;
 		for (unsigned o = 0; o < info.n_outputs; o++)
 			c->n_exits += kern_model_output_in_tail(gm->m, sp->index, o);
 		/* The wire's name is 15 characters and a NUL: longer names are cut. */

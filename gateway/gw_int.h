@@ -91,7 +91,7 @@ struct gw {
 	/* Counters, read by the HTTP thread: [slot][status]; a slot per model name, kept
 	 * across reloads so that counters never go back (names added under gen_mu). */
 	_Atomic uint64_t req_by[GW_N_SLOTS + 1][GW_N_ST];
-	char slot_name[GW_N_SLOTS][GW_NAME_MAX];
+	char slot_name[GW_N_SLOTS][2 * GW_NAME_MAX];	/* gw_model.label */
 	char exit_name[GW_N_SLOTS][GW_N_EXITS][GW_NAME_MAX];	/* by slot, as last loaded */
 	unsigned n_slots;
 	_Atomic uint64_t bad_reason[PROTO_REASON__COUNT];	/* refusals, by reason */

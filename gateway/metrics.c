@@ -65,7 +65,7 @@ gw_render_exits(struct gw *g, struct gw_prom *p, const struct gw_totals *t)
 			if (repo->models[i].exit_conf[e] > 1.f)
 				continue;
 			snprintf(lab, sizeof(lab), "model=\"%s\",exit=\"%s\",index=\"%u\"",
-				 gw_prom_escape(mq, sizeof(mq), repo->models[i].conf.name),
+				 gw_prom_escape(mq, sizeof(mq), repo->models[i].label),
 				 gw_prom_escape(eq, sizeof(eq),
 						kern_model_output(repo->models[i].m, e)->name), e);
 			gw_prom_sample(p, "tailgate_exit_confidence", lab,
@@ -261,14 +261,18 @@ gw_render_models(struct gw *g, struct gw_prom *p)
 	gw_prom_printf(p, "{\"generation\":%u,\"models\":[", cur->id);
 	for (unsigned i = 0; i < cur->repo->n; i++) {
 		const struct gw_model *gm = &cur->repo->models[i];
+		const char *vname = strchr(gm->label, '/');
 		struct kern_model_info info;
 
 		kern_model_get_info(gm->m, &info);
-		gw_prom_printf(p, "%s{\"id\":%u,\"name\":\"%s\",\"precision\":\"%s\",\"max_batch\":%u,"
-		       "\"max_delay_us\":%u,\"deadline_ms\":%u,\"top_k\":%u,\"splits\":[",
-		       i ? "," : "", gm->conf.id, gm->conf.name,
+		gw_prom_printf(p, "%s{\"id\":%u,\"name\":\"%s\",\"variant\":%u,\"variant_name\":"
+		       "\"%s\",\"precision\":\"%s\",\"max_batch\":%u,\"max_delay_us\":%u,"
+		       "\"deadline_ms\":%u,\"top_k\":%u,\"accuracy_bp\":%u,\"flops\":%llu,"
+		       "\"params\":%llu,\"splits\":[", i ? "," : "", gm->conf.id, gm->conf.name,
+		       gm->variant, vname ? vname + 1 : "base",
 		       gm->conf.precision == KERN_PREC_INT8 ? "int8" : "f32", gm->conf.max_batch,
-		       gm->conf.max_delay_us, gm->conf.deadline_ms, gm->conf.top_k);
+		       gm->conf.max_delay_us, gm->conf.deadline_ms, gm->conf.top_k, gm->accuracy_bp,
+		       (unsigned long long)info.flops, (unsigned long long)info.n_params);
 		for (unsigned k = 0; k < gm->n_splits; k++) {
 			const struct kern_split *sp = kern_model_split(gm->m, gm->splits[k]);
 
@@ -286,7 +290,9 @@ gw_render_models(struct gw *g, struct gw_prom *p)
 		for (unsigned o = 0; o < info.n_outputs; o++) {
 			const struct kern_output *ko = kern_model_output(gm->m, o);
 
-			gw_prom_printf(p, "%s{\"index\":%u,\"name\":\"%s\"", o ? "," : "", o, ko->name);
+			gw_prom_printf(p, "%s{\"index\":%u,\"name\":\"%s\",\"accuracy_fp32_bp\":%u,"
+				       "\"accuracy_int8_bp\":%u", o ? "," : "", o, ko->name,
+				       gm->acc_fp32[o], gm->acc_int8[o]);
 			if (gm->exit_conf[o] <= 1.f)
 				gw_prom_printf(p, ",\"confidence\":%.3f}", gm->exit_conf[o]);
 			else

@@ -118,7 +118,7 @@ gw_advice_fill(struct gw_adv_cache *c, const struct gw_gen *gen, int mi, struct 
 	gw_advise(&dq->profile, e, gm->n_splits, dq->req.c.split_id, &a);
 	if (a.split == PROTO_NONE)
 		return;
-	dq->resp.advice_variant = 0;
+	dq->resp.advice_variant = gm->variant;
 	dq->resp.advice_split = a.split;
 	dq->resp.advice_latency_us = a.latency_us;
 }
@@ -151,15 +151,6 @@ gw_path_refuse(struct gw *g, const struct gw_gen *gen, struct gw_adv_cache *c, i
 	gw_answer(g, gen, model, dq, p, PROTO_NONE);
 }
 
-static int
-gw_model_index(const struct gw_gen *gen, uint16_t id)
-{
-	for (unsigned i = 0; i < gen->repo->n; i++)
-		if (gen->repo->models[i].conf.id == id)
-			return (int)i;
-	return -1;
-}
-
 /*
  * The tensor is the split's: element count and bytes exact; a shape with the split's rank
  * must be its shape (batch dim 1); any other shape must at least hold numel elements.
@@ -181,8 +172,8 @@ gw_shape_ok(const struct kern_split *sp, const struct proto_tensor *t)
 }
 
 /*
- * Admission, all of it in one place: the model served (by wire id), variant 0 and a served
- * split, a served dtype, the split's shape. Fills the scheduler's entry in dq->priv.
+ * Admission, all of it in one place: the (model, variant) served (by wire ids), a served
+ * split of that variant, a served dtype, the split's shape. Fills the scheduler's entry in dq->priv.
  * @return PROTO_ST_OK, or the status to refuse with (*reason set); *model: its index or -1
  */
 static enum proto_status
@@ -195,14 +186,19 @@ gw_admit(const struct gw_gen *gen, struct dp_req *dq, int *model, enum proto_rea
 	const struct gw_model *gm;
 	unsigned row = rq->c.split_id, top_k;
 	uint8_t dt = rq->c.t.dtype;
+	bool known;
 	int mi;
 
 	*reason = PROTO_OK;
-	*model = mi = gw_model_index(gen, rq->c.model_id);
+	*model = mi = gw_repo_find(gen->repo, rq->c.model_id, rq->c.variant_id, &known);
+	if (mi < 0 && known) {
+		*reason = PROTO_E_UNKNOWN_VARIANT;
+		return PROTO_ST_UNKNOWN_SPLIT;
+	}
 	if (mi < 0)
 		return PROTO_ST_UNKNOWN_MODEL;
 	gm = &gen->repo->models[mi];
-	for (unsigned k = 0; rq->c.variant_id == 0 && k < gm->n_splits; k++)
+	for (unsigned k = 0; k < gm->n_splits; k++)
 		if (gm->splits[k] == row)
 			sp = kern_model_split(gm->m, row);
 	if (sp == NULL)

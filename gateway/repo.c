@@ -18,10 +18,97 @@ gw_cmp_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The final exit: the output with the most FLOPs, as the scheduler picks it. */
+static unsigned
+gw_final_output(const struct kern_model *m)
+{
+	struct kern_model_info info;
+	unsigned f = 0;
+
+	kern_model_get_info(m, &info);
+	for (unsigned o = 1; o < info.n_outputs; o++)
+		if (kern_model_output(m, o)->flops >= kern_model_output(m, f)->flops)
+			f = o;
+	return f;
+}
+
+static int
+gw_output_index(const struct kern_model *m, const char *name)
+{
+	struct kern_model_info info;
+
+	kern_model_get_info(m, &info);
+	for (unsigned o = 0; o < info.n_outputs; o++)
+		if (strcmp(kern_model_output(m, o)->name, name) == 0)
+			return (int)o;
+	return -1;
+}
+
+/* Served split rows from names (rows or tensor names); none listed: every split. */
+static int
+gw_resolve_splits(struct gw_model *gm, const char (*names)[GW_NAME_MAX], unsigned n,
+		  const char *where, struct tg_err *err)
+{
+	struct kern_model_info info;
+
+	kern_model_get_info(gm->m, &info);
+	gm->n_splits = 0;
+	if (n == 0)
+		for (unsigned i = 0; i < info.n_splits && i < GW_MAX_SPLITS; i++)
+			gm->splits[gm->n_splits++] = i;
+	for (unsigned i = 0; i < n; i++) {
+		struct tg_err e2 = { 0 };
+		int row = kern_model_find_split(gm->m, names[i], &e2);
+
+		if (row < 0)
+			return tg_err_set(err, -EINVAL, "%s: splits: %s", where, e2.msg);
+		for (unsigned k = 0; k < gm->n_splits; k++)
+			if (gm->splits[k] == (unsigned)row)
+				return tg_err_set(err, -EINVAL, "%s: splits: '%s' is split %d twice",
+						  where, names[i], row);
+		gm->splits[gm->n_splits++] = (unsigned)row;
+	}
+	return 0;
+}
+
+/* Exit thresholds and card accuracies by output name; the catalog's accuracy. */
+static int
+gw_resolve_exits(struct gw_model *gm, const char (*names)[GW_NAME_MAX], const float *conf,
+		 unsigned n, const struct gw_exit_acc *acc, unsigned n_acc, const char *where,
+		 struct tg_err *err)
+{
+	unsigned f = gw_final_output(gm->m);
+
+	for (unsigned o = 0; o < GW_MAX_EXITS; o++)
+		gm->exit_conf[o] = 2.f;
+	for (unsigned i = 0; i < n; i++) {
+		int o = gw_output_index(gm->m, names[i]);
+
+		if (o < 0)
+			return tg_err_set(err, -EINVAL, "%s: exit: the model has no output '%s'",
+					  where, names[i]);
+		gm->exit_conf[o] = conf[i];
+	}
+	for (unsigned i = 0; i < n_acc; i++) {
+		int o = gw_output_index(gm->m, acc[i].exit);
+
+		if (o < 0)
+			return tg_err_set(err, -EINVAL, "%s: accuracy: the model has no output '%s'",
+					  where, acc[i].exit);
+		gm->acc_fp32[o] = acc[i].fp32_bp;
+		gm->acc_int8[o] = acc[i].int8_bp;
+	}
+	if (gm->accuracy_bp == 0)
+		gm->accuracy_bp = gm->conf.precision == KERN_PREC_INT8 && gm->acc_int8[f] ?
+				  gm->acc_int8[f] : gm->acc_fp32[f];
+	return 0;
+}
+
 static int
 gw_model_resolve(struct gw_model *gm, const char *conf_path, struct tg_err *err)
 {
 	struct kern_model_info info;
+	int rc;
 
 	kern_model_get_info(gm->m, &info);
 	if (info.n_splits == 0)
@@ -29,58 +116,21 @@ gw_model_resolve(struct gw_model *gm, const char *conf_path, struct tg_err *err)
 				  conf_path);
 	if (info.n_outputs > GW_MAX_EXITS)
 		return tg_err_set(err, -EINVAL, "%s: more than %d outputs", conf_path, GW_MAX_EXITS);
-	gm->n_splits = 0;
-	if (gm->conf.n_splits == 0) {	/* none listed: every split is served */
-		for (unsigned i = 0; i < info.n_splits && i < GW_MAX_SPLITS; i++)
-			gm->splits[gm->n_splits++] = i;
-	}
-	for (unsigned i = 0; i < gm->conf.n_splits; i++) {
-		struct tg_err e2 = { 0 };
-		int row = kern_model_find_split(gm->m, gm->conf.splits[i], &e2);
-
-		if (row < 0)
-			return tg_err_set(err, -EINVAL, "%s: splits: %s", conf_path, e2.msg);
-		for (unsigned k = 0; k < gm->n_splits; k++)
-			if (gm->splits[k] == (unsigned)row)
-				return tg_err_set(err, -EINVAL, "%s: splits: '%s' is split %d twice",
-						  conf_path, gm->conf.splits[i], row);
-		gm->splits[gm->n_splits++] = (unsigned)row;
-	}
-	for (unsigned o = 0; o < GW_MAX_EXITS; o++)
-		gm->exit_conf[o] = 2.f;
-	for (unsigned i = 0; i < gm->conf.n_exits; i++) {
-		bool found = false;
-
-		for (unsigned o = 0; o < info.n_outputs; o++)
-			if (strcmp(kern_model_output(gm->m, o)->name, gm->conf.exit_name[i]) == 0) {
-				gm->exit_conf[o] = gm->conf.exit_conf[i];
-				found = true;
-			}
-		if (!found)
-			return tg_err_set(err, -EINVAL, "%s: exit: the model has no output '%s'",
-					  conf_path, gm->conf.exit_name[i]);
-	}
-	return 0;
+	rc = gw_resolve_splits(gm, gm->conf.splits, gm->conf.n_splits, conf_path, err);
+	if (rc == 0)
+		rc = gw_resolve_exits(gm, gm->conf.exit_name, gm->conf.exit_conf, gm->conf.n_exits,
+				      gm->conf.acc, gm->conf.n_acc, conf_path, err);
+	return rc;
 }
 
 static int
 gw_model_load(struct gw_model *gm, const char *dir, const char *name, struct tg_err *err)
 {
 	char path[GW_PATH_MAX * 2];
-	uint8_t *buf = NULL;
-	size_t len;
 	int rc;
 
-	gw_model_conf_default(&gm->conf);
-	snprintf(gm->conf.name, sizeof(gm->conf.name), "%s", name);
-	snprintf(path, sizeof(path), "%s/%s/model.conf", dir, name);
-	rc = tg_file_read(path, 1u << 20, &buf, &len, err);
-	if (rc < 0)
-		return rc;
-	rc = gw_model_conf_parse((const char *)buf, len, path, &gm->conf, err);
-	free(buf);
-	if (rc < 0)
-		return rc;
+	snprintf(gm->label, sizeof(gm->label), "%s", name);
+	gm->accuracy_bp = gm->conf.accuracy_bp;
 	snprintf(path, sizeof(path), "%s/%s/model.onnx", dir, name);
 	rc = kern_model_load(path, NULL, &gm->m, err);
 	if (rc < 0)
@@ -97,6 +147,154 @@ gw_model_load(struct gw_model *gm, const char *dir, const char *name, struct tg_
 					     name);
 	}
 	return 0;
+}
+
+/* A drop variant: the base's file with its blocks dropped, loaded from memory. */
+static int
+gw_variant_drop(struct gw_model *gv, const struct gw_model *base, const struct gw_variant_conf *vc,
+		struct tg_err *err)
+{
+	uint8_t *buf = NULL;
+	size_t len;
+	int rc;
+
+	for (unsigned i = 0; i < vc->n_drop; i++) {
+		rc = kern_model_find_block(base->m, vc->drop[i], err);
+		if (rc < 0)
+			return tg_err_prefix(err, "drop: ");
+		gv->drop[gv->n_drop++] = (unsigned)rc;
+	}
+	rc = kern_model_drop(base->m, gv->drop, gv->n_drop, &buf, &len, err);
+	if (rc == 0)
+		rc = kern_model_load_mem(buf, len, gv->label, NULL, &gv->m, err);
+	free(buf);
+	if (rc == 0 && base->calib != NULL)
+		rc = kern_calib_subset(base->calib, gv->m, &gv->calib, err);
+	return rc;
+}
+
+/* A drop variant serves the base's splits it keeps (by tensor name) and has its exits,
+ * unless its line says otherwise. */
+static int
+gw_variant_inherit(struct gw_model *gv, const struct gw_model *base, bool splits, bool exits,
+		   const char *where, struct tg_err *err)
+{
+	struct kern_model_info info;
+
+	kern_model_get_info(base->m, &info);
+	for (unsigned k = 0; splits && k < base->n_splits; k++) {
+		const struct kern_split *sp = kern_model_split(base->m, base->splits[k]);
+		int row = kern_model_find_split(gv->m, sp->name, NULL);
+
+		if (k == 0)
+			gv->n_splits = 0;
+		if (row >= 0)
+			gv->splits[gv->n_splits++] = (unsigned)row;
+	}
+	if (gv->n_splits == 0)
+		return tg_err_set(err, -EINVAL, "%s: none of the base model's served splits is left "
+				  "(give splits=)", where);
+	for (unsigned o = 0; exits && o < info.n_outputs; o++) {
+		int vo = gw_output_index(gv->m, kern_model_output(base->m, o)->name);
+
+		if (vo >= 0)
+			gv->exit_conf[vo] = base->exit_conf[o];
+	}
+	return 0;
+}
+
+/* Variant vc of the model whose base is loaded in *base, into gv. */
+static int
+gw_variant_load(struct gw_model *gv, const struct gw_model *base, const struct gw_variant_conf *vc,
+		const char *dir, struct tg_err *err)
+{
+	char path[GW_PATH_MAX * 2], where[GW_NAME_MAX * 3];
+	int rc;
+
+	gv->conf = base->conf;
+	gv->conf.n_variants = 0;	/* the base's entry lists them */
+	gv->variant = vc->id;
+	snprintf(gv->label, sizeof(gv->label), "%s/%s", base->conf.name, vc->name);
+	snprintf(where, sizeof(where), "model %s variant %u '%s'", base->conf.name, vc->id,
+		 vc->name);
+	if (vc->n_drop > 0) {
+		rc = gw_variant_drop(gv, base, vc, err);
+	} else {
+		snprintf(path, sizeof(path), "%s/%s/variants/%s/model.onnx", dir, base->conf.name,
+			 vc->name);
+		rc = kern_model_load(path, NULL, &gv->m, err);
+		if (rc == 0 && gv->conf.precision == KERN_PREC_INT8) {
+			snprintf(path, sizeof(path), "%s/%s/variants/%s/model.calib", dir,
+				 base->conf.name, vc->name);
+			rc = kern_calib_load(gv->m, path, &gv->calib, err);
+		}
+	}
+	if (rc < 0)
+		return tg_err_prefix(err, "%s: ", where);
+	rc = gw_resolve_splits(gv, vc->splits, vc->n_splits, where, err);
+	if (rc == 0)
+		rc = gw_resolve_exits(gv, vc->exit_name, vc->exit_conf, vc->n_exits, vc->acc,
+				      vc->n_acc, where, err);
+	if (rc == 0 && vc->n_drop > 0)
+		rc = gw_variant_inherit(gv, base, vc->n_splits == 0, vc->n_exits == 0, where, err);
+	return rc;
+}
+
+/* The folder's model.conf, then its base and each variant, appended to r. */
+static int
+gw_folder_load(struct gw_repo *r, const char *dir, const char *name, struct tg_err *err)
+{
+	struct gw_model_conf *mc = calloc(1, sizeof(*mc));
+	char path[GW_PATH_MAX * 2];
+	struct gw_model *grown;
+	unsigned bi;
+	uint8_t *buf = NULL;
+	size_t len;
+	int rc;
+
+	if (mc == NULL)
+		return tg_err_set(err, -ENOMEM, "out of memory");
+	gw_model_conf_default(mc);
+	snprintf(mc->name, sizeof(mc->name), "%s", name);
+	snprintf(path, sizeof(path), "%s/%s/model.conf", dir, name);
+	rc = tg_file_read(path, 1u << 20, &buf, &len, err);
+	if (rc == 0) {
+		rc = gw_model_conf_parse((const char *)buf, len, path, mc, err);
+		free(buf);
+	}
+	if (rc == 0 && r->n + 1 + mc->n_variants > GW_MAX_MODELS)
+		rc = tg_err_set(err, -E2BIG, "%s: more than %d models and variants in the repository",
+				path, GW_MAX_MODELS);
+	if (rc == 0 && (grown = realloc(r->models, (r->n + 1 + mc->n_variants) *
+					sizeof(*grown))) == NULL)
+		rc = tg_err_set(err, -ENOMEM, "out of memory");
+	if (rc < 0) {
+		free(mc);
+		return rc;
+	}
+	r->models = grown;
+	memset(&r->models[r->n], 0, (1 + mc->n_variants) * sizeof(*grown));
+	r->models[r->n].conf = *mc;
+	free(mc);
+	bi = r->n++;
+	rc = gw_model_load(&r->models[bi], dir, name, err);
+	for (unsigned v = 0; rc == 0 && v < r->models[bi].conf.n_variants; v++)
+		rc = gw_variant_load(&r->models[r->n++], &r->models[bi],
+				     &r->models[bi].conf.variants[v], dir, err);
+	return rc;
+}
+
+int
+gw_repo_find(const struct gw_repo *r, uint16_t model_id, uint8_t variant, bool *known_model)
+{
+	*known_model = false;
+	for (unsigned i = 0; i < r->n; i++)
+		if (r->models[i].conf.id == model_id) {
+			*known_model = true;
+			if (r->models[i].variant == variant)
+				return (int)i;
+		}
+	return -1;
 }
 
 int
@@ -137,17 +335,18 @@ gw_repo_load(const char *dir, struct gw_repo **out, struct tg_err *err)
 	if (rc == 0 && n_names == 0)
 		rc = tg_err_set(err, -ENOENT, "model repository %s: no <name>/model.onnx in it", dir);
 	r = calloc(1, sizeof(*r));
-	if (rc == 0 && (r == NULL || (r->models = calloc(n_names, sizeof(*r->models))) == NULL))
+	if (rc == 0 && r == NULL)
 		rc = tg_err_set(err, -ENOMEM, "out of memory");
 	qsort(names, n_names, sizeof(names[0]), gw_cmp_name);	/* a stable order to report */
 	for (unsigned i = 0; rc == 0 && i < n_names; i++) {
-		struct gw_model *gm = &r->models[r->n++];
+		unsigned first = r->n;
 
-		rc = gw_model_load(gm, dir, names[i], err);
-		for (unsigned k = 0; rc == 0 && k + 1 < r->n; k++)
-			if (r->models[k].conf.id == gm->conf.id)
+		rc = gw_folder_load(r, dir, names[i], err);
+		for (unsigned k = 0; rc == 0 && k < first; k++)
+			if (r->models[k].conf.id == r->models[first].conf.id)
 				rc = tg_err_set(err, -EINVAL, "models %s and %s both have id %u",
-						r->models[k].conf.name, gm->conf.name, gm->conf.id);
+						r->models[k].conf.name, r->models[first].conf.name,
+						r->models[first].conf.id);
 	}
 	for (unsigned i = 0; i < n_names; i++)
 		free(names[i]);

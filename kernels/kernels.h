@@ -217,6 +217,13 @@ int kern_calib_save(const struct kern_calib *c, const char *path, struct tg_err 
 /** Load a saved calibration for m; names unknown to m are an error. */
 int kern_calib_load(const struct kern_model *m, const char *path, struct kern_calib **out,
 		    struct tg_err *err);
+/**
+ * The ranges of src (a calibration of another model) for m's tensors of the same names:
+ * a skip-dropped variant's calibration from its base's. Tensors src has no range for stay
+ * unobserved (they run in f32). @return 0 or -ENOMEM
+ */
+int kern_calib_subset(const struct kern_calib *src, const struct kern_model *m,
+		      struct kern_calib **out, struct tg_err *err);
 /** Tensors with a recorded range. */
 unsigned kern_calib_count(const struct kern_calib *c);
 
@@ -252,6 +259,50 @@ void kern_set_threads(unsigned n);
  */
 int kern_model_extract(const struct kern_model *m, unsigned split, unsigned batch, uint8_t **out,
 		       size_t *len, struct tg_err *err);
+
+/* ---- skip-dropped variants: residual blocks and their removal ---- */
+
+/**
+ * A residual block: an Add of two activations of the Add's own shape. It is droppable when
+ * one input (the shortcut) alone feeds every node computing the other (the branch) and
+ * nothing outside the branch reads inside it: then the Add's output may be replaced by the
+ * shortcut and the branch removed. Strings point into the model (valid while it lives).
+ */
+struct kern_block {
+	unsigned index;			/* among the model's residual Adds, in execution order */
+	const char *add;		/* the Add node's name */
+	const char *output;		/* its output tensor */
+	const char *shortcut;		/* the input kept when dropped; NULL: not droppable */
+	uint64_t flops_saved;		/* per sample: the branch's nodes and the Add */
+	bool droppable;
+	const char *why;		/* not droppable: why (a static string) */
+};
+
+/**
+ * The residual blocks of m, droppable or not, in execution order: fills up to max (out may
+ * be NULL with max 0). Thread: any. @return how many there are (may exceed max).
+ */
+unsigned kern_model_blocks(const struct kern_model *m, struct kern_block *out, unsigned max);
+
+/**
+ * Resolve a block given as its index, its Add node's name or its output tensor's name.
+ * @return the index, -ENOENT (no such block: err says how many there are), or -EINVAL (the
+ *         block exists and is not droppable: err names it and says why)
+ */
+int kern_model_find_block(const struct kern_model *m, const char *s, struct tg_err *err);
+
+/**
+ * Write m's file with blocks[0..n) dropped: each Add's readers read its shortcut instead
+ * (an Add that is a graph output becomes an Identity of the shortcut), and every node,
+ * initializer and value_info that then feeds nothing is removed. The rest of the file (opset,
+ * names, attributes, BatchNormalization nodes as they were) is kept: it is a standard ONNX
+ * model other runtimes load. Thread: any (m is only read).
+ * @param out  set to a malloc'd buffer of *len bytes the caller frees
+ * @return 0, -EINVAL (a block out of range, listed twice or not droppable: err names it),
+ *         -ENOMEM
+ */
+int kern_model_drop(const struct kern_model *m, const unsigned *blocks, unsigned n,
+		    uint8_t **out, size_t *len, struct tg_err *err);
 
 /* ---- offline runs over many samples: tools, tests, benchmarks (not the serving path) ---- */
 

@@ -274,7 +274,8 @@ enum proto_status {
 	_(E_PENDING,        "pending",          PENDING,     "held whole and not answered yet: the answer will come") \
 	_(E_PATH_UNVERIFIED, "path_unverified", UNKNOWN_SESSION, "session bound to another address: a path challenge was sent") \
 	_(E_SOURCE_INFLIGHT, "source_inflight", OVERLOADED,  "the source address holds its share of message slots") \
-	_(E_EVICTED,        "evicted",          UNKNOWN_REQUEST, "unfinished message's slot taken back for fair share")
+	_(E_EVICTED,        "evicted",          UNKNOWN_REQUEST, "unfinished message's slot taken back for fair share") \
+	_(E_UNKNOWN_VARIANT, "unknown_variant", UNKNOWN_SPLIT, "the model does not serve the variant id the request names")
 
 enum proto_reason {
 #define _(sym, name, status, help) PROTO_##sym,

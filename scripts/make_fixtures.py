@@ -306,6 +306,10 @@ class GeluNet(nn.Module):
 
 
 # name -> (constructor, input shape, export options). "bn": keep BatchNormalization nodes.
+# Residual blocks of ResNetSmall to drop, alone and together (layer2.0 has a 1x1 conv shortcut:
+# not droppable, and the C test checks that it is refused by name).
+DROP_SETS = [["layer1.0"], ["layer2.1"], ["layer1.0", "layer2.1"]]
+
 FIXTURES = {
     "resnet_bnfolded": dict(make=ResNetSmall, shape=(3, 16, 16), opset=13, bn=False,
                             dynamic=False, outputs=["logits"]),
@@ -340,6 +344,16 @@ FIXTURES = {
                  outputs=["logits"]),
     "avgpool_pad": dict(make=AvgPoolPad, shape=(3, 12, 12), opset=13, bn=False,
                         dynamic=True, outputs=["logits"]),
+    # Skip-dropped variants (tailgate-model drop): ResNetSmall with BN kept or folded, opsets
+    # 11 and 17; drops.txt gives the outputs of PyTorch's model with residual branches removed.
+    "resnet_drop_op11": dict(make=ResNetSmall, shape=(3, 16, 16), opset=11, bn=True,
+                             dynamic=True, outputs=["logits"], drops=DROP_SETS),
+    "resnet_drop_op17": dict(make=ResNetSmall, shape=(3, 16, 16), opset=17, bn=True,
+                             dynamic=True, outputs=["logits"], drops=DROP_SETS),
+    "resnet_drop_bnfolded_op11": dict(make=ResNetSmall, shape=(3, 16, 16), opset=11, bn=False,
+                                      dynamic=True, outputs=["logits"], drops=DROP_SETS),
+    "resnet_drop_bnfolded_op17": dict(make=ResNetSmall, shape=(3, 16, 16), opset=17, bn=False,
+                                      dynamic=True, outputs=["logits"], drops=DROP_SETS),
 }
 
 
@@ -481,6 +495,9 @@ def make_fixture(name, spec, outdir, verbose):
     with open(os.path.join(d, "manifest.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
+    if spec.get("drops"):
+        model.eval()
+        write_drops(model, x, d, g, spec["drops"])
     size = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
     print(f"{name}: opset {spec['opset']}, {len(recorded)} tensors, {size // 1024} KiB, "
           f"ops {onnx_names.op_counts(g)}")
@@ -490,6 +507,33 @@ def make_fixture(name, spec, outdir, verbose):
         for mod_name, why in skipped:
             print(f"    skipped {mod_name}: {why}")
     return size
+
+
+def write_drops(model, x, d, g, sets):
+    """drops.txt: per drop set, the Add node names and PyTorch's outputs with those blocks'
+    residual branches removed (relu2(shortcut) instead of relu2(branch + shortcut))."""
+    adds = {n.name for n in g.node if n.op_type == "Add"}
+    lines = []
+    for k, mods in enumerate(sets):
+        saved = {}
+        names = []
+        for mod in mods:
+            blk = model.get_submodule(mod)
+            parts = mod.split(".")
+            name = "/" + "/".join(".".join(parts[:i + 1]) for i in range(len(parts))) + "/Add"
+            assert name in adds, (name, sorted(adds))
+            names.append(name)
+            saved[mod] = blk.forward
+            blk.forward = (lambda x, b=blk: b.relu2(x if b.downsample is None
+                                                   else b.downsample(x)))
+        with torch.no_grad():
+            out = model(x)
+        for mod in mods:
+            model.get_submodule(mod).forward = saved[mod]
+        np.save(os.path.join(d, f"drop_{k}.npy"), out.contiguous().numpy().astype(np.float32))
+        lines.append(f"drop {','.join(names)} drop_{k}.npy")
+    with open(os.path.join(d, "drops.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 def main():

@@ -407,8 +407,8 @@ probes(struct client *k, const struct sockaddr_in *gw, unsigned model_id, unsign
 	P("unknown model", (uint16_t)(model_id + 100), 0, 0, in, NULL, 0, PROTO_ST_UNKNOWN_MODEL,
 	  PROTO_OK);
 	P("split not served", (uint16_t)model_id, 0, 2, in, NULL, 0, PROTO_ST_UNKNOWN_SPLIT, PROTO_OK);
-	P("variant not served", (uint16_t)model_id, 1, 0, in, NULL, 0, PROTO_ST_UNKNOWN_SPLIT,
-	  PROTO_OK);
+	P("variant not served", (uint16_t)model_id, 200, 0, in, NULL, 0, PROTO_ST_UNKNOWN_SPLIT,
+	  PROTO_E_UNKNOWN_VARIANT);
 	P("input tensor at a later split", (uint16_t)model_id, 0, mid_split, in, NULL, 0,
 	  PROTO_ST_BAD_REQUEST, PROTO_E_MODEL_SHAPE);
 	P("input in another shape", (uint16_t)model_id, 0, 0, in, wrong_dims, 0,

@@ -164,6 +164,73 @@ test_model_conf(void)
 	TH_CHECK(gw_model_conf_parse("id=65535\n", strlen("id=65535\n"), "m.conf", &mc, &err) == -EINVAL);
 }
 
+/* model.conf variant and accuracy lines: a drop list and a file variant, and one error
+ * naming the line per malformed line. */
+static void
+test_model_conf_variants(void)
+{
+	static const char text[] =
+		"id = 1\n"
+		"accuracy = exit1:87.53:87.46\n"
+		"accuracy = final:92.40\n"
+		"variant = 1 nob1 drop=0,/layer2/layer2.1/Add exits=exit1:0.97 accuracy=final:91.2:91\n"
+		"variant = 7   bottleneck\tsplits=0,2  \n";
+	static const struct { const char *line, *words; } bad[] = {
+		{ "variant = 0 base", "id '0' is not a whole number in 1..254" },
+		{ "variant = 255 x", "1..254" },
+		{ "variant = 1", "expected 'ID NAME" },
+		{ "variant = 1 a/b", "name 'a/b'" },
+		{ "variant = 1 .hidden", "not starting with '.'" },
+		{ "variant = 1 a drop", "'drop' is not key=value" },
+		{ "variant = 1 a drop=", "empty entry" },
+		{ "variant = 1 a colour=red", "unknown option 'colour'" },
+		{ "variant = 1 a exits=e1:2", "confidence '2'" },
+		{ "variant = 1 a accuracy=final:101", "'101' is not a percentage" },
+		{ "variant = 1 a accuracy=final", "is not OUT:FP32[:INT8]" },
+		{ "variant = 1 a accuracy=f:1:2:3", "is not OUT:FP32[:INT8]" },
+		{ "variant = 1 a\nvariant = 1 b", "given twice" },
+		{ "variant = 1 a\nvariant = 2 a", "given twice" },
+		{ "accuracy = final:x", "'x' is not a percentage" },
+		{ "accuracy = final:90\naccuracy = final:91", "exit 'final' given twice" },
+	};
+	struct gw_model_conf mc;
+	struct tg_err err = { 0 };
+
+	gw_model_conf_default(&mc);
+	TH_CHECK_MSG(gw_model_conf_parse(text, sizeof(text) - 1, "m.conf", &mc, &err) == 0, "%s",
+		     err.msg);
+	TH_CHECK(mc.n_acc == 2 && mc.acc[0].fp32_bp == 8753 && mc.acc[0].int8_bp == 8746 &&
+		 mc.acc[1].fp32_bp == 9240 && mc.acc[1].int8_bp == 0);
+	TH_CHECK(mc.n_variants == 2);
+	TH_CHECK(mc.variants[0].id == 1 && strcmp(mc.variants[0].name, "nob1") == 0 &&
+		 mc.variants[0].n_drop == 2 && strcmp(mc.variants[0].drop[1],
+						      "/layer2/layer2.1/Add") == 0);
+	TH_CHECK(mc.variants[0].n_exits == 1 && mc.variants[0].exit_conf[0] == 0.97f &&
+		 mc.variants[0].n_acc == 1 && mc.variants[0].acc[0].fp32_bp == 9120 &&
+		 mc.variants[0].acc[0].int8_bp == 9100);
+	TH_CHECK(mc.variants[1].id == 7 && strcmp(mc.variants[1].name, "bottleneck") == 0 &&
+		 mc.variants[1].n_drop == 0 && mc.variants[1].n_splits == 2);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char t[256];
+		int n = snprintf(t, sizeof(t), "id = 1\n%s\n", bad[i].line);
+
+		gw_model_conf_default(&mc);
+		TH_CHECK_MSG(gw_model_conf_parse(t, (size_t)n, "m.conf", &mc, &err) == -EINVAL &&
+			     strstr(err.msg, bad[i].words) != NULL && strstr(err.msg, "m.conf:"),
+			     "%s: %s", bad[i].line, err.msg);
+	}
+	{	/* 17 variants: one more than a model may declare */
+		char t[2048];
+		int n = snprintf(t, sizeof(t), "id = 1\n");
+
+		for (int v = 1; v <= GW_MAX_VARIANTS + 1; v++)
+			n += snprintf(t + n, sizeof(t) - (size_t)n, "variant = %d v%d drop=0\n", v, v);
+		gw_model_conf_default(&mc);
+		TH_CHECK(gw_model_conf_parse(t, (size_t)n, "m.conf", &mc, &err) == -EINVAL &&
+			 strstr(err.msg, "more than 16 variants"));
+	}
+}
+
 int
 main(void)
 {
@@ -173,5 +240,6 @@ main(void)
 	TH_RUN(test_validate_states_what_is_accepted);
 	TH_RUN(test_auth_keys);
 	TH_RUN(test_model_conf);
+	TH_RUN(test_model_conf_variants);
 	TH_DONE();
 }
