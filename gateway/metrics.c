@@ -221,6 +221,14 @@ gw_render_dp(struct gw *g, struct gw_prom *p)
 	GW_DP(arp_replies, "ARP requests answered");
 	GW_DP(icmp_replies, "ICMP echo requests answered");
 	GW_DP(udp_rx, "datagrams to our port that passed IPv4/UDP checks");
+	GW_DP(hello_replies, "HELLO_REPLY datagrams sent");
+	GW_DP(sessions_opened, "sessions a HELLO opened");
+	GW_DP(sessions_expired, "sessions forgotten after session_ttl_ms idle");
+	GW_DP(sessions_evicted, "unverified sessions a new HELLO took the place of (table full)");
+	GW_DP(sessions_moved, "sessions moved to an address that echoed their path token");
+	GW_DP(path_challenges, "HELLO_REPLYs carrying a path token (address not yet proved)");
+	GW_DP(hello_dups, "retransmitted HELLOs given their session again");
+	GW_DP(pending_sent, "PENDING answers to chunks of requests already held");
 	GW_DP(chunks_placed, "REQUEST chunks placed into their slot");
 	GW_DP(msgs_opened, "messages given a reassembly slot");
 	GW_DP(msgs_completed, "messages whose every chunk arrived");

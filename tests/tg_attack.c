@@ -499,10 +499,15 @@ tga_hello_flood(void)
 		if (tga_id_add(a, TGA_PORT_BASE, 0x7a000000u + s) < 0)
 			return -1;
 	}
-	/* Round robin over the sources, so the flood is many sources at once. */
+	/*
+	 * Round robin over the sources, so the flood is many sources at once; a HELLO's
+	 * retransmits follow it at once, so no other HELLO can have evicted its session in
+	 * between (the oldest unverified session goes first) and another session on a
+	 * retransmit is the gateway forgetting the nonce, nothing else.
+	 */
 	for (unsigned k = 1; k <= o.hellos; k++)
-		for (unsigned r = 0; r < o.repeat; r++)
-			for (unsigned s = 0; s < o.sources; s++) {
+		for (unsigned s = 0; s < o.sources; s++)
+			for (unsigned r = 0; r < o.repeat; r++) {
 				int n = tga_hello_bytes(buf, &ids[s], k, 0);
 
 				if (n <= 0 || tga_send(&ids[s], buf, (size_t)n, 0) <= 0)
