@@ -257,7 +257,8 @@ scenario_corrupt() {	# out
 	chaos_client "$1/client" "$REQS" 5000
 	attack_wait "$o"
 	check "corrupt: tg_attack ran (status $?)" test $? -eq 0
-	fig="$n echo requests, $(show chunks_corrupted "$o") chunks corrupted: $(show ok "$o") OK, $(show wrong "$o") wrong, $(show reason_bad_crc "$o") refused bad_crc"
+	http_get /metrics "$1/metrics.crc"
+	fig="$n echo requests, $(show chunks_corrupted "$o") chunks corrupted: $(show ok "$o") OK, $(show wrong "$o") wrong; the gateway refused $(metric "$1/metrics.crc" 'tailgate_proto_rejects_total{reason="bad_crc"}') chunks bad_crc (never answered: NACKs recovered them)"
 	check "corrupt: chunks were corrupted ($(val chunks_corrupted "$o")), every request answered OK, none wrong ($(val wrong "$o"))" \
 		test "$(val chunks_corrupted "$o")" -gt 0 -a "$(val ok "$o")" -eq "$n" -a \
 		"$(val wrong "$o")" -eq 0

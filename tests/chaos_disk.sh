@@ -21,6 +21,7 @@ NAME=tgcd$$ SUBNET=41
 TMP=$(mktemp -d /tmp/tg_chdisk.XXXXXX)
 DISK=$TMP/disk
 . tests/gw_lib.bash
+. tests/chaos_lib.bash	# chaos_figure: a row of the "Faults and attacks" table
 disk_cleanup() {
 	gw_stop_kill
 	mountpoint -q "$DISK" && umount -l "$DISK"
@@ -172,5 +173,7 @@ lw=$(sed -n 's/.*log: closed: access [0-9]* produced, \([0-9]*\) written.*/\1/p'
 n3=$(json_lines "$DISK/access.log")
 check "SIGTERM: the last event line's written count is the access log's lines (${lw:-none}, $n3)" \
 	test "${lw:-none}" = "$n3"
+chaos_figure "log disk full" "$([ "$fail" -eq 0 ] && echo pass || echo FAIL)" \
+	"every request answered while full and after; access log: ${p1:-?} produced, ${w1:-?} written, ${d1:-?} counted lost to the full disk, no torn line; after room again all $((${p2:-0} - ${p1:-0})) new records written"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

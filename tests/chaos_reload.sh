@@ -21,6 +21,7 @@ cd "$(dirname "$0")/.."
 NAME=tgcr$$ NET=10.84 SUBNET=1
 TMP=$(mktemp -d /tmp/tg_chaos_reload.XXXXXX)
 . tests/gw_lib.bash
+. tests/chaos_lib.bash	# chaos_figure: a row of the "Faults and attacks" table
 trap gw_cleanup EXIT
 trap 'exit 130' INT TERM
 summary() { echo "  $1: $(tr '\n' ' ' <"$2")" | fold -s -w 100; }
@@ -153,5 +154,7 @@ logged=$(cat "$out/access.log" 2>/dev/null | wc -l)
 answered=$(cat "$out"/*.ids 2>/dev/null | wc -l)
 check "access log: one line per RESPONSE the clients got ($logged, $answered)" \
 	test "$logged" -gt 0 -a "$logged" -eq "$answered"
+chaos_figure "SIGHUP every 100 ms" "$([ "$fail" -eq 0 ] && echo pass || echo FAIL)" \
+	"$hups SIGHUPs (a SIGHUP during a build queues one more, so they coalesce) under an open loop at $rate/s (0.9 of the measured capacity): $(show sent "$out/hup") sent, $(show answered "$out/hup") answered once, $(show ok "$out/hup") OK, $(show lost "$out/hup") lost; generation ${gen0:-?} to ${gen2:-?}, $(cat "$out"/mono.* 2>/dev/null | wc -l) counters went back; drain ${deliv:-?} delivered = ${answ:-?} answered"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

@@ -21,6 +21,7 @@ cd "$(dirname "$0")/.."
 NAME=tgcs$$ NET=10.84 SUBNET=2
 TMP=$(mktemp -d /tmp/tg_chaos_shutdown.XXXXXX)
 . tests/gw_lib.bash
+. tests/chaos_lib.bash	# chaos_figure: a row of the "Faults and attacks" table
 trap gw_cleanup EXIT
 trap 'exit 130' INT TERM
 summary() { echo "  $1: $(tr '\n' ' ' <"$2")" | fold -s -w 100; }
@@ -113,6 +114,9 @@ logged=$(cat "$out/access.log" 2>/dev/null | wc -l)
 answered=$(cat "$out"/*.ids 2>/dev/null | wc -l)
 check "SIGTERM: one access-log line per RESPONSE the clients got ($logged, $answered)" \
 	test "$logged" -gt 0 -a "$logged" -eq "$answered"
+chaos_figure "SIGTERM under load" "$([ "$fail" -eq 0 ] && echo pass || echo FAIL)" \
+	"open loop at $rate/s: $(show sent "$out/load") sent, $(show answered "$out/load") answered once, $(show lost "$out/load") lost; exit status $grc; $logged access-log lines for $answered answers"
+fail_term=$fail
 
 # ---- 2. SIGKILL, restart, devices recover by HELLO ----
 out=$TMP/kill
@@ -172,5 +176,7 @@ if [ -n "$gw_pid" ]; then
 	check "SIGKILL: the new tailgate exited 0 on SIGTERM (status $grc)" test "$grc" -eq 0
 	check_drain "SIGKILL: the new tailgate" "$TMP/kill2/event.log"
 fi
+chaos_figure "SIGKILL and restart" "$([ "$fail" -eq "$fail_term" ] && echo pass || echo FAIL)" \
+	"100 devices at 40 req/s; restart on the same port; devices re-HELLOed $(jv rehellos "$out/bench.json") times and the new tailgate served ${v:-?} OK"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
