@@ -192,6 +192,9 @@ gw_admit(const struct gw_gen *gen, struct dp_req *dq, int *model, enum proto_rea
 	*reason = PROTO_OK;
 	*model = mi = gw_repo_find(gen->repo, rq->c.model_id, rq->c.variant_id, &known);
 	if (mi < 0 && known) {
+		/* The model is served: the refusal is counted under its base variant's name,
+		 * where an operator looks for that model's traffic, not under "unknown". */
+		*model = gw_repo_find(gen->repo, rq->c.model_id, 0, &known);
 		*reason = PROTO_E_UNKNOWN_VARIANT;
 		return PROTO_ST_UNKNOWN_SPLIT;
 	}
