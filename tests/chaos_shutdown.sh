@@ -24,29 +24,15 @@ TMP=$(mktemp -d /tmp/tg_chaos_shutdown.XXXXXX)
 . tests/chaos_lib.bash	# chaos_figure: a row of the "Faults and attacks" table
 trap gw_cleanup EXIT
 trap 'exit 130' INT TERM
-summary() { echo "  $1: $(tr '\n' ' ' <"$2")" | fold -s -w 100; }
 SECS=4
 [ "${CHAOS_LONG:-0}" = 1 ] && SECS=20
 
 FM=/usr/share/datasets/fashion-mnist
 gw_require "$BUILD/tailgate" "$BUILD/tests/gw_client" "$BUILD/tailgate-bench"
 
-gw_repo "$TMP/repo"
-cat >"$TMP/tailgate.conf" <<CONF
-address = $IP_GW
-models = $TMP/repo
-workers = 1
-max_inflight_messages = 4096
-max_inflight_client = 2048
-max_inflight = 4096
-queue_cap = 2048
-CONF
+gw_roomy_conf "$TMP"
 
-if ! ns_up; then
-	bad "namespaces"
-	echo "$pass passed, $fail failed, $skip skipped"
-	exit 1
-fi
+ns_up_or_exit
 
 # The drain line of an event log: "delivered taken answered late", or nothing.
 drain_line() {	# event.log

@@ -26,30 +26,14 @@ TMP=$(mktemp -d /tmp/tg_gwol.XXXXXX)
 . tests/gw_lib.bash
 trap gw_cleanup EXIT
 trap 'exit 130' INT TERM
-summary() { echo "  $1: $(tr '\n' ' ' <"$2")" | fold -s -w 100; }
 
 FM=/usr/share/datasets/fashion-mnist
 gw_require "$BUILD/tailgate" "$BUILD/tests/gw_client"
 
-gw_repo "$TMP/repo"
-# Room for thousands in flight: the dataplane's slots and the scheduler's queue must not be
-# what sheds (they answer OVERLOADED too, but the test is about the scheduler's choices).
-cat >"$TMP/tailgate.conf" <<CONF
-address = $IP_GW
-models = $TMP/repo
-workers = 1
-max_inflight_messages = 4096
-max_inflight_client = 2048
-max_inflight = 4096
-queue_cap = 2048
-CONF
+gw_roomy_conf "$TMP"
 
 out=$TMP/run
-if ! ns_up; then
-	bad "namespaces"
-	echo "$pass passed, $fail failed, $skip skipped"
-	exit 1
-fi
+ns_up_or_exit
 if ! gw_start "$TMP/tailgate.conf" "$out" --engine-threads 2; then
 	bad "tailgate started on the shipped repository"
 	echo "$pass passed, $fail failed, $skip skipped"

@@ -58,7 +58,39 @@ gw_repo() {	# dir [model.conf to use instead]
 	mkdir -p "$1/fmnist-resnet"
 	ln -sf "$PWD/models/fmnist-resnet/model.onnx" "$1/fmnist-resnet/model.onnx"
 	ln -sf "$PWD/models/fmnist-resnet/model.calib" "$1/fmnist-resnet/model.calib"
+	# File variants that model.conf's variant lines name live there.
+	[ -d models/fmnist-resnet/variants ] &&
+		ln -sfn "$PWD/models/fmnist-resnet/variants" "$1/fmnist-resnet/variants"
 	cp "${2:-models/fmnist-resnet/model.conf}" "$1/fmnist-resnet/model.conf"
+}
+
+# The shipped repository in dir/repo and dir/tailgate.conf serving it with room for thousands
+# in flight: the dataplane's slots and the scheduler's queue are not what sheds (they answer
+# OVERLOADED too, but these tests are about the scheduler, reloads and stops).
+gw_roomy_conf() {	# dir
+	gw_repo "$1/repo"
+	cat >"$1/tailgate.conf" <<-CONF
+	address = $IP_GW
+	models = $1/repo
+	workers = 1
+	max_inflight_messages = 4096
+	max_inflight_client = 2048
+	max_inflight = 4096
+	queue_cap = 2048
+	CONF
+}
+
+# Namespaces up, or the test ends here with a failure.
+ns_up_or_exit() {
+	ns_up && return 0
+	bad "namespaces"
+	echo "$pass passed, $fail failed, $skip skipped"
+	exit 1
+}
+
+# A client's "name value" lines on one folded line.
+summary() {	# label file
+	echo "  $1: $(tr '\n' ' ' <"$2")" | fold -s -w 100
 }
 
 # Start tailgate on af_packet in the gateway namespace; sets gw_pid and gw_port.
