@@ -66,7 +66,7 @@ BUILD_DEPS := build/.build-deps-ok
 .DEFAULT_GOAL := all
 
 all: $(BUILD_DEPS) $(LIBS) $(TOOLS) $(UNIT_TESTS) $(TEST_PROGS) $(FUZZ_REPLAY) \
-	$(BUILD)/bench/kudp-recv $(BUILD)/bench/seal-bench
+	$(BUILD)/bench/kudp-recv $(BUILD)/bench/seal-bench $(BUILD)/bench/codec-table
 
 deps:
 	@scripts/deps.sh
@@ -153,6 +153,11 @@ $(BUILD)/bench/kudp-recv: bench/kudp_recv.c $(LIBS)
 
 # The cost of the CRC and MAC seals per datagram (make bench, docs/BENCHMARKS.md).
 $(BUILD)/bench/seal-bench: bench/seal_bench.c $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
+
+# Bytes on the wire against accuracy per split and wire dtype (the model cards' codec table).
+$(BUILD)/bench/codec-table: bench/codec_table.c $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 

@@ -457,9 +457,24 @@ struct kp_conv {
 	int64_t oc;
 };
 
+/*
+ * Grouped f32 convolutions ask for NHWC (acdb) source and destination. Under format `any`
+ * oneDNN 2.6 runs a grouped conv with its blocked kernels (aBcd8b, aBcd16b) while the dense
+ * convolutions, pooling and residual Adds around it settle on NHWC (brgconv), so each grouped
+ * conv paid a reorder of its input, of its residual and of its output: 17% of the batch-64
+ * time of fmnist-resnet's predefined-sparse variant, which ran 20% faster without them
+ * (variants/sparse/TRAINING.md). The same jit kernels take NHWC. kp_build_conv() falls back
+ * to `any` when only oneDNN's reference kernel would take it.
+ */
+static bool
+kp_conv_nhwc_first(const struct kern_plan *p, const struct kern_node *n)
+{
+	return n->a.conv.group > 1 && p->sh.ndim[n->in[0]] == 4 && !p->int8;
+}
+
 static int
 kp_conv_desc(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c,
-	     struct kp_conv *cv)
+	     struct kp_conv *cv, bool nhwc)
 {
 	const struct kern_shapes *s = &p->sh;
 	int x = n->in[0], w = n->in[1], b = n->n_in > 2 ? n->in[2] : -1;
@@ -485,6 +500,16 @@ kp_conv_desc(struct kern_plan *p, const struct kern_node *n, const struct kp_cha
 	kp_any_md(&dst_md, nd, s->dims[c->out_v]);
 	src_md.data_type = cv->xdt;
 	dst_md.data_type = cv->q.dst_dt;
+	if (nhwc && !cv->i8) {
+		int rc = KP_CHK(p, dnnl_memory_desc_init_by_tag(&src_md, nd, src_md.dims, dnnl_f32,
+								dnnl_acdb), n, "NHWC source");
+
+		if (rc == 0)
+			rc = KP_CHK(p, dnnl_memory_desc_init_by_tag(&dst_md, nd, dst_md.dims, dnnl_f32,
+								    dnnl_acdb), n, "NHWC destination");
+		if (rc < 0)
+			return rc;
+	}
 	/* Grouped weights are [G, OC/G, IC/G, k...] to oneDNN; same bytes as ONNX's [OC, IC/G, k...]. */
 	if (g > 1) {
 		wd[wnd++] = g;
@@ -569,21 +594,40 @@ kp_conv_dst(struct kern_plan *p, const struct kern_node *n, const struct kp_chai
 	return rc;
 }
 
+/* True when oneDNN picked its reference (slow, any-layout) kernel for pd. */
+static bool
+kp_is_ref_impl(const_dnnl_primitive_desc_t pd)
+{
+	const char *impl = NULL;
+
+	if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success ||
+	    impl == NULL)
+		return false;
+	return strncmp(impl, "ref", 3) == 0;
+}
+
 /* Conv with its fused followers (activations, one residual Add), f32 or int8. */
 static int
 kp_build_conv(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
 {
 	int w = n->in[1], b = n->n_in > 2 ? n->in[2] : -1;
+	bool nhwc = kp_conv_nhwc_first(p, n);
 	struct kp_prim pr = { 0 };
 	struct kp_conv cv;
 	dnnl_memory_t src, wm = NULL, bm = NULL, dst;
-	int rc = kp_conv_desc(p, n, c, &cv);
+	int rc = kp_conv_desc(p, n, c, &cv, nhwc);
 
 	if (rc == 0)
 		rc = kp_chain_attr(p, c, &pr.attr, n, &cv.q);
 	if (rc == 0 && cv.i8)
 		rc = kp_conv_int8(p, n, &cv, &pr, &wm, &bm);
 	rc = kp_prim_desc(p, &pr, rc, &cv.cd, n, "convolution pd");
+	if (rc == 0 && nhwc && kp_is_ref_impl(pr.pd)) {
+		dnnl_primitive_desc_destroy(pr.pd);
+		pr.pd = NULL;
+		rc = kp_conv_desc(p, n, c, &cv, false);
+		rc = kp_prim_desc(p, &pr, rc, &cv.cd, n, "convolution pd");
+	}
 	if (rc == 0)
 		rc = kp_get(p, n->in[0], kp_prim_md(&pr, dnnl_query_src_md), &src, n);
 	if (rc == 0 && !cv.i8)
