@@ -12,6 +12,17 @@ FILTER=${2:-}
 cd "$(dirname "$0")/.."
 
 tp=0 tf=0 ts=0 failed_progs=()
+
+# One whole suite at a time on a machine: several at once (worktrees, a CI runner beside a
+# developer) share the cores, and every one of them then takes several times as long.
+# TG_SUITE_LOCK= (empty) turns it off. A filtered run never waits.
+lock=${TG_SUITE_LOCK-/tmp/tailgate-suite.lock}
+if [ -z "$FILTER" ] && [ -n "$lock" ] && exec 9>>"$lock" 2>/dev/null; then
+	if ! flock -n 9; then
+		echo "run_tests: another whole suite runs on this machine; waiting for it ($lock)"
+		flock 9
+	fi
+fi
 log_dir=$BUILD/test-logs
 mkdir -p "$log_dir"
 
@@ -19,7 +30,7 @@ run_one() {	# name, command...
 	local name=$1; shift
 	[ -n "$FILTER" ] && [[ "$name" != *"$FILTER"* ]] && return 0
 	local log=$log_dir/$(echo "$name" | tr '/ ' '__').log start=$(date +%s.%N)
-	"$@" >"$log" 2>&1
+	"$@" >"$log" 2>&1 9>&-	# the suite lock stays with this shell, never with a daemon a test left
 	local rc=$? line
 	line=$(grep -E '^([A-Za-z_-]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
 	local p f s
