@@ -31,6 +31,8 @@
  * dtype dtypes[(i / n) % m], block by block: heads batched on the engine, each row quantized,
  * the expected class from a batched reference tail fed from the quantized bytes by
  * kern_plan_load_rows (the gateway's own dequantizing copy); every image sent once.
+ * --calib FILE (with --fmnist): the reference tails run in int8 with that calibration, as a
+ * gateway serving the model with "dtype = int8" does (the heads stay f32, as on a device).
  * --rate R or --closed W, with --duration S --deadline-us D [--warmup S] [--drain-ms N]
  * (needs --fmnist; the first block's tensors in turn): an open loop paced at R requests/s
  * whatever the answers (ids tracked per client, thousands in flight), or a closed loop of W
@@ -429,6 +431,8 @@ static struct {
 	struct kern_plan *head[4], *tail[4];	/* FM_BATCH rows each */
 	unsigned tail_final[4];			/* the final exit's output index in tail[] */
 	uint64_t heads, tails;			/* batched engine runs, for the summary */
+	struct kern_calib *calib;		/* --calib: int8 reference tails; else NULL */
+	uint64_t off_correct, off_n;		/* offline classes vs the labels */
 } fm;
 
 static const char *
@@ -466,13 +470,16 @@ parse_list(const char *v, uint8_t *out, unsigned max, bool dtypes)
 
 /* Model, images (the first limit), and a batched head and reference tail per split. */
 static int
-fm_open(const char *model_path, const char *dir, size_t limit, struct tg_err *err)
+fm_open(const char *model_path, const char *dir, const char *calib, size_t limit,
+	struct tg_err *err)
 {
 	const char *fn, *name;
 	int rc;
 
 	rc = kern_model_load(model_path, NULL, &fm.m, err);
 	if (rc < 0)
+		return rc;
+	if (calib != NULL && (rc = kern_calib_load(fm.m, calib, &fm.calib, err)) < 0)
 		return rc;
 	rc = tg_fmnist_load(dir, false, limit, &fm.ds, err);
 	if (rc < 0)
@@ -482,7 +489,9 @@ fm_open(const char *model_path, const char *dir, size_t limit, struct tg_err *er
 		struct kern_plan_spec hs = { .kind = KERN_PLAN_HEAD, .split = fm.splits[k],
 					     .batch = FM_BATCH };
 		struct kern_plan_spec ts = { .kind = KERN_PLAN_TAIL, .split = fm.splits[k],
-					     .batch = FM_BATCH };
+					     .batch = FM_BATCH, .calib = fm.calib,
+					     .precision = fm.calib != NULL ? KERN_PREC_INT8 :
+									    KERN_PREC_F32 };
 		struct tg_tensor v;
 
 		if (kern_model_split(fm.m, fm.splits[k]) == NULL)
@@ -508,6 +517,7 @@ fm_close(void)
 		kern_plan_free(fm.tail[k]);
 	}
 	tg_fmnist_free(&fm.ds);
+	kern_calib_free(fm.calib);
 	kern_model_free(fm.m);
 }
 
@@ -592,6 +602,8 @@ fm_group(unsigned si, const size_t *idx, unsigned k, struct tg_err *err)
 		struct tensor *t = &tens[n_tens + j];
 
 		t->expect = argmax((const float *)out.data + j * classes, classes, &t->near_tie);
+		fm.off_n++;
+		fm.off_correct += t->expect == (uint32_t)t->label;
 	}
 	n_tens += k;
 	return 0;
@@ -1142,6 +1154,14 @@ print_summary(unsigned n_probes, unsigned probes_ok)
 	if (fm.m != NULL)
 		printf("engine_head_batches %llu\nengine_tail_batches %llu\n",
 		       (unsigned long long)fm.heads, (unsigned long long)fm.tails);
+	if (fm.off_n > 0) {	/* every answer vs the labels, and the offline classes' */
+		uint64_t c = 0, n = 0;
+
+		for (unsigned d = 0; d < PROTO_DT__COUNT; d++)
+			c += st.correct[d], n += st.labelled[d];
+		printf("accuracy_all %.4f\noffline_accuracy %.4f\n", n ? (double)c / (double)n : 0,
+		       (double)fm.off_correct / (double)fm.off_n);
+	}
 	for (unsigned s = 0; s < PROTO_ST__COUNT; s++)
 		printf("status_%s %llu\n", proto_status_name(s), (unsigned long long)st.by_status[s]);
 	for (unsigned a = 0; a < 256; a++)
@@ -1153,7 +1173,7 @@ print_summary(unsigned n_probes, unsigned probes_ok)
 int
 main(int argc, char **argv)
 {
-	const char *model = NULL, *input = NULL, *ids = NULL, *fmnist = NULL;
+	const char *model = NULL, *input = NULL, *ids = NULL, *fmnist = NULL, *calib = NULL;
 	unsigned samples = 32, split = 0, time_limit = 60, bad = 0, n_probes = 0, probes_ok = 0;
 	unsigned client_base = 1000, images = 10000, block = 512, closed = 0, drain_ms = 3000;
 	double rate = 0, duration = 0, warmup = 0;
@@ -1226,6 +1246,8 @@ main(int argc, char **argv)
 			ids = v;
 		} else if (strcmp(k, "--fmnist") == 0) {
 			fmnist = v;
+		} else if (strcmp(k, "--calib") == 0) {
+			calib = v;
 		} else if (strcmp(k, "--images") == 0) {
 			images = u;
 		} else if (strcmp(k, "--block") == 0) {
@@ -1265,7 +1287,7 @@ main(int argc, char **argv)
 	if (model == NULL || o.gw.sin_addr.s_addr == 0 || o.clients == 0 ||
 	    o.clients > MAX_CLIENTS || o.window == 0 || o.window > MAX_WINDOW || samples == 0 ||
 	    samples > MAX_SAMPLES || o.requests == 0 || o.top_k == 0 || o.top_k > 16 ||
-	    block == 0 || block > MAX_TENS || images == 0 ||
+	    block == 0 || block > MAX_TENS || images == 0 || (calib != NULL && fmnist == NULL) ||
 	    ((rate > 0 || closed > 0) && (duration <= 0 || fmnist == NULL || o.deadline_us == 0))) {
 		fprintf(stderr, "gw_client: bad arguments\n");
 		return 2;
@@ -1287,7 +1309,8 @@ main(int argc, char **argv)
 		kern_model_free(m);
 	}
 	if (fmnist != NULL) {
-		if (fm_open(model, strcmp(fmnist, "default") == 0 ? NULL : fmnist, images, &err) < 0) {
+		if (fm_open(model, strcmp(fmnist, "default") == 0 ? NULL : fmnist, calib, images,
+			    &err) < 0) {
 			fprintf(stderr, "gw_client: %s\n", err.msg);
 			return 1;
 		}
