@@ -104,6 +104,7 @@ lg_argmax(const float *x, size_t n)
 struct lg_build {			/* scratch of one split's build */
 	const struct kern_model *m;
 	const struct lg_inputs_cfg *cfg;
+	const struct kern_calib *calib;	/* int8 offline answers; NULL: f32 */
 	unsigned split;
 	const struct kern_split *ks;
 	struct kern_tail *tail;
@@ -196,7 +197,9 @@ lg_build_split(struct lg_inputs *in, struct lg_build *bd, const struct tg_fmnist
 	       struct tg_err *err)
 {
 	struct kern_plan_spec hspec = { .kind = KERN_PLAN_HEAD, .split = bd->split };
-	struct kern_plan_spec tspec = { .kind = KERN_PLAN_TAIL, .split = bd->split };
+	struct kern_plan_spec tspec = { .kind = KERN_PLAN_TAIL, .split = bd->split,
+					.calib = bd->calib,
+					.precision = bd->calib ? KERN_PREC_INT8 : KERN_PREC_F32 };
 	struct kern_tail *head = NULL;
 	size_t in_numel = kern_model_split(bd->m, 0)->numel, bytes;
 	unsigned k;
@@ -308,6 +311,7 @@ lg_inputs_build(struct lg_inputs **out, const struct lg_inputs_cfg *cfg, struct 
 	struct kern_model *m = NULL;
 	struct kern_model_info info;
 	struct tg_fmnist ds = { 0 };
+	struct kern_calib *calib = NULL;
 	char path[4096], cpath[4096], key[8192];
 	struct stat stb;
 	uint64_t t0 = tg_now_ns();
@@ -354,6 +358,8 @@ lg_inputs_build(struct lg_inputs **out, const struct lg_inputs_cfg *cfg, struct 
 		rc = tg_err_set(err, -EINVAL, "%s: input is not one 28x28 image", path);
 		goto out_model;
 	}
+	if (cfg->calib != NULL && (rc = kern_calib_load(m, cfg->calib, &calib, err)) < 0)
+		goto out_model;
 	rc = tg_fmnist_load(cfg->dataset_dir, false, cfg->n_images, &ds, err);
 	if (rc < 0)
 		goto out_model;
@@ -365,7 +371,7 @@ lg_inputs_build(struct lg_inputs **out, const struct lg_inputs_cfg *cfg, struct 
 	}
 	memcpy(in->labels, ds.labels, ds.n);
 	for (unsigned s = 0; s < 64; s++) {
-		struct lg_build bd = { .m = m, .cfg = cfg, .split = s };
+		struct lg_build bd = { .m = m, .cfg = cfg, .calib = calib, .split = s };
 
 		if (!(cfg->split_mask >> s & 1))
 			continue;
@@ -382,6 +388,7 @@ lg_inputs_build(struct lg_inputs **out, const struct lg_inputs_cfg *cfg, struct 
 	if (cpath[0] != 0)
 		lg_cache_save(in, cfg->cache_dir, cpath, key);
 	tg_fmnist_free(&ds);
+	kern_calib_free(calib);
 	kern_model_free(m);
 	*out = in;
 	return 0;
@@ -389,6 +396,7 @@ lg_inputs_build(struct lg_inputs **out, const struct lg_inputs_cfg *cfg, struct 
 out_ds:
 	tg_fmnist_free(&ds);
 out_model:
+	kern_calib_free(calib);
 	kern_model_free(m);
 out_free:
 	lg_inputs_free(in);
@@ -412,17 +420,22 @@ enum { LG_CACHE_VERSION = 1 };
 static int
 lg_cache_key(const struct lg_inputs_cfg *cfg, const char *model_path, char *key, size_t len)
 {
-	struct stat st;
-	char real[4096];
+	struct stat st, cst = { 0 };
+	char real[4096], creal[4096] = "f32";
 
 	if (stat(model_path, &st) < 0 || realpath(model_path, real) == NULL)
 		return -errno;
+	/* The offline answers depend on the precision: int8 ones on the calibration file. */
+	if (cfg->calib != NULL && (stat(cfg->calib, &cst) < 0 || realpath(cfg->calib, creal) == NULL))
+		return -errno;
 	snprintf(key, len, "tailgate-bench inputs v%d\nmodel %s %lld %lld.%09ld\nid %u\n"
-		 "images %u %s\nsplits %llx\ndtypes %x\ndgram %u\n", LG_CACHE_VERSION, real,
+		 "images %u %s\nsplits %llx\ndtypes %x\ndgram %u\noffline %s %lld %lld.%09ld\n",
+		 LG_CACHE_VERSION, real,
 		 (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
 		 cfg->model_id, cfg->n_images, cfg->dataset_dir ? cfg->dataset_dir : TG_FMNIST_DIR,
 		 (unsigned long long)cfg->split_mask, cfg->dtype_mask,
-		 cfg->max_dgram ? cfg->max_dgram : PROTO_DEFAULT_DGRAM);
+		 cfg->max_dgram ? cfg->max_dgram : PROTO_DEFAULT_DGRAM, creal,
+		 (long long)cst.st_size, (long long)cst.st_mtim.tv_sec, cst.st_mtim.tv_nsec);
 	return 0;
 }
 

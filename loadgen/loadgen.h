@@ -171,6 +171,8 @@ struct lg_inputs_cfg {
 	unsigned dtype_mask;		/* bit = enum proto_dtype */
 	uint16_t max_dgram;		/* 0: PROTO_DEFAULT_DGRAM */
 	unsigned threads;		/* engine threads; 0: all cores */
+	const char *calib;		/* offline answers in int8 with this calibration file (a
+					 * gateway serving the model with dtype = int8); NULL: f32 */
 	const char *cache_dir;		/* NULL: no cache; else the built inputs are kept there,
 					 * keyed by model file (path, size, mtime), images, splits,
 					 * dtypes, datagram size and model id, and loaded next time */

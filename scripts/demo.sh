@@ -119,9 +119,13 @@ grep -v '^EAL\|^$\|^libbpf\|^libxdp' "$OUT/gw.err" | sed 's/^/  /' | head -n 20
 port=$(sed -n 's/^tailgate: control plane on port \([0-9]*\)$/\1/p' "$OUT/gw.err")
 
 say "bench: $DEVICES devices, Poisson arrivals at $RATE requests/s for $SECONDS_RUN s, $IMAGES images, mix $MIX"
+# The offline answers the bench checks against are in the precision the gateway serves.
+calib=()
+grep -q '^dtype *= *int8' models/fmnist-resnet/model.conf &&
+	calib=(--calib models/fmnist-resnet/model.calib)
 ip netns exec "$TG_NS_CL" "$BUILD/tailgate-bench" --gateway "$TG_IP_GW:7700" \
 	--bind "$TG_IP_CL" --model models/fmnist-resnet --model-id 1 --devices "$DEVICES" \
-	--images "$IMAGES" \
+	--images "$IMAGES" "${calib[@]}" \
 	--rate "$RATE" --duration "$SECONDS_RUN" --warmup 1 --mix "$MIX" \
 	--json "$OUT/bench.json" --hgrm "$OUT/latency.hgrm"
 bench_rc=$?

@@ -9,7 +9,8 @@
 # serves int8 (startup summary and /v1/models), every request answered OK, every prediction
 # equal to the offline int8 one (top-2 near ties within 1e-3 counted apart), the accuracy
 # against the labels within 0.5 points of `tailgate-model eval --dtype int8` on the same
-# images (the wire's own quantization costs little), /metrics counting them, SIGTERM exit 0.
+# images (the wire's own quantization costs little), /metrics counting them; then
+# tailgate-bench --calib (offline answers in int8) agrees with every answer; SIGTERM exit 0.
 # Under SAN=1 (BUILD ending in /san) it sends the first 1,000 images only, and says so.
 # Usage: tests/gateway_int8.sh BUILD
 set -u
@@ -29,7 +30,8 @@ if [[ "$BUILD" == */san || "$BUILD" == san ]]; then
 	IMAGES=${GW_INT8_IMAGES:-1000}
 	echo "note: sanitizer build: the first $IMAGES images only (the same checks)"
 fi
-gw_require "$BUILD/tailgate" "$BUILD/tests/gw_client" "$BUILD/tailgate-model"
+gw_require "$BUILD/tailgate" "$BUILD/tests/gw_client" "$BUILD/tailgate-model" \
+	"$BUILD/tailgate-bench"
 
 # The shipped model.conf with its dtype line set to int8 (whatever it ships with).
 gw_repo "$TMP/repo"
@@ -110,9 +112,28 @@ else
 	bad "control plane port printed"
 fi
 
+# tailgate-bench --calib: its offline answers in int8 too, so its agreement check holds
+# against an int8 gateway (300 requests at 60/s, every split, u8 and f32 on the wire; 5 s
+# deadlines and a 1 s request timer: this checks answers, not timing).
+jv() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["result"]
+for k in sys.argv[2].split("."): d=d[k]
+print(d)' "$2" "$1" 2>/dev/null || echo -1; }
+ip netns exec "$NS_CL" timeout 240 "$BUILD/tailgate-bench" --gateway "$IP_GW:7700" \
+	--model "$MODEL" --calib "$MODEL/model.calib" --model-id 1 --images 300 --threads 1 \
+	--devices 100 --rate 60 --warmup 0 --duration 0 --requests 300 --no-cache \
+	--mix 'split=0,4,6,8;dtype=u8,f32;uplink=50000-200000kbps;deadline=5s' \
+	--timeout-ms 1000 --seed 7 --quiet --check --json "$out/bench.json" \
+	>"$out/bench.out" 2>"$out/bench.err"
+rc=$?
+grep -E '^(ok|agreement|accuracy|offline)' "$out/bench.out" | sed 's/^/    | /'
+sed 's/^/    ! /' "$out/bench.err" | tail -n 5
+check "tailgate-bench --calib against the int8 gateway: --check passed (status $rc)" test "$rc" -eq 0
+check "tailgate-bench: all 300 answered OK, all agreeing with its int8 offline answers" \
+	test "$(jv ok "$out/bench.json")" -eq 300 -a "$(jv agree "$out/bench.json")" -eq 300
+
 gw_term
 rc=$?
 check "SIGTERM: tailgate exited 0 (status $rc)" test "$rc" -eq 0
 check "access log: one OK line per request" \
-	test "$(grep -c '"status":0' "$out/access.log")" -eq "$IMAGES"
+	test "$(grep -c '"status":0' "$out/access.log")" -eq "$((IMAGES + 300))"
 check_done

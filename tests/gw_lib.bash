@@ -62,6 +62,9 @@ gw_repo() {	# dir [model.conf to use instead]
 	[ -d models/fmnist-resnet/variants ] &&
 		ln -sfn "$PWD/models/fmnist-resnet/variants" "$1/fmnist-resnet/variants"
 	cp "${2:-models/fmnist-resnet/model.conf}" "$1/fmnist-resnet/model.conf"
+	# The shipped model.conf says int8; the tests and benches that check answers against the
+	# engine's f32 ones serve f32 (GW_DTYPE=int8: as shipped; tests/gateway_int8.sh).
+	sed -i "s/^dtype *=.*/dtype = ${GW_DTYPE:-f32}/" "$1/fmnist-resnet/model.conf"
 }
 
 # The shipped repository in dir/repo and dir/tailgate.conf serving it with room for thousands

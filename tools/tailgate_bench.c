@@ -25,7 +25,7 @@ static char tb_tag[64];	/* the sweep step, on the progress line */
 
 struct tb_opts {
 	const char *gateway, *model, *bind, *mix, *mix_file, *json, *csv, *hgrm, *plot, *cache;
-	const char *key_file;
+	const char *key_file, *calib;
 	unsigned model_id, devices, concurrency, images, threads, retries, timer_ms, hello_rate;
 	unsigned sweep_steps;
 	double rate, duration, warmup, drain, sweep_factor, deadline_ms;
@@ -49,6 +49,8 @@ tb_help(FILE *f)
 "      --images N           Fashion-MNIST test images to use, 1..10000 (default 10000)\n"
 "      --bind IP            local address to send from (default: any)\n"
 "      --threads N          engine threads while building inputs (default: all cores)\n"
+"      --calib FILE         offline answers in int8 with this calibration, for a gateway\n"
+"                           serving the model with dtype = int8 (default: f32)\n"
 "      --cache DIR          keep built inputs in DIR and reuse them when model, images,\n"
 "                           splits and dtypes match (default build/bench-cache when\n"
 "                           ./build exists)\n"
@@ -175,7 +177,7 @@ enum {
 	O_MODEL_ID = 256, O_IMAGES, O_BIND, O_THREADS, O_MIX, O_MIX_FILE, O_DEADLINE, O_REQUESTS,
 	O_DRAIN, O_SWEEP, O_SWEEP_FACTOR, O_SWEEP_STEPS, O_RETRIES, O_TIMEOUT, O_HELLO_RATE,
 	O_DROP, O_DUP, O_REORDER, O_SEED, O_JSON, O_CSV, O_HGRM, O_PLOT, O_CHECK, O_CACHE, O_NO_CACHE,
-	O_KEY_FILE, O_NO_CRC, O_CORRUPT,
+	O_KEY_FILE, O_NO_CRC, O_CORRUPT, O_CALIB,
 };
 
 static int
@@ -190,6 +192,7 @@ tb_parse(int argc, char **argv, struct tb_opts *o, struct lg_mix *mix)
 		{ "threads", required_argument, NULL, O_THREADS },
 		{ "cache", required_argument, NULL, O_CACHE },
 		{ "no-cache", no_argument, NULL, O_NO_CACHE },
+		{ "calib", required_argument, NULL, O_CALIB },
 		{ "devices", required_argument, NULL, 'n' },
 		{ "mix", required_argument, NULL, O_MIX },
 		{ "mix-file", required_argument, NULL, O_MIX_FILE },
@@ -241,6 +244,7 @@ tb_parse(int argc, char **argv, struct tb_opts *o, struct lg_mix *mix)
 		case O_CHECK: o->check = true; break;
 		case O_CACHE: o->cache = optarg; break;
 		case O_NO_CACHE: o->no_cache = true; break;
+		case O_CALIB: o->calib = optarg; break;
 		case O_KEY_FILE: o->key_file = optarg; break;
 		case O_NO_CRC: o->no_crc = true; break;
 		case 'q': o->quiet = true; break;
@@ -514,6 +518,7 @@ main(int argc, char **argv)
 	icfg.split_mask = lg_mix_split_mask(&cfg.mix);
 	icfg.dtype_mask = lg_mix_dtype_mask(&cfg.mix);
 	icfg.threads = o.threads;
+	icfg.calib = o.calib;
 	if (!o.no_cache)
 		icfg.cache_dir = o.cache ? o.cache :
 				 access("build", W_OK) == 0 ? "build/bench-cache" : NULL;
