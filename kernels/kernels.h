@@ -27,6 +27,11 @@ struct kern_load_opts {
 
 /**
  * Load and check a model file. The file is read with io_uring.
+ * A QDQ file (QuantizeLinear/DequantizeLinear, as kern_model_export_qdq() and other
+ * quantizers write) loads as the float model it quantizes: constant DequantizeLinears become
+ * their f32 values and QuantizeLinear -> DequantizeLinear pairs on activations are removed
+ * (run it in int8 with a calibration: its activations keep their names); any other use of
+ * the two ops is refused as unsupported.
  * @param opts  NULL for the defaults
  * @param out   set to a new model the caller frees with kern_model_free()
  * @return 0, or -EINVAL (malformed or unsupported: err names the node, op and attribute),
@@ -259,6 +264,33 @@ void kern_set_threads(unsigned n);
  */
 int kern_model_extract(const struct kern_model *m, unsigned split, unsigned batch, uint8_t **out,
 		       size_t *len, struct tg_err *err);
+
+/** What kern_model_export_qdq() quantized. */
+struct kern_qdq_info {
+	unsigned n_nodes;		/* Conv and Gemm nodes with int8 weights */
+	unsigned n_tensors;		/* activations with a QuantizeLinear/DequantizeLinear pair */
+};
+
+/**
+ * Write m as a standard QDQ ONNX model of the int8 arithmetic tailgate runs with calibration
+ * c, for other runtimes and quantization tools: the file's own nodes, with a
+ * QuantizeLinear/DequantizeLinear pair after each calibrated activation a quantized Conv or
+ * Gemm reads and after what such a node (or an Add of two calibrated activations) computes,
+ * past a Relu/Clip that alone follows it; activations u8 with tailgate's scale (a tensor never
+ * negative: max/255, zero point 0; else max|x|/127, zero point 128), weights s8 per output
+ * channel (max|w|/127, zero point 0), biases int32 (input scale x weight scale). A Conv or
+ * Gemm runs in int8 when its input has a range in c and its weight is an f32 initializer.
+ * Graph outputs stay f32. Opset is the file's (13 at least: per-axis DequantizeLinear), IR
+ * version 7 at least. Thread: any (m and c are only read).
+ * @param c     a calibration of m (kern_calib_load, kern_calib_observe)
+ * @param out   set to a malloc'd buffer of *len bytes the caller frees
+ * @param info  if not NULL, what was quantized
+ * @return 0, -EINVAL (c is not m's, the file's opset is below 13, nothing has a calibrated
+ *         input, or a Conv's output is folded into a BatchNormalization: err says which),
+ *         -ENOMEM
+ */
+int kern_model_export_qdq(const struct kern_model *m, const struct kern_calib *c, uint8_t **out,
+			  size_t *len, struct kern_qdq_info *info, struct tg_err *err);
 
 /* ---- skip-dropped variants: residual blocks and their removal ---- */
 

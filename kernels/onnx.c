@@ -4,6 +4,7 @@
  * is checked against the load limits before it sizes an allocation.
  */
 #include "kernels/kern_int.h"
+#include "kernels/qdq_load.h"
 #include "onnx/onnx.pb-c.h"
 
 #include <errno.h>
@@ -754,7 +755,15 @@ kern_onnx_parse(struct kern_model *m, const uint8_t *buf, size_t len, struct tg_
 		rc = tg_err_set(err, -EINVAL, "default-domain opset %d; supported: 6 to 18", m->opset);
 		goto out;
 	}
-	rc = kern_onnx_graph(m, mp->graph, err);
+	{
+		/* A QDQ file is read as the float model it quantizes (qdq_load.c). */
+		struct kern_qdq_view qv;
+
+		rc = kern_qdq_view_build(mp->graph, &qv, err);
+		if (rc == 0)
+			rc = kern_onnx_graph(m, qv.used ? &qv.g : mp->graph, err);
+		kern_qdq_view_free(&qv);
+	}
 out:
 	onnx__model_proto__free_unpacked(mp, NULL);
 	return rc;

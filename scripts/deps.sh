@@ -23,6 +23,7 @@ RUN_PKGS=(
 	clang llvm
 	libonnx-testdata dataset-fashion-mnist
 	python3-torch python3-numpy python3-protobuf protobuf-compiler
+	python3-onnx	# onnx.checker on tailgate-model export-qdq's files (tests/qdq_onnx_check.sh)
 	iproute2 ethtool gnuplot-nox
 	stress-ng	# the suite must pass with `stress-ng --cpu 2` beside it (busy machine)
 )
