@@ -27,6 +27,7 @@ for t in tests/chaos_*.sh; do
 	[ -f "$t" ] || continue
 	echo "chaos_table: $t (CHAOS_LONG=$CHAOS_LONG)"
 	bash "$t" "$BUILD" >"$TMP/$(basename "$t" .sh).log" 2>&1
+	grep -E '^FAIL ' "$TMP/$(basename "$t" .sh).log" | sed 's/^/  /'
 	grep -E '^(ok|FAIL|skip) |passed, ' "$TMP/$(basename "$t" .sh).log" | tail -n 3 | sed 's/^/  /'
 done
 load1=$(cut -d' ' -f1 /proc/loadavg)
