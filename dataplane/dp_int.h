@@ -1,7 +1,8 @@
 /*
  * Shared by the dataplane's .c files only: the per-lcore state and the helpers between them.
- * port.c is the init path (may allocate and log); rx.c, tx.c, session.c and reasm.c are the
- * hot path (bursts, no malloc, no log, no lock), their init functions excepted.
+ * port.c is the init path (may allocate and log); rx.c, tx.c, session.c, auth.c, reasm.c
+ * (reassembly) and response.c (answers, tombstones, the keep ring) are the hot path (bursts,
+ * no malloc, no log, no lock), their init functions excepted.
  */
 #ifndef TG_DP_INT_H
 #define TG_DP_INT_H
@@ -282,18 +283,65 @@ int dp_lcore_main(void *arg);
 
 /* reasm.c, hot path: a datagram that passed the UDP checks (payload lies in an mbuf that
  * stays the caller's; now is the burst's TSC; returns the message it completed, for
- * dp_reasm_deliver()); NACKs and timeouts; answered requests. */
+ * dp_reasm_deliver()); NACKs and timeouts; a slot given back. */
 struct dp_slot *dp_udp_input(struct dp_lcore *lc, const struct dp_peer *from,
 			     const uint8_t *payload, uint16_t len, uint64_t now);
 void dp_reasm_deliver(struct dp_lcore *lc, struct dp_slot **done, unsigned n);
 void dp_reasm_timers(struct dp_lcore *lc, uint64_t now);
-unsigned dp_resp_drain(struct dp_lcore *lc);
-void dp_reply_error(struct dp_lcore *lc, const struct dp_peer *to, const uint8_t *in,
-		    uint16_t in_len, enum proto_status st, enum proto_reason r);
+void dp_slot_put(struct dp_lcore *lc, struct dp_slot *s);
 
 /* reasm.c, init path */
 int dp_reasm_init(struct dp_lcore *lc, unsigned n_slots, struct tg_err *err);
 void dp_reasm_free(struct dp_lcore *lc);
+
+/* response.c, hot path: replies (dp_reply_error: the ERROR answering datagram in;
+ * dp_slot_error: an ERROR about slot s's whole message, kept in its tombstone when keep);
+ * tombstones of finished messages (dp_tomb_add: returns its index; dp_tomb_forget_lost: a
+ * tensor answer overwritten in the keep ring, true if the request was forgotten;
+ * dp_tomb_input: a late chunk answered from tombstone i); a device's NACK of a RESPONSE;
+ * the echo model (answers and frees s); answers posted by workers (dp_resp_drain()). */
+void dp_reply_error(struct dp_lcore *lc, const struct dp_peer *to, const uint8_t *in,
+		    uint16_t in_len, enum proto_status st, enum proto_reason r);
+void dp_slot_hdr(const struct dp_slot *s, struct proto_hdr *h);
+void dp_slot_error(struct dp_lcore *lc, const struct dp_slot *s, enum proto_reason r, bool keep);
+uint32_t dp_tomb_add(struct dp_reasm *re, const struct dp_key *key, uint64_t now);
+void dp_tombs_expire(struct dp_reasm *re, uint64_t now);
+bool dp_tomb_forget_lost(struct dp_lcore *lc, uint32_t i);
+void dp_tomb_input(struct dp_lcore *lc, const struct dp_session *sess, uint32_t i,
+		   const struct proto_msg *msg, uint64_t now);
+void dp_nack_input(struct dp_lcore *lc, struct dp_session *sess, const struct proto_msg *msg,
+		   const uint8_t *in, uint16_t in_len, uint64_t now);
+void dp_echo(struct dp_lcore *lc, struct dp_slot *s);
+unsigned dp_resp_drain(struct dp_lcore *lc);
+
+/* response.c, init path: the keep ring (called by dp_reasm_init()) */
+int dp_keep_init(struct dp_reasm *re, const struct dp_config *cfg);
+
+/* A msgs-table value is a slot pointer, or (low bit set) the index of a tombstone. */
+static inline void *
+dp_tomb_val(uint32_t i)
+{
+	return (void *)(((uintptr_t)i << 1) | 1u);
+}
+
+static inline bool
+dp_is_tomb(const void *v)
+{
+	return ((uintptr_t)v & 1u) != 0;
+}
+
+static inline uint64_t
+dp_tsc_to_ns(uint64_t tsc)
+{
+	return (uint64_t)((double)tsc * 1e9 / (double)rte_get_tsc_hz());
+}
+
+static inline void
+dp_reply_reason(struct dp_lcore *lc, const struct dp_peer *to, const uint8_t *in,
+		uint16_t in_len, enum proto_reason r)
+{
+	dp_reply_error(lc, to, in, in_len, proto_reason_status(r), r);
+}
 
 /* session.c, hot path: HELLO answered; a datagram's session checked against its source
  * (NULL: unknown, *why PROTO_OK, or bound elsewhere, *why PROTO_E_PATH_UNVERIFIED; the
