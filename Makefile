@@ -27,7 +27,7 @@ LDFLAGS_ALL := $(LDFLAGS_BASE) $(SANFLAGS) $(LDFLAGS)
 LDLIBS_ALL := -ldnnl -lgomp -lmicrohttpd -ljansson -lprotobuf-c -llz4 -luring -lsodium -lz -lm $(LDLIBS)
 
 # Modules in link order (a module may use those after it). One folder, one library.
-MODULE_ORDER := gateway loadgen client scheduler kernels dataplane proto util
+MODULE_ORDER := gateway advisor loadgen client scheduler kernels dataplane proto util
 MODULES := $(foreach m,$(MODULE_ORDER),$(if $(wildcard $(m)/*.c),$(m)))
 LIBS := $(foreach m,$(MODULES),$(BUILD)/lib/libtg_$(m).a)
 

@@ -171,42 +171,6 @@ void gw_repo_summary(const struct gw_repo *r, FILE *f);
  * the model id is served at all (UNKNOWN_MODEL vs unknown_variant). */
 int gw_repo_find(const struct gw_repo *r, uint16_t model_id, uint8_t variant, bool *known_model);
 
-/* ---- split advice: where a device should cut, from its HELLO profile ---- */
-
-/** What the gateway expects of one served split for a device. */
-struct gw_split_est {
-	uint8_t split;			/* row of the split table */
-	uint64_t head_flops;		/* the device's work per sample up to the split */
-	uint64_t bytes;			/* the split tensor's raw bytes in the device's dtype */
-	uint64_t server_ns;		/* the gateway's queue + compute estimate from it, now */
-	uint16_t accuracy_bp;		/* top-1 accuracy of answers from it; 0 unknown */
-};
-
-/** The advice: split (PROTO_NONE: none) and the end-to-end latency expected there. */
-struct gw_advice {
-	uint8_t split;
-	uint32_t latency_us;
-	bool within_slo;		/* latency_us <= the device's SLO (or it has none) */
-};
-
-/**
- * Expected end-to-end latency from split e for device p, us: head on the device
- * (head_flops / compute rate), upload (bytes plus datagram headers at the uplink rate), one
- * round trip, and the gateway's estimate. UINT32_MAX when p lacks the compute rate (a head
- * to run) or the uplink (bytes to send).
- */
-uint32_t gw_split_latency_us(const struct proto_hello *p, const struct gw_split_est *e);
-
-/**
- * Pick the split for a device: among splits whose accuracy meets its floor (unknown
- * accuracy passes), the lowest expected latency; a split within 5% of it that the device
- * uses now (cur) is kept, so advice does not flap on noise. When even the best misses the
- * SLO it is still advised (within_slo false): nothing does better. No advice (split
- * PROTO_NONE) when no split can be estimated or none meets the floor.
- */
-void gw_advise(const struct proto_hello *p, const struct gw_split_est *e, unsigned n,
-	       uint8_t cur, struct gw_advice *out);
-
 /* ---- logs: bounded per-producer rings, written by io_uring from one writer thread ---- */
 
 /*

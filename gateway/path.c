@@ -6,6 +6,7 @@
  * (an RX lcore, a worker): no allocation, no blocking beyond the scheduler's mutex (once
  * per burst), split advice computed once per model per burst.
  */
+#include "advisor/advisor.h"
 #include "gateway/gw_int.h"
 #include "kernels/kernels.h"
 
@@ -91,9 +92,9 @@ gw_access(struct gw *g, unsigned p, const struct dp_req *dq, uint8_t exit_taken)
 static void
 gw_advice_fill(struct gw_adv_cache *c, const struct gw_gen *gen, int mi, struct dp_req *dq)
 {
-	struct gw_split_est e[GW_MAX_SPLITS];
+	struct adv_split_est e[GW_MAX_SPLITS];
 	const struct gw_model *gm;
-	struct gw_advice a;
+	struct adv_split_choice a;
 	unsigned dsz = proto_dtype_size(dq->req.c.t.dtype);
 
 	if (mi < 0 || gen == NULL || gen->sched == NULL ||
@@ -108,14 +109,14 @@ gw_advice_fill(struct gw_adv_cache *c, const struct gw_gen *gen, int mi, struct 
 	for (unsigned k = 0; k < gm->n_splits; k++) {
 		const struct kern_split *sp = kern_model_split(gm->m, gm->splits[k]);
 
-		e[k] = (struct gw_split_est){
+		e[k] = (struct adv_split_est){
 			.split = (uint8_t)sp->index, .head_flops = sp->head_flops,
 			.bytes = sp->numel * (dsz ? dsz : 4),
 			.server_ns = c->ns[k] == UINT64_MAX ? 0 : c->ns[k],
 			.accuracy_bp = gm->conf.accuracy_bp,
 		};
 	}
-	gw_advise(&dq->profile, e, gm->n_splits, dq->req.c.split_id, &a);
+	adv_split_choose(&dq->profile, e, gm->n_splits, dq->req.c.split_id, &a);
 	if (a.split == PROTO_NONE)
 		return;
 	dq->resp.advice_variant = gm->variant;

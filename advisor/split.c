@@ -1,9 +1,8 @@
 /*
  * Split advice (protocol.md 7.3): which served split a device should send from, given the
- * profile of its HELLO and the gateway's own estimates. Pure arithmetic, no state: the caller
- * gathers the estimates (gw_split_est) and fills the RESPONSE.
+ * profile of its HELLO and the gateway's own estimates (advisor.h).
  */
-#include "gateway/gateway.h"
+#include "advisor/advisor.h"
 #include "proto/proto.h"
 
 #include <stdint.h>
@@ -11,12 +10,12 @@
 /* Per datagram on the wire beyond the tensor's bytes: a REQUEST's headers (common + chunk
  * block) and IPv4 + UDP; a chunk carries at most a default datagram less its headers. */
 enum {
-	GW_DGRAM_OVERHEAD = PROTO_REQUEST_LEN + 28,
-	GW_DGRAM_PAYLOAD = PROTO_DEFAULT_DGRAM - PROTO_REQUEST_LEN,
+	ADV_DGRAM_OVERHEAD = PROTO_REQUEST_LEN + 28,
+	ADV_DGRAM_PAYLOAD = PROTO_DEFAULT_DGRAM - PROTO_REQUEST_LEN,
 };
 
 uint32_t
-gw_split_latency_us(const struct proto_hello *p, const struct gw_split_est *e)
+adv_split_latency_us(const struct proto_hello *p, const struct adv_split_est *e)
 {
 	double us = (double)p->rtt_us + (double)e->server_ns / 1000.0;
 
@@ -27,8 +26,8 @@ gw_split_latency_us(const struct proto_hello *p, const struct gw_split_est *e)
 		us += (double)e->head_flops / (double)p->compute_mflops;
 	}
 	if (e->bytes > 0) {
-		uint64_t dg = (e->bytes + GW_DGRAM_PAYLOAD - 1) / GW_DGRAM_PAYLOAD;
-		double bits = 8.0 * (double)(e->bytes + dg * GW_DGRAM_OVERHEAD);
+		uint64_t dg = (e->bytes + ADV_DGRAM_PAYLOAD - 1) / ADV_DGRAM_PAYLOAD;
+		double bits = 8.0 * (double)(e->bytes + dg * ADV_DGRAM_OVERHEAD);
 
 		if (p->uplink_kbps == 0)
 			return UINT32_MAX;
@@ -38,8 +37,8 @@ gw_split_latency_us(const struct proto_hello *p, const struct gw_split_est *e)
 }
 
 void
-gw_advise(const struct proto_hello *p, const struct gw_split_est *e, unsigned n, uint8_t cur,
-	  struct gw_advice *out)
+adv_split_choose(const struct proto_hello *p, const struct adv_split_est *e, unsigned n,
+		 uint8_t cur, struct adv_split_choice *out)
 {
 	uint32_t best = UINT32_MAX, at_cur = UINT32_MAX;
 	int bi = -1;
@@ -52,7 +51,7 @@ gw_advise(const struct proto_hello *p, const struct gw_split_est *e, unsigned n,
 
 		if (e[i].accuracy_bp != 0 && e[i].accuracy_bp < p->accuracy_floor_bp)
 			continue;
-		l = gw_split_latency_us(p, &e[i]);
+		l = adv_split_latency_us(p, &e[i]);
 		if (l == UINT32_MAX)
 			continue;
 		if (e[i].split == cur)
