@@ -6,6 +6,7 @@
 #include "kernels/kern_int.h"
 #include "kernels/qdq_load.h"
 #include "onnx/onnx.pb-c.h"
+#include "proto/proto.h"
 
 #include <errno.h>
 #include <math.h>
@@ -164,7 +165,7 @@ kern_tensor_normalize(struct tg_tensor *t, const char *name, struct tg_err *err)
 	for (size_t i = 0; i < n; i++) {
 		switch (t->dtype) {
 		case TG_DT_F64: ((float *)u.data)[i] = (float)((double *)t->data)[i]; break;
-		case TG_DT_F16: ((float *)u.data)[i] = tg_f16_to_f32(((uint16_t *)t->data)[i]); break;
+		case TG_DT_F16: ((float *)u.data)[i] = proto_f16_to_f32(((uint16_t *)t->data)[i]); break;
 		case TG_DT_S32: ((int64_t *)u.data)[i] = ((int32_t *)t->data)[i]; break;
 		case TG_DT_S8: ((int64_t *)u.data)[i] = ((int8_t *)t->data)[i]; break;
 		case TG_DT_U8: ((int64_t *)u.data)[i] = ((uint8_t *)t->data)[i]; break;

@@ -5,6 +5,7 @@
  * keep their input's; reorders are inserted only where a consumer needs another layout.
  */
 #include "kernels/kp_int.h"
+#include "proto/proto.h"
 
 #include <dnnl_debug.h>
 #include <errno.h>
@@ -1000,7 +1001,7 @@ kern_plan_load_rows(struct kern_plan *p, unsigned i, unsigned row, unsigned n,
 		return 0;
 	case TG_DT_F16:
 		for (k = 0; k < (size_t)n * per; k++)
-			dst[k] = tg_f16_to_f32(((const uint16_t *)src)[k]);
+			dst[k] = proto_f16_to_f32(((const uint16_t *)src)[k]);
 		return 0;
 	case TG_DT_S8:
 		for (k = 0; k < (size_t)n * per; k++)

@@ -622,6 +622,9 @@ int proto_quantize(unsigned dtype, const float *x, size_t n, float scale, int32_
 /** dtype at src (little endian, any alignment) back to f32: scale * (q - zero_point). */
 int proto_dequantize(unsigned dtype, const void *src, size_t n, float scale,
 		     int32_t zero_point, float *dst);
+/** IEEE half <-> single conversions (round to nearest even; overflow to infinity). */
+float proto_f16_to_f32(uint16_t h);
+uint16_t proto_f32_to_f16(float f);
 
 /* ---- integrity and authentication of a whole datagram (docs/protocol.md 12.5) ---- */
 

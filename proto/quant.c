@@ -14,6 +14,66 @@ _Static_assert((int)PROTO_DT_F32 == (int)TG_DT_F32 && (int)PROTO_DT_F16 == (int)
 	       (int)PROTO_DT_S8 == (int)TG_DT_S8 && (int)PROTO_DT_U8 == (int)TG_DT_U8,
 	       "wire dtypes are tg_dtype values, so kern_plan_load_rows takes them as they come");
 
+/* IEEE 754 binary16: the wire's F16 dtype, and ONNX's float16 initializers (kernels/). */
+float
+proto_f16_to_f32(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
+	float f;
+
+	if (exp == 0) {
+		if (man == 0) {
+			u = sign;
+		} else {	/* subnormal: normalise */
+			exp = 127 - 15 + 1;
+			while (!(man & 0x400)) {
+				man <<= 1;
+				exp--;
+			}
+			man &= 0x3ff;
+			u = sign | exp << 23 | man << 13;
+		}
+	} else if (exp == 31) {
+		u = sign | 0x7f800000u | man << 13;
+	} else {
+		u = sign | (exp + 127 - 15) << 23 | man << 13;
+	}
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+uint16_t
+proto_f32_to_f16(float f)
+{
+	uint32_t u, sign, man;
+	int32_t exp;
+
+	memcpy(&u, &f, 4);
+	sign = (u >> 16) & 0x8000;
+	exp = (int32_t)((u >> 23) & 0xff) - 127 + 15;
+	man = u & 0x7fffff;
+	if (((u >> 23) & 0xff) == 0xff)
+		return (uint16_t)(sign | 0x7c00 | (man ? 0x200 : 0));
+	if (exp >= 31)
+		return (uint16_t)(sign | 0x7c00);
+	if (exp <= 0) {
+		if (exp < -10)
+			return (uint16_t)sign;
+		man |= 0x800000;
+		uint32_t shift = (uint32_t)(14 - exp);
+		uint32_t half = man >> shift, rem = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
+
+		if (rem > mid || (rem == mid && (half & 1)))
+			half++;
+		return (uint16_t)(sign | half);
+	}
+	uint32_t half = sign | (uint32_t)exp << 10 | man >> 13, rem = man & 0x1fff;
+
+	if (rem > 0x1000 || (rem == 0x1000 && (half & 1)))
+		half++;	/* may carry into the exponent, which is the right rounding */
+	return (uint16_t)half;
+}
+
 static void
 proto_q_range(unsigned dtype, int32_t *lo, int32_t *hi)
 {
@@ -101,7 +161,7 @@ proto_quantize(unsigned dtype, const float *x, size_t n, float scale, int32_t ze
 		return 0;
 	case PROTO_DT_F16:
 		for (size_t i = 0; i < n; i++) {
-			uint16_t h = tg_f32_to_f16(x[i]);
+			uint16_t h = proto_f32_to_f16(x[i]);
 
 			d[2 * i] = (uint8_t)h;
 			d[2 * i + 1] = (uint8_t)(h >> 8);
@@ -134,7 +194,7 @@ proto_dequantize(unsigned dtype, const void *src, size_t n, float scale, int32_t
 		return 0;
 	case PROTO_DT_F16:
 		for (size_t i = 0; i < n; i++)
-			dst[i] = tg_f16_to_f32((uint16_t)(s[2 * i] | s[2 * i + 1] << 8));
+			dst[i] = proto_f16_to_f32((uint16_t)(s[2 * i] | s[2 * i + 1] << 8));
 		return 0;
 	case PROTO_DT_S8:
 		for (size_t i = 0; i < n; i++)

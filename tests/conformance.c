@@ -13,6 +13,7 @@
  */
 #include "kernels/kernels.h"
 #include "onnx/onnx.pb-c.h"
+#include "proto/proto.h"
 #include "tests/harness.h"
 #include "util/util.h"
 
@@ -217,7 +218,7 @@ cf_get(const struct tg_tensor *t, size_t i)
 {
 	switch (t->dtype) {
 	case TG_DT_F32: return ((const float *)t->data)[i];
-	case TG_DT_F16: return tg_f16_to_f32(((const uint16_t *)t->data)[i]);
+	case TG_DT_F16: return proto_f16_to_f32(((const uint16_t *)t->data)[i]);
 	case TG_DT_F64: return ((const double *)t->data)[i];
 	case TG_DT_S8: return ((const int8_t *)t->data)[i];
 	case TG_DT_U8: return ((const uint8_t *)t->data)[i];

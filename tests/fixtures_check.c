@@ -17,6 +17,7 @@
  * Usage: fixtures_check DIR
  */
 #include "kernels/kernels.h"
+#include "proto/proto.h"
 #include "tests/harness.h"
 #include "util/util.h"
 
@@ -92,7 +93,7 @@ fx_load_npy(const char *dir, const char *file, struct tg_tensor *out, struct tg_
 		return tg_err_set(err, -ENOMEM, "%s: out of memory", path);
 	}
 	for (size_t i = 0; i < tg_tensor_numel(&t); i++)
-		((float *)u.data)[i] = t.dtype == TG_DT_F16 ? tg_f16_to_f32(((uint16_t *)t.data)[i]) :
+		((float *)u.data)[i] = t.dtype == TG_DT_F16 ? proto_f16_to_f32(((uint16_t *)t.data)[i]) :
 							      (float)((double *)t.data)[i];
 	tg_tensor_free(&t);
 	*out = u;

@@ -4,6 +4,7 @@
  *   exit 0: done; 1: the engine or a file refused (tg_err message on stderr); 2: bad usage.
  */
 #include "kernels/kernels.h"
+#include "proto/proto.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -608,7 +609,7 @@ tm_load_f32(const char *path, struct tg_tensor *out, struct tg_err *err)
 	n = tg_tensor_numel(&t);
 	for (size_t i = 0; i < n; i++)
 		((float *)u.data)[i] = t.dtype == TG_DT_F16 ?
-			tg_f16_to_f32(((uint16_t *)t.data)[i]) : (float)((double *)t.data)[i];
+			proto_f16_to_f32(((uint16_t *)t.data)[i]) : (float)((double *)t.data)[i];
 	tg_tensor_free(&t);
 	*out = u;
 	return 0;

@@ -104,10 +104,6 @@ int tg_npy_load(const char *path, size_t max_bytes, struct tg_tensor *out, struc
 /** Save t as a .npy (format 1.0) file. */
 int tg_npy_save(const char *path, const struct tg_tensor *t, struct tg_err *err);
 
-/** IEEE half <-> single conversions (round to nearest even). */
-float tg_f16_to_f32(uint16_t h);
-uint16_t tg_f32_to_f16(float f);
-
 /* ---- Fashion-MNIST (idx files, gzip'd as Debian ships them, or plain) ---- */
 
 #define TG_FMNIST_DIR "/usr/share/datasets/fashion-mnist"	/* Debian dataset-fashion-mnist */

@@ -5,6 +5,7 @@
  */
 #include "kernels/kernels.h"
 #include "onnx/onnx.pb-c.h"
+#include "proto/proto.h"
 #include "tests/harness.h"
 #include "tests/onnx_builder.h"
 
@@ -471,7 +472,7 @@ test_load_rows_dequantizes(void)
 	}
 	for (int i = 0; i < C * H * W; i++) {
 		q[i] = (uint8_t)i;
-		h[i] = tg_f32_to_f16((float)i * 0.5f);
+		h[i] = proto_f32_to_f16((float)i * 0.5f);
 	}
 	TH_CHECK(kern_plan_load_rows(p, 0, 1, 1, TG_DT_U8, q, 0.5f, 10) == 0);
 	TH_CHECK(kern_plan_load_rows(p, 0, 0, 1, TG_DT_F16, h, 0, 0) == 0);

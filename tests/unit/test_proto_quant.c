@@ -109,6 +109,17 @@ test_f16_and_f32_little_endian_any_alignment(void)
 }
 
 static void
+test_f16_conversions_round_trip(void)
+{
+	const float v[] = { 0.f, 1.f, -2.5f, 65504.f, 6.1035156e-05f, 5.9604645e-08f, 0.333251953125f };
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		TH_CHECK_MSG(proto_f16_to_f32(proto_f32_to_f16(v[i])) == v[i], "%g", v[i]);
+	TH_CHECK(isinf(proto_f16_to_f32(proto_f32_to_f16(1e6f))));
+	TH_CHECK(proto_f32_to_f16(1.0f) == 0x3c00);
+}
+
+static void
 test_quant_refuses_bad_parameters(void)
 {
 	const float x[2] = { 1, 2 };
@@ -220,6 +231,7 @@ main(void)
 	TH_RUN(test_s8_round_trip_symmetric);
 	TH_RUN(test_rounding_is_half_even_and_clamps);
 	TH_RUN(test_f16_and_f32_little_endian_any_alignment);
+	TH_RUN(test_f16_conversions_round_trip);
 	TH_RUN(test_quant_refuses_bad_parameters);
 	TH_RUN(test_crc32c_known_vectors);
 	TH_RUN(test_crc32c_incremental_and_unaligned);

@@ -95,17 +95,6 @@ test_npy_rejects_bad_magic_and_fortran(void)
 }
 
 static void
-test_f16_conversions_round_trip(void)
-{
-	const float v[] = { 0.f, 1.f, -2.5f, 65504.f, 6.1035156e-05f, 5.9604645e-08f, 0.333251953125f };
-
-	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
-		TH_CHECK_MSG(tg_f16_to_f32(tg_f32_to_f16(v[i])) == v[i], "%g", v[i]);
-	TH_CHECK(isinf(tg_f16_to_f32(tg_f32_to_f16(1e6f))));
-	TH_CHECK(tg_f32_to_f16(1.0f) == 0x3c00);
-}
-
-static void
 test_file_read_refuses_over_limit(void)
 {
 	uint8_t *buf = NULL;
@@ -126,7 +115,6 @@ main(void)
 	TH_RUN(test_npy_roundtrip_1d_and_u8);
 	TH_RUN(test_npy_rejects_shape_larger_than_data);
 	TH_RUN(test_npy_rejects_bad_magic_and_fortran);
-	TH_RUN(test_f16_conversions_round_trip);
 	TH_RUN(test_file_read_refuses_over_limit);
 	TH_DONE();
 }
