@@ -27,15 +27,16 @@ LDFLAGS_ALL := $(LDFLAGS_BASE) $(SANFLAGS) $(LDFLAGS)
 LDLIBS_ALL := -ldnnl -lgomp -lmicrohttpd -ljansson -lprotobuf-c -llz4 -luring -lsodium -lz -lm $(LDLIBS)
 
 # Modules in link order (a module may use those after it). One folder, one library.
-MODULE_ORDER := gateway advisor loadgen client scheduler kernels dataplane proto util
+MODULE_ORDER := gateway advisor bench client scheduler kernels dataplane proto util
 MODULES := $(foreach m,$(MODULE_ORDER),$(if $(wildcard $(m)/*.c),$(m)))
 LIBS := $(foreach m,$(MODULES),$(BUILD)/lib/libtg_$(m).a)
 
 ONNX_PROTO := /usr/include/onnx/onnx.proto
 GEN_ONNX := $(BUILD)/gen/onnx/onnx.pb-c.c
 
-# gateway/main.c is the daemon's main(), not part of the gateway library.
-objs_of = $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out gateway/main.c,$(wildcard $(1)/*.c)))
+# Every program's main() is in programs/ (one file per program, named after it); the
+# modules are libraries.
+objs_of = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard $(1)/*.c))
 
 # DPDK's flags reach only the dataplane's objects and the programs that link it (deferred:
 # pkg-config may only exist once deps ran). Unit tests build ports on rings: net_ring.
@@ -50,10 +51,8 @@ $(BUILD)/tests/tg_attack: private LDLIBS_ALL += -lsodium
 # libtailgate-client: the device library alone, with the modules it uses, static and shared.
 TGC_MODULES := client kernels proto util
 TGC_LIBS := $(BUILD)/lib/libtailgate-client.a $(BUILD)/lib/libtailgate-client.so
-TOOLS := $(if $(wildcard tools/tailgate_model.c),$(BUILD)/tailgate-model) \
-	$(if $(wildcard gateway/main.c),$(BUILD)/tailgate) \
-	$(if $(wildcard tools/tailgate_bench.c),$(BUILD)/tailgate-bench) \
-	$(if $(wildcard client/*.c),$(BUILD)/tgc-example $(TGC_LIBS))
+TOOLS := $(BUILD)/tailgate-model $(BUILD)/tailgate $(BUILD)/tailgate-bench \
+	$(BUILD)/tgc-example $(TGC_LIBS)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 TEST_PROGS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/*.c))
 FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
@@ -125,17 +124,17 @@ $(BUILD)/pic/gen/onnx.pb-c.o: $(GEN_ONNX)
 	$(CC) $(filter-out -Werror -Wextra,$(CFLAGS_ALL)) -fPIC -w -c $< -o $@
 $(filter $(BUILD)/pic/kernels/%,$(TGC_PIC)): $(GEN_ONNX)
 
-$(BUILD)/tgc-example: tools/tgc_example.c $(LIBS)
+$(BUILD)/tgc-example: programs/tgc_example.c $(LIBS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
-$(BUILD)/tailgate-model: tools/tailgate_model.c $(LIBS)
+$(BUILD)/tailgate-model: programs/tailgate_model.c $(LIBS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
-# The load tester (loadgen/, README "Load testing with tailgate-bench").
-$(BUILD)/tailgate-bench: tools/tailgate_bench.c $(LIBS)
+# The load tester (bench/, README "Load testing with tailgate-bench").
+$(BUILD)/tailgate-bench: programs/tailgate_bench.c $(LIBS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
-$(BUILD)/tailgate: gateway/main.c $(LIBS)
+$(BUILD)/tailgate: programs/tailgate.c $(LIBS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
 $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/*.h) $(LIBS)
@@ -147,17 +146,17 @@ $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIBS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
 # The kernel recvmmsg receiver make bench compares the dataplane's ingest with.
-$(BUILD)/bench/kudp-recv: bench/kudp_recv.c $(LIBS)
+$(BUILD)/bench/kudp-recv: programs/kudp_recv.c $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
 # The cost of the CRC and MAC seals per datagram (make bench, docs/BENCHMARKS.md).
-$(BUILD)/bench/seal-bench: bench/seal_bench.c $(LIBS)
+$(BUILD)/bench/seal-bench: programs/seal_bench.c $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
 # Bytes on the wire against accuracy per split and wire dtype (the model cards' codec table).
-$(BUILD)/bench/codec-table: bench/codec_table.c $(LIBS)
+$(BUILD)/bench/codec-table: programs/codec_table.c $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 

@@ -221,7 +221,7 @@ uint8_t tgc_split_for(const struct tgc *c, uint16_t model_id, uint8_t dflt);
 /** Counters since tgc_open(), copied into *out. */
 void tgc_stats(const struct tgc *c, struct tgc_stats *out);
 
-/* ---- pieces of the request logic shared with tailgate-bench (loadgen/): no network ---- */
+/* ---- pieces of the request logic shared with tailgate-bench (bench/): no network ---- */
 
 /*
  * Token bucket in bytes: refilled at rate_bps / 8 bytes per second, holding at most burst

@@ -1,4 +1,5 @@
 /* libFuzzer target: the Fashion-MNIST idx parsers (gzip'd or plain), images and labels. */
+#include "bench/bench.h"
 #include "util/util.h"
 
 #include <stdlib.h>
@@ -13,12 +14,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n = 0;
 
 	/* A limit keeps a hostile count from sizing a large buffer in the fuzzer. */
-	if (tg_fmnist_images_parse(data, size, "fuzz", 64, &t, NULL) == 0) {
+	if (bench_fmnist_images_parse(data, size, "fuzz", 64, &t, NULL) == 0) {
 		if (t.ndim != 4 || t.dims[2] != 28 || t.dims[3] != 28)
 			__builtin_trap();
 		tg_tensor_free(&t);
 	}
-	if (tg_fmnist_labels_parse(data, size, "fuzz", 64, &labels, &n, NULL) == 0) {
+	if (bench_fmnist_labels_parse(data, size, "fuzz", 64, &labels, &n, NULL) == 0) {
 		for (size_t i = 0; i < n; i++)
 			if (labels[i] > 9)
 				__builtin_trap();

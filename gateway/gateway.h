@@ -171,6 +171,15 @@ void gw_repo_summary(const struct gw_repo *r, FILE *f);
  * the model id is served at all (UNKNOWN_MODEL vs unknown_variant). */
 int gw_repo_find(const struct gw_repo *r, uint16_t model_id, uint8_t variant, bool *known_model);
 
+/* ---- the daemon ---- */
+
+/**
+ * The tailgate daemon, start to exit (programs/tailgate.c): options, then `--` and the EAL's
+ * (`tailgate --help`); serves until SIGTERM/SIGINT. Thread: the process's main thread, once.
+ * @return the process's exit status: 0 after a clean drain, 1 on a start error, 2 on usage
+ */
+int gw_daemon_main(int argc, char **argv);
+
 /* ---- logs: bounded per-producer rings, written by io_uring from one writer thread ---- */
 
 /*

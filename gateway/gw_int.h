@@ -1,5 +1,5 @@
 /*
- * Shared by the daemon's files only (main.c wiring, path.c the request path, gen.c model
+ * Shared by the daemon's files only (daemon.c wiring, path.c the request path, gen.c model
  * generations and reload, metrics.c the control plane's pages): the daemon's state. Other
  * modules and the gateway library's users include gateway/gateway.h only.
  *

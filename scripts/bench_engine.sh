@@ -5,10 +5,10 @@
 # Models: the shipped models/fmnist-resnet/model.onnx (skipped with a message when absent) and
 # build/bench/resnet224.onnx (ResNet-18 at 224x224, random weights, made here by
 # scripts/make_bench_models.py when missing). Per model: the whole model and three split points
-# at stage boundaries, present in both the ONNX split table and PyTorch (bench/torch_models.py).
+# at stage boundaries, present in both the ONNX split table and PyTorch (bench/engine/torch_models.py).
 # Per (model, split, batch): tailgate fp32 (`tailgate-model bench`), tailgate int8 (only when
-# `tailgate-model bench --dtype` exists, else n/a), ONNX Runtime fp32 (bench/ort_bench.js on the
-# tail written by `tailgate-model extract`), PyTorch fp32 eager (bench/torch_bench.py).
+# `tailgate-model bench --dtype` exists, else n/a), ONNX Runtime fp32 (bench/engine/ort_bench.js on the
+# tail written by `tailgate-model extract`), PyTorch fp32 eager (bench/engine/torch_bench.py).
 # REPS repetitions; in each, every runtime measures all configurations of a model, and the order
 # of the runtimes rotates between repetitions, so noise on this shared machine spreads over all
 # of them. The table (medians) is printed and written into docs/BENCHMARKS.md.
@@ -23,7 +23,7 @@
 #   FMNIST_WEIGHTS (build/bench/fmnist-resnet.pt: where scripts/train_fmnist.py's state_dict of
 #   the shipped model was kept; a state_dict of another run makes the check report a mismatch).
 # Before timing, one input goes through all three runtimes at each split and their outputs are
-# compared (bench/torch_bench.py --check), where PyTorch has the file's weights.
+# compared (bench/engine/torch_bench.py --check), where PyTorch has the file's weights.
 # A runtime that is missing (no torch, no onnxruntime-node) is skipped with a message; its
 # cells read n/a.
 set -uo pipefail
@@ -62,8 +62,8 @@ fi
 if "$TOOL" bench --help 2>&1 | grep -q -- '--dtype'; then have_int8=1; fi
 
 # ---- peak of this machine ----
-${CC:-gcc} -std=c11 -D_GNU_SOURCE -O2 -march=native -Wall -Wextra -pthread bench/peak.c \
-	-o "$W/peak" || { log "bench/peak.c did not build"; exit 1; }
+${CC:-gcc} -std=c11 -D_GNU_SOURCE -O2 -march=native -Wall -Wextra -pthread bench/engine/peak.c \
+	-o "$W/peak" || { log "bench/engine/peak.c did not build"; exit 1; }
 PEAK=$("$W/peak" --threads "$THREADS")
 log "peak: $PEAK"
 
@@ -72,14 +72,14 @@ declare -A ONNX=([fmnist]=${FMNIST_ONNX:-models/fmnist-resnet/model.onnx} [resne
 # PyTorch runs the file's weights when their state_dict is at hand (train_fmnist.py leaves it in
 # /tmp), random ones of the same shapes otherwise: speed does not depend on them.
 declare -A WEIGHTS=([fmnist]=${FMNIST_WEIGHTS:-$W/fmnist-resnet.pt} [resnet224]=$W/resnet224.pt)
-# Split points per architecture (torch names; bench/torch_models.py maps them to ONNX tensors).
+# Split points per architecture (torch names; bench/engine/torch_models.py maps them to ONNX tensors).
 # fmnist: not layer3, whose tail (GAP + Linear, 9 KFLOPs) is call overhead only; resnet224 has
 # one such tail (layer4: GAP + Linear 512x1000, 1 MFLOP) to show that overhead, and leaves out
 # layer1 so that a run stays near 15 minutes.
 declare -A SPLITS=([fmnist]="input stem layer1 layer2" [resnet224]="input layer2 layer3 layer4")
 if [[ " $MODELS " == *" resnet224 "* ]]; then
 	if [ ! -e "$W/resnet224.onnx" ] || [ scripts/make_bench_models.py -nt "$W/resnet224.onnx" ] ||
-	   [ bench/torch_models.py -nt "$W/resnet224.onnx" ]; then
+	   [ bench/engine/torch_models.py -nt "$W/resnet224.onnx" ]; then
 		if [ $have_torch = 1 ]; then
 			"$PY" scripts/make_bench_models.py --out "$W" >&2 || log "make_bench_models.py failed"
 		else
@@ -98,7 +98,7 @@ done
 declare -A NAME FLOPS
 for a in "${archs[@]}"; do
 	if [ $have_torch = 1 ]; then
-		map=$("$PY" bench/torch_bench.py --arch "$a" --onnx "${ONNX[$a]}" --tool "$TOOL" --list) ||
+		map=$("$PY" bench/engine/torch_bench.py --arch "$a" --onnx "${ONNX[$a]}" --tool "$TOOL" --list) ||
 			{ log "$a: torch_bench.py --list failed"; map='{}'; }
 	else
 		map='{}'
@@ -185,7 +185,7 @@ run_ort() {	# arch rep
 		for b in $BATCHES; do
 			f=$W/tails/${a}_${s}_b$b.onnx
 			if [ ! -e "$f" ]; then err_row "$a" "$s" "$b" ort "$rep" "no extracted tail"; continue; fi
-			line=$(node bench/ort_bench.js --threads "$THREADS" --min-time "$MIN_TIME" \
+			line=$(node bench/engine/ort_bench.js --threads "$THREADS" --min-time "$MIN_TIME" \
 				--min-runs 3 "$f" 2>&1 | tail -n 1)
 			if [[ "$line" == *'"error"'* || "$line" != '{'* ]]; then
 				err_row "$a" "$s" "$b" ort "$rep" "${line:0:200}"
@@ -200,7 +200,7 @@ run_torch() {	# arch rep
 	local a=$1 rep=$2 splits="" s b out
 	[ $have_torch = 1 ] || return 0
 	for s in ${SPLITS[$a]}; do [ -n "${NAME[$a/$s]:-}" ] && splits+="${splits:+,}$s"; done
-	out=$("$PY" bench/torch_bench.py --arch "$a" --onnx "${ONNX[$a]}" --tool "$TOOL" \
+	out=$("$PY" bench/engine/torch_bench.py --arch "$a" --onnx "${ONNX[$a]}" --tool "$TOOL" \
 		--splits "$splits" --batches "$(tr ' ' , <<<"$BATCHES")" --threads "$THREADS" \
 		--weights "${WEIGHTS[$a]}" --min-time "$MIN_TIME" --min-runs 3 2>&1)
 	while IFS= read -r line; do
@@ -223,9 +223,9 @@ for a in "${archs[@]}"; do
 	fi
 	splits=""
 	for s in ${SPLITS[$a]}; do [ -n "${NAME[$a/$s]:-}" ] && splits+="${splits:+,}$s"; done
-	"$PY" bench/torch_bench.py --arch "$a" --onnx "${ONNX[$a]}" --tool "$TOOL" --check \
+	"$PY" bench/engine/torch_bench.py --arch "$a" --onnx "${ONNX[$a]}" --tool "$TOOL" --check \
 		--splits "$splits" --weights "${WEIGHTS[$a]}" >"$W/engine-check.jsonl" 2>/dev/null
-	python3 bench/engine_report.py --check-note "$a" "$W/engine-check.jsonl" \
+	python3 bench/engine/engine_report.py --check-note "$a" "$W/engine-check.jsonl" \
 		"weights ${WEIGHTS[$a]}" >>"$NOTES" || log "$a: check failed"
 	log "$(tail -n 1 "$NOTES")"
 done
@@ -292,6 +292,6 @@ meta = {"command": e["B_COMMAND"], "date": e["B_DATE"], "cpu": e["B_CPU"],
                      "PyTorch": e["B_TORCH"]},
         "load": e["B_LOAD"].split(), "notes": open(e["B_NOTES"]).read().splitlines()}
 json.dump(meta, open(sys.argv[1], "w"), indent=1)' "$META"
-python3 bench/engine_report.py "$RES" "$META" ${DOC:+--doc "$DOC"}
+python3 bench/engine/engine_report.py "$RES" "$META" ${DOC:+--doc "$DOC"}
 [ "${KEEP_TAILS:-0}" = 1 ] || rm -rf "$W/tails"
 log "done in $(($(date +%s) - T0)) s; raw results in $RES"

@@ -9,11 +9,11 @@ Writes, under --out (not committed; `make bench-engine` makes them at bench time
   resnet224.onnx  opset 13, eval mode, BatchNorm folded into the convolutions by the exporter's
                   constant folding, one input "input" [N,3,224,224] (N dynamic), one output
                   "logits" [N,1000];
-  resnet224.pt    the state_dict, so bench/torch_bench.py runs the very same weights.
+  resnet224.pt    the state_dict, so bench/engine/torch_bench.py runs the very same weights.
 
 The weights are random (seeded), with non-trivial BatchNorm statistics so the folding has work
 to do; speed does not depend on what the weights are. The architecture and its split points
-(stem, layer1..layer4, pool) live in bench/torch_models.py, shared with the PyTorch peer.
+(stem, layer1..layer4, pool) live in bench/engine/torch_models.py, shared with the PyTorch peer.
 """
 
 import argparse
@@ -22,7 +22,8 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench",
+                                "engine"))
 import torch_models  # noqa: E402
 
 

@@ -59,6 +59,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "bench/bench.h"
 #include "kernels/kernels.h"
 #include "proto/proto.h"
 #include "util/util.h"
@@ -425,7 +426,7 @@ probes(struct client *k, const struct sockaddr_in *gw, unsigned model_id, unsign
 
 static struct {
 	struct kern_model *m;
-	struct tg_fmnist ds;
+	struct bench_fmnist ds;
 	unsigned n_splits, n_dtypes;
 	uint8_t splits[4], dtypes[4];
 	struct kern_plan *head[4], *tail[4];	/* FM_BATCH rows each */
@@ -481,7 +482,7 @@ fm_open(const char *model_path, const char *dir, const char *calib, size_t limit
 		return rc;
 	if (calib != NULL && (rc = kern_calib_load(fm.m, calib, &fm.calib, err)) < 0)
 		return rc;
-	rc = tg_fmnist_load(dir, false, limit, &fm.ds, err);
+	rc = bench_fmnist_load(dir, false, limit, &fm.ds, err);
 	if (rc < 0)
 		return rc;
 	fn = final_name(fm.m);
@@ -516,7 +517,7 @@ fm_close(void)
 		kern_plan_free(fm.head[k]);
 		kern_plan_free(fm.tail[k]);
 	}
-	tg_fmnist_free(&fm.ds);
+	bench_fmnist_free(&fm.ds);
 	kern_calib_free(fm.calib);
 	kern_model_free(fm.m);
 }
@@ -538,7 +539,7 @@ static int
 fm_group(unsigned si, const size_t *idx, unsigned k, struct tg_err *err)
 {
 	const struct kern_split *sp = kern_model_split(fm.m, fm.splits[si]);
-	const size_t in_numel = TG_FMNIST_ROWS * TG_FMNIST_COLS;
+	const size_t in_numel = BENCH_FMNIST_ROWS * BENCH_FMNIST_COLS;
 	const float *rows[FM_BATCH];
 	struct tg_tensor hin, hout, tin, out;
 	size_t classes;

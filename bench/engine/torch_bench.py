@@ -3,19 +3,19 @@
 PyTorch (Debian's torch, so run it with /usr/bin/python3).
 
 Usage:
-  /usr/bin/python3 bench/torch_bench.py --arch resnet224|fmnist --onnx MODEL.onnx --list
+  /usr/bin/python3 bench/engine/torch_bench.py --arch resnet224|fmnist --onnx MODEL.onnx --list
       print {"torch split": "ONNX tensor", ...} for the split points found in the model's
       split table (so the caller benchmarks the same tails in every runtime)
-  /usr/bin/python3 bench/torch_bench.py --arch A --onnx M.onnx --splits S,.. --weights W --check
+  /usr/bin/python3 bench/engine/torch_bench.py --arch A --onnx M.onnx --splits S,.. --weights W --check
       run one input through PyTorch, tailgate and ONNX Runtime (the extracted tail) and
       compare the outputs (only meaningful with the file's own weights)
-  /usr/bin/python3 bench/torch_bench.py --arch A --onnx MODEL.onnx --splits stem,layer2
+  /usr/bin/python3 bench/engine/torch_bench.py --arch A --onnx MODEL.onnx --splits stem,layer2
       --batches 1,8 [--threads T] [--weights W.pt] [--min-time S] [--min-runs N]
       [--warmup W] [--warmup-time S]   (untimed: at least one run, then until S s or W runs)
       one JSON line per (split, batch): images_per_s (batch / median), p50_ms, p99_ms,
       cpu_util (process CPU time / wall time over the timed runs: ~T when T threads work)
 
-The architecture comes from bench/torch_models.py; sizes (fmnist: widths and blocks per stage)
+The architecture comes from bench/engine/torch_models.py; sizes (fmnist: widths and blocks per stage)
 and the split tensors' shapes are read off `tailgate-model info MODEL`, so nothing is assumed
 about which variant was exported. The convolutions' BatchNorms are folded as the ONNX export
 did, activations are channels-last (PyTorch's faster CPU layout here; the conversion of the
@@ -36,7 +36,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_models  # noqa: E402
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 
 def split_table(tool, onnx):
@@ -114,7 +114,7 @@ def time_tail(model, split, shape, batch, o):
 
 
 def xorshift_input(shape):
-    """The input tailgate-model bench and bench/ort_bench.js feed: xorshift32 in [0, 1)."""
+    """The input tailgate-model bench and bench/engine/ort_bench.js feed: xorshift32 in [0, 1)."""
     import numpy as np
     n = 1
     for d in shape:
@@ -130,7 +130,7 @@ def xorshift_input(shape):
 
 def check(model, o, table):
     """The same outputs from PyTorch, tailgate (`tailgate-model run`) and ONNX Runtime (the
-    extracted tail, bench/ort_bench.js --dump) on one input, for each split: proof that the
+    extracted tail, bench/engine/ort_bench.js --dump) on one input, for each split: proof that the
     three runtimes time the same computation. Prints one JSON line per split."""
     import tempfile
     import numpy as np
@@ -148,8 +148,9 @@ def check(model, o, table):
             subprocess.run([o.tool, "extract", o.onnx, "--split", name, "--batch",
                             str(o.check_batch), "--output", tail], check=True,
                            capture_output=True)
-            ort = subprocess.run(["node", os.path.join(ROOT, "bench", "ort_bench.js"), "--dump",
-                                  f"{d}/ort", tail], capture_output=True, text=True)
+            ort_js = os.path.join(ROOT, "bench", "engine", "ort_bench.js")
+            ort = subprocess.run(["node", ort_js, "--dump", f"{d}/ort", tail],
+                                 capture_output=True, text=True)
             outs = sorted(f[:-4] for f in os.listdir(f"{d}/tg"))
             r = {"runtime": "check", "split": split, "split_name": name, "outputs": len(ref)}
             if len(outs) != len(ref):

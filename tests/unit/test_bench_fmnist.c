@@ -1,3 +1,4 @@
+#include "bench/bench.h"
 #include "tests/harness.h"
 #include "util/util.h"
 
@@ -55,17 +56,17 @@ gzip(const uint8_t *buf, size_t len, size_t *out_len)
 static void
 test_fmnist_test_split_has_10000_labeled_images(void)
 {
-	struct tg_fmnist ds = { 0 };
+	struct bench_fmnist ds = { 0 };
 	struct tg_err err = { 0 };
-	unsigned per_class[TG_FMNIST_CLASSES] = { 0 };
+	unsigned per_class[BENCH_FMNIST_CLASSES] = { 0 };
 	float lo = 1, hi = 0;
 	int rc;
 
-	if (access(TG_FMNIST_DIR "/t10k-images-idx3-ubyte.gz", R_OK) != 0) {
-		TH_SKIP("%s absent (Debian dataset-fashion-mnist)", TG_FMNIST_DIR);
+	if (access(BENCH_FMNIST_DIR "/t10k-images-idx3-ubyte.gz", R_OK) != 0) {
+		TH_SKIP("%s absent (Debian dataset-fashion-mnist)", BENCH_FMNIST_DIR);
 		return;
 	}
-	rc = tg_fmnist_load(NULL, false, 0, &ds, &err);
+	rc = bench_fmnist_load(NULL, false, 0, &ds, &err);
 	TH_CHECK_MSG(rc == 0, "%s", err.msg);
 	if (rc < 0)
 		return;
@@ -74,12 +75,12 @@ test_fmnist_test_split_has_10000_labeled_images(void)
 	TH_CHECK(ds.images.dims[0] == 10000 && ds.images.dims[1] == 1 &&
 		 ds.images.dims[2] == 28 && ds.images.dims[3] == 28);
 	for (size_t i = 0; i < ds.n; i++) {
-		TH_CHECK(ds.labels[i] < TG_FMNIST_CLASSES);
-		if (ds.labels[i] < TG_FMNIST_CLASSES)
+		TH_CHECK(ds.labels[i] < BENCH_FMNIST_CLASSES);
+		if (ds.labels[i] < BENCH_FMNIST_CLASSES)
 			per_class[ds.labels[i]]++;
 	}
 	/* The test split is balanced: 1,000 images per class. */
-	for (int c = 0; c < TG_FMNIST_CLASSES; c++)
+	for (int c = 0; c < BENCH_FMNIST_CLASSES; c++)
 		TH_CHECK_MSG(per_class[c] == 1000, "class %d: %u", c, per_class[c]);
 	for (size_t k = 0; k < tg_tensor_numel(&ds.images); k++) {
 		float v = ((float *)ds.images.data)[k];
@@ -88,21 +89,21 @@ test_fmnist_test_split_has_10000_labeled_images(void)
 		hi = v > hi ? v : hi;
 	}
 	TH_CHECK_MSG(lo == 0.0f && hi == 1.0f, "pixels in [%g, %g]", lo, hi);
-	tg_fmnist_free(&ds);
+	bench_fmnist_free(&ds);
 }
 
 static void
 test_fmnist_limit_loads_a_prefix(void)
 {
-	struct tg_fmnist all = { 0 }, some = { 0 };
+	struct bench_fmnist all = { 0 }, some = { 0 };
 	struct tg_err err = { 0 };
 
-	if (access(TG_FMNIST_DIR "/t10k-images-idx3-ubyte.gz", R_OK) != 0) {
-		TH_SKIP("%s absent (Debian dataset-fashion-mnist)", TG_FMNIST_DIR);
+	if (access(BENCH_FMNIST_DIR "/t10k-images-idx3-ubyte.gz", R_OK) != 0) {
+		TH_SKIP("%s absent (Debian dataset-fashion-mnist)", BENCH_FMNIST_DIR);
 		return;
 	}
-	TH_CHECK_MSG(tg_fmnist_load(NULL, false, 0, &all, &err) == 0, "%s", err.msg);
-	TH_CHECK_MSG(tg_fmnist_load(NULL, false, 37, &some, &err) == 0, "%s", err.msg);
+	TH_CHECK_MSG(bench_fmnist_load(NULL, false, 0, &all, &err) == 0, "%s", err.msg);
+	TH_CHECK_MSG(bench_fmnist_load(NULL, false, 37, &some, &err) == 0, "%s", err.msg);
 	if (all.n == 10000 && some.n == 37) {
 		TH_CHECK(some.images.dims[0] == 37);
 		TH_CHECK(memcmp(all.images.data, some.images.data, tg_tensor_bytes(&some.images)) == 0);
@@ -110,17 +111,17 @@ test_fmnist_limit_loads_a_prefix(void)
 	} else {
 		TH_CHECK_MSG(0, "n %zu and %zu", all.n, some.n);
 	}
-	tg_fmnist_free(&all);
-	tg_fmnist_free(&some);
+	bench_fmnist_free(&all);
+	bench_fmnist_free(&some);
 }
 
 static void
 test_fmnist_missing_dir_is_enoent(void)
 {
-	struct tg_fmnist ds = { 0 };
+	struct bench_fmnist ds = { 0 };
 	struct tg_err err = { 0 };
 
-	TH_CHECK(tg_fmnist_load("/nonexistent/fmnist", false, 0, &ds, &err) == -ENOENT);
+	TH_CHECK(bench_fmnist_load("/nonexistent/fmnist", false, 0, &ds, &err) == -ENOENT);
 	TH_CHECK(ds.labels == NULL && ds.images.data == NULL);
 }
 
@@ -132,8 +133,8 @@ test_fmnist_plain_and_gzip_images_parse_alike(void)
 	struct tg_tensor a = { 0 }, b = { 0 };
 	struct tg_err err = { 0 };
 
-	TH_CHECK_MSG(tg_fmnist_images_parse(raw, len, "raw", 0, &a, &err) == 0, "%s", err.msg);
-	TH_CHECK_MSG(tg_fmnist_images_parse(gz, zlen, "gz", 0, &b, &err) == 0, "%s", err.msg);
+	TH_CHECK_MSG(bench_fmnist_images_parse(raw, len, "raw", 0, &a, &err) == 0, "%s", err.msg);
+	TH_CHECK_MSG(bench_fmnist_images_parse(gz, zlen, "gz", 0, &b, &err) == 0, "%s", err.msg);
 	TH_CHECK(a.ndim == 4 && a.dims[0] == 3 && b.dims[0] == 3);
 	if (a.data && b.data) {
 		TH_CHECK(memcmp(a.data, b.data, tg_tensor_bytes(&a)) == 0);
@@ -154,7 +155,7 @@ test_fmnist_rejects_bad_magic(void)
 	struct tg_tensor t = { 0 };
 	struct tg_err err = { 0 };
 
-	TH_CHECK(tg_fmnist_images_parse(raw, len, NULL, 0, &t, &err) == -EINVAL);
+	TH_CHECK(bench_fmnist_images_parse(raw, len, NULL, 0, &t, &err) == -EINVAL);
 	TH_CHECK_MSG(strstr(err.msg, "magic") != NULL, "%s", err.msg);
 	TH_CHECK(t.data == NULL);
 	free(raw);
@@ -168,10 +169,10 @@ test_fmnist_rejects_count_over_bound_before_allocating(void)
 	struct tg_tensor t = { 0 };
 	struct tg_err err = { 0 };
 
-	TH_CHECK(tg_fmnist_images_parse(raw, len, NULL, 0, &t, &err) == -EINVAL);
+	TH_CHECK(bench_fmnist_images_parse(raw, len, NULL, 0, &t, &err) == -EINVAL);
 	TH_CHECK_MSG(strstr(err.msg, "items") != NULL, "%s", err.msg);
 	be32(raw + 4, 0);
-	TH_CHECK(tg_fmnist_images_parse(raw, len, NULL, 0, &t, &err) == -EINVAL);
+	TH_CHECK(bench_fmnist_images_parse(raw, len, NULL, 0, &t, &err) == -EINVAL);
 	free(raw);
 }
 
@@ -183,7 +184,7 @@ test_fmnist_rejects_other_image_sizes(void)
 	struct tg_tensor t = { 0 };
 	struct tg_err err = { 0 };
 
-	TH_CHECK(tg_fmnist_images_parse(raw, len, NULL, 0, &t, &err) == -EINVAL);
+	TH_CHECK(bench_fmnist_images_parse(raw, len, NULL, 0, &t, &err) == -EINVAL);
 	TH_CHECK_MSG(strstr(err.msg, "32x32") != NULL, "%s", err.msg);
 	free(raw);
 }
@@ -196,16 +197,16 @@ test_fmnist_rejects_data_shorter_or_longer_than_header(void)
 	struct tg_tensor t = { 0 };
 	struct tg_err err = { 0 };
 
-	TH_CHECK(tg_fmnist_images_parse(raw, len - 1, NULL, 0, &t, &err) == -EINVAL);
+	TH_CHECK(bench_fmnist_images_parse(raw, len - 1, NULL, 0, &t, &err) == -EINVAL);
 	TH_CHECK_MSG(strstr(err.msg, "ends in image 2") != NULL, "%s", err.msg);
 	TH_CHECK(t.data == NULL);
-	TH_CHECK(tg_fmnist_images_parse(raw, 10, NULL, 0, &t, &err) == -EINVAL);
+	TH_CHECK(bench_fmnist_images_parse(raw, 10, NULL, 0, &t, &err) == -EINVAL);
 	TH_CHECK_MSG(strstr(err.msg, "truncated header") != NULL, "%s", err.msg);
 	be32(raw + 4, 2);
-	TH_CHECK(tg_fmnist_images_parse(raw, len, NULL, 0, &t, &err) == -EINVAL);
+	TH_CHECK(bench_fmnist_images_parse(raw, len, NULL, 0, &t, &err) == -EINVAL);
 	TH_CHECK_MSG(strstr(err.msg, "beyond") != NULL, "%s", err.msg);
 	/* A prefix is fine: the rest is not read. */
-	TH_CHECK_MSG(tg_fmnist_images_parse(raw, len, NULL, 1, &t, &err) == 0, "%s", err.msg);
+	TH_CHECK_MSG(bench_fmnist_images_parse(raw, len, NULL, 1, &t, &err) == 0, "%s", err.msg);
 	TH_CHECK(t.dims[0] == 1);
 	tg_tensor_free(&t);
 	free(raw);
@@ -219,12 +220,12 @@ test_fmnist_rejects_truncated_and_corrupt_gzip(void)
 	struct tg_tensor t = { 0 };
 	struct tg_err err = { 0 };
 
-	TH_CHECK(tg_fmnist_images_parse(gz, zlen / 2, NULL, 0, &t, &err) == -EINVAL);
+	TH_CHECK(bench_fmnist_images_parse(gz, zlen / 2, NULL, 0, &t, &err) == -EINVAL);
 	TH_CHECK_MSG(strstr(err.msg, "gzip") != NULL || strstr(err.msg, "ends") != NULL, "%s",
 		     err.msg);
 	TH_CHECK(t.data == NULL);
 	gz[3] = 0xff;	/* FLG with reserved bits set */
-	TH_CHECK(tg_fmnist_images_parse(gz, zlen, NULL, 0, &t, &err) == -EINVAL);
+	TH_CHECK(bench_fmnist_images_parse(gz, zlen, NULL, 0, &t, &err) == -EINVAL);
 	TH_CHECK_MSG(strstr(err.msg, "gzip") != NULL, "%s", err.msg);
 	free(raw);
 	free(gz);
@@ -241,17 +242,17 @@ test_fmnist_labels_checked_for_range(void)
 	be32(buf, 0x801);
 	be32(buf + 4, 4);
 	memcpy(buf + 8, "\0\3\11\5", 4);
-	TH_CHECK_MSG(tg_fmnist_labels_parse(buf, sizeof(buf), NULL, 0, &lab, &n, &err) == 0, "%s",
+	TH_CHECK_MSG(bench_fmnist_labels_parse(buf, sizeof(buf), NULL, 0, &lab, &n, &err) == 0, "%s",
 		     err.msg);
 	TH_CHECK(n == 4 && lab && lab[2] == 9);
 	free(lab);
 	lab = NULL;
 	buf[10] = 10;
-	TH_CHECK(tg_fmnist_labels_parse(buf, sizeof(buf), NULL, 0, &lab, &n, &err) == -EINVAL);
+	TH_CHECK(bench_fmnist_labels_parse(buf, sizeof(buf), NULL, 0, &lab, &n, &err) == -EINVAL);
 	TH_CHECK_MSG(strstr(err.msg, "label 10") != NULL, "%s", err.msg);
 	TH_CHECK(lab == NULL);
 	be32(buf, 0x803);
-	TH_CHECK(tg_fmnist_labels_parse(buf, sizeof(buf), NULL, 0, &lab, &n, &err) == -EINVAL);
+	TH_CHECK(bench_fmnist_labels_parse(buf, sizeof(buf), NULL, 0, &lab, &n, &err) == -EINVAL);
 }
 
 int

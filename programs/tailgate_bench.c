@@ -1,5 +1,5 @@
 /*
- * tailgate-bench: a load tester for the tailgate gateway (loadgen/ does the work). Builds
+ * tailgate-bench: a load tester for the tailgate gateway (bench/ does the work). Builds
  * wire-ready requests of real Fashion-MNIST images at every split and dtype the device mix
  * uses, opens one session per simulated device, then runs open-loop Poisson load (--rate),
  * closed-loop load (--concurrency) or a rate sweep to saturation (--sweep), and reports
@@ -7,7 +7,7 @@
  * the engine's own offline answers.
  */
 #include "kernels/kernels.h"
-#include "loadgen/loadgen.h"
+#include "bench/bench.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,7 +30,7 @@ struct tb_opts {
 	unsigned sweep_steps;
 	double rate, duration, warmup, drain, sweep_factor, deadline_ms;
 	uint64_t requests, seed;
-	struct lg_impair imp;
+	struct bench_impair imp;
 	bool sweep, quiet, check, no_cache, no_crc;
 };
 
@@ -115,7 +115,7 @@ tb_help(FILE *f)
 "  Example: split=0:1,4:2,8:1;dtype=u8:3,f32;uplink=1000-20000kbps;deadline=50-200ms\n"
 "\n"
 "Exit status: 0 run completed, 1 failed (or --check found a problem), 2 bad arguments.\n",
-		LG_MIX_DEFAULT);
+		BENCH_MIX_DEFAULT);
 }
 
 static int
@@ -181,7 +181,7 @@ enum {
 };
 
 static int
-tb_parse(int argc, char **argv, struct tb_opts *o, struct lg_mix *mix)
+tb_parse(int argc, char **argv, struct tb_opts *o, struct bench_mix *mix)
 {
 	static const struct option lo[] = {
 		{ "gateway", required_argument, NULL, 'g' },
@@ -302,15 +302,15 @@ tb_parse(int argc, char **argv, struct tb_opts *o, struct lg_mix *mix)
 		return tb_usage("%s", "give --rate R (open loop), --concurrency C or --sweep");
 	if (o->duration == 0 && o->requests == 0)
 		return tb_usage("%s", "--duration 0 needs --requests N");
-	if (lg_impair_check(&o->imp, &err) < 0)
+	if (bench_impair_check(&o->imp, &err) < 0)
 		return tb_usage("%s", err.msg);
-	if (o->mix_file != NULL && lg_mix_load(mix, o->mix_file, &err) < 0)
+	if (o->mix_file != NULL && bench_mix_load(mix, o->mix_file, &err) < 0)
 		return tb_usage("--mix-file: %s", err.msg);
-	if (o->mix != NULL && lg_mix_parse(mix, o->mix, &err) < 0)
+	if (o->mix != NULL && bench_mix_parse(mix, o->mix, &err) < 0)
 		return tb_usage("--mix: %s", err.msg);
 	if (!isnan(o->deadline_ms)) {
-		mix->key[LG_MIX_DEADLINE].n = 1;
-		mix->key[LG_MIX_DEADLINE].item[0] = (struct lg_mix_item){
+		mix->key[BENCH_MIX_DEADLINE].n = 1;
+		mix->key[BENCH_MIX_DEADLINE].item[0] = (struct bench_mix_item){
 			.lo = (uint64_t)llround(o->deadline_ms * 1000),
 			.hi = (uint64_t)llround(o->deadline_ms * 1000), .weight = 1 };
 	}
@@ -340,22 +340,22 @@ tb_close_out(FILE *f)
  */
 static int
 tb_write_json(const char *path, const struct tb_opts *o, const char *mix,
-	      const struct lg_results *steps, unsigned n_steps, const struct lg_results *last,
-	      const struct lg_inputs *in)
+	      const struct bench_results *steps, unsigned n_steps, const struct bench_results *last,
+	      const struct bench_inputs *in)
 {
 	json_t *doc = json_pack("{s:I, s:s, s:I, s:o}", "devices", (json_int_t)o->devices,
 				"mix", mix, "seed", (json_int_t)o->seed,
-				"result", lg_report_json(last, in));
+				"result", bench_report_json(last, in));
 	json_t *sweep = o->sweep ? json_array() : NULL;
 	FILE *f;
 	int rc = -1;
 
 	for (unsigned s = 0; sweep != NULL && s < n_steps; s++)
-		if (json_array_append_new(sweep, lg_report_json(&steps[s], NULL)) < 0)
+		if (json_array_append_new(sweep, bench_report_json(&steps[s], NULL)) < 0)
 			goto out;
 	if (doc == NULL || (o->sweep && (sweep == NULL ||
 	    json_object_set(doc, "sweep", sweep) < 0 ||
-	    json_object_set_new(doc, "saturated_at_rps", json_real(lg_results_offered(last))) < 0)))
+	    json_object_set_new(doc, "saturated_at_rps", json_real(bench_results_offered(last))) < 0)))
 		goto out;
 	f = tb_open_out(path);
 	if (f == NULL)
@@ -397,7 +397,7 @@ tb_have_gnuplot(void)
 }
 
 static int
-tb_plot(const char *dir, const struct lg_results *last, const struct lg_results *steps,
+tb_plot(const char *dir, const struct bench_results *last, const struct bench_results *steps,
 	unsigned n_steps)
 {
 	char path[4096];
@@ -422,7 +422,7 @@ tb_plot(const char *dir, const struct lg_results *last, const struct lg_results 
 		double p = 100.0 * (1 - pow(10, -nines));
 
 		fprintf(f, "%.6f %.6f %.3f\n", p, 1.0 / (1.0 - p / 100.0),
-			(double)tg_hdr_value_at(&last->lat_us, p) / 1000.0);
+			(double)bench_hdr_value_at(&last->lat_us, p) / 1000.0);
 	}
 	fclose(f);
 	if (n_steps > 0) {
@@ -431,11 +431,11 @@ tb_plot(const char *dir, const struct lg_results *last, const struct lg_results 
 		if (f == NULL)
 			goto out_err;
 		for (unsigned i = 0; i < n_steps; i++)
-			fprintf(f, "%.3f %.3f %.3f %.3f %.3f\n", lg_results_offered(&steps[i]),
-				lg_results_achieved(&steps[i]),
-				(double)tg_hdr_value_at(&steps[i].lat_us, 50) / 1000.0,
-				(double)tg_hdr_value_at(&steps[i].lat_us, 99) / 1000.0,
-				lg_results_goodput(&steps[i]));
+			fprintf(f, "%.3f %.3f %.3f %.3f %.3f\n", bench_results_offered(&steps[i]),
+				bench_results_achieved(&steps[i]),
+				(double)bench_hdr_value_at(&steps[i].lat_us, 50) / 1000.0,
+				(double)bench_hdr_value_at(&steps[i].lat_us, 99) / 1000.0,
+				bench_results_goodput(&steps[i]));
 		fclose(f);
 	}
 	gp = popen("gnuplot", "w");
@@ -476,12 +476,12 @@ out_err:
 /* ---- main ---- */
 
 static bool
-tb_saturated(const struct lg_results *r, uint32_t max_deadline_us)
+tb_saturated(const struct bench_results *r, uint32_t max_deadline_us)
 {
-	if (lg_results_achieved(r) < 0.95 * lg_results_offered(r))
+	if (bench_results_achieved(r) < 0.95 * bench_results_offered(r))
 		return true;
 	return max_deadline_us > 0 &&
-	       tg_hdr_value_at(&r->lat_all_us, 99) > (int64_t)max_deadline_us;
+	       bench_hdr_value_at(&r->lat_all_us, 99) > (int64_t)max_deadline_us;
 }
 
 int
@@ -490,19 +490,19 @@ main(int argc, char **argv)
 	struct tb_opts o = { .model = "models/fmnist-resnet", .model_id = 1, .devices = 1000,
 			     .images = 10000, .duration = 10, .warmup = 1, .drain = 5,
 			     .sweep_factor = 1.5, .sweep_steps = 12, .seed = 1, .deadline_ms = NAN };
-	struct lg_inputs_cfg icfg = { 0 };
-	struct lg_config cfg = { 0 };
-	struct lg_inputs *in = NULL;
-	struct lg_run *run = NULL;
+	struct bench_inputs_cfg icfg = { 0 };
+	struct bench_config cfg = { 0 };
+	struct bench_inputs *in = NULL;
+	struct bench_run *run = NULL;
 	struct proto_keys *keys = NULL;
-	struct lg_results *steps = NULL, *last = NULL;
+	struct bench_results *steps = NULL, *last = NULL;
 	unsigned n_steps = 0;
 	struct tg_err err = { 0 };
 	char mixbuf[1024];
 	int rc, status = TB_EXIT_FAIL;
 
 	kern_prefer_passive_wait(argv);
-	lg_mix_default(&cfg.mix);
+	bench_mix_default(&cfg.mix);
 	rc = tb_parse(argc, argv, &o, &cfg.mix);
 	if (rc != 0)
 		return rc;
@@ -510,20 +510,20 @@ main(int argc, char **argv)
 		return tb_usage("--gateway: '%s' is not IPv4[:PORT]", o.gateway);
 	if (o.bind != NULL && tb_addr(o.bind, &cfg.bind_ip, &(uint16_t){ 0 }) < 0)
 		return tb_usage("--bind: '%s' is not an IPv4 address", o.bind);
-	lg_mix_format(&cfg.mix, mixbuf, sizeof(mixbuf));
+	bench_mix_format(&cfg.mix, mixbuf, sizeof(mixbuf));
 
 	icfg.model = o.model;
 	icfg.model_id = (uint16_t)o.model_id;
 	icfg.n_images = o.images;
-	icfg.split_mask = lg_mix_split_mask(&cfg.mix);
-	icfg.dtype_mask = lg_mix_dtype_mask(&cfg.mix);
+	icfg.split_mask = bench_mix_split_mask(&cfg.mix);
+	icfg.dtype_mask = bench_mix_dtype_mask(&cfg.mix);
 	icfg.threads = o.threads;
 	icfg.calib = o.calib;
 	if (!o.no_cache)
 		icfg.cache_dir = o.cache ? o.cache :
 				 access("build", W_OK) == 0 ? "build/bench-cache" : NULL;
 	fprintf(stderr, "tailgate-bench: building inputs: %u images, mix %s\n", o.images, mixbuf);
-	rc = lg_inputs_build(&in, &icfg, &err);
+	rc = bench_inputs_build(&in, &icfg, &err);
 	if (rc < 0) {
 		fprintf(stderr, "tailgate-bench: inputs: %s\n", err.msg);
 		goto out;
@@ -554,13 +554,13 @@ main(int argc, char **argv)
 	cfg.progress = !o.quiet && isatty(STDERR_FILENO);
 	cfg.progress_tag = o.sweep ? tb_tag : NULL;	/* rewritten per step, read by the run */
 	cfg.in = in;
-	rc = lg_run_create(&run, &cfg, &err);
+	rc = bench_run_create(&run, &cfg, &err);
 	if (rc < 0) {
 		fprintf(stderr, "tailgate-bench: %s\n", err.msg);
 		goto out;
 	}
 	{
-		const struct proto_hello_reply *gw = lg_run_gateway(run);
+		const struct proto_hello_reply *gw = bench_run_gateway(run);
 
 		fprintf(stderr, "tailgate-bench: %u sessions open (gateway: max_inflight %u per "
 			"client, %u chunks, nack gap %u ms, reassembly timeout %u ms)\n",
@@ -571,10 +571,10 @@ main(int argc, char **argv)
 	if (steps == NULL)
 		goto out;
 	if (!o.sweep) {
-		if (lg_results_init(&steps[0]) < 0)
+		if (bench_results_init(&steps[0]) < 0)
 			goto out;
 		n_steps = 1;
-		rc = lg_run_phase(run, o.rate, o.concurrency, o.warmup, o.duration, o.requests,
+		rc = bench_run_phase(run, o.rate, o.concurrency, o.warmup, o.duration, o.requests,
 				  o.drain, &steps[0], &err);
 		if (rc < 0) {
 			fprintf(stderr, "tailgate-bench: %s\n", err.msg);
@@ -582,32 +582,32 @@ main(int argc, char **argv)
 		}
 		last = &steps[0];
 		printf("devices %u, mix %s\n", o.devices, mixbuf);
-		lg_report_table(stdout, last, in);
+		bench_report_table(stdout, last, in);
 	} else {
-		uint32_t max_dl = lg_mix_max_deadline(&cfg.mix);
+		uint32_t max_dl = bench_mix_max_deadline(&cfg.mix);
 		double rate = o.rate > 0 ? o.rate : 50;
 
 		printf("devices %u, mix %s\nsweep: x%.2f per step; saturated = achieved < 95%% of "
 		       "offered, or p99 > %.1f ms (the mix's largest deadline)\n", o.devices,
 		       mixbuf, o.sweep_factor, max_dl / 1000.0);
-		lg_report_sweep_header(stdout);
+		bench_report_sweep_header(stdout);
 		for (unsigned s = 0; s < o.sweep_steps; s++, rate *= o.sweep_factor) {
 			bool sat;
 
 			snprintf(tb_tag, sizeof(tb_tag), "step %u/%u at %.1f req/s", s + 1,
 				 o.sweep_steps, rate);
 
-			if (lg_results_init(&steps[s]) < 0)
+			if (bench_results_init(&steps[s]) < 0)
 				goto out;
 			n_steps = s + 1;
-			rc = lg_run_phase(run, rate, 0, o.warmup, o.duration, o.requests, o.drain,
+			rc = bench_run_phase(run, rate, 0, o.warmup, o.duration, o.requests, o.drain,
 					  &steps[s], &err);
 			if (rc < 0) {
 				fprintf(stderr, "tailgate-bench: %s\n", err.msg);
 				goto out;
 			}
 			sat = tb_saturated(&steps[s], max_dl);
-			lg_report_sweep_row(stdout, &steps[s], sat);
+			bench_report_sweep_row(stdout, &steps[s], sat);
 			fflush(stdout);
 			last = &steps[s];
 			if (sat)
@@ -615,8 +615,8 @@ main(int argc, char **argv)
 		}
 		if (n_steps > 1)
 			printf("saturation: %.1f req/s offered; best goodput before it %.1f req/s\n",
-			       lg_results_offered(last),
-			       lg_results_goodput(&steps[n_steps - 2]));
+			       bench_results_offered(last),
+			       bench_results_goodput(&steps[n_steps - 2]));
 	}
 	status = TB_EXIT_OK;
 	if (o.json != NULL && tb_write_json(o.json, &o, mixbuf, steps, n_steps, last, in) < 0)
@@ -627,9 +627,9 @@ main(int argc, char **argv)
 		if (f == NULL) {
 			status = TB_EXIT_FAIL;
 		} else {
-			lg_report_csv_header(f);
+			bench_report_csv_header(f);
 			for (unsigned s = 0; s < (o.sweep ? n_steps : 1); s++)
-				lg_report_csv_row(f, o.sweep ? &steps[s] : last);
+				bench_report_csv_row(f, o.sweep ? &steps[s] : last);
 			if (ferror(f))
 				status = TB_EXIT_FAIL;
 			tb_close_out(f);
@@ -638,7 +638,7 @@ main(int argc, char **argv)
 	if (o.hgrm != NULL) {
 		FILE *f = tb_open_out(o.hgrm);
 
-		if (f == NULL || tg_hdr_write_hgrm(&last->lat_us, f, 1000.0, 5) < 0)
+		if (f == NULL || bench_hdr_write_hgrm(&last->lat_us, f, 1000.0, 5) < 0)
 			status = TB_EXIT_FAIL;
 		tb_close_out(f);
 	}
@@ -654,10 +654,10 @@ main(int argc, char **argv)
 	}
 out:
 	for (unsigned s = 0; s < n_steps; s++)
-		lg_results_fini(&steps[s]);
+		bench_results_fini(&steps[s]);
 	free(steps);
-	lg_run_free(run);
-	lg_inputs_free(in);
+	bench_run_free(run);
+	bench_inputs_free(in);
 	proto_keys_free(keys);
 	return status;
 }

@@ -5,9 +5,9 @@
  * the gateway binds a session to (client id, source address), so devices sharing an address
  * stay distinct. Datagrams leave in sendmmsg bursts, copied from the prepared inputs with
  * the device's ids patched in. Buffers, devices, bitmaps and the arrival backlog are
- * allocated at lg_run_create(); a phase allocates nothing.
+ * allocated at bench_run_create(); a phase allocates nothing.
  */
-#include "loadgen/loadgen.h"
+#include "bench/bench.h"
 #include "client/tgc.h"
 
 #include <arpa/inet.h>
@@ -22,31 +22,31 @@
 #include <unistd.h>
 
 enum {
-	LG_TX_BURST = 64,		/* datagrams per sendmmsg */
-	LG_RX_BURST = 64,		/* datagrams per recvmmsg */
-	LG_TX_LEN = 1500,		/* largest datagram sent (inputs are cut for <= this) */
-	LG_ARRIVALS_PER_PASS = 1024,	/* open-loop arrivals started per event-loop pass */
-	LG_RX_LEN = 2048,		/* answers are one small datagram; longer ones are refused */
-	LG_HELLO_TRIES = 4,
-	LG_HELLO_TIMEOUT_MS = 200,	/* as the client library: doubling per try */
-	LG_BACKLOG = 1 << 20,		/* arrivals waiting for an idle device */
-	LG_SOCKBUF = 8 << 20,
+	BENCH_TX_BURST = 64,		/* datagrams per sendmmsg */
+	BENCH_RX_BURST = 64,		/* datagrams per recvmmsg */
+	BENCH_TX_LEN = 1500,		/* largest datagram sent (inputs are cut for <= this) */
+	BENCH_ARRIVALS_PER_PASS = 1024,	/* open-loop arrivals started per event-loop pass */
+	BENCH_RX_LEN = 2048,		/* answers are one small datagram; longer ones are refused */
+	BENCH_HELLO_TRIES = 4,
+	BENCH_HELLO_TIMEOUT_MS = 200,	/* as the client library: doubling per try */
+	BENCH_BACKLOG = 1 << 20,		/* arrivals waiting for an idle device */
+	BENCH_SOCKBUF = 8 << 20,
 };
 
-enum lg_state {
-	LG_DS_NEW,			/* HELLO not sent yet */
-	LG_DS_HELLO,			/* HELLO sent, waiting for the reply */
-	LG_DS_IDLE,			/* has a session, no request */
-	LG_DS_BUSY,			/* a request open */
-	LG_DS_FAILED,			/* HELLO refused or unanswered */
+enum bench_state {
+	BENCH_DS_NEW,			/* HELLO not sent yet */
+	BENCH_DS_HELLO,			/* HELLO sent, waiting for the reply */
+	BENCH_DS_IDLE,			/* has a session, no request */
+	BENCH_DS_BUSY,			/* a request open */
+	BENCH_DS_FAILED,			/* HELLO refused or unanswered */
 };
 
-struct lg_dev {
+struct bench_dev {
 	uint32_t client_id;
 	uint64_t session;
-	struct lg_profile prof;
+	struct bench_profile prof;
 	struct tgc_pacer pacer;
-	uint8_t state;			/* enum lg_state */
+	uint8_t state;			/* enum bench_state */
 	uint8_t hello_tries;
 	uint8_t timeouts;		/* timers fired for the open request */
 	bool rehello;			/* a request waits for a re-HELLO */
@@ -55,7 +55,7 @@ struct lg_dev {
 	uint32_t hello_nonce;
 	uint32_t req_id;
 	uint32_t item;
-	const struct lg_msg *msg;
+	const struct bench_msg *msg;
 	uint64_t sched_ns;		/* the open request's scheduled time */
 	uint64_t timer_ns;		/* its current timer length */
 	uint64_t timeout_at;		/* 0 while chunks remain to send */
@@ -70,10 +70,10 @@ struct lg_dev {
 	uint64_t *pending;		/* chunks still to send, bit i of word i / 64 */
 };
 
-struct lg_run {
-	struct lg_config cfg;
+struct bench_run {
+	struct bench_config cfg;
 	int fd;
-	struct lg_dev *dev;
+	struct bench_dev *dev;
 	unsigned n_dev;
 	uint64_t *bitmaps;		/* n_dev x words */
 	unsigned words;
@@ -81,7 +81,7 @@ struct lg_run {
 	struct proto_hello_reply gw;	/* the first HELLO_REPLY (entries NULL) */
 	bool have_gw;
 	uint32_t tail_us[64];		/* catalog tail estimate per split, a timer seed */
-	struct lg_rng rng;		/* items, fates */
+	struct bench_rng rng;		/* items, fates */
 	/* timer heap of device indices, by wake_ns */
 	uint32_t *heap;
 	unsigned heap_n;
@@ -92,14 +92,14 @@ struct lg_run {
 	uint64_t *backlog;
 	unsigned bl_head, bl_n;
 	/* outgoing burst */
-	uint8_t (*tx)[LG_TX_LEN];
-	struct mmsghdr txm[LG_TX_BURST];
-	struct iovec txv[LG_TX_BURST];
+	uint8_t (*tx)[BENCH_TX_LEN];
+	struct mmsghdr txm[BENCH_TX_BURST];
+	struct iovec txv[BENCH_TX_BURST];
 	unsigned tx_n;
 	/* incoming burst */
-	uint8_t (*rx)[LG_RX_LEN];
-	struct mmsghdr rxm[LG_RX_BURST];
-	struct iovec rxv[LG_RX_BURST];
+	uint8_t (*rx)[BENCH_RX_LEN];
+	struct mmsghdr rxm[BENCH_RX_BURST];
+	struct iovec rxv[BENCH_RX_BURST];
 	uint32_t next_req;
 	unsigned busy;			/* devices with a request open (or re-HELLOing) */
 	unsigned hello_open;		/* devices in NEW or HELLO state */
@@ -107,7 +107,7 @@ struct lg_run {
 	uint8_t hello_fail_status;
 	uint64_t now;
 	/* the phase */
-	struct lg_results *res;
+	struct bench_results *res;
 	uint64_t measure_from;
 	uint64_t last_done;
 	uint64_t last_sched;
@@ -119,7 +119,7 @@ struct lg_run {
 /* ---- small pieces ---- */
 
 static void
-lg_be32(uint8_t *p, uint32_t v)
+bench_be32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)(v >> 24);
 	p[1] = (uint8_t)(v >> 16);
@@ -128,20 +128,20 @@ lg_be32(uint8_t *p, uint32_t v)
 }
 
 static void
-lg_be64(uint8_t *p, uint64_t v)
+bench_be64(uint8_t *p, uint64_t v)
 {
-	lg_be32(p, (uint32_t)(v >> 32));
-	lg_be32(p + 4, (uint32_t)v);
+	bench_be32(p, (uint32_t)(v >> 32));
+	bench_be32(p + 4, (uint32_t)v);
 }
 
 static size_t
-lg_words(unsigned count)
+bench_words(unsigned count)
 {
 	return (count + 63u) / 64u;
 }
 
 static bool
-lg_bit(const uint64_t *b, unsigned i)
+bench_bit(const uint64_t *b, unsigned i)
 {
 	return b[i / 64] >> (i % 64) & 1;
 }
@@ -149,7 +149,7 @@ lg_bit(const uint64_t *b, unsigned i)
 /* ---- timer heap ---- */
 
 static void
-lg_heap_swap(struct lg_run *r, unsigned a, unsigned b)
+bench_heap_swap(struct bench_run *r, unsigned a, unsigned b)
 {
 	uint32_t t = r->heap[a];
 
@@ -160,20 +160,20 @@ lg_heap_swap(struct lg_run *r, unsigned a, unsigned b)
 }
 
 static void
-lg_heap_up(struct lg_run *r, unsigned i)
+bench_heap_up(struct bench_run *r, unsigned i)
 {
 	while (i > 0) {
 		unsigned p = (i - 1) / 2;
 
 		if (r->dev[r->heap[p]].wake_ns <= r->dev[r->heap[i]].wake_ns)
 			break;
-		lg_heap_swap(r, i, p);
+		bench_heap_swap(r, i, p);
 		i = p;
 	}
 }
 
 static void
-lg_heap_down(struct lg_run *r, unsigned i)
+bench_heap_down(struct bench_run *r, unsigned i)
 {
 	for (;;) {
 		unsigned l = 2 * i + 1, m = i;
@@ -184,27 +184,27 @@ lg_heap_down(struct lg_run *r, unsigned i)
 			m = l + 1;
 		if (m == i)
 			return;
-		lg_heap_swap(r, i, m);
+		bench_heap_swap(r, i, m);
 		i = m;
 	}
 }
 
 static void
-lg_wake_at(struct lg_run *r, struct lg_dev *d, uint64_t when)
+bench_wake_at(struct bench_run *r, struct bench_dev *d, uint64_t when)
 {
 	d->wake_ns = when;
 	if (d->heap_pos < 0) {
 		d->heap_pos = (int32_t)r->heap_n;
 		r->heap[r->heap_n++] = (uint32_t)(d - r->dev);
-		lg_heap_up(r, (unsigned)d->heap_pos);
+		bench_heap_up(r, (unsigned)d->heap_pos);
 	} else {
-		lg_heap_up(r, (unsigned)d->heap_pos);
-		lg_heap_down(r, (unsigned)d->heap_pos);
+		bench_heap_up(r, (unsigned)d->heap_pos);
+		bench_heap_down(r, (unsigned)d->heap_pos);
 	}
 }
 
 static void
-lg_wake_cancel(struct lg_run *r, struct lg_dev *d)
+bench_wake_cancel(struct bench_run *r, struct bench_dev *d)
 {
 	unsigned i = (unsigned)d->heap_pos;
 
@@ -215,14 +215,14 @@ lg_wake_cancel(struct lg_run *r, struct lg_dev *d)
 		return;
 	r->heap[i] = r->heap[r->heap_n];
 	r->dev[r->heap[i]].heap_pos = (int32_t)i;
-	lg_heap_up(r, i);
-	lg_heap_down(r, i);
+	bench_heap_up(r, i);
+	bench_heap_down(r, i);
 }
 
 /* ---- sending ---- */
 
 static void
-lg_tx_flush(struct lg_run *r)
+bench_tx_flush(struct bench_run *r)
 {
 	unsigned done = 0;
 
@@ -246,12 +246,12 @@ lg_tx_flush(struct lg_run *r)
 
 /* Queue one datagram (a prepared one, or NULL data to use the slot as it is). */
 static uint8_t *
-lg_tx_slot(struct lg_run *r, uint32_t len)
+bench_tx_slot(struct bench_run *r, uint32_t len)
 {
 	uint8_t *b;
 
-	if (r->tx_n == LG_TX_BURST)
-		lg_tx_flush(r);
+	if (r->tx_n == BENCH_TX_BURST)
+		bench_tx_flush(r);
 	b = r->tx[r->tx_n];
 	r->txv[r->tx_n].iov_len = len;
 	r->tx_n++;
@@ -262,16 +262,16 @@ lg_tx_slot(struct lg_run *r, uint32_t len)
 
 /* The key device d signs with, or NULL (keys: device i is key table entry i). */
 static inline const uint8_t *
-lg_key(const struct lg_run *r, const struct lg_dev *d)
+bench_key(const struct bench_run *r, const struct bench_dev *d)
 {
 	return r->cfg.keys != NULL ? r->cfg.keys->k[d - r->dev].key : NULL;
 }
 
 /* Seal a datagram of d's as the last change to it: MAC with a key, else CRC (12.5). */
 static void
-lg_seal(const struct lg_run *r, const struct lg_dev *d, uint8_t *b, uint32_t len)
+bench_seal(const struct bench_run *r, const struct bench_dev *d, uint8_t *b, uint32_t len)
 {
-	const uint8_t *key = lg_key(r, d);
+	const uint8_t *key = bench_key(r, d);
 
 	if (key != NULL)
 		(void)proto_seal_mac(b, len, key);
@@ -285,7 +285,7 @@ lg_seal(const struct lg_run *r, const struct lg_dev *d, uint8_t *b, uint32_t len
  * units, or the last + 1.
  */
 static uint32_t
-lg_clock_nonce(void)
+bench_clock_nonce(void)
 {
 	struct timespec ts;
 
@@ -294,57 +294,57 @@ lg_clock_nonce(void)
 }
 
 static uint32_t
-lg_hello_nonce(struct lg_dev *d)
+bench_hello_nonce(struct bench_dev *d)
 {
-	uint32_t t = lg_clock_nonce();
+	uint32_t t = bench_clock_nonce();
 
 	d->hello_nonce = (int32_t)(t - d->hello_nonce) > 0 ? t : d->hello_nonce + 1;
 	return d->hello_nonce;
 }
 
 static void
-lg_send_hello(struct lg_run *r, struct lg_dev *d)
+bench_send_hello(struct bench_run *r, struct bench_dev *d)
 {
-	struct proto_hdr h = { .client_id = d->client_id, .request_id = lg_hello_nonce(d),
+	struct proto_hdr h = { .client_id = d->client_id, .request_id = bench_hello_nonce(d),
 			       .session_id = d->session };
 	struct proto_hello m = { .uplink_kbps = d->prof.uplink_kbps, .slo_us = d->prof.deadline_us,
 				 .max_dgram = (uint16_t)r->cfg.in->max_dgram,
 				 .path_token = d->path_token };
-	uint8_t *b = lg_tx_slot(r, PROTO_HELLO_MIN_DGRAM);
+	uint8_t *b = bench_tx_slot(r, PROTO_HELLO_MIN_DGRAM);
 	int n = proto_encode_hello(b, PROTO_HELLO_MIN_DGRAM, &h, &m, PROTO_HELLO_MIN_DGRAM);
 
 	if (n != PROTO_HELLO_MIN_DGRAM)
 		r->tx_n--;	/* cannot happen: the fields are in range */
 	else
-		lg_seal(r, d, b, PROTO_HELLO_MIN_DGRAM);
-	d->state = LG_DS_HELLO;
-	lg_wake_at(r, d, r->now + ((uint64_t)LG_HELLO_TIMEOUT_MS << d->hello_tries) * 1000000u);
+		bench_seal(r, d, b, PROTO_HELLO_MIN_DGRAM);
+	d->state = BENCH_DS_HELLO;
+	bench_wake_at(r, d, r->now + ((uint64_t)BENCH_HELLO_TIMEOUT_MS << d->hello_tries) * 1000000u);
 	d->hello_tries++;
 }
 
 /* Copy chunk i of the open request into the burst with this device's ids. */
 static void
-lg_emit_chunk(struct lg_run *r, struct lg_dev *d, unsigned i, bool resend)
+bench_emit_chunk(struct bench_run *r, struct bench_dev *d, unsigned i, bool resend)
 {
-	const struct lg_dgram_ref *ref = &r->cfg.in->dg[d->msg->first_dg + i];
-	uint8_t *b = lg_tx_slot(r, ref->len);
+	const struct bench_dgram_ref *ref = &r->cfg.in->dg[d->msg->first_dg + i];
+	uint8_t *b = bench_tx_slot(r, ref->len);
 
 	memcpy(b, r->cfg.in->arena + ref->off, ref->len);
-	lg_be32(b + PROTO_OFF_CLIENT_ID, d->client_id);
-	lg_be32(b + PROTO_OFF_REQUEST_ID, d->req_id);
-	lg_be64(b + PROTO_OFF_SESSION_ID, d->session);
-	lg_be32(b + PROTO_OFF_DEADLINE, d->prof.deadline_us);
+	bench_be32(b + PROTO_OFF_CLIENT_ID, d->client_id);
+	bench_be32(b + PROTO_OFF_REQUEST_ID, d->req_id);
+	bench_be64(b + PROTO_OFF_SESSION_ID, d->session);
+	bench_be32(b + PROTO_OFF_DEADLINE, d->prof.deadline_us);
 	if (resend)
 		b[PROTO_OFF_FLAGS + 1] |= PROTO_F_RETRANSMIT;	/* low byte, big endian */
-	lg_seal(r, d, b, ref->len);
+	bench_seal(r, d, b, ref->len);
 	/* In flight, after the seal: one tensor byte changed, the UDP checksum (computed by
 	 * the kernel over what we send) right for it, as a rewriting middlebox leaves it. */
-	if (r->cfg.impair.corrupt > 0 && lg_rng_unit(&r->rng) < r->cfg.impair.corrupt &&
+	if (r->cfg.impair.corrupt > 0 && bench_rng_unit(&r->rng) < r->cfg.impair.corrupt &&
 	    ref->len > PROTO_REQUEST_LEN) {
 		uint32_t at = PROTO_REQUEST_LEN +
-			      (uint32_t)(lg_rng_next(&r->rng) % (ref->len - PROTO_REQUEST_LEN));
+			      (uint32_t)(bench_rng_next(&r->rng) % (ref->len - PROTO_REQUEST_LEN));
 
-		b[at] ^= (uint8_t)(1u + lg_rng_next(&r->rng) % 255u);
+		b[at] ^= (uint8_t)(1u + bench_rng_next(&r->rng) % 255u);
 		r->res->corrupted++;
 	}
 	r->res->chunks_sent++;
@@ -352,58 +352,58 @@ lg_emit_chunk(struct lg_run *r, struct lg_dev *d, unsigned i, bool resend)
 
 /* One chunk through the impairment. */
 static void
-lg_send_chunk(struct lg_run *r, struct lg_dev *d, unsigned i, bool resend)
+bench_send_chunk(struct bench_run *r, struct bench_dev *d, unsigned i, bool resend)
 {
-	switch (lg_impair_fate(&r->cfg.impair, &r->rng)) {
-	case LG_FATE_DROP:
+	switch (bench_impair_fate(&r->cfg.impair, &r->rng)) {
+	case BENCH_FATE_DROP:
 		r->res->dropped++;
 		return;
-	case LG_FATE_DUP:
+	case BENCH_FATE_DUP:
 		r->res->duped++;
-		lg_emit_chunk(r, d, i, resend);
-		lg_emit_chunk(r, d, i, true);
+		bench_emit_chunk(r, d, i, resend);
+		bench_emit_chunk(r, d, i, true);
 		return;
-	case LG_FATE_REORDER:
+	case BENCH_FATE_REORDER:
 		if (d->held < 0) {
 			r->res->reordered++;
 			d->held = (int32_t)i;	/* leaves after the next chunk */
 			return;
 		}
 		break;
-	case LG_FATE_SEND:
+	case BENCH_FATE_SEND:
 		break;
 	}
-	lg_emit_chunk(r, d, i, resend);
+	bench_emit_chunk(r, d, i, resend);
 	if (d->held >= 0 && (unsigned)d->held != i) {
-		lg_emit_chunk(r, d, (unsigned)d->held, resend);
+		bench_emit_chunk(r, d, (unsigned)d->held, resend);
 		d->held = -1;
 	}
 }
 
 /* The first pending chunk at or after the cursor; count when none. */
 static unsigned
-lg_next_pending(struct lg_dev *d)
+bench_next_pending(struct bench_dev *d)
 {
 	unsigned n = d->msg->n_dg;
 
 	for (unsigned i = d->cursor; i < n; i++)
-		if (lg_bit(d->pending, i))
+		if (bench_bit(d->pending, i))
 			return i;
 	return n;
 }
 
 /* Send what the uplink allows now; then wait for tokens or, everything sent, for the answer. */
 static void
-lg_pump(struct lg_run *r, struct lg_dev *d)
+bench_pump(struct bench_run *r, struct bench_dev *d)
 {
 	unsigned n = d->msg->n_dg, i;
 
-	while ((i = lg_next_pending(d)) < n) {
+	while ((i = bench_next_pending(d)) < n) {
 		uint32_t len = r->cfg.in->dg[d->msg->first_dg + i].len;
 		uint64_t wait = tgc_pacer_delay(&d->pacer, len, r->now);
 
 		if (wait > 0) {
-			lg_wake_at(r, d, r->now + wait);
+			bench_wake_at(r, d, r->now + wait);
 			return;
 		}
 		tgc_pacer_take(&d->pacer, len, r->now);
@@ -411,32 +411,32 @@ lg_pump(struct lg_run *r, struct lg_dev *d)
 		d->cursor = (uint16_t)(i + 1);
 		if (i < d->sent_hw)
 			r->res->chunks_resent++;
-		lg_send_chunk(r, d, i, i < d->sent_hw);
+		bench_send_chunk(r, d, i, i < d->sent_hw);
 		if (i >= d->sent_hw)
 			d->sent_hw = (uint16_t)(i + 1);
 	}
 	if (d->held >= 0) {	/* nothing came after it: it leaves last */
-		lg_emit_chunk(r, d, (unsigned)d->held, true);
+		bench_emit_chunk(r, d, (unsigned)d->held, true);
 		d->held = -1;
 	}
 	if (d->timeout_at == 0)	/* the last resend still gets its answer's time */
 		d->timeout_at = (r->now + d->timer_ns < d->give_up_at ? r->now + d->timer_ns : d->give_up_at);
-	lg_wake_at(r, d, d->timeout_at);
+	bench_wake_at(r, d, d->timeout_at);
 }
 
 /* ---- requests ---- */
 
 static void
-lg_idle_push(struct lg_run *r, struct lg_dev *d)
+bench_idle_push(struct bench_run *r, struct bench_dev *d)
 {
 	r->idle[(r->idle_head + r->idle_n++) % r->n_dev] = (uint32_t)(d - r->dev);
-	d->state = LG_DS_IDLE;
+	d->state = BENCH_DS_IDLE;
 }
 
-static struct lg_dev *
-lg_idle_pop(struct lg_run *r)
+static struct bench_dev *
+bench_idle_pop(struct bench_run *r)
 {
-	struct lg_dev *d = &r->dev[r->idle[r->idle_head]];
+	struct bench_dev *d = &r->dev[r->idle[r->idle_head]];
 
 	r->idle_head = (r->idle_head + 1) % r->n_dev;
 	r->idle_n--;
@@ -445,28 +445,28 @@ lg_idle_pop(struct lg_run *r)
 
 /* An arrival: it waits in the backlog until a device is idle; its latency runs from now. */
 static void
-lg_arrive(struct lg_run *r, uint64_t sched)
+bench_arrive(struct bench_run *r, uint64_t sched)
 {
 	if (sched >= r->measure_from) {
 		r->res->scheduled++;
 		r->last_sched = sched;
 	}
-	if (r->bl_n == LG_BACKLOG) {	/* 2^20 waiting: the run is hopelessly saturated */
+	if (r->bl_n == BENCH_BACKLOG) {	/* 2^20 waiting: the run is hopelessly saturated */
 		if (sched >= r->measure_from)
 			r->res->unfinished++;
 		return;
 	}
-	r->backlog[(r->bl_head + r->bl_n++) % LG_BACKLOG] = sched;
+	r->backlog[(r->bl_head + r->bl_n++) % BENCH_BACKLOG] = sched;
 	if (r->bl_n > r->res->backlog_max)
 		r->res->backlog_max = r->bl_n;
 }
 
 static void
-lg_mark_all(struct lg_dev *d)
+bench_mark_all(struct bench_dev *d)
 {
 	unsigned n = d->msg->n_dg;
 
-	memset(d->pending, 0, lg_words(n) * sizeof(uint64_t));
+	memset(d->pending, 0, bench_words(n) * sizeof(uint64_t));
 	for (unsigned i = 0; i < n; i++)
 		d->pending[i / 64] |= 1ull << (i % 64);
 	d->cursor = 0;
@@ -475,16 +475,16 @@ lg_mark_all(struct lg_dev *d)
 }
 
 static void
-lg_start(struct lg_run *r, struct lg_dev *d, uint64_t sched)
+bench_start(struct bench_run *r, struct bench_dev *d, uint64_t sched)
 {
-	const struct lg_inputs *in = r->cfg.in;
+	const struct bench_inputs *in = r->cfg.in;
 	uint32_t srv;
 
-	d->state = LG_DS_BUSY;
+	d->state = BENCH_DS_BUSY;
 	r->busy++;
 	d->sched_ns = sched;
 	d->measured = sched >= r->measure_from;
-	d->item = (uint32_t)lg_rng_range(&r->rng, 0, in->n_items - 1);
+	d->item = (uint32_t)bench_rng_range(&r->rng, 0, in->n_items - 1);
 	d->msg = &in->msg[d->prof.split][d->prof.dtype][d->item];
 	d->req_id = r->next_req++;
 	if (r->next_req == 0)
@@ -497,54 +497,54 @@ lg_start(struct lg_run *r, struct lg_dev *d, uint64_t sched)
 		      tgc_timer_us(0, r->gw.nack_gap_ms, srv) * 1000u;
 	d->give_up_at = r->now + 1000u * tgc_budget_us(d->prof.deadline_us,
 						       r->gw.reasm_timeout_ms, d->timer_ns / 1000u);
-	lg_mark_all(d);
-	lg_pump(r, d);
+	bench_mark_all(d);
+	bench_pump(r, d);
 }
 
 static void
-lg_dispatch(struct lg_run *r)
+bench_dispatch(struct bench_run *r)
 {
 	while (r->bl_n > 0 && r->idle_n > 0) {
 		uint64_t sched = r->backlog[r->bl_head];
 
-		r->bl_head = (r->bl_head + 1) % LG_BACKLOG;
+		r->bl_head = (r->bl_head + 1) % BENCH_BACKLOG;
 		r->bl_n--;
-		lg_start(r, lg_idle_pop(r), sched);
+		bench_start(r, bench_idle_pop(r), sched);
 	}
 }
 
-enum lg_end { LG_END_RESPONSE, LG_END_ERROR, LG_END_GAVE_UP };
+enum bench_end { BENCH_END_RESPONSE, BENCH_END_ERROR, BENCH_END_GAVE_UP };
 
 /* The open request ended: count it, free the device, and in a closed loop start the next. */
 static void
-lg_finish(struct lg_run *r, struct lg_dev *d, enum lg_end how, unsigned status, unsigned reason,
+bench_finish(struct bench_run *r, struct bench_dev *d, enum bench_end how, unsigned status, unsigned reason,
 	  uint32_t top1)
 {
-	struct lg_results *res = r->res;
+	struct bench_results *res = r->res;
 	int64_t lat_us = (int64_t)((r->now - d->sched_ns) / 1000u);
 
-	if (r->arrivals_on && r->now >= r->measure_from && how != LG_END_GAVE_UP) {
+	if (r->arrivals_on && r->now >= r->measure_from && how != BENCH_END_GAVE_UP) {
 		res->win_answered++;
-		res->win_good += how == LG_END_RESPONSE && status == PROTO_ST_OK &&
+		res->win_good += how == BENCH_END_RESPONSE && status == PROTO_ST_OK &&
 				 (d->prof.deadline_us == 0 || lat_us <= (int64_t)d->prof.deadline_us);
 	}
 	if (d->measured) {
 		r->last_done = r->now;
-		if (how == LG_END_GAVE_UP) {
+		if (how == BENCH_END_GAVE_UP) {
 			res->gave_up++;
 		} else {
 			res->answered++;
-			tg_hdr_record(&res->lat_all_us, lat_us);
-			if (how == LG_END_ERROR)
+			bench_hdr_record(&res->lat_all_us, lat_us);
+			if (how == BENCH_END_ERROR)
 				res->error[status < PROTO_ST__COUNT ? status : PROTO_ST_INTERNAL]++;
 			else
 				res->status[status < PROTO_ST__COUNT ? status : PROTO_ST_INTERNAL]++;
 			if (status != PROTO_ST_OK && reason != PROTO_OK)	/* OK: none given */
 				res->reason[reason < PROTO_REASON__COUNT ? reason : PROTO_OK]++;
 		}
-		if (how == LG_END_RESPONSE && status == PROTO_ST_OK) {
+		if (how == BENCH_END_RESPONSE && status == PROTO_ST_OK) {
 			res->ok++;
-			tg_hdr_record(&res->lat_us, lat_us);
+			bench_hdr_record(&res->lat_us, lat_us);
 			if (d->prof.deadline_us == 0 || lat_us <= (int64_t)d->prof.deadline_us)
 				res->ok_in_deadline++;
 			res->correct += top1 == r->cfg.in->labels[d->item];
@@ -554,33 +554,33 @@ lg_finish(struct lg_run *r, struct lg_dev *d, enum lg_end how, unsigned status, 
 	}
 	r->busy--;
 	d->rehello = false;
-	lg_wake_cancel(r, d);
-	lg_idle_push(r, d);
+	bench_wake_cancel(r, d);
+	bench_idle_push(r, d);
 	if (r->closed && r->arrivals_on &&
 	    (r->max_requests == 0 || res->scheduled < r->max_requests))
-		lg_arrive(r, r->now);
+		bench_arrive(r, r->now);
 }
 
 /* The open request's budget is spent (or its resend count, when one is configured). */
 static bool
-lg_spent(const struct lg_run *r, const struct lg_dev *d)
+bench_spent(const struct bench_run *r, const struct bench_dev *d)
 {
 	return r->now >= d->give_up_at || (r->cfg.retries != 0 && d->timeouts >= r->cfg.retries);
 }
 
 static void
-lg_on_timer(struct lg_run *r, struct lg_dev *d)
+bench_on_timer(struct bench_run *r, struct bench_dev *d)
 {
 	switch (d->state) {
-	case LG_DS_NEW:
-		lg_send_hello(r, d);
+	case BENCH_DS_NEW:
+		bench_send_hello(r, d);
 		return;
-	case LG_DS_HELLO:
-		if (d->hello_tries < LG_HELLO_TRIES) {
-			lg_send_hello(r, d);
+	case BENCH_DS_HELLO:
+		if (d->hello_tries < BENCH_HELLO_TRIES) {
+			bench_send_hello(r, d);
 			return;
 		}
-		d->state = LG_DS_FAILED;
+		d->state = BENCH_DS_FAILED;
 		if (d->rehello) {
 			r->busy--;
 			d->rehello = false;
@@ -589,24 +589,24 @@ lg_on_timer(struct lg_run *r, struct lg_dev *d)
 			/* Closed loop: the request in flight is over, so another takes its
 			 * place, or the concurrency would shrink for good. */
 			if (r->closed && r->arrivals_on)
-				lg_arrive(r, r->now);
+				bench_arrive(r, r->now);
 		} else {
 			r->hello_open--;
 			r->hello_failed++;
 		}
 		return;
-	case LG_DS_BUSY:
+	case BENCH_DS_BUSY:
 		if (d->timeout_at != 0 && r->now >= d->timeout_at) {
 			r->res->timer_fires++;
-			if (lg_spent(r, d)) {
-				lg_finish(r, d, LG_END_GAVE_UP, 0, 0, 0);
+			if (bench_spent(r, d)) {
+				bench_finish(r, d, BENCH_END_GAVE_UP, 0, 0, 0);
 				return;
 			}
 			d->timeouts++;
 			d->timer_ns *= 2;
-			lg_mark_all(d);
+			bench_mark_all(d);
 		}
-		lg_pump(r, d);
+		bench_pump(r, d);
 		return;
 	default:
 		return;
@@ -616,7 +616,7 @@ lg_on_timer(struct lg_run *r, struct lg_dev *d)
 /* ---- receiving ---- */
 
 static void
-lg_on_hello_reply(struct lg_run *r, struct lg_dev *d, const struct proto_msg *m)
+bench_on_hello_reply(struct bench_run *r, struct bench_dev *d, const struct proto_msg *m)
 {
 	if (m->u.hello_reply.path_token != 0) {
 		/* A path challenge (docs/protocol.md 12.1): our address is not the session's
@@ -624,7 +624,7 @@ lg_on_hello_reply(struct lg_run *r, struct lg_dev *d, const struct proto_msg *m)
 		d->session = m->h.session_id;
 		d->path_token = m->u.hello_reply.path_token;
 		r->res->path_challenges++;
-		lg_send_hello(r, d);
+		bench_send_hello(r, d);
 		d->path_token = 0;
 		return;
 	}
@@ -645,19 +645,19 @@ lg_on_hello_reply(struct lg_run *r, struct lg_dev *d, const struct proto_msg *m)
 	d->session = m->h.session_id;
 	if (d->rehello) {
 		d->rehello = false;
-		d->state = LG_DS_BUSY;
-		lg_mark_all(d);
+		d->state = BENCH_DS_BUSY;
+		bench_mark_all(d);
 		d->quiet_until = r->now + d->timer_ns / 2;
-		lg_pump(r, d);
+		bench_pump(r, d);
 		return;
 	}
 	r->hello_open--;
-	lg_wake_cancel(r, d);
-	lg_idle_push(r, d);
+	bench_wake_cancel(r, d);
+	bench_idle_push(r, d);
 }
 
 static void
-lg_on_error(struct lg_run *r, struct lg_dev *d, const struct proto_msg *m)
+bench_on_error(struct bench_run *r, struct bench_dev *d, const struct proto_msg *m)
 {
 	unsigned st = m->u.error.status;
 
@@ -673,8 +673,8 @@ lg_on_error(struct lg_run *r, struct lg_dev *d, const struct proto_msg *m)
 			r->res->rx_ignored++;
 			return;
 		}
-		if (lg_spent(r, d)) {
-			lg_finish(r, d, LG_END_ERROR, st, m->u.error.reason, 0);
+		if (bench_spent(r, d)) {
+			bench_finish(r, d, BENCH_END_ERROR, st, m->u.error.reason, 0);
 			return;
 		}
 		d->timeouts++;
@@ -688,12 +688,12 @@ lg_on_error(struct lg_run *r, struct lg_dev *d, const struct proto_msg *m)
 			 * gets a path challenge, and echoing its token moves the session here. */
 			if (m->u.error.reason != PROTO_E_PATH_UNVERIFIED)
 				d->session = 0;
-			lg_send_hello(r, d);
+			bench_send_hello(r, d);
 			return;
 		}
-		lg_mark_all(d);
+		bench_mark_all(d);
 		d->quiet_until = r->now + d->timer_ns / 2;
-		lg_pump(r, d);
+		bench_pump(r, d);
 		return;
 	}
 	/* A chunk's lz4 refusal: that chunk alone was refused; the gateway NACKs it. */
@@ -703,11 +703,11 @@ lg_on_error(struct lg_run *r, struct lg_dev *d, const struct proto_msg *m)
 		r->res->rx_ignored++;
 		return;
 	}
-	lg_finish(r, d, LG_END_ERROR, st, m->u.error.reason, 0);
+	bench_finish(r, d, BENCH_END_ERROR, st, m->u.error.reason, 0);
 }
 
 static void
-lg_on_response(struct lg_run *r, struct lg_dev *d, const struct proto_response *rs)
+bench_on_response(struct bench_run *r, struct bench_dev *d, const struct proto_response *rs)
 {
 	struct proto_topk t = { .class_id = UINT32_MAX };
 
@@ -723,7 +723,7 @@ lg_on_response(struct lg_run *r, struct lg_dev *d, const struct proto_response *
 		d->timer_ns *= 2;
 		if (d->timeout_at != 0) {
 			d->timeout_at = r->now + d->timer_ns;
-			lg_wake_at(r, d, d->timeout_at);
+			bench_wake_at(r, d, d->timeout_at);
 		}
 		if (d->give_up_at < r->now + 2 * d->timer_ns)
 			d->give_up_at = r->now + 2 * d->timer_ns;
@@ -736,18 +736,18 @@ lg_on_response(struct lg_run *r, struct lg_dev *d, const struct proto_response *
 
 		d->srv_us = d->srv_us ? d->srv_us - d->srv_us / 8 + s / 8 : s;
 		if (d->measured) {
-			tg_hdr_record(&r->res->srv_queue_us, rs->queue_us);
-			tg_hdr_record(&r->res->srv_compute_us, rs->compute_us);
+			bench_hdr_record(&r->res->srv_queue_us, rs->queue_us);
+			bench_hdr_record(&r->res->srv_compute_us, rs->compute_us);
 		}
 	}
-	lg_finish(r, d, LG_END_RESPONSE, rs->status, rs->reason, t.class_id);
+	bench_finish(r, d, BENCH_END_RESPONSE, rs->status, rs->reason, t.class_id);
 }
 
 static void
-lg_on_datagram(struct lg_run *r, const uint8_t *buf, size_t len)
+bench_on_datagram(struct bench_run *r, const uint8_t *buf, size_t len)
 {
 	struct proto_msg m;
-	struct lg_dev *d;
+	struct bench_dev *d;
 	uint32_t idx;
 
 	if (r->cfg.keys != NULL) {
@@ -775,22 +775,22 @@ lg_on_datagram(struct lg_run *r, const uint8_t *buf, size_t len)
 	if (idx >= r->n_dev)
 		goto ignored;
 	d = &r->dev[idx];
-	if (d->state == LG_DS_HELLO) {
+	if (d->state == BENCH_DS_HELLO) {
 		if (m.h.request_id != d->hello_nonce)
 			goto ignored;
 		if (m.h.type == PROTO_T_HELLO_REPLY) {
-			lg_on_hello_reply(r, d, &m);
+			bench_on_hello_reply(r, d, &m);
 			return;
 		}
 		if (m.h.type == PROTO_T_ERROR && d->session != 0 &&
 		    m.u.error.status == PROTO_ST_UNKNOWN_SESSION) {
 			d->session = 0;	/* forgotten: a new session, same HELLO tries */
-			lg_send_hello(r, d);
+			bench_send_hello(r, d);
 			return;
 		}
 		if (m.h.type == PROTO_T_ERROR && !d->rehello) {	/* refused: e.g. too many sessions */
-			lg_wake_cancel(r, d);
-			d->state = LG_DS_FAILED;
+			bench_wake_cancel(r, d);
+			d->state = BENCH_DS_FAILED;
 			r->hello_open--;
 			r->hello_failed++;
 			r->hello_fail_status = m.u.error.status;
@@ -798,24 +798,24 @@ lg_on_datagram(struct lg_run *r, const uint8_t *buf, size_t len)
 		}
 		goto ignored;
 	}
-	if (d->state != LG_DS_BUSY || m.h.request_id != d->req_id)
+	if (d->state != BENCH_DS_BUSY || m.h.request_id != d->req_id)
 		goto ignored;
 	if (m.h.session_id != d->session && m.h.type != PROTO_T_ERROR)
 		goto ignored;
 	switch (m.h.type) {
 	case PROTO_T_RESPONSE:
-		lg_on_response(r, d, &m.u.resp);
+		bench_on_response(r, d, &m.u.resp);
 		return;
 	case PROTO_T_NACK:
 		r->res->nacks++;
 		if (tgc_nack_mark(&m.u.nack, d->msg->n_dg, d->pending) > 0) {
 			d->cursor = 0;
 			d->timeout_at = 0;	/* the resends get a whole timer */
-			lg_pump(r, d);
+			bench_pump(r, d);
 		}
 		return;
 	case PROTO_T_ERROR:
-		lg_on_error(r, d, &m);
+		bench_on_error(r, d, &m);
 		return;
 	default:
 		break;
@@ -825,10 +825,10 @@ ignored:
 }
 
 static int
-lg_rx(struct lg_run *r)
+bench_rx(struct bench_run *r)
 {
 	for (int rounds = 0; rounds < 8; rounds++) {
-		int n = recvmmsg(r->fd, r->rxm, LG_RX_BURST, MSG_DONTWAIT, NULL);
+		int n = recvmmsg(r->fd, r->rxm, BENCH_RX_BURST, MSG_DONTWAIT, NULL);
 
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR || errno == ECONNREFUSED)
@@ -841,29 +841,29 @@ lg_rx(struct lg_run *r)
 				r->res->rx_ignored++;
 				continue;
 			}
-			lg_on_datagram(r, r->rx[i], r->rxm[i].msg_len);
+			bench_on_datagram(r, r->rx[i], r->rxm[i].msg_len);
 		}
-		if (n < LG_RX_BURST)
+		if (n < BENCH_RX_BURST)
 			return 0;
 	}
 	return 0;
 }
 
 static void
-lg_timers(struct lg_run *r)
+bench_timers(struct bench_run *r)
 {
 	/* Bounded: a handler always sets a wake in the future or leaves the heap. */
 	while (r->heap_n > 0 && r->dev[r->heap[0]].wake_ns <= r->now) {
-		struct lg_dev *d = &r->dev[r->heap[0]];
+		struct bench_dev *d = &r->dev[r->heap[0]];
 
-		lg_wake_cancel(r, d);
-		lg_on_timer(r, d);
+		bench_wake_cancel(r, d);
+		bench_on_timer(r, d);
 	}
 }
 
 /* Sleep until the socket is readable or until `until`. */
 static void
-lg_wait(struct lg_run *r, uint64_t until)
+bench_wait(struct bench_run *r, uint64_t until)
 {
 	struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
 	struct timespec ts;
@@ -884,9 +884,9 @@ lg_wait(struct lg_run *r, uint64_t until)
 /* ---- progress ---- */
 
 static void
-lg_progress(struct lg_run *r, uint64_t start, uint64_t *last_answered)
+bench_progress(struct bench_run *r, uint64_t start, uint64_t *last_answered)
 {
-	const struct lg_results *s = r->res;
+	const struct bench_results *s = r->res;
 	uint64_t done = s->answered + s->gave_up;
 
 	fprintf(stderr, "\r\033[K%s%s[%5.1fs] sched %llu answered %llu (%llu/s) ok %llu timeouts "
@@ -895,68 +895,68 @@ lg_progress(struct lg_run *r, uint64_t start, uint64_t *last_answered)
 		(unsigned long long)s->scheduled,
 		(unsigned long long)s->answered, (unsigned long long)(done - *last_answered),
 		(unsigned long long)s->ok, (unsigned long long)s->gave_up, r->busy, r->bl_n,
-		(double)tg_hdr_value_at(&s->lat_all_us, 99) / 1000.0);
+		(double)bench_hdr_value_at(&s->lat_all_us, 99) / 1000.0);
 	*last_answered = done;
 }
 
 /* ---- results ---- */
 
 int
-lg_results_init(struct lg_results *res)
+bench_results_init(struct bench_results *res)
 {
 	memset(res, 0, sizeof(*res));
-	if (tg_hdr_init(&res->lat_us, 1, 3600ll * 1000000, 3) < 0 ||
-	    tg_hdr_init(&res->lat_all_us, 1, 3600ll * 1000000, 3) < 0 ||
-	    tg_hdr_init(&res->srv_queue_us, 1, 3600ll * 1000000, 3) < 0 ||
-	    tg_hdr_init(&res->srv_compute_us, 1, 3600ll * 1000000, 3) < 0) {
-		lg_results_fini(res);
+	if (bench_hdr_init(&res->lat_us, 1, 3600ll * 1000000, 3) < 0 ||
+	    bench_hdr_init(&res->lat_all_us, 1, 3600ll * 1000000, 3) < 0 ||
+	    bench_hdr_init(&res->srv_queue_us, 1, 3600ll * 1000000, 3) < 0 ||
+	    bench_hdr_init(&res->srv_compute_us, 1, 3600ll * 1000000, 3) < 0) {
+		bench_results_fini(res);
 		return -ENOMEM;
 	}
 	return 0;
 }
 
 void
-lg_results_fini(struct lg_results *res)
+bench_results_fini(struct bench_results *res)
 {
 	if (res == NULL)
 		return;
-	tg_hdr_fini(&res->lat_us);
-	tg_hdr_fini(&res->lat_all_us);
-	tg_hdr_fini(&res->srv_queue_us);
-	tg_hdr_fini(&res->srv_compute_us);
+	bench_hdr_fini(&res->lat_us);
+	bench_hdr_fini(&res->lat_all_us);
+	bench_hdr_fini(&res->srv_queue_us);
+	bench_hdr_fini(&res->srv_compute_us);
 }
 
 static void
-lg_results_reset(struct lg_results *res)
+bench_results_reset(struct bench_results *res)
 {
-	struct tg_hdr a = res->lat_us, b = res->lat_all_us, q = res->srv_queue_us;
-	struct tg_hdr c = res->srv_compute_us;
+	struct bench_hdr a = res->lat_us, b = res->lat_all_us, q = res->srv_queue_us;
+	struct bench_hdr c = res->srv_compute_us;
 
 	memset(res, 0, sizeof(*res));
 	res->lat_us = a;
 	res->lat_all_us = b;
 	res->srv_queue_us = q;
 	res->srv_compute_us = c;
-	tg_hdr_reset(&res->lat_us);
-	tg_hdr_reset(&res->lat_all_us);
-	tg_hdr_reset(&res->srv_queue_us);
-	tg_hdr_reset(&res->srv_compute_us);
+	bench_hdr_reset(&res->lat_us);
+	bench_hdr_reset(&res->lat_all_us);
+	bench_hdr_reset(&res->srv_queue_us);
+	bench_hdr_reset(&res->srv_compute_us);
 }
 
 double
-lg_results_offered(const struct lg_results *r)
+bench_results_offered(const struct bench_results *r)
 {
 	return r->sched_s > 0 ? (double)r->scheduled / r->sched_s : 0;
 }
 
 double
-lg_results_achieved(const struct lg_results *r)
+bench_results_achieved(const struct bench_results *r)
 {
 	return r->sched_s > 0 ? (double)r->win_answered / r->sched_s : 0;
 }
 
 double
-lg_results_goodput(const struct lg_results *r)
+bench_results_goodput(const struct bench_results *r)
 {
 	return r->sched_s > 0 ? (double)r->win_good / r->sched_s : 0;
 }
@@ -965,30 +965,30 @@ lg_results_goodput(const struct lg_results *r)
 
 /* Close whatever is still open at the end of a phase; counts measured ones as unfinished. */
 static void
-lg_phase_abort(struct lg_run *r)
+bench_phase_abort(struct bench_run *r)
 {
 	for (unsigned i = 0; i < r->n_dev; i++) {
-		struct lg_dev *d = &r->dev[i];
+		struct bench_dev *d = &r->dev[i];
 
-		if (d->state == LG_DS_BUSY || (d->state == LG_DS_HELLO && d->rehello)) {
+		if (d->state == BENCH_DS_BUSY || (d->state == BENCH_DS_HELLO && d->rehello)) {
 			r->res->unfinished += d->measured;
 			r->busy--;
-			if (d->state == LG_DS_BUSY) {
-				lg_wake_cancel(r, d);
-				lg_idle_push(r, d);
+			if (d->state == BENCH_DS_BUSY) {
+				bench_wake_cancel(r, d);
+				bench_idle_push(r, d);
 			} else {
 				d->rehello = false;	/* the HELLO goes on; its reply idles it */
 				r->hello_open++;
 			}
 		}
 	}
-	for (; r->bl_n > 0; r->bl_n--, r->bl_head = (r->bl_head + 1) % LG_BACKLOG)
+	for (; r->bl_n > 0; r->bl_n--, r->bl_head = (r->bl_head + 1) % BENCH_BACKLOG)
 		r->res->unfinished += r->backlog[r->bl_head] >= r->measure_from;
 }
 
 int
-lg_run_phase(struct lg_run *r, double rate, unsigned concurrency, double warmup_s,
-	     double duration_s, uint64_t max_requests, double drain_s, struct lg_results *res,
+bench_run_phase(struct bench_run *r, double rate, unsigned concurrency, double warmup_s,
+	     double duration_s, uint64_t max_requests, double drain_s, struct bench_results *res,
 	     struct tg_err *err)
 {
 	uint64_t start, end, next_arrival = 0, tick, drain_until = UINT64_MAX, last_answered = 0;
@@ -997,7 +997,7 @@ lg_run_phase(struct lg_run *r, double rate, unsigned concurrency, double warmup_
 
 	if (!(rate > 0) && concurrency == 0)
 		return tg_err_set(err, -EINVAL, "phase: a rate or a concurrency is required");
-	lg_results_reset(res);
+	bench_results_reset(res);
 	res->rate = rate;
 	res->concurrency = rate > 0 ? 0 : concurrency;
 	r->res = res;
@@ -1011,25 +1011,25 @@ lg_run_phase(struct lg_run *r, double rate, unsigned concurrency, double warmup_
 	tick = start + 1000000000u;
 	if (r->closed)
 		for (unsigned c = 0; c < concurrency; c++)
-			lg_arrive(r, start);
+			bench_arrive(r, start);
 	else
-		next_arrival = start + lg_poisson_gap_ns(&r->rng, rate);
+		next_arrival = start + bench_poisson_gap_ns(&r->rng, rate);
 	for (;;) {
 		r->now = tg_now_ns();
 		if (r->arrivals_on) {
 			bool stop = false;
 
 			if (!r->closed) {
-				/* At most LG_ARRIVALS_PER_PASS per pass, so answers and timers are
+				/* At most BENCH_ARRIVALS_PER_PASS per pass, so answers and timers are
 				 * served under overload; the schedule (and each request's latency,
 				 * counted from it) is unchanged by the wait. */
 				for (unsigned k = 0; next_arrival <= r->now && !stop &&
-				     k < LG_ARRIVALS_PER_PASS; k++) {
+				     k < BENCH_ARRIVALS_PER_PASS; k++) {
 					stop = next_arrival >= end ||
 					       (max_requests && res->scheduled >= max_requests);
 					if (!stop) {
-						lg_arrive(r, next_arrival);
-						next_arrival += lg_poisson_gap_ns(&r->rng, rate);
+						bench_arrive(r, next_arrival);
+						next_arrival += bench_poisson_gap_ns(&r->rng, rate);
 					}
 				}
 			}
@@ -1041,18 +1041,18 @@ lg_run_phase(struct lg_run *r, double rate, unsigned concurrency, double warmup_
 				drain_until = r->now + (uint64_t)(drain_s * 1e9);
 			}
 		}
-		lg_dispatch(r);
-		rc = lg_rx(r);
+		bench_dispatch(r);
+		rc = bench_rx(r);
 		if (rc < 0) {
 			tg_err_set(err, rc, "receive: %s", strerror(-rc));
 			goto out;
 		}
 		r->now = tg_now_ns();
-		lg_timers(r);
-		lg_dispatch(r);
-		lg_tx_flush(r);
+		bench_timers(r);
+		bench_dispatch(r);
+		bench_tx_flush(r);
 		if (r->cfg.progress && r->now >= tick) {
-			lg_progress(r, start, &last_answered);
+			bench_progress(r, start, &last_answered);
 			tick += 1000000000u;
 		}
 		if (!r->arrivals_on && (r->busy == 0 && r->bl_n == 0))
@@ -1068,13 +1068,13 @@ lg_run_phase(struct lg_run *r, double rate, unsigned concurrency, double warmup_
 				until = end;
 			if (!r->arrivals_on && drain_until < until)
 				until = drain_until;
-			lg_wait(r, until);
+			bench_wait(r, until);
 		}
 	}
 	rc = 0;
 out:
-	lg_phase_abort(r);
-	lg_tx_flush(r);
+	bench_phase_abort(r);
+	bench_tx_flush(r);
 	if (r->cfg.progress)
 		fputs("\r\033[K", stderr);
 	if (stop_at == 0)
@@ -1088,12 +1088,12 @@ out:
 /* ---- setup ---- */
 
 static int
-lg_socket(struct lg_run *r, struct tg_err *err)
+bench_socket(struct bench_run *r, struct tg_err *err)
 {
 	struct sockaddr_in gw = { .sin_family = AF_INET, .sin_addr.s_addr = r->cfg.gw_ip,
 				  .sin_port = htons(r->cfg.gw_port) };
 	struct sockaddr_in local = { .sin_family = AF_INET, .sin_addr.s_addr = r->cfg.bind_ip };
-	int sz = LG_SOCKBUF;
+	int sz = BENCH_SOCKBUF;
 
 	r->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (r->fd < 0)
@@ -1113,27 +1113,27 @@ lg_socket(struct lg_run *r, struct tg_err *err)
 }
 
 static int
-lg_alloc(struct lg_run *r, struct tg_err *err)
+bench_alloc(struct bench_run *r, struct tg_err *err)
 {
 	unsigned n = r->n_dev;
 
-	r->words = (unsigned)lg_words(r->cfg.in->max_chunks ? r->cfg.in->max_chunks : 1);
+	r->words = (unsigned)bench_words(r->cfg.in->max_chunks ? r->cfg.in->max_chunks : 1);
 	r->dev = calloc(n, sizeof(*r->dev));
 	r->bitmaps = calloc((size_t)n * r->words, sizeof(uint64_t));
 	r->heap = calloc(n, sizeof(*r->heap));
 	r->idle = calloc(n, sizeof(*r->idle));
-	r->backlog = calloc(LG_BACKLOG, sizeof(*r->backlog));
-	r->tx = calloc(LG_TX_BURST, sizeof(*r->tx));
-	r->rx = calloc(LG_RX_BURST, sizeof(*r->rx));
+	r->backlog = calloc(BENCH_BACKLOG, sizeof(*r->backlog));
+	r->tx = calloc(BENCH_TX_BURST, sizeof(*r->tx));
+	r->rx = calloc(BENCH_RX_BURST, sizeof(*r->rx));
 	if (!r->dev || !r->bitmaps || !r->heap || !r->idle || !r->backlog || !r->tx || !r->rx)
 		return tg_err_set(err, -ENOMEM, "bench: state for %u devices", n);
-	for (unsigned i = 0; i < LG_TX_BURST; i++) {
+	for (unsigned i = 0; i < BENCH_TX_BURST; i++) {
 		r->txv[i].iov_base = r->tx[i];
 		r->txm[i].msg_hdr.msg_iov = &r->txv[i];
 		r->txm[i].msg_hdr.msg_iovlen = 1;
 	}
-	for (unsigned i = 0; i < LG_RX_BURST; i++) {
-		r->rxv[i] = (struct iovec){ .iov_base = r->rx[i], .iov_len = LG_RX_LEN };
+	for (unsigned i = 0; i < BENCH_RX_BURST; i++) {
+		r->rxv[i] = (struct iovec){ .iov_base = r->rx[i], .iov_len = BENCH_RX_LEN };
 		r->rxm[i].msg_hdr.msg_iov = &r->rxv[i];
 		r->rxm[i].msg_hdr.msg_iovlen = 1;
 	}
@@ -1142,9 +1142,9 @@ lg_alloc(struct lg_run *r, struct tg_err *err)
 
 /* Open every device's session; HELLOs spread at hello_rate. */
 static int
-lg_open_sessions(struct lg_run *r, struct tg_err *err)
+bench_open_sessions(struct bench_run *r, struct tg_err *err)
 {
-	struct lg_results scratch;
+	struct bench_results scratch;
 	uint64_t t0 = tg_now_ns(), limit;
 	unsigned rate = r->cfg.hello_rate ? r->cfg.hello_rate : 2000;
 
@@ -1153,7 +1153,7 @@ lg_open_sessions(struct lg_run *r, struct tg_err *err)
 	/* The last HELLO's slot, plus every retry of it (200 + 400 + 800 + 1600 ms), plus 1 s. */
 	limit = t0 + (uint64_t)r->n_dev * 1000000000u / rate + 4000000000ull;
 	for (unsigned i = 0; i < r->n_dev; i++)
-		lg_wake_at(r, &r->dev[i], t0 + (uint64_t)i * 1000000000u / rate);
+		bench_wake_at(r, &r->dev[i], t0 + (uint64_t)i * 1000000000u / rate);
 	r->hello_open = r->n_dev;
 	while (r->hello_open > 0) {
 		int rc;
@@ -1161,15 +1161,15 @@ lg_open_sessions(struct lg_run *r, struct tg_err *err)
 		r->now = tg_now_ns();
 		if (r->now > limit)
 			break;
-		rc = lg_rx(r);
+		rc = bench_rx(r);
 		if (rc < 0) {
 			r->res = NULL;
 			return tg_err_set(err, rc, "receive: %s", strerror(-rc));
 		}
 		r->now = tg_now_ns();
-		lg_timers(r);
-		lg_tx_flush(r);
-		lg_wait(r, r->now + 100000000u);
+		bench_timers(r);
+		bench_tx_flush(r);
+		bench_wait(r, r->now + 100000000u);
 	}
 	r->res = NULL;
 	if (r->hello_failed > 0 || r->hello_open > 0) {
@@ -1188,9 +1188,9 @@ lg_open_sessions(struct lg_run *r, struct tg_err *err)
 
 /* Everything the devices will send, the gateway must take. */
 static int
-lg_check_gateway(struct lg_run *r, struct tg_err *err)
+bench_check_gateway(struct bench_run *r, struct tg_err *err)
 {
-	const struct lg_inputs *in = r->cfg.in;
+	const struct bench_inputs *in = r->cfg.in;
 
 	if (r->gw.max_dgram < in->max_dgram)
 		return tg_err_set(err, -EINVAL, "the gateway takes %u-byte datagrams, inputs were "
@@ -1206,17 +1206,17 @@ lg_check_gateway(struct lg_run *r, struct tg_err *err)
 }
 
 int
-lg_run_create(struct lg_run **out, const struct lg_config *cfg, struct tg_err *err)
+bench_run_create(struct bench_run **out, const struct bench_config *cfg, struct tg_err *err)
 {
-	struct lg_run *r;
-	struct lg_rng drng;
+	struct bench_run *r;
+	struct bench_rng drng;
 	uint32_t base;
 	int rc;
 
 	if (cfg->in == NULL || cfg->n_devices == 0 || cfg->gw_ip == 0)
 		return tg_err_set(err, -EINVAL, "bench: inputs, devices and a gateway are required");
-	if (cfg->in->max_dgram > LG_TX_LEN)
-		return tg_err_set(err, -EINVAL, "bench: datagrams over %u bytes", LG_TX_LEN);
+	if (cfg->in->max_dgram > BENCH_TX_LEN)
+		return tg_err_set(err, -EINVAL, "bench: datagrams over %u bytes", BENCH_TX_LEN);
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return tg_err_set(err, -ENOMEM, "bench: out of memory");
@@ -1228,33 +1228,33 @@ lg_run_create(struct lg_run **out, const struct lg_config *cfg, struct tg_err *e
 					   .max_chunks = PROTO_MAX_CHUNKS,
 					   .max_nack_ranges = PROTO_MAX_NACK_RANGES,
 					   .max_top_k = PROTO_MAX_TOP_K };
-	lg_rng_seed(&r->rng, cfg->seed);
-	lg_rng_seed(&drng, cfg->seed ^ 0xD1CE);
+	bench_rng_seed(&r->rng, cfg->seed);
+	bench_rng_seed(&drng, cfg->seed ^ 0xD1CE);
 	if (cfg->keys != NULL && cfg->keys->n < r->n_dev) {
 		rc = tg_err_set(err, -EINVAL, "%u devices, but the key file holds %zu keys (one "
 				"per device)", r->n_dev, cfg->keys->n);
 		goto out_free;
 	}
-	rc = lg_alloc(r, err);
+	rc = bench_alloc(r, err);
 	if (rc < 0)
 		goto out_free;
-	rc = lg_socket(r, err);
+	rc = bench_socket(r, err);
 	if (rc < 0)
 		goto out_free;
 	/* Client ids: a seeded random base, so two benches rarely collide; never 0. */
-	base = 0x10000000u | ((uint32_t)lg_rng_next(&drng) & 0x3FF00000u);
-	r->next_req = (uint32_t)lg_rng_next(&drng) | 1u;
+	base = 0x10000000u | ((uint32_t)bench_rng_next(&drng) & 0x3FF00000u);
+	r->next_req = (uint32_t)bench_rng_next(&drng) | 1u;
 	r->now = tg_now_ns();
 	for (unsigned i = 0; i < r->n_dev; i++) {
-		struct lg_dev *d = &r->dev[i];
+		struct bench_dev *d = &r->dev[i];
 
 		d->client_id = cfg->keys != NULL ? cfg->keys->k[i].client_id : base + i;
 		d->heap_pos = -1;
 		d->held = -1;
 		d->pending = r->bitmaps + (size_t)i * r->words;
-		(void)lg_rng_next(&drng);	/* the draw the nonce once was: same sequence */
-		d->hello_nonce = lg_clock_nonce() - 1;
-		lg_mix_draw(&cfg->mix, &drng, &d->prof);
+		(void)bench_rng_next(&drng);	/* the draw the nonce once was: same sequence */
+		d->hello_nonce = bench_clock_nonce() - 1;
+		bench_mix_draw(&cfg->mix, &drng, &d->prof);
 		if (!(cfg->in->split_mask >> d->prof.split & 1) ||
 		    !(cfg->in->dtype_mask >> d->prof.dtype & 1)) {
 			rc = tg_err_set(err, -EINVAL, "device %u: split %u / dtype %u not built", i,
@@ -1262,23 +1262,23 @@ lg_run_create(struct lg_run **out, const struct lg_config *cfg, struct tg_err *e
 			goto out_free;
 		}
 		tgc_pacer_init(&d->pacer, d->prof.uplink_kbps, 4u * cfg->in->max_dgram, r->now);
-		d->state = LG_DS_NEW;
+		d->state = BENCH_DS_NEW;
 	}
-	rc = lg_open_sessions(r, err);
+	rc = bench_open_sessions(r, err);
 	if (rc == 0)
-		rc = lg_check_gateway(r, err);
+		rc = bench_check_gateway(r, err);
 	if (rc < 0)
 		goto out_free;
 	*out = r;
 	return 0;
 
 out_free:
-	lg_run_free(r);
+	bench_run_free(r);
 	return rc;
 }
 
 void
-lg_run_free(struct lg_run *r)
+bench_run_free(struct bench_run *r)
 {
 	if (r == NULL)
 		return;
@@ -1295,7 +1295,7 @@ lg_run_free(struct lg_run *r)
 }
 
 const struct proto_hello_reply *
-lg_run_gateway(const struct lg_run *r)
+bench_run_gateway(const struct bench_run *r)
 {
 	return &r->gw;
 }

@@ -1,23 +1,23 @@
 /*
  * The bench's reports: the final table, the same as JSON, and a sweep's rows.
  */
-#include "loadgen/loadgen.h"
+#include "bench/bench.h"
 
 #include <inttypes.h>
 #include <jansson.h>
 
-enum { LG_N_PCTS = 5 };
-static const double lg_pcts[LG_N_PCTS] = { 50, 90, 95, 99, 99.9 };
-static const char *const lg_pct_names[LG_N_PCTS] = { "p50", "p90", "p95", "p99", "p99.9" };
+enum { BENCH_N_PCTS = 5 };
+static const double bench_pcts[BENCH_N_PCTS] = { 50, 90, 95, 99, 99.9 };
+static const char *const bench_pct_names[BENCH_N_PCTS] = { "p50", "p90", "p95", "p99", "p99.9" };
 
 static double
-lg_pct(uint64_t a, uint64_t b)
+bench_pct(uint64_t a, uint64_t b)
 {
 	return b ? 100.0 * (double)a / (double)b : 0;
 }
 
 void
-lg_report_table(FILE *f, const struct lg_results *r, const struct lg_inputs *in)
+bench_report_table(FILE *f, const struct bench_results *r, const struct bench_inputs *in)
 {
 	fprintf(f, "%-28s %s\n", "mode", r->rate > 0 ? "open loop (Poisson)" : "closed loop");
 	if (r->rate > 0)
@@ -25,29 +25,29 @@ lg_report_table(FILE *f, const struct lg_results *r, const struct lg_inputs *in)
 	else
 		fprintf(f, "%-28s %u\n", "concurrency", r->concurrency);
 	fprintf(f, "%-28s %.1f req/s (%" PRIu64 " arrivals in %.2f s)\n", "offered",
-		lg_results_offered(r), r->scheduled, r->sched_s);
+		bench_results_offered(r), r->scheduled, r->sched_s);
 	fprintf(f, "%-28s %.1f req/s (%" PRIu64 " answers in those %.2f s)\n", "achieved",
-		lg_results_achieved(r), r->win_answered, r->sched_s);
+		bench_results_achieved(r), r->win_answered, r->sched_s);
 	fprintf(f, "%-28s %.1f req/s (%" PRIu64 " of them OK within deadline)\n", "goodput",
-		lg_results_goodput(r), r->win_good);
+		bench_results_goodput(r), r->win_good);
 	fprintf(f, "%-28s %" PRIu64 " of %" PRIu64 " (%" PRIu64 " OK, %" PRIu64
 		" within deadline); last at %.2f s\n", "measured requests answered", r->answered,
 		r->scheduled, r->ok, r->ok_in_deadline, r->window_s);
 	fprintf(f, "latency (OK answers, from the scheduled send time), ms:\n");
-	for (unsigned i = 0; i < LG_N_PCTS; i++)
-		fprintf(f, "  %-26s %.3f\n", lg_pct_names[i],
-			(double)tg_hdr_value_at(&r->lat_us, lg_pcts[i]) / 1000.0);
+	for (unsigned i = 0; i < BENCH_N_PCTS; i++)
+		fprintf(f, "  %-26s %.3f\n", bench_pct_names[i],
+			(double)bench_hdr_value_at(&r->lat_us, bench_pcts[i]) / 1000.0);
 	fprintf(f, "  %-26s %.3f\n", "max", (double)(r->lat_us.total ? r->lat_us.max : 0) / 1000.0);
-	fprintf(f, "  %-26s %.3f\n", "mean", tg_hdr_mean(&r->lat_us) / 1000.0);
+	fprintf(f, "  %-26s %.3f\n", "mean", bench_hdr_mean(&r->lat_us) / 1000.0);
 	fprintf(f, "server side (the gateway's queue_us and compute_us of those answers), ms:\n");
 	fprintf(f, "  %-26s p50 %.3f  p99 %.3f  mean %.3f\n", "queue (last chunk to batch)",
-		(double)tg_hdr_value_at(&r->srv_queue_us, 50) / 1000.0,
-		(double)tg_hdr_value_at(&r->srv_queue_us, 99) / 1000.0,
-		tg_hdr_mean(&r->srv_queue_us) / 1000.0);
+		(double)bench_hdr_value_at(&r->srv_queue_us, 50) / 1000.0,
+		(double)bench_hdr_value_at(&r->srv_queue_us, 99) / 1000.0,
+		bench_hdr_mean(&r->srv_queue_us) / 1000.0);
 	fprintf(f, "  %-26s p50 %.3f  p99 %.3f  mean %.3f\n", "compute (its batch's run)",
-		(double)tg_hdr_value_at(&r->srv_compute_us, 50) / 1000.0,
-		(double)tg_hdr_value_at(&r->srv_compute_us, 99) / 1000.0,
-		tg_hdr_mean(&r->srv_compute_us) / 1000.0);
+		(double)bench_hdr_value_at(&r->srv_compute_us, 50) / 1000.0,
+		(double)bench_hdr_value_at(&r->srv_compute_us, 99) / 1000.0,
+		bench_hdr_mean(&r->srv_compute_us) / 1000.0);
 	fprintf(f, "%-28s %" PRIu64 "\n", "timeouts (gave up)", r->gave_up);
 	fprintf(f, "%-28s %" PRIu64 "\n", "unfinished", r->unfinished);
 	fprintf(f, "%-28s %" PRIu64 "\n", "timer fires", r->timer_fires);
@@ -74,31 +74,31 @@ lg_report_table(FILE *f, const struct lg_results *r, const struct lg_inputs *in)
 		if (r->reason[s])
 			fprintf(f, "  reason %-19s %" PRIu64 "\n", proto_reason_name(s), r->reason[s]);
 	fprintf(f, "%-28s %.2f%% (%" PRIu64 " of %" PRIu64 " OK answers)\n", "accuracy",
-		lg_pct(r->correct, r->ok), r->correct, r->ok);
+		bench_pct(r->correct, r->ok), r->correct, r->ok);
 	fprintf(f, "%-28s %.2f%% (the engine, same requests)\n", "offline accuracy",
-		lg_pct(r->offline_correct, r->ok));
+		bench_pct(r->offline_correct, r->ok));
 	fprintf(f, "%-28s %.2f%% (%" PRIu64 " of %" PRIu64 ")\n", "agreement with offline",
-		lg_pct(r->agree, r->ok), r->agree, r->ok);
+		bench_pct(r->agree, r->ok), r->agree, r->ok);
 	if (in != NULL)
 		fprintf(f, "%-28s %u images, %.2f%% offline over all built, %.1f MB, %.1f s%s\n",
-			"inputs", in->n_items, lg_pct(in->offline_hits, in->offline_total),
+			"inputs", in->n_items, bench_pct(in->offline_hits, in->offline_total),
 			(double)in->arena_len / 1e6, in->build_s,
 			in->from_cache ? " (from the cache)" : "");
 }
 
 /* A histogram's percentiles, max and mean, in ms. @return a new object, NULL on ENOMEM. */
 static json_t *
-lg_json_latency(const struct tg_hdr *h)
+bench_json_latency(const struct bench_hdr *h)
 {
 	json_t *o = json_object();
 
-	for (unsigned i = 0; o != NULL && i < LG_N_PCTS; i++)
-		if (json_object_set_new(o, lg_pct_names[i],
-					json_real((double)tg_hdr_value_at(h, lg_pcts[i]) / 1000.0)))
+	for (unsigned i = 0; o != NULL && i < BENCH_N_PCTS; i++)
+		if (json_object_set_new(o, bench_pct_names[i],
+					json_real((double)bench_hdr_value_at(h, bench_pcts[i]) / 1000.0)))
 			goto fail;
 	if (o == NULL ||
 	    json_object_set_new(o, "max", json_real((double)(h->total ? h->max : 0) / 1000.0)) ||
-	    json_object_set_new(o, "mean", json_real(tg_hdr_mean(h) / 1000.0)))
+	    json_object_set_new(o, "mean", json_real(bench_hdr_mean(h) / 1000.0)))
 		goto fail;
 	return o;
 fail:
@@ -108,7 +108,7 @@ fail:
 
 /* The non-zero counters of an array indexed by status or reason, by their metric label. */
 static json_t *
-lg_json_counts(const uint64_t *v, unsigned n, const char *(*name)(unsigned))
+bench_json_counts(const uint64_t *v, unsigned n, const char *(*name)(unsigned))
 {
 	json_t *o = json_object();
 
@@ -121,7 +121,7 @@ lg_json_counts(const uint64_t *v, unsigned n, const char *(*name)(unsigned))
 }
 
 json_t *
-lg_report_json(const struct lg_results *r, const struct lg_inputs *in)
+bench_report_json(const struct bench_results *r, const struct bench_inputs *in)
 {
 	json_t *o = json_pack(
 		"{s:s, s:f, s:I, s:f, s:f, s:f, s:f, s:f, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I,"
@@ -129,12 +129,12 @@ lg_report_json(const struct lg_results *r, const struct lg_inputs *in)
 		" s:f, s:f, s:f, s:I, s:I}",
 		"mode", r->rate > 0 ? "open" : "closed", "rate", r->rate,
 		"concurrency", (json_int_t)r->concurrency,
-		"offered_rps", lg_results_offered(r), "achieved_rps", lg_results_achieved(r),
-		"goodput_rps", lg_results_goodput(r), "window_s", r->sched_s,
+		"offered_rps", bench_results_offered(r), "achieved_rps", bench_results_achieved(r),
+		"goodput_rps", bench_results_goodput(r), "window_s", r->sched_s,
 		"last_answer_s", r->window_s,
-		"latency_ms", lg_json_latency(&r->lat_us),
-		"server_queue_ms", lg_json_latency(&r->srv_queue_us),
-		"server_compute_ms", lg_json_latency(&r->srv_compute_us),
+		"latency_ms", bench_json_latency(&r->lat_us),
+		"server_queue_ms", bench_json_latency(&r->srv_queue_us),
+		"server_compute_ms", bench_json_latency(&r->srv_compute_us),
 		"scheduled", (json_int_t)r->scheduled, "answered", (json_int_t)r->answered,
 		"ok", (json_int_t)r->ok, "ok_in_deadline", (json_int_t)r->ok_in_deadline,
 		"timeouts", (json_int_t)r->gave_up, "unfinished", (json_int_t)r->unfinished,
@@ -145,12 +145,12 @@ lg_report_json(const struct lg_results *r, const struct lg_inputs *in)
 		"reordered", (json_int_t)r->reordered, "rehellos", (json_int_t)r->rehellos,
 		"send_errors", (json_int_t)r->send_errors, "ignored", (json_int_t)r->rx_ignored,
 		"bytes_sent", (json_int_t)r->bytes_sent,
-		"statuses", lg_json_counts(r->status, PROTO_ST__COUNT, proto_status_name),
-		"errors", lg_json_counts(r->error, PROTO_ST__COUNT, proto_status_name),
-		"reasons", lg_json_counts(r->reason, PROTO_REASON__COUNT, proto_reason_name),
-		"accuracy", lg_pct(r->correct, r->ok),
-		"offline_accuracy", lg_pct(r->offline_correct, r->ok),
-		"agreement", lg_pct(r->agree, r->ok),
+		"statuses", bench_json_counts(r->status, PROTO_ST__COUNT, proto_status_name),
+		"errors", bench_json_counts(r->error, PROTO_ST__COUNT, proto_status_name),
+		"reasons", bench_json_counts(r->reason, PROTO_REASON__COUNT, proto_reason_name),
+		"accuracy", bench_pct(r->correct, r->ok),
+		"offline_accuracy", bench_pct(r->offline_correct, r->ok),
+		"agreement", bench_pct(r->agree, r->ok),
 		"correct", (json_int_t)r->correct, "agree", (json_int_t)r->agree);
 
 	if (o != NULL && (json_object_set_new(o, "path_challenges",
@@ -169,46 +169,46 @@ lg_report_json(const struct lg_results *r, const struct lg_inputs *in)
 	    json_object_set_new(o, "inputs", json_pack("{s:I, s:I, s:f, s:b, s:f}",
 			"images", (json_int_t)in->n_items, "bytes", (json_int_t)in->arena_len,
 			"build_s", in->build_s, "from_cache", in->from_cache,
-			"offline_accuracy_all", lg_pct(in->offline_hits, in->offline_total)))) {
+			"offline_accuracy_all", bench_pct(in->offline_hits, in->offline_total)))) {
 		json_decref(o);
 		return NULL;
 	}
 	return o;
 }
 
-/* One CSV line per phase (a sweep: per step); columns named by lg_report_csv_header(). */
+/* One CSV line per phase (a sweep: per step); columns named by bench_report_csv_header(). */
 void
-lg_report_csv_header(FILE *f)
+bench_report_csv_header(FILE *f)
 {
 	fprintf(f, "offered_rps,achieved_rps,goodput_rps,scheduled,answered,ok,ok_in_deadline,"
 		"timeouts,non_ok");
-	for (unsigned i = 0; i < LG_N_PCTS; i++)
-		fprintf(f, ",%s_ms", lg_pct_names[i]);
+	for (unsigned i = 0; i < BENCH_N_PCTS; i++)
+		fprintf(f, ",%s_ms", bench_pct_names[i]);
 	fprintf(f, ",max_ms,mean_ms,server_queue_p50_ms,server_queue_p99_ms,"
 		"server_compute_p50_ms,server_compute_p99_ms,retransmits,chunks_sent,accuracy,"
 		"agreement\n");
 }
 
 void
-lg_report_csv_row(FILE *f, const struct lg_results *r)
+bench_report_csv_row(FILE *f, const struct bench_results *r)
 {
 	fprintf(f, "%.3f,%.3f,%.3f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
-		",%" PRIu64, lg_results_offered(r), lg_results_achieved(r),
-		lg_results_goodput(r), r->scheduled, r->answered, r->ok, r->ok_in_deadline,
+		",%" PRIu64, bench_results_offered(r), bench_results_achieved(r),
+		bench_results_goodput(r), r->scheduled, r->answered, r->ok, r->ok_in_deadline,
 		r->gave_up, r->answered - r->ok);
-	for (unsigned i = 0; i < LG_N_PCTS; i++)
-		fprintf(f, ",%.3f", (double)tg_hdr_value_at(&r->lat_us, lg_pcts[i]) / 1000.0);
+	for (unsigned i = 0; i < BENCH_N_PCTS; i++)
+		fprintf(f, ",%.3f", (double)bench_hdr_value_at(&r->lat_us, bench_pcts[i]) / 1000.0);
 	fprintf(f, ",%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%" PRIu64 ",%" PRIu64 ",%.4f,%.4f\n",
-		(double)(r->lat_us.total ? r->lat_us.max : 0) / 1000.0, tg_hdr_mean(&r->lat_us) / 1000.0,
-		(double)tg_hdr_value_at(&r->srv_queue_us, 50) / 1000.0,
-		(double)tg_hdr_value_at(&r->srv_queue_us, 99) / 1000.0,
-		(double)tg_hdr_value_at(&r->srv_compute_us, 50) / 1000.0,
-		(double)tg_hdr_value_at(&r->srv_compute_us, 99) / 1000.0, r->chunks_resent,
-		r->chunks_sent, lg_pct(r->correct, r->ok), lg_pct(r->agree, r->ok));
+		(double)(r->lat_us.total ? r->lat_us.max : 0) / 1000.0, bench_hdr_mean(&r->lat_us) / 1000.0,
+		(double)bench_hdr_value_at(&r->srv_queue_us, 50) / 1000.0,
+		(double)bench_hdr_value_at(&r->srv_queue_us, 99) / 1000.0,
+		(double)bench_hdr_value_at(&r->srv_compute_us, 50) / 1000.0,
+		(double)bench_hdr_value_at(&r->srv_compute_us, 99) / 1000.0, r->chunks_resent,
+		r->chunks_sent, bench_pct(r->correct, r->ok), bench_pct(r->agree, r->ok));
 }
 
 void
-lg_report_sweep_header(FILE *f)
+bench_report_sweep_header(FILE *f)
 {
 	fprintf(f, "%10s %10s %10s %10s %9s %9s %9s %9s %8s %8s %6s\n", "offered", "achieved",
 		"goodput", "answered", "p50_ms", "p90_ms", "p99_ms", "max_ms", "timeouts",
@@ -216,14 +216,14 @@ lg_report_sweep_header(FILE *f)
 }
 
 void
-lg_report_sweep_row(FILE *f, const struct lg_results *r, bool saturated)
+bench_report_sweep_row(FILE *f, const struct bench_results *r, bool saturated)
 {
 	fprintf(f, "%10.1f %10.1f %10.1f %10" PRIu64 " %9.3f %9.3f %9.3f %9.3f %8" PRIu64
 		" %8" PRIu64 " %6s\n",
-		lg_results_offered(r), lg_results_achieved(r), lg_results_goodput(r), r->answered,
-		(double)tg_hdr_value_at(&r->lat_us, 50) / 1000.0,
-		(double)tg_hdr_value_at(&r->lat_us, 90) / 1000.0,
-		(double)tg_hdr_value_at(&r->lat_us, 99) / 1000.0,
+		bench_results_offered(r), bench_results_achieved(r), bench_results_goodput(r), r->answered,
+		(double)bench_hdr_value_at(&r->lat_us, 50) / 1000.0,
+		(double)bench_hdr_value_at(&r->lat_us, 90) / 1000.0,
+		(double)bench_hdr_value_at(&r->lat_us, 99) / 1000.0,
 		(double)(r->lat_us.total ? r->lat_us.max : 0) / 1000.0, r->gave_up,
 		r->answered - r->ok, saturated ? "yes" : "no");
 }

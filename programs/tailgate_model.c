@@ -3,6 +3,7 @@
  * operators. Subcommands info, run, eval, bench and extract; tensors in and out as .npy.
  *   exit 0: done; 1: the engine or a file refused (tg_err message on stderr); 2: bad usage.
  */
+#include "bench/bench.h"
 #include "kernels/kernels.h"
 #include "proto/proto.h"
 #include "util/util.h"
@@ -871,7 +872,7 @@ tm_eval_help(FILE *f)
 		"      --calib FILE     int8 calibration (default: MODEL's .calib sidecar)\n"
 		"      --json           print one JSON object instead\n"
 		"  -h, --help           this text\n",
-		tm_prog, TG_FMNIST_DIR);
+		tm_prog, BENCH_FMNIST_DIR);
 }
 
 /* Top-1 hits of one output over a batch against labels. */
@@ -957,7 +958,7 @@ tm_cmd_eval(int argc, char **argv)
 	bool fmnist = false, json = false;
 	struct kern_model *m = NULL;
 	struct kern_model_info mi;
-	struct tg_fmnist ds = { 0 };
+	struct bench_fmnist ds = { 0 };
 	struct kern_stage head = { 0 }, tail = { 0 };
 	struct tg_err err = { 0 };
 	uint64_t *hits = NULL, *seen = NULL;
@@ -978,7 +979,7 @@ tm_cmd_eval(int argc, char **argv)
 				return TM_EXIT_USAGE;
 			break;
 		case 'n':
-			if (tm_opt_uint("eval", "--limit", 1, TG_FMNIST_MAX_ITEMS, &limit) < 0)
+			if (tm_opt_uint("eval", "--limit", 1, BENCH_FMNIST_MAX_ITEMS, &limit) < 0)
 				return TM_EXIT_USAGE;
 			break;
 		case 't':
@@ -999,7 +1000,7 @@ tm_cmd_eval(int argc, char **argv)
 	if (rc != TM_EXIT_OK)
 		return rc;
 	kern_model_get_info(m, &mi);
-	rc = tg_fmnist_load(dir, false, limit, &ds, &err);
+	rc = bench_fmnist_load(dir, false, limit, &ds, &err);
 	if (rc < 0)
 		goto out;
 	s0 = kern_model_split(m, 0);
@@ -1115,7 +1116,7 @@ out:
 	kern_stage_free(&head);
 	kern_stage_free(&tail);
 	kern_calib_free(calib);
-	tg_fmnist_free(&ds);
+	bench_fmnist_free(&ds);
 	kern_model_free(m);
 	return rc < 0 ? tm_fail(&err) : TM_EXIT_OK;
 }
@@ -1524,7 +1525,7 @@ tm_cmd_calibrate(int argc, char **argv)
 	bool fmnist = false;
 	struct kern_model *m = NULL;
 	struct kern_calib *calib = NULL;
-	struct tg_fmnist ds = { 0 };
+	struct bench_fmnist ds = { 0 };
 	struct tg_tensor x = { 0 }, chunk;
 	struct tg_err err = { 0 };
 	char side[4096];
@@ -1538,7 +1539,7 @@ tm_cmd_calibrate(int argc, char **argv)
 		case 'i': in_path = optarg; break;
 		case 'o': out_path = optarg; break;
 		case 'n':
-			if (tm_opt_uint("calibrate", "--limit", 1, TG_FMNIST_MAX_ITEMS, &limit) < 0)
+			if (tm_opt_uint("calibrate", "--limit", 1, BENCH_FMNIST_MAX_ITEMS, &limit) < 0)
 				return TM_EXIT_USAGE;
 			break;
 		case 'b':
@@ -1561,7 +1562,7 @@ tm_cmd_calibrate(int argc, char **argv)
 	if (tm_load(argv[optind], &m, &err) < 0)
 		return tm_fail(&err);
 	if (fmnist) {
-		rc = tg_fmnist_load(NULL, true, limit, &ds, &err);
+		rc = bench_fmnist_load(NULL, true, limit, &ds, &err);
 		src = &ds.images;
 	} else {
 		rc = tm_load_f32(in_path, &x, &err);
@@ -1604,7 +1605,7 @@ tm_cmd_calibrate(int argc, char **argv)
 			kern_calib_count(calib), n);
 out:
 	kern_calib_free(calib);
-	tg_fmnist_free(&ds);
+	bench_fmnist_free(&ds);
 	tg_tensor_free(&x);
 	kern_model_free(m);
 	return rc < 0 ? tm_fail(&err) : TM_EXIT_OK;

@@ -1,8 +1,8 @@
 /*
- * The bench's arrivals and impairment (loadgen/mix.c): Poisson gaps with the asked mean and
+ * The bench's arrivals and impairment (bench/mix.c): Poisson gaps with the asked mean and
  * an exponential's spread, reproducible per seed; impairment fates in the asked fractions.
  */
-#include "loadgen/loadgen.h"
+#include "bench/bench.h"
 #include "tests/harness.h"
 
 #include <errno.h>
@@ -12,13 +12,13 @@ static void
 test_poisson_mean_rate_and_spread(void)
 {
 	enum { N = 200000 };
-	struct lg_rng r;
+	struct bench_rng r;
 	double sum = 0, sum_sq = 0, mean, sd;
 	unsigned below_mean = 0;
 
-	lg_rng_seed(&r, 7);
+	bench_rng_seed(&r, 7);
 	for (int i = 0; i < N; i++) {
-		double g = (double)lg_poisson_gap_ns(&r, 1000.0);	/* mean 1 ms */
+		double g = (double)bench_poisson_gap_ns(&r, 1000.0);	/* mean 1 ms */
 
 		sum += g;
 		sum_sq += g * g;
@@ -37,17 +37,17 @@ test_poisson_mean_rate_and_spread(void)
 static void
 test_poisson_is_reproducible_per_seed(void)
 {
-	struct lg_rng a, b, c;
+	struct bench_rng a, b, c;
 	bool same = true, differ = false;
 
-	lg_rng_seed(&a, 11);
-	lg_rng_seed(&b, 11);
-	lg_rng_seed(&c, 12);
+	bench_rng_seed(&a, 11);
+	bench_rng_seed(&b, 11);
+	bench_rng_seed(&c, 12);
 	for (int i = 0; i < 1000; i++) {
-		uint64_t x = lg_poisson_gap_ns(&a, 50), y = lg_poisson_gap_ns(&b, 50);
+		uint64_t x = bench_poisson_gap_ns(&a, 50), y = bench_poisson_gap_ns(&b, 50);
 
 		same = same && x == y;
-		differ = differ || x != lg_poisson_gap_ns(&c, 50);
+		differ = differ || x != bench_poisson_gap_ns(&c, 50);
 	}
 	TH_CHECK(same);
 	TH_CHECK(differ);
@@ -56,13 +56,13 @@ test_poisson_is_reproducible_per_seed(void)
 static void
 test_rng_range_and_unit_bounds(void)
 {
-	struct lg_rng r;
+	struct bench_rng r;
 	bool lo = false, hi = false;
 
-	lg_rng_seed(&r, 3);
+	bench_rng_seed(&r, 3);
 	for (int i = 0; i < 10000; i++) {
-		uint64_t v = lg_rng_range(&r, 5, 9);
-		double u = lg_rng_unit(&r);
+		uint64_t v = bench_rng_range(&r, 5, 9);
+		double u = bench_rng_unit(&r);
 
 		TH_CHECK(v >= 5 && v <= 9);
 		TH_CHECK(u >= 0 && u < 1);
@@ -70,53 +70,53 @@ test_rng_range_and_unit_bounds(void)
 		hi = hi || v == 9;
 	}
 	TH_CHECK(lo && hi);
-	TH_CHECK(lg_rng_range(&r, 7, 7) == 7);
+	TH_CHECK(bench_rng_range(&r, 7, 7) == 7);
 }
 
 static void
 test_impair_fractions(void)
 {
 	enum { N = 400000 };
-	struct lg_impair im = { .drop = 0.10, .dup = 0.05, .reorder = 0.02 };
+	struct bench_impair im = { .drop = 0.10, .dup = 0.05, .reorder = 0.02 };
 	unsigned n[4] = { 0 };
-	struct lg_rng r;
+	struct bench_rng r;
 
-	TH_CHECK(lg_impair_check(&im, NULL) == 0);
-	lg_rng_seed(&r, 5);
+	TH_CHECK(bench_impair_check(&im, NULL) == 0);
+	bench_rng_seed(&r, 5);
 	for (int i = 0; i < N; i++)
-		n[lg_impair_fate(&im, &r)]++;
+		n[bench_impair_fate(&im, &r)]++;
 	/* Binomial 3 sigma at N = 400k is under 0.15 points for these fractions. */
-	TH_CHECK_MSG(fabs((double)n[LG_FATE_DROP] / N - 0.10) < 0.002, "drop %u", n[LG_FATE_DROP]);
-	TH_CHECK_MSG(fabs((double)n[LG_FATE_DUP] / N - 0.05) < 0.002, "dup %u", n[LG_FATE_DUP]);
-	TH_CHECK_MSG(fabs((double)n[LG_FATE_REORDER] / N - 0.02) < 0.002, "reorder %u",
-		     n[LG_FATE_REORDER]);
+	TH_CHECK_MSG(fabs((double)n[BENCH_FATE_DROP] / N - 0.10) < 0.002, "drop %u", n[BENCH_FATE_DROP]);
+	TH_CHECK_MSG(fabs((double)n[BENCH_FATE_DUP] / N - 0.05) < 0.002, "dup %u", n[BENCH_FATE_DUP]);
+	TH_CHECK_MSG(fabs((double)n[BENCH_FATE_REORDER] / N - 0.02) < 0.002, "reorder %u",
+		     n[BENCH_FATE_REORDER]);
 }
 
 /* No impairment draws nothing: an unimpaired run's items do not depend on the option. */
 static void
 test_impair_off_draws_nothing(void)
 {
-	struct lg_impair off = { 0 };
-	struct lg_rng a, b;
+	struct bench_impair off = { 0 };
+	struct bench_rng a, b;
 
-	lg_rng_seed(&a, 9);
-	lg_rng_seed(&b, 9);
+	bench_rng_seed(&a, 9);
+	bench_rng_seed(&b, 9);
 	for (int i = 0; i < 100; i++)
-		TH_CHECK(lg_impair_fate(&off, &a) == LG_FATE_SEND);
-	TH_CHECK(lg_rng_next(&a) == lg_rng_next(&b));
+		TH_CHECK(bench_impair_fate(&off, &a) == BENCH_FATE_SEND);
+	TH_CHECK(bench_rng_next(&a) == bench_rng_next(&b));
 }
 
 static void
 test_impair_check_refuses_bad_fractions(void)
 {
 	struct tg_err err = { 0 };
-	struct lg_impair bad[] = {
+	struct bench_impair bad[] = {
 		{ .drop = 1.0 }, { .dup = -0.1 }, { .reorder = NAN },
 		{ .drop = 0.6, .dup = 0.3, .reorder = 0.2 },
 	};
 
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		TH_CHECK(lg_impair_check(&bad[i], &err) == -EINVAL);
+		TH_CHECK(bench_impair_check(&bad[i], &err) == -EINVAL);
 		TH_CHECK(err.msg[0] != 0);
 	}
 }

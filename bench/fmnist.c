@@ -4,6 +4,7 @@
  * with io_uring, then inflated in memory; the idx header is checked before anything sized by
  * it is allocated, so a corrupt or hostile file costs at most the bounds below.
  */
+#include "bench/bench.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -14,15 +15,15 @@
 #include <zlib.h>
 
 enum {
-	TG_FMNIST_MAGIC_IMAGES = 0x00000803,	/* ubyte, 3 dims: count, rows, cols */
-	TG_FMNIST_MAGIC_LABELS = 0x00000801,	/* ubyte, 1 dim: count */
-	TG_FMNIST_PIXELS = TG_FMNIST_ROWS * TG_FMNIST_COLS,
+	BENCH_FMNIST_MAGIC_IMAGES = 0x00000803,	/* ubyte, 3 dims: count, rows, cols */
+	BENCH_FMNIST_MAGIC_LABELS = 0x00000801,	/* ubyte, 1 dim: count */
+	BENCH_FMNIST_PIXELS = BENCH_FMNIST_ROWS * BENCH_FMNIST_COLS,
 	/* The training images gzip'd are 26 MB; anything far past that is not this data set. */
-	TG_FMNIST_MAX_FILE = 256 << 20,
+	BENCH_FMNIST_MAX_FILE = 256 << 20,
 };
 
 /* A byte source over a whole file image: gzip members inflated as they are read, or plain. */
-struct tg_fmnist_src {
+struct bench_fmnist_src {
 	const char *what;	/* names the file in errors */
 	bool gz;
 	z_stream zs;		/* gz: input is the whole image, output what read() asks for */
@@ -32,7 +33,7 @@ struct tg_fmnist_src {
 };
 
 static int
-tg_fmnist_src_open(struct tg_fmnist_src *s, const char *what, const uint8_t *buf, size_t len,
+bench_fmnist_src_open(struct bench_fmnist_src *s, const char *what, const uint8_t *buf, size_t len,
 		   struct tg_err *err)
 {
 	memset(s, 0, sizeof(*s));
@@ -54,7 +55,7 @@ tg_fmnist_src_open(struct tg_fmnist_src *s, const char *what, const uint8_t *buf
 }
 
 static void
-tg_fmnist_src_close(struct tg_fmnist_src *s)
+bench_fmnist_src_close(struct bench_fmnist_src *s)
 {
 	if (s->gz)
 		inflateEnd(&s->zs);
@@ -65,7 +66,7 @@ tg_fmnist_src_close(struct tg_fmnist_src *s)
  * @return bytes read, or -EINVAL when the gzip stream is corrupt.
  */
 static ssize_t
-tg_fmnist_src_read(struct tg_fmnist_src *s, uint8_t *dst, size_t n, struct tg_err *err)
+bench_fmnist_src_read(struct bench_fmnist_src *s, uint8_t *dst, size_t n, struct tg_err *err)
 {
 	if (!s->gz) {
 		size_t k = s->len - s->pos < n ? s->len - s->pos : n;
@@ -99,46 +100,46 @@ tg_fmnist_src_read(struct tg_fmnist_src *s, uint8_t *dst, size_t n, struct tg_er
 }
 
 static uint32_t
-tg_fmnist_be32(const uint8_t *p)
+bench_fmnist_be32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 /*
  * Read and check an idx header: magic, then ndim big-endian u32 dims into dims.
- * The item count (dims[0]) is bounded by TG_FMNIST_MAX_ITEMS before the caller allocates.
+ * The item count (dims[0]) is bounded by BENCH_FMNIST_MAX_ITEMS before the caller allocates.
  */
 static int
-tg_fmnist_header(struct tg_fmnist_src *s, uint32_t magic, uint32_t *dims, int ndim,
+bench_fmnist_header(struct bench_fmnist_src *s, uint32_t magic, uint32_t *dims, int ndim,
 		 struct tg_err *err)
 {
 	uint8_t hdr[16];
 	size_t want = 4 + 4 * (size_t)ndim;
 	ssize_t n;
 
-	n = tg_fmnist_src_read(s, hdr, want, err);
+	n = bench_fmnist_src_read(s, hdr, want, err);
 	if (n < 0)
 		return (int)n;
 	if ((size_t)n < want)
 		return tg_err_set(err, -EINVAL, "%s: idx: truncated header (%zd of %zu bytes)",
 				  s->what, n, want);
-	if (tg_fmnist_be32(hdr) != magic)
+	if (bench_fmnist_be32(hdr) != magic)
 		return tg_err_set(err, -EINVAL, "%s: idx: magic 0x%08x, expected 0x%08x",
-				  s->what, tg_fmnist_be32(hdr), magic);
+				  s->what, bench_fmnist_be32(hdr), magic);
 	for (int i = 0; i < ndim; i++)
-		dims[i] = tg_fmnist_be32(hdr + 4 + 4 * i);
-	if (dims[0] == 0 || dims[0] > TG_FMNIST_MAX_ITEMS)
+		dims[i] = bench_fmnist_be32(hdr + 4 + 4 * i);
+	if (dims[0] == 0 || dims[0] > BENCH_FMNIST_MAX_ITEMS)
 		return tg_err_set(err, -EINVAL, "%s: idx: %u items, accepted 1..%u", s->what,
-				  dims[0], (unsigned)TG_FMNIST_MAX_ITEMS);
+				  dims[0], (unsigned)BENCH_FMNIST_MAX_ITEMS);
 	return 0;
 }
 
 /* After the last item the data must end: extra bytes mean the header lied. */
 static int
-tg_fmnist_expect_end(struct tg_fmnist_src *s, struct tg_err *err)
+bench_fmnist_expect_end(struct bench_fmnist_src *s, struct tg_err *err)
 {
 	uint8_t b;
-	ssize_t n = tg_fmnist_src_read(s, &b, 1, err);
+	ssize_t n = bench_fmnist_src_read(s, &b, 1, err);
 
 	if (n < 0)
 		return (int)n;
@@ -150,39 +151,39 @@ tg_fmnist_expect_end(struct tg_fmnist_src *s, struct tg_err *err)
 
 /* How many items to take: all when limit is 0. */
 static uint32_t
-tg_fmnist_take(uint32_t count, size_t limit)
+bench_fmnist_take(uint32_t count, size_t limit)
 {
 	return limit == 0 || limit >= count ? count : (uint32_t)limit;
 }
 
 int
-tg_fmnist_images_parse(const uint8_t *buf, size_t len, const char *what, size_t limit,
+bench_fmnist_images_parse(const uint8_t *buf, size_t len, const char *what, size_t limit,
 		       struct tg_tensor *out, struct tg_err *err)
 {
-	struct tg_fmnist_src s;
+	struct bench_fmnist_src s;
 	struct tg_tensor t = { .dtype = TG_DT_F32, .ndim = 4 };
-	uint8_t px[TG_FMNIST_PIXELS];
+	uint8_t px[BENCH_FMNIST_PIXELS];
 	uint32_t dims[3], take;
 	float *dst;
 	int rc;
 
-	rc = tg_fmnist_src_open(&s, what ? what : "images", buf, len, err);
+	rc = bench_fmnist_src_open(&s, what ? what : "images", buf, len, err);
 	if (rc < 0)
 		return rc;
-	rc = tg_fmnist_header(&s, TG_FMNIST_MAGIC_IMAGES, dims, 3, err);
+	rc = bench_fmnist_header(&s, BENCH_FMNIST_MAGIC_IMAGES, dims, 3, err);
 	if (rc < 0)
 		goto out_close;
 	/* The model input contract is 28x28; other idx image sets are not ours to resize. */
-	if (dims[1] != TG_FMNIST_ROWS || dims[2] != TG_FMNIST_COLS) {
+	if (dims[1] != BENCH_FMNIST_ROWS || dims[2] != BENCH_FMNIST_COLS) {
 		rc = tg_err_set(err, -EINVAL, "%s: idx: images are %ux%u, expected %ux%u", s.what,
-				dims[1], dims[2], TG_FMNIST_ROWS, TG_FMNIST_COLS);
+				dims[1], dims[2], BENCH_FMNIST_ROWS, BENCH_FMNIST_COLS);
 		goto out_close;
 	}
-	take = tg_fmnist_take(dims[0], limit);
+	take = bench_fmnist_take(dims[0], limit);
 	t.dims[0] = take;
 	t.dims[1] = 1;
-	t.dims[2] = TG_FMNIST_ROWS;
-	t.dims[3] = TG_FMNIST_COLS;
+	t.dims[2] = BENCH_FMNIST_ROWS;
+	t.dims[3] = BENCH_FMNIST_COLS;
 	rc = tg_tensor_alloc(&t);
 	if (rc < 0) {
 		rc = tg_err_set(err, rc, "%s: %u images: out of memory", s.what, take);
@@ -190,7 +191,7 @@ tg_fmnist_images_parse(const uint8_t *buf, size_t len, const char *what, size_t 
 	}
 	dst = t.data;
 	for (uint32_t i = 0; i < take; i++) {
-		ssize_t n = tg_fmnist_src_read(&s, px, sizeof(px), err);
+		ssize_t n = bench_fmnist_src_read(&s, px, sizeof(px), err);
 
 		if (n < 0) {
 			rc = (int)n;
@@ -207,44 +208,44 @@ tg_fmnist_images_parse(const uint8_t *buf, size_t len, const char *what, size_t 
 		dst += sizeof(px);
 	}
 	if (take == dims[0]) {
-		rc = tg_fmnist_expect_end(&s, err);
+		rc = bench_fmnist_expect_end(&s, err);
 		if (rc < 0)
 			goto out_free;
 	}
-	tg_fmnist_src_close(&s);
+	bench_fmnist_src_close(&s);
 	*out = t;
 	return 0;
 
 out_free:
 	tg_tensor_free(&t);
 out_close:
-	tg_fmnist_src_close(&s);
+	bench_fmnist_src_close(&s);
 	return rc;
 }
 
 int
-tg_fmnist_labels_parse(const uint8_t *buf, size_t len, const char *what, size_t limit,
+bench_fmnist_labels_parse(const uint8_t *buf, size_t len, const char *what, size_t limit,
 		       uint8_t **labels, size_t *n_out, struct tg_err *err)
 {
-	struct tg_fmnist_src s;
+	struct bench_fmnist_src s;
 	uint32_t count, take;
 	uint8_t *lab;
 	ssize_t n;
 	int rc;
 
-	rc = tg_fmnist_src_open(&s, what ? what : "labels", buf, len, err);
+	rc = bench_fmnist_src_open(&s, what ? what : "labels", buf, len, err);
 	if (rc < 0)
 		return rc;
-	rc = tg_fmnist_header(&s, TG_FMNIST_MAGIC_LABELS, &count, 1, err);
+	rc = bench_fmnist_header(&s, BENCH_FMNIST_MAGIC_LABELS, &count, 1, err);
 	if (rc < 0)
 		goto out_close;
-	take = tg_fmnist_take(count, limit);
+	take = bench_fmnist_take(count, limit);
 	lab = malloc(take);
 	if (lab == NULL) {
 		rc = tg_err_set(err, -ENOMEM, "%s: %u labels: out of memory", s.what, take);
 		goto out_close;
 	}
-	n = tg_fmnist_src_read(&s, lab, take, err);
+	n = bench_fmnist_src_read(&s, lab, take, err);
 	if (n < 0) {
 		rc = (int)n;
 		goto out_free;
@@ -255,17 +256,17 @@ tg_fmnist_labels_parse(const uint8_t *buf, size_t len, const char *what, size_t 
 		goto out_free;
 	}
 	for (uint32_t i = 0; i < take; i++)
-		if (lab[i] >= TG_FMNIST_CLASSES) {
+		if (lab[i] >= BENCH_FMNIST_CLASSES) {
 			rc = tg_err_set(err, -EINVAL, "%s: label %u of item %u is not a class 0..%d",
-					s.what, lab[i], i, TG_FMNIST_CLASSES - 1);
+					s.what, lab[i], i, BENCH_FMNIST_CLASSES - 1);
 			goto out_free;
 		}
 	if (take == count) {
-		rc = tg_fmnist_expect_end(&s, err);
+		rc = bench_fmnist_expect_end(&s, err);
 		if (rc < 0)
 			goto out_free;
 	}
-	tg_fmnist_src_close(&s);
+	bench_fmnist_src_close(&s);
 	*labels = lab;
 	*n_out = take;
 	return 0;
@@ -273,15 +274,15 @@ tg_fmnist_labels_parse(const uint8_t *buf, size_t len, const char *what, size_t 
 out_free:
 	free(lab);
 out_close:
-	tg_fmnist_src_close(&s);
+	bench_fmnist_src_close(&s);
 	return rc;
 }
 
 /* Read path whole (io_uring) and hand it to parse. */
 static int
-tg_fmnist_read(const char *path, uint8_t **buf, size_t *len, struct tg_err *err)
+bench_fmnist_read(const char *path, uint8_t **buf, size_t *len, struct tg_err *err)
 {
-	int rc = tg_file_read(path, TG_FMNIST_MAX_FILE, buf, len, err);
+	int rc = tg_file_read(path, BENCH_FMNIST_MAX_FILE, buf, len, err);
 
 	if (rc < 0)
 		tg_err_prefix(err, "fashion-mnist: ");
@@ -289,35 +290,35 @@ tg_fmnist_read(const char *path, uint8_t **buf, size_t *len, struct tg_err *err)
 }
 
 int
-tg_fmnist_load(const char *dir, bool train, size_t limit, struct tg_fmnist *out,
+bench_fmnist_load(const char *dir, bool train, size_t limit, struct bench_fmnist *out,
 	       struct tg_err *err)
 {
 	const char *pfx = train ? "train" : "t10k";
 	char ipath[4096], lpath[4096];
 	uint8_t *buf = NULL;
 	size_t len, n_labels;
-	struct tg_fmnist ds = { 0 };
+	struct bench_fmnist ds = { 0 };
 	int rc;
 
 	if (dir == NULL)
-		dir = TG_FMNIST_DIR;
+		dir = BENCH_FMNIST_DIR;
 	if (snprintf(ipath, sizeof(ipath), "%s/%s-images-idx3-ubyte.gz", dir, pfx) >=
 		    (int)sizeof(ipath) ||
 	    snprintf(lpath, sizeof(lpath), "%s/%s-labels-idx1-ubyte.gz", dir, pfx) >=
 		    (int)sizeof(lpath))
 		return tg_err_set(err, -ENAMETOOLONG, "fashion-mnist: directory name too long");
 
-	rc = tg_fmnist_read(ipath, &buf, &len, err);
+	rc = bench_fmnist_read(ipath, &buf, &len, err);
 	if (rc < 0)
 		return rc;
-	rc = tg_fmnist_images_parse(buf, len, ipath, limit, &ds.images, err);
+	rc = bench_fmnist_images_parse(buf, len, ipath, limit, &ds.images, err);
 	free(buf);
 	if (rc < 0)
 		return rc;
-	rc = tg_fmnist_read(lpath, &buf, &len, err);
+	rc = bench_fmnist_read(lpath, &buf, &len, err);
 	if (rc < 0)
 		goto out_images;
-	rc = tg_fmnist_labels_parse(buf, len, lpath, limit, &ds.labels, &n_labels, err);
+	rc = bench_fmnist_labels_parse(buf, len, lpath, limit, &ds.labels, &n_labels, err);
 	free(buf);
 	if (rc < 0)
 		goto out_images;
@@ -339,7 +340,7 @@ out_images:
 }
 
 void
-tg_fmnist_free(struct tg_fmnist *ds)
+bench_fmnist_free(struct bench_fmnist *ds)
 {
 	if (ds == NULL)
 		return;

@@ -1,10 +1,10 @@
 /*
- * The bench's inputs (loadgen/inputs.c) on the shipped model and 64 Fashion-MNIST images:
+ * The bench's inputs (bench/inputs.c) on the shipped model and 64 Fashion-MNIST images:
  * every (split, dtype) message decodes back to the tensor it stands for, the offline answers
  * are the model's (accuracy near the card's), and the cache gives back exactly what was
  * built, while a damaged cache is rebuilt, not trusted.
  */
-#include "loadgen/loadgen.h"
+#include "bench/bench.h"
 #include "tests/harness.h"
 
 #include <errno.h>
@@ -16,10 +16,10 @@
 
 static char cache_dir[] = "/tmp/tg_lgin_XXXXXX";
 
-static struct lg_inputs_cfg
+static struct bench_inputs_cfg
 cfg_for(const char *cache)
 {
-	return (struct lg_inputs_cfg){ .model = MODEL, .model_id = 1, .n_images = 64,
+	return (struct bench_inputs_cfg){ .model = MODEL, .model_id = 1, .n_images = 64,
 				       .split_mask = (1u << 0) | (1u << 4) | (1u << 8),
 				       .dtype_mask = (1u << PROTO_DT_F32) | (1u << PROTO_DT_U8) |
 						     (1u << PROTO_DT_F16) | (1u << PROTO_DT_S8),
@@ -30,11 +30,11 @@ static bool
 have_inputs(void)
 {
 	return access(MODEL "/model.onnx", R_OK) == 0 &&
-	       access(TG_FMNIST_DIR "/t10k-images-idx3-ubyte.gz", R_OK) == 0;
+	       access(BENCH_FMNIST_DIR "/t10k-images-idx3-ubyte.gz", R_OK) == 0;
 }
 
 static bool
-same_inputs(const struct lg_inputs *a, const struct lg_inputs *b)
+same_inputs(const struct bench_inputs *a, const struct bench_inputs *b)
 {
 	if (a->n_items != b->n_items || a->n_dg != b->n_dg || a->arena_len != b->arena_len ||
 	    a->max_chunks != b->max_chunks || a->offline_hits != b->offline_hits ||
@@ -46,7 +46,7 @@ same_inputs(const struct lg_inputs *a, const struct lg_inputs *b)
 		for (unsigned d = 0; d < PROTO_DT__COUNT; d++)
 			if ((a->msg[s][d] == NULL) != (b->msg[s][d] == NULL) ||
 			    (a->msg[s][d] && memcmp(a->msg[s][d], b->msg[s][d],
-						    a->n_items * sizeof(struct lg_msg)) != 0))
+						    a->n_items * sizeof(struct bench_msg)) != 0))
 				return false;
 	return true;
 }
@@ -55,8 +55,8 @@ same_inputs(const struct lg_inputs *a, const struct lg_inputs *b)
 static void
 test_inputs_messages_decode_and_score(void)
 {
-	struct lg_inputs_cfg cfg = cfg_for(NULL);
-	struct lg_inputs *in = NULL;
+	struct bench_inputs_cfg cfg = cfg_for(NULL);
+	struct bench_inputs *in = NULL;
 	struct tg_err err = { 0 };
 	uint64_t hits_f32 = 0;
 
@@ -64,7 +64,7 @@ test_inputs_messages_decode_and_score(void)
 		TH_SKIP("model or Fashion-MNIST missing");
 		return;
 	}
-	TH_CHECK_MSG(lg_inputs_build(&in, &cfg, &err) == 0, "%s", err.msg);
+	TH_CHECK_MSG(bench_inputs_build(&in, &cfg, &err) == 0, "%s", err.msg);
 	if (in == NULL)
 		return;
 	TH_CHECK(in->n_items == 64 && !in->from_cache);
@@ -74,11 +74,11 @@ test_inputs_messages_decode_and_score(void)
 			if (in->msg[s][d] == NULL)
 				continue;
 			for (unsigned i = 0; i < in->n_items; i++) {
-				const struct lg_msg *m = &in->msg[s][d][i];
+				const struct bench_msg *m = &in->msg[s][d][i];
 				uint32_t covered = 0, total = 0;
 
 				for (unsigned c = 0; c < m->n_dg; c++) {
-					const struct lg_dgram_ref *r = &in->dg[m->first_dg + c];
+					const struct bench_dgram_ref *r = &in->dg[m->first_dg + c];
 					struct proto_msg pm;
 
 					TH_CHECK(proto_decode(in->arena + r->off, r->len, NULL, &pm,
@@ -98,14 +98,14 @@ test_inputs_messages_decode_and_score(void)
 		}
 	/* 64 images of a 92.4% model: anything under 80% is an engine or loading bug. */
 	TH_CHECK_MSG(hits_f32 >= 51, "split 0 f32: %llu of 64 right", (unsigned long long)hits_f32);
-	lg_inputs_free(in);
+	bench_inputs_free(in);
 }
 
 static void
 test_inputs_cache_roundtrip_and_damage(void)
 {
-	struct lg_inputs_cfg cfg;
-	struct lg_inputs *a = NULL, *b = NULL, *c = NULL;
+	struct bench_inputs_cfg cfg;
+	struct bench_inputs *a = NULL, *b = NULL, *c = NULL;
 	struct tg_err err = { 0 };
 	char cmd[256];
 
@@ -115,8 +115,8 @@ test_inputs_cache_roundtrip_and_damage(void)
 	}
 	TH_CHECK(mkdtemp(cache_dir) != NULL);
 	cfg = cfg_for(cache_dir);
-	TH_CHECK_MSG(lg_inputs_build(&a, &cfg, &err) == 0, "%s", err.msg);
-	TH_CHECK_MSG(lg_inputs_build(&b, &cfg, &err) == 0, "%s", err.msg);
+	TH_CHECK_MSG(bench_inputs_build(&a, &cfg, &err) == 0, "%s", err.msg);
+	TH_CHECK_MSG(bench_inputs_build(&b, &cfg, &err) == 0, "%s", err.msg);
 	if (a == NULL || b == NULL)
 		goto out;
 	TH_CHECK(!a->from_cache && b->from_cache);
@@ -125,16 +125,16 @@ test_inputs_cache_roundtrip_and_damage(void)
 	snprintf(cmd, sizeof(cmd), "for f in %s/inputs-*.bin; do truncate -s -100 $f; done",
 		 cache_dir);
 	TH_CHECK(system(cmd) == 0);
-	TH_CHECK_MSG(lg_inputs_build(&c, &cfg, &err) == 0, "%s", err.msg);
+	TH_CHECK_MSG(bench_inputs_build(&c, &cfg, &err) == 0, "%s", err.msg);
 	TH_CHECK(c != NULL);
 	if (c != NULL) {
 		TH_CHECK(!c->from_cache);
 		TH_CHECK(same_inputs(a, c));
 	}
 out:
-	lg_inputs_free(a);
-	lg_inputs_free(b);
-	lg_inputs_free(c);
+	bench_inputs_free(a);
+	bench_inputs_free(b);
+	bench_inputs_free(c);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", cache_dir);
 	(void)system(cmd);
 }
@@ -142,8 +142,8 @@ out:
 static void
 test_inputs_refuse_bad_config(void)
 {
-	struct lg_inputs_cfg cfg = cfg_for(NULL);
-	struct lg_inputs *in = NULL;
+	struct bench_inputs_cfg cfg = cfg_for(NULL);
+	struct bench_inputs *in = NULL;
 	struct tg_err err = { 0 };
 
 	if (!have_inputs()) {
@@ -151,13 +151,13 @@ test_inputs_refuse_bad_config(void)
 		return;
 	}
 	cfg.split_mask = 1ull << 60;
-	TH_CHECK(lg_inputs_build(&in, &cfg, &err) == -EINVAL && strstr(err.msg, "split 60"));
+	TH_CHECK(bench_inputs_build(&in, &cfg, &err) == -EINVAL && strstr(err.msg, "split 60"));
 	cfg = cfg_for(NULL);
 	cfg.model = "/nonexistent/model.onnx";
-	TH_CHECK(lg_inputs_build(&in, &cfg, &err) < 0 && in == NULL);
+	TH_CHECK(bench_inputs_build(&in, &cfg, &err) < 0 && in == NULL);
 	cfg = cfg_for(NULL);
 	cfg.dtype_mask = 1;	/* RAW */
-	TH_CHECK(lg_inputs_build(&in, &cfg, &err) == -EINVAL);
+	TH_CHECK(bench_inputs_build(&in, &cfg, &err) == -EINVAL);
 }
 
 int

@@ -7,7 +7,7 @@ Each model class has:
               run the same tail;
   tail(x, split)    the outputs that depend on the split tensor x, in graph-output order.
 
-Used by scripts/make_bench_models.py (export) and bench/torch_bench.py (the PyTorch peer).
+Used by scripts/make_bench_models.py (export) and bench/engine/torch_bench.py (the PyTorch peer).
 """
 
 import importlib.util
@@ -16,7 +16,7 @@ import os
 import torch
 import torch.nn as nn
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 
 class Block(nn.Module):

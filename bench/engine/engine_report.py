@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Turn the engine benchmark's raw measurements into its table (standard library only).
 
-Usage: bench/engine_report.py RESULTS.jsonl META.json [--doc docs/BENCHMARKS.md]
-       bench/engine_report.py --check-note ARCH CHECK.jsonl WEIGHTS
+Usage: bench/engine/engine_report.py RESULTS.jsonl META.json [--doc docs/BENCHMARKS.md]
+       bench/engine/engine_report.py --check-note ARCH CHECK.jsonl WEIGHTS
 
 RESULTS.jsonl: one JSON object per measurement, as scripts/bench_engine.sh writes them:
   {"arch", "split", "split_name", "batch", "runtime": tailgate|tailgate_int8|ort|torch,
@@ -90,7 +90,7 @@ def report(rows, meta):
               f"for every runtime; medians of {meta['reps']} repetitions, runtimes "
               "interleaved.  "]
     if peak:
-        lines.append(f"Peak (bench/peak.c, AVX-512 on registers): fp32 FMA "
+        lines.append(f"Peak (bench/engine/peak.c, AVX-512 on registers): fp32 FMA "
                      f"{peak['fp32_gflops_1t']:.0f} GFLOP/s on one thread "
                      f"({peak['fp32_gflops']:.0f} measured on {peak['threads']} at once), int8 "
                      f"VPDPBUSD {peak['int8_gops_1t']:.0f} GOP/s on one thread "
@@ -229,7 +229,7 @@ def put_doc(path, section):
 
 
 def check_note(arch, path, weights):
-    """One line on bench/torch_bench.py --check's results (JSON lines in path)."""
+    """One line on bench/engine/torch_bench.py --check's results (JSON lines in path)."""
     with open(path) as f:
         rows = [json.loads(line) for line in f if line.startswith("{")]
     ok = [r for r in rows if "error" not in r]

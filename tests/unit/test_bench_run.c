@@ -1,12 +1,12 @@
 /*
- * The bench's event loop (loadgen/run.c) against a fake gateway: a thread on a loopback UDP
+ * The bench's event loop (bench/run.c) against a fake gateway: a thread on a loopback UDP
  * socket that speaks enough of the protocol (HELLO_REPLY with a one-entry catalog, chunk
  * reassembly, NACK, RESPONSE, ERROR) and misbehaves on demand: it ignores first HELLOs, loses
  * a chunk and NACKs it, ignores first sends (the timer must resend), or forgets sessions
  * (UNKNOWN_SESSION: re-HELLO). Inputs are synthetic (no model needed): 3-chunk f32 tensors.
  * Also: a phase allocates nothing (malloc counted on the bench's thread; skipped under ASan).
  */
-#include "loadgen/loadgen.h"
+#include "bench/bench.h"
 #include "tests/harness.h"
 
 #include <arpa/inet.h>
@@ -290,10 +290,10 @@ fk_stop(struct fk *g)
 
 /* ---- synthetic inputs: 8 "images" at split 0, f32, 3 chunks each ---- */
 
-static struct lg_inputs *
+static struct bench_inputs *
 fake_inputs(void)
 {
-	struct lg_inputs *in = calloc(1, sizeof(*in));
+	struct bench_inputs *in = calloc(1, sizeof(*in));
 	static float x[FK_DIMS];
 	uint8_t out[8192];
 	struct proto_dgram dg[8];
@@ -302,7 +302,7 @@ fake_inputs(void)
 		return NULL;
 	in->n_items = 8;
 	in->labels = calloc(8, 1);
-	in->msg[0][PROTO_DT_F32] = calloc(8, sizeof(struct lg_msg));
+	in->msg[0][PROTO_DT_F32] = calloc(8, sizeof(struct bench_msg));
 	in->split_mask = 1;
 	in->dtype_mask = 1u << PROTO_DT_F32;
 	in->max_dgram = 1472;
@@ -330,13 +330,13 @@ fake_inputs(void)
 						.raw_total = FK_DIMS * 4, .scale = 1 };
 		if (proto_request_chunk(&h, &rq, x, 1472, true, out, sizeof(out), dg, 8, &n) < 0)
 			goto fail;
-		in->msg[0][PROTO_DT_F32][i] = (struct lg_msg){ .first_dg = (uint32_t)in->n_dg,
+		in->msg[0][PROTO_DT_F32][i] = (struct bench_msg){ .first_dg = (uint32_t)in->n_dg,
 							       .n_dg = (uint16_t)n,
 							       .offline = FK_CLASS };
 		in->labels[i] = i % 2 ? FK_CLASS : 0;
 		for (unsigned k = 0; k < n; k++) {
 			memcpy(in->arena + in->arena_len, dg[k].data, dg[k].len);
-			in->dg[in->n_dg++] = (struct lg_dgram_ref){ .off = in->arena_len,
+			in->dg[in->n_dg++] = (struct bench_dgram_ref){ .off = in->arena_len,
 								    .len = dg[k].len };
 			in->arena_len += dg[k].len;
 		}
@@ -346,7 +346,7 @@ fake_inputs(void)
 	}
 	return in;
 fail:
-	lg_inputs_free(in);
+	bench_inputs_free(in);
 	return NULL;
 }
 
@@ -357,45 +357,45 @@ fail:
  */
 static void
 run_against(unsigned mode, unsigned n_dev, double rate, uint64_t requests, uint32_t timer_ms,
-	    const struct lg_impair *imp, struct lg_results *res, struct fk *g, bool count_allocs)
+	    const struct bench_impair *imp, struct bench_results *res, struct fk *g, bool count_allocs)
 {
-	struct lg_inputs *in = fake_inputs();
-	struct lg_config cfg = { .model_id = 1, .n_devices = n_dev, .seed = 5, .retries = 3,
+	struct bench_inputs *in = fake_inputs();
+	struct bench_config cfg = { .model_id = 1, .n_devices = n_dev, .seed = 5, .retries = 3,
 				 .timer_ms = timer_ms, .hello_rate = 20000, .in = in };
-	struct lg_run *r = NULL;
+	struct bench_run *r = NULL;
 	struct tg_err err = { 0 };
 
 	TH_CHECK(in != NULL);
-	TH_CHECK(lg_results_init(res) == 0);
+	TH_CHECK(bench_results_init(res) == 0);
 	TH_CHECK(fk_start(g, mode) == 0);
 	if (in == NULL)
 		return;
 	if (imp != NULL)
 		cfg.impair = *imp;
-	lg_mix_default(&cfg.mix);
-	TH_CHECK(lg_mix_parse(&cfg.mix, "split=0;dtype=f32;uplink=0,200mbps;deadline=1s", NULL) == 0);
+	bench_mix_default(&cfg.mix);
+	TH_CHECK(bench_mix_parse(&cfg.mix, "split=0;dtype=f32;uplink=0,200mbps;deadline=1s", NULL) == 0);
 	cfg.gw_ip = htonl(INADDR_LOOPBACK);
 	cfg.gw_port = g->port;
-	TH_CHECK_MSG(lg_run_create(&r, &cfg, &err) == 0, "%s", err.msg);
+	TH_CHECK_MSG(bench_run_create(&r, &cfg, &err) == 0, "%s", err.msg);
 	if (r != NULL) {
 #if !RUN_ASAN
 		atomic_store(&n_alloc, 0);
 		counting = count_allocs;
 #endif
-		TH_CHECK_MSG(lg_run_phase(r, rate, rate > 0 ? 0 : 4, 0, 0, requests, 2, res,
+		TH_CHECK_MSG(bench_run_phase(r, rate, rate > 0 ? 0 : 4, 0, 0, requests, 2, res,
 					  &err) == 0, "%s", err.msg);
 #if !RUN_ASAN
 		counting = 0;
 #endif
 	}
 	(void)count_allocs;
-	lg_run_free(r);
+	bench_run_free(r);
 	fk_stop(g);
-	lg_inputs_free(in);
+	bench_inputs_free(in);
 }
 
 static void
-check_all_ok(const struct lg_results *res, uint64_t n)
+check_all_ok(const struct bench_results *res, uint64_t n)
 {
 	TH_CHECK_MSG(res->scheduled == n && res->ok == n, "%llu scheduled, %llu OK",
 		     (unsigned long long)res->scheduled, (unsigned long long)res->ok);
@@ -407,7 +407,7 @@ check_all_ok(const struct lg_results *res, uint64_t n)
 static void
 test_run_plain_answers_everything_without_allocating(void)
 {
-	struct lg_results res;
+	struct bench_results res;
 	struct fk g;
 
 	run_against(0, 40, 2000, 300, 5000, NULL, &res, &g, true);
@@ -423,24 +423,24 @@ test_run_plain_answers_everything_without_allocating(void)
 	TH_CHECK_MSG(atomic_load(&n_alloc) == 0, "%lu allocations in the phase",
 		     atomic_load(&n_alloc));
 #endif
-	lg_results_fini(&res);
+	bench_results_fini(&res);
 }
 
 static void
 test_run_lost_hellos_are_retried(void)
 {
-	struct lg_results res;
+	struct bench_results res;
 	struct fk g;
 
 	run_against(FK_LOSE_HELLO, 20, 1000, 50, 5000, NULL, &res, &g, false);
 	check_all_ok(&res, 50);
-	lg_results_fini(&res);
+	bench_results_fini(&res);
 }
 
 static void
 test_run_nacked_chunks_are_resent(void)
 {
-	struct lg_results res;
+	struct bench_results res;
 	struct fk g;
 
 	run_against(FK_NACK, 20, 1000, 100, 5000, NULL, &res, &g, false);
@@ -448,13 +448,13 @@ test_run_nacked_chunks_are_resent(void)
 	TH_CHECK_MSG(res.nacks == 100 && res.chunks_resent == 100, "%llu NACKs, %llu resent",
 		     (unsigned long long)res.nacks, (unsigned long long)res.chunks_resent);
 	TH_CHECK(res.timer_fires == 0);
-	lg_results_fini(&res);
+	bench_results_fini(&res);
 }
 
 static void
 test_run_timer_resends_whole_request(void)
 {
-	struct lg_results res;
+	struct bench_results res;
 	struct fk g;
 
 	run_against(FK_SILENT, 20, 0, 40, 30, NULL, &res, &g, false);	/* closed loop */
@@ -463,42 +463,42 @@ test_run_timer_resends_whole_request(void)
 		     "%llu timer fires, %llu resent", (unsigned long long)res.timer_fires,
 		     (unsigned long long)res.chunks_resent);
 	/* Latency counts the 30 ms timer each request waited. */
-	TH_CHECK(tg_hdr_value_at(&res.lat_us, 0) >= 30000);
-	lg_results_fini(&res);
+	TH_CHECK(bench_hdr_value_at(&res.lat_us, 0) >= 30000);
+	bench_results_fini(&res);
 }
 
 static void
 test_run_unknown_session_rehellos(void)
 {
-	struct lg_results res;
+	struct bench_results res;
 	struct fk g;
 
 	run_against(FK_FORGET, 10, 500, 60, 5000, NULL, &res, &g, false);
 	check_all_ok(&res, 60);
 	TH_CHECK_MSG(res.rehellos >= 1 && res.rehellos <= 10, "%llu re-HELLOs",
 		     (unsigned long long)res.rehellos);
-	lg_results_fini(&res);
+	bench_results_fini(&res);
 }
 
 /* NAT rebinding: path_unverified, a re-HELLO challenged, its token echoed, served. */
 static void
 test_run_path_challenge_followed(void)
 {
-	struct lg_results res;
+	struct bench_results res;
 	struct fk g;
 
 	run_against(FK_MOVED, 10, 500, 60, 5000, NULL, &res, &g, false);
 	check_all_ok(&res, 60);
 	TH_CHECK_MSG(res.path_challenges >= 1 && res.path_challenges <= 10,
 		     "%llu path challenges", (unsigned long long)res.path_challenges);
-	lg_results_fini(&res);
+	bench_results_fini(&res);
 }
 
 /* PENDING: not an answer, not a resend; the timer's resend gets the answer. */
 static void
 test_run_pending_waits_for_the_answer(void)
 {
-	struct lg_results res;
+	struct bench_results res;
 	struct fk g;
 
 	run_against(FK_PENDING, 10, 500, 40, 30, NULL, &res, &g, false);
@@ -506,21 +506,21 @@ test_run_pending_waits_for_the_answer(void)
 	TH_CHECK_MSG(res.pendings == 40 && res.timer_fires >= 40, "%llu PENDING, %llu timer fires",
 		     (unsigned long long)res.pendings, (unsigned long long)res.timer_fires);
 	TH_CHECK(res.status[PROTO_ST_PENDING] == 0);	/* never counted as an answer */
-	lg_results_fini(&res);
+	bench_results_fini(&res);
 }
 
 static void
 test_run_impaired_chunks_still_answered(void)
 {
-	struct lg_impair imp = { .drop = 0.05, .dup = 0.05, .reorder = 0.05 };
-	struct lg_results res;
+	struct bench_impair imp = { .drop = 0.05, .dup = 0.05, .reorder = 0.05 };
+	struct bench_results res;
 	struct fk g;
 
 	run_against(0, 20, 1000, 200, 100, &imp, &res, &g, false);
 	check_all_ok(&res, 200);
 	TH_CHECK(res.dropped > 0 && res.duped > 0 && res.reordered > 0);
 	TH_CHECK(res.chunks_resent >= res.dropped);
-	lg_results_fini(&res);
+	bench_results_fini(&res);
 }
 
 int

@@ -3,7 +3,7 @@
  * (split, dtype) the mix uses, and the engine's own answer for exactly those bytes. Init
  * code: allocates, runs the engine; nothing here runs during a phase.
  */
-#include "loadgen/loadgen.h"
+#include "bench/bench.h"
 #include "kernels/kernels.h"
 
 #include <errno.h>
@@ -13,17 +13,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { LG_BATCH = 64 };	/* samples per engine run: the shipped model's max_batch */
+enum { BENCH_BATCH = 64 };	/* samples per engine run: the shipped model's max_batch */
 
-static int lg_cache_key(const struct lg_inputs_cfg *cfg, const char *model_path, char *key,
+static int bench_cache_key(const struct bench_inputs_cfg *cfg, const char *model_path, char *key,
 			size_t len);
-static void lg_cache_path(const char *dir, const char *key, char *path, size_t len);
-static int lg_cache_load(struct lg_inputs *in, const char *path, const char *key);
-static void lg_cache_save(const struct lg_inputs *in, const char *dir, const char *path,
+static void bench_cache_path(const char *dir, const char *key, char *path, size_t len);
+static int bench_cache_load(struct bench_inputs *in, const char *path, const char *key);
+static void bench_cache_save(const struct bench_inputs *in, const char *dir, const char *path,
 			  const char *key);
 
 static int
-lg_arena_append(struct lg_inputs *in, const struct proto_dgram *dg, unsigned n, struct tg_err *err)
+bench_arena_append(struct bench_inputs *in, const struct proto_dgram *dg, unsigned n, struct tg_err *err)
 {
 	size_t need = 0;
 
@@ -43,7 +43,7 @@ lg_arena_append(struct lg_inputs *in, const struct proto_dgram *dg, unsigned n, 
 	}
 	if (in->n_dg + n > in->cap_dg) {
 		size_t cap = in->cap_dg ? in->cap_dg : 4096;
-		struct lg_dgram_ref *d;
+		struct bench_dgram_ref *d;
 
 		while (cap < in->n_dg + n)
 			cap *= 2;
@@ -55,7 +55,7 @@ lg_arena_append(struct lg_inputs *in, const struct proto_dgram *dg, unsigned n, 
 	}
 	for (unsigned i = 0; i < n; i++) {
 		memcpy(in->arena + in->arena_len, dg[i].data, dg[i].len);
-		in->dg[in->n_dg++] = (struct lg_dgram_ref){ .off = in->arena_len, .len = dg[i].len };
+		in->dg[in->n_dg++] = (struct bench_dgram_ref){ .off = in->arena_len, .len = dg[i].len };
 		in->arena_len += dg[i].len;
 	}
 	return 0;
@@ -63,7 +63,7 @@ lg_arena_append(struct lg_inputs *in, const struct proto_dgram *dg, unsigned n, 
 
 /* The tail plan output that is the model's final exit: the one with the most FLOPs. */
 static int
-lg_final_output(const struct kern_model *m, struct kern_plan *p, unsigned *out,
+bench_final_output(const struct kern_model *m, struct kern_plan *p, unsigned *out,
 		struct tg_err *err)
 {
 	struct kern_model_info info;
@@ -91,7 +91,7 @@ lg_final_output(const struct kern_model *m, struct kern_plan *p, unsigned *out,
 }
 
 static uint8_t
-lg_argmax(const float *x, size_t n)
+bench_argmax(const float *x, size_t n)
 {
 	size_t best = 0;
 
@@ -101,9 +101,9 @@ lg_argmax(const float *x, size_t n)
 	return (uint8_t)best;
 }
 
-struct lg_build {			/* scratch of one split's build */
+struct bench_build {			/* scratch of one split's build */
 	const struct kern_model *m;
-	const struct lg_inputs_cfg *cfg;
+	const struct bench_inputs_cfg *cfg;
 	const struct kern_calib *calib;	/* int8 offline answers; NULL: f32 */
 	unsigned split;
 	const struct kern_split *ks;
@@ -117,7 +117,7 @@ struct lg_build {			/* scratch of one split's build */
 
 /* One dtype for a batch of b samples (rows: f32 split tensors): datagrams and offline. */
 static int
-lg_build_dtype(struct lg_inputs *in, struct lg_build *bd, unsigned dtype, const float *rows,
+bench_build_dtype(struct bench_inputs *in, struct bench_build *bd, unsigned dtype, const float *rows,
 	       unsigned first, unsigned b, struct tg_err *err)
 {
 	size_t numel = bd->ks->numel, bytes = numel * proto_dtype_size(dtype);
@@ -128,14 +128,14 @@ lg_build_dtype(struct lg_inputs *in, struct lg_build *bd, unsigned dtype, const 
 
 	if (p == NULL)
 		return tg_err_set(err, -EINVAL, "tail from split %u: no plan for %u", bd->split, b);
-	rc = lg_final_output(bd->m, p, &fin, err);
+	rc = bench_final_output(bd->m, p, &fin, err);
 	if (rc < 0)
 		return rc;
 	for (unsigned i = 0; i < b; i++) {
 		const float *x = rows + (size_t)i * numel;
 		struct proto_hdr h = { .client_id = 1, .request_id = 1, .session_id = 1 };
 		struct proto_request rq = { .top_k = 1, .flags = PROTO_RF_NO_EARLY_EXIT };
-		struct lg_msg *msg = &in->msg[bd->split][dtype][first + i];
+		struct bench_msg *msg = &in->msg[bd->split][dtype][first + i];
 		const void *raw = x;
 		unsigned n_dg = 0;
 
@@ -166,7 +166,7 @@ lg_build_dtype(struct lg_inputs *in, struct lg_build *bd, unsigned dtype, const 
 		msg->n_dg = (uint16_t)n_dg;
 		if (n_dg > in->max_chunks)
 			in->max_chunks = (uint16_t)n_dg;
-		rc = lg_arena_append(in, bd->dg, n_dg, err);
+		rc = bench_arena_append(in, bd->dg, n_dg, err);
 		if (rc < 0)
 			return rc;
 		/* The same bytes, dequantized by the gateway's own loader. */
@@ -182,7 +182,7 @@ lg_build_dtype(struct lg_inputs *in, struct lg_build *bd, unsigned dtype, const 
 		return tg_err_set(err, rc, "tail from split %u: no output", bd->split);
 	for (unsigned i = 0; i < b; i++) {
 		size_t per = tg_tensor_numel(&v) / (size_t)v.dims[0];
-		uint8_t pred = lg_argmax((const float *)v.data + (size_t)i * per, per);
+		uint8_t pred = bench_argmax((const float *)v.data + (size_t)i * per, per);
 
 		in->msg[bd->split][dtype][first + i].offline = pred;
 		in->offline_hits += pred == in->labels[first + i];
@@ -193,7 +193,7 @@ lg_build_dtype(struct lg_inputs *in, struct lg_build *bd, unsigned dtype, const 
 
 /* Every dtype of one split, over all images, in batches. */
 static int
-lg_build_split(struct lg_inputs *in, struct lg_build *bd, const struct tg_fmnist *ds,
+bench_build_split(struct bench_inputs *in, struct bench_build *bd, const struct bench_fmnist *ds,
 	       struct tg_err *err)
 {
 	struct kern_plan_spec hspec = { .kind = KERN_PLAN_HEAD, .split = bd->split };
@@ -206,11 +206,11 @@ lg_build_split(struct lg_inputs *in, struct lg_build *bd, const struct tg_fmnist
 	size_t b_max;
 	int rc;
 
-	rc = kern_tail_create(bd->m, &tspec, LG_BATCH, &bd->tail, err);
+	rc = kern_tail_create(bd->m, &tspec, BENCH_BATCH, &bd->tail, err);
 	if (rc < 0)
 		return tg_err_prefix(err, "tail from split %u: ", bd->split);
 	if (bd->split > 0) {
-		rc = kern_tail_create(bd->m, &hspec, LG_BATCH, &head, err);
+		rc = kern_tail_create(bd->m, &hspec, BENCH_BATCH, &head, err);
 		if (rc < 0) {
 			tg_err_prefix(err, "head to split %u: ", bd->split);
 			goto out;
@@ -235,14 +235,14 @@ lg_build_split(struct lg_inputs *in, struct lg_build *bd, const struct tg_fmnist
 	for (unsigned dt = PROTO_DT_F32; dt < PROTO_DT__COUNT; dt++) {
 		if (!(in->dtype_mask & (1u << dt)))
 			continue;
-		in->msg[bd->split][dt] = calloc(in->n_items, sizeof(struct lg_msg));
+		in->msg[bd->split][dt] = calloc(in->n_items, sizeof(struct bench_msg));
 		if (in->msg[bd->split][dt] == NULL) {
 			rc = tg_err_set(err, -ENOMEM, "split %u: messages", bd->split);
 			goto out;
 		}
 	}
-	for (unsigned first = 0; first < in->n_items; first += LG_BATCH) {
-		unsigned b = in->n_items - first < LG_BATCH ? in->n_items - first : LG_BATCH;
+	for (unsigned first = 0; first < in->n_items; first += BENCH_BATCH) {
+		unsigned b = in->n_items - first < BENCH_BATCH ? in->n_items - first : BENCH_BATCH;
 		const float *imgs = (const float *)ds->images.data + (size_t)first * in_numel;
 		const float *rows = imgs;
 
@@ -265,7 +265,7 @@ lg_build_split(struct lg_inputs *in, struct lg_build *bd, const struct tg_fmnist
 		for (unsigned dt = PROTO_DT_F32; dt < PROTO_DT__COUNT; dt++) {
 			if (!(in->dtype_mask & (1u << dt)))
 				continue;
-			rc = lg_build_dtype(in, bd, dt, rows, first, b, err);
+			rc = bench_build_dtype(in, bd, dt, rows, first, b, err);
 			if (rc < 0)
 				goto out;
 		}
@@ -285,7 +285,7 @@ out:
 
 /* Free what a failed cache load left, keep the configuration. */
 static void
-lg_inputs_reset(struct lg_inputs *in)
+bench_inputs_reset(struct bench_inputs *in)
 {
 	for (unsigned s = 0; s < 64; s++)
 		for (unsigned d = 0; d < PROTO_DT__COUNT; d++) {
@@ -305,12 +305,12 @@ lg_inputs_reset(struct lg_inputs *in)
 }
 
 int
-lg_inputs_build(struct lg_inputs **out, const struct lg_inputs_cfg *cfg, struct tg_err *err)
+bench_inputs_build(struct bench_inputs **out, const struct bench_inputs_cfg *cfg, struct tg_err *err)
 {
-	struct lg_inputs *in;
+	struct bench_inputs *in;
 	struct kern_model *m = NULL;
 	struct kern_model_info info;
-	struct tg_fmnist ds = { 0 };
+	struct bench_fmnist ds = { 0 };
 	struct kern_calib *calib = NULL;
 	char path[4096], cpath[4096], key[8192];
 	struct stat stb;
@@ -331,15 +331,15 @@ lg_inputs_build(struct lg_inputs **out, const struct lg_inputs_cfg *cfg, struct 
 		snprintf(path, sizeof(path), "%s/model.onnx", cfg->model);
 	else
 		snprintf(path, sizeof(path), "%s", cfg->model);
-	if (cfg->cache_dir != NULL && lg_cache_key(cfg, path, key, sizeof(key)) == 0) {
-		lg_cache_path(cfg->cache_dir, key, cpath, sizeof(cpath));
-		if (lg_cache_load(in, cpath, key) == 0) {
+	if (cfg->cache_dir != NULL && bench_cache_key(cfg, path, key, sizeof(key)) == 0) {
+		bench_cache_path(cfg->cache_dir, key, cpath, sizeof(cpath));
+		if (bench_cache_load(in, cpath, key) == 0) {
 			in->from_cache = true;
 			in->build_s = (double)(tg_now_ns() - t0) / 1e9;
 			*out = in;
 			return 0;
 		}
-		lg_inputs_reset(in);
+		bench_inputs_reset(in);
 	} else {
 		cpath[0] = 0;
 	}
@@ -354,13 +354,13 @@ lg_inputs_build(struct lg_inputs **out, const struct lg_inputs_cfg *cfg, struct 
 					info.n_splits - 1);
 			goto out_model;
 		}
-	if (kern_model_split(m, 0)->numel != TG_FMNIST_ROWS * TG_FMNIST_COLS) {
+	if (kern_model_split(m, 0)->numel != BENCH_FMNIST_ROWS * BENCH_FMNIST_COLS) {
 		rc = tg_err_set(err, -EINVAL, "%s: input is not one 28x28 image", path);
 		goto out_model;
 	}
 	if (cfg->calib != NULL && (rc = kern_calib_load(m, cfg->calib, &calib, err)) < 0)
 		goto out_model;
-	rc = tg_fmnist_load(cfg->dataset_dir, false, cfg->n_images, &ds, err);
+	rc = bench_fmnist_load(cfg->dataset_dir, false, cfg->n_images, &ds, err);
 	if (rc < 0)
 		goto out_model;
 	in->n_items = (unsigned)ds.n;
@@ -371,7 +371,7 @@ lg_inputs_build(struct lg_inputs **out, const struct lg_inputs_cfg *cfg, struct 
 	}
 	memcpy(in->labels, ds.labels, ds.n);
 	for (unsigned s = 0; s < 64; s++) {
-		struct lg_build bd = { .m = m, .cfg = cfg, .calib = calib, .split = s };
+		struct bench_build bd = { .m = m, .cfg = cfg, .calib = calib, .split = s };
 
 		if (!(cfg->split_mask >> s & 1))
 			continue;
@@ -380,45 +380,45 @@ lg_inputs_build(struct lg_inputs **out, const struct lg_inputs_cfg *cfg, struct 
 			rc = tg_err_set(err, -EINVAL, "split %u: %d dims", s, bd.ks->ndim);
 			goto out_ds;
 		}
-		rc = lg_build_split(in, &bd, &ds, err);
+		rc = bench_build_split(in, &bd, &ds, err);
 		if (rc < 0)
 			goto out_ds;
 	}
 	in->build_s = (double)(tg_now_ns() - t0) / 1e9;
 	if (cpath[0] != 0)
-		lg_cache_save(in, cfg->cache_dir, cpath, key);
-	tg_fmnist_free(&ds);
+		bench_cache_save(in, cfg->cache_dir, cpath, key);
+	bench_fmnist_free(&ds);
 	kern_calib_free(calib);
 	kern_model_free(m);
 	*out = in;
 	return 0;
 
 out_ds:
-	tg_fmnist_free(&ds);
+	bench_fmnist_free(&ds);
 out_model:
 	kern_calib_free(calib);
 	kern_model_free(m);
 out_free:
-	lg_inputs_free(in);
+	bench_inputs_free(in);
 	return rc;
 }
 
 void
-lg_inputs_free(struct lg_inputs *in)
+bench_inputs_free(struct bench_inputs *in)
 {
 	if (in == NULL)
 		return;
-	lg_inputs_reset(in);
+	bench_inputs_reset(in);
 	free(in);
 }
 
 /* ---- the cache: built inputs kept on disk, for the next run with the same key ---- */
 
-enum { LG_CACHE_VERSION = 1 };
+enum { BENCH_CACHE_VERSION = 1 };
 
 /* What the inputs depend on, as text: written at the top of the file and compared whole. */
 static int
-lg_cache_key(const struct lg_inputs_cfg *cfg, const char *model_path, char *key, size_t len)
+bench_cache_key(const struct bench_inputs_cfg *cfg, const char *model_path, char *key, size_t len)
 {
 	struct stat st, cst = { 0 };
 	char real[4096], creal[4096] = "f32";
@@ -430,9 +430,9 @@ lg_cache_key(const struct lg_inputs_cfg *cfg, const char *model_path, char *key,
 		return -errno;
 	snprintf(key, len, "tailgate-bench inputs v%d\nmodel %s %lld %lld.%09ld\nid %u\n"
 		 "images %u %s\nsplits %llx\ndtypes %x\ndgram %u\noffline %s %lld %lld.%09ld\n",
-		 LG_CACHE_VERSION, real,
+		 BENCH_CACHE_VERSION, real,
 		 (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
-		 cfg->model_id, cfg->n_images, cfg->dataset_dir ? cfg->dataset_dir : TG_FMNIST_DIR,
+		 cfg->model_id, cfg->n_images, cfg->dataset_dir ? cfg->dataset_dir : BENCH_FMNIST_DIR,
 		 (unsigned long long)cfg->split_mask, cfg->dtype_mask,
 		 cfg->max_dgram ? cfg->max_dgram : PROTO_DEFAULT_DGRAM, creal,
 		 (long long)cst.st_size, (long long)cst.st_mtim.tv_sec, cst.st_mtim.tv_nsec);
@@ -440,7 +440,7 @@ lg_cache_key(const struct lg_inputs_cfg *cfg, const char *model_path, char *key,
 }
 
 static void
-lg_cache_path(const char *dir, const char *key, char *path, size_t len)
+bench_cache_path(const char *dir, const char *key, char *path, size_t len)
 {
 	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a */
 
@@ -450,19 +450,19 @@ lg_cache_path(const char *dir, const char *key, char *path, size_t len)
 }
 
 static bool
-lg_rd(FILE *f, void *p, size_t n)
+bench_rd(FILE *f, void *p, size_t n)
 {
 	return n == 0 || fread(p, 1, n, f) == n;
 }
 
 static bool
-lg_wr(FILE *f, const void *p, size_t n)
+bench_wr(FILE *f, const void *p, size_t n)
 {
 	return n == 0 || fwrite(p, 1, n, f) == n;
 }
 
 /* Fields in a fixed order; native byte order (a cache is for this machine). */
-#define LG_CACHE_FIELDS(io, f, in, ok)						\
+#define BENCH_CACHE_FIELDS(io, f, in, ok)						\
 	do {									\
 		ok = ok && io(f, &in->n_items, sizeof(in->n_items));		\
 		ok = ok && io(f, &in->max_chunks, sizeof(in->max_chunks));	\
@@ -474,7 +474,7 @@ lg_wr(FILE *f, const void *p, size_t n)
 	} while (0)
 
 static int
-lg_cache_load(struct lg_inputs *in, const char *path, const char *key)
+bench_cache_load(struct bench_inputs *in, const char *path, const char *key)
 {
 	FILE *f = fopen(path, "rb");
 	size_t klen = strlen(key);
@@ -485,11 +485,11 @@ lg_cache_load(struct lg_inputs *in, const char *path, const char *key)
 	if (f == NULL)
 		return -ENOENT;
 	head = malloc(klen + 1);
-	ok = head != NULL && lg_rd(f, head, klen) && memcmp(head, key, klen) == 0;
+	ok = head != NULL && bench_rd(f, head, klen) && memcmp(head, key, klen) == 0;
 	free(head);
-	LG_CACHE_FIELDS(lg_rd, f, in, ok);
+	BENCH_CACHE_FIELDS(bench_rd, f, in, ok);
 	/* Sizes from the file are checked against what the key promises before allocating. */
-	ok = ok && in->n_items >= 1 && in->n_items <= TG_FMNIST_MAX_ITEMS &&
+	ok = ok && in->n_items >= 1 && in->n_items <= BENCH_FMNIST_MAX_ITEMS &&
 	     in->max_dgram == want_dgram && in->max_chunks >= 1 &&
 	     in->n_dg <= (size_t)in->n_items * 64 * PROTO_DT__COUNT * PROTO_MAX_CHUNKS &&
 	     in->arena_len <= (size_t)in->n_dg * in->max_dgram;
@@ -499,17 +499,17 @@ lg_cache_load(struct lg_inputs *in, const char *path, const char *key)
 		in->arena = malloc(in->arena_len ? in->arena_len : 1);
 		in->cap_dg = in->n_dg;
 		in->arena_cap = in->arena_len;
-		ok = in->labels && in->dg && in->arena && lg_rd(f, in->labels, in->n_items) &&
-		     lg_rd(f, in->dg, in->n_dg * sizeof(*in->dg)) &&
-		     lg_rd(f, in->arena, in->arena_len);
+		ok = in->labels && in->dg && in->arena && bench_rd(f, in->labels, in->n_items) &&
+		     bench_rd(f, in->dg, in->n_dg * sizeof(*in->dg)) &&
+		     bench_rd(f, in->arena, in->arena_len);
 	}
 	for (unsigned s = 0; ok && s < 64; s++)
 		for (unsigned d = 0; ok && d < PROTO_DT__COUNT; d++) {
 			if (!((in->split_mask >> s & 1) && (in->dtype_mask >> d & 1)))
 				continue;
-			in->msg[s][d] = malloc((size_t)in->n_items * sizeof(struct lg_msg));
+			in->msg[s][d] = malloc((size_t)in->n_items * sizeof(struct bench_msg));
 			ok = in->msg[s][d] != NULL &&
-			     lg_rd(f, in->msg[s][d], (size_t)in->n_items * sizeof(struct lg_msg));
+			     bench_rd(f, in->msg[s][d], (size_t)in->n_items * sizeof(struct bench_msg));
 			/* The sender's bitmaps and tx slots are sized from max_chunks and
 			 * max_dgram: a file may not exceed them (a corrupt one would overflow). */
 			for (unsigned i = 0; ok && i < in->n_items; i++)
@@ -529,7 +529,7 @@ lg_cache_load(struct lg_inputs *in, const char *path, const char *key)
 }
 
 static void
-lg_cache_save(const struct lg_inputs *in, const char *dir, const char *path, const char *key)
+bench_cache_save(const struct bench_inputs *in, const char *dir, const char *path, const char *key)
 {
 	char tmp[4200];
 	FILE *f;
@@ -541,15 +541,15 @@ lg_cache_save(const struct lg_inputs *in, const char *dir, const char *path, con
 	f = fopen(tmp, "wb");
 	if (f == NULL)
 		goto warn;
-	ok = lg_wr(f, key, strlen(key));
-	LG_CACHE_FIELDS(lg_wr, f, in, ok);
-	ok = ok && lg_wr(f, in->labels, in->n_items) &&
-	     lg_wr(f, in->dg, in->n_dg * sizeof(*in->dg)) && lg_wr(f, in->arena, in->arena_len);
+	ok = bench_wr(f, key, strlen(key));
+	BENCH_CACHE_FIELDS(bench_wr, f, in, ok);
+	ok = ok && bench_wr(f, in->labels, in->n_items) &&
+	     bench_wr(f, in->dg, in->n_dg * sizeof(*in->dg)) && bench_wr(f, in->arena, in->arena_len);
 	for (unsigned s = 0; ok && s < 64; s++)
 		for (unsigned d = 0; ok && d < PROTO_DT__COUNT; d++)
 			if (in->msg[s][d] != NULL)
-				ok = lg_wr(f, in->msg[s][d],
-					   (size_t)in->n_items * sizeof(struct lg_msg));
+				ok = bench_wr(f, in->msg[s][d],
+					   (size_t)in->n_items * sizeof(struct bench_msg));
 	ok = fclose(f) == 0 && ok;
 	if (ok && rename(tmp, path) == 0)
 		return;

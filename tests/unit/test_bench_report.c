@@ -3,7 +3,7 @@
  * scripts read, percentiles never above the max, the gateway's queue/compute breakdown, and
  * the CSV's header and rows have the same columns.
  */
-#include "loadgen/loadgen.h"
+#include "bench/bench.h"
 #include "tests/harness.h"
 
 #include <jansson.h>
@@ -11,9 +11,9 @@
 
 /* 1,000 OK answers of 1..1000 ms, the server's queue 0..99 us and compute 2 ms each. */
 static int
-fill(struct lg_results *r)
+fill(struct bench_results *r)
 {
-	if (lg_results_init(r) < 0)
+	if (bench_results_init(r) < 0)
 		return -1;
 	r->rate = 100;
 	r->sched_s = 10;
@@ -21,9 +21,9 @@ fill(struct lg_results *r)
 	r->win_answered = r->win_good = 1000;
 	r->status[PROTO_ST_OK] = 1000;
 	for (int i = 1; i <= 1000; i++) {
-		tg_hdr_record(&r->lat_us, i * 1000 + 7);
-		tg_hdr_record(&r->srv_queue_us, i % 100);
-		tg_hdr_record(&r->srv_compute_us, 2000);
+		bench_hdr_record(&r->lat_us, i * 1000 + 7);
+		bench_hdr_record(&r->srv_queue_us, i % 100);
+		bench_hdr_record(&r->srv_compute_us, 2000);
 	}
 	return 0;
 }
@@ -42,15 +42,15 @@ static void
 test_json_has_every_figure(void)
 {
 	static const char *const pct[] = { "p50", "p90", "p95", "p99", "p99.9" };
-	struct lg_results r;
+	struct bench_results r;
 	json_t *o;
 	double last = 0;
 
 	TH_CHECK(fill(&r) == 0);
-	o = lg_report_json(&r, NULL);
+	o = bench_report_json(&r, NULL);
 	TH_CHECK(o != NULL);
 	if (o == NULL) {
-		lg_results_fini(&r);
+		bench_results_fini(&r);
 		return;
 	}
 	TH_CHECK(num(o, "offered_rps", NULL) == 100.0);
@@ -68,7 +68,7 @@ test_json_has_every_figure(void)
 	TH_CHECK(json_integer_value(json_object_get(json_object_get(o, "statuses"), "ok")) == 1000);
 	TH_CHECK(num(o, "accuracy", NULL) == 100.0);
 	json_decref(o);
-	lg_results_fini(&r);
+	bench_results_fini(&r);
 }
 
 static unsigned
@@ -84,15 +84,15 @@ columns(const char *line)
 static void
 test_csv_rows_match_header(void)
 {
-	struct lg_results r;
+	struct bench_results r;
 	FILE *f = tmpfile();
 	char head[1024], row[1024];
 
 	TH_CHECK(f != NULL && fill(&r) == 0);
 	if (f == NULL)
 		return;
-	lg_report_csv_header(f);
-	lg_report_csv_row(f, &r);
+	bench_report_csv_header(f);
+	bench_report_csv_row(f, &r);
 	rewind(f);
 	TH_CHECK(fgets(head, sizeof(head), f) != NULL && fgets(row, sizeof(row), f) != NULL);
 	TH_CHECK_MSG(columns(head) == columns(row) && columns(head) > 20, "%u vs %u columns",
@@ -100,7 +100,7 @@ test_csv_rows_match_header(void)
 	TH_CHECK(strstr(head, "p95_ms") != NULL && strstr(head, "server_compute_p99_ms") != NULL);
 	TH_CHECK_MSG(strncmp(row, "100.000,100.000,100.000,1000,1000,1000,1000,0,0,", 48) == 0, "%s", row);
 	fclose(f);
-	lg_results_fini(&r);
+	bench_results_fini(&r);
 }
 
 int

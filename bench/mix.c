@@ -2,7 +2,7 @@
  * The bench's randomness: seeded RNG, Poisson gaps, the device mix (parse, load, draw) and
  * the per-chunk impairment. No network, no allocation after parsing.
  */
-#include "loadgen/loadgen.h"
+#include "bench/bench.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -13,13 +13,13 @@
 #include <strings.h>
 
 void
-lg_rng_seed(struct lg_rng *r, uint64_t seed)
+bench_rng_seed(struct bench_rng *r, uint64_t seed)
 {
 	r->s = seed ^ 0x6A09E667F3BCC909ull;
 }
 
 uint64_t
-lg_rng_next(struct lg_rng *r)
+bench_rng_next(struct bench_rng *r)
 {
 	uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
 
@@ -29,39 +29,39 @@ lg_rng_next(struct lg_rng *r)
 }
 
 double
-lg_rng_unit(struct lg_rng *r)
+bench_rng_unit(struct bench_rng *r)
 {
-	return (double)(lg_rng_next(r) >> 11) * 0x1.0p-53;
+	return (double)(bench_rng_next(r) >> 11) * 0x1.0p-53;
 }
 
 uint64_t
-lg_rng_range(struct lg_rng *r, uint64_t lo, uint64_t hi)
+bench_rng_range(struct bench_rng *r, uint64_t lo, uint64_t hi)
 {
 	if (hi <= lo)
 		return lo;
-	return lo + lg_rng_next(r) % (hi - lo + 1);
+	return lo + bench_rng_next(r) % (hi - lo + 1);
 }
 
 uint64_t
-lg_poisson_gap_ns(struct lg_rng *r, double rate)
+bench_poisson_gap_ns(struct bench_rng *r, double rate)
 {
 	/* 1 - u is in (0, 1]: log never sees 0. */
-	return (uint64_t)(-log(1.0 - lg_rng_unit(r)) * 1e9 / rate);
+	return (uint64_t)(-log(1.0 - bench_rng_unit(r)) * 1e9 / rate);
 }
 
 /* ---- mix ---- */
 
-static const char *const lg_mix_names[LG_MIX__COUNT] = { "split", "dtype", "uplink", "deadline" };
+static const char *const bench_mix_names[BENCH_MIX__COUNT] = { "split", "dtype", "uplink", "deadline" };
 
 void
-lg_mix_default(struct lg_mix *m)
+bench_mix_default(struct bench_mix *m)
 {
 	memset(m, 0, sizeof(*m));
-	(void)lg_mix_parse(m, LG_MIX_DEFAULT, NULL);
+	(void)bench_mix_parse(m, BENCH_MIX_DEFAULT, NULL);
 }
 
 static int
-lg_mix_dtype_value(const char *s, size_t n, uint64_t *v)
+bench_mix_dtype_value(const char *s, size_t n, uint64_t *v)
 {
 	static const char *const names[PROTO_DT__COUNT] = { NULL, "f32", "f16", "s8", "u8" };
 
@@ -75,7 +75,7 @@ lg_mix_dtype_value(const char *s, size_t n, uint64_t *v)
 
 /* A number with an optional unit of the key, into the key's base unit (kbps, us). */
 static int
-lg_mix_number(enum lg_mix_key k, const char *s, size_t n, uint64_t *v)
+bench_mix_number(enum bench_mix_key k, const char *s, size_t n, uint64_t *v)
 {
 	char buf[64], *end;
 	double x, mul = 1;
@@ -84,13 +84,13 @@ lg_mix_number(enum lg_mix_key k, const char *s, size_t n, uint64_t *v)
 		return -EINVAL;
 	memcpy(buf, s, n);
 	buf[n] = 0;
-	if (k == LG_MIX_DTYPE)
-		return lg_mix_dtype_value(buf, n, v);
+	if (k == BENCH_MIX_DTYPE)
+		return bench_mix_dtype_value(buf, n, v);
 	errno = 0;
 	x = strtod(buf, &end);
 	if (end == buf || errno != 0 || !(x >= 0) || isinf(x))
 		return -EINVAL;
-	if (k == LG_MIX_UPLINK) {
+	if (k == BENCH_MIX_UPLINK) {
 		if (strcasecmp(end, "kbps") == 0 || *end == 0)
 			mul = 1;
 		else if (strcasecmp(end, "mbps") == 0)
@@ -99,7 +99,7 @@ lg_mix_number(enum lg_mix_key k, const char *s, size_t n, uint64_t *v)
 			mul = 1e6;
 		else
 			return -EINVAL;
-	} else if (k == LG_MIX_DEADLINE) {
+	} else if (k == BENCH_MIX_DEADLINE) {
 		if (strcasecmp(end, "ms") == 0 || *end == 0)
 			mul = 1e3;
 		else if (strcasecmp(end, "us") == 0)
@@ -120,7 +120,7 @@ lg_mix_number(enum lg_mix_key k, const char *s, size_t n, uint64_t *v)
 
 /* One "VALUE[-HI][:WEIGHT]" item of key k. */
 static int
-lg_mix_item_parse(enum lg_mix_key k, const char *s, size_t n, struct lg_mix_item *it,
+bench_mix_item_parse(enum bench_mix_key k, const char *s, size_t n, struct bench_mix_item *it,
 		  struct tg_err *err)
 {
 	const char *colon = memchr(s, ':', n), *dash;
@@ -133,20 +133,20 @@ lg_mix_item_parse(enum lg_mix_key k, const char *s, size_t n, struct lg_mix_item
 
 		if (wn == 0 || wn >= sizeof(wbuf))
 			return tg_err_set(err, -EINVAL, "%s: item '%.*s': bad weight",
-					  lg_mix_names[k], (int)n, s);
+					  bench_mix_names[k], (int)n, s);
 		memcpy(wbuf, colon + 1, wn);
 		wbuf[wn] = 0;
 		it->weight = strtod(wbuf, &end);
 		if (*end != 0 || !(it->weight > 0) || isinf(it->weight))
 			return tg_err_set(err, -EINVAL,
 					  "%s: item '%.*s': weight must be a positive number",
-					  lg_mix_names[k], (int)n, s);
+					  bench_mix_names[k], (int)n, s);
 	}
 	dash = vn > 1 ? memchr(s + 1, '-', vn - 1) : NULL;
 	if (dash != NULL) {
-		if (k == LG_MIX_SPLIT || k == LG_MIX_DTYPE)
+		if (k == BENCH_MIX_SPLIT || k == BENCH_MIX_DTYPE)
 			return tg_err_set(err, -EINVAL, "%s: item '%.*s': ranges are for uplink "
-					  "and deadline only", lg_mix_names[k], (int)n, s);
+					  "and deadline only", bench_mix_names[k], (int)n, s);
 		const char *hs = dash + 1, *unit;
 		size_t ln = (size_t)(dash - s), hn = vn - ln - 1;
 		char lo[64];
@@ -161,28 +161,28 @@ lg_mix_item_parse(enum lg_mix_key k, const char *s, size_t n, struct lg_mix_item
 			memcpy(lo + ln, unit, (size_t)(hs + hn - unit));
 			ln += (size_t)(hs + hn - unit);
 		}
-		if (lg_mix_number(k, lo, ln, &it->lo) < 0 || lg_mix_number(k, hs, hn, &it->hi) < 0)
+		if (bench_mix_number(k, lo, ln, &it->lo) < 0 || bench_mix_number(k, hs, hn, &it->hi) < 0)
 			goto bad_value;
 		if (it->hi < it->lo)
 			return tg_err_set(err, -EINVAL, "%s: range '%.*s' runs backwards",
-					  lg_mix_names[k], (int)vn, s);
+					  bench_mix_names[k], (int)vn, s);
 		return 0;
 	}
-	if (lg_mix_number(k, s, vn, &it->lo) < 0)
+	if (bench_mix_number(k, s, vn, &it->lo) < 0)
 		goto bad_value;
 	it->hi = it->lo;
 	return 0;
 
 bad_value:
-	return tg_err_set(err, -EINVAL, "%s: '%.*s' is not %s", lg_mix_names[k], (int)vn, s,
-			  k == LG_MIX_SPLIT ? "a split row 0..63" :
-			  k == LG_MIX_DTYPE ? "f32, f16, s8 or u8" :
-			  k == LG_MIX_UPLINK ? "a rate (e.g. 20000, 20000kbps, 20mbps)" :
+	return tg_err_set(err, -EINVAL, "%s: '%.*s' is not %s", bench_mix_names[k], (int)vn, s,
+			  k == BENCH_MIX_SPLIT ? "a split row 0..63" :
+			  k == BENCH_MIX_DTYPE ? "f32, f16, s8 or u8" :
+			  k == BENCH_MIX_UPLINK ? "a rate (e.g. 20000, 20000kbps, 20mbps)" :
 			  "a time (e.g. 100, 100ms, 500us, 1s)");
 }
 
 static void
-lg_trim(const char **s, size_t *n)
+bench_trim(const char **s, size_t *n)
 {
 	while (*n > 0 && isspace((unsigned char)**s)) {
 		(*s)++;
@@ -194,22 +194,22 @@ lg_trim(const char **s, size_t *n)
 
 /* "key=items" */
 static int
-lg_mix_pair(struct lg_mix *m, const char *s, size_t n, struct tg_err *err)
+bench_mix_pair(struct bench_mix *m, const char *s, size_t n, struct tg_err *err)
 {
 	const char *eq = memchr(s, '=', n), *p, *end = s + n;
 	size_t kn;
 	unsigned k;
-	struct lg_mix_item items[LG_MIX_MAX_ITEMS];
+	struct bench_mix_item items[BENCH_MIX_MAX_ITEMS];
 	unsigned n_items = 0;
 
 	if (eq == NULL)
 		return tg_err_set(err, -EINVAL, "'%.*s': expected key=value", (int)n, s);
 	kn = (size_t)(eq - s);
-	lg_trim(&s, &kn);
-	for (k = 0; k < LG_MIX__COUNT; k++)
-		if (strlen(lg_mix_names[k]) == kn && strncasecmp(s, lg_mix_names[k], kn) == 0)
+	bench_trim(&s, &kn);
+	for (k = 0; k < BENCH_MIX__COUNT; k++)
+		if (strlen(bench_mix_names[k]) == kn && strncasecmp(s, bench_mix_names[k], kn) == 0)
 			break;
-	if (k == LG_MIX__COUNT)
+	if (k == BENCH_MIX__COUNT)
 		return tg_err_set(err, -EINVAL, "unknown key '%.*s' (split, dtype, uplink, "
 				  "deadline)", (int)kn, s);
 	for (p = eq + 1; p <= end;) {
@@ -219,13 +219,13 @@ lg_mix_pair(struct lg_mix *m, const char *s, size_t n, struct tg_err *err)
 		size_t in = (size_t)(ie - p);
 		int rc;
 
-		lg_trim(&is, &in);
+		bench_trim(&is, &in);
 		if (in == 0)
-			return tg_err_set(err, -EINVAL, "%s: empty item", lg_mix_names[k]);
-		if (n_items == LG_MIX_MAX_ITEMS)
-			return tg_err_set(err, -EINVAL, "%s: more than %u items", lg_mix_names[k],
-					  LG_MIX_MAX_ITEMS);
-		rc = lg_mix_item_parse((enum lg_mix_key)k, is, in, &items[n_items], err);
+			return tg_err_set(err, -EINVAL, "%s: empty item", bench_mix_names[k]);
+		if (n_items == BENCH_MIX_MAX_ITEMS)
+			return tg_err_set(err, -EINVAL, "%s: more than %u items", bench_mix_names[k],
+					  BENCH_MIX_MAX_ITEMS);
+		rc = bench_mix_item_parse((enum bench_mix_key)k, is, in, &items[n_items], err);
 		if (rc < 0)
 			return rc;
 		n_items++;
@@ -238,9 +238,9 @@ lg_mix_pair(struct lg_mix *m, const char *s, size_t n, struct tg_err *err)
 }
 
 int
-lg_mix_parse(struct lg_mix *m, const char *spec, struct tg_err *err)
+bench_mix_parse(struct bench_mix *m, const char *spec, struct tg_err *err)
 {
-	struct lg_mix tmp = *m;
+	struct bench_mix tmp = *m;
 	const char *p = spec, *end;
 
 	if (spec == NULL)
@@ -252,25 +252,25 @@ lg_mix_parse(struct lg_mix *m, const char *spec, struct tg_err *err)
 		size_t pn = (size_t)(pe - p);
 		int rc;
 
-		lg_trim(&ps, &pn);
+		bench_trim(&ps, &pn);
 		if (pn > 0) {
-			rc = lg_mix_pair(&tmp, ps, pn, err);
+			rc = bench_mix_pair(&tmp, ps, pn, err);
 			if (rc < 0)
 				return rc;
 		}
 		p = pe + 1;
 	}
-	for (unsigned k = 0; k < LG_MIX__COUNT; k++)
+	for (unsigned k = 0; k < BENCH_MIX__COUNT; k++)
 		if (tmp.key[k].n == 0)
-			return tg_err_set(err, -EINVAL, "mix: no value for %s", lg_mix_names[k]);
+			return tg_err_set(err, -EINVAL, "mix: no value for %s", bench_mix_names[k]);
 	*m = tmp;
 	return 0;
 }
 
 int
-lg_mix_load(struct lg_mix *m, const char *path, struct tg_err *err)
+bench_mix_load(struct bench_mix *m, const char *path, struct tg_err *err)
 {
-	struct lg_mix tmp = *m;
+	struct bench_mix tmp = *m;
 	uint8_t *buf;
 	size_t len;
 	unsigned line = 0;
@@ -308,9 +308,9 @@ lg_mix_load(struct lg_mix *m, const char *path, struct tg_err *err)
 			if (semi)
 				*semi = 0;
 			n = strlen(s);
-			lg_trim(&s, &n);
+			bench_trim(&s, &n);
 			if (n > 0) {
-				rc = lg_mix_pair(&tmp, s, n, err);
+				rc = bench_mix_pair(&tmp, s, n, err);
 				if (rc < 0) {
 					tg_err_prefix(err, "%s:%u: ", path, line);
 					goto out;
@@ -321,9 +321,9 @@ lg_mix_load(struct lg_mix *m, const char *path, struct tg_err *err)
 		}
 		i = e + 1;
 	}
-	for (unsigned k = 0; k < LG_MIX__COUNT; k++)
+	for (unsigned k = 0; k < BENCH_MIX__COUNT; k++)
 		if (tmp.key[k].n == 0) {
-			rc = tg_err_set(err, -EINVAL, "%s: no value for %s", path, lg_mix_names[k]);
+			rc = tg_err_set(err, -EINVAL, "%s: no value for %s", path, bench_mix_names[k]);
 			goto out;
 		}
 	*m = tmp;
@@ -333,15 +333,15 @@ out:
 	return rc;
 }
 
-static const struct lg_mix_item *
-lg_mix_pick(const struct lg_mix *m, enum lg_mix_key k, struct lg_rng *r)
+static const struct bench_mix_item *
+bench_mix_pick(const struct bench_mix *m, enum bench_mix_key k, struct bench_rng *r)
 {
 	double total = 0, x;
 	unsigned i;
 
 	for (i = 0; i < m->key[k].n; i++)
 		total += m->key[k].item[i].weight;
-	x = lg_rng_unit(r) * total;
+	x = bench_rng_unit(r) * total;
 	for (i = 0; i + 1 < m->key[k].n; i++) {
 		if (x < m->key[k].item[i].weight)
 			break;
@@ -351,36 +351,36 @@ lg_mix_pick(const struct lg_mix *m, enum lg_mix_key k, struct lg_rng *r)
 }
 
 void
-lg_mix_draw(const struct lg_mix *m, struct lg_rng *r, struct lg_profile *out)
+bench_mix_draw(const struct bench_mix *m, struct bench_rng *r, struct bench_profile *out)
 {
-	const struct lg_mix_item *it;
+	const struct bench_mix_item *it;
 
-	out->split = (uint8_t)lg_mix_pick(m, LG_MIX_SPLIT, r)->lo;
-	out->dtype = (uint8_t)lg_mix_pick(m, LG_MIX_DTYPE, r)->lo;
-	it = lg_mix_pick(m, LG_MIX_UPLINK, r);
-	out->uplink_kbps = (uint32_t)lg_rng_range(r, it->lo, it->hi);
-	it = lg_mix_pick(m, LG_MIX_DEADLINE, r);
-	out->deadline_us = (uint32_t)lg_rng_range(r, it->lo, it->hi);
+	out->split = (uint8_t)bench_mix_pick(m, BENCH_MIX_SPLIT, r)->lo;
+	out->dtype = (uint8_t)bench_mix_pick(m, BENCH_MIX_DTYPE, r)->lo;
+	it = bench_mix_pick(m, BENCH_MIX_UPLINK, r);
+	out->uplink_kbps = (uint32_t)bench_rng_range(r, it->lo, it->hi);
+	it = bench_mix_pick(m, BENCH_MIX_DEADLINE, r);
+	out->deadline_us = (uint32_t)bench_rng_range(r, it->lo, it->hi);
 }
 
 void
-lg_mix_format(const struct lg_mix *m, char *buf, size_t len)
+bench_mix_format(const struct bench_mix *m, char *buf, size_t len)
 {
 	static const char *const dt[PROTO_DT__COUNT] = { "raw", "f32", "f16", "s8", "u8" };
 	size_t o = 0;
 
 	buf[0] = 0;
-	for (unsigned k = 0; k < LG_MIX__COUNT && o < len; k++) {
-		o += (size_t)snprintf(buf + o, len - o, "%s%s=", k ? ";" : "", lg_mix_names[k]);
+	for (unsigned k = 0; k < BENCH_MIX__COUNT && o < len; k++) {
+		o += (size_t)snprintf(buf + o, len - o, "%s%s=", k ? ";" : "", bench_mix_names[k]);
 		for (unsigned i = 0; i < m->key[k].n && o < len; i++) {
-			const struct lg_mix_item *it = &m->key[k].item[i];
-			const char *unit = k == LG_MIX_UPLINK ? "kbps" : k == LG_MIX_DEADLINE ? "us" : "";
+			const struct bench_mix_item *it = &m->key[k].item[i];
+			const char *unit = k == BENCH_MIX_UPLINK ? "kbps" : k == BENCH_MIX_DEADLINE ? "us" : "";
 
 			if (i)
 				o += (size_t)snprintf(buf + o, len - o, ",");
 			if (o >= len)
 				break;
-			if (k == LG_MIX_DTYPE)
+			if (k == BENCH_MIX_DTYPE)
 				o += (size_t)snprintf(buf + o, len - o, "%s",
 						      dt[it->lo < PROTO_DT__COUNT ? it->lo : 0]);
 			else if (it->lo == it->hi)
@@ -395,40 +395,40 @@ lg_mix_format(const struct lg_mix *m, char *buf, size_t len)
 }
 
 uint64_t
-lg_mix_split_mask(const struct lg_mix *m)
+bench_mix_split_mask(const struct bench_mix *m)
 {
 	uint64_t mask = 0;
 
-	for (unsigned i = 0; i < m->key[LG_MIX_SPLIT].n; i++)
-		mask |= 1ull << m->key[LG_MIX_SPLIT].item[i].lo;
+	for (unsigned i = 0; i < m->key[BENCH_MIX_SPLIT].n; i++)
+		mask |= 1ull << m->key[BENCH_MIX_SPLIT].item[i].lo;
 	return mask;
 }
 
 unsigned
-lg_mix_dtype_mask(const struct lg_mix *m)
+bench_mix_dtype_mask(const struct bench_mix *m)
 {
 	unsigned mask = 0;
 
-	for (unsigned i = 0; i < m->key[LG_MIX_DTYPE].n; i++)
-		mask |= 1u << m->key[LG_MIX_DTYPE].item[i].lo;
+	for (unsigned i = 0; i < m->key[BENCH_MIX_DTYPE].n; i++)
+		mask |= 1u << m->key[BENCH_MIX_DTYPE].item[i].lo;
 	return mask;
 }
 
 uint32_t
-lg_mix_max_deadline(const struct lg_mix *m)
+bench_mix_max_deadline(const struct bench_mix *m)
 {
 	uint64_t mx = 0;
 
-	for (unsigned i = 0; i < m->key[LG_MIX_DEADLINE].n; i++)
-		if (m->key[LG_MIX_DEADLINE].item[i].hi > mx)
-			mx = m->key[LG_MIX_DEADLINE].item[i].hi;
+	for (unsigned i = 0; i < m->key[BENCH_MIX_DEADLINE].n; i++)
+		if (m->key[BENCH_MIX_DEADLINE].item[i].hi > mx)
+			mx = m->key[BENCH_MIX_DEADLINE].item[i].hi;
 	return (uint32_t)mx;
 }
 
 /* ---- impairment ---- */
 
 int
-lg_impair_check(const struct lg_impair *im, struct tg_err *err)
+bench_impair_check(const struct bench_impair *im, struct tg_err *err)
 {
 	const double f[3] = { im->drop, im->dup, im->reorder };
 	static const char *const name[3] = { "drop", "dup", "reorder" };
@@ -445,19 +445,19 @@ lg_impair_check(const struct lg_impair *im, struct tg_err *err)
 	return 0;
 }
 
-enum lg_fate
-lg_impair_fate(const struct lg_impair *im, struct lg_rng *r)
+enum bench_fate
+bench_impair_fate(const struct bench_impair *im, struct bench_rng *r)
 {
 	double u;
 
 	if (im->drop == 0 && im->dup == 0 && im->reorder == 0)
-		return LG_FATE_SEND;	/* no draw: an unimpaired run keeps its RNG sequence */
-	u = lg_rng_unit(r);
+		return BENCH_FATE_SEND;	/* no draw: an unimpaired run keeps its RNG sequence */
+	u = bench_rng_unit(r);
 	if (u < im->drop)
-		return LG_FATE_DROP;
+		return BENCH_FATE_DROP;
 	if (u < im->drop + im->dup)
-		return LG_FATE_DUP;
+		return BENCH_FATE_DUP;
 	if (u < im->drop + im->dup + im->reorder)
-		return LG_FATE_REORDER;
-	return LG_FATE_SEND;
+		return BENCH_FATE_REORDER;
+	return BENCH_FATE_SEND;
 }

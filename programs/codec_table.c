@@ -16,6 +16,7 @@
  *                          [--markdown]
  * Exit 0 done, 1 the engine or a file refused, 2 bad usage.
  */
+#include "bench/bench.h"
 #include "kernels/kernels.h"
 #include "proto/proto.h"
 #include "util/util.h"
@@ -169,7 +170,7 @@ ct_score(const struct kern_model *m, const struct kern_plan *p, const uint8_t *l
 
 /* Every dtype at split s over the images, in batches: head once, the tail per dtype. */
 static int
-ct_split(const struct kern_model *m, unsigned s, const struct tg_fmnist *ds, unsigned batch,
+ct_split(const struct kern_model *m, unsigned s, const struct bench_fmnist *ds, unsigned batch,
 	 size_t dgram, struct ct_row rows[CT_DTYPES], struct tg_err *err)
 {
 	const struct kern_split *sp = kern_model_split(m, s);
@@ -268,7 +269,7 @@ main(int argc, char **argv)
 	};
 	unsigned long n_images = 10000, batch = 250, dgram = 1472;
 	const char *splits = NULL;
-	struct tg_fmnist ds = { 0 };
+	struct bench_fmnist ds = { 0 };
 	struct kern_model *m = NULL;
 	struct kern_model_info mi;
 	struct tg_err err = { 0 };
@@ -296,7 +297,7 @@ main(int argc, char **argv)
 		return ct_usage();
 	rc = kern_model_load(argv[optind], NULL, &m, &err);
 	if (rc == 0)
-		rc = tg_fmnist_load(NULL, false, n_images, &ds, &err);
+		rc = bench_fmnist_load(NULL, false, n_images, &ds, &err);
 	if (rc < 0)
 		goto out;
 	kern_model_get_info(m, &mi);
@@ -344,7 +345,7 @@ main(int argc, char **argv)
 out:
 	if (rc < 0)
 		fprintf(stderr, "codec-table: %s\n", err.msg);
-	tg_fmnist_free(&ds);
+	bench_fmnist_free(&ds);
 	kern_model_free(m);
 	return rc < 0 ? 1 : 0;
 }

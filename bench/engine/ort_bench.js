@@ -2,7 +2,7 @@
 // The engine benchmark's ONNX Runtime peer: time ONNX models (tails written by
 // `tailgate-model extract`) with onnxruntime-node's CPU execution provider.
 //
-// Usage: node bench/ort_bench.js [--threads T] [--min-time S] [--min-runs N] [--max-runs N]
+// Usage: node bench/engine/ort_bench.js [--threads T] [--min-time S] [--min-runs N] [--max-runs N]
 //                                [--warmup W] [--warmup-time S] MODEL.onnx...
 // For each model: one session (CPU EP, intraOpNumThreads = T, interOpNumThreads = 1,
 // sequential execution, graph optimization level "all"), a fixed random input of the model's
@@ -14,7 +14,7 @@
 //                 or spin: the check that the requested threads are really used);
 //   os_threads    threads of this process after the runs (/proc/self/task).
 // --dump DIR: run once instead and write each output's float32 data to DIR/<name>.bin (for
-// bench/torch_bench.py --check).
+// bench/engine/torch_bench.py --check).
 // onnxruntime-node is looked up in build/peer/node_modules (scripts/deps.sh installs it there).
 'use strict';
 
@@ -22,7 +22,7 @@ const fs = require('fs');
 const path = require('path');
 
 function loadOrt() {
-  const root = path.resolve(__dirname, '..');
+  const root = path.resolve(__dirname, '..', '..');
   const candidates = [path.join(root, 'build', 'peer', 'node_modules', 'onnxruntime-node'),
     'onnxruntime-node'];
   for (const c of candidates) {
@@ -35,7 +35,7 @@ function loadOrt() {
 }
 
 function usage(msg) {
-  process.stderr.write(`ort_bench: ${msg}\nUsage: node bench/ort_bench.js [--threads T] ` +
+  process.stderr.write(`ort_bench: ${msg}\nUsage: node bench/engine/ort_bench.js [--threads T] ` +
     '[--min-time S] [--min-runs N] [--max-runs N] [--warmup W] [--warmup-time S] MODEL.onnx...\n');
   process.exit(2);
 }

@@ -4,6 +4,7 @@
  * over a huge range (1 us .. an hour in 3 digits is ~45k counters, 360 KB) and its .hgrm text
  * format reads the same in HdrHistogram's plotters. Recording is two shifts and an add.
  */
+#include "bench/bench.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -12,7 +13,7 @@
 #include <string.h>
 
 static int
-tg_hdr_bucket_index(const struct tg_hdr *h, int64_t v)
+bench_hdr_bucket_index(const struct bench_hdr *h, int64_t v)
 {
 	int pow2ceiling = 64 - __builtin_clzll((uint64_t)(v | h->sub_bucket_mask));
 
@@ -20,23 +21,23 @@ tg_hdr_bucket_index(const struct tg_hdr *h, int64_t v)
 }
 
 static int32_t
-tg_hdr_sub_bucket_index(const struct tg_hdr *h, int64_t v, int bucket)
+bench_hdr_sub_bucket_index(const struct bench_hdr *h, int64_t v, int bucket)
 {
 	return (int32_t)(v >> (bucket + h->unit_magnitude));
 }
 
 static int32_t
-tg_hdr_counts_index(const struct tg_hdr *h, int64_t v)
+bench_hdr_counts_index(const struct bench_hdr *h, int64_t v)
 {
-	int b = tg_hdr_bucket_index(h, v);
-	int32_t sb = tg_hdr_sub_bucket_index(h, v, b);
+	int b = bench_hdr_bucket_index(h, v);
+	int32_t sb = bench_hdr_sub_bucket_index(h, v, b);
 
 	return ((b + 1) << h->sub_bucket_half_count_magnitude) + (sb - h->sub_bucket_half_count);
 }
 
 /* The lowest value recorded in counts slot i. */
 static int64_t
-tg_hdr_value_at_index(const struct tg_hdr *h, int32_t i)
+bench_hdr_value_at_index(const struct bench_hdr *h, int32_t i)
 {
 	int32_t b = (i >> h->sub_bucket_half_count_magnitude) - 1;
 	int32_t sb = (i & (h->sub_bucket_half_count - 1)) + h->sub_bucket_half_count;
@@ -49,37 +50,37 @@ tg_hdr_value_at_index(const struct tg_hdr *h, int32_t i)
 }
 
 static int64_t
-tg_hdr_range_size(const struct tg_hdr *h, int64_t v)
+bench_hdr_range_size(const struct bench_hdr *h, int64_t v)
 {
-	int b = tg_hdr_bucket_index(h, v);
-	int32_t sb = tg_hdr_sub_bucket_index(h, v, b);
+	int b = bench_hdr_bucket_index(h, v);
+	int32_t sb = bench_hdr_sub_bucket_index(h, v, b);
 
 	return (int64_t)1 << (h->unit_magnitude + (sb >= h->sub_bucket_count ? b + 1 : b));
 }
 
 static int64_t
-tg_hdr_lowest_equivalent(const struct tg_hdr *h, int64_t v)
+bench_hdr_lowest_equivalent(const struct bench_hdr *h, int64_t v)
 {
-	int b = tg_hdr_bucket_index(h, v);
-	int32_t sb = tg_hdr_sub_bucket_index(h, v, b);
+	int b = bench_hdr_bucket_index(h, v);
+	int32_t sb = bench_hdr_sub_bucket_index(h, v, b);
 
 	return (int64_t)sb << (b + h->unit_magnitude);
 }
 
 static int64_t
-tg_hdr_highest_equivalent(const struct tg_hdr *h, int64_t v)
+bench_hdr_highest_equivalent(const struct bench_hdr *h, int64_t v)
 {
-	return tg_hdr_lowest_equivalent(h, v) + tg_hdr_range_size(h, v) - 1;
+	return bench_hdr_lowest_equivalent(h, v) + bench_hdr_range_size(h, v) - 1;
 }
 
 bool
-tg_hdr_equivalent(const struct tg_hdr *h, int64_t a, int64_t b)
+bench_hdr_equivalent(const struct bench_hdr *h, int64_t a, int64_t b)
 {
-	return tg_hdr_lowest_equivalent(h, a) == tg_hdr_lowest_equivalent(h, b);
+	return bench_hdr_lowest_equivalent(h, a) == bench_hdr_lowest_equivalent(h, b);
 }
 
 int
-tg_hdr_init(struct tg_hdr *h, int64_t lowest, int64_t highest, int sigfigs)
+bench_hdr_init(struct bench_hdr *h, int64_t lowest, int64_t highest, int sigfigs)
 {
 	int64_t single_unit, untrackable;
 	int mag;
@@ -114,12 +115,12 @@ tg_hdr_init(struct tg_hdr *h, int64_t lowest, int64_t highest, int sigfigs)
 	h->counts = calloc((size_t)h->counts_len, sizeof(*h->counts));
 	if (h->counts == NULL)
 		return -ENOMEM;
-	tg_hdr_reset(h);
+	bench_hdr_reset(h);
 	return 0;
 }
 
 void
-tg_hdr_fini(struct tg_hdr *h)
+bench_hdr_fini(struct bench_hdr *h)
 {
 	if (h == NULL)
 		return;
@@ -128,7 +129,7 @@ tg_hdr_fini(struct tg_hdr *h)
 }
 
 void
-tg_hdr_reset(struct tg_hdr *h)
+bench_hdr_reset(struct bench_hdr *h)
 {
 	memset(h->counts, 0, (size_t)h->counts_len * sizeof(*h->counts));
 	h->total = 0;
@@ -140,7 +141,7 @@ tg_hdr_reset(struct tg_hdr *h)
 }
 
 void
-tg_hdr_record_n(struct tg_hdr *h, int64_t v, int64_t count)
+bench_hdr_record_n(struct bench_hdr *h, int64_t v, int64_t count)
 {
 	if (count <= 0)
 		return;
@@ -150,7 +151,7 @@ tg_hdr_record_n(struct tg_hdr *h, int64_t v, int64_t count)
 		v = h->highest;
 		h->clamped += count;
 	}
-	h->counts[tg_hdr_counts_index(h, v)] += count;
+	h->counts[bench_hdr_counts_index(h, v)] += count;
 	h->total += count;
 	h->min = v < h->min ? v : h->min;
 	h->max = v > h->max ? v : h->max;
@@ -159,7 +160,7 @@ tg_hdr_record_n(struct tg_hdr *h, int64_t v, int64_t count)
 }
 
 int
-tg_hdr_add(struct tg_hdr *dst, const struct tg_hdr *src)
+bench_hdr_add(struct bench_hdr *dst, const struct bench_hdr *src)
 {
 	if (dst->lowest != src->lowest || dst->highest != src->highest ||
 	    dst->sigfigs != src->sigfigs)
@@ -183,13 +184,13 @@ tg_hdr_add(struct tg_hdr *dst, const struct tg_hdr *src)
  * confuse. Every value reported stays within the exact extremes.
  */
 static int64_t
-tg_hdr_clamp_seen(const struct tg_hdr *h, int64_t v)
+bench_hdr_clamp_seen(const struct bench_hdr *h, int64_t v)
 {
 	return v > h->max ? h->max : v < h->min ? h->min : v;
 }
 
 int64_t
-tg_hdr_value_at(const struct tg_hdr *h, double p)
+bench_hdr_value_at(const struct bench_hdr *h, double p)
 {
 	int64_t want, seen = 0;
 
@@ -201,22 +202,22 @@ tg_hdr_value_at(const struct tg_hdr *h, double p)
 	for (int32_t i = 0; i < h->counts_len; i++) {
 		seen += h->counts[i];
 		if (seen >= want)
-			return tg_hdr_clamp_seen(h, tg_hdr_highest_equivalent(h,
-							tg_hdr_value_at_index(h, i)));
+			return bench_hdr_clamp_seen(h, bench_hdr_highest_equivalent(h,
+							bench_hdr_value_at_index(h, i)));
 	}
 	return 0;
 }
 
 double
-tg_hdr_mean(const struct tg_hdr *h)
+bench_hdr_mean(const struct bench_hdr *h)
 {
 	return h->total ? h->sum / (double)h->total : 0;
 }
 
 double
-tg_hdr_stddev(const struct tg_hdr *h)
+bench_hdr_stddev(const struct bench_hdr *h)
 {
-	double m = tg_hdr_mean(h), v;
+	double m = bench_hdr_mean(h), v;
 
 	if (h->total == 0)
 		return 0;
@@ -227,7 +228,7 @@ tg_hdr_stddev(const struct tg_hdr *h)
 /* Next reporting level after pct: HdrHistogram's percentile iterator halves the distance to
  * 100 % every ticks_per_half lines, so the tail gets as many lines as the body. */
 static double
-tg_hdr_next_level(double pct, int ticks_per_half)
+bench_hdr_next_level(double pct, int ticks_per_half)
 {
 	int64_t half = (int64_t)1 << ((int)(log2(100.0 / (100.0 - pct))) + 1);
 
@@ -235,7 +236,7 @@ tg_hdr_next_level(double pct, int ticks_per_half)
 }
 
 int
-tg_hdr_write_hgrm(const struct tg_hdr *h, FILE *f, double scale, int ticks_per_half)
+bench_hdr_write_hgrm(const struct bench_hdr *h, FILE *f, double scale, int ticks_per_half)
 {
 	int64_t cum = 0, last_v = 0;
 	double level = 0;
@@ -251,12 +252,12 @@ tg_hdr_write_hgrm(const struct tg_hdr *h, FILE *f, double scale, int ticks_per_h
 			continue;
 		cum += h->counts[i];
 		cur = 100.0 * (double)cum / (double)h->total;
-		last_v = tg_hdr_clamp_seen(h, tg_hdr_highest_equivalent(h,
-							tg_hdr_value_at_index(h, i)));
+		last_v = bench_hdr_clamp_seen(h, bench_hdr_highest_equivalent(h,
+							bench_hdr_value_at_index(h, i)));
 		while (level <= cur) {
 			fprintf(f, "%12.3f %2.12f %10lld %14.2f\n", (double)last_v / scale,
 				level / 100.0, (long long)cum, 1.0 / (1.0 - level / 100.0));
-			level = tg_hdr_next_level(level, ticks_per_half);
+			level = bench_hdr_next_level(level, ticks_per_half);
 			if (cum == h->total)
 				break;	/* the last slot: one level line, then the 100 % line */
 		}
@@ -264,8 +265,8 @@ tg_hdr_write_hgrm(const struct tg_hdr *h, FILE *f, double scale, int ticks_per_h
 	if (h->total > 0)
 		fprintf(f, "%12.3f %2.12f %10lld\n", (double)last_v / scale, 1.0,
 			(long long)h->total);
-	fprintf(f, "#[Mean    = %12.3f, StdDeviation   = %12.3f]\n", tg_hdr_mean(h) / scale,
-		tg_hdr_stddev(h) / scale);
+	fprintf(f, "#[Mean    = %12.3f, StdDeviation   = %12.3f]\n", bench_hdr_mean(h) / scale,
+		bench_hdr_stddev(h) / scale);
 	fprintf(f, "#[Max     = %12.3f, Total count    = %12lld]\n",
 		h->total ? (double)h->max / scale : 0.0,
 		(long long)h->total);

@@ -1,5 +1,5 @@
 /*
- * tailgate: the gateway daemon, wiring only. Loads the model repository into a first
+ * The daemon's wiring (programs/tailgate.c's main() calls gw_daemon_main()). Loads the model repository into a first
  * generation (gen.c), opens the logs, brings up the dataplane with the request path as its
  * deliver hook (path.c), the control plane (metrics.c), then waits for signals:
  *
@@ -277,7 +277,7 @@ gw_stop_all(struct gw *g)
 }
 
 int
-main(int argc, char **argv)
+gw_daemon_main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -293,7 +293,7 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static struct gw gw;	/* static: large, and the threads outlive main's frame */
+	static struct gw gw;	/* static: large, and the threads outlive this frame */
 	struct gw *g = &gw;
 	struct gw_opt_set sets[16];
 	unsigned n_sets = 0;

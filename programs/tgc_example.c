@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench.h"
 #include "client/tgc.h"
 #include "kernels/kernels.h"
 #include "util/util.h"
@@ -273,12 +274,12 @@ main(int argc, char **argv)
 	struct tgc_config cfg = { 0 };
 	struct tgc *c = NULL;
 	struct tgc_head *head = NULL;
-	struct tg_fmnist ds = { 0 };
+	struct bench_fmnist ds = { 0 };
 	struct tg_err err = { 0 };
 	uint64_t answered = 0, ok = 0, correct = 0, failed = 0, advice_differs = 0, no_tensor = 0;
 	uint64_t total_ns = 0, srv_us = 0, bytes = 0;
 	uint64_t ok_split[256] = { 0 }, ok_dtype[8] = { 0 };
-	size_t img_numel = TG_FMNIST_ROWS * TG_FMNIST_COLS;
+	size_t img_numel = BENCH_FMNIST_ROWS * BENCH_FMNIST_COLS;
 	int rc;
 
 	kern_prefer_passive_wait(argv);
@@ -300,7 +301,7 @@ main(int argc, char **argv)
 		tgc_close(c);
 		return rc == 0 ? 0 : 1;
 	}
-	rc = tg_fmnist_load(o.fmnist, false, o.offset + o.n, &ds, &err);
+	rc = bench_fmnist_load(o.fmnist, false, o.offset + o.n, &ds, &err);
 	if (rc < 0) {
 		fprintf(stderr, "tgc-example: Fashion-MNIST: %s\n", err.msg);
 		return 1;
@@ -406,6 +407,6 @@ main(int argc, char **argv)
 out:
 	tgc_close(c);
 	tgc_head_close(head);
-	tg_fmnist_free(&ds);
+	bench_fmnist_free(&ds);
 	return rc == 0 ? 0 : 1;
 }

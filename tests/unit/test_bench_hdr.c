@@ -1,7 +1,8 @@
 /*
- * The HDR histogram (util/hdr.c): percentiles against a sorted-array reference, exact
+ * The HDR histogram (bench/hdr.c): percentiles against a sorted-array reference, exact
  * extremes and mean, clamping, merging, and the .hgrm text HdrHistogram's tools read.
  */
+#include "bench/bench.h"
 #include "tests/harness.h"
 #include "util/util.h"
 
@@ -30,33 +31,33 @@ xs(uint64_t *s)
 static void
 test_hdr_rejects_bad_bounds(void)
 {
-	struct tg_hdr h;
+	struct bench_hdr h;
 
-	TH_CHECK(tg_hdr_init(&h, 0, 1000, 3) == -EINVAL);
-	TH_CHECK(tg_hdr_init(&h, 1, 1, 3) == -EINVAL);
-	TH_CHECK(tg_hdr_init(&h, 1, 1000, 0) == -EINVAL);
-	TH_CHECK(tg_hdr_init(&h, 1, 1000, 6) == -EINVAL);
-	tg_hdr_fini(&h);	/* zeroed by the failed init: harmless */
-	tg_hdr_fini(NULL);
+	TH_CHECK(bench_hdr_init(&h, 0, 1000, 3) == -EINVAL);
+	TH_CHECK(bench_hdr_init(&h, 1, 1, 3) == -EINVAL);
+	TH_CHECK(bench_hdr_init(&h, 1, 1000, 0) == -EINVAL);
+	TH_CHECK(bench_hdr_init(&h, 1, 1000, 6) == -EINVAL);
+	bench_hdr_fini(&h);	/* zeroed by the failed init: harmless */
+	bench_hdr_fini(NULL);
 }
 
 /* Below 2048 (3 digits) every integer has its own slot: percentiles are exact. */
 static void
 test_hdr_small_values_are_exact(void)
 {
-	struct tg_hdr h;
+	struct bench_hdr h;
 
-	TH_CHECK(tg_hdr_init(&h, 1, 3600ll * 1000000, 3) == 0);
+	TH_CHECK(bench_hdr_init(&h, 1, 3600ll * 1000000, 3) == 0);
 	for (int64_t v = 1; v <= 1000; v++)
-		tg_hdr_record(&h, v);
+		bench_hdr_record(&h, v);
 	TH_CHECK(h.total == 1000);
-	TH_CHECK(tg_hdr_value_at(&h, 50) == 500);
-	TH_CHECK(tg_hdr_value_at(&h, 99) == 990);
-	TH_CHECK(tg_hdr_value_at(&h, 100) == 1000);
-	TH_CHECK(tg_hdr_value_at(&h, 0) == 1);
+	TH_CHECK(bench_hdr_value_at(&h, 50) == 500);
+	TH_CHECK(bench_hdr_value_at(&h, 99) == 990);
+	TH_CHECK(bench_hdr_value_at(&h, 100) == 1000);
+	TH_CHECK(bench_hdr_value_at(&h, 0) == 1);
 	TH_CHECK(h.min == 1 && h.max == 1000);
-	TH_CHECK(fabs(tg_hdr_mean(&h) - 500.5) < 1e-9);
-	tg_hdr_fini(&h);
+	TH_CHECK(fabs(bench_hdr_mean(&h) - 500.5) < 1e-9);
+	bench_hdr_fini(&h);
 }
 
 /* Log-uniform values from 1 us to 10 minutes: each percentile is the reference's bucket. */
@@ -66,18 +67,18 @@ test_hdr_percentiles_match_sorted_reference(void)
 	enum { N = 200000 };
 	static const double pcts[] = { 0, 1, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100 };
 	int64_t *ref = malloc(N * sizeof(*ref));
-	struct tg_hdr h;
+	struct bench_hdr h;
 	uint64_t s = 0x1234567;
 
 	TH_CHECK(ref != NULL);
-	TH_CHECK(tg_hdr_init(&h, 1, 3600ll * 1000000, 3) == 0);
+	TH_CHECK(bench_hdr_init(&h, 1, 3600ll * 1000000, 3) == 0);
 	if (ref == NULL || h.counts == NULL)
 		return;
 	for (int i = 0; i < N; i++) {
 		double u = (double)(xs(&s) >> 11) * 0x1.0p-53;
 
 		ref[i] = (int64_t)exp(u * log(600e6));	/* 1 .. 6e8 us */
-		tg_hdr_record(&h, ref[i]);
+		bench_hdr_record(&h, ref[i]);
 	}
 	qsort(ref, N, sizeof(*ref), cmp_i64);
 	TH_CHECK(h.min == ref[0] && h.max == ref[N - 1]);
@@ -86,8 +87,8 @@ test_hdr_percentiles_match_sorted_reference(void)
 
 		want = want < 1 ? 1 : want;
 		r = ref[want - 1];
-		got = tg_hdr_value_at(&h, pcts[k]);
-		TH_CHECK_MSG(tg_hdr_equivalent(&h, got, r) && got >= r,
+		got = bench_hdr_value_at(&h, pcts[k]);
+		TH_CHECK_MSG(bench_hdr_equivalent(&h, got, r) && got >= r,
 			     "p%g: got %lld, reference %lld", pcts[k], (long long)got, (long long)r);
 		TH_CHECK_MSG((double)(got - r) <= (double)r * 1e-3 + 1,
 			     "p%g: %lld vs %lld: more than 3 digits apart", pcts[k],
@@ -95,46 +96,46 @@ test_hdr_percentiles_match_sorted_reference(void)
 		TH_CHECK_MSG(got <= h.max && got >= h.min, "p%g: %lld outside [%lld, %lld]",
 			     pcts[k], (long long)got, (long long)h.min, (long long)h.max);
 	}
-	TH_CHECK(tg_hdr_value_at(&h, 100) == h.max);
-	tg_hdr_fini(&h);
+	TH_CHECK(bench_hdr_value_at(&h, 100) == h.max);
+	bench_hdr_fini(&h);
 	free(ref);
 }
 
 static void
 test_hdr_clamps_and_counts_over_highest(void)
 {
-	struct tg_hdr h;
+	struct bench_hdr h;
 
-	TH_CHECK(tg_hdr_init(&h, 1, 1000000, 3) == 0);
-	tg_hdr_record(&h, 5000000);
-	tg_hdr_record(&h, 0);
+	TH_CHECK(bench_hdr_init(&h, 1, 1000000, 3) == 0);
+	bench_hdr_record(&h, 5000000);
+	bench_hdr_record(&h, 0);
 	TH_CHECK(h.clamped == 1 && h.total == 2);
 	TH_CHECK(h.max == 1000000 && h.min == 1);
-	TH_CHECK(tg_hdr_value_at(&h, 100) == 1000000);
-	tg_hdr_reset(&h);
-	TH_CHECK(h.total == 0 && tg_hdr_value_at(&h, 50) == 0);
-	tg_hdr_fini(&h);
+	TH_CHECK(bench_hdr_value_at(&h, 100) == 1000000);
+	bench_hdr_reset(&h);
+	TH_CHECK(h.total == 0 && bench_hdr_value_at(&h, 50) == 0);
+	bench_hdr_fini(&h);
 }
 
 static void
 test_hdr_add_merges_counts(void)
 {
-	struct tg_hdr a, b, c;
+	struct bench_hdr a, b, c;
 
-	TH_CHECK(tg_hdr_init(&a, 1, 1000000, 3) == 0);
-	TH_CHECK(tg_hdr_init(&b, 1, 1000000, 3) == 0);
-	TH_CHECK(tg_hdr_init(&c, 1, 100000, 3) == 0);
+	TH_CHECK(bench_hdr_init(&a, 1, 1000000, 3) == 0);
+	TH_CHECK(bench_hdr_init(&b, 1, 1000000, 3) == 0);
+	TH_CHECK(bench_hdr_init(&c, 1, 100000, 3) == 0);
 	for (int v = 1; v <= 100; v++)
-		tg_hdr_record(&a, v);
+		bench_hdr_record(&a, v);
 	for (int v = 101; v <= 200; v++)
-		tg_hdr_record(&b, v);
-	TH_CHECK(tg_hdr_add(&a, &b) == 0);
+		bench_hdr_record(&b, v);
+	TH_CHECK(bench_hdr_add(&a, &b) == 0);
 	TH_CHECK(a.total == 200 && a.min == 1 && a.max == 200);
-	TH_CHECK(tg_hdr_value_at(&a, 50) == 100);
-	TH_CHECK(tg_hdr_add(&a, &c) == -EINVAL);
-	tg_hdr_fini(&a);
-	tg_hdr_fini(&b);
-	tg_hdr_fini(&c);
+	TH_CHECK(bench_hdr_value_at(&a, 50) == 100);
+	TH_CHECK(bench_hdr_add(&a, &c) == -EINVAL);
+	bench_hdr_fini(&a);
+	bench_hdr_fini(&b);
+	bench_hdr_fini(&c);
 }
 
 /* .hgrm: header, lines "value percentile count 1/(1-p)" non-decreasing, a 100% line with
@@ -142,7 +143,7 @@ test_hdr_add_merges_counts(void)
 static void
 test_hdr_hgrm_format(void)
 {
-	struct tg_hdr h;
+	struct bench_hdr h;
 	FILE *f = tmpfile();
 	char line[256];
 	double last_v = -1, last_p = -1, v, p, inv;
@@ -150,12 +151,12 @@ test_hdr_hgrm_format(void)
 	int lines = 0, saw_header = 0, saw_full = 0;
 	uint64_t s = 99;
 
-	TH_CHECK(f != NULL && tg_hdr_init(&h, 1, 3600ll * 1000000, 3) == 0);
+	TH_CHECK(f != NULL && bench_hdr_init(&h, 1, 3600ll * 1000000, 3) == 0);
 	if (f == NULL || h.counts == NULL)
 		return;
 	for (int i = 0; i < 10000; i++)
-		tg_hdr_record(&h, 1000 + (int64_t)(xs(&s) % 100000));
-	TH_CHECK(tg_hdr_write_hgrm(&h, f, 1000.0, 5) == 0);
+		bench_hdr_record(&h, 1000 + (int64_t)(xs(&s) % 100000));
+	TH_CHECK(bench_hdr_write_hgrm(&h, f, 1000.0, 5) == 0);
 	rewind(f);
 	while (fgets(line, sizeof(line), f) != NULL) {
 		if (sscanf(line, " Value Percentile TotalCount %*s") == 0 &&
@@ -174,7 +175,7 @@ test_hdr_hgrm_format(void)
 			lines++;
 		} else if (sscanf(line, "%lf %lf %lld", &v, &p, &cnt) == 3) {
 			TH_CHECK(p == 1.0 && cnt == 10000);
-			TH_CHECK(fabs(v - (double)tg_hdr_value_at(&h, 100) / 1000.0) < 1e-3);
+			TH_CHECK(fabs(v - (double)bench_hdr_value_at(&h, 100) / 1000.0) < 1e-3);
 			saw_full = 1;
 		}
 	}
@@ -182,7 +183,7 @@ test_hdr_hgrm_format(void)
 	TH_CHECK_MSG(lines > 50, "%d percentile lines", lines);
 	TH_CHECK(total == 10000);
 	fclose(f);
-	tg_hdr_fini(&h);
+	bench_hdr_fini(&h);
 }
 
 int
