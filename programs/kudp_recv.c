@@ -135,6 +135,104 @@ answer_echo(int fd, const struct slot *s, const struct proto_chunk *q,
 		st.send_fail++;
 }
 
+/* What the receiver holds: message slots (open addressing), tombstones, limits, socket. */
+struct kr {
+	struct slot *slots;		/* [n_slots], a power of two */
+	unsigned n_slots;
+	uint64_t *tombs;		/* [TOMBS] keys of finished messages */
+	struct proto_limits lim;
+	uint32_t max_msg;
+	int fd;
+};
+
+/* One datagram of len bytes at buf from peer: a HELLO answered, a REQUEST chunk placed in
+ * its message's slot, a complete message answered with its echo. */
+static void
+kr_datagram(struct kr *k, const uint8_t *buf, unsigned len, const struct sockaddr_in *peer,
+	    uint64_t now)
+{
+	struct proto_msg m;
+	const struct proto_chunk *c;
+	struct slot *s = NULL, *free_s = NULL;
+	uint64_t key;
+	unsigned h;
+
+	st.dgrams++;
+	st.bytes += len;
+	if (proto_decode(buf, len, &k->lim, &m, NULL) != PROTO_OK) {
+		st.rejects++;
+		return;
+	}
+	if (m.h.type == PROTO_T_HELLO) {
+		answer_hello(k->fd, &m, len, peer, k->max_msg);
+		return;
+	}
+	if (m.h.type != PROTO_T_REQUEST) {
+		st.rejects++;
+		return;
+	}
+	c = &m.u.req.c;
+	key = (uint64_t)m.h.client_id << 32 | m.h.request_id;
+	h = (unsigned)((key * 0x9e3779b97f4a7c15ull) >> 40);
+	/* Open addressing, PROBE places from the key's hash, all looked at. */
+	for (unsigned j = 0; j < PROBE; j++) {
+		struct slot *x = &k->slots[(h + j) & (k->n_slots - 1)];
+
+		if (x->used && x->client_id == m.h.client_id &&
+		    x->request_id == m.h.request_id) {
+			s = x;
+			break;
+		}
+		/* A message silent for 1 s is given up (the sender resends). */
+		if (x->used && now - x->last_ns > 1000000000ull) {
+			x->used = false;
+			st.expired++;
+		}
+		if (!x->used && free_s == NULL)
+			free_s = x;
+	}
+	if (s == NULL) {
+		if (k->tombs[h & (TOMBS - 1)] == key) {
+			st.late++;
+			return;
+		}
+		if (free_s == NULL || c->count > MAX_CHUNK_BITS ||
+		    c->t.raw_total > k->max_msg) {
+			st.no_slot++;
+			return;
+		}
+		s = free_s;
+		s->used = true;
+		s->client_id = m.h.client_id;
+		s->request_id = m.h.request_id;
+		s->session_id = m.h.session_id;
+		s->count = c->count;
+		s->got = 0;
+		s->raw_total = c->t.raw_total;
+		memset(s->bits, 0, sizeof(s->bits));
+	} else if (c->count != s->count || c->t.raw_total != s->raw_total) {
+		st.rejects++;	/* disagrees with its message's earlier chunks */
+		return;
+	}
+	s->last_ns = now;
+	if ((s->bits[c->index / 64] >> (c->index % 64)) & 1) {
+		st.dups++;
+		return;
+	}
+	if (proto_chunk_unpack(c, s->buf, s->raw_total, NULL) != PROTO_OK) {
+		st.rejects++;
+		return;
+	}
+	s->bits[c->index / 64] |= UINT64_C(1) << (c->index % 64);
+	st.chunks++;
+	if (++s->got < s->count)
+		return;
+	answer_echo(k->fd, s, c, peer);
+	st.msgs++;
+	s->used = false;
+	k->tombs[h & (TOMBS - 1)] = key;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -150,6 +248,7 @@ main(int argc, char **argv)
 	uint32_t max_msg = 512 * 1024;
 	int rcvbuf = 8 << 20, fd;
 	struct slot *slots;
+	struct kr k;
 	struct rusage ru, ru0 = { 0 };
 	struct timeval tmo = { .tv_sec = 0, .tv_usec = 100000 };
 	uint64_t t0, deadline, t_first = 0, t_last = 0;
@@ -215,6 +314,8 @@ main(int argc, char **argv)
 		if (f != NULL)
 			fclose(f);
 	}
+	k = (struct kr){ .slots = slots, .n_slots = n_slots, .tombs = tombs, .lim = lim,
+			 .max_msg = max_msg, .fd = fd };
 	t0 = tg_now_ns();
 	deadline = t0 + (uint64_t)time_limit * 1000000000ull;
 	while (!stop) {
@@ -243,88 +344,8 @@ main(int argc, char **argv)
 			getrusage(RUSAGE_SELF, &ru0);	/* setup (slot memory) is not ingest */
 		}
 		t_last = now;
-		for (int i = 0; i < n; i++) {
-			struct proto_msg m;
-			const struct proto_chunk *c;
-			struct slot *s = NULL, *free_s = NULL;
-			uint64_t key;
-			unsigned h;
-
-			st.dgrams++;
-			st.bytes += mh[i].msg_len;
-			if (proto_decode(bufs[i], mh[i].msg_len, &lim, &m, NULL) != PROTO_OK) {
-				st.rejects++;
-				continue;
-			}
-			if (m.h.type == PROTO_T_HELLO) {
-				answer_hello(fd, &m, mh[i].msg_len, &peers[i], max_msg);
-				continue;
-			}
-			if (m.h.type != PROTO_T_REQUEST) {
-				st.rejects++;
-				continue;
-			}
-			c = &m.u.req.c;
-			key = (uint64_t)m.h.client_id << 32 | m.h.request_id;
-			h = (unsigned)((key * 0x9e3779b97f4a7c15ull) >> 40);
-			/* Open addressing, PROBE places from the key's hash, all looked at. */
-			for (unsigned k = 0; k < PROBE; k++) {
-				struct slot *x = &slots[(h + k) & (n_slots - 1)];
-
-				if (x->used && x->client_id == m.h.client_id &&
-				    x->request_id == m.h.request_id) {
-					s = x;
-					break;
-				}
-				/* A message silent for 1 s is given up (the sender resends). */
-				if (x->used && now - x->last_ns > 1000000000ull) {
-					x->used = false;
-					st.expired++;
-				}
-				if (!x->used && free_s == NULL)
-					free_s = x;
-			}
-			if (s == NULL) {
-				if (tombs[h & (TOMBS - 1)] == key) {
-					st.late++;
-					continue;
-				}
-				if (free_s == NULL || c->count > MAX_CHUNK_BITS ||
-				    c->t.raw_total > max_msg) {
-					st.no_slot++;
-					continue;
-				}
-				s = free_s;
-				s->used = true;
-				s->client_id = m.h.client_id;
-				s->request_id = m.h.request_id;
-				s->session_id = m.h.session_id;
-				s->count = c->count;
-				s->got = 0;
-				s->raw_total = c->t.raw_total;
-				memset(s->bits, 0, sizeof(s->bits));
-			} else if (c->count != s->count || c->t.raw_total != s->raw_total) {
-				st.rejects++;	/* disagrees with its message's earlier chunks */
-				continue;
-			}
-			s->last_ns = now;
-			if ((s->bits[c->index / 64] >> (c->index % 64)) & 1) {
-				st.dups++;
-				continue;
-			}
-			if (proto_chunk_unpack(c, s->buf, s->raw_total, NULL) != PROTO_OK) {
-				st.rejects++;
-				continue;
-			}
-			s->bits[c->index / 64] |= UINT64_C(1) << (c->index % 64);
-			st.chunks++;
-			if (++s->got < s->count)
-				continue;
-			answer_echo(fd, s, c, &peers[i]);
-			st.msgs++;
-			s->used = false;
-			tombs[h & (TOMBS - 1)] = key;
-		}
+		for (int i = 0; i < n; i++)
+			kr_datagram(&k, bufs[i], mh[i].msg_len, &peers[i], now);
 	}
 	getrusage(RUSAGE_SELF, &ru);
 	printf("dgrams %llu\npayload_bytes %llu\nchunks_placed %llu\nmsgs_completed %llu\n"

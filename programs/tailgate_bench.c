@@ -484,6 +484,94 @@ tb_saturated(const struct bench_results *r, uint32_t max_deadline_us)
 	       bench_hdr_value_at(&r->lat_all_us, 99) > (int64_t)max_deadline_us;
 }
 
+/*
+ * --sweep: open-loop steps from --rate (50 when unset) up by --sweep-factor until one
+ * saturates or --sweep-steps ran, a table row each. steps holds o->sweep_steps results;
+ * *n_steps is set to those initialised (the caller finalises them, also on error).
+ * @return 0 (at least one step ran), or -errno (err set when a phase failed)
+ */
+static int
+tb_sweep(struct bench_run *run, const struct tb_opts *o, const struct bench_mix *mix,
+	 const char *mixbuf, struct bench_results *steps, unsigned *n_steps, struct tg_err *err)
+{
+	uint32_t max_dl = bench_mix_max_deadline(mix);
+	double rate = o->rate > 0 ? o->rate : 50;
+	unsigned s;
+	int rc;
+
+	printf("devices %u, mix %s\nsweep: x%.2f per step; saturated = achieved < 95%% of "
+	       "offered, or p99 > %.1f ms (the mix's largest deadline)\n", o->devices,
+	       mixbuf, o->sweep_factor, max_dl / 1000.0);
+	bench_report_sweep_header(stdout);
+	for (s = 0; s < o->sweep_steps; s++, rate *= o->sweep_factor) {
+		bool sat;
+
+		snprintf(tb_tag, sizeof(tb_tag), "step %u/%u at %.1f req/s", s + 1,
+			 o->sweep_steps, rate);
+		if (bench_results_init(&steps[s]) < 0)
+			return -ENOMEM;
+		*n_steps = s + 1;
+		rc = bench_run_phase(run, rate, 0, o->warmup, o->duration, o->requests, o->drain,
+				     &steps[s], err);
+		if (rc < 0)
+			return rc;
+		sat = tb_saturated(&steps[s], max_dl);
+		bench_report_sweep_row(stdout, &steps[s], sat);
+		fflush(stdout);
+		if (sat)
+			break;
+	}
+	if (*n_steps > 1)
+		printf("saturation: %.1f req/s offered; best goodput before it %.1f req/s\n",
+		       bench_results_offered(&steps[*n_steps - 1]),
+		       bench_results_goodput(&steps[*n_steps - 2]));
+	return *n_steps > 0 ? 0 : -EINVAL;
+}
+
+/* The files asked for (--json, --csv, --hgrm, --plot) and --check's verdict.
+ * @return TB_EXIT_OK, or TB_EXIT_FAIL when a file could not be written or the check failed */
+static int
+tb_outputs(const struct tb_opts *o, const char *mixbuf, struct bench_results *steps,
+	   unsigned n_steps, const struct bench_results *last, const struct bench_inputs *in)
+{
+	int status = TB_EXIT_OK;
+
+	if (o->json != NULL && tb_write_json(o->json, o, mixbuf, steps, n_steps, last, in) < 0)
+		status = TB_EXIT_FAIL;
+	if (o->csv != NULL) {
+		FILE *f = tb_open_out(o->csv);
+
+		if (f == NULL) {
+			status = TB_EXIT_FAIL;
+		} else {
+			bench_report_csv_header(f);
+			for (unsigned s = 0; s < (o->sweep ? n_steps : 1); s++)
+				bench_report_csv_row(f, o->sweep ? &steps[s] : last);
+			if (ferror(f))
+				status = TB_EXIT_FAIL;
+			tb_close_out(f);
+		}
+	}
+	if (o->hgrm != NULL) {
+		FILE *f = tb_open_out(o->hgrm);
+
+		if (f == NULL || bench_hdr_write_hgrm(&last->lat_us, f, 1000.0, 5) < 0)
+			status = TB_EXIT_FAIL;
+		tb_close_out(f);
+	}
+	if (o->plot != NULL && tb_plot(o->plot, last, o->sweep ? steps : NULL,
+				       o->sweep ? n_steps : 0) < 0)
+		status = TB_EXIT_FAIL;
+	if (o->check && !o->sweep &&
+	    (last->ok != last->scheduled || last->agree != last->ok || last->ok == 0)) {
+		fprintf(stderr, "tailgate-bench: --check: %" PRIu64 " of %" PRIu64 " scheduled "
+			"answered OK, %" PRIu64 " agree with offline\n", last->ok, last->scheduled,
+			last->agree);
+		status = TB_EXIT_FAIL;
+	}
+	return status;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -584,74 +672,15 @@ main(int argc, char **argv)
 		printf("devices %u, mix %s\n", o.devices, mixbuf);
 		bench_report_table(stdout, last, in);
 	} else {
-		uint32_t max_dl = bench_mix_max_deadline(&cfg.mix);
-		double rate = o.rate > 0 ? o.rate : 50;
-
-		printf("devices %u, mix %s\nsweep: x%.2f per step; saturated = achieved < 95%% of "
-		       "offered, or p99 > %.1f ms (the mix's largest deadline)\n", o.devices,
-		       mixbuf, o.sweep_factor, max_dl / 1000.0);
-		bench_report_sweep_header(stdout);
-		for (unsigned s = 0; s < o.sweep_steps; s++, rate *= o.sweep_factor) {
-			bool sat;
-
-			snprintf(tb_tag, sizeof(tb_tag), "step %u/%u at %.1f req/s", s + 1,
-				 o.sweep_steps, rate);
-
-			if (bench_results_init(&steps[s]) < 0)
-				goto out;
-			n_steps = s + 1;
-			rc = bench_run_phase(run, rate, 0, o.warmup, o.duration, o.requests, o.drain,
-					  &steps[s], &err);
-			if (rc < 0) {
+		rc = tb_sweep(run, &o, &cfg.mix, mixbuf, steps, &n_steps, &err);
+		if (rc < 0) {
+			if (err.code != 0)
 				fprintf(stderr, "tailgate-bench: %s\n", err.msg);
-				goto out;
-			}
-			sat = tb_saturated(&steps[s], max_dl);
-			bench_report_sweep_row(stdout, &steps[s], sat);
-			fflush(stdout);
-			last = &steps[s];
-			if (sat)
-				break;
+			goto out;
 		}
-		if (n_steps > 1)
-			printf("saturation: %.1f req/s offered; best goodput before it %.1f req/s\n",
-			       bench_results_offered(last),
-			       bench_results_goodput(&steps[n_steps - 2]));
+		last = &steps[n_steps - 1];
 	}
-	status = TB_EXIT_OK;
-	if (o.json != NULL && tb_write_json(o.json, &o, mixbuf, steps, n_steps, last, in) < 0)
-		status = TB_EXIT_FAIL;
-	if (o.csv != NULL) {
-		FILE *f = tb_open_out(o.csv);
-
-		if (f == NULL) {
-			status = TB_EXIT_FAIL;
-		} else {
-			bench_report_csv_header(f);
-			for (unsigned s = 0; s < (o.sweep ? n_steps : 1); s++)
-				bench_report_csv_row(f, o.sweep ? &steps[s] : last);
-			if (ferror(f))
-				status = TB_EXIT_FAIL;
-			tb_close_out(f);
-		}
-	}
-	if (o.hgrm != NULL) {
-		FILE *f = tb_open_out(o.hgrm);
-
-		if (f == NULL || bench_hdr_write_hgrm(&last->lat_us, f, 1000.0, 5) < 0)
-			status = TB_EXIT_FAIL;
-		tb_close_out(f);
-	}
-	if (o.plot != NULL && tb_plot(o.plot, last, o.sweep ? steps : NULL,
-				      o.sweep ? n_steps : 0) < 0)
-		status = TB_EXIT_FAIL;
-	if (o.check && !o.sweep &&
-	    (last->ok != last->scheduled || last->agree != last->ok || last->ok == 0)) {
-		fprintf(stderr, "tailgate-bench: --check: %" PRIu64 " of %" PRIu64 " scheduled "
-			"answered OK, %" PRIu64 " agree with offline\n", last->ok, last->scheduled,
-			last->agree);
-		status = TB_EXIT_FAIL;
-	}
+	status = tb_outputs(&o, mixbuf, steps, n_steps, last, in);
 out:
 	for (unsigned s = 0; s < n_steps; s++)
 		bench_results_fini(&steps[s]);

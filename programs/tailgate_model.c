@@ -935,6 +935,93 @@ tm_json_str(const char *s)
 	putchar('"');
 }
 
+/*
+ * One batch of eval: images [first, first + b) of ds through the tail from split (through
+ * the head first, as device and gateway do, when split > 0), every exit scored on the side
+ * that computes it. @return 0 or -errno with err set
+ */
+static int
+tm_eval_batch(struct kern_model *m, struct kern_stage *head, struct kern_stage *tail, int split,
+	      const struct bench_fmnist *ds, size_t first, unsigned b, uint64_t *hits,
+	      uint64_t *seen, struct tg_err *err)
+{
+	struct kern_model_info mi;
+	struct kern_plan *hp = NULL, *tp;
+	struct tg_tensor sv;
+	int rc;
+
+	kern_model_get_info(m, &mi);
+	rc = kern_stage_plan(tail, b, &tp, err);
+	if (rc < 0)
+		return rc;
+	if (split == 0) {
+		rc = kern_plan_feed(tp, &ds->images, first, b, err);
+	} else {
+		rc = kern_stage_plan(head, b, &hp, err);
+		if (rc < 0)
+			return rc;
+		rc = kern_plan_feed(hp, &ds->images, first, b, err);
+		if (rc < 0)
+			return rc;
+		rc = kern_plan_run(hp);
+		if (rc < 0)
+			return tg_err_set(err, rc, "head to split %d, batch %u: engine failed", split,
+					  b);
+		rc = kern_plan_output(hp, 0, &sv, NULL);
+		if (rc < 0)
+			return tg_err_set(err, rc, "head output 0: %s", strerror(-rc));
+		rc = kern_plan_feed(tp, &sv, 0, b, err);
+		if (rc == 0)
+			rc = tm_score(m, mi.n_outputs, hp, 1, ds->labels + first, b, hits, seen, err);
+	}
+	if (rc < 0)
+		return rc;
+	rc = kern_plan_run(tp);
+	if (rc < 0)
+		return tg_err_set(err, rc, "tail from split %d, batch %u: engine failed", split, b);
+	return tm_score(m, mi.n_outputs, tp, 0, ds->labels + first, b, hits, seen, err);
+}
+
+/* eval's result: top-1 accuracy per exit and the side computing it, as text or JSON. */
+static void
+tm_eval_print(struct kern_model *m, int split, size_t n, unsigned long batch, double secs,
+	      const uint64_t *hits, const uint64_t *seen, bool json)
+{
+	const char *sname = kern_model_split(m, (unsigned)split)->name;
+	struct kern_model_info mi;
+
+	kern_model_get_info(m, &mi);
+	if (json) {
+		printf("{\"model\": ");
+		tm_json_str(mi.name);
+		printf(", \"split\": %d, \"split_name\": ", split);
+		tm_json_str(sname);
+		printf(", \"images\": %zu, \"batch\": %lu, \"seconds\": %.3f, \"exits\": [", n,
+		       batch, secs);
+	} else {
+		printf("model %s, split %d \"%s\", %zu test images, batch %lu, %.2f s\n", mi.name,
+		       split, sname, n, batch, secs);
+	}
+	for (unsigned e = 0; e < mi.n_outputs; e++) {
+		const struct kern_output *o = kern_model_output(m, e);
+		const char *side = kern_model_output_in_tail(m, (unsigned)split, e) ? "server" :
+										       "device";
+		double acc = seen[e] ? 100.0 * (double)hits[e] / (double)seen[e] : 0;
+
+		if (json) {
+			printf("%s{\"index\": %u, \"name\": ", e ? ", " : "", e);
+			tm_json_str(o->name);
+			printf(", \"side\": \"%s\", \"correct\": %" PRIu64 ", \"accuracy\": %.4f}",
+			       side, hits[e], acc / 100);
+		} else {
+			printf("exit %u %-24s %s  top-1 %6.2f%%  (%" PRIu64 "/%zu)\n", e, o->name,
+			       side, acc, hits[e], n);
+		}
+	}
+	if (json)
+		printf("]}\n");
+}
+
 static int
 tm_cmd_eval(int argc, char **argv)
 {
@@ -1027,46 +1114,8 @@ tm_cmd_eval(int argc, char **argv)
 	t0 = tg_now_ns();
 	for (size_t first = 0; first < ds.n; first += batch) {
 		unsigned b = (unsigned)(ds.n - first < batch ? ds.n - first : batch);
-		struct kern_plan *hp = NULL, *tp;
-		struct tg_tensor sv;
 
-		rc = kern_stage_plan(&tail, b, &tp, &err);
-		if (rc < 0)
-			goto out;
-		if (split == 0) {
-			rc = kern_plan_feed(tp, &ds.images, first, b, &err);
-		} else {
-			/* Head to the split, then its tensor into the tail, as device and gateway do. */
-			rc = kern_stage_plan(&head, b, &hp, &err);
-			if (rc < 0)
-				goto out;
-			rc = kern_plan_feed(hp, &ds.images, first, b, &err);
-			if (rc < 0)
-				goto out;
-			rc = kern_plan_run(hp);
-			if (rc < 0) {
-				tg_err_set(&err, rc, "head to split %d, batch %u: engine failed", split,
-					   b);
-				goto out;
-			}
-			rc = kern_plan_output(hp, 0, &sv, NULL);
-			if (rc < 0) {
-				tg_err_set(&err, rc, "head output 0: %s", strerror(-rc));
-				goto out;
-			}
-			rc = kern_plan_feed(tp, &sv, 0, b, &err);
-			if (rc == 0)
-				rc = tm_score(m, mi.n_outputs, hp, 1, ds.labels + first, b, hits,
-					      seen, &err);
-		}
-		if (rc < 0)
-			goto out;
-		rc = kern_plan_run(tp);
-		if (rc < 0) {
-			tg_err_set(&err, rc, "tail from split %d, batch %u: engine failed", split, b);
-			goto out;
-		}
-		rc = tm_score(m, mi.n_outputs, tp, 0, ds.labels + first, b, hits, seen, &err);
+		rc = tm_eval_batch(m, &head, &tail, split, &ds, first, b, hits, seen, &err);
 		if (rc < 0)
 			goto out;
 	}
@@ -1078,38 +1127,7 @@ tm_cmd_eval(int argc, char **argv)
 					ds.n);
 			goto out;
 		}
-	double secs = (double)(tg_now_ns() - t0) / 1e9;
-	const char *sname = kern_model_split(m, (unsigned)split)->name;
-
-	if (json) {
-		printf("{\"model\": ");
-		tm_json_str(mi.name);
-		printf(", \"split\": %d, \"split_name\": ", split);
-		tm_json_str(sname);
-		printf(", \"images\": %zu, \"batch\": %lu, \"seconds\": %.3f, \"exits\": [", ds.n,
-		       batch, secs);
-	} else {
-		printf("model %s, split %d \"%s\", %zu test images, batch %lu, %.2f s\n", mi.name,
-		       split, sname, ds.n, batch, secs);
-	}
-	for (unsigned e = 0; e < mi.n_outputs; e++) {
-		const struct kern_output *o = kern_model_output(m, e);
-		const char *side = kern_model_output_in_tail(m, (unsigned)split, e) ? "server" :
-										       "device";
-		double acc = seen[e] ? 100.0 * (double)hits[e] / (double)seen[e] : 0;
-
-		if (json) {
-			printf("%s{\"index\": %u, \"name\": ", e ? ", " : "", e);
-			tm_json_str(o->name);
-			printf(", \"side\": \"%s\", \"correct\": %" PRIu64 ", \"accuracy\": %.4f}",
-			       side, hits[e], acc / 100);
-		} else {
-			printf("exit %u %-24s %s  top-1 %6.2f%%  (%" PRIu64 "/%zu)\n", e, o->name,
-			       side, acc, hits[e], ds.n);
-		}
-	}
-	if (json)
-		printf("]}\n");
+	tm_eval_print(m, split, ds.n, batch, (double)(tg_now_ns() - t0) / 1e9, hits, seen, json);
 out:
 	free(hits);
 	free(seen);
@@ -1164,6 +1182,73 @@ tm_pct(const uint64_t *v, size_t n, double p)
 	return v[r == 0 ? 0 : r - 1];
 }
 
+/*
+ * bench's timed runs of p: iters of them, or for seconds (at most max_runs); each run's
+ * latency into *lat (malloc'd, the caller frees it, also on error), *n_runs of them.
+ * @return 0, kern_plan_run()'s -errno (err untouched: the caller names the run), or
+ *         -ENOMEM with err set
+ */
+static int
+tm_bench_runs(struct kern_plan *p, unsigned long iters, double seconds, size_t max_runs,
+	      uint64_t **lat, size_t *n_runs, struct tg_err *err)
+{
+	size_t cap = iters ? iters : 1024;
+	uint64_t t_end = tg_now_ns() + (uint64_t)(seconds * 1e9);
+	int rc;
+
+	*lat = malloc(cap * sizeof(**lat));
+	if (*lat == NULL)
+		return tg_err_set(err, -ENOMEM, "bench: out of memory");
+	for (;;) {
+		uint64_t a = tg_now_ns(), b;
+
+		if (iters ? *n_runs == iters : (a >= t_end && *n_runs > 0) || *n_runs == max_runs)
+			return 0;
+		rc = kern_plan_run(p);
+		b = tg_now_ns();
+		if (rc < 0)
+			return rc;
+		if (*n_runs == cap) {
+			uint64_t *l = realloc(*lat, 2 * cap * sizeof(**lat));
+
+			if (l == NULL)
+				return tg_err_set(err, -ENOMEM, "bench: out of memory");
+			*lat = l;
+			cap *= 2;
+		}
+		(*lat)[(*n_runs)++] = b - a;
+	}
+}
+
+/* bench's result from the sorted latencies: images/s at the median (and the mean over the
+ * timed runs' wall time total), p50 and p99 per batch, as text or JSON. */
+static void
+tm_bench_print(const char *sname, int split, unsigned long batch, unsigned long threads,
+	       unsigned long warmup, uint64_t t_build, double total, const uint64_t *lat,
+	       size_t n_runs, bool json)
+{
+	double p50 = (double)tm_pct(lat, n_runs, 50) / 1e6, p99 = (double)tm_pct(lat, n_runs, 99) / 1e6;
+	double ips = (double)batch / (p50 / 1e3);
+
+	if (json) {
+		printf("{\"split\": %d, \"split_name\": ", split);
+		tm_json_str(sname);
+		printf(", \"batch\": %lu, \"threads\": %lu, \"runs\": %zu, \"plan_build_ms\": %.3f, "
+		       "\"images_per_s\": %.1f, \"images_per_s_mean\": %.1f, \"p50_ms\": %.4f, "
+		       "\"p99_ms\": %.4f}\n",
+		       batch, threads, n_runs, (double)t_build / 1e6, ips,
+		       (double)batch * (double)n_runs / total, p50, p99);
+	} else {
+		printf("tail from split %d \"%s\", batch %lu, threads %lu%s, plan built in %.1f ms\n",
+		       split, sname, batch, threads, threads ? "" : " (all cores)",
+		       (double)t_build / 1e6);
+		printf("%zu runs in %.2f s after %lu warm-up runs\n", n_runs, total, warmup);
+		printf("images/s    %.1f (median; mean %.1f)\n", ips,
+		       (double)batch * (double)n_runs / total);
+		printf("latency/batch  p50 %.3f ms  p99 %.3f ms\n", p50, p99);
+	}
+}
+
 static int
 tm_cmd_bench(int argc, char **argv)
 {
@@ -1193,8 +1278,8 @@ tm_cmd_bench(int argc, char **argv)
 	struct kern_plan_spec spec = { .kind = KERN_PLAN_TAIL };
 	struct tg_tensor in;
 	struct tg_err err = { 0 };
-	uint64_t *lat = NULL, t_build, t0, t_end;
-	size_t n_runs = 0, cap;
+	uint64_t *lat = NULL, t_build, t0;
+	size_t n_runs = 0;
 	int opt, rc, split;
 
 	while ((opt = getopt_long(argc, argv, ":s:b:t:h", lo, NULL)) != -1) {
@@ -1275,59 +1360,15 @@ tm_cmd_bench(int argc, char **argv)
 		if (rc < 0)
 			goto out_run;
 	}
-	cap = iters ? iters : 1024;
-	lat = malloc(cap * sizeof(*lat));
-	if (lat == NULL) {
-		rc = tg_err_set(&err, -ENOMEM, "bench: out of memory");
-		goto out;
-	}
 	t0 = tg_now_ns();
-	t_end = t0 + (uint64_t)(seconds * 1e9);
-	for (;;) {
-		uint64_t a = tg_now_ns(), b;
-
-		if (iters ? n_runs == iters : (a >= t_end && n_runs > 0) || n_runs == max_runs)
-			break;
-		rc = kern_plan_run(p);
-		b = tg_now_ns();
-		if (rc < 0)
-			goto out_run;
-		if (n_runs == cap) {
-			uint64_t *l = realloc(lat, 2 * cap * sizeof(*lat));
-
-			if (l == NULL) {
-				rc = tg_err_set(&err, -ENOMEM, "bench: out of memory");
-				goto out;
-			}
-			lat = l;
-			cap *= 2;
-		}
-		lat[n_runs++] = b - a;
-	}
-	double total = (double)(tg_now_ns() - t0) / 1e9;
-
+	rc = tm_bench_runs(p, iters, seconds, max_runs, &lat, &n_runs, &err);
+	if (rc < 0 && err.code == 0)
+		goto out_run;
+	if (rc < 0)
+		goto out;
 	qsort(lat, n_runs, sizeof(*lat), tm_cmp_u64);
-	double p50 = (double)tm_pct(lat, n_runs, 50) / 1e6, p99 = (double)tm_pct(lat, n_runs, 99) / 1e6;
-	double ips = (double)batch / (p50 / 1e3);
-	const char *sname = kern_model_split(m, (unsigned)split)->name;
-
-	if (json) {
-		printf("{\"split\": %d, \"split_name\": ", split);
-		tm_json_str(sname);
-		printf(", \"batch\": %lu, \"threads\": %lu, \"runs\": %zu, \"plan_build_ms\": %.3f, "
-		       "\"images_per_s\": %.1f, \"images_per_s_mean\": %.1f, \"p50_ms\": %.4f, "
-		       "\"p99_ms\": %.4f}\n",
-		       batch, threads, n_runs, (double)t_build / 1e6, ips,
-		       (double)batch * (double)n_runs / total, p50, p99);
-	} else {
-		printf("tail from split %d \"%s\", batch %lu, threads %lu%s, plan built in %.1f ms\n",
-		       split, sname, batch, threads, threads ? "" : " (all cores)",
-		       (double)t_build / 1e6);
-		printf("%zu runs in %.2f s after %lu warm-up runs\n", n_runs, total, warmup);
-		printf("images/s    %.1f (median; mean %.1f)\n", ips,
-		       (double)batch * (double)n_runs / total);
-		printf("latency/batch  p50 %.3f ms  p99 %.3f ms\n", p50, p99);
-	}
+	tm_bench_print(kern_model_split(m, (unsigned)split)->name, split, batch, threads, warmup,
+		       t_build, (double)(tg_now_ns() - t0) / 1e9, lat, n_runs, json);
 	rc = 0;
 	goto out;
 out_run:
