@@ -281,6 +281,9 @@ struct gw_log_stats {
 						 * reason) */
 	uint64_t fsyncs, fsync_errors;		/* fdatasyncs done; failed */
 	uint64_t reopens;			/* reopens done (both logs tried each time) */
+	uint64_t io_submits;			/* io_uring submits of the writer */
+	uint64_t io_sqes;			/* SQEs they carried: writes and fdatasyncs */
+	uint64_t io_both;			/* submits that carried both logs' writes */
 };
 /** A snapshot of the counters. Any thread; each counter is read once, not all at one
  * instant (a scrape under load may see a record as in flight). */

@@ -97,6 +97,8 @@ struct gw_log {
 	unsigned flush_waiters;		/* under mu */
 	_Atomic bool stop, reopen;
 	_Atomic uint64_t fsyncs, fsync_errors, reopens;
+	_Atomic uint64_t io_submits, io_sqes, io_both;	/* io_uring submits, SQEs they
+						 * carried, those with both logs' writes */
 	_Atomic uint64_t no_ring[GW_LOG__KINDS];	/* records of producers without a ring */
 };
 
@@ -293,7 +295,7 @@ gw_log_synced(struct gw_log *l, struct gw_log_file *f, int res, bool *want)
  * buffers held is lost, counted.
  */
 static void
-gw_log_submit(struct gw_log *l, unsigned n, bool want[GW_LOG__KINDS])
+gw_log_submit(struct gw_log *l, unsigned n, unsigned writes, bool want[GW_LOG__KINDS])
 {
 	int rc;
 
@@ -314,6 +316,10 @@ gw_log_submit(struct gw_log *l, unsigned n, bool want[GW_LOG__KINDS])
 		}
 		return;
 	}
+	gw_log_inc(&l->io_submits, 1);
+	gw_log_inc(&l->io_sqes, n);
+	if (writes == GW_LOG__KINDS)
+		gw_log_inc(&l->io_both, 1);
 	for (unsigned got = 0; got < n;) {
 		struct io_uring_cqe *cqe;
 		uint64_t ud;
@@ -352,7 +358,7 @@ gw_log_io(struct gw_log *l, bool sync)
 	for (unsigned k = 0; k < GW_LOG__KINDS; k++)
 		want[k] = sync && l->f[k].own && (l->f[k].dirty || l->f[k].len > 0);
 	for (unsigned round = 0;; round++) {
-		unsigned n = 0;
+		unsigned n = 0, writes = 0;
 
 		if (round == GW_LOG_IO_ROUNDS)	/* no end of short writes: give up, counted */
 			for (unsigned k = 0; k < GW_LOG__KINDS; k++)
@@ -376,6 +382,7 @@ gw_log_io(struct gw_log *l, bool sync)
 				if (want[k])	/* the fdatasync runs once the write is whole */
 					io_uring_sqe_set_flags(sqe, IOSQE_IO_LINK);
 				n++;
+				writes++;
 			}
 			if (want[k] && l->ring_up) {
 				sqe = io_uring_get_sqe(&l->ring);
@@ -387,7 +394,7 @@ gw_log_io(struct gw_log *l, bool sync)
 		if (n == 0)
 			return;
 		/* A note added to the event buffer by a failure goes out in the next round. */
-		gw_log_submit(l, n, want);
+		gw_log_submit(l, n, writes, want);
 	}
 }
 
@@ -799,6 +806,9 @@ gw_log_stats(const struct gw_log *l, struct gw_log_stats *out)
 	out->fsyncs = atomic_load(&l->fsyncs);
 	out->fsync_errors = atomic_load(&l->fsync_errors);
 	out->reopens = atomic_load(&l->reopens);
+	out->io_submits = atomic_load(&l->io_submits);
+	out->io_sqes = atomic_load(&l->io_sqes);
+	out->io_both = atomic_load(&l->io_both);
 }
 
 static void
