@@ -374,6 +374,13 @@ void dp_stats_get(const struct dp *dp, struct dp_stats *sum);
  */
 void dp_slots_get(const struct dp *dp, unsigned *in_use, unsigned *total);
 
+/**
+ * CPU time the thread of queue q's RX lcore has used so far (its thread CPU clock, read from
+ * the calling thread): polling, back-off and work alike. Thread: any.
+ * @return 0 with *ns set; -ENOENT when q is out of range or its loop has not started yet
+ */
+int dp_lcore_cpu_ns(const struct dp *dp, unsigned q, uint64_t *ns);
+
 /** The port's MAC address (6 bytes into mac). */
 void dp_mac_get(const struct dp *dp, uint8_t mac[6]);
 

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <time.h>
 
 #include <rte_byteorder.h>
 #include <rte_cycles.h>
@@ -236,6 +237,8 @@ struct dp_lcore {
 	uint32_t sleep_us;		/* next back-off sleep; 0 while spinning */
 
 	struct dp_reasm re;
+	clockid_t cpu_clock;		/* this lcore thread's CPU clock (dp_lcore_cpu_ns()) */
+	bool cpu_clock_set;		/* cpu_clock valid: set once by the loop at its start */
 	/* Authentication (auth.c): the keys of this loop pass, and the last table taken (what
 	 * dp_auth_keys_swap() waits for). */
 	const struct proto_keys *keys;

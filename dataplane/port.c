@@ -542,6 +542,22 @@ dp_stats_get(const struct dp *dp, struct dp_stats *sum)
 	}
 }
 
+int
+dp_lcore_cpu_ns(const struct dp *dp, unsigned q, uint64_t *ns)
+{
+	const struct dp_lcore *lc;
+	struct timespec ts;
+
+	if (q >= dp->n_queues)
+		return -ENOENT;
+	lc = dp->lc[q];
+	if (!__atomic_load_n(&lc->cpu_clock_set, __ATOMIC_ACQUIRE) ||
+	    clock_gettime(lc->cpu_clock, &ts) != 0)
+		return -ENOENT;
+	*ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return 0;
+}
+
 void
 dp_slots_get(const struct dp *dp, unsigned *in_use, unsigned *total)
 {

@@ -3,6 +3,7 @@
  * place, IPv4/UDP checked, datagrams for our port handed to reassembly), every drop counted.
  * Thread: the RX lcore owning lc. No allocation beyond reply mbufs, no log, no lock.
  */
+#include <pthread.h>
 #include <sys/prctl.h>
 #include <time.h>
 
@@ -271,6 +272,8 @@ dp_lcore_main(void *arg)
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	lc->busy_tsc = rte_rdtsc();
 	lc->stopping = false;
+	if (!lc->cpu_clock_set && pthread_getcpuclockid(pthread_self(), &lc->cpu_clock) == 0)
+		__atomic_store_n(&lc->cpu_clock_set, true, __ATOMIC_RELEASE);	/* after the id */
 	rte_rcu_qsbr_thread_online(lc->dp->qsbr, lc->queue_id);
 	while (!__atomic_load_n(&lc->dp->stop, __ATOMIC_ACQUIRE)) {
 		dp_lcore_idle(lc, dp_lcore_poll(lc));

@@ -305,6 +305,7 @@ gw_daemon_main(int argc, char **argv)
 
 	/* oneDNN's OpenMP threads must sleep, not spin, beside the RX lcore (kernels.h). */
 	kern_prefer_passive_wait(argv);
+	g->main_clock_set = pthread_getcpuclockid(pthread_self(), &g->main_clock) == 0;
 
 	while ((opt = getopt_long(argc, argv, "+c:a:p:m:M:w:t:A:E:r:h", lopts, &li)) != -1) {
 		const char *key = NULL;

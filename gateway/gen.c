@@ -207,6 +207,11 @@ gw_stats_add(struct gw_totals *t, const struct gw_gen *gen, const struct sched_s
 	}
 	for (unsigned h = 0; h < 13; h++)
 		t->st.batch_hist[h] += s->batch_hist[h];
+	for (unsigned w = 0; w < SCHED_MAX_WORKERS; w++) {	/* by worker index, over gens */
+		t->st.engine_ns[w] += s->engine_ns[w];
+		t->st.engine_cpu_ns[w] += s->engine_cpu_ns[w];
+		t->st.worker_cpu_ns[w] += s->worker_cpu_ns[w];
+	}
 	for (unsigned m = 0; m < gen->repo->n && m < SCHED_MAX_MODELS; m++)
 		if (gen->slot[m] < GW_N_SLOTS)
 			for (unsigned e = 0; e < GW_N_EXITS; e++)

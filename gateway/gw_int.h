@@ -99,6 +99,8 @@ struct gw {
 	_Atomic uint64_t taken;		/* requests the deliver hook received */
 	_Atomic uint64_t answered;	/* of those, handed back with dp_req_respond() */
 	struct gw_totals tot;		/* under gen_mu */
+	clockid_t main_clock;		/* the main thread's CPU clock (/metrics) */
+	bool main_clock_set;		/* main_clock valid (set before the HTTP thread starts) */
 	/* Reload: one build at a time, on its own thread. */
 	pthread_t builder;
 	_Atomic int build_state;	/* enum gw_build */

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static void
 gw_prom_counter(struct gw_prom *p, const char *name, const char *help, double v)
@@ -246,6 +247,62 @@ gw_render_dp(struct gw *g, struct gw_prom *p)
 #undef GW_DP
 }
 
+static double
+gw_clock_s(clockid_t c)
+{
+	struct timespec ts;
+
+	return clock_gettime(c, &ts) == 0 ? (double)ts.tv_sec + ts.tv_nsec / 1e9 : 0.0;
+}
+
+/*
+ * Where the CPU goes, per thread of the gateway's own: the main thread, each RX lcore
+ * (polling and back-off included), each scheduler worker index (over generations); the
+ * time inside oneDNN per worker, wall and the worker thread's own CPU, so that a worker's
+ * CPU outside oneDNN is thread_cpu{worker} - engine_thread_cpu{worker}; and the process
+ * (the rest: oneDNN's other threads, the log writer, HTTP, reload builders).
+ */
+static void
+gw_render_threads(struct gw *g, struct gw_prom *p, const struct gw_totals *t)
+{
+	const char *cpu = "tailgate_thread_cpu_seconds_total";
+	char lab[64];
+	uint64_t ns;
+
+	gw_prom_family(p, cpu, "counter",
+		       "CPU time of the gateway's threads: main (signals, reload start), rx (each "
+		       "RX lcore: polling and back-off too), worker (each scheduler worker thread: "
+		       "batching, its share of oneDNN, answers; oneDNN's other threads not included)");
+	if (g->main_clock_set)
+		gw_prom_sample(p, cpu, "thread=\"main\"", gw_clock_s(g->main_clock));
+	for (unsigned q = 0; q < dp_n_queues(g->dp); q++)
+		if (dp_lcore_cpu_ns(g->dp, q, &ns) == 0) {
+			snprintf(lab, sizeof(lab), "thread=\"rx\",index=\"%u\"", q);
+			gw_prom_sample(p, cpu, lab, ns / 1e9);
+		}
+	for (unsigned w = 0; w < g->cfg.workers && w < SCHED_MAX_WORKERS; w++) {
+		snprintf(lab, sizeof(lab), "thread=\"worker\",index=\"%u\"", w);
+		gw_prom_sample(p, cpu, lab, t->st.worker_cpu_ns[w] / 1e9);
+	}
+	gw_prom_family(p, "tailgate_engine_seconds_total", "counter",
+		       "wall time of engine batches (oneDNN primitives), by worker");
+	for (unsigned w = 0; w < g->cfg.workers && w < SCHED_MAX_WORKERS; w++) {
+		snprintf(lab, sizeof(lab), "worker=\"%u\"", w);
+		gw_prom_sample(p, "tailgate_engine_seconds_total", lab, t->st.engine_ns[w] / 1e9);
+	}
+	gw_prom_family(p, "tailgate_engine_thread_cpu_seconds_total", "counter",
+		       "CPU time the worker thread itself spent inside engine batches (oneDNN), by "
+		       "worker: its CPU outside oneDNN is tailgate_thread_cpu_seconds_total minus this");
+	for (unsigned w = 0; w < g->cfg.workers && w < SCHED_MAX_WORKERS; w++) {
+		snprintf(lab, sizeof(lab), "worker=\"%u\"", w);
+		gw_prom_sample(p, "tailgate_engine_thread_cpu_seconds_total", lab,
+			       t->st.engine_cpu_ns[w] / 1e9);
+	}
+	gw_prom_counter(p, "tailgate_process_cpu_seconds_total",
+			"CPU time of the whole process (every thread, oneDNN's pool included)",
+			gw_clock_s(CLOCK_PROCESS_CPUTIME_ID));
+}
+
 static void
 gw_render_metrics(struct gw *g, struct gw_prom *p)
 {
@@ -255,6 +312,7 @@ gw_render_metrics(struct gw *g, struct gw_prom *p)
 	gw_render_requests(g, p);
 	gw_render_sched(g, p, &t);
 	gw_render_dp(g, p);
+	gw_render_threads(g, p, &t);
 	gw_log_prom(g->log, p);
 }
 

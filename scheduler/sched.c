@@ -788,6 +788,17 @@ sched_answer(struct sched_req *r, unsigned exit_idx, const float *row, size_t n)
 	}
 }
 
+/* The calling thread's CPU time, ns (0 if the clock is unavailable: counters then stay 0). */
+static uint64_t
+sched_thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 int
 sched_run_batch(struct sched *s, unsigned worker, struct sched_batch *b)
 {
@@ -797,7 +808,7 @@ sched_run_batch(struct sched *s, unsigned worker, struct sched_batch *b)
 	struct sched_req *answered = NULL;
 	struct tg_tensor out[32];
 	size_t per[32];
-	uint64_t t0, dt, now;
+	uint64_t t0, dt, now, wall0, wall1, cpu0, cpu1;
 	unsigned bi = sched_bucket(md, b->n), moved = 0;
 	bool ok = p != NULL;
 
@@ -813,8 +824,12 @@ sched_run_batch(struct sched *s, unsigned worker, struct sched_batch *b)
 						 0) == 0;
 	}
 	t0 = sched_now(s);
+	wall0 = tg_now_ns();
+	cpu0 = sched_thread_cpu_ns();
 	if (ok)
 		ok = kern_plan_run(p) == 0;
+	cpu1 = sched_thread_cpu_ns();
+	wall1 = tg_now_ns();
 	now = sched_now(s);
 	dt = now - t0;
 	for (unsigned k = 0; ok && k < q->n_out; k++) {
@@ -827,6 +842,10 @@ sched_run_batch(struct sched *s, unsigned worker, struct sched_batch *b)
 		s->busy_until[worker] = 0;	/* what moved on is queued work again */
 	s->st.batches++;
 	s->st.samples_run += b->n;
+	if (worker < SCHED_MAX_WORKERS) {
+		s->st.engine_ns[worker] += wall1 - wall0;
+		s->st.engine_cpu_ns[worker] += cpu1 - cpu0;
+	}
 	for (unsigned h = 0, v = 1; h < 13; h++, v *= 2)
 		if (b->n <= v || h == 12) {
 			s->st.batch_hist[h]++;
@@ -895,6 +914,7 @@ sched_run_batch(struct sched *s, unsigned worker, struct sched_batch *b)
 
 /* ---- workers ---- */
 
+
 struct sched_worker_arg {
 	struct sched *s;
 	unsigned w;
@@ -923,6 +943,7 @@ sched_worker(void *arg)
 		struct timespec ts;
 
 		pthread_mutex_lock(&s->mu);
+		s->st.worker_cpu_ns[w] = sched_thread_cpu_ns();
 		if (s->stop) {
 			pthread_mutex_unlock(&s->mu);
 			break;

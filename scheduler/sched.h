@@ -197,6 +197,14 @@ struct sched_stats {
 	uint64_t expired_in_queue;	/* answered DEADLINE_INFEASIBLE at batch formation */
 	uint64_t shed_on_arrival;	/* OVERLOADED: the predicted finish was past the deadline */
 	uint64_t batch_hist[13];	/* batches by size bucket: 1, 2, 4, ... 4096 */
+	/* Where each worker's time goes, by worker index (sched_start()'s workers; a batch run
+	 * by another thread through sched_run_batch() counts under the index it names): */
+	uint64_t engine_ns[SCHED_MAX_WORKERS];	/* wall time inside kern_plan_run() (oneDNN) */
+	uint64_t engine_cpu_ns[SCHED_MAX_WORKERS];	/* the calling thread's CPU time inside
+						 * it (oneDNN's other threads not counted) */
+	uint64_t worker_cpu_ns[SCHED_MAX_WORKERS];	/* the worker thread's whole CPU time,
+						 * taken after each batch and wake-up (at most
+						 * 10 ms stale) and when it exits */
 };
 void sched_get_stats(struct sched *s, struct sched_stats *out);
 

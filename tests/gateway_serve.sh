@@ -192,6 +192,17 @@ run() {	# label, vdev, seed
 		[ "$fail" -ne "$fail0" ] &&
 			grep -E '^tailgate_(requests|refusals)_total' "$out/metrics" | grep -v ' 0$' |
 				sed 's/^/    | /'
+		local wcpu ecpu esec rxcpu mcpu pcpu
+		wcpu=$(metric "$out/metrics" 'tailgate_thread_cpu_seconds_total{thread="worker",index="0"}')
+		ecpu=$(metric "$out/metrics" 'tailgate_engine_thread_cpu_seconds_total{worker="0"}')
+		esec=$(metric "$out/metrics" 'tailgate_engine_seconds_total{worker="0"}')
+		rxcpu=$(metric "$out/metrics" 'tailgate_thread_cpu_seconds_total{thread="rx",index="0"}')
+		mcpu=$(metric "$out/metrics" 'tailgate_thread_cpu_seconds_total{thread="main"}')
+		pcpu=$(metric "$out/metrics" 'tailgate_process_cpu_seconds_total')
+		check "$label: /metrics CPU by thread (rx $rxcpu, main $mcpu, worker $wcpu of which oneDNN $ecpu; engine wall $esec; process $pcpu s)" \
+			bash -c "$(declare -f is_num num_ge); num_ge '$ecpu' 1e-9 && num_ge '$esec' 1e-9 &&
+				 num_ge '$wcpu' '$ecpu' && num_ge '$rxcpu' 1e-9 && num_ge '$mcpu' 0 &&
+				 num_ge '$pcpu' '$wcpu' && num_ge '$pcpu' '$rxcpu'"
 		check "$label: /healthz ok" grep -q '^ok' "$out/healthz"
 		check "$label: /v1/models lists model 1 with splits 0 and 4" \
 			bash -c "grep -q '\"id\":1,' '$out/models' && grep -q '\"split_id\":4,' '$out/models'"

@@ -8,9 +8,11 @@
 #include "tests/harness.h"
 #include "dataplane/dp_testkit.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { GW_PORT = PROTO_PORT, MAX_DGRAM = 1472, N_REQ = 6 };
 
@@ -210,6 +212,27 @@ test_stop_sends_posted_answers(void)
 	TH_CHECK(dp_set_deliver(dp, NULL, NULL) == 0);
 }
 
+/* The RX lcore's thread CPU clock, read from this thread: only for a queue that runs, and
+ * it never goes back. */
+static void
+test_lcore_cpu_clock(void)
+{
+	uint64_t a = 0, b = 0;
+	int rc = -ENOENT;
+
+	TH_CHECK(dp_lcore_cpu_ns(dp, dp_n_queues(dp), &a) == -ENOENT);
+	for (int t = 0; t < 100 && rc != 0; t++) {	/* bounded: 1 s for the loop to start */
+		rc = dp_lcore_cpu_ns(dp, 0, &a);
+		if (rc != 0)
+			usleep(10000);
+	}
+	TH_CHECK_MSG(rc == 0, "rc %d", rc);
+	usleep(20000);
+	TH_CHECK(dp_lcore_cpu_ns(dp, 0, &b) == 0);
+	TH_CHECK_MSG(b >= a && b > 0, "%llu then %llu ns", (unsigned long long)a,
+		     (unsigned long long)b);
+}
+
 int
 main(void)
 {
@@ -232,6 +255,7 @@ main(void)
 	}
 	dp_mac_get(dp, port.mac);
 	TH_RUN(test_hook_refused_while_running);
+	TH_RUN(test_lcore_cpu_clock);
 	TH_RUN(test_catalog_swapped_while_running);
 	TH_RUN(test_hook_gets_requests);
 	TH_RUN(test_hook_answers_on_lcore);

@@ -563,6 +563,44 @@ test_workers_answer_every_request(void)
 	sched_free(s);
 }
 
+/* Each worker's time: wall and own CPU inside oneDNN per batch, and its whole CPU, which
+ * holds the part inside oneDNN; no worker index beyond the running ones is charged. */
+static void
+test_worker_time_is_accounted(void)
+{
+	struct sched *s = make(splits_0_6, 2, never, 8, 2 * MS, 64, false, false);
+	static struct sched_req r[40];
+	struct sched_stats st;
+	struct tg_err err = { 0 };
+	uint64_t eng = 0, eng_cpu = 0;
+
+	if (s == NULL)
+		{ TH_CHECK(0); return; }
+	TH_CHECK_MSG(sched_start(s, &err) == 0, "%s", err.msg);
+	for (unsigned i = 0; i < 40; i++) {
+		req_init(&r[i], i % 3, 0, 0);
+		TH_CHECK(sched_submit(s, &r[i]) == PROTO_ST_OK);
+	}
+	sched_stop(s);		/* every request answered; workers took their last clock */
+	sched_get_stats(s, &st);
+	TH_CHECK_MSG(st.completed == 40 && st.batches > 0, "%llu answered in %llu batches",
+		     (unsigned long long)st.completed, (unsigned long long)st.batches);
+	for (unsigned w = 0; w < SCHED_MAX_WORKERS; w++) {
+		eng += st.engine_ns[w];
+		eng_cpu += st.engine_cpu_ns[w];
+		if (w < 1)	/* make() starts one worker */
+			TH_CHECK_MSG(st.worker_cpu_ns[w] >= st.engine_cpu_ns[w] &&
+				     st.worker_cpu_ns[w] > 0, "worker %u: %llu ns CPU, %llu in oneDNN",
+				     w, (unsigned long long)st.worker_cpu_ns[w],
+				     (unsigned long long)st.engine_cpu_ns[w]);
+		else
+			TH_CHECK(st.worker_cpu_ns[w] == 0 && st.engine_ns[w] == 0);
+	}
+	TH_CHECK_MSG(eng > 0 && eng_cpu > 0, "engine %llu ns wall, %llu ns CPU",
+		     (unsigned long long)eng, (unsigned long long)eng_cpu);
+	sched_free(s);
+}
+
 int
 main(void)
 {
@@ -582,6 +620,7 @@ main(void)
 	TH_RUN(test_segments_merge_requests_from_two_splits);
 	TH_RUN(test_whole_tail_mode_answers_the_same);
 	TH_RUN(test_workers_answer_every_request);
+	TH_RUN(test_worker_time_is_accounted);
 	TH_RUN(test_shed_on_predicted_finish);
 	TH_RUN(test_newest_first_under_overload);
 	TH_RUN(test_batch_sized_by_its_deadlines);
