@@ -123,17 +123,6 @@ EOF
 )
 echo "$section"
 if [ "$DOC" != "-" ]; then
-	python3 - "$DOC" "$section" <<'PY'
-import sys
-path, body = sys.argv[1], sys.argv[2]
-begin, end = "<!-- e2e:begin -->", "<!-- e2e:end -->"
-text = open(path).read()
-block = f"{begin}\n{body}\n{end}"
-if begin in text and end in text:
-    text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
-else:
-    text = text.rstrip("\n") + "\n\n## End to end: saturation and latency\n\n" + block + "\n"
-open(path, "w").write(text)
-PY
+	scripts/doc_section.py "$DOC" e2e "End to end: saturation and latency" "$section"
 	echo "bench_e2e: wrote the section in $DOC"
 fi

@@ -99,17 +99,6 @@ EOF
 )
 echo "$section"
 if [ "$DOC" != "-" ]; then
-	python3 - "$DOC" "$section" <<'PY'
-import sys
-path, body = sys.argv[1], sys.argv[2]
-begin, end = "<!-- idle:begin -->", "<!-- idle:end -->"
-text = open(path).read()
-block = f"{begin}\n{body}\n{end}"
-if begin in text and end in text:
-    text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
-else:
-    text = text.rstrip("\n") + "\n\n## Idle cost\n\n" + block + "\n"
-open(path, "w").write(text)
-PY
+	scripts/doc_section.py "$DOC" idle "Idle cost" "$section"
 	echo "bench_idle: wrote the section in $DOC"
 fi
