@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # tailgate build. `make` builds everything under build/, `make test` runs every test,
 # `make bench` the benchmarks, `make demo` the demo; SAN=1 builds with ASan+UBSan (build/san).
 # Plain `make` needs no root: it only checks that the build dependencies are there (one line

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * advisor: what a device should do to be served best: today the split it should send from
  * (docs/protocol.md 7.3), from the profile of its HELLO and the gateway's own estimates.

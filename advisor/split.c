@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Split advice (protocol.md 7.3): which served split a device should send from, given the
  * profile of its HELLO and the gateway's own estimates (advisor.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench: tailgate-bench's load generator, and what it and the tools measure with: the
  * Fashion-MNIST data set (idx files) and HDR latency histograms. The engine benchmark's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fashion-MNIST in its idx files (gzip'd as Debian ships them, or plain): the demo model's
  * test set for tailgate-model eval and the accuracy checks. The compressed file is read whole

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * HDR latency histogram: HdrHistogram's layout (buckets per power of two, each split into
  * 2 x 10^sigfigs-ish linear sub-buckets), so percentiles keep a fixed relative precision

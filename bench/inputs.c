@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The bench's inputs, built once before any load: every image's REQUEST datagrams at every
  * (split, dtype) the mix uses, and the engine's own answer for exactly those bytes. Init

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The bench's randomness: seeded RNG, Poisson gaps, the device mix (parse, load, draw) and
  * the per-chunk impairment. No network, no allocation after parsing.

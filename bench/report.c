@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The bench's reports: the final table, the same as JSON, and a sweep's rows.
  */

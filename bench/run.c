@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The bench's event loop: every device is a small state machine driven by a timer heap
  * (next chunk its uplink allows, request timer, HELLO retry) and by the datagrams recvmmsg

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The client's pieces that need no socket: the pacer, NACK bookkeeping, and a request's
  * datagrams (quantize, then proto_request_chunk). No allocation.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The head on the device: the gateway's own engine (kernels/) runs the model from its input
  * to a split, one KERN_PLAN_HEAD plan per split, built on first use and kept.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The device's session: HELLO and the catalog at open, then one request at a time over a
  * connected kernel UDP socket (docs/protocol.md sections 4, 8, 12 and 15). Buffers for the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libtailgate-client: the device library. A device opens a session with a gateway
  * (HELLO / HELLO_REPLY), runs the head of a model to a split point, and sends the feature

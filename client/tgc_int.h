@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The client's internal pieces that need no network, shared by the client's .c files and its
  * unit tests (tests/unit/test_client_*.c) only: building a request's datagrams. (The pacer,

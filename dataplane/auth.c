@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Integrity and authentication on the RX lcores (docs/protocol.md 12.5): the tag of every
  * datagram of a device with a key, HELLO nonces that only grow, a per-session anti-replay

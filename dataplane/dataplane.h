@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dataplane: DPDK ports and queues, L2-L4 (ARP and ICMP echo answered for the gateway's own
  * IPv4 address, IPv4/UDP checked), chunk reassembly into request slots, and the TX path.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Shared by the dataplane's .c files only: the per-lcore state and the helpers between them.
  * port.c is the init path (may allocate and log); rx.c, tx.c, session.c, auth.c, reasm.c

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The L2-L4 checks of an untrusted frame (Ethernet, ARP, IPv4, ICMP, UDP), as a function
  * over plain bytes: no DPDK, no mbuf, nothing written. rx.c calls it for every frame and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Test support for the dataplane's own unit tests (tests/unit/test_dataplane_*.c): EAL set up
  * without hugepages, ports built on rings the test feeds and drains, frame builders. Not part

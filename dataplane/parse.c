@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * L2-L4 checks over plain bytes (dp_parse.h): what rx.c needs to know about a frame before
  * it answers or hands it on, with no DPDK type in sight so that a libFuzzer target can feed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Init path: EAL, the port and its queues, the mbuf pool, per-lcore state, the RX loops'
  * launch and stop. May allocate and fail with words; never runs on an RX lcore's hot path.

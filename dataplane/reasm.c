@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Reassembly: REQUEST chunks decoded with proto's decoder and placed into their message's
  * slot on arrival (decompressed straight to their raw offset); NACKs after a gap of silence,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Answers: a request's RESPONSE encoded and sent (a TENSOR result chunked into the keep
  * ring), the echo model, ERRORs about whole messages; tombstones of finished messages, which

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * RX hot path: a burst from the queue, each frame classified (ARP and ICMP echo answered in
  * place, IPv4/UDP checked, datagrams for our port handed to reassembly), every drop counted.

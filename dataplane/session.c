@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Sessions (docs/protocol.md 4, 12.1 and 12.6): a HELLO opens one and is answered with a
  * HELLO_REPLY holding the session id, the gateway's limits and a page of the catalog; every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * TX hot path: frames buffered per lcore and sent in bursts; datagrams the gateway originates
  * (NACK, ERROR, RESPONSE) get their Ethernet, IPv4 and UDP headers here.

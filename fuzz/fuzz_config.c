@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the gateway's configuration and model.conf parsers (variant lines included). */
 #include "gateway/gateway.h"
 

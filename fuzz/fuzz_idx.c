@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the Fashion-MNIST idx parsers (gzip'd or plain), images and labels. */
 #include "bench/bench.h"
 #include "util/util.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer target: the device key file parser (docs/protocol.md 12.5). What it accepts is
  * a table ascending by client id with no repeats, every entry found by its own id.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer target: the dataplane's L2-L4 checks (dp_parse_frame()), fed any frame as the RX
  * lcore is. Whatever it accepts must lie inside the frame and be what it says: an ARP

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the .npy parser (tensor files given to tailgate-model). */
 #include "util/util.h"
 

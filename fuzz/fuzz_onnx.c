@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the ONNX model loader (files an operator points the gateway at), and
  * on every model it accepts the residual block analysis and the skip-drop surgery (model.conf
  * drop= variants): dropping every droppable block must give a file that loads again. */

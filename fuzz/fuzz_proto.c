@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer target: the wire decoder, fed any datagram, as the gateway's RX lcore and the
  * client are. What it accepts must lie inside the input; an accepted chunk is decompressed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Replays files through a fuzz target's LLVMFuzzerTestOneInput without libFuzzer, so
  * `make test` (gcc, optionally SAN=1) re-runs every kept corpus entry and crash.

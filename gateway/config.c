@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Configuration files: "key = value" lines, each key described once in a table that gives
  * its parser, bounds and where it lands, so the parser, the errors and the README agree.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The daemon's wiring (programs/tailgate.c's main() calls gw_daemon_main()). Loads the model repository into a first
  * generation (gen.c), opens the logs, brings up the dataplane with the request path as its

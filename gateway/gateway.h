@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * gateway: the tailgate daemon's own parts: its configuration file, the model repository,
  * startup and signals, the control plane. Prefix gw_.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Generations of served models and reload. A generation is a repository and the scheduler
  * built on it (plans built and measured: seconds for large models). SIGHUP builds the next

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Shared by the daemon's files only (daemon.c wiring, path.c the request path, gen.c model
  * generations and reload, metrics.c the control plane's pages): the daemon's state. Other

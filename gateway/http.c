@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The control plane's HTTP server (/metrics, /healthz, /v1/models) on libmicrohttpd's own
  * polling thread, and Prometheus text helpers. Off the data path entirely.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The device key file (auth_keys, docs/protocol.md 12.5): loaded at start, before the
  * dataplane that reads it, and again on SIGHUP by the builder thread, which hands the new

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Access and event logs. Producers (RX lcores, scheduler workers, the main thread) put
  * fixed-size records in their own single-producer ring and never wait; one writer thread

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The control plane's pages: /metrics (Prometheus text), /healthz, /v1/models (JSON), on the
  * HTTP server's thread. Counters are monotonic across reloads: the scheduler's are the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The request path: the dataplane's deliver hook admits a burst of completed requests and
  * hands them to the scheduler in one call; the scheduler's done hook fills and sends the

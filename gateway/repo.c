@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The model repository: every models/<name>/ folder with a model.onnx and a model.conf is
  * a served model. Names in model.conf are resolved against the loaded graph here, once, so

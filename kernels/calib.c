@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Calibration for int8 tails: the range of every tensor over representative inputs, from an
  * fp32 run of the whole model with every tensor exposed. Scales are derived when a plan is

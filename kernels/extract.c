@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The tail from a split as an ONNX model of its own (kern_model_extract): the file is parsed
  * again (the IR is folded: BatchNormalization absorbed, shape arithmetic marked static), the

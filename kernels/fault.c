@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fault injection for plan creation, as SQLite's test_malloc.c does for its allocator: a
  * test arms the hook with n, and the nth allocation or oneDNN call that plan building makes

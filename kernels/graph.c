@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Model load and analysis: static marking, BatchNormalization folding, shapes at batch 1,
  * FLOPs, and the split points (tensors that alone carry everything the rest needs).

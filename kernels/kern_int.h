@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kernels internals, shared by the kernels module only: the graph IR the loader builds, the
  * folding and split analysis read, and the plan builder turns into oneDNN primitives.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kernels: the tail inference engine. Loads an ONNX model (protobuf-c, read with io_uring),
  * folds BatchNormalization and the exporter's shape arithmetic, finds the split points, and

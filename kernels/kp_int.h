@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Plan internals, shared by plan.c (the plan's life cycle, memories, reorders, fusion) and
  * the op family files (kernels/op_*.c), whose builders append each op's primitives. Plan

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ONNX to the graph IR: protobuf-c decoding of the ModelProto, attributes checked per op,
  * initializers copied out, nodes sorted topologically. Everything a hostile file can say

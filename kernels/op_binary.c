@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Two-operand arithmetic with numpy broadcasting: Add, Mul, Sub, Div (also evaluated at load
  * on shape values), Max and Min: oneDNN's binary primitive, whose algorithm is the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Convolutions: Conv (grouped, depthwise, dilated, 1-D and 2-D) and ConvTranspose (the same,
  * with output_padding, output_shape and auto_pad). The window attributes and geometry are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Elementwise activations: one oneDNN eltwise each (alone, or fused as a post-op into the
  * primitive before it), plus PRelu (oneDNN's prelu) and Erf (only inside a GELU, which the

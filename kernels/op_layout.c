@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Ops that move elements: Transpose (a reorder through permuted strides), Concat (also on
  * shape values at load), Split and Slice (boxes copied out of the input; Slice also on shape

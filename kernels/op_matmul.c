@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Matrix products: Gemm with constant B and C (an inner product, alpha and beta folded into
  * the weights) and MatMul with numpy batch broadcasting (oneDNN's matmul).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Normalisations: BatchNormalization (inference statistics; folded into the Conv before it
  * when it can be, kern_fold_bn), LayerNormalization, Softmax and LogSoftmax.

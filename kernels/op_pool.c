@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Pools: MaxPool, AveragePool (ceil_mode, count_include_pad, dilations, auto_pad),
  * GlobalAveragePool and GlobalMaxPool. Windows are read as Conv's are (op_conv.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Resize (opset 10..18) and Upsample (7, 9): oneDNN's resampling, nearest for whole upscale
  * factors and linear upscaling with half-pixel centres; other modes are refused where ONNX

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Shape ops and the exporter's shape arithmetic. On activations Flatten, Reshape, Squeeze,
  * Unsqueeze, Identity and Dropout are views (the same bytes, another shape); on shape values

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The operator table: KERN_FOREACH_OP (kern_int.h) expanded into each op's ONNX name and a
  * pointer to its definition, which lives in its family's file (kernels/op_<family>.c). The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Execution plans: the nodes of a head, a tail or a whole graph turned into oneDNN primitives
  * for one batch size. Everything is decided and allocated here; kern_plan_run() only executes.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The model as a standard QDQ ONNX file of the int8 arithmetic tailgate runs
  * (kern_model_export_qdq): the file is parsed again and written back with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Loading a QDQ ONNX file (kern_export_qdq's, or another quantizer's): tailgate quantizes
  * activations itself, from a calibration, so the file is read as the float model it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Internal to kernels/ (onnx.c and qdq_load.c): a QDQ file read as the float model it
  * quantizes (see qdq_load.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Offline runs of a head or tail over many samples in batches: what tailgate-model, the
  * fixture checks, the benchmarks and the integration tests' references share. Not the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Shapes and static values. Only the batch dimension varies between runs, so the exporter's
  * shape arithmetic (Shape -> Gather -> Unsqueeze -> Concat -> Reshape) is evaluated here,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Plans per batch-size bucket. A plan's primitives are specialised to its batch, so a batch of
  * n runs on the smallest bucket that holds it (rows past n are computed and ignored): powers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Skip-dropped variants: the residual blocks of a model and the graph surgery that removes
  * their branches. A block is an Add of two activations where one input (the shortcut) alone

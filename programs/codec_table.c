@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * codec-table: bytes on the wire against accuracy, per split point of a model and per wire
  * dtype, on Fashion-MNIST test images (the card's bytes-vs-accuracy table, as sc2-benchmark

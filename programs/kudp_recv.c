@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kudp-recv: the kernel-socket baseline of make bench's ingest comparison
  * (scripts/bench_ingest.sh). A plain UDP socket read with recvmmsg (batches of 32) doing the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The cost of sealing and checking one datagram (docs/protocol.md 12.5): CRC32C (flag CRC)
  * and keyed BLAKE2b-128 (flag MAC) over full 1472-byte REQUEST chunks and small 48-byte

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tailgate: the gateway daemon (README "Running the gateway"). Its wiring is the gateway
  * module's (gateway/daemon.c): configuration, the model repository, the logs, the dataplane

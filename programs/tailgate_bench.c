@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tailgate-bench: a load tester for the tailgate gateway (bench/ does the work). Builds
  * wire-ready requests of real Fashion-MNIST images at every split and dtype the device mix

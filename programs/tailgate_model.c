@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tailgate-model: the engine from the command line, for model cards, device developers and
  * operators. Subcommands info, run, eval, bench and extract; tensors in and out as .npy.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tgc-example: a device built on libtailgate-client. Loads the shipped model, takes N
  * Fashion-MNIST test images, runs the head of each to a split on this machine, sends the

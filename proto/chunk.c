@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A tensor into datagrams and back. Each chunk is its own LZ4 block (or raw bytes), so the
  * receiver decompresses a chunk the moment it arrives, in any order, straight into place.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * CRC32C (Castagnoli; iSCSI, ext4 and SCTP use it) for the echo diagnostic: the gateway
  * answers an echo request with the CRC32C of the tensor it reassembled, the client compares

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The device key file (docs/protocol.md 12.5): one `CLIENT_ID HEX64` line per device, `#`
  * comments, blank lines. Init path (the gateway at start and on reload, tailgate-bench and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * proto: tailgate's wire format (docs/protocol.md is the normative text; this header follows
  * it field for field). Encode and decode of every message, the chunking of a tensor into

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Internal to the proto module (its .c files only): byte-order access and the checks both
  * the decoder and the encoders apply, so nothing is ever encoded that would be refused.

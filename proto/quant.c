@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Quantization of feature tensors: devices quantize before sending, the gateway dequantizes
  * on arrival. real = scale * (q - zero_point); elements little endian on the wire whatever

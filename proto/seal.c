@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Integrity (flag CRC: CRC32C) and authentication (flag MAC: keyed BLAKE2b-128, libsodium) of
  * a whole datagram, docs/protocol.md 12.5. Both cover every byte of the datagram with the mac

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Encode and decode of every message (docs/protocol.md). Hot path: the gateway's RX lcores
  * decode every datagram here, so no allocation, no logging, nothing but the checks. The

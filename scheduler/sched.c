@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The scheduler: segments and their queues, batch formation, execution, exits, workers.
  * See sched.h for the policy. Everything is sized at sched_create(); taking, running and

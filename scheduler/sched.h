@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * scheduler: per-(model, segment) queues, deadline-aware dynamic batching, tail execution on
  * the engine, server-side early exits. Prefix sched_.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # `make bench`: every benchmark of the project, one after the other; each prints its own table
 # (and writes its section of docs/BENCHMARKS.md). Speed is measured here, never tested.
 # Usage: scripts/bench.sh [BUILD]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # End-to-end benchmark (make bench): the shipped model behind tailgate (net_af_packet, in a
 # network namespace, the daemon's default configuration) loaded by tailgate-bench from a
 # second namespace: 1,000 simulated devices, the default mix (splits 0/4/6/8, wire dtypes

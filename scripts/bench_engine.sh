@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The engine benchmark: tailgate's tails side by side with ONNX Runtime and PyTorch on the same
 # tails, same threads, same batches. Called by `make bench-engine` (and `make bench`).
 #

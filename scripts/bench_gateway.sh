@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Gateway benchmark (make bench): the shipped model (models/fmnist-resnet) behind tailgate on
 # af_packet in a network namespace, driven by tests/gw_client from a second one, in both
 # scheduling modes (whole_tail = no: segment by segment; yes: a request's whole tail in one

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Idle cost and low-load latency (make bench): what an idle gateway costs in CPU, per thread,
 # and what its idle back-off adds to a request that arrives after a quiet spell.
 #   1. idle: the shipped model behind build/tailgate (net_af_packet, default configuration),

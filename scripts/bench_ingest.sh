@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Ingest benchmark (make bench): the DPDK dataplane (tests/dp_echo, the dataplane with only
 # the echo model) on net_af_xdp and on net_af_packet, side by side with a plain kernel UDP
 # receiver (build/bench/kudp-recv: recvmmsg, the same decode, reassembly, LZ4 and echo),

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # int8 vs fp32 served end to end (make bench; issue 16 part 2): the shipped model
 # (models/fmnist-resnet) behind tailgate on af_packet in a network namespace, once with
 # "dtype = f32" and once with "dtype = int8" in its model.conf, interleaved, REPS times each,

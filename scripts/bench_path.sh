@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The request path, measured for one or more tailgate binaries side by side (issue 12 part 1):
 # the shipped model behind each binary in turn (1 worker, 2 engine threads, af_packet on a
 # veth), tests/gw_client in the other namespace (split 0 as u8: one datagram per request, the

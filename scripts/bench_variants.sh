@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Engine images/s of a model and its file variants, side by side in one run: REPS rounds, in
 # each every model is timed at every batch size (`tailgate-model bench`, whole model from the
 # input, THREADS engine threads, SECS seconds), the order rotating between rounds so that the

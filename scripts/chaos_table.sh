@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The "Faults and attacks" table of docs/BENCHMARKS.md: runs every chaos test
 # (tests/chaos_*.sh, long versions unless CHAOS_LONG=0) with every scenario enabled
 # (CHAOS_ATTACKS=all: the disabled ones too, so the table says where a defence is missing),

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Check QDQ ONNX files (tailgate-model export-qdq) with ONNX's own checker (python3-onnx):
 onnx.checker.check_model with full_check (shape inference too), then the QDQ form: every
 Conv and Gemm reads DequantizeLinear outputs for its input and weight (and bias), weights

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make demo: the gateway serving the shipped model over a veth pair, loaded for a few seconds by
 # tailgate-bench, then a report. Steps:
 #   1. two network namespaces joined by a veth pair (scripts/netns.sh, subnet 10.77.DEMO_NET.0/24);

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tailgate's dependencies, from Debian's archive (apt-get) and the npm registry.
 #   scripts/deps.sh            install what is missing, idempotently: Debian packages with
 #                              apt-get (one 'apt-get update' only when something is missing),

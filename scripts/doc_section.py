@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Replace one generated section of a document (docs/BENCHMARKS.md) with a new body.
 
 Usage: scripts/doc_section.py DOC TAG TITLE BODY

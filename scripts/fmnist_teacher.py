@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """The shipped fmnist-resnet as a PyTorch module, read back from its committed ONNX file.
 
 The variants of scripts/train_sparse.py and scripts/train_bottleneck.py are distilled from the

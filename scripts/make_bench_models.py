@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Make the engine benchmark's larger model: a ResNet-18-style 224x224 CNN with random weights.
 
 Usage (Debian's PyTorch lives only in the system interpreter):

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Writes MODEL_DIR/CARD.md from what the engine itself reports: accuracy of every exit on the
 # 10,000 Fashion-MNIST test images (fp32, and int8 when MODEL_DIR/model.calib exists), then
 # `tailgate-model info --markdown` (operators, FLOPs, the split table with bytes per dtype).

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Write the ONNX engine's test fixtures: small random-weight models + PyTorch references.
 
 Usage (Debian's PyTorch lives only in the system interpreter):

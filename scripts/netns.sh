@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Network namespaces for tests and demos on a host without a NIC: a gateway namespace and a
 # client namespace joined by one veth pair, as DESIGN.md's measured pitfalls require:
 #   - both ends numtxqueues 1 numrxqueues 1 (af_xdp on veth sees one combined queue; a second

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Read ONNX files without the `onnx` Python package, and map PyTorch modules to ONNX tensors.
 
 Debian has no python3-onnx, but it ships the schema (/usr/include/onnx/onnx.proto, package

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs every test program and prints one closing line for CI: "N passed, N failed, N skipped".
 # Each program prints its own "N passed, N failed[, N skipped]" last; this sums them.
 #   unit tests        BUILD/tests/test_*            (tests/unit/*.c)

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Train and export fmnist-resnet's bottleneck-injected variant ("bottleneck").
 
 Usage (Debian's PyTorch lives only in the system interpreter; run it at nice 19):

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Train and export tailgate's demo model: a multi-exit ResNet on Fashion-MNIST.
 
 Usage (Debian's PyTorch lives only in the system interpreter, so call it explicitly):

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Integration: integrity and authentication (docs/protocol.md 12.5) over veth, in 10.86.0.0/24.
 # tailgate serves models/fmnist-resnet with auth = required and a key file of four devices.
 # Checked: a signed tgc-example (--key-file) and a signed tailgate-bench (each device its own

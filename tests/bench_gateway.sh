@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Integration: tailgate-bench against the tailgate daemon over veth, in 10.80.0.0/24.
 # tailgate owns 10.80.0.1 on one end of a veth pair in its own namespace (net_af_packet) and
 # serves a temporary repository holding models/fmnist-resnet (id 1, splits 0, 4, 6, 8).

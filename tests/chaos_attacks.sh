@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Chaos: attacks on tailgate while a legitimate device is served. For each scenario a fresh
 # tailgate serves the multi-exit fixture (id 1) on af_packet in a network namespace; from the
 # client namespace tests/tg_attack (raw socket, IP_HDRINCL) attacks it while gw_client, the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Disk full under load: tailgate serves the shipped model with its access log on a 256 KiB
 # tmpfs, of which a filler file leaves 48 KiB (about 200 lines); the event log is on another
 # file system. gw_client sends 200 requests/s for 4 s (about 800 answers, 180 KB of lines):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sourced by the chaos tests (tests/chaos_*.sh) after tests/gw_lib.bash: the short or long
 # version, a legitimate client beside the fault, and the checks every chaos test makes about
 # it. Not a test itself. The caller sets what gw_lib.bash needs, and BUILD.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Chaos: SIGHUP every 100 ms under load (issue 11, item 1: a reload under load used to abort
 # the gateway in dp_req_respond, a request answered twice). tailgate serves the shipped model
 # on af_packet in a namespace; gw_client, in another, measures the capacity with a short

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Chaos: the gateway stopped under load (issue 11, item 3: SIGTERM under load once lost 61 of
 # 792 answers while the event log said every request was answered). tailgate serves the
 # shipped model on af_packet in a namespace; clients load it from another.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sourced by the scripted tests (directly, or through tests/gw_lib.bash): check bookkeeping
 # and reading the "name value" files the test programs print. Not a test itself.
 # The caller sets TMP (a directory it removes) before sourcing.

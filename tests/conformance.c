@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ONNX's own backend tests (Debian libonnx-testdata) against the engine: every case under
  * DATA/node and DATA/pytorch-converted is a model.onnx and test_data_set_N/{input,output}_K.pb.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Integration: the dataplane end to end over veth. dp_echo (the dataplane with only the echo
 # model) owns 10.77.0.1 on one end of a veth pair in its own namespace, once on net_af_xdp
 # and once on net_af_packet; dp_sender, on kernel UDP sockets in a second namespace, pings

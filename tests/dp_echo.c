@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dp_echo: the dataplane with only the built-in echo model, for tests/dataplane_echo.sh and
  * for operators checking a path end to end. Requests for any other model are answered

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dp_sender: devices on ordinary kernel UDP sockets, for tests/dataplane_echo.sh. Each client
  * (its own socket, so its own source port) keeps a window of echo requests open against the

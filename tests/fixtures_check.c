@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The engine against PyTorch's own numbers: every DIR/<name>/manifest.txt (written by
  * scripts/make_fixtures.py) names a model, an input batch, the reference outputs and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Integration on the SHIPPED model: tailgate serves models/fmnist-resnet (its own model.conf:
 # splits 0, 4, 6, 8, max_batch 64) on af_packet in a network namespace; gw_client sends the
 # 10,000 Fashion-MNIST test images' tensors from a second namespace, image i at split

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # int8 served end to end: tailgate serves the SHIPPED model with "dtype = int8" (its
 # model.conf otherwise as shipped, its model.calib) on af_packet in a network namespace;
 # gw_client sends the Fashion-MNIST test images from a second namespace, image i at split

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Overload on the shipped model: tailgate serves models/fmnist-resnet on af_packet in a
 # namespace; gw_client, in another, sends Fashion-MNIST images at split 0 as u8 (one datagram,
 # the whole model's compute: the gateway is the bottleneck, not the wire).

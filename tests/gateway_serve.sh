@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Integration: the tailgate daemon end to end over veth. tailgate owns 10.78.0.1 on one end of
 # a veth pair in its own namespace (net_af_packet, then net_af_xdp where the kernel allows),
 # serving a temporary repository with the multi-exit fixture (id 1, splits 0 and 4);

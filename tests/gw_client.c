@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * gw_client: devices on kernel UDP sockets against a running tailgate, for
  * tests/gateway_serve.sh. It builds a set of samples (the fixture's input.npy rows and

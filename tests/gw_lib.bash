@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sourced by the scripted tests that run the shipped model behind tailgate
 # (tests/gateway_fmnist.sh, gateway_overload.sh, bench_gateway.sh, client_gateway.sh) and by
 # scripts/bench_gateway.sh and scripts/bench_e2e.sh: namespaces, the daemon, GETs, checks.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The unit-test harness: each test is a function, a test passes when none of its checks failed.
  * A binary ends with "N passed, N failed[, N skipped]" (read by CI) and exits non-zero on failure.

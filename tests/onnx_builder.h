@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A tiny ONNX graph builder for the engine's unit tests, on protobuf-c's generated structs:
  * nodes, attributes, initializers (float or int64), value infos, packing and loading.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tailgate-model export-qdq end to end (issue 16 part 1): the committed fixture
 # (tests/fixtures_qdq/resnet_bnfolded: tests/fixtures/resnet_bnfolded exported with the
 # calibration beside it) is what the tool writes today, byte for byte; the shipped model

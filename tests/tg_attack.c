@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tg_attack: the attacker's tools for tests/chaos_attacks.sh. Run from the client namespace
  * against a tailgate over veth; every datagram leaves through one raw socket (IP_HDRINCL) with

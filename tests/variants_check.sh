@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Every committed file variant of a model (models/*/variants/<name>/model.onnx) against
 # PyTorch: its training script saved the first test images and PyTorch's logits of every exit
 # beside it (reference/*.npy, named by manifest.txt), and tests/fixtures_check.c runs the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Whole-file I/O. Model files are read through io_uring (DESIGN.md: file and log I/O). */
 #include "util/util.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* NumPy .npy files: the tensor format of tailgate-model, the fixtures and the tests. */
 #include "util/util.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * util: what every tailgate module shares and nothing else: the error carrier, .npy tensor
  * files, whole-file reads through io_uring, and a monotonic clock.

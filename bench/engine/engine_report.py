@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Turn the engine benchmark's raw measurements into its table (standard library only).
 
 Usage: bench/engine/engine_report.py RESULTS.jsonl META.json [--doc docs/BENCHMARKS.md]

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 // The engine benchmark's ONNX Runtime peer: time ONNX models (tails written by
 // `tailgate-model extract`) with onnxruntime-node's CPU execution provider.
 //

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * peak: this machine's multiply-accumulate peak, the denominator of the engine benchmark's
  * "fraction of peak" column. Each thread runs an unrolled loop of independent AVX-512 ops on

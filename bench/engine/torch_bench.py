@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """The engine benchmark's PyTorch peer: the same tails as tailgate and ONNX Runtime, in eager
 PyTorch (Debian's torch, so run it with /usr/bin/python3).
 

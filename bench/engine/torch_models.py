@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The benchmark models in PyTorch, with their split points at module boundaries.
 
 Each model class has:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Split advice (adv_split_choose, adv_split_latency_us): the latency arithmetic, and the
  * choice for devices at both ends (slow compute with a fast link, fast compute with a slow link, a

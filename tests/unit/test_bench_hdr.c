@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The HDR histogram (bench/hdr.c): percentiles against a sorted-array reference, exact
  * extremes and mean, clamping, merging, and the .hgrm text HdrHistogram's tools read.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The bench's inputs (bench/inputs.c) on the shipped model and 64 Fashion-MNIST images:
  * every (split, dtype) message decodes back to the tensor it stands for, the offline answers

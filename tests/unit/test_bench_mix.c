@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The bench's device mix (bench/mix.c): specs that parse and what they draw, a rejection
  * with a useful message per kind of bad spec, mix files with file:line errors.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tailgate-bench's reports from known results: the JSON (jansson) has every figure the
  * scripts read, percentiles never above the max, the gateway's queue/compute breakdown, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The bench's event loop (bench/run.c) against a fake gateway: a thread on a loopback UDP
  * socket that speaks enough of the protocol (HELLO_REPLY with a one-entry catalog, chunk

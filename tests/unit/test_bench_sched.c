@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The bench's arrivals and impairment (bench/mix.c): Poisson gaps with the asked mean and
  * an exponential's spread, reproducible per seed; impairment fates in the asked fractions.

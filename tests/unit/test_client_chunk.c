@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * client: a request's datagrams, as the gateway would take them. Each wire dtype is
  * quantized and chunked by tgc_build_request, then every datagram goes through proto's

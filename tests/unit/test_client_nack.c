@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * client: NACK bookkeeping. The chunks a NACK lists are marked once each, across bitmap
  * words; a NACK about another chunk count or with a range past the message is ignored whole.

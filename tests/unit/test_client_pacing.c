@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * client: the token-bucket pacer on a virtual clock. Unpaced sends at once; a full bucket
  * lets a burst go; the long-run rate is the configured one; idle time refills only up to the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * client: the session and request state machine against a scripted fake gateway on
  * 127.0.0.1 (a thread with one UDP socket): HELLO padded to 1200 bytes and the catalog taken;

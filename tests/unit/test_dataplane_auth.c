@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Integrity and authentication on a ring-backed port (docs/protocol.md 12.5): with auth =
  * required, signed devices are served and their answers tagged; missing, forged and wrong-key

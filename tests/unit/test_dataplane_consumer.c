@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The dataplane's consumer API while the RX lcore runs (dp_start()): the deliver hook gets
  * completed requests in bursts on the RX lcore and may answer them there; the catalog is

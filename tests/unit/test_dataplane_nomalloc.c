@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The hot path does not allocate (STYLE.md): this program replaces malloc and friends with
  * counting wrappers around glibc's, sets up a dataplane on a ring port (which allocates, as

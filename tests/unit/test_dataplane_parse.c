@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dp_parse_frame() and its checksum alone, without a port: dp_csum_raw() agrees with DPDK's
  * rte_raw_cksum() on random buffers of every length and alignment, and the fuzz corpus's

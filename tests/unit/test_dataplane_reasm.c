@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Reassembly on a ring-backed port, with datagrams made by proto's own chunker: chunks in
  * order, reversed, shuffled, duplicated, overlapping or leaving gaps, truncated, hostile

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Dataplane L2-L4 on a ring-backed port: ARP and ICMP echo answered, every IPv4/UDP drop
  * reason counted exactly once (and nothing else moved), TX overflow counted, the RX loop's

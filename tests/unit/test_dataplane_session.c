@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Sessions under attack, on a ring-backed port (docs/protocol.md 12.1, 12.4, 12.6): address
  * validation before state (a HELLO naming a session from another address gets a 72-byte path

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Configuration files: what is accepted, and one error per malformed input naming file,
  * line and key. */
 #include "gateway/gateway.h"

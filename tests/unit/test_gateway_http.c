@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The control-plane HTTP server scraped over loopback, and the Prometheus text helpers. */
 #include "gateway/gateway.h"
 #include "tests/harness.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Logs: every record queued is written exactly once, a full ring drops and counts without
  * blocking, reopen after rotation (and a failed reopen keeps the file), a full disk leaves
  * no torn line and counts what it lost, once per episode, and logging resumes when the disk

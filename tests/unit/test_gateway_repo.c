@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The model repository: folders, model.conf resolution against the graph, and one error
  * per misconfiguration naming the file. Uses the multi-exit fixture model. */
 #include "gateway/gateway.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kern_model_extract(): the tail from every split, written as an ONNX model, loaded again and
  * run whole, gives what the original model's tail plan gives on the same input. The model,

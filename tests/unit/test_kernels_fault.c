@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Every error path of plan creation, walked as SQLite's malloc tests walk theirs: the nth
  * allocation or oneDNN call of kern_plan_create() fails (kern_fault_arm), n = 1, 2, ... until

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The engine on models built here with protobuf-c: loader errors (unsupported op and
  * attribute, cycles, missing initializers, truncation, hostile sizes), BatchNormalization

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * kern_model_export_qdq(): tailgate's int8 model as a standard QDQ ONNX file, and that file
  * loaded back. On tests/fixtures/resnet_bnfolded (Conv, Relu, residual Adds, MaxPool,

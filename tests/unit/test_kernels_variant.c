@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Skip-dropped variants: kern_model_blocks() finds the residual blocks of PyTorch's ResNet
  * exports (BN kept and folded, opsets 11 and 17: tests/fixtures/resnet_drop_*, made by

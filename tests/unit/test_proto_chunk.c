@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * proto: a tensor into datagrams and back. Sizes 0, 1, exactly one datagram, one byte more,
  * many chunks; LZ4 and raw chunks; reassembly in any order; a chunk whose LZ4 block does not

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * proto: the worked examples of docs/protocol.md are what the encoders produce, byte for
  * byte, and decode to what the text says. The examples are built here, so this program is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * proto: the device key file (docs/protocol.md 12.5). Every malformed input is refused with
  * an error naming the file and line; a well-formed file gives a sorted table that finds each

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * proto: quantization round trips within half a step, the rounding and clamping rules of
  * docs/protocol.md, little-endian elements at any alignment; CRC32C known vectors, and its

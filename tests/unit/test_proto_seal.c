@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * proto: the CRC and MAC seals (docs/protocol.md 12.5). Known answers computed outside this
  * code (Python's hashlib.blake2b(data, key=key, digest_size=16) and a bitwise CRC32C, see the

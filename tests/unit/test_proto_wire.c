@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * proto: every message round-trips field for field and byte for byte; every reason the
  * decoder can give is produced by one bad input, and exactly its counter moves.

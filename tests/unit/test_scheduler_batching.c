@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The scheduler on a fake clock, with the real engine running the multi-exit fixture
  * (tests/fixtures/multiexit: exits exit1, exit2, final): batch formation, max delay,

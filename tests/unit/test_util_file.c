@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* File reads through io_uring: a file of several 1 MiB parts arrives whole and in place; a
  * short read is queued again for the rest (a pipe returns at most what it holds, so a read
  * larger than the pipe is short every time); a file that ends early is an error, not a
