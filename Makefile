@@ -49,6 +49,13 @@ $(DP_PROGS): private LDLIBS_ALL += $(DPDK_LIBS)
 # The attacker's tool signs datagrams with libsodium's keyed BLAKE2b (tests/chaos_attacks.sh).
 $(BUILD)/tests/tg_attack: private LDLIBS_ALL += -lsodium
 
+# The release (tailgate --version, tailgate_build_info, tailgate-client.pc, the Debian
+# package) and the client library's ABI version: libtailgate-client.so.$(TGC_SOVERSION).
+TG_VERSION := 0.1.0
+TGC_SOVERSION := 1
+TGC_SONAME := libtailgate-client.so.$(TGC_SOVERSION)
+TGC_SOFILE := $(TGC_SONAME).0.0
+
 # libtailgate-client: the device library alone, with the modules it uses, static and shared.
 TGC_MODULES := client kernels proto util
 TGC_LIBS := $(BUILD)/lib/libtailgate-client.a $(BUILD)/lib/libtailgate-client.so
@@ -62,7 +69,7 @@ FUZZ_REPLAY := $(patsubst %,$(BUILD)/fuzz-replay/%,$(FUZZ_TARGETS))
 DEPS_STAMP := build/.deps-ok
 BUILD_DEPS := build/.build-deps-ok
 
-.PHONY: all deps test chaos bench bench-engine demo fuzz clean fixtures model
+.PHONY: all deps test chaos bench bench-engine demo fuzz clean fixtures model install
 .DEFAULT_GOAL := all
 
 all: $(BUILD_DEPS) $(LIBS) $(TOOLS) $(UNIT_TESTS) $(TEST_PROGS) $(FUZZ_REPLAY) \
@@ -113,10 +120,16 @@ TGC_PIC := $(patsubst %.c,$(BUILD)/pic/%.o,$(foreach m,$(TGC_MODULES),$(wildcard
 $(BUILD)/lib/libtailgate-client.a: $(patsubst $(BUILD)/pic/%,$(BUILD)/obj/%,$(TGC_PIC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
-$(BUILD)/lib/libtailgate-client.so: $(TGC_PIC)
+# Versioned soname; client/tgc.map exports the tgc_* API only (the engine, wire format and
+# protobuf-c code inside stay private, so they can change without an ABI bump).
+$(BUILD)/lib/$(TGC_SOFILE): $(TGC_PIC) client/tgc.map
 	@mkdir -p $(dir $@)
-	$(CC) -shared -Wl,-soname,libtailgate-client.so -o $@ $^ $(LDFLAGS_ALL) \
-		$(filter-out -lmicrohttpd,$(LDLIBS_ALL))
+	$(CC) -shared -Wl,-soname,$(TGC_SONAME) -Wl,--version-script,client/tgc.map \
+		-Wl,--no-undefined -Wl,--as-needed -o $@ $(TGC_PIC) $(LDFLAGS_ALL) \
+		$(filter-out -lmicrohttpd -ljansson,$(LDLIBS_ALL))
+$(BUILD)/lib/libtailgate-client.so: $(BUILD)/lib/$(TGC_SOFILE)
+	ln -sf $(TGC_SOFILE) $(BUILD)/lib/$(TGC_SONAME)
+	ln -sf $(TGC_SONAME) $@
 $(BUILD)/pic/%.o: %.c | $(BUILD_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -fPIC -MMD -MP -c $< -o $@
@@ -202,5 +215,38 @@ clean:
 	rm -rf build/obj build/pic build/lib build/tests build/gen build/fuzz build/fuzz-replay \
 		build/san build/tailgate-model build/tailgate build/tailgate-bench build/bench-cache \
 		build/tgc-example build/bench/kudp-recv
+
+# make install PREFIX=/usr/local DESTDIR=: the daemon and tools, the client library (static,
+# shared with its soname links), its headers under include/tailgate/ and tailgate-client.pc.
+# Only copies what `make` built; never builds as root what a user did not.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DATADIR ?= $(PREFIX)/share
+# The client's own dependencies, for a static link (pkg-config --static).
+TGC_LIBS_PRIVATE := -ldnnl -lgomp -lprotobuf-c -llz4 -luring -lsodium -lz -lm -pthread
+# tgc.h includes these two for the wire and tensor types it uses (same relative paths).
+TGC_HEADERS := client/tgc.h proto/proto.h util/util.h
+
+$(BUILD)/tailgate-client.pc: client/tailgate-client.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(TG_VERSION)|; s|@LIBS_PRIVATE@|$(TGC_LIBS_PRIVATE)|' $< >$@
+
+install: $(BUILD_DEPS) $(TOOLS) $(BUILD)/tailgate-client.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+		$(DESTDIR)$(INCLUDEDIR)/tailgate/proto $(DESTDIR)$(INCLUDEDIR)/tailgate/util \
+		$(DESTDIR)$(DATADIR)/tailgate/models
+	install -m 755 $(filter-out $(TGC_LIBS),$(TOOLS)) $(DESTDIR)$(BINDIR)/
+	install -m 644 $(BUILD)/lib/libtailgate-client.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(BUILD)/lib/$(TGC_SOFILE) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(TGC_SOFILE) $(DESTDIR)$(LIBDIR)/$(TGC_SONAME)
+	ln -sf $(TGC_SONAME) $(DESTDIR)$(LIBDIR)/libtailgate-client.so
+	install -m 644 client/tgc.h $(DESTDIR)$(INCLUDEDIR)/tailgate/
+	install -m 644 proto/proto.h $(DESTDIR)$(INCLUDEDIR)/tailgate/proto/
+	install -m 644 util/util.h $(DESTDIR)$(INCLUDEDIR)/tailgate/util/
+	install -m 644 $(BUILD)/tailgate-client.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	cp -r models/fmnist-resnet $(DESTDIR)$(DATADIR)/tailgate/models/
 
 -include $(shell find $(BUILD)/obj $(BUILD)/pic -name '*.d' 2>/dev/null)

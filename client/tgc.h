@@ -8,8 +8,10 @@
  * server timing, exit taken and split advice. Prefix tgc_.
  *
  * Wire format: docs/protocol.md (proto/proto.h). Transport: one kernel UDP socket, connected
- * to the gateway. Link build/lib/libtailgate-client.a (or .so) with
- * -ldnnl -lgomp -lprotobuf-c -llz4 -luring -lz -lm -pthread.
+ * to the gateway. Installed (make install) as <tailgate/tgc.h>; build with
+ * `pkg-config --cflags --libs tailgate-client` (--static for libtailgate-client.a). The
+ * shared library (soname libtailgate-client.so.1) exports the tgc_* functions only; C and
+ * C++ alike.
  *
  * Threads: a struct tgc is one session and belongs to one thread at a time (one request in
  * flight; a device wanting more opens more sessions). struct tgc_head likewise.
@@ -25,6 +27,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 struct tgc;
 struct tgc_head;
@@ -291,5 +297,9 @@ int tgc_run_head(struct tgc_head *h, unsigned split, const float *input, size_t 
 
 /** Splits of the model's table (rows, the input included). */
 unsigned tgc_head_n_splits(const struct tgc_head *h);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

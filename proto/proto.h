@@ -19,6 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---- constants: the wire's fixed sizes and the caps its field widths impose ---- */
 
 #define PROTO_MAGIC 0x5447u		/* "TG", bytes 0-1 of every datagram */
@@ -136,6 +140,7 @@ enum proto_off {
 	PROTO_OFF_ERR_CHUNK = 46,	/* u16 chunk index answered, 0xFFFF none */
 };
 
+#ifndef __cplusplus	/* C11's keyword; every C build checks these, so C++ users need not */
 _Static_assert(PROTO_OFF_MAC + PROTO_MAC_LEN == PROTO_HDR_LEN, "MAC ends the common header");
 _Static_assert(PROTO_OFF_DIMS + 4 * PROTO_MAX_DIMS == PROTO_OFF_SCALE, "dims fill 64..87");
 _Static_assert(PROTO_OFF_REQ_RSVD + 4 == PROTO_REQUEST_LEN, "REQUEST fixed part");
@@ -155,6 +160,7 @@ _Static_assert(PROTO_ERROR_LEN <= PROTO_REQUEST_LEN && PROTO_ERROR_LEN <= PROTO_
 	       "an ERROR is never larger than a REQUEST or HELLO it answers");
 _Static_assert(PROTO_HELLO_REPLY_LEN + PROTO_CATALOG_ENTRY_LEN <= PROTO_HELLO_MIN_DGRAM,
 	       "a minimal HELLO has room for a reply with at least one catalog entry");
+#endif
 
 enum proto_type {
 	PROTO_T_HELLO = 1,		/* client -> gateway: device profile, opens a session */
@@ -284,7 +290,9 @@ enum proto_reason {
 #undef _
 	PROTO_REASON__COUNT
 };
+#ifndef __cplusplus
 _Static_assert(PROTO_REASON__COUNT <= UINT8_MAX, "reason is a u8 on the wire");
+#endif
 
 /** Metric label of a status / reason ("bad_magic"); "?" for a value out of range. */
 const char *proto_status_name(unsigned status);
@@ -714,5 +722,9 @@ void proto_keys_free(struct proto_keys *t);
  * (checked at run time), else software slicing-by-8 (tables built on first use).
  */
 uint32_t proto_crc32c(uint32_t crc, const void *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -12,6 +12,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /**
  * An error an operator can read. Callers pass one (or NULL) to functions that can fail for
  * reasons worth words; the callee fills it and returns the same negative errno it stored.
@@ -104,5 +108,9 @@ int tg_npy_parse(const uint8_t *buf, size_t len, struct tg_tensor *out, struct t
 int tg_npy_load(const char *path, size_t max_bytes, struct tg_tensor *out, struct tg_err *err);
 /** Save t as a .npy (format 1.0) file. */
 int tg_npy_save(const char *path, const struct tg_tensor *t, struct tg_err *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
