@@ -55,6 +55,8 @@ TG_VERSION := 0.1.0
 TGC_SOVERSION := 1
 TGC_SONAME := libtailgate-client.so.$(TGC_SOVERSION)
 TGC_SOFILE := $(TGC_SONAME).0.0
+TG_GIT := $(or $(shell git describe --always --dirty --abbrev=12 2>/dev/null),unknown)
+TG_VERSION_H := $(BUILD)/gen/tg_version.h
 
 # libtailgate-client: the device library alone, with the modules it uses, static and shared.
 TGC_MODULES := client kernels proto util
@@ -69,7 +71,7 @@ FUZZ_REPLAY := $(patsubst %,$(BUILD)/fuzz-replay/%,$(FUZZ_TARGETS))
 DEPS_STAMP := build/.deps-ok
 BUILD_DEPS := build/.build-deps-ok
 
-.PHONY: all deps test chaos bench bench-engine demo fuzz clean fixtures model install
+.PHONY: all deps test chaos bench bench-engine demo fuzz clean fixtures model install FORCE
 .DEFAULT_GOAL := all
 
 all: $(BUILD_DEPS) $(LIBS) $(TOOLS) $(UNIT_TESTS) $(TEST_PROGS) $(FUZZ_REPLAY) \
@@ -100,9 +102,17 @@ $(BUILD)/obj/gen/onnx.pb-c.o: $(GEN_ONNX)
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -Werror -Wextra,$(CFLAGS_ALL)) -w -c $< -o $@
 
-$(BUILD)/obj/%.o: %.c | $(BUILD_DEPS)
+$(BUILD)/obj/%.o: %.c | $(BUILD_DEPS) $(TG_VERSION_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+# The version the programs and /metrics report; rewritten only when it changes, so only
+# what includes it is rebuilt.
+$(TG_VERSION_H): FORCE
+	@mkdir -p $(dir $@)
+	@printf '#define TG_VERSION "%s"\n#define TG_GIT "%s"\n' '$(TG_VERSION)' '$(TG_GIT)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+FORCE:
 
 # kernels include the generated header.
 $(call objs_of,kernels): $(GEN_ONNX)
@@ -130,7 +140,7 @@ $(BUILD)/lib/$(TGC_SOFILE): $(TGC_PIC) client/tgc.map
 $(BUILD)/lib/libtailgate-client.so: $(BUILD)/lib/$(TGC_SOFILE)
 	ln -sf $(TGC_SOFILE) $(BUILD)/lib/$(TGC_SONAME)
 	ln -sf $(TGC_SONAME) $@
-$(BUILD)/pic/%.o: %.c | $(BUILD_DEPS)
+$(BUILD)/pic/%.o: %.c | $(BUILD_DEPS) $(TG_VERSION_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -fPIC -MMD -MP -c $< -o $@
 $(BUILD)/pic/gen/onnx.pb-c.o: $(GEN_ONNX)

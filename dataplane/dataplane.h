@@ -385,4 +385,40 @@ int dp_lcore_cpu_ns(const struct dp *dp, unsigned q, uint64_t *ns);
 /** The port's MAC address (6 bytes into mac). */
 void dp_mac_get(const struct dp *dp, uint8_t mac[6]);
 
+/**
+ * Sessions held now over every RX lcore, and the configured maximum. Thread: any (each
+ * lcore's table is counted without a lock while it runs: a value it had, for a gauge).
+ */
+void dp_sessions_get(const struct dp *dp, unsigned *in_use, unsigned *max);
+
+/* ---- DPDK telemetry commands of tailgate's own (dataplane/telemetry.c) ---- */
+
+/** A telemetry reply being built (DPDK's rte_tel_data; opaque outside the dataplane). */
+struct dp_tel;
+/**
+ * Answer command cmd into reply: call dp_tel_dict() or dp_tel_u64_array(reply, NULL, ...)
+ * first. params: what followed the command's comma (NULL or "" when nothing), from the
+ * telemetry socket: check it. Thread: DPDK's telemetry thread, one command at a time.
+ * @return 0, or a negative errno (the client gets null)
+ */
+typedef int (*dp_tel_fn)(void *ctx, const char *params, struct dp_tel *reply);
+/**
+ * Register (or take over) command cmd ("/tailgate/..."): fn(ctx, ...) answers it until
+ * dp_tel_unregister_all(). Callable before or after dp_eal_init(). Thread: any.
+ * @return 0, -EINVAL (name too long, or refused by DPDK), -ENOSPC (8 commands at most)
+ */
+int dp_tel_register(const char *cmd, const char *help, dp_tel_fn fn, void *ctx,
+		    struct tg_err *err);
+/** Forget every command's fn and ctx (DPDK cannot unregister: they answer {"error": "not
+ * serving"}). Returns once no fn is running, so ctx may be freed then. */
+void dp_tel_unregister_all(void);
+/** Start reply as a dictionary. */
+void dp_tel_dict(struct dp_tel *t);
+/** Add a value to a dictionary. key: letters, digits, '_' and '/' only (DPDK's rule); a
+ * string value longer than 127 bytes is cut. @return 0 or a negative errno */
+int dp_tel_u64(struct dp_tel *t, const char *key, uint64_t v);
+int dp_tel_str(struct dp_tel *t, const char *key, const char *v);
+/** n numbers as an array: the reply itself (key NULL) or under key in a dictionary. */
+int dp_tel_u64_array(struct dp_tel *t, const char *key, const uint64_t *v, unsigned n);
+
 #endif

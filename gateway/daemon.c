@@ -244,6 +244,9 @@ gw_start(struct gw *g, int argc, char **argv, struct tg_err *err)
 	rc = dp_start(g->dp, err);
 	if (rc < 0)
 		goto out_gen;
+	rc = gw_telemetry_start(g, err);
+	if (rc < 0)
+		goto out_stop;
 	if (g->cfg.metrics_addr[0] != '\0') {
 		rc = gw_http_start(&g->http, g->cfg.metrics_addr, gw_http_render, g, GW_HTTP_BUF,
 				   err);
@@ -253,6 +256,7 @@ gw_start(struct gw *g, int argc, char **argv, struct tg_err *err)
 	return 0;
 
 out_stop:
+	dp_tel_unregister_all();
 	dp_stop(g->dp);
 out_gen:
 	g->live = NULL;
@@ -368,6 +372,7 @@ gw_daemon_main(int argc, char **argv)
 	gw_serve(g);
 	gw_http_stop(g->http);
 	g->http = NULL;
+	dp_tel_unregister_all();
 	gw_drain(g);
 	while ((gen = g->live) != NULL) {	/* all drained: retiring only frees now */
 		g->live = gen->next;

@@ -206,17 +206,24 @@ gw_stats_add(struct gw_totals *t, const struct gw_gen *gen, const struct sched_s
 		t->st.by_status[i] += s->by_status[i];
 		t->st.exits[i] += s->exits[i];
 	}
-	for (unsigned h = 0; h < 13; h++)
+	for (unsigned h = 0; h < SCHED_BATCH_BUCKETS; h++)
 		t->st.batch_hist[h] += s->batch_hist[h];
 	for (unsigned w = 0; w < SCHED_MAX_WORKERS; w++) {	/* by worker index, over gens */
 		t->st.engine_ns[w] += s->engine_ns[w];
 		t->st.engine_cpu_ns[w] += s->engine_cpu_ns[w];
 		t->st.worker_cpu_ns[w] += s->worker_cpu_ns[w];
 	}
-	for (unsigned m = 0; m < gen->repo->n && m < SCHED_MAX_MODELS; m++)
-		if (gen->slot[m] < GW_N_SLOTS)
-			for (unsigned e = 0; e < GW_N_EXITS; e++)
-				t->exits[gen->slot[m]][e] += s->model_exits[m][e];
+	for (unsigned m = 0; m < gen->repo->n && m < SCHED_MAX_MODELS; m++) {
+		unsigned sl = gen->slot[m];
+
+		if (sl >= GW_N_SLOTS)
+			continue;
+		for (unsigned e = 0; e < GW_N_EXITS; e++)
+			t->exits[sl][e] += s->model_exits[m][e];
+		for (unsigned h = 0; h < SCHED_BATCH_BUCKETS; h++)
+			t->batch_hist[sl][h] += s->model_batch_hist[m][h];
+		t->samples_run[sl] += s->model_samples_run[m];
+	}
 }
 
 void

@@ -74,8 +74,10 @@ struct gw_lat {
 
 /* The scheduler's counters of retired generations, by model name (monotonic /metrics). */
 struct gw_totals {
-	struct sched_stats st;		/* model_exits unused: exits below */
+	struct sched_stats st;		/* model_exits, model_batch_hist unused: by slot below */
 	uint64_t exits[GW_N_SLOTS][GW_N_EXITS];
+	uint64_t batch_hist[GW_N_SLOTS][SCHED_BATCH_BUCKETS];	/* as sched_stats' */
+	uint64_t samples_run[GW_N_SLOTS];
 };
 
 struct gw {
@@ -95,8 +97,10 @@ struct gw {
 	char slot_name[GW_N_SLOTS][2 * GW_NAME_MAX];	/* gw_model.label */
 	char exit_name[GW_N_SLOTS][GW_N_EXITS][GW_NAME_MAX];	/* by slot, as last loaded */
 	unsigned n_slots;
-	_Atomic uint64_t bad_reason[PROTO_REASON__COUNT];	/* refusals, by reason */
-	struct gw_lat lat_queue, lat_compute;
+	/* Refusals by status and reason (PROTO_OK: a status that needs no reason, e.g.
+	 * DEADLINE_INFEASIBLE); OK answers are not refusals. */
+	_Atomic uint64_t refused[GW_N_ST][PROTO_REASON__COUNT];
+	struct gw_lat lat_queue[GW_N_SLOTS + 1], lat_compute[GW_N_SLOTS + 1];	/* by slot */
 	_Atomic uint64_t taken;		/* requests the deliver hook received */
 	_Atomic uint64_t answered;	/* of those, handed back with dp_req_respond() */
 	struct gw_totals tot;		/* under gen_mu */
@@ -139,5 +143,8 @@ void gw_stats_sum(struct gw *g, struct gw_totals *out);
 /* metrics.c: the control plane's pages (gw_http_fn) */
 int gw_http_render(void *ctx, const char *path, char *buf, size_t cap, size_t *len,
 		   const char **ctype);
+/* metrics.c: DPDK telemetry commands /tailgate/models, /tailgate/model,ID and
+ * /tailgate/sessions, answered from g until dp_tel_unregister_all(). 0 or -errno (err). */
+int gw_telemetry_start(struct gw *g, struct tg_err *err);
 
 #endif

@@ -147,8 +147,8 @@ gw_path_refuse(struct gw *g, const struct gw_gen *gen, struct gw_adv_cache *c, i
 	dq->resp.status = (uint8_t)st;
 	dq->resp.reason = (uint8_t)r;
 	dq->resp.result_kind = PROTO_RES_NONE;
-	if (r < PROTO_REASON__COUNT && r != PROTO_OK)
-		atomic_fetch_add_explicit(&g->bad_reason[r], 1, memory_order_relaxed);
+	if (r < PROTO_REASON__COUNT && (unsigned)st < GW_N_ST && st != PROTO_ST_OK)
+		atomic_fetch_add_explicit(&g->refused[st][r], 1, memory_order_relaxed);
 	gw_advice_fill(c, gen, model, dq);
 	gw_answer(g, gen, model, dq, p, PROTO_NONE);
 }
@@ -322,6 +322,7 @@ gw_path_done(void *ctx, struct sched_req **rs, unsigned n)
 
 	for (unsigned i = 0; i < n; i++) {
 		struct sched_req *r = rs[i];
+		unsigned slot = r->model < GW_MAX_MODELS ? gen->slot[r->model] : GW_SLOT_UNKNOWN;
 		struct dp_req *dq = r->owner;
 		const struct gw_pend *pd = (const struct gw_pend *)dq->priv;
 		uint64_t wait_ns = pd->t_submit_ns > dq->done_ns ? pd->t_submit_ns - dq->done_ns : 0;
@@ -329,8 +330,8 @@ gw_path_done(void *ctx, struct sched_req **rs, unsigned n)
 		gw_result_fill(r, dq, wait_ns);
 		gw_advice_fill(&c, gen, r->model, dq);
 		if (dq->resp.status == PROTO_ST_OK) {
-			gw_lat_add(&g->lat_queue, dq->resp.queue_us);
-			gw_lat_add(&g->lat_compute, dq->resp.compute_us);
+			gw_lat_add(&g->lat_queue[slot], dq->resp.queue_us);
+			gw_lat_add(&g->lat_compute[slot], dq->resp.compute_us);
 		}
 		gw_answer(g, gen, r->model, dq, p, r->exit_taken);
 	}

@@ -847,9 +847,11 @@ sched_run_batch(struct sched *s, unsigned worker, struct sched_batch *b)
 		s->st.engine_ns[worker] += wall1 - wall0;
 		s->st.engine_cpu_ns[worker] += cpu1 - cpu0;
 	}
-	for (unsigned h = 0, v = 1; h < 13; h++, v *= 2)
-		if (b->n <= v || h == 12) {
+	s->st.model_samples_run[b->model] += b->n;
+	for (unsigned h = 0, v = 1; h < SCHED_BATCH_BUCKETS; h++, v *= 2)
+		if (b->n <= v || h == SCHED_BATCH_BUCKETS - 1) {
 			s->st.batch_hist[h]++;
+			s->st.model_batch_hist[b->model][h]++;
 			break;
 		}
 	if (ok)	/* EWMA with 1/4 on the new sample: follows a change of load in a few batches */

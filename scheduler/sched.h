@@ -37,6 +37,7 @@
 enum {
 	SCHED_MAX_TOPK = 16,		/* classes a result carries */
 	SCHED_MAX_MODELS = 64,
+	SCHED_BATCH_BUCKETS = 13,	/* batch size histogram: 1, 2, 4, ... 4096 */
 	SCHED_MAX_SEGMENTS = 64,	/* per model */
 	SCHED_MAX_WORKERS = 16,
 	SCHED_NONE = 0xFF,		/* exit_taken when no exit answered */
@@ -197,7 +198,9 @@ struct sched_stats {
 	uint64_t model_exits[SCHED_MAX_MODELS][16];	/* answers by model and exit index */
 	uint64_t expired_in_queue;	/* answered DEADLINE_INFEASIBLE at batch formation */
 	uint64_t shed_on_arrival;	/* OVERLOADED: the predicted finish was past the deadline */
-	uint64_t batch_hist[13];	/* batches by size bucket: 1, 2, 4, ... 4096 */
+	uint64_t batch_hist[SCHED_BATCH_BUCKETS];	/* batches by size bucket: 1, 2, 4, ... 4096 */
+	uint64_t model_batch_hist[SCHED_MAX_MODELS][SCHED_BATCH_BUCKETS];	/* ... by model */
+	uint64_t model_samples_run[SCHED_MAX_MODELS];	/* samples_run by model */
 	/* Where each worker's time goes, by worker index (sched_start()'s workers; a batch run
 	 * by another thread through sched_run_batch() counts under the index it names): */
 	uint64_t engine_ns[SCHED_MAX_WORKERS];	/* wall time inside kern_plan_run() (oneDNN) */

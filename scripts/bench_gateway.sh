@@ -73,8 +73,10 @@ CONF
 		--duration $((SECS + 1)) --warmup 1 --deadline-us 100000
 	gw_term
 	local bs bc
-	bs=$(( $(metric "$o/m1" tailgate_batch_size_sum) - $(metric "$o/m0" tailgate_batch_size_sum) ))
-	bc=$(( $(metric "$o/m1" tailgate_batch_size_count) - $(metric "$o/m0" tailgate_batch_size_count) ))
+	bs=$(( $(metric "$o/m1" 'tailgate_batch_size_sum{model="fmnist-resnet"}') -
+	       $(metric "$o/m0" 'tailgate_batch_size_sum{model="fmnist-resnet"}') ))
+	bc=$(( $(metric "$o/m1" 'tailgate_batch_size_count{model="fmnist-resnet"}') -
+	       $(metric "$o/m0" 'tailgate_batch_size_count{model="fmnist-resnet"}') ))
 	# samples per batch; segment mode runs a request in several batches
 	echo "$w $rep $(val ok_rps "$o/sat") $(awk -v s="$bs" -v c="$bc" 'BEGIN { printf "%.1f", c ? s / c : 0 }') $c0 $(val goodput_rps "$o/ol") $(val lat_p50_us "$o/sat")" >>"$TMP/rows"
 	echo "  whole_tail=$w rep $rep: saturation $(val ok_rps "$o/sat")/s (mean batch $(awk -v s="$bs" -v c="$bc" 'BEGIN { printf "%.1f", c ? s / c : 0 }')), split-0 u8 capacity $c0/s, goodput at 2x $(val goodput_rps "$o/ol")/s"

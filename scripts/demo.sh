@@ -138,7 +138,7 @@ if [ -n "$port" ]; then
 	say "the gateway's view (/metrics)"
 	awk '/^tailgate_requests_total\{/ && $2 > 0 { print "  " $0 }
 	     /^tailgate_refusals_total\{/ && $2 > 0 { print "  " $0 }
-	     /^tailgate_batch_size_(sum|count) / { s[$1] = $2 }
+	     /^tailgate_batch_size_(sum|count)\{/ { k = $1; sub(/\{.*/, "", k); s[k] += $2 }
 	     /^tailgate_dp_drops_total\{/ && $2 > 0 { print "  " $0 }
 	     END { if (s["tailgate_batch_size_count"] > 0)
 		printf "  mean batch size %.1f over %d batches\n",

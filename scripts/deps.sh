@@ -27,6 +27,8 @@ RUN_PKGS=(
 	python3-onnx	# onnx.checker on tailgate-model export-qdq's files (tests/qdq_onnx_check.sh)
 	iproute2 ethtool gnuplot-nox
 	stress-ng	# the suite must pass with `stress-ng --cpu 2` beside it (busy machine)
+	prometheus	# for promtool: the tests lint a live /metrics (Debian has no promtool
+			# alone; on a host running systemd the package also enables its server)
 )
 
 missing_of() {	# packages of "$@" not installed, on stdout

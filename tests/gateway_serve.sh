@@ -180,16 +180,16 @@ run() {	# label, vdev, seed
 		check "$label: /metrics counts the $REQUESTS OK requests (got $served)" \
 			test "$served" -ge "$REQUESTS"
 		check "$label: /metrics has batches, drops by reason, log counters" \
-			grep -q '^tailgate_batch_size_count ' "$out/metrics"
+			grep -q '^tailgate_batch_size_count{model="multiexit"} ' "$out/metrics"
 		check "$label: /metrics dp drops and queue latency" \
 			bash -c "grep -q '^tailgate_dp_drops_total{reason=\"udp_csum\"} ' '$out/metrics' &&
-				 grep -q '^tailgate_queue_seconds_count ' '$out/metrics' &&
+				 grep -q '^tailgate_queue_seconds_count{model=\"multiexit\"} ' '$out/metrics' &&
 				 grep -q '^tailgate_log_written_total{log=\"access\"} ' '$out/metrics'"
 		local fail0=$fail
 		check "$label: /metrics counts the refusals by status and reason" \
 			bash -c "grep -q '^tailgate_requests_total{model=\"unknown\",status=\"unknown_model\"} 1$' '$out/metrics' &&
 				 grep -q '^tailgate_requests_total{model=\"multiexit\",status=\"unknown_split\"} 2$' '$out/metrics' &&
-				 grep -q '^tailgate_refusals_total{reason=\"model_shape\"} 2$' '$out/metrics'"
+				 grep -q '^tailgate_refusals_total{status=\"bad_request\",reason=\"model_shape\"} 2$' '$out/metrics'"
 		[ "$fail" -ne "$fail0" ] &&
 			grep -E '^tailgate_(requests|refusals)_total' "$out/metrics" | grep -v ' 0$' |
 				sed 's/^/    | /'
@@ -204,6 +204,15 @@ run() {	# label, vdev, seed
 			bash -c "$(declare -f is_num num_ge); num_ge '$ecpu' 1e-9 && num_ge '$esec' 1e-9 &&
 				 num_ge '$wcpu' '$ecpu' && num_ge '$rxcpu' 1e-9 && num_ge '$mcpu' 0 &&
 				 num_ge '$pcpu' '$wcpu' && num_ge '$pcpu' '$rxcpu'"
+		# Prometheus's own linter on a scrape after traffic and refusals (Debian prometheus).
+		if command -v promtool >/dev/null; then
+			check "$label: promtool check metrics passes on the scrape" \
+				bash -c "sed '1,/^\r\$/d' '$out/metrics' | promtool check metrics >'$out/promtool' 2>&1 &&
+					 ! [ -s '$out/promtool' ]"
+			sed 's/^/    | /' "$out/promtool" | head -n 10
+		else
+			bad "$label: promtool missing (Debian prometheus; make deps installs it)"
+		fi
 		check "$label: /healthz ok" grep -q '^ok' "$out/healthz"
 		check "$label: /v1/models lists model 1 with splits 0 and 4" \
 			bash -c "grep -q '\"id\":1,' '$out/models' && grep -q '\"split_id\":4,' '$out/models'"
