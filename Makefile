@@ -71,7 +71,7 @@ FUZZ_REPLAY := $(patsubst %,$(BUILD)/fuzz-replay/%,$(FUZZ_TARGETS))
 DEPS_STAMP := build/.deps-ok
 BUILD_DEPS := build/.build-deps-ok
 
-.PHONY: all deps test chaos bench bench-engine demo fuzz clean fixtures model install FORCE
+.PHONY: all deps test chaos bench bench-engine demo fuzz clean fixtures model install deb FORCE
 .DEFAULT_GOAL := all
 
 all: $(BUILD_DEPS) $(LIBS) $(TOOLS) $(UNIT_TESTS) $(TEST_PROGS) $(FUZZ_REPLAY) \
@@ -159,7 +159,7 @@ $(BUILD)/tailgate-bench: programs/tailgate_bench.c $(LIBS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
 $(BUILD)/tailgate: programs/tailgate.c $(LIBS)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL) -lsystemd
 
 $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/*.h) $(LIBS)
 	@mkdir -p $(dir $@)
@@ -240,11 +240,7 @@ TGC_LIBS_PRIVATE := -ldnnl -lgomp -lprotobuf-c -llz4 -luring -lsodium -lz -lm -p
 # tgc.h includes these two for the wire and tensor types it uses (same relative paths).
 TGC_HEADERS := client/tgc.h proto/proto.h util/util.h
 
-$(BUILD)/tailgate-client.pc: client/tailgate-client.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-		-e 's|@VERSION@|$(TG_VERSION)|; s|@LIBS_PRIVATE@|$(TGC_LIBS_PRIVATE)|' $< >$@
-
-install: $(BUILD_DEPS) $(TOOLS) $(BUILD)/tailgate-client.pc
+install: $(BUILD_DEPS) $(TOOLS) client/tailgate-client.pc.in
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
 		$(DESTDIR)$(INCLUDEDIR)/tailgate/proto $(DESTDIR)$(INCLUDEDIR)/tailgate/util \
 		$(DESTDIR)$(DATADIR)/tailgate/models
@@ -256,7 +252,14 @@ install: $(BUILD_DEPS) $(TOOLS) $(BUILD)/tailgate-client.pc
 	install -m 644 client/tgc.h $(DESTDIR)$(INCLUDEDIR)/tailgate/
 	install -m 644 proto/proto.h $(DESTDIR)$(INCLUDEDIR)/tailgate/proto/
 	install -m 644 util/util.h $(DESTDIR)$(INCLUDEDIR)/tailgate/util/
-	install -m 644 $(BUILD)/tailgate-client.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(TG_VERSION)|; s|@LIBS_PRIVATE@|$(TGC_LIBS_PRIVATE)|' \
+		client/tailgate-client.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/tailgate-client.pc
 	cp -r models/fmnist-resnet $(DESTDIR)$(DATADIR)/tailgate/models/
+
+# A Debian package of everything above plus the systemd unit, logrotate file and default
+# configuration (dist/), built with dpkg-deb: build/tailgate_<version>_<arch>.deb.
+deb: $(BUILD_DEPS) $(TOOLS)
+	@scripts/make_deb.sh $(BUILD) $(TG_VERSION)
 
 -include $(shell find $(BUILD)/obj $(BUILD)/pic -name '*.d' 2>/dev/null)

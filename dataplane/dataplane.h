@@ -203,7 +203,9 @@ void dp_config_default(struct dp_config *cfg);
 /**
  * Initialise DPDK's EAL from command-line style arguments (argv[0] is the program name).
  * Call once per process, before dp_create().
- * @return the number of arguments EAL consumed (>= 1), or -errno with err set.
+ * @return the number of arguments EAL consumed (>= 1), or -errno with err set: EAL's error
+ *         and, for the usual first-run problems (no hugepages reserved or mounted, not
+ *         root), what to do about them.
  */
 int dp_eal_init(int argc, char **argv, struct tg_err *err);
 

@@ -82,14 +82,78 @@ dp_config_default(struct dp_config *cfg)
 	cfg->idle_deep_sleep_us = 2000;
 }
 
+/* Free hugepages of every size the kernel offers (/sys/kernel/mm/hugepages/<size>/). */
+static unsigned long
+dp_hugepages_free(void)
+{
+	static const char *const sizes[] = { "hugepages-2048kB", "hugepages-1048576kB" };
+	unsigned long total = 0, n;
+	char path[128];
+
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/%s/free_hugepages", sizes[i]);
+		f = fopen(path, "r");
+		if (f != NULL && fscanf(f, "%lu", &n) == 1)
+			total += n;
+		if (f != NULL)
+			fclose(f);
+	}
+	return total;
+}
+
+static bool
+dp_hugetlbfs_mounted(void)
+{
+	char line[512];
+	bool found = false;
+	FILE *f = fopen("/proc/mounts", "r");
+
+	while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL)
+		found = strstr(line, " hugetlbfs ") != NULL;
+	if (f != NULL)
+		fclose(f);
+	return found;
+}
+
+/*
+ * What an operator can do when EAL failed at the usual first-run hurdles (EAL's own words
+ * are "Permission denied" for both): no hugepages reserved or mounted, or no privileges.
+ * Empty when EAL ran without hugepages and as root: then the hint would mislead.
+ */
+static void
+dp_eal_hint(int argc, char **argv, char *out, size_t cap)
+{
+	bool no_huge = false;
+	unsigned long free_pages = dp_hugepages_free();
+	bool mounted = dp_hugetlbfs_mounted();
+
+	for (int i = 1; i < argc; i++)
+		no_huge |= strcmp(argv[i], "--no-huge") == 0;
+	out[0] = '\0';
+	if (geteuid() != 0)
+		snprintf(out, cap, "; hint: DPDK needs root (or CAP_SYS_ADMIN, CAP_IPC_LOCK and "
+			 "CAP_NET_RAW, as the systemd unit gives): run tailgate as root");
+	else if (!no_huge && (free_pages == 0 || !mounted))
+		snprintf(out, cap, "; hint: %s%s%s: as root, echo 512 > /sys/kernel/mm/hugepages/"
+			 "hugepages-2048kB/nr_hugepages%s; or run EAL without hugepages: -- "
+			 "--no-huge --no-shconf -m 1024 ...", free_pages == 0 ?
+			 "no free hugepages" : "", free_pages == 0 && !mounted ? " and " : "",
+			 mounted ? "" : "no hugetlbfs mounted",
+			 mounted ? "" : " && mount -t hugetlbfs nodev /dev/hugepages");
+}
+
 int
 dp_eal_init(int argc, char **argv, struct tg_err *err)
 {
-	int n = rte_eal_init(argc, argv);
+	int n = rte_eal_init(argc, argv), e = rte_errno ? rte_errno : EINVAL;
+	char hint[320];
 
-	if (n < 0)
-		return tg_err_set(err, -(rte_errno ? rte_errno : EINVAL), "EAL init: %s",
-				  rte_strerror(rte_errno));
+	if (n < 0) {
+		dp_eal_hint(argc, argv, hint, sizeof(hint));
+		return tg_err_set(err, -e, "EAL init: %s%s", rte_strerror(e), hint);
+	}
 	return n;
 }
 

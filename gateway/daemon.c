@@ -71,13 +71,17 @@ gw_usage(FILE *f)
 		"  -A, --access-log FILE     JSON-lines access log (access_log)\n"
 		"  -E, --event-log FILE      event log; empty: stderr (event_log)\n"
 		"  -r, --ready FILE          create FILE once serving (for scripts)\n"
+		"  -C, --check-config FILE   load FILE (as --config) and the models it names, print\n"
+		"                            what would be served, exit 0 if valid (no DPDK)\n"
+		"  -V, --version             the version\n"
 		"  -h, --help                this text\n\n"
 		"Options override the file, which overrides the defaults. EAL needs a worker lcore\n"
 		"per RX queue, e.g.: tailgate -c gw.conf -- -l 0-1 --vdev net_af_xdp0,iface=eth1\n"
 		"Signals: SIGTERM/SIGINT: answer every request held, drain, exit 0. SIGHUP:\n"
 		"reload the model repository on a thread of its own while the loaded models\n"
 		"serve, then switch (on error the loaded models keep serving). SIGUSR1: reopen\n"
-		"the access and event logs (after rotation).\n");
+		"the access and event logs (after rotation). Under systemd (Type=notify) it\n"
+		"reports READY, RELOADING, STOPPING and, with WatchdogSec, keep-alives.\n");
 }
 
 struct gw_opt_set {
@@ -118,10 +122,15 @@ static void
 gw_serve(struct gw *g)
 {
 	struct timespec t = { 0, GW_SIGNAL_POLL_MS * 1000000L };
-	bool pending = false;
+	uint64_t wd_ns = gw_watchdog_interval_ns(), wd_last = 0;
+	bool pending = false, reloading = false;
 
 	while (!gw_stop_flag) {
 		nanosleep(&t, NULL);
+		if (wd_ns != 0 && tg_now_ns() - wd_last >= wd_ns) {
+			wd_last = tg_now_ns();
+			gw_notify("WATCHDOG=1");
+		}
 		if (gw_usr1_flag) {
 			gw_usr1_flag = 0;
 			gw_log_event(g->log, gw_producer(g, NULL), "SIGUSR1: reopening the logs");
@@ -132,11 +141,19 @@ gw_serve(struct gw *g)
 			pending = true;
 		}
 		gw_reload_reap(g, false);
+		if (reloading && atomic_load(&g->build_state) == GW_BUILD_IDLE) {
+			reloading = false;
+			gw_notify("READY=1\nSTATUS=serving generation %u",
+				  atomic_load(&g->cur)->id);
+		}
 		if (pending && atomic_load(&g->build_state) == GW_BUILD_IDLE) {
 			pending = false;
+			reloading = true;
+			gw_notify("RELOADING=1\nSTATUS=reloading the model repository");
 			gw_reload_start(g);
 		}
 	}
+	gw_notify("STOPPING=1\nSTATUS=draining");
 }
 
 /*
@@ -295,6 +312,8 @@ gw_daemon_main(int argc, char **argv)
 		{ "access-log", required_argument, NULL, 'A' },
 		{ "event-log", required_argument, NULL, 'E' },
 		{ "ready", required_argument, NULL, 'r' },
+		{ "check-config", required_argument, NULL, 'C' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -305,6 +324,7 @@ gw_daemon_main(int argc, char **argv)
 	struct dp_config dpd;
 	struct tg_err err = { 0 };
 	const char *conf_path = NULL, *ready = NULL;
+	bool check_only = false;
 	struct gw_gen *gen;
 	int opt, li;
 
@@ -312,12 +332,14 @@ gw_daemon_main(int argc, char **argv)
 	kern_prefer_passive_wait(argv);
 	g->main_clock_set = pthread_getcpuclockid(pthread_self(), &g->main_clock) == 0;
 
-	while ((opt = getopt_long(argc, argv, "+c:a:p:m:M:w:t:A:E:r:h", lopts, &li)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+c:a:p:m:M:w:t:A:E:r:C:Vh", lopts, &li)) != -1) {
 		const char *key = NULL;
 
 		switch (opt) {
 		case 'c': conf_path = optarg; continue;
 		case 'r': ready = optarg; continue;
+		case 'C': conf_path = optarg; check_only = true; continue;
+		case 'V': gw_version_print(stdout, "tailgate"); return 0;
 		case 'h': gw_usage(stdout); return 0;
 		case 'a': key = "address"; break;
 		case 'p': key = "udp_port"; break;
@@ -349,6 +371,17 @@ gw_daemon_main(int argc, char **argv)
 	for (unsigned i = 0; i < n_sets; i++)
 		if (gw_apply_opt(&g->cfg, sets[i].opt, sets[i].key, sets[i].val, &err) < 0)
 			goto out_err;
+	if (check_only) {	/* exit 2: the file or options; 1: the keys or models */
+		if (gw_config_validate(&g->cfg, &err) < 0)
+			goto out_err;
+		if (gw_check_config(g, stdout, &err) < 0) {
+			fprintf(stderr, "tailgate: %s: %s\n", conf_path, err.msg);
+			return 1;
+		}
+		printf("tailgate: %s: valid\n", conf_path);
+		proto_keys_free(g->keys);
+		return 0;
+	}
 	if (gw_config_validate(&g->cfg, &err) < 0 || gw_keys_load(g, &err) < 0)
 		goto out_err;
 	if (pthread_mutex_init(&g->gen_mu, NULL) != 0)
@@ -368,6 +401,8 @@ gw_daemon_main(int argc, char **argv)
 		fprintf(stderr, "tailgate: control plane on port %u\n", gw_http_port(g->http));
 	if (ready != NULL)
 		gw_touch(ready);
+	gw_notify("READY=1\nSTATUS=serving %u model(s), generation %u",
+		  atomic_load(&g->cur)->repo->n, atomic_load(&g->cur)->id);
 
 	gw_serve(g);
 	gw_http_stop(g->http);

@@ -143,6 +143,15 @@ void gw_stats_sum(struct gw *g, struct gw_totals *out);
 /* metrics.c: the control plane's pages (gw_http_fn) */
 int gw_http_render(void *ctx, const char *path, char *buf, size_t cap, size_t *len,
 		   const char **ctype);
+/* ops.c: the operator's and the service manager's side (main thread). */
+void gw_version_print(FILE *f, const char *prog);
+/* sd_notify(3) of the formatted state ("READY=1\nSTATUS=..."); no-op outside systemd. */
+void gw_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Nanoseconds between watchdog keep-alives (half WatchdogSec); 0: no watchdog. */
+uint64_t gw_watchdog_interval_ns(void);
+/* --check-config: keys and model repository loaded and printed to out, no DPDK. 0/-errno. */
+int gw_check_config(struct gw *g, FILE *out, struct tg_err *err);
+
 /* metrics.c: DPDK telemetry commands /tailgate/models, /tailgate/model,ID and
  * /tailgate/sessions, answered from g until dp_tel_unregister_all(). 0 or -errno (err). */
 int gw_telemetry_start(struct gw *g, struct tg_err *err);

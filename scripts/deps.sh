@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 BUILD_PKGS=(
 	build-essential pkg-config
 	libdpdk-dev libdnnl-dev liblz4-dev liburing-dev libsodium-dev libmicrohttpd-dev zlib1g-dev
-	libjansson-dev
+	libjansson-dev libsystemd-dev
 	libonnx-dev libprotobuf-c-dev protobuf-c-compiler
 )
 # What the tests, fuzzing, the demo, the benchmarks and the model scripts need on top.

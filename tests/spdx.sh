@@ -21,7 +21,7 @@ while IFS= read -r -d '' f; do
 done < <(find . \( -path ./build -o -path ./.git -o -path ./fuzz/corpus -o -path ./tests/fixtures \
 	-o -path ./models -o -name node_modules \) -prune -o -type f \
 	\( -name '*.[ch]' -o -name '*.cpp' -o -name '*.sh' -o -name '*.bash' -o -name '*.py' \
-	-o -name '*.js' -o -name '*.map' -o -name '*.pc.in' -o -name Makefile \) -print0)
+	-o -name '*.js' -o -name '*.map' -o -name '*.pc.in' -o -name Makefile -o -path './dist/*' \) -print0)
 check "source files found to check ($n)" test "$n" -gt 100
 check "every source file has an SPDX line${missing:+ (missing: ${missing[*]})}" \
 	test "${#missing[@]}" -eq 0
