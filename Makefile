@@ -214,8 +214,9 @@ bench: all
 	@scripts/bench.sh $(BUILD)
 
 # The README's first command: the gateway on a veth pair, a 10 s tailgate-bench run, the report.
-demo: all
-	@scripts/demo.sh $(BUILD)
+# It runs make deps and make itself, into build/demo/setup.log: the terminal shows the report.
+demo:
+	+@MAKE="$(MAKE)" scripts/demo.sh $(BUILD)
 
 # tailgate's tails side by side with ONNX Runtime and PyTorch (docs/BENCHMARKS.md).
 bench-engine: all

@@ -372,6 +372,23 @@ gw_repo_free(struct gw_repo *r)
 	free(r);
 }
 
+/* The output the scheduler treats as the final exit: the most FLOPs, the last on a tie. */
+static unsigned
+gw_final_exit(const struct kern_model *m)
+{
+	struct kern_model_info info;
+	unsigned fin = 0;
+	uint64_t best = 0;
+
+	kern_model_get_info(m, &info);
+	for (unsigned o = 0; o < info.n_outputs; o++)
+		if (o == 0 || kern_model_output(m, o)->flops >= best) {
+			best = kern_model_output(m, o)->flops;
+			fin = o;
+		}
+	return fin;
+}
+
 void
 gw_repo_summary(const struct gw_repo *r, FILE *f)
 {
@@ -398,9 +415,12 @@ gw_repo_summary(const struct gw_repo *r, FILE *f)
 			if (gm->exit_conf[o] <= 1.f)
 				fprintf(f, "  exit %u %s: answers at confidence >= %.2f\n", o, ko->name,
 					gm->exit_conf[o]);
+			else if (o == gw_final_exit(gm->m))
+				fprintf(f, "  exit %u %s: the final exit, answers what no early exit "
+					"did\n", o, ko->name);
 			else
-				fprintf(f, "  exit %u %s: %s\n", o, ko->name,
-					"answers only when no other exit did");
+				fprintf(f, "  exit %u %s: early exit, off (model.conf has no "
+					"'exit = %s:CONF' line)\n", o, ko->name, ko->name);
 		}
 	}
 }

@@ -8,9 +8,13 @@
 #   3. build/tailgate-bench in the client namespace: DEMO_DEVICES simulated devices, open-loop
 #      Poisson arrivals at DEMO_RATE requests/s for DEMO_SECONDS, mixed split points and dtypes,
 #      real Fashion-MNIST tensors, every answer checked against its label;
-#   4. the bench's table, the gateway's own view (/metrics), and a teardown of everything -
-#      namespaces, processes, temporary files - on success, failure or Ctrl-C.
-# Usage: scripts/demo.sh BUILD      (as root; make demo builds first)
+#   4. the report: the bench's table, one line per figure saying what it counts (warm-up,
+#      resends at zero loss, why the gateway's counts differ, which accuracy is which), the
+#      gateway's own view (/metrics), where the plots and logs are; then a teardown of
+#      everything - namespaces, processes, temporary files - on success, failure or Ctrl-C.
+# Package installation and compiler output go to BUILD/demo/setup.log, the gateway's start-up
+# output to BUILD/demo/gw.err: the terminal shows the report.
+# Usage: scripts/demo.sh BUILD      (as root; make demo; it installs and builds first)
 # Environment: DEMO_SECONDS (10), DEMO_RATE (150), DEMO_DEVICES (1000), DEMO_IMAGES (1000:
 #   the bench computes every image's head at each split first), DEMO_NET (200),
 #   DEMO_MIX (the bench's --mix), DEMO_PMD (auto | af_xdp | af_packet). The gateway's logs, the
@@ -56,6 +60,15 @@ trap teardown EXIT
 trap 'echo; echo "demo: interrupted"; exit 130' INT TERM
 
 [ "$(id -u)" -eq 0 ] || die "run as root (network namespaces, veth pairs and DPDK need it)"
+mkdir -p "$OUT"
+# make deps and make: their output is a log, not the demo's first screen.
+say "setup: packages and build (scripts/deps.sh, make; output in $OUT/setup.log)"
+t0=$(date +%s)
+if ! { scripts/deps.sh --no-npm && ${MAKE:-make} BUILD="$BUILD" all; } >"$OUT/setup.log" 2>&1; then
+	tail -n 15 "$OUT/setup.log" | sed 's/^/  | /'
+	die "setup failed: the end of $OUT/setup.log is above"
+fi
+echo "  done in $(( $(date +%s) - t0 )) s"
 for p in "$BUILD/tailgate" "$BUILD/tailgate-bench"; do
 	[ -x "$p" ] || die "$p is missing: run 'make' first (make demo does)"
 done
@@ -63,8 +76,8 @@ done
 	die "Fashion-MNIST is missing: run 'make deps' (Debian package dataset-fashion-mnist)"
 ip netns list 2>/dev/null | grep -q "^$NAME-gw" && echo "demo: removing a stale $NAME setup"
 
-mkdir -p "$OUT"
-rm -f "$OUT"/gw.* "$OUT/ready" "$OUT"/*.log
+rm -f "$OUT"/gw.* "$OUT/ready" "$OUT"/access.log "$OUT"/event.log
+rm -rf "$OUT/plots"
 rm -rf "$OUT/repo" && mkdir -p "$OUT/repo/fmnist-resnet"
 for f in model.onnx model.conf model.calib; do
 	ln -s "$PWD/models/fmnist-resnet/$f" "$OUT/repo/fmnist-resnet/$f"
@@ -115,8 +128,7 @@ if [ -z "$pmd" ]; then
 	sed 's/^/  | /' "$OUT/gw.err" | tail -n 15
 	die "the gateway did not start (its log is above)"
 fi
-say "gateway: build/tailgate on net_$pmd, serving models/fmnist-resnet"
-grep -v '^EAL\|^$\|^libbpf\|^libxdp' "$OUT/gw.err" | sed 's/^/  /' | head -n 20
+say "gateway: build/tailgate on net_$pmd, serving models/fmnist-resnet (start-up output: $OUT/gw.err)"
 port=$(sed -n 's/^tailgate: control plane on port \([0-9]*\)$/\1/p' "$OUT/gw.err")
 
 say "bench: $DEVICES devices, Poisson arrivals at $RATE requests/s for $SECONDS_RUN s, $IMAGES images, mix $MIX"
@@ -128,13 +140,20 @@ ip netns exec "$TG_NS_CL" "$BUILD/tailgate-bench" --gateway "$TG_IP_GW:7700" \
 	--bind "$TG_IP_CL" --model models/fmnist-resnet --model-id 1 --devices "$DEVICES" \
 	--images "$IMAGES" "${calib[@]}" \
 	--rate "$RATE" --duration "$SECONDS_RUN" --warmup 1 --mix "$MIX" \
-	--json "$OUT/bench.json" --hgrm "$OUT/latency.hgrm"
+	--json "$OUT/bench.json" --hgrm "$OUT/latency.hgrm" --plot "$OUT/plots" \
+	>"$OUT/report.txt" 2>"$OUT/bench.err"
 bench_rc=$?
+say "report: tailgate-bench ($OUT/report.txt)"
+sed 's/^/  /' "$OUT/report.txt"
+grep -v '^progress' "$OUT/bench.err" | sed 's/^/  | /' | tail -n 5
 
 if [ -n "$port" ]; then
 	ip netns exec "$TG_NS_GW" timeout 5 bash -c \
 		'exec 3<>/dev/tcp/127.0.0.1/$1 && printf "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n" >&3 &&
 		 cat <&3' _ "$port" >"$OUT/metrics.txt" 2>/dev/null
+	say "how to read it"
+	/usr/bin/python3 scripts/demo_explain.py "$OUT/bench.json" "$OUT/report.txt" "$OUT/metrics.txt" \
+		models/fmnist-resnet/CARD.md "$IMAGES" "$MIX" | fold -s -w 100 | sed 's/^/  /'
 	say "the gateway's view (/metrics)"
 	awk '/^tailgate_requests_total\{/ && $2 > 0 { print "  " $0 }
 	     /^tailgate_refusals_total\{/ && $2 > 0 { print "  " $0 }
@@ -152,6 +171,7 @@ wait "$gw_pid" 2>/dev/null
 gw_rc=$?
 gw_pid=
 say "done: bench status $bench_rc, gateway exit status $gw_rc (SIGTERM drains and exits 0)"
+echo "  plots: $(ls "$OUT"/plots/*.png 2>/dev/null | tr '\n' ' ')"
 echo "  bench JSON $OUT/bench.json, latency percentiles $OUT/latency.hgrm," \
-	"access log $OUT/access.log"
+	"access log $OUT/access.log, event log $OUT/event.log, setup $OUT/setup.log"
 [ "$bench_rc" -eq 0 ] && [ "$gw_rc" -eq 0 ]
