@@ -242,7 +242,7 @@ enum bench_fate bench_impair_fate(const struct bench_impair *im, struct bench_rn
 struct bench_msg {
 	uint32_t first_dg;		/* index of its first datagram in bench_inputs.dg */
 	uint16_t n_dg;			/* datagrams (chunks) */
-	uint8_t offline;		/* the engine's top-1 for exactly these bytes, dequantized */
+	uint16_t offline;		/* the engine's top-1 for exactly these bytes, dequantized */
 };
 
 struct bench_dgram_ref {
@@ -260,8 +260,10 @@ struct bench_dgram_ref {
  * tensors, are kept: 10,000 images at split 4 would be 1 GB of f32 alone.
  */
 struct bench_inputs {
-	unsigned n_items;		/* images */
-	uint8_t *labels;		/* [n_items] */
+	unsigned n_items;		/* images (samples) */
+	uint16_t *labels;		/* [n_items]; all BENCH_NO_LABEL when has_labels is false */
+	bool has_labels;		/* false: random inputs, or a folder without labels.npy */
+	char what[256];			/* where the samples came from, for the report */
 	uint64_t split_mask;		/* splits built */
 	unsigned dtype_mask;		/* dtypes built */
 	struct bench_msg *msg[64][PROTO_DT__COUNT];	/* [split][dtype] -> [n_items], or NULL */
@@ -280,8 +282,16 @@ struct bench_inputs {
 struct bench_inputs_cfg {
 	const char *model;		/* ONNX file, or a directory holding model.onnx */
 	const char *dataset_dir;	/* NULL: BENCH_FMNIST_DIR */
+	/* Samples from a folder instead of Fashion-MNIST: every *.npy but labels.npy, in name
+	 * order, float32 of the model's input shape without the batch ([C,H,W]: one sample)
+	 * or with it ([N,C,H,W]: N); labels.npy (int32/int64/uint8, one per sample) optional. */
+	const char *inputs_dir;
+	unsigned n_random;		/* no inputs_dir: this many random samples (uniform in
+					 * [0, 1), from seed) instead of Fashion-MNIST; no labels */
+	uint64_t seed;
 	uint16_t model_id;
-	unsigned n_images;		/* 0: all 10,000 */
+	unsigned n_images;		/* at most this many samples; 0: all (Fashion-MNIST:
+					 * 10,000) */
 	uint64_t split_mask;		/* rows of the model's split table */
 	unsigned dtype_mask;		/* bit = enum proto_dtype */
 	uint16_t max_dgram;		/* 0: PROTO_DEFAULT_DGRAM */
@@ -305,6 +315,27 @@ struct bench_inputs_cfg {
 int bench_inputs_build(struct bench_inputs **out, const struct bench_inputs_cfg *cfg, struct tg_err *err);
 /** Release inputs; in may be NULL. */
 void bench_inputs_free(struct bench_inputs *in);
+
+enum { BENCH_NO_LABEL = 0xFFFF };
+
+/** The samples inputs are built from (loadgen/samples.c). */
+struct bench_samples {
+	float *x;			/* [n][numel], f32 */
+	uint16_t *labels;		/* [n], or NULL: none */
+	unsigned n;
+	size_t numel;			/* values per sample */
+	char what[256];			/* where they came from, for the report */
+};
+
+/**
+ * Load the samples cfg names (inputs_dir, else n_random, else Fashion-MNIST), checked
+ * against the model's input shape in[0..ndim) (in[0] is the batch). Init code.
+ * @return 0, or -EINVAL (a file of another dtype or shape, bad labels: err names the file),
+ *         -ENOENT (no data), -E2BIG, -ENOMEM; s is empty then
+ */
+int bench_samples_load(struct bench_samples *s, const struct bench_inputs_cfg *cfg, const int64_t *in,
+		    int ndim, struct tg_err *err);
+void bench_samples_free(struct bench_samples *s);
 
 /* ---- a run: devices, sessions, phases of load ---- */
 

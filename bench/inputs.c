@@ -91,15 +91,15 @@ bench_final_output(const struct kern_model *m, struct kern_plan *p, unsigned *ou
 	return found ? 0 : tg_err_set(err, -EINVAL, "model: no exit after the split");
 }
 
-static uint8_t
+static uint16_t
 bench_argmax(const float *x, size_t n)
 {
 	size_t best = 0;
 
-	for (size_t i = 1; i < n; i++)
+	for (size_t i = 1; i < n && i < BENCH_NO_LABEL; i++)
 		if (x[i] > x[best])
 			best = i;
-	return (uint8_t)best;
+	return (uint16_t)best;
 }
 
 struct bench_build {			/* scratch of one split's build */
@@ -183,7 +183,7 @@ bench_build_dtype(struct bench_inputs *in, struct bench_build *bd, unsigned dtyp
 		return tg_err_set(err, rc, "tail from split %u: no output", bd->split);
 	for (unsigned i = 0; i < b; i++) {
 		size_t per = tg_tensor_numel(&v) / (size_t)v.dims[0];
-		uint8_t pred = bench_argmax((const float *)v.data + (size_t)i * per, per);
+		uint16_t pred = bench_argmax((const float *)v.data + (size_t)i * per, per);
 
 		in->msg[bd->split][dtype][first + i].offline = pred;
 		in->offline_hits += pred == in->labels[first + i];
@@ -194,7 +194,7 @@ bench_build_dtype(struct bench_inputs *in, struct bench_build *bd, unsigned dtyp
 
 /* Every dtype of one split, over all images, in batches. */
 static int
-bench_build_split(struct bench_inputs *in, struct bench_build *bd, const struct bench_fmnist *ds,
+bench_build_split(struct bench_inputs *in, struct bench_build *bd, const struct bench_samples *ds,
 	       struct tg_err *err)
 {
 	struct kern_plan_spec hspec = { .kind = KERN_PLAN_HEAD, .split = bd->split };
@@ -244,7 +244,7 @@ bench_build_split(struct bench_inputs *in, struct bench_build *bd, const struct 
 	}
 	for (unsigned first = 0; first < in->n_items; first += BENCH_BATCH) {
 		unsigned b = in->n_items - first < BENCH_BATCH ? in->n_items - first : BENCH_BATCH;
-		const float *imgs = (const float *)ds->images.data + (size_t)first * in_numel;
+		const float *imgs = ds->x + (size_t)first * in_numel;
 		const float *rows = imgs;
 
 		if (head != NULL) {
@@ -311,8 +311,9 @@ bench_inputs_build(struct bench_inputs **out, const struct bench_inputs_cfg *cfg
 	struct bench_inputs *in;
 	struct kern_model *m = NULL;
 	struct kern_model_info info;
-	struct bench_fmnist ds = { 0 };
+	struct bench_samples ds = { 0 };
 	struct kern_calib *calib = NULL;
+	const struct kern_split *in0;
 	char path[4096], cpath[4096], key[8192];
 	struct stat stb;
 	uint64_t t0 = tg_now_ns();
@@ -332,10 +333,15 @@ bench_inputs_build(struct bench_inputs **out, const struct bench_inputs_cfg *cfg
 		snprintf(path, sizeof(path), "%s/model.onnx", cfg->model);
 	else
 		snprintf(path, sizeof(path), "%s", cfg->model);
-	if (cfg->cache_dir != NULL && bench_cache_key(cfg, path, key, sizeof(key)) == 0) {
+	/* Only Fashion-MNIST inputs are cached: a folder's key would need its every file. */
+	if (cfg->cache_dir != NULL && cfg->inputs_dir == NULL && cfg->n_random == 0 &&
+	    bench_cache_key(cfg, path, key, sizeof(key)) == 0) {
 		bench_cache_path(cfg->cache_dir, key, cpath, sizeof(cpath));
 		if (bench_cache_load(in, cpath, key) == 0) {
 			in->from_cache = true;
+			in->has_labels = true;	/* only Fashion-MNIST inputs are cached */
+			snprintf(in->what, sizeof(in->what), "%u Fashion-MNIST test images",
+				 in->n_items);
 			in->build_s = (double)(tg_now_ns() - t0) / 1e9;
 			*out = in;
 			return 0;
@@ -355,22 +361,22 @@ bench_inputs_build(struct bench_inputs **out, const struct bench_inputs_cfg *cfg
 					info.n_splits - 1);
 			goto out_model;
 		}
-	if (kern_model_split(m, 0)->numel != BENCH_FMNIST_ROWS * BENCH_FMNIST_COLS) {
-		rc = tg_err_set(err, -EINVAL, "%s: input is not one 28x28 image", path);
-		goto out_model;
-	}
 	if (cfg->calib != NULL && (rc = kern_calib_load(m, cfg->calib, &calib, err)) < 0)
 		goto out_model;
-	rc = bench_fmnist_load(cfg->dataset_dir, false, cfg->n_images, &ds, err);
+	in0 = kern_model_split(m, 0);
+	rc = bench_samples_load(&ds, cfg, in0->dims, in0->ndim, err);
 	if (rc < 0)
 		goto out_model;
-	in->n_items = (unsigned)ds.n;
-	in->labels = malloc(ds.n);
+	in->n_items = ds.n;
+	in->has_labels = ds.labels != NULL;
+	snprintf(in->what, sizeof(in->what), "%s", ds.what);
+	in->labels = malloc(ds.n * sizeof(*in->labels));
 	if (in->labels == NULL) {
 		rc = tg_err_set(err, -ENOMEM, "inputs: labels");
 		goto out_ds;
 	}
-	memcpy(in->labels, ds.labels, ds.n);
+	for (unsigned i = 0; i < ds.n; i++)
+		in->labels[i] = ds.labels != NULL ? ds.labels[i] : BENCH_NO_LABEL;
 	for (unsigned s = 0; s < 64; s++) {
 		struct bench_build bd = { .m = m, .cfg = cfg, .calib = calib, .split = s };
 
@@ -388,14 +394,14 @@ bench_inputs_build(struct bench_inputs **out, const struct bench_inputs_cfg *cfg
 	in->build_s = (double)(tg_now_ns() - t0) / 1e9;
 	if (cpath[0] != 0)
 		bench_cache_save(in, cfg->cache_dir, cpath, key);
-	bench_fmnist_free(&ds);
+	bench_samples_free(&ds);
 	kern_calib_free(calib);
 	kern_model_free(m);
 	*out = in;
 	return 0;
 
 out_ds:
-	bench_fmnist_free(&ds);
+	bench_samples_free(&ds);
 out_model:
 	kern_calib_free(calib);
 	kern_model_free(m);
@@ -415,7 +421,7 @@ bench_inputs_free(struct bench_inputs *in)
 
 /* ---- the cache: built inputs kept on disk, for the next run with the same key ---- */
 
-enum { BENCH_CACHE_VERSION = 1 };
+enum { BENCH_CACHE_VERSION = 2 };	/* 2: labels and offline answers are 16 bits */
 
 /* What the inputs depend on, as text: written at the top of the file and compared whole. */
 static int
@@ -495,12 +501,13 @@ bench_cache_load(struct bench_inputs *in, const char *path, const char *key)
 	     in->n_dg <= (size_t)in->n_items * 64 * PROTO_DT__COUNT * PROTO_MAX_CHUNKS &&
 	     in->arena_len <= (size_t)in->n_dg * in->max_dgram;
 	if (ok) {
-		in->labels = malloc(in->n_items);
+		in->labels = malloc(in->n_items * sizeof(*in->labels));
 		in->dg = malloc((in->n_dg ? in->n_dg : 1) * sizeof(*in->dg));
 		in->arena = malloc(in->arena_len ? in->arena_len : 1);
 		in->cap_dg = in->n_dg;
 		in->arena_cap = in->arena_len;
-		ok = in->labels && in->dg && in->arena && bench_rd(f, in->labels, in->n_items) &&
+		ok = in->labels && in->dg && in->arena &&
+		     bench_rd(f, in->labels, in->n_items * sizeof(*in->labels)) &&
 		     bench_rd(f, in->dg, in->n_dg * sizeof(*in->dg)) &&
 		     bench_rd(f, in->arena, in->arena_len);
 	}
@@ -544,7 +551,7 @@ bench_cache_save(const struct bench_inputs *in, const char *dir, const char *pat
 		goto warn;
 	ok = bench_wr(f, key, strlen(key));
 	BENCH_CACHE_FIELDS(bench_wr, f, in, ok);
-	ok = ok && bench_wr(f, in->labels, in->n_items) &&
+	ok = ok && bench_wr(f, in->labels, in->n_items * sizeof(*in->labels)) &&
 	     bench_wr(f, in->dg, in->n_dg * sizeof(*in->dg)) && bench_wr(f, in->arena, in->arena_len);
 	for (unsigned s = 0; ok && s < 64; s++)
 		for (unsigned d = 0; ok && d < PROTO_DT__COUNT; d++)

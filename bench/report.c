@@ -74,17 +74,23 @@ bench_report_table(FILE *f, const struct bench_results *r, const struct bench_in
 	for (unsigned s = 0; s < PROTO_REASON__COUNT; s++)
 		if (r->reason[s])
 			fprintf(f, "  reason %-19s %" PRIu64 "\n", proto_reason_name(s), r->reason[s]);
-	fprintf(f, "%-28s %.2f%% (%" PRIu64 " of %" PRIu64 " OK answers)\n", "accuracy",
-		bench_pct(r->correct, r->ok), r->correct, r->ok);
-	fprintf(f, "%-28s %.2f%% (the engine, same requests)\n", "offline accuracy",
-		bench_pct(r->offline_correct, r->ok));
+	if (in != NULL && !in->has_labels) {
+		fprintf(f, "%-28s none: the inputs have no labels\n", "accuracy");
+	} else {
+		fprintf(f, "%-28s %.2f%% (%" PRIu64 " of %" PRIu64 " OK answers)\n", "accuracy",
+			bench_pct(r->correct, r->ok), r->correct, r->ok);
+		fprintf(f, "%-28s %.2f%% (the engine, same requests)\n", "offline accuracy",
+			bench_pct(r->offline_correct, r->ok));
+	}
 	fprintf(f, "%-28s %.2f%% (%" PRIu64 " of %" PRIu64 ")\n", "agreement with offline",
 		bench_pct(r->agree, r->ok), r->agree, r->ok);
-	if (in != NULL)
+	if (in != NULL && in->has_labels)
 		fprintf(f, "%-28s %u images, %.2f%% offline over all built, %.1f MB, %.1f s%s\n",
 			"inputs", in->n_items, bench_pct(in->offline_hits, in->offline_total),
 			(double)in->arena_len / 1e6, in->build_s,
 			in->from_cache ? " (from the cache)" : "");
+	if (in != NULL)
+		fprintf(f, "%-28s %s\n", "samples", in->what);
 }
 
 /* A histogram's percentiles, max and mean, in ms. @return a new object, NULL on ENOMEM. */
@@ -163,6 +169,12 @@ bench_report_json(const struct bench_results *r, const struct bench_inputs *in)
 	if (o != NULL &&
 	    (json_object_set_new(o, "corrupted", json_integer((json_int_t)r->corrupted)) ||
 	     json_object_set_new(o, "unauthenticated", json_integer((json_int_t)r->rx_unauth)))) {
+		json_decref(o);
+		return NULL;
+	}
+	if (o != NULL && in != NULL && !in->has_labels &&	/* nothing to be accurate against */
+	    (json_object_set_new(o, "accuracy", json_null()) ||
+	     json_object_set_new(o, "offline_accuracy", json_null()))) {
 		json_decref(o);
 		return NULL;
 	}

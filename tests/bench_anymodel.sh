@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# tailgate-bench on a model that is not Fashion-MNIST: the gateway serves the ResNet-style
+# fixture resnet_bn (input [N,3,16,16], 10 classes) and the bench brings its own inputs. First a
+# folder of .npy files (--inputs: the fixture's 3 samples as one [3,3,16,16] file plus one [3,16,16]
+# sample, and labels.npy: PyTorch's own top-1 for each), so accuracy means agreement with
+# PyTorch; then random samples of the model's input shape (--random, no labels). Checked:
+# every request answered OK, the answers agree 100% with the engine's offline answers of the
+# same bytes, the accuracy against PyTorch's classes is reported (and 100% for f32), no
+# accuracy is claimed without labels; and the error when the inputs do not fit the model.
+# Usage: tests/bench_anymodel.sh BUILD
+set -u
+BUILD=${1:-build}
+cd "$(dirname "$0")/.."
+
+NAME=tgany$$ NET=10.83 SUBNET=0
+TMP=$(mktemp -d /tmp/tg_anymodel.XXXXXX)
+. tests/gw_lib.bash
+trap gw_cleanup EXIT
+trap 'exit 130' INT TERM
+jv() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["result"]
+for k in sys.argv[2].split("."): d=d[k]
+print(d)' "$2" "$1" 2>/dev/null || echo -1; }
+
+gw_require "$BUILD/tailgate" "$BUILD/tailgate-bench"
+FIX=tests/fixtures/resnet_bn
+mkdir -p "$TMP/repo/resnet_bn" "$TMP/in" "$TMP/bad"
+ln -s "$PWD/$FIX/model.onnx" "$TMP/repo/resnet_bn/model.onnx"
+printf 'id = 2\nsplits = 0, 4, 8\nmax_batch = 8\ndeadline_ms = 10000\ntop_k = 1\n' \
+	>"$TMP/repo/resnet_bn/model.conf"
+if ! /usr/bin/python3 - "$FIX" "$TMP/in" "$TMP/bad" <<'PY'; then
+import sys
+import numpy as np
+fix, out, bad = sys.argv[1:4]
+x = np.load(f"{fix}/input.npy").astype(np.float32)          # [3,3,16,16]
+y = np.load(f"{fix}/output_0.npy")                          # PyTorch's outputs
+np.save(f"{out}/a_batch.npy", x)
+np.save(f"{out}/b_one.npy", x[1])                           # one sample, no batch dim
+np.save(f"{out}/labels.npy", np.concatenate([y.argmax(1), y[1:2].argmax(1)]).astype(np.int64))
+np.save(f"{bad}/wrong.npy", np.zeros((2, 1, 28, 28), np.float32))
+PY
+	bad "numpy (python3-numpy) made the inputs"
+fi
+cat >"$TMP/tailgate.conf" <<CONF
+address = $IP_GW
+models = $TMP/repo
+workers = 1
+max_inflight_messages = 1024
+msg_timeout_us = 10000000
+CONF
+
+out=$TMP/run
+ns_up_or_exit
+if ! gw_start "$TMP/tailgate.conf" "$out" --engine-threads 1; then
+	bad "tailgate started"
+	check_done
+	exit 1
+fi
+ok "tailgate serves the resnet_bn fixture (input [N,3,16,16])"
+
+bench() {	# label, extra options...
+	local label=$1
+	shift
+	ip netns exec "$NS_CL" timeout 300 "$BUILD/tailgate-bench" --gateway "$IP_GW" \
+		--bind "$IP_CL" --model "$FIX/model.onnx" --model-id 2 --devices 20 --rate 40 \
+		--requests 160 --warmup 0 --drain 20 --quiet --no-cache --threads 1 \
+		--mix 'split=0,4,8;dtype=f32,u8;uplink=0;deadline=10s' --json "$out/$label.json" \
+		"$@" >"$out/$label.out" 2>"$out/$label.err"
+}
+
+bench folder --inputs "$TMP/in" --check
+rc=$?
+sed 's/^/    ! /' "$out/folder.err" | grep -v progress | tail -n 4
+check "--inputs: the bench ran with --check passing (status $rc)" test "$rc" -eq 0
+check "--inputs: 4 samples from the folder, labels.npy read" \
+	grep -q '^samples .*4 samples from .* with labels.npy' "$out/folder.out"
+check "--inputs: 160 requests, all answered OK" \
+	test "$(jv ok "$out/folder.json")" -eq 160 -a "$(jv scheduled "$out/folder.json")" -eq 160
+check "--inputs: agreement with the engine's offline answers 100% ($(jv agreement "$out/folder.json"))" \
+	python3 -c "import sys; sys.exit(abs(float(sys.argv[1]) - 100) > 1e-9)" "$(jv agreement "$out/folder.json")"
+acc=$(jv accuracy "$out/folder.json")
+check "--inputs: accuracy against PyTorch's classes reported, at least 90% with u8 ($acc%)" \
+	python3 -c "import sys; sys.exit(not float(sys.argv[1]) >= 90)" "$acc"
+
+bench random --random 16 --seed 7 --check
+rc=$?
+check "--random: the bench ran with --check passing (status $rc)" test "$rc" -eq 0
+check "--random: 160 answered OK, agreement 100%" \
+	test "$(jv ok "$out/random.json")" -eq 160 -a "$(jv agreement "$out/random.json" | cut -d. -f1)" -eq 100
+check "--random: no accuracy without labels (JSON null, table says so)" \
+	bash -c "[ '$(jv accuracy "$out/random.json")' = None ] &&
+		 grep -q '^accuracy  *none: the inputs have no labels' '$out/random.out'"
+
+bench wrong --inputs "$TMP/bad"
+rc=$?
+check "inputs of another shape: refused, the file and both shapes named (status $rc)" \
+	bash -c "[ $rc -ne 0 ] && grep -q 'wrong.npy: shape \[2,1,28,28\]: the model takes \[3,16,16\]' '$out/wrong.err'"
+ip netns exec "$NS_CL" "$BUILD/tailgate-bench" --gateway "$IP_GW" --model "$FIX/model.onnx" \
+	--rate 1 --duration 1 --no-cache >/dev/null 2>"$out/fm.err"
+check "no inputs for a non-28x28 model: the error says to give --inputs or --random" \
+	grep -q 'give it inputs with --inputs DIR (.npy files) or --random N' "$out/fm.err"
+gw_term
+check_done
