@@ -108,10 +108,10 @@ tb_help(FILE *f)
 "      --json FILE|-        the results as JSON (a sweep: every step, and the last)\n"
 "      --csv FILE|-         the same figures as CSV: a header, one line per run (a sweep:\n"
 "                           per step)\n"
-"      --hgrm FILE          latency percentiles in HdrHistogram's .hgrm format (ms; a\n"
-"                           sweep: its last step)\n"
-"      --plot DIR           PNG charts with gnuplot: latency CDF; latency vs throughput\n"
-"                           for a sweep\n"
+"      --hgrm FILE          latency percentiles in HdrHistogram's .hgrm format, ms (a\n"
+"                           sweep: its last step, and step N in FILE-stepN.hgrm)\n"
+"      --plot DIR           PNG charts with gnuplot, titled with the mix: latency CDF\n"
+"                           (a sweep: one line per step, by rate); latency vs throughput\n"
 "  -q, --quiet              no progress line (also off when stderr is not a terminal)\n"
 "      --check              exit 1 unless every request was answered OK and agreed with\n"
 "                           the offline answer\n"
@@ -416,9 +416,23 @@ tb_have_gnuplot(void)
 	return false;
 }
 
+/* One latency-by-percentile curve per step (x: 1/(1-p), so the tail gets the room, as
+ * HdrHistogram's plotter draws it), blocks separated by two blank lines for gnuplot's index. */
+static void
+tb_plot_cdf(FILE *f, const struct bench_results *r)
+{
+	for (double nines = 0; nines <= 5.0 && r->lat_us.total > 0; nines += 0.05) {
+		double p = 100.0 * (1 - pow(10, -nines));
+
+		fprintf(f, "%.6f %.6f %.3f\n", p, 1.0 / (1.0 - p / 100.0),
+			(double)bench_hdr_value_at(&r->lat_us, p) / 1000.0);
+	}
+	fprintf(f, "\n\n");
+}
+
 static int
-tb_plot(const char *dir, const struct bench_results *last, const struct bench_results *steps,
-	unsigned n_steps)
+tb_plot(const char *dir, const char *mix, const struct bench_results *last,
+	const struct bench_results *steps, unsigned n_steps)
 {
 	char path[4096];
 	FILE *f, *gp;
@@ -437,13 +451,8 @@ tb_plot(const char *dir, const struct bench_results *last, const struct bench_re
 	f = fopen(path, "w");
 	if (f == NULL)
 		goto out_err;
-	/* x: 1/(1-p), so the tail gets the room (as HdrHistogram's plotter draws it). */
-	for (double nines = 0; nines <= 5.0 && last->lat_us.total > 0; nines += 0.05) {
-		double p = 100.0 * (1 - pow(10, -nines));
-
-		fprintf(f, "%.6f %.6f %.3f\n", p, 1.0 / (1.0 - p / 100.0),
-			(double)bench_hdr_value_at(&last->lat_us, p) / 1000.0);
-	}
+	for (unsigned i = 0; i < (n_steps > 0 ? n_steps : 1); i++)
+		tb_plot_cdf(f, n_steps > 0 ? &steps[i] : last);
 	fclose(f);
 	if (n_steps > 0) {
 		snprintf(path, sizeof(path), "%s/sweep.dat", dir);
@@ -461,26 +470,36 @@ tb_plot(const char *dir, const struct bench_results *last, const struct bench_re
 	gp = popen("gnuplot", "w");
 	if (gp == NULL)
 		goto out_err;
+	/* The mix goes into a title: a quote in it would end gnuplot's string. */
 	fprintf(gp, "set terminal pngcairo size 900,600 noenhanced\n"
 		"set grid\n"
 		"set output '%s/latency_cdf.png'\n"
-		"set title 'tailgate-bench: latency by percentile (OK answers)'\n"
+		"set title \"tailgate-bench: latency by percentile (OK answers)\\nmix %s\"\n"
 		"set logscale x\n"
 		"set xlabel 'percentile'\n"
 		"set ylabel 'latency (ms)'\n"
+		"set key left top\n"
 		"set xtics ('0%%%%' 1, '90%%%%' 10, '99%%%%' 100, '99.9%%%%' 1000, '99.99%%%%' 10000, "
 		"'99.999%%%%' 100000)\n"
-		"plot '%s/latency_cdf.dat' using 2:3 with lines lw 2 title 'latency'\n",
-		dir, dir);
+		"plot ", dir, strchr(mix, '"') ? "(see the report)" : mix);
+	for (unsigned i = 0; i < (n_steps > 0 ? n_steps : 1); i++) {
+		const struct bench_results *r = n_steps > 0 ? &steps[i] : last;
+
+		fprintf(gp, "%s'%s/latency_cdf.dat' index %u using 2:3 with lines lw 2 "
+			"title '%.1f req/s offered, %.1f achieved'", i ? ", " : "", dir, i,
+			bench_results_offered(r), bench_results_achieved(r));
+	}
+	fprintf(gp, "\n");
 	if (n_steps > 0)
 		fprintf(gp, "reset\nset terminal pngcairo size 900,600 noenhanced\nset grid\n"
 			"set output '%s/latency_vs_throughput.png'\n"
-			"set title 'tailgate-bench sweep: latency vs throughput'\n"
+			"set title \"tailgate-bench sweep: latency vs throughput\\nmix %s\"\n"
 			"set xlabel 'achieved (requests/s)'\n"
 			"set ylabel 'latency (ms)'\n"
 			"set logscale y\n"
 			"plot '%s/sweep.dat' using 2:3 with linespoints lw 2 title 'p50', "
-			"'' using 2:4 with linespoints lw 2 title 'p99'\n", dir, dir);
+			"'' using 2:4 with linespoints lw 2 title 'p99'\n", dir,
+			strchr(mix, '"') ? "(see the report)" : mix, dir);
 	rc = pclose(gp);
 	if (rc != 0) {
 		fprintf(stderr, "tailgate-bench: --plot: gnuplot failed (status %d)\n", rc);
@@ -491,6 +510,34 @@ tb_plot(const char *dir, const struct bench_results *last, const struct bench_re
 out_err:
 	fprintf(stderr, "tailgate-bench: --plot: %s: %s\n", path, strerror(errno));
 	return -EIO;
+}
+
+/*
+ * --hgrm FILE: the run's latency percentiles; a sweep's last step there too, and every step
+ * in FILE's name with -stepN (FILE.hgrm -> FILE-stepN.hgrm), so each rate can be compared.
+ */
+static int
+tb_write_hgrm(const char *path, const struct bench_results *last, const struct bench_results *steps,
+	      unsigned n_steps)
+{
+	char step_path[4200];
+	size_t n = strlen(path);
+	FILE *f = tb_open_out(path);
+	int rc = 0;
+
+	if (f == NULL || bench_hdr_write_hgrm(&last->lat_us, f, 1000.0, 5) < 0)
+		rc = -EIO;
+	tb_close_out(f);
+	for (unsigned i = 0; rc == 0 && i < n_steps; i++) {
+		int base = n > 5 && strcmp(path + n - 5, ".hgrm") == 0 ? (int)(n - 5) : (int)n;
+
+		snprintf(step_path, sizeof(step_path), "%.*s-step%u.hgrm", base, path, i + 1);
+		f = tb_open_out(step_path);
+		if (f == NULL || bench_hdr_write_hgrm(&steps[i].lat_us, f, 1000.0, 5) < 0)
+			rc = -EIO;
+		tb_close_out(f);
+	}
+	return rc;
 }
 
 /* ---- main ---- */
@@ -572,14 +619,10 @@ tb_outputs(const struct tb_opts *o, const char *mixbuf, struct bench_results *st
 			tb_close_out(f);
 		}
 	}
-	if (o->hgrm != NULL) {
-		FILE *f = tb_open_out(o->hgrm);
-
-		if (f == NULL || bench_hdr_write_hgrm(&last->lat_us, f, 1000.0, 5) < 0)
-			status = TB_EXIT_FAIL;
-		tb_close_out(f);
-	}
-	if (o->plot != NULL && tb_plot(o->plot, last, o->sweep ? steps : NULL,
+	if (o->hgrm != NULL && tb_write_hgrm(o->hgrm, last, o->sweep ? steps : NULL,
+					     o->sweep ? n_steps : 0) < 0)
+		status = TB_EXIT_FAIL;
+	if (o->plot != NULL && tb_plot(o->plot, mixbuf, last, o->sweep ? steps : NULL,
 				       o->sweep ? n_steps : 0) < 0)
 		status = TB_EXIT_FAIL;
 	if (o->check && !o->sweep &&

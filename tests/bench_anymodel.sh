@@ -91,6 +91,30 @@ check "--random: no accuracy without labels (JSON null, table says so)" \
 	bash -c "[ '$(jv accuracy "$out/random.json")' = None ] &&
 		 grep -q '^accuracy  *none: the inputs have no labels' '$out/random.out'"
 
+# A sweep of at most two steps (a busy machine may call the first saturated: achieved under
+# 95% of offered): one .hgrm per step beside the last step's, one CDF line per step.
+bench sweep --random 16 --sweep --rate 10 --sweep-factor 2 --sweep-steps 2 --requests 40 \
+	--hgrm "$out/sw.hgrm" --plot "$out/plots"
+rc=$?
+steps_ok=$(python3 -c 'import json,sys; print(" ".join(str(s["ok"]) for s in json.load(open(sys.argv[1]))["sweep"]))' \
+	"$out/sweep.json" 2>/dev/null)
+n_steps=$(wc -w <<<"$steps_ok")
+check "sweep: ran (status $rc, OK per step: ${steps_ok:-none})" test "$n_steps" -ge 1
+n=1
+for ok_n in $steps_ok; do
+	check "sweep: step $n's own .hgrm counts its $ok_n OK answers" \
+		grep -Eq "Total count += +$ok_n\]" "$out/sw-step$n.hgrm"
+	n=$((n + 1))
+done
+check "sweep: --hgrm FILE still holds the last step" grep -q '^#\[Max ' "$out/sw.hgrm"
+check "sweep: the CDF plot data has one block per step ($n_steps)" \
+	test "$(awk 'BEGIN { b = 0 } NF == 0 { e++; next } e >= 2 || NR == 1 { b++ } { e = 0 }
+		END { print b }' "$out/plots/latency_cdf.dat")" -eq "$n_steps"
+if command -v gnuplot >/dev/null; then
+	check "sweep: PNGs written (CDF by step, latency vs throughput)" \
+		test -s "$out/plots/latency_cdf.png" -a -s "$out/plots/latency_vs_throughput.png"
+fi
+
 bench wrong --inputs "$TMP/bad"
 rc=$?
 check "inputs of another shape: refused, the file and both shapes named (status $rc)" \
