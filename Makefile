@@ -148,14 +148,15 @@ $(BUILD)/pic/gen/onnx.pb-c.o: $(GEN_ONNX)
 	$(CC) $(filter-out -Werror -Wextra,$(CFLAGS_ALL)) -fPIC -w -c $< -o $@
 $(filter $(BUILD)/pic/kernels/%,$(TGC_PIC)): $(GEN_ONNX)
 
-$(BUILD)/tgc-example: programs/tgc_example.c $(LIBS)
+# Programs that print the version are relinked when it changes (no -MMD on these rules).
+$(BUILD)/tgc-example: programs/tgc_example.c $(LIBS) $(TG_VERSION_H)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
-$(BUILD)/tailgate-model: programs/tailgate_model.c $(LIBS)
+$(BUILD)/tailgate-model: programs/tailgate_model.c $(LIBS) $(TG_VERSION_H)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
 # The load tester (bench/, README "Load testing with tailgate-bench").
-$(BUILD)/tailgate-bench: programs/tailgate_bench.c $(LIBS)
+$(BUILD)/tailgate-bench: programs/tailgate_bench.c $(LIBS) $(TG_VERSION_H)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
 $(BUILD)/tailgate: programs/tailgate.c $(LIBS)

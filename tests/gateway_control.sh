@@ -47,8 +47,11 @@ PY
 printf 'id = 7\nsplits = 0, 4\nexit = ex"t1:0.9\n' >"$TMP/repo/$MODEL/model.conf"
 
 # The operator's flags, before anything starts.
-check "--version: tailgate X.Y.Z (git ...)" \
-	bash -c "'$BUILD/tailgate' --version | grep -qE '^tailgate [0-9]+\.[0-9]+\.[0-9]+ \(git [^)]+\)$'"
+for prog in tailgate tailgate-model tailgate-bench tgc-example; do
+	check "--version: $prog X.Y.Z (git ...), the same release for every program" \
+		bash -c "'$BUILD/$prog' --version | grep -qE '^$prog [0-9]+\.[0-9]+\.[0-9]+ \(git [^)]+\)$' &&
+			 [ \"\$('$BUILD/$prog' --version | cut -d' ' -f2)\" = \"\$('$BUILD/tailgate' --version | cut -d' ' -f2)\" ]"
+done
 printf 'address = 10.78.9.1\nmodels = %s\n' "$TMP/repo" >"$TMP/good.conf"
 "$BUILD/tailgate" --check-config "$TMP/good.conf" >"$TMP/cc.out" 2>&1
 rc=$?
