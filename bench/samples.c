@@ -157,9 +157,12 @@ bench_samples_dir(struct bench_samples *s, const char *dir, const int64_t *in, i
 }
 
 static int
-bench_samples_random(struct bench_samples *s, unsigned n, uint64_t seed, struct tg_err *err)
+bench_samples_random(struct bench_samples *s, unsigned n, uint64_t seed, const int64_t *in,
+		     int ndim, struct tg_err *err)
 {
 	struct bench_rng r;
+	char shape[96];
+	size_t off = 0;
 
 	if (n > BENCH_MAX_SAMPLES)
 		return tg_err_set(err, -E2BIG, "--random %u: at most %u samples", n, BENCH_MAX_SAMPLES);
@@ -170,8 +173,12 @@ bench_samples_random(struct bench_samples *s, unsigned n, uint64_t seed, struct 
 	for (size_t i = 0; i < (size_t)n * s->numel; i++)
 		s->x[i] = (float)bench_rng_unit(&r);
 	s->n = n;
-	snprintf(s->what, sizeof(s->what), "%u random samples, uniform in [0, 1), seed %llu "
-		 "(no labels: no accuracy)", n, (unsigned long long)seed);
+	/* The model input's shape less the batch dimension, as the report names it. */
+	for (int d = 1; d < ndim && off < sizeof(shape); d++)
+		off += (size_t)snprintf(shape + off, sizeof(shape) - off, "%s%lld", d > 1 ? "," : "",
+					(long long)in[d]);
+	snprintf(s->what, sizeof(s->what), "%u random samples of [%s], uniform in [0, 1), seed %llu "
+		 "(no labels: no accuracy)", n, shape, (unsigned long long)seed);
 	return 0;
 }
 
@@ -215,7 +222,7 @@ bench_samples_load(struct bench_samples *s, const struct bench_inputs_cfg *cfg, 
 	if (cfg->inputs_dir != NULL)
 		rc = bench_samples_dir(s, cfg->inputs_dir, in, ndim, cfg->n_images, err);
 	else if (cfg->n_random != 0)
-		rc = bench_samples_random(s, cfg->n_random, cfg->seed, err);
+		rc = bench_samples_random(s, cfg->n_random, cfg->seed, in, ndim, err);
 	else
 		rc = bench_samples_fmnist(s, cfg->dataset_dir, cfg->n_images, err);
 	if (rc < 0)
