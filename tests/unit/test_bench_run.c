@@ -302,7 +302,7 @@ fake_inputs(void)
 	if (in == NULL)
 		return NULL;
 	in->n_items = 8;
-	in->labels = calloc(8, 1);
+	in->labels = calloc(8, sizeof(*in->labels));
 	in->msg[0][PROTO_DT_F32] = calloc(8, sizeof(struct bench_msg));
 	in->split_mask = 1;
 	in->dtype_mask = 1u << PROTO_DT_F32;
