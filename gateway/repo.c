@@ -397,8 +397,12 @@ gw_repo_summary(const struct gw_repo *r, FILE *f)
 		struct kern_model_info info;
 
 		kern_model_get_info(gm->m, &info);
-		fprintf(f, "model %s: id %u, %s, %llu FLOPs per sample, max batch %u, max delay %u us, "
-			"deadline %u ms\n", gm->conf.name, gm->conf.id,
+		char vid[32] = "";
+
+		if (gm->variant != 0)
+			snprintf(vid, sizeof(vid), " variant %u", gm->variant);
+		fprintf(f, "model %s: id %u%s, %s, %llu FLOPs per sample, max batch %u, max delay %u us, "
+			"deadline %u ms\n", gm->label, gm->conf.id, vid,
 			gm->conf.precision == KERN_PREC_INT8 ? "int8" : "f32",
 			(unsigned long long)info.flops, gm->conf.max_batch, gm->conf.max_delay_us,
 			gm->conf.deadline_ms);

@@ -58,7 +58,8 @@ kern_var_cone(const struct kern_model *m, unsigned ai, int sc, int br, uint8_t *
 			continue;
 		p = m->values[v].producer;
 		if (p < 0) {
-			why = "its branch reads an activation other than its shortcut";
+			why = "no identity shortcut: its branch reads activations other than its "
+			      "other input (e.g. a projection shortcut)";
 			break;
 		}
 		if (in_cone[p])

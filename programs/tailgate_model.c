@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tailgate-model: the engine from the command line, for model cards, device developers and
- * operators. Subcommands info, run, eval, bench and extract; tensors in and out as .npy.
+ * operators. Subcommands info, run, eval, bench, extract, calibrate, and for variants blocks,
+ * drop, adapt and calibrate-exits; tensors in and out as .npy.
  *   exit 0: done; 1: the engine or a file refused (tg_err message on stderr); 2: bad usage.
  */
 #include "bench/bench.h"
@@ -1654,6 +1655,1000 @@ out:
 	return rc < 0 ? tm_fail(&err) : TM_EXIT_OK;
 }
 
+/* ---- variants: blocks, drop, adapt; calibrate-exits ---- */
+
+/* Labelled samples: model inputs and their classes. */
+struct tm_data {
+	struct tg_tensor x;	/* f32 [n, ...] */
+	uint32_t *labels;	/* [n] */
+	size_t n;
+};
+
+static void
+tm_data_free(struct tm_data *d)
+{
+	tg_tensor_free(&d->x);
+	free(d->labels);
+	memset(d, 0, sizeof(*d));
+}
+
+/* DIR/labels.npy: integers >= 0, one per input. */
+static int
+tm_labels_load(const char *dir, size_t n, uint32_t **out, struct tg_err *err)
+{
+	char p[4096];
+	struct tg_tensor l = { 0 };
+	int rc;
+
+	snprintf(p, sizeof(p), "%s/labels.npy", dir);
+	rc = tg_npy_load(p, TM_MAX_NPY_BYTES, &l, err);
+	if (rc < 0)
+		return rc;
+	if (l.ndim != 1 || (size_t)l.dims[0] != n || (l.dtype != TG_DT_U8 && l.dtype != TG_DT_S8 &&
+						       l.dtype != TG_DT_S32 && l.dtype != TG_DT_S64)) {
+		tg_tensor_free(&l);
+		return tg_err_set(err, -EINVAL, "%s: want integer labels of shape [%zu]", p, n);
+	}
+	*out = malloc((n ? n : 1) * sizeof(**out));
+	if (*out == NULL) {
+		tg_tensor_free(&l);
+		return tg_err_set(err, -ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		int64_t v = l.dtype == TG_DT_U8 ? ((const uint8_t *)l.data)[i] :
+			    l.dtype == TG_DT_S8 ? ((const int8_t *)l.data)[i] :
+			    l.dtype == TG_DT_S32 ? ((const int32_t *)l.data)[i] :
+						   ((const int64_t *)l.data)[i];
+
+		if (v < 0 || v > INT32_MAX) {
+			rc = tg_err_set(err, -EINVAL, "%s: label %zu is %lld", p, i, (long long)v);
+			break;
+		}
+		(*out)[i] = (uint32_t)v;
+	}
+	tg_tensor_free(&l);
+	if (rc < 0) {
+		free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+/*
+ * The samples to score on: Fashion-MNIST (the test split, or the training split when train)
+ * or DIR/inputs.npy (f32 [N, ...]) with DIR/labels.npy; limit > 0 keeps the first limit.
+ */
+static int
+tm_data_load(bool fmnist, const char *eval_dir, bool train, size_t limit, struct tm_data *d,
+	     struct tg_err *err)
+{
+	char p[4096];
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	if (fmnist) {
+		struct tg_fmnist ds = { 0 };
+
+		rc = tg_fmnist_load(NULL, train, limit, &ds, err);
+		if (rc < 0)
+			return rc;
+		d->labels = malloc((ds.n ? ds.n : 1) * sizeof(*d->labels));
+		if (d->labels == NULL) {
+			tg_fmnist_free(&ds);
+			return tg_err_set(err, -ENOMEM, "out of memory");
+		}
+		for (size_t i = 0; i < ds.n; i++)
+			d->labels[i] = ds.labels[i];
+		d->x = ds.images;
+		d->n = ds.n;
+		ds.images.data = NULL;
+		tg_fmnist_free(&ds);
+		return 0;
+	}
+	snprintf(p, sizeof(p), "%s/inputs.npy", eval_dir);
+	rc = tg_npy_load(p, TM_MAX_NPY_BYTES, &d->x, err);
+	if (rc == 0 && (d->x.dtype != TG_DT_F32 || d->x.ndim < 1 || d->x.dims[0] < 1))
+		rc = tg_err_set(err, -EINVAL, "%s: want f32 [N, ...] model inputs", p);
+	if (rc == 0)
+		rc = tm_labels_load(eval_dir, (size_t)d->x.dims[0], &d->labels, err);
+	if (rc < 0) {
+		tm_data_free(d);
+		return rc;
+	}
+	d->n = (size_t)d->x.dims[0];
+	if (limit > 0 && limit < d->n)
+		d->n = limit;
+	d->x.dims[0] = (int64_t)d->n;	/* the rows past n are ignored */
+	return 0;
+}
+
+/* Top-1 of a row of per values. */
+static uint32_t
+tm_argmax(const float *row, size_t per)
+{
+	size_t best = 0;
+
+	for (size_t k = 1; k < per; k++)
+		if (row[k] > row[best])
+			best = k;
+	return (uint32_t)best;
+}
+
+/*
+ * Run the whole model of m over d in batches of b: every output, by ONNX name, into o
+ * (the caller frees it), and each model output's top-1 accuracy in % into acc[].
+ */
+static int
+tm_model_acc(const struct kern_model *m, const struct tm_data *d, unsigned b, double *acc,
+	     struct kern_outs *o, struct tg_err *err)
+{
+	struct kern_stage st = { .m = m, .spec = { .kind = KERN_PLAN_TAIL, .split = 0 } };
+	const struct kern_split *s0 = kern_model_split(m, 0);
+	struct kern_model_info mi;
+	int rc;
+
+	kern_model_get_info(m, &mi);
+	memset(o, 0, sizeof(*o));
+	rc = tm_check_shape(&d->x, "the samples", s0->ndim, s0->dims, "the model input", err);
+	if (rc == 0)
+		rc = kern_stage_run(&st, b < d->n ? b : (unsigned)d->n, &d->x, o, err);
+	kern_stage_free(&st);
+	for (unsigned e = 0; rc == 0 && e < mi.n_outputs; e++) {
+		const char *name = kern_model_output(m, e)->name;
+		unsigned k;
+		size_t hits = 0, per;
+
+		for (k = 0; k < o->n && strcmp(o->name[k], name) != 0; k++)
+			;
+		if (k == o->n)
+			return tg_err_set(err, -EIO, "output \"%s\" was not computed", name);
+		per = tg_tensor_numel(&o->t[k]) / d->n;
+		for (size_t i = 0; i < d->n; i++)
+			hits += tm_argmax((const float *)o->t[k].data + i * per, per) == d->labels[i];
+		acc[e] = 100.0 * (double)hits / (double)d->n;
+	}
+	return rc;
+}
+
+/* The final exit's accuracy of m with blocks idx[0..n) dropped; *flops its FLOPs. */
+static int
+tm_drop_acc(const struct kern_model *m, const unsigned *idx, unsigned n, const struct tm_data *d,
+	    unsigned b, double *final_acc, uint64_t *flops, struct tg_err *err)
+{
+	struct kern_model *v = NULL;
+	struct kern_model_info vi;
+	struct kern_outs o = { 0 };
+	double acc[64];
+	uint8_t *buf = NULL;
+	size_t len;
+	int rc;
+
+	rc = kern_model_drop(m, idx, n, &buf, &len, err);
+	if (rc == 0)
+		rc = kern_model_load_mem(buf, len, "dropped", NULL, &v, err);
+	free(buf);
+	if (rc < 0)
+		return rc;
+	kern_model_get_info(v, &vi);
+	*flops = vi.flops;
+	if (vi.n_outputs > 64)
+		rc = tg_err_set(err, -EINVAL, "more than 64 outputs");
+	if (rc == 0 && d != NULL)
+		rc = tm_model_acc(v, d, b, acc, &o, err);
+	if (rc == 0 && d != NULL) {
+		unsigned f = 0;
+
+		for (unsigned e = 1; e < vi.n_outputs; e++)	/* final: the most FLOPs */
+			if (kern_model_output(v, e)->flops >= kern_model_output(v, f)->flops)
+				f = e;
+		*final_acc = acc[f];
+	}
+	kern_outs_free(&o);
+	kern_model_free(v);
+	return rc;
+}
+
+/* Options blocks and adapt share: the data set, its size, batch and threads. */
+struct tm_eval_opts {
+	bool fmnist, json, md;
+	const char *eval_dir;
+	unsigned long limit, batch, threads;
+};
+
+static int
+tm_eval_opt(const char *cmd, int opt, struct tm_eval_opts *e)
+{
+	switch (opt) {
+	case 'F': e->fmnist = true; return 0;
+	case 'E': e->eval_dir = optarg; return 0;
+	case 'M': e->md = true; return 0;
+	case 'n': return tm_opt_uint(cmd, "--limit", 1, 1u << 24, &e->limit);
+	case 'b': return tm_opt_uint(cmd, "--batch", 1, 1u << 16, &e->batch);
+	case 't': return tm_opt_uint(cmd, "--threads", 0, 4096, &e->threads);
+	}
+	return 1;	/* not one of these */
+}
+
+#define TM_EVAL_LONGOPTS						\
+	{ "fashion-mnist", no_argument, NULL, 'F' },			\
+	{ "eval", required_argument, NULL, 'E' },			\
+	{ "markdown", no_argument, NULL, 'M' },				\
+	{ "limit", required_argument, NULL, 'n' },			\
+	{ "batch", required_argument, NULL, 'b' },			\
+	{ "threads", required_argument, NULL, 't' },			\
+	{ "help", no_argument, NULL, 'h' }
+
+static void
+tm_blocks_help(FILE *f)
+{
+	fprintf(f,
+		"Usage: %s blocks MODEL [--fashion-mnist | --eval DIR] [--limit N] [--markdown]\n"
+		"The residual blocks of MODEL: every Add of two activations of its own shape.\n"
+		"A block is droppable when one input (the shortcut) alone feeds its other input's\n"
+		"branch and nothing else reads inside the branch; then 'drop' can replace the\n"
+		"Add by its shortcut. One row per block: index, Add node, FLOPs the drop saves,\n"
+		"and, with a data set, the final exit's top-1 accuracy with that block alone\n"
+		"dropped (and the change from the model's).\n"
+		"Options:\n"
+		"      --fashion-mnist  score on the Fashion-MNIST test set\n"
+		"      --eval DIR       score on DIR/inputs.npy (f32 [N, ...]) and DIR/labels.npy\n"
+		"  -n, --limit N        only the first N samples\n"
+		"  -b, --batch B        samples per engine run (default 100)\n"
+		"  -t, --threads T      engine threads (default: all cores)\n"
+		"      --markdown       a markdown table (for the model card)\n"
+		"  -h, --help           this text\n",
+		tm_prog);
+}
+
+/* The final exit's accuracy of the model as it is, for the 'change' column. */
+static int
+tm_base_acc(const struct kern_model *m, const struct tm_data *d, unsigned b, double *final_acc,
+	    struct tg_err *err)
+{
+	uint64_t flops;
+
+	return tm_drop_acc(m, NULL, 0, d, b, final_acc, &flops, err);
+}
+
+/* One row of the blocks table. */
+static int
+tm_blocks_row(struct tm_table *t, const struct kern_model *m, const struct kern_block *b,
+	      const struct tm_data *d, unsigned batch, double base_acc, struct tg_err *err)
+{
+	struct kern_model_info mi;
+	char idx[16], fl[32], share[32], acc[32] = "", chg[32] = "", why[160];
+	const char *cells[7] = { idx, b->add, fl, share, why, acc, chg };
+	int rc = 0;
+
+	kern_model_get_info(m, &mi);
+	snprintf(idx, sizeof(idx), "%u", b->index);
+	tm_si(fl, sizeof(fl), b->droppable ? b->flops_saved : 0);
+	snprintf(share, sizeof(share), "%.1f%%", b->droppable && mi.flops ?
+		 100.0 * (double)b->flops_saved / (double)mi.flops : 0.0);
+	snprintf(why, sizeof(why), "%s%s", b->droppable ? "yes" : "no: ",
+		 b->droppable ? "" : b->why);
+	if (b->droppable && d != NULL) {
+		double a;
+		uint64_t flops;
+
+		rc = tm_drop_acc(m, &b->index, 1, d, batch, &a, &flops, err);
+		snprintf(acc, sizeof(acc), "%.2f%%", a);
+		snprintf(chg, sizeof(chg), "%+.2f", a - base_acc);
+	}
+	if (rc == 0 && tm_table_row(t, cells) < 0)
+		rc = tg_err_set(err, -ENOMEM, "out of memory");
+	return rc;
+}
+
+static int
+tm_cmd_blocks(int argc, char **argv)
+{
+	static const struct option lo[] = { TM_EVAL_LONGOPTS, { 0 } };
+	struct tm_eval_opts eo = { .batch = 100 };
+	struct kern_model *m = NULL;
+	struct kern_block *b = NULL;
+	struct tm_data d = { 0 };
+	struct tm_table t;
+	struct tg_err err = { 0 };
+	double base = 0;
+	unsigned n = 0;
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, ":n:b:t:h", lo, NULL)) != -1) {
+		if (opt == 'h') {
+			tm_blocks_help(stdout);
+			return TM_EXIT_OK;
+		}
+		rc = tm_eval_opt("blocks", opt, &eo);
+		if (rc > 0)
+			return tm_bad_opt("blocks", argv, opt);
+		if (rc < 0)
+			return TM_EXIT_USAGE;
+	}
+	if (optind + 1 != argc)
+		return tm_usage_err("blocks", optind == argc ? "missing MODEL" : "extra arguments");
+	if (eo.fmnist && eo.eval_dir)
+		return tm_usage_err("blocks", "--fashion-mnist or --eval, not both");
+	kern_set_threads((unsigned)eo.threads);
+	tm_table_init(&t, eo.fmnist || eo.eval_dir ?
+		      ">block|add|>FLOPs saved|>share|droppable|>final top-1|>change" :
+		      ">block|add|>FLOPs saved|>share|droppable");
+	rc = tm_load(argv[optind], &m, &err);
+	if (rc == 0 && (eo.fmnist || eo.eval_dir))
+		rc = tm_data_load(eo.fmnist, eo.eval_dir, false, eo.limit, &d, &err);
+	if (rc == 0 && d.n > 0)
+		rc = tm_base_acc(m, &d, (unsigned)eo.batch, &base, &err);
+	if (rc == 0) {
+		n = kern_model_blocks(m, NULL, 0);
+		b = calloc(n + 1, sizeof(*b));
+		if (b == NULL)
+			rc = tg_err_set(&err, -ENOMEM, "out of memory");
+		else
+			kern_model_blocks(m, b, n);
+	}
+	for (unsigned i = 0; rc == 0 && i < n; i++)
+		rc = tm_blocks_row(&t, m, &b[i], d.n ? &d : NULL, (unsigned)eo.batch, base, &err);
+	if (rc == 0) {
+		if (d.n > 0)
+			printf("model %s: final exit top-1 %.2f%% on %zu samples; %u residual blocks\n",
+			       argv[optind], base, d.n, n);
+		else
+			printf("model %s: %u residual blocks\n", argv[optind], n);
+		tm_table_print(&t, stdout, eo.md);
+	}
+	tm_table_free(&t);
+	free(b);
+	tm_data_free(&d);
+	kern_model_free(m);
+	return rc < 0 ? tm_fail(&err) : TM_EXIT_OK;
+}
+
+/* "I,J,..." of indices, Add names or output names into idx[]; a usage error names the one
+ * that is wrong (unknown, or not droppable and why). */
+static int
+tm_blocks_arg(const struct kern_model *m, const char *arg, unsigned *idx, unsigned max,
+	      unsigned *n)
+{
+	char buf[4096], *rest = buf, *tok;
+	struct tg_err err = { 0 };
+
+	if (strlen(arg) >= sizeof(buf))
+		return tm_usage_err("drop", "--blocks: too long");
+	snprintf(buf, sizeof(buf), "%s", arg);
+	*n = 0;
+	while ((tok = strsep(&rest, ",")) != NULL) {
+		int rc;
+
+		if (*tok == '\0')
+			return tm_usage_err("drop", "--blocks: empty entry in '%s'", arg);
+		if (*n == max)
+			return tm_usage_err("drop", "--blocks: more than %u blocks", max);
+		rc = kern_model_find_block(m, tok, &err);
+		if (rc < 0)
+			return tm_usage_err("drop", "--blocks: %s", err.msg);
+		idx[(*n)++] = (unsigned)rc;
+	}
+	return TM_EXIT_OK;
+}
+
+static void
+tm_drop_help(FILE *f)
+{
+	fprintf(f,
+		"Usage: %s drop MODEL --blocks I,J,... --output OUT.onnx\n"
+		"Write MODEL with residual blocks I, J, ... dropped (indices, Add node names or\n"
+		"their output tensors, from '%s blocks'): each Add's readers read its shortcut\n"
+		"input instead, and the nodes, initializers and value_info that then feed\n"
+		"nothing are removed. The rest of the file is kept (opset, names, BatchNorm\n"
+		"nodes): a standard ONNX model, for any runtime. A block that is not droppable\n"
+		"is refused by name, with the reason. In model.conf, 'variant = ID NAME\n"
+		"drop=I,J' serves the same model without writing a file.\n"
+		"Options:\n"
+		"  -B, --blocks LIST   the blocks to drop (required)\n"
+		"  -o, --output FILE   where to write (required)\n"
+		"  -h, --help          this text\n",
+		tm_prog, tm_prog);
+}
+
+static int
+tm_cmd_drop(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "blocks", required_argument, NULL, 'B' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *blocks = NULL, *output = NULL;
+	struct kern_model *m = NULL, *v = NULL;
+	struct kern_model_info mi, vi;
+	struct tg_err err = { 0 };
+	unsigned idx[256], n = 0;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char f0[32], f1[32];
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, ":B:o:h", lo, NULL)) != -1) {
+		switch (opt) {
+		case 'B': blocks = optarg; break;
+		case 'o': output = optarg; break;
+		case 'h': tm_drop_help(stdout); return TM_EXIT_OK;
+		default: return tm_bad_opt("drop", argv, opt);
+		}
+	}
+	if (optind + 1 != argc)
+		return tm_usage_err("drop", optind == argc ? "missing MODEL" : "extra arguments");
+	if (blocks == NULL)
+		return tm_usage_err("drop", "--blocks is required");
+	if (output == NULL)
+		return tm_usage_err("drop", "--output is required");
+	if (tm_load(argv[optind], &m, &err) < 0)
+		return tm_fail(&err);
+	rc = tm_blocks_arg(m, blocks, idx, 256, &n);
+	if (rc != TM_EXIT_OK) {
+		kern_model_free(m);
+		return rc;
+	}
+	rc = kern_model_drop(m, idx, n, &buf, &len, &err);
+	if (rc == 0)	/* what is written must load: the engine checks it as any model */
+		rc = kern_model_load_mem(buf, len, output, NULL, &v, &err);
+	if (rc == 0)
+		rc = tg_file_write(output, buf, len, &err);
+	if (rc == 0) {
+		kern_model_get_info(m, &mi);
+		kern_model_get_info(v, &vi);
+		tm_si(f0, sizeof(f0), mi.flops);
+		tm_si(f1, sizeof(f1), vi.flops);
+		printf("wrote %s (%zu bytes): %u block(s) dropped; FLOPs per sample %s -> %s "
+		       "(%.1f%% saved), parameters %" PRIu64 " -> %" PRIu64 ", split points %u -> %u\n",
+		       output, len, n, f0, f1,
+		       mi.flops ? 100.0 * (double)(mi.flops - vi.flops) / (double)mi.flops : 0.0,
+		       mi.n_params, vi.n_params, mi.n_splits, vi.n_splits);
+	}
+	free(buf);
+	kern_model_free(v);
+	kern_model_free(m);
+	return rc < 0 ? tm_fail(&err) : TM_EXIT_OK;
+}
+
+/* ---- adapt: the accuracy-vs-FLOPs frontier of drop sets ---- */
+
+enum { TM_ADAPT_EXHAUSTIVE_MAX = 6, TM_ADAPT_MAX_BLOCKS = 63 };
+
+struct tm_pt {
+	uint64_t mask;		/* bit j: droppable block j dropped */
+	uint64_t flops;
+	double acc;		/* final exit top-1, % */
+	bool front;		/* Pareto-optimal among the points evaluated */
+};
+
+static void
+tm_adapt_help(FILE *f)
+{
+	fprintf(f,
+		"Usage: %s adapt MODEL (--fashion-mnist | --eval DIR) [--greedy] [--limit N]\n"
+		"                        [--markdown]\n"
+		"Search the sets of droppable residual blocks for the accuracy-vs-FLOPs trade:\n"
+		"with at most %d droppable blocks every subset is evaluated (exhaustive, the true\n"
+		"Pareto frontier); above that, or with --greedy, greedy backward elimination:\n"
+		"from the whole model, drop at each step the block whose removal keeps the\n"
+		"highest accuracy, evaluating every remaining block each step. Prints the\n"
+		"Pareto-optimal points among those evaluated: blocks dropped, FLOPs per sample,\n"
+		"final exit top-1 and its change.\n"
+		"Options: as '%s blocks', and\n"
+		"      --greedy         greedy even when exhaustive is possible\n",
+		tm_prog, TM_ADAPT_EXHAUSTIVE_MAX, tm_prog);
+}
+
+static int
+tm_adapt_eval(const struct kern_model *m, const unsigned *dl, unsigned k, uint64_t mask,
+	      const struct tm_data *d, unsigned batch, struct tm_pt *pt, struct tg_err *err)
+{
+	unsigned idx[TM_ADAPT_MAX_BLOCKS], n = 0;
+
+	for (unsigned j = 0; j < k; j++)
+		if (mask >> j & 1)
+			idx[n++] = dl[j];
+	pt->mask = mask;
+	return tm_drop_acc(m, idx, n, d, batch, &pt->acc, &pt->flops, err);
+}
+
+/* Greedy backward elimination: 1 + k(k+1)/2 evaluations into pts. */
+static int
+tm_adapt_greedy(const struct kern_model *m, const unsigned *dl, unsigned k,
+		const struct tm_data *d, unsigned batch, struct tm_pt *pts, unsigned *np,
+		struct tg_err *err)
+{
+	uint64_t cur = 0;
+	int rc = tm_adapt_eval(m, dl, k, 0, d, batch, &pts[0], err);
+
+	*np = 1;
+	for (unsigned step = 0; rc == 0 && step < k; step++) {
+		int best = -1;
+
+		for (unsigned j = 0; rc == 0 && j < k; j++) {
+			struct tm_pt *p = &pts[*np];
+
+			if (cur >> j & 1)
+				continue;
+			rc = tm_adapt_eval(m, dl, k, cur | 1ull << j, d, batch, p, err);
+			if (rc == 0 && (best < 0 || p->acc > pts[best].acc ||
+					(p->acc == pts[best].acc && p->flops < pts[best].flops)))
+				best = (int)*np;
+			(*np)++;
+		}
+		if (rc < 0)
+			break;
+		for (unsigned j = 0; j < k; j++)
+			if ((pts[best].mask & ~cur) >> j & 1)
+				fprintf(stderr, "adapt: step %u: drop block %u -> %.2f%%\n", step + 1,
+					dl[j], pts[best].acc);
+		cur = pts[best].mask;
+	}
+	return rc;
+}
+
+static int
+tm_cmp_pt(const void *a, const void *b)
+{
+	const struct tm_pt *x = a, *y = b;
+
+	return x->flops > y->flops ? -1 : x->flops < y->flops;
+}
+
+static void
+tm_adapt_print(const struct kern_model *m, const unsigned *dl, unsigned k, struct tm_pt *pts,
+	       unsigned np, bool md)
+{
+	struct kern_model_info mi;
+	struct tm_table t;
+	double base = pts[0].acc;
+
+	kern_model_get_info(m, &mi);
+	for (unsigned i = 0; i < np; i++) {
+		pts[i].front = true;
+		for (unsigned j = 0; j < np && pts[i].front; j++)
+			if (pts[j].flops <= pts[i].flops && pts[j].acc >= pts[i].acc &&
+			    (pts[j].flops < pts[i].flops || pts[j].acc > pts[i].acc))
+				pts[i].front = false;
+	}
+	qsort(pts, np, sizeof(*pts), tm_cmp_pt);
+	tm_table_init(&t, "dropped blocks|>FLOPs|>of the model|>final top-1|>change");
+	for (unsigned i = 0; i < np; i++) {
+		char set[256] = "-", fl[32], share[32], acc[32], chg[32];
+		const char *cells[5] = { set, fl, share, acc, chg };
+		size_t o = 0;
+
+		if (!pts[i].front)
+			continue;
+		for (unsigned j = 0; j < k && o < sizeof(set) - 8; j++)
+			if (pts[i].mask >> j & 1)
+				o += (size_t)snprintf(set + o, sizeof(set) - o, "%s%u", o ? "," : "",
+						      dl[j]);
+		tm_si(fl, sizeof(fl), pts[i].flops);
+		snprintf(share, sizeof(share), "%.1f%%",
+			 mi.flops ? 100.0 * (double)pts[i].flops / (double)mi.flops : 0.0);
+		snprintf(acc, sizeof(acc), "%.2f%%", pts[i].acc);
+		snprintf(chg, sizeof(chg), "%+.2f", pts[i].acc - base);
+		if (tm_table_row(&t, cells) < 0)
+			break;
+	}
+	tm_table_print(&t, stdout, md);
+	tm_table_free(&t);
+}
+
+static int
+tm_cmd_adapt(int argc, char **argv)
+{
+	static const struct option lo[] = { TM_EVAL_LONGOPTS,
+					    { "greedy", no_argument, NULL, 'G' }, { 0 } };
+	struct tm_eval_opts eo = { .batch = 100 };
+	struct kern_model *m = NULL;
+	struct kern_block b[TM_ADAPT_MAX_BLOCKS + 1];
+	unsigned dl[TM_ADAPT_MAX_BLOCKS], k = 0, np = 0, nb;
+	struct tm_pt *pts = NULL;
+	struct tm_data d = { 0 };
+	struct tg_err err = { 0 };
+	bool greedy = false;
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, ":n:b:t:h", lo, NULL)) != -1) {
+		if (opt == 'h') {
+			tm_adapt_help(stdout);
+			return TM_EXIT_OK;
+		}
+		if (opt == 'G') {
+			greedy = true;
+			continue;
+		}
+		rc = tm_eval_opt("adapt", opt, &eo);
+		if (rc > 0)
+			return tm_bad_opt("adapt", argv, opt);
+		if (rc < 0)
+			return TM_EXIT_USAGE;
+	}
+	if (optind + 1 != argc)
+		return tm_usage_err("adapt", optind == argc ? "missing MODEL" : "extra arguments");
+	if (!eo.fmnist == !eo.eval_dir)
+		return tm_usage_err("adapt", "name the data: --fashion-mnist or --eval DIR");
+	kern_set_threads((unsigned)eo.threads);
+	rc = tm_load(argv[optind], &m, &err);
+	if (rc == 0) {
+		nb = kern_model_blocks(m, b, TM_ADAPT_MAX_BLOCKS + 1);
+		for (unsigned i = 0; i < nb && i <= TM_ADAPT_MAX_BLOCKS; i++)
+			if (b[i].droppable && k < TM_ADAPT_MAX_BLOCKS)
+				dl[k++] = i;
+		greedy = greedy || k > TM_ADAPT_EXHAUSTIVE_MAX;
+		pts = calloc(greedy ? 1 + (size_t)k * (k + 1) / 2 : (size_t)1 << k, sizeof(*pts));
+		if (pts == NULL)
+			rc = tg_err_set(&err, -ENOMEM, "out of memory");
+	}
+	if (rc == 0)
+		rc = tm_data_load(eo.fmnist, eo.eval_dir, false, eo.limit, &d, &err);
+	if (rc == 0 && greedy)
+		rc = tm_adapt_greedy(m, dl, k, &d, (unsigned)eo.batch, pts, &np, &err);
+	for (uint64_t mask = 0; rc == 0 && !greedy && mask < 1ull << k; mask++, np++)
+		rc = tm_adapt_eval(m, dl, k, mask, &d, (unsigned)eo.batch, &pts[np], &err);
+	if (rc == 0) {
+		printf("model %s: %u droppable block(s) of %u; search: %s, %u sets evaluated on %zu "
+		       "samples; Pareto frontier (FLOPs per sample vs final exit top-1):\n",
+		       argv[optind], k, nb, greedy ? "greedy backward elimination" :
+		       "exhaustive (every subset)", np, d.n);
+		tm_adapt_print(m, dl, k, pts, np, eo.md);
+	}
+	free(pts);
+	tm_data_free(&d);
+	kern_model_free(m);
+	return rc < 0 ? tm_fail(&err) : TM_EXIT_OK;
+}
+
+/* ---- calibrate-exits: confidence thresholds that keep the accuracy asked for ---- */
+
+/* Per sample and output: softmax top probability and whether the top class is right. */
+struct tm_exits {
+	unsigned n_out;			/* model outputs */
+	unsigned order[64];		/* outputs by FLOPs, cheapest first; the last is final */
+	uint64_t flops[64];		/* per output, from the input */
+	size_t n;			/* samples */
+	float *conf;			/* [n_out][n] */
+	uint8_t *ok;			/* [n_out][n] */
+};
+
+static void
+tm_exits_free(struct tm_exits *x)
+{
+	free(x->conf);
+	free(x->ok);
+}
+
+/* Run the model over d and keep what the thresholds need. */
+static int
+tm_exits_collect(const struct kern_model *m, const struct tm_data *d, unsigned batch,
+		 struct tm_exits *x, struct tg_err *err)
+{
+	struct kern_model_info mi;
+	struct kern_outs o = { 0 };
+	double acc[64];
+	int rc;
+
+	kern_model_get_info(m, &mi);
+	if (mi.n_outputs > 64 || mi.n_outputs < 2)
+		return tg_err_set(err, -EINVAL, "the model has %u outputs: exits need 2 to 64",
+				  mi.n_outputs);
+	memset(x, 0, sizeof(*x));
+	x->n_out = mi.n_outputs;
+	x->n = d->n;
+	for (unsigned e = 0; e < mi.n_outputs; e++) {
+		unsigned j = e;
+
+		x->flops[e] = kern_model_output(m, e)->flops;
+		while (j > 0 && x->flops[x->order[j - 1]] > x->flops[e]) {	/* insertion */
+			x->order[j] = x->order[j - 1];
+			j--;
+		}
+		x->order[j] = e;
+	}
+	x->conf = malloc(x->n_out * d->n * sizeof(*x->conf));
+	x->ok = malloc(x->n_out * d->n);
+	if (x->conf == NULL || x->ok == NULL)
+		return tg_err_set(err, -ENOMEM, "out of memory");
+	rc = tm_model_acc(m, d, batch, acc, &o, err);
+	for (unsigned e = 0; rc == 0 && e < x->n_out; e++) {
+		unsigned k;
+		size_t per;
+
+		for (k = 0; strcmp(o.name[k], kern_model_output(m, e)->name) != 0; k++)
+			;	/* tm_model_acc found every output */
+		per = tg_tensor_numel(&o.t[k]) / d->n;
+		for (size_t i = 0; i < d->n; i++) {
+			const float *row = (const float *)o.t[k].data + i * per;
+			uint32_t c = tm_argmax(row, per);
+			double sum = 0;
+
+			for (size_t j = 0; j < per; j++)	/* softmax, as the gateway */
+				sum += exp((double)row[j] - (double)row[c]);
+			x->conf[e * d->n + i] = (float)(1.0 / sum);
+			x->ok[e * d->n + i] = c == d->labels[i];
+		}
+	}
+	kern_outs_free(&o);
+	return rc;
+}
+
+/* What thresholds th[] (per output; > 1 off) give: accuracy %, share per output, FLOPs. */
+static double
+tm_exits_score(const struct tm_exits *x, const float *th, double *share, double *mean_flops)
+{
+	size_t hits = 0, at[64] = { 0 };
+	double fl = 0;
+
+	for (size_t i = 0; i < x->n; i++) {
+		unsigned o = x->order[x->n_out - 1];
+
+		for (unsigned j = 0; j + 1 < x->n_out; j++)
+			if (x->conf[x->order[j] * x->n + i] >= th[x->order[j]]) {
+				o = x->order[j];
+				break;
+			}
+		hits += x->ok[o * x->n + i];
+		at[o]++;
+		fl += (double)x->flops[o];
+	}
+	for (unsigned e = 0; share && e < x->n_out; e++)
+		share[e] = 100.0 * (double)at[e] / (double)x->n;
+	if (mean_flops)
+		*mean_flops = fl / (double)x->n;
+	return 100.0 * (double)hits / (double)x->n;
+}
+
+/*
+ * Thresholds, cheapest exit first: each the lowest on a grid (0.50 to 0.99 by 0.01, then
+ * 0.991 to 0.999, 0.9995, 0.9999) keeping the accuracy with exits at least the final exit's
+ * minus max_loss points on x; none on the grid: the exit stays off (2).
+ */
+static void
+tm_exits_pick(const struct tm_exits *x, double max_loss, float *th)
+{
+	float grid[64];
+	unsigned ng = 0, fin = x->order[x->n_out - 1];
+	double target;
+
+	for (unsigned e = 0; e < x->n_out; e++)
+		th[e] = 2.f;
+	target = tm_exits_score(x, th, NULL, NULL) - max_loss;
+	for (int g = 50; g <= 99; g++)
+		grid[ng++] = (float)g / 100.f;
+	for (int g = 991; g <= 999; g++)
+		grid[ng++] = (float)g / 1000.f;
+	grid[ng++] = 0.9995f;
+	grid[ng++] = 0.9999f;
+	for (unsigned j = 0; j + 1 < x->n_out; j++) {
+		unsigned e = x->order[j];
+
+		if (e == fin)
+			continue;
+		for (unsigned g = 0; g < ng; g++) {
+			th[e] = grid[g];
+			if (tm_exits_score(x, th, NULL, NULL) >= target)
+				break;
+			th[e] = 2.f;
+		}
+	}
+}
+
+static void
+tm_calexits_help(FILE *f)
+{
+	fprintf(f,
+		"Usage: %s calibrate-exits MODEL --fashion-mnist [--max-loss P] [--calib-images N]\n"
+		"                                  [--limit N] [--write CONF]\n"
+		"Pick each early exit's softmax confidence threshold so that answering at the\n"
+		"first confident exit (cheapest first, as the gateway and the client library do)\n"
+		"keeps top-1 accuracy within P points (default 0.5) of the final exit alone. The\n"
+		"thresholds are chosen on the first N training images (default 10000; never on the\n"
+		"test set), cheapest exit first, each the lowest on a grid from 0.50 to 0.9999 that\n"
+		"keeps the target; then the test set says what they give: accuracy, the share\n"
+		"answered at each exit, and the FLOPs per sample when computing stops at the exit\n"
+		"that answers. Prints the model.conf lines 'exit = NAME:CONF'; --write CONF puts\n"
+		"them in that model.conf (replacing its exit lines), where the gateway reads them.\n"
+		"Options:\n"
+		"      --fashion-mnist    the data set (required)\n"
+		"      --max-loss P       accuracy points the exits may cost, 0..100 (default 0.5)\n"
+		"      --calib-images N   training images to choose on (default 10000)\n"
+		"      --write CONF       update this model.conf\n"
+		"  -n, --limit N          only the first N test images (the report)\n"
+		"  -b, --batch B          images per engine run (default 100)\n"
+		"  -t, --threads T        engine threads (default: all cores)\n"
+		"  -h, --help             this text\n",
+		tm_prog);
+}
+
+/* Top-1 of output e alone over every sample, %. */
+static double
+tm_exits_out_acc(const struct tm_exits *x, unsigned e)
+{
+	size_t hits = 0;
+
+	for (size_t i = 0; i < x->n; i++)
+		hits += x->ok[e * x->n + i];
+	return 100.0 * (double)hits / (double)x->n;
+}
+
+/* One line per output: threshold, share answered there, on one data set. */
+static void
+tm_exits_report(const struct kern_model *m, const struct tm_exits *x, const float *th,
+		const char *what, FILE *f)
+{
+	double share[64], fl, off[64], acc, acc_final;
+	float none[64];
+	uint64_t final_flops = x->flops[x->order[x->n_out - 1]];
+
+	for (unsigned e = 0; e < x->n_out; e++)
+		none[e] = 2.f;
+	acc_final = tm_exits_score(x, none, off, NULL);
+	acc = tm_exits_score(x, th, share, &fl);
+	fprintf(f, "%s (%zu images): final exit alone %.2f%%, with exits %.2f%% (%+.2f); FLOPs per "
+		"sample %.1f M instead of %.1f M (%.1f%% saved when computing stops at the exit)\n",
+		what, x->n, acc_final, acc, acc - acc_final, fl / 1e6, (double)final_flops / 1e6,
+		final_flops ? 100.0 * (1.0 - fl / (double)final_flops) : 0.0);
+	for (unsigned j = 0; j < x->n_out; j++) {
+		unsigned e = x->order[j];
+		char t[32];
+
+		snprintf(t, sizeof(t), j + 1 == x->n_out ? "final" : th[e] <= 1.f ? "%.4f" : "off",
+			 th[e]);
+		fprintf(f, "  exit %u %-16s threshold %-6s answers %6.2f%% (alone %.2f%% top-1)\n", e,
+			kern_model_output(m, e)->name, t, share[e], tm_exits_out_acc(x, e));
+	}
+}
+
+/* The "exit = ..." lines, with the comment saying how they were made. */
+static void
+tm_exits_lines(FILE *f, const struct kern_model *m, const struct tm_exits *x, const float *th,
+	       double max_loss, size_t n_calib)
+{
+	fprintf(f, "# exits: by 'tailgate-model calibrate-exits MODEL --fashion-mnist --max-loss %g'\n"
+		"# exits: (thresholds chosen on the first %zu training images; see the model card)\n",
+		max_loss, n_calib);
+	for (unsigned j = 0; j + 1 < x->n_out; j++) {
+		unsigned e = x->order[j];
+
+		if (th[e] <= 1.f)
+			fprintf(f, "exit = %s:%.4g\n", kern_model_output(m, e)->name, th[e]);
+	}
+}
+
+/* Rewrite conf: every "exit = " line and every "# exits:" comment replaced by ours. */
+static int
+tm_exits_write(const char *conf, const struct kern_model *m, const struct tm_exits *x,
+	       const float *th, double max_loss, size_t n_calib, struct tg_err *err)
+{
+	uint8_t *buf = NULL;
+	char *out = NULL, *line, *save = NULL;
+	size_t len, olen = 0;
+	FILE *f;
+	int rc = tg_file_read(conf, 1u << 20, &buf, &len, err);
+
+	if (rc < 0)
+		return rc;
+	f = open_memstream(&out, &olen);
+	if (f == NULL || (line = realloc(buf, len + 1)) == NULL) {
+		free(buf);
+		if (f)
+			fclose(f);
+		free(out);
+		return tg_err_set(err, -ENOMEM, "out of memory");
+	}
+	buf = (uint8_t *)line;
+	buf[len] = '\0';
+	for (line = strtok_r((char *)buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		const char *k = line + strspn(line, " \t");
+
+		if (strncmp(k, "# exits:", 8) == 0 ||
+		    (strncmp(k, "exit", 4) == 0 && k[4 + strspn(k + 4, " \t")] == '='))
+			continue;
+		fprintf(f, "%s\n", line);
+	}
+	tm_exits_lines(f, m, x, th, max_loss, n_calib);
+	fclose(f);
+	rc = tg_file_write(conf, (const uint8_t *)out, olen, err);
+	free(out);
+	free(buf);
+	return rc;
+}
+
+static int
+tm_cmd_calibrate_exits(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "fashion-mnist", no_argument, NULL, 'F' },
+		{ "max-loss", required_argument, NULL, 'L' },
+		{ "calib-images", required_argument, NULL, 'N' },
+		{ "limit", required_argument, NULL, 'n' },
+		{ "write", required_argument, NULL, 'W' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	unsigned long n_calib = 10000, batch = 100, threads = 0, limit = 0;
+	const char *write = NULL;
+	double max_loss = 0.5;
+	bool fmnist = false;
+	struct kern_model *m = NULL;
+	struct tm_data cal = { 0 }, test = { 0 };
+	struct tm_exits xc = { 0 }, xt = { 0 };
+	struct tg_err err = { 0 };
+	float th[64];
+	char *end;
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, ":n:b:t:h", lo, NULL)) != -1) {
+		switch (opt) {
+		case 'F': fmnist = true; break;
+		case 'W': write = optarg; break;
+		case 'n':
+			if (tm_opt_uint("calibrate-exits", "--limit", 1, TG_FMNIST_MAX_ITEMS, &limit) < 0)
+				return TM_EXIT_USAGE;
+			break;
+		case 'L':
+			max_loss = strtod(optarg, &end);
+			if (*optarg == '\0' || *end != '\0' || !(max_loss >= 0 && max_loss <= 100))
+				return tm_usage_err("calibrate-exits", "--max-loss: '%s' is not a "
+						    "number of points in 0..100", optarg);
+			break;
+		case 'N':
+			if (tm_opt_uint("calibrate-exits", "--calib-images", 100, 60000, &n_calib) < 0)
+				return TM_EXIT_USAGE;
+			break;
+		case 'b':
+			if (tm_opt_uint("calibrate-exits", "--batch", 1, 1u << 16, &batch) < 0)
+				return TM_EXIT_USAGE;
+			break;
+		case 't':
+			if (tm_opt_uint("calibrate-exits", "--threads", 0, 4096, &threads) < 0)
+				return TM_EXIT_USAGE;
+			break;
+		case 'h': tm_calexits_help(stdout); return TM_EXIT_OK;
+		default: return tm_bad_opt("calibrate-exits", argv, opt);
+		}
+	}
+	if (optind + 1 != argc)
+		return tm_usage_err("calibrate-exits", optind == argc ? "missing MODEL" :
+				    "extra arguments");
+	if (!fmnist)
+		return tm_usage_err("calibrate-exits", "name the data set: --fashion-mnist");
+	kern_set_threads((unsigned)threads);
+	rc = tm_load(argv[optind], &m, &err);
+	if (rc == 0)
+		rc = tm_data_load(true, NULL, true, n_calib, &cal, &err);
+	if (rc == 0)
+		rc = tm_data_load(true, NULL, false, limit, &test, &err);
+	if (rc == 0)
+		rc = tm_exits_collect(m, &cal, (unsigned)batch, &xc, &err);
+	if (rc == 0)
+		rc = tm_exits_collect(m, &test, (unsigned)batch, &xt, &err);
+	if (rc == 0) {
+		tm_exits_pick(&xc, max_loss, th);
+		printf("model %s: exit thresholds for at most %.2f points of accuracy lost\n",
+		       argv[optind], max_loss);
+		tm_exits_report(m, &xc, th, "chosen on training images", stdout);
+		tm_exits_report(m, &xt, th, "test set", stdout);
+		tm_exits_lines(stdout, m, &xc, th, max_loss, cal.n);
+		if (write != NULL)
+			rc = tm_exits_write(write, m, &xc, th, max_loss, cal.n, &err);
+		if (rc == 0 && write != NULL)
+			printf("wrote the exit lines into %s\n", write);
+	}
+	tm_exits_free(&xc);
+	tm_exits_free(&xt);
+	tm_data_free(&cal);
+	tm_data_free(&test);
+	kern_model_free(m);
+	return rc < 0 ? tm_fail(&err) : TM_EXIT_OK;
+}
+
 static void
 tm_help(FILE *f)
 {
@@ -1667,6 +2662,10 @@ tm_help(FILE *f)
 		"  extract  the tail from a split as an ONNX model of its own\n"
 		"  calibrate  tensor ranges for int8 tails, saved beside MODEL\n"
 		"  export-qdq  the int8 model as a standard QDQ ONNX file\n"
+		"  blocks  the residual blocks, droppable or not, FLOPs and accuracy without each\n"
+		"  drop   MODEL with residual blocks dropped, as a standard ONNX file\n"
+		"  adapt  the accuracy-vs-FLOPs frontier of drop sets\n"
+		"  calibrate-exits  early-exit thresholds within an accuracy budget\n"
 		"Exit status: 0 done, 1 the engine or a file refused (message on stderr),\n"
 		"2 bad usage.\n",
 		tm_prog, tm_prog);
@@ -1686,6 +2685,10 @@ main(int argc, char **argv)
 		{ "extract", tm_cmd_extract },
 		{ "calibrate", tm_cmd_calibrate },
 		{ "export-qdq", tm_cmd_export_qdq },
+		{ "blocks", tm_cmd_blocks },
+		{ "drop", tm_cmd_drop },
+		{ "adapt", tm_cmd_adapt },
+		{ "calibrate-exits", tm_cmd_calibrate_exits },
 	};
 
 	kern_prefer_passive_wait(argv);

@@ -173,8 +173,9 @@ fi
 check "/metrics: exits by name since the reload: exit1 $d1 + exit2 $d2 = the client's early answers, final $dfin" \
 	test "$d1" != x -a "$(( ${d1/x/0} + ${d2/x/0} ))" -eq "$(val early_exits "$out/exit0.out")" -a \
 	"$(( ${d1/x/0} + ${d2/x/0} + ${dfin/x/0} ))" -eq 2048
-check "/metrics: exit thresholds by name (exit1 0.97)" \
-	grep -q '^tailgate_exit_confidence{model="fmnist-resnet",exit="exit1",index="0"} 0.97' "$out/metrics2"
+t1=$(sed -n 's/^exit = exit1://p' "$TMP/repo/fmnist-resnet/model.conf")
+check "/metrics: exit thresholds by name (exit1 ${t1:-missing}, as model.conf)" \
+	grep -q "^tailgate_exit_confidence{model=\"fmnist-resnet\",exit=\"exit1\",index=\"0\"} ${t1:-missing}\$" "$out/metrics2"
 
 gw_term
 rc=$?
