@@ -287,7 +287,8 @@ kern_var_apply(struct kern_var_surgery *s, struct tg_err *err)
 		/* A shallow copy with inputs of its own: the message's strings stay its own. */
 		*np = *s->nodes[j];
 		np->input = s->ins[j];
-		memcpy(np->input, s->nodes[j]->input, np->n_input * sizeof(*np->input));
+		if (np->n_input)	/* a node without inputs (Constant) has a NULL array */
+			memcpy(np->input, s->nodes[j]->input, np->n_input * sizeof(*np->input));
 		g->node[j] = np;
 		s->keep[j] = 1;
 		for (d = 0; d < s->n && (np->n_output == 0 || strcmp(np->output[0], s->from[d]));
@@ -358,19 +359,19 @@ kern_var_restore(struct kern_var_surgery *s)
 {
 	Onnx__GraphProto *g = s->g;
 
-	if (s->nodes) {
+	if (s->nodes && s->n_node) {
 		memcpy(g->node, s->nodes, s->n_node * sizeof(*g->node));
 		g->n_node = s->n_node;
 	}
-	if (s->inits) {
+	if (s->inits && s->n_init) {
 		memcpy(g->initializer, s->inits, s->n_init * sizeof(*g->initializer));
 		g->n_initializer = s->n_init;
 	}
-	if (s->inputs) {
+	if (s->inputs && s->n_input) {
 		memcpy(g->input, s->inputs, s->n_input * sizeof(*g->input));
 		g->n_input = s->n_input;
 	}
-	if (s->vinfo) {
+	if (s->vinfo && s->n_vinfo) {
 		memcpy(g->value_info, s->vinfo, s->n_vinfo * sizeof(*g->value_info));
 		g->n_value_info = s->n_vinfo;
 	}
@@ -400,10 +401,15 @@ kern_var_save(struct kern_var_surgery *s)
 	for (size_t j = 0; j < s->n_node; j++)
 		if ((s->ins[j] = calloc(g->node[j]->n_input + 1, sizeof(char *))) == NULL)
 			return -ENOMEM;
-	memcpy(s->nodes, g->node, s->n_node * sizeof(*s->nodes));
-	memcpy(s->inits, g->initializer, s->n_init * sizeof(*s->inits));
-	memcpy(s->inputs, g->input, s->n_input * sizeof(*s->inputs));
-	memcpy(s->vinfo, g->value_info, s->n_vinfo * sizeof(*s->vinfo));
+	/* protobuf-c leaves an empty repeated field NULL: copy only what there is. */
+	if (s->n_node)
+		memcpy(s->nodes, g->node, s->n_node * sizeof(*s->nodes));
+	if (s->n_init)
+		memcpy(s->inits, g->initializer, s->n_init * sizeof(*s->inits));
+	if (s->n_input)
+		memcpy(s->inputs, g->input, s->n_input * sizeof(*s->inputs));
+	if (s->n_vinfo)
+		memcpy(s->vinfo, g->value_info, s->n_vinfo * sizeof(*s->vinfo));
 	return 0;
 }
 
