@@ -243,7 +243,11 @@ struct bench_msg {
 	uint32_t first_dg;		/* index of its first datagram in bench_inputs.dg */
 	uint16_t n_dg;			/* datagrams (chunks) */
 	uint16_t offline;		/* the engine's top-1 for exactly these bytes, dequantized */
+	uint16_t offline_at[4];		/* bench_inputs_cfg.early_exits: the top-1 of each model
+					 * output (< BENCH_MAX_EXITS) the tail computes;
+					 * UINT16_MAX not */
 };
+enum { BENCH_MAX_EXITS = 4 };		/* model outputs the bench tells apart */
 
 struct bench_dgram_ref {
 	uint64_t off;			/* in bench_inputs.arena */
@@ -277,6 +281,10 @@ struct bench_inputs {
 	bool from_cache;		/* loaded from cfg.cache_dir, not built */
 	uint64_t offline_hits;		/* offline top-1 == label, over every message built */
 	uint64_t offline_total;
+	unsigned n_exits;		/* model outputs (at most BENCH_MAX_EXITS told apart) */
+	char exit_name[BENCH_MAX_EXITS][32];
+	uint64_t exit_flops[BENCH_MAX_EXITS];	/* per sample, from the input to that output */
+	unsigned final_exit;		/* the output with the most FLOPs */
 };
 
 struct bench_inputs_cfg {
@@ -290,6 +298,8 @@ struct bench_inputs_cfg {
 					 * [0, 1), from seed) instead of Fashion-MNIST; no labels */
 	uint64_t seed;
 	uint16_t model_id;
+	bool early_exits;		/* requests without NO_EARLY_EXIT: the gateway's exits may
+					 * answer; offline answers kept per exit to check them */
 	unsigned n_images;		/* at most this many samples; 0: all (Fashion-MNIST:
 					 * 10,000) */
 	uint64_t split_mask;		/* rows of the model's split table */
@@ -379,7 +389,9 @@ struct bench_results {
 	uint64_t unfinished;		/* ... still open (or never sent) when the phase ended */
 	uint64_t correct;		/* OK answers whose top-1 is the label */
 	uint64_t offline_correct;	/* OK answers whose offline top-1 is the label */
-	uint64_t agree;			/* OK answers equal to the offline top-1 */
+	uint64_t agree;			/* OK answers equal to the offline top-1 (of the exit
+					 * that answered, with early exits) */
+	uint64_t by_exit[BENCH_MAX_EXITS + 1];	/* OK answers by exit_taken; last: others */
 	uint64_t status[PROTO_ST__COUNT];	/* RESPONSE statuses */
 	uint64_t error[PROTO_ST__COUNT];	/* ERRORs that ended a request, by status */
 	uint64_t reason[PROTO_REASON__COUNT];	/* reasons of non-OK answers (RESPONSE or ERROR) */

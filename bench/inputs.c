@@ -116,6 +116,32 @@ struct bench_build {			/* scratch of one split's build */
 	unsigned max_dg;
 };
 
+/* Each model output's top-1 in the tail plan p (run), for the exit that answers. */
+static void
+bench_offline_exits(struct bench_inputs *in, const struct bench_build *bd, struct kern_plan *p,
+		 unsigned dtype, unsigned first, unsigned b)
+{
+	for (unsigned i = 0; i < b; i++)
+		memset(in->msg[bd->split][dtype][first + i].offline_at, 0xFF,
+		       sizeof(in->msg[bd->split][dtype][first + i].offline_at));
+	for (unsigned k = 0; k < kern_plan_n_outputs(p); k++) {
+		struct tg_tensor v;
+		const char *name = NULL;
+
+		if (kern_plan_output(p, k, &v, &name) < 0 || name == NULL)
+			continue;
+		for (unsigned o = 0; o < in->n_exits && o < BENCH_MAX_EXITS; o++) {
+			size_t per = tg_tensor_numel(&v) / (size_t)v.dims[0];
+
+			if (strcmp(kern_model_output(bd->m, o)->name, name) != 0)
+				continue;
+			for (unsigned i = 0; i < b; i++)
+				in->msg[bd->split][dtype][first + i].offline_at[o] =
+					bench_argmax((const float *)v.data + (size_t)i * per, per);
+		}
+	}
+}
+
 /* One dtype for a batch of b samples (rows: f32 split tensors): datagrams and offline. */
 static int
 bench_build_dtype(struct bench_inputs *in, struct bench_build *bd, unsigned dtype, const float *rows,
@@ -135,7 +161,8 @@ bench_build_dtype(struct bench_inputs *in, struct bench_build *bd, unsigned dtyp
 	for (unsigned i = 0; i < b; i++) {
 		const float *x = rows + (size_t)i * numel;
 		struct proto_hdr h = { .client_id = 1, .request_id = 1, .session_id = 1 };
-		struct proto_request rq = { .top_k = 1, .flags = PROTO_RF_NO_EARLY_EXIT };
+		struct proto_request rq = { .top_k = 1, .flags = bd->cfg->early_exits ? 0 :
+							  PROTO_RF_NO_EARLY_EXIT };
 		struct bench_msg *msg = &in->msg[bd->split][dtype][first + i];
 		const void *raw = x;
 		unsigned n_dg = 0;
@@ -189,6 +216,7 @@ bench_build_dtype(struct bench_inputs *in, struct bench_build *bd, unsigned dtyp
 		in->offline_hits += pred == in->labels[first + i];
 		in->offline_total++;
 	}
+	bench_offline_exits(in, bd, p, dtype, first, b);
 	return 0;
 }
 
@@ -305,6 +333,22 @@ bench_inputs_reset(struct bench_inputs *in)
 	in->offline_hits = in->offline_total = 0;
 }
 
+/* The model's outputs, for the report: names, FLOPs, the final one. */
+static void
+bench_exits_info(struct bench_inputs *in, const struct kern_model *m, const struct kern_model_info *mi)
+{
+	in->n_exits = mi->n_outputs < BENCH_MAX_EXITS ? mi->n_outputs : BENCH_MAX_EXITS;
+	in->final_exit = 0;
+	for (unsigned o = 0; o < in->n_exits; o++) {
+		const struct kern_output *ko = kern_model_output(m, o);
+
+		snprintf(in->exit_name[o], sizeof(in->exit_name[o]), "%s", ko->name);
+		in->exit_flops[o] = ko->flops;
+		if (ko->flops >= in->exit_flops[in->final_exit])
+			in->final_exit = o;
+	}
+}
+
 int
 bench_inputs_build(struct bench_inputs **out, const struct bench_inputs_cfg *cfg, struct tg_err *err)
 {
@@ -355,6 +399,7 @@ bench_inputs_build(struct bench_inputs **out, const struct bench_inputs_cfg *cfg
 	if (rc < 0)
 		goto out_free;
 	kern_model_get_info(m, &info);
+	bench_exits_info(in, m, &info);
 	for (unsigned s = 0; s < 64; s++)
 		if ((cfg->split_mask >> s & 1) && s >= info.n_splits) {
 			rc = tg_err_set(err, -EINVAL, "split %u: %s has splits 0..%u", s, path,
@@ -421,7 +466,8 @@ bench_inputs_free(struct bench_inputs *in)
 
 /* ---- the cache: built inputs kept on disk, for the next run with the same key ---- */
 
-enum { BENCH_CACHE_VERSION = 2 };	/* 2: labels and offline answers are 16 bits */
+enum { BENCH_CACHE_VERSION = 3 };	/* 2: labels and offline answers are 16 bits; 3: offline
+					 * answers per exit */
 
 /* What the inputs depend on, as text: written at the top of the file and compared whole. */
 static int
@@ -436,13 +482,14 @@ bench_cache_key(const struct bench_inputs_cfg *cfg, const char *model_path, char
 	if (cfg->calib != NULL && (stat(cfg->calib, &cst) < 0 || realpath(cfg->calib, creal) == NULL))
 		return -errno;
 	snprintf(key, len, "tailgate-bench inputs v%d\nmodel %s %lld %lld.%09ld\nid %u\n"
-		 "images %u %s\nsplits %llx\ndtypes %x\ndgram %u\noffline %s %lld %lld.%09ld\n",
-		 BENCH_CACHE_VERSION, real,
+		 "images %u %s\nsplits %llx\ndtypes %x\ndgram %u\noffline %s %lld %lld.%09ld\n"
+		 "exits %d\n", BENCH_CACHE_VERSION, real,
 		 (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
 		 cfg->model_id, cfg->n_images, cfg->dataset_dir ? cfg->dataset_dir : BENCH_FMNIST_DIR,
 		 (unsigned long long)cfg->split_mask, cfg->dtype_mask,
 		 cfg->max_dgram ? cfg->max_dgram : PROTO_DEFAULT_DGRAM, creal,
-		 (long long)cst.st_size, (long long)cst.st_mtim.tv_sec, cst.st_mtim.tv_nsec);
+		 (long long)cst.st_size, (long long)cst.st_mtim.tv_sec, cst.st_mtim.tv_nsec,
+		 cfg->early_exits);
 	return 0;
 }
 
@@ -478,6 +525,10 @@ bench_wr(FILE *f, const void *p, size_t n)
 		ok = ok && io(f, &in->offline_total, sizeof(in->offline_total));\
 		ok = ok && io(f, &in->n_dg, sizeof(in->n_dg));			\
 		ok = ok && io(f, &in->arena_len, sizeof(in->arena_len));	\
+		ok = ok && io(f, &in->n_exits, sizeof(in->n_exits));		\
+		ok = ok && io(f, in->exit_name, sizeof(in->exit_name));	\
+		ok = ok && io(f, in->exit_flops, sizeof(in->exit_flops));	\
+		ok = ok && io(f, &in->final_exit, sizeof(in->final_exit));	\
 	} while (0)
 
 static int

@@ -17,6 +17,40 @@ bench_pct(uint64_t a, uint64_t b)
 	return b ? 100.0 * (double)a / (double)b : 0;
 }
 
+
+/* FLOPs per answer to the exit that answered, from the input, over OK answers (0: none). */
+static double
+bench_exit_flops(const struct bench_results *r, const struct bench_inputs *in)
+{
+	double fl = 0;
+	uint64_t n = 0;
+
+	for (unsigned e = 0; e <= BENCH_MAX_EXITS; e++) {
+		unsigned k = e < in->n_exits ? e : in->final_exit;
+
+		fl += (double)r->by_exit[e] * (double)in->exit_flops[k];
+		n += r->by_exit[e];
+	}
+	return n ? fl / (double)n : 0;
+}
+
+/* The share of OK answers at each exit, and the compute that saves. */
+static void
+bench_report_exits(FILE *f, const struct bench_results *r, const struct bench_inputs *in)
+{
+	double fin = (double)in->exit_flops[in->final_exit], fl = bench_exit_flops(r, in);
+
+	fprintf(f, "answers by exit:\n");
+	for (unsigned e = 0; e < in->n_exits; e++)
+		fprintf(f, "  %-26s %.2f%% (%" PRIu64 ")\n", in->exit_name[e],
+			bench_pct(r->by_exit[e], r->ok), r->by_exit[e]);
+	if (r->by_exit[BENCH_MAX_EXITS])
+		fprintf(f, "  %-26s %" PRIu64 "\n", "other", r->by_exit[BENCH_MAX_EXITS]);
+	fprintf(f, "%-28s %.1f M FLOPs per answer to its exit, %.1f M to the final one "
+		"(%.1f%% less where computing stops at the exit)\n", "compute", fl / 1e6, fin / 1e6,
+		fin > 0 && r->ok ? 100.0 * (1.0 - fl / fin) : 0.0);
+}
+
 void
 bench_report_table(FILE *f, const struct bench_results *r, const struct bench_inputs *in)
 {
@@ -84,6 +118,8 @@ bench_report_table(FILE *f, const struct bench_results *r, const struct bench_in
 	}
 	fprintf(f, "%-28s %.2f%% (%" PRIu64 " of %" PRIu64 ")\n", "agreement with offline",
 		bench_pct(r->agree, r->ok), r->agree, r->ok);
+	if (in != NULL)
+		bench_report_exits(f, r, in);
 	if (in != NULL && in->has_labels)
 		fprintf(f, "%-28s %u images, %.2f%% offline over all built, %.1f MB, %.1f s%s\n",
 			"inputs", in->n_items, bench_pct(in->offline_hits, in->offline_total),
@@ -159,6 +195,21 @@ bench_report_json(const struct bench_results *r, const struct bench_inputs *in)
 		"offline_accuracy", bench_pct(r->offline_correct, r->ok),
 		"agreement", bench_pct(r->agree, r->ok),
 		"correct", (json_int_t)r->correct, "agree", (json_int_t)r->agree);
+
+	if (o != NULL && in != NULL) {
+		json_t *ex = json_object();
+
+		for (unsigned e = 0; ex != NULL && e < in->n_exits; e++)
+			json_object_set_new(ex, in->exit_name[e],
+					    json_integer((json_int_t)r->by_exit[e]));
+		if (ex == NULL || json_object_set_new(o, "exits", ex) ||
+		    json_object_set_new(o, "flops_per_answer", json_real(bench_exit_flops(r, in))) ||
+		    json_object_set_new(o, "flops_final",
+					json_real((double)in->exit_flops[in->final_exit]))) {
+			json_decref(o);
+			return NULL;
+		}
+	}
 
 	if (o != NULL && (json_object_set_new(o, "path_challenges",
 					      json_integer((json_int_t)r->path_challenges)) ||

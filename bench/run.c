@@ -519,7 +519,7 @@ enum bench_end { BENCH_END_RESPONSE, BENCH_END_ERROR, BENCH_END_GAVE_UP };
 /* The open request ended: count it, free the device, and in a closed loop start the next. */
 static void
 bench_finish(struct bench_run *r, struct bench_dev *d, enum bench_end how, unsigned status, unsigned reason,
-	  uint32_t top1)
+	  uint32_t top1, unsigned exit)
 {
 	struct bench_results *res = r->res;
 	int64_t lat_us = (int64_t)((r->now - d->sched_ns) / 1000u);
@@ -548,9 +548,15 @@ bench_finish(struct bench_run *r, struct bench_dev *d, enum bench_end how, unsig
 			bench_hdr_record(&res->lat_us, lat_us);
 			if (d->prof.deadline_us == 0 || lat_us <= (int64_t)d->prof.deadline_us)
 				res->ok_in_deadline++;
+			/* The offline answer of the exit that answered (with early exits on). */
+			uint16_t off = exit < BENCH_MAX_EXITS && d->msg->offline_at[exit] != UINT16_MAX &&
+				      exit != r->cfg.in->final_exit ? d->msg->offline_at[exit] :
+				      d->msg->offline;
+
+			res->by_exit[exit < BENCH_MAX_EXITS ? exit : BENCH_MAX_EXITS]++;
 			res->correct += top1 == r->cfg.in->labels[d->item];
-			res->offline_correct += d->msg->offline == r->cfg.in->labels[d->item];
-			res->agree += top1 == d->msg->offline;
+			res->offline_correct += off == r->cfg.in->labels[d->item];
+			res->agree += top1 == off;
 		}
 	}
 	r->busy--;
@@ -600,7 +606,7 @@ bench_on_timer(struct bench_run *r, struct bench_dev *d)
 		if (d->timeout_at != 0 && r->now >= d->timeout_at) {
 			r->res->timer_fires++;
 			if (bench_spent(r, d)) {
-				bench_finish(r, d, BENCH_END_GAVE_UP, 0, 0, 0);
+				bench_finish(r, d, BENCH_END_GAVE_UP, 0, 0, 0, PROTO_NONE);
 				return;
 			}
 			d->timeouts++;
@@ -675,7 +681,7 @@ bench_on_error(struct bench_run *r, struct bench_dev *d, const struct proto_msg 
 			return;
 		}
 		if (bench_spent(r, d)) {
-			bench_finish(r, d, BENCH_END_ERROR, st, m->u.error.reason, 0);
+			bench_finish(r, d, BENCH_END_ERROR, st, m->u.error.reason, 0, PROTO_NONE);
 			return;
 		}
 		d->timeouts++;
@@ -704,7 +710,7 @@ bench_on_error(struct bench_run *r, struct bench_dev *d, const struct proto_msg 
 		r->res->rx_ignored++;
 		return;
 	}
-	bench_finish(r, d, BENCH_END_ERROR, st, m->u.error.reason, 0);
+	bench_finish(r, d, BENCH_END_ERROR, st, m->u.error.reason, 0, PROTO_NONE);
 }
 
 static void
@@ -741,7 +747,7 @@ bench_on_response(struct bench_run *r, struct bench_dev *d, const struct proto_r
 			bench_hdr_record(&r->res->srv_compute_us, rs->compute_us);
 		}
 	}
-	bench_finish(r, d, BENCH_END_RESPONSE, rs->status, rs->reason, t.class_id);
+	bench_finish(r, d, BENCH_END_RESPONSE, rs->status, rs->reason, t.class_id, rs->exit_taken);
 }
 
 static void

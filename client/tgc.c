@@ -698,6 +698,7 @@ struct tgc_req {
 	uint64_t timer;			/* the request timer's length now (doubles per fire) */
 	uint64_t fire_at;		/* when it fires */
 	uint64_t give_up_at;		/* the retry budget's end (docs/protocol.md 12.2) */
+	uint64_t stop_at;		/* opts.wait_us after the first send; UINT64_MAX none */
 	uint64_t quiet_until;		/* ERRORs for the last whole resend ignored until */
 	struct tgc_rxt x;		/* a TENSOR answer being reassembled */
 };
@@ -926,11 +927,17 @@ tgc_wait(struct tgc *c, struct tgc_req *q, struct tg_err *err)
 {
 	for (;;) {
 		uint64_t until = q->x.nack_at < q->fire_at ? q->x.nack_at : q->fire_at;
-		ssize_t len = tgc_recv(c, until);
+		ssize_t len;
 		int rc;
 
+		if (until > q->stop_at)
+			until = q->stop_at;
+		len = tgc_recv(c, until);
 		if (len < 0)
 			return tgc_req_sock(q, (int)len, err);
+		if (len == 0 && tg_now_ns() >= q->stop_at)
+			return tg_err_set(err, -ETIMEDOUT, "request %u: no answer within its wait of "
+					  "%u us", q->h.request_id, q->o->wait_us);
 		if (len > 0 && c->cfg.test_drop_rx > 0 &&
 		    (double)(tgc_rand(c) >> 11) * 0x1.0p-53 < c->cfg.test_drop_rx) {
 			c->st.rx_dropped++;
@@ -950,7 +957,8 @@ int
 tgc_request(struct tgc *c, const struct tgc_request_opts *o, const struct tg_tensor *t,
 	    struct tgc_result *res, struct tg_err *err)
 {
-	struct tgc_req q = { .o = o, .res = res, .x = { .nack_at = UINT64_MAX } };
+	struct tgc_req q = { .o = o, .res = res, .x = { .nack_at = UINT64_MAX },
+			     .stop_at = UINT64_MAX };
 	const struct proto_catalog_entry *e;
 	struct proto_hdr h;
 	struct proto_request rq;
@@ -1033,5 +1041,7 @@ tgc_request(struct tgc *c, const struct tgc_request_opts *o, const struct tg_ten
 	q.fire_at = tg_now_ns() + q.timer;
 	q.give_up_at = q.t0 + 1000u * tgc_budget_us(o->deadline_us, c->gw.reasm_timeout_ms,
 						    q.timer / 1000u);
+	if (o->wait_us != 0)
+		q.stop_at = q.t0 + 1000ull * o->wait_us;
 	return tgc_wait(c, &q, err);
 }

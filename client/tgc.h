@@ -134,6 +134,22 @@ struct tgc_result {
 	struct proto_tensor tensor;
 	uint16_t resp_chunks;		/* datagrams of the TENSOR RESPONSE */
 	uint8_t resp_nacks;		/* NACKs we sent for its missing chunks */
+	/* tgc_infer() only (tgc_request() leaves them 0): where the answer came from, enum
+	 * tgc_source; for TGC_SRC_DEVICE_FALLBACK the gateway's status that made it fall back
+	 * (PROTO_NONE: no answer in time); the answering exit's softmax confidence on the
+	 * device (0 for the gateway's answers: their scores are in top[]). */
+	uint8_t source;
+	uint8_t gw_status;
+	float device_conf;
+};
+
+/** Where a tgc_infer() answer came from (tgc_result.source). */
+enum tgc_source {
+	TGC_SRC_GATEWAY = 0,		/* the gateway's RESPONSE, as tgc_request() */
+	TGC_SRC_DEVICE = 1,		/* a device-side exit was confident: nothing was sent */
+	TGC_SRC_DEVICE_FALLBACK = 2,	/* the gateway did not answer within the deadline, or
+					 * refused for load (OVERLOADED, DEADLINE_INFEASIBLE,
+					 * INTERNAL): the best exit the head computed answers */
 };
 
 /**
@@ -187,6 +203,10 @@ struct tgc_request_opts {
 	 * what it holds. An answer larger than tensor_cap bytes fails with -E2BIG. */
 	void *tensor_out;
 	uint32_t tensor_cap;
+	/* 0: wait for the answer as long as the request's budget allows (tgc_budget_us());
+	 * else give up this long after the first send (-ETIMEDOUT): tgc_infer() sets it to
+	 * deadline_us when a device exit can answer instead. */
+	uint32_t wait_us;
 };
 
 /**
@@ -297,6 +317,56 @@ int tgc_run_head(struct tgc_head *h, unsigned split, const float *input, size_t 
 
 /** Splits of the model's table (rows, the input included). */
 unsigned tgc_head_n_splits(const struct tgc_head *h);
+
+/* ---- early exits on the device, and progressive inference ---- */
+
+/**
+ * Enable the model output named exit as an early exit on the device: it answers when its
+ * softmax top probability reaches conf, as a model.conf "exit = NAME:CONF" line makes it on
+ * the gateway (use the same thresholds: tailgate-model calibrate-exits). conf > 1: off again.
+ * Exits are off until set. Only outputs the head computes before a split are evaluated there.
+ * @return 0, -ENOENT (no output of that name: err says which there are), -EINVAL (conf not a
+ *         number >= 0)
+ */
+int tgc_head_set_exit(struct tgc_head *h, const char *exit, float conf, struct tg_err *err);
+
+/** What the head's own exits say about its last run. */
+struct tgc_local {
+	uint8_t exit;			/* the cheapest device-side exit whose confidence reached
+					 * its threshold (model output index); PROTO_NONE: none */
+	uint8_t best;			/* the device-side exit with the most FLOPs (the last,
+					 * usually most accurate); PROTO_NONE: no exit before the
+					 * split */
+	float conf;			/* softmax top probability of exit, else of best */
+	uint8_t top_k;			/* entries in top[] */
+	struct proto_topk top[TGC_MAX_TOP_K];	/* of exit, else of best; softmax scores */
+	uint64_t head_flops;		/* the device's FLOPs per sample to the split */
+	uint64_t tail_flops;		/* the gateway's from the split (saved by exit) */
+};
+
+/**
+ * Evaluate the exits the head computed in the last tgc_run_head(h, split, ...): the
+ * cheapest enabled one at or above its threshold answers. Thread: h's owner.
+ * @param top_k  classes wanted in out->top (1 .. TGC_MAX_TOP_K; 0: 5)
+ * @return 0, -EINVAL (split not the last run's, top_k too large)
+ */
+int tgc_head_exits(struct tgc_head *h, unsigned split, unsigned top_k, struct tgc_local *out,
+		   struct tg_err *err);
+
+/**
+ * Progressive inference of one sample: run the head to o->split_id; when a device exit is
+ * confident, answer from it (source TGC_SRC_DEVICE, status OK, exit_taken that exit,
+ * nothing sent) unless o->req_flags has NO_EARLY_EXIT; else send the tensor and wait for
+ * the gateway (tgc_request()), at most o->deadline_us when a device exit can answer
+ * instead. Then, when the gateway did not answer in time or refused for load (OVERLOADED,
+ * DEADLINE_INFEASIBLE, INTERNAL), the best device exit answers (TGC_SRC_DEVICE_FALLBACK,
+ * status OK, gw_status what the gateway said or PROTO_NONE). Other refusals (a bad request,
+ * an unknown model) are returned as they are. Thread: c's and h's owner.
+ * @param input  numel f32 values of one sample; the caller keeps it
+ * @return 0 (out filled), or as tgc_run_head() and tgc_request()
+ */
+int tgc_infer(struct tgc *c, struct tgc_head *h, const struct tgc_request_opts *o,
+	      const float *input, size_t numel, struct tgc_result *out, struct tg_err *err);
 
 #ifdef __cplusplus
 }

@@ -34,7 +34,7 @@ struct tb_opts {
 	double rate, duration, warmup, drain, sweep_factor, deadline_ms;
 	uint64_t requests, seed;
 	struct bench_impair imp;
-	bool sweep, quiet, check, no_cache, no_crc;
+	bool sweep, quiet, check, no_cache, no_crc, exits;
 };
 
 static void
@@ -65,6 +65,10 @@ tb_help(FILE *f)
 "                           splits and dtypes match (default build/bench-cache when\n"
 "                           ./build exists)\n"
 "      --no-cache           always build the inputs\n"
+"      --exits              let the gateway's early exits answer (requests without the\n"
+"                           no-early-exit flag): each answer is checked against the\n"
+"                           offline class of the exit that gave it, and the report shows\n"
+"                           the share answered at each exit and the compute it saves\n"
 "\n"
 "Devices:\n"
 "  -n, --devices N          simulated devices, each its own client id and session\n"
@@ -187,7 +191,7 @@ enum {
 	O_MODEL_ID = 256, O_IMAGES, O_BIND, O_THREADS, O_MIX, O_MIX_FILE, O_DEADLINE, O_REQUESTS,
 	O_DRAIN, O_SWEEP, O_SWEEP_FACTOR, O_SWEEP_STEPS, O_RETRIES, O_TIMEOUT, O_HELLO_RATE,
 	O_DROP, O_DUP, O_REORDER, O_SEED, O_JSON, O_CSV, O_HGRM, O_PLOT, O_CHECK, O_CACHE, O_NO_CACHE,
-	O_KEY_FILE, O_NO_CRC, O_CORRUPT, O_CALIB, O_INPUTS, O_RANDOM, O_VERSION,
+	O_KEY_FILE, O_NO_CRC, O_CORRUPT, O_CALIB, O_INPUTS, O_RANDOM, O_VERSION, O_EXITS,
 };
 
 static int
@@ -206,6 +210,7 @@ tb_parse(int argc, char **argv, struct tb_opts *o, struct bench_mix *mix)
 		{ "cache", required_argument, NULL, O_CACHE },
 		{ "no-cache", no_argument, NULL, O_NO_CACHE },
 		{ "calib", required_argument, NULL, O_CALIB },
+		{ "exits", no_argument, NULL, O_EXITS },
 		{ "devices", required_argument, NULL, 'n' },
 		{ "mix", required_argument, NULL, O_MIX },
 		{ "mix-file", required_argument, NULL, O_MIX_FILE },
@@ -258,6 +263,7 @@ tb_parse(int argc, char **argv, struct tb_opts *o, struct bench_mix *mix)
 		case O_CACHE: o->cache = optarg; break;
 		case O_NO_CACHE: o->no_cache = true; break;
 		case O_CALIB: o->calib = optarg; break;
+		case O_EXITS: o->exits = true; break;
 		case O_KEY_FILE: o->key_file = optarg; break;
 		case O_NO_CRC: o->no_crc = true; break;
 		case O_INPUTS: o->inputs = optarg; break;
@@ -665,6 +671,7 @@ main(int argc, char **argv)
 
 	icfg.model = o.model;
 	icfg.model_id = (uint16_t)o.model_id;
+	icfg.early_exits = o.exits;
 	icfg.n_images = o.images;
 	icfg.inputs_dir = o.inputs;
 	icfg.n_random = o.random;

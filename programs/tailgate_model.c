@@ -1727,14 +1727,14 @@ tm_data_load(bool fmnist, const char *eval_dir, bool train, size_t limit, struct
 
 	memset(d, 0, sizeof(*d));
 	if (fmnist) {
-		struct tg_fmnist ds = { 0 };
+		struct bench_fmnist ds = { 0 };
 
-		rc = tg_fmnist_load(NULL, train, limit, &ds, err);
+		rc = bench_fmnist_load(NULL, train, limit, &ds, err);
 		if (rc < 0)
 			return rc;
 		d->labels = malloc((ds.n ? ds.n : 1) * sizeof(*d->labels));
 		if (d->labels == NULL) {
-			tg_fmnist_free(&ds);
+			bench_fmnist_free(&ds);
 			return tg_err_set(err, -ENOMEM, "out of memory");
 		}
 		for (size_t i = 0; i < ds.n; i++)
@@ -1742,7 +1742,7 @@ tm_data_load(bool fmnist, const char *eval_dir, bool train, size_t limit, struct
 		d->x = ds.images;
 		d->n = ds.n;
 		ds.images.data = NULL;
-		tg_fmnist_free(&ds);
+		bench_fmnist_free(&ds);
 		return 0;
 	}
 	snprintf(p, sizeof(p), "%s/inputs.npy", eval_dir);
@@ -2589,7 +2589,7 @@ tm_cmd_calibrate_exits(int argc, char **argv)
 		case 'F': fmnist = true; break;
 		case 'W': write = optarg; break;
 		case 'n':
-			if (tm_opt_uint("calibrate-exits", "--limit", 1, TG_FMNIST_MAX_ITEMS, &limit) < 0)
+			if (tm_opt_uint("calibrate-exits", "--limit", 1, BENCH_FMNIST_MAX_ITEMS, &limit) < 0)
 				return TM_EXIT_USAGE;
 			break;
 		case 'L':

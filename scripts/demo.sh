@@ -7,7 +7,8 @@
 #      net_af_packet when the kernel refuses AF_XDP on the veth;
 #   3. build/tailgate-bench in the client namespace: DEMO_DEVICES simulated devices, open-loop
 #      Poisson arrivals at DEMO_RATE requests/s for DEMO_SECONDS, mixed split points and dtypes,
-#      real Fashion-MNIST tensors, every answer checked against its label;
+#      real Fashion-MNIST tensors, every answer checked against its label; the model's early
+#      exits answer (--exits: the report gives the share at each exit and the compute saved);
 #   4. the report: the bench's table, one line per figure saying what it counts (warm-up,
 #      resends at zero loss, why the gateway's counts differ, which accuracy is which), the
 #      gateway's own view (/metrics), where the plots and logs are; then a teardown of
@@ -139,7 +140,7 @@ grep -q '^dtype *= *int8' models/fmnist-resnet/model.conf &&
 ip netns exec "$TG_NS_CL" "$BUILD/tailgate-bench" --gateway "$TG_IP_GW:7700" \
 	--bind "$TG_IP_CL" --model models/fmnist-resnet --model-id 1 --devices "$DEVICES" \
 	--images "$IMAGES" "${calib[@]}" \
-	--rate "$RATE" --duration "$SECONDS_RUN" --warmup 1 --mix "$MIX" \
+	--rate "$RATE" --duration "$SECONDS_RUN" --warmup 1 --mix "$MIX" --exits \
 	--json "$OUT/bench.json" --hgrm "$OUT/latency.hgrm" --plot "$OUT/plots" \
 	>"$OUT/report.txt" 2>"$OUT/bench.err"
 bench_rc=$?

@@ -2,7 +2,11 @@
 # SPDX-License-Identifier: Apache-2.0
 # Writes MODEL_DIR/CARD.md from what the engine itself reports: accuracy of every exit on the
 # 10,000 Fashion-MNIST test images (fp32, and int8 when MODEL_DIR/model.calib exists), then
-# `tailgate-model info --markdown` (operators, FLOPs, the split table with bytes per dtype).
+# `tailgate-model info --markdown` (operators, FLOPs, the split table with bytes per dtype),
+# engine images/s at batch 1 and 64, the early exits (`calibrate-exits`), the residual blocks
+# and the drop frontier (`blocks`, `adapt`), and one section per `variant =` line of
+# model.conf (a drop variant's file is written by `tailgate-model drop`; a file variant is
+# variants/NAME/model.onnx): accuracy per exit, FLOPs, parameters, split table, images/s.
 # Usage: scripts/make_card.sh models/fmnist-resnet [BUILD]
 set -euo pipefail
 dir=${1:?usage: make_card.sh MODEL_DIR [BUILD]}
@@ -11,6 +15,71 @@ tm=$build/tailgate-model
 model=$dir/model.onnx
 name=$(basename "$dir")
 [ -x "$tm" ] || { echo "make_card: build $tm first (make)" >&2; exit 1; }
+
+# Engine images/s of the whole model (split 0) at batch 1 and 64, one run each.
+speed() {	# model
+	local b j
+	echo "Engine speed, whole model (\`$tm bench MODEL --split 0 --batch B --seconds 3\`, all"
+	echo "cores, on the shared build machine at load $(cut -d' ' -f1 /proc/loadavg)):"
+	echo
+	echo "| batch | images/s | latency/batch p50 |"
+	echo "| ---: | ---: | ---: |"
+	for b in 1 64; do
+		j=$("$tm" bench "$1" --split 0 --batch "$b" --seconds 3 --json)
+		J="$j" B="$b" python3 -c 'import json, os
+d = json.loads(os.environ["J"])
+print("| %s | %.1f | %.3f ms |" % (os.environ["B"], d["images_per_s"], d["p50_ms"]))'
+	done
+}
+
+# The accuracy table of an eval --json (and an int8 one, or "").
+acc_table() {	# f32_json int8_json
+	F32="$1" INT8="$2" python3 - <<'PY'
+import json, os
+f = json.loads(os.environ["F32"])
+q = json.loads(os.environ["INT8"]) if os.environ["INT8"] else None
+print("| exit | output | top-1 fp32 | top-1 int8 | int8 - fp32 |")
+print("| ---: | --- | ---: | ---: | ---: |")
+for i, e in enumerate(f["exits"]):
+    a = 100 * e["accuracy"]
+    if q:
+        b = 100 * q["exits"][i]["accuracy"]
+        print(f"| {e['index']} | {e['name']} | {a:.2f}% | {b:.2f}% | {b - a:+.2f} |")
+    else:
+        print(f"| {e['index']} | {e['name']} | {a:.2f}% | n/a | n/a |")
+PY
+}
+
+# One section per variant line of model.conf.
+variants() {
+	local id vname opts file drop f j8
+	grep '^variant = ' "$dir/model.conf" 2>/dev/null | while read -r _ _ id vname opts; do
+		drop=$(tr ' ' '\n' <<<"$opts" | sed -n 's/^drop=//p')
+		echo
+		echo "## Variant $id: $vname"
+		echo
+		if [ -n "$drop" ]; then
+			file=$(mktemp /tmp/tg_card.XXXXXX.onnx)
+			"$tm" drop "$model" --blocks "$drop" --output "$file" | sed 's/^wrote [^ ]* /Dropped /'
+			echo "(\`variant = $id $vname $opts\`: the base model with blocks $drop dropped, no"
+			echo "file of its own; int8 runs on the base's calibration of the tensors it keeps)."
+		else
+			file=$dir/variants/$vname/model.onnx
+			echo "File \`variants/$vname/model.onnx\` (see variants/$vname/ for how it was made)."
+		fi
+		echo
+		f=$("$tm" eval "$file" --fashion-mnist --json)
+		j8=""
+		[ -z "$drop" ] && [ -f "$dir/variants/$vname/model.calib" ] &&
+			j8=$("$tm" eval "$file" --fashion-mnist --dtype int8 --json)
+		acc_table "$f" "$j8"
+		echo
+		"$tm" info "$file" --markdown | sed '1d; s/^### /#### /'
+		echo
+		speed "$file"
+		[ -n "$drop" ] && rm -f "$file"
+	done
+}
 
 f32=$("$tm" eval "$model" --fashion-mnist --json)
 int8=""
@@ -28,20 +97,7 @@ int8=""
 	echo
 	echo "## Accuracy per exit (Fashion-MNIST test set, 10,000 images)"
 	echo
-	F32="$f32" INT8="$int8" python3 - <<'PY'
-import json, os
-f = json.loads(os.environ["F32"])
-q = json.loads(os.environ["INT8"]) if os.environ["INT8"] else None
-print("| exit | output | top-1 fp32 | top-1 int8 | int8 - fp32 |")
-print("| ---: | --- | ---: | ---: | ---: |")
-for i, e in enumerate(f["exits"]):
-    a = 100 * e["accuracy"]
-    if q:
-        b = 100 * q["exits"][i]["accuracy"]
-        print(f"| {e['index']} | {e['name']} | {a:.2f}% | {b:.2f}% | {b - a:+.2f} |")
-    else:
-        print(f"| {e['index']} | {e['name']} | {a:.2f}% | n/a | n/a |")
-PY
+	acc_table "$f32" "$int8"
 	echo
 	if [ -n "$int8" ]; then
 		echo "int8: Conv layers run in int8 (u8/s8 activations, s8 per-channel weights) with"
@@ -52,5 +108,28 @@ PY
 	echo "Commands: \`$tm eval $model --fashion-mnist [--dtype int8]\`."
 	echo
 	"$tm" info "$model" --markdown | sed '1s/^## .*/## Structure and split points/'
+	echo
+	speed "$model"
+	echo
+	echo "## Early exits"
+	echo
+	echo "Thresholds from \`$tm calibrate-exits $model --fashion-mnist --max-loss 0.5\`"
+	echo "(model.conf's \`exit =\` lines; the gateway answers from the first confident exit):"
+	echo
+	echo '```'
+	"$tm" calibrate-exits "$model" --fashion-mnist --max-loss 0.5
+	echo '```'
+	echo
+	echo "## Residual blocks and skip-dropped variants"
+	echo
+	echo "\`$tm blocks $model --fashion-mnist --markdown\`: the final exit's top-1 with each"
+	echo "droppable block alone dropped."
+	echo
+	"$tm" blocks "$model" --fashion-mnist --markdown | tail -n +2
+	echo
+	echo "\`$tm adapt $model --fashion-mnist --markdown\`:"
+	echo
+	"$tm" adapt "$model" --fashion-mnist --markdown 2>/dev/null
+	variants
 } >"$dir/CARD.md"
 echo "wrote $dir/CARD.md"

@@ -72,7 +72,7 @@ TIMER=1000
 ip netns exec "$NS_CL" timeout 240 "$BUILD/tailgate-bench" --gateway "$IP_GW:7700" \
 	--model models/fmnist-resnet --model-id 1 --images "$IMAGES" --threads 1 \
 	--devices 1000 --rate 60 --warmup 0 --duration 0 --requests 1500 --mix "$MIX" \
-	--cache "$TMP/cache" \
+	--cache "$TMP/cache" --exits \
 	--timeout-ms $TIMER --seed 7 --quiet --check --json "$out/low.json" --hgrm "$out/low.hgrm" \
 	>"$out/low.out" 2>"$out/low.err"
 rc=$?
@@ -90,6 +90,13 @@ check "accuracy equals the offline accuracy of the same requests" \
 acc=$(jv accuracy "$out/low.json")
 check "accuracy $acc% within 3 points of the card's 92.40%" \
 	awk -v a="$acc" 'BEGIN { exit !(a >= 89.4 && a <= 95.4) }'
+# --exits: the shipped model.conf's early exits answer; each answer was checked above
+# against the offline class of the exit that gave it (agreement).
+ex=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["result"]
+e=d.get("exits", {}); print(e.get("exit1", -1), sum(e.values()) if e else -1, d.get("flops_per_answer", 0) < d.get("flops_final", 0))' "$out/low.json" 2>/dev/null)
+check "--exits: answers by exit add up to the OK ones, some from exit1, less compute than the final exit ($ex)" \
+	test "$(awk '{ print ($1 > 0 && $3 == "True") }' <<<"$ex")" = 1 -a \
+	"$(awk '{ print $2 }' <<<"$ex")" = "$(jv ok "$out/low.json")"
 check ".hgrm has percentile lines and the footer" \
 	grep -q '^#\[Max ' "$out/low.hgrm"
 check ".hgrm total count is the OK answers" \

@@ -31,6 +31,11 @@ fi
 gw_require "$BUILD/tailgate" "$BUILD/tests/gw_client"
 
 gw_repo "$TMP/repo"
+# The shipped model answers from early exits (model.conf's exit lines): the first part checks
+# every answer against the engine's final exit, so it runs without them; the early-exit part
+# below puts them back.
+sed -i '/^exit = /d' "$TMP/repo/fmnist-resnet/model.conf"
+grep -q '^exit = ' models/fmnist-resnet/model.conf || bad "the shipped model.conf has exit lines"
 cat >"$TMP/tailgate.conf" <<CONF
 address = $IP_GW
 models = $TMP/repo
@@ -104,6 +109,42 @@ check "/metrics: reassembly slots in use and in the pool (256)" \
 check "/metrics: answers by exit name and index (final, 2: all $IMAGES)" \
 	test "$(metric "$out/metrics" 'tailgate_exit_answers_total{model="fmnist-resnet",exit="final",index="2"}')" = "$IMAGES"
 
+# Every variant of the shipped model.conf, end to end: requests naming its variant id, at
+# the first, a middle and the last of the splits /v1/models lists for it, in every wire
+# dtype; each answer equal to the engine's offline class from that variant's own file (a drop
+# variant: the file 'tailgate-model drop' writes; a file variant: variants/NAME/model.onnx).
+http_get /v1/models "$out/models.json"
+VIMAGES=$((IMAGES < 512 ? IMAGES : 512))
+nvar=0
+while read -r _ _ vid vname vopts; do
+	vfile=models/fmnist-resnet/variants/$vname/model.onnx
+	vdrop=$(tr ' ' '\n' <<<"$vopts" | sed -n 's/^drop=//p')
+	if [ -n "$vdrop" ]; then
+		vfile=$TMP/variant$vid.onnx
+		"$BUILD/tailgate-model" drop models/fmnist-resnet/model.onnx --blocks "$vdrop" \
+			--output "$vfile" >/dev/null 2>"$out/drop$vid.err" || bad "drop $vdrop"
+	fi
+	vsplits=$(python3 -c 'import json, sys
+m = [m for m in json.load(open(sys.argv[1]))["models"] if m["id"] == 1 and m["variant"] == int(sys.argv[2])]
+s = [p["split_id"] for p in m[0]["splits"]] if m else []
+print(",".join(str(x) for x in sorted({s[0], s[len(s) // 2], s[-1]})) if s else "")' \
+		"$out/models.json" "$vid")
+	ip netns exec "$NS_CL" timeout 170 "$BUILD/tests/gw_client" --gw "$IP_GW" \
+		--model "$vfile" --model-id 1 --variant "$vid" --fmnist "$FM" --images "$VIMAGES" \
+		--splits "${vsplits:-none}" --dtypes f32,f16,s8,u8 --block 256 --clients 4 \
+		--window 8 --deadline-us 10000000 --time-limit 150 --client-base 4000 \
+		>"$out/variant$vid.out" 2>"$out/variant$vid.err"
+	rc=$?
+	echo "  variant $vid $vname (splits $vsplits): $(grep -E '^(ok|mismatch|close|failed|lost) ' "$out/variant$vid.out" | tr '\n' ' ')"
+	sed 's/^/    | /' "$out/variant$vid.err" | head -n 5
+	check "variant $vid $vname: listed by /v1/models with splits ($vsplits), $VIMAGES answered OK in every dtype, as its file offline (status $rc)" \
+		test -n "$vsplits" -a "$rc" -eq 0 -a "$(val ok "$out/variant$vid.out")" -eq "$VIMAGES" -a \
+		"$(val mismatch "$out/variant$vid.out")" -eq 0
+	nvar=$((nvar + 1))
+done < <(grep '^variant = ' "$TMP/repo/fmnist-resnet/model.conf")
+check "every variant line of the shipped model.conf checked ($nvar)" \
+	test "$nvar" -eq "$(grep -c '^variant = ' models/fmnist-resnet/model.conf)" -a "$nvar" -ge 1
+
 # Split advice from the HELLO's device profile (compute MFLOP/s, uplink kbit/s, RTT us, SLO
 # us, accuracy floor): 64 images from the input as f32 per profile. A 100 MFLOP/s device on a
 # fast link is told to send the input (the last split's head alone is ~0.9 s there); a
@@ -128,11 +169,11 @@ check "advice: a fast device is told to send split 8 (64 of 64)" \
 check "advice: none above the model's accuracy (64 of 64)" \
 	test "$(val advice_none "$out/adv_floor.out")" -eq 64 -a "$(val ok "$out/adv_floor.out")" -eq 64
 
-# Early exits: the model.conf's commented exits enabled, reloaded (SIGHUP). A request flagged
+# Early exits: the shipped model.conf's exits put back, reloaded (SIGHUP). A request flagged
 # "no early exit" (PROTO_RF_NO_EARLY_EXIT) is answered by the final exit, equal to the
 # offline final class; unflagged, some leave at exit1 or exit2; /metrics counts each exit
 # by name. A sixteenth of the images per (split, dtype) pair, as above.
-sed -i 's/^# exit = /exit = /' "$TMP/repo/fmnist-resnet/model.conf"
+grep '^exit = ' models/fmnist-resnet/model.conf >>"$TMP/repo/fmnist-resnet/model.conf"
 # Counters are monotonic across reloads: the exits' figures below are differences.
 http_get /metrics "$out/metrics1"
 exitc() {	# file exit index

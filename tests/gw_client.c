@@ -23,6 +23,8 @@
  * --probes 1 first sends one request per refusal the gateway makes before its scheduler
  * (unknown model, split or variant; a tensor not the split's; a full tensor wanted, OK) and
  * checks each status and reason.
+ * --variant N names variant N of the model in every REQUEST (--model is then that variant's
+ * ONNX file, e.g. one 'tailgate-model drop' wrote, and --splits rows of its own table).
  * --flags N sets the REQUEST flags (2: no early exit); --profile C,U,R,S,F fills the HELLO's
  * device profile (MFLOP/s, kbit/s, RTT us, SLO us, accuracy floor 1/100 %) and the summary
  * counts the answers' split advice (advice_split_N, advice_none).
@@ -645,6 +647,7 @@ fm_block(size_t first, size_t n, struct tg_err *err)
 static struct {
 	struct sockaddr_in gw;
 	unsigned clients, window, timeout_ms, model_id, top_k, flags, deadline_us;
+	unsigned variant;		/* --variant: the REQUESTs' variant id (0) */
 	bool no_retry;
 	uint64_t requests;		/* requests to start in all (--no-retry lowers it) */
 	uint64_t tens_base;		/* st.started when tens[] was built */
@@ -720,6 +723,7 @@ send_due(uint64_t now, bool *busy)
 
 				memset(&rq, 0, sizeof(rq));
 				rq.c.model_id = (uint16_t)o.model_id;
+				rq.c.variant_id = (uint8_t)o.variant;
 				rq.c.split_id = t->split;
 				rq.c.t = t->t;
 				rq.top_k = (uint8_t)o.top_k;
@@ -926,6 +930,7 @@ ol_send(struct client *k, struct ol_req *q, uint32_t id, unsigned ti, bool only_
 
 	memset(&rq, 0, sizeof(rq));
 	rq.c.model_id = (uint16_t)o.model_id;
+	rq.c.variant_id = (uint8_t)o.variant;
 	rq.c.split_id = t->split;
 	rq.c.t = t->t;
 	rq.top_k = (uint8_t)o.top_k;
@@ -1220,6 +1225,10 @@ main(int argc, char **argv)
 			input = v;
 		} else if (strcmp(k, "--model-id") == 0) {
 			o.model_id = u;
+		} else if (strcmp(k, "--variant") == 0) {
+			if (u > 254)
+				return 2;
+			o.variant = u;
 		} else if (strcmp(k, "--split") == 0) {
 			split = u;
 		} else if (strcmp(k, "--requests") == 0) {

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tailgate-model's variant commands from the command line, on the PyTorch fixtures
 # tests/fixtures/resnet_drop_* (scripts/make_fixtures.py; no torch needed here) and the
 # shipped model:
