@@ -114,7 +114,7 @@ gw_advice_fill(struct gw_adv_cache *c, const struct gw_gen *gen, int mi, struct 
 			.split = (uint8_t)sp->index, .head_flops = sp->head_flops,
 			.bytes = sp->numel * (dsz ? dsz : 4),
 			.server_ns = c->ns[k] == UINT64_MAX ? 0 : c->ns[k],
-			.accuracy_bp = gm->conf.accuracy_bp,
+			.accuracy_bp = gm->accuracy_bp,	/* accuracy_bp, else the card's */
 		};
 	}
 	adv_split_choose(&dq->profile, e, gm->n_splits, dq->req.c.split_id, &a);
