@@ -125,7 +125,7 @@ while read -r _ _ vid vname vopts; do
 			--output "$vfile" >/dev/null 2>"$out/drop$vid.err" || bad "drop $vdrop"
 	fi
 	vsplits=$(python3 -c 'import json, sys
-body = open(sys.argv[1]).read().split("\r\n\r\n", 1)[-1]	# after the HTTP header
+body = open(sys.argv[1]).read().split("\n\n", 1)[-1]	# after the HTTP header (newlines read as \n)
 m = [m for m in json.loads(body)["models"] if m["id"] == 1 and m["variant"] == int(sys.argv[2])]
 s = [p["split_id"] for p in m[0]["splits"]] if m else []
 print(",".join(str(x) for x in sorted({s[0], s[len(s) // 2], s[-1]})) if s else "")' \
