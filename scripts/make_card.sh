@@ -19,13 +19,14 @@ name=$(basename "$dir")
 # Engine images/s of the whole model (split 0) at batch 1 and 64, one run each.
 speed() {	# model
 	local b j
-	echo "Engine speed, whole model (\`$tm bench MODEL --split 0 --batch B --seconds 3\`, all"
-	echo "cores, on the shared build machine at load $(cut -d' ' -f1 /proc/loadavg)):"
+	echo "Engine speed, whole model (\`$tm bench MODEL --split 0 --batch B --threads 1"
+	echo "--seconds 3\`: one engine thread, which a shared machine disturbs least; measured at"
+	echo "load $(cut -d' ' -f1 /proc/loadavg), so compare rows of one card, not across runs):"
 	echo
 	echo "| batch | images/s | latency/batch p50 |"
 	echo "| ---: | ---: | ---: |"
 	for b in 1 64; do
-		j=$("$tm" bench "$1" --split 0 --batch "$b" --seconds 3 --json)
+		j=$("$tm" bench "$1" --split 0 --batch "$b" --threads 1 --seconds 3 --json)
 		J="$j" B="$b" python3 -c 'import json, os
 d = json.loads(os.environ["J"])
 print("| %s | %.1f | %.3f ms |" % (os.environ["B"], d["images_per_s"], d["p50_ms"]))'
