@@ -220,10 +220,29 @@ m1=$(metric "$out/metrics2" 'tailgate_exit_confidence{model="fmnist-resnet",exit
 check "/metrics: exit thresholds by name (exit1 $m1, model.conf ${t1:-missing})" \
 	awk -v a="$m1" -v b="${t1:-x}" 'BEGIN { d = a - b; exit !(b != "x" && d < 1e-6 && d > -1e-6) }'
 
+# A variant whose file is missing fails a reload cleanly: the event log names it, and the
+# generation serving (2) keeps serving every request.
+echo "variant = 9 missing" >>"$TMP/repo/fmnist-resnet/model.conf"
+kill -HUP "$gw_pid"
+for _ in $(seq 600); do	# at most 120 s
+	grep -q 'reload failed' "$out/event.log" 2>/dev/null && break
+	sleep 0.2
+done
+check "reload with a missing variant file fails, naming it; the old generation serves" \
+	grep -q "reload failed, previous models kept: .*variant 9 'missing'" "$out/event.log"
+ip netns exec "$NS_CL" timeout 120 "$BUILD/tests/gw_client" --gw "$IP_GW" \
+	--model models/fmnist-resnet/model.onnx --model-id 1 --fmnist "$FM" --images 64 \
+	--splits 0,8 --dtypes u8 --block 64 --clients 1 --window 8 --deadline-us 10000000 \
+	--time-limit 100 --client-base 5000 --flags 2 >"$out/after.out" 2>"$out/after.err"
+http_get /metrics "$out/metrics3"
+check "after the failed reload: 64 answered OK as offline, generation still 2" \
+	test "$(val ok "$out/after.out")" -eq 64 -a "$(val mismatch "$out/after.out")" -eq 0 -a \
+	"$(metric "$out/metrics3" tailgate_model_generation)" = 2
+
 gw_term
 rc=$?
 check "SIGTERM: tailgate exited 0 (status $rc)" test "$rc" -eq 0
 check "access log: one OK line per request" \
-	test "$(grep -c '"status":0' "$out/access.log")" -eq "$((IMAGES + 192 + 2048 + nvar * VIMAGES))"
+	test "$(grep -c '"status":0' "$out/access.log")" -eq "$((IMAGES + 192 + 2048 + nvar * VIMAGES + 64))"
 echo "  elapsed: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a }')"
 check_done
