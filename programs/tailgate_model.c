@@ -1776,13 +1776,16 @@ tm_argmax(const float *row, size_t per)
 
 /*
  * Run the whole model of m over d in batches of b: every output, by ONNX name, into o
- * (the caller frees it), and each model output's top-1 accuracy in % into acc[].
+ * (the caller frees it), and each model output's top-1 accuracy in % into acc[]. calib:
+ * NULL runs f32, else int8 with that calibration of m (as a gateway with dtype = int8 runs
+ * a tail from split 0).
  */
 static int
-tm_model_acc(const struct kern_model *m, const struct tm_data *d, unsigned b, double *acc,
-	     struct kern_outs *o, struct tg_err *err)
+tm_model_acc(const struct kern_model *m, const struct kern_calib *calib, const struct tm_data *d,
+	     unsigned b, double *acc, struct kern_outs *o, struct tg_err *err)
 {
-	struct kern_stage st = { .m = m, .spec = { .kind = KERN_PLAN_TAIL, .split = 0 } };
+	struct kern_stage st = { .m = m, .spec = { .kind = KERN_PLAN_TAIL, .split = 0,
+		.precision = calib ? KERN_PREC_INT8 : KERN_PREC_F32, .calib = calib } };
 	const struct kern_split *s0 = kern_model_split(m, 0);
 	struct kern_model_info mi;
 	int rc;
@@ -1834,7 +1837,7 @@ tm_drop_acc(const struct kern_model *m, const unsigned *idx, unsigned n, const s
 	if (vi.n_outputs > 64)
 		rc = tg_err_set(err, -EINVAL, "more than 64 outputs");
 	if (rc == 0 && d != NULL)
-		rc = tm_model_acc(v, d, b, acc, &o, err);
+		rc = tm_model_acc(v, NULL, d, b, acc, &o, err);
 	if (rc == 0 && d != NULL) {
 		unsigned f = 0;
 
@@ -2042,12 +2045,46 @@ tm_drop_help(FILE *f)
 		"nothing are removed. The rest of the file is kept (opset, names, BatchNorm\n"
 		"nodes): a standard ONNX model, for any runtime. A block that is not droppable\n"
 		"is refused by name, with the reason. In model.conf, 'variant = ID NAME\n"
-		"drop=I,J' serves the same model without writing a file.\n"
+		"drop=I,J' serves the same model without writing a file. When MODEL has an int8\n"
+		"calibration beside it (MODEL.calib), OUT.calib gets its ranges of the tensors\n"
+		"OUT keeps: the int8 arithmetic the gateway serves the variant with.\n"
 		"Options:\n"
 		"  -B, --blocks LIST   the blocks to drop (required)\n"
 		"  -o, --output FILE   where to write (required)\n"
 		"  -h, --help          this text\n",
 		tm_prog, tm_prog);
+}
+
+/*
+ * Beside a dropped file, its int8 calibration: the base's ranges of the tensors it keeps
+ * (kern_calib_subset, as the gateway calibrates a drop variant). No base calibration: none.
+ */
+static int
+tm_drop_calib(const struct kern_model *m, const char *model_path, const struct kern_model *v,
+	      const char *output, struct tg_err *err)
+{
+	char side[4096], out[4096];
+	struct kern_calib *c = NULL, *vc = NULL;
+	struct tg_err lerr = { 0 };
+	int rc;
+
+	tm_calib_path(side, sizeof(side), model_path);
+	if (kern_calib_load(m, side, &c, &lerr) < 0) {
+		if (lerr.code == -ENOENT)
+			return 0;
+		*err = lerr;
+		return lerr.code ? lerr.code : -EINVAL;
+	}
+	tm_calib_path(out, sizeof(out), output);
+	rc = kern_calib_subset(c, v, &vc, err);
+	if (rc == 0)
+		rc = kern_calib_save(vc, out, err);
+	if (rc == 0)
+		printf("wrote %s: %u of %u calibrated tensors of %s (int8)\n", out,
+		       kern_calib_count(vc), kern_calib_count(c), side);
+	kern_calib_free(vc);
+	kern_calib_free(c);
+	return rc;
 }
 
 static int
@@ -2105,6 +2142,7 @@ tm_cmd_drop(int argc, char **argv)
 		       output, len, n, f0, f1,
 		       mi.flops ? 100.0 * (double)(mi.flops - vi.flops) / (double)mi.flops : 0.0,
 		       mi.n_params, vi.n_params, mi.n_splits, vi.n_splits);
+		rc = tm_drop_calib(m, argv[optind], v, output, &err);
 	}
 	free(buf);
 	kern_model_free(v);
@@ -2305,6 +2343,8 @@ tm_cmd_adapt(int argc, char **argv)
 
 /* ---- calibrate-exits: confidence thresholds that keep the accuracy asked for ---- */
 
+enum { TM_EXITS_NPREC = 2 };	/* precisions calibrate-exits chooses for at once: f32, int8 */
+
 /* Per sample and output: softmax top probability and whether the top class is right. */
 struct tm_exits {
 	unsigned n_out;			/* model outputs */
@@ -2322,10 +2362,10 @@ tm_exits_free(struct tm_exits *x)
 	free(x->ok);
 }
 
-/* Run the model over d and keep what the thresholds need. */
+/* Run the model over d (int8 with calib, else f32) and keep what the thresholds need. */
 static int
-tm_exits_collect(const struct kern_model *m, const struct tm_data *d, unsigned batch,
-		 struct tm_exits *x, struct tg_err *err)
+tm_exits_collect(const struct kern_model *m, const struct kern_calib *calib,
+		 const struct tm_data *d, unsigned batch, struct tm_exits *x, struct tg_err *err)
 {
 	struct kern_model_info mi;
 	struct kern_outs o = { 0 };
@@ -2353,7 +2393,7 @@ tm_exits_collect(const struct kern_model *m, const struct tm_data *d, unsigned b
 	x->ok = malloc(x->n_out * d->n);
 	if (x->conf == NULL || x->ok == NULL)
 		return tg_err_set(err, -ENOMEM, "out of memory");
-	rc = tm_model_acc(m, d, batch, acc, &o, err);
+	rc = tm_model_acc(m, calib, d, batch, acc, &o, err);
 	for (unsigned e = 0; rc == 0 && e < x->n_out; e++) {
 		unsigned k;
 		size_t per;
@@ -2402,21 +2442,34 @@ tm_exits_score(const struct tm_exits *x, const float *th, double *share, double 
 	return 100.0 * (double)hits / (double)x->n;
 }
 
+/* Whether th keeps every run x[0..np) at or above its target accuracy. */
+static bool
+tm_exits_keep(const struct tm_exits *x, unsigned np, const double *target, const float *th)
+{
+	for (unsigned p = 0; p < np; p++)
+		if (tm_exits_score(&x[p], th, NULL, NULL) < target[p])
+			return false;
+	return true;
+}
+
 /*
  * Thresholds, cheapest exit first: each the lowest on a grid (0.50 to 0.99 by 0.01, then
  * 0.991 to 0.999, 0.9995, 0.9999) keeping the accuracy with exits at least the final exit's
- * minus max_loss points on x; none on the grid: the exit stays off (2).
+ * minus max_loss points in every run x[0..np) (the same samples in each precision served:
+ * one set of thresholds serves both, as model.conf has one); none on the grid: the exit
+ * stays off (2).
  */
 static void
-tm_exits_pick(const struct tm_exits *x, double max_loss, float *th)
+tm_exits_pick(const struct tm_exits *x, unsigned np, double max_loss, float *th)
 {
 	float grid[64];
 	unsigned ng = 0, fin = x->order[x->n_out - 1];
-	double target;
+	double target[TM_EXITS_NPREC];
 
 	for (unsigned e = 0; e < x->n_out; e++)
 		th[e] = 2.f;
-	target = tm_exits_score(x, th, NULL, NULL) - max_loss;
+	for (unsigned p = 0; p < np; p++)
+		target[p] = tm_exits_score(&x[p], th, NULL, NULL) - max_loss;
 	for (int g = 50; g <= 99; g++)
 		grid[ng++] = (float)g / 100.f;
 	for (int g = 991; g <= 999; g++)
@@ -2430,7 +2483,7 @@ tm_exits_pick(const struct tm_exits *x, double max_loss, float *th)
 			continue;
 		for (unsigned g = 0; g < ng; g++) {
 			th[e] = grid[g];
-			if (tm_exits_score(x, th, NULL, NULL) >= target)
+			if (tm_exits_keep(x, np, target, th))
 				break;
 			th[e] = 2.f;
 		}
@@ -2442,6 +2495,7 @@ tm_calexits_help(FILE *f)
 {
 	fprintf(f,
 		"Usage: %s calibrate-exits MODEL --fashion-mnist [--max-loss P] [--calib-images N]\n"
+		"                                  [--dtype f32|int8|f32,int8] [--calib FILE]\n"
 		"                                  [--limit N] [--write CONF]\n"
 		"Pick each early exit's softmax confidence threshold so that answering at the\n"
 		"first confident exit (cheapest first, as the gateway and the client library do)\n"
@@ -2452,10 +2506,15 @@ tm_calexits_help(FILE *f)
 		"answered at each exit, and the FLOPs per sample when computing stops at the exit\n"
 		"that answers. Prints the model.conf lines 'exit = NAME:CONF'; --write CONF puts\n"
 		"them in that model.conf (replacing its exit lines), where the gateway reads them.\n"
+		"With --dtype int8 the model runs in int8 (as a gateway with dtype = int8 runs it);\n"
+		"with --dtype f32,int8 each threshold keeps the target in both precisions (the\n"
+		"gateway's int8 tails and the device's f32 head share model.conf's thresholds).\n"
 		"Options:\n"
 		"      --fashion-mnist    the data set (required)\n"
 		"      --max-loss P       accuracy points the exits may cost, 0..100 (default 0.5)\n"
 		"      --calib-images N   training images to choose on (default 10000)\n"
+		"      --dtype D          f32 (default), int8, or f32,int8 (both must hold)\n"
+		"      --calib FILE       int8 calibration (default: MODEL's .calib sidecar)\n"
 		"      --write CONF       update this model.conf\n"
 		"  -n, --limit N          only the first N test images (the report)\n"
 		"  -b, --batch B          images per engine run (default 100)\n"
@@ -2506,11 +2565,12 @@ tm_exits_report(const struct kern_model *m, const struct tm_exits *x, const floa
 /* The "exit = ..." lines, with the comment saying how they were made. */
 static void
 tm_exits_lines(FILE *f, const struct kern_model *m, const struct tm_exits *x, const float *th,
-	       double max_loss, size_t n_calib)
+	       double max_loss, const char *dtype, size_t n_calib)
 {
-	fprintf(f, "# exits: by 'tailgate-model calibrate-exits MODEL --fashion-mnist --max-loss %g'\n"
+	fprintf(f, "# exits: by 'tailgate-model calibrate-exits MODEL --fashion-mnist --max-loss %g "
+		"--dtype %s'\n"
 		"# exits: (thresholds chosen on the first %zu training images; see the model card)\n",
-		max_loss, n_calib);
+		max_loss, dtype, n_calib);
 	for (unsigned j = 0; j + 1 < x->n_out; j++) {
 		unsigned e = x->order[j];
 
@@ -2522,7 +2582,8 @@ tm_exits_lines(FILE *f, const struct kern_model *m, const struct tm_exits *x, co
 /* Rewrite conf: every "exit = " line and every "# exits:" comment replaced by ours. */
 static int
 tm_exits_write(const char *conf, const struct kern_model *m, const struct tm_exits *x,
-	       const float *th, double max_loss, size_t n_calib, struct tg_err *err)
+	       const float *th, double max_loss, const char *dtype, size_t n_calib,
+	       struct tg_err *err)
 {
 	uint8_t *buf = NULL;
 	char *out = NULL, *line, *save = NULL;
@@ -2550,11 +2611,98 @@ tm_exits_write(const char *conf, const struct kern_model *m, const struct tm_exi
 			continue;
 		fprintf(f, "%s\n", line);
 	}
-	tm_exits_lines(f, m, x, th, max_loss, n_calib);
+	tm_exits_lines(f, m, x, th, max_loss, dtype, n_calib);
 	fclose(f);
 	rc = tg_file_write(conf, (const uint8_t *)out, olen, err);
 	free(out);
 	free(buf);
+	return rc;
+}
+
+/* --dtype of calibrate-exits: f32, int8 or both (comma separated), into want[f32, int8]. */
+static int
+tm_exits_dtypes(const char *arg, bool want[TM_EXITS_NPREC])
+{
+	char buf[64], *tok, *save = NULL;
+
+	want[0] = want[1] = false;
+	if (snprintf(buf, sizeof(buf), "%s", arg) >= (int)sizeof(buf))
+		return -EINVAL;
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (strcmp(tok, "f32") == 0 || strcmp(tok, "fp32") == 0)
+			want[0] = true;
+		else if (strcmp(tok, "int8") == 0)
+			want[1] = true;
+		else
+			return -EINVAL;
+	}
+	return want[0] || want[1] ? 0 : -EINVAL;
+}
+
+/* What calibrate-exits was asked. */
+struct tm_calexits_args {
+	const char *model, *write, *dtype, *calib_path;
+	bool want[TM_EXITS_NPREC];	/* f32, int8 */
+	double max_loss;
+	unsigned long n_calib, batch, limit;
+};
+
+/* Collect every wanted precision on both sets, pick, report, write. */
+static int
+tm_calexits_run(const struct tm_calexits_args *a, struct tg_err *err)
+{
+	static const char *const pname[TM_EXITS_NPREC] = { "fp32", "int8" };
+	struct kern_model *m = NULL;
+	struct kern_calib *calib = NULL;
+	enum kern_precision prec;
+	struct tm_data cal = { 0 }, test = { 0 };
+	struct tm_exits xc[TM_EXITS_NPREC] = { 0 }, xt[TM_EXITS_NPREC] = { 0 };
+	unsigned np = 0, which[TM_EXITS_NPREC];
+	char what[64];
+	float th[64];
+	int rc;
+
+	rc = tm_load(a->model, &m, err);
+	if (rc == 0 && a->want[1])
+		rc = tm_prec_setup("calibrate-exits", m, a->model, "int8", a->calib_path, false,
+				   &prec, &calib, err);
+	if (rc == 0)
+		rc = tm_data_load(true, NULL, true, a->n_calib, &cal, err);
+	if (rc == 0)
+		rc = tm_data_load(true, NULL, false, a->limit, &test, err);
+	for (unsigned p = 0; rc == 0 && p < TM_EXITS_NPREC; p++) {
+		if (!a->want[p])
+			continue;
+		rc = tm_exits_collect(m, p ? calib : NULL, &cal, (unsigned)a->batch, &xc[np], err);
+		if (rc == 0)
+			rc = tm_exits_collect(m, p ? calib : NULL, &test, (unsigned)a->batch, &xt[np],
+					      err);
+		which[np++] = p;
+	}
+	if (rc == 0) {
+		tm_exits_pick(xc, np, a->max_loss, th);
+		printf("model %s: exit thresholds for at most %.2f points of accuracy lost (%s)\n",
+		       a->model, a->max_loss, a->dtype);
+		for (unsigned p = 0; p < np; p++) {
+			snprintf(what, sizeof(what), "%s, chosen on training images", pname[which[p]]);
+			tm_exits_report(m, &xc[p], th, what, stdout);
+			snprintf(what, sizeof(what), "%s, test set", pname[which[p]]);
+			tm_exits_report(m, &xt[p], th, what, stdout);
+		}
+		tm_exits_lines(stdout, m, &xc[0], th, a->max_loss, a->dtype, cal.n);
+		if (a->write != NULL)
+			rc = tm_exits_write(a->write, m, &xc[0], th, a->max_loss, a->dtype, cal.n, err);
+		if (rc == 0 && a->write != NULL)
+			printf("wrote the exit lines into %s\n", a->write);
+	}
+	for (unsigned p = 0; p < TM_EXITS_NPREC; p++) {
+		tm_exits_free(&xc[p]);
+		tm_exits_free(&xt[p]);
+	}
+	tm_data_free(&cal);
+	tm_data_free(&test);
+	kern_calib_free(calib);
+	kern_model_free(m);
 	return rc;
 }
 
@@ -2567,43 +2715,50 @@ tm_cmd_calibrate_exits(int argc, char **argv)
 		{ "calib-images", required_argument, NULL, 'N' },
 		{ "limit", required_argument, NULL, 'n' },
 		{ "write", required_argument, NULL, 'W' },
+		{ "dtype", required_argument, NULL, 'D' },
+		{ "calib", required_argument, NULL, 'C' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	unsigned long n_calib = 10000, batch = 100, threads = 0, limit = 0;
-	const char *write = NULL;
-	double max_loss = 0.5;
+	struct tm_calexits_args a = { .dtype = "f32", .want = { true, false }, .max_loss = 0.5,
+				      .n_calib = 10000, .batch = 100 };
+	unsigned long threads = 0;
 	bool fmnist = false;
-	struct kern_model *m = NULL;
-	struct tm_data cal = { 0 }, test = { 0 };
-	struct tm_exits xc = { 0 }, xt = { 0 };
 	struct tg_err err = { 0 };
-	float th[64];
 	char *end;
-	int opt, rc;
+	int opt;
 
 	while ((opt = getopt_long(argc, argv, ":n:b:t:h", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'F': fmnist = true; break;
-		case 'W': write = optarg; break;
+		case 'W': a.write = optarg; break;
+		case 'C': a.calib_path = optarg; break;
+		case 'D':
+			a.dtype = optarg;
+			if (tm_exits_dtypes(optarg, a.want) < 0)
+				return tm_usage_err("calibrate-exits", "--dtype: '%s': want f32, "
+						    "int8 or f32,int8", optarg);
+			break;
 		case 'n':
-			if (tm_opt_uint("calibrate-exits", "--limit", 1, BENCH_FMNIST_MAX_ITEMS, &limit) < 0)
+			if (tm_opt_uint("calibrate-exits", "--limit", 1, BENCH_FMNIST_MAX_ITEMS,
+					&a.limit) < 0)
 				return TM_EXIT_USAGE;
 			break;
 		case 'L':
-			max_loss = strtod(optarg, &end);
-			if (*optarg == '\0' || *end != '\0' || !(max_loss >= 0 && max_loss <= 100))
+			a.max_loss = strtod(optarg, &end);
+			if (*optarg == '\0' || *end != '\0' || !(a.max_loss >= 0 && a.max_loss <= 100))
 				return tm_usage_err("calibrate-exits", "--max-loss: '%s' is not a "
 						    "number of points in 0..100", optarg);
 			break;
 		case 'N':
-			if (tm_opt_uint("calibrate-exits", "--calib-images", 100, 60000, &n_calib) < 0)
+			if (tm_opt_uint("calibrate-exits", "--calib-images", 100, 60000,
+					&a.n_calib) < 0)
 				return TM_EXIT_USAGE;
 			break;
 		case 'b':
-			if (tm_opt_uint("calibrate-exits", "--batch", 1, 1u << 16, &batch) < 0)
+			if (tm_opt_uint("calibrate-exits", "--batch", 1, 1u << 16, &a.batch) < 0)
 				return TM_EXIT_USAGE;
 			break;
 		case 't':
@@ -2619,34 +2774,11 @@ tm_cmd_calibrate_exits(int argc, char **argv)
 				    "extra arguments");
 	if (!fmnist)
 		return tm_usage_err("calibrate-exits", "name the data set: --fashion-mnist");
+	if (a.calib_path != NULL && !a.want[1])
+		return tm_usage_err("calibrate-exits", "--calib is for --dtype int8");
+	a.model = argv[optind];
 	kern_set_threads((unsigned)threads);
-	rc = tm_load(argv[optind], &m, &err);
-	if (rc == 0)
-		rc = tm_data_load(true, NULL, true, n_calib, &cal, &err);
-	if (rc == 0)
-		rc = tm_data_load(true, NULL, false, limit, &test, &err);
-	if (rc == 0)
-		rc = tm_exits_collect(m, &cal, (unsigned)batch, &xc, &err);
-	if (rc == 0)
-		rc = tm_exits_collect(m, &test, (unsigned)batch, &xt, &err);
-	if (rc == 0) {
-		tm_exits_pick(&xc, max_loss, th);
-		printf("model %s: exit thresholds for at most %.2f points of accuracy lost\n",
-		       argv[optind], max_loss);
-		tm_exits_report(m, &xc, th, "chosen on training images", stdout);
-		tm_exits_report(m, &xt, th, "test set", stdout);
-		tm_exits_lines(stdout, m, &xc, th, max_loss, cal.n);
-		if (write != NULL)
-			rc = tm_exits_write(write, m, &xc, th, max_loss, cal.n, &err);
-		if (rc == 0 && write != NULL)
-			printf("wrote the exit lines into %s\n", write);
-	}
-	tm_exits_free(&xc);
-	tm_exits_free(&xt);
-	tm_data_free(&cal);
-	tm_data_free(&test);
-	kern_model_free(m);
-	return rc < 0 ? tm_fail(&err) : TM_EXIT_OK;
+	return tm_calexits_run(&a, &err) < 0 ? tm_fail(&err) : TM_EXIT_OK;
 }
 
 static void

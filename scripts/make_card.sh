@@ -3,7 +3,7 @@
 # Writes MODEL_DIR/CARD.md from what the engine itself reports: accuracy of every exit on the
 # 10,000 Fashion-MNIST test images (fp32, and int8 when MODEL_DIR/model.calib exists), then
 # `tailgate-model info --markdown` (operators, FLOPs, the split table with bytes per dtype),
-# engine images/s at batch 1 and 64, the early exits (`calibrate-exits`), the residual blocks
+# engine images/s at batch 1 and 64, the early exits (`calibrate-exits`, fp32 and int8), the residual blocks
 # and the drop frontier (`blocks`, `adapt`), and one section per `variant =` line of
 # model.conf (a drop variant's file is written by `tailgate-model drop`; a file variant is
 # variants/NAME/model.onnx): accuracy per exit, FLOPs, parameters, split table, images/s.
@@ -51,6 +51,20 @@ for i, e in enumerate(f["exits"]):
 PY
 }
 
+# Early-exit thresholds of a model file, in fp32 and (with its calibration) int8 at once.
+exits() {	# model heading-prefix
+	local d=f32
+	[ -f "${1%.onnx}.calib" ] && d=f32,int8
+	echo "${2}Early exits"
+	echo
+	echo "Thresholds from \`$tm calibrate-exits $1 --fashion-mnist --max-loss 0.5 --dtype $d\`"
+	echo "(model.conf's \`exit =\` lines, a variant's \`exits=\`; the first confident exit answers):"
+	echo
+	echo '```'
+	"$tm" calibrate-exits "$1" --fashion-mnist --max-loss 0.5 --dtype "$d"
+	echo '```'
+}
+
 # One section per variant line of model.conf.
 variants() {
 	local id vname opts file drop f j8
@@ -61,7 +75,8 @@ variants() {
 		echo
 		if [ -n "$drop" ]; then
 			file=$(mktemp /tmp/tg_card.XXXXXX.onnx)
-			"$tm" drop "$model" --blocks "$drop" --output "$file" | sed 's/^wrote [^ ]* /Dropped /'
+			"$tm" drop "$model" --blocks "$drop" --output "$file" |
+				sed 's/^wrote [^ ]*\.onnx /Dropped /; s/^wrote [^ ]*\.calib: /int8 calibration: /'
 			echo "(\`variant = $id $vname $opts\`: the base model with blocks $drop dropped, no"
 			echo "file of its own; int8 runs on the base's calibration of the tensors it keeps)."
 		else
@@ -71,14 +86,16 @@ variants() {
 		echo
 		f=$("$tm" eval "$file" --fashion-mnist --json)
 		j8=""
-		[ -z "$drop" ] && [ -f "$dir/variants/$vname/model.calib" ] &&
+		[ -f "${file%.onnx}.calib" ] &&
 			j8=$("$tm" eval "$file" --fashion-mnist --dtype int8 --json)
 		acc_table "$f" "$j8"
+		echo
+		exits "$file" "#### "
 		echo
 		"$tm" info "$file" --markdown | sed '1d; s/^### /#### /'
 		echo
 		speed "$file"
-		[ -n "$drop" ] && rm -f "$file"
+		[ -n "$drop" ] && rm -f "$file" "${file%.onnx}.calib"
 	done
 }
 
@@ -112,14 +129,7 @@ int8=""
 	echo
 	speed "$model"
 	echo
-	echo "## Early exits"
-	echo
-	echo "Thresholds from \`$tm calibrate-exits $model --fashion-mnist --max-loss 0.5\`"
-	echo "(model.conf's \`exit =\` lines; the gateway answers from the first confident exit):"
-	echo
-	echo '```'
-	"$tm" calibrate-exits "$model" --fashion-mnist --max-loss 0.5
-	echo '```'
+	exits "$model" "## "
 	echo
 	echo "## Residual blocks and skip-dropped variants"
 	echo

@@ -112,7 +112,8 @@ check "/metrics: answers by exit name and index (final, 2: all $IMAGES)" \
 # Every variant of the shipped model.conf, end to end: requests naming its variant id, at
 # the first, a middle and the last of the splits /v1/models lists for it, in every wire
 # dtype; each answer equal to the engine's offline class from that variant's own file (a drop
-# variant: the file 'tailgate-model drop' writes; a file variant: variants/NAME/model.onnx).
+# variant: the file 'tailgate-model drop' writes; a file variant: variants/NAME/model.onnx),
+# the final exit's (flag "no early exit": the variants' own exits= stay on).
 http_get /v1/models "$out/models.json"
 VIMAGES=$((IMAGES < 512 ? IMAGES : 512))
 nvar=0
@@ -133,7 +134,7 @@ print(",".join(str(x) for x in sorted({s[0], s[len(s) // 2], s[-1]})) if s else 
 	ip netns exec "$NS_CL" timeout 170 "$BUILD/tests/gw_client" --gw "$IP_GW" \
 		--model "$vfile" --model-id 1 --variant "$vid" --fmnist "$FM" --images "$VIMAGES" \
 		--splits "${vsplits:-none}" --dtypes f32,f16,s8,u8 --block 256 --clients 4 \
-		--window 8 --deadline-us 10000000 --time-limit 150 --client-base 4000 \
+		--window 8 --deadline-us 10000000 --time-limit 150 --client-base 4000 --flags 2 \
 		>"$out/variant$vid.out" 2>"$out/variant$vid.err"
 	rc=$?
 	echo "  variant $vid $vname (splits $vsplits): $(grep -E '^(ok|mismatch|close|failed|lost) ' "$out/variant$vid.out" | tr '\n' ' ')"

@@ -9,8 +9,11 @@
 #            writes, run by 'tailgate-model run', equals PyTorch's model with those residual
 #            branches removed (drops.txt), for every drop set and fixture;
 #   adapt    prints the frontier, exhaustive and greedy, on --eval DIR data;
-#   calibrate-exits  on the shipped model (a few images): the exit lines it writes replace
-#            the model.conf's own and keep every other line.
+#   drop     of the shipped model writes OUT.calib (its model.calib's kept tensors), and
+#            the file runs in int8 on it;
+#   calibrate-exits  on the shipped model (a few images), in fp32 and int8 at once: both
+#            reported; the exit lines it writes replace the model.conf's own and keep every
+#            other line.
 # Usage: tests/model_variants.sh BUILD
 set -u
 BUILD=${1:-build}
@@ -94,20 +97,35 @@ if [ -d "$FM" ]; then
 	cp models/fmnist-resnet/model.conf "$TMP/model.conf"
 	printf 'exit = exit1:0.99\n' >>"$TMP/model.conf"
 	"$TM" calibrate-exits models/fmnist-resnet/model.onnx --fashion-mnist --calib-images 500 \
-		--limit 500 --max-loss 1 --write "$TMP/model.conf" >"$TMP/ce.out" 2>&1
+		--limit 500 --max-loss 1 --dtype f32,int8 --write "$TMP/model.conf" >"$TMP/ce.out" 2>&1
 	rc=$?
 	sed 's/^/    | /' "$TMP/ce.out"
-	check "calibrate-exits: done (exit $rc), test-set report printed" \
-		test "$rc" -eq 0 -a "$(grep -c '^test set (500 images)' "$TMP/ce.out")" -eq 1
+	check "calibrate-exits: done (exit $rc), test-set report printed for fp32 and int8" \
+		test "$rc" -eq 0 -a "$(grep -c '^fp32, test set (500 images)' "$TMP/ce.out")" -eq 1 -a \
+		"$(grep -c '^int8, test set (500 images)' "$TMP/ce.out")" -eq 1
 	check "calibrate-exits --write: its exit lines replaced the old ones, the rest kept" \
 		test "$(grep -c '^exit = ' "$TMP/model.conf")" -eq \
 		"$(grep -c '^exit = ' "$TMP/ce.out")" -a \
 		"$(grep -c 'exit1:0.99$' "$TMP/model.conf")" -eq 0 -a \
 		"$(grep -v -e '^exit = ' -e '^# exits:' "$TMP/model.conf" | cmp - \
 		   <(grep -v -e '^exit = ' -e '^# exits:' models/fmnist-resnet/model.conf) && echo same)" = same
+	"$TM" drop models/fmnist-resnet/model.onnx --blocks 0 --output "$TMP/nob.onnx" \
+		>"$TMP/nob.out" 2>&1
+	check "drop of the shipped model: OUT.calib written beside it from model.calib" \
+		test "$?" -eq 0 -a -s "$TMP/nob.calib" -a "$(grep -c "wrote $TMP/nob.calib" "$TMP/nob.out")" -eq 1
+	"$TM" eval "$TMP/nob.onnx" --fashion-mnist --dtype int8 --limit 200 >"$TMP/nob8.out" 2>&1
+	check "the dropped file runs in int8 on that calibration (eval --dtype int8)" \
+		test "$?" -eq 0 -a "$(grep -c 'exit 2 final' "$TMP/nob8.out")" -eq 1
 	"$TM" calibrate-exits models/fmnist-resnet/model.onnx --fashion-mnist --max-loss x \
 		>"$TMP/bad.out" 2>&1
 	check "calibrate-exits --max-loss x: exit 2" test "$?" -eq 2
+	"$TM" calibrate-exits models/fmnist-resnet/model.onnx --fashion-mnist --dtype f16 \
+		>"$TMP/bad.out" 2>&1
+	check "calibrate-exits --dtype f16: exit 2, a message" test "$?" -eq 2 -a -s "$TMP/bad.out"
+	"$TM" calibrate-exits models/fmnist-resnet/model.onnx --fashion-mnist --dtype int8 \
+		--calib "$TMP/none.calib" --limit 100 --calib-images 100 >"$TMP/bad.out" 2>&1
+	check "calibrate-exits --dtype int8 with a missing calibration: exit 1, named" \
+		test "$?" -eq 1 -a "$(grep -c none.calib "$TMP/bad.out")" -ge 1
 else
 	echo "skip calibrate-exits: no $FM"
 	skip=$((skip + 1))
