@@ -7,7 +7,8 @@
 #   drop     refuses a block that is not droppable by name (exit 2), and unknown blocks, bad
 #            arguments and a file that is not ONNX with a message, never a crash; the file it
 #            writes, run by 'tailgate-model run', equals PyTorch's model with those residual
-#            branches removed (drops.txt), for every drop set and fixture;
+#            branches removed (drops.txt), for every drop set and fixture, passes
+#            onnx.checker and, with onnxruntime-node installed, gives the same in ONNX Runtime;
 #   adapt    prints the frontier, exhaustive and greedy, on --eval DIR data;
 #   drop     of the shipped model writes OUT.calib (its model.calib's kept tensors), and
 #            the file runs in int8 on it;
@@ -31,6 +32,14 @@ a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
 sys.exit(0 if a.shape == b.shape and np.all(np.abs(a - b) <= 1e-4 + 1e-3 * np.abs(b)) else 1)' "$1" "$2"
 }
 
+# ONNX Runtime (onnxruntime-node, scripts/deps.sh) runs the dropped files too, when installed.
+ort=no
+if command -v node >/dev/null && [ -d build/peer/node_modules/onnxruntime-node ]; then
+	ort=yes
+else
+	echo "skip ONNX Runtime runs: no node or build/peer/node_modules/onnxruntime-node"
+	skip=$((skip + 1))
+fi
 for fx in resnet_drop_op11 resnet_drop_op17 resnet_drop_bnfolded_op11 resnet_drop_bnfolded_op17; do
 	d=tests/fixtures/$fx
 	"$TM" blocks "$d/model.onnx" >"$TMP/blocks.out" 2>&1
@@ -52,6 +61,14 @@ for fx in resnet_drop_op11 resnet_drop_op17 resnet_drop_bnfolded_op11 resnet_dro
 			--output "$TMP/y$k.npy" >/dev/null 2>"$TMP/run$k.err"
 		check "$fx: drop $names runs as PyTorch without those branches" \
 			close "$TMP/y$k.npy" "$d/$npy"
+		check "$fx: drop $names passes onnx.checker (full_check)" /usr/bin/python3 -c \
+			'import sys, onnx; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)' \
+			"$TMP/d$k.onnx"
+		if [ "$ort" = yes ]; then
+			node tests/ort_run.js "$TMP/d$k.onnx" "$d/input.npy" "$TMP/o$k.npy" 2>"$TMP/ort$k.err"
+			check "$fx: drop $names runs in ONNX Runtime as PyTorch without those branches" \
+				close "$TMP/o$k.npy" "$d/$npy"
+		fi
 		k=$((k + 1))
 	done <"$d/drops.txt"
 	check "$fx: three drop sets checked" test "$k" -eq 3
