@@ -131,6 +131,12 @@ if [ -z "$pmd" ]; then
 fi
 say "gateway: build/tailgate on net_$pmd, serving models/fmnist-resnet (start-up output: $OUT/gw.err)"
 port=$(sed -n 's/^tailgate: control plane on port \([0-9]*\)$/\1/p' "$OUT/gw.err")
+# The base model and its variants (model.conf's variant lines), each with its early exits.
+awk 'function out() { if (m != "") print m (e == "" ? ": no early exit" : ": exits" e) }
+     /^model / { out(); v = match($0, / variant [0-9]+/) ? substr($0, RSTART + 1, RLENGTH - 1) : "variant 0"
+		 m = "  serving " substr($2, 1, length($2) - 1) " (" v ")"; e = "" }
+     /^  exit [0-9]+ [^ ]+: answers at confidence >= / { e = e " " substr($3, 1, length($3) - 1) " >= " $NF }
+     END { out() }' "$OUT/gw.err"
 
 say "bench: $DEVICES devices, Poisson arrivals at $RATE requests/s for $SECONDS_RUN s, $IMAGES images, mix $MIX"
 # The offline answers the bench checks against are in the precision the gateway serves.
@@ -158,6 +164,7 @@ if [ -n "$port" ]; then
 	say "the gateway's view (/metrics)"
 	awk '/^tailgate_requests_total\{/ && $2 > 0 { print "  " $0 }
 	     /^tailgate_refusals_total\{/ && $2 > 0 { print "  " $0 }
+	     /^tailgate_exit_answers_total\{/ && $2 > 0 { print "  " $0 }
 	     /^tailgate_batch_size_(sum|count)\{/ { k = $1; sub(/\{.*/, "", k); s[k] += $2 }
 	     /^tailgate_dp_drops_total\{/ && $2 > 0 { print "  " $0 }
 	     END { if (s["tailgate_batch_size_count"] > 0)

@@ -82,6 +82,15 @@ def main():
           f"{images} test images at every split and dtype of the mix, not only those sent; the "
           f"model card's {card}% is fp32 over all 10,000 test images: a different set of "
           "images, and s8/u8 on the wire move a few answers.")
+    exits, ok = g("exits") or {}, g("ok", 0)
+    if exits and ok:
+        shares = ", ".join(f"{k} {100.0 * v / ok:.1f}%" for k, v in exits.items())
+        print(f"answers by exit ({shares} of the OK answers): the first exit whose softmax "
+              "confidence reaches its model.conf threshold answers (thresholds from "
+              "tailgate-model calibrate-exits, at most 0.5 points lost in fp32 and in int8: "
+              "CARD.md); each answer is checked against the offline class of the exit that gave "
+              f"it. Computing stops there: {g('flops_per_answer', 0) / 1e6:.1f} M FLOPs per "
+              f"answer against {g('flops_final', 0) / 1e6:.1f} M to the final exit.")
     if st.get("overloaded") or st.get("deadline_infeasible"):
         print(f"non-OK answers: {st.get('overloaded', 0)} overloaded, "
               f"{st.get('deadline_infeasible', 0)} deadline_infeasible: the gateway sheds what "
