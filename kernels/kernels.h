@@ -293,6 +293,22 @@ struct kern_qdq_info {
 int kern_model_export_qdq(const struct kern_model *m, const struct kern_calib *c, uint8_t **out,
 			  size_t *len, struct kern_qdq_info *info, struct tg_err *err);
 
+/**
+ * The tail of m from a split at a fixed batch (kern_model_extract) as a QDQ ONNX model
+ * (kern_model_export_qdq), quantized with c's ranges: the tail's tensors keep their names, so
+ * each carries the scale and zero point it has in m's own export, and the tail's input (the
+ * split tensor) gets its Q/DQ pair when a quantized node reads it. For runtimes that want a
+ * fixed input shape (ONNX Runtime in the engine benchmark). Thread: any (m and c only read).
+ * @param split  row of the split table (0: the whole model)
+ * @param batch  samples, 1 .. 2^20
+ * @param out    set to a malloc'd buffer of *len bytes the caller frees
+ * @return 0, -EINVAL (c is not m's, bad split or batch, a tail extract cannot express, or
+ *         kern_model_export_qdq's reasons on the tail: err says which), -ENOMEM
+ */
+int kern_model_export_qdq_tail(const struct kern_model *m, const struct kern_calib *c,
+			       unsigned split, unsigned batch, uint8_t **out, size_t *len,
+			       struct kern_qdq_info *info, struct tg_err *err);
+
 /* ---- skip-dropped variants: residual blocks and their removal ---- */
 
 /**

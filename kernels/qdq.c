@@ -13,8 +13,10 @@
  *     U8S8 kernels take);
  *   - weights: s8, symmetric per output channel (scale max|w|/127, zero point 0), and the
  *     bias int32 with scale input scale x weight scale, each through a DequantizeLinear.
- * Graph outputs stay f32 (tailgate's plans output f32). Not a hot path: allocates freely,
- * once; every allocation is recorded and released together.
+ * Graph outputs stay f32 (tailgate's plans output f32). A tail from a split
+ * (kern_model_export_qdq_tail) is extracted first (kern_model_extract) and exported with the
+ * whole model's ranges, so it carries the quantization the whole model's export has there.
+ * Not a hot path: allocates freely, once; every allocation is recorded and released together.
  */
 #include "kernels/kern_int.h"
 #include "onnx/onnx.pb-c.h"
@@ -691,5 +693,67 @@ out:
 	free(x.owned);
 	if (mp)
 		onnx__model_proto__free_unpacked(mp, NULL);
+	return rc;
+}
+
+/* c's ranges for the tensors of t that have their name in c's model (a tail's tensors keep
+ * the names they have in the whole model). */
+static int
+kern_qx_calib_by_name(const struct kern_calib *c, const struct kern_model *t,
+		      struct kern_calib **out, struct tg_err *err)
+{
+	const struct kern_model *m = c->m;
+	struct kern_calib *tc = NULL;
+	int rc;
+
+	rc = kern_calib_create(t, &tc, err);
+	if (rc < 0)
+		return rc;
+	for (unsigned v = 0; v < t->n_values; v++)
+		for (unsigned k = 0; k < m->n_values; k++)
+			if (strcmp(t->values[v].name, m->values[k].name) == 0) {
+				tc->lo[v] = c->lo[k];
+				tc->hi[v] = c->hi[k];
+				break;
+			}
+	tc->n_obs = c->n_obs;
+	*out = tc;
+	return 0;
+}
+
+int
+kern_model_export_qdq_tail(const struct kern_model *m, const struct kern_calib *c,
+			   unsigned split, unsigned batch, uint8_t **out, size_t *len,
+			   struct kern_qdq_info *info, struct tg_err *err)
+{
+	struct kern_calib *tc = NULL;
+	struct kern_model *t = NULL;
+	uint8_t *tbuf = NULL;
+	size_t tlen = 0;
+	int rc;
+
+	*out = NULL;
+	*len = 0;
+	if (c == NULL || c->m != m) {
+		rc = tg_err_set(err, -EINVAL, "model %s: export-qdq: the calibration is not this "
+				"model's", m->name);
+		goto out;
+	}
+	rc = kern_model_extract(m, split, batch, &tbuf, &tlen, err);
+	if (rc < 0)
+		goto out;
+	rc = kern_model_load_mem(tbuf, tlen, m->name, &m->opts, &t, err);
+	if (rc < 0)
+		goto out_tail_file;
+	rc = kern_qx_calib_by_name(c, t, &tc, err);
+	if (rc < 0)
+		goto out_tail;
+	rc = kern_model_export_qdq(t, tc, out, len, info, err);
+	kern_calib_free(tc);
+out_tail:
+	kern_model_free(t);
+out_tail_file:
+	free(tbuf);
+out:
 	return rc;
 }

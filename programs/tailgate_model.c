@@ -1463,16 +1463,22 @@ tm_qdq_help(FILE *f)
 {
 	fprintf(f,
 		"Usage: %s export-qdq MODEL --output OUT.onnx [--calib FILE]\n"
+		"                             [--split S --batch B]\n"
 		"Write MODEL as a standard QDQ ONNX model of the int8 arithmetic tailgate runs\n"
 		"with its calibration, for other runtimes (ONNX Runtime) and quantization tools:\n"
 		"QuantizeLinear/DequantizeLinear around each quantized Conv/Gemm input and\n"
 		"output, u8 activations with the calibration's scales and zero points, s8\n"
 		"per-channel weights, int32 biases. Graph outputs stay f32.\n"
+		"With --batch, only the tail from split S (default: input, the whole model) is\n"
+		"written, its input the split tensor at batch B (as 'extract' writes it), with\n"
+		"the scales the whole model's export has there.\n"
 		"Options:\n"
 		"  -o, --output F    file to write\n"
 		"      --calib FILE  the calibration (default: MODEL's .calib sidecar)\n"
+		"  -s, --split S     split point (name, 'input' or row index; needs --batch)\n"
+		"  -b, --batch B     the tail's fixed batch (1..%u)\n"
 		"  -h, --help        this text\n",
-		tm_prog);
+		tm_prog, 1u << 20);
 }
 
 static int
@@ -1482,23 +1488,31 @@ tm_cmd_export_qdq(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "calib", required_argument, NULL, O_CALIB },
+		{ "split", required_argument, NULL, 's' },
+		{ "batch", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *output = NULL, *calib_path = NULL;
+	const char *output = NULL, *calib_path = NULL, *split_arg = NULL;
 	struct kern_qdq_info info = { 0 };
 	struct kern_calib *calib = NULL;
 	struct kern_model *m = NULL;
 	struct tg_err err = { 0 };
 	enum kern_precision prec;
+	unsigned long batch = 0;
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	int opt, rc;
+	int opt, rc, split = 0;
 
-	while ((opt = getopt_long(argc, argv, ":o:h", lo, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":o:s:b:h", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'o': output = optarg; break;
 		case O_CALIB: calib_path = optarg; break;
+		case 's': split_arg = optarg; break;
+		case 'b':
+			if (tm_opt_uint("export-qdq", "--batch", 1, 1u << 20, &batch) < 0)
+				return TM_EXIT_USAGE;
+			break;
 		case 'h': tm_qdq_help(stdout); return TM_EXIT_OK;
 		default: return tm_bad_opt("export-qdq", argv, opt);
 		}
@@ -1507,17 +1521,28 @@ tm_cmd_export_qdq(int argc, char **argv)
 		return tm_usage_err("export-qdq", optind == argc ? "missing MODEL" : "extra arguments");
 	if (output == NULL)
 		return tm_usage_err("export-qdq", "--output is required");
-	rc = kern_model_load(argv[optind], NULL, &m, &err);
-	if (rc == 0)
-		rc = tm_prec_setup("export-qdq", m, argv[optind], "int8", calib_path, false, &prec,
-				   &calib, &err);
-	if (rc == 0)
+	if (split_arg != NULL && batch == 0)
+		return tm_usage_err("export-qdq", "--split needs --batch (the tail's fixed batch)");
+	rc = tm_load_split("export-qdq", argv[optind], split_arg ? split_arg : "input", &m, &split);
+	if (rc != TM_EXIT_OK)
+		return rc;
+	rc = tm_prec_setup("export-qdq", m, argv[optind], "int8", calib_path, false, &prec, &calib,
+			   &err);
+	if (rc == 0 && batch == 0)
 		rc = kern_model_export_qdq(m, calib, &buf, &len, &info, &err);
+	else if (rc == 0)
+		rc = kern_model_export_qdq_tail(m, calib, (unsigned)split, (unsigned)batch, &buf,
+						&len, &info, &err);
 	if (rc == 0)
 		rc = tg_file_write(output, buf, len, &err);
-	if (rc == 0)
+	if (rc == 0 && batch == 0)
 		printf("wrote %s (%zu bytes): %u Conv/Gemm in int8, %u activations quantized\n",
 		       output, len, info.n_nodes, info.n_tensors);
+	else if (rc == 0)
+		printf("wrote %s (%zu bytes): tail from split %d \"%s\" at batch %lu, %u Conv/Gemm "
+		       "in int8, %u activations quantized\n", output, len, split,
+		       kern_model_split(m, (unsigned)split)->name, batch, info.n_nodes,
+		       info.n_tensors);
 	free(buf);
 	kern_calib_free(calib);
 	kern_model_free(m);

@@ -13,7 +13,11 @@
  *     original's calibration to the same outputs as the original in int8 (same weights after
  *     tailgate's own requantization), and in f32 close to the original's f32;
  *   - bad inputs: a calibration of another model, one with no range for any Conv input, a
- *     DequantizeLinear whose scales do not match its weight's channels.
+ *     DequantizeLinear whose scales do not match its weight's channels;
+ *   - the tail from a split (kern_model_export_qdq_tail): its input is the split tensor at
+ *     the batch, with its own Q/DQ pair; every scale, zero point and quantized weight it
+ *     holds is the whole model's export's, byte for byte; it loads back in tailgate and runs
+ *     in f32 close to the original's tail; bad split, batch and calibration refused.
  */
 #include "kernels/kernels.h"
 #include "onnx/onnx.pb-c.h"
@@ -324,6 +328,156 @@ test_bad_dequantize_is_a_load_error(void)
 	qfx_close(&f);
 }
 
+#define QFX_SPLIT "/layer1/layer1.0/relu2/Relu_output_0"	/* split 5: feeds 2 Convs */
+
+/* Quantization parameters (scales, zero points, quantized weights and biases) of the tail
+ * that the whole export does not hold with the same bytes; *n_q counts those compared. */
+static unsigned
+tail_params_differ(const Onnx__GraphProto *tail, const Onnx__GraphProto *whole, unsigned *n_q)
+{
+	static const char *const sfx[] = { "_scale", "_zero_point", "_quantized" };
+	unsigned bad = 0;
+
+	*n_q = 0;
+	for (size_t i = 0; i < tail->n_initializer; i++) {
+		const Onnx__TensorProto *t = tail->initializer[i], *w;
+		size_t n = strlen(t->name);
+		bool q = false;
+
+		for (size_t k = 0; k < 3; k++)
+			q |= n >= strlen(sfx[k]) && strcmp(t->name + n - strlen(sfx[k]), sfx[k]) == 0;
+		if (!q)
+			continue;
+		(*n_q)++;
+		w = init(whole, t->name);
+		if (w == NULL || w->data_type != t->data_type || w->raw_data.len != t->raw_data.len ||
+		    memcmp(w->raw_data.data, t->raw_data.data, t->raw_data.len) != 0) {
+			fprintf(stderr, "  %s: not the whole export's\n", t->name);
+			bad++;
+		}
+	}
+	return bad;
+}
+
+static void
+test_tail_carries_the_whole_models_quantization(void)
+{
+	Onnx__ModelProto *tp = NULL, *wp = NULL;
+	struct kern_qdq_info ti = { 0 };
+	struct tg_err err = { 0 };
+	uint8_t *t = NULL;
+	size_t tlen = 0;
+	unsigned n_q = 0, convs = 0, bad = 1;
+	int split;
+	struct qfx f;
+
+	TH_CHECK(qfx_open(&f) == 0);
+	split = kern_model_find_split(f.m, QFX_SPLIT, &err);
+	TH_CHECK_MSG(split == 5, "split %d: %s", split, err.msg);
+	TH_CHECK_MSG(kern_model_export_qdq_tail(f.m, f.c, 5, 2, &t, &tlen, &ti, &err) == 0, "%s",
+		     err.msg);
+	if (t != NULL)
+		tp = onnx__model_proto__unpack(NULL, tlen, t);
+	wp = onnx__model_proto__unpack(NULL, f.qlen, f.q);
+	TH_CHECK(tp != NULL && wp != NULL);
+	if (tp != NULL && wp != NULL) {
+		const Onnx__ValueInfoProto *in = tp->graph->n_input ? tp->graph->input[0] : NULL;
+		const Onnx__TensorShapeProto *sh = in && in->type && in->type->tensor_type ?
+						   in->type->tensor_type->shape : NULL;
+
+		TH_CHECK_MSG(in != NULL && strcmp(in->name, QFX_SPLIT) == 0, "input %s",
+			     in ? in->name : "none");
+		TH_CHECK(sh != NULL && sh->n_dim == 4 && sh->dim[0]->dim_value == 2 &&
+			 sh->dim[1]->dim_value == 8);
+		for (size_t j = 0; j < tp->graph->n_node; j++) {
+			const Onnx__NodeProto *np = tp->graph->node[j];
+
+			if (strcmp(np->op_type, "Conv") == 0 || strcmp(np->op_type, "Gemm") == 0)
+				convs += dq_input(tp->graph, np, 0, 0, false);
+		}
+		/* layer2.0 (3 Conv, one the shortcut's), layer2.1 (2) and the Gemm, each
+		 * reading a Q/DQ pair */
+		TH_CHECK_MSG(ti.n_nodes == 6 && convs == 6, "quantized %u, reading Q/DQ %u",
+			     ti.n_nodes, convs);
+		bad = tail_params_differ(tp->graph, wp->graph, &n_q);
+		TH_CHECK_MSG(bad == 0 && n_q >= 3 * ti.n_nodes, "%u of %u differ", bad, n_q);
+	}
+	if (tp)
+		onnx__model_proto__free_unpacked(tp, NULL);
+	if (wp)
+		onnx__model_proto__free_unpacked(wp, NULL);
+	free(t);
+	qfx_close(&f);
+}
+
+/* The tail loaded back runs, in f32 with its quantized weights, as the original's tail. */
+static void
+test_tail_loads_back_and_runs(void)
+{
+	struct kern_outs o32 = { 0 }, q32 = { 0 };
+	struct kern_stage a = { 0 }, b = { 0 };
+	struct kern_model *qm = NULL;
+	struct tg_tensor x = { .dtype = TG_DT_F32, .ndim = 4, .dims = { 2, 8, 8, 8 } };
+	struct tg_err err = { 0 };
+	uint8_t *t = NULL;
+	size_t tlen = 0;
+	float d, r;
+	struct qfx f;
+
+	TH_CHECK(qfx_open(&f) == 0);
+	TH_CHECK(tg_tensor_alloc(&x) == 0);
+	for (size_t i = 0; x.data != NULL && i < tg_tensor_numel(&x); i++)
+		((float *)x.data)[i] = (float)((i * 37) % 101) / 50.f;	/* >= 0: after a Relu */
+	TH_CHECK(kern_model_export_qdq_tail(f.m, f.c, 5, 2, &t, &tlen, NULL, &err) == 0);
+	TH_CHECK_MSG(t != NULL && kern_model_load_mem(t, tlen, "tail", NULL, &qm, &err) == 0, "%s",
+		     err.msg);
+	if (qm == NULL || x.data == NULL)
+		goto out;
+	a.m = f.m;
+	a.spec.kind = KERN_PLAN_TAIL;
+	a.spec.split = 5;
+	b.m = qm;
+	b.spec.kind = KERN_PLAN_TAIL;
+	b.spec.split = 0;
+	TH_CHECK_MSG(kern_stage_run(&a, 2, &x, &o32, &err) == 0, "%s", err.msg);
+	TH_CHECK_MSG(kern_stage_run(&b, 2, &x, &q32, &err) == 0, "%s", err.msg);
+	d = max_diff(&o32, &q32, &r);
+	fprintf(stderr, "  tail f32 (weights quantized): max |diff| %.3g of %.3g\n", d, r);
+	TH_CHECK_MSG(d <= 0.1f * r, "diff %g range %g", d, r);
+out:
+	kern_stage_free(&a);
+	kern_stage_free(&b);
+	kern_outs_free(&o32);
+	kern_outs_free(&q32);
+	kern_model_free(qm);
+	tg_tensor_free(&x);
+	free(t);
+	qfx_close(&f);
+}
+
+static void
+test_tail_bad_arguments_are_refused(void)
+{
+	struct kern_model *other = NULL;
+	struct tg_err err = { 0 };
+	uint8_t *out = (uint8_t *)1;
+	size_t len = 1;
+	struct qfx f;
+
+	TH_CHECK(qfx_open(&f) == 0);
+	TH_CHECK(kern_model_export_qdq_tail(f.m, f.c, 12, 1, &out, &len, NULL, &err) == -EINVAL);
+	TH_CHECK_MSG(out == NULL && len == 0 && strstr(err.msg, "split points"), "%s", err.msg);
+	TH_CHECK(kern_model_export_qdq_tail(f.m, f.c, 5, 0, &out, &len, NULL, &err) == -EINVAL);
+	TH_CHECK_MSG(strstr(err.msg, "batch 0") != NULL, "%s", err.msg);
+	TH_CHECK(kern_model_load(FX "/model.onnx", NULL, &other, &err) == 0);
+	TH_CHECK(kern_model_export_qdq_tail(other, f.c, 5, 1, &out, &len, NULL, &err) == -EINVAL);
+	TH_CHECK_MSG(strstr(err.msg, "not this model's") != NULL, "%s", err.msg);
+	TH_CHECK(kern_model_export_qdq_tail(f.m, NULL, 5, 1, &out, &len, NULL, &err) == -EINVAL);
+	TH_CHECK(out == NULL && len == 0);
+	kern_model_free(other);
+	qfx_close(&f);
+}
+
 int
 main(void)
 {
@@ -333,5 +487,8 @@ main(void)
 	TH_RUN(test_loads_back_and_runs_as_the_original);
 	TH_RUN(test_bad_calibrations_are_refused);
 	TH_RUN(test_bad_dequantize_is_a_load_error);
+	TH_RUN(test_tail_carries_the_whole_models_quantization);
+	TH_RUN(test_tail_loads_back_and_runs);
+	TH_RUN(test_tail_bad_arguments_are_refused);
 	TH_DONE();
 }
