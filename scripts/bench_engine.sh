@@ -9,7 +9,11 @@
 # at stage boundaries, present in both the ONNX split table and PyTorch (bench/engine/torch_models.py).
 # Per (model, split, batch): tailgate fp32 (`tailgate-model bench`), tailgate int8 (only when
 # `tailgate-model bench --dtype` exists, else n/a), ONNX Runtime fp32 (bench/engine/ort_bench.js on the
-# tail written by `tailgate-model extract`), PyTorch fp32 eager (bench/engine/torch_bench.py).
+# tail written by `tailgate-model extract`), ONNX Runtime int8 (the same on the QDQ tail written by
+# `tailgate-model export-qdq --split --batch`: tailgate's quantization, ORT's int8 kernels),
+# PyTorch fp32 eager (bench/engine/torch_bench.py).
+# Both int8 runtimes use one calibration per model: the .calib sidecar beside the file, else one
+# made here (fmnist: 2000 Fashion-MNIST training images; resnet224: 32 random inputs).
 # REPS repetitions; in each, every runtime measures all configurations of a model, and the order
 # of the runtimes rotates between repetitions, so noise on this shared machine spreads over all
 # of them. The table (medians) is printed and written into docs/BENCHMARKS.md.
@@ -24,7 +28,13 @@
 #   FMNIST_WEIGHTS (build/bench/fmnist-resnet.pt: where scripts/train_fmnist.py's state_dict of
 #   the shipped model was kept; a state_dict of another run makes the check report a mismatch).
 # Before timing, one input goes through all three runtimes at each split and their outputs are
-# compared (bench/engine/torch_bench.py --check), where PyTorch has the file's weights.
+# compared (bench/engine/torch_bench.py --check), where PyTorch has the file's weights; and two
+# int8 checks run, whose failures are printed as CHECK FAILED lines and mark the table's cells:
+#   - ORT int8 and tailgate int8 agree on top-1 (bench/engine/int8_check.py: INT8_CHECK_N (1000)
+#     Fashion-MNIST test images for fmnist, 64 random inputs for resnet224; at least 95%),
+#   - ORT's int8 kernels ran (ort_bench.js --profile on every QDQ tail: as many int8 Conv/Gemm
+#     kernels, QLinearConv/QGemm/..., as export-qdq quantized Conv/Gemm, and no fp32 Conv/Gemm).
+# The run exits 1 when one of them failed (the table is written all the same).
 # A runtime that is missing (no torch, no onnxruntime-node) is skipped with a message; its
 # cells read n/a.
 set -uo pipefail
@@ -61,6 +71,15 @@ else
 	log "onnxruntime-node not in build/peer (scripts/deps.sh installs it): ORT will read n/a"
 fi
 if "$TOOL" bench --help 2>&1 | grep -q -- '--dtype'; then have_int8=1; fi
+have_qdq=0
+if [ $have_ort = 1 ] && [ $have_int8 = 1 ] && "$TOOL" export-qdq --help 2>&1 | grep -q -- '--batch'; then
+	have_qdq=1
+else
+	log "no ORT or no 'export-qdq --batch': ORT int8 will read n/a"
+fi
+if [ $have_qdq = 1 ] && ! "$PY" -c 'import numpy' 2>/dev/null; then
+	log "numpy not importable by $PY: the int8 agreement check cannot run"
+fi
 
 # ---- peak of this machine ----
 ${CC:-gcc} -std=c11 -D_GNU_SOURCE -O2 -march=native -Wall -Wextra -pthread bench/engine/peak.c \
@@ -95,8 +114,30 @@ for a in $MODELS; do
 done
 [ ${#archs[@]} -gt 0 ] || { log "no model to measure"; exit 0; }
 
+# ---- one calibration per model, for tailgate int8 and the QDQ files alike ----
+declare -A CALIB
+for a in "${archs[@]}"; do
+	[ $have_int8 = 1 ] || break
+	side=${ONNX[$a]%.onnx}.calib
+	if [ -e "$side" ]; then CALIB[$a]=$side; continue; fi
+	c=$W/$a.calib
+	if [ ! -e "$c" ] || [ "${ONNX[$a]}" -nt "$c" ]; then
+		if [ "$a" = fmnist ]; then
+			"$TOOL" calibrate "${ONNX[$a]}" --fashion-mnist --limit 2000 --output "$c" \
+				--threads "$THREADS" >&2
+		else
+			"$PY" bench/engine/int8_check.py --tool "$TOOL" --onnx "${ONNX[$a]}" \
+				--write-random "$W/$a-calib-inputs.npy" --n 32 &&
+			"$TOOL" calibrate "${ONNX[$a]}" --input "$W/$a-calib-inputs.npy" --batch 8 \
+				--output "$c" --threads "$THREADS" >&2
+			rm -f "$W/$a-calib-inputs.npy"
+		fi || { log "$a: calibration failed"; rm -f "$c"; continue; }
+	fi
+	CALIB[$a]=$c
+done
+
 # ---- splits, their ONNX names and FLOPs; tails for ORT ----
-declare -A NAME FLOPS
+declare -A NAME FLOPS QN
 for a in "${archs[@]}"; do
 	if [ $have_torch = 1 ]; then
 		map=$("$PY" bench/engine/torch_bench.py --arch "$a" --onnx "${ONNX[$a]}" --tool "$TOOL" --list) ||
@@ -116,6 +157,18 @@ for a in "${archs[@]}"; do
 			[ -e "$f" ] && [ "$f" -nt "${ONNX[$a]}" ] && continue
 			"$TOOL" extract "${ONNX[$a]}" --split "$n" --batch "$b" --output "$f" >/dev/null ||
 				log "$a $s b$b: extract failed"
+		done
+		for b in $BATCHES; do
+			[ $have_qdq = 1 ] && [ -n "${CALIB[$a]:-}" ] || break
+			f=$W/tails/${a}_${s}_b$b.qdq.onnx
+			# "wrote F (N bytes): tail from split ... at batch B, Q Conv/Gemm in int8, ..."
+			if out=$("$TOOL" export-qdq "${ONNX[$a]}" --calib "${CALIB[$a]}" --split "$n" \
+				--batch "$b" --output "$f" 2>&1); then
+				QN[$a/$s]=$(sed -n 's/.*, \([0-9]*\) Conv\/Gemm in int8.*/\1/p' <<<"$out")
+			else
+				log "$a $s b$b: export-qdq failed: $(tail -n 1 <<<"$out")"
+				rm -f "$f"
+			fi
 		done
 		f=$W/tails/${a}_${s}_flops.onnx
 		"$TOOL" extract "${ONNX[$a]}" --split "$n" --batch 1 --output "$f" >/dev/null &&
@@ -169,7 +222,7 @@ run_tailgate() {	# arch rep [int8]
 			if out=$(OMP_WAIT_POLICY=${TG_WAIT_POLICY:-ACTIVE} \
 				"$TOOL" bench "${ONNX[$a]}" --split "${NAME[$a/$s]}" --batch "$b" \
 				--threads "$THREADS" $(tg_args "${FLOPS[$a/$s]:-}" "$b") \
-				${dt:+--dtype $dt} --json 2>&1); then
+				${dt:+--dtype $dt} ${dt:+${CALIB[$a]:+--calib ${CALIB[$a]}}} --json 2>&1); then
 				tag "$a" "$s" "$rt" "$rep" <<<"$out"
 			else
 				err_row "$a" "$s" "$b" "$rt" "$rep" "$(tail -n 1 <<<"$out")"
@@ -178,20 +231,21 @@ run_tailgate() {	# arch rep [int8]
 	done
 }
 
-run_ort() {	# arch rep
-	local a=$1 rep=$2 s b f line
+run_ort() {	# arch rep [int8]
+	local a=$1 rep=$2 dt=${3:-} s b f line rt=ort sfx=.onnx
 	[ $have_ort = 1 ] || return 0
+	[ -n "$dt" ] && rt=ort_int8 sfx=.qdq.onnx
 	for s in ${SPLITS[$a]}; do
 		[ -n "${NAME[$a/$s]:-}" ] || continue
 		for b in $BATCHES; do
-			f=$W/tails/${a}_${s}_b$b.onnx
-			if [ ! -e "$f" ]; then err_row "$a" "$s" "$b" ort "$rep" "no extracted tail"; continue; fi
+			f=$W/tails/${a}_${s}_b$b$sfx
+			if [ ! -e "$f" ]; then err_row "$a" "$s" "$b" "$rt" "$rep" "no tail file"; continue; fi
 			line=$(node bench/engine/ort_bench.js --threads "$THREADS" --min-time "$MIN_TIME" \
 				--min-runs 3 "$f" 2>&1 | tail -n 1)
 			if [[ "$line" == *'"error"'* || "$line" != '{'* ]]; then
-				err_row "$a" "$s" "$b" ort "$rep" "${line:0:200}"
+				err_row "$a" "$s" "$b" "$rt" "$rep" "${line:0:200}"
 			else
-				tag "$a" "$s" ort "$rep" <<<"$line"
+				tag "$a" "$s" "$rt" "$rep" <<<"$line"
 			fi
 		done
 	done
@@ -231,6 +285,51 @@ for a in "${archs[@]}"; do
 	log "$(tail -n 1 "$NOTES")"
 done
 
+# ---- int8: ORT and tailgate agree on top-1; ORT's int8 kernels ran (its profiler says) ----
+AGREE=$W/engine-int8-agree.jsonl PROF=$W/engine-ort-profile.jsonl
+: >"$AGREE"
+: >"$PROF"
+INT8_CHECK_N=${INT8_CHECK_N:-1000}
+for a in "${archs[@]}"; do
+	[ $have_qdq = 1 ] && [ -n "${CALIB[$a]:-}" ] || break
+	bmax=${BATCHES##* }
+	for s in ${SPLITS[$a]}; do
+		[ -n "${NAME[$a/$s]:-}" ] || continue
+		f=$W/tails/${a}_${s}_b$bmax.qdq.onnx
+		[ -e "$f" ] || continue
+		if [ "$a" = fmnist ]; then inp="--inputs fashion-mnist --n $INT8_CHECK_N"; else
+			inp="--inputs random --n 64"; fi
+		# shellcheck disable=SC2086
+		line=$("$PY" bench/engine/int8_check.py --tool "$TOOL" --onnx "${ONNX[$a]}" \
+			--calib "${CALIB[$a]}" --split "${NAME[$a/$s]}" --qdq "$f" $inp \
+			--threads "$THREADS" --work "$W/int8check" --label "$a/$s" 2>&1 | tail -n 1)
+		[[ "$line" == '{'* ]] || line=$(python3 -c 'import json,sys; print(json.dumps({"label":
+sys.argv[1], "ok": False, "error": sys.argv[2][:300]}))' "$a/$s" "$line")
+		echo "$line" >>"$AGREE"
+		python3 bench/engine/engine_report.py --agree-line "$line" >&2
+	done
+	for s in ${SPLITS[$a]}; do
+		[ -n "${NAME[$a/$s]:-}" ] || continue
+		for b in $BATCHES; do
+			f=$W/tails/${a}_${s}_b$b.qdq.onnx
+			[ -e "$f" ] || continue
+			line=$(node bench/engine/ort_bench.js --threads "$THREADS" --profile "$W/ort-profile" \
+				"$f" 2>&1 | tail -n 1)
+			[[ "$line" == '{'* ]] || line=$(python3 -c 'import json,sys; print(json.dumps({
+"error": sys.argv[1][:300]}))' "$line")
+			python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+r.update(arch=sys.argv[2], split=sys.argv[3], batch=int(sys.argv[4]))
+if sys.argv[5]:
+    r["quantized"] = int(sys.argv[5])
+print(json.dumps(r))' "$line" "$a" "$s" "$b" "${QN[$a/$s]:-}" >>"$PROF"
+			python3 bench/engine/engine_report.py --profile-line "$(tail -n 1 "$PROF")" >&2
+		done
+	done
+	rm -rf "$W/ort-profile" "$W/int8check"
+done
+
 load1() { cut -d' ' -f1 /proc/loadavg; }
 LOAD0=$(load1)
 [ "${LOAD0%.*}" -ge 1 ] && log "load average is $LOAD0: the machine is busy, numbers will be low"
@@ -244,7 +343,9 @@ for ((rep = 1; rep <= REPS; rep++)); do
 			tailgate)
 				run_tailgate "$a" "$rep"
 				[ $have_int8 = 1 ] && run_tailgate "$a" "$rep" int8 ;;
-			ort) run_ort "$a" "$rep" ;;
+			ort)
+				run_ort "$a" "$rep"
+				[ $have_qdq = 1 ] && run_ort "$a" "$rep" int8 ;;
 			torch) run_torch "$a" "$rep" ;;
 			esac
 		done
@@ -276,7 +377,15 @@ export B_COMMAND="${FMNIST_ONNX:+FMNIST_ONNX=$FMNIST_ONNX }${FMNIST_WEIGHTS:+FMN
 export B_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 export B_CPU=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
 export B_CORES=$(nproc) B_THREADS=$THREADS B_REPS=$REPS B_PEAK=$PEAK B_FLOPS=$flops_kv
-export B_LOAD="$LOAD0 $LOAD1" B_NOTES=$NOTES B_PATHS=$paths_kv
+export B_LOAD="$LOAD0 $LOAD1" B_NOTES=$NOTES B_PATHS=$paths_kv B_AGREE=$AGREE B_PROF=$PROF
+calib_kv=""
+for a in "${!CALIB[@]}"; do calib_kv+="$a=${CALIB[$a]} "; done
+export B_CALIB=$calib_kv B_LOADED=""
+if [ "${LOAD0%.*}" -ge 1 ] || [ "${LOAD1%.*}" -ge 1 ]; then
+	B_LOADED="This run was measured on a loaded machine (load average $LOAD0 before, $LOAD1"
+	B_LOADED+=" after, on $(nproc) cores: other jobs ran beside it): its ratios are not the"
+	B_LOADED+=" quiet-machine figures issue 16 asks for, and meet or miss no goal."
+fi
 export B_DNNL=$(dpkg-query -W -f='${Version}' libdnnl-dev 2>/dev/null || echo '?')
 export B_TORCH=$([ $have_torch = 1 ] && "$PY" -c 'import torch; print(torch.__version__)' || echo n/a)
 export B_ORT=$([ $have_ort = 1 ] && node -p \
@@ -291,8 +400,14 @@ meta = {"command": e["B_COMMAND"], "date": e["B_DATE"], "cpu": e["B_CPU"],
         "models": dict(kv.split("=", 1) for kv in e["B_PATHS"].split()),
         "versions": {"oneDNN (libdnnl-dev)": e["B_DNNL"], "onnxruntime-node": e["B_ORT"],
                      "PyTorch": e["B_TORCH"]},
-        "load": e["B_LOAD"].split(), "notes": open(e["B_NOTES"]).read().splitlines()}
+        "load": e["B_LOAD"].split(), "notes": open(e["B_NOTES"]).read().splitlines(),
+        "calib": dict(kv.split("=", 1) for kv in e["B_CALIB"].split()),
+        "loaded_note": e["B_LOADED"],
+        "int8_agree": [json.loads(l) for l in open(e["B_AGREE"]) if l.startswith("{")],
+        "ort_profile": [json.loads(l) for l in open(e["B_PROF"]) if l.startswith("{")]}
 json.dump(meta, open(sys.argv[1], "w"), indent=1)' "$META"
 python3 bench/engine/engine_report.py "$RES" "$META" ${DOC:+--doc "$DOC"}
 [ "${KEEP_TAILS:-0}" = 1 ] || rm -rf "$W/tails"
 log "done in $(($(date +%s) - T0)) s; raw results in $RES"
+# The CHECK FAILED lines again, last, where they are seen; a failed check fails the run.
+python3 bench/engine/engine_report.py --failed "$META" >&2

@@ -4,12 +4,20 @@
 
 Usage: bench/engine/engine_report.py RESULTS.jsonl META.json [--doc docs/BENCHMARKS.md]
        bench/engine/engine_report.py --check-note ARCH CHECK.jsonl WEIGHTS
+       bench/engine/engine_report.py --agree-line JSON | --profile-line JSON | --failed META.json
 
 RESULTS.jsonl: one JSON object per measurement, as scripts/bench_engine.sh writes them:
-  {"arch", "split", "split_name", "batch", "runtime": tailgate|tailgate_int8|ort|torch,
+  {"arch", "split", "split_name", "batch", "runtime": tailgate|tailgate_int8|ort|ort_int8|torch,
    "rep", "images_per_s", "p50_ms", "p99_ms", "runs", "cpu_util"?} or {..., "error": "..."}
 META.json: {"command", "date", "cpu", "cores", "threads", "reps", "peak": {peak's JSON},
-  "flops": {"arch/split": FLOPs per image}, "versions": {...}, "load": [...], "notes": [...]}
+  "flops": {"arch/split": FLOPs per image}, "versions": {...}, "load": [...], "notes": [...],
+  "calib": {arch: file}, "int8_agree": [bench/engine/int8_check.py's lines, "label" arch/split],
+  "ort_profile": [ort_bench.js --profile's lines with arch, split, batch, "quantized" (the
+  Conv/Gemm export-qdq quantized)]}
+The two int8 checks: ORT int8 and tailgate int8 agree on top-1 (int8_check.py's "ok"), and
+ORT ran int8 kernels for every Conv/Gemm export-qdq quantized and no fp32 Conv/Gemm. A failed
+one is a "CHECK FAILED:" line (--agree-line, --profile-line print one as each check runs,
+--failed all of them again) and marks its cells in the table with "(!)".
 
 Prints the markdown section and, with --doc, puts it into that file between the markers
 <!-- bench-engine:begin --> and <!-- bench-engine:end --> (appended when absent). Medians over
@@ -20,7 +28,8 @@ import json
 import statistics
 import sys
 
-RUNTIMES = ["tailgate", "tailgate_int8", "ort", "torch"]
+RUNTIMES = ["tailgate", "tailgate_int8", "ort", "ort_int8", "torch"]
+MARK = " (!)"
 BEGIN, END = "<!-- bench-engine:begin -->", "<!-- bench-engine:end -->"
 
 
@@ -77,6 +86,103 @@ def peak_frac(s, flops, peak_gflops):
     return f"{100 * s['ips'] * flops / (peak_gflops * 1e9):.0f}%"
 
 
+def agree_text(r):
+    """One line on an int8_check.py result; (text, ok)."""
+    lab = r.get("label") or r.get("split", "?")
+    if "error" in r:
+        return f"CHECK FAILED: {lab}: the int8 agreement check did not run: {r['error']}", False
+    n = r["n"]
+    src = ("Fashion-MNIST test images" if r["inputs"] == "fashion-mnist"
+           else "random inputs (random weights: nothing real to classify)")
+    parts = []
+    for name, o in r["outputs"].items():
+        t = f"{name} {o['agree']}/{n}"
+        if "ort_acc" in o:
+            t += f" (accuracy ORT {o['ort_acc']}, tailgate {o['tg_acc']}, fp32 {o['fp32_acc']})"
+        else:
+            t += f" (each vs tailgate fp32: ORT {o['ort_vs_fp32']}, tailgate {o['tg_vs_fp32']})"
+        parts.append(t)
+    head = "" if r["ok"] else "CHECK FAILED: "
+    want = f"; wanted >= {r['min_agree']:.0%} on every output" if not r["ok"] else ""
+    return (f"{head}{lab}: ORT int8 and tailgate int8 agree on top-1 for " + ", ".join(parts) +
+            f" of {n} {src}{want}."), r["ok"]
+
+
+def profile_ok(r):
+    return ("error" not in r and r.get("fp32_convgemm", 1) == 0 and r.get("int8_convgemm", 0) > 0
+            and r["int8_convgemm"] == r.get("quantized", r["int8_convgemm"]))
+
+
+def profile_text(r):
+    """One line on an ort_bench.js --profile result; (text, ok)."""
+    lab = f"{r.get('arch', '?')}/{r.get('split', '?')} batch {r.get('batch', '?')}"
+    if "error" in r:
+        return f"CHECK FAILED: {lab}: ORT's profile could not be read: {r['error']}", False
+    ops = ", ".join(f"{k} {v}" for k, v in sorted(r["profile"].items(), key=lambda kv: -kv[1]))
+    ok = profile_ok(r)
+    q = f" of {r['quantized']} Conv/Gemm quantized" if "quantized" in r else ""
+    text = (f"{lab}: ORT ran {r['int8_convgemm']} int8 Conv/Gemm kernels{q}, "
+            f"{r['fp32_convgemm']} fp32 Conv/Gemm (nodes by operator: {ops})")
+    if not ok:
+        text = ("CHECK FAILED: " + text + ": ORT did not run all of the quantized Conv/Gemm "
+                "in int8" + (" (it ran fp32 kernels on DequantizeLinear outputs)"
+                             if r["fp32_convgemm"] else "") + ".")
+    return text + ("" if not ok else "."), ok
+
+
+def failed_checks(meta):
+    out = []
+    for r in meta.get("int8_agree", []):
+        t, ok = agree_text(r)
+        if not ok:
+            out.append(t)
+    for r in meta.get("ort_profile", []):
+        t, ok = profile_text(r)
+        if not ok:
+            out.append(t)
+    return out
+
+
+def check_marks(meta):
+    """(arch, split, batch or None, runtime) whose cells a failed check marks."""
+    marks = set()
+    for r in meta.get("int8_agree", []):
+        if not r.get("ok"):
+            a, _, sp = (r.get("label") or "?/?").partition("/")
+            marks |= {(a, sp, None, "ort_int8"), (a, sp, None, "tailgate_int8")}
+    for r in meta.get("ort_profile", []):
+        if not profile_ok(r):
+            marks.add((r.get("arch"), r.get("split"), r.get("batch"), "ort_int8"))
+    return marks
+
+
+def marked(marks, arch, sp, b, rt):
+    return (arch, sp, None, rt) in marks or (arch, sp, b, rt) in marks
+
+
+def check_lines(meta, arch):
+    """The int8 checks of one model, for its section: agreement per split, then the kernels
+    ORT ran, once per split when every batch ran the same."""
+    lines = []
+    for r in meta.get("int8_agree", []):
+        if (r.get("label") or "").partition("/")[0] == arch:
+            lines.append("- " + agree_text(r)[0])
+    by_split = {}
+    for r in meta.get("ort_profile", []):
+        if r.get("arch") == arch:
+            by_split.setdefault(r.get("split"), []).append(r)
+    for sp, rs in by_split.items():
+        texts = [profile_text(r) for r in rs]
+        same = all("error" not in r and r.get("profile") == rs[0].get("profile") and
+                   r.get("quantized") == rs[0].get("quantized") for r in rs)
+        if same and texts and all(ok for _, ok in texts):
+            bs = "/".join(str(r["batch"]) for r in rs)
+            lines.append("- " + texts[0][0].replace(f"batch {rs[0]['batch']}", f"batch {bs}"))
+        else:
+            lines += ["- " + t for t, _ in texts]
+    return lines
+
+
 def report(rows, meta):
     S = summarize(rows)
     peak = meta.get("peak", {})
@@ -85,6 +191,8 @@ def report(rows, meta):
     pk32 = peak.get("fp32_gflops_1t", 0) * meta["threads"] if peak else None
     pk8 = peak.get("int8_gops_1t", 0) * meta["threads"] if peak else None
     lines = ["## Engine: tailgate vs ONNX Runtime vs PyTorch", ""]
+    marks = check_marks(meta)
+    failed = failed_checks(meta)
     lines += [f"Command: `{meta['command']}`  ",
               f"Date: {meta['date']}  ",
               f"Machine: {meta['cpu']}, {meta['cores']} cores; {meta['threads']} threads "
@@ -103,15 +211,23 @@ def report(rows, meta):
     if meta.get("load"):
         lines.append("Load average (1 min) before / after: " +
                      " / ".join(str(x) for x in meta["load"]) + ".")
+    if meta.get("loaded_note"):
+        lines += ["", meta["loaded_note"]]
     lines.append("")
     lines += ["Images/s = batch / median latency of one run; p50/p99 = latency of one run "
               "of the batch (ms); % peak = images/s x tail FLOPs per image / fp32 peak. "
               "tailgate: `tailgate-model bench`; ORT: onnxruntime-node, CPU EP, the tail "
               "written by `tailgate-model extract`; PyTorch: eager, inference_mode, "
-              "channels-last, BN folded. tailgate int8: `tailgate-model bench --dtype int8` "
-              "(n/a where it does not exist); without a .calib sidecar it calibrates on "
-              "synthetic inputs, so its column is speed only; its % peak is of the int8 "
-              "(VPDPBUSD) peak.", ""]
+              "channels-last, BN folded. tailgate int8: `tailgate-model bench --dtype int8 "
+              "--calib C`; ORT int8: the same ORT on the QDQ tail `tailgate-model export-qdq "
+              "--calib C --split S --batch B` writes (tailgate's quantization: u8 activations, "
+              "s8 per-channel weights), so both int8 columns run one quantization; C: " +
+              (", ".join(f"{a} `{c}`" for a, c in meta.get("calib", {}).items()) or "none") +
+              ". % peak of the int8 columns is of the int8 (VPDPBUSD) peak. "
+              f"{MARK.strip()} marks a cell whose int8 check failed (see Checks).", ""]
+    if failed:
+        lines += ["**CHECK FAILED** (" + str(len(failed)) + "):", ""]
+        lines += [f"- {t}" for t in failed] + [""]
     archs = []
     for r in rows:
         if r["arch"] not in archs:
@@ -128,11 +244,11 @@ def report(rows, meta):
         path = meta.get("models", {}).get(arch)
         lines += [f"### {arch}" + (f" (`{path}`)" if path else ""), ""]
         lines.append("| split (tail GFLOP/img) | batch | tailgate fp32 img/s | p50 / p99 ms | "
-                     "tailgate int8 img/s | ORT img/s | p50 / p99 ms | PyTorch img/s | "
-                     "p50 / p99 ms | tailgate / ORT | tailgate / PyTorch | "
-                     "% peak tg / tg int8 / ORT / PT |")
+                     "tailgate int8 img/s | ORT img/s | p50 / p99 ms | ORT int8 img/s | "
+                     "PyTorch img/s | p50 / p99 ms | tailgate / ORT | tailgate int8 / ORT int8 | "
+                     "tailgate / PyTorch | % peak tg / tg int8 / ORT / ORT int8 / PT |")
         lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-                     "---: | ---: |")
+                     "---: | ---: | ---: | ---: |")
         for sp in splits:
             fl = meta.get("flops", {}).get(f"{arch}/{sp}")
             name = next((r.get("split_name") for r in rows
@@ -143,15 +259,21 @@ def report(rows, meta):
                 g = {rt: S.get((arch, sp, b, rt)) for rt in RUNTIMES}
                 if all(x is None for x in g.values()):
                     continue
+                m = {rt: MARK if marked(marks, arch, sp, b, rt) else "" for rt in RUNTIMES}
+                r8 = ratio(g['tailgate_int8'], g['ort_int8'])
                 lines.append(
                     f"| {label} | {b} | {cell(g['tailgate'], 'ips')} | "
-                    f"{cell(g['tailgate'], 'lat')} | {cell(g['tailgate_int8'], 'ips')} | "
+                    f"{cell(g['tailgate'], 'lat')} | "
+                    f"{cell(g['tailgate_int8'], 'ips')}{m['tailgate_int8']} | "
                     f"{cell(g['ort'], 'ips')} | {cell(g['ort'], 'lat')} | "
+                    f"{cell(g['ort_int8'], 'ips')}{m['ort_int8']} | "
                     f"{cell(g['torch'], 'ips')} | {cell(g['torch'], 'lat')} | "
-                    f"{ratio(g['tailgate'], g['ort'])} | {ratio(g['tailgate'], g['torch'])} | "
+                    f"{ratio(g['tailgate'], g['ort'])} | "
+                    f"{r8}{MARK if r8 != 'n/a' and (m['ort_int8'] or m['tailgate_int8']) else ''} | "
+                    f"{ratio(g['tailgate'], g['torch'])} | "
                     f"{peak_frac(g['tailgate'], fl, pk32)} / "
                     f"{peak_frac(g['tailgate_int8'], fl, pk8)} / {peak_frac(g['ort'], fl, pk32)} / "
-                    f"{peak_frac(g['torch'], fl, pk32)} |")
+                    f"{peak_frac(g['ort_int8'], fl, pk8)} / {peak_frac(g['torch'], fl, pk32)} |")
                 label = ""
         lines.append("")
         # On a shared machine the median is what the other tenants left; the best repetition
@@ -162,7 +284,8 @@ def report(rows, meta):
                 k = (r["split"], r["batch"], r["runtime"])
                 best[k] = max(best.get(k, 0), r["images_per_s"])
         lines += [f"Best of the {meta['reps']} repetitions, images/s (tailgate fp32 / int8 / "
-                  "ORT / PyTorch, then tailgate / ORT):", ""]
+                  "ORT / ORT int8 / PyTorch, then tailgate / ORT and tailgate int8 / ORT int8):",
+                  ""]
         lines.append("| split | " + " | ".join(f"batch {b}" for b in batches) + " |")
         lines.append("| --- |" + " ---: |" * len(batches))
         for sp in splits:
@@ -170,21 +293,26 @@ def report(rows, meta):
             for b in batches:
                 v = [best.get((sp, b, rt)) for rt in RUNTIMES]
                 rr = f"{v[0] / v[2]:.2f}" if v[0] and v[2] else "n/a"
-                cells.append(" / ".join(fmt_ips(x) for x in v) + f" ({rr})")
+                r8 = f"{v[1] / v[3]:.2f}" if v[1] and v[3] else "n/a"
+                cells.append(" / ".join(fmt_ips(x) for x in v) + f" ({rr}; {r8})")
             lines.append(f"| {sp} | " + " | ".join(cells) + " |")
         lines.append("")
         # Geometric mean of the ratios, per batch: one number per batch size to remember.
-        gm = []
-        for b in batches:
-            rs = [S[(arch, sp, b, "tailgate")]["ips"] / S[(arch, sp, b, "ort")]["ips"]
-                  for sp in splits
-                  if "error" not in S.get((arch, sp, b, "tailgate"), {"error": 1})
-                  and "error" not in S.get((arch, sp, b, "ort"), {"error": 1})]
-            if rs:
-                gm.append(f"batch {b}: {statistics.geometric_mean(rs):.2f}")
-        if gm:
-            lines += ["tailgate / ORT, geometric mean over the splits: " + ", ".join(gm) + ".",
-                      ""]
+        for num, den, what in (("tailgate", "ort", "tailgate / ORT"),
+                               ("tailgate_int8", "ort_int8", "tailgate int8 / ORT int8")):
+            gm = []
+            for b in batches:
+                rs = [S[(arch, sp, b, num)]["ips"] / S[(arch, sp, b, den)]["ips"]
+                      for sp in splits
+                      if "error" not in S.get((arch, sp, b, num), {"error": 1})
+                      and "error" not in S.get((arch, sp, b, den), {"error": 1})]
+                if rs:
+                    gm.append(f"batch {b}: {statistics.geometric_mean(rs):.2f}")
+            if gm:
+                lines += [f"{what}, geometric mean over the splits: " + ", ".join(gm) + ".", ""]
+        chk = check_lines(meta, arch)
+        if chk:
+            lines += [f"Checks ({arch}, int8):", ""] + chk + [""]
     cpu = {}
     for (arch, sp, b, rt), s in S.items():
         if s and "error" not in s and s.get("cpu") is not None:
@@ -198,7 +326,7 @@ def report(rows, meta):
     per = []
     for rep in reps:
         got = [f"{rt} {med([r['cpu_util'] for r in rows if r.get('rep') == rep and r['runtime'] == rt and 'cpu_util' in r]):.2f}"
-               for rt in ("ort", "torch")
+               for rt in ("ort", "ort_int8", "torch")
                if any(r.get("rep") == rep and r["runtime"] == rt and "cpu_util" in r for r in rows)]
         if got:
             per.append(f"repetition {rep}: " + ", ".join(got))
@@ -250,6 +378,18 @@ def main():
     if args and args[0] == "--check-note":
         print(check_note(*args[1:4]))
         return 0
+    if len(args) == 2 and args[0] in ("--agree-line", "--profile-line"):
+        fn = agree_text if args[0] == "--agree-line" else profile_text
+        print("bench-engine: " + fn(json.loads(args[1]))[0])
+        return 0
+    if len(args) == 2 and args[0] == "--failed":
+        with open(args[1]) as f:
+            failed = failed_checks(json.load(f))
+        for t in failed:
+            print("bench-engine: " + t)
+        if not failed:
+            print("bench-engine: int8 checks: all passed")
+        return 1 if failed else 0
     doc = None
     if "--doc" in args:
         i = args.index("--doc")
