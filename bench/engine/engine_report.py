@@ -93,14 +93,18 @@ def agree_text(r):
         return f"CHECK FAILED: {lab}: the int8 agreement check did not run: {r['error']}", False
     n = r["n"]
     src = ("Fashion-MNIST test images" if r["inputs"] == "fashion-mnist"
-           else "random inputs (random weights: nothing real to classify)")
+           else "random inputs (random weights: nothing real to classify" +
+           ("; top-1 of each output minus the mean fp32 output over the inputs, as random "
+            "weights put every input in one class" if r.get("centered") else "") + ")")
     parts = []
     for name, o in r["outputs"].items():
         t = f"{name} {o['agree']}/{n}"
+        cl = f"{o['classes']} distinct classes in fp32; " if "classes" in o else ""
         if "ort_acc" in o:
             t += f" (accuracy ORT {o['ort_acc']}, tailgate {o['tg_acc']}, fp32 {o['fp32_acc']})"
         else:
-            t += f" (each vs tailgate fp32: ORT {o['ort_vs_fp32']}, tailgate {o['tg_vs_fp32']})"
+            t += (f" ({cl}each vs tailgate fp32: ORT {o['ort_vs_fp32']}, tailgate "
+                  f"{o['tg_vs_fp32']})")
         parts.append(t)
     head = "" if r["ok"] else "CHECK FAILED: "
     want = f"; wanted >= {r['min_agree']:.0%} on every output" if not r["ok"] else ""

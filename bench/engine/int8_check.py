@@ -21,9 +21,13 @@ int8 (the check: at least --min-agree of the inputs agree on every output), and 
 tailgate fp32 and, for Fashion-MNIST, the labels. Inputs: the first N Fashion-MNIST test images
 (/usr/share/datasets/fashion-mnist, pixel/255, [N,1,28,28]), or N random inputs uniform in
 [0, 1) of the model's input shape (seeded; for a model with random weights, where there is
-nothing real to classify). Prints one JSON object: {"label", "split", "inputs", "n",
-"min_agree", "ok", "outputs": {name: {"agree", "ort_vs_fp32", "tg_vs_fp32", ["ort_acc",
-"tg_acc", "fp32_acc"]}}} or, when a step failed, {"label", "split", "ok": false, "error"}.
+nothing real to classify: random weights put every input in one class, so with random inputs
+the top-1 is taken of each output minus the mean fp32 output over the inputs, the same vector
+subtracted in all three runs). Prints one JSON object: {"label", "split", "inputs", "n",
+"centered",
+"min_agree", "ok", "outputs": {name: {"agree", "ort_vs_fp32", "tg_vs_fp32", "classes" (how
+many distinct top-1 classes fp32 gave: agreement means little when all inputs get one),
+["ort_acc", "tg_acc", "fp32_acc"]}}} or, when a step failed, {"label", "split", "ok": false, "error"}.
 Exit status 0 when ok, 1 otherwise.
 --write-random writes N random inputs of the model's input shape (uniform in [0, 1), seed S)
 to OUT.npy and exits: calibration inputs for a model that has no calibration of its own.
@@ -87,14 +91,16 @@ def outputs_bin(d, n):
             for f in os.listdir(d) if f.endswith(".bin")}
 
 
-def compare(o, x, labels):
-    """Top-1 agreement per output present in all three runs."""
+def compare(o, x, labels, center):
+    """Top-1 agreement per output present in all three runs; with center, of each output
+    minus the mean fp32 output over the inputs."""
     res = {}
     tg8, tg32, ort8 = o
     for name in sorted(set(tg8) & set(tg32) & set(ort8)):
-        a, b, c = (v[name].reshape(x, -1).argmax(1) for v in (ort8, tg8, tg32))
+        ref = tg32[name].reshape(x, -1).mean(0) if center else 0
+        a, b, c = ((v[name].reshape(x, -1) - ref).argmax(1) for v in (ort8, tg8, tg32))
         r = {"agree": int((a == b).sum()), "ort_vs_fp32": int((a == c).sum()),
-             "tg_vs_fp32": int((b == c).sum())}
+             "tg_vs_fp32": int((b == c).sum()), "classes": int(len(np.unique(c)))}
         if labels is not None:
             r.update(ort_acc=int((a == labels).sum()), tg_acc=int((b == labels).sum()),
                      fp32_acc=int((c == labels).sum()))
@@ -128,12 +134,13 @@ def check(a):
     run(["node", os.path.join(HERE, "ort_bench.js"), "--threads", str(a.threads), "--dump",
          dirs["ort8"], "--input", head, a.qdq])
     outs = compare((outputs_npy(dirs["tg8"]), outputs_npy(dirs["tg32"]),
-                    outputs_bin(dirs["ort8"], n)), n, labels)
+                    outputs_bin(dirs["ort8"], n)), n, labels, a.inputs == "random")
     if not outs:
         raise RuntimeError("no output of the tail is in all three runs")
     ok = all(r["agree"] >= a.min_agree * n for r in outs.values())
     return {"label": a.label, "split": a.split, "inputs": a.inputs, "n": n,
-            "min_agree": a.min_agree, "ok": ok, "outputs": outs}
+            "centered": a.inputs == "random", "min_agree": a.min_agree, "ok": ok,
+            "outputs": outs}
 
 
 def main():
