@@ -19,7 +19,7 @@ export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 endif
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -fno-strict-aliasing \
-	-I. -I$(BUILD)/gen -pthread
+	-I. -Iinclude -I$(BUILD)/gen -pthread
 LDFLAGS_BASE := -pthread
 
 
@@ -192,7 +192,7 @@ $(BUILD)/fuzz-replay/%: fuzz/fuzz_%.c fuzz/replay.c $(LIBS)
 	$(CC) $(CFLAGS_ALL) -o $@ $< fuzz/replay.c $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 
 # libFuzzer builds (clang): make fuzz; run e.g. build/fuzz/npy -max_total_time=60 fuzz/corpus/npy
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -I. -I$(BUILD)/fuzz/gen -pthread \
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -I. -Iinclude -I$(BUILD)/fuzz/gen -pthread \
 	-fsanitize=fuzzer-no-link,address,undefined
 fuzz: $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_TARGETS))
 $(BUILD)/fuzz/%: fuzz/fuzz_%.c $(GEN_ONNX) $(foreach m,$(MODULES),$(wildcard $(m)/*.[ch])) | $(BUILD_DEPS)
@@ -239,21 +239,18 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 DATADIR ?= $(PREFIX)/share
 # The client's own dependencies, for a static link (pkg-config --static).
 TGC_LIBS_PRIVATE := -ldnnl -lgomp -lprotobuf-c -llz4 -luring -lsodium -lz -lm -pthread
-# tgc.h includes these two for the wire and tensor types it uses (same relative paths).
-TGC_HEADERS := client/tgc.h proto/proto.h util/util.h
+# The public headers: tgc.h and the types it uses (nothing of proto/ or util/ is installed).
+TGC_HEADERS := client/tgc.h include/tailgate/types.h
 
 install: $(BUILD_DEPS) $(TOOLS) client/tailgate-client.pc.in
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
-		$(DESTDIR)$(INCLUDEDIR)/tailgate/proto $(DESTDIR)$(INCLUDEDIR)/tailgate/util \
-		$(DESTDIR)$(DATADIR)/tailgate/models
+		$(DESTDIR)$(INCLUDEDIR)/tailgate $(DESTDIR)$(DATADIR)/tailgate/models
 	install -m 755 $(filter-out $(TGC_LIBS),$(TOOLS)) $(DESTDIR)$(BINDIR)/
 	install -m 644 $(BUILD)/lib/libtailgate-client.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(BUILD)/lib/$(TGC_SOFILE) $(DESTDIR)$(LIBDIR)/
 	ln -sf $(TGC_SOFILE) $(DESTDIR)$(LIBDIR)/$(TGC_SONAME)
 	ln -sf $(TGC_SONAME) $(DESTDIR)$(LIBDIR)/libtailgate-client.so
-	install -m 644 client/tgc.h $(DESTDIR)$(INCLUDEDIR)/tailgate/
-	install -m 644 proto/proto.h $(DESTDIR)$(INCLUDEDIR)/tailgate/proto/
-	install -m 644 util/util.h $(DESTDIR)$(INCLUDEDIR)/tailgate/util/
+	install -m 644 $(TGC_HEADERS) $(DESTDIR)$(INCLUDEDIR)/tailgate/
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 		-e 's|@VERSION@|$(TG_VERSION)|; s|@LIBS_PRIVATE@|$(TGC_LIBS_PRIVATE)|' \
 		client/tailgate-client.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/tailgate-client.pc

@@ -6,6 +6,8 @@
  * top-k), as the gateway's scheduler does after the split.
  */
 #include "client/tgc.h"
+#include "proto/proto.h"
+#include "util/util.h"
 #include "kernels/kernels.h"
 
 #include <errno.h>

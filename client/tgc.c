@@ -501,6 +501,18 @@ tgc_stats(const struct tgc *c, struct tgc_stats *out)
 	*out = c->st;
 }
 
+const char *
+tgc_status_name(unsigned status)
+{
+	return proto_status_name(status);
+}
+
+const char *
+tgc_reason_name(unsigned reason)
+{
+	return proto_reason_name(reason);
+}
+
 /* Chunk i through the pacer; the test impairment may drop it after the "link". */
 static int
 tgc_send_chunk(struct tgc *c, unsigned i, bool resend)

@@ -7,7 +7,7 @@
  * request id: requests are idempotent), and returns the gateway's RESPONSE: status, top-k,
  * server timing, exit taken and split advice. Prefix tgc_.
  *
- * Wire format: docs/protocol.md (proto/proto.h). Transport: one kernel UDP socket, connected
+ * Wire format: docs/protocol.md. Transport: one kernel UDP socket, connected
  * to the gateway. Installed (make install) as <tailgate/tgc.h>; build with
  * `pkg-config --cflags --libs tailgate-client` (--static for libtailgate-client.a). The
  * shared library (soname libtailgate-client.so.1) exports the tgc_* functions only; C and
@@ -21,8 +21,9 @@
 #ifndef TG_CLIENT_TGC_H
 #define TG_CLIENT_TGC_H
 
-#include "proto/proto.h"
-#include "util/util.h"
+/* The error carrier, tensors and the wire's types used below (installed beside this file; in
+ * the tree include/tailgate/types.h): nothing else of tailgate's is needed. */
+#include <tailgate/types.h>
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,6 +35,7 @@ extern "C" {
 
 struct tgc;
 struct tgc_head;
+struct proto_nack;			/* a decoded NACK (tgc_nack_mark(): the bench's) */
 
 enum {
 	TGC_MAX_CATALOG = 256,		/* catalog entries kept from the HELLO_REPLY pages */
@@ -108,8 +110,9 @@ struct tgc_stats {
 /** The result of one request. All fields are copies: nothing points into tgc's buffers. */
 struct tgc_result {
 	uint32_t request_id;
-	uint8_t status;			/* enum proto_status of the RESPONSE */
-	uint8_t reason;			/* enum proto_reason; PROTO_OK when none */
+	uint8_t status;			/* enum proto_status of the RESPONSE (tgc_status_name()) */
+	uint8_t reason;			/* the wire's reason code, docs/protocol.md (tgc_reason_name());
+					 * 0 (ok) when none */
 	uint8_t exit_taken;		/* exit (model output index) that answered; PROTO_NONE */
 	uint8_t advice_variant;		/* PROTO_NONE: no advice */
 	uint8_t advice_split;		/* PROTO_NONE: no advice */
@@ -247,6 +250,11 @@ uint8_t tgc_split_for(const struct tgc *c, uint16_t model_id, uint8_t dflt);
 
 /** Counters since tgc_open(), copied into *out. */
 void tgc_stats(const struct tgc *c, struct tgc_stats *out);
+
+/** The name of a status ("overloaded") or reason ("queue_full") as docs/protocol.md and the
+ * gateway's metrics spell it; "?" for a value out of range. Static strings; any thread. */
+const char *tgc_status_name(unsigned status);
+const char *tgc_reason_name(unsigned reason);
 
 /* ---- pieces of the request logic shared with tailgate-bench (bench/): no network ---- */
 

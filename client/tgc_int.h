@@ -8,6 +8,8 @@
 #define TG_CLIENT_TGC_INT_H
 
 #include "client/tgc.h"
+#include "proto/proto.h"
+#include "util/util.h"
 
 /** Words of a bitmap for count chunks. */
 static inline size_t

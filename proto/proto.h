@@ -15,6 +15,8 @@
 #ifndef TG_PROTO_H
 #define TG_PROTO_H
 
+#include <tailgate/types.h>	/* the wire types the device API shares */
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,14 +28,10 @@ extern "C" {
 /* ---- constants: the wire's fixed sizes and the caps its field widths impose ---- */
 
 #define PROTO_MAGIC 0x5447u		/* "TG", bytes 0-1 of every datagram */
-#define PROTO_MODEL_ECHO 0xFFFFu	/* model id of the built-in echo diagnostic */
-#define PROTO_NONE 0xFFu		/* u8 "no value": exit_taken, advice_variant/split */
-
 enum {
 	PROTO_VERSION = 1,		/* what this code speaks and sends */
 	PROTO_VERSION_MIN = 1,		/* lowest version accepted */
 	PROTO_VERSION_MAX = 1,		/* highest version accepted */
-	PROTO_PORT = 7700,		/* default UDP port of a gateway (dataplane's default too) */
 
 	PROTO_HDR_LEN = 40,		/* common header, every message */
 	PROTO_MAC_LEN = 16,		/* room for a keyed BLAKE2b-128 tag (docs 12.5) */
@@ -46,15 +44,12 @@ enum {
 	PROTO_CATALOG_ENTRY_LEN = 64,	/* one HELLO_REPLY catalog entry */
 	PROTO_NACK_RANGE_LEN = 4,	/* u16 first, u16 count */
 	PROTO_TOPK_ENTRY_LEN = 8,	/* u32 class, f32 score */
-	PROTO_NAME_LEN = 16,		/* catalog model name, NUL padded, last byte NUL */
 
-	PROTO_MAX_DIMS = 6,		/* dims[] slots in every chunk header */
 	PROTO_HELLO_MIN_DGRAM = 1200,	/* a HELLO is padded to at least this (anti-amplification) */
 	PROTO_DEFAULT_DGRAM = 1472,	/* MTU 1500 less IPv4 (20) and UDP (8) */
 	PROTO_MAX_DGRAM = 65507,	/* largest UDP payload over IPv4 */
 	PROTO_MAX_CHUNKS = 65535,	/* chunk count is a u16 on the wire */
 	PROTO_MAX_NACK_RANGES = 256,	/* so a NACK always fits a HELLO-sized datagram */
-	PROTO_MAX_TOP_K = 128,		/* so a top-k RESPONSE always fits one such datagram */
 	PROTO_MAX_MSG_BYTES = 1 << 30,	/* raw tensor cap; the wire field is a u32 */
 };
 
@@ -181,21 +176,7 @@ enum proto_flag {			/* common header flags; any other bit is refused */
 	PROTO_F__ALL = 0xF,
 };
 
-enum proto_req_flag {			/* REQUEST byte 51; any other bit is refused */
-	PROTO_RF_WANT_TENSOR = 1u << 0,	/* answer with the full output tensor, not top-k */
-	PROTO_RF_NO_EARLY_EXIT = 1u << 1,	/* run to the final exit even if an early one is sure */
-	PROTO_RF__ALL = 0x3,
-};
-
-/* Tensor element types; values match enum tg_dtype where both have one. */
-enum proto_dtype {
-	PROTO_DT_RAW = 0,		/* untyped bytes, ndim 0 (echo) */
-	PROTO_DT_F32 = 1,		/* IEEE binary32, little endian */
-	PROTO_DT_F16 = 2,		/* IEEE binary16, little endian */
-	PROTO_DT_S8 = 3,		/* real = scale * (q - zero_point) */
-	PROTO_DT_U8 = 4,		/* real = scale * (q - zero_point) */
-	PROTO_DT__COUNT
-};
+/* enum proto_req_flag, enum proto_dtype: <tailgate/types.h> */
 
 enum proto_result {			/* RESPONSE result_kind: what the payload holds */
 	PROTO_RES_NONE = 0,		/* no payload: non-OK status */
@@ -205,27 +186,7 @@ enum proto_result {			/* RESPONSE result_kind: what the payload holds */
 	PROTO_RES__COUNT
 };
 
-/* Wire status codes: sym, metric label, what a client does about it. */
-#define PROTO_FOREACH_STATUS(_)								\
-	_(OK,                  "ok",                  "served")				\
-	_(BAD_REQUEST,         "bad_request",         "malformed; reason says what; do not resend as is") \
-	_(UNKNOWN_MODEL,       "unknown_model",       "model id not served; HELLO again for the catalog") \
-	_(UNKNOWN_SPLIT,       "unknown_split",       "variant or split not served for the model") \
-	_(OVERLOADED,          "overloaded",          "shed; back off, follow the advice")	\
-	_(DEADLINE_INFEASIBLE, "deadline_infeasible", "deadline cannot be met; follow the advice") \
-	_(INTERNAL,            "internal",            "gateway fault; may retry once")	\
-	_(UNSUPPORTED_VERSION, "unsupported_version", "speak a version in [min, max] of the ERROR") \
-	_(UNKNOWN_SESSION,     "unknown_session",     "session expired or moved: HELLO again") \
-	_(UNKNOWN_REQUEST,     "unknown_request",     "no state for the request id: resend the request") \
-	_(UNAUTHENTICATED,     "unauthenticated",     "MAC missing or wrong (when enforced)") \
-	_(PENDING,             "pending",             "held whole, not answered yet: keep waiting, restart the timer")
-
-enum proto_status {
-#define _(sym, name, help) PROTO_ST_##sym,
-	PROTO_FOREACH_STATUS(_)
-#undef _
-	PROTO_ST__COUNT
-};
+/* PROTO_FOREACH_STATUS, enum proto_status: <tailgate/types.h> */
 
 /*
  * Reasons: why a datagram was refused (the decoder's results, PROTO_E_LZ4 from unpacking) and
@@ -330,14 +291,7 @@ struct proto_hdr {			/* the common header */
 	uint8_t mac[PROTO_MAC_LEN];	/* zero in v1 unless PROTO_F_MAC */
 };
 
-struct proto_tensor {			/* the tensor a message carries: same in all its chunks */
-	uint8_t dtype;			/* enum proto_dtype */
-	uint8_t ndim;			/* 0 for RAW, 1..PROTO_MAX_DIMS otherwise */
-	uint32_t dims[PROTO_MAX_DIMS];	/* dims[ndim..] are 0 */
-	uint32_t raw_total;		/* bytes of the whole raw (decompressed) tensor */
-	float scale;			/* real = scale * (q - zero_point); 1 for f32/f16/raw */
-	int32_t zero_point;		/* in the dtype's range; 0 for f32/f16/raw */
-};
+/* struct proto_tensor: <tailgate/types.h> */
 
 struct proto_chunk {			/* REQUEST and RESPONSE: one datagram's piece */
 	uint16_t model_id;
@@ -364,38 +318,7 @@ struct proto_hello {
 	uint32_t path_token;		/* echo of a HELLO_REPLY's path_token; 0 none */
 };
 
-struct proto_hello_reply {
-	uint32_t session_ttl_ms;	/* idle time after which the session is forgotten */
-	uint32_t max_msg_bytes;		/* the gateway's proto_limits, as it enforces them */
-	uint32_t catalog_gen;		/* changes whenever the catalog does (reload) */
-	uint16_t max_dgram;
-	uint16_t max_chunks;
-	uint16_t max_inflight;		/* open requests per client */
-	uint16_t nack_gap_ms;		/* silence on an incomplete message before a NACK */
-	uint16_t reasm_timeout_ms;	/* an incomplete message is dropped after this */
-	uint16_t catalog_total;		/* entries in the whole catalog */
-	uint16_t catalog_start;		/* index of the first entry in this reply */
-	uint16_t catalog_count;		/* entries in this reply */
-	uint32_t path_token;		/* non-zero: a path challenge (this address is not the
-					 * session's yet): HELLO again with it to move the session */
-	const uint8_t *entries;		/* decode: catalog_count packed entries in the datagram */
-};
-
-struct proto_catalog_entry {		/* one served (model, variant, split) */
-	uint16_t model_id;		/* PROTO_MODEL_ECHO for the echo diagnostic */
-	uint8_t variant_id;
-	uint8_t split_id;
-	uint8_t ndim;			/* the split tensor's shape at batch 1 */
-	uint8_t dtype_mask;		/* bit d set: dtype d accepted */
-	uint16_t n_classes;		/* classes of the final exit; 0 not a classifier */
-	uint32_t dims[PROTO_MAX_DIMS];
-	uint32_t head_kflop;		/* device work per sample up to the split, kFLOP */
-	uint32_t tail_kflop;		/* gateway work per sample after it, kFLOP */
-	uint32_t tail_us;		/* gateway's current tail latency estimate; 0 unknown */
-	uint16_t accuracy_bp;		/* top-1 accuracy of the variant, 1/100 % */
-	uint8_t n_exits;		/* exits served after the split */
-	char name[PROTO_NAME_LEN];	/* model name, NUL terminated and padded */
-};
+/* struct proto_hello_reply, struct proto_catalog_entry: <tailgate/types.h> */
 
 struct proto_request {
 	struct proto_chunk c;
@@ -490,10 +413,7 @@ enum proto_reason proto_decode(const uint8_t *buf, size_t len, const struct prot
 void proto_catalog_get(const struct proto_hello_reply *r, unsigned i,
 		       struct proto_catalog_entry *e);
 
-struct proto_topk {
-	uint32_t class_id;
-	float score;
-};
+/* struct proto_topk: <tailgate/types.h> */
 /** Entry i (< top_k) of a decoded TOPK RESPONSE. */
 void proto_topk_get(const struct proto_response *r, unsigned i, struct proto_topk *e);
 

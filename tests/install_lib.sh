@@ -4,8 +4,10 @@
 # then a C and a C++ program (tests/install/device.c, device.cpp) built against the
 # *installed* copy through pkg-config alone (no -I or -L into the source tree), linked
 # shared and static, and run. Also checked: the soname is versioned, the shared library
-# exports the tgc_* API and nothing else, and tgc.h compiles alone in C and C++ (-Wall
-# -Wextra -pedantic -Werror).
+# exports the tgc_* API and nothing else, tgc.h compiles alone in C and C++ (-Wall -Wextra
+# -pedantic -Werror), and it is self-contained: the installed headers are tgc.h and the types
+# it uses (types.h), nothing of the tree's proto/ or util/, and compiling it reads no other
+# header of ours (gcc -M).
 # Usage: tests/install_lib.sh BUILD
 set -u
 BUILD=${1:-build}
@@ -50,7 +52,19 @@ check "pkg-config knows tailgate-client $(pkg-config --modversion tailgate-clien
 	test -n "$libs"
 check "pkg-config's include dir is the installed one ($cflags)" test "$cflags" = "-I$DEST$PREFIX/include"
 
+# The public headers are tgc.h and the types it uses, nothing of the tree's proto/ or util/.
+inc=$DEST$PREFIX/include/tailgate
+check "installed headers: tgc.h and types.h only ($(cd "$inc" 2>/dev/null && find . -type f | sort | tr '\n' ' '))" \
+	test "$(cd "$inc" 2>/dev/null && find . -type f | sort | tr '\n' ' ')" = "./tgc.h ./types.h "
 printf '#include <tailgate/tgc.h>\n' >"$TMP/alone.c"
+# shellcheck disable=SC2086
+gcc -std=c11 $cflags -M "$TMP/alone.c" 2>"$TMP/deps.err" | tr -d '\\' | tr ' ' '\n' | grep '\.h$' >"$TMP/deps"
+mine=$(grep -c "^$inc/" "$TMP/deps")
+others=$(grep -v -e "^$inc/" -e '^/usr/include/' -e '^/usr/lib/gcc/' "$TMP/deps" | head -n 3 | tr '\n' ' ')
+check "tgc.h pulls in tailgate/tgc.h and tailgate/types.h and system headers, nothing else (${mine} of ours${others:+; also: $others})" \
+	test "$mine" -eq 2 -a -z "$others" -a -s "$TMP/deps"
+check "no header of the source tree is reachable: nothing under $PWD" \
+	bash -c "! grep -q '^$PWD/' '$TMP/deps' && ! grep -q -e 'proto/proto.h' -e 'util/util.h' '$TMP/deps'"
 # shellcheck disable=SC2086	# pkg-config's words are separate flags
 check "tgc.h compiles alone as C11" \
 	gcc -std=c11 -Wall -Wextra -pedantic -Werror $cflags -c "$TMP/alone.c" -o "$TMP/alone.o"
@@ -67,7 +81,7 @@ if gcc -std=c11 -Wall -Werror "${SANFLAGS[@]}" $cflags tests/install/device.c -o
 	dep=$(readelf -d "$TMP/device-c" | grep -o 'libtailgate-client[^]]*')
 	check "it needs the soname ($dep)" test "$dep" = libtailgate-client.so.1
 	LD_LIBRARY_PATH=$LIB "$TMP/device-c" "$model" "$port" >"$TMP/c.out" 2>&1
-	check "C program runs: $(tail -n 1 "$TMP/c.out")" grep -qx '2 passed, 0 failed' "$TMP/c.out"
+	check "C program runs: $(tail -n 1 "$TMP/c.out")" grep -qx '3 passed, 0 failed' "$TMP/c.out"
 else
 	bad "C program against the installed library: $(head -n 5 "$TMP/cc.log")"
 fi
@@ -76,7 +90,7 @@ if g++ -std=c++11 -Wall -Werror "${SANFLAGS[@]}" $cflags tests/install/device.cp
 	-o "$TMP/device-cxx" $libs 2>"$TMP/cxx.log"; then
 	ok "C++ program built against the installed shared library"
 	LD_LIBRARY_PATH=$LIB "$TMP/device-cxx" "$model" >"$TMP/cxx.out" 2>&1
-	check "C++ program runs: $(tail -n 1 "$TMP/cxx.out")" grep -qx '2 passed, 0 failed' "$TMP/cxx.out"
+	check "C++ program runs: $(tail -n 1 "$TMP/cxx.out")" grep -qx '3 passed, 0 failed' "$TMP/cxx.out"
 else
 	bad "C++ program against the installed library: $(head -n 5 "$TMP/cxx.log")"
 fi
@@ -87,7 +101,7 @@ if gcc -std=c11 "${SANFLAGS[@]}" $cflags tests/install/device.c -o "$TMP/device-
 	check "the static program does not need the .so" \
 		test -z "$(readelf -d "$TMP/device-static" | grep libtailgate-client)"
 	"$TMP/device-static" "$model" "$port" >"$TMP/st.out" 2>&1
-	check "static program runs: $(tail -n 1 "$TMP/st.out")" grep -qx '2 passed, 0 failed' "$TMP/st.out"
+	check "static program runs: $(tail -n 1 "$TMP/st.out")" grep -qx '3 passed, 0 failed' "$TMP/st.out"
 else
 	bad "static link: $(head -n 5 "$TMP/st.log")"
 fi

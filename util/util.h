@@ -7,6 +7,8 @@
 #ifndef TG_UTIL_H
 #define TG_UTIL_H
 
+#include <tailgate/types.h>	/* errors and tensors, shared with the device API */
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,14 +18,7 @@
 extern "C" {
 #endif
 
-/**
- * An error an operator can read. Callers pass one (or NULL) to functions that can fail for
- * reasons worth words; the callee fills it and returns the same negative errno it stored.
- */
-struct tg_err {
-	int code;		/* 0 or -errno */
-	char msg[512];		/* human-readable, names the object that failed */
-};
+/* struct tg_err: <tailgate/types.h> */
 
 /**
  * Record an error. Thread: any; err may be NULL (then only the code is returned).
@@ -62,17 +57,7 @@ int tg_file_write(const char *path, const void *buf, size_t len, struct tg_err *
 
 /* ---- .npy tensors (NumPy format 1.0/2.0/3.0, C order, little endian) ---- */
 
-enum tg_dtype {
-	TG_DT_F32 = 1,
-	TG_DT_F16 = 2,
-	TG_DT_S8 = 3,
-	TG_DT_U8 = 4,
-	TG_DT_S32 = 5,
-	TG_DT_S64 = 6,
-	TG_DT_F64 = 7,
-};
-
-enum { TG_MAX_DIMS = 8 };
+/* enum tg_dtype, TG_MAX_DIMS: <tailgate/types.h> */
 
 /** Bytes per element of a dtype, 0 for an unknown value. */
 size_t tg_dtype_size(enum tg_dtype dt);
@@ -81,13 +66,7 @@ const char *tg_dtype_name(enum tg_dtype dt);
 /** Parse "f32"|"f16"|"s8"|"u8"|"int8"(= s8)|"fp32". @return 0 or -EINVAL. */
 int tg_dtype_parse(const char *s, enum tg_dtype *out);
 
-/** A dense tensor, owner of data (malloc'd). */
-struct tg_tensor {
-	enum tg_dtype dtype;
-	int ndim;
-	int64_t dims[TG_MAX_DIMS];
-	void *data;
-};
+/* struct tg_tensor (here its owner of data, malloc'd): <tailgate/types.h> */
 
 /** Elements in t (product of dims; 1 for a scalar). */
 size_t tg_tensor_numel(const struct tg_tensor *t);

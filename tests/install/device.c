@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int
 main(int argc, char **argv)
@@ -42,6 +43,30 @@ main(int argc, char **argv)
 		fail++;
 	}
 	tgc_head_close(head);
+
+	/* The wire's values a device reads come with the installed headers. */
+	{
+		struct tgc_result r = { 0 };
+		struct proto_catalog_entry e = { 0 };
+
+		r.status = PROTO_ST_OVERLOADED;
+		r.reason = 35;	/* queue_full, docs/protocol.md */
+		r.exit_taken = PROTO_NONE;
+		e.dtype_mask = 1u << TG_DT_U8;
+		if (strcmp(tgc_status_name(r.status), "overloaded") == 0 &&
+		    strcmp(tgc_reason_name(r.reason), "queue_full") == 0 &&
+		    strcmp(tgc_status_name(PROTO_ST__COUNT), "?") == 0 &&
+		    sizeof(e.name) == PROTO_NAME_LEN && sizeof(r.top) / sizeof(r.top[0]) ==
+		    PROTO_MAX_TOP_K && (e.dtype_mask >> PROTO_DT_U8 & 1)) {
+			printf("ok   status and reason names: %s, %s\n", tgc_status_name(r.status),
+			       tgc_reason_name(r.reason));
+			pass++;
+		} else {
+			printf("FAIL status and reason names: %s, %s\n", tgc_status_name(r.status),
+			       tgc_reason_name(r.reason));
+			fail++;
+		}
+	}
 
 	cfg.gateway = "127.0.0.1";
 	cfg.port = (uint16_t)atoi(argv[2]);

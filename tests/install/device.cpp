@@ -4,6 +4,7 @@
 #include <tailgate/tgc.h>
 
 #include <cstdio>
+#include <string>
 #include <vector>
 
 int
@@ -40,6 +41,14 @@ main(int argc, char **argv)
 		pass++;
 	} else {
 		std::printf("FAIL pacer from C++ did not wait\n");
+		fail++;
+	}
+	if (std::string(tgc_status_name(PROTO_ST_PENDING)) == "pending" &&
+	    std::string(tgc_reason_name(0)) == "ok" && PROTO_PORT == 7700) {
+		std::printf("ok   status names from C++\n");
+		pass++;
+	} else {
+		std::printf("FAIL status names from C++: %s\n", tgc_status_name(PROTO_ST_PENDING));
 		fail++;
 	}
 	std::printf("%d passed, %d failed\n", pass, fail);
