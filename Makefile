@@ -256,8 +256,9 @@ install: $(BUILD_DEPS) $(TOOLS) client/tailgate-client.pc.in
 		client/tailgate-client.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/tailgate-client.pc
 	cp -r models/fmnist-resnet $(DESTDIR)$(DATADIR)/tailgate/models/
 
-# A Debian package of everything above plus the systemd unit, logrotate file and default
-# configuration (dist/), built with dpkg-deb: build/tailgate_<version>_<arch>.deb.
+# Debian packages of everything above plus the systemd unit, logrotate file and default
+# configuration (dist/): dpkg-buildpackage (debian/) into build/deb/: tailgate,
+# libtailgate-client1 and libtailgate-client-dev.
 deb: $(BUILD_DEPS) $(TOOLS)
 	@scripts/make_deb.sh $(BUILD) $(TG_VERSION)
 

@@ -29,6 +29,7 @@ RUN_PKGS=(
 	stress-ng	# the suite must pass with `stress-ng --cpu 2` beside it (busy machine)
 	prometheus	# for promtool: the tests lint a live /metrics (Debian has no promtool
 			# alone; on a host running systemd the package also enables its server)
+	dpkg-dev debhelper lintian	# make deb (dpkg-buildpackage, dh) and its check
 )
 
 missing_of() {	# packages of "$@" not installed, on stdout
