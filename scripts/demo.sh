@@ -179,7 +179,8 @@ wait "$gw_pid" 2>/dev/null
 gw_rc=$?
 gw_pid=
 say "done: bench status $bench_rc, gateway exit status $gw_rc (SIGTERM drains and exits 0)"
-echo "  plots: $(ls "$OUT"/plots/*.png 2>/dev/null | tr '\n' ' ')"
+pngs=$(ls "$OUT"/plots/*.png 2>/dev/null | tr '\n' ' ')
+echo "  plots: ${pngs:-none written (gnuplot missing? apt-get install gnuplot-nox; see $OUT/bench.err)}"
 echo "  bench JSON $OUT/bench.json, latency percentiles $OUT/latency.hgrm," \
 	"access log $OUT/access.log, event log $OUT/event.log, setup $OUT/setup.log"
 [ "$bench_rc" -eq 0 ] && [ "$gw_rc" -eq 0 ]

@@ -4,9 +4,11 @@
 
 Usage: scripts/demo_explain.py BENCH.json REPORT.txt METRICS.txt CARD.md IMAGES MIX
 Reads the bench's JSON (--json) and table, the gateway's /metrics scrape (HTTP headers
-allowed) and the model card's fp32 accuracy of the final exit; prints plain lines.
+allowed), the model card's fp32 and int8 accuracy of the final exit and the served dtype
+(model.conf beside CARD.md); prints plain lines.
 """
 import json
+import os
 import re
 import sys
 
@@ -27,14 +29,27 @@ def metrics(path):
 
 
 def card_accuracy(path):
+    """The card's final-exit top-1 (fp32, int8) from its accuracy-per-exit table."""
     try:
         for line in open(path, encoding="utf-8"):
-            m = re.match(r"^\| *\d+ *\| *final *\| *([0-9.]+)% *\|", line)
+            m = re.match(r"^\| *\d+ *\| *final *\| *([0-9.]+)% *\| *([0-9.]+)% *\|", line)
+            if m:
+                return m.group(1), m.group(2)
+    except OSError:
+        pass
+    return "?", "?"
+
+
+def conf_value(conf, key, default):
+    """A key's value in model.conf (the first line setting it), else default."""
+    try:
+        for line in open(conf, encoding="utf-8"):
+            m = re.match(r"^%s *= *([A-Za-z0-9_.]+)" % key, line)
             if m:
                 return m.group(1)
     except OSError:
         pass
-    return "?"
+    return default
 
 
 def main():
@@ -42,7 +57,16 @@ def main():
     bench = doc.get("result") or (doc.get("steps") or [{}])[-1]
     report = open(sys.argv[2], encoding="utf-8").read()
     sums, _ = metrics(sys.argv[3])
-    card, images, mix = card_accuracy(sys.argv[4]), sys.argv[5], sys.argv[6]
+    (card32, card8), images, mix = card_accuracy(sys.argv[4]), sys.argv[5], sys.argv[6]
+    conf = os.path.join(os.path.dirname(sys.argv[4]), "model.conf")
+    dtype, max_batch = conf_value(conf, "dtype", "f32"), conf_value(conf, "max_batch", "32")
+    if dtype == "int8":
+        engine = "in int8 with model.calib, as the gateway serves it (model.conf: dtype = int8)"
+        card = (f"{card8}% in int8 (what is served) and {card32}% in fp32 are over all 10,000 "
+                "test images")
+    else:
+        engine = f"in {dtype}, as the gateway serves it (model.conf)"
+        card = f"{card32}% in fp32 ({card8}% in int8) is over all 10,000 test images"
     g = bench.get
     st = g("statuses", {})
     gw_answered = int(sums.get("tailgate_requests_total", 0))
@@ -73,15 +97,40 @@ def main():
         print(f"timeouts {g('timeouts')}: requests whose retry budget (their deadline plus one "
               "timer) ran out before an OK or refusal arrived; counted by the bench, answered "
               "late or never by a gateway that had more work than its cores.")
+    print("the rows at 0 (impairment, corrupted, unauthenticated, re-HELLOs, path challenges, "
+          "send errors, unfinished) count faults this run does not inject: loss, tampering, "
+          "keys, a gateway restart, an address change.")
+    lat = g("latency_ms", {})
+    print(f"latency p50 {lat.get('p50', '?')} .. max {lat.get('max', '?')} ms: OK answers only, "
+          "from each request's scheduled send time (a send that waited for an idle device "
+          "counts its wait); plots/latency_cdf.png and latency.hgrm hold the whole curve.")
+    print("server side: the queue (last chunk to batch start) and compute (its batch's run) "
+          "the gateway reports in each RESPONSE; latency less these is the uplink pacing, the "
+          "network, resends and the bench itself.")
+    print(f"measured requests answered {g('answered', '?')} of {g('scheduled', '?')}: the "
+          "arrivals of the window that got an answer (OK or a refusal) before the drain ended; "
+          "the others are the timeouts.")
+    print(f"ignored datagrams {g('ignored', '?')}: replies the bench had no use for: a second "
+          "answer to a request it had already finished (its resend answered again), or the "
+          "further ERRORs one send drew (one per chunk).")
+    errs = g("errors", {})
+    if errs:
+        print(f"ERROR answers ({', '.join(f'{k} {v}' for k, v in errs.items())}): the gateway "
+              "had already freed the request (unknown_request: after its reassembly timeout, "
+              "reasm_timeout) when a resend's chunks came; counted as answered, not OK.")
     print(f"accuracy {g('accuracy', 0):.2f}%: the gateway's answers against the Fashion-MNIST "
-          f"labels, over the OK answers of this mix ({'; '.join(mix.split(';')[0:2])}).")
-    print(f"offline accuracy {g('offline_accuracy', 0):.2f}%: the engine alone on exactly the "
-          f"same requests (the same quantized bytes); agreement {g('agreement', 0):.2f}% says "
-          "how many answers equal the engine's: 100% means the gateway changed nothing.")
-    print(f"inputs' offline {built.group(1) if built else '?'}%: every one of the first "
-          f"{images} test images at every split and dtype of the mix, not only those sent; the "
-          f"model card's {card}% is fp32 over all 10,000 test images: a different set of "
-          "images, and s8/u8 on the wire move a few answers.")
+          f"labels, over the {g('ok', '?')} OK answers of this mix "
+          f"({'; '.join(mix.split(';')[0:2])}), tails computed {engine}.")
+    print(f"offline accuracy {g('offline_accuracy', 0):.2f}%: tailgate's engine alone, {engine}, "
+          f"on exactly the same requests (the same quantized bytes); agreement "
+          f"{g('agreement', 0):.2f}% says how many answers equal the engine's: 100% means the "
+          "gateway changed nothing.")
+    print(f"inputs' offline {built.group(1) if built else '?'}%: the same engine over every one "
+          f"of the first {images} test images at every split and dtype of the mix, not only "
+          "those sent.")
+    print(f"the model card's {card}, the final exit's alone with the tensor in fp32: another "
+          f"image set than the {images} above, the wire's f16/s8/u8 move a few answers, and "
+          "here early exits may answer first (the line on exits, when they do).")
     exits, ok = g("exits") or {}, g("ok", 0)
     if exits and ok:
         shares = ", ".join(f"{k} {100.0 * v / ok:.1f}%" for k, v in exits.items())
@@ -95,6 +144,9 @@ def main():
         print(f"non-OK answers: {st.get('overloaded', 0)} overloaded, "
               f"{st.get('deadline_infeasible', 0)} deadline_infeasible: the gateway sheds what "
               "it could not finish before its deadline rather than answer late.")
+    print("the gateway's view below: its answers by status (warm-up and window together) and "
+          "by exit, refusals by reason, dataplane drops, and the mean batch size: requests per tail "
+          f"run, up to max_batch ({max_batch}), which is how two cores serve hundreds per second.")
 
 
 if __name__ == "__main__":
