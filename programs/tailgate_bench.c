@@ -16,9 +16,11 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 enum { TB_EXIT_OK = 0, TB_EXIT_FAIL = 1, TB_EXIT_USAGE = 2, TB_MAX_STEPS = 64 };
@@ -422,6 +424,22 @@ tb_have_gnuplot(void)
 	return false;
 }
 
+/* gnuplot SCRIPT, without a shell (a folder name is not a command). @return its wait status. */
+static int
+tb_run_gnuplot(const char *script)
+{
+	char *argv[] = { (char *)"gnuplot", (char *)script, NULL };
+	pid_t pid;
+	int st;
+
+	if (posix_spawnp(&pid, "gnuplot", NULL, NULL, argv, environ) != 0)
+		return -1;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return st;
+}
+
 /* One latency-by-percentile curve per step (x: 1/(1-p), so the tail gets the room, as
  * HdrHistogram's plotter draws it), blocks separated by two blank lines for gnuplot's index. */
 static void
@@ -473,7 +491,9 @@ tb_plot(const char *dir, const char *mix, const struct bench_results *last,
 				bench_results_goodput(&steps[i]));
 		fclose(f);
 	}
-	gp = popen("gnuplot", "w");
+	/* The script stays beside the PNGs: what was drawn, and titled, can be read and redrawn. */
+	snprintf(path, sizeof(path), "%s/plots.gp", dir);
+	gp = fopen(path, "w");
 	if (gp == NULL)
 		goto out_err;
 	/* The mix goes into a title: a quote in it would end gnuplot's string. */
@@ -506,9 +526,11 @@ tb_plot(const char *dir, const char *mix, const struct bench_results *last,
 			"plot '%s/sweep.dat' using 2:3 with linespoints lw 2 title 'p50', "
 			"'' using 2:4 with linespoints lw 2 title 'p99'\n", dir,
 			strchr(mix, '"') ? "(see the report)" : mix, dir);
-	rc = pclose(gp);
+	if (fclose(gp) != 0)
+		goto out_err;
+	rc = tb_run_gnuplot(path);
 	if (rc != 0) {
-		fprintf(stderr, "tailgate-bench: --plot: gnuplot failed (status %d)\n", rc);
+		fprintf(stderr, "tailgate-bench: --plot: gnuplot %s failed (status %d)\n", path, rc);
 		return -EIO;
 	}
 	return 0;

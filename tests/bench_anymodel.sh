@@ -141,6 +141,12 @@ if command -v gnuplot >/dev/null; then
 	check "sweep: PNGs written (CDF by step, latency vs throughput)" \
 		test -s "$out/plots/latency_cdf.png" -a -s "$out/plots/latency_vs_throughput.png"
 fi
+# The plots' script (plots.gp, kept beside them) titles both with the mix and each step's curve
+# with its offered and achieved rates.
+check "sweep: both plots titled with the mix" \
+	test "$(grep -c '^set title .*mix split=0,4,8;dtype=f32,u8;uplink=0kbps' "$out/plots/plots.gp" 2>/dev/null)" -eq 2
+check "sweep: each step's curve named by its offered and achieved rates ($n_steps)" \
+	test "$(grep -o "title '[0-9.]* req/s offered, [0-9.]* achieved'" "$out/plots/plots.gp" 2>/dev/null | wc -l)" -eq "$n_steps"
 
 # The MobileNet-style fixture: 100 devices, 300 requests/s offered, 1,500 random samples
 # over splits 0, 3 and 9 (after the stem, the squeeze-excitation's pool, the block's projection).
