@@ -83,6 +83,9 @@ rm -rf "$OUT/repo" && mkdir -p "$OUT/repo/fmnist-resnet"
 for f in model.onnx model.conf model.calib; do
 	ln -s "$PWD/models/fmnist-resnet/$f" "$OUT/repo/fmnist-resnet/$f"
 done
+# The file variants model.conf's variant lines name (without them the gateway refuses to start).
+[ -d models/fmnist-resnet/variants ] &&
+	ln -s "$PWD/models/fmnist-resnet/variants" "$OUT/repo/fmnist-resnet/variants"
 cat >"$OUT/tailgate.conf" <<CONF
 # Written by scripts/demo.sh: the shipped model behind one veth pair.
 address = $TG_IP_GW
