@@ -6,7 +6,7 @@
 # (headers, static library, .so link, tailgate-client.pc, the example). dpkg-deb -c lists
 # each one's files and nothing of the others'; the control files' versions are the daemon's,
 # the Depends came from dpkg-shlibdeps, the -dev depends on the library of its version, /etc
-# files are conffiles. Unpacked into a temporary root: the daemon says its version, its unit
+# files are conffiles; apt-get install -s resolves all three here. Unpacked into a temporary root: the daemon says its version, its unit
 # passes systemd-analyze verify, the default configuration passes --check-config, logrotate
 # signals SIGUSR1 (log reopen), never SIGHUP (model reload). The library and -dev packages
 # unpacked into another root (dpkg -x): the packaged example builds through pkg-config alone
@@ -86,6 +86,21 @@ dpkg-deb --ctrl-tarfile "$deb_d" | tar -xO ./conffiles >"$TMP/conffiles" 2>/dev/
 check "tailgate: conffiles: the configuration, defaults and logrotate file" \
 	test "$(sort "$TMP/conffiles" | tr '\n' ' ')" = \
 	"/etc/default/tailgate /etc/logrotate.d/tailgate /etc/tailgate/tailgate.conf "
+
+# Installable here: apt resolves every Depends (simulated: nothing is installed).
+if command -v apt-get >/dev/null; then
+	local_path() { case $1 in /*) echo "$1" ;; *) echo "./$1" ;; esac; }	# apt: a file, not a name
+	timeout 300 apt-get install -s -q --no-install-recommends "$(local_path "$deb_d")" \
+		"$(local_path "$deb_l")" "$(local_path "$deb_v")" \
+		>"$TMP/apt" 2>&1
+	rc=$?
+	check "apt-get install -s of the three: every dependency resolves (status $rc$(grep -m1 -E '^E:' "$TMP/apt" | sed 's/^/; /'))" \
+		bash -c "[ $rc -eq 0 ] && grep -q '^Conf tailgate ' '$TMP/apt' &&
+			 grep -q '^Conf libtailgate-client1 ' '$TMP/apt' &&
+			 grep -q '^Conf libtailgate-client-dev ' '$TMP/apt'"
+else
+	echo "skip: apt-get missing: installability not checked"; skip=$((skip + 1))
+fi
 
 # The daemon's package, as an operator gets it.
 root=$TMP/root
