@@ -14,18 +14,22 @@ import sys
 
 
 def metrics(path):
-    """Sum of every sample of each metric name, and the samples by their full name."""
-    sums, samples = {}, {}
+    """Sum of every sample of each metric name, the samples by their full name, and the help
+    of each dataplane drop reason (the scrape's "# reason NAME: HELP" lines)."""
+    sums, samples, why = {}, {}, {}
     try:
         lines = open(path, encoding="utf-8", errors="replace").read().splitlines()
     except OSError:
-        return sums, samples
+        return sums, samples, why
     for line in lines:
+        m = re.match(r"^# reason ([a-z0-9_]+): (.*)$", line)
+        if m:
+            why[m.group(1)] = m.group(2)
         m = re.match(r"^(tailgate_[a-z0-9_]+)(\{[^}]*\})? ([-0-9.e+]+)$", line)
         if m:
             sums[m.group(1)] = sums.get(m.group(1), 0.0) + float(m.group(3))
             samples[m.group(1) + (m.group(2) or "")] = float(m.group(3))
-    return sums, samples
+    return sums, samples, why
 
 
 def card_accuracy(path):
@@ -56,7 +60,7 @@ def main():
     doc = json.load(open(sys.argv[1]))
     bench = doc.get("result") or (doc.get("steps") or [{}])[-1]
     report = open(sys.argv[2], encoding="utf-8").read()
-    sums, _ = metrics(sys.argv[3])
+    sums, samples, why = metrics(sys.argv[3])
     (card32, card8), images, mix = card_accuracy(sys.argv[4]), sys.argv[5], sys.argv[6]
     conf = os.path.join(os.path.dirname(sys.argv[4]), "model.conf")
     dtype, max_batch = conf_value(conf, "dtype", "f32"), conf_value(conf, "max_batch", "32")
@@ -83,11 +87,12 @@ def main():
     print(f"goodput {g('goodput_rps', 0):.1f} req/s: OK answers within their device's deadline "
           f"({deadline.group(1) if deadline else 'the mix deadline'}).")
     print(f"retransmits {g('retransmits', '?')} of {g('chunks_sent', '?')} chunks with no loss "
-          f"injected: a device resends its whole request when its request timer fires before the "
-          f"answer (docs/protocol.md 12.2: 2 x RTT + the gateway's NACK gap + the expected server "
-          f"time, at least 20 ms), here {g('timer_fires', '?')} times, when queueing and batching "
-          f"made an answer slower than the timer; {g('nacks', '?')} NACK(s) asked for chunks the "
-          "gateway had not seen after its gap.")
+          f"injected: {g('nacks', '?')} NACK(s) asked for chunks the gateway had not seen "
+          "within its NACK gap (2 ms by default: on a busy 2-core machine the bench's sender or "
+          "the gateway's RX lcore can pause longer, so a chunk that was only late is asked "
+          f"for again), and {g('timer_fires', '?')} request timer(s) fired before the answer "
+          "(docs/protocol.md 12.2: 2 x RTT + the NACK gap + the expected server time, at least "
+          "20 ms; queueing and batching can take longer), each resending the whole request.")
     print(f"the gateway answered {gw_answered} requests in /metrics against the bench's "
           f"{g('answered', '?')} measured answers: it also answers the warm-up's requests and "
           f"those still open after the window; a resend of a request it still holds gets a "
@@ -144,6 +149,18 @@ def main():
         print(f"non-OK answers: {st.get('overloaded', 0)} overloaded, "
               f"{st.get('deadline_infeasible', 0)} deadline_infeasible: the gateway sheds what "
               "it could not finish before its deadline rather than answer late.")
+    drops = [(k[len('tailgate_dp_drops_total{reason="'):-2], int(v)) for k, v in samples.items()
+             if k.startswith('tailgate_dp_drops_total{reason="') and v > 0]
+    if drops:
+        listed = "; ".join("%s %d: %s" % (r, n, why.get(r, "?")) for r, n in drops)
+        if all(r in ("chunk_dup", "chunk_late") for r, _ in drops):
+            print(f"dataplane drops ({listed}): the other side of the resends above: a chunk "
+                  "resent for a NACK or a timer whose first copy was only late arrives twice, "
+                  "or after its message was complete, and that copy is dropped; nothing a "
+                  "device needed was lost.")
+        else:
+            print(f"dataplane drops ({listed}): datagrams the dataplane did not deliver, each "
+                  "counted by its reason (tailgate_dp_drops_total).")
     print("the gateway's view below: its answers by status (warm-up and window together) and "
           "by exit, refusals by reason, dataplane drops, and the mean batch size: requests per tail "
           f"run, up to max_batch ({max_batch}), which is how two cores serve hundreds per second.")

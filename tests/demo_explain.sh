@@ -30,7 +30,7 @@ cat >"$TMP/bench.json" <<'JSON'
 JSON
 echo 'inputs                       1000 images, 93.76% offline over all built, 197.9 MB, 30.9 s' \
 	>"$TMP/report.txt"
-printf 'tailgate_requests_total{model="fmnist-resnet",status="ok"} 1300\ntailgate_dp_pending_sent_total 7\ntailgate_dp_answers_resent_total 3\n' \
+printf 'tailgate_requests_total{model="fmnist-resnet",status="ok"} 1300\ntailgate_dp_pending_sent_total 7\ntailgate_dp_answers_resent_total 3\n# reason chunk_dup: chunk already placed (duplicate or resend)\ntailgate_dp_drops_total{reason="chunk_dup"} 212\ntailgate_dp_drops_total{reason="runt"} 0\n' \
 	>"$TMP/metrics.txt"
 mix='split=0,4;dtype=u8;uplink=0;deadline=100ms'
 explain() { /usr/bin/python3 scripts/demo_explain.py "$TMP/bench.json" "$TMP/report.txt" \
@@ -43,7 +43,8 @@ for want in "offered 150.5 req/s" "achieved 151.2 req/s" "goodput 149.0 req/s" \
 	"server side:" "measured requests answered 1203 of 1204" "ignored datagrams 17" \
 	"ERROR answers (unknown_request 2)" "accuracy 93.81%" "offline accuracy 93.80%" \
 	"inputs' offline 93.76%" "the model card's" "non-OK answers: 11 overloaded, 2 deadline_infeasible" \
-	"the gateway answered 1300 requests" "the rows at 0" "the gateway's view below"; do
+	"the gateway answered 1300 requests" "the rows at 0" "the gateway's view below" \
+	"dataplane drops (chunk_dup 212: chunk already placed (duplicate or resend))"; do
 	check "a line explains: $want" test "$(grep -cF -- "$want" "$TMP/out")" -ge 1
 done
 check "accuracy: computed in int8 with model.calib, as served" \
@@ -57,6 +58,7 @@ check "the gateway's view: max_batch from model.conf (48)" \
 check "achieved above offered is explained (warm-up answers in the window)" \
 	bash -c "grep '^achieved' '$TMP/out' | grep -q 'above offered'"
 
+check "a drop reason at 0 is not listed" bash -c "! grep -q 'runt' '$TMP/out'"
 printf 'id = 1\nmax_batch = 8\n' >"$TMP/m/model.conf"
 explain >"$TMP/out" 2>&1
 check "a model served in f32: the accuracy says f32, the card's fp32 figure first" \
