@@ -5,6 +5,8 @@
  * computed answers, marked as such (tgc_result.source).
  */
 #include "client/tgc.h"
+#include "proto/proto.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <string.h>

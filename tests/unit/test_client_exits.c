@@ -12,6 +12,8 @@
  * The gateway is a scripted fake on 127.0.0.1 (a thread with one UDP socket).
  */
 #include "client/tgc.h"
+#include "proto/proto.h"
+#include "util/util.h"
 #include "kernels/kernels.h"
 #include "tests/harness.h"
 
