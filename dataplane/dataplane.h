@@ -119,7 +119,8 @@ struct dp_stats {
 	uint64_t resp_chunks_resent;	/* RESPONSE chunks resent (NACKs, duplicate requests) */
 	uint64_t answers_lost;		/* kept tensor answers overwritten before their request
 					 * was forgotten (a resend is then served anew) */
-	uint64_t idle_sleeps;		/* nanosleep() calls of the idle back-off */
+	uint64_t idle_sleeps;		/* sleeps of the idle back-off */
+	uint64_t idle_wakes;		/* of those, ended early by an answer to send */
 	uint64_t busy_cycles;		/* TSC cycles of loop passes whose burst returned frames
 					 * (rx, work, TX flush): the lcore's CPU cost without idle
 					 * polling, as VPP counts clocks per packet (make bench) */
@@ -185,7 +186,9 @@ struct dp_config {
 					 * An idle lcore then costs under 1% of a core instead of
 					 * about 16% (scripts/bench_idle.sh); the first chunk after
 					 * a quiet spell waits up to one deep sleep. With a message
-					 * open (answers to send, gaps to NACK) it never does. */
+					 * open (gaps to NACK) it never does; requests handed out
+					 * may be held meanwhile: an answer posted to the lcore
+					 * ends any sleep at once (an eventfd it sleeps on). */
 	bool udp_csum_zero_ok;		/* accept UDP checksum 0 ("none", legal in IPv4): false,
 					 * since a chunk is CRC-less and LZ4 does not check data */
 	bool no_echo;			/* deliver PROTO_MODEL_ECHO requests to the consumer

@@ -208,6 +208,17 @@ struct dp_reasm {
 	bool echo;			/* answer PROTO_MODEL_ECHO here */
 };
 
+/*
+ * How an answer wakes a sleeping RX lcore: the lcore sets `asleep` and sleeps in ppoll() on
+ * the eventfd; whoever posts an answer and takes `asleep` from 1 to 0 writes the eventfd.
+ * Both sides' flag and ring accesses are sequentially consistent, so either the lcore sees
+ * the answer in its ring before it sleeps or the answerer sees the flag.
+ */
+struct dp_wake {
+	int fd;				/* eventfd, nonblocking; -1 before init */
+	uint32_t asleep;		/* 1 while the lcore is (about to be) asleep */
+} __rte_cache_aligned;
+
 /** One RX lcore: its queue pair, TX buffer, idle state and counters. Owner thread only. */
 struct dp_lcore {
 	struct dp *dp;			/* the dataplane this lcore serves */
@@ -245,6 +256,8 @@ struct dp_lcore {
 	const struct proto_keys *keys;
 	const struct proto_keys *keys_seen;
 	struct dp_stats stats;
+	/* Written by the threads that answer (dp_req_respond()): a line of its own. */
+	struct dp_wake wake;
 } __rte_cache_aligned;
 
 /** What HELLO_REPLYs list: published whole, replaced whole (dp_catalog_set()). */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <limits.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <rte_eal.h>
@@ -268,6 +269,8 @@ dp_lcores_free(struct dp *dp)
 		if (dp->lc[q] != NULL) {
 			dp_sessions_free(dp->lc[q]);
 			dp_reasm_free(dp->lc[q]);
+			if (dp->lc[q]->wake.fd >= 0)
+				close(dp->lc[q]->wake.fd);
 		}
 		rte_free(dp->lc[q]);
 	}
@@ -315,6 +318,13 @@ dp_lcores_create(struct dp *dp, struct tg_err *err)
 			return tg_err_set(err, -ENOMEM, "dataplane: lcore %u: out of memory", q);
 		}
 		dp->lc[q] = lc;
+		lc->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (lc->wake.fd < 0) {
+			rc = -errno;
+			dp_lcores_free(dp);
+			return tg_err_set(err, rc, "dataplane: lcore %u: eventfd: %s", q,
+					  strerror(-rc));
+		}
 		lc->dp = dp;
 		lc->pool = dp->pool;
 		lc->port_id = dp->port_id;

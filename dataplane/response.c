@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <rte_lcore.h>
 
@@ -571,6 +572,26 @@ dp_req_set_tensor(struct dp_req *req, const struct proto_tensor *t)
 	req->resp.c.t = *t;
 }
 
+/*
+ * After an answer is in the ring: wake its lcore if it sleeps (dp_lcore_sleep() in rx.c).
+ * The fence orders the enqueue before the flag's load; of several answerers, the one that
+ * takes the flag writes, once per sleep. A failed write (EAGAIN: the counter is already
+ * full of wakes) still leaves the eventfd readable.
+ */
+static void
+dp_wake_answer(struct dp_wake *w)
+{
+	static const uint64_t one = 1;
+
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&w->asleep, __ATOMIC_RELAXED) != 0 &&
+	    __atomic_exchange_n(&w->asleep, 0, __ATOMIC_SEQ_CST) != 0) {
+		ssize_t rc = write(w->fd, &one, sizeof(one));
+
+		(void)rc;
+	}
+}
+
 void
 dp_req_respond(struct dp_req *req)
 {
@@ -581,6 +602,7 @@ dp_req_respond(struct dp_req *req)
 	s->state = DP_SLOT_ANSWERED;
 	/* The ring holds every slot of its lcore: it cannot be full. */
 	RTE_VERIFY(rte_ring_mp_enqueue(s->lc->re.resp, req) == 0);
+	dp_wake_answer(&s->lc->wake);
 }
 
 /* ---- init path ---- */

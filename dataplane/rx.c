@@ -4,9 +4,11 @@
  * place, IPv4/UDP checked, datagrams for our port handed to reassembly), every drop counted.
  * Thread: the RX lcore owning lc. No allocation beyond reply mbufs, no log, no lock.
  */
+#include <poll.h>
 #include <pthread.h>
 #include <sys/prctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <rte_arp.h>
 #include <rte_ethdev.h>
@@ -191,30 +193,62 @@ dp_lcore_poll(struct dp_lcore *lc)
 }
 
 /*
- * Deep idle: nothing for idle_deep_after_us and no message slot held, so no answer can be
- * posted to this lcore and no gap or timeout is due; only a new first chunk can arrive, and
- * it may wait one deep sleep. The PMDs used here (af_xdp, af_packet on veth) offer no RX
- * interrupts to sleep on instead (DPDK 22.11's af_xdp has none).
+ * Deep idle: nothing for idle_deep_after_us and no message open, so no gap or timeout is
+ * due; only a new first chunk can arrive, and it may wait one deep sleep. Messages handed
+ * to the consumer may still be held: their answers wake the lcore (dp_lcore_sleep()). The
+ * PMDs used here (af_xdp, af_packet on veth) offer no RX interrupts to sleep on instead
+ * (DPDK 22.11's af_xdp has none).
  */
 static bool
 dp_lcore_deep_idle(const struct dp_lcore *lc, uint64_t idle_tsc)
 {
 	return lc->dp->cfg.idle_deep_sleep_us != 0 && idle_tsc >= lc->deep_tsc &&
-	       lc->re.n_free == lc->re.n_slots;
+	       TAILQ_EMPTY(&lc->re.open);
+}
+
+/*
+ * Sleep up to us microseconds, or until an answer is posted to this lcore (dp_wake_answer()).
+ * The flag is raised before the ring is looked at: an answer enqueued after that look sees
+ * the flag and writes the eventfd, one enqueued before it is in the ring and no sleep
+ * happens. Returns DP_SLEPT, DP_WOKEN (an answer ended the sleep) or DP_NO_SLEEP (one was
+ * already waiting).
+ */
+enum { DP_NO_SLEEP, DP_SLEPT, DP_WOKEN };
+
+static int
+dp_lcore_sleep(struct dp_lcore *lc, uint32_t us)
+{
+	struct pollfd pfd = { .fd = lc->wake.fd, .events = POLLIN };
+	struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000 };
+	uint64_t count;
+	bool woken;
+
+	__atomic_store_n(&lc->wake.asleep, 1, __ATOMIC_SEQ_CST);
+	if (rte_ring_count(lc->re.resp) != 0) {
+		/* An answerer that took the flag meanwhile wrote the eventfd: the next
+		 * sleep reads that count and returns at once, harmless. */
+		__atomic_store_n(&lc->wake.asleep, 0, __ATOMIC_SEQ_CST);
+		return DP_NO_SLEEP;
+	}
+	woken = ppoll(&pfd, 1, &ts, NULL) == 1;
+	__atomic_store_n(&lc->wake.asleep, 0, __ATOMIC_SEQ_CST);
+	if (woken && read(lc->wake.fd, &count, sizeof(count)) < 0)
+		woken = false;	/* EAGAIN: another pass read it */
+	return woken ? DP_WOKEN : DP_SLEPT;
 }
 
 /*
  * Back off when there was no work: spin (rte_pause) for spin_tsc after the last work, then
  * sleep, doubling from idle_sleep_min_us to idle_sleep_max_us, then deep sleeps once
  * dp_lcore_deep_idle(). The first packet after a sleep waits at most one sleep in the queue
- * (the RX ring holds rx_desc frames meanwhile).
+ * (the RX ring holds rx_desc frames meanwhile); an answer to send ends any sleep.
  */
 static void
 dp_lcore_idle(struct dp_lcore *lc, unsigned work)
 {
 	const struct dp_config *cfg = &lc->dp->cfg;
-	struct timespec ts;
 	uint64_t idle_tsc;
+	int slept;
 
 	if (work != 0) {
 		lc->busy_tsc = rte_rdtsc();
@@ -231,14 +265,13 @@ dp_lcore_idle(struct dp_lcore *lc, unsigned work)
 	else
 		lc->sleep_us = lc->sleep_us == 0 ? cfg->idle_sleep_min_us
 						 : RTE_MIN(2 * lc->sleep_us, cfg->idle_sleep_max_us);
-	ts.tv_sec = lc->sleep_us / 1000000;
-	ts.tv_nsec = (long)(lc->sleep_us % 1000000) * 1000;
 	/* Asleep, the lcore holds no RCU-protected pointer: offline, dp_synchronize() need
 	 * not wait for the sleep (a 10 us sleep sometimes lasts milliseconds). */
 	rte_rcu_qsbr_thread_offline(lc->dp->qsbr, lc->queue_id);
-	nanosleep(&ts, NULL);
+	slept = dp_lcore_sleep(lc, lc->sleep_us);
 	rte_rcu_qsbr_thread_online(lc->dp->qsbr, lc->queue_id);
-	lc->stats.idle_sleeps++;
+	lc->stats.idle_sleeps += slept != DP_NO_SLEEP;
+	lc->stats.idle_wakes += slept == DP_WOKEN;
 }
 
 /*
@@ -264,6 +297,16 @@ dp_lcore_drain(struct dp_lcore *lc)
 	}
 }
 
+/* EAL names it after its lcore (rte-worker-N); top -H, perf and /proc show this instead. */
+static void
+dp_lcore_name(const struct dp_lcore *lc)
+{
+	char name[16];
+
+	snprintf(name, sizeof(name), "tg-rx-%u", lc->queue_id % 1000u);
+	pthread_setname_np(pthread_self(), name);
+}
+
 int
 dp_lcore_main(void *arg)
 {
@@ -271,6 +314,7 @@ dp_lcore_main(void *arg)
 
 	/* Default timer slack is 50 us: it would stretch every 10 us back-off sleep to 60. */
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+	dp_lcore_name(lc);
 	lc->busy_tsc = rte_rdtsc();
 	lc->stopping = false;
 	if (!lc->cpu_clock_set && pthread_getcpuclockid(pthread_self(), &lc->cpu_clock) == 0)

@@ -310,6 +310,8 @@ gw_reload_start(struct gw *g)
 
 	atomic_store(&g->build_state, GW_BUILD_RUNNING);
 	rc = pthread_create(&g->builder, NULL, gw_reload_main, g);
+	if (rc == 0)
+		pthread_setname_np(g->builder, "tg-reload");	/* top -H, perf; only a name */
 	if (rc != 0) {
 		atomic_store(&g->build_state, GW_BUILD_IDLE);
 		gw_log_event(g->log, gw_producer(g, NULL), "reload: thread: %s", strerror(rc));

@@ -634,6 +634,8 @@ gw_log_open(struct gw_log **out, const char *access_path, const char *event_path
 	pthread_cond_init(&l->cycled, &ca);
 	pthread_condattr_destroy(&ca);
 	rc = pthread_create(&l->thr, NULL, gw_log_writer, l);
+	if (rc == 0)
+		pthread_setname_np(l->thr, "tg-log");	/* top -H, perf; only a name */
 	if (rc != 0) {
 		rc = tg_err_set(err, -rc, "log: writer thread: %s", strerror(rc));
 		goto out_sync;

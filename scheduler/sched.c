@@ -972,6 +972,16 @@ sched_worker(void *arg)
 	return NULL;
 }
 
+/* top -H, perf and /proc name it (15 characters at most); a failure only loses the name. */
+static void
+sched_name_thread(pthread_t t, unsigned w)
+{
+	char name[16];
+
+	snprintf(name, sizeof(name), "tg-worker-%u", w % 1000u);
+	pthread_setname_np(t, name);
+}
+
 int
 sched_start(struct sched *s, struct tg_err *err)
 {
@@ -988,6 +998,7 @@ sched_start(struct sched *s, struct tg_err *err)
 			free(a);
 			return tg_err_set(err, -rc, "scheduler: worker thread: %s", strerror(rc));
 		}
+		sched_name_thread(s->thr[w], w);
 		s->n_thr++;
 	}
 	return 0;

@@ -66,7 +66,7 @@ ticks() {	# pid
 		name=$(cat "$t/comm" 2>/dev/null) || continue
 		read -r n s < <(awk '{ sub(/^.*\) /, ""); print $12 + $13, $13 }' "$t/stat" \
 			2>/dev/null) || continue
-		if [[ "$name" == lcore-worker* || "$name" == rte-worker* ]]; then
+		if [[ "$name" == tg-rx-* || "$name" == lcore-worker* || "$name" == rte-worker* ]]; then
 			rx=$((rx + n)) rxs=$((rxs + s))
 		elif [ "$(basename "$t")" = "$pid" ]; then main=$((main + n))
 		else other=$((other + n)); fi

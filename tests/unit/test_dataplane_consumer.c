@@ -213,6 +213,45 @@ test_stop_sends_posted_answers(void)
 	TH_CHECK(dp_set_deliver(dp, NULL, NULL) == 0);
 }
 
+/*
+ * Held requests, nothing open: the lcore takes its deep sleep (1 s here), and an answer
+ * posted meanwhile wakes it (idle_wakes) instead of waiting out the sleep. Up to 3 rounds:
+ * an answer posted in the microseconds between two sleeps is sent without a wake.
+ */
+static void
+test_answer_wakes_deep_sleep(void)
+{
+	struct dp_stats a, b;
+	struct proto_msg r;
+	unsigned got = 0, woken = 0;
+	uint64_t sid;
+
+	TH_CHECK(hello(20, &r));
+	sid = r.h.session_id;
+	for (uint32_t round = 0; round < 3 && woken == 0; round++) {
+		atomic_store(&n_held, 0);
+		for (uint32_t i = 0; i < N_REQ; i++)
+			TH_CHECK(request(20, sid, 300 + round * N_REQ + i));
+		for (unsigned i = 0; i < 5000 && atomic_load(&n_held) < N_REQ; i++)
+			sleep_ms(1);
+		TH_CHECK(atomic_load(&n_held) == N_REQ);
+		sleep_ms(50);	/* idle_deep_after_us is 1 ms: asleep for 1 s by now */
+		dp_stats_get(dp, &a);
+		for (unsigned i = 0; i < N_REQ && i < atomic_load(&n_held); i++) {
+			held[i]->resp.status = PROTO_ST_UNKNOWN_MODEL;
+			dp_req_respond(held[i]);
+		}
+		for (got = 0; got < N_REQ && reply(&r, 5000); got++)
+			TH_CHECK(r.h.type == PROTO_T_RESPONSE);
+		TH_CHECK_MSG(got == N_REQ, "%u of %u answers", got, N_REQ);
+		dp_stats_get(dp, &b);
+		woken += (unsigned)(b.idle_wakes - a.idle_wakes);
+	}
+	TH_CHECK_MSG(woken >= 1, "no sleep ended by an answer (idle_wakes %llu)",
+		     (unsigned long long)b.idle_wakes);
+	atomic_store(&n_held, 0);
+}
+
 /* The RX lcore's thread CPU clock, read from this thread: only for a queue that runs, and
  * it never goes back. */
 static void
@@ -261,6 +300,26 @@ main(void)
 	TH_RUN(test_hook_gets_requests);
 	TH_RUN(test_hook_answers_on_lcore);
 	TH_RUN(test_stop_sends_posted_answers);
+	dp_destroy(dp);
+	dptk_port_free(&port);
+
+	/* Again, with a deep sleep long enough that only a wake explains a prompt answer. */
+	if (dptk_port_make(&port, 1024) != 0)
+		return 1;
+	dptk_config(&cfg, &port);
+	cfg.limits.max_inflight_total = 16;
+	cfg.limits.max_inflight_client = 8;
+	cfg.idle_deep_after_us = 1000;
+	cfg.idle_deep_sleep_us = 1000000;
+	if (dp_create(&dp, &cfg, &err) != 0 || dp_catalog_set(dp, NULL, 0, 1, &err) != 0 ||
+	    dp_set_deliver(dp, hook, &port) != 0 || dp_start(dp, &err) != 0) {
+		fprintf(stderr, "dataplane: %s\n", err.msg);
+		printf("0 passed, 1 failed, 0 skipped\n");
+		return 1;
+	}
+	dp_mac_get(dp, port.mac);
+	TH_RUN(test_answer_wakes_deep_sleep);
+	dp_stop(dp);
 	dp_destroy(dp);
 	dptk_port_free(&port);
 	dp_eal_cleanup();
