@@ -213,6 +213,34 @@ test_stop_sends_posted_answers(void)
 	TH_CHECK(dp_set_deliver(dp, NULL, NULL) == 0);
 }
 
+/* A fresh ring port and a running dataplane on it, the hook set; deep sleep as given
+ * (0: the defaults). */
+static int
+start_dp(uint32_t deep_after_us, uint32_t deep_sleep_us)
+{
+	struct dp_config cfg;
+	struct tg_err err = { 0 };
+
+	if (dptk_port_make(&port, 1024) != 0) {
+		fprintf(stderr, "ring port unavailable\n");
+		return -1;
+	}
+	dptk_config(&cfg, &port);
+	cfg.limits.max_inflight_total = 16;
+	cfg.limits.max_inflight_client = 8;
+	if (deep_sleep_us != 0) {
+		cfg.idle_deep_after_us = deep_after_us;
+		cfg.idle_deep_sleep_us = deep_sleep_us;
+	}
+	if (dp_create(&dp, &cfg, &err) != 0 || dp_catalog_set(dp, NULL, 0, 1, &err) != 0 ||
+	    dp_set_deliver(dp, hook, &port) != 0 || dp_start(dp, &err) != 0) {
+		fprintf(stderr, "dataplane: %s\n", err.msg);
+		return -1;
+	}
+	dp_mac_get(dp, port.mac);
+	return 0;
+}
+
 /*
  * Held requests, nothing open: the lcore takes its deep sleep (1 s here), and an answer
  * posted meanwhile wakes it (idle_wakes) instead of waiting out the sleep. Up to 3 rounds:
@@ -221,11 +249,15 @@ test_stop_sends_posted_answers(void)
 static void
 test_answer_wakes_deep_sleep(void)
 {
-	struct dp_stats a, b;
+	struct dp_stats a, b = { 0 };
 	struct proto_msg r;
 	unsigned got = 0, woken = 0;
 	uint64_t sid;
 
+	if (start_dp(1000, 1000000) != 0) {
+		TH_CHECK(!"a dataplane with a 1 s deep sleep started");
+		return;
+	}
 	TH_CHECK(hello(20, &r));
 	sid = r.h.session_id;
 	for (uint32_t round = 0; round < 3 && woken == 0; round++) {
@@ -250,6 +282,7 @@ test_answer_wakes_deep_sleep(void)
 	TH_CHECK_MSG(woken >= 1, "no sleep ended by an answer (idle_wakes %llu)",
 		     (unsigned long long)b.idle_wakes);
 	atomic_store(&n_held, 0);
+	dp_stop(dp);
 }
 
 /* The RX lcore's thread CPU clock, read from this thread: only for a queue that runs, and
@@ -276,24 +309,10 @@ test_lcore_cpu_clock(void)
 int
 main(void)
 {
-	struct dp_config cfg;
-	struct tg_err err = { 0 };
-
-	if (dptk_eal_init("dpconsumer") != 0 || dptk_port_make(&port, 1024) != 0) {
-		fprintf(stderr, "EAL or ring port unavailable\n");
+	if (dptk_eal_init("dpconsumer") != 0 || start_dp(0, 0) != 0) {
 		printf("0 passed, 1 failed, 0 skipped\n");
 		return 1;
 	}
-	dptk_config(&cfg, &port);
-	cfg.limits.max_inflight_total = 16;
-	cfg.limits.max_inflight_client = 8;
-	if (dp_create(&dp, &cfg, &err) != 0 || dp_catalog_set(dp, NULL, 0, 1, &err) != 0 ||
-	    dp_set_deliver(dp, hook, &port) != 0 || dp_start(dp, &err) != 0) {
-		fprintf(stderr, "dataplane: %s\n", err.msg);
-		printf("0 passed, 1 failed, 0 skipped\n");
-		return 1;
-	}
-	dp_mac_get(dp, port.mac);
 	TH_RUN(test_hook_refused_while_running);
 	TH_RUN(test_lcore_cpu_clock);
 	TH_RUN(test_catalog_swapped_while_running);
@@ -301,25 +320,12 @@ main(void)
 	TH_RUN(test_hook_answers_on_lcore);
 	TH_RUN(test_stop_sends_posted_answers);
 	dp_destroy(dp);
+	dp = NULL;
 	dptk_port_free(&port);
 
-	/* Again, with a deep sleep long enough that only a wake explains a prompt answer. */
-	if (dptk_port_make(&port, 1024) != 0)
-		return 1;
-	dptk_config(&cfg, &port);
-	cfg.limits.max_inflight_total = 16;
-	cfg.limits.max_inflight_client = 8;
-	cfg.idle_deep_after_us = 1000;
-	cfg.idle_deep_sleep_us = 1000000;
-	if (dp_create(&dp, &cfg, &err) != 0 || dp_catalog_set(dp, NULL, 0, 1, &err) != 0 ||
-	    dp_set_deliver(dp, hook, &port) != 0 || dp_start(dp, &err) != 0) {
-		fprintf(stderr, "dataplane: %s\n", err.msg);
-		printf("0 passed, 1 failed, 0 skipped\n");
-		return 1;
-	}
-	dp_mac_get(dp, port.mac);
+	/* Its own dataplane: a deep sleep long enough that only a wake explains a prompt
+	 * answer. */
 	TH_RUN(test_answer_wakes_deep_sleep);
-	dp_stop(dp);
 	dp_destroy(dp);
 	dptk_port_free(&port);
 	dp_eal_cleanup();
