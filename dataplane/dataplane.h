@@ -125,7 +125,9 @@ struct dp_stats {
 					 * (rx, work, TX flush): the lcore's CPU cost without idle
 					 * polling, as VPP counts clocks per packet (make bench) */
 	uint64_t port_missed;		/* frames the port dropped before RX (ethdev imissed,
-					 * rx_nombuf, ierrors; dp_stats_get() only) */
+					 * rx_nombuf, ierrors; for net_af_packet, which reports
+					 * none, its sockets' PACKET_STATISTICS drops; dp_stats_get()
+					 * only) */
 	uint64_t drop[DP_DROP__COUNT];	/* per reason, enum dp_drop */
 	struct proto_stats proto;	/* decoded messages by type, refusals by reason */
 };

@@ -286,6 +286,7 @@ struct dp {
 	int stop;			/* set by dp_stop(), read by the RX loops */
 	bool running;			/* RX loops launched */
 	bool port_started;
+	struct dp_pktdrops *pktdrops;	/* af_packet ports: the kernel's ring drops; or NULL */
 };
 
 /** The catalog published now: valid until the caller's next quiescent state. */
@@ -294,6 +295,15 @@ dp_catalog_get(const struct dp *dp)
 {
 	return __atomic_load_n(&dp->catalog, __ATOMIC_ACQUIRE);
 }
+
+/* pktdrops.c, init path and dp_stats_get(): an af_packet port's sockets' ring drops (the
+ * PMD reports none); open returns -ENOENT when no socket is bound to ifindex. */
+enum { DP_PKTDROPS_MAX_FDS = 16 };
+struct dp_pktdrops;
+int dp_pktdrops_open(struct dp_pktdrops **out, int ifindex);
+uint64_t dp_pktdrops_read(struct dp_pktdrops *p);
+unsigned dp_pktdrops_sockets(const struct dp_pktdrops *p);
+void dp_pktdrops_close(struct dp_pktdrops *p);
 
 /* rx.c: the RX loop (dp_lcore_main() is what dp_start() launches) */
 int dp_lcore_main(void *arg);

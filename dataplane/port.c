@@ -437,6 +437,22 @@ dp_qsbr_create(struct dp *dp, struct tg_err *err)
 	return 0;
 }
 
+/* af_packet: count what the kernel drops in front of the port (pktdrops.c). Without it
+ * the port still serves; the one line says its losses go uncounted. */
+static void
+dp_pktdrops_attach(struct dp *dp, const struct rte_eth_dev_info *di)
+{
+	int rc;
+
+	if (di->driver_name == NULL || strcmp(di->driver_name, "net_af_packet") != 0)
+		return;
+	rc = dp_pktdrops_open(&dp->pktdrops, (int)di->if_index);
+	if (rc < 0)
+		RTE_LOG(WARNING, USER1, "dataplane: port %u (net_af_packet, ifindex %u): the "
+			"packet ring's drops cannot be counted: %s\n", dp->port_id, di->if_index,
+			strerror(-rc));
+}
+
 int
 dp_create(struct dp **out, const struct dp_config *cfg, struct tg_err *err)
 {
@@ -521,6 +537,7 @@ dp_create(struct dp **out, const struct dp_config *cfg, struct tg_err *err)
 		goto out_free_lcores;
 	}
 	dp->port_started = true;
+	dp_pktdrops_attach(dp, &di);
 	*out = dp;
 	return 0;
 
@@ -546,6 +563,7 @@ dp_destroy(struct dp *dp)
 	if (dp->port_started)
 		rte_eth_dev_stop(dp->port_id);
 	rte_eth_dev_close(dp->port_id);
+	dp_pktdrops_close(dp->pktdrops);
 	dp_lcores_free(dp);
 	rte_mempool_free(dp->pool);
 	rte_free(dp->qsbr);
@@ -607,6 +625,7 @@ dp_stats_get(const struct dp *dp, struct dp_stats *sum)
 	memset(sum, 0, sizeof(*sum));
 	if (rte_eth_stats_get(dp->port_id, &es) == 0)
 		sum->port_missed = es.imissed + es.ierrors + es.rx_nombuf;
+	sum->port_missed += dp_pktdrops_read(dp->pktdrops);
 	for (unsigned q = 0; q < dp->n_queues; q++) {
 		const uint64_t *src = (const uint64_t *)&dp->lc[q]->stats;
 		uint64_t *dst = (uint64_t *)sum;
