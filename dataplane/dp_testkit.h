@@ -245,6 +245,25 @@ dptk_take_udp(struct dptk_port *p, uint8_t *buf, size_t cap, uint16_t *dport)
 	return (int)l;
 }
 
+/** r is an ERROR with status st and reason why. */
+static inline bool
+dptk_is_error(const struct proto_msg *r, enum proto_status st, enum proto_reason why)
+{
+	return r->h.type == PROTO_T_ERROR && r->u.error.status == st && r->u.error.reason == why;
+}
+
+/** r is the OK echo RESPONSE to the request h that carried len bytes raw: its ids, the
+ *  length and the CRC32C of those bytes. */
+static inline bool
+dptk_is_echo(const struct proto_msg *r, const struct proto_hdr *h, const uint8_t *raw,
+	     uint32_t len)
+{
+	return r->h.type == PROTO_T_RESPONSE && r->h.request_id == h->request_id &&
+	       r->h.client_id == h->client_id && r->h.session_id == h->session_id &&
+	       r->u.resp.status == PROTO_ST_OK && r->u.resp.result_kind == PROTO_RES_ECHO &&
+	       r->u.resp.echo_bytes == len && r->u.resp.echo_crc32c == proto_crc32c(0, raw, len);
+}
+
 /** True if, between before and after, drop counter d moved by n and no other drop moved. */
 static inline bool
 dptk_only_drop(const struct dp_stats *before, const struct dp_stats *after, enum dp_drop d,

@@ -160,16 +160,7 @@ send_chunk(struct msg *m, unsigned i, uint16_t sport, enum seal s)
 static bool
 is_echo_of(const struct proto_msg *r, const struct msg *m)
 {
-	return r->h.type == PROTO_T_RESPONSE && r->h.request_id == m->h.request_id &&
-	       r->u.resp.status == PROTO_ST_OK && r->u.resp.result_kind == PROTO_RES_ECHO &&
-	       r->u.resp.echo_bytes == m->rq.c.t.raw_total &&
-	       r->u.resp.echo_crc32c == proto_crc32c(0, m->raw, m->rq.c.t.raw_total);
-}
-
-static bool
-is_error(const struct proto_msg *r, enum proto_status st, enum proto_reason why)
-{
-	return r->h.type == PROTO_T_ERROR && r->u.error.status == st && r->u.error.reason == why;
+	return dptk_is_echo(r, &m->h, m->raw, m->rq.c.t.raw_total);
 }
 
 /* Send every chunk of m sealed s from sport; expect its echo, tagged with key. */
@@ -277,7 +268,7 @@ test_verified_bad_tags_answered_unauthenticated(void)
 		dp_stats_get(dp, &a);
 		make_msg(&ma, DEV_A, sid_a, 30 + i, 2000);
 		send_chunk(&ma, 0, SPORT, seals[i]);
-		TH_CHECK(reply(&r, 50) && is_error(&r, PROTO_ST_UNAUTHENTICATED, why[i]));
+		TH_CHECK(reply(&r, 50) && dptk_is_error(&r, PROTO_ST_UNAUTHENTICATED, why[i]));
 		TH_CHECK(r.h.request_id == 30 + i && r.u.error.chunk_index == 0);
 		TH_CHECK(proto_mac_ok(rbuf, (size_t)rlen, key_a));
 		expect_refused(&a, DP_DROP_AUTH, why[i]);
@@ -315,7 +306,7 @@ test_replayed_chunks_refused(void)
 		;		/* a second resend, if the first duplicate got one too */
 	dp_stats_get(dp, &a);
 	send_chunk(&old, 0, SPORT, SEAL_KEY_A);
-	TH_CHECK(reply(&r, 50) && is_error(&r, PROTO_ST_UNAUTHENTICATED, PROTO_E_REPLAY));
+	TH_CHECK(reply(&r, 50) && dptk_is_error(&r, PROTO_ST_UNAUTHENTICATED, PROTO_E_REPLAY));
 	TH_CHECK(proto_mac_ok(rbuf, (size_t)rlen, key_a));
 	expect_refused(&a, DP_DROP_REPLAY, PROTO_E_REPLAY);
 	/* The window moves to 150: 60 is below it, 120 inside and never answered. */
@@ -324,7 +315,7 @@ test_replayed_chunks_refused(void)
 	dp_stats_get(dp, &a);
 	make_msg(&ma, DEV_A, sid_a, 60, 100);
 	send_chunk(&ma, 0, SPORT, SEAL_KEY_A);
-	TH_CHECK(reply(&r, 50) && is_error(&r, PROTO_ST_UNAUTHENTICATED, PROTO_E_REPLAY));
+	TH_CHECK(reply(&r, 50) && dptk_is_error(&r, PROTO_ST_UNAUTHENTICATED, PROTO_E_REPLAY));
 	expect_refused(&a, DP_DROP_REPLAY, PROTO_E_REPLAY);
 	make_msg(&ma, DEV_A, sid_a, 120, 100);
 	expect_echo(&ma, SPORT, SEAL_KEY_A, key_a);

@@ -175,17 +175,7 @@ session_of(uint32_t client, uint16_t sport)
 static bool
 is_echo_of(const struct proto_msg *r, const struct msg *m)
 {
-	return r->h.type == PROTO_T_RESPONSE && r->h.request_id == m->h.request_id &&
-	       r->h.client_id == m->h.client_id && r->h.session_id == m->h.session_id &&
-	       r->u.resp.status == PROTO_ST_OK && r->u.resp.result_kind == PROTO_RES_ECHO &&
-	       r->u.resp.echo_bytes == m->rq.c.t.raw_total &&
-	       r->u.resp.echo_crc32c == proto_crc32c(0, m->raw, m->rq.c.t.raw_total);
-}
-
-static bool
-is_error(const struct proto_msg *r, enum proto_status st, enum proto_reason why)
-{
-	return r->h.type == PROTO_T_ERROR && r->u.error.status == st && r->u.error.reason == why;
+	return dptk_is_echo(r, &m->h, m->raw, m->rq.c.t.raw_total);
 }
 
 /* Send m's chunks in the order given, then expect its echo and no other datagram. */
@@ -319,7 +309,7 @@ expect_placement_refused(int delta)
 	dp_stats_get(dp, &a);
 	send_dg(&ma, bad, n);
 	TH_CHECK(reply(&r, 100));
-	TH_CHECK(is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_CHUNK_TILE));
+	TH_CHECK(dptk_is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_CHUNK_TILE));
 	/* The message's answer (kept for its late chunks), not the chunk's. */
 	TH_CHECK(r.u.error.chunk_index == 0xFFFF && r.h.request_id == ma.h.request_id);
 	dp_stats_get(dp, &b);
@@ -358,7 +348,7 @@ test_first_chunk_not_at_zero_refused(void)
 	TH_CHECK(n > 0);
 	dp_stats_get(dp, &a);
 	send_dg(&ma, bad, n);
-	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_CHUNK_TILE));
+	TH_CHECK(reply(&r, 100) && dptk_is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_CHUNK_TILE));
 	dp_stats_get(dp, &b);
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_CHUNK_PLACE, 1));
 }
@@ -372,7 +362,7 @@ test_truncated_datagram_refused(void)
 	TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 1, 121, 3000, false) == 0);
 	dp_stats_get(dp, &a);
 	send_dg(&ma, ma.dg[0].data, ma.dg[0].len - 10);
-	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_TRUNCATED));
+	TH_CHECK(reply(&r, 100) && dptk_is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_TRUNCATED));
 	dp_stats_get(dp, &b);
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_PROTO, 1));
 	TH_CHECK(b.proto.reject[PROTO_E_TRUNCATED] - a.proto.reject[PROTO_E_TRUNCATED] == 1);
@@ -417,7 +407,7 @@ expect_hostile(size_t (*f)(uint8_t *buf, size_t len), enum proto_reason why, enu
 	dp_stats_get(dp, &a);
 	send_dg(&ma, buf, n);
 	TH_CHECK(reply(&r, 100));
-	TH_CHECK_MSG(is_error(&r, proto_reason_status(why), why), "type %u reason %u",
+	TH_CHECK_MSG(dptk_is_error(&r, proto_reason_status(why), why), "type %u reason %u",
 		     r.h.type, r.u.error.reason);
 	if (d == DP_DROP_CHUNK_LZ4)	/* only its chunk is refused, and the ERROR says so */
 		TH_CHECK(r.u.error.chunk_index == 0);
@@ -503,7 +493,7 @@ test_mismatching_chunk_refused(void)
 	TH_CHECK(n > 0);
 	dp_stats_get(dp, &a);
 	send_dg(&ma, buf, (size_t)n);
-	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_CHUNK_MISMATCH));
+	TH_CHECK(reply(&r, 100) && dptk_is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_CHUNK_MISMATCH));
 	dp_stats_get(dp, &b);
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_CHUNK_MISMATCH, 1));
 	for (unsigned i = 1; i < ma.n; i++)
@@ -569,7 +559,7 @@ test_timeout_frees_slot(void)
 		TH_CHECK(r.u.nack.n_ranges == 1 && r.u.nack.ranges[0].first == 1);
 		nacks++;
 	}
-	TH_CHECK(is_error(&r, PROTO_ST_UNKNOWN_REQUEST, PROTO_E_REASM_TIMEOUT));
+	TH_CHECK(dptk_is_error(&r, PROTO_ST_UNKNOWN_REQUEST, PROTO_E_REASM_TIMEOUT));
 	/* A sleeping test thread stretches gaps, never adds NACKs (it was 50, one a gap): on a
 	 * busy machine a starved thread sees few, so only the bound is asserted. The NACKs and
 	 * the ERROR never add up to more than the one chunk brought (12.4): 27 of 52 bytes and
@@ -684,7 +674,7 @@ test_client_limit_then_pool_limit_on(void)
 	pump();
 	dp_stats_get(dp, &a);
 	send_chunk(&m[4], 0);
-	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_OVERLOADED, PROTO_E_CLIENT_INFLIGHT));
+	TH_CHECK(reply(&r, 100) && dptk_is_error(&r, PROTO_ST_OVERLOADED, PROTO_E_CLIENT_INFLIGHT));
 	TH_CHECK(r.h.request_id == 204);
 	dp_stats_get(dp, &b);
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_CLIENT_INFLIGHT, 1));
@@ -696,7 +686,7 @@ test_client_limit_then_pool_limit_on(void)
 	pump();
 	dp_stats_get(dp, &a);
 	send_chunk(&m[8], 0);
-	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_OVERLOADED, PROTO_E_POOL_FULL));
+	TH_CHECK(reply(&r, 100) && dptk_is_error(&r, PROTO_ST_OVERLOADED, PROTO_E_POOL_FULL));
 	dp_stats_get(dp, &b);
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_POOL_FULL, 1));
 	/* Completing one frees its slot: the refused message is taken now. */
@@ -791,7 +781,7 @@ test_bad_response_counted(void)
 	req->resp.result_kind = 77;
 	dp_stats_get(dp, &a);
 	dp_req_respond(req);
-	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_INTERNAL, PROTO_OK));
+	TH_CHECK(reply(&r, 100) && dptk_is_error(&r, PROTO_ST_INTERNAL, PROTO_OK));
 	dp_stats_get(dp, &b);
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_RESP_ENCODE, 1));
 }
@@ -931,7 +921,7 @@ test_short_hello_refused(void)
 
 	dp_stats_get(dp, &a);
 	TH_CHECK(hello(901, 41001, 0, 1000, &r));
-	TH_CHECK(is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_HELLO_SHORT));
+	TH_CHECK(dptk_is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_HELLO_SHORT));
 	dp_stats_get(dp, &b);
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_PROTO, 1));
 	TH_CHECK(b.sessions_opened == a.sessions_opened);
@@ -974,7 +964,7 @@ test_session_bound_to_address(void)
 	ma.sport += 7;	/* same session, another source port */
 	dp_stats_get(dp, &a);
 	send_chunk(&ma, 0);
-	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_UNKNOWN_SESSION, PROTO_E_PATH_UNVERIFIED));
+	TH_CHECK(reply(&r, 100) && dptk_is_error(&r, PROTO_ST_UNKNOWN_SESSION, PROTO_E_PATH_UNVERIFIED));
 	dp_stats_get(dp, &b);
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_PATH_UNVERIFIED, 1));
 	TH_CHECK(hello(5, ma.sport, sid, PROTO_HELLO_MIN_DGRAM, &r));
@@ -986,7 +976,7 @@ test_session_bound_to_address(void)
 	TH_CHECK(reply(&r, 100) && is_echo_of(&r, &ma));
 	/* A HELLO naming a session of another client is refused. */
 	TH_CHECK(hello(6, ma.sport, sid, PROTO_HELLO_MIN_DGRAM, &r));
-	TH_CHECK(is_error(&r, PROTO_ST_UNKNOWN_SESSION, PROTO_OK));
+	TH_CHECK(dptk_is_error(&r, PROTO_ST_UNKNOWN_SESSION, PROTO_OK));
 }
 
 /* The decoder's refusals are answered to verified sources only (docs/protocol.md 12.3). */
@@ -1207,7 +1197,7 @@ test_tensor_nack_resends_listed_chunks(void)
 	TH_CHECK(b.resp_chunks_resent - a.resp_chunks_resent == 3);
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_NACK_RATE, 1));
 	TH_CHECK(send_nack(&ma, 8, 1, rg) == 0);	/* not this answer's chunk count */
-	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_UNKNOWN_REQUEST, PROTO_OK));
+	TH_CHECK(reply(&r, 100) && dptk_is_error(&r, PROTO_ST_UNKNOWN_REQUEST, PROTO_OK));
 }
 
 /* A duplicate of an answered request gets the whole answer again, once per gap. */
@@ -1279,7 +1269,7 @@ test_tensor_answer_overwritten_served_anew(void)
 	TH_CHECK(ta.n_dg == 45 && memcmp(ta.tensor, mb.raw, 60000) == 0);
 	dp_stats_get(dp, &a);
 	TH_CHECK(send_nack(&ma, 23, 1, &rg) == 0);
-	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_UNKNOWN_REQUEST, PROTO_OK));
+	TH_CHECK(reply(&r, 100) && dptk_is_error(&r, PROTO_ST_UNKNOWN_REQUEST, PROTO_OK));
 	for (unsigned i = 0; i < ma.n; i++)
 		send_chunk(&ma, i);
 	take_tensor(&ta, 940, 100, 23);
@@ -1338,7 +1328,7 @@ test_consumer_tensor_answer(void)
 	t.raw_total = MAX_RAW * 4;
 	dp_req_set_tensor(req, &t);
 	dp_req_respond(req);
-	TH_CHECK(reply(&r, 100) && is_error(&r, PROTO_ST_INTERNAL, PROTO_OK));
+	TH_CHECK(reply(&r, 100) && dptk_is_error(&r, PROTO_ST_INTERNAL, PROTO_OK));
 }
 
 /* Sessions are bounded (HELLO beyond: OVERLOADED) and forgotten after their TTL. */
@@ -1375,7 +1365,7 @@ test_sessions_bounded_and_expire(void)
 		 r.h.type == PROTO_T_HELLO_REPLY && r.u.hello_reply.path_token == 0);
 	dp_stats_get(dp, &a);
 	TH_CHECK(hello(3, 40003, 0, PROTO_HELLO_MIN_DGRAM, &r));
-	TH_CHECK(is_error(&r, PROTO_ST_OVERLOADED, PROTO_E_SESSION_FULL));
+	TH_CHECK(dptk_is_error(&r, PROTO_ST_OVERLOADED, PROTO_E_SESSION_FULL));
 	dp_stats_get(dp, &b);
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_SESSION_FULL, 1));
 	for (int i = 0; i < 40; i++) {	/* past the 30 ms TTL */

@@ -212,18 +212,9 @@ send_chunk(const struct msg *m, unsigned i)
 }
 
 static bool
-is_error(const struct proto_msg *r, enum proto_status st, enum proto_reason why)
-{
-	return r->h.type == PROTO_T_ERROR && r->u.error.status == st && r->u.error.reason == why;
-}
-
-static bool
 is_echo_of(const struct proto_msg *r, const struct msg *m)
 {
-	return r->h.type == PROTO_T_RESPONSE && r->h.request_id == m->h.request_id &&
-	       r->h.session_id == m->h.session_id && r->u.resp.status == PROTO_ST_OK &&
-	       r->u.resp.result_kind == PROTO_RES_ECHO &&
-	       r->u.resp.echo_crc32c == proto_crc32c(0, m->raw, m->rq.c.t.raw_total);
+	return dptk_is_echo(r, &m->h, m->raw, m->rq.c.t.raw_total);
 }
 
 /* A fresh dataplane on a fresh port with cfg changed by f (NULL: the defaults below). */
@@ -279,7 +270,7 @@ test_path_challenge_moves_session(void)
 	dp_stats_get(dp, &a);
 	send_chunk(&m, 0);
 	TH_CHECK(one_reply(&r, DPTK_CL_IP) &&
-		 is_error(&r, PROTO_ST_UNKNOWN_SESSION, PROTO_E_PATH_UNVERIFIED));
+		 dptk_is_error(&r, PROTO_ST_UNKNOWN_SESSION, PROTO_E_PATH_UNVERIFIED));
 	hello_send(DPTK_CL_IP, 40002, 1, sid, 9, 0);
 	n = take(&r, &tok);
 	TH_CHECK(n == PROTO_HELLO_REPLY_LEN && r.h.type == PROTO_T_HELLO_REPLY);
@@ -288,7 +279,7 @@ test_path_challenge_moves_session(void)
 	TH_CHECK(tok != 0);
 	send_chunk(&m, 0);	/* still not moved */
 	TH_CHECK(one_reply(&r, DPTK_CL_IP) &&
-		 is_error(&r, PROTO_ST_UNKNOWN_SESSION, PROTO_E_PATH_UNVERIFIED));
+		 dptk_is_error(&r, PROTO_ST_UNKNOWN_SESSION, PROTO_E_PATH_UNVERIFIED));
 	hello_send(DPTK_CL_IP, 40002, 1, sid, 10, tok ^ 0x10000);	/* wrong token */
 	TH_CHECK(one_reply(&r, DPTK_CL_IP) && r.h.type == PROTO_T_HELLO_REPLY &&
 		 r.u.hello_reply.path_token != 0);
@@ -306,7 +297,7 @@ test_path_challenge_moves_session(void)
 	m.sport = 40001;	/* the old port is a stranger now */
 	send_chunk(&m, 0);
 	TH_CHECK(one_reply(&r, DPTK_CL_IP) &&
-		 is_error(&r, PROTO_ST_UNKNOWN_SESSION, PROTO_E_PATH_UNVERIFIED));
+		 dptk_is_error(&r, PROTO_ST_UNKNOWN_SESSION, PROTO_E_PATH_UNVERIFIED));
 	dp_stats_get(dp, &b);
 	TH_CHECK(b.sessions_moved - a.sessions_moved == 1);
 }
@@ -458,7 +449,7 @@ test_nack_storm_bounded_by_bytes_received(void)
 		}
 		got += (unsigned)n;
 		nacks += r.h.type == PROTO_T_NACK;
-		timeout = is_error(&r, PROTO_ST_UNKNOWN_REQUEST, PROTO_E_REASM_TIMEOUT);
+		timeout = dptk_is_error(&r, PROTO_ST_UNKNOWN_REQUEST, PROTO_E_REASM_TIMEOUT);
 	}
 	dp_stats_get(dp, &b);
 	printf("  half-message of %u bytes: %u NACKs, %llu bytes answered\n", m.dg[last].len,
@@ -536,14 +527,14 @@ test_full_table_evicts_unverified_only(void)
 	hello_send(VICTIM_IP, 40001, 12, v2, 2, 0);
 	TH_CHECK(one_reply(&r, VICTIM_IP) && r.h.type == PROTO_T_HELLO_REPLY && r.h.session_id == v2);
 	hello_send(VICTIM_IP + 1, 40001, 13, u1, 2, 0);
-	TH_CHECK(one_reply(&r, VICTIM_IP + 1) && is_error(&r, PROTO_ST_UNKNOWN_SESSION, PROTO_OK));
+	TH_CHECK(one_reply(&r, VICTIM_IP + 1) && dptk_is_error(&r, PROTO_ST_UNKNOWN_SESSION, PROTO_OK));
 	/* Verify the two left: a full table of verified sessions refuses. */
 	TH_CHECK(session_new(VICTIM_IP + 3, 40001, 15) != 0);
 	TH_CHECK(session_new(VICTIM_IP + 4, 40001, 16) != 0);
 	dp_stats_get(dp, &a);
 	hello_send(VICTIM_IP + 5, 40001, 17, 0, 1, 0);
 	TH_CHECK(one_reply(&r, VICTIM_IP + 5) &&
-		 is_error(&r, PROTO_ST_OVERLOADED, PROTO_E_SESSION_FULL));
+		 dptk_is_error(&r, PROTO_ST_OVERLOADED, PROTO_E_SESSION_FULL));
 	dp_stats_get(dp, &b);
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_SESSION_FULL, 1));
 }
@@ -562,7 +553,7 @@ test_sessions_per_source_capped(void)
 	dp_stats_get(dp, &a);
 	hello_send(DPTK_CL_IP, 40004, 20, 0, 1, 0);
 	TH_CHECK(one_reply(&r, DPTK_CL_IP) &&
-		 is_error(&r, PROTO_ST_OVERLOADED, PROTO_E_SESSION_FULL));
+		 dptk_is_error(&r, PROTO_ST_OVERLOADED, PROTO_E_SESSION_FULL));
 	dp_stats_get(dp, &b);
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_SOURCE_SESSIONS, 1));
 	hello_send(VICTIM_IP, 40001, 21, 0, 1, 0);	/* another source is not held back */
@@ -617,7 +608,7 @@ test_legit_device_served_under_flood_and_hogging(void)
 				send_chunk(&hog, 0);
 			}
 			while (take(&r, &to) >= 0)	/* the refusals; the rings are small */
-				evicted_seen += is_error(&r, PROTO_ST_UNKNOWN_REQUEST,
+				evicted_seen += dptk_is_error(&r, PROTO_ST_UNKNOWN_REQUEST,
 							 PROTO_E_EVICTED);
 		}
 		for (unsigned i = 0; i < 70; i++, flood++) {
@@ -633,7 +624,7 @@ test_legit_device_served_under_flood_and_hogging(void)
 			if (to == DPTK_CL_IP)
 				ok += is_echo_of(&r, &legit);
 			else
-				evicted_seen += is_error(&r, PROTO_ST_UNKNOWN_REQUEST,
+				evicted_seen += dptk_is_error(&r, PROTO_ST_UNKNOWN_REQUEST,
 							 PROTO_E_EVICTED);
 		}
 	}
@@ -688,7 +679,7 @@ test_open_messages_per_source_capped(void)
 	make_msg(&m, PROTO_MODEL_ECHO, 51, s2, 200, 3000, 0, DPTK_CL_IP, 40002);
 	send_chunk(&m, 0);
 	TH_CHECK(one_reply(&r, DPTK_CL_IP) &&
-		 is_error(&r, PROTO_ST_OVERLOADED, PROTO_E_SOURCE_INFLIGHT));
+		 dptk_is_error(&r, PROTO_ST_OVERLOADED, PROTO_E_SOURCE_INFLIGHT));
 	dp_stats_get(dp, &b);
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_SOURCE_INFLIGHT, 1));
 	/* Another source is not held back. */
@@ -796,7 +787,7 @@ test_lz4_refusal_refuses_only_the_chunk(void)
 	do	/* a NACK of chunk 1 may come first on a slow machine */
 		TH_CHECK(take(&r, &to) > 0);
 	while (r.h.type == PROTO_T_NACK);
-	TH_CHECK(is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_LZ4));
+	TH_CHECK(dptk_is_error(&r, PROTO_ST_BAD_REQUEST, PROTO_E_LZ4));
 	TH_CHECK(r.u.error.chunk_index == 1 && r.h.request_id == 710);
 	while (!nacked) {	/* the gap is 100 us; however long the machine takes */
 		if (take(&r, &to) < 0) {
