@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -923,20 +924,37 @@ tm_score(const struct kern_model *m, unsigned n_exits, const struct kern_plan *p
 	return 0;
 }
 
-static void
-tm_json_str(const char *s)
+/* A name from an ONNX file as a JSON string: jansson escapes it; bytes that are not UTF-8
+ * (the file is not checked for it) become '?' rather than failing the whole document. */
+static json_t *
+tm_json_name(const char *s)
 {
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
+	json_t *j = json_string(s);
+	char buf[256];
+	size_t i;
+
+	if (j != NULL)
+		return j;
+	for (i = 0; s[i] != '\0' && i < sizeof(buf) - 1; i++)
+		buf[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
+	buf[i] = '\0';
+	return json_string(buf);
 }
+
+/* One JSON document and a newline on stdout; doc is consumed. @return 0 or -1 (said) */
+static int
+tm_json_print(json_t *doc)
+{
+	int rc = doc != NULL && json_dumpf(doc, stdout, JSON_REAL_PRECISION(6)) == 0 ? 0 : -1;
+
+	json_decref(doc);
+	if (rc < 0)
+		fprintf(stderr, "tailgate-model: cannot format the JSON result (no memory)\n");
+	else
+		putchar('\n');
+	return rc;
+}
+
 
 /*
  * One batch of eval: images [first, first + b) of ds through the tail from split (through
@@ -992,37 +1010,31 @@ tm_eval_print(struct kern_model *m, int split, size_t n, unsigned long batch, do
 {
 	const char *sname = kern_model_split(m, (unsigned)split)->name;
 	struct kern_model_info mi;
+	json_t *exits = json ? json_array() : NULL;
 
 	kern_model_get_info(m, &mi);
-	if (json) {
-		printf("{\"model\": ");
-		tm_json_str(mi.name);
-		printf(", \"split\": %d, \"split_name\": ", split);
-		tm_json_str(sname);
-		printf(", \"images\": %zu, \"batch\": %lu, \"seconds\": %.3f, \"exits\": [", n,
-		       batch, secs);
-	} else {
+	if (!json)
 		printf("model %s, split %d \"%s\", %zu test images, batch %lu, %.2f s\n", mi.name,
 		       split, sname, n, batch, secs);
-	}
 	for (unsigned e = 0; e < mi.n_outputs; e++) {
 		const struct kern_output *o = kern_model_output(m, e);
 		const char *side = kern_model_output_in_tail(m, (unsigned)split, e) ? "server" :
 										       "device";
 		double acc = seen[e] ? 100.0 * (double)hits[e] / (double)seen[e] : 0;
 
-		if (json) {
-			printf("%s{\"index\": %u, \"name\": ", e ? ", " : "", e);
-			tm_json_str(o->name);
-			printf(", \"side\": \"%s\", \"correct\": %" PRIu64 ", \"accuracy\": %.4f}",
-			       side, hits[e], acc / 100);
-		} else {
+		if (json)
+			json_array_append_new(exits, json_pack("{s:I, s:o, s:s, s:I, s:f}", "index",
+				(json_int_t)e, "name", tm_json_name(o->name), "side", side,
+				"correct", (json_int_t)hits[e], "accuracy", acc / 100));
+		else
 			printf("exit %u %-24s %s  top-1 %6.2f%%  (%" PRIu64 "/%zu)\n", e, o->name,
 			       side, acc, hits[e], n);
-		}
 	}
 	if (json)
-		printf("]}\n");
+		tm_json_print(json_pack("{s:o, s:i, s:o, s:I, s:I, s:f, s:o}", "model",
+					tm_json_name(mi.name), "split", split, "split_name",
+					tm_json_name(sname), "images", (json_int_t)n, "batch",
+					(json_int_t)batch, "seconds", secs, "exits", exits));
 }
 
 static int
@@ -1234,13 +1246,13 @@ tm_bench_print(const char *sname, int split, unsigned long batch, unsigned long 
 	double ips = (double)batch / (p50 / 1e3);
 
 	if (json) {
-		printf("{\"split\": %d, \"split_name\": ", split);
-		tm_json_str(sname);
-		printf(", \"batch\": %lu, \"threads\": %lu, \"runs\": %zu, \"plan_build_ms\": %.3f, "
-		       "\"images_per_s\": %.1f, \"images_per_s_mean\": %.1f, \"p50_ms\": %.4f, "
-		       "\"p99_ms\": %.4f}\n",
-		       batch, threads, n_runs, (double)t_build / 1e6, ips,
-		       (double)batch * (double)n_runs / total, p50, p99);
+		tm_json_print(json_pack("{s:i, s:o, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "split",
+					split, "split_name", tm_json_name(sname), "batch",
+					(json_int_t)batch, "threads", (json_int_t)threads, "runs",
+					(json_int_t)n_runs, "plan_build_ms", (double)t_build / 1e6,
+					"images_per_s", ips, "images_per_s_mean",
+					(double)batch * (double)n_runs / total, "p50_ms", p50,
+					"p99_ms", p99));
 	} else {
 		printf("tail from split %d \"%s\", batch %lu, threads %lu%s, plan built in %.1f ms\n",
 		       split, sname, batch, threads, threads ? "" : " (all cores)",

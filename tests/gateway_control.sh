@@ -152,6 +152,21 @@ PY
 check "/v1/models is valid JSON with the names as written: $(tail -n 1 "$TMP/json.out")" \
 	grep -qx ok "$TMP/json.out"
 
+# tailgate-model's --json goes through jansson too: the model's path and exit names hold a
+# quote and a backslash.
+"$BUILD/tailgate-model" eval "$TMP/repo/$MODEL/model.onnx" --fashion-mnist --limit 20 --json \
+	>"$TMP/eval.json" 2>"$TMP/eval.err"
+python3 - "$TMP/eval.json" "$TMP/repo/$MODEL/model.onnx" >"$TMP/evalj.out" 2>&1 <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert doc["model"] == sys.argv[2], doc["model"]
+assert [e["name"] for e in doc["exits"]] == ['ex"t1', 'ex\\t2', "final"], doc["exits"]
+assert doc["images"] == 20 and all(0 <= e["correct"] <= 20 for e in doc["exits"]), doc
+print("ok")
+PY
+check "tailgate-model eval --json is valid JSON with the names as written: $(tail -n 1 "$TMP/evalj.out")" \
+	grep -qx ok "$TMP/evalj.out"
+
 # DPDK's telemetry socket (v2: a JSON reply to every command written to a SEQPACKET socket).
 python3 - "/var/run/dpdk/$PREFIX/dpdk_telemetry.v2" "$MODEL" >"$TMP/tel.out" 2>&1 <<'PY'
 import json, socket, sys

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -49,91 +50,27 @@ count_matching(const char *path, const char *s)
 	return n;
 }
 
-/* ---- a small JSON validator: the access log's lines must each be one JSON value ---- */
+/* ---- the access log's lines: each one JSON object with every field, parsed by jansson ---- */
 
-static const char *json_value(const char *p);
+static const char *const access_ints[] = { "client", "request", "model", "split", "bytes",
+					   "batch", "queue_us", "compute_us", "status", "exit" };
 
+/* NULL when o is an access record with every field of its type, else what is wrong. */
 static const char *
-json_ws(const char *p)
+access_record_wrong(json_t *o)
 {
-	while (*p == ' ' || *p == '\t')
-		p++;
-	return p;
+	if (!json_is_object(o))
+		return "not a JSON object";
+	if (!json_is_string(json_object_get(o, "time")) ||
+	    !json_is_string(json_object_get(o, "dtype")))
+		return "time or dtype missing or not a string";
+	for (size_t i = 0; i < sizeof(access_ints) / sizeof(access_ints[0]); i++)
+		if (!json_is_integer(json_object_get(o, access_ints[i])))
+			return access_ints[i];
+	return NULL;
 }
 
-static const char *
-json_string(const char *p)
-{
-	if (*p++ != '"')
-		return NULL;
-	for (; *p != '"'; p++) {
-		if (*p == '\0' || (unsigned char)*p < 0x20)
-			return NULL;
-		if (*p == '\\' && *++p == '\0')
-			return NULL;
-	}
-	return p + 1;
-}
-
-static const char *
-json_number(const char *p)
-{
-	const char *s;
-
-	if (*p == '-')
-		p++;
-	s = p;
-	while (*p >= '0' && *p <= '9')
-		p++;
-	if (p == s)
-		return NULL;
-	if (*p == '.') {
-		s = ++p;
-		while (*p >= '0' && *p <= '9')
-			p++;
-		if (p == s)
-			return NULL;
-	}
-	return p;
-}
-
-static const char *
-json_object(const char *p)
-{
-	p = json_ws(p + 1);
-	if (*p == '}')
-		return p + 1;
-	for (;;) {
-		p = json_string(json_ws(p));
-		if (p == NULL || *(p = json_ws(p)) != ':')
-			return NULL;
-		p = json_value(p + 1);
-		if (p == NULL)
-			return NULL;
-		p = json_ws(p);
-		if (*p == '}')
-			return p + 1;
-		if (*p++ != ',')
-			return NULL;
-	}
-}
-
-static const char *
-json_value(const char *p)
-{
-	p = json_ws(p);
-	if (*p == '{')
-		return json_object(p);
-	if (*p == '"')
-		return json_string(p);
-	if (strncmp(p, "true", 4) == 0 || strncmp(p, "null", 4) == 0)
-		return p + 4;
-	if (strncmp(p, "false", 5) == 0)
-		return p + 5;
-	return json_number(p);
-}
-
-/* Every line of path is one JSON object and ends with a newline; @return lines, or -1
+/* Every line of path is one access record and ends with a newline; @return lines, or -1
  * (with the bad line printed) when one is not. */
 static long
 json_lines(const char *path)
@@ -146,17 +83,20 @@ json_lines(const char *path)
 		return -1;
 	while (fgets(line, sizeof(line), f) != NULL) {
 		size_t len = strlen(line);
-		const char *end;
+		json_error_t jerr;
+		json_t *o;
+		const char *wrong;
 
 		if (len == 0 || line[len - 1] != '\n') {
 			fprintf(stderr, "  line %ld has no newline (torn): %.80s\n", n + 1, line);
 			n = -1;
 			break;
 		}
-		line[len - 1] = '\0';
-		end = line[0] == '{' ? json_value(line) : NULL;
-		if (end == NULL || *json_ws(end) != '\0') {
-			fprintf(stderr, "  line %ld is not JSON: %.80s\n", n + 1, line);
+		o = json_loadb(line, len, 0, &jerr);
+		wrong = o != NULL ? access_record_wrong(o) : jerr.text;
+		json_decref(o);
+		if (wrong != NULL) {
+			fprintf(stderr, "  line %ld: %s: %.80s\n", n + 1, wrong, line);
 			n = -1;
 			break;
 		}
@@ -317,6 +257,72 @@ test_both_logs_share_one_submit(void)
 	TH_CHECK(adds_up(&st) && st.dropped == 0);
 	gw_log_close(l);
 	TH_CHECK(count_lines(acc) == 2000 && json_lines(acc) == 2000);
+}
+
+static bool
+same_str(const char *got, const char *want)
+{
+	if (got == NULL || strcmp(got, want) != 0)
+		fprintf(stderr, "  got \"%s\", want \"%s\"\n", got ? got : "(missing)", want);
+	return got != NULL && strcmp(got, want) == 0;
+}
+
+/* One record's line holds the record's values: the time in UTC with microseconds, the
+ * dtype's name, exit -1 for "no exit", the widest values unclipped. */
+static void
+test_access_line_holds_the_record(void)
+{
+	char acc[128], ev[128], line[512] = "";
+	struct gw_log *l = NULL;
+	struct gw_log_stats st;
+	struct tg_err err = { 0 };
+	struct gw_access_rec r = { .t_ns = 1764000000123456789ull, .client_id = UINT32_MAX,
+				   .request_id = 4000000000u, .model = 65535, .split = 7,
+				   .dtype = TG_DT_S8, .bytes = 123456, .batch = 64,
+				   .queue_us = 4321, .compute_us = 765, .status = 6,
+				   .exit_taken = 0xFF };
+	json_error_t jerr;
+	json_t *o = NULL;
+	FILE *f;
+
+	snprintf(acc, sizeof(acc), "%s/access-one.log", dir);
+	snprintf(ev, sizeof(ev), "%s/event-one.log", dir);
+	TH_CHECK_MSG(gw_log_open(&l, acc, ev, 1, 1 << 10, 0, &err) == 0, "%s", err.msg);
+	if (l == NULL)
+		return;
+	TH_CHECK(gw_log_access(l, 0, &r));
+	r.exit_taken = 2;
+	r.t_ns += 1000000000ull;
+	TH_CHECK(gw_log_access(l, 0, &r));
+	flush_stats(l, &st);
+	gw_log_close(l);
+	f = fopen(acc, "r");
+	TH_CHECK(f != NULL && fgets(line, sizeof(line), f) != NULL);
+	o = json_loads(line, 0, &jerr);
+	TH_CHECK_MSG(o != NULL && access_record_wrong(o) == NULL, "%s", line);
+	TH_CHECK(same_str(json_string_value(json_object_get(o, "time")),
+			  "2025-11-24T16:00:00.123456Z"));
+	TH_CHECK(same_str(json_string_value(json_object_get(o, "dtype")), "s8"));
+	TH_CHECK(json_integer_value(json_object_get(o, "client")) == UINT32_MAX);
+	TH_CHECK(json_integer_value(json_object_get(o, "request")) == 4000000000);
+	TH_CHECK(json_integer_value(json_object_get(o, "model")) == 65535);
+	TH_CHECK(json_integer_value(json_object_get(o, "split")) == 7);
+	TH_CHECK(json_integer_value(json_object_get(o, "bytes")) == 123456);
+	TH_CHECK(json_integer_value(json_object_get(o, "batch")) == 64);
+	TH_CHECK(json_integer_value(json_object_get(o, "queue_us")) == 4321);
+	TH_CHECK(json_integer_value(json_object_get(o, "compute_us")) == 765);
+	TH_CHECK(json_integer_value(json_object_get(o, "status")) == 6);
+	TH_CHECK(json_integer_value(json_object_get(o, "exit")) == -1);
+	json_decref(o);
+	o = NULL;
+	TH_CHECK(f != NULL && fgets(line, sizeof(line), f) != NULL);
+	o = json_loads(line, 0, &jerr);
+	TH_CHECK_MSG(o != NULL && json_integer_value(json_object_get(o, "exit")) == 2, "%s", line);
+	TH_CHECK(same_str(json_string_value(json_object_get(o, "time")),
+			  "2025-11-24T16:00:01.123456Z"));
+	json_decref(o);
+	if (f != NULL)
+		fclose(f);
 }
 
 static void
@@ -608,6 +614,7 @@ main(void)
 		return 1;
 	TH_RUN(test_every_queued_record_is_written_once);
 	TH_RUN(test_both_logs_share_one_submit);
+	TH_RUN(test_access_line_holds_the_record);
 	TH_RUN(test_full_ring_drops_and_counts);
 	TH_RUN(test_no_access_log_produces_nothing);
 	TH_RUN(test_reopen_after_rotation);
