@@ -68,7 +68,7 @@ struct kp_chain {
 	int out_v;			/* value the fused primitive produces */
 };
 
-/* How an int8 primitive's fused chain meets its data types: see op_conv.c. */
+/* How an int8 primitive's fused chain meets its data types: see op_int8.c. */
 struct kp_quant {
 	float dst_scale;		/* 1 / scale of an int8 dst, 1 for f32 */
 	float sum_scale;		/* the residual's scale into real units */
@@ -76,6 +76,27 @@ struct kp_quant {
 	dnnl_data_type_t dst_dt;
 };
 extern const struct kp_quant kp_quant_f32;
+
+/* ---- op_int8.c: int8 layers with weights (Conv, Gemm) ---- */
+
+/**
+ * The data types of a Conv or Gemm reading x with fused chain c: true (int8, with x's type
+ * and scale in xdt, xs and the chain's in q) when the plan is int8 and x has a calibrated
+ * range; false (f32: q = kp_quant_f32) otherwise.
+ */
+bool kp_layer_quant(struct kern_plan *p, int x, const struct kp_chain *c, dnnl_data_type_t *xdt,
+		    float *xs, struct kp_quant *q);
+struct kp_prim;
+/**
+ * An int8 layer's constants and scales, before its pd is created: weights wt ([oc, ...] f32,
+ * plain as w_plain_f32) quantized s8 per output channel into the layout op_desc's
+ * primitive wants (*wm), bias bt (NULL: none; one value or oc) rescaled (*bm), and the
+ * per-channel output scales set on pr->attr. @return 0 or -errno with p->err set
+ */
+int kp_int8_layer(struct kern_plan *p, const struct kern_node *n, const void *op_desc,
+		  const struct tg_tensor *wt, const struct tg_tensor *bt,
+		  const dnnl_memory_desc_t *w_plain_f32, float src_scale, int64_t oc,
+		  struct kp_prim *pr, dnnl_memory_t *wm, dnnl_memory_t *bm);
 
 /*
  * One primitive under construction: its descriptor, attributes and arguments. Builders

@@ -150,7 +150,12 @@ kp_gemm_consts(struct kern_plan *p, const struct kern_node *n, const struct kp_p
 	return rc;
 }
 
-/* Gemm with constant B (and C): an inner product; alpha and beta folded into the weights. */
+/*
+ * Gemm with constant B (and C): an inner product; alpha and beta folded into the weights.
+ * In an int8 plan, a Gemm whose input has a calibrated range runs as an int8 inner product
+ * (u8/s8 source, s8 weights per output channel, as export-qdq writes it for other engines),
+ * its output int8 too when the chain's output has a range and is no plan output.
+ */
 static int
 kp_build_gemm(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
 {
@@ -159,33 +164,46 @@ kp_build_gemm(struct kern_plan *p, const struct kern_node *n, const struct kp_ch
 	int64_t K = s->dims[a][1], M = s->dims[y][1];
 	struct tg_tensor wt = { .dtype = TG_DT_F32, .ndim = 2, .dims = { M, K } };
 	struct tg_tensor bt = { .dtype = TG_DT_F32, .ndim = 1, .dims = { M } };
-	dnnl_memory_desc_t src_md, w_md, b_md, dst_md;
+	dnnl_memory_desc_t src_md, w_md, w_plain, b_md, dst_md;
 	dnnl_inner_product_desc_t ipd;
 	struct kp_prim pr = { 0 };
-	dnnl_memory_t src, wm, bm;
-	int rc;
+	dnnl_memory_t src, wm = NULL, bm = NULL;
+	dnnl_data_type_t xdt = dnnl_f32;
+	struct kp_quant q;
+	float xs = 1.f;
+	bool i8;
+	int rc = 0;
 
 	if (n->a.gemm.trans_a || !p->m->values[bv].is_const ||
 	    (cv >= 0 && !p->m->values[cv].is_const))
 		return tg_err_set(p->err, -ENOTSUP,
 				  "node \"%s\" (Gemm): only transA=0 with constant B and C is supported",
 				  n->name);
+	if (kern_tensor_alloc(&wt) < 0 || kern_tensor_alloc(&bt) < 0)
+		rc = tg_err_set(p->err, -ENOMEM, "out of memory");
+	else
+		kp_gemm_fold(p, n, M, K, wt.data, bt.data);
+	i8 = kp_layer_quant(p, a, c, &xdt, &xs, &q);
+	kp_plain_md(&w_plain, 2, wt.dims);
 	kp_any_md(&w_md, 2, wt.dims);
 	kp_plain_md(&b_md, 1, &M);
 	kp_any_md(&src_md, 2, s->dims[a]);
 	kp_any_md(&dst_md, 2, s->dims[y]);
-	rc = KP_CHK(p, dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_inference, &src_md,
-							     &w_md, &b_md, &dst_md), n, "inner product");
+	src_md.data_type = xdt;
+	dst_md.data_type = q.dst_dt;
+	if (i8)
+		w_md.data_type = dnnl_s8;
 	if (rc == 0)
-		rc = kp_chain_attr(p, c, &pr.attr, n, &kp_quant_f32);
+		rc = KP_CHK(p, dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_inference,
+				&src_md, &w_md, &b_md, &dst_md), n, "inner product");
+	if (rc == 0)
+		rc = kp_chain_attr(p, c, &pr.attr, n, &q);
+	if (rc == 0 && i8)
+		rc = kp_int8_layer(p, n, &ipd, &wt, &bt, &w_plain, xs, M, &pr, &wm, &bm);
 	rc = kp_prim_desc(p, &pr, rc, &ipd, n, "inner product pd");
-	if (rc == 0 && (kern_tensor_alloc(&wt) < 0 || kern_tensor_alloc(&bt) < 0))
-		rc = tg_err_set(p->err, -ENOMEM, "out of memory");
-	if (rc == 0) {
-		kp_gemm_fold(p, n, M, K, wt.data, bt.data);
-		rc = kp_get(p, a, kp_prim_md(&pr, dnnl_query_src_md), &src, n);
-	}
 	if (rc == 0)
+		rc = kp_get(p, a, kp_prim_md(&pr, dnnl_query_src_md), &src, n);
+	if (rc == 0 && !i8)
 		rc = kp_gemm_consts(p, n, &pr, &wt, &bt, &wm, &bm);
 	if (rc == 0) {
 		kp_arg(&pr, DNNL_ARG_SRC, src);

@@ -423,7 +423,7 @@ kern_qx_emit_act(struct kern_qx *x, int v)
 /*
  * Weight w of a quantized node as s8 per output channel (axis ax of its dims), through a
  * DequantizeLinear; fills ws[oc] with the channel scales. The rule is tailgate's own
- * (kp_quantize_weights, op_conv.c): scale max|w|/127 (1 for an all-zero channel), round to
+ * (kp_quantize_weights, op_int8.c): scale max|w|/127 (1 for an all-zero channel), round to
  * nearest. *out names the DequantizeLinear's output.
  */
 static int
