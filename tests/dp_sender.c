@@ -20,6 +20,8 @@
  * clock_nanosleep(TIMER_ABSTIME) and a short spin; the window then only bounds the
  * requests open at once (when the receiver falls behind and it fills, the achieved rate
  * drops below PPS: rate_pps, achieved_pps and behind_s say by how much).
+ * --prebuilt 1 builds each window slot's message once and resends it under new request ids
+ * (an ingest benchmark's sender must outrun the receivers it measures).
  * Prints "name value" lines (counts, rates, latency percentiles); exits 0 when every request
  * completed with a matching CRC, 1 otherwise. All loops are bounded by --time-limit.
  * --ping N first sends N ICMP echo requests (raw socket) and counts the replies.
@@ -41,6 +43,7 @@
 #include <arpa/inet.h>
 
 #include "proto/proto.h"
+#include "proto/proto_int.h"	/* proto_st32, proto_ld16: --prebuilt patches ids in place */
 #include "util/util.h"
 
 enum {
@@ -61,6 +64,7 @@ struct opts {
 	uint32_t seed;
 	unsigned time_limit_s, req_timeout_ms;
 	double rate;			/* datagrams per second; 0: closed loop, as fast as it can */
+	bool prebuilt;			/* each window slot's message built once, resent under new ids */
 };
 
 struct req {
@@ -137,7 +141,8 @@ usage(void)
 {
 	fprintf(stderr, "usage: dp_sender --gw A.B.C.D [--port N] [--requests N] [--min-chunks N] "
 		"[--max-chunks N] [--loss P] [--reorder P] [--dup P] [--clients N] [--window N] "
-		"[--seed N] [--time-limit S] [--req-timeout-ms N] [--ping N] [--rate PPS]\n");
+		"[--seed N] [--time-limit S] [--req-timeout-ms N] [--ping N] [--rate PPS] "
+		"[--prebuilt 0|1]\n");
 }
 
 static int
@@ -189,6 +194,8 @@ parse(int argc, char **argv, struct opts *o)
 			o->reorder = strtod(v, NULL);
 		} else if (strcmp(k, "--dup") == 0) {
 			o->dup = strtod(v, NULL);
+		} else if (strcmp(k, "--prebuilt") == 0) {
+			o->prebuilt = u != 0;
 		} else {
 			return -1;
 		}
@@ -366,6 +373,24 @@ impair(const struct opts *o, struct client *c, struct ring *q, unsigned s, unsig
 	}
 }
 
+/*
+ * --prebuilt: the slot's message as chunked the first time, under a new request id (and
+ * resealed when it carries a CRC). Generating and compressing a tensor per request costs
+ * the sender more than a receiver spends on it, so without this the sender, not the
+ * receiver, sets the rate an ingest benchmark reaches.
+ */
+static void
+reuse_request(struct req *r, uint32_t id)
+{
+	for (unsigned k = 0; k < r->n; k++) {
+		uint8_t *d = r->dg[k].data;
+
+		proto_st32(d + PROTO_OFF_REQUEST_ID, id);
+		if (proto_ld16(d + PROTO_OFF_FLAGS) & PROTO_F_CRC)
+			(void)proto_seal_crc(d, r->dg[k].len);
+	}
+}
+
 static int
 start_request(const struct opts *o, struct client *c, unsigned s, uint32_t id, uint64_t now)
 {
@@ -377,6 +402,10 @@ start_request(const struct opts *o, struct client *c, unsigned s, uint32_t id, u
 	bool lz4 = false;
 	int rc;
 
+	if (o->prebuilt && r->n != 0) {
+		reuse_request(r, id);
+		goto started;
+	}
 	memset(&rq, 0, sizeof(rq));
 	rq.c.model_id = PROTO_MODEL_ECHO;
 	rq.c.t.scale = 1.0f;
@@ -414,9 +443,10 @@ start_request(const struct opts *o, struct client *c, unsigned s, uint32_t id, u
 		fprintf(stderr, "dp_sender: chunking: %s\n", strerror(-rc));
 		return -1;
 	}
+	r->crc = proto_crc32c(0, r->raw, r->raw_len);
+started:
 	r->active = true;
 	r->id = id;
-	r->crc = proto_crc32c(0, r->raw, r->raw_len);
 	r->t_start = r->t_activity = now;
 	memset(r->tried, 0, sizeof(r->tried));
 	memset(r->lost, 0, sizeof(r->lost));
