@@ -47,6 +47,9 @@ struct sched_mod {
 	unsigned n_outputs;
 	unsigned bucket[SCHED_MAX_BUCKETS];
 	unsigned n_buckets;
+	struct sched_degrade deg[SCHED_MAX_DEGRADE];	/* stand-ins by split, most accurate
+							 * first within a split */
+	uint8_t deg_lo[256], deg_n[256];	/* split row -> its stand-ins deg[lo..lo+n) */
 };
 
 struct sched {
@@ -108,30 +111,49 @@ sched_queue_work(const struct sched_mod *md, int q, unsigned n)
 }
 
 /*
- * Under the lock: when a request joining queue (mi, qi) now would finish if the workers ran
- * everything queued, earliest deadline first: the work of every queue (requests ahead of it,
- * since deadlines are mostly alike, and its own batch) and what the running batches still
- * have to do, shared by the workers. An estimate from the same online latencies as batching.
+ * Under the lock: the work the workers have before them, all workers together: every
+ * queue's to the end of its tail, and what the running batches still have to do.
  */
 static uint64_t
-sched_predict_finish(const struct sched *s, unsigned mi, unsigned qi, uint64_t now)
+sched_backlog(const struct sched *s, uint64_t now)
 {
 	uint64_t t = 0;
 
 	for (unsigned m = 0; m < s->cfg.n_models; m++) {
 		const struct sched_mod *md = &s->mod[m];
 
-		for (unsigned q = 0; q < md->n_seg; q++) {
-			unsigned n = md->seg[q].n + (m == mi && q == qi);
-
-			if (n > 0)
-				t += sched_queue_work(md, (int)q, n);
-		}
+		for (unsigned q = 0; q < md->n_seg; q++)
+			if (md->seg[q].n > 0)
+				t += sched_queue_work(md, (int)q, md->seg[q].n);
 	}
 	for (unsigned w = 0; w < s->cfg.n_workers; w++)
 		if (s->busy_until[w] > now)
 			t += s->busy_until[w] - now;
-	return now + t / s->cfg.n_workers;
+	return t;
+}
+
+/*
+ * Under the lock: when a request joining queue (mi, qi) now would finish if the workers ran
+ * everything queued, earliest deadline first: the backlog (requests ahead of it, since
+ * deadlines are mostly alike) with its queue one longer (its own batch), shared by the
+ * workers. An estimate from the same online latencies as batching. backlog: from
+ * sched_backlog() at now (one sum serves every queue a request is weighed for).
+ */
+static uint64_t
+sched_finish_with(const struct sched *s, uint64_t backlog, unsigned mi, unsigned qi,
+		  uint64_t now)
+{
+	const struct sched_mod *md = &s->mod[mi];
+	unsigned n = md->seg[qi].n;
+
+	backlog += sched_queue_work(md, (int)qi, n + 1) - (n ? sched_queue_work(md, (int)qi, n) : 0);
+	return now + backlog / s->cfg.n_workers;
+}
+
+static uint64_t
+sched_predict_finish(const struct sched *s, unsigned mi, unsigned qi, uint64_t now)
+{
+	return sched_finish_with(s, sched_backlog(s, now), mi, qi, now);
 }
 
 /* ---- build ---- */
@@ -320,6 +342,65 @@ sched_model_build(struct sched *s, unsigned mi, struct tg_err *err)
 	return 0;
 }
 
+/* Stand-ins by split, then the most accurate first (ties: the cheaper tail first). */
+static int
+sched_cmp_degrade(const void *a, const void *b)
+{
+	const struct sched_degrade *x = a, *y = b;
+
+	if (x->split != y->split)
+		return x->split < y->split ? -1 : 1;
+	if (x->accuracy_bp != y->accuracy_bp)
+		return x->accuracy_bp > y->accuracy_bp ? -1 : 1;
+	return x->to_model < y->to_model ? -1 : x->to_model > y->to_model;
+}
+
+/*
+ * Model mi's stand-ins, checked and sorted into per-split ranges once, so admission only
+ * walks a short list. Every model is built by now (the entry segments' input sizes).
+ */
+static int
+sched_degrade_build(struct sched *s, unsigned mi, struct tg_err *err)
+{
+	struct sched_mod *md = &s->mod[mi];
+	const struct sched_model_cfg *c = &s->cfg.models[mi];
+
+	if (c->n_degrade == 0)
+		return 0;
+	if (c->degrade == NULL || c->n_degrade > SCHED_MAX_DEGRADE)
+		return tg_err_set(err, -EINVAL, "model %u: 1..%d stand-ins", mi, SCHED_MAX_DEGRADE);
+	for (unsigned k = 0; k < c->n_degrade; k++) {
+		const struct sched_degrade *d = &c->degrade[k];
+		const struct sched_mod *tm;
+		int q, tq;
+
+		if (d->to_model >= s->cfg.n_models || d->to_model == mi)
+			return tg_err_set(err, -EINVAL, "model %u: stand-in %u: model %u", mi, k,
+					  d->to_model);
+		tm = &s->mod[d->to_model];
+		q = md->entry[d->split];
+		tq = tm->entry[d->to_split];
+		if (q < 0 || tq < 0)
+			return tg_err_set(err, -EINVAL, "model %u split %u: stand-in model %u split %u: "
+					  "a split not served", mi, d->split, d->to_model,
+					  d->to_split);
+		if (md->seg[q].in_floats != tm->seg[tq].in_floats)
+			return tg_err_set(err, -EINVAL, "model %u split %u: stand-in model %u split %u "
+					  "takes %zu values, not %zu", mi, d->split, d->to_model,
+					  d->to_split, tm->seg[tq].in_floats, md->seg[q].in_floats);
+		if (d->accuracy_bp == 0 || d->accuracy_bp > 10000)
+			return tg_err_set(err, -EINVAL, "model %u: stand-in model %u: accuracy %u not "
+					  "in 1..10000", mi, d->to_model, d->accuracy_bp);
+		md->deg[k] = *d;
+	}
+	qsort(md->deg, c->n_degrade, sizeof(md->deg[0]), sched_cmp_degrade);
+	for (unsigned k = c->n_degrade; k-- > 0;) {
+		md->deg_lo[md->deg[k].split] = (uint8_t)k;
+		md->deg_n[md->deg[k].split]++;
+	}
+	return 0;
+}
+
 int
 sched_create(const struct sched_cfg *cfg, struct sched **out, struct tg_err *err)
 {
@@ -358,6 +439,11 @@ sched_create(const struct sched_cfg *cfg, struct sched **out, struct tg_err *err
 			goto fail;
 		if (s->mod[i].cfg.max_batch > s->max_batch)
 			s->max_batch = s->mod[i].cfg.max_batch;
+	}
+	for (unsigned i = 0; i < cfg->n_models; i++) {
+		rc = sched_degrade_build(s, i, err);
+		if (rc < 0)
+			goto fail;
 	}
 	s->stage = malloc((size_t)cfg->max_inflight * (s->stage_floats ? s->stage_floats : 1) *
 			  sizeof(float));
@@ -467,6 +553,9 @@ sched_check(const struct sched *s, struct sched_req *r)
 	r->queue_us = r->compute_us = 0;
 	r->stage = -1;
 	r->reason = PROTO_OK;
+	r->asked_model = r->model;
+	r->asked_split = r->split;
+	r->degraded = false;
 	if (r->model >= s->cfg.n_models)
 		return r->status = PROTO_ST_UNKNOWN_MODEL;
 	if (s->mod[r->model].entry[r->split] < 0)
@@ -477,12 +566,54 @@ sched_check(const struct sched *s, struct sched_req *r)
 	return r->status = PROTO_ST_OK;
 }
 
+/*
+ * Under the lock: r would be refused for time (DEADLINE_INFEASIBLE or backlog). Its
+ * stand-ins, most accurate first: the first that meets its floor, has room and is predicted
+ * to finish before r is due takes it (r's model and split become the stand-in's).
+ * @return the stand-in's queue index, or -1 (none fits: refuse as before)
+ */
+static int
+sched_degrade(struct sched *s, struct sched_req *r, uint64_t now)
+{
+	const struct sched_mod *md = &s->mod[r->model];
+	unsigned lo = md->deg_lo[r->split], n = md->deg_n[r->split];
+	uint64_t backlog = 0;
+	bool summed = false;
+
+	if (r->accuracy_floor_bp == 0)
+		return -1;	/* the device never said what it accepts */
+	for (unsigned k = lo; k < lo + n; k++) {
+		const struct sched_degrade *c = &md->deg[k];
+		const struct sched_mod *tm = &s->mod[c->to_model];
+		int tq = tm->entry[c->to_split];
+
+		if (c->accuracy_bp < r->accuracy_floor_bp)
+			break;	/* sorted: the rest are less accurate still */
+		if (tm->seg[tq].n >= s->cfg.queue_cap ||
+		    now + sched_remaining(tm, tq, 1) > r->deadline_ns)
+			continue;
+		if (!summed) {
+			backlog = sched_backlog(s, now);
+			summed = true;
+		}
+		if (sched_finish_with(s, backlog, c->to_model, (unsigned)tq, now) > r->due_ns)
+			continue;
+		r->model = c->to_model;
+		r->split = c->to_split;
+		r->degraded = true;
+		s->st.degraded++;
+		s->st.model_degraded[r->asked_model]++;
+		return tq;
+	}
+	return -1;
+}
+
 /* Under the lock: admit r (checked) into its queue, or refuse it. @return its status. */
 static int
 sched_admit(struct sched *s, struct sched_req *r, uint64_t now)
 {
 	struct sched_mod *md = &s->mod[r->model];
-	int qi = md->entry[r->split];
+	int qi = md->entry[r->split], di;
 	struct sched_seg *q = &md->seg[qi];
 
 	r->t_arrival_ns = now;
@@ -498,22 +629,30 @@ sched_admit(struct sched *s, struct sched_req *r, uint64_t now)
 		r->status = PROTO_ST_OVERLOADED;
 		r->reason = PROTO_E_QUEUE_FULL;
 	} else if (now + sched_remaining(md, qi, 1) > r->deadline_ns) {
+		if ((di = sched_degrade(s, r, now)) >= 0)
+			goto take;
 		r->status = PROTO_ST_DEADLINE_INFEASIBLE;	/* even alone on an idle gateway */
 	} else if (sched_predict_finish(s, r->model, (unsigned)qi, now) > r->due_ns) {
+		if ((di = sched_degrade(s, r, now)) >= 0)
+			goto take;
 		/* Shed now, not at batch formation: it would only wait to expire, and a queue
 		 * kept to what can finish in time is what lets the rest make their deadlines. */
 		r->status = PROTO_ST_OVERLOADED;
 		r->reason = PROTO_E_BACKLOG;
 		s->st.shed_on_arrival++;
 	} else {
-		r->status = PROTO_ST_OK;
-		r->seg = (uint8_t)qi;
-		s->inflight++;
-		sched_push(q, r, now);
-		return PROTO_ST_OK;
+		di = qi;
+		goto take;
 	}
 	s->st.by_status[r->status]++;
 	return r->status;
+
+take:
+	r->status = PROTO_ST_OK;
+	r->seg = (uint8_t)di;
+	s->inflight++;
+	sched_push(&s->mod[r->model].seg[di], r, now);
+	return PROTO_ST_OK;
 }
 
 unsigned

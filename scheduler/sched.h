@@ -21,6 +21,16 @@
  * in every queue plus the running batches' remainder, over the workers) past its deadline,
  * answers OVERLOADED on arrival.
  *
+ * Degrade instead of shed: a model may list lighter stand-ins for a served split (variants of
+ * the same family that take the very same tensor there, with a cheaper tail: struct
+ * sched_degrade, found by the caller when it loads the models). A request that would be
+ * answered DEADLINE_INFEASIBLE or OVERLOADED (backlog) on arrival joins instead the queue of
+ * the most accurate stand-in that meets its accuracy floor and is predicted to finish in
+ * time; its model and split then name the stand-in, asked_model and asked_split what it
+ * asked for. The list is sorted once at sched_create(): admission tries it in order and
+ * stops at the first that fits, one backlog sum for all (no search over the queues per
+ * candidate). Requests without a floor (0) are never degraded.
+ *
  * Threads: sched_submit_burst() and the batch functions may be called from any thread (one
  * mutex guards the queues, taken once per burst, never held while the engine runs). sched_start() runs worker threads
  * that take and run batches; tests drive the same functions on a fake clock instead.
@@ -41,6 +51,7 @@ enum {
 	SCHED_MAX_SEGMENTS = 64,	/* per model */
 	SCHED_MAX_WORKERS = 16,
 	SCHED_NONE = 0xFF,		/* exit_taken when no exit answered */
+	SCHED_MAX_DEGRADE = 64,		/* stand-ins per model, all its splits together */
 };
 
 /** One request. Filled by the producer; the scheduler fills the results before done(). */
@@ -58,7 +69,13 @@ struct sched_req {
 	bool no_early_exit;		/* answer at the final exit only (PROTO_RF_NO_EARLY_EXIT) */
 	float *full_out;		/* if not NULL: the answering exit's output is copied here */
 	uint32_t full_cap;		/* floats full_out holds */
+	uint16_t accuracy_floor_bp;	/* the device's lowest acceptable top-1 accuracy, 1/100 %:
+					 * a stand-in below it is never used; 0: none declared,
+					 * never degraded */
 	/* out */
+	uint16_t asked_model;		/* model and split the request named (set on submission); */
+	uint8_t asked_split;		/* model and split differ from them once degraded */
+	bool degraded;			/* it runs on a stand-in (model, split say which) */
 	uint8_t status;			/* enum proto_status */
 	uint8_t reason;			/* enum proto_reason of a refusal; PROTO_OK when none */
 	uint8_t exit_taken;		/* output index of the answering exit, SCHED_NONE if none */
@@ -80,6 +97,19 @@ struct sched_req {
 	struct sched_req *next, *prev;
 };
 
+/**
+ * A lighter stand-in for one served split of a model: a variant that takes the same tensor
+ * (same family, same split tensor and shape, the same head computed it) and whose tail costs
+ * less. The caller vouches for "the same tensor"; sched_create() checks the rest.
+ */
+struct sched_degrade {
+	uint8_t split;			/* served split row of this model */
+	uint8_t to_split;		/* the stand-in's served split row for that tensor */
+	uint16_t to_model;		/* index in sched_cfg.models, not this model */
+	uint16_t accuracy_bp;		/* the stand-in's top-1 accuracy, 1/100 %, 1..10000: the
+					 * floor is checked against it */
+};
+
 struct sched_model_cfg {
 	const struct kern_model *model;	/* must outlive the scheduler */
 	enum kern_precision precision;
@@ -92,6 +122,9 @@ struct sched_model_cfg {
 	unsigned max_batch;		/* 1..4096 */
 	uint64_t max_delay_ns;		/* longest a request waits for its batch to fill */
 	uint64_t default_deadline_ns;	/* relative, for requests without one */
+	const struct sched_degrade *degrade;	/* stand-ins, any order (copied at create);
+						 * NULL: this model's requests are shed as before */
+	unsigned n_degrade;		/* 0..SCHED_MAX_DEGRADE */
 };
 
 struct sched_cfg {
@@ -144,7 +177,9 @@ void sched_free(struct sched *s);
  * UNKNOWN_MODEL (model index out of range), UNKNOWN_SPLIT (split not served), BAD_REQUEST
  * (dtype), DEADLINE_INFEASIBLE (cannot finish in time even alone), OVERLOADED (reason
  * queue_full: queue, in-flight cap or draining; backlog: predicted finish past the
- * deadline). Thread: any (producers may be several, e.g. one per RX lcore).
+ * deadline); the last two only when no stand-in fits (degrade, above): a request taken on
+ * one has degraded set and model, split naming it. Thread: any (producers may be several,
+ * e.g. one per RX lcore).
  * @return k, the number taken (0..n)
  */
 unsigned sched_submit_burst(struct sched *s, struct sched_req **reqs, unsigned n);
@@ -198,6 +233,9 @@ struct sched_stats {
 	uint64_t model_exits[SCHED_MAX_MODELS][16];	/* answers by model and exit index */
 	uint64_t expired_in_queue;	/* answered DEADLINE_INFEASIBLE at batch formation */
 	uint64_t shed_on_arrival;	/* OVERLOADED: the predicted finish was past the deadline */
+	uint64_t degraded;		/* taken on a stand-in instead of being refused (counted
+					 * in submitted; answered, like any taken, in completed) */
+	uint64_t model_degraded[SCHED_MAX_MODELS];	/* ... by the model asked for */
 	uint64_t batch_hist[SCHED_BATCH_BUCKETS];	/* batches by size bucket: 1, 2, 4, ... 4096 */
 	uint64_t model_batch_hist[SCHED_MAX_MODELS][SCHED_BATCH_BUCKETS];	/* ... by model */
 	uint64_t model_samples_run[SCHED_MAX_MODELS];	/* samples_run by model */
