@@ -21,6 +21,8 @@ tgc_local_result(struct tgc_result *r, const struct tgc_local *loc, uint8_t exit
 	r->exit_taken = exit;
 	r->source = (uint8_t)src;
 	r->device_conf = loc->conf;
+	r->ran_variant = r->ran_split = PROTO_NONE;	/* no gateway tail answered */
+	r->degraded = false;
 	r->top_k = loc->top_k;
 	memcpy(r->top, loc->top, loc->top_k * sizeof(loc->top[0]));
 }
@@ -48,6 +50,7 @@ tgc_infer(struct tgc *c, struct tgc_head *h, const struct tgc_request_opts *o,
 		return tg_err_set(err, -EINVAL, "tgc_infer: c, h, o and out are required");
 	memset(out, 0, sizeof(*out));
 	out->exit_taken = out->advice_variant = out->advice_split = out->gw_status = PROTO_NONE;
+	out->ran_variant = out->ran_split = PROTO_NONE;
 	rc = tgc_run_head(h, o->split_id, input, numel, &t, err);
 	if (rc == 0)
 		rc = tgc_head_exits(h, o->split_id, o->top_k, &loc, err);

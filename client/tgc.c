@@ -16,6 +16,14 @@
 #include <time.h>
 #include <unistd.h>
 
+/* ran_variant, ran_split and degraded live in what was tgc_result's tail padding: the size a
+ * caller built against the previous header allocates is still the whole struct. */
+#define TGC_RESULT_OLD_END (offsetof(struct tgc_result, device_conf) + sizeof(float))
+_Static_assert(sizeof(struct tgc_result) ==
+		       (TGC_RESULT_OLD_END + _Alignof(struct tgc_result) - 1) /
+			       _Alignof(struct tgc_result) * _Alignof(struct tgc_result),
+	       "tgc_result grew: an ABI break of libtailgate-client.so.1");
+
 #include <sodium.h>
 
 enum {
@@ -587,6 +595,9 @@ tgc_take_response(struct tgc *c, const struct tgc_request_opts *o, const struct 
 	res->exit_taken = r->exit_taken;
 	res->advice_variant = r->advice_variant;
 	res->advice_split = r->advice_split;
+	res->ran_variant = r->c.variant_id;
+	res->ran_split = r->c.split_id;
+	res->degraded = r->c.variant_id != o->variant_id;
 	res->advice_differs = r->advice_split != PROTO_NONE &&
 			      (r->advice_split != o->split_id || r->advice_variant != o->variant_id);
 	res->batch_size = r->batch_size;
@@ -982,6 +993,7 @@ tgc_request(struct tgc *c, const struct tgc_request_opts *o, const struct tg_ten
 		return tg_err_set(err, -EINVAL, "tgc_request: c, o, t and out are required");
 	memset(res, 0, sizeof(*res));
 	res->exit_taken = res->advice_variant = res->advice_split = PROTO_NONE;
+	res->ran_variant = res->ran_split = PROTO_NONE;
 	dtype = tgc_wire_dtype(o->wire_dtype);
 	if (dtype == PROTO_DT_RAW)
 		return tg_err_set(err, -EINVAL, "wire dtype %s: not f32, f16, s8 or u8",

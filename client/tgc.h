@@ -144,6 +144,15 @@ struct tgc_result {
 	uint8_t source;
 	uint8_t gw_status;
 	float device_conf;
+	/* The variant and split whose tail answered (docs/protocol.md 7.4): the request's,
+	 * unless the gateway degraded it to a lighter variant of the model instead of refusing
+	 * it for load (only for a profile with an accuracy floor, only to a variant whose
+	 * catalog accuracy meets it); degraded then. PROTO_NONE and false when no RESPONSE
+	 * came (a device exit answered). These three fill what was the struct's tail padding:
+	 * its size and every earlier offset are unchanged (ABI of libtailgate-client.so.1). */
+	uint8_t ran_variant;
+	uint8_t ran_split;
+	bool degraded;
 };
 
 /** Where a tgc_infer() answer came from (tgc_result.source). */

@@ -320,7 +320,10 @@ struct dp_req {
 	/* Filled by the consumer before dp_req_respond(); preset to status OK, result NONE,
 	 * exit and advice PROTO_NONE. */
 	struct proto_response resp;	/* status, reason, result kind, timing, advice; the chunk
-					 * ids, index and count are the dataplane's. Results:
+					 * index and count are the dataplane's, model, variant
+					 * and split ids preset to the request's (a consumer that
+					 * ran another variant of the model sets resp.c.variant_id
+					 * and split_id to it: docs/protocol.md 7.4). Results:
 					 * NONE, ECHO, TOPK (see below), or TENSOR: the bytes at
 					 * tensor, described by resp.c.t (dp_req_set_tensor()),
 					 * chunked (LZ4 where it pays) by the owner lcore. An

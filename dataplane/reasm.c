@@ -247,6 +247,10 @@ dp_msg_complete(struct dp_lcore *lc, struct dp_slot *s, uint64_t now)
 	else
 		memset(&s->pub.profile, 0, sizeof(s->pub.profile));
 	memset(r, 0, sizeof(*r));
+	/* The request's ids; a consumer that ran another variant names it (protocol.md 7). */
+	r->c.model_id = s->pub.req.c.model_id;
+	r->c.variant_id = s->pub.req.c.variant_id;
+	r->c.split_id = s->pub.req.c.split_id;
 	r->status = PROTO_ST_OK;
 	r->reason = PROTO_OK;
 	r->result_kind = PROTO_RES_NONE;

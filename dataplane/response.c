@@ -471,9 +471,7 @@ dp_send_response(struct dp_lcore *lc, struct dp_slot *s)
 	uint8_t *buf;
 	int n;
 
-	r->c.model_id = q->model_id;
-	r->c.variant_id = q->variant_id;
-	r->c.split_id = q->split_id;
+	r->c.model_id = q->model_id;	/* variant and split: preset to the request's */
 	r->c.index = 0;
 	r->c.count = 1;
 	if (r->result_kind == PROTO_RES_NONE || r->result_kind == PROTO_RES_ECHO) {

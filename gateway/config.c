@@ -69,6 +69,8 @@ static const struct gw_key gw_keys[] = {
 	U32("max_inflight", struct gw_config, max_inflight, 1, 1u << 20,
 	    "requests inside the scheduler"),
 	BOOL("whole_tail", struct gw_config, whole_tail, "whole tails per batch, not segments"),
+	BOOL("degrade", struct gw_config, degrade,
+	     "run a request a lighter variant meeting its floor instead of shedding it"),
 	STR("access_log", struct gw_config, access_log, "JSON-lines access log; empty: none"),
 	STR("event_log", struct gw_config, event_log, "event log; empty: stderr"),
 	U32("log_ring", struct gw_config, log_ring, 16, 1u << 22, "log records per lcore ring"),
@@ -112,6 +114,9 @@ gw_config_default(struct gw_config *c, const struct dp_config *dp)
 	c->queue_cap = 256;
 	c->max_inflight = 1024;
 	c->whole_tail = true;	/* measured better on the shipped model: README, "Scheduling mode" */
+	/* Only devices that declared an accuracy floor are degraded, only to a variant whose
+	 * card meets it, and the answer names it: what they said they accept, over a refusal. */
+	c->degrade = true;
 	c->log_ring = 4096;
 	c->fsync_ms = 1000;
 }

@@ -68,6 +68,9 @@ struct gw_config {
 	unsigned queue_cap;			/* requests waiting per queue (256) */
 	unsigned max_inflight;			/* requests in the scheduler (1024) */
 	bool whole_tail;			/* run whole tails per batch, not segments (true) */
+	bool degrade;				/* degrade instead of shed: a request past its
+						 * deadline runs on a lighter variant that takes
+						 * its tensor and meets its floor (true) */
 	char access_log[GW_PATH_MAX];		/* JSON lines; "" = none */
 	char event_log[GW_PATH_MAX];		/* "" = stderr */
 	uint32_t log_ring;			/* records per lcore log ring (4096) */
@@ -205,6 +208,9 @@ struct gw_access_rec {
 	uint16_t model;
 	uint16_t batch;
 	uint8_t split, dtype, status, exit_taken;	/* exit 0xFF: none */
+	uint8_t variant;		/* the variant the request named */
+	uint8_t ran_variant, ran_split;	/* the variant and split that answered: the request's,
+					 * unless degraded instead of shed */
 };
 
 /** The two logs, as counters and metric labels ("access", "event") name them. */

@@ -53,6 +53,76 @@ gw_gen_free(struct gw_gen *gen)
 }
 
 /*
+ * Whether variant b's split sb computes from the tensor a device sent for variant a's
+ * split sa, as a would have it: the same shape, and the same head made it. That holds at
+ * the model input (nothing computed yet), and at a tensor of the same name when both are
+ * the base or a drop variant of it whose head to there is the base's own (a block dropped
+ * before the split would cost the head FLOPs: equal FLOPs, nothing dropped there).
+ */
+static bool
+gw_same_tensor(const struct gw_model *base, const struct gw_model *a, unsigned sa,
+	       const struct gw_model *b, unsigned sb)
+{
+	const struct kern_split *pa = kern_model_split(a->m, sa), *pb = kern_model_split(b->m, sb);
+	const struct kern_split *pbase;
+	int rb;
+
+	if (pa == NULL || pb == NULL || pa->ndim != pb->ndim)
+		return false;
+	for (int d = 0; d < pa->ndim; d++)
+		if (pa->dims[d] != pb->dims[d])
+			return false;
+	if (sa == 0 && sb == 0)
+		return true;	/* the model input */
+	if ((a->variant != 0 && a->n_drop == 0) || (b->variant != 0 && b->n_drop == 0) ||
+	    base == NULL || strcmp(pa->name, pb->name) != 0)
+		return false;	/* a file variant's inner tensors are its own */
+	rb = kern_model_find_split(base->m, pa->name, NULL);
+	pbase = rb < 0 ? NULL : kern_model_split(base->m, (unsigned)rb);
+	return pbase != NULL && pa->head_flops == pbase->head_flops &&
+	       pb->head_flops == pbase->head_flops;
+}
+
+/*
+ * Degrade instead of shed (sched.h): for each served split of model i, the other variants
+ * of its family that take that very tensor, with a cheaper tail and a known accuracy.
+ * Computed once per generation (load, reload), so admission only walks a short list.
+ * @return how many (at most SCHED_MAX_DEGRADE; the rest are left out)
+ */
+static unsigned
+gw_degrade_find(const struct gw_repo *repo, unsigned i, struct sched_degrade *out)
+{
+	const struct gw_model *a = &repo->models[i], *base = NULL;
+	unsigned n = 0;
+
+	for (unsigned j = 0; j < repo->n; j++)
+		if (repo->models[j].conf.id == a->conf.id && repo->models[j].variant == 0)
+			base = &repo->models[j];
+	for (unsigned k = 0; k < a->n_splits; k++) {
+		unsigned sa = a->splits[k];
+		const struct kern_split *pa = kern_model_split(a->m, sa);
+
+		for (unsigned j = 0; j < repo->n; j++) {
+			const struct gw_model *b = &repo->models[j];
+
+			if (j == i || b->conf.id != a->conf.id || b->accuracy_bp == 0)
+				continue;
+			for (unsigned l = 0; l < b->n_splits && n < SCHED_MAX_DEGRADE; l++) {
+				unsigned sb = b->splits[l];
+
+				if (!gw_same_tensor(base, a, sa, b, sb) ||
+				    kern_model_split(b->m, sb)->tail_flops >= pa->tail_flops)
+					continue;
+				out[n++] = (struct sched_degrade){ .split = (uint8_t)sa,
+					.to_split = (uint8_t)sb, .to_model = (uint16_t)j,
+					.accuracy_bp = b->accuracy_bp };
+			}
+		}
+	}
+	return n;
+}
+
+/*
  * Load the repository (io_uring reads; the summary on stderr) and build and start its
  * scheduler: plans built and measured on the calling thread.
  */
@@ -91,7 +161,20 @@ gw_gen_build(struct gw *g, uint32_t id, struct gw_gen **out, struct tg_err *err)
 			.max_delay_ns = (uint64_t)gm->conf.max_delay_us * 1000ull,
 			.default_deadline_ns = (uint64_t)gm->conf.deadline_ms * 1000000ull,
 		};
+		if (g->cfg.degrade) {
+			gen->mc[i].n_degrade = gw_degrade_find(gen->repo, i, gen->deg[i]);
+			gen->mc[i].degrade = gen->deg[i];
+		}
 	}
+	pthread_mutex_lock(&g->gen_mu);
+	for (unsigned i = 0; i < gen->repo->n; i++)
+		for (unsigned k = 0; k < gen->mc[i].n_degrade; k++) {
+			unsigned a = gen->slot[i], b = gen->slot[gen->deg[i][k].to_model];
+
+			if (a < GW_N_SLOTS && b < GW_N_SLOTS)
+				g->degrade_pair[a][b] = true;
+		}
+	pthread_mutex_unlock(&g->gen_mu);
 	sc.models = gen->mc;
 	sc.n_models = gen->repo->n;
 	sc.queue_cap = g->cfg.queue_cap;
@@ -202,6 +285,7 @@ gw_stats_add(struct gw_totals *t, const struct gw_gen *gen, const struct sched_s
 	t->st.samples_run += s->samples_run;
 	t->st.expired_in_queue += s->expired_in_queue;
 	t->st.shed_on_arrival += s->shed_on_arrival;
+	t->st.degraded += s->degraded;
 	for (unsigned i = 0; i < 16; i++) {
 		t->st.by_status[i] += s->by_status[i];
 		t->st.exits[i] += s->exits[i];

@@ -55,6 +55,8 @@ struct gw_gen {
 					 * generations run at once while the old one drains) */
 	unsigned slot[GW_MAX_MODELS];	/* model index -> counter slot (by name) */
 	struct sched_model_cfg mc[GW_MAX_MODELS];
+	struct sched_degrade deg[GW_MAX_MODELS][SCHED_MAX_DEGRADE];	/* each model's stand-ins
+					 * (gw_degrade_find(); none with degrade off) */
 	struct gw_gen *next;		/* g->live list, under gen_mu */
 };
 
@@ -101,6 +103,11 @@ struct gw {
 	 * DEADLINE_INFEASIBLE); OK answers are not refusals. */
 	_Atomic uint64_t refused[GW_N_ST][PROTO_REASON__COUNT];
 	struct gw_lat lat_queue[GW_N_SLOTS + 1], lat_compute[GW_N_SLOTS + 1];	/* by slot */
+	/* Degrade instead of shed, by counter slot: requests asked of [from] that ran on [to]
+	 * (counted when answered); pairs a generation may degrade between are listed even at
+	 * 0 (set under gen_mu). */
+	_Atomic uint64_t degraded[GW_N_SLOTS][GW_N_SLOTS];
+	bool degrade_pair[GW_N_SLOTS][GW_N_SLOTS];
 	_Atomic uint64_t taken;		/* requests the deliver hook received */
 	_Atomic uint64_t answered;	/* of those, handed back with dp_req_respond() */
 	struct gw_totals tot;		/* under gen_mu */

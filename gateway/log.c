@@ -127,13 +127,17 @@ gw_log_format_access(const struct gw_access_rec *a, char *out, size_t cap)
 	n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(ts + n, sizeof(ts) - n, ".%06lluZ",
 		 (unsigned long long)(a->t_ns % 1000000000ull / 1000));
-	o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "time", ts,
+	o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		      "time", ts,
 		      "client", (json_int_t)a->client_id, "request", (json_int_t)a->request_id,
 		      "model", (json_int_t)a->model, "split", (json_int_t)a->split,
 		      "dtype", tg_dtype_name((enum tg_dtype)a->dtype), "bytes", (json_int_t)a->bytes,
 		      "batch", (json_int_t)a->batch, "queue_us", (json_int_t)a->queue_us,
 		      "compute_us", (json_int_t)a->compute_us, "status", (json_int_t)a->status,
-		      "exit", (json_int_t)(a->exit_taken == 0xFF ? -1 : a->exit_taken));
+		      "exit", (json_int_t)(a->exit_taken == 0xFF ? -1 : a->exit_taken),
+		      /* the variant asked for, and what answered (degrade instead of shed) */
+		      "variant", (json_int_t)a->variant, "ran_variant", (json_int_t)a->ran_variant,
+		      "ran_split", (json_int_t)a->ran_split);
 	n = o != NULL && cap > 1 ? json_dumpb(o, out, cap - 1, JSON_COMPACT) : 0;
 	json_decref(o);
 	if (n == 0 || n >= cap - 1)	/* no room, or jansson could not allocate */

@@ -180,6 +180,30 @@ gw_render_requests(struct gw *g, struct gw_prom *p)
 	gw_prom_counter(p, "tailgate_answered_total", "of those, answered", (double)answered);
 }
 
+/* Degrade instead of shed: requests asked of one variant answered by another, by pair (the
+ * pairs a generation may degrade between are listed at 0 too). */
+static void
+gw_render_degraded(struct gw *g, struct gw_prom *p)
+{
+	char lab[512], fq[160], tq[160];
+
+	gw_prom_family(p, "tailgate_degraded_total", "counter",
+		       "requests that would have been refused for time, answered by a lighter "
+		       "variant that meets the device's accuracy floor instead, by the variant "
+		       "asked (from) and the one that ran (to)");
+	for (unsigned a = 0; a < g->n_slots; a++)
+		for (unsigned b = 0; b < g->n_slots; b++) {
+			uint64_t v = atomic_load_explicit(&g->degraded[a][b], memory_order_relaxed);
+
+			if (v == 0 && !g->degrade_pair[a][b])
+				continue;
+			snprintf(lab, sizeof(lab), "from=\"%s\",to=\"%s\"",
+				 gw_prom_escape(fq, sizeof(fq), g->slot_name[a]),
+				 gw_prom_escape(tq, sizeof(tq), g->slot_name[b]));
+			gw_prom_sample(p, "tailgate_degraded_total", lab, (double)v);
+		}
+}
+
 /* The scheduler's counters, over every generation (gw_stats_sum()). */
 static void
 gw_render_sched(struct gw *g, struct gw_prom *p, const struct gw_totals *t)
@@ -207,6 +231,11 @@ gw_render_sched(struct gw *g, struct gw_prom *p, const struct gw_totals *t)
 	gw_prom_counter(p, "tailgate_sched_shed_on_arrival_total",
 			"requests answered OVERLOADED: their predicted finish was past the deadline",
 			(double)ss->shed_on_arrival);
+	gw_prom_counter(p, "tailgate_sched_degraded_total",
+			"requests taken on a lighter variant instead of being refused for time "
+			"(by pair: tailgate_degraded_total, counted when answered)",
+			(double)ss->degraded);
+	gw_render_degraded(g, p);
 	gw_render_exits(g, p, t);
 }
 

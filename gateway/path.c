@@ -81,6 +81,9 @@ gw_access(struct gw *g, unsigned p, const struct dp_req *dq, uint8_t exit_taken)
 	a.dtype = dq->req.c.t.dtype;
 	a.status = dq->resp.status;
 	a.exit_taken = exit_taken;
+	a.variant = dq->req.c.variant_id;
+	a.ran_variant = dq->resp.c.variant_id;	/* the request's unless degraded */
+	a.ran_split = dq->resp.c.split_id;
 	gw_log_access(g->log, p, &a);
 }
 
@@ -234,6 +237,7 @@ gw_admit(const struct gw_gen *gen, struct dp_req *dq, int *model, enum proto_rea
 				       : (uint64_t)gm->conf.deadline_ms * 1000000ull);
 	sr->top_k = (uint16_t)(top_k < SCHED_MAX_TOPK ? top_k : SCHED_MAX_TOPK);
 	sr->no_early_exit = (rq->flags & PROTO_RF_NO_EARLY_EXIT) != 0;
+	sr->accuracy_floor_bp = dq->profile.accuracy_floor_bp;	/* 0 without a HELLO profile */
 	return PROTO_ST_OK;
 }
 
@@ -311,6 +315,22 @@ gw_result_fill(const struct sched_req *r, struct dp_req *dq, uint64_t wait_ns)
 	}
 }
 
+/*
+ * r ran on a stand-in (degrade instead of shed): the answer names the variant and split
+ * that ran (docs/protocol.md 7.4), and the pair is counted.
+ */
+static void
+gw_degraded(struct gw *g, const struct gw_gen *gen, const struct sched_req *r, struct dp_req *dq)
+{
+	unsigned a = r->asked_model < GW_MAX_MODELS ? gen->slot[r->asked_model] : GW_SLOT_UNKNOWN;
+	unsigned b = r->model < GW_MAX_MODELS ? gen->slot[r->model] : GW_SLOT_UNKNOWN;
+
+	dq->resp.c.variant_id = gen->repo->models[r->model].variant;
+	dq->resp.c.split_id = r->split;
+	if (a < GW_N_SLOTS && b < GW_N_SLOTS)
+		atomic_fetch_add_explicit(&g->degraded[a][b], 1, memory_order_relaxed);
+}
+
 /* The scheduler's done hook: a batch's answers (or expired requests), on a worker. */
 void
 gw_path_done(void *ctx, struct sched_req **rs, unsigned n)
@@ -328,11 +348,13 @@ gw_path_done(void *ctx, struct sched_req **rs, unsigned n)
 		uint64_t wait_ns = pd->t_submit_ns > dq->done_ns ? pd->t_submit_ns - dq->done_ns : 0;
 
 		gw_result_fill(r, dq, wait_ns);
-		gw_advice_fill(&c, gen, r->model, dq);
+		if (r->degraded)
+			gw_degraded(g, gen, r, dq);
+		gw_advice_fill(&c, gen, r->asked_model, dq);
 		if (dq->resp.status == PROTO_ST_OK) {
 			gw_lat_add(&g->lat_queue[slot], dq->resp.queue_us);
 			gw_lat_add(&g->lat_compute[slot], dq->resp.compute_us);
 		}
-		gw_answer(g, gen, r->model, dq, p, r->exit_taken);
+		gw_answer(g, gen, r->asked_model, dq, p, r->exit_taken);
 	}
 }
