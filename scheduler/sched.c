@@ -570,15 +570,15 @@ sched_check(const struct sched *s, struct sched_req *r)
  * Under the lock: r would be refused for time (DEADLINE_INFEASIBLE or backlog). Its
  * stand-ins, most accurate first: the first that meets its floor, has room and is predicted
  * to finish before r is due takes it (r's model and split become the stand-in's).
+ * backlog: sched_backlog() at now when the caller has it, else UINT64_MAX (summed here
+ * once, when a stand-in gets that far).
  * @return the stand-in's queue index, or -1 (none fits: refuse as before)
  */
 static int
-sched_degrade(struct sched *s, struct sched_req *r, uint64_t now)
+sched_degrade(struct sched *s, struct sched_req *r, uint64_t now, uint64_t backlog)
 {
 	const struct sched_mod *md = &s->mod[r->model];
 	unsigned lo = md->deg_lo[r->split], n = md->deg_n[r->split];
-	uint64_t backlog = 0;
-	bool summed = false;
 
 	if (r->accuracy_floor_bp == 0)
 		return -1;	/* the device never said what it accepts */
@@ -592,10 +592,8 @@ sched_degrade(struct sched *s, struct sched_req *r, uint64_t now)
 		if (tm->seg[tq].n >= s->cfg.queue_cap ||
 		    now + sched_remaining(tm, tq, 1) > r->deadline_ns)
 			continue;
-		if (!summed) {
+		if (backlog == UINT64_MAX)
 			backlog = sched_backlog(s, now);
-			summed = true;
-		}
 		if (sched_finish_with(s, backlog, c->to_model, (unsigned)tq, now) > r->due_ns)
 			continue;
 		r->model = c->to_model;
@@ -615,6 +613,7 @@ sched_admit(struct sched *s, struct sched_req *r, uint64_t now)
 	struct sched_mod *md = &s->mod[r->model];
 	int qi = md->entry[r->split], di;
 	struct sched_seg *q = &md->seg[qi];
+	uint64_t backlog = 0;
 
 	r->t_arrival_ns = now;
 	if (r->deadline_ns == 0)
@@ -629,11 +628,12 @@ sched_admit(struct sched *s, struct sched_req *r, uint64_t now)
 		r->status = PROTO_ST_OVERLOADED;
 		r->reason = PROTO_E_QUEUE_FULL;
 	} else if (now + sched_remaining(md, qi, 1) > r->deadline_ns) {
-		if ((di = sched_degrade(s, r, now)) >= 0)
+		if ((di = sched_degrade(s, r, now, UINT64_MAX)) >= 0)
 			goto take;
 		r->status = PROTO_ST_DEADLINE_INFEASIBLE;	/* even alone on an idle gateway */
-	} else if (sched_predict_finish(s, r->model, (unsigned)qi, now) > r->due_ns) {
-		if ((di = sched_degrade(s, r, now)) >= 0)
+	} else if (sched_finish_with(s, backlog = sched_backlog(s, now), r->model, (unsigned)qi,
+				     now) > r->due_ns) {
+		if ((di = sched_degrade(s, r, now, backlog)) >= 0)
 			goto take;
 		/* Shed now, not at batch formation: it would only wait to expire, and a queue
 		 * kept to what can finish in time is what lets the rest make their deadlines. */
