@@ -188,7 +188,7 @@ gw_render_degraded(struct gw *g, struct gw_prom *p)
 	char lab[512], fq[160], tq[160];
 
 	gw_prom_family(p, "tailgate_degraded_total", "counter",
-		       "requests that would have been refused for time, answered by a lighter "
+		       "requests that would have been refused for time, answered OK by a lighter "
 		       "variant that meets the device's accuracy floor instead, by the variant "
 		       "asked (from) and the one that ran (to)");
 	for (unsigned a = 0; a < g->n_slots; a++)
@@ -233,7 +233,7 @@ gw_render_sched(struct gw *g, struct gw_prom *p, const struct gw_totals *t)
 			(double)ss->shed_on_arrival);
 	gw_prom_counter(p, "tailgate_sched_degraded_total",
 			"requests taken on a lighter variant instead of being refused for time "
-			"(by pair: tailgate_degraded_total, counted when answered)",
+			"(those it answered OK: tailgate_degraded_total, by pair)",
 			(double)ss->degraded);
 	gw_render_degraded(g, p);
 	gw_render_exits(g, p, t);

@@ -316,8 +316,9 @@ gw_result_fill(const struct sched_req *r, struct dp_req *dq, uint64_t wait_ns)
 }
 
 /*
- * r ran on a stand-in (degrade instead of shed): the answer names the variant and split
- * that ran (docs/protocol.md 7.4), and the pair is counted.
+ * r was answered by a stand-in (degrade instead of shed): the answer names the variant and
+ * split that ran (docs/protocol.md 7.4), and the pair is counted. Only an OK answer ran:
+ * one that expired in the stand-in's queue names the request's own.
  */
 static void
 gw_degraded(struct gw *g, const struct gw_gen *gen, const struct sched_req *r, struct dp_req *dq)
@@ -348,7 +349,7 @@ gw_path_done(void *ctx, struct sched_req **rs, unsigned n)
 		uint64_t wait_ns = pd->t_submit_ns > dq->done_ns ? pd->t_submit_ns - dq->done_ns : 0;
 
 		gw_result_fill(r, dq, wait_ns);
-		if (r->degraded)
+		if (r->degraded && r->status == PROTO_ST_OK)
 			gw_degraded(g, gen, r, dq);
 		gw_advice_fill(&c, gen, r->asked_model, dq);
 		if (dq->resp.status == PROTO_ST_OK) {
