@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 enum { MODE_NACK, MODE_SILENT, MODE_SESSION, MODE_TENSOR, MODE_CHALLENGE, MODE_PENDING,
-       MODE_NEVER };
+       MODE_NEVER, MODE_DEGRADED };
 enum { TOKEN = 0x5EED0001 };
 enum { SESSION = 0xABCD0001, MAX_N = 16 };
 
@@ -154,6 +154,10 @@ fake_respond(struct fake *f, const struct proto_msg *req)
 
 	h.flags = 0;
 	memset(h.mac, 0, sizeof(h.mac));	/* the request's seal is not ours */
+	if (f->mode == MODE_DEGRADED) {	/* run on variant 3, its split 1 (protocol.md 7.4) */
+		r.c.variant_id = 3;
+		r.c.split_id = 1;
+	}
 	proto_response_set_topk(&r, scratch, e, 2);
 	fake_send(f, out, proto_encode_response(out, sizeof(out), &h, &r));
 }
@@ -279,6 +283,8 @@ fake_main(void *arg)
 				return NULL;
 			f->resent++;
 		}
+	} else if (f->mode == MODE_DEGRADED) {
+		/* answered at once, by another variant */
 	} else if (f->mode == MODE_NEVER) {
 		while (fake_take_request(f, &again, &rt))
 			f->resent++;
@@ -397,6 +403,24 @@ check_result(const struct tgc_result *r)
 		 r->compute_us == 800 && r->advice_latency_us == 9000);
 	TH_CHECK(r->advice_split == 4 && r->advice_differs);
 	TH_CHECK(r->chunks >= 3 && r->raw_bytes == 28 * 28 * 4);
+	TH_CHECK(r->ran_variant == 0 && r->ran_split == 0 && !r->degraded);	/* as asked */
+}
+
+/* A degraded answer (docs/protocol.md 7.4): the RESPONSE names another variant and split;
+ * the result says so and is otherwise taken as any answer. */
+static void
+test_degraded_answer_names_the_variant_that_ran(void)
+{
+	static struct fake f;
+	struct tgc_result r;
+	struct tgc_stats st;
+	uint8_t adv = 0;
+
+	TH_CHECK(run_request(&f, MODE_DEGRADED, &r, &st, &adv) == 0);
+	TH_CHECK(r.status == PROTO_ST_OK && r.top_k == 2 && r.top[0].class_id == 7);
+	TH_CHECK_MSG(r.degraded && r.ran_variant == 3 && r.ran_split == 1,
+		     "degraded %d, variant %u, split %u", r.degraded, r.ran_variant, r.ran_split);
+	TH_CHECK(st.responses == 1);
 }
 
 static void
@@ -574,6 +598,7 @@ int
 main(void)
 {
 	TH_RUN(test_nack_resends_exactly_the_listed_chunk);
+	TH_RUN(test_degraded_answer_names_the_variant_that_ran);
 	TH_RUN(test_tensor_answer_gap_nacked_and_reassembled);
 	TH_RUN(test_silence_resends_the_whole_request_under_its_id);
 	TH_RUN(test_unknown_session_rehellos_and_resends);

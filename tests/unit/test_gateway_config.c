@@ -23,6 +23,7 @@ test_good_file_sets_every_kind(void)
 		"udp_port=7701\n"
 		"  workers = 2\n"
 		"whole_tail = no\n"
+		"degrade = false\n"
 		"models = /srv/models\n"
 		"max_msg_bytes = 1048576\r\n"
 		"metrics = 127.0.0.1:9100\n";
@@ -31,7 +32,7 @@ test_good_file_sets_every_kind(void)
 
 	TH_CHECK_MSG(parse(text, &c, &err) == 0, "%s", err.msg);
 	TH_CHECK(c.dp.ipv4 == (10u << 24 | 77u << 16 | 1));
-	TH_CHECK(c.dp.udp_port == 7701 && c.workers == 2 && !c.whole_tail);
+	TH_CHECK(c.dp.udp_port == 7701 && c.workers == 2 && !c.whole_tail && !c.degrade);
 	TH_CHECK(strcmp(c.models_dir, "/srv/models") == 0);
 	TH_CHECK(c.dp.limits.max_msg_bytes == 1048576);
 	TH_CHECK(strcmp(c.metrics_addr, "127.0.0.1:9100") == 0);
@@ -39,6 +40,19 @@ test_good_file_sets_every_kind(void)
 	c.dp.gap_timeout_us = 2000;	/* the dataplane's defaults are not linked here */
 	c.dp.msg_timeout_us = 1000000;
 	TH_CHECK_MSG(gw_config_validate(&c, &err) == 0, "%s", err.msg);
+}
+
+/* Degrade instead of shed is on unless the file says otherwise (README: devices without an
+ * accuracy floor are never degraded, so the default changes nothing for them). */
+static void
+test_degrade_is_on_by_default(void)
+{
+	struct gw_config c;
+	struct tg_err err = { 0 };
+
+	TH_CHECK_MSG(parse("workers = 1\n", &c, &err) == 0, "%s", err.msg);
+	TH_CHECK(c.degrade);
+	TH_CHECK_MSG(parse("degrade = true\n", &c, &err) == 0 && c.degrade, "%s", err.msg);
 }
 
 static void
@@ -63,6 +77,7 @@ test_errors_name_file_line_and_key(void)
 	expect_error("address = 10.0.0\n", "t.conf:1: address: '10.0.0' is not an IPv4 address");
 	expect_error("\n\nworkers\n", "t.conf:3: expected 'key = value'");
 	expect_error("whole_tail = maybe\n", "whole_tail: 'maybe' is not true or false");
+	expect_error("degrade = sometimes\n", "degrade: 'sometimes' is not true or false");
 }
 
 static void
@@ -236,6 +251,7 @@ int
 main(void)
 {
 	TH_RUN(test_good_file_sets_every_kind);
+	TH_RUN(test_degrade_is_on_by_default);
 	TH_RUN(test_errors_name_file_line_and_key);
 	TH_RUN(test_nul_byte_and_long_line_are_refused);
 	TH_RUN(test_validate_states_what_is_accepted);
