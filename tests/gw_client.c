@@ -47,6 +47,13 @@
  * an answer for a late duplicate chunk, or refuses each chunk of a refused request),
  * answers_differ those of them with another status: a request answered twice differently.
  * Every status_NAME line is printed, zeros too.
+ * Degrade instead of shed (docs/protocol.md 7.4): an OK answer naming another variant than
+ * the request's is counted "degraded" and judged by the labels only (the offline class is the
+ * requested variant's); ran_variant_V counts OK answers by the variant that ran (V = the
+ * requested one always printed), accuracy_variant_V their accuracy against the labels,
+ * refused_other_variant the non-OK answers that named another variant (there should be none).
+ * The open loop also prints good_accuracy (OK within the deadline after the warm-up, against
+ * the labels) and goodput_correct_rps (those that were right, per second).
  * Run without arguments it only says what it is for: a helper, not a test.
  */
 #include <errno.h>
@@ -124,6 +131,11 @@ static struct {
 	uint64_t correct[PROTO_DT__COUNT], labelled[PROTO_DT__COUNT];	/* vs the labels */
 	uint64_t early_exits;		/* OK answers from an exit other than the final one */
 	uint64_t again, differ;		/* closed loop: second answers; with another status */
+	/* Degrade instead of shed (docs/protocol.md 7.4): OK answers naming another variant
+	 * than the request's (checked against the labels, not the offline class: that is the
+	 * requested variant's), by the variant that ran; refusals that named another. */
+	uint64_t degraded, ran_variant[256], correct_v[256], labelled_v[256];
+	uint64_t refused_other_variant;
 } st;
 
 static struct tensor tens[MAX_TENS];
@@ -659,13 +671,26 @@ static struct client cl[MAX_CLIENTS];	/* 72 MB of datagrams: not the stack */
 /* SIGUSR1: start nothing new (both loops); what is in flight is still waited for. */
 static volatile sig_atomic_t ol_stop;
 
-static void
+/* @return 1 when the answer's class is the label, 0 when not, -1 without a label. */
+static int
 answer_ok(const struct proto_msg *m, const struct tensor *t, uint32_t id)
 {
 	struct proto_topk e;
+	uint8_t v = m->u.resp.c.variant_id;
+	int right = -1;
 
 	proto_topk_get(&m->u.resp, 0, &e);
 	st.ok++;
+	st.ran_variant[v]++;
+	if (t->label >= 0) {
+		right = e.class_id == (uint32_t)t->label;
+		st.labelled_v[v]++;
+		st.correct_v[v] += (unsigned)right;
+	}
+	if (v != o.variant) {	/* degraded: another variant's answer, the labels judge it */
+		st.degraded++;
+		return right;
+	}
 	st.by_kind[(t->split != 0) * 2 + (t->dtype != PROTO_DT_F32)]++;
 	if (t->label >= 0) {
 		for (unsigned k = 0; k < fm.n_splits; k++)
@@ -689,6 +714,7 @@ answer_ok(const struct proto_msg *m, const struct tensor *t, uint32_t id)
 	if (m->u.resp.batch_size > st.batch_max)
 		st.batch_max = m->u.resp.batch_size;
 	st.batched += m->u.resp.batch_size > 1;
+	return right;
 }
 
 /* Send what is due: new requests (tensors of tens[] in turn) and retries. */
@@ -848,6 +874,8 @@ recv_client(struct client *k)
 		}
 		if (m.u.resp.status < PROTO_ST__COUNT)
 			st.by_status[m.u.resp.status]++;
+		if (m.u.resp.status != PROTO_ST_OK && m.u.resp.c.variant_id != o.variant)
+			st.refused_other_variant++;
 		if (ids_f != NULL)
 			fprintf(ids_f, "%u %u\n", k->id, r->id);
 		if (m.u.resp.status != PROTO_ST_OK || m.u.resp.result_kind != PROTO_RES_TOPK ||
@@ -906,6 +934,7 @@ static struct {
 	uint64_t sent, answered, ok, good, late, lost, reused, inflight, nack_resent;
 	uint64_t again, differ;		/* second answers to a request: all, with another status */
 	uint64_t good_after_warmup, ok_after_warmup;
+	uint64_t good_labelled, good_correct;	/* good after the warm-up, vs the labels */
 	uint64_t lat_us[1 << 16];	/* OK latencies, a sample of at most 65536 */
 	unsigned n_lat;
 } ols;
@@ -1007,14 +1036,22 @@ ol_recv(struct client *k, struct ol_req *ring, uint64_t warm_end)
 		lat = (now - q->t_send) / 1000;
 		ols.answered++;
 		ols.inflight--;
+		if (m.h.type == PROTO_T_RESPONSE && s != PROTO_ST_OK &&
+		    m.u.resp.c.variant_id != o.variant)
+			st.refused_other_variant++;	/* only an answer that ran says so */
 		if (s == PROTO_ST_OK && m.h.type == PROTO_T_RESPONSE) {
-			answer_ok(&m, &tens[q->tensor], q->id);
+			int right = answer_ok(&m, &tens[q->tensor], q->id);
+
 			ols.ok++;
 			if (q->t_send >= warm_end)
 				ols.ok_after_warmup++;
 			if (lat <= o.deadline_us) {
 				ols.good++;
 				ols.good_after_warmup += q->t_send >= warm_end;
+				if (q->t_send >= warm_end && right >= 0) {
+					ols.good_labelled++;
+					ols.good_correct += (unsigned)right;
+				}
 			} else {
 				ols.late++;
 			}
@@ -1032,6 +1069,22 @@ cmp_u64(const void *a, const void *b)
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+/* Degraded answers and who ran (the requested variant's line always, zero or not). */
+static void
+print_degraded(void)
+{
+	printf("degraded %llu\nrefused_other_variant %llu\n", (unsigned long long)st.degraded,
+	       (unsigned long long)st.refused_other_variant);
+	for (unsigned v = 0; v < 256; v++) {
+		if (st.ran_variant[v] == 0 && v != o.variant)
+			continue;
+		printf("ran_variant_%u %llu\n", v, (unsigned long long)st.ran_variant[v]);
+		if (st.labelled_v[v])
+			printf("accuracy_variant_%u %.4f\n", v,
+			       (double)st.correct_v[v] / (double)st.labelled_v[v]);
+	}
 }
 
 /* rate > 0: open loop; else closed with window inflight. Then wait drain_ms for answers. */
@@ -1118,6 +1171,12 @@ run_open(double rate, unsigned closed, double duration, double warmup, unsigned 
 		for (unsigned s = 0; s < PROTO_ST__COUNT; s++)
 			printf("status_%s %llu\n", proto_status_name(s),
 			       (unsigned long long)st.by_status[s]);
+		printf("good_labelled %llu\ngood_correct %llu\ngood_accuracy %.4f\n"
+		       "goodput_correct_rps %.1f\n", (unsigned long long)ols.good_labelled,
+		       (unsigned long long)ols.good_correct,
+		       ols.good_labelled ? (double)ols.good_correct / (double)ols.good_labelled : 0,
+		       meas > 0 ? (double)ols.good_correct / meas : 0);
+		print_degraded();
 	}
 	for (unsigned c = 0; c < o.clients; c++)
 		free(ol[c]);
@@ -1175,6 +1234,7 @@ print_summary(unsigned n_probes, unsigned probes_ok)
 		if (advice_by_split[a])
 			printf("advice_split_%u %llu\n", a, (unsigned long long)advice_by_split[a]);
 	printf("advice_none %llu\n", (unsigned long long)advice_by_split[256]);
+	print_degraded();
 }
 
 int
