@@ -53,7 +53,8 @@ count_matching(const char *path, const char *s)
 /* ---- the access log's lines: each one JSON object with every field, parsed by jansson ---- */
 
 static const char *const access_ints[] = { "client", "request", "model", "split", "bytes",
-					   "batch", "queue_us", "compute_us", "status", "exit" };
+					   "batch", "queue_us", "compute_us", "status", "exit",
+					   "variant", "ran_variant", "ran_split" };
 
 /* NULL when o is an access record with every field of its type, else what is wrong. */
 static const char *
@@ -280,7 +281,8 @@ test_access_line_holds_the_record(void)
 				   .request_id = 4000000000u, .model = 65535, .split = 7,
 				   .dtype = TG_DT_S8, .bytes = 123456, .batch = 64,
 				   .queue_us = 4321, .compute_us = 765, .status = 6,
-				   .exit_taken = 0xFF };
+				   .exit_taken = 0xFF, .variant = 0, .ran_variant = 254,
+				   .ran_split = 9 };
 	json_error_t jerr;
 	json_t *o = NULL;
 	FILE *f;
@@ -313,6 +315,9 @@ test_access_line_holds_the_record(void)
 	TH_CHECK(json_integer_value(json_object_get(o, "compute_us")) == 765);
 	TH_CHECK(json_integer_value(json_object_get(o, "status")) == 6);
 	TH_CHECK(json_integer_value(json_object_get(o, "exit")) == -1);
+	TH_CHECK(json_integer_value(json_object_get(o, "variant")) == 0);
+	TH_CHECK(json_integer_value(json_object_get(o, "ran_variant")) == 254);
+	TH_CHECK(json_integer_value(json_object_get(o, "ran_split")) == 9);
 	json_decref(o);
 	o = NULL;
 	TH_CHECK(f != NULL && fgets(line, sizeof(line), f) != NULL);
