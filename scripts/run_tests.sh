@@ -51,8 +51,19 @@ run_one() {	# name, command...
 	fi
 }
 
-for t in "$BUILD"/tests/test_*; do
-	[ -x "$t" ] && run_one "unit/$(basename "$t")" "$t"
+# Programs are found from their sources, not from what the build directory holds: a test
+# whose source is gone (renamed, removed) must not keep running from an old binary, and one
+# whose binary is missing is a failure, not silence.
+not_built() {	# name, binary
+	run_one "$1" bash -c "echo 'run_tests: $2 was not built (make)'; echo '0 passed, 1 failed'; exit 1"
+}
+for src in tests/unit/test_*.c; do
+	t=$BUILD/tests/$(basename "$src" .c)
+	if [ -x "$t" ]; then
+		run_one "unit/$(basename "$t")" "$t"
+	else
+		not_built "unit/$(basename "$t")" "$t"
+	fi
 done
 for t in "$BUILD"/tests/*; do
 	name=$(basename "$t")
@@ -64,11 +75,16 @@ for t in "$BUILD"/tests/*; do
 	read -r -a args <"tests/$name.args"
 	run_one "$name" "$t" "${args[@]}"
 done
-for t in "$BUILD"/fuzz-replay/*; do
-	[ -x "$t" ] || continue
-	name=$(basename "$t")
-	[ -d "fuzz/corpus/$name" ] || continue
-	run_one "fuzz-replay/$name" "$t" "fuzz/corpus/$name"
+for src in fuzz/fuzz_*.c; do
+	name=$(basename "$src" .c)
+	name=${name#fuzz_}
+	t=$BUILD/fuzz-replay/$name
+	[ -d "fuzz/corpus/$name" ] || { not_built "fuzz-replay/$name" "fuzz/corpus/$name"; continue; }
+	if [ -x "$t" ]; then
+		run_one "fuzz-replay/$name" "$t" "fuzz/corpus/$name"
+	else
+		not_built "fuzz-replay/$name" "$t"
+	fi
 done
 for t in tests/*.sh; do
 	[ -f "$t" ] || continue
