@@ -298,6 +298,8 @@ struct bench_inputs_cfg {
 					 * [0, 1), from seed) instead of Fashion-MNIST; no labels */
 	uint64_t seed;
 	uint16_t model_id;
+	uint8_t variant_id;		/* the REQUESTs' variant (0: the base model); model is
+					 * then that variant's file, for its heads and answers */
 	bool early_exits;		/* requests without NO_EARLY_EXIT: the gateway's exits may
 					 * answer; offline answers kept per exit to check them */
 	unsigned n_images;		/* at most this many samples; 0: all (Fashion-MNIST:
@@ -354,6 +356,7 @@ struct bench_config {
 	uint16_t gw_port;		/* host order */
 	uint32_t bind_ip;		/* network order; 0 any */
 	uint16_t model_id;
+	uint8_t variant_id;		/* the variant the inputs were built for (in->...) */
 	unsigned n_devices;
 	struct bench_mix mix;
 	struct bench_impair impair;
@@ -392,6 +395,8 @@ struct bench_results {
 	uint64_t agree;			/* OK answers equal to the offline top-1 (of the exit
 					 * that answered, with early exits) */
 	uint64_t by_exit[BENCH_MAX_EXITS + 1];	/* OK answers by exit_taken; last: others */
+	unsigned variant;		/* the variant the REQUESTs named */
+	uint64_t other_variant;		/* OK answers whose RESPONSE names another variant */
 	uint64_t status[PROTO_ST__COUNT];	/* RESPONSE statuses */
 	uint64_t error[PROTO_ST__COUNT];	/* ERRORs that ended a request, by status */
 	uint64_t reason[PROTO_REASON__COUNT];	/* reasons of non-OK answers (RESPONSE or ERROR) */

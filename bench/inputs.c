@@ -168,6 +168,7 @@ bench_build_dtype(struct bench_inputs *in, struct bench_build *bd, unsigned dtyp
 		unsigned n_dg = 0;
 
 		rq.c.model_id = bd->cfg->model_id;
+		rq.c.variant_id = bd->cfg->variant_id;
 		rq.c.split_id = (uint8_t)bd->split;
 		rq.c.t.dtype = (uint8_t)dtype;
 		rq.c.t.ndim = (uint8_t)bd->ks->ndim;
@@ -481,11 +482,12 @@ bench_cache_key(const struct bench_inputs_cfg *cfg, const char *model_path, char
 	/* The offline answers depend on the precision: int8 ones on the calibration file. */
 	if (cfg->calib != NULL && (stat(cfg->calib, &cst) < 0 || realpath(cfg->calib, creal) == NULL))
 		return -errno;
-	snprintf(key, len, "tailgate-bench inputs v%d\nmodel %s %lld %lld.%09ld\nid %u\n"
+	snprintf(key, len, "tailgate-bench inputs v%d\nmodel %s %lld %lld.%09ld\nid %u variant %u\n"
 		 "images %u %s\nsplits %llx\ndtypes %x\ndgram %u\noffline %s %lld %lld.%09ld\n"
 		 "exits %d\n", BENCH_CACHE_VERSION, real,
 		 (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
-		 cfg->model_id, cfg->n_images, cfg->dataset_dir ? cfg->dataset_dir : BENCH_FMNIST_DIR,
+		 cfg->model_id, cfg->variant_id, cfg->n_images,
+		 cfg->dataset_dir ? cfg->dataset_dir : BENCH_FMNIST_DIR,
 		 (unsigned long long)cfg->split_mask, cfg->dtype_mask,
 		 cfg->max_dgram ? cfg->max_dgram : PROTO_DEFAULT_DGRAM, creal,
 		 (long long)cst.st_size, (long long)cst.st_mtim.tv_sec, cst.st_mtim.tv_nsec,

@@ -68,6 +68,9 @@ bench_report_table(FILE *f, const struct bench_results *r, const struct bench_in
 	fprintf(f, "%-28s %" PRIu64 " of %" PRIu64 " (%" PRIu64 " OK, %" PRIu64
 		" within deadline); last at %.2f s\n", "measured requests answered", r->answered,
 		r->scheduled, r->ok, r->ok_in_deadline, r->window_s);
+	if (r->variant != 0 || r->other_variant != 0)
+		fprintf(f, "%-28s %u (%" PRIu64 " OK answers named another)\n", "variant asked",
+			r->variant, r->other_variant);
 	fprintf(f, "latency (OK answers, from the scheduled send time), ms:\n");
 	for (unsigned i = 0; i < BENCH_N_PCTS; i++)
 		fprintf(f, "  %-26s %.3f\n", bench_pct_names[i],
@@ -211,6 +214,12 @@ bench_report_json(const struct bench_results *r, const struct bench_inputs *in)
 		}
 	}
 
+	if (o != NULL && (json_object_set_new(o, "variant", json_integer(r->variant)) ||
+			  json_object_set_new(o, "other_variant",
+					      json_integer((json_int_t)r->other_variant)))) {
+		json_decref(o);
+		return NULL;
+	}
 	if (o != NULL && (json_object_set_new(o, "path_challenges",
 					      json_integer((json_int_t)r->path_challenges)) ||
 			  json_object_set_new(o, "pendings", json_integer((json_int_t)r->pendings)))) {

@@ -645,7 +645,8 @@ bench_on_hello_reply(struct bench_run *r, struct bench_dev *d, const struct prot
 			struct proto_catalog_entry e;
 
 			proto_catalog_get(hr, i, &e);
-			if (e.model_id == r->cfg.model_id && e.variant_id == 0 && e.split_id < 64)
+			if (e.model_id == r->cfg.model_id && e.variant_id == r->cfg.variant_id &&
+			    e.split_id < 64)
 				r->tail_us[e.split_id] = e.tail_us ? e.tail_us : 1;
 		}
 	}
@@ -738,6 +739,9 @@ bench_on_response(struct bench_run *r, struct bench_dev *d, const struct proto_r
 	}
 	if (rs->result_kind == PROTO_RES_TOPK && rs->top_k > 0)
 		proto_topk_get(rs, 0, &t);
+	/* The answer names the variant that ran: another one's class is not ours to check. */
+	if (d->measured && rs->status == PROTO_ST_OK && rs->c.variant_id != r->cfg.variant_id)
+		r->res->other_variant++;
 	if (rs->status == PROTO_ST_OK && rs->batch_size > 0) {
 		uint32_t s = rs->queue_us + rs->compute_us;
 
@@ -1006,6 +1010,7 @@ bench_run_phase(struct bench_run *r, double rate, unsigned concurrency, double w
 		return tg_err_set(err, -EINVAL, "phase: a rate or a concurrency is required");
 	bench_results_reset(res);
 	res->rate = rate;
+	res->variant = r->cfg.variant_id;
 	res->concurrency = rate > 0 ? 0 : concurrency;
 	r->res = res;
 	r->now = start = tg_now_ns();
@@ -1207,8 +1212,8 @@ bench_check_gateway(struct bench_run *r, struct tg_err *err)
 				  "need %u", r->gw.max_chunks, in->max_chunks);
 	for (unsigned s = 0; s < 64; s++)
 		if ((in->split_mask >> s & 1) && r->tail_us[s] == 0)
-			return tg_err_set(err, -EINVAL, "model %u split %u: not in the gateway's "
-					  "catalog", r->cfg.model_id, s);
+			return tg_err_set(err, -EINVAL, "model %u variant %u split %u: not in the "
+					  "gateway's catalog", r->cfg.model_id, r->cfg.variant_id, s);
 	return 0;
 }
 

@@ -30,7 +30,7 @@ static char tb_tag[64];	/* the sweep step, on the progress line */
 struct tb_opts {
 	const char *gateway, *model, *bind, *mix, *mix_file, *json, *csv, *hgrm, *plot, *cache;
 	const char *key_file, *calib, *inputs;
-	unsigned model_id, devices, concurrency, images, threads, retries, timer_ms, hello_rate;
+	unsigned model_id, variant, devices, concurrency, images, threads, retries, timer_ms, hello_rate;
 	unsigned random;
 	unsigned sweep_steps;
 	double rate, duration, warmup, drain, sweep_factor, deadline_ms;
@@ -51,6 +51,12 @@ tb_help(FILE *f)
 "  -m, --model DIR|ONNX     model to compute the heads and offline answers with\n"
 "                           (default models/fmnist-resnet)\n"
 "      --model-id N         model id the gateway serves it under (default 1)\n"
+"      --variant ID         name variant ID of the model in every REQUEST (default 0, the\n"
+"                           base model); --model is then that variant's ONNX file, or\n"
+"                           the model's folder: its model.conf's 'variant = ID NAME' line\n"
+"                           gives variants/NAME/model.onnx (a drop variant has no file:\n"
+"                           give the one 'tailgate-model drop' writes); --calib the\n"
+"                           variant's own calibration\n"
 "      --images N           samples to use at most (default 10000): Fashion-MNIST test\n"
 "                           images unless --inputs or --random\n"
 "      --inputs DIR         samples for any model: every *.npy of DIR but labels.npy, in\n"
@@ -194,6 +200,7 @@ enum {
 	O_DRAIN, O_SWEEP, O_SWEEP_FACTOR, O_SWEEP_STEPS, O_RETRIES, O_TIMEOUT, O_HELLO_RATE,
 	O_DROP, O_DUP, O_REORDER, O_SEED, O_JSON, O_CSV, O_HGRM, O_PLOT, O_CHECK, O_CACHE, O_NO_CACHE,
 	O_KEY_FILE, O_NO_CRC, O_CORRUPT, O_CALIB, O_INPUTS, O_RANDOM, O_VERSION, O_EXITS,
+	O_VARIANT,
 };
 
 static int
@@ -203,6 +210,7 @@ tb_parse(int argc, char **argv, struct tb_opts *o, struct bench_mix *mix)
 		{ "gateway", required_argument, NULL, 'g' },
 		{ "model", required_argument, NULL, 'm' },
 		{ "model-id", required_argument, NULL, O_MODEL_ID },
+		{ "variant", required_argument, NULL, O_VARIANT },
 		{ "images", required_argument, NULL, O_IMAGES },
 		{ "inputs", required_argument, NULL, O_INPUTS },
 		{ "random", required_argument, NULL, O_RANDOM },
@@ -282,6 +290,7 @@ tb_parse(int argc, char **argv, struct tb_opts *o, struct bench_mix *mix)
 			o->field = (__typeof__(o->field))u;				\
 			break;
 		TB_U(O_MODEL_ID, model_id, 0, 65534, "--model-id")
+		TB_U(O_VARIANT, variant, 0, 254, "--variant")
 		TB_U(O_IMAGES, images, 1, 1048576, "--images")
 		TB_U(O_RANDOM, random, 1, 1048576, "--random")
 		TB_U(O_THREADS, threads, 0, 1024, "--threads")
@@ -568,6 +577,48 @@ tb_write_hgrm(const char *path, const struct bench_results *last, const struct b
 	return rc;
 }
 
+/*
+ * --variant ID with --model DIR: DIR/model.conf's line 'variant = ID NAME ...' names a file
+ * variant, DIR/variants/NAME/model.onnx, written to path. A folder without the line, or a
+ * drop variant (no file of its own), is a usage error. @return 0, or TB_EXIT_USAGE
+ */
+static int
+tb_variant_file(const char *dir, unsigned id, char *path, size_t len)
+{
+	char conf[4096], line[1024], name[128];
+	unsigned vid;
+	FILE *f;
+	int rc = TB_EXIT_USAGE;
+
+	snprintf(conf, sizeof(conf), "%s/model.conf", dir);
+	f = fopen(conf, "r");
+	if (f == NULL) {
+		fprintf(stderr, "tailgate-bench: --variant %u: %s: %s\n", id, conf, strerror(errno));
+		return TB_EXIT_USAGE;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, " variant = %u %127s", &vid, name) != 2 || vid != id)
+			continue;
+		if (strstr(line, " drop=") != NULL) {
+			fprintf(stderr, "tailgate-bench: --variant %u: '%s' is a drop variant of "
+				"%s, without a file: give --model the file 'tailgate-model drop' "
+				"writes\n", id, name, dir);
+			goto out;
+		}
+		if ((size_t)snprintf(path, len, "%s/variants/%s/model.onnx", dir, name) >= len) {
+			fprintf(stderr, "tailgate-bench: --variant %u: path too long\n", id);
+			goto out;
+		}
+		rc = 0;
+		goto out;
+	}
+	fprintf(stderr, "tailgate-bench: --variant %u: %s declares no 'variant = %u ...'\n", id,
+		conf, id);
+out:
+	fclose(f);
+	return rc;
+}
+
 /* ---- main ---- */
 
 static bool
@@ -677,7 +728,8 @@ main(int argc, char **argv)
 	struct bench_results *steps = NULL, *last = NULL;
 	unsigned n_steps = 0;
 	struct tg_err err = { 0 };
-	char mixbuf[1024];
+	char mixbuf[1024], vpath[4096];
+	struct stat st;
 	int rc, status = TB_EXIT_FAIL;
 
 	kern_prefer_passive_wait(argv);
@@ -690,9 +742,16 @@ main(int argc, char **argv)
 	if (o.bind != NULL && tb_addr(o.bind, &cfg.bind_ip, &(uint16_t){ 0 }) < 0)
 		return tb_usage("--bind: '%s' is not an IPv4 address", o.bind);
 	bench_mix_format(&cfg.mix, mixbuf, sizeof(mixbuf));
+	if (o.variant != 0 && stat(o.model, &st) == 0 && S_ISDIR(st.st_mode)) {
+		rc = tb_variant_file(o.model, o.variant, vpath, sizeof(vpath));
+		if (rc != 0)
+			return rc;
+		o.model = vpath;
+	}
 
 	icfg.model = o.model;
 	icfg.model_id = (uint16_t)o.model_id;
+	icfg.variant_id = (uint8_t)o.variant;
 	icfg.early_exits = o.exits;
 	icfg.n_images = o.images;
 	icfg.inputs_dir = o.inputs;
@@ -705,6 +764,9 @@ main(int argc, char **argv)
 	if (!o.no_cache)
 		icfg.cache_dir = o.cache ? o.cache :
 				 access("build", W_OK) == 0 ? "build/bench-cache" : NULL;
+	if (o.variant != 0)
+		fprintf(stderr, "tailgate-bench: variant %u of model id %u: %s\n", o.variant,
+			o.model_id, o.model);
 	fprintf(stderr, "tailgate-bench: building inputs: %s, mix %s\n", o.inputs ? o.inputs :
 		o.random ? "random samples" : "Fashion-MNIST", mixbuf);
 	rc = bench_inputs_build(&in, &icfg, &err);
@@ -721,6 +783,7 @@ main(int argc, char **argv)
 	fputc('\n', stderr);
 
 	cfg.model_id = (uint16_t)o.model_id;
+	cfg.variant_id = (uint8_t)o.variant;
 	cfg.n_devices = o.devices;
 	cfg.impair = o.imp;
 	cfg.seed = o.seed;

@@ -125,6 +125,7 @@ ip netns exec "$NS_CL" timeout 120 "$BUILD/tailgate-bench" --gateway "$IP_GW:770
 	--json "$out/sweep.json" >"$out/sweep.out" 2>"$out/sweep.err"
 rc=$?
 sed 's/^/    | /' "$out/sweep.out" | head -n 8
+sed 's/^/    ! /' "$out/sweep.err" | tail -n 3
 # Rows: one per step; a step is saturated exactly when achieved < 95% of offered or p99 of
 # every answer is over the 1 s deadline; the sweep stops after the first saturated step.
 # (How many steps run depends on the machine: the check is that the rule was applied.)
@@ -148,6 +149,56 @@ check "sweep: one row per step, saturation rule applied, stops after it (status 
 	test "$rc" -eq 0 -a "$sweep_ok" = ok
 check "sweep: inputs loaded from the cache the previous run left" \
 	test "$(jv inputs.from_cache "$out/sweep.json")" = True
+
+# --variant: load on every variant of the shipped model.conf (variant ids in the REQUESTs):
+# a file variant found through the folder's model.conf (variants/NAME/model.onnx), a drop
+# variant through the file 'tailgate-model drop' writes. Every request answered OK, every
+# RESPONSE naming the variant asked (other_variant 0), as that variant's file offline, and
+# the gateway's counters of that variant (label model/variant) moved by exactly the OK ones.
+nvar=0
+while read -r _ _ vid vname vopts; do
+	vmodel=models/fmnist-resnet
+	vdrop=$(tr ' ' '\n' <<<"$vopts" | sed -n 's/^drop=//p')
+	if [ -n "$vdrop" ]; then
+		vmodel=$TMP/variant$vid.onnx
+		"$BUILD/tailgate-model" drop models/fmnist-resnet/model.onnx --blocks "$vdrop" \
+			--output "$vmodel" >/dev/null 2>"$out/drop$vid.err" || bad "drop $vdrop"
+	fi
+	vsplits=$(tr ' ' '\n' <<<"$vopts" | sed -n 's/^splits=//p')
+	vsplit=${vsplits##*,}
+	key="tailgate_requests_total{model=\"fmnist-resnet/$vname\",status=\"ok\"}"
+	http_get /metrics "$out/metrics_v$vid.before"
+	before=$(awk -v k="$key" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }' \
+		"$out/metrics_v$vid.before")
+	ip netns exec "$NS_CL" timeout 240 "$BUILD/tailgate-bench" --gateway "$IP_GW:7700" \
+		--model "$vmodel" --variant "$vid" --model-id 1 --images 300 --threads 1 \
+		--cache "$TMP/cache" --devices 50 --rate 40 --warmup 0 --duration 0 --requests 200 \
+		--mix "split=0${vsplit:+,$vsplit};dtype=f32,u8;uplink=50000kbps;deadline=5s" \
+		--timeout-ms $TIMER --seed 13 --quiet --check --json "$out/variant$vid.json" \
+		>"$out/variant$vid.out" 2>"$out/variant$vid.err"
+	rc=$?
+	grep -E '^(variant asked|achieved|agreement)' "$out/variant$vid.out" | sed 's/^/    | /'
+	sed 's/^/    ! /' "$out/variant$vid.err" | tail -n 3
+	http_get /metrics "$out/metrics_v$vid.after"
+	after=$(metric "$out/metrics_v$vid.after" "$key")
+	check "--variant $vid ($vname, splits 0${vsplit:+,$vsplit}): 200 answered OK as its file offline (status $rc)" \
+		test "$rc" -eq 0 -a "$(jv ok "$out/variant$vid.json")" -eq 200 -a \
+		"$(jv agree "$out/variant$vid.json")" -eq 200
+	check "--variant $vid: the JSON names it, every RESPONSE named it (other_variant 0)" \
+		test "$(jv variant "$out/variant$vid.json")" -eq "$vid" -a \
+		"$(jv other_variant "$out/variant$vid.json")" -eq 0
+	check "--variant $vid: the gateway's $vname counter moved by the 200 OK ($before -> $after)" \
+		test "$((after - before))" -eq 200
+	nvar=$((nvar + 1))
+done < <(grep '^variant = ' "$TMP/repo/fmnist-resnet/model.conf")
+check "--variant: every variant line of the shipped model.conf loaded ($nvar)" \
+	test "$nvar" -eq "$(grep -c '^variant = ' models/fmnist-resnet/model.conf)" -a "$nvar" -ge 1
+# A variant the folder does not declare is refused before anything is sent.
+"$BUILD/tailgate-bench" --gateway "$IP_GW" --rate 10 --model models/fmnist-resnet \
+	--variant 200 >"$out/badvar.out" 2>&1
+rc=$?
+check "--variant 200 (not in model.conf) is refused with exit 2, naming it (status $rc)" \
+	test "$rc" -eq 2 -a -n "$(grep -l "variant = 200" "$out/badvar.out")"
 
 # Bad arguments: a clear message and exit 2, nothing run.
 "$BUILD/tailgate-bench" --gateway "$IP_GW" --rate 10 --mix 'split=4;dtype=f64' \
