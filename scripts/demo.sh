@@ -9,7 +9,11 @@
 #      Poisson arrivals at DEMO_RATE requests/s for DEMO_SECONDS, mixed split points and dtypes,
 #      real Fashion-MNIST tensors, every answer checked against its label; the model's early
 #      exits answer (--exits: the report gives the share at each exit and the compute saved);
-#   4. the report: the bench's table, one line per figure saying what it counts (warm-up,
+#   4. the variants: each 'variant = ...' line of model.conf loaded for DEMO_VARIANT_SECONDS by
+#      tailgate-bench --variant ID (a file variant's own file, a drop variant's from
+#      'tailgate-model drop'), at split 0 and the variant's last split; a table per variant:
+#      requests, latency p50/p99, accuracy against the labels, early exits' share;
+#   5. the report: the bench's table, one line per figure saying what it counts (warm-up,
 #      resends at zero loss, why the gateway's counts differ, which accuracy is which), the
 #      gateway's own view (/metrics), where the plots and logs are; then a teardown of
 #      everything - namespaces, processes, temporary files - on success, failure or Ctrl-C.
@@ -18,7 +22,8 @@
 # Usage: scripts/demo.sh BUILD      (as root; make demo; it installs and builds first)
 # Environment: DEMO_SECONDS (10), DEMO_RATE (150), DEMO_DEVICES (1000), DEMO_IMAGES (1000:
 #   the bench computes every image's head at each split first), DEMO_NET (200),
-#   DEMO_MIX (the bench's --mix), DEMO_PMD (auto | af_xdp | af_packet). The gateway's logs, the
+#   DEMO_MIX (the bench's --mix), DEMO_PMD (auto | af_xdp | af_packet), DEMO_VARIANT_SECONDS
+#   (4; 0: no variant runs), DEMO_VARIANT_RATE (60), DEMO_VARIANT_IMAGES (300). The gateway's logs, the
 #   bench's JSON and .hgrm stay in BUILD/demo/.
 set -u
 BUILD=${1:-build}
@@ -32,6 +37,9 @@ DEVICES=${DEMO_DEVICES:-1000}
 NET=${DEMO_NET:-200}
 MIX=${DEMO_MIX:-split=0,4,6,8;dtype=f32,f16,s8,u8;uplink=20000-100000kbps;deadline=100ms}
 PMD=${DEMO_PMD:-auto}
+VSECONDS=${DEMO_VARIANT_SECONDS:-4}
+VRATE=${DEMO_VARIANT_RATE:-60}
+VIMAGES=${DEMO_VARIANT_IMAGES:-300}
 NAME=tgdemo
 eval "$(tg_netns_env "$NAME" "$NET")"
 PREFIX=tg_demo_$$
@@ -77,7 +85,7 @@ done
 	die "Fashion-MNIST is missing: run 'make deps' (Debian package dataset-fashion-mnist)"
 ip netns list 2>/dev/null | grep -q "^$NAME-gw" && echo "demo: removing a stale $NAME setup"
 
-rm -f "$OUT"/gw.* "$OUT/ready" "$OUT"/access.log "$OUT"/event.log
+rm -f "$OUT"/gw.* "$OUT/ready" "$OUT"/access.log "$OUT"/event.log "$OUT"/variant*
 rm -rf "$OUT/plots"
 rm -rf "$OUT/repo" && mkdir -p "$OUT/repo/fmnist-resnet"
 for f in model.onnx model.conf model.calib; do
@@ -176,14 +184,55 @@ if [ -n "$port" ]; then
 		s["tailgate_batch_size_count"] }' "$OUT/metrics.txt"
 fi
 
+# Each variant of model.conf, loaded alone: requests naming its id (tailgate-bench --variant),
+# answers checked against that variant's own file offline, in the precision served.
+vjson=()
+vrc=0
+[ "$VSECONDS" != 0 ] && while read -r _ _ vid vname vopts; do
+	vmodel=models/fmnist-resnet
+	vcalib=models/fmnist-resnet/variants/$vname/model.calib
+	vdrop=$(tr ' ' '\n' <<<"$vopts" | sed -n 's/^drop=//p')
+	if [ -n "$vdrop" ]; then	# no file of its own: the one 'tailgate-model drop' writes
+		vmodel=$OUT/variant$vid.onnx vcalib=$OUT/variant$vid.calib
+		"$BUILD/tailgate-model" drop models/fmnist-resnet/model.onnx --blocks "$vdrop" \
+			--output "$vmodel" >/dev/null 2>"$OUT/variant$vid.err" ||
+			{ vrc=1; sed 's/^/  | /' "$OUT/variant$vid.err"; continue; }
+	fi
+	vsplits=$(tr ' ' '\n' <<<"$vopts" | sed -n 's/^splits=//p')
+	vsplit=${vsplits##*,}
+	vcal=()
+	[ ${#calib[@]} -gt 0 ] && vcal=(--calib "$vcalib")
+	[ ${#vjson[@]} -eq 0 ] && say "variants: each for $VSECONDS s at $VRATE requests/s, $VIMAGES images, split 0 and the variant's last"
+	echo "  variant $vid $vname ($([ -n "$vdrop" ] && echo "drop $vdrop" || echo "variants/$vname/model.onnx"))"
+	ip netns exec "$TG_NS_CL" "$BUILD/tailgate-bench" --gateway "$TG_IP_GW:7700" \
+		--bind "$TG_IP_CL" --model "$vmodel" --variant "$vid" --model-id 1 --devices 100 \
+		--images "$VIMAGES" "${vcal[@]}" --rate "$VRATE" --duration "$VSECONDS" --warmup 1 \
+		--mix "split=0${vsplit:+,$vsplit};dtype=u8,f32;uplink=20000-100000kbps;deadline=100ms" \
+		--exits --quiet --json "$OUT/variant$vid.json" >"$OUT/variant$vid.txt" 2>>"$OUT/variant$vid.err" ||
+		{ vrc=1; tail -n 3 "$OUT/variant$vid.err" | sed 's/^/  | /'; }
+	vjson+=("$OUT/variant$vid.json")
+done < <(grep '^variant *= ' models/fmnist-resnet/model.conf)
+if [ ${#vjson[@]} -gt 0 ]; then
+	say "variants: the base (the run above) and each variant (tables in $OUT/variant*.txt)"
+	/usr/bin/python3 scripts/demo_variants.py models/fmnist-resnet/model.conf "$OUT/bench.json" \
+		"${vjson[@]}" | fold -s -w 100 | sed 's/^/  /'
+	if [ -n "$port" ]; then	# the gateway's counters per variant (label model/variant)
+		ip netns exec "$TG_NS_GW" timeout 5 bash -c \
+			'exec 3<>/dev/tcp/127.0.0.1/$1 && printf "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n" >&3 &&
+			 cat <&3' _ "$port" >"$OUT/metrics_variants.txt" 2>/dev/null
+		awk '/^tailgate_(requests|exit_answers)_total\{model="[^"]*\// && $2 > 0 { print "  " $0 }' \
+			"$OUT/metrics_variants.txt"
+	fi
+fi
+
 kill -TERM "$gw_pid" 2>/dev/null
 for _ in $(seq 150); do kill -0 "$gw_pid" 2>/dev/null || break; sleep 0.2; done
 wait "$gw_pid" 2>/dev/null
 gw_rc=$?
 gw_pid=
-say "done: bench status $bench_rc, gateway exit status $gw_rc (SIGTERM drains and exits 0)"
+say "done: bench status $bench_rc, variants' $vrc, gateway exit status $gw_rc (SIGTERM drains and exits 0)"
 pngs=$(ls "$OUT"/plots/*.png 2>/dev/null | tr '\n' ' ')
 echo "  plots: ${pngs:-none written (gnuplot missing? apt-get install gnuplot-nox; see $OUT/bench.err)}"
 echo "  bench JSON $OUT/bench.json, latency percentiles $OUT/latency.hgrm," \
 	"access log $OUT/access.log, event log $OUT/event.log, setup $OUT/setup.log"
-[ "$bench_rc" -eq 0 ] && [ "$gw_rc" -eq 0 ]
+[ "$bench_rc" -eq 0 ] && [ "$vrc" -eq 0 ] && [ "$gw_rc" -eq 0 ]
