@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Split advice (protocol.md 7.3): which served split a device should send from, given the
- * profile of its HELLO and the gateway's own estimates (advisor.h).
+ * The advice (protocol.md 7.3): which served (variant, split, exit policy) a device should
+ * send from, given its profile and the gateway's own estimates (advisor.h).
  */
 #include "advisor/advisor.h"
 #include "proto/proto.h"
@@ -15,61 +15,123 @@ enum {
 	ADV_DGRAM_PAYLOAD = PROTO_DEFAULT_DGRAM - PROTO_REQUEST_LEN,
 };
 
-uint32_t
-adv_split_latency_us(const struct proto_hello *p, const struct adv_split_est *e)
+static double
+adv_wire_bits(uint64_t bytes)
 {
-	double us = (double)p->rtt_us + (double)e->server_ns / 1000.0;
+	uint64_t dg = (bytes + ADV_DGRAM_PAYLOAD - 1) / ADV_DGRAM_PAYLOAD;
 
-	if (e->head_flops > 0) {
-		if (p->compute_mflops == 0)
-			return UINT32_MAX;	/* a head to run at an unknown rate */
-		/* MFLOP/s = FLOP/us */
-		us += (double)e->head_flops / (double)p->compute_mflops;
-	}
-	if (e->bytes > 0) {
-		uint64_t dg = (e->bytes + ADV_DGRAM_PAYLOAD - 1) / ADV_DGRAM_PAYLOAD;
-		double bits = 8.0 * (double)(e->bytes + dg * ADV_DGRAM_OVERHEAD);
+	return 8.0 * (double)(bytes + dg * ADV_DGRAM_OVERHEAD);
+}
 
-		if (p->uplink_kbps == 0)
-			return UINT32_MAX;
-		us += bits * 1000.0 / (double)p->uplink_kbps;	/* kbit/s = bit/ms */
-	}
-	return us >= (double)UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)us;
+static uint32_t
+adv_clamp_u32(double v)
+{
+	return v >= (double)UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)v;
 }
 
 void
-adv_split_choose(const struct proto_hello *p, const struct adv_split_est *e, unsigned n,
-		 uint8_t cur, struct adv_split_choice *out)
+adv_predict(const struct adv_device *d, const struct adv_cand *c, struct adv_pred *out)
 {
-	uint32_t best = UINT32_MAX, at_cur = UINT32_MAX;
-	int bi = -1;
+	/* The share of samples that leave the device: a device exit answers the rest. */
+	double sent = c->local_bp >= 10000 ? 0.0 : 1.0 - (double)c->local_bp / 10000.0;
+	double head_us = 0, up_us = 0, bits = c->bytes > 0 ? adv_wire_bits(c->bytes) : 0;
+	double uj;
 
-	out->split = PROTO_NONE;
-	out->latency_us = 0;
-	out->within_slo = false;
+	out->latency_us = UINT32_MAX;
+	out->energy_uj = 0;
+	if (c->head_flops > 0) {
+		if (d->compute_mflops == 0)
+			return;		/* a head to run at an unknown rate */
+		head_us = (double)c->head_flops / (double)d->compute_mflops;	/* FLOP/us */
+	}
+	if (c->bytes > 0) {
+		if (d->uplink_kbps == 0)
+			return;
+		up_us = bits * 1000.0 / (double)d->uplink_kbps;		/* kbit/s = bit/ms */
+	}
+	if (c->server_ns == UINT64_MAX)
+		return;
+	out->latency_us = adv_clamp_u32(head_us + sent * (up_us + (double)d->rtt_us +
+							  (double)c->server_ns / 1000.0));
+	uj = (double)c->head_flops / 1e6 * (double)d->head_uj_per_mflop +
+	     sent * bits * (double)d->tx_pj_per_bit / 1e6;
+	out->energy_uj = adv_clamp_u32(uj);
+}
+
+/* The figure the device's goal minimises. */
+static uint32_t
+adv_objective(const struct adv_device *d, const struct adv_pred *p)
+{
+	return d->goal == ADV_GOAL_ENERGY ? p->energy_uj : p->latency_us;
+}
+
+/* a better than b for d: the goal's figure, then latency. */
+static bool
+adv_better(const struct adv_device *d, const struct adv_pred *a, const struct adv_pred *b)
+{
+	uint32_t oa = adv_objective(d, a), ob = adv_objective(d, b);
+
+	return oa < ob || (oa == ob && a->latency_us < b->latency_us);
+}
+
+static void
+adv_set(struct adv_choice *out, const struct adv_cand *cands, int i, const struct adv_pred *p,
+	bool fits)
+{
+	out->idx = i;
+	out->variant = cands[i].variant;
+	out->split = cands[i].split;
+	out->exits = cands[i].exits;
+	out->pred = *p;
+	out->fits = fits;
+}
+
+void
+adv_choose(const struct adv_device *d, const struct adv_cand *cands, unsigned n,
+	   uint8_t cur_variant, uint8_t cur_split, uint8_t cur_exits, struct adv_choice *out)
+{
+	struct adv_pred best = { 0 }, cur = { 0 }, least_bad = { 0 };
+	int bi = -1, ci = -1, li = -1;
+
+	*out = (struct adv_choice){ .idx = -1, .variant = ADV_NONE, .split = ADV_NONE,
+				    .exits = ADV_NONE };
 	for (unsigned i = 0; i < n; i++) {
-		uint32_t l;
+		const struct adv_cand *c = &cands[i];
+		struct adv_pred p;
 
-		if (e[i].accuracy_bp != 0 && e[i].accuracy_bp < p->accuracy_floor_bp)
+		if (c->accuracy_bp != 0 && c->accuracy_bp < d->accuracy_floor_bp)
 			continue;
-		l = adv_split_latency_us(p, &e[i]);
-		if (l == UINT32_MAX)
+		/* No floor declared is no licence to trade accuracy: another variant (some
+		 * are far less accurate, e.g. a skip-dropped one) only for a stated floor. */
+		if (d->accuracy_floor_bp == 0 && c->variant != cur_variant)
 			continue;
-		if (e[i].split == cur)
-			at_cur = l;
-		if (l < best) {
-			best = l;
+		adv_predict(d, c, &p);
+		if (p.latency_us == UINT32_MAX)
+			continue;
+		if (li < 0 || p.latency_us < least_bad.latency_us) {
+			li = (int)i;
+			least_bad = p;
+		}
+		if (d->slo_us != 0 && p.latency_us > d->slo_us)
+			continue;
+		if (c->variant == cur_variant && c->split == cur_split && c->exits == cur_exits) {
+			ci = (int)i;
+			cur = p;
+		}
+		if (bi < 0 || adv_better(d, &p, &best)) {
 			bi = (int)i;
+			best = p;
 		}
 	}
-	if (bi < 0)
+	if (bi < 0) {
+		if (li >= 0)
+			adv_set(out, cands, li, &least_bad, false);	/* none fits: say so */
 		return;
-	out->split = e[bi].split;
-	out->latency_us = best;
-	/* Keep the device where it is unless moving gains more than 5%. */
-	if (at_cur != UINT32_MAX && (uint64_t)at_cur * 100 <= (uint64_t)best * 105) {
-		out->split = cur;
-		out->latency_us = at_cur;
 	}
-	out->within_slo = p->slo_us == 0 || out->latency_us <= p->slo_us;
+	/* Keep the device where it is unless moving gains more than ADV_STICKY_PCT. */
+	if (ci >= 0 && (uint64_t)adv_objective(d, &cur) * 100 <=
+		       (uint64_t)adv_objective(d, &best) * (100 + ADV_STICKY_PCT))
+		adv_set(out, cands, ci, &cur, true);
+	else
+		adv_set(out, cands, bi, &best, true);
 }

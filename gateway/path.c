@@ -5,7 +5,7 @@
  * answers of a batch. Every request is answered here, once: a refusal by the hook
  * (gw_path_refuse), a result or a late status by the done hook. Both run on the hot path
  * (an RX lcore, a worker): no allocation, no blocking beyond the scheduler's mutex (once
- * per burst), split advice computed once per model per burst.
+ * per burst), advice estimates fetched once per model per burst.
  */
 #include "advisor/advisor.h"
 #include "gateway/gw_int.h"
@@ -42,11 +42,20 @@ gw_producer_set(struct gw *g, unsigned extra)
 	gw_tls_producer = 2 * g->cfg.workers + extra;
 }
 
-/* Split advice estimates of one model, fetched once per burst (one scheduler lock). */
+/*
+ * Advice candidates of one model (every served variant and split), with the scheduler's
+ * estimates fetched once per burst (one lock per variant), and the candidates built for one
+ * (dtype, exit policy) at a time: requests of a burst mostly share them.
+ */
+enum { GW_ADV_MAX = 128 };	/* (variant, split) rows of one model advised over */
 struct gw_adv_cache {
 	const struct gw_gen *gen;
-	int model;			/* -1: none fetched */
-	uint64_t ns[GW_MAX_SPLITS];
+	int model;			/* repo index of the base whose family is fetched; -1 */
+	uint8_t dtype, exits;		/* what cand[] was built for; 0xFF none */
+	unsigned n;
+	uint64_t ns[GW_ADV_MAX];	/* per candidate row: the gateway's estimate */
+	uint64_t numel[GW_ADV_MAX];	/* ... and its split tensor's elements */
+	struct adv_cand cand[GW_ADV_MAX];
 };
 
 static void
@@ -87,45 +96,90 @@ gw_access(struct gw *g, unsigned p, const struct dp_req *dq, uint8_t exit_taken)
 	gw_log_access(g->log, p, &a);
 }
 
+/* The served (variant, split) rows of base's model, estimates from the scheduler, into c. */
+static void
+gw_advice_fetch(struct gw_adv_cache *c, const struct gw_gen *gen, int base)
+{
+	const struct gw_repo *r = gen->repo;
+	uint16_t id = r->models[base].conf.id;
+
+	c->gen = gen;
+	c->model = base;
+	c->dtype = c->exits = 0xFF;
+	c->n = 0;
+	for (unsigned j = 0; j < r->n; j++) {
+		const struct gw_model *vm = &r->models[j];
+
+		if (vm->conf.id != id || c->n + vm->n_splits > GW_ADV_MAX)
+			continue;
+		sched_estimate_splits(gen->sched, j, vm->splits, vm->n_splits, c->ns + c->n);
+		for (unsigned k = 0; k < vm->n_splits; k++, c->n++) {
+			const struct kern_split *sp = kern_model_split(vm->m, vm->splits[k]);
+
+			c->numel[c->n] = sp->numel;
+			c->cand[c->n] = (struct adv_cand){
+				.variant = vm->variant, .split = (uint8_t)sp->index,
+				.head_flops = sp->head_flops,
+				.accuracy_bp = vm->accuracy_bp,	/* accuracy_bp, else the card's */
+			};
+		}
+	}
+}
+
+/* Candidates for a device sending dtype dt with exit policy ex (bytes per element). */
+static void
+gw_advice_shape(struct gw_adv_cache *c, uint8_t dt, uint8_t ex)
+{
+	unsigned dsz = proto_dtype_size(dt);
+
+	if (c->dtype == dt && c->exits == ex)
+		return;
+	for (unsigned i = 0; i < c->n; i++) {
+		struct adv_cand *a = &c->cand[i];
+
+		a->bytes = c->numel[i] * (dsz ? dsz : 4);
+		a->server_ns = c->ns[i];
+		a->exits = ex;
+	}
+	c->dtype = dt;
+	c->exits = ex;
+}
+
 /*
- * Split advice for the device that sent dq (protocol.md 7.3): its HELLO profile against each
- * served split's head FLOPs, bytes in the dtype it sends, and the scheduler's queue + compute
- * estimate from there (c: fetched once per model per burst). On every answer, refusals
- * included; none without a profile.
+ * Advice for the device that sent dq (protocol.md 7.3): its HELLO profile against every
+ * served (variant, split) of the model it asked for, at the dtype and exit policy it uses,
+ * with the scheduler's queue + compute estimate from each (c: fetched once per model per
+ * burst). On every answer, refusals included; none without a profile. The exit policy is
+ * the device's own: the RESPONSE has no field to advise another.
  */
 static void
 gw_advice_fill(struct gw_adv_cache *c, const struct gw_gen *gen, int mi, struct dp_req *dq)
 {
-	struct adv_split_est e[GW_MAX_SPLITS];
-	const struct gw_model *gm;
-	struct adv_split_choice a;
-	unsigned dsz = proto_dtype_size(dq->req.c.t.dtype);
+	const struct proto_hello *h = &dq->profile;
+	uint8_t ex = (dq->req.flags & PROTO_RF_NO_EARLY_EXIT) ? ADV_EXITS_OFF : ADV_EXITS_ON;
+	struct adv_device d = {
+		.compute_mflops = h->compute_mflops, .uplink_kbps = h->uplink_kbps,
+		.rtt_us = h->rtt_us, .slo_us = h->slo_us, .accuracy_floor_bp = h->accuracy_floor_bp,
+	};
+	struct adv_choice a;
+	bool known;
+	int base;
 
 	if (mi < 0 || gen == NULL || gen->sched == NULL ||
-	    (dq->profile.compute_mflops == 0 && dq->profile.uplink_kbps == 0))
+	    (h->compute_mflops == 0 && h->uplink_kbps == 0))
 		return;
-	gm = &gen->repo->models[mi];
-	if (c->gen != gen || c->model != mi) {
-		sched_estimate_splits(gen->sched, (unsigned)mi, gm->splits, gm->n_splits, c->ns);
-		c->gen = gen;
-		c->model = mi;
-	}
-	for (unsigned k = 0; k < gm->n_splits; k++) {
-		const struct kern_split *sp = kern_model_split(gm->m, gm->splits[k]);
-
-		e[k] = (struct adv_split_est){
-			.split = (uint8_t)sp->index, .head_flops = sp->head_flops,
-			.bytes = sp->numel * (dsz ? dsz : 4),
-			.server_ns = c->ns[k] == UINT64_MAX ? 0 : c->ns[k],
-			.accuracy_bp = gm->accuracy_bp,	/* accuracy_bp, else the card's */
-		};
-	}
-	adv_split_choose(&dq->profile, e, gm->n_splits, dq->req.c.split_id, &a);
-	if (a.split == PROTO_NONE)
+	base = gw_repo_find(gen->repo, gen->repo->models[mi].conf.id, 0, &known);
+	if (base < 0)
+		base = mi;
+	if (c->gen != gen || c->model != base)
+		gw_advice_fetch(c, gen, base);
+	gw_advice_shape(c, dq->req.c.t.dtype, ex);
+	adv_choose(&d, c->cand, c->n, dq->req.c.variant_id, dq->req.c.split_id, ex, &a);
+	if (a.idx < 0)
 		return;
-	dq->resp.advice_variant = gm->variant;
+	dq->resp.advice_variant = a.variant;
 	dq->resp.advice_split = a.split;
-	dq->resp.advice_latency_us = a.latency_us;
+	dq->resp.advice_latency_us = a.pred.latency_us;
 }
 
 /* Count, log and send an answer whose resp is filled: the one exit of every request. */
@@ -251,12 +305,13 @@ gw_path_deliver(void *ctx, struct dp_req **reqs, unsigned n)
 {
 	struct gw *g = ctx;
 	struct gw_gen *gen = atomic_load_explicit(&g->cur, memory_order_acquire);
-	struct gw_adv_cache c = { .model = -1 };
+	struct gw_adv_cache c;	/* not zeroed: 7 KB per burst; gen NULL marks it empty */
 	struct sched_req *sr[64];
 	unsigned p = gw_producer(g, NULL), m = 0, k;
 	uint64_t now = tg_now_ns();
 	bool stopping = atomic_load_explicit(&g->stopping, memory_order_acquire);
 
+	c.gen = NULL;
 	atomic_fetch_add_explicit(&g->taken, n, memory_order_relaxed);
 	for (unsigned i = 0; i < n; i++) {
 		enum proto_reason r;
@@ -338,9 +393,10 @@ gw_path_done(void *ctx, struct sched_req **rs, unsigned n)
 {
 	struct gw_gen *gen = ctx;
 	struct gw *g = gen->g;
-	struct gw_adv_cache c = { .model = -1 };
+	struct gw_adv_cache c;	/* not zeroed: 7 KB per burst; gen NULL marks it empty */
 	unsigned p = gw_producer(g, gen);
 
+	c.gen = NULL;
 	for (unsigned i = 0; i < n; i++) {
 		struct sched_req *r = rs[i];
 		unsigned slot = r->model < GW_MAX_MODELS ? gen->slot[r->model] : GW_SLOT_UNKNOWN;
