@@ -35,10 +35,9 @@ enum {
 					 * burst (the kernel caps it at net.core.rmem_max) */
 };
 
-struct tgc_advice {
+struct tgc_memo {			/* the last advice of one model */
 	uint16_t model_id;
-	uint8_t variant_id;
-	uint8_t split_id;
+	struct tgc_advice a;
 };
 
 struct tgc {
@@ -68,8 +67,9 @@ struct tgc {
 	struct tgc_pacer pacer;
 	uint64_t rng;			/* xorshift64 state of the test impairment */
 	uint32_t srv_us;		/* smoothed queue + compute of recent answers; 0 none */
-	struct tgc_advice advice[TGC_MAX_ADVICE];
+	struct tgc_memo advice[TGC_MAX_ADVICE];
 	unsigned n_advice;
+	struct tgc_energy energy;	/* tgc_set_energy(); all 0: none sent */
 	struct tgc_stats st;
 	uint8_t rx[PROTO_MAX_DGRAM + 1];	/* one received datagram */
 };
@@ -196,6 +196,9 @@ tgc_hello(struct tgc *c, uint16_t start, uint32_t tok, struct proto_msg *r, uint
 		.max_dgram = c->cfg.max_dgram,
 		.catalog_start = start,
 		.path_token = tok,
+		.head_uj_per_mflop = c->energy.head_uj_per_mflop,
+		.tx_pj_per_bit = c->energy.tx_pj_per_bit,
+		.goal = c->energy.goal,
 	};
 	uint64_t wait_ns = (uint64_t)c->cfg.hello_timeout_ms * 1000000u;
 	int n, rc;
@@ -497,10 +500,45 @@ tgc_split_for(const struct tgc *c, uint16_t model_id, uint8_t dflt)
 		return dflt;
 	for (unsigned i = 0; i < c->n_advice; i++)
 		if (c->advice[i].model_id == model_id &&
-		    tgc_catalog_find(c, model_id, c->advice[i].variant_id,
-				     c->advice[i].split_id) != NULL)
-			return c->advice[i].split_id;
+		    tgc_catalog_find(c, model_id, c->advice[i].a.variant_id,
+				     c->advice[i].a.split_id) != NULL)
+			return c->advice[i].a.split_id;
 	return dflt;
+}
+
+bool
+tgc_advice(const struct tgc *c, uint16_t model_id, struct tgc_advice *out)
+{
+	for (unsigned i = 0; i < c->n_advice; i++)
+		if (c->advice[i].model_id == model_id) {
+			*out = c->advice[i].a;
+			return true;
+		}
+	return false;
+}
+
+int
+tgc_set_energy(struct tgc *c, const struct tgc_energy *e, struct tg_err *err)
+{
+	struct tgc_energy old = c->energy;
+	int rc;
+
+	if (e->goal > PROTO_GOAL_ENERGY)
+		return tg_err_set(err, -EINVAL, "energy: goal %u (0 none, 1 latency, 2 energy)",
+				  (unsigned)e->goal);
+	if (e->goal == PROTO_GOAL_NONE && (e->head_uj_per_mflop | e->tx_pj_per_bit) != 0)
+		return tg_err_set(err, -EINVAL, "energy: a profile needs a goal (1 or 2)");
+	c->energy = *e;
+	rc = tgc_session(c, err);
+	if (rc == -EPROTO && e->goal != PROTO_GOAL_NONE) {
+		/* A gateway before the profile refuses its bytes (bad_padding): keep the
+		 * session as it was, and say so. */
+		c->energy = old;
+		rc = tgc_session(c, NULL);
+		return rc < 0 ? rc : tg_err_set(err, -EOPNOTSUPP,
+						"energy: the gateway refused the profile");
+	}
+	return rc;
 }
 
 void
@@ -613,7 +651,7 @@ tgc_take_response(struct tgc *c, const struct tgc_request_opts *o, const struct 
 
 		c->srv_us = c->srv_us ? c->srv_us - c->srv_us / 8 + s / 8 : s;
 	}
-	if (r->advice_split != PROTO_NONE) {
+	if (r->advice_split != PROTO_NONE || r->advice_flags != 0) {
 		unsigned i;
 
 		for (i = 0; i < c->n_advice && c->advice[i].model_id != o->model_id; i++)
@@ -621,8 +659,9 @@ tgc_take_response(struct tgc *c, const struct tgc_request_opts *o, const struct 
 		if (i == c->n_advice && c->n_advice < TGC_MAX_ADVICE)
 			c->n_advice++;
 		if (i < c->n_advice)
-			c->advice[i] = (struct tgc_advice){ o->model_id, r->advice_variant,
-							    r->advice_split };
+			c->advice[i] = (struct tgc_memo){ o->model_id, {
+				.variant_id = r->advice_variant, .split_id = r->advice_split,
+				.flags = r->advice_flags, .latency_us = r->advice_latency_us } };
 	}
 }
 

@@ -86,6 +86,28 @@ struct tgc_config {
 	double test_drop_rx;
 };
 
+/**
+ * The device's energy profile (docs/protocol.md 4.1) and what the gateway's advice should
+ * minimise. Given after tgc_open() (tgc_set_energy()), so that struct tgc_config keeps its
+ * layout for programs built before it.
+ */
+struct tgc_energy {
+	uint32_t head_uj_per_mflop;	/* energy per MFLOP of head compute, microjoules; 0 unknown */
+	uint32_t tx_pj_per_bit;		/* energy per bit sent, picojoules (1000 = 1 nJ); 0 unknown */
+	uint8_t goal;			/* enum proto_goal: 1 latency, 2 energy; 0 with the two
+					 * above 0: no profile (as before) */
+};
+
+/** The gateway's last advice for a model (docs/protocol.md 7.3). */
+struct tgc_advice {
+	uint8_t variant_id;		/* PROTO_NONE: none */
+	uint8_t split_id;		/* PROTO_NONE: none */
+	uint8_t flags;			/* enum proto_advice_flag (a session with a goal only):
+					 * NO_EARLY_EXIT: send with that flag; NONE_FITS:
+					 * nothing meets the floor and the SLO */
+	uint32_t latency_us;		/* end-to-end latency expected there */
+};
+
 /** Counters of a session since tgc_open(): plain numbers, read with tgc_stats(). */
 struct tgc_stats {
 	uint64_t requests;		/* tgc_request() calls that sent something */
@@ -256,6 +278,18 @@ int tgc_request(struct tgc *c, const struct tgc_request_opts *o, const struct tg
  * model when cfg.follow_advice is set and the advised split is in the catalog, else dflt.
  */
 uint8_t tgc_split_for(const struct tgc *c, uint16_t model_id, uint8_t dflt);
+
+/**
+ * Send the energy profile and goal (a HELLO on the session; the catalog is fetched again), so
+ * that the gateway advises exit policies too and, with goal 2, the least device energy.
+ * Thread: c's owner. @return 0, -EINVAL (e invalid: err says why), -EOPNOTSUPP (a gateway
+ * before the profile refused it: the session goes on without), or as tgc_open()
+ */
+int tgc_set_energy(struct tgc *c, const struct tgc_energy *e, struct tg_err *err);
+
+/** The last advice the gateway gave for model_id, whether or not cfg.follow_advice is set.
+ * @return true with *out filled, false when none came yet */
+bool tgc_advice(const struct tgc *c, uint16_t model_id, struct tgc_advice *out);
 
 /** Counters since tgc_open(), copied into *out. */
 void tgc_stats(const struct tgc *c, struct tgc_stats *out);

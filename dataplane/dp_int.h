@@ -88,6 +88,8 @@ struct dp_session {
 	uint64_t last_tsc;		/* its last datagram: idle past the TTL, it is forgotten */
 	TAILQ_ENTRY(dp_session) lru;	/* in re.lru (verified) or re.unv, least recent first */
 	struct proto_hello profile;	/* the device's last HELLO, for split advice */
+	uint32_t up_kbps;		/* its uplink as measured (dp_uplink_sample), smoothed */
+	uint32_t up_n;			/* messages measured (capped) */
 	struct dp_replay replay;	/* auth: request ids tagged REQUESTs opened */
 };
 

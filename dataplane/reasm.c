@@ -224,6 +224,38 @@ dp_span_fits(const struct dp_slot *s, const struct proto_chunk *c)
 
 /* ---- messages ---- */
 
+enum {
+	DP_UPLINK_MIN_CHUNKS = 8,	/* fewer: the device's first burst (its pacer starts with
+					 * 4 datagrams of tokens) is most of the time measured */
+	DP_UPLINK_SAMPLES = 4,		/* messages measured before the measurement replaces the
+					 * HELLO's declared uplink in the advice */
+};
+
+/*
+ * The device's uplink measured from chunk arrivals (docs/protocol.md 7.3): the raw bytes
+ * after the first chunk over the time from the first chunk's arrival to the last's, smoothed
+ * by 1/4 per message. Raw, not wire, bytes: the advice predicts uploads from raw bytes too, so
+ * LZ4's gain is part of the rate. Resends lengthen the time: a lossy link counts as slower.
+ * After DP_UPLINK_SAMPLES messages the measurement is what the consumer sees.
+ */
+static void
+dp_uplink_sample(struct dp_session *ss, struct dp_req *q)
+{
+	uint64_t dt = q->done_ns - q->first_ns, bits;
+	unsigned n = q->req.c.count;
+	uint32_t kbps;
+
+	if (n >= DP_UPLINK_MIN_CHUNKS && dt > 0) {
+		bits = 8ull * q->req.c.t.raw_total * (n - 1) / n;
+		kbps = (uint32_t)RTE_MIN(bits * 1000000ull / dt, (uint64_t)UINT32_MAX);
+		ss->up_kbps = ss->up_n == 0 ? kbps :
+			      (uint32_t)(((uint64_t)ss->up_kbps * 3 + kbps) / 4);
+		ss->up_n += ss->up_n < UINT32_MAX;
+	}
+	if (ss->up_n >= DP_UPLINK_SAMPLES)
+		q->profile.uplink_kbps = ss->up_kbps;
+}
+
 /*
  * Every chunk arrived: the tombstone takes the slot's place in the table, the slot is held
  * for its answer. @return the slot for the consumer ring, or NULL (answered here).
@@ -242,9 +274,10 @@ dp_msg_complete(struct dp_lcore *lc, struct dp_slot *s, uint64_t now)
 		dp_auth_answered(s->sess, s->key.request_id);
 	s->pub.done_ns = tg_now_ns();
 	s->pub.first_ns = s->pub.done_ns - dp_tsc_to_ns(now - s->first_tsc);
-	if (s->sess != NULL)
+	if (s->sess != NULL) {
 		s->pub.profile = s->sess->profile;
-	else
+		dp_uplink_sample(s->sess, &s->pub);
+	} else
 		memset(&s->pub.profile, 0, sizeof(s->pub.profile));
 	memset(r, 0, sizeof(*r));
 	/* The request's ids; a consumer that ran another variant names it (protocol.md 7). */

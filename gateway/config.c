@@ -99,6 +99,8 @@ static const struct gw_key gw_model_keys[] = {
 	    "top-1 accuracy in 1/100 % (catalog, split advice); 0 unknown"),
 	{ "accuracy", GW_ACCURACY, 0, 0, 0, 0,
 	  "OUT:FP32[:INT8]: top-1 % of exit OUT from the card, repeatable" },
+	U32("accuracy_exits_bp", struct gw_model_conf, accuracy_exits_bp, 0, 10000,
+	    "top-1 with the early exits at their thresholds, 1/100 % (advice); 0 unknown"),
 	{ "variant", GW_VARIANT, 0, 0, 0, 0,
 	  "ID NAME [drop=B,...] [splits=S,...] [exits=OUT:CONF,...] [accuracy=OUT:FP32[:INT8],...]" },
 };

@@ -97,6 +97,9 @@ struct gw_model_conf {
 	enum kern_precision precision;		/* "dtype = f32|int8" (f32); int8 uses model.calib */
 	unsigned top_k;				/* classes in a response unless asked (5) */
 	uint16_t accuracy_bp;			/* top-1 accuracy, 1/100 %; 0 unknown (0) */
+	uint16_t accuracy_exits_bp;		/* top-1 with the early exits answering at
+						 * their thresholds (the card's), for the
+						 * advice; 0 unknown (0) */
 	struct gw_exit_acc acc[GW_MAX_EXITS];	/* "accuracy = OUT:FP32[:INT8]", per exit */
 	unsigned n_acc;
 	struct gw_variant_conf variants[GW_MAX_VARIANTS];	/* "variant = ..." lines */

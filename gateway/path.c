@@ -45,17 +45,21 @@ gw_producer_set(struct gw *g, unsigned extra)
 /*
  * Advice candidates of one model (every served variant and split), with the scheduler's
  * estimates fetched once per burst (one lock per variant), and the candidates built for one
- * (dtype, exit policy) at a time: requests of a burst mostly share them.
+ * (dtype, exit policies) at a time: requests of a burst mostly share them.
  */
 enum { GW_ADV_MAX = 128 };	/* (variant, split) rows of one model advised over */
+enum { GW_ADV_BOTH = 2 };	/* exit policies offered: ADV_EXITS_ON, _OFF, or both */
 struct gw_adv_cache {
 	const struct gw_gen *gen;
 	int model;			/* repo index of the base whose family is fetched; -1 */
 	uint8_t dtype, exits;		/* what cand[] was built for; 0xFF none */
-	unsigned n;
-	uint64_t ns[GW_ADV_MAX];	/* per candidate row: the gateway's estimate */
-	uint64_t numel[GW_ADV_MAX];	/* ... and its split tensor's elements */
-	struct adv_cand cand[GW_ADV_MAX];
+	unsigned n_rows, n;		/* (variant, split) rows; candidates built from them */
+	uint64_t ns[GW_ADV_MAX];	/* per row: the gateway's estimate */
+	uint64_t numel[GW_ADV_MAX];	/* ... its split tensor's elements */
+	uint16_t acc_on[GW_ADV_MAX];	/* ... accuracy with early exits, without */
+	uint16_t acc_off[GW_ADV_MAX];
+	struct adv_cand row[GW_ADV_MAX];	/* ... variant, split, head FLOPs */
+	struct adv_cand cand[2 * GW_ADV_MAX];
 };
 
 static void
@@ -96,6 +100,34 @@ gw_access(struct gw *g, unsigned p, const struct dp_req *dq, uint8_t exit_taken)
 	gw_log_access(g->log, p, &a);
 }
 
+/*
+ * Accuracy of a variant's answers with its early exits on: the card's figure for the base
+ * (accuracy_exits_bp); otherwise, with early exits configured, the least accurate exit that
+ * may answer (a floor, not an estimate: no variant's mix is known); without, the final's.
+ */
+static uint16_t
+gw_advice_acc_exits(const struct gw_model *vm)
+{
+	struct kern_model_info info;
+	uint16_t lo = vm->accuracy_bp;
+
+	if (vm->variant == 0 && vm->conf.accuracy_exits_bp != 0)
+		return vm->conf.accuracy_exits_bp;
+	kern_model_get_info(vm->m, &info);
+	for (unsigned o = 0; o < info.n_outputs && o < GW_MAX_EXITS; o++) {
+		uint16_t a = vm->conf.precision == KERN_PREC_INT8 && vm->acc_int8[o] ?
+			     vm->acc_int8[o] : vm->acc_fp32[o];
+
+		if (vm->exit_conf[o] > 1.f)
+			continue;	/* never answers early */
+		if (a == 0)
+			return 0;	/* an exit of unknown accuracy may answer */
+		if (a < lo)
+			lo = a;
+	}
+	return lo;
+}
+
 /* The served (variant, split) rows of base's model, estimates from the scheduler, into c. */
 static void
 gw_advice_fetch(struct gw_adv_cache *c, const struct gw_gen *gen, int base)
@@ -106,27 +138,34 @@ gw_advice_fetch(struct gw_adv_cache *c, const struct gw_gen *gen, int base)
 	c->gen = gen;
 	c->model = base;
 	c->dtype = c->exits = 0xFF;
-	c->n = 0;
+	c->n_rows = 0;
 	for (unsigned j = 0; j < r->n; j++) {
 		const struct gw_model *vm = &r->models[j];
+		uint16_t on;
 
-		if (vm->conf.id != id || c->n + vm->n_splits > GW_ADV_MAX)
+		if (vm->conf.id != id || c->n_rows + vm->n_splits > GW_ADV_MAX)
 			continue;
-		sched_estimate_splits(gen->sched, j, vm->splits, vm->n_splits, c->ns + c->n);
-		for (unsigned k = 0; k < vm->n_splits; k++, c->n++) {
+		on = gw_advice_acc_exits(vm);
+		sched_estimate_splits(gen->sched, j, vm->splits, vm->n_splits, c->ns + c->n_rows);
+		for (unsigned k = 0; k < vm->n_splits; k++, c->n_rows++) {
 			const struct kern_split *sp = kern_model_split(vm->m, vm->splits[k]);
 
-			c->numel[c->n] = sp->numel;
-			c->cand[c->n] = (struct adv_cand){
+			c->numel[c->n_rows] = sp->numel;
+			c->acc_on[c->n_rows] = on;
+			c->acc_off[c->n_rows] = vm->accuracy_bp;	/* accuracy_bp, else card's */
+			c->row[c->n_rows] = (struct adv_cand){
 				.variant = vm->variant, .split = (uint8_t)sp->index,
 				.head_flops = sp->head_flops,
-				.accuracy_bp = vm->accuracy_bp,	/* accuracy_bp, else the card's */
 			};
 		}
 	}
 }
 
-/* Candidates for a device sending dtype dt with exit policy ex (bytes per element). */
+/*
+ * Candidates for a device sending dtype dt (bytes per element), with exit policy ex
+ * (ADV_EXITS_ON or _OFF: the only one it can be advised) or GW_ADV_BOTH. Exits on come first:
+ * of two equally good, the gateway's default.
+ */
 static void
 gw_advice_shape(struct gw_adv_cache *c, uint8_t dt, uint8_t ex)
 {
@@ -134,23 +173,30 @@ gw_advice_shape(struct gw_adv_cache *c, uint8_t dt, uint8_t ex)
 
 	if (c->dtype == dt && c->exits == ex)
 		return;
-	for (unsigned i = 0; i < c->n; i++) {
-		struct adv_cand *a = &c->cand[i];
+	c->n = 0;
+	for (unsigned i = 0; i < c->n_rows; i++)
+		for (uint8_t e = ADV_EXITS_ON; e <= ADV_EXITS_OFF; e++) {
+			struct adv_cand *a = &c->cand[c->n];
 
-		a->bytes = c->numel[i] * (dsz ? dsz : 4);
-		a->server_ns = c->ns[i];
-		a->exits = ex;
-	}
+			if (ex != GW_ADV_BOTH && e != ex)
+				continue;
+			*a = c->row[i];
+			a->bytes = c->numel[i] * (dsz ? dsz : 4);
+			a->server_ns = c->ns[i];
+			a->exits = e;
+			a->accuracy_bp = e == ADV_EXITS_ON ? c->acc_on[i] : c->acc_off[i];
+			c->n++;
+		}
 	c->dtype = dt;
 	c->exits = ex;
 }
 
 /*
  * Advice for the device that sent dq (protocol.md 7.3): its HELLO profile against every
- * served (variant, split) of the model it asked for, at the dtype and exit policy it uses,
- * with the scheduler's queue + compute estimate from each (c: fetched once per model per
- * burst). On every answer, refusals included; none without a profile. The exit policy is
- * the device's own: the RESPONSE has no field to advise another.
+ * served (variant, split) of the model it asked for, at the dtype it sends, with the
+ * scheduler's queue + compute estimate from each (c: fetched once per model per burst).
+ * Exit policies too for a device with a goal (the advice_flags are new to it); another keeps
+ * its own. On every answer, refusals included; none without a profile.
  */
 static void
 gw_advice_fill(struct gw_adv_cache *c, const struct gw_gen *gen, int mi, struct dp_req *dq)
@@ -160,6 +206,8 @@ gw_advice_fill(struct gw_adv_cache *c, const struct gw_gen *gen, int mi, struct 
 	struct adv_device d = {
 		.compute_mflops = h->compute_mflops, .uplink_kbps = h->uplink_kbps,
 		.rtt_us = h->rtt_us, .slo_us = h->slo_us, .accuracy_floor_bp = h->accuracy_floor_bp,
+		.head_uj_per_mflop = h->head_uj_per_mflop, .tx_pj_per_bit = h->tx_pj_per_bit,
+		.goal = h->goal == PROTO_GOAL_ENERGY ? ADV_GOAL_ENERGY : ADV_GOAL_LATENCY,
 	};
 	struct adv_choice a;
 	bool known;
@@ -173,8 +221,11 @@ gw_advice_fill(struct gw_adv_cache *c, const struct gw_gen *gen, int mi, struct 
 		base = mi;
 	if (c->gen != gen || c->model != base)
 		gw_advice_fetch(c, gen, base);
-	gw_advice_shape(c, dq->req.c.t.dtype, ex);
+	gw_advice_shape(c, dq->req.c.t.dtype, h->goal != PROTO_GOAL_NONE ? GW_ADV_BOTH : ex);
 	adv_choose(&d, c->cand, c->n, dq->req.c.variant_id, dq->req.c.split_id, ex, &a);
+	if (h->goal != PROTO_GOAL_NONE)
+		dq->resp.advice_flags = (uint8_t)((a.fits ? 0 : PROTO_AF_NONE_FITS) |
+			(a.exits == ADV_EXITS_OFF ? PROTO_AF_NO_EARLY_EXIT : 0));
 	if (a.idx < 0)
 		return;
 	dq->resp.advice_variant = a.variant;

@@ -75,6 +75,11 @@ enum proto_off {
 	PROTO_OFF_HELLO_CAT_START = 60,	/* u16 */
 	PROTO_OFF_HELLO_RSVD = 62,	/* u16 zero */
 	PROTO_OFF_HELLO_PATH_TOKEN = 64,	/* u32, first padding bytes: 0 none (docs 12.1) */
+	/* The energy profile, next padding bytes (docs 4.1): all zero from a device without */
+	PROTO_OFF_HELLO_EN_HEAD = 68,	/* u32 uJ per MFLOP of head compute */
+	PROTO_OFF_HELLO_EN_TX = 72,	/* u32 pJ per bit sent */
+	PROTO_OFF_HELLO_GOAL = 76,	/* u8 enum proto_goal; 77-79 zero */
+	PROTO_HELLO_EXT_END = 80,	/* padding proper (zero) from here */
 	/* HELLO_REPLY */
 	PROTO_OFF_HR_SESSION_TTL = 40,	/* u32 ms */
 	PROTO_OFF_HR_MAX_MSG = 44,	/* u32 bytes */
@@ -119,7 +124,7 @@ enum proto_off {
 	PROTO_OFF_ADVICE_VARIANT = 120,	/* RESPONSE: u8 */
 	PROTO_OFF_ADVICE_SPLIT = 121,	/* RESPONSE: u8 */
 	PROTO_OFF_RESP_TOP_K = 122,	/* RESPONSE: u8 entries in a TOPK result */
-	PROTO_OFF_RESP_RSVD8 = 123,	/* RESPONSE: u8 zero */
+	PROTO_OFF_ADVICE_FLAGS = 123,	/* RESPONSE: u8 enum proto_advice_flag */
 	PROTO_OFF_RESP_RSVD32 = 124,	/* RESPONSE: u32 zero */
 	/* NACK */
 	PROTO_OFF_NACK_COUNT = 40,	/* u16 chunk count of the message */
@@ -307,6 +312,8 @@ struct proto_chunk {			/* REQUEST and RESPONSE: one datagram's piece */
 	uint32_t payload_len;
 };
 
+/* enum proto_goal, enum proto_advice_flag: <tailgate/types.h> */
+
 struct proto_hello {
 	uint32_t compute_mflops;	/* device head compute rate, MFLOP/s; 0 unknown */
 	uint32_t uplink_kbps;		/* uplink estimate, kbit/s; 0 unknown */
@@ -316,6 +323,10 @@ struct proto_hello {
 	uint16_t max_dgram;		/* largest datagram the device takes; >= 1200 */
 	uint16_t catalog_start;		/* first catalog entry wanted in the reply */
 	uint32_t path_token;		/* echo of a HELLO_REPLY's path_token; 0 none */
+	/* The energy profile (docs 4.1); all 0 from a device without one */
+	uint32_t head_uj_per_mflop;	/* device energy per MFLOP of head compute, uJ; 0 unknown */
+	uint32_t tx_pj_per_bit;		/* device energy per bit sent, pJ; 0 unknown */
+	uint8_t goal;			/* enum proto_goal */
 };
 
 /* struct proto_hello_reply, struct proto_catalog_entry: <tailgate/types.h> */
@@ -335,6 +346,7 @@ struct proto_response {
 	uint8_t exit_taken;		/* exit that answered; PROTO_NONE when none ran */
 	uint8_t advice_variant;		/* PROTO_NONE: no advice */
 	uint8_t advice_split;		/* PROTO_NONE: no advice */
+	uint8_t advice_flags;		/* enum proto_advice_flag; 0 for devices without a goal */
 	uint8_t top_k;			/* entries in a TOPK result */
 	uint16_t batch_size;		/* batch the request ran in; 0 not run */
 	uint32_t queue_us;		/* arrival of the last chunk to dispatch */

@@ -262,11 +262,20 @@ proto_decode_hello(const uint8_t *buf, size_t len, struct proto_msg *m)
 		return PROTO_E_HELLO_SHORT;
 	if (proto_ld16(buf + PROTO_OFF_HELLO_RSVD) != 0)
 		return PROTO_E_RESERVED;
-	/* Zero padding after the path token: the bytes exist to make the HELLO as large as its
-	 * reply, nothing else. */
-	if (!proto_all_zero(buf + PROTO_OFF_HELLO_PATH_TOKEN + 4,
-			    len - PROTO_OFF_HELLO_PATH_TOKEN - 4))
+	/* Zero padding after the path token and the energy profile: the bytes exist to make
+	 * the HELLO as large as its reply, nothing else. */
+	if (buf[PROTO_OFF_HELLO_GOAL + 1] != 0 || buf[PROTO_OFF_HELLO_GOAL + 2] != 0 ||
+	    buf[PROTO_OFF_HELLO_GOAL + 3] != 0 ||
+	    !proto_all_zero(buf + PROTO_HELLO_EXT_END, len - PROTO_HELLO_EXT_END))
 		return PROTO_E_BAD_PADDING;
+	o->head_uj_per_mflop = proto_ld32(buf + PROTO_OFF_HELLO_EN_HEAD);
+	o->tx_pj_per_bit = proto_ld32(buf + PROTO_OFF_HELLO_EN_TX);
+	o->goal = buf[PROTO_OFF_HELLO_GOAL];
+	/* An energy profile comes with its goal: without one, the bytes are padding. */
+	if (o->goal == PROTO_GOAL_NONE && (o->head_uj_per_mflop | o->tx_pj_per_bit) != 0)
+		return PROTO_E_BAD_PADDING;
+	if (o->goal > PROTO_GOAL_ENERGY)
+		return PROTO_E_BAD_FIELD;
 	o->path_token = proto_ld32(buf + PROTO_OFF_HELLO_PATH_TOKEN);
 	o->compute_mflops = proto_ld32(buf + PROTO_OFF_HELLO_COMPUTE);
 	o->uplink_kbps = proto_ld32(buf + PROTO_OFF_HELLO_UPLINK);
@@ -389,8 +398,10 @@ proto_decode_response(const uint8_t *buf, const struct proto_limits *lim, struct
 	struct proto_response *o = &m->u.resp;
 	enum proto_reason r;
 
-	if (buf[PROTO_OFF_RESP_RSVD8] != 0 || proto_ld32(buf + PROTO_OFF_RESP_RSVD32) != 0)
+	if ((buf[PROTO_OFF_ADVICE_FLAGS] & ~PROTO_AF__ALL) != 0 ||
+	    proto_ld32(buf + PROTO_OFF_RESP_RSVD32) != 0)
 		return PROTO_E_RESERVED;
+	o->advice_flags = buf[PROTO_OFF_ADVICE_FLAGS];
 	o->status = buf[PROTO_OFF_STATUS];
 	o->reason = buf[PROTO_OFF_REASON];
 	o->queue_us = proto_ld32(buf + PROTO_OFF_QUEUE_US);
@@ -661,7 +672,8 @@ proto_encode_hello(uint8_t *buf, size_t cap, const struct proto_hdr *h,
 {
 	int rc;
 
-	if (pad_to < PROTO_HELLO_MIN_DGRAM)
+	if (pad_to < PROTO_HELLO_MIN_DGRAM || m->goal > PROTO_GOAL_ENERGY ||
+	    (m->goal == PROTO_GOAL_NONE && (m->head_uj_per_mflop | m->tx_pj_per_bit) != 0))
 		return -EINVAL;
 	rc = proto_encode_begin(cap, h, PROTO_HELLO_LEN, pad_to - PROTO_HELLO_LEN);
 	if (rc < 0)
@@ -677,6 +689,9 @@ proto_encode_hello(uint8_t *buf, size_t cap, const struct proto_hdr *h,
 	proto_st16(buf + PROTO_OFF_HELLO_RSVD, 0);
 	memset(buf + PROTO_HELLO_LEN, 0, pad_to - PROTO_HELLO_LEN);
 	proto_st32(buf + PROTO_OFF_HELLO_PATH_TOKEN, m->path_token);
+	proto_st32(buf + PROTO_OFF_HELLO_EN_HEAD, m->head_uj_per_mflop);
+	proto_st32(buf + PROTO_OFF_HELLO_EN_TX, m->tx_pj_per_bit);
+	buf[PROTO_OFF_HELLO_GOAL] = m->goal;
 	return proto_encode_end(buf, pad_to);
 }
 
@@ -778,7 +793,7 @@ proto_encode_response(uint8_t *buf, size_t cap, const struct proto_hdr *h,
 	buf[PROTO_OFF_ADVICE_VARIANT] = m->advice_variant;
 	buf[PROTO_OFF_ADVICE_SPLIT] = m->advice_split;
 	buf[PROTO_OFF_RESP_TOP_K] = m->top_k;
-	buf[PROTO_OFF_RESP_RSVD8] = 0;
+	buf[PROTO_OFF_ADVICE_FLAGS] = m->advice_flags;
 	proto_st32(buf + PROTO_OFF_RESP_RSVD32, 0);
 	return proto_encode_end(buf, PROTO_RESPONSE_LEN + (size_t)m->c.payload_len);
 }

@@ -67,6 +67,22 @@ enum proto_req_flag {			/* REQUEST byte 51; any other bit is refused */
 	PROTO_RF__ALL = 0x3,
 };
 
+/* What a device wants minimised (HELLO byte 76). NONE: it sent no energy profile (a device
+ * before it), which the gateway takes as LATENCY and answers without advice_flags. */
+enum proto_goal {
+	PROTO_GOAL_NONE = 0,
+	PROTO_GOAL_LATENCY = 1,
+	PROTO_GOAL_ENERGY = 2,
+};
+
+/* RESPONSE byte 123, set only for a device whose HELLO had a goal (docs 7.3); other bits zero. */
+enum proto_advice_flag {
+	PROTO_AF_NO_EARLY_EXIT = 1u << 0,	/* advised: send with NO_EARLY_EXIT, device exits off */
+	PROTO_AF_NONE_FITS = 1u << 1,	/* nothing meets the floor and the SLO: the advice (if
+					 * any) is the lowest latency meeting the floor */
+	PROTO_AF__ALL = PROTO_AF_NO_EARLY_EXIT | PROTO_AF_NONE_FITS,
+};
+
 /* Tensor element types on the wire; values match enum tg_dtype where both have one. */
 enum proto_dtype {
 	PROTO_DT_RAW = 0,		/* untyped bytes, ndim 0 (echo) */

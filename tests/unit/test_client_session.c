@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 enum { MODE_NACK, MODE_SILENT, MODE_SESSION, MODE_TENSOR, MODE_CHALLENGE, MODE_PENDING,
-       MODE_NEVER, MODE_DEGRADED };
+       MODE_NEVER, MODE_DEGRADED, MODE_ENERGY };
 enum { TOKEN = 0x5EED0001 };
 enum { SESSION = 0xABCD0001, MAX_N = 16 };
 
@@ -36,6 +36,7 @@ struct fake {
 	bool hello_padded, rehello_with_session, nack_resend_exact, full_resend_same_id;
 	bool tensor_nack_exact;		/* MODE_TENSOR: the client NACKed exactly chunks 2 and 5 */
 	bool token_echoed;		/* MODE_CHALLENGE: a HELLO with the session and TOKEN */
+	bool energy_sent;		/* MODE_ENERGY: a HELLO with the session and the profile */
 	unsigned n, after_nack, resent;
 	uint8_t chunk[MAX_N][PROTO_DEFAULT_DGRAM];
 	unsigned len[MAX_N];
@@ -88,6 +89,9 @@ fake_hello_tok(struct fake *f, uint64_t *sess_in, uint32_t give_token, uint32_t 
 		    m.h.type != PROTO_T_HELLO)
 			continue;
 		f->hello_padded = len >= PROTO_HELLO_MIN_DGRAM;
+		f->energy_sent = m.h.session_id == SESSION && m.u.hello.head_uj_per_mflop == 250 &&
+				 m.u.hello.tx_pj_per_bit == 40000 &&
+				 m.u.hello.goal == PROTO_GOAL_ENERGY;
 		*sess_in = m.h.session_id;
 		*tok_in = m.u.hello.path_token;
 		m.h.session_id = SESSION;
@@ -158,6 +162,8 @@ fake_respond(struct fake *f, const struct proto_msg *req)
 		r.c.variant_id = 3;
 		r.c.split_id = 1;
 	}
+	if (f->mode == MODE_ENERGY)
+		r.advice_flags = PROTO_AF_NO_EARLY_EXIT;
 	proto_response_set_topk(&r, scratch, e, 2);
 	fake_send(f, out, proto_encode_response(out, sizeof(out), &h, &r));
 }
@@ -241,7 +247,11 @@ fake_main(void *arg)
 	uint64_t sess;
 	bool rt;
 
-	if (!fake_hello(f, &sess) || !fake_take_request(f, &first, &rt))
+	if (!fake_hello(f, &sess))
+		return NULL;
+	if (f->mode == MODE_ENERGY && !fake_hello(f, &sess))	/* tgc_set_energy() */
+		return NULL;
+	if (!fake_take_request(f, &first, &rt))
 		return NULL;
 	if (f->mode == MODE_TENSOR) {
 		fake_tensor_answer(f, &first);
@@ -379,9 +389,30 @@ run_request(struct fake *f, int mode, struct tgc_result *res, struct tgc_stats *
 	rc = tgc_open(&c, &cfg, &err);
 	if (rc == 0) {
 		TH_CHECK(tgc_session_id(c) == SESSION);
-		rc = tgc_request(c, &o, &t, res, &err);
+		if (mode == MODE_ENERGY) {
+			struct tgc_energy en = { .head_uj_per_mflop = 250, .tx_pj_per_bit = 40000,
+						 .goal = PROTO_GOAL_ENERGY };
+			struct tgc_advice a = { 0 };
+
+			TH_CHECK(!tgc_advice(c, 1, &a));
+			en.goal = 3;
+			TH_CHECK(tgc_set_energy(c, &en, NULL) == -EINVAL);
+			en.goal = PROTO_GOAL_NONE;
+			TH_CHECK(tgc_set_energy(c, &en, NULL) == -EINVAL);
+			en.goal = PROTO_GOAL_ENERGY;
+			rc = tgc_set_energy(c, &en, &err);
+			TH_CHECK(rc == 0 && tgc_session_id(c) == SESSION);
+		}
+		if (rc == 0)
+			rc = tgc_request(c, &o, &t, res, &err);
 		tgc_stats(c, st);
 		*advised = tgc_split_for(c, 1, 0);
+		if (mode == MODE_ENERGY) {
+			struct tgc_advice a = { 0 };
+
+			TH_CHECK(tgc_advice(c, 1, &a) && a.split_id == 4 && a.variant_id == 0 &&
+				 a.flags == PROTO_AF_NO_EARLY_EXIT && a.latency_us == 9000);
+		}
 	}
 	if (rc != 0)
 		fprintf(stderr, "  client: %d %s\n", rc, err.msg);
@@ -439,6 +470,21 @@ test_nack_resends_exactly_the_listed_chunk(void)
 	TH_CHECK(r.nacks == 1 && r.chunks_resent == 1 && r.timeouts == 0);
 	TH_CHECK(st.nacks == 1 && st.chunks_resent == 1 && st.responses == 1);
 	TH_CHECK(adv == 4);	/* follow_advice: the advised split is served, so taken */
+}
+
+/* The energy profile goes out in a HELLO on the session; the advice flags come back. */
+static void
+test_energy_profile_sent_and_advice_flags_kept(void)
+{
+	static struct fake f;
+	struct tgc_result r;
+	struct tgc_stats st;
+	uint8_t adv = 0;
+
+	TH_CHECK(run_request(&f, MODE_ENERGY, &r, &st, &adv) == 0);
+	TH_CHECK(f.energy_sent && f.hello_padded);
+	check_result(&r);
+	TH_CHECK(adv == 4);
 }
 
 /* WANT_TENSOR: a chunked answer with two chunks missing; the client NACKs exactly those
@@ -599,6 +645,7 @@ main(void)
 {
 	TH_RUN(test_nack_resends_exactly_the_listed_chunk);
 	TH_RUN(test_degraded_answer_names_the_variant_that_ran);
+	TH_RUN(test_energy_profile_sent_and_advice_flags_kept);
 	TH_RUN(test_tensor_answer_gap_nacked_and_reassembled);
 	TH_RUN(test_silence_resends_the_whole_request_under_its_id);
 	TH_RUN(test_unknown_session_rehellos_and_resends);

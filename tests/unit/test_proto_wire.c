@@ -497,7 +497,7 @@ test_rejects_reserved_fields(void)
 	buf[PROTO_OFF_MAC + 15] = 1;
 	EXPECT(buf, (size_t)n, NULL, PROTO_E_RESERVED);
 	n = resp_topk_encode();
-	buf[PROTO_OFF_RESP_RSVD8] = 1;
+	buf[PROTO_OFF_ADVICE_FLAGS] = 1u << 2;	/* bits past the advice flags */
 	EXPECT(buf, (size_t)n, NULL, PROTO_E_RESERVED);
 	n = nack_encode();
 	buf[PROTO_OFF_NACK_RSVD] = 1;
@@ -899,6 +899,50 @@ test_rejects_hello_padding_not_zero(void)
 	EXPECT(buf, (size_t)n, NULL, PROTO_E_BAD_PADDING);
 }
 
+/* HELLO bytes 68-79: the energy profile and goal (docs/protocol.md 4.1), compatible with
+ * devices before it (all zero, goal NONE); RESPONSE byte 123 the advice flags (7.3). */
+static void
+test_hello_energy_profile(void)
+{
+	struct proto_hello h = { .compute_mflops = 500, .uplink_kbps = 2000, .max_dgram = 1472,
+				 .head_uj_per_mflop = 350, .tx_pj_per_bit = 70000,
+				 .goal = PROTO_GOAL_ENERGY };
+	struct proto_msg m;
+	int n = proto_encode_hello(buf, sizeof(buf), &hdr, &h, 1200);
+
+	TH_CHECK(n == 1200);
+	TH_CHECK(proto_decode(buf, (size_t)n, NULL, &m, NULL) == PROTO_OK);
+	TH_CHECK(m.u.hello.head_uj_per_mflop == 350 && m.u.hello.tx_pj_per_bit == 70000 &&
+		 m.u.hello.goal == PROTO_GOAL_ENERGY);
+	TH_CHECK(buf[PROTO_OFF_HELLO_EN_HEAD + 2] == 1 && buf[PROTO_OFF_HELLO_EN_HEAD + 3] == 94 &&
+		 buf[PROTO_OFF_HELLO_GOAL] == 2);	/* 350 = 0x015E, big endian */
+	check_reencode(buf, (size_t)n);
+	buf[PROTO_OFF_HELLO_GOAL] = 3;		/* no such goal */
+	EXPECT(buf, (size_t)n, NULL, PROTO_E_BAD_FIELD);
+	buf[PROTO_OFF_HELLO_GOAL] = 2;
+	buf[PROTO_OFF_HELLO_GOAL + 3] = 1;	/* 77-79 are padding */
+	EXPECT(buf, (size_t)n, NULL, PROTO_E_BAD_PADDING);
+	buf[PROTO_OFF_HELLO_GOAL + 3] = 0;
+	buf[PROTO_OFF_HELLO_GOAL] = 0;		/* energy without a goal: padding not zero */
+	EXPECT(buf, (size_t)n, NULL, PROTO_E_BAD_PADDING);
+	h.goal = PROTO_GOAL_NONE;
+	TH_CHECK(proto_encode_hello(buf, sizeof(buf), &hdr, &h, 1200) == -EINVAL);
+	h.goal = 3;
+	TH_CHECK(proto_encode_hello(buf, sizeof(buf), &hdr, &h, 1200) == -EINVAL);
+	/* A device before the profile: bytes 68-79 zero, as its padding always was. */
+	n = hello_encode(1200);
+	for (unsigned i = PROTO_OFF_HELLO_EN_HEAD; i < PROTO_HELLO_EXT_END; i++)
+		TH_CHECK(buf[i] == 0);
+	TH_CHECK(proto_decode(buf, (size_t)n, NULL, &m, NULL) == PROTO_OK);
+	TH_CHECK(m.u.hello.goal == PROTO_GOAL_NONE && m.u.hello.head_uj_per_mflop == 0);
+	/* The advice flags round-trip */
+	n = resp_topk_encode();
+	buf[PROTO_OFF_ADVICE_FLAGS] = PROTO_AF_NO_EARLY_EXIT | PROTO_AF_NONE_FITS;
+	TH_CHECK(proto_decode(buf, (size_t)n, NULL, &m, NULL) == PROTO_OK);
+	TH_CHECK(m.u.resp.advice_flags == (PROTO_AF_NO_EARLY_EXIT | PROTO_AF_NONE_FITS));
+	check_reencode(buf, (size_t)n);
+}
+
 /* HELLO bytes 64-67 and HELLO_REPLY 68-71 carry the path token (docs/protocol.md 12.1). */
 static void
 test_path_token_round_trip(void)
@@ -1103,6 +1147,7 @@ main(void)
 	TH_RUN(test_rejects_bad_nack_ranges);
 	TH_RUN(test_nack_from_bitmap_lists_gaps);
 	TH_RUN(test_rejects_short_hello);
+	TH_RUN(test_hello_energy_profile);
 	TH_RUN(test_rejects_hello_padding_not_zero);
 	TH_RUN(test_path_token_round_trip);
 	TH_RUN(test_rejects_hello_fields_out_of_range);
