@@ -351,6 +351,50 @@ void bench_samples_free(struct bench_samples *s);
 
 /* ---- a run: devices, sessions, phases of load ---- */
 
+/* ---- device classes, advice and the oracle (bench/advice.c) ---- */
+
+enum { BENCH_MAX_CLASSES = 8, BENCH_CLASS_NAME = 16 };
+
+/**
+ * A class of devices (--class): devices are dealt to classes in turn (device i: class
+ * i mod n). Each declares its profile in its HELLO; its head's time is simulated from the
+ * split's head FLOPs (the catalog's) at its compute rate before the first chunk leaves, and
+ * its energy counted from its profile: head FLOPs x uJ/MFLOP + bits sent x pJ/bit.
+ */
+struct bench_class {
+	char name[BENCH_CLASS_NAME];
+	uint32_t compute_mflops;	/* head compute rate; 0: the head takes no time */
+	uint32_t uplink_kbps;		/* replaces the mix's uplink; 0 unpaced */
+	uint32_t head_uj_per_mflop;	/* device energy per MFLOP of head, uJ */
+	uint32_t tx_pj_per_bit;		/* device energy per bit sent (IP and UDP headers too), pJ */
+	uint16_t floor_bp;		/* accuracy floor declared; 0 none */
+};
+
+/** What one class did in a phase (measured requests only). */
+struct bench_class_stats {
+	struct bench_hdr lat_us;	/* answered OK: scheduled time to answer */
+	uint64_t requests;		/* measured requests ended (answered or given up) */
+	uint64_t ok, correct;		/* OK answers; of those, top-1 == label */
+	double energy_uj;		/* device energy of those requests: head + bits sent */
+	uint64_t by_split[64];		/* requests by the split they were sent from */
+};
+
+/**
+ * Parse "NAME:MFLOPS:UPLINK[:UJ_PER_MFLOP:PJ_PER_BIT[:FLOOR]]"; UPLINK in kbps, or with a
+ * kbps/mbps/gbps suffix; FLOOR a top-1 percentage (90 or 90.5). @return 0 or -EINVAL (err)
+ */
+int bench_class_parse(struct bench_class *c, const char *spec, struct tg_err *err);
+/** Allocate / free the histogram of s; reset keeps the allocation. */
+int bench_class_stats_init(struct bench_class_stats *s);
+void bench_class_stats_fini(struct bench_class_stats *s);
+void bench_class_stats_reset(struct bench_class_stats *s);
+/**
+ * The per-class table: requests, latency p50/p90/p99 (ms), device energy per request (mJ),
+ * accuracy, and the splits the class sent from. label names the run (e.g. "advised").
+ */
+void bench_report_classes(FILE *f, const char *label, const struct bench_class *cls,
+			  const struct bench_class_stats *st, unsigned n);
+
 struct bench_config {
 	uint32_t gw_ip;			/* network order */
 	uint16_t gw_port;		/* host order */
@@ -373,6 +417,12 @@ struct bench_config {
 	const char *progress_tag;	/* shown first on that line (e.g. "step 3"); NULL none;
 					 * borrowed: must outlive the run */
 	const struct bench_inputs *in;	/* must outlive the run */
+	/* Device classes (NULL, 0: none: devices declare only the mix's uplink and deadline) */
+	const struct bench_class *classes;	/* borrowed: must outlive the run */
+	unsigned n_classes;			/* <= BENCH_MAX_CLASSES */
+	uint8_t goal;			/* enum proto_goal every class declares; 0 none */
+	bool follow_advice;		/* a device switches to the advised split (when its
+					 * inputs were built) for its next requests */
 };
 
 /** A phase's counters and latencies. Only requests scheduled after the warm-up count. */
@@ -448,6 +498,14 @@ int bench_run_create(struct bench_run **out, const struct bench_config *cfg, str
 void bench_run_free(struct bench_run *r);
 /** The gateway's limits from the first HELLO_REPLY (entries NULL). */
 const struct proto_hello_reply *bench_run_gateway(const struct bench_run *r);
+/** Class k's figures of the last phase (k < cfg.n_classes). Valid until the next phase. */
+const struct bench_class_stats *bench_run_class(const struct bench_run *r, unsigned k);
+/**
+ * Every device sends from split (its inputs built) for the next phases; -1: back to each
+ * device's own (the mix's, then the advice's). The run's random stream restarts from the
+ * seed, so the next phase draws the same arrivals and samples (the oracle's runs).
+ */
+void bench_run_fix_split(struct bench_run *r, int split);
 
 /**
  * One phase of load: open loop at rate requests/s (Poisson), or closed loop with concurrency

@@ -69,6 +69,9 @@ struct bench_dev {
 	int32_t held;			/* chunk held back by the reorder impairment; -1 none */
 	uint32_t srv_us;		/* smoothed server time of its answers */
 	uint64_t *pending;		/* chunks still to send, bit i of word i / 64 */
+	uint8_t cls;			/* its class (cfg.classes), when there are any */
+	uint8_t sent_split;		/* the open request's split */
+	uint64_t head_until;		/* the open request's head runs until then (simulated) */
 };
 
 struct bench_run {
@@ -82,6 +85,9 @@ struct bench_run {
 	struct proto_hello_reply gw;	/* the first HELLO_REPLY (entries NULL) */
 	bool have_gw;
 	uint32_t tail_us[64];		/* catalog tail estimate per split, a timer seed */
+	uint32_t head_kflop[64];	/* catalog head work per split (variant 0) */
+	struct bench_class_stats cls[BENCH_MAX_CLASSES];	/* cfg.n_classes of them */
+	int fixed_split;		/* bench_run_fix_split(); -1 none */
 	struct bench_rng rng;		/* items, fates */
 	/* timer heap of device indices, by wake_ns */
 	uint32_t *heap;
@@ -303,6 +309,103 @@ bench_hello_nonce(struct bench_dev *d)
 	return d->hello_nonce;
 }
 
+/* ---- device classes: head time, energy, advice (bench_class_* hooks) ---- */
+
+static const struct bench_class *
+bench_class_of(const struct bench_run *r, const struct bench_dev *d)
+{
+	return r->cfg.n_classes ? &r->cfg.classes[d->cls] : NULL;
+}
+
+/* The HELLO's profile beyond the mix's: the class's compute rate, floor, energy, goal. */
+static void
+bench_class_hello(const struct bench_run *r, const struct bench_dev *d, struct proto_hello *m)
+{
+	const struct bench_class *c = bench_class_of(r, d);
+
+	if (c == NULL)
+		return;
+	m->compute_mflops = c->compute_mflops;
+	m->accuracy_floor_bp = c->floor_bp;
+	m->goal = r->cfg.goal;
+	if (r->cfg.goal != PROTO_GOAL_NONE) {
+		m->head_uj_per_mflop = c->head_uj_per_mflop;
+		m->tx_pj_per_bit = c->tx_pj_per_bit;
+	}
+}
+
+/* The split the next request goes from, and how long its head runs on this device. */
+static uint8_t
+bench_class_start(struct bench_run *r, struct bench_dev *d)
+{
+	const struct bench_class *c = bench_class_of(r, d);
+	uint8_t s = r->fixed_split >= 0 ? (uint8_t)r->fixed_split : d->prof.split;
+
+	d->sent_split = s;
+	d->head_until = 0;
+	if (c == NULL)
+		return s;
+	if (c->compute_mflops > 0)	/* kFLOP / (MFLOP/s) = ms */
+		d->head_until = r->now + (uint64_t)r->head_kflop[s] * 1000000ull /
+					 c->compute_mflops;
+	/* A link, not a bucket: each datagram takes its time on the wire, the first too (a
+	 * bucket's burst would send a small request in no time at 1 Mbit/s). */
+	tgc_pacer_init(&d->pacer, c->uplink_kbps, r->cfg.in->max_dgram,
+		       d->head_until ? d->head_until : r->now);
+	d->pacer.tokens = 0;
+	return s;
+}
+
+/* A measured request ended: the class's latency, accuracy, energy and split. */
+static void
+bench_class_finish(struct bench_run *r, const struct bench_dev *d, bool ok, bool correct,
+		   int64_t lat_us)
+{
+	const struct bench_class *c = bench_class_of(r, d);
+	struct bench_class_stats *s;
+	uint64_t bits = 0;
+
+	if (c == NULL || !d->measured)
+		return;
+	s = &r->cls[d->cls];
+	for (unsigned i = 0; i < d->msg->n_dg; i++)	/* one send: IPv4 + UDP included */
+		bits += 8ull * (r->cfg.in->dg[d->msg->first_dg + i].len + 28u);
+	s->requests++;
+	s->by_split[d->sent_split]++;
+	s->energy_uj += (double)r->head_kflop[d->sent_split] / 1e3 * c->head_uj_per_mflop +
+			(double)bits * c->tx_pj_per_bit / 1e6;
+	if (ok) {
+		s->ok++;
+		s->correct += correct;
+		bench_hdr_record(&s->lat_us, lat_us);
+	}
+}
+
+/* --follow-advice: the next requests from the advised split, when its inputs exist (of the
+ * variant the run sends: --variant builds one variant's inputs). */
+static void
+bench_class_advice(struct bench_run *r, struct bench_dev *d, const struct proto_response *rs)
+{
+	if (r->cfg.follow_advice && rs->advice_split < 64 &&
+	    rs->advice_variant == r->cfg.variant_id &&
+	    (r->cfg.in->split_mask >> rs->advice_split & 1) &&
+	    r->cfg.in->msg[rs->advice_split][d->prof.dtype] != NULL)
+		d->prof.split = rs->advice_split;
+}
+
+const struct bench_class_stats *
+bench_run_class(const struct bench_run *r, unsigned k)
+{
+	return &r->cls[k];
+}
+
+void
+bench_run_fix_split(struct bench_run *r, int split)
+{
+	r->fixed_split = split;
+	bench_rng_seed(&r->rng, r->cfg.seed);
+}
+
 static void
 bench_send_hello(struct bench_run *r, struct bench_dev *d)
 {
@@ -312,7 +415,10 @@ bench_send_hello(struct bench_run *r, struct bench_dev *d)
 				 .max_dgram = (uint16_t)r->cfg.in->max_dgram,
 				 .path_token = d->path_token };
 	uint8_t *b = bench_tx_slot(r, PROTO_HELLO_MIN_DGRAM);
-	int n = proto_encode_hello(b, PROTO_HELLO_MIN_DGRAM, &h, &m, PROTO_HELLO_MIN_DGRAM);
+	int n;
+
+	bench_class_hello(r, d, &m);
+	n = proto_encode_hello(b, PROTO_HELLO_MIN_DGRAM, &h, &m, PROTO_HELLO_MIN_DGRAM);
 
 	if (n != PROTO_HELLO_MIN_DGRAM)
 		r->tx_n--;	/* cannot happen: the fields are in range */
@@ -399,6 +505,10 @@ bench_pump(struct bench_run *r, struct bench_dev *d)
 {
 	unsigned n = d->msg->n_dg, i;
 
+	if (r->now < d->head_until) {	/* the device still runs its head */
+		bench_wake_at(r, d, d->head_until);
+		return;
+	}
 	while ((i = bench_next_pending(d)) < n) {
 		uint32_t len = r->cfg.in->dg[d->msg->first_dg + i].len;
 		uint64_t wait = tgc_pacer_delay(&d->pacer, len, r->now);
@@ -486,14 +596,14 @@ bench_start(struct bench_run *r, struct bench_dev *d, uint64_t sched)
 	d->sched_ns = sched;
 	d->measured = sched >= r->measure_from;
 	d->item = (uint32_t)bench_rng_range(&r->rng, 0, in->n_items - 1);
-	d->msg = &in->msg[d->prof.split][d->prof.dtype][d->item];
+	d->msg = &in->msg[bench_class_start(r, d)][d->prof.dtype][d->item];
 	d->req_id = r->next_req++;
 	if (r->next_req == 0)
 		r->next_req = 1;
 	d->timeouts = 0;
 	d->quiet_until = 0;
 	d->sent_hw = 0;
-	srv = d->srv_us ? d->srv_us : r->tail_us[d->prof.split];
+	srv = d->srv_us ? d->srv_us : r->tail_us[d->sent_split];
 	d->timer_ns = r->cfg.timer_ms ? (uint64_t)r->cfg.timer_ms * 1000000u :
 		      tgc_timer_us(0, r->gw.nack_gap_ms, srv) * 1000u;
 	d->give_up_at = r->now + 1000u * tgc_budget_us(d->prof.deadline_us,
@@ -555,10 +665,13 @@ bench_finish(struct bench_run *r, struct bench_dev *d, enum bench_end how, unsig
 
 			res->by_exit[exit < BENCH_MAX_EXITS ? exit : BENCH_MAX_EXITS]++;
 			res->correct += top1 == r->cfg.in->labels[d->item];
+			bench_class_finish(r, d, true, top1 == r->cfg.in->labels[d->item], lat_us);
 			res->offline_correct += off == r->cfg.in->labels[d->item];
 			res->agree += top1 == off;
 		}
 	}
+	if (!(how == BENCH_END_RESPONSE && status == PROTO_ST_OK))
+		bench_class_finish(r, d, false, false, lat_us);
 	r->busy--;
 	d->rehello = false;
 	bench_wake_cancel(r, d);
@@ -646,8 +759,10 @@ bench_on_hello_reply(struct bench_run *r, struct bench_dev *d, const struct prot
 
 			proto_catalog_get(hr, i, &e);
 			if (e.model_id == r->cfg.model_id && e.variant_id == r->cfg.variant_id &&
-			    e.split_id < 64)
+			    e.split_id < 64) {
 				r->tail_us[e.split_id] = e.tail_us ? e.tail_us : 1;
+				r->head_kflop[e.split_id] = e.head_kflop;
+			}
 		}
 	}
 	d->session = m->h.session_id;
@@ -751,6 +866,7 @@ bench_on_response(struct bench_run *r, struct bench_dev *d, const struct proto_r
 			bench_hdr_record(&r->res->srv_compute_us, rs->compute_us);
 		}
 	}
+	bench_class_advice(r, d, rs);
 	bench_finish(r, d, BENCH_END_RESPONSE, rs->status, rs->reason, t.class_id, rs->exit_taken);
 }
 
@@ -1009,6 +1125,8 @@ bench_run_phase(struct bench_run *r, double rate, unsigned concurrency, double w
 	if (!(rate > 0) && concurrency == 0)
 		return tg_err_set(err, -EINVAL, "phase: a rate or a concurrency is required");
 	bench_results_reset(res);
+	for (unsigned k = 0; k < r->cfg.n_classes; k++)
+		bench_class_stats_reset(&r->cls[k]);
 	res->rate = rate;
 	res->variant = r->cfg.variant_id;
 	res->concurrency = rate > 0 ? 0 : concurrency;
@@ -1242,6 +1360,19 @@ bench_run_create(struct bench_run **out, const struct bench_config *cfg, struct 
 					   .max_top_k = PROTO_MAX_TOP_K };
 	bench_rng_seed(&r->rng, cfg->seed);
 	bench_rng_seed(&drng, cfg->seed ^ 0xD1CE);
+	r->fixed_split = -1;
+	if (cfg->n_classes > BENCH_MAX_CLASSES || (cfg->n_classes > 0 && cfg->classes == NULL)) {
+		free(r);
+		return tg_err_set(err, -EINVAL, "bench: at most %d device classes",
+				  BENCH_MAX_CLASSES);
+	}
+	for (unsigned k = 0; k < cfg->n_classes; k++)
+		if (bench_class_stats_init(&r->cls[k]) < 0) {
+			for (unsigned j = 0; j < k; j++)
+				bench_class_stats_fini(&r->cls[j]);
+			free(r);
+			return tg_err_set(err, -ENOMEM, "bench: out of memory");
+		}
 	if (cfg->keys != NULL && cfg->keys->n < r->n_dev) {
 		rc = tg_err_set(err, -EINVAL, "%u devices, but the key file holds %zu keys (one "
 				"per device)", r->n_dev, cfg->keys->n);
@@ -1273,6 +1404,10 @@ bench_run_create(struct bench_run **out, const struct bench_config *cfg, struct 
 					d->prof.split, d->prof.dtype);
 			goto out_free;
 		}
+		if (cfg->n_classes > 0) {
+			d->cls = (uint8_t)(i % cfg->n_classes);
+			d->prof.uplink_kbps = cfg->classes[d->cls].uplink_kbps;
+		}
 		tgc_pacer_init(&d->pacer, d->prof.uplink_kbps, 4u * cfg->in->max_dgram, r->now);
 		d->state = BENCH_DS_NEW;
 	}
@@ -1296,6 +1431,8 @@ bench_run_free(struct bench_run *r)
 		return;
 	if (r->fd >= 0)
 		close(r->fd);
+	for (unsigned k = 0; k < r->cfg.n_classes && k < BENCH_MAX_CLASSES; k++)
+		bench_class_stats_fini(&r->cls[k]);
 	free(r->dev);
 	free(r->bitmaps);
 	free(r->heap);

@@ -39,6 +39,16 @@ struct tb_opts {
 	bool sweep, quiet, check, no_cache, no_crc, exits;
 };
 
+/* Device classes and advice (--class, --goal, --follow-advice, --oracle): bench/advice.c. */
+struct tb_adv {
+	struct bench_class cls[BENCH_MAX_CLASSES];
+	unsigned n;
+	uint8_t goal;			/* enum proto_goal */
+	bool follow, oracle;
+};
+static struct tb_adv tb_adv;
+
+
 static void
 tb_help(FILE *f)
 {
@@ -107,6 +117,22 @@ tb_help(FILE *f)
 "                           id (by ascending id) and MACs every datagram with its key;\n"
 "                           replies without a valid tag are dropped\n"
 "      --no-crc             without keys, send no CRC32C (as devices before it did)\n"
+"\n"
+"Device classes and advice (README, \"The advisor\"):\n"
+"      --class NAME:MFLOPS:UPLINK[:UJ_PER_MFLOP:PJ_PER_BIT[:FLOOR]]\n"
+"                           a class of devices (repeatable, at most 8; devices dealt in\n"
+"                           turn): head compute rate (its time simulated from the split's\n"
+"                           head FLOPs), uplink (kbps, or NNmbps), energy per MFLOP of head\n"
+"                           (uJ) and per bit sent (pJ), accuracy floor (%%); all declared in\n"
+"                           the HELLO. The report adds a table per class: latency, device\n"
+"                           energy, accuracy, the splits sent from\n"
+"      --goal latency|energy  what the classes ask the advice to minimise (sends the\n"
+"                           energy profile; default: none, latency advice)\n"
+"      --follow-advice      devices switch to the advised split for their next requests\n"
+"      --oracle             after the run, the same arrivals (same seed) once per split of\n"
+"                           the mix, every device fixed there: per class the best fixed\n"
+"                           split in hindsight, and the best single split for all, against\n"
+"                           the run\n"
 "\n"
 "Impairment (of outgoing REQUEST chunks, seeded):\n"
 "      --drop F             fraction of chunks not sent\n"
@@ -203,6 +229,42 @@ enum {
 	O_VARIANT,
 };
 
+enum { O_ADV_CLASS = 512, O_ADV_GOAL, O_ADV_FOLLOW, O_ADV_ORACLE };
+
+/* One of the advice options; TB_EXIT_USAGE's message printed here. @return 0 or -1 */
+static int
+tb_parse_adv(int opt, const char *arg)
+{
+	struct tg_err err = { 0 };
+
+	switch (opt) {
+	case O_ADV_CLASS:
+		if (tb_adv.n == BENCH_MAX_CLASSES) {
+			tb_usage("--class: %s", "at most 8 classes");
+			return -1;
+		}
+		if (bench_class_parse(&tb_adv.cls[tb_adv.n], arg, &err) < 0) {
+			tb_usage("--class: %s", err.msg);
+			return -1;
+		}
+		tb_adv.n++;
+		return 0;
+	case O_ADV_GOAL:
+		if (strcmp(arg, "latency") == 0 || strcmp(arg, "energy") == 0) {
+			tb_adv.goal = arg[0] == 'l' ? PROTO_GOAL_LATENCY : PROTO_GOAL_ENERGY;
+			return 0;
+		}
+		tb_usage("--goal: '%s' is not latency or energy", arg);
+		return -1;
+	case O_ADV_FOLLOW:
+		tb_adv.follow = true;
+		return 0;
+	default:
+		tb_adv.oracle = true;
+		return 0;
+	}
+}
+
 static int
 tb_parse(int argc, char **argv, struct tb_opts *o, struct bench_mix *mix)
 {
@@ -244,6 +306,10 @@ tb_parse(int argc, char **argv, struct tb_opts *o, struct bench_mix *mix)
 		{ "key-file", required_argument, NULL, O_KEY_FILE },
 		{ "no-crc", no_argument, NULL, O_NO_CRC },
 		{ "seed", required_argument, NULL, O_SEED },
+		{ "class", required_argument, NULL, O_ADV_CLASS },
+		{ "goal", required_argument, NULL, O_ADV_GOAL },
+		{ "follow-advice", no_argument, NULL, O_ADV_FOLLOW },
+		{ "oracle", no_argument, NULL, O_ADV_ORACLE },
 		{ "json", required_argument, NULL, O_JSON },
 		{ "csv", required_argument, NULL, O_CSV },
 		{ "hgrm", required_argument, NULL, O_HGRM },
@@ -320,6 +386,10 @@ tb_parse(int argc, char **argv, struct tb_opts *o, struct bench_mix *mix)
 		TB_D(O_REORDER, imp.reorder, 0, 0.999, "--reorder")
 		TB_D(O_CORRUPT, imp.corrupt, 0, 0.999, "--corrupt")
 #undef TB_D
+		case O_ADV_CLASS: case O_ADV_GOAL: case O_ADV_FOLLOW: case O_ADV_ORACLE:
+			if (tb_parse_adv(opt, optarg) < 0)
+				return TB_EXIT_USAGE;
+			break;
 		default:
 			return tb_usage("%s", "unknown option or missing argument");
 		}
@@ -619,6 +689,133 @@ out:
 	return rc;
 }
 
+/* ---- advice: the classes' table and the oracle ---- */
+
+/* What one run did, per class and in all: p50 (ms), energy per request (mJ), top-1. */
+struct tb_fig {
+	double p50[BENCH_MAX_CLASSES], mj[BENCH_MAX_CLASSES], acc[BENCH_MAX_CLASSES];
+	double all_p50, all_mj;
+};
+
+static int
+tb_figures(const struct bench_run *run, unsigned n, struct tb_fig *f)
+{
+	struct bench_hdr all;
+	double e = 0;
+	uint64_t req = 0;
+
+	if (bench_hdr_init(&all, 1, 3600000000ll, 3) < 0)
+		return -ENOMEM;
+	for (unsigned k = 0; k < n; k++) {
+		const struct bench_class_stats *s = bench_run_class(run, k);
+
+		f->p50[k] = (double)bench_hdr_value_at(&s->lat_us, 50) / 1e3;
+		f->mj[k] = s->requests ? s->energy_uj / 1e3 / (double)s->requests : 0;
+		f->acc[k] = s->ok ? 100.0 * (double)s->correct / (double)s->ok : 0;
+		e += s->energy_uj;
+		req += s->requests;
+		bench_hdr_add(&all, &s->lat_us);
+	}
+	f->all_p50 = (double)bench_hdr_value_at(&all, 50) / 1e3;
+	f->all_mj = req ? e / 1e3 / (double)req : 0;
+	bench_hdr_fini(&all);
+	return 0;
+}
+
+/* The figure the goal minimises: energy in energy mode, else p50. */
+static double
+tb_goal_fig(double p50, double mj)
+{
+	return tb_adv.goal == PROTO_GOAL_ENERGY ? mj : p50;
+}
+
+/*
+ * --oracle: the same arrivals once per split of the mix with every device fixed there; per
+ * class the best of them in hindsight (lowest p50, or energy, among those meeting the class's
+ * floor by measured top-1), and the best single split for all, against the advised run (adv).
+ */
+static int
+tb_oracle(struct bench_run *run, const struct tb_opts *o, const struct bench_inputs *in,
+	  const struct tb_fig *adv, struct tg_err *err)
+{
+	static struct tb_fig fx[64];
+	struct bench_results res;
+	int best[BENCH_MAX_CLASSES], single = -1, rc = 0;
+	unsigned n = tb_adv.n;
+
+	if (bench_results_init(&res) < 0)
+		return -ENOMEM;
+	for (unsigned k = 0; k < n; k++)
+		best[k] = -1;
+	for (unsigned s = 0; s < 64 && rc == 0; s++) {
+		if (!(in->split_mask >> s & 1))
+			continue;
+		bench_run_fix_split(run, (int)s);
+		rc = bench_run_phase(run, o->rate, o->concurrency, o->warmup, o->duration,
+				     o->requests, o->drain, &res, err);
+		if (rc == 0)
+			rc = tb_figures(run, n, &fx[s]);
+		if (rc < 0)
+			break;
+		snprintf(tb_tag, sizeof(tb_tag), "split %u", s);
+		bench_report_classes(stdout, tb_tag, tb_adv.cls, bench_run_class(run, 0), n);
+		for (unsigned k = 0; k < n; k++)
+			if (fx[s].acc[k] * 100 >= tb_adv.cls[k].floor_bp &&
+			    (best[k] < 0 || tb_goal_fig(fx[s].p50[k], fx[s].mj[k]) <
+					    tb_goal_fig(fx[best[k]].p50[k], fx[best[k]].mj[k])))
+				best[k] = (int)s;
+		if (single < 0 || tb_goal_fig(fx[s].all_p50, fx[s].all_mj) <
+				  tb_goal_fig(fx[single].all_p50, fx[single].all_mj))
+			single = (int)s;
+	}
+	bench_run_fix_split(run, -1);
+	bench_results_fini(&res);
+	if (rc < 0 || single < 0)
+		return rc < 0 ? rc : -EINVAL;
+	printf("oracle (%s): class, advised p50 ms / mJ, best fixed split in hindsight p50 ms / mJ, "
+	       "advised/oracle\n", tb_adv.goal == PROTO_GOAL_ENERGY ? "energy" : "latency");
+	for (unsigned k = 0; k < n; k++) {
+		if (best[k] < 0) {
+			printf("  %-8s no split met the floor\n", tb_adv.cls[k].name);
+			continue;
+		}
+		printf("  %-8s %9.2f / %8.3f   split %2d: %9.2f / %8.3f   p50 x%.3f, energy x%.3f\n",
+		       tb_adv.cls[k].name, adv->p50[k], adv->mj[k], best[k], fx[best[k]].p50[k],
+		       fx[best[k]].mj[k], adv->p50[k] / fx[best[k]].p50[k],
+		       fx[best[k]].mj[k] > 0 ? adv->mj[k] / fx[best[k]].mj[k] : 0);
+	}
+	printf("best single split for all: %d (p50 %.2f ms, %.3f mJ/request); advised: p50 %.2f ms "
+	       "(x%.3f, %.1f%% lower), %.3f mJ/request (x%.3f, %.1f%% less)\n", single,
+	       fx[single].all_p50, fx[single].all_mj, adv->all_p50, adv->all_p50 /
+	       fx[single].all_p50, 100.0 * (1 - adv->all_p50 / fx[single].all_p50), adv->all_mj,
+	       fx[single].all_mj > 0 ? adv->all_mj / fx[single].all_mj : 0,
+	       fx[single].all_mj > 0 ? 100.0 * (1 - adv->all_mj / fx[single].all_mj) : 0);
+	return 0;
+}
+
+/* The classes' table of the run just done, then --oracle's runs. */
+static int
+tb_advice_report(struct bench_run *run, const struct tb_opts *o, const struct bench_inputs *in)
+{
+	struct tg_err err = { 0 };
+	struct tb_fig adv;
+	int rc;
+
+	if (tb_adv.n == 0)
+		return 0;
+	bench_report_classes(stdout, tb_adv.follow ? "advised" : "run", tb_adv.cls,
+			     bench_run_class(run, 0), tb_adv.n);
+	if (!tb_adv.oracle)
+		return 0;
+	rc = tb_figures(run, tb_adv.n, &adv);
+	if (rc == 0)
+		rc = tb_oracle(run, o, in, &adv, &err);
+	if (rc < 0)
+		fprintf(stderr, "tailgate-bench: --oracle: %s\n", err.code ? err.msg :
+			strerror(-rc));
+	return rc;
+}
+
 /* ---- main ---- */
 
 static bool
@@ -802,6 +999,10 @@ main(int argc, char **argv)
 	cfg.progress = !o.quiet && isatty(STDERR_FILENO);
 	cfg.progress_tag = o.sweep ? tb_tag : NULL;	/* rewritten per step, read by the run */
 	cfg.in = in;
+	cfg.classes = tb_adv.cls;
+	cfg.n_classes = tb_adv.n;
+	cfg.goal = tb_adv.goal;
+	cfg.follow_advice = tb_adv.follow;
 	rc = bench_run_create(&run, &cfg, &err);
 	if (rc < 0) {
 		fprintf(stderr, "tailgate-bench: %s\n", err.msg);
@@ -831,6 +1032,8 @@ main(int argc, char **argv)
 		last = &steps[0];
 		printf("devices %u, mix %s\n", o.devices, mixbuf);
 		bench_report_table(stdout, last, in);
+		if (tb_advice_report(run, &o, in) < 0)
+			goto out;
 	} else {
 		rc = tb_sweep(run, &o, &cfg.mix, mixbuf, steps, &n_steps, &err);
 		if (rc < 0) {

@@ -25,9 +25,11 @@
  * checks each status and reason.
  * --variant N names variant N of the model in every REQUEST (--model is then that variant's
  * ONNX file, e.g. one 'tailgate-model drop' wrote, and --splits rows of its own table).
- * --flags N sets the REQUEST flags (2: no early exit); --profile C,U,R,S,F fills the HELLO's
- * device profile (MFLOP/s, kbit/s, RTT us, SLO us, accuracy floor 1/100 %) and the summary
- * counts the answers' split advice (advice_split_N, advice_none).
+ * --flags N sets the REQUEST flags (2: no early exit); --profile C,U,R,S,F[,E,T,G] fills the
+ * HELLO's device profile (MFLOP/s, kbit/s, RTT us, SLO us, accuracy floor 1/100 %[, uJ per
+ * MFLOP, pJ per bit, goal]) and the summary
+ * counts the answers' advice (advice_split_N, advice_none, advice_variant_N, and the advice
+ * flags: advice_none_fits, advice_no_early_exit).
  *
  * --fmnist DIR (or "default") [--images N] [--splits 0,4,6,8] [--dtypes f32,f16,s8,u8]
  * [--block N]: the Fashion-MNIST test images instead, image i at split splits[i % n] in
@@ -144,6 +146,9 @@ static uint32_t rng = 1;
 static FILE *ids_f;
 static struct proto_hello prof = { .max_dgram = MAX_DGRAM };	/* --profile: the HELLO's */
 static uint64_t advice_by_split[257];	/* answers by advised split; [256]: none */
+static uint64_t advice_by_variant[257];	/* answers by advised variant; [256]: none */
+static uint64_t advice_none_fits;	/* answers with advice flag NONE_FITS */
+static uint64_t advice_no_exit;		/* ... with advice flag NO_EARLY_EXIT */
 static uint8_t mid_split;
 
 static uint32_t
@@ -702,6 +707,10 @@ answer_ok(const struct proto_msg *m, const struct tensor *t, uint32_t id)
 	if (m->u.resp.exit_taken != (uint8_t)o.final_out)
 		st.early_exits++;
 	advice_by_split[m->u.resp.advice_split == PROTO_NONE ? 256 : m->u.resp.advice_split]++;
+	advice_by_variant[m->u.resp.advice_variant == PROTO_NONE ? 256 :
+			  m->u.resp.advice_variant]++;
+	advice_none_fits += (m->u.resp.advice_flags & PROTO_AF_NONE_FITS) != 0;
+	advice_no_exit += (m->u.resp.advice_flags & PROTO_AF_NO_EARLY_EXIT) != 0;
 	if (e.class_id != t->expect) {
 		if (t->near_tie || m->u.resp.exit_taken != (uint8_t)o.final_out) {
 			st.close++;	/* a near tie, or an early exit's (its own answer) */
@@ -1235,6 +1244,12 @@ print_summary(unsigned n_probes, unsigned probes_ok)
 			printf("advice_split_%u %llu\n", a, (unsigned long long)advice_by_split[a]);
 	printf("advice_none %llu\n", (unsigned long long)advice_by_split[256]);
 	print_degraded();
+	for (unsigned a = 0; a < 256; a++)
+		if (advice_by_variant[a])
+			printf("advice_variant_%u %llu\n", a,
+			       (unsigned long long)advice_by_variant[a]);
+	printf("advice_none_fits %llu\n", (unsigned long long)advice_none_fits);
+	printf("advice_no_early_exit %llu\n", (unsigned long long)advice_no_exit);
 }
 
 int
@@ -1332,9 +1347,14 @@ main(int argc, char **argv)
 				return 2;
 			fm.n_dtypes = (unsigned)n;
 		} else if (strcmp(k, "--profile") == 0) {
-			/* MFLOP/s, kbit/s, RTT us, SLO us, accuracy floor (1/100 %) */
-			if (sscanf(v, "%u,%u,%u,%u,%hu", &prof.compute_mflops, &prof.uplink_kbps,
-				   &prof.rtt_us, &prof.slo_us, &prof.accuracy_floor_bp) != 5)
+			/* MFLOP/s, kbit/s, RTT us, SLO us, accuracy floor (1/100 %)[, uJ per
+			 * MFLOP, pJ per bit, goal]: the energy profile (docs/protocol.md 4.1) */
+			int f = sscanf(v, "%u,%u,%u,%u,%hu,%u,%u,%hhu", &prof.compute_mflops,
+				       &prof.uplink_kbps, &prof.rtt_us, &prof.slo_us,
+				       &prof.accuracy_floor_bp, &prof.head_uj_per_mflop,
+				       &prof.tx_pj_per_bit, &prof.goal);
+
+			if (f != 5 && f != 8)
 				return 2;
 		} else if (strcmp(k, "--flags") == 0) {
 			o.flags = u;

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The advisor's benchmark (docs/BENCHMARKS.md, "Advice"): the shipped model as shipped (int8)
+# behind tailgate on af_packet in a network namespace; tailgate-bench in a second one with
+# four device classes, 10x apart in compute (1 and 10 GFLOP/s) and 100x in uplink (1 and
+# 100 Mbit/s), each with an energy profile; devices start at splits 0, 4, 6, 8 (a quarter
+# each) and follow the advice (--follow-advice); then --oracle runs the same arrivals once
+# per split with every device fixed there. Twice: goal latency, then goal energy. Prints the
+# bench's tables and the load average before and after (figures are ratios within one run).
+# Addresses: 10.91.1.0/24. Usage: scripts/bench_advice.sh [BUILD]
+#   env: TG_ADV_SECONDS (15 measured s per phase), TG_ADV_CONC (8 in flight)
+set -u
+BUILD=${1:-build}
+cd "$(dirname "$0")/.."
+SECS=${TG_ADV_SECONDS:-15}
+CONC=${TG_ADV_CONC:-8}
+FM=/usr/share/datasets/fashion-mnist
+NAME=tgba$$ NET=10.91 SUBNET=1
+TMP=$(mktemp -d /tmp/tg_advbench.XXXXXX)
+. tests/gw_lib.bash
+trap gw_cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ "$(id -u)" -ne 0 ] || [ ! -f "$FM/t10k-images-idx3-ubyte.gz" ]; then
+	echo "bench_advice: needs root and $FM; skipped"
+	exit 0
+fi
+GW_DTYPE=int8 gw_repo "$TMP/repo"
+cat >"$TMP/tailgate.conf" <<CONF
+address = $IP_GW
+models = $TMP/repo
+workers = 1
+max_inflight_messages = 4096
+max_inflight_client = 64
+max_inflight = 4096
+queue_cap = 4096
+msg_timeout_us = 10000000
+CONF
+ns_up || { echo "bench_advice: namespaces failed"; exit 1; }
+gw_start "$TMP/tailgate.conf" "$TMP/gw" --engine-threads 1 || {
+	echo "bench_advice: tailgate did not start"; exit 1; }
+
+CLASSES=(--class slow-cell:1000:1mbps:1000:100000 --class slow-wifi:1000:100mbps:1000:10000
+	 --class fast-cell:10000:1mbps:200:100000 --class fast-wifi:10000:100mbps:200:10000)
+for goal in latency energy; do
+	echo "== goal $goal: load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(date -u '+%H:%M UTC')"
+	ip netns exec "$NS_CL" "$BUILD/tailgate-bench" --gateway "$IP_GW:7700" \
+		--model models/fmnist-resnet --model-id 1 --images 1000 --threads 1 \
+		--calib models/fmnist-resnet/model.calib --cache build/bench-cache \
+		--devices 40 --concurrency "$CONC" --warmup 2 --duration "$SECS" \
+		--mix 'split=0,4,6,8;dtype=s8;deadline=5s' --timeout-ms 2000 --seed 1 --quiet \
+		"${CLASSES[@]}" --goal "$goal" --follow-advice --oracle 2>&1 |
+		grep -vE '^(tailgate-bench: (building|inputs)|  [a-z0-9]+ +[0-9]+ )'
+	echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+done
+gw_term
