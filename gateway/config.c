@@ -71,6 +71,7 @@ static const struct gw_key gw_keys[] = {
 	BOOL("whole_tail", struct gw_config, whole_tail, "whole tails per batch, not segments"),
 	BOOL("degrade", struct gw_config, degrade,
 	     "run a request a lighter variant meeting its floor instead of shedding it"),
+	BOOL("advice", struct gw_config, advice, "advise devices (docs/protocol.md 7.3); no: never"),
 	STR("access_log", struct gw_config, access_log, "JSON-lines access log; empty: none"),
 	STR("event_log", struct gw_config, event_log, "event log; empty: stderr"),
 	U32("log_ring", struct gw_config, log_ring, 16, 1u << 22, "log records per lcore ring"),
@@ -119,6 +120,7 @@ gw_config_default(struct gw_config *c, const struct dp_config *dp)
 	/* Only devices that declared an accuracy floor are degraded, only to a variant whose
 	 * card meets it, and the answer names it: what they said they accept, over a refusal. */
 	c->degrade = true;
+	c->advice = true;
 	c->log_ring = 4096;
 	c->fsync_ms = 1000;
 }

@@ -71,6 +71,8 @@ struct gw_config {
 	bool degrade;				/* degrade instead of shed: a request past its
 						 * deadline runs on a lighter variant that takes
 						 * its tensor and meets its floor (true) */
+	bool advice;				/* fill the RESPONSE's advice (true); false: never
+						 * (README, "The advisor") */
 	char access_log[GW_PATH_MAX];		/* JSON lines; "" = none */
 	char event_log[GW_PATH_MAX];		/* "" = stderr */
 	uint32_t log_ring;			/* records per lcore log ring (4096) */

@@ -213,7 +213,7 @@ gw_advice_fill(struct gw_adv_cache *c, const struct gw_gen *gen, int mi, struct 
 	bool known;
 	int base;
 
-	if (mi < 0 || gen == NULL || gen->sched == NULL ||
+	if (mi < 0 || gen == NULL || gen->sched == NULL || !gen->g->cfg.advice ||
 	    (h->compute_mflops == 0 && h->uplink_kbps == 0))
 		return;
 	base = gw_repo_find(gen->repo, gen->repo->models[mi].conf.id, 0, &known);

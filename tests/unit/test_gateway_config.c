@@ -24,6 +24,7 @@ test_good_file_sets_every_kind(void)
 		"  workers = 2\n"
 		"whole_tail = no\n"
 		"degrade = false\n"
+		"advice = no\n"
 		"models = /srv/models\n"
 		"max_msg_bytes = 1048576\r\n"
 		"metrics = 127.0.0.1:9100\n";
@@ -32,11 +33,18 @@ test_good_file_sets_every_kind(void)
 
 	TH_CHECK_MSG(parse(text, &c, &err) == 0, "%s", err.msg);
 	TH_CHECK(c.dp.ipv4 == (10u << 24 | 77u << 16 | 1));
-	TH_CHECK(c.dp.udp_port == 7701 && c.workers == 2 && !c.whole_tail && !c.degrade);
+	TH_CHECK(c.dp.udp_port == 7701 && c.workers == 2 && !c.whole_tail && !c.degrade &&
+		 !c.advice);
 	TH_CHECK(strcmp(c.models_dir, "/srv/models") == 0);
 	TH_CHECK(c.dp.limits.max_msg_bytes == 1048576);
 	TH_CHECK(strcmp(c.metrics_addr, "127.0.0.1:9100") == 0);
 	TH_CHECK(c.queue_cap == 256);	/* untouched default */
+	{
+		struct gw_config d;
+
+		gw_config_default(&d, NULL);
+		TH_CHECK(d.advice);	/* advice is on unless the file says no */
+	}
 	c.dp.gap_timeout_us = 2000;	/* the dataplane's defaults are not linked here */
 	c.dp.msg_timeout_us = 1000000;
 	TH_CHECK_MSG(gw_config_validate(&c, &err) == 0, "%s", err.msg);
