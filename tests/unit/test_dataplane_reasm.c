@@ -743,6 +743,44 @@ test_consumer_gets_request_and_answers(void)
 	TH_CHECK(e.class_id == 3 && e.score == 0.75f);
 }
 
+/*
+ * The session's uplink measured from chunk arrivals: each message of 22 chunks sent one
+ * chunk per millisecond at least (30,000 raw bytes, so at most ~11 Mbit/s); the first 3 show
+ * the HELLO's declaration (none here), from the 4th on the measurement.
+ */
+static void
+test_uplink_measured_after_enough_messages(void)
+{
+	struct timespec ms = { 0, 1000000 };
+	struct proto_msg r;
+
+	for (unsigned k = 0; k < 5; k++) {
+		struct dp_req *req;
+
+		TH_CHECK(make_msg(&ma, TEST_MODEL, 12, 1200 + k, 30000, false) == 0 && ma.n == 22);
+		for (unsigned i = 0; i < ma.n; i++) {
+			send_chunk(&ma, i);
+			pump();
+			nanosleep(&ms, NULL);
+		}
+		pump();
+		if (dp_req_dequeue_burst(dp, &req, 1) != 1) {
+			TH_CHECK(!"a request was delivered");
+			return;
+		}
+		if (k < 3)
+			TH_CHECK_MSG(req->profile.uplink_kbps == 0, "message %u: %u kbit/s", k,
+				     req->profile.uplink_kbps);
+		else
+			TH_CHECK_MSG(req->profile.uplink_kbps > 0 &&
+				     req->profile.uplink_kbps <= 12000, "message %u: %u kbit/s", k,
+				     req->profile.uplink_kbps);
+		req->resp.status = PROTO_ST_UNKNOWN_MODEL;
+		dp_req_respond(req);
+		TH_CHECK(reply(&r, 100) && r.h.type == PROTO_T_RESPONSE);
+	}
+}
+
 /* An error status from the consumer goes out as a RESPONSE with no result. */
 static void
 test_consumer_error_status_answered(void)
@@ -1463,6 +1501,7 @@ main(void)
 	TH_RUN(test_client_limit_then_pool_limit);
 	TH_RUN(test_consumer_gets_request_and_answers);
 	TH_RUN(test_consumer_error_status_answered);
+	TH_RUN(test_uplink_measured_after_enough_messages);
 	TH_RUN(test_bad_response_counted);
 	TH_RUN(test_unsupported_version_answered);
 	TH_RUN(test_not_our_protocol_ignored);
