@@ -90,6 +90,8 @@ struct dp_session {
 	struct proto_hello profile;	/* the device's last HELLO, for split advice */
 	uint32_t up_kbps;		/* its uplink as measured (dp_uplink_sample), smoothed */
 	uint32_t up_n;			/* messages measured (capped) */
+	uint32_t rtt_us;		/* its RTT as measured (NACK to resent chunk), smoothed */
+	uint32_t rtt_n;			/* samples of it (capped) */
 	struct dp_replay replay;	/* auth: request ids tagged REQUESTs opened */
 };
 
@@ -136,6 +138,7 @@ struct dp_slot {
 	uint64_t next_nack_tsc;		/* OPEN: no NACK before this (backoff) */
 	uint32_t rx_bytes;		/* OPEN: datagram bytes received for it (duplicates too) */
 	uint32_t nack_bytes;		/* OPEN: NACK bytes sent for it: never above rx_bytes */
+	uint64_t nack_tsc;		/* OPEN: its last NACK, until a resent chunk came; 0 */
 	uint64_t *received;		/* bitmap, bit i: chunk i placed */
 	uint32_t (*span)[2];		/* [i]: raw offset and end of chunk i, once placed */
 };

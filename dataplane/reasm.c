@@ -66,6 +66,7 @@ dp_send_nack(struct dp_lcore *lc, struct dp_slot *s)
 	}
 	dp_tx_udp_send(lc, m, &s->sess->peer, (uint16_t)n);
 	s->nack_bytes += (uint32_t)n;
+	s->nack_tsc = rte_get_tsc_cycles();
 	lc->stats.nacks_sent++;
 }
 
@@ -184,6 +185,7 @@ dp_msg_open(struct dp_lcore *lc, struct dp_session *sess, const struct dp_key *k
 	s->next_nack_tsc = 0;
 	s->rx_bytes = 0;
 	s->nack_bytes = 0;
+	s->nack_tsc = 0;
 	s->pub.hdr = msg->h;
 	s->pub.req = msg->u.req;
 	/* The message's view: nothing of the chunk that happened to come first. */
@@ -229,6 +231,7 @@ enum {
 					 * 4 datagrams of tokens) is most of the time measured */
 	DP_UPLINK_SAMPLES = 4,		/* messages measured before the measurement replaces the
 					 * HELLO's declared uplink in the advice */
+	DP_RTT_SAMPLES = 2,		/* NACK round trips before the measured RTT does */
 };
 
 /*
@@ -236,10 +239,26 @@ enum {
  * after the first chunk over the time from the first chunk's arrival to the last's, smoothed
  * by 1/4 per message. Raw, not wire, bytes: the advice predicts uploads from raw bytes too, so
  * LZ4's gain is part of the rate. Resends lengthen the time: a lossy link counts as slower.
- * After DP_UPLINK_SAMPLES messages the measurement is what the consumer sees.
+ * After DP_UPLINK_SAMPLES messages the measurement is what the consumer sees; the RTT likewise
+ * after DP_RTT_SAMPLES (dp_rtt_sample()).
+ */
+/*
+ * The device's RTT, measured by the one exchange the gateway starts (docs/protocol.md 7.3): a
+ * NACK sent, the first resent chunk back (RETRANSMIT), smoothed by 1/4 per sample; after
+ * DP_RTT_SAMPLES it replaces the HELLO's declaration. It includes the device's turnaround,
+ * so it errs long: an RTT without loss is never measured.
  */
 static void
-dp_uplink_sample(struct dp_session *ss, struct dp_req *q)
+dp_rtt_sample(struct dp_session *ss, uint64_t ns)
+{
+	uint32_t us = (uint32_t)RTE_MIN(ns / 1000, (uint64_t)UINT32_MAX);
+
+	ss->rtt_us = ss->rtt_n == 0 ? us : (uint32_t)(((uint64_t)ss->rtt_us * 3 + us) / 4);
+	ss->rtt_n += ss->rtt_n < UINT32_MAX;
+}
+
+static void
+dp_measured(struct dp_session *ss, struct dp_req *q)
 {
 	uint64_t dt = q->done_ns - q->first_ns, bits;
 	unsigned n = q->req.c.count;
@@ -254,6 +273,8 @@ dp_uplink_sample(struct dp_session *ss, struct dp_req *q)
 	}
 	if (ss->up_n >= DP_UPLINK_SAMPLES)
 		q->profile.uplink_kbps = ss->up_kbps;
+	if (ss->rtt_n >= DP_RTT_SAMPLES)
+		q->profile.rtt_us = ss->rtt_us;
 }
 
 /*
@@ -276,7 +297,7 @@ dp_msg_complete(struct dp_lcore *lc, struct dp_slot *s, uint64_t now)
 	s->pub.first_ns = s->pub.done_ns - dp_tsc_to_ns(now - s->first_tsc);
 	if (s->sess != NULL) {
 		s->pub.profile = s->sess->profile;
-		dp_uplink_sample(s->sess, &s->pub);
+		dp_measured(s->sess, &s->pub);
 	} else
 		memset(&s->pub.profile, 0, sizeof(s->pub.profile));
 	memset(r, 0, sizeof(*r));
@@ -348,6 +369,10 @@ dp_chunk_input(struct dp_lcore *lc, struct dp_session *sess, const struct proto_
 		DP_DROP(lc, CHUNK_LZ4);
 		dp_reply_reason(lc, &sess->peer, in, in_len, PROTO_E_LZ4);
 		return NULL;
+	}
+	if (s->nack_tsc != 0 && (msg->h.flags & PROTO_F_RETRANSMIT) && now > s->nack_tsc) {
+		dp_rtt_sample(sess, dp_tsc_to_ns(now - s->nack_tsc));
+		s->nack_tsc = 0;
 	}
 	s->received[c->index / 64] |= UINT64_C(1) << (c->index % 64);
 	s->span[c->index][0] = c->raw_offset;

@@ -470,7 +470,7 @@ dp_session_open(struct dp_lcore *lc, const struct dp_peer *from, const struct pr
 	s->open = 0;
 	s->replay = (struct dp_replay){ .any = false };
 	s->moves = 0;
-	s->up_kbps = s->up_n = 0;
+	s->up_kbps = s->up_n = s->rtt_us = s->rtt_n = 0;
 	s->verified = false;
 	s->peer = *from;
 	s->hello_from = *from;

@@ -781,6 +781,48 @@ test_uplink_measured_after_enough_messages(void)
 	}
 }
 
+/*
+ * The session's RTT measured by NACK round trips: the last chunk held back, NACKed after the
+ * gap, resent (flag RETRANSMIT) 5 ms after the NACK came; from the 2nd such message on, the
+ * profile's RTT is the measurement (5 ms at least), before it the HELLO's (none).
+ */
+static void
+test_rtt_measured_from_nack_round_trips(void)
+{
+	struct timespec five = { 0, 5000000 };
+	struct proto_msg r;
+
+	for (unsigned k = 0; k < 2; k++) {
+		struct dp_req *req;
+		unsigned last;
+
+		TH_CHECK(make_msg(&ma, TEST_MODEL, 13, 1300 + k, 5000, false) == 0 && ma.n >= 2);
+		last = ma.n - 1;
+		for (unsigned i = 0; i < last; i++)
+			send_chunk(&ma, i);
+		pump();
+		if (!reply(&r, 500) || r.h.type != PROTO_T_NACK) {
+			TH_CHECK(!"a NACK came");
+			return;
+		}
+		nanosleep(&five, NULL);
+		ma.dg[last].data[PROTO_OFF_FLAGS + 1] |= PROTO_F_RETRANSMIT;
+		send_chunk(&ma, last);
+		pump();
+		if (dp_req_dequeue_burst(dp, &req, 1) != 1) {
+			TH_CHECK(!"a request was delivered");
+			return;
+		}
+		if (k == 0)
+			TH_CHECK_MSG(req->profile.rtt_us == 0, "%u us", req->profile.rtt_us);
+		else
+			TH_CHECK_MSG(req->profile.rtt_us >= 5000, "%u us", req->profile.rtt_us);
+		req->resp.status = PROTO_ST_UNKNOWN_MODEL;
+		dp_req_respond(req);
+		TH_CHECK(reply(&r, 100) && r.h.type == PROTO_T_RESPONSE);
+	}
+}
+
 /* An error status from the consumer goes out as a RESPONSE with no result. */
 static void
 test_consumer_error_status_answered(void)
@@ -1502,6 +1544,7 @@ main(void)
 	TH_RUN(test_consumer_gets_request_and_answers);
 	TH_RUN(test_consumer_error_status_answered);
 	TH_RUN(test_uplink_measured_after_enough_messages);
+	TH_RUN(test_rtt_measured_from_nack_round_trips);
 	TH_RUN(test_bad_response_counted);
 	TH_RUN(test_unsupported_version_answered);
 	TH_RUN(test_not_our_protocol_ignored);
