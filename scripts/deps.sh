@@ -30,6 +30,7 @@ RUN_PKGS=(
 	prometheus	# for promtool: the tests lint a live /metrics (Debian has no promtool
 			# alone; on a host running systemd the package also enables its server)
 	dpkg-dev debhelper lintian	# make deb (dpkg-buildpackage, dh) and its check
+	abigail-tools	# abidw/abidiff: the client library's ABI against abi/ (tests/abi_check.sh)
 )
 
 missing_of() {	# packages of "$@" not installed, on stdout
