@@ -45,6 +45,7 @@ enum bench_state {
 struct bench_dev {
 	uint32_t client_id;
 	uint64_t session;
+	uint16_t cat_start;		/* catalog_start of its next HELLO (a page after the first) */
 	struct bench_profile prof;
 	struct tgc_pacer pacer;
 	uint8_t state;			/* enum bench_state */
@@ -84,6 +85,7 @@ struct bench_run {
 	struct proto_limits rx_lim;
 	struct proto_hello_reply gw;	/* the first HELLO_REPLY (entries NULL) */
 	bool have_gw;
+	uint16_t cat_asked;		/* the furthest catalog page asked for (its first entry) */
 	uint32_t tail_us[64];		/* catalog tail estimate per split, a timer seed */
 	uint32_t head_kflop[64];	/* catalog head work per split (variant 0) */
 	struct bench_class_stats cls[BENCH_MAX_CLASSES];	/* cfg.n_classes of them */
@@ -413,7 +415,7 @@ bench_send_hello(struct bench_run *r, struct bench_dev *d)
 			       .session_id = d->session };
 	struct proto_hello m = { .uplink_kbps = d->prof.uplink_kbps, .slo_us = d->prof.deadline_us,
 				 .max_dgram = (uint16_t)r->cfg.in->max_dgram,
-				 .path_token = d->path_token };
+				 .catalog_start = d->cat_start, .path_token = d->path_token };
 	uint8_t *b = bench_tx_slot(r, PROTO_HELLO_MIN_DGRAM);
 	int n;
 
@@ -735,6 +737,43 @@ bench_on_timer(struct bench_run *r, struct bench_dev *d)
 
 /* ---- receiving ---- */
 
+/* The tail estimates of our (model, variant) splits in one page of the catalog. */
+static void
+bench_catalog_take(struct bench_run *r, const struct proto_hello_reply *hr)
+{
+	for (unsigned i = 0; i < hr->catalog_count; i++) {
+		struct proto_catalog_entry e;
+
+		proto_catalog_get(hr, i, &e);
+		if (e.model_id == r->cfg.model_id && e.variant_id == r->cfg.variant_id &&
+		    e.split_id < 64) {
+			r->tail_us[e.split_id] = e.tail_us ? e.tail_us : 1;
+			r->head_kflop[e.split_id] = e.head_kflop;
+		}
+	}
+}
+
+/*
+ * A catalog longer than one reply comes in pages (docs/protocol.md 4.2): the first device
+ * to see a page with more after it asks for the next one with its session, and is open only
+ * once that reply came (so every page is in before the load starts). @return true when it
+ * asked (the device stays in HELLO)
+ */
+static bool
+bench_catalog_next(struct bench_run *r, struct bench_dev *d, const struct proto_hello_reply *hr)
+{
+	unsigned next = (unsigned)hr->catalog_start + hr->catalog_count;
+
+	if (d->rehello || hr->catalog_count == 0 || next >= hr->catalog_total ||
+	    next <= r->cat_asked)
+		return false;
+	r->cat_asked = (uint16_t)next;
+	d->cat_start = (uint16_t)next;
+	d->hello_tries = 0;
+	bench_send_hello(r, d);
+	return true;
+}
+
 static void
 bench_on_hello_reply(struct bench_run *r, struct bench_dev *d, const struct proto_msg *m)
 {
@@ -749,23 +788,15 @@ bench_on_hello_reply(struct bench_run *r, struct bench_dev *d, const struct prot
 		return;
 	}
 	if (!r->have_gw) {
-		const struct proto_hello_reply *hr = &m->u.hello_reply;
-
-		r->gw = *hr;
+		r->gw = m->u.hello_reply;
 		r->gw.entries = NULL;
 		r->have_gw = true;
-		for (unsigned i = 0; i < hr->catalog_count; i++) {
-			struct proto_catalog_entry e;
-
-			proto_catalog_get(hr, i, &e);
-			if (e.model_id == r->cfg.model_id && e.variant_id == r->cfg.variant_id &&
-			    e.split_id < 64) {
-				r->tail_us[e.split_id] = e.tail_us ? e.tail_us : 1;
-				r->head_kflop[e.split_id] = e.head_kflop;
-			}
-		}
 	}
+	bench_catalog_take(r, &m->u.hello_reply);
 	d->session = m->h.session_id;
+	if (bench_catalog_next(r, d, &m->u.hello_reply))
+		return;
+	d->cat_start = 0;
 	if (d->rehello) {
 		d->rehello = false;
 		d->state = BENCH_DS_BUSY;
