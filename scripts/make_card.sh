@@ -237,7 +237,19 @@ codec() {
 	echo
 	"$build/bench/codec-table" "$model" --images "$n" --markdown
 	echo
-	if [ ! -f "$dir/variants/bottleneck/model.onnx" ]; then
+	local bs
+	bs=$(grep -E '^variant *= *[0-9]+ +bottleneck( |$)' "$dir/model.conf" 2>/dev/null |
+		tr ' ' '\n' | sed -n 's/^splits=//p')
+	if [ -f "$dir/variants/bottleneck/model.onnx" ]; then
+		echo "The bottleneck-injected variant (variants/bottleneck: a learned encoder on the device,"
+		echo "a decoder on the gateway before the shipped model's tail; its TRAINING.md) at the splits"
+		echo "model.conf serves it at (${bs:-all}): the input, and its bottleneck tensor, whose u8 + LZ4"
+		echo "payload is the issue's at-most-196-bytes target, against the rows above."
+		echo "\`$build/bench/codec-table $dir/variants/bottleneck/model.onnx --images $n${bs:+ --splits $bs} --markdown\`:"
+		echo
+		"$build/bench/codec-table" "$dir/variants/bottleneck/model.onnx" --images "$n" \
+			${bs:+--splits "$bs"} --markdown
+	else
 		echo "No bottleneck-injected variant yet (issue 13 item 3: at most 196 bytes per image at"
 		echo "its split; \`scripts/train_bottleneck.py\` has not produced one on this machine). For"
 		echo "comparison: the raw image as u8 with LZ4 (split 0) and the cheapest plain split above,"

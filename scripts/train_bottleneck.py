@@ -2,15 +2,17 @@
 # SPDX-License-Identifier: Apache-2.0
 """Train and export fmnist-resnet's bottleneck-injected variant ("bottleneck").
 
-Usage (Debian's PyTorch lives only in the system interpreter; run it at nice 19):
+Usage (Debian's PyTorch lives only in the system interpreter; the committed file's two
+commands, with their bounds, are in models/fmnist-resnet/variants/bottleneck/TRAINING.md):
 
-    nice -n 19 /usr/bin/python3 scripts/train_bottleneck.py [--epochs N] [--seed S]
+    /usr/bin/python3 scripts/train_bottleneck.py --threads 1 [--epochs N] [--seed S]
+    /usr/bin/python3 scripts/train_bottleneck.py --threads 1 --from-state --kd-steps N
 
 Shallow variational bottleneck injection after FrankenSplit (Furutanpey et al.): the shipped
 model's head up to the end of stage 1 (split 4 of its card, [32,28,28], 25,088 u8 bytes) is
-replaced by a small learned encoder on the device whose output, the split tensor
-"bottleneck" [C,7,7] (C = 4: 196 values), is what goes on the wire (u8 + LZ4: at most 196
-bytes, less where LZ4 finds runs); a light decoder on the gateway restores the stage-1 output
+replaced by a small learned encoder on the device whose output, the split tensor [C,7,7]
+(C = 4: 196 values; split 8 of the file, "/encoder/body/body.11/Relu_output_0"), is what
+goes on the wire (u8 + LZ4: at most 196 bytes, less where LZ4 finds runs); a light decoder on the gateway restores the stage-1 output
 the shipped tail expects (its exit1, stage 2, exit2, stage 3, final are used as they are,
 frozen). Only encoder and decoder are trained (~ 0.1 M parameters), by distillation from the
 shipped model's stage-1 features:
@@ -30,6 +32,14 @@ shipped model's stage-1 features:
     of quantisation; the rate term is a small L1 penalty on the bottleneck (zeros make runs
     LZ4 can take).
 
+Then, optionally (--kd-steps N, also from a saved state with --from-state), end to end: the
+encoder and decoder learn the shipped model's answers through the frozen tail, on augmented
+training images with the shipped model run on the fly: every exit's distillation loss (T = 4,
+alpha = 0.7 with label-smoothed CE; weights 0.3/0.3/1.0 as the shipped model's training) plus
+the normalised feature MSE to its stage-1 output and the rate term, the bottleneck noised as
+above; Adam from --kd-lr, cosine, bounded by --max-kd-s. The feature stage alone stops short of
+the accuracy: it matches features, not the answers the tail gives from them.
+
 Training data: a seeded subset of the training images (--images), augmented by a horizontal
 flip (the teacher's features of flipped images are cached too). Adam, cosine schedule.
 Export: opset 13, BN folded, dynamic batch, as the shipped model: input -> encoder ->
@@ -48,6 +58,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fmnist_teacher as ft  # noqa: E402
+import train_fmnist as tf  # noqa: E402
 
 
 def cbr(cin, cout, k, stride):
@@ -163,9 +174,47 @@ def parse_args():
     ap.add_argument("--no-eval", action="store_true", help="skip the PyTorch test-set passes")
     ap.add_argument("--max-train-s", type=float, default=0,
                     help="start no epoch after this many seconds of training (0: no limit)")
+    ap.add_argument("--from-state", action="store_true",
+                    help="skip the feature stage: load encoder and decoder from --state")
+    ap.add_argument("--kd-steps", type=int, default=0, help="end-to-end distillation batches")
+    ap.add_argument("--kd-lr", type=float, default=5e-4)
+    ap.add_argument("--max-kd-s", type=float, default=0,
+                    help="end the end-to-end stage after this many seconds (0: no limit)")
     ap.add_argument("--out", default="models/fmnist-resnet/variants/bottleneck")
     ap.add_argument("--state", default="/tmp/fmnist-bottleneck.pt", help="state_dict (not committed)")
     return ap.parse_args()
+
+
+def finetune_kd(model, teacher, xtr, ytr, args, gen):
+    """End to end through the frozen tail (its parameters are the teacher's, not trained)."""
+    params = list(model.encoder.parameters()) + list(model.decoder.parameters())
+    opt = torch.optim.Adam(params, lr=args.kd_lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.kd_steps)
+    model.encoder.train()
+    model.decoder.train()
+    t0 = time.time()
+    for s in range(args.kd_steps):
+        if args.max_kd_s and time.time() - t0 > args.max_kd_s:
+            print(f"stopping after {s} steps: --max-kd-s {args.max_kd_s} reached", flush=True)
+            break
+        idx = torch.randint(0, len(xtr), (args.batch,), generator=gen)
+        xb, yb = tf.augment(xtr[idx], gen), ytr[idx]
+        with torch.no_grad():
+            l1_t = teacher.layer1(teacher.stem(xb))
+            tout = teacher(xb)
+        z = model.encoder(xb)
+        rec = model.decoder(noisy(z, gen))
+        loss = sum(w * ft.kd_loss(o, t, yb)
+                   for w, o, t in zip(tf.EXIT_WEIGHTS, model.tail(rec), tout))
+        loss = loss + ((rec - l1_t) ** 2).mean() / (l1_t ** 2).mean() + args.rate * z.abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if (s + 1) % 20 == 0:
+            print(f"  kd step {s + 1}/{args.kd_steps} loss={loss.item():.4f} "
+                  f"({time.time() - t0:.0f} s)", flush=True)
+    model.eval()
 
 
 def main():
@@ -180,6 +229,39 @@ def main():
     print(f"bottleneck: {args.channels}x7x7, encoder {enc_p} + decoder {dec_p} parameters "
           "(PyTorch, with BN)", flush=True)
 
+    if args.from_state:
+        st = torch.load(args.state)
+        model.encoder.load_state_dict(st["encoder"])
+        model.decoder.load_state_dict(st["decoder"])
+        print(f"encoder and decoder from {args.state}", flush=True)
+    else:
+        feature_stage(model, teacher, xtr, ytr, args, gen, t_start)
+    if args.kd_steps:
+        finetune_kd(model, teacher, xtr, ytr, args, gen)
+    torch.save({"encoder": model.encoder.state_dict(), "decoder": model.decoder.state_dict()},
+               args.state)
+    wall, cpu = time.time() - t_start, time.process_time() - cpu_start
+    print(f"training time: {wall:.0f} s wall ({wall / 60:.1f} min), {cpu:.0f} s CPU", flush=True)
+    # Export and references first: on a starved machine the PyTorch test passes come last.
+    os.makedirs(args.out, exist_ok=True)
+    onnx_path = os.path.join(args.out, "model.onnx")
+    model.eval()
+    ft.export(model, onnx_path)
+    print(f"wrote {onnx_path} ({os.path.getsize(onnx_path)} bytes)", flush=True)
+    ft.check_export(model, onnx_path, xte[:64])
+    ft.write_reference(model, xte, args.out)
+    if not args.no_eval:
+        acc_f, zeros = evaluate(model, xte, yte, quant=False)
+        acc_q, _ = evaluate(model, xte, yte, quant=True)
+        print(f"bottleneck zeros: {zeros * 100:.1f}% of values (test set)")
+        for n, a, b in zip(ft.EXIT_NAMES, acc_f, acc_q):
+            print(f"test accuracy (PyTorch, 10000 images) {n}: {a * 100:.2f}% "
+                  f"(bottleneck as u8: {b * 100:.2f}%)", flush=True)
+    return 0
+
+
+def feature_stage(model, teacher, xtr, ytr, args, gen, t_start):
+    """Saliency-weighted feature distillation on cached stage-1 outputs (the docstring)."""
     sel = torch.randperm(len(xtr), generator=gen)[:args.images]
     x = torch.cat([xtr[sel], xtr[sel].flip(3)])
     y = torch.cat([ytr[sel], ytr[sel]])
@@ -223,26 +305,6 @@ def main():
             tot += loss.item() * len(idx)
         print(f"epoch {epoch + 1}/{args.epochs} loss={tot / n:.4f} ({time.time() - t0:.0f} s)",
               flush=True)
-    torch.save({"encoder": model.encoder.state_dict(), "decoder": model.decoder.state_dict()},
-               args.state)
-    wall, cpu = time.time() - t_start, time.process_time() - cpu_start
-    print(f"training time: {wall:.0f} s wall ({wall / 60:.1f} min), {cpu:.0f} s CPU", flush=True)
-    # Export and references first: on a starved machine the PyTorch test passes come last.
-    os.makedirs(args.out, exist_ok=True)
-    onnx_path = os.path.join(args.out, "model.onnx")
-    model.eval()
-    ft.export(model, onnx_path)
-    print(f"wrote {onnx_path} ({os.path.getsize(onnx_path)} bytes)", flush=True)
-    ft.check_export(model, onnx_path, xte[:64])
-    ft.write_reference(model, xte, args.out)
-    if not args.no_eval:
-        acc_f, zeros = evaluate(model, xte, yte, quant=False)
-        acc_q, _ = evaluate(model, xte, yte, quant=True)
-        print(f"bottleneck zeros: {zeros * 100:.1f}% of values (test set)")
-        for n, a, b in zip(ft.EXIT_NAMES, acc_f, acc_q):
-            print(f"test accuracy (PyTorch, 10000 images) {n}: {a * 100:.2f}% "
-                  f"(bottleneck as u8: {b * 100:.2f}%)", flush=True)
-    return 0
 
 
 if __name__ == "__main__":
