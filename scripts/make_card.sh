@@ -280,7 +280,7 @@ int8=$(cat "$tmp/base.int8.json")
 	acc_table "$f32" "$int8"
 	echo
 	if [ -n "$int8" ]; then
-		echo "int8: Conv layers run in int8 (u8/s8 activations, s8 per-channel weights) with"
+		echo "int8: Conv and Gemm layers run in int8 (u8/s8 activations, s8 per-channel weights) with"
 		echo "activation ranges from \`tailgate-model calibrate $model --fashion-mnist\`"
 		echo "(first 2,000 training images), stored in \`model.calib\` beside the model."
 		echo
