@@ -265,65 +265,102 @@ tb_parse_adv(int opt, const char *arg)
 	}
 }
 
+static const struct option tb_long_opts[] = {
+	{ "gateway", required_argument, NULL, 'g' },
+	{ "model", required_argument, NULL, 'm' },
+	{ "model-id", required_argument, NULL, O_MODEL_ID },
+	{ "variant", required_argument, NULL, O_VARIANT },
+	{ "images", required_argument, NULL, O_IMAGES },
+	{ "inputs", required_argument, NULL, O_INPUTS },
+	{ "random", required_argument, NULL, O_RANDOM },
+	{ "version", no_argument, NULL, O_VERSION },
+	{ "bind", required_argument, NULL, O_BIND },
+	{ "threads", required_argument, NULL, O_THREADS },
+	{ "cache", required_argument, NULL, O_CACHE },
+	{ "no-cache", no_argument, NULL, O_NO_CACHE },
+	{ "calib", required_argument, NULL, O_CALIB },
+	{ "exits", no_argument, NULL, O_EXITS },
+	{ "devices", required_argument, NULL, 'n' },
+	{ "mix", required_argument, NULL, O_MIX },
+	{ "mix-file", required_argument, NULL, O_MIX_FILE },
+	{ "deadline", required_argument, NULL, O_DEADLINE },
+	{ "rate", required_argument, NULL, 'r' },
+	{ "concurrency", required_argument, NULL, 'c' },
+	{ "duration", required_argument, NULL, 'd' },
+	{ "warmup", required_argument, NULL, 'w' },
+	{ "requests", required_argument, NULL, O_REQUESTS },
+	{ "drain", required_argument, NULL, O_DRAIN },
+	{ "sweep", no_argument, NULL, O_SWEEP },
+	{ "sweep-factor", required_argument, NULL, O_SWEEP_FACTOR },
+	{ "sweep-steps", required_argument, NULL, O_SWEEP_STEPS },
+	{ "retries", required_argument, NULL, O_RETRIES },
+	{ "timeout-ms", required_argument, NULL, O_TIMEOUT },
+	{ "hello-rate", required_argument, NULL, O_HELLO_RATE },
+	{ "drop", required_argument, NULL, O_DROP },
+	{ "dup", required_argument, NULL, O_DUP },
+	{ "reorder", required_argument, NULL, O_REORDER },
+	{ "corrupt", required_argument, NULL, O_CORRUPT },
+	{ "key-file", required_argument, NULL, O_KEY_FILE },
+	{ "no-crc", no_argument, NULL, O_NO_CRC },
+	{ "seed", required_argument, NULL, O_SEED },
+	{ "class", required_argument, NULL, O_ADV_CLASS },
+	{ "goal", required_argument, NULL, O_ADV_GOAL },
+	{ "follow-advice", no_argument, NULL, O_ADV_FOLLOW },
+	{ "oracle", no_argument, NULL, O_ADV_ORACLE },
+	{ "json", required_argument, NULL, O_JSON },
+	{ "csv", required_argument, NULL, O_CSV },
+	{ "hgrm", required_argument, NULL, O_HGRM },
+	{ "plot", required_argument, NULL, O_PLOT },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "check", no_argument, NULL, O_CHECK },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+
+/* What the options say together: exclusions, the mix, the deadline over the mix. */
+static int
+tb_parse_check(int argc, char **argv, struct tb_opts *o, struct bench_mix *mix)
+{
+	struct tg_err err = { 0 };
+
+	if (optind < argc)
+		return tb_usage("unexpected argument '%s'", argv[optind]);
+	if (o->gateway == NULL)
+		return tb_usage("%s", "--gateway IP[:PORT] is required");
+	if (o->inputs != NULL && o->random > 0)
+		return tb_usage("%s", "--inputs DIR and --random N exclude each other");
+	if (o->rate > 0 && o->concurrency > 0)
+		return tb_usage("%s", "--rate (open loop) and --concurrency (closed loop) exclude "
+				"each other");
+	if (o->sweep && o->concurrency > 0)
+		return tb_usage("%s", "--sweep steps the open-loop --rate, not --concurrency");
+	if (!o->sweep && o->rate == 0 && o->concurrency == 0)
+		return tb_usage("%s", "give --rate R (open loop), --concurrency C or --sweep");
+	if (o->duration == 0 && o->requests == 0)
+		return tb_usage("%s", "--duration 0 needs --requests N");
+	if (bench_impair_check(&o->imp, &err) < 0)
+		return tb_usage("%s", err.msg);
+	if (o->mix_file != NULL && bench_mix_load(mix, o->mix_file, &err) < 0)
+		return tb_usage("--mix-file: %s", err.msg);
+	if (o->mix != NULL && bench_mix_parse(mix, o->mix, &err) < 0)
+		return tb_usage("--mix: %s", err.msg);
+	if (!isnan(o->deadline_ms)) {
+		mix->key[BENCH_MIX_DEADLINE].n = 1;
+		mix->key[BENCH_MIX_DEADLINE].item[0] = (struct bench_mix_item){
+			.lo = (uint64_t)llround(o->deadline_ms * 1000),
+			.hi = (uint64_t)llround(o->deadline_ms * 1000), .weight = 1 };
+	}
+	return 0;
+}
+
 static int
 tb_parse(int argc, char **argv, struct tb_opts *o, struct bench_mix *mix)
 {
-	static const struct option lo[] = {
-		{ "gateway", required_argument, NULL, 'g' },
-		{ "model", required_argument, NULL, 'm' },
-		{ "model-id", required_argument, NULL, O_MODEL_ID },
-		{ "variant", required_argument, NULL, O_VARIANT },
-		{ "images", required_argument, NULL, O_IMAGES },
-		{ "inputs", required_argument, NULL, O_INPUTS },
-		{ "random", required_argument, NULL, O_RANDOM },
-		{ "version", no_argument, NULL, O_VERSION },
-		{ "bind", required_argument, NULL, O_BIND },
-		{ "threads", required_argument, NULL, O_THREADS },
-		{ "cache", required_argument, NULL, O_CACHE },
-		{ "no-cache", no_argument, NULL, O_NO_CACHE },
-		{ "calib", required_argument, NULL, O_CALIB },
-		{ "exits", no_argument, NULL, O_EXITS },
-		{ "devices", required_argument, NULL, 'n' },
-		{ "mix", required_argument, NULL, O_MIX },
-		{ "mix-file", required_argument, NULL, O_MIX_FILE },
-		{ "deadline", required_argument, NULL, O_DEADLINE },
-		{ "rate", required_argument, NULL, 'r' },
-		{ "concurrency", required_argument, NULL, 'c' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "warmup", required_argument, NULL, 'w' },
-		{ "requests", required_argument, NULL, O_REQUESTS },
-		{ "drain", required_argument, NULL, O_DRAIN },
-		{ "sweep", no_argument, NULL, O_SWEEP },
-		{ "sweep-factor", required_argument, NULL, O_SWEEP_FACTOR },
-		{ "sweep-steps", required_argument, NULL, O_SWEEP_STEPS },
-		{ "retries", required_argument, NULL, O_RETRIES },
-		{ "timeout-ms", required_argument, NULL, O_TIMEOUT },
-		{ "hello-rate", required_argument, NULL, O_HELLO_RATE },
-		{ "drop", required_argument, NULL, O_DROP },
-		{ "dup", required_argument, NULL, O_DUP },
-		{ "reorder", required_argument, NULL, O_REORDER },
-		{ "corrupt", required_argument, NULL, O_CORRUPT },
-		{ "key-file", required_argument, NULL, O_KEY_FILE },
-		{ "no-crc", no_argument, NULL, O_NO_CRC },
-		{ "seed", required_argument, NULL, O_SEED },
-		{ "class", required_argument, NULL, O_ADV_CLASS },
-		{ "goal", required_argument, NULL, O_ADV_GOAL },
-		{ "follow-advice", no_argument, NULL, O_ADV_FOLLOW },
-		{ "oracle", no_argument, NULL, O_ADV_ORACLE },
-		{ "json", required_argument, NULL, O_JSON },
-		{ "csv", required_argument, NULL, O_CSV },
-		{ "hgrm", required_argument, NULL, O_HGRM },
-		{ "plot", required_argument, NULL, O_PLOT },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "check", no_argument, NULL, O_CHECK },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	unsigned long long u;
-	struct tg_err err = { 0 };
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "g:m:n:r:c:d:w:qh", lo, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "g:m:n:r:c:d:w:qh", tb_long_opts, NULL)) != -1) {
 		switch (opt) {
 		case 'g': o->gateway = optarg; break;
 		case 'm': o->model = optarg; break;
@@ -394,34 +431,7 @@ tb_parse(int argc, char **argv, struct tb_opts *o, struct bench_mix *mix)
 			return tb_usage("%s", "unknown option or missing argument");
 		}
 	}
-	if (optind < argc)
-		return tb_usage("unexpected argument '%s'", argv[optind]);
-	if (o->gateway == NULL)
-		return tb_usage("%s", "--gateway IP[:PORT] is required");
-	if (o->inputs != NULL && o->random > 0)
-		return tb_usage("%s", "--inputs DIR and --random N exclude each other");
-	if (o->rate > 0 && o->concurrency > 0)
-		return tb_usage("%s", "--rate (open loop) and --concurrency (closed loop) exclude "
-				"each other");
-	if (o->sweep && o->concurrency > 0)
-		return tb_usage("%s", "--sweep steps the open-loop --rate, not --concurrency");
-	if (!o->sweep && o->rate == 0 && o->concurrency == 0)
-		return tb_usage("%s", "give --rate R (open loop), --concurrency C or --sweep");
-	if (o->duration == 0 && o->requests == 0)
-		return tb_usage("%s", "--duration 0 needs --requests N");
-	if (bench_impair_check(&o->imp, &err) < 0)
-		return tb_usage("%s", err.msg);
-	if (o->mix_file != NULL && bench_mix_load(mix, o->mix_file, &err) < 0)
-		return tb_usage("--mix-file: %s", err.msg);
-	if (o->mix != NULL && bench_mix_parse(mix, o->mix, &err) < 0)
-		return tb_usage("--mix: %s", err.msg);
-	if (!isnan(o->deadline_ms)) {
-		mix->key[BENCH_MIX_DEADLINE].n = 1;
-		mix->key[BENCH_MIX_DEADLINE].item[0] = (struct bench_mix_item){
-			.lo = (uint64_t)llround(o->deadline_ms * 1000),
-			.hi = (uint64_t)llround(o->deadline_ms * 1000), .weight = 1 };
-	}
-	return 0;
+	return tb_parse_check(argc, argv, o, mix);
 }
 
 static FILE *
