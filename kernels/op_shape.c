@@ -348,22 +348,37 @@ kern_gather_eval(const struct kern_model *m, struct kern_shapes *s, const struct
 
 /* ---- builder ---- */
 
+/* An int8 value stays int8 through a view (the bytes and the scale are the same): the
+ * Flatten between a pooled int8 tensor and an int8 Gemm would otherwise cost a dequantizing
+ * and a quantizing reorder per batch. A plan output is f32 whatever it views. */
+static bool
+kp_view_keeps_int8(const struct kern_plan *p, int x, int y)
+{
+	return p->vmem[x] != NULL && kp_is_int8(kp_md(p->vmem[x])) && !p->is_pout[y];
+}
+
 /* Flatten, Reshape, Squeeze, Unsqueeze, Identity, Dropout (and a Reduce* reducing nothing):
  * the input's bytes in plain layout, seen in the output's shape. */
 int
 kp_build_view(struct kern_plan *p, const struct kern_node *n, const struct kp_chain *c)
 {
-	int y = n->out[0];
-	dnnl_memory_desc_t md;
+	int x = n->in[0], y = n->out[0];
+	dnnl_memory_desc_t xmd, ymd;
 	dnnl_memory_t src;
 	int rc;
 
 	(void)c;
-	rc = kp_get_plain(p, n->in[0], &src, n);
+	kp_plain_md(&xmd, p->sh.ndim[x], p->sh.dims[x]);
+	kp_plain_md(&ymd, p->sh.ndim[y], p->sh.dims[y]);
+	if (kp_view_keeps_int8(p, x, y)) {
+		xmd.data_type = ymd.data_type = kp_md(p->vmem[x])->data_type;
+		p->vscale[y] = p->vscale[x];
+		p->vdt[y] = p->vdt[x];
+	}
+	rc = kp_get(p, x, &xmd, &src, n);
 	if (rc < 0)
 		return rc;
-	kp_plain_md(&md, p->sh.ndim[y], p->sh.dims[y]);
-	return kp_mem_new(p, &md, kp_handle(src), &p->vmem[y], n);
+	return kp_mem_new(p, &ymd, kp_handle(src), &p->vmem[y], n);
 }
 
 /* ---- definitions ---- */

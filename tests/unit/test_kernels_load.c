@@ -5,6 +5,7 @@
  * folding, split points of a residual graph, and numerics against a naive reference.
  */
 #include "kernels/kernels.h"
+#include "kernels/kp_int.h"
 #include "onnx/onnx.pb-c.h"
 #include "proto/proto.h"
 #include "tests/harness.h"
@@ -455,6 +456,112 @@ out:
 	kern_model_free(m);
 }
 
+/* ---- a classifier head: x[8,C,H,W] -> Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm ---- */
+static void
+pool_head_model(struct mb *b)
+{
+	static const int64_t xd[4] = { 8, C, H, W }, wd[4] = { C, C, 3, 3 }, cd[1] = { C },
+			     gd[2] = { 10, C };
+	static const int64_t pads[4] = { 1, 1, 1, 1 };
+	Onnx__NodeProto *n;
+
+	mb_init(b, 13);
+	mb_init_tensor(b, "w1", wd, 4, w1, NULL);
+	mb_init_tensor(b, "b1", cd, 1, b1, NULL);
+	mb_init_tensor(b, "gw", gd, 2, w2, NULL);
+	n = mb_node(b, "Conv", "conv", (const char *const[]){ "x", "w1", "b1" }, 3, "c");
+	mb_attr_ints(b, n, "pads", pads, 4);
+	mb_node(b, "Relu", "relu", (const char *const[]){ "c" }, 1, "r");
+	mb_node(b, "GlobalAveragePool", "gap", (const char *const[]){ "r" }, 1, "g");
+	mb_node(b, "Flatten", "flat", (const char *const[]){ "g" }, 1, "f");
+	n = mb_node(b, "Gemm", "fc", (const char *const[]){ "f", "gw" }, 2, "y");
+	mb_attr_ints(b, n, "transB", (const int64_t[]){ 1 }, 1);
+	mb_io(b, "x", xd, 4, "y");
+}
+
+/* Reorders of plan p that cross between f32 and int8, by direction. */
+static void
+count_crossing_reorders(const struct kern_plan *p, unsigned *quant, unsigned *dequant)
+{
+	*quant = *dequant = 0;
+	for (unsigned i = 0; i < p->n_steps; i++) {
+		const_dnnl_primitive_desc_t pd;
+		dnnl_primitive_kind_t kind;
+		bool src8, dst8;
+
+		if (dnnl_primitive_get_primitive_desc(p->steps[i].prim, &pd) != dnnl_success ||
+		    dnnl_primitive_desc_query(pd, dnnl_query_primitive_kind, 0, &kind) !=
+			    dnnl_success || kind != dnnl_reorder)
+			continue;
+		src8 = kp_is_int8(dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0));
+		dst8 = kp_is_int8(dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
+		*quant += !src8 && dst8;
+		*dequant += src8 && !dst8;
+	}
+}
+
+/*
+ * The Flatten between an int8 pool and an int8 Gemm is a view of the int8 bytes: the plan
+ * quantizes its input once and never goes back to f32 before the Gemm's f32 output (it used
+ * to dequantize the pooled tensor and quantize it again, two reorders per batch and exit).
+ */
+static void
+test_int8_flatten_stays_int8(void)
+{
+	struct mb b;
+	struct kern_model *m = NULL;
+	struct kern_calib *cal = NULL;
+	struct kern_plan *pf = NULL, *pq = NULL;
+	struct tg_err err = { 0 };
+	struct tg_tensor x = { .dtype = TG_DT_F32, .ndim = 4, .dims = { 8, C, H, W } }, in, of, oq;
+	struct kern_plan_spec sf = { .kind = KERN_PLAN_TAIL, .split = 0, .batch = 8 }, sq;
+	unsigned quant = 99, dequant = 99;
+	float range = 0, worst = 0;
+
+	pool_head_model(&b);
+	TH_CHECK_MSG(mb_load(&b, &m, &err) == 0, "%s", err.msg);
+	if (m == NULL || tg_tensor_alloc(&x) < 0)
+		goto out;
+	TH_CHECK(kern_calib_create(m, &cal, &err) == 0);
+	for (int rep = 0; rep < 4 && cal; rep++) {
+		for (size_t i = 0; i < tg_tensor_numel(&x); i++)
+			((float *)x.data)[i] = sinf((float)(i * 3 + rep * 29) * 0.21f);
+		TH_CHECK_MSG(kern_calib_observe(cal, &x, &err) == 0, "%s", err.msg);
+	}
+	sq = sf;
+	sq.precision = KERN_PREC_INT8;
+	sq.calib = cal;
+	TH_CHECK_MSG(kern_plan_create(m, &sf, &pf, &err) == 0, "%s", err.msg);
+	TH_CHECK_MSG(kern_plan_create(m, &sq, &pq, &err) == 0, "%s", err.msg);
+	if (pf == NULL || pq == NULL)
+		goto out;
+	count_crossing_reorders(pq, &quant, &dequant);
+	TH_CHECK_MSG(quant == 1 && dequant == 0,
+		     "int8 plan crosses f32/int8 by reorder %u times in, %u times out (want 1, 0)",
+		     quant, dequant);
+	kern_plan_input(pf, 0, &in);
+	for (size_t i = 0; i < tg_tensor_numel(&in); i++)
+		((float *)in.data)[i] = sinf((float)(i * 3 + 29) * 0.21f);	/* calibrated */
+	kern_plan_input(pq, 0, &of);
+	memcpy(of.data, in.data, tg_tensor_bytes(&in));
+	TH_CHECK(kern_plan_run(pf) == 0 && kern_plan_run(pq) == 0);
+	kern_plan_output(pf, 0, &of, NULL);
+	kern_plan_output(pq, 0, &oq, NULL);
+	TH_CHECK(tg_tensor_numel(&of) == 80 && tg_tensor_numel(&oq) == 80);
+	for (size_t i = 0; i < tg_tensor_numel(&of) && i < tg_tensor_numel(&oq); i++) {
+		range = fmaxf(range, fabsf(((float *)of.data)[i]));
+		worst = fmaxf(worst, fabsf(((float *)of.data)[i] - ((float *)oq.data)[i]));
+	}
+	TH_CHECK_MSG(range > 0 && worst <= 0.05f * range, "int8 off by %g of range %g", worst,
+		     range);
+out:
+	kern_plan_free(pf);
+	kern_plan_free(pq);
+	kern_calib_free(cal);
+	tg_tensor_free(&x);
+	kern_model_free(m);
+}
+
 /* ---- a Gemm-only model: x[8,48] -> Gemm(0.5 * x W1^T + 2 * b1) -> Relu -> Gemm(W2) -> y ---- */
 enum { GK = 48, GN = 32, GO = 10 };
 static float gw1[GN * GK], gb1[GN], gw2[GN * GO];
@@ -714,6 +821,7 @@ main(void)
 	TH_RUN(test_tail_buckets_pick_the_smallest_plan_that_fits);
 	TH_RUN(test_int8_tail_tracks_fp32);
 	TH_RUN(test_int8_gemm_runs_int8);
+	TH_RUN(test_int8_flatten_stays_int8);
 	TH_RUN(test_load_rows_dequantizes);
 	TH_RUN(test_segments_compose_to_the_whole_model);
 	TH_RUN(test_stage_runs_samples_in_batches);
