@@ -14,10 +14,11 @@ META.json: {"command", "date", "cpu", "cores", "threads", "reps", "peak": {peak'
   "calib": {arch: file}, "int8_agree": [bench/engine/int8_check.py's lines, "label" arch/split],
   "ort_profile": [ort_bench.js --profile's lines with arch, split, batch, "quantized" (the
   Conv/Gemm export-qdq quantized)]}
-The two int8 checks: ORT int8 and tailgate int8 agree on top-1 (int8_check.py's "ok"), and
-ORT ran int8 kernels for every Conv/Gemm export-qdq quantized and no fp32 Conv/Gemm. A failed
-one is a "CHECK FAILED:" line (--agree-line, --profile-line print one as each check runs,
---failed all of them again) and marks its cells in the table with "(!)".
+The two int8 checks: ORT int8 and tailgate int8 agree (int8_check.py's "ok": top-1 on a trained
+model, the outputs' distance on a random-weight one), and ORT ran int8 kernels for every
+Conv/Gemm export-qdq quantized and no fp32 Conv/Gemm. A failed one is a "CHECK FAILED:" line
+(--agree-line, --profile-line print one as each check runs, --failed all of them again) and
+marks its cells in the table with "(!)".
 
 Prints the markdown section and, with --doc, puts it into that file between the markers
 <!-- bench-engine:begin --> and <!-- bench-engine:end --> (appended when absent). Medians over
@@ -86,11 +87,31 @@ def peak_frac(s, flops, peak_gflops):
     return f"{100 * s['ips'] * flops / (peak_gflops * 1e9):.0f}%"
 
 
+def rel_text(r, lab):
+    """An int8_check.py result on a random-weight model: how close the outputs are; (text, ok)."""
+    n = r["n"]
+    src = {"fashion-mnist-scaled": "Fashion-MNIST test images scaled to the input",
+           "random": "random inputs"}.get(r["inputs"], r["inputs"])
+    parts = [f"{name}: |ORT - tailgate| / |tailgate| {o['rel_ort_tg']:.2%} (each vs tailgate "
+             f"fp32: ORT {o['rel_ort_fp32']:.2%}, tailgate {o['rel_tg_fp32']:.2%}), cosine of "
+             f"the input-dependent parts {o['cos_ort_tg']:.3f} (vs fp32: ORT "
+             f"{o['cos_ort_fp32']:.3f}, tailgate {o['cos_tg_fp32']:.3f}), top-1 agreement "
+             f"{o['agree']}/{n}" for name, o in r["outputs"].items()]
+    head = "" if r["ok"] else "CHECK FAILED: "
+    want = (f"; wanted <= {r['max_rel']:.0%} and cosine >= {r['min_cos']}" if not r["ok"]
+            else "")
+    return (f"{head}{lab}: ORT int8 and tailgate int8 outputs, medians over {n} {src} (random "
+            "weights: every input gives nearly one output vector, so top-1 says little): " +
+            "; ".join(parts) + f"{want}."), r["ok"]
+
+
 def agree_text(r):
     """One line on an int8_check.py result; (text, ok)."""
     lab = r.get("label") or r.get("split", "?")
     if "error" in r:
         return f"CHECK FAILED: {lab}: the int8 agreement check did not run: {r['error']}", False
+    if r.get("criterion") == "rel":
+        return rel_text(r, lab)
     n = r["n"]
     src = ("Fashion-MNIST test images" if r["inputs"] == "fashion-mnist"
            else "random inputs (random weights: nothing real to classify" +

@@ -5,8 +5,9 @@
 Usage (numpy: Debian's python3-numpy):
 
     /usr/bin/python3 bench/engine/int8_check.py --tool build/tailgate-model --onnx M.onnx
-        --calib M.calib --split NAME --qdq TAIL.qdq.onnx --inputs fashion-mnist|random
+        --calib M.calib --split NAME --qdq TAIL.qdq.onnx --inputs fashion-mnist|fashion-mnist-scaled|random
         [--n N] [--threads T] [--work DIR] [--label LABEL] [--min-agree 0.95]
+        [--max-rel 0.05] [--min-cos 0.9]
     /usr/bin/python3 bench/engine/int8_check.py --tool build/tailgate-model --onnx M.onnx
         --write-random OUT.npy [--n N] [--seed S]
 
@@ -16,18 +17,30 @@ For one split of one model, N inputs go through:
   - tailgate's int8 tail (`tailgate-model run --dtype int8 --calib`) and its fp32 tail,
   - ONNX Runtime's int8 tail: the QDQ file `tailgate-model export-qdq --split --batch` wrote,
     run by bench/engine/ort_bench.js --dump --input, a file batch at a time,
-and the top-1 class of every output the tail computes is compared: ORT int8 against tailgate
-int8 (the check: at least --min-agree of the inputs agree on every output), and each against
-tailgate fp32 and, for Fashion-MNIST, the labels. Inputs: the first N Fashion-MNIST test images
-(/usr/share/datasets/fashion-mnist, pixel/255, [N,1,28,28]), or N random inputs uniform in
-[0, 1) of the model's input shape (seeded; for a model with random weights, where there is
-nothing real to classify: random weights put every input in one class, so with random inputs
-the top-1 is taken of each output minus the mean fp32 output over the inputs, the same vector
-subtracted in all three runs). Prints one JSON object: {"label", "split", "inputs", "n",
-"centered",
-"min_agree", "ok", "outputs": {name: {"agree", "ort_vs_fp32", "tg_vs_fp32", "classes" (how
-many distinct top-1 classes fp32 gave: agreement means little when all inputs get one),
-["ort_acc", "tg_acc", "fp32_acc"]}}} or, when a step failed, {"label", "split", "ok": false, "error"}.
+and every output the tail computes is compared, ORT int8 against tailgate int8 and each against
+tailgate fp32 (and, for Fashion-MNIST, the labels):
+  - top-1 class: with Fashion-MNIST inputs (a trained model) the check is that at least
+    --min-agree of the inputs agree on every output;
+  - the outputs themselves, for a model with random weights (inputs other than
+    fashion-mnist): random weights map every input to nearly one output vector (on resnet224
+    the input-dependent part is 2% of it with scaled images, 0.5% with noise), and int8
+    rounding (about 0.7%) is of that size, so top-1 says little there and is only reported.
+    The check: per input |ORT - tailgate| / |tailgate| (L2, median over the inputs) within
+    --max-rel (the same quantization, not another), and the input-dependent parts (each
+    output minus its engine's mean over the inputs) pointing the same way, median cosine of
+    ORT int8's and tailgate int8's at least --min-cos (each input's own answer, not a
+    neighbour's: a shuffled batch gives about 0.2).
+Inputs: the first N Fashion-MNIST test images (/usr/share/datasets/fashion-mnist, pixel/255,
+[N,1,28,28]); the same scaled (nearest) to the model's input size, every channel the same
+(fashion-mnist-scaled: inputs a random-weight model tells apart); or N random inputs uniform
+in [0, 1) of the model's input shape (seeded; i.i.d. noise images all look alike after a
+global pooling).
+Prints one JSON object: {"label", "split", "inputs", "n", "centered", "min_agree", "max_rel",
+"min_cos", "criterion" ("top1" or "rel"), "ok", "outputs": {name: {"agree", "ort_vs_fp32",
+"tg_vs_fp32", "classes" (how many distinct top-1 classes fp32 gave), "rel_ort_tg",
+"rel_ort_fp32", "rel_tg_fp32", "cos_ort_tg", "cos_ort_fp32", "cos_tg_fp32", ["ort_acc",
+"tg_acc", "fp32_acc"]}}} or, when a step failed, {"label", "split",
+"ok": false, "error"}.
 Exit status 0 when ok, 1 otherwise.
 --write-random writes N random inputs of the model's input shape (uniform in [0, 1), seed S)
 to OUT.npy and exits: calibration inputs for a model that has no calibration of its own.
@@ -74,6 +87,18 @@ def random_inputs(a, seed):
     return rng.random([a.n] + input_shape(a.tool, a.onnx), dtype=np.float32)
 
 
+def fmnist_scaled(a):
+    """The first n test images scaled (nearest) to the model's input [C,H,W], every channel the
+    same: inputs a random-weight model tells apart (i.i.d. noise images all look alike after
+    the global pooling)."""
+    c, h, w = input_shape(a.tool, a.onnx)
+    x, _ = fmnist_test(a.n)
+    rows = (np.arange(h) * 28) // h
+    cols = (np.arange(w) * 28) // w
+    x = x[:, :, rows][:, :, :, cols]
+    return np.ascontiguousarray(np.repeat(x, c, axis=1))
+
+
 def run(cmd):
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -91,6 +116,25 @@ def outputs_bin(d, n):
             for f in os.listdir(d) if f.endswith(".bin")}
 
 
+def rel(a, b):
+    """Median over the inputs of |a - b| / |b| (L2 per input row)."""
+    den = np.maximum(np.linalg.norm(b, axis=1), 1e-30)
+    return float(np.median(np.linalg.norm(a - b, axis=1) / den))
+
+
+def centered_cos(a, b):
+    """Median over the inputs of the cosine between a's and b's input-dependent parts."""
+    a, b = a - a.mean(0), b - b.mean(0)
+    den = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
+    return float(np.median((a * b).sum(1) / den))
+
+
+def output_ok(r, a, n):
+    if a.criterion == "top1":
+        return r["agree"] >= a.min_agree * n
+    return r["rel_ort_tg"] <= a.max_rel and r["cos_ort_tg"] >= a.min_cos
+
+
 def compare(o, x, labels, center):
     """Top-1 agreement per output present in all three runs; with center, of each output
     minus the mean fp32 output over the inputs."""
@@ -99,8 +143,12 @@ def compare(o, x, labels, center):
     for name in sorted(set(tg8) & set(tg32) & set(ort8)):
         ref = tg32[name].reshape(x, -1).mean(0) if center else 0
         a, b, c = ((v[name].reshape(x, -1) - ref).argmax(1) for v in (ort8, tg8, tg32))
+        o8, t8, f32 = (v[name].reshape(x, -1).astype(np.float64) for v in (ort8, tg8, tg32))
         r = {"agree": int((a == b).sum()), "ort_vs_fp32": int((a == c).sum()),
-             "tg_vs_fp32": int((b == c).sum()), "classes": int(len(np.unique(c)))}
+             "tg_vs_fp32": int((b == c).sum()), "classes": int(len(np.unique(c))),
+             "rel_ort_tg": rel(o8, t8), "rel_ort_fp32": rel(o8, f32), "rel_tg_fp32": rel(t8, f32),
+             "cos_ort_tg": centered_cos(o8, t8), "cos_ort_fp32": centered_cos(o8, f32),
+             "cos_tg_fp32": centered_cos(t8, f32)}
         if labels is not None:
             r.update(ort_acc=int((a == labels).sum()), tg_acc=int((b == labels).sum()),
                      fp32_acc=int((c == labels).sum()))
@@ -115,6 +163,8 @@ def check(a):
     labels = None
     if a.inputs == "fashion-mnist":
         x, labels = fmnist_test(a.n)
+    elif a.inputs == "fashion-mnist-scaled":
+        x = fmnist_scaled(a)
     else:
         x = random_inputs(a, 1)
     n = x.shape[0]
@@ -134,12 +184,14 @@ def check(a):
     run(["node", os.path.join(HERE, "ort_bench.js"), "--threads", str(a.threads), "--dump",
          dirs["ort8"], "--input", head, a.qdq])
     outs = compare((outputs_npy(dirs["tg8"]), outputs_npy(dirs["tg32"]),
-                    outputs_bin(dirs["ort8"], n)), n, labels, a.inputs == "random")
+                    outputs_bin(dirs["ort8"], n)), n, labels, a.inputs != "fashion-mnist")
     if not outs:
         raise RuntimeError("no output of the tail is in all three runs")
-    ok = all(r["agree"] >= a.min_agree * n for r in outs.values())
+    a.criterion = "top1" if a.inputs == "fashion-mnist" else "rel"
+    ok = all(output_ok(r, a, n) for r in outs.values())
     return {"label": a.label, "split": a.split, "inputs": a.inputs, "n": n,
-            "centered": a.inputs == "random", "min_agree": a.min_agree, "ok": ok,
+            "centered": a.inputs != "fashion-mnist", "min_agree": a.min_agree,
+            "max_rel": a.max_rel, "min_cos": a.min_cos, "criterion": a.criterion, "ok": ok,
             "outputs": outs}
 
 
@@ -150,7 +202,7 @@ def main():
     ap.add_argument("--calib")
     ap.add_argument("--split")
     ap.add_argument("--qdq")
-    ap.add_argument("--inputs", choices=["fashion-mnist", "random"])
+    ap.add_argument("--inputs", choices=["fashion-mnist", "fashion-mnist-scaled", "random"])
     ap.add_argument("--write-random")
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--n", type=int, default=1000)
@@ -158,6 +210,8 @@ def main():
     ap.add_argument("--work", default="build/bench/int8check")
     ap.add_argument("--label", default="")
     ap.add_argument("--min-agree", type=float, default=0.95)
+    ap.add_argument("--max-rel", type=float, default=0.05)
+    ap.add_argument("--min-cos", type=float, default=0.9)
     a = ap.parse_args()
     if a.write_random:
         np.save(a.write_random, random_inputs(a, a.seed))
