@@ -456,6 +456,85 @@ out:
 	kern_model_free(m);
 }
 
+/* ---- the same model as an fp32 and an int8 plan, calibrated on sine waves ---- */
+struct int8_pair {
+	struct kern_model *m;
+	struct kern_calib *cal;
+	struct kern_plan *pf, *pq;
+};
+
+static float
+wave(size_t i, int rep, unsigned mul, float freq)
+{
+	return sinf((float)(i * mul + (size_t)rep * 17) * freq);
+}
+
+/* Load b's model, calibrate it on 4 batches shaped like x, build both tail plans at split 0. */
+static int
+int8_pair_make(struct int8_pair *ip, struct mb *b, struct tg_tensor *x, unsigned mul,
+	       float freq)
+{
+	struct tg_err err = { 0 };
+	struct kern_plan_spec sf = { .kind = KERN_PLAN_TAIL, .split = 0,
+				     .batch = (unsigned)x->dims[0] }, sq;
+
+	memset(ip, 0, sizeof(*ip));
+	TH_CHECK_MSG(mb_load(b, &ip->m, &err) == 0, "%s", err.msg);
+	if (ip->m == NULL || tg_tensor_alloc(x) < 0)
+		return -1;
+	TH_CHECK(kern_calib_create(ip->m, &ip->cal, &err) == 0);
+	for (int rep = 0; rep < 4 && ip->cal; rep++) {
+		for (size_t i = 0; i < tg_tensor_numel(x); i++)
+			((float *)x->data)[i] = wave(i, rep, mul, freq);
+		TH_CHECK_MSG(kern_calib_observe(ip->cal, x, &err) == 0, "%s", err.msg);
+	}
+	sq = sf;
+	sq.precision = KERN_PREC_INT8;
+	sq.calib = ip->cal;
+	TH_CHECK_MSG(kern_plan_create(ip->m, &sf, &ip->pf, &err) == 0, "%s", err.msg);
+	TH_CHECK_MSG(kern_plan_create(ip->m, &sq, &ip->pq, &err) == 0, "%s", err.msg);
+	return ip->pf != NULL && ip->pq != NULL ? 0 : -1;
+}
+
+/* Run both plans on the first calibration batch; the outputs' largest magnitude (fp32), the
+ * largest difference and how many elements differ. @return output elements (0: none ran) */
+static size_t
+int8_pair_run(struct int8_pair *ip, unsigned mul, float freq, float *range, float *worst,
+	      size_t *differ)
+{
+	struct tg_tensor in, of, oq;
+
+	*range = *worst = 0;
+	*differ = 0;
+	kern_plan_input(ip->pf, 0, &in);
+	for (size_t i = 0; i < tg_tensor_numel(&in); i++)
+		((float *)in.data)[i] = wave(i, 0, mul, freq);	/* within calibration */
+	kern_plan_input(ip->pq, 0, &of);
+	memcpy(of.data, in.data, tg_tensor_bytes(&in));
+	TH_CHECK(kern_plan_run(ip->pf) == 0 && kern_plan_run(ip->pq) == 0);
+	kern_plan_output(ip->pf, 0, &of, NULL);
+	kern_plan_output(ip->pq, 0, &oq, NULL);
+	if (tg_tensor_numel(&of) != tg_tensor_numel(&oq))
+		return 0;
+	for (size_t i = 0; i < tg_tensor_numel(&of); i++) {
+		float d = fabsf(((float *)of.data)[i] - ((float *)oq.data)[i]);
+
+		*range = fmaxf(*range, fabsf(((float *)of.data)[i]));
+		*worst = fmaxf(*worst, d);
+		*differ += d > 0;
+	}
+	return tg_tensor_numel(&of);
+}
+
+static void
+int8_pair_free(struct int8_pair *ip)
+{
+	kern_plan_free(ip->pf);
+	kern_plan_free(ip->pq);
+	kern_calib_free(ip->cal);
+	kern_model_free(ip->m);
+}
+
 /* ---- a classifier head: x[8,C,H,W] -> Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm ---- */
 static void
 pool_head_model(struct mb *b)
@@ -509,57 +588,24 @@ static void
 test_int8_flatten_stays_int8(void)
 {
 	struct mb b;
-	struct kern_model *m = NULL;
-	struct kern_calib *cal = NULL;
-	struct kern_plan *pf = NULL, *pq = NULL;
-	struct tg_err err = { 0 };
-	struct tg_tensor x = { .dtype = TG_DT_F32, .ndim = 4, .dims = { 8, C, H, W } }, in, of, oq;
-	struct kern_plan_spec sf = { .kind = KERN_PLAN_TAIL, .split = 0, .batch = 8 }, sq;
+	struct int8_pair ip;
+	struct tg_tensor x = { .dtype = TG_DT_F32, .ndim = 4, .dims = { 8, C, H, W } };
 	unsigned quant = 99, dequant = 99;
-	float range = 0, worst = 0;
+	float range, worst;
+	size_t differ;
 
 	pool_head_model(&b);
-	TH_CHECK_MSG(mb_load(&b, &m, &err) == 0, "%s", err.msg);
-	if (m == NULL || tg_tensor_alloc(&x) < 0)
-		goto out;
-	TH_CHECK(kern_calib_create(m, &cal, &err) == 0);
-	for (int rep = 0; rep < 4 && cal; rep++) {
-		for (size_t i = 0; i < tg_tensor_numel(&x); i++)
-			((float *)x.data)[i] = sinf((float)(i * 3 + rep * 29) * 0.21f);
-		TH_CHECK_MSG(kern_calib_observe(cal, &x, &err) == 0, "%s", err.msg);
+	if (int8_pair_make(&ip, &b, &x, 3, 0.21f) == 0) {
+		count_crossing_reorders(ip.pq, &quant, &dequant);
+		TH_CHECK_MSG(quant == 1 && dequant == 0,
+			     "int8 plan crosses f32/int8 by reorder %u times in, %u times out "
+			     "(want 1, 0)", quant, dequant);
+		TH_CHECK(int8_pair_run(&ip, 3, 0.21f, &range, &worst, &differ) == 8 * 10);
+		TH_CHECK_MSG(range > 0 && worst <= 0.05f * range, "int8 off by %g of range %g",
+			     worst, range);
 	}
-	sq = sf;
-	sq.precision = KERN_PREC_INT8;
-	sq.calib = cal;
-	TH_CHECK_MSG(kern_plan_create(m, &sf, &pf, &err) == 0, "%s", err.msg);
-	TH_CHECK_MSG(kern_plan_create(m, &sq, &pq, &err) == 0, "%s", err.msg);
-	if (pf == NULL || pq == NULL)
-		goto out;
-	count_crossing_reorders(pq, &quant, &dequant);
-	TH_CHECK_MSG(quant == 1 && dequant == 0,
-		     "int8 plan crosses f32/int8 by reorder %u times in, %u times out (want 1, 0)",
-		     quant, dequant);
-	kern_plan_input(pf, 0, &in);
-	for (size_t i = 0; i < tg_tensor_numel(&in); i++)
-		((float *)in.data)[i] = sinf((float)(i * 3 + 29) * 0.21f);	/* calibrated */
-	kern_plan_input(pq, 0, &of);
-	memcpy(of.data, in.data, tg_tensor_bytes(&in));
-	TH_CHECK(kern_plan_run(pf) == 0 && kern_plan_run(pq) == 0);
-	kern_plan_output(pf, 0, &of, NULL);
-	kern_plan_output(pq, 0, &oq, NULL);
-	TH_CHECK(tg_tensor_numel(&of) == 80 && tg_tensor_numel(&oq) == 80);
-	for (size_t i = 0; i < tg_tensor_numel(&of) && i < tg_tensor_numel(&oq); i++) {
-		range = fmaxf(range, fabsf(((float *)of.data)[i]));
-		worst = fmaxf(worst, fabsf(((float *)of.data)[i] - ((float *)oq.data)[i]));
-	}
-	TH_CHECK_MSG(range > 0 && worst <= 0.05f * range, "int8 off by %g of range %g", worst,
-		     range);
-out:
-	kern_plan_free(pf);
-	kern_plan_free(pq);
-	kern_calib_free(cal);
+	int8_pair_free(&ip);
 	tg_tensor_free(&x);
-	kern_model_free(m);
 }
 
 /* ---- a Gemm-only model: x[8,48] -> Gemm(0.5 * x W1^T + 2 * b1) -> Relu -> Gemm(W2) -> y ---- */
@@ -613,57 +659,21 @@ static void
 test_int8_gemm_runs_int8(void)
 {
 	struct mb b;
-	struct kern_model *m = NULL;
-	struct kern_calib *cal = NULL;
-	struct kern_plan *pf = NULL, *pq = NULL;
-	struct tg_err err = { 0 };
-	struct tg_tensor x = { .dtype = TG_DT_F32, .ndim = 2, .dims = { 8, GK } }, in, of, oq;
-	struct kern_plan_spec sf = { .kind = KERN_PLAN_TAIL, .split = 0, .batch = 8 }, sq;
-	float range = 0, worst = 0;
-	size_t differ = 0;
+	struct int8_pair ip;
+	struct tg_tensor x = { .dtype = TG_DT_F32, .ndim = 2, .dims = { 8, GK } };
+	float range, worst;
+	size_t differ;
 
 	gemm_model(&b);
-	TH_CHECK_MSG(mb_load(&b, &m, &err) == 0, "%s", err.msg);
-	if (m == NULL || tg_tensor_alloc(&x) < 0)
-		goto out;
-	TH_CHECK(kern_calib_create(m, &cal, &err) == 0);
-	for (int rep = 0; rep < 4 && cal; rep++) {
-		for (size_t i = 0; i < tg_tensor_numel(&x); i++)
-			((float *)x.data)[i] = sinf((float)(i * 5 + rep * 17) * 0.13f);
-		TH_CHECK_MSG(kern_calib_observe(cal, &x, &err) == 0, "%s", err.msg);
+	if (int8_pair_make(&ip, &b, &x, 5, 0.13f) == 0) {
+		TH_CHECK(int8_pair_run(&ip, 5, 0.13f, &range, &worst, &differ) == 8 * GO);
+		TH_CHECK_MSG(range > 0 && worst <= 0.05f * range, "int8 off by %g of range %g",
+			     worst, range);
+		TH_CHECK_MSG(differ > 0,
+			     "int8 plan's Gemm outputs are fp32's bit for bit: ran in f32");
 	}
-	sq = sf;
-	sq.precision = KERN_PREC_INT8;
-	sq.calib = cal;
-	TH_CHECK_MSG(kern_plan_create(m, &sf, &pf, &err) == 0, "%s", err.msg);
-	TH_CHECK_MSG(kern_plan_create(m, &sq, &pq, &err) == 0, "%s", err.msg);
-	if (pf == NULL || pq == NULL)
-		goto out;
-	kern_plan_input(pf, 0, &in);
-	for (size_t i = 0; i < tg_tensor_numel(&in); i++)
-		((float *)in.data)[i] = sinf((float)(i * 5) * 0.13f);	/* within calibration */
-	kern_plan_input(pq, 0, &of);
-	memcpy(of.data, in.data, tg_tensor_bytes(&in));
-	TH_CHECK(kern_plan_run(pf) == 0 && kern_plan_run(pq) == 0);
-	kern_plan_output(pf, 0, &of, NULL);
-	kern_plan_output(pq, 0, &oq, NULL);
-	TH_CHECK(tg_tensor_numel(&of) == 8 * GO && tg_tensor_numel(&oq) == 8 * GO);
-	for (size_t i = 0; i < tg_tensor_numel(&of); i++) {
-		float d = fabsf(((float *)of.data)[i] - ((float *)oq.data)[i]);
-
-		range = fmaxf(range, fabsf(((float *)of.data)[i]));
-		worst = fmaxf(worst, d);
-		differ += d > 0;
-	}
-	TH_CHECK_MSG(range > 0 && worst <= 0.05f * range, "int8 off by %g of range %g", worst,
-		     range);
-	TH_CHECK_MSG(differ > 0, "int8 plan's Gemm outputs are fp32's bit for bit: ran in f32");
-out:
-	kern_plan_free(pf);
-	kern_plan_free(pq);
-	kern_calib_free(cal);
+	int8_pair_free(&ip);
 	tg_tensor_free(&x);
-	kern_model_free(m);
 }
 
 static void
