@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * codec-table: bytes on the wire against accuracy, per split point of a model and per wire
- * dtype, on Fashion-MNIST test images (the card's bytes-vs-accuracy table, as sc2-benchmark
+ * dtype, on Fashion-MNIST test images or DIR/inputs.npy with DIR/labels.npy (--eval DIR, as
+ * tailgate-model eval takes them) (the card's bytes-vs-accuracy table, as sc2-benchmark
  * reports it).
  *
  * Each image is one request, sent as the client library sends it (client/build.c):
@@ -13,8 +14,8 @@
  * as the gateway does, dequantised into the tail plan's input (kern_plan_load_rows()) and the
  * engine runs the tail; top-1 per exit in the tail.
  *
- * Usage: codec-table MODEL [--images N] [--splits I,J,..] [--batch B] [--dgram D]
- *                          [--markdown]
+ * Usage: codec-table MODEL [--images N] [--eval DIR] [--splits I,J,..] [--batch B]
+ *                          [--dgram D] [--markdown]
  * Exit 0 done, 1 the engine or a file refused, 2 bad usage.
  */
 #include "bench/bench.h"
@@ -252,9 +253,48 @@ ct_print(const struct kern_model *m, unsigned s, const struct ct_row rows[CT_DTY
 static int
 ct_usage(void)
 {
-	fprintf(stderr, "usage: codec-table MODEL [--images N] [--splits I,J,..] [--batch B]"
-			" [--dgram D] [--markdown]\n");
+	fprintf(stderr, "usage: codec-table MODEL [--images N] [--eval DIR] [--splits I,J,..]"
+			" [--batch B] [--dgram D] [--markdown]\n");
 	return 2;
+}
+
+/* The first n samples of DIR/inputs.npy (f32 [N, ...]) and DIR/labels.npy (int64, 0..255). */
+static int
+ct_load_dir(const char *dir, size_t n, struct bench_fmnist *ds, struct tg_err *err)
+{
+	struct tg_tensor l = { 0 };
+	char p[4096];
+	int rc;
+
+	snprintf(p, sizeof(p), "%s/inputs.npy", dir);
+	rc = tg_npy_load(p, (size_t)4 << 30, &ds->images, err);
+	if (rc == 0 && (ds->images.dtype != TG_DT_F32 || ds->images.ndim < 2 ||
+			ds->images.dims[0] < 1))
+		rc = tg_err_set(err, -EINVAL, "%s: want f32 [N, ...] model inputs", p);
+	if (rc == 0) {
+		snprintf(p, sizeof(p), "%s/labels.npy", dir);
+		rc = tg_npy_load(p, (size_t)1 << 30, &l, err);
+	}
+	if (rc == 0 && (l.dtype != TG_DT_S64 || l.ndim != 1 || l.dims[0] != ds->images.dims[0]))
+		rc = tg_err_set(err, -EINVAL, "%s: want int64 labels, one per input", p);
+	if (rc == 0) {
+		ds->n = (size_t)ds->images.dims[0] < n ? (size_t)ds->images.dims[0] : n;
+		ds->labels = malloc(ds->n);
+		if (ds->labels == NULL)
+			rc = tg_err_set(err, -ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; rc == 0 && i < ds->n; i++) {
+		int64_t v = ((const int64_t *)l.data)[i];
+
+		if (v < 0 || v > 255)
+			rc = tg_err_set(err, -EINVAL, "%s: label %zu is %lld", p, i, (long long)v);
+		else
+			ds->labels[i] = (uint8_t)v;
+	}
+	tg_tensor_free(&l);
+	if (rc == 0)
+		ds->images.dims[0] = (int64_t)ds->n;	/* the rows past n are ignored */
+	return rc;
 }
 
 int
@@ -262,6 +302,7 @@ main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "images", required_argument, NULL, 'n' },
+		{ "eval", required_argument, NULL, 'e' },
 		{ "splits", required_argument, NULL, 's' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "dgram", required_argument, NULL, 'd' },
@@ -269,7 +310,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long n_images = 10000, batch = 250, dgram = 1472;
-	const char *splits = NULL;
+	const char *splits = NULL, *eval_dir = NULL;
 	struct bench_fmnist ds = { 0 };
 	struct kern_model *m = NULL;
 	struct kern_model_info mi;
@@ -287,6 +328,7 @@ main(int argc, char **argv)
 		case 'b': batch = strtoul(optarg, &end, 10); break;
 		case 'd': dgram = strtoul(optarg, &end, 10); break;
 		case 's': splits = optarg; break;
+		case 'e': eval_dir = optarg; break;
 		case 'm': md = true; break;
 		default: return ct_usage();
 		}
@@ -297,8 +339,14 @@ main(int argc, char **argv)
 	    batch > 4096 || dgram < 1200 || dgram > 65507)
 		return ct_usage();
 	rc = kern_model_load(argv[optind], NULL, &m, &err);
-	if (rc == 0)
+	if (rc == 0 && eval_dir != NULL)
+		rc = ct_load_dir(eval_dir, n_images, &ds, &err);
+	else if (rc == 0)
 		rc = bench_fmnist_load(NULL, false, n_images, &ds, &err);
+	/* Every split's tensors are read at the model input's size per sample. */
+	if (rc == 0 && tg_tensor_numel(&ds.images) != ds.n * kern_model_split(m, 0)->numel)
+		rc = tg_err_set(&err, -EINVAL, "the samples do not have the model input's %zu "
+				"values each", (size_t)kern_model_split(m, 0)->numel);
 	if (rc < 0)
 		goto out;
 	kern_model_get_info(m, &mi);

@@ -853,21 +853,131 @@ out:
 	return rc < 0 ? tm_fail(&err) : TM_EXIT_OK;
 }
 
+/* ---- labelled samples: eval, blocks, adapt, calibrate-exits ---- */
+
+/* Labelled samples: model inputs and their classes. */
+struct tm_data {
+	struct tg_tensor x;	/* f32 [n, ...] */
+	uint32_t *labels;	/* [n] */
+	size_t n;
+};
+
+static void
+tm_data_free(struct tm_data *d)
+{
+	tg_tensor_free(&d->x);
+	free(d->labels);
+	memset(d, 0, sizeof(*d));
+}
+
+/* DIR/labels.npy: integers >= 0, one per input. */
+static int
+tm_labels_load(const char *dir, size_t n, uint32_t **out, struct tg_err *err)
+{
+	char p[4096];
+	struct tg_tensor l = { 0 };
+	int rc;
+
+	snprintf(p, sizeof(p), "%s/labels.npy", dir);
+	rc = tg_npy_load(p, TM_MAX_NPY_BYTES, &l, err);
+	if (rc < 0)
+		return rc;
+	if (l.ndim != 1 || (size_t)l.dims[0] != n || (l.dtype != TG_DT_U8 && l.dtype != TG_DT_S8 &&
+						       l.dtype != TG_DT_S32 && l.dtype != TG_DT_S64)) {
+		tg_tensor_free(&l);
+		return tg_err_set(err, -EINVAL, "%s: want integer labels of shape [%zu]", p, n);
+	}
+	*out = malloc((n ? n : 1) * sizeof(**out));
+	if (*out == NULL) {
+		tg_tensor_free(&l);
+		return tg_err_set(err, -ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		int64_t v = l.dtype == TG_DT_U8 ? ((const uint8_t *)l.data)[i] :
+			    l.dtype == TG_DT_S8 ? ((const int8_t *)l.data)[i] :
+			    l.dtype == TG_DT_S32 ? ((const int32_t *)l.data)[i] :
+						   ((const int64_t *)l.data)[i];
+
+		if (v < 0 || v > INT32_MAX) {
+			rc = tg_err_set(err, -EINVAL, "%s: label %zu is %lld", p, i, (long long)v);
+			break;
+		}
+		(*out)[i] = (uint32_t)v;
+	}
+	tg_tensor_free(&l);
+	if (rc < 0) {
+		free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+/*
+ * The samples to score on: Fashion-MNIST (the test split, or the training split when train;
+ * its idx files in fm_dir, NULL: the default) or DIR/inputs.npy (f32 [N, ...]) with
+ * DIR/labels.npy; limit > 0 keeps the first limit.
+ */
+static int
+tm_data_load(bool fmnist, const char *fm_dir, const char *eval_dir, bool train, size_t limit,
+	     struct tm_data *d, struct tg_err *err)
+{
+	char p[4096];
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	if (fmnist) {
+		struct bench_fmnist ds = { 0 };
+
+		rc = bench_fmnist_load(fm_dir, train, limit, &ds, err);
+		if (rc < 0)
+			return rc;
+		d->labels = malloc((ds.n ? ds.n : 1) * sizeof(*d->labels));
+		if (d->labels == NULL) {
+			bench_fmnist_free(&ds);
+			return tg_err_set(err, -ENOMEM, "out of memory");
+		}
+		for (size_t i = 0; i < ds.n; i++)
+			d->labels[i] = ds.labels[i];
+		d->x = ds.images;
+		d->n = ds.n;
+		ds.images.data = NULL;
+		bench_fmnist_free(&ds);
+		return 0;
+	}
+	snprintf(p, sizeof(p), "%s/inputs.npy", eval_dir);
+	rc = tg_npy_load(p, TM_MAX_NPY_BYTES, &d->x, err);
+	if (rc == 0 && (d->x.dtype != TG_DT_F32 || d->x.ndim < 1 || d->x.dims[0] < 1))
+		rc = tg_err_set(err, -EINVAL, "%s: want f32 [N, ...] model inputs", p);
+	if (rc == 0)
+		rc = tm_labels_load(eval_dir, (size_t)d->x.dims[0], &d->labels, err);
+	if (rc < 0) {
+		tm_data_free(d);
+		return rc;
+	}
+	d->n = (size_t)d->x.dims[0];
+	if (limit > 0 && limit < d->n)
+		d->n = limit;
+	d->x.dims[0] = (int64_t)d->n;	/* the rows past n are ignored */
+	return 0;
+}
+
 /* ---- eval ---- */
 
 static void
 tm_eval_help(FILE *f)
 {
 	fprintf(f,
-		"Usage: %s eval MODEL --fashion-mnist [--split S] [--batch B] [--limit N]\n"
-		"                       [--data-dir D] [--threads T] [--json]\n"
+		"Usage: %s eval MODEL (--fashion-mnist | --eval DIR) [--split S] [--batch B]\n"
+		"                       [--limit N] [--data-dir D] [--threads T] [--json]\n"
 		"Top-1 accuracy of every exit of MODEL on the Fashion-MNIST test set (10,000\n"
-		"images, f32 [N,1,28,28] = pixel/255). With --split S the head runs to S, its\n"
+		"images, f32 [N,1,28,28] = pixel/255), or on DIR/inputs.npy (f32 [N, ...] model\n"
+		"inputs) against DIR/labels.npy (integers). With --split S the head runs to S, its\n"
 		"tensor is handed to the tail from S, and each exit is scored where it runs\n"
 		"(device side: in the head; server side: in the tail). One line per exit.\n"
 		"Options:\n"
-		"      --fashion-mnist  the data set (required; the only one supported)\n"
+		"      --fashion-mnist  the data set\n"
 		"      --data-dir D     where its idx files are (default %s)\n"
+		"      --eval DIR       the samples of DIR instead (scripts/make_clutter.py writes them)\n"
 		"  -s, --split S        split point (default: input = the whole model as tail)\n"
 		"  -b, --batch B        images per engine run (default 100)\n"
 		"  -n, --limit N        only the first N test images\n"
@@ -881,7 +991,7 @@ tm_eval_help(FILE *f)
 
 /* Top-1 hits of one output over a batch against labels. */
 static unsigned
-tm_top1_hits(const struct tg_tensor *v, const uint8_t *labels, unsigned b)
+tm_top1_hits(const struct tg_tensor *v, const uint32_t *labels, unsigned b)
 {
 	size_t per = tg_tensor_numel(v) / b;
 	unsigned hits = 0;
@@ -901,7 +1011,7 @@ tm_top1_hits(const struct tg_tensor *v, const uint8_t *labels, unsigned b)
 /* Credit a plan's outputs (from index k0) to the model's exits by name. */
 static int
 tm_score(const struct kern_model *m, unsigned n_exits, const struct kern_plan *p, unsigned k0,
-	 const uint8_t *labels, unsigned b, uint64_t *hits, uint64_t *seen, struct tg_err *err)
+	 const uint32_t *labels, unsigned b, uint64_t *hits, uint64_t *seen, struct tg_err *err)
 {
 	for (unsigned k = k0; k < kern_plan_n_outputs(p); k++) {
 		struct tg_tensor v;
@@ -963,7 +1073,7 @@ tm_json_print(json_t *doc)
  */
 static int
 tm_eval_batch(struct kern_model *m, struct kern_stage *head, struct kern_stage *tail, int split,
-	      const struct bench_fmnist *ds, size_t first, unsigned b, uint64_t *hits,
+	      const struct tm_data *ds, size_t first, unsigned b, uint64_t *hits,
 	      uint64_t *seen, struct tg_err *err)
 {
 	struct kern_model_info mi;
@@ -976,12 +1086,12 @@ tm_eval_batch(struct kern_model *m, struct kern_stage *head, struct kern_stage *
 	if (rc < 0)
 		return rc;
 	if (split == 0) {
-		rc = kern_plan_feed(tp, &ds->images, first, b, err);
+		rc = kern_plan_feed(tp, &ds->x, first, b, err);
 	} else {
 		rc = kern_stage_plan(head, b, &hp, err);
 		if (rc < 0)
 			return rc;
-		rc = kern_plan_feed(hp, &ds->images, first, b, err);
+		rc = kern_plan_feed(hp, &ds->x, first, b, err);
 		if (rc < 0)
 			return rc;
 		rc = kern_plan_run(hp);
@@ -1040,8 +1150,9 @@ tm_eval_print(struct kern_model *m, int split, size_t n, unsigned long batch, do
 static int
 tm_cmd_eval(int argc, char **argv)
 {
-	enum { OPT_FMNIST = 256, OPT_DIR, OPT_JSON, OPT_DTYPE, OPT_CALIB };
+	enum { OPT_FMNIST = 256, OPT_DIR, OPT_JSON, OPT_DTYPE, OPT_CALIB, OPT_EVAL };
 	static const struct option lo[] = {
+		{ "eval", required_argument, NULL, OPT_EVAL },
 		{ "dtype", required_argument, NULL, OPT_DTYPE },
 		{ "calib", required_argument, NULL, OPT_CALIB },
 		{ "fashion-mnist", no_argument, NULL, OPT_FMNIST },
@@ -1055,12 +1166,13 @@ tm_cmd_eval(int argc, char **argv)
 		{ 0 },
 	};
 	const char *split_arg = "input", *dir = NULL, *dtype = NULL, *calib_path = NULL;
+	const char *eval_dir = NULL;
 	struct kern_calib *calib = NULL;
 	unsigned long batch = 100, limit = 0, threads = 0;
 	bool fmnist = false, json = false;
 	struct kern_model *m = NULL;
 	struct kern_model_info mi;
-	struct bench_fmnist ds = { 0 };
+	struct tm_data ds = { 0 };
 	struct kern_stage head = { 0 }, tail = { 0 };
 	struct tg_err err = { 0 };
 	uint64_t *hits = NULL, *seen = NULL;
@@ -1074,6 +1186,7 @@ tm_cmd_eval(int argc, char **argv)
 		case OPT_DTYPE: dtype = optarg; break;
 		case OPT_CALIB: calib_path = optarg; break;
 		case OPT_DIR: dir = optarg; break;
+		case OPT_EVAL: eval_dir = optarg; break;
 		case OPT_JSON: json = true; break;
 		case 's': split_arg = optarg; break;
 		case 'b':
@@ -1094,20 +1207,20 @@ tm_cmd_eval(int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return tm_usage_err("eval", optind == argc ? "missing MODEL" : "extra arguments");
-	if (!fmnist)
-		return tm_usage_err("eval", "name the data set: --fashion-mnist");
+	if (fmnist == (eval_dir != NULL))
+		return tm_usage_err("eval", "name the data set: --fashion-mnist or --eval DIR");
 
 	kern_set_threads((unsigned)threads);
 	rc = tm_load_split("eval", argv[optind], split_arg, &m, &split);
 	if (rc != TM_EXIT_OK)
 		return rc;
 	kern_model_get_info(m, &mi);
-	rc = bench_fmnist_load(dir, false, limit, &ds, &err);
+	rc = tm_data_load(fmnist, dir, eval_dir, false, limit, &ds, &err);
 	if (rc < 0)
 		goto out;
 	s0 = kern_model_split(m, 0);
-	rc = tm_check_shape(&ds.images, "Fashion-MNIST", s0->ndim, s0->dims, "the model input",
-			    &err);
+	rc = tm_check_shape(&ds.x, fmnist ? "Fashion-MNIST" : "--eval's inputs.npy", s0->ndim,
+			    s0->dims, "the model input", &err);
 	if (rc < 0)
 		goto out;
 	hits = calloc(mi.n_outputs, sizeof(*hits));
@@ -1149,7 +1262,7 @@ out:
 	kern_stage_free(&head);
 	kern_stage_free(&tail);
 	kern_calib_free(calib);
-	bench_fmnist_free(&ds);
+	tm_data_free(&ds);
 	kern_model_free(m);
 	return rc < 0 ? tm_fail(&err) : TM_EXIT_OK;
 }
@@ -1694,111 +1807,6 @@ out:
 
 /* ---- variants: blocks, drop, adapt; calibrate-exits ---- */
 
-/* Labelled samples: model inputs and their classes. */
-struct tm_data {
-	struct tg_tensor x;	/* f32 [n, ...] */
-	uint32_t *labels;	/* [n] */
-	size_t n;
-};
-
-static void
-tm_data_free(struct tm_data *d)
-{
-	tg_tensor_free(&d->x);
-	free(d->labels);
-	memset(d, 0, sizeof(*d));
-}
-
-/* DIR/labels.npy: integers >= 0, one per input. */
-static int
-tm_labels_load(const char *dir, size_t n, uint32_t **out, struct tg_err *err)
-{
-	char p[4096];
-	struct tg_tensor l = { 0 };
-	int rc;
-
-	snprintf(p, sizeof(p), "%s/labels.npy", dir);
-	rc = tg_npy_load(p, TM_MAX_NPY_BYTES, &l, err);
-	if (rc < 0)
-		return rc;
-	if (l.ndim != 1 || (size_t)l.dims[0] != n || (l.dtype != TG_DT_U8 && l.dtype != TG_DT_S8 &&
-						       l.dtype != TG_DT_S32 && l.dtype != TG_DT_S64)) {
-		tg_tensor_free(&l);
-		return tg_err_set(err, -EINVAL, "%s: want integer labels of shape [%zu]", p, n);
-	}
-	*out = malloc((n ? n : 1) * sizeof(**out));
-	if (*out == NULL) {
-		tg_tensor_free(&l);
-		return tg_err_set(err, -ENOMEM, "out of memory");
-	}
-	for (size_t i = 0; i < n; i++) {
-		int64_t v = l.dtype == TG_DT_U8 ? ((const uint8_t *)l.data)[i] :
-			    l.dtype == TG_DT_S8 ? ((const int8_t *)l.data)[i] :
-			    l.dtype == TG_DT_S32 ? ((const int32_t *)l.data)[i] :
-						   ((const int64_t *)l.data)[i];
-
-		if (v < 0 || v > INT32_MAX) {
-			rc = tg_err_set(err, -EINVAL, "%s: label %zu is %lld", p, i, (long long)v);
-			break;
-		}
-		(*out)[i] = (uint32_t)v;
-	}
-	tg_tensor_free(&l);
-	if (rc < 0) {
-		free(*out);
-		*out = NULL;
-	}
-	return rc;
-}
-
-/*
- * The samples to score on: Fashion-MNIST (the test split, or the training split when train)
- * or DIR/inputs.npy (f32 [N, ...]) with DIR/labels.npy; limit > 0 keeps the first limit.
- */
-static int
-tm_data_load(bool fmnist, const char *eval_dir, bool train, size_t limit, struct tm_data *d,
-	     struct tg_err *err)
-{
-	char p[4096];
-	int rc;
-
-	memset(d, 0, sizeof(*d));
-	if (fmnist) {
-		struct bench_fmnist ds = { 0 };
-
-		rc = bench_fmnist_load(NULL, train, limit, &ds, err);
-		if (rc < 0)
-			return rc;
-		d->labels = malloc((ds.n ? ds.n : 1) * sizeof(*d->labels));
-		if (d->labels == NULL) {
-			bench_fmnist_free(&ds);
-			return tg_err_set(err, -ENOMEM, "out of memory");
-		}
-		for (size_t i = 0; i < ds.n; i++)
-			d->labels[i] = ds.labels[i];
-		d->x = ds.images;
-		d->n = ds.n;
-		ds.images.data = NULL;
-		bench_fmnist_free(&ds);
-		return 0;
-	}
-	snprintf(p, sizeof(p), "%s/inputs.npy", eval_dir);
-	rc = tg_npy_load(p, TM_MAX_NPY_BYTES, &d->x, err);
-	if (rc == 0 && (d->x.dtype != TG_DT_F32 || d->x.ndim < 1 || d->x.dims[0] < 1))
-		rc = tg_err_set(err, -EINVAL, "%s: want f32 [N, ...] model inputs", p);
-	if (rc == 0)
-		rc = tm_labels_load(eval_dir, (size_t)d->x.dims[0], &d->labels, err);
-	if (rc < 0) {
-		tm_data_free(d);
-		return rc;
-	}
-	d->n = (size_t)d->x.dims[0];
-	if (limit > 0 && limit < d->n)
-		d->n = limit;
-	d->x.dims[0] = (int64_t)d->n;	/* the rows past n are ignored */
-	return 0;
-}
-
 /* Top-1 of a row of per values. */
 static uint32_t
 tm_argmax(const float *row, size_t per)
@@ -2015,7 +2023,7 @@ tm_cmd_blocks(int argc, char **argv)
 		      ">block|add|>FLOPs saved|>share|droppable");
 	rc = tm_load(argv[optind], &m, &err);
 	if (rc == 0 && (eo.fmnist || eo.eval_dir))
-		rc = tm_data_load(eo.fmnist, eo.eval_dir, false, eo.limit, &d, &err);
+		rc = tm_data_load(eo.fmnist, NULL, eo.eval_dir, false, eo.limit, &d, &err);
 	if (rc == 0 && d.n > 0)
 		rc = tm_base_acc(m, &d, (unsigned)eo.batch, &base, &err);
 	if (rc == 0) {
@@ -2360,7 +2368,7 @@ tm_cmd_adapt(int argc, char **argv)
 			rc = tg_err_set(&err, -ENOMEM, "out of memory");
 	}
 	if (rc == 0)
-		rc = tm_data_load(eo.fmnist, eo.eval_dir, false, eo.limit, &d, &err);
+		rc = tm_data_load(eo.fmnist, NULL, eo.eval_dir, false, eo.limit, &d, &err);
 	if (rc == 0 && greedy)
 		rc = tm_adapt_greedy(m, dl, k, &d, (unsigned)eo.batch, pts, &np, &err);
 	for (uint64_t mask = 0; rc == 0 && !greedy && mask < 1ull << k; mask++, np++)
@@ -2531,7 +2539,8 @@ static void
 tm_calexits_help(FILE *f)
 {
 	fprintf(f,
-		"Usage: %s calibrate-exits MODEL --fashion-mnist [--max-loss P] [--calib-images N]\n"
+		"Usage: %s calibrate-exits MODEL (--fashion-mnist | --eval DIR --choose DIR2)\n"
+		"                                  [--max-loss P] [--calib-images N]\n"
 		"                                  [--dtype f32|int8|f32,int8] [--calib FILE]\n"
 		"                                  [--limit N] [--write CONF]\n"
 		"Pick each early exit's softmax confidence threshold so that answering at the\n"
@@ -2547,7 +2556,9 @@ tm_calexits_help(FILE *f)
 		"with --dtype f32,int8 each threshold keeps the target in both precisions (the\n"
 		"gateway's int8 tails and the device's f32 head share model.conf's thresholds).\n"
 		"Options:\n"
-		"      --fashion-mnist    the data set (required)\n"
+		"      --fashion-mnist    the data set: thresholds chosen on its training images\n"
+		"      --eval DIR         or: report on DIR/inputs.npy and DIR/labels.npy (as eval)\n"
+		"      --choose DIR2      and choose on DIR2's (training samples, never the test set)\n"
 		"      --max-loss P       accuracy points the exits may cost, 0..100 (default 0.5)\n"
 		"      --calib-images N   training images to choose on (default 10000)\n"
 		"      --dtype D          f32 (default), int8, or f32,int8 (both must hold)\n"
@@ -2602,12 +2613,13 @@ tm_exits_report(const struct kern_model *m, const struct tm_exits *x, const floa
 /* The "exit = ..." lines, with the comment saying how they were made. */
 static void
 tm_exits_lines(FILE *f, const struct kern_model *m, const struct tm_exits *x, const float *th,
-	       double max_loss, const char *dtype, size_t n_calib)
+	       double max_loss, const char *dtype, size_t n_calib, const char *choose)
 {
-	fprintf(f, "# exits: by 'tailgate-model calibrate-exits MODEL --fashion-mnist --max-loss %g "
+	fprintf(f, "# exits: by 'tailgate-model calibrate-exits MODEL %s --max-loss %g "
 		"--dtype %s'\n"
-		"# exits: (thresholds chosen on the first %zu training images; see the model card)\n",
-		max_loss, dtype, n_calib);
+		"# exits: (thresholds chosen on the first %zu training %s; see the model card)\n",
+		choose ? "--eval DIR --choose DIR2" : "--fashion-mnist", max_loss, dtype, n_calib,
+		choose ? "samples of DIR2" : "images");
 	for (unsigned j = 0; j + 1 < x->n_out; j++) {
 		unsigned e = x->order[j];
 
@@ -2620,7 +2632,7 @@ tm_exits_lines(FILE *f, const struct kern_model *m, const struct tm_exits *x, co
 static int
 tm_exits_write(const char *conf, const struct kern_model *m, const struct tm_exits *x,
 	       const float *th, double max_loss, const char *dtype, size_t n_calib,
-	       struct tg_err *err)
+	       const char *choose, struct tg_err *err)
 {
 	uint8_t *buf = NULL;
 	char *out = NULL, *line, *save = NULL;
@@ -2648,7 +2660,7 @@ tm_exits_write(const char *conf, const struct kern_model *m, const struct tm_exi
 			continue;
 		fprintf(f, "%s\n", line);
 	}
-	tm_exits_lines(f, m, x, th, max_loss, dtype, n_calib);
+	tm_exits_lines(f, m, x, th, max_loss, dtype, n_calib, choose);
 	fclose(f);
 	rc = tg_file_write(conf, (const uint8_t *)out, olen, err);
 	free(out);
@@ -2679,6 +2691,7 @@ tm_exits_dtypes(const char *arg, bool want[TM_EXITS_NPREC])
 /* What calibrate-exits was asked. */
 struct tm_calexits_args {
 	const char *model, *write, *dtype, *calib_path;
+	const char *eval_dir, *choose_dir;	/* NULL: Fashion-MNIST's test and training sets */
 	bool want[TM_EXITS_NPREC];	/* f32, int8 */
 	double max_loss;
 	unsigned long n_calib, batch, limit;
@@ -2704,9 +2717,9 @@ tm_calexits_run(const struct tm_calexits_args *a, struct tg_err *err)
 		rc = tm_prec_setup("calibrate-exits", m, a->model, "int8", a->calib_path, false,
 				   &prec, &calib, err);
 	if (rc == 0)
-		rc = tm_data_load(true, NULL, true, a->n_calib, &cal, err);
+		rc = tm_data_load(!a->choose_dir, NULL, a->choose_dir, true, a->n_calib, &cal, err);
 	if (rc == 0)
-		rc = tm_data_load(true, NULL, false, a->limit, &test, err);
+		rc = tm_data_load(!a->eval_dir, NULL, a->eval_dir, false, a->limit, &test, err);
 	for (unsigned p = 0; rc == 0 && p < TM_EXITS_NPREC; p++) {
 		if (!a->want[p])
 			continue;
@@ -2726,9 +2739,10 @@ tm_calexits_run(const struct tm_calexits_args *a, struct tg_err *err)
 			snprintf(what, sizeof(what), "%s, test set", pname[which[p]]);
 			tm_exits_report(m, &xt[p], th, what, stdout);
 		}
-		tm_exits_lines(stdout, m, &xc[0], th, a->max_loss, a->dtype, cal.n);
+		tm_exits_lines(stdout, m, &xc[0], th, a->max_loss, a->dtype, cal.n, a->choose_dir);
 		if (a->write != NULL)
-			rc = tm_exits_write(a->write, m, &xc[0], th, a->max_loss, a->dtype, cal.n, err);
+			rc = tm_exits_write(a->write, m, &xc[0], th, a->max_loss, a->dtype, cal.n,
+					    a->choose_dir, err);
 		if (rc == 0 && a->write != NULL)
 			printf("wrote the exit lines into %s\n", a->write);
 	}
@@ -2748,6 +2762,8 @@ tm_cmd_calibrate_exits(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "fashion-mnist", no_argument, NULL, 'F' },
+		{ "eval", required_argument, NULL, 'E' },
+		{ "choose", required_argument, NULL, 'S' },
 		{ "max-loss", required_argument, NULL, 'L' },
 		{ "calib-images", required_argument, NULL, 'N' },
 		{ "limit", required_argument, NULL, 'n' },
@@ -2770,6 +2786,8 @@ tm_cmd_calibrate_exits(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":n:b:t:h", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'F': fmnist = true; break;
+		case 'E': a.eval_dir = optarg; break;
+		case 'S': a.choose_dir = optarg; break;
 		case 'W': a.write = optarg; break;
 		case 'C': a.calib_path = optarg; break;
 		case 'D':
@@ -2809,8 +2827,10 @@ tm_cmd_calibrate_exits(int argc, char **argv)
 	if (optind + 1 != argc)
 		return tm_usage_err("calibrate-exits", optind == argc ? "missing MODEL" :
 				    "extra arguments");
-	if (!fmnist)
-		return tm_usage_err("calibrate-exits", "name the data set: --fashion-mnist");
+	if (fmnist == (a.eval_dir != NULL || a.choose_dir != NULL) ||
+	    (a.eval_dir == NULL) != (a.choose_dir == NULL))
+		return tm_usage_err("calibrate-exits", "name the data: --fashion-mnist, or --eval "
+				    "DIR and --choose DIR2");
 	if (a.calib_path != NULL && !a.want[1])
 		return tm_usage_err("calibrate-exits", "--calib is for --dtype int8");
 	a.model = argv[optind];
@@ -2826,7 +2846,7 @@ tm_help(FILE *f)
 		"Commands:\n"
 		"  info   operators, parameters, FLOPs, split points and exits of MODEL\n"
 		"  run    run the tail (or --head) from a split on .npy samples, write .npy\n"
-		"  eval   top-1 accuracy of every exit on the Fashion-MNIST test set\n"
+		"  eval   top-1 accuracy of every exit on Fashion-MNIST or labelled samples\n"
 		"  bench  images/s and latency per batch of the tail from a split\n"
 		"  extract  the tail from a split as an ONNX model of its own\n"
 		"  calibrate  tensor ranges for int8 tails, saved beside MODEL\n"

@@ -16,6 +16,10 @@
 # Environment: CARD_REPS (5): rounds of scripts/bench_variants.sh; CARD_IMAGES (10000): test
 #   images of the codec table; CARD_SPEED=0: no images/s measured (a card made on a busy
 #   machine says so instead of printing figures that measure the load).
+#   CARD_EVAL=DIR CARD_CHOOSE=DIR2: a model that does not take Fashion-MNIST
+#   (models/clutter-resnet): scored on DIR/inputs.npy and DIR/labels.npy (test samples, as
+#   scripts/make_clutter.py writes them; tailgate-model eval --eval), exit thresholds chosen
+#   on DIR2's (training samples); CARD_DATA names that data in the card's text.
 set -euo pipefail
 dir=${1:?usage: make_card.sh MODEL_DIR [BUILD]}
 build=${2:-build}
@@ -23,6 +27,17 @@ tm=$build/tailgate-model
 model=$dir/model.onnx
 name=$(basename "$dir")
 [ -x "$tm" ] || { echo "make_card: build $tm first (make)" >&2; exit 1; }
+if [ -n "${CARD_EVAL:-}" ]; then
+	ev=(--eval "$CARD_EVAL")
+	ce=(--eval "$CARD_EVAL" --choose "${CARD_CHOOSE:?CARD_EVAL needs CARD_CHOOSE}")
+	data=${CARD_DATA:-the samples of $CARD_EVAL}
+	calsrc="\`tailgate-model calibrate $model --input $CARD_CHOOSE/inputs.npy\` (training samples)"
+else
+	ev=(--fashion-mnist) ce=(--fashion-mnist)
+	data="Fashion-MNIST test set, 10,000 images"
+	calsrc="\`tailgate-model calibrate $model --fashion-mnist\`
+(first 2,000 training images)"
+fi
 
 # Engine images/s of the whole model (split 0) at batch 1 and 64, one run each.
 speed() {	# model
@@ -69,11 +84,11 @@ exits() {	# model heading-prefix
 	[ -f "${1%.onnx}.calib" ] && d=f32,int8
 	echo "${2}Early exits"
 	echo
-	echo "Thresholds from \`$tm calibrate-exits $1 --fashion-mnist --max-loss 0.5 --dtype $d\`"
+	echo "Thresholds from \`$tm calibrate-exits $1 ${ce[*]} --max-loss 0.5 --dtype $d\`"
 	echo "(model.conf's \`exit =\` lines, a variant's \`exits=\`; the first confident exit answers):"
 	echo
 	echo '```'
-	"$tm" calibrate-exits "$1" --fashion-mnist --max-loss 0.5 --dtype "$d"
+	"$tm" calibrate-exits "$1" "${ce[@]}" --max-loss 0.5 --dtype "$d"
 	echo '```'
 }
 
@@ -96,10 +111,10 @@ variant_files() {
 
 # eval --json of a file in fp32 and, with its calibration, int8 (kept in $tmp).
 evals() {	# file key
-	"$tm" eval "$1" --fashion-mnist --json >"$tmp/$2.f32.json"
+	"$tm" eval "$1" "${ev[@]}" --json >"$tmp/$2.f32.json"
 	: >"$tmp/$2.int8.json"
 	[ -f "${1%.onnx}.calib" ] &&
-		"$tm" eval "$1" --fashion-mnist --dtype int8 --json >"$tmp/$2.int8.json"
+		"$tm" eval "$1" "${ev[@]}" --dtype int8 --json >"$tmp/$2.int8.json"
 	return 0
 }
 
@@ -204,7 +219,7 @@ for name, vid, f, fl, p, a in rows[1:]:
           f"{float(d[fin].split(' / ')[0]) - float(b[fin].split(' / ')[0]):+.2f} points (fp32).")
 PY
 	echo
-	echo "Accuracy: \`$tm eval FILE --fashion-mnist [--dtype int8]\`, 10,000 test images (a drop"
+	echo "Accuracy: \`$tm eval FILE ${ev[*]} [--dtype int8]\`, $data (a drop"
 	echo "variant's FILE and its int8 calibration from \`$tm drop\`). FLOPs and parameters:"
 	echo "\`$tm info\`. Images/s: whole model from the input, side by side in one run,"
 	if [ -n "$bv" ]; then
@@ -225,7 +240,7 @@ codec() {
 	local n=${CARD_IMAGES:-10000}
 	echo "## Bytes on the wire against accuracy (every split x wire dtype, LZ4 on)"
 	echo
-	echo "\`$build/bench/codec-table $model --images $n --markdown\` ($(date -u +%Y-%m-%d), $n test"
+	echo "\`$build/bench/codec-table $model --images $n${CARD_EVAL:+ --eval $CARD_EVAL} --markdown\` ($(date -u +%Y-%m-%d), $n test"
 	echo "images, load average $(cut -d' ' -f1 /proc/loadavg): accuracy and bytes do not depend on it):"
 	echo "each image is one request, sent the way the client library sends it"
 	echo "(\`proto_quant_params\` + \`proto_quantize\`, then \`proto_request_chunk\` with LZ4 at the client's"
@@ -235,20 +250,20 @@ codec() {
 	echo "after quantisation and LZ4; wire: whole datagrams, 104-byte REQUEST headers included."
 	echo "Accuracy is top-1 per exit computed on the gateway; \"device\" exits run before the split."
 	echo
-	"$build/bench/codec-table" "$model" --images "$n" --markdown
+	"$build/bench/codec-table" "$model" --images "$n" ${CARD_EVAL:+--eval "$CARD_EVAL"} --markdown
 	echo
 	local bs
 	bs=$(grep -E '^variant *= *[0-9]+ +bottleneck( |$)' "$dir/model.conf" 2>/dev/null |
 		tr ' ' '\n' | sed -n 's/^splits=//p')
 	if [ -f "$dir/variants/bottleneck/model.onnx" ]; then
 		echo "The bottleneck-injected variant (variants/bottleneck: a learned encoder on the device,"
-		echo "a decoder on the gateway before the shipped model's tail; its TRAINING.md) at the splits"
-		echo "model.conf serves it at (${bs:-all}): the input, and its bottleneck tensor, whose u8 + LZ4"
-		echo "payload is the issue's at-most-196-bytes target, against the rows above."
-		echo "\`$build/bench/codec-table $dir/variants/bottleneck/model.onnx --images $n${bs:+ --splits $bs} --markdown\`:"
+		echo "a decoder on the gateway before the base model's tail; its TRAINING.md) at the splits"
+		echo "model.conf serves it at (${bs:-all}): the input, and its bottleneck tensor (u8 + LZ4"
+		echo "payload), against the rows above."
+		echo "\`$build/bench/codec-table $dir/variants/bottleneck/model.onnx --images $n${bs:+ --splits $bs}${CARD_EVAL:+ --eval $CARD_EVAL} --markdown\`:"
 		echo
 		"$build/bench/codec-table" "$dir/variants/bottleneck/model.onnx" --images "$n" \
-			${bs:+--splits "$bs"} --markdown
+			${bs:+--splits "$bs"} ${CARD_EVAL:+--eval "$CARD_EVAL"} --markdown
 	else
 		echo "No bottleneck-injected variant yet (issue 13 item 3: at most 196 bytes per image at"
 		echo "its split; \`scripts/train_bottleneck.py\` has not produced one on this machine). For"
@@ -272,20 +287,19 @@ int8=$(cat "$tmp/base.int8.json")
 	echo "\`tailgate-model eval\` and \`tailgate-model info --markdown\`; how the model was"
 	echo "trained is in [TRAINING.md](TRAINING.md)."
 	echo
-	echo "Input: \`input\`, f32 [N,1,28,28] = pixel / 255, no other normalisation. Outputs:"
+	echo "Input: \`input\`, f32 $("$tm" info "$model" --markdown | awk -F'|' '$2 ~ /^ *0 *$/ { gsub(/ /, "", $4); print $4; exit }') = pixel / 255, no other normalisation. Outputs:"
 	echo "logits [N,10] per exit; the gateway applies softmax for exit confidence."
 	echo
-	echo "## Accuracy per exit (Fashion-MNIST test set, 10,000 images)"
+	echo "## Accuracy per exit ($data)"
 	echo
 	acc_table "$f32" "$int8"
 	echo
 	if [ -n "$int8" ]; then
 		echo "int8: Conv and Gemm layers run in int8 (u8/s8 activations, s8 per-channel weights) with"
-		echo "activation ranges from \`tailgate-model calibrate $model --fashion-mnist\`"
-		echo "(first 2,000 training images), stored in \`model.calib\` beside the model."
+		echo "activation ranges from $calsrc, stored in \`model.calib\` beside the model."
 		echo
 	fi
-	echo "Commands: \`$tm eval $model --fashion-mnist [--dtype int8]\`."
+	echo "Commands: \`$tm eval $model ${ev[*]} [--dtype int8]\`."
 	echo
 	"$tm" info "$model" --markdown | sed '1s/^## .*/## Structure and split points/'
 	echo
@@ -295,14 +309,14 @@ int8=$(cat "$tmp/base.int8.json")
 	echo
 	echo "## Residual blocks and skip-dropped variants"
 	echo
-	echo "\`$tm blocks $model --fashion-mnist --markdown\`: the final exit's top-1 with each"
+	echo "\`$tm blocks $model ${ev[*]} --markdown\`: the final exit's top-1 with each"
 	echo "droppable block alone dropped."
 	echo
-	"$tm" blocks "$model" --fashion-mnist --markdown | tail -n +2
+	"$tm" blocks "$model" "${ev[@]}" --markdown | tail -n +2
 	echo
-	echo "\`$tm adapt $model --fashion-mnist --markdown\`:"
+	echo "\`$tm adapt $model ${ev[*]} --markdown\`:"
 	echo
-	"$tm" adapt "$model" --fashion-mnist --markdown 2>/dev/null
+	"$tm" adapt "$model" "${ev[@]}" --markdown 2>/dev/null
 	echo
 	codec
 	echo

@@ -10,6 +10,10 @@
 # the outputs of 2 and 3 to VARIANT_DIR/finish.log for its TRAINING.md.
 # Usage: scripts/variant_finish.sh VARIANT_DIR ID SPLITS [BUILD]
 #   e.g. scripts/variant_finish.sh models/fmnist-resnet/variants/bottleneck 3 0,8
+# A model that does not take Fashion-MNIST (models/clutter-resnet): FINISH_EVAL=DIR (test
+# samples, DIR/inputs.npy and DIR/labels.npy, as scripts/make_clutter.py writes them) and
+# FINISH_CHOOSE=DIR2 (training samples): calibrated on DIR2/inputs.npy, scored on DIR, exit
+# thresholds chosen on DIR2.
 set -euo pipefail
 dir=${1:?usage: variant_finish.sh VARIANT_DIR ID SPLITS [BUILD]}
 id=${2:?usage: variant_finish.sh VARIANT_DIR ID SPLITS [BUILD]}
@@ -20,17 +24,24 @@ name=$(basename "$dir")
 log=$dir/finish.log
 [ -x "$tm" ] || { echo "variant_finish: build $tm first (make)" >&2; exit 1; }
 [ -f "$file" ] || { echo "variant_finish: $file missing" >&2; exit 1; }
+if [ -n "${FINISH_EVAL:-}" ]; then
+	cal=(--input "${FINISH_CHOOSE:?FINISH_EVAL needs FINISH_CHOOSE}/inputs.npy")
+	ev=(--eval "$FINISH_EVAL")
+	ce=(--eval "$FINISH_EVAL" --choose "$FINISH_CHOOSE")
+else
+	cal=(--fashion-mnist) ev=(--fashion-mnist) ce=(--fashion-mnist)
+fi
 
 {
 	echo "# scripts/variant_finish.sh $dir $id $splits ($(date -u '+%Y-%m-%d %H:%M') UTC, load $(cut -d' ' -f1-3 /proc/loadavg))"
-	echo "\$ $tm calibrate $file --fashion-mnist"
-	"$tm" calibrate "$file" --fashion-mnist
-	echo "\$ $tm eval $file --fashion-mnist"
-	"$tm" eval "$file" --fashion-mnist
-	echo "\$ $tm eval $file --fashion-mnist --dtype int8"
-	"$tm" eval "$file" --fashion-mnist --dtype int8
-	echo "\$ $tm calibrate-exits $file --fashion-mnist --max-loss 0.5 --dtype f32,int8"
-	"$tm" calibrate-exits "$file" --fashion-mnist --max-loss 0.5 --dtype f32,int8
+	echo "\$ $tm calibrate $file ${cal[*]}"
+	"$tm" calibrate "$file" "${cal[@]}"
+	echo "\$ $tm eval $file ${ev[*]}"
+	"$tm" eval "$file" "${ev[@]}"
+	echo "\$ $tm eval $file ${ev[*]} --dtype int8"
+	"$tm" eval "$file" "${ev[@]}" --dtype int8
+	echo "\$ $tm calibrate-exits $file ${ce[*]} --max-loss 0.5 --dtype f32,int8"
+	"$tm" calibrate-exits "$file" "${ce[@]}" --max-loss 0.5 --dtype f32,int8
 } >"$log" 2>&1
 
 # accuracy=OUT:FP32:INT8,... from the two evals' "exit I NAME ... top-1  A%" lines.
