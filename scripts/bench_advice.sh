@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# The advisor's benchmark (docs/BENCHMARKS.md, "Advice"): the shipped model as shipped (int8)
-# behind tailgate on af_packet in a network namespace; tailgate-bench in a second one with
-# four device classes, 10x apart in compute (1 and 10 GFLOP/s) and 100x in uplink (1 and
-# 100 Mbit/s), each with an energy profile; devices start at splits 0, 4, 6, 8 (a quarter
-# each) and follow the advice (--follow-advice); then --oracle runs the same arrivals once
-# per split with every device fixed there. Twice: goal latency, then goal energy. Prints the
-# bench's tables and the load average before and after (figures are ratios within one run).
-# Addresses: 10.91.1.0/24. Usage: scripts/bench_advice.sh [BUILD]
-#   env: TG_ADV_SECONDS (15 measured s per phase), TG_ADV_CONC (8 in flight)
+# The advisor's benchmark (docs/BENCHMARKS.md, "Advice"): a model as shipped (its model.conf,
+# int8) behind tailgate on af_packet in a network namespace; tailgate-bench in a second one
+# with four device classes, 10x apart in compute (1 and 10 GFLOP/s) and 100x in uplink (1 and
+# 100 Mbit/s), each with an energy profile; devices start at the served splits (an equal
+# share each) and follow the advice (--follow-advice); then --oracle runs the same arrivals
+# once per split with every device fixed there. Twice: goal latency, then goal energy. Prints
+# the bench's tables and the load average before and after (figures are ratios within one
+# run). MODEL_DIR: models/fmnist-resnet (default; Fashion-MNIST's test images) or
+# models/clutter-resnet (1,000 test samples of scripts/make_clutter.py, made into BUILD).
+# Addresses: 10.91.1.0/24. Usage: scripts/bench_advice.sh [BUILD] [MODEL_DIR]
+#   env: TG_ADV_SECONDS (15 measured s per phase), TG_ADV_CONC (8 in flight),
+#   TG_ADV_CLASSES (the --class specs, space separated, instead of the four)
 set -u
 BUILD=${1:-build}
+MODEL=${2:-models/fmnist-resnet}
 cd "$(dirname "$0")/.."
+MNAME=$(basename "$MODEL")
 SECS=${TG_ADV_SECONDS:-15}
 CONC=${TG_ADV_CONC:-8}
 FM=/usr/share/datasets/fashion-mnist
@@ -25,7 +30,22 @@ if [ "$(id -u)" -ne 0 ] || [ ! -f "$FM/t10k-images-idx3-ubyte.gz" ]; then
 	echo "bench_advice: needs root and $FM; skipped"
 	exit 0
 fi
-GW_DTYPE=int8 gw_repo "$TMP/repo"
+if [ "$MNAME" = fmnist-resnet ]; then
+	GW_DTYPE=int8 gw_repo "$TMP/repo"
+	inputs=(--images 1000)
+else
+	mkdir -p "$TMP/repo/$MNAME"
+	for f in model.onnx model.calib model.conf variants; do
+		[ -e "$MODEL/$f" ] && ln -s "$PWD/$MODEL/$f" "$TMP/repo/$MNAME/$f"
+	done
+	if [ ! -f "$BUILD/clutter-t10k-1000/labels.npy" ]; then
+		/usr/bin/python3 scripts/make_clutter.py --split t10k --count 1000 \
+			--out "$BUILD/clutter-t10k-1000" || exit 1
+	fi
+	inputs=(--inputs "$BUILD/clutter-t10k-1000")
+fi
+id=$(sed -n 's/^id *= *\([0-9]*\).*/\1/p' "$MODEL/model.conf")
+splits=$(sed -n 's/^splits *= *//p' "$MODEL/model.conf" | tr -d ' ')
 cat >"$TMP/tailgate.conf" <<CONF
 address = $IP_GW
 models = $TMP/repo
@@ -42,13 +62,17 @@ gw_start "$TMP/tailgate.conf" "$TMP/gw" --engine-threads 1 || {
 
 CLASSES=(--class slow-cell:1000:1mbps:1000:100000 --class slow-wifi:1000:100mbps:1000:10000
 	 --class fast-cell:10000:1mbps:200:100000 --class fast-wifi:10000:100mbps:200:10000)
+if [ -n "${TG_ADV_CLASSES:-}" ]; then
+	CLASSES=()
+	for c in $TG_ADV_CLASSES; do CLASSES+=(--class "$c"); done
+fi
 for goal in latency energy; do
 	echo "== goal $goal: load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(date -u '+%H:%M UTC')"
 	ip netns exec "$NS_CL" "$BUILD/tailgate-bench" --gateway "$IP_GW:7700" \
-		--model models/fmnist-resnet --model-id 1 --images 1000 --threads 1 \
-		--calib models/fmnist-resnet/model.calib --cache build/bench-cache \
+		--model "$MODEL" --model-id "$id" "${inputs[@]}" --threads 1 \
+		--calib "$MODEL/model.calib" --cache build/bench-cache \
 		--devices 40 --concurrency "$CONC" --warmup 2 --duration "$SECS" \
-		--mix 'split=0,4,6,8;dtype=s8;deadline=5s' --timeout-ms 2000 --seed 1 --quiet \
+		--mix "split=$splits;dtype=s8;deadline=5s" --timeout-ms 2000 --seed 1 --quiet \
 		"${CLASSES[@]}" --goal "$goal" --follow-advice --oracle 2>&1 |
 		grep -vE '^(tailgate-bench: (building|inputs)|  [a-z0-9]+ +[0-9]+ )'
 	echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
