@@ -276,31 +276,61 @@ def distill_blockwise(student, teacher, x, y, args, gen):
         lambda o, i: nmse(o[0], l3_t[i]) + kd(o[1], i, f_t), ep, bs, lr, gen)
 
 
-def finetune_e2e(student, teacher, xtr, ytr, args, gen):
-    """Optional: the whole student, all exits by distillation (0.3/0.3/1.0), on augmented
-    images with the teacher run on the fly; --e2e-steps batches, cosine from --e2e-lr."""
-    opt = torch.optim.SGD(student.parameters(), lr=args.e2e_lr, momentum=0.9, nesterov=True)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.e2e_steps)
-    student.train()
+def e2e_optimizer(student, args):
+    """SGD Nesterov; weight decay (--e2e-wd) on conv and Linear weights only, as the shipped
+    model's recipe (train_fmnist.py): not on BN and biases."""
+    decay = [p for p in student.parameters() if p.ndim > 1]
+    no_decay = [p for p in student.parameters() if p.ndim <= 1]
+    return torch.optim.SGD([{"params": decay, "weight_decay": args.e2e_wd},
+                            {"params": no_decay, "weight_decay": 0.0}],
+                           lr=args.e2e_lr, momentum=0.9, nesterov=True)
+
+
+def finetune_e2e(student, teacher, xtr, ytr, args, gen, xte=None, yte=None):
+    """The whole student, all exits by distillation (0.3/0.3/1.0), on augmented images with
+    the teacher run on the fly: --e2e-cycles cycles of --e2e-steps batches, each a cosine from
+    --e2e-lr to 0 (warm restarts). Each cycle ends annealed and its state is saved as
+    STATE.cK, so a run stopped by --max-train-s (or by hand) leaves the last whole cycle: the
+    schedule never depends on how much CPU the process got, and the first K cycles of a run
+    are the same whatever its --e2e-cycles. With xte, the test accuracy per exit is printed
+    after each cycle (a log of the trajectory; the exported state is the last cycle's)."""
+    cl = args.train_form == "grouped"
     t0 = time.time()
-    for s in range(args.e2e_steps):
-        if args.max_train_s and time.time() - t0 > args.max_train_s:
-            print(f"stopping after {s} steps: --max-train-s {args.max_train_s} reached")
-            break
-        idx = torch.randint(0, len(xtr), (args.batch,), generator=gen)
-        xb, yb = tf.augment(xtr[idx], gen), ytr[idx]
-        with torch.no_grad():
-            tout = teacher(xb)
-        loss = sum(w * ft.kd_loss(o, t, yb)
-                   for w, o, t in zip(tf.EXIT_WEIGHTS, student(xb), tout))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if (s + 1) % 10 == 0:
-            print(f"  e2e step {s + 1}/{args.e2e_steps} loss={loss.item():.4f} "
-                  f"({time.time() - t0:.0f} s)", flush=True)
-    student.eval()
+    for c in range(args.e2e_cycles):
+        opt = e2e_optimizer(student, args)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.e2e_steps)
+        student.train()
+        for s in range(args.e2e_steps):
+            if args.max_train_s and time.time() - t0 > args.max_train_s:
+                print(f"stopping in cycle {c + 1} after {s} steps: --max-train-s "
+                      f"{args.max_train_s} reached; this cycle is not saved", flush=True)
+                student.eval()
+                return c
+            idx = torch.randint(0, len(xtr), (args.batch,), generator=gen)
+            xb, yb = tf.augment(xtr[idx], gen), ytr[idx]
+            if cl:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with torch.no_grad():
+                tout = teacher(xb)
+            loss = sum(w * ft.kd_loss(o, t, yb)
+                       for w, o, t in zip(tf.EXIT_WEIGHTS, student(xb), tout))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if (s + 1) % 50 == 0:
+                print(f"  e2e cycle {c + 1}/{args.e2e_cycles} step {s + 1}/{args.e2e_steps} "
+                      f"loss={loss.item():.4f} ({time.time() - t0:.0f} s, "
+                      f"{time.process_time():.0f} s CPU)", flush=True)
+        student.eval()
+        torch.save(student.state_dict(), f"{args.state}.c{c + 1}")
+        torch.save(student.state_dict(), args.state)
+        msg = f"cycle {c + 1} done ({time.time() - t0:.0f} s): state {args.state}.c{c + 1}"
+        if xte is not None:
+            acc = ft.evaluate(student, xte, yte)
+            msg += ", test " + " ".join(f"{n} {a * 100:.2f}%" for n, a in zip(ft.EXIT_NAMES, acc))
+        print(msg, flush=True)
+    return args.e2e_cycles
 
 
 def parse_args():
@@ -312,6 +342,14 @@ def parse_args():
     ap.add_argument("--lr", type=float, default=2e-3, help="Adam, cosine to 0, per part")
     ap.add_argument("--e2e-steps", type=int, default=0, help="end-to-end fine-tune batches")
     ap.add_argument("--e2e-lr", type=float, default=0.01)
+    ap.add_argument("--e2e-cycles", type=int, default=1,
+                    help="cosine cycles of --e2e-steps each, the state saved after each")
+    ap.add_argument("--e2e-wd", type=float, default=0.0, help="weight decay of conv/Linear")
+    ap.add_argument("--train-form", choices=("masked", "grouped"), default="masked",
+                    help="end to end on masked dense convs (as the 2026-12-07 runs) or on the "
+                    "grouped convs themselves, channels-last (faster here)")
+    ap.add_argument("--cycle-eval", action="store_true",
+                    help="test accuracy after each cycle (a log; nothing is chosen by it)")
     ap.add_argument("--max-train-s", type=float, default=0,
                     help="end the end-to-end fine-tune after this many seconds (0: no limit)")
     ap.add_argument("--groups", default="4,4,8")
@@ -346,17 +384,31 @@ def main():
     teacher = ft.load(check_images=xte[:100])
     init_from_teacher(student, teacher)
     if args.from_state:
-        student.load_state_dict(torch.load(args.state))
+        state = torch.load(args.state)
+        if not any(k.endswith(".mask") for k in state):
+            student = to_grouped(student)	# a state saved by --train-form grouped
+        student.load_state_dict(state)
     else:
         sel = torch.randperm(len(xtr), generator=gen)[:args.images]
         distill_blockwise(student, teacher, xtr[sel], ytr[sel], args, gen)
         torch.save(student.state_dict(), args.state)
+    if args.e2e_steps and args.train_form == "grouped":
+        student = to_grouped(student).to(memory_format=torch.channels_last)
+        teacher = teacher.to(memory_format=torch.channels_last)
     if args.e2e_steps:
-        finetune_e2e(student, teacher, xtr, ytr, args, gen)
-        torch.save(student.state_dict(), args.state)
+        done = finetune_e2e(student, teacher, xtr, ytr, args, gen,
+                            *((xte, yte) if args.cycle_eval else ()))
+        if done < args.e2e_cycles:
+            if args.e2e_cycles > 1:
+                print(f"exporting cycle {done}'s state: the unfinished cycle is not annealed")
+                if done == 0:
+                    return 1
+                student.load_state_dict(torch.load(f"{args.state}.c{done}"))
+            else:	# one cycle stopped by time: saved as it is (the 2026-12-07 runs)
+                torch.save(student.state_dict(), args.state)
     wall, cpu = time.time() - t_start, time.process_time() - cpu_start
     print(f"training time: {wall:.0f} s wall ({wall / 60:.1f} min), {cpu:.0f} s CPU", flush=True)
-    student = to_grouped(student)
+    student = to_grouped(student).to(memory_format=torch.contiguous_format)
     # Export and references first: on a starved machine the PyTorch test pass comes last.
     ft.export(student, onnx_path)
     print(f"wrote {onnx_path} ({os.path.getsize(onnx_path)} bytes)", flush=True)
