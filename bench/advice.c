@@ -86,22 +86,40 @@ bench_class_stats_reset(struct bench_class_stats *s)
 	bench_hdr_reset(&s->lat_us);
 }
 
+/* "S:PCT% vV/S:PCT% ...": where a class's requests were sent from, the run's variant vid
+ * without a prefix. */
+static void
+bench_class_choices(char *buf, size_t len, const struct bench_class_stats *s, unsigned vid)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (unsigned v = 0; v < BENCH_MAX_VARIANTS; v++)
+		for (unsigned i = 0; i < 64 && o + 32 < len; i++) {
+			double pct = s->requests ? 100.0 * (double)s->by_split[v][i] /
+						   (double)s->requests : 0;
+			char vp[8] = "";
+
+			if (s->by_split[v][i] == 0)
+				continue;
+			if (v != vid)
+				snprintf(vp, sizeof(vp), "v%u/", v);
+			o += (size_t)snprintf(buf + o, len - o, "%s%s%u:%.0f%%", o ? " " : "", vp,
+					      i, pct);
+		}
+}
+
 void
 bench_report_classes(FILE *f, const char *label, const struct bench_class *cls,
-		     const struct bench_class_stats *st, unsigned n)
+		     const struct bench_class_stats *st, unsigned n, unsigned vid)
 {
 	fprintf(f, "%-10s %-8s %8s %9s %9s %9s %10s %8s  %s\n", label, "class", "requests",
 		"p50_ms", "p90_ms", "p99_ms", "mJ/req", "top1", "splits sent from");
 	for (unsigned k = 0; k < n; k++) {
 		const struct bench_class_stats *s = &st[k];
-		char splits[256] = "";
-		size_t o = 0;
+		char splits[512];
 
-		for (unsigned i = 0; i < 64 && o < sizeof(splits) - 24; i++)
-			if (s->by_split[i])
-				o += (size_t)snprintf(splits + o, sizeof(splits) - o, "%s%u:%.0f%%",
-						      o ? " " : "", i, s->requests ? 100.0 *
-						      (double)s->by_split[i] / (double)s->requests : 0);
+		bench_class_choices(splits, sizeof(splits), s, vid);
 		fprintf(f, "%-10s %-8s %8" PRIu64 " %9.2f %9.2f %9.2f %10.3f %7.2f%%  %s\n", label,
 			cls[k].name, s->requests, (double)bench_hdr_value_at(&s->lat_us, 50) / 1e3,
 			(double)bench_hdr_value_at(&s->lat_us, 90) / 1e3,

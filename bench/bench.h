@@ -353,7 +353,8 @@ void bench_samples_free(struct bench_samples *s);
 
 /* ---- device classes, advice and the oracle (bench/advice.c) ---- */
 
-enum { BENCH_MAX_CLASSES = 8, BENCH_CLASS_NAME = 16 };
+enum { BENCH_MAX_CLASSES = 8, BENCH_CLASS_NAME = 16,
+       BENCH_MAX_VARIANTS = 16 };	/* variant ids a run can send (bench_run_add_inputs()) */
 
 /**
  * A class of devices (--class): devices are dealt to classes in turn (device i: class
@@ -376,7 +377,8 @@ struct bench_class_stats {
 	uint64_t requests;		/* measured requests ended (answered or given up) */
 	uint64_t ok, correct;		/* OK answers; of those, top-1 == label */
 	double energy_uj;		/* device energy of those requests: head + bits sent */
-	uint64_t by_split[64];		/* requests by the split they were sent from */
+	uint64_t by_split[BENCH_MAX_VARIANTS][64];	/* requests by the (variant, split) they
+							 * were sent from */
 };
 
 /**
@@ -390,10 +392,11 @@ void bench_class_stats_fini(struct bench_class_stats *s);
 void bench_class_stats_reset(struct bench_class_stats *s);
 /**
  * The per-class table: requests, latency p50/p90/p99 (ms), device energy per request (mJ),
- * accuracy, and the splits the class sent from. label names the run (e.g. "advised").
+ * accuracy, and the splits the class sent from ("S:PCT%" for the run's own variant, vid,
+ * "vV/S:PCT%" for variant V). label names the run (e.g. "advised").
  */
 void bench_report_classes(FILE *f, const char *label, const struct bench_class *cls,
-			  const struct bench_class_stats *st, unsigned n);
+			  const struct bench_class_stats *st, unsigned n, unsigned vid);
 
 struct bench_config {
 	uint32_t gw_ip;			/* network order */
@@ -421,8 +424,9 @@ struct bench_config {
 	const struct bench_class *classes;	/* borrowed: must outlive the run */
 	unsigned n_classes;			/* <= BENCH_MAX_CLASSES */
 	uint8_t goal;			/* enum proto_goal every class declares; 0 none */
-	bool follow_advice;		/* a device switches to the advised split (when its
-					 * inputs were built) for its next requests */
+	bool follow_advice;		/* a device switches to the advised (variant, split)
+					 * (when its inputs were built: in, or another variant's
+					 * from bench_run_add_inputs()) for its next requests */
 };
 
 /** A phase's counters and latencies. Only requests scheduled after the warm-up count. */
@@ -501,11 +505,32 @@ const struct proto_hello_reply *bench_run_gateway(const struct bench_run *r);
 /** Class k's figures of the last phase (k < cfg.n_classes). Valid until the next phase. */
 const struct bench_class_stats *bench_run_class(const struct bench_run *r, unsigned k);
 /**
- * Every device sends from split (its inputs built) for the next phases; -1: back to each
- * device's own (the mix's, then the advice's). The run's random stream restarts from the
- * seed, so the next phase draws the same arrivals and samples (the oracle's runs).
+ * Every device sends from (variant, split) (its inputs built) for the next phases; split -1:
+ * back to each device's own (the mix's, then the advice's). The run's random stream restarts
+ * from the seed, so the next phase draws the same arrivals and samples (the oracle's runs).
  */
-void bench_run_fix_split(struct bench_run *r, int split);
+void bench_run_fix(struct bench_run *r, unsigned variant, int split);
+
+/**
+ * What the gateway's catalog (every page, read at bench_run_create()) says of (variant,
+ * split) of the run's model. @return its accuracy_bp (0: not declared), or -1 when the
+ * catalog does not list it.
+ */
+int bench_run_catalog(const struct bench_run *r, unsigned variant, unsigned split);
+/** True when requests of (variant, split) can be sent: inputs built, catalog lists it. */
+bool bench_run_has(const struct bench_run *r, unsigned variant, unsigned split);
+
+/**
+ * Inputs of another variant of the run's model (built from that variant's file, for the
+ * same samples and datagram size as cfg.in, with bench_inputs_cfg.variant_id = variant),
+ * so that devices may follow advice to it and the oracle fix it.
+ * Between phases only. Every split built must be in the gateway's catalog.
+ * @param in  borrowed: must outlive the run
+ * @return 0, -EINVAL (variant is the run's own or >= BENCH_MAX_VARIANTS, other samples or
+ *         datagram size, a split not served: err says which), -ENOMEM
+ */
+int bench_run_add_inputs(struct bench_run *r, unsigned variant, const struct bench_inputs *in,
+			 struct tg_err *err);
 
 /**
  * One phase of load: open loop at rate requests/s (Poisson), or closed loop with concurrency

@@ -71,7 +71,9 @@ struct bench_dev {
 	uint32_t srv_us;		/* smoothed server time of its answers */
 	uint64_t *pending;		/* chunks still to send, bit i of word i / 64 */
 	uint8_t cls;			/* its class (cfg.classes), when there are any */
-	uint8_t sent_split;		/* the open request's split */
+	uint8_t variant;		/* the variant its requests name (the advice's) */
+	uint8_t sent_variant, sent_split;	/* the open request's */
+	const struct bench_inputs *sin;	/* the inputs d->msg is from (sent_variant's) */
 	uint64_t head_until;		/* the open request's head runs until then (simulated) */
 };
 
@@ -86,10 +88,16 @@ struct bench_run {
 	struct proto_hello_reply gw;	/* the first HELLO_REPLY (entries NULL) */
 	bool have_gw;
 	uint16_t cat_asked;		/* the furthest catalog page asked for (its first entry) */
-	uint32_t tail_us[64];		/* catalog tail estimate per split, a timer seed */
-	uint32_t head_kflop[64];	/* catalog head work per split (variant 0) */
+	/* The catalog, per (variant, split) of our model: */
+	uint32_t tail_us[BENCH_MAX_VARIANTS][64];	/* tail estimate, a timer seed; 0 not
+							 * served */
+	uint32_t head_kflop[BENCH_MAX_VARIANTS][64];	/* head work */
+	uint16_t acc_bp[BENCH_MAX_VARIANTS][64];	/* accuracy_bp */
+	const struct bench_inputs *vin[BENCH_MAX_VARIANTS];	/* inputs per variant: cfg.in
+								 * at cfg.variant_id */
 	struct bench_class_stats cls[BENCH_MAX_CLASSES];	/* cfg.n_classes of them */
-	int fixed_split;		/* bench_run_fix_split(); -1 none */
+	int fixed_split;		/* bench_run_fix(); -1 none */
+	uint8_t fixed_variant;
 	struct bench_rng rng;		/* items, fates */
 	/* timer heap of device indices, by wake_ns */
 	uint32_t *heap;
@@ -336,26 +344,28 @@ bench_class_hello(const struct bench_run *r, const struct bench_dev *d, struct p
 	}
 }
 
-/* The split the next request goes from, and how long its head runs on this device. */
-static uint8_t
+/* The (variant, split) the next request goes from, and how long its head runs here. */
+static void
 bench_class_start(struct bench_run *r, struct bench_dev *d)
 {
 	const struct bench_class *c = bench_class_of(r, d);
 	uint8_t s = r->fixed_split >= 0 ? (uint8_t)r->fixed_split : d->prof.split;
+	uint8_t v = r->fixed_split >= 0 ? r->fixed_variant : d->variant;
 
 	d->sent_split = s;
+	d->sent_variant = v;
+	d->sin = r->vin[v];
 	d->head_until = 0;
 	if (c == NULL)
-		return s;
+		return;
 	if (c->compute_mflops > 0)	/* kFLOP / (MFLOP/s) = ms */
-		d->head_until = r->now + (uint64_t)r->head_kflop[s] * 1000000ull /
+		d->head_until = r->now + (uint64_t)r->head_kflop[v][s] * 1000000ull /
 					 c->compute_mflops;
 	/* A link, not a bucket: each datagram takes its time on the wire, the first too (a
 	 * bucket's burst would send a small request in no time at 1 Mbit/s). */
 	tgc_pacer_init(&d->pacer, c->uplink_kbps, r->cfg.in->max_dgram,
 		       d->head_until ? d->head_until : r->now);
 	d->pacer.tokens = 0;
-	return s;
 }
 
 /* A measured request ended: the class's latency, accuracy, energy and split. */
@@ -371,10 +381,11 @@ bench_class_finish(struct bench_run *r, const struct bench_dev *d, bool ok, bool
 		return;
 	s = &r->cls[d->cls];
 	for (unsigned i = 0; i < d->msg->n_dg; i++)	/* one send: IPv4 + UDP included */
-		bits += 8ull * (r->cfg.in->dg[d->msg->first_dg + i].len + 28u);
+		bits += 8ull * (d->sin->dg[d->msg->first_dg + i].len + 28u);
 	s->requests++;
-	s->by_split[d->sent_split]++;
-	s->energy_uj += (double)r->head_kflop[d->sent_split] / 1e3 * c->head_uj_per_mflop +
+	s->by_split[d->sent_variant][d->sent_split]++;
+	s->energy_uj += (double)r->head_kflop[d->sent_variant][d->sent_split] / 1e3 *
+			c->head_uj_per_mflop +
 			(double)bits * c->tx_pj_per_bit / 1e6;
 	if (ok) {
 		s->ok++;
@@ -383,16 +394,22 @@ bench_class_finish(struct bench_run *r, const struct bench_dev *d, bool ok, bool
 	}
 }
 
-/* --follow-advice: the next requests from the advised split, when its inputs exist (of the
- * variant the run sends: --variant builds one variant's inputs). */
+/* --follow-advice: the next requests from the advised (variant, split), when its inputs
+ * exist (the run's variant's, or another's added by bench_run_add_inputs()). */
 static void
 bench_class_advice(struct bench_run *r, struct bench_dev *d, const struct proto_response *rs)
 {
-	if (r->cfg.follow_advice && rs->advice_split < 64 &&
-	    rs->advice_variant == r->cfg.variant_id &&
-	    (r->cfg.in->split_mask >> rs->advice_split & 1) &&
-	    r->cfg.in->msg[rs->advice_split][d->prof.dtype] != NULL)
-		d->prof.split = rs->advice_split;
+	const struct bench_inputs *in;
+
+	if (!r->cfg.follow_advice || rs->advice_split >= 64 ||
+	    rs->advice_variant >= BENCH_MAX_VARIANTS || !bench_run_has(r, rs->advice_variant,
+								    rs->advice_split))
+		return;
+	in = r->vin[rs->advice_variant];
+	if (in->msg[rs->advice_split][d->prof.dtype] == NULL)
+		return;
+	d->variant = rs->advice_variant;
+	d->prof.split = rs->advice_split;
 }
 
 const struct bench_class_stats *
@@ -402,10 +419,26 @@ bench_run_class(const struct bench_run *r, unsigned k)
 }
 
 void
-bench_run_fix_split(struct bench_run *r, int split)
+bench_run_fix(struct bench_run *r, unsigned variant, int split)
 {
 	r->fixed_split = split;
+	r->fixed_variant = variant < BENCH_MAX_VARIANTS ? (uint8_t)variant : r->cfg.variant_id;
 	bench_rng_seed(&r->rng, r->cfg.seed);
+}
+
+int
+bench_run_catalog(const struct bench_run *r, unsigned variant, unsigned split)
+{
+	if (variant >= BENCH_MAX_VARIANTS || split >= 64 || r->tail_us[variant][split] == 0)
+		return -1;
+	return r->acc_bp[variant][split];
+}
+
+bool
+bench_run_has(const struct bench_run *r, unsigned variant, unsigned split)
+{
+	return bench_run_catalog(r, variant, split) >= 0 && r->vin[variant] != NULL &&
+	       (r->vin[variant]->split_mask >> split & 1);
 }
 
 static void
@@ -435,10 +468,10 @@ bench_send_hello(struct bench_run *r, struct bench_dev *d)
 static void
 bench_emit_chunk(struct bench_run *r, struct bench_dev *d, unsigned i, bool resend)
 {
-	const struct bench_dgram_ref *ref = &r->cfg.in->dg[d->msg->first_dg + i];
+	const struct bench_dgram_ref *ref = &d->sin->dg[d->msg->first_dg + i];
 	uint8_t *b = bench_tx_slot(r, ref->len);
 
-	memcpy(b, r->cfg.in->arena + ref->off, ref->len);
+	memcpy(b, d->sin->arena + ref->off, ref->len);
 	bench_be32(b + PROTO_OFF_CLIENT_ID, d->client_id);
 	bench_be32(b + PROTO_OFF_REQUEST_ID, d->req_id);
 	bench_be64(b + PROTO_OFF_SESSION_ID, d->session);
@@ -512,7 +545,7 @@ bench_pump(struct bench_run *r, struct bench_dev *d)
 		return;
 	}
 	while ((i = bench_next_pending(d)) < n) {
-		uint32_t len = r->cfg.in->dg[d->msg->first_dg + i].len;
+		uint32_t len = d->sin->dg[d->msg->first_dg + i].len;
 		uint64_t wait = tgc_pacer_delay(&d->pacer, len, r->now);
 
 		if (wait > 0) {
@@ -598,14 +631,15 @@ bench_start(struct bench_run *r, struct bench_dev *d, uint64_t sched)
 	d->sched_ns = sched;
 	d->measured = sched >= r->measure_from;
 	d->item = (uint32_t)bench_rng_range(&r->rng, 0, in->n_items - 1);
-	d->msg = &in->msg[bench_class_start(r, d)][d->prof.dtype][d->item];
+	bench_class_start(r, d);
+	d->msg = &d->sin->msg[d->sent_split][d->prof.dtype][d->item];
 	d->req_id = r->next_req++;
 	if (r->next_req == 0)
 		r->next_req = 1;
 	d->timeouts = 0;
 	d->quiet_until = 0;
 	d->sent_hw = 0;
-	srv = d->srv_us ? d->srv_us : r->tail_us[d->sent_split];
+	srv = d->srv_us ? d->srv_us : r->tail_us[d->sent_variant][d->sent_split];
 	d->timer_ns = r->cfg.timer_ms ? (uint64_t)r->cfg.timer_ms * 1000000u :
 		      tgc_timer_us(0, r->gw.nack_gap_ms, srv) * 1000u;
 	d->give_up_at = r->now + 1000u * tgc_budget_us(d->prof.deadline_us,
@@ -662,7 +696,7 @@ bench_finish(struct bench_run *r, struct bench_dev *d, enum bench_end how, unsig
 				res->ok_in_deadline++;
 			/* The offline answer of the exit that answered (with early exits on). */
 			uint16_t off = exit < BENCH_MAX_EXITS && d->msg->offline_at[exit] != UINT16_MAX &&
-				      exit != r->cfg.in->final_exit ? d->msg->offline_at[exit] :
+				      exit != d->sin->final_exit ? d->msg->offline_at[exit] :
 				      d->msg->offline;
 
 			res->by_exit[exit < BENCH_MAX_EXITS ? exit : BENCH_MAX_EXITS]++;
@@ -737,7 +771,7 @@ bench_on_timer(struct bench_run *r, struct bench_dev *d)
 
 /* ---- receiving ---- */
 
-/* The tail estimates of our (model, variant) splits in one page of the catalog. */
+/* Our model's (variant, split) rows in one page of the catalog. */
 static void
 bench_catalog_take(struct bench_run *r, const struct proto_hello_reply *hr)
 {
@@ -745,10 +779,11 @@ bench_catalog_take(struct bench_run *r, const struct proto_hello_reply *hr)
 		struct proto_catalog_entry e;
 
 		proto_catalog_get(hr, i, &e);
-		if (e.model_id == r->cfg.model_id && e.variant_id == r->cfg.variant_id &&
+		if (e.model_id == r->cfg.model_id && e.variant_id < BENCH_MAX_VARIANTS &&
 		    e.split_id < 64) {
-			r->tail_us[e.split_id] = e.tail_us ? e.tail_us : 1;
-			r->head_kflop[e.split_id] = e.head_kflop;
+			r->tail_us[e.variant_id][e.split_id] = e.tail_us ? e.tail_us : 1;
+			r->head_kflop[e.variant_id][e.split_id] = e.head_kflop;
+			r->acc_bp[e.variant_id][e.split_id] = e.accuracy_bp;
 		}
 	}
 }
@@ -886,7 +921,7 @@ bench_on_response(struct bench_run *r, struct bench_dev *d, const struct proto_r
 	if (rs->result_kind == PROTO_RES_TOPK && rs->top_k > 0)
 		proto_topk_get(rs, 0, &t);
 	/* The answer names the variant that ran: another one's class is not ours to check. */
-	if (d->measured && rs->status == PROTO_ST_OK && rs->c.variant_id != r->cfg.variant_id)
+	if (d->measured && rs->status == PROTO_ST_OK && rs->c.variant_id != d->sent_variant)
 		r->res->other_variant++;
 	if (rs->status == PROTO_ST_OK && rs->batch_size > 0) {
 		uint32_t s = rs->queue_us + rs->compute_us;
@@ -1347,12 +1382,11 @@ bench_open_sessions(struct bench_run *r, struct tg_err *err)
 	return 0;
 }
 
-/* Everything the devices will send, the gateway must take. */
+/* Everything the devices will send from in (variant v's), the gateway must take. */
 static int
-bench_check_gateway(struct bench_run *r, struct tg_err *err)
+bench_check_gateway(struct bench_run *r, unsigned v, const struct bench_inputs *in,
+		    struct tg_err *err)
 {
-	const struct bench_inputs *in = r->cfg.in;
-
 	if (r->gw.max_dgram < in->max_dgram)
 		return tg_err_set(err, -EINVAL, "the gateway takes %u-byte datagrams, inputs were "
 				  "cut for %u", r->gw.max_dgram, in->max_dgram);
@@ -1360,9 +1394,42 @@ bench_check_gateway(struct bench_run *r, struct tg_err *err)
 		return tg_err_set(err, -EINVAL, "the gateway takes %u chunks per message, inputs "
 				  "need %u", r->gw.max_chunks, in->max_chunks);
 	for (unsigned s = 0; s < 64; s++)
-		if ((in->split_mask >> s & 1) && r->tail_us[s] == 0)
+		if ((in->split_mask >> s & 1) && r->tail_us[v][s] == 0)
 			return tg_err_set(err, -EINVAL, "model %u variant %u split %u: not in the "
-					  "gateway's catalog", r->cfg.model_id, r->cfg.variant_id, s);
+					  "gateway's catalog", r->cfg.model_id, v, s);
+	return 0;
+}
+
+int
+bench_run_add_inputs(struct bench_run *r, unsigned variant, const struct bench_inputs *in,
+		     struct tg_err *err)
+{
+	unsigned words = (unsigned)bench_words(in->max_chunks ? in->max_chunks : 1);
+	int rc;
+
+	if (variant >= BENCH_MAX_VARIANTS || variant == r->cfg.variant_id)
+		return tg_err_set(err, -EINVAL, "variant %u: not another variant the bench can "
+				  "send (0..%d, not %u)", variant, BENCH_MAX_VARIANTS - 1,
+				  r->cfg.variant_id);
+	if (in->n_items != r->cfg.in->n_items || in->max_dgram != r->cfg.in->max_dgram)
+		return tg_err_set(err, -EINVAL, "variant %u: inputs of %u samples cut for %u bytes, "
+				  "the run's are %u cut for %u", variant, in->n_items,
+				  in->max_dgram, r->cfg.in->n_items, r->cfg.in->max_dgram);
+	rc = bench_check_gateway(r, variant, in, err);
+	if (rc < 0)
+		return rc;
+	if (words > r->words) {	/* between phases: no request is open */
+		uint64_t *b = calloc((size_t)r->n_dev * words, sizeof(uint64_t));
+
+		if (b == NULL)
+			return tg_err_set(err, -ENOMEM, "bench: out of memory");
+		free(r->bitmaps);
+		r->bitmaps = b;
+		r->words = words;
+		for (unsigned i = 0; i < r->n_dev; i++)
+			r->dev[i].pending = b + (size_t)i * words;
+	}
+	r->vin[variant] = in;
 	return 0;
 }
 
@@ -1392,6 +1459,12 @@ bench_run_create(struct bench_run **out, const struct bench_config *cfg, struct 
 	bench_rng_seed(&r->rng, cfg->seed);
 	bench_rng_seed(&drng, cfg->seed ^ 0xD1CE);
 	r->fixed_split = -1;
+	if (cfg->variant_id >= BENCH_MAX_VARIANTS) {
+		free(r);
+		return tg_err_set(err, -EINVAL, "bench: variant %u: at most %d", cfg->variant_id,
+				  BENCH_MAX_VARIANTS - 1);
+	}
+	r->vin[cfg->variant_id] = cfg->in;
 	if (cfg->n_classes > BENCH_MAX_CLASSES || (cfg->n_classes > 0 && cfg->classes == NULL)) {
 		free(r);
 		return tg_err_set(err, -EINVAL, "bench: at most %d device classes",
@@ -1426,6 +1499,7 @@ bench_run_create(struct bench_run **out, const struct bench_config *cfg, struct 
 		d->heap_pos = -1;
 		d->held = -1;
 		d->pending = r->bitmaps + (size_t)i * r->words;
+		d->variant = cfg->variant_id;
 		(void)bench_rng_next(&drng);	/* the draw the nonce once was: same sequence */
 		d->hello_nonce = bench_clock_nonce() - 1;
 		bench_mix_draw(&cfg->mix, &drng, &d->prof);
@@ -1444,7 +1518,7 @@ bench_run_create(struct bench_run **out, const struct bench_config *cfg, struct 
 	}
 	rc = bench_open_sessions(r, err);
 	if (rc == 0)
-		rc = bench_check_gateway(r, err);
+		rc = bench_check_gateway(r, cfg->variant_id, cfg->in, err);
 	if (rc < 0)
 		goto out_free;
 	*out = r;

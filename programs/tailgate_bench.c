@@ -129,10 +129,14 @@ tb_help(FILE *f)
 "      --goal latency|energy  what the classes ask the advice to minimise (sends the\n"
 "                           energy profile; default: none, latency advice)\n"
 "      --follow-advice      devices switch to the advised split for their next requests\n"
-"      --oracle             after the run, the same arrivals (same seed) once per split of\n"
-"                           the mix, every device fixed there: per class the best fixed\n"
-"                           split in hindsight, and the best single split for all, against\n"
-"                           the run\n"
+"      --oracle             after the run, the same arrivals (same seed) once per (variant,\n"
+"                           split) the catalog offers that some class's floor admits, every\n"
+"                           device fixed there: per class the best fixed choice in\n"
+"                           hindsight among those its floor admits, and the best single\n"
+"                           choice every class admits, against the run. With a class that\n"
+"                           declares a floor and --model DIR, the model.conf's file variants\n"
+"                           (variants/NAME/model.onnx, its model.calib with --calib) get\n"
+"                           inputs too: devices follow advice to them, the oracle fixes them\n"
 "\n"
 "Impairment (of outgoing REQUEST chunks, seeded):\n"
 "      --drop F             fraction of chunks not sent\n"
@@ -699,6 +703,103 @@ out:
 	return rc;
 }
 
+/* ---- other variants' inputs (--oracle, --follow-advice with a floor) ---- */
+
+static struct bench_inputs *tb_vin[BENCH_MAX_VARIANTS];	/* built by tb_variant_inputs() */
+
+/* The lowest floor a class declares (1/100 %), 0 when none declares one. */
+static uint16_t
+tb_min_floor(void)
+{
+	uint16_t lo = 0;
+
+	for (unsigned k = 0; k < tb_adv.n; k++)
+		if (tb_adv.cls[k].floor_bp != 0 && (lo == 0 || tb_adv.cls[k].floor_bp < lo))
+			lo = tb_adv.cls[k].floor_bp;
+	return lo;
+}
+
+/*
+ * Variant vid NAME of model.conf's line: build its inputs (variants/NAME/model.onnx, at the
+ * splits the catalog serves it at that the lowest floor admits) and hand them to the run.
+ * A drop variant (no file) or a missing file is left out, said on stderr.
+ * @return 0 (built, or left out), or -errno (err set)
+ */
+static int
+tb_variant_one(struct bench_run *run, const struct tb_opts *o, const struct bench_inputs_cfg *icfg,
+	       unsigned vid, const char *name, bool drop, uint16_t floor, struct tg_err *err)
+{
+	struct bench_inputs_cfg c = *icfg;
+	char path[4200], calib[4200];
+	uint64_t mask = 0;
+	int rc;
+
+	for (unsigned sp = 0; sp < 64; sp++) {
+		int acc = bench_run_catalog(run, vid, sp);
+
+		if (acc >= 0 && (acc == 0 || acc >= floor))
+			mask |= 1ull << sp;
+	}
+	if (mask == 0)
+		return 0;	/* not served, or below every floor */
+	snprintf(path, sizeof(path), "%s/variants/%s/model.onnx", o->model, name);
+	if (drop || access(path, R_OK) != 0) {
+		fprintf(stderr, "tailgate-bench: variant %u (%s): %s: not sent by the devices\n",
+			vid, name, drop ? "a drop variant without a file of its own" :
+			"no variants/NAME/model.onnx");
+		return 0;
+	}
+	snprintf(calib, sizeof(calib), "%s/variants/%s/model.calib", o->model, name);
+	c.model = path;
+	c.variant_id = (uint8_t)vid;
+	c.split_mask = mask;
+	c.calib = o->calib != NULL && access(calib, R_OK) == 0 ? calib : NULL;
+	rc = bench_inputs_build(&tb_vin[vid], &c, err);
+	if (rc < 0)
+		return rc;
+	fprintf(stderr, "tailgate-bench: variant %u (%s): inputs %s in %.1f s, %.1f MB\n", vid,
+		name, tb_vin[vid]->from_cache ? "loaded from the cache" : "built",
+		tb_vin[vid]->build_s, (double)tb_vin[vid]->arena_len / 1e6);
+	return bench_run_add_inputs(run, vid, tb_vin[vid], err);
+}
+
+/*
+ * With device classes of which one declares a floor, and --oracle or --follow-advice: the
+ * inputs of every other variant of --model DIR's model.conf ('variant = ID NAME ...') that
+ * the catalog serves and the lowest floor admits, so that devices can be sent there.
+ * @return 0, or -errno (said on stderr)
+ */
+static int
+tb_variant_inputs(struct bench_run *run, const struct tb_opts *o,
+		  const struct bench_inputs_cfg *icfg)
+{
+	struct tg_err err = { 0 };
+	uint16_t floor = tb_min_floor();
+	char conf[4200], line[1024], name[128];
+	unsigned vid;
+	struct stat st;
+	FILE *f;
+	int rc = 0;
+
+	if (floor == 0 || !(tb_adv.oracle || tb_adv.follow))
+		return 0;
+	snprintf(conf, sizeof(conf), "%s/model.conf", o->model);
+	if (stat(o->model, &st) != 0 || !S_ISDIR(st.st_mode) || (f = fopen(conf, "r")) == NULL) {
+		fprintf(stderr, "tailgate-bench: --model %s is not a model folder with a model.conf: "
+			"its other variants are not sent\n", o->model);
+		return 0;
+	}
+	while (rc == 0 && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, " variant = %u %127s", &vid, name) == 2 &&
+		    vid < BENCH_MAX_VARIANTS && vid != o->variant)
+			rc = tb_variant_one(run, o, icfg, vid, name, strstr(line, " drop=") != NULL,
+					    floor, &err);
+	fclose(f);
+	if (rc < 0)
+		fprintf(stderr, "tailgate-bench: variant inputs: %s\n", err.msg);
+	return rc;
+}
+
 /* ---- advice: the classes' table and the oracle ---- */
 
 /* What one run did, per class and in all: p50 (ms), energy per request (mJ), top-1. */
@@ -740,72 +841,157 @@ tb_goal_fig(double p50, double mj)
 }
 
 /*
- * --oracle: the same arrivals once per split of the mix with every device fixed there; per
- * class the best of them in hindsight (lowest p50, or energy, among those meeting the class's
- * floor by measured top-1), and the best single split for all, against the advised run (adv).
+ * Class k may be served from (variant v, split sp): the advisor's own rule. A floor admits
+ * what the catalog's accuracy meets (0: not declared, admitted); no floor, only the variant
+ * the devices send (an undeclared floor is no licence to trade accuracy).
+ */
+static bool
+tb_admits(const struct bench_run *run, unsigned vid, unsigned k, unsigned v, unsigned sp)
+{
+	int acc = bench_run_catalog(run, v, sp);
+
+	if (acc < 0 || !bench_run_has(run, v, sp))
+		return false;
+	if (tb_adv.cls[k].floor_bp == 0)
+		return v == vid;
+	return acc == 0 || acc >= tb_adv.cls[k].floor_bp;
+}
+
+/* The oracle's choices: (variant, split) with inputs that some class admits. */
+static unsigned
+tb_oracle_choices(const struct bench_run *run, unsigned vid, uint16_t *ch, unsigned max)
+{
+	unsigned n = 0;
+
+	for (unsigned v = 0; v < BENCH_MAX_VARIANTS; v++)
+		for (unsigned sp = 0; sp < 64 && n < max; sp++)
+			for (unsigned k = 0; k < tb_adv.n; k++)
+				if (tb_admits(run, vid, k, v, sp)) {
+					ch[n++] = (uint16_t)(v << 8 | sp);
+					break;
+				}
+	return n;
+}
+
+/* "split S" for the run's own variant, "vV/split S" for another. */
+static const char *
+tb_choice_name(char *buf, size_t len, unsigned vid, uint16_t ch)
+{
+	if ((unsigned)(ch >> 8) == vid)
+		snprintf(buf, len, "split %u", ch & 0xFF);
+	else
+		snprintf(buf, len, "v%u/split %u", ch >> 8, ch & 0xFF);
+	return buf;
+}
+
+/* Per class the best admitted choice in hindsight (best[k] an index into ch, -1 none), and
+ * the best single choice every class admits (*single, -1 none). */
+static void
+tb_oracle_pick(const struct bench_run *run, unsigned vid, const uint16_t *ch, unsigned n_ch,
+	       const struct tb_fig *fx, int *best, int *single)
+{
+	*single = -1;
+	for (unsigned k = 0; k < tb_adv.n; k++)
+		best[k] = -1;
+	for (unsigned i = 0; i < n_ch; i++) {
+		bool all = true;
+
+		for (unsigned k = 0; k < tb_adv.n; k++) {
+			if (!tb_admits(run, vid, k, ch[i] >> 8, ch[i] & 0xFF)) {
+				all = false;
+				continue;
+			}
+			if (best[k] < 0 || tb_goal_fig(fx[i].p50[k], fx[i].mj[k]) <
+					   tb_goal_fig(fx[best[k]].p50[k], fx[best[k]].mj[k]))
+				best[k] = (int)i;
+		}
+		if (all && (*single < 0 || tb_goal_fig(fx[i].all_p50, fx[i].all_mj) <
+					   tb_goal_fig(fx[*single].all_p50, fx[*single].all_mj)))
+			*single = (int)i;
+	}
+}
+
+/* The oracle's report: advised against the best fixed choice per class and for all. */
+static void
+tb_oracle_print(unsigned vid, const uint16_t *ch, const struct tb_fig *fx, const int *best,
+		int single, const struct tb_fig *adv)
+{
+	char name[32];
+
+	printf("oracle (%s): class, advised p50 ms / mJ, best fixed (variant, split) in hindsight "
+	       "p50 ms / mJ, advised/oracle\n", tb_adv.goal == PROTO_GOAL_ENERGY ? "energy" :
+	       "latency");
+	for (unsigned k = 0; k < tb_adv.n; k++) {
+		const struct tb_fig *b = best[k] >= 0 ? &fx[best[k]] : NULL;
+
+		if (b == NULL) {
+			printf("  %-8s no (variant, split) met the floor\n", tb_adv.cls[k].name);
+			continue;
+		}
+		printf("  %-8s %9.2f / %8.3f   %-13s %9.2f / %8.3f   p50 x%.3f, energy x%.3f\n",
+		       tb_adv.cls[k].name, adv->p50[k], adv->mj[k],
+		       tb_choice_name(name, sizeof(name), vid, ch[best[k]]), b->p50[k], b->mj[k],
+		       adv->p50[k] / b->p50[k], b->mj[k] > 0 ? adv->mj[k] / b->mj[k] : 0);
+	}
+	if (single < 0) {
+		printf("best single fixed choice for all: none every class admits\n");
+		return;
+	}
+	printf("best single fixed choice for all: %s (p50 %.2f ms, %.3f mJ/request); advised: p50 "
+	       "%.2f ms (x%.3f, %.1f%% lower), %.3f mJ/request (x%.3f, %.1f%% less)\n",
+	       tb_choice_name(name, sizeof(name), vid, ch[single]), fx[single].all_p50,
+	       fx[single].all_mj, adv->all_p50, adv->all_p50 / fx[single].all_p50,
+	       100.0 * (1 - adv->all_p50 / fx[single].all_p50), adv->all_mj,
+	       fx[single].all_mj > 0 ? adv->all_mj / fx[single].all_mj : 0,
+	       fx[single].all_mj > 0 ? 100.0 * (1 - adv->all_mj / fx[single].all_mj) : 0);
+}
+
+/*
+ * --oracle: the same arrivals once per (variant, split) the catalog offers with inputs and
+ * some class admits (tb_admits()), every device fixed there; per class the best of those it
+ * admits in hindsight (lowest p50, or energy), and the best single choice for all, against
+ * the advised run (adv).
  */
 static int
-tb_oracle(struct bench_run *run, const struct tb_opts *o, const struct bench_inputs *in,
-	  const struct tb_fig *adv, struct tg_err *err)
+tb_oracle(struct bench_run *run, const struct tb_opts *o, const struct tb_fig *adv,
+	  struct tg_err *err)
 {
-	static struct tb_fig fx[64];
+	enum { TB_MAX_CHOICES = 128 };
+	static struct tb_fig fx[TB_MAX_CHOICES];
+	uint16_t ch[TB_MAX_CHOICES];
 	struct bench_results res;
-	int best[BENCH_MAX_CLASSES], single = -1, rc = 0;
-	unsigned n = tb_adv.n;
+	int best[BENCH_MAX_CLASSES], single, rc = 0;
+	unsigned n_ch = tb_oracle_choices(run, o->variant, ch, TB_MAX_CHOICES);
 
+	if (n_ch == 0)
+		return tg_err_set(err, -EINVAL, "no (variant, split) with inputs meets a class's "
+				  "floor");
 	if (bench_results_init(&res) < 0)
 		return -ENOMEM;
-	for (unsigned k = 0; k < n; k++)
-		best[k] = -1;
-	for (unsigned s = 0; s < 64 && rc == 0; s++) {
-		if (!(in->split_mask >> s & 1))
-			continue;
-		bench_run_fix_split(run, (int)s);
+	for (unsigned i = 0; i < n_ch && rc == 0; i++) {
+		bench_run_fix(run, ch[i] >> 8, ch[i] & 0xFF);
 		rc = bench_run_phase(run, o->rate, o->concurrency, o->warmup, o->duration,
 				     o->requests, o->drain, &res, err);
 		if (rc == 0)
-			rc = tb_figures(run, n, &fx[s]);
+			rc = tb_figures(run, tb_adv.n, &fx[i]);
 		if (rc < 0)
 			break;
-		snprintf(tb_tag, sizeof(tb_tag), "split %u", s);
-		bench_report_classes(stdout, tb_tag, tb_adv.cls, bench_run_class(run, 0), n);
-		for (unsigned k = 0; k < n; k++)
-			if (fx[s].acc[k] * 100 >= tb_adv.cls[k].floor_bp &&
-			    (best[k] < 0 || tb_goal_fig(fx[s].p50[k], fx[s].mj[k]) <
-					    tb_goal_fig(fx[best[k]].p50[k], fx[best[k]].mj[k])))
-				best[k] = (int)s;
-		if (single < 0 || tb_goal_fig(fx[s].all_p50, fx[s].all_mj) <
-				  tb_goal_fig(fx[single].all_p50, fx[single].all_mj))
-			single = (int)s;
+		tb_choice_name(tb_tag, sizeof(tb_tag), o->variant, ch[i]);
+		bench_report_classes(stdout, tb_tag, tb_adv.cls, bench_run_class(run, 0), tb_adv.n,
+				     o->variant);
 	}
-	bench_run_fix_split(run, -1);
+	bench_run_fix(run, o->variant, -1);
 	bench_results_fini(&res);
-	if (rc < 0 || single < 0)
-		return rc < 0 ? rc : -EINVAL;
-	printf("oracle (%s): class, advised p50 ms / mJ, best fixed split in hindsight p50 ms / mJ, "
-	       "advised/oracle\n", tb_adv.goal == PROTO_GOAL_ENERGY ? "energy" : "latency");
-	for (unsigned k = 0; k < n; k++) {
-		if (best[k] < 0) {
-			printf("  %-8s no split met the floor\n", tb_adv.cls[k].name);
-			continue;
-		}
-		printf("  %-8s %9.2f / %8.3f   split %2d: %9.2f / %8.3f   p50 x%.3f, energy x%.3f\n",
-		       tb_adv.cls[k].name, adv->p50[k], adv->mj[k], best[k], fx[best[k]].p50[k],
-		       fx[best[k]].mj[k], adv->p50[k] / fx[best[k]].p50[k],
-		       fx[best[k]].mj[k] > 0 ? adv->mj[k] / fx[best[k]].mj[k] : 0);
-	}
-	printf("best single split for all: %d (p50 %.2f ms, %.3f mJ/request); advised: p50 %.2f ms "
-	       "(x%.3f, %.1f%% lower), %.3f mJ/request (x%.3f, %.1f%% less)\n", single,
-	       fx[single].all_p50, fx[single].all_mj, adv->all_p50, adv->all_p50 /
-	       fx[single].all_p50, 100.0 * (1 - adv->all_p50 / fx[single].all_p50), adv->all_mj,
-	       fx[single].all_mj > 0 ? adv->all_mj / fx[single].all_mj : 0,
-	       fx[single].all_mj > 0 ? 100.0 * (1 - adv->all_mj / fx[single].all_mj) : 0);
+	if (rc < 0)
+		return rc;
+	tb_oracle_pick(run, o->variant, ch, n_ch, fx, best, &single);
+	tb_oracle_print(o->variant, ch, fx, best, single, adv);
 	return 0;
 }
 
 /* The classes' table of the run just done, then --oracle's runs. */
 static int
-tb_advice_report(struct bench_run *run, const struct tb_opts *o, const struct bench_inputs *in)
+tb_advice_report(struct bench_run *run, const struct tb_opts *o)
 {
 	struct tg_err err = { 0 };
 	struct tb_fig adv;
@@ -814,12 +1000,12 @@ tb_advice_report(struct bench_run *run, const struct tb_opts *o, const struct be
 	if (tb_adv.n == 0)
 		return 0;
 	bench_report_classes(stdout, tb_adv.follow ? "advised" : "run", tb_adv.cls,
-			     bench_run_class(run, 0), tb_adv.n);
+			     bench_run_class(run, 0), tb_adv.n, o->variant);
 	if (!tb_adv.oracle)
 		return 0;
 	rc = tb_figures(run, tb_adv.n, &adv);
 	if (rc == 0)
-		rc = tb_oracle(run, o, in, &adv, &err);
+		rc = tb_oracle(run, o, &adv, &err);
 	if (rc < 0)
 		fprintf(stderr, "tailgate-bench: --oracle: %s\n", err.code ? err.msg :
 			strerror(-rc));
@@ -1026,6 +1212,8 @@ main(int argc, char **argv)
 			o.devices, gw->max_inflight, gw->max_chunks, gw->nack_gap_ms,
 			gw->reasm_timeout_ms);
 	}
+	if (tb_variant_inputs(run, &o, &icfg) < 0)
+		goto out;
 	steps = calloc(o.sweep ? o.sweep_steps : 1, sizeof(*steps));
 	if (steps == NULL)
 		goto out;
@@ -1042,7 +1230,7 @@ main(int argc, char **argv)
 		last = &steps[0];
 		printf("devices %u, mix %s\n", o.devices, mixbuf);
 		bench_report_table(stdout, last, in);
-		if (tb_advice_report(run, &o, in) < 0)
+		if (tb_advice_report(run, &o) < 0)
 			goto out;
 	} else {
 		rc = tb_sweep(run, &o, &cfg.mix, mixbuf, steps, &n_steps, &err);
@@ -1059,6 +1247,8 @@ out:
 		bench_results_fini(&steps[s]);
 	free(steps);
 	bench_run_free(run);
+	for (unsigned v = 0; v < BENCH_MAX_VARIANTS; v++)
+		bench_inputs_free(tb_vin[v]);
 	bench_inputs_free(in);
 	proto_keys_free(keys);
 	return status;

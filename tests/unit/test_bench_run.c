@@ -4,7 +4,8 @@
  * socket that speaks enough of the protocol (HELLO_REPLY with a one-entry catalog, chunk
  * reassembly, NACK, RESPONSE, ERROR) and misbehaves on demand: it ignores first HELLOs, loses
  * a chunk and NACKs it, ignores first sends (the timer must resend), or forgets sessions
- * (UNKNOWN_SESSION: re-HELLO). Inputs are synthetic (no model needed): 3-chunk f32 tensors.
+ * (UNKNOWN_SESSION: re-HELLO), or serves two variants and advises the second. Inputs are
+ * synthetic (no model needed): 3-chunk f32 tensors.
  * Also: a phase allocates nothing (malloc counted on the bench's thread; skipped under ASan).
  */
 #include "bench/bench.h"
@@ -74,6 +75,8 @@ enum fk_mode {
 					 * its timer makes: the answer */
 	FK_MOVED = 16,			/* the first chunk: path_unverified; the session is served
 					 * again once a HELLO echoed the challenge's token */
+	FK_VARIANTS = 64,		/* the catalog lists variant 1 (80%) beside variant 0
+					 * (90%) at split 0; every answer advises variant 1 */
 };
 
 struct fk_client {
@@ -92,6 +95,7 @@ struct fk {
 	pthread_t th;
 	struct fk_client cl[FK_DEVICES];
 	unsigned responses, nacks_sent, errors_sent;
+	atomic_uint by_variant[2];	/* answers by the variant the request named */
 };
 
 static void
@@ -110,12 +114,18 @@ fk_hello(struct fk *g, struct fk_client *c, const struct proto_msg *m,
 				       .max_dgram = 1472, .max_chunks = 1024, .max_inflight = 16,
 				       .nack_gap_ms = 2, .reasm_timeout_ms = 1000,
 				       .catalog_total = 1, .catalog_count = 1 };
-	struct proto_catalog_entry e = { .model_id = 1, .split_id = 0, .ndim = 4,
+	struct proto_catalog_entry e[2] = { { .model_id = 1, .split_id = 0, .ndim = 4,
 					 .dtype_mask = 0x1e, .n_classes = 10, .dims = { 1, 1, 28, 28 },
 					 .tail_us = 1000, .accuracy_bp = 9000, .n_exits = 1,
-					 .name = "fake" };
+					 .name = "fake" } };
 	uint8_t buf[PROTO_HELLO_MIN_DGRAM];
 
+	if (g->mode & FK_VARIANTS) {
+		e[1] = e[0];
+		e[1].variant_id = 1;
+		e[1].accuracy_bp = 8000;
+		r.catalog_total = r.catalog_count = 2;
+	}
 	if ((g->mode & FK_LOSE_HELLO) && !c->hello_seen) {
 		c->hello_seen = true;
 		return;
@@ -132,7 +142,7 @@ fk_hello(struct fk *g, struct fk_client *c, const struct proto_msg *m,
 			r.catalog_count = 0;
 		}
 	}
-	fk_send(g, from, buf, proto_encode_hello_reply(buf, sizeof(buf), &h, &r, &e));
+	fk_send(g, from, buf, proto_encode_hello_reply(buf, sizeof(buf), &h, &r, e));
 }
 
 static void
@@ -149,8 +159,14 @@ fk_respond(struct fk *g, const struct proto_msg *m, const struct sockaddr_in *fr
 	h.flags = 0;
 	memset(h.mac, 0, sizeof(h.mac));	/* the request's seal is not ours */
 	r.c.model_id = m->u.req.c.model_id;
+	r.c.variant_id = m->u.req.c.variant_id;
 	r.c.split_id = m->u.req.c.split_id;
 	r.c.count = 1;
+	if (g->mode & FK_VARIANTS) {
+		r.advice_variant = 1;
+		r.advice_split = 0;
+	}
+	atomic_fetch_add(&g->by_variant[m->u.req.c.variant_id & 1], 1);
 	proto_response_set_topk(&r, scratch, &t, 1);
 	fk_send(g, from, buf, proto_encode_response(buf, sizeof(buf), &h, &r));
 	g->responses++;
@@ -292,7 +308,7 @@ fk_stop(struct fk *g)
 /* ---- synthetic inputs: 8 "images" at split 0, f32, 3 chunks each ---- */
 
 static struct bench_inputs *
-fake_inputs(void)
+fake_inputs(uint8_t variant)
 {
 	struct bench_inputs *in = calloc(1, sizeof(*in));
 	static float x[FK_DIMS];
@@ -326,6 +342,7 @@ fake_inputs(void)
 			x[k] = (float)(st >> 40) / 65536.0f;
 		}
 		rq.c.model_id = 1;
+		rq.c.variant_id = variant;
 		rq.c.t = (struct proto_tensor){ .dtype = PROTO_DT_F32, .ndim = 4,
 						.dims = { 1, 1, 28, 28 },
 						.raw_total = FK_DIMS * 4, .scale = 1 };
@@ -360,7 +377,7 @@ static void
 run_against(unsigned mode, unsigned n_dev, double rate, uint64_t requests, uint32_t timer_ms,
 	    const struct bench_impair *imp, struct bench_results *res, struct fk *g, bool count_allocs)
 {
-	struct bench_inputs *in = fake_inputs();
+	struct bench_inputs *in = fake_inputs(0);
 	struct bench_config cfg = { .model_id = 1, .n_devices = n_dev, .seed = 5, .retries = 3,
 				 .timer_ms = timer_ms, .hello_rate = 20000, .in = in };
 	struct bench_run *r = NULL;
@@ -524,6 +541,79 @@ test_run_impaired_chunks_still_answered(void)
 	bench_results_fini(&res);
 }
 
+/* One closed-loop phase of n requests; the fake's per-variant count restarts. */
+static void
+variants_phase(struct bench_run *r, struct fk *g, uint64_t n, struct bench_results *res)
+{
+	struct tg_err err = { 0 };
+
+	atomic_store(&g->by_variant[0], 0);
+	atomic_store(&g->by_variant[1], 0);
+	TH_CHECK_MSG(bench_run_phase(r, 0, 4, 0, 0, n, 2, res, &err) == 0, "%s", err.msg);
+	check_all_ok(res, n);
+	TH_CHECK(res->other_variant == 0);	/* each answer names the variant asked */
+}
+
+/*
+ * Another variant's inputs (bench_run_add_inputs): the catalog says what is served and at
+ * what accuracy; --follow-advice moves devices to the advised variant; bench_run_fix() (the
+ * oracle's runs) sends every request from the fixed (variant, split), and back.
+ */
+static void
+test_run_variants_followed_and_fixed(void)
+{
+	struct bench_inputs *in0 = fake_inputs(0), *in1 = fake_inputs(1);
+	struct bench_class cls = { .name = "floor", .floor_bp = 7000 };
+	struct bench_config cfg = { .model_id = 1, .n_devices = 8, .seed = 5, .retries = 3,
+				    .timer_ms = 5000, .hello_rate = 20000, .in = in0,
+				    .classes = &cls, .n_classes = 1, .follow_advice = true };
+	const struct bench_class_stats *st;
+	struct bench_results res;
+	struct bench_run *r = NULL;
+	struct tg_err err = { 0 };
+	struct fk g;
+
+	TH_CHECK(in0 != NULL && in1 != NULL && bench_results_init(&res) == 0);
+	TH_CHECK(fk_start(&g, FK_VARIANTS) == 0);
+	bench_mix_default(&cfg.mix);
+	TH_CHECK(bench_mix_parse(&cfg.mix, "split=0;dtype=f32;uplink=0;deadline=1s", NULL) == 0);
+	cfg.gw_ip = htonl(INADDR_LOOPBACK);
+	cfg.gw_port = g.port;
+	if (in0 != NULL && in1 != NULL)
+		TH_CHECK_MSG(bench_run_create(&r, &cfg, &err) == 0, "%s", err.msg);
+	if (r == NULL)
+		goto out;
+	TH_CHECK(bench_run_catalog(r, 0, 0) == 9000 && bench_run_catalog(r, 1, 0) == 8000);
+	TH_CHECK(bench_run_catalog(r, 2, 0) == -1 && bench_run_catalog(r, 1, 1) == -1);
+	TH_CHECK(bench_run_has(r, 0, 0) && !bench_run_has(r, 1, 0));
+	TH_CHECK(bench_run_add_inputs(r, 0, in1, &err) == -EINVAL);	/* the run's own */
+	TH_CHECK(bench_run_add_inputs(r, 2, in1, &err) == -EINVAL);	/* not served */
+	TH_CHECK_MSG(bench_run_add_inputs(r, 1, in1, &err) == 0, "%s", err.msg);
+	TH_CHECK(bench_run_has(r, 1, 0));
+
+	variants_phase(r, &g, 40, &res);	/* advice followed: the first 8 from variant 0 */
+	st = bench_run_class(r, 0);
+	TH_CHECK_MSG(st->by_split[1][0] >= 40 - 8 && st->by_split[0][0] + st->by_split[1][0] == 40,
+		     "%llu from variant 0, %llu from variant 1",
+		     (unsigned long long)st->by_split[0][0], (unsigned long long)st->by_split[1][0]);
+	TH_CHECK(atomic_load(&g.by_variant[1]) == st->by_split[1][0]);
+	bench_run_fix(r, 0, 0);
+	variants_phase(r, &g, 20, &res);
+	TH_CHECK(bench_run_class(r, 0)->by_split[0][0] == 20 && atomic_load(&g.by_variant[1]) == 0);
+	bench_run_fix(r, 1, 0);
+	variants_phase(r, &g, 20, &res);
+	TH_CHECK(bench_run_class(r, 0)->by_split[1][0] == 20 && atomic_load(&g.by_variant[0]) == 0);
+	bench_run_fix(r, 0, -1);	/* back to the advice: variant 1 */
+	variants_phase(r, &g, 20, &res);
+	TH_CHECK(bench_run_class(r, 0)->by_split[1][0] == 20);
+out:
+	bench_run_free(r);
+	fk_stop(&g);
+	bench_results_fini(&res);
+	bench_inputs_free(in0);
+	bench_inputs_free(in1);
+}
+
 int
 main(void)
 {
@@ -535,5 +625,6 @@ main(void)
 	TH_RUN(test_run_path_challenge_followed);
 	TH_RUN(test_run_pending_waits_for_the_answer);
 	TH_RUN(test_run_impaired_chunks_still_answered);
+	TH_RUN(test_run_variants_followed_and_fixed);
 	TH_DONE();
 }
