@@ -20,6 +20,11 @@
 #  3. Energy goal (HELLO energy profile): advice flags come back, NONE_FITS for a floor above
 #     every variant with no advice; a floor between the accuracy with exits (91.91%) and
 #     without (92.32%) is advised the final exit only (NO_EARLY_EXIT).
+#  4. The oracle over (variant, split) (tailgate-bench --oracle): a class with a floor of 85%
+#     (the sparse variant's inputs are built; nob1's are not, below it) and one without;
+#     the advised run sends the first from the sparse variant and never the second; the
+#     oracle runs every admitted (variant, split), the class without a floor is held only
+#     against its own variant's, and so is the best single choice for all.
 # What is checked holds on a busy machine: where devices end up, not how fast they got there.
 # Namespaces, processes and files go away on exit, whatever happened.
 # Usage: tests/advisor.sh BUILD
@@ -162,6 +167,34 @@ flags low 9000
 check "floor 90%: exits stay on (no NO_EARLY_EXIT in 16)" \
 	test "$(val advice_none "$out/fl_low.out")" -eq 0 -a \
 	"$(val advice_no_early_exit "$out/fl_low.out")" -eq 0
+
+# 4. The oracle over (variant, split), the gateway idle but for the bench's own 4 in flight.
+ip netns exec "$NS_CL" timeout 600 "$BUILD/tailgate-bench" --gateway "$IP_GW:7700" \
+	--model "$TMP/repo/fmnist-resnet" --model-id 1 --images 200 --threads 1 \
+	--cache "$TMP/cache" --calib models/fmnist-resnet/model.calib \
+	--devices 20 --concurrency 4 --warmup 0 --duration 0 --requests 80 \
+	--mix 'split=0,4;dtype=s8;deadline=5s' --timeout-ms 2000 \
+	--class floor:1000:100mbps:0:0:85 --class none:1000:100mbps --follow-advice --oracle \
+	--seed 7 --quiet >"$out/oracle.out" 2>"$out/oracle.err"
+rc=$?
+grep -E '^(advised|oracle|  [a-z]+ |best single)' "$out/oracle.out" | sed 's/^/    | /'
+sed 's/^/    ! /' "$out/oracle.err" | grep -v 'building\|sessions open' | tail -n 4
+check "bench --oracle with a floor class ran (status $rc)" test "$rc" -eq 0
+check "the sparse variant's inputs built, nob1's not (below every floor)" \
+	sh -c "grep -q 'variant 1 (sparse): inputs' '$out/oracle.err' && ! grep -q 'variant 2 ' '$out/oracle.err'"
+fl_v1=$(awk '$1 == "advised" && $2 == "floor"' "$out/oracle.out" | grep -c ' v1/')
+no_v1=$(awk '$1 == "advised" && $2 == "none"' "$out/oracle.out" | grep -c ' v1/')
+check "advised run: the floor class sent from the sparse variant ($fl_v1), the other never ($no_v1)" \
+	test "$fl_v1" -eq 1 -a "$no_v1" -eq 0 -a "$(awk '$1 == "advised"' "$out/oracle.out" | wc -l)" -eq 3
+# Fixed phases: the base's splits 0 and 4, the sparse variant's every served split 0, 4, 6, 8.
+check "the oracle ran every admitted (variant, split): $(grep -c '^split [0-9]* *class' "$out/oracle.out") of the base, $(grep -c '^v1/split [0-9]* *class' "$out/oracle.out") of the sparse variant" \
+	test "$(grep -c '^split [0-9]* *class' "$out/oracle.out")" -eq 2 -a \
+	"$(grep -c '^v1/split [0-9]* *class' "$out/oracle.out")" -eq 4
+check "oracle: the floor class held against an admitted choice, the other against its own variant only" \
+	sh -c "grep -qE '^  floor +[0-9.]+ / +[0-9.]+ +(v1/)?split [0-9]' '$out/oracle.out' &&
+	       grep -qE '^  none +[0-9.]+ / +[0-9.]+ +split [0-9]' '$out/oracle.out'"
+check "best single fixed choice for all: one the class without a floor admits (the base's)" \
+	grep -qE '^best single fixed choice for all: split [0-9]+ ' "$out/oracle.out"
 
 gw_term
 check_done
