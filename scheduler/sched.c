@@ -150,12 +150,6 @@ sched_finish_with(const struct sched *s, uint64_t backlog, unsigned mi, unsigned
 	return now + backlog / s->cfg.n_workers;
 }
 
-static uint64_t
-sched_predict_finish(const struct sched *s, unsigned mi, unsigned qi, uint64_t now)
-{
-	return sched_finish_with(s, sched_backlog(s, now), mi, qi, now);
-}
-
 /* ---- build ---- */
 
 static int
@@ -1222,12 +1216,70 @@ sched_set_estimate(struct sched *s, unsigned model, unsigned seg, unsigned batch
 	pthread_mutex_unlock(&s->mu);
 }
 
+/*
+ * The advice's estimate for a request entering queue qi of md now (sched_estimate_splits()).
+ *
+ * Admission asks "can this one request finish in time": sched_finish_with() charges it the
+ * whole backlog (one worker pool, earliest deadline first: everything queued runs before or
+ * beside it) plus only its marginal work. Advice asks "where should a device send from", and
+ * there that figure misleads: under load every queue sees the same backlog, a lighter tail
+ * saves a request only its own compute, and joining a batch already forming costs less than
+ * opening one on a lighter variant, so advice went back to the heavy base exactly when the
+ * gateway needed devices off it. But the backlog is made of the devices' own choices, and
+ * advice moves a device for all its next requests (and every device like it), not one
+ * request: in the steady state the advice leads to, the work queued ahead of a request grows
+ * with the per-sample work of the choices the devices make. So the wait is scaled by a
+ * congestion term: wait now x (this tail's per-sample work at the batch size the load forms,
+ * Q + 1 capped at max_batch) / (the mean per-sample work of what is queued now); its own
+ * batch at that size is added. A choice as heavy as what is queued sees today's wait, one
+ * half as heavy half of it: under load, lighter variants and deeper splits (less tail) win
+ * by what they would really spare the gateway, and more so the longer the backlog; the
+ * advisor's floor rules still decide who may move. With nothing queued (q_n 0) this is
+ * admission's figure: the batch of one after what is running.
+ * Under the lock; backlog, q_n and q_work: sched_backlog() at now, and the requests queued
+ * and their work over every queue (sched_queued()).
+ */
+static uint64_t
+sched_advice_estimate(const struct sched *s, unsigned mi, unsigned qi, uint64_t now,
+		      uint64_t backlog, unsigned q_n, uint64_t q_work)
+{
+	const struct sched_mod *md = &s->mod[mi];
+	unsigned b = q_n + 1 < md->cfg.max_batch ? q_n + 1 : md->cfg.max_batch;
+	uint64_t own = sched_remaining(md, (int)qi, b);
+	double wait, ratio;
+
+	if (q_n == 0 || q_work == 0)
+		return sched_finish_with(s, backlog, mi, qi, now) - now;
+	wait = (double)backlog / s->cfg.n_workers;
+	ratio = ((double)own / b) / ((double)q_work / q_n);
+	return own + (uint64_t)(wait * ratio + 0.5);
+}
+
+/* Under the lock: requests queued over every queue, and their work to the ends of their
+ * tails (the queued part of sched_backlog()). */
+static void
+sched_queued(const struct sched *s, unsigned *n, uint64_t *work)
+{
+	*n = 0;
+	*work = 0;
+	for (unsigned m = 0; m < s->cfg.n_models; m++) {
+		const struct sched_mod *md = &s->mod[m];
+
+		for (unsigned q = 0; q < md->n_seg; q++)
+			if (md->seg[q].n > 0) {
+				*n += md->seg[q].n;
+				*work += sched_queue_work(md, (int)q, md->seg[q].n);
+			}
+	}
+}
+
 void
 sched_estimate_splits(struct sched *s, unsigned model, const unsigned *splits, unsigned n,
 		      uint64_t *out_ns)
 {
 	const struct sched_mod *md;
-	uint64_t now;
+	uint64_t now, backlog, q_work;
+	unsigned q_n;
 
 	for (unsigned i = 0; i < n; i++)
 		out_ns[i] = UINT64_MAX;
@@ -1236,11 +1288,14 @@ sched_estimate_splits(struct sched *s, unsigned model, const unsigned *splits, u
 	md = &s->mod[model];
 	pthread_mutex_lock(&s->mu);
 	now = sched_now(s);
+	backlog = sched_backlog(s, now);
+	sched_queued(s, &q_n, &q_work);
 	for (unsigned i = 0; i < n; i++) {
 		int qi = splits[i] < 256 ? md->entry[splits[i]] : -1;
 
 		if (qi >= 0)
-			out_ns[i] = sched_predict_finish(s, model, (unsigned)qi, now) - now;
+			out_ns[i] = sched_advice_estimate(s, model, (unsigned)qi, now, backlog,
+							  q_n, q_work);
 	}
 	pthread_mutex_unlock(&s->mu);
 }

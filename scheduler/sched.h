@@ -216,9 +216,14 @@ void sched_set_estimate(struct sched *s, unsigned model, unsigned seg, unsigned 
 			uint64_t ns);
 
 /**
- * What a request entering at each of splits[0..n) of model would wait and compute, now
- * (the admission's predicted finish less now), in out_ns; UINT64_MAX for a split not served.
- * One lock for all. Thread: any.
+ * What a request entering at each of splits[0..n) of model should expect to wait and compute,
+ * now, for the advice, in out_ns; UINT64_MAX for a split not served. Idle (nothing queued),
+ * the admission's predicted finish less now; under load, the wait scaled by the tail's
+ * per-sample work against that of what is queued (a congestion term: what a lighter variant
+ * or a deeper split really spares the gateway when devices move; sched.c,
+ * sched_advice_estimate()), plus its own batch at the size the load forms. Not admission's
+ * figure: admission still charges each request the whole backlog. One lock for all.
+ * Thread: any.
  */
 void sched_estimate_splits(struct sched *s, unsigned model, const unsigned *splits, unsigned n,
 			   uint64_t *out_ns);
