@@ -23,6 +23,7 @@ struct tgc_head {
 	unsigned n_outputs;
 	float exit_conf[TGC_HEAD_MAX_EXITS];	/* per model output; > 1: off */
 	int last_split;			/* of the last tgc_run_head(); -1 none */
+	uint64_t last_ns;		/* its run's time, the plan's first build excluded */
 	struct kern_plan **plans;	/* [n_splits]; NULL until first used (row 0 never) */
 	float *in0;			/* split 0: the input, copied (in_numel floats) */
 	size_t in_numel;
@@ -93,6 +94,7 @@ tgc_run_head(struct tgc_head *h, unsigned split, const float *input, size_t nume
 {
 	const struct kern_split *s0;
 	struct tg_tensor in;
+	uint64_t t0;
 	int rc;
 
 	if (h == NULL || input == NULL || out == NULL)
@@ -103,6 +105,7 @@ tgc_run_head(struct tgc_head *h, unsigned split, const float *input, size_t nume
 		return tg_err_set(err, -EINVAL, "input: %zu values, the model takes %zu", numel,
 				  h->in_numel);
 	h->last_split = -1;
+	h->last_ns = 0;
 	if (split == 0) {
 		h->last_split = 0;
 		s0 = kern_model_split(h->m, 0);
@@ -124,14 +127,22 @@ tgc_run_head(struct tgc_head *h, unsigned split, const float *input, size_t nume
 	rc = kern_plan_input(h->plans[split], 0, &in);
 	if (rc < 0)
 		return tg_err_set(err, rc, "head to split %u: no input", split);
+	t0 = tg_now_ns();
 	memcpy(in.data, input, numel * sizeof(float));
 	if (kern_plan_run(h->plans[split]) != 0)
 		return tg_err_set(err, -EIO, "head to split %u: the engine failed", split);
 	rc = kern_plan_output(h->plans[split], 0, out, NULL);
 	if (rc < 0)
 		return tg_err_set(err, rc, "head to split %u: no output", split);
+	h->last_ns = tg_now_ns() - t0;
 	h->last_split = (int)split;
 	return 0;
+}
+
+uint64_t
+tgc_head_last_ns(const struct tgc_head *h)
+{
+	return h != NULL && h->last_split >= 0 ? h->last_ns : 0;
 }
 
 int

@@ -56,6 +56,12 @@ tgc_infer(struct tgc *c, struct tgc_head *h, const struct tgc_request_opts *o,
 		rc = tgc_head_exits(h, o->split_id, o->top_k, &loc, err);
 	if (rc < 0)
 		return rc;
+	/* The device's own head time, for the advice (measurements win over the declared
+	 * rate). Not this call's business when it fails: a HELLO that did not go through is
+	 * tried again at the next report, and the request below says what is wrong. */
+	if (tgc_head_last_ns(h) > 0)
+		(void)tgc_head_report(c, o->model_id, o->variant_id, o->split_id,
+				      tgc_head_last_ns(h), NULL);
 	early = !(o->req_flags & PROTO_RF_NO_EARLY_EXIT) && !(o->req_flags & PROTO_RF_WANT_TENSOR);
 	if (early && loc.exit != PROTO_NONE) {
 		tgc_local_result(out, &loc, loc.exit, TGC_SRC_DEVICE);

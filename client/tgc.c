@@ -35,6 +35,14 @@ enum {
 					 * burst (the kernel caps it at net.core.rmem_max) */
 };
 
+struct tgc_hmeas {			/* the measured head time of one (model, variant, split) */
+	uint16_t model_id;
+	uint8_t variant_id, split_id;
+	uint32_t kflop;			/* the catalog's head work there, per sample */
+	uint32_t n;			/* runs reported (halved with sum_ns past 1024) */
+	uint64_t sum_ns;		/* their time */
+};
+
 struct tgc_memo {			/* the last advice of one model */
 	uint16_t model_id;
 	struct tgc_advice a;
@@ -70,6 +78,9 @@ struct tgc {
 	struct tgc_memo advice[TGC_MAX_ADVICE];
 	unsigned n_advice;
 	struct tgc_energy energy;	/* tgc_set_energy(); all 0: none sent */
+	struct tgc_hmeas hm[TGC_HEAD_MAX_SPLITS];	/* tgc_head_report() */
+	unsigned n_hm;
+	uint32_t hm_since;		/* runs with head work since the rate was last sent */
 	struct tgc_stats st;
 	uint8_t rx[PROTO_MAX_DGRAM + 1];	/* one received datagram */
 };
@@ -539,6 +550,108 @@ tgc_set_energy(struct tgc *c, const struct tgc_energy *e, struct tg_err *err)
 						"energy: the gateway refused the profile");
 	}
 	return rc;
+}
+
+/* The triple's measurement slot index, -1 when none. */
+static int
+tgc_hmeas_find(const struct tgc *c, uint16_t model_id, uint8_t variant_id, uint8_t split_id)
+{
+	for (unsigned i = 0; i < c->n_hm; i++)
+		if (c->hm[i].model_id == model_id && c->hm[i].variant_id == variant_id &&
+		    c->hm[i].split_id == split_id)
+			return (int)i;
+	return -1;
+}
+
+/* The measured compute rate, MFLOP/s, over every split with head work; 0 before
+ * TGC_HEAD_MIN_SAMPLES runs there. kFLOP per ns = 1e6 MFLOP/s. */
+static uint32_t
+tgc_measured_mflops(const struct tgc *c)
+{
+	double kflop = 0, ns = 0;
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < c->n_hm; i++)
+		if (c->hm[i].kflop > 0) {
+			kflop += (double)c->hm[i].kflop * c->hm[i].n;
+			ns += (double)c->hm[i].sum_ns;
+			n += c->hm[i].n;
+		}
+	if (n < TGC_HEAD_MIN_SAMPLES || ns <= 0)
+		return 0;
+	kflop = kflop / ns * 1e6;
+	return kflop >= UINT32_MAX ? UINT32_MAX : kflop < 1 ? 1 : (uint32_t)kflop;
+}
+
+int
+tgc_head_report(struct tgc *c, uint16_t model_id, uint8_t variant_id, uint8_t split_id,
+		uint64_t head_ns, struct tg_err *err)
+{
+	const struct proto_catalog_entry *e;
+	struct tgc_hmeas *m;
+	uint32_t rate, told, old;
+	int i, rc;
+
+	if (c == NULL || head_ns == 0)
+		return tg_err_set(err, -EINVAL, "head time: a session and a time are required");
+	e = tgc_catalog_find(c, model_id, variant_id, split_id);
+	if (e == NULL)
+		return tg_err_set(err, -EINVAL, "head time: model %u variant %u split %u is not "
+				  "in the catalog", model_id, variant_id, split_id);
+	i = tgc_hmeas_find(c, model_id, variant_id, split_id);
+	if (i < 0) {
+		if (c->n_hm == TGC_HEAD_MAX_SPLITS)
+			return tg_err_set(err, -ENOSPC, "head time: %d splits measured already",
+					  TGC_HEAD_MAX_SPLITS);
+		i = (int)c->n_hm++;
+		c->hm[i] = (struct tgc_hmeas){ .model_id = model_id, .variant_id = variant_id,
+					       .split_id = split_id };
+	}
+	m = &c->hm[i];
+	m->kflop = e->head_kflop;
+	if (m->n >= 1024) {	/* older runs fade: a device's speed changes */
+		m->n /= 2;
+		m->sum_ns /= 2;
+	}
+	m->n++;
+	m->sum_ns += head_ns;
+	if (m->kflop == 0)
+		return 0;	/* the input: no head work to learn a rate from */
+	c->hm_since++;
+	rate = tgc_measured_mflops(c);
+	told = c->cfg.profile.compute_mflops;
+	if (rate == 0 || c->hm_since < TGC_HEAD_MIN_SAMPLES ||
+	    (told != 0 && (uint64_t)(rate > told ? rate - told : told - rate) * 100 <=
+			  (uint64_t)told * TGC_HEAD_RESEND_PCT))
+		return 0;
+	old = told;
+	c->cfg.profile.compute_mflops = rate;
+	rc = tgc_session(c, err);
+	if (rc < 0) {
+		c->cfg.profile.compute_mflops = old;	/* not told: try again next time */
+		return rc;
+	}
+	c->hm_since = 0;
+	return 1;
+}
+
+bool
+tgc_head_time(const struct tgc *c, uint16_t model_id, uint8_t variant_id, uint8_t split_id,
+	      uint64_t *mean_ns, uint32_t *samples)
+{
+	int i = tgc_hmeas_find(c, model_id, variant_id, split_id);
+
+	if (i < 0 || c->hm[i].n == 0)
+		return false;
+	*mean_ns = c->hm[i].sum_ns / c->hm[i].n;
+	*samples = c->hm[i].n;
+	return true;
+}
+
+uint32_t
+tgc_compute_mflops(const struct tgc *c)
+{
+	return c->cfg.profile.compute_mflops;
 }
 
 void

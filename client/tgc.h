@@ -40,6 +40,11 @@ struct proto_nack;			/* a decoded NACK (tgc_nack_mark(): the bench's) */
 enum {
 	TGC_MAX_CATALOG = 256,		/* catalog entries kept from the HELLO_REPLY pages */
 	TGC_MAX_TOP_K = PROTO_MAX_TOP_K,	/* entries a tgc_result can hold */
+	TGC_HEAD_MIN_SAMPLES = 8,	/* measured head runs before the measured compute rate
+					 * replaces the declared one (tgc_head_report()) */
+	TGC_HEAD_RESEND_PCT = 25,	/* ... and how far it must be from the rate the gateway
+					 * was last told before the HELLO is sent again */
+	TGC_HEAD_MAX_SPLITS = 64,	/* (model, variant, split) triples measured per session */
 };
 
 /** What the device tells the gateway about itself (HELLO): drives the split advice. */
@@ -291,6 +296,40 @@ int tgc_set_energy(struct tgc *c, const struct tgc_energy *e, struct tg_err *err
  * @return true with *out filled, false when none came yet */
 bool tgc_advice(const struct tgc *c, uint16_t model_id, struct tgc_advice *out);
 
+/**
+ * The device's own head time (issue: measurements win over declarations). Report how long
+ * one run of the head of (model_id, variant_id) up to split_id took here, in ns:
+ * tgc_infer() reports its own runs; a device that runs its head itself (tgc_run_head() and
+ * tgc_request(), or its own accelerator) calls this after each run (tgc_head_last_ns()
+ * gives tgc_run_head()'s time). Per split the library keeps the samples and their mean
+ * (tgc_head_time()). Once TGC_HEAD_MIN_SAMPLES runs at splits with head work (the catalog's
+ * head_kflop > 0) are in, the measured compute rate (their FLOPs over their time) replaces
+ * profile.compute_mflops: whenever it differs from the rate the gateway was last told by
+ * more than TGC_HEAD_RESEND_PCT %, and TGC_HEAD_MIN_SAMPLES new runs came since that, the
+ * session's HELLO is sent again with it (the catalog is fetched again, as tgc_set_energy()
+ * does), so the gateway's advice prices every split's head at what this device measured.
+ * The wire carries one rate (HELLO compute_mflops, docs/protocol.md 4.1): splits whose time
+ * is not in proportion to their FLOPs are averaged, weighted by their runs. Older samples
+ * fade (each split's count and sum are halved past 1024 runs). Thread: c's owner.
+ * @return 1 when the measured rate was just sent, 0 when kept, -EINVAL (head_ns 0, or the
+ *         catalog does not serve that triple), -ENOSPC (TGC_HEAD_MAX_SPLITS triples already
+ *         measured), or as tgc_open() when the HELLO failed (the rate is tried again at
+ *         the next report)
+ */
+int tgc_head_report(struct tgc *c, uint16_t model_id, uint8_t variant_id, uint8_t split_id,
+		    uint64_t head_ns, struct tg_err *err);
+
+/**
+ * The mean measured head time at (model_id, variant_id, split_id), ns, and its samples.
+ * @return false (outputs untouched) when none was reported
+ */
+bool tgc_head_time(const struct tgc *c, uint16_t model_id, uint8_t variant_id,
+		   uint8_t split_id, uint64_t *mean_ns, uint32_t *samples);
+
+/** The compute rate (MFLOP/s) the gateway was last told: the declared profile's until a
+ * measured one replaced it (tgc_head_report()). */
+uint32_t tgc_compute_mflops(const struct tgc *c);
+
 /** Counters since tgc_open(), copied into *out. */
 void tgc_stats(const struct tgc *c, struct tgc_stats *out);
 
@@ -368,6 +407,11 @@ int tgc_run_head(struct tgc_head *h, unsigned split, const float *input, size_t 
 
 /** Splits of the model's table (rows, the input included). */
 unsigned tgc_head_n_splits(const struct tgc_head *h);
+
+/** How long the last successful tgc_run_head() took on this device, ns (the split's plan
+ * built on first use is not counted); 0 when none ran, or when it was split 0 (the input is
+ * only copied). For tgc_head_report(). */
+uint64_t tgc_head_last_ns(const struct tgc_head *h);
 
 /* ---- early exits on the device, and progressive inference ---- */
 

@@ -372,6 +372,15 @@ test_infer_answers_on_the_device_when_confident(void)
 	TH_CHECK(tgc_head_set_exit(g.h, "exit1", 2.f, &err) == 0);
 	TH_CHECK_MSG(tgc_infer(g.c, g.h, &o, xs[1], 28 * 28, &r, &err) == 0, "%s", err.msg);
 	TH_CHECK(r.source == TGC_SRC_GATEWAY && r.exit_taken == 2 && r.top[0].class_id == 7);
+	/* Each run of the head was timed and reported (tgc_head_report()), answered on the
+	 * device or not. */
+	{
+		uint64_t mean = 0;
+		uint32_t n = 0;
+
+		TH_CHECK_MSG(tgc_head_time(g.c, 1, 0, (uint8_t)dev_split, &mean, &n) && n == 3 &&
+			     mean > 0, "%u head runs reported", n);
+	}
 	rig_close(&g);
 }
 
