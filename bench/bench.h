@@ -505,11 +505,13 @@ const struct proto_hello_reply *bench_run_gateway(const struct bench_run *r);
 /** Class k's figures of the last phase (k < cfg.n_classes). Valid until the next phase. */
 const struct bench_class_stats *bench_run_class(const struct bench_run *r, unsigned k);
 /**
- * Every device sends from (variant, split) (its inputs built) for the next phases; split -1:
- * back to each device's own (the mix's, then the advice's). The run's random stream restarts
- * from the seed, so the next phase draws the same arrivals and samples (the oracle's runs).
+ * Every device sends from (variant, split) for the next phases; split -1: back to each
+ * device's own (the mix's, then the advice's). The run's random stream restarts from the
+ * seed, so the next phase draws the same arrivals and samples (the oracle's runs).
+ * @return 0, or -EINVAL (nothing changed) when (variant, split) cannot be sent
+ *         (bench_run_has() false)
  */
-void bench_run_fix(struct bench_run *r, unsigned variant, int split);
+int bench_run_fix(struct bench_run *r, unsigned variant, int split);
 
 /**
  * What the gateway's catalog (every page, read at bench_run_create()) says of (variant,

@@ -418,12 +418,15 @@ bench_run_class(const struct bench_run *r, unsigned k)
 	return &r->cls[k];
 }
 
-void
+int
 bench_run_fix(struct bench_run *r, unsigned variant, int split)
 {
+	if (split >= 0 && !bench_run_has(r, variant, (unsigned)split))
+		return -EINVAL;	/* a device would have no message to send */
 	r->fixed_split = split;
-	r->fixed_variant = variant < BENCH_MAX_VARIANTS ? (uint8_t)variant : r->cfg.variant_id;
+	r->fixed_variant = split >= 0 ? (uint8_t)variant : r->cfg.variant_id;
 	bench_rng_seed(&r->rng, r->cfg.seed);
+	return 0;
 }
 
 int

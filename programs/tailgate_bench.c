@@ -969,9 +969,10 @@ tb_oracle(struct bench_run *run, const struct tb_opts *o, const struct tb_fig *a
 	if (bench_results_init(&res) < 0)
 		return -ENOMEM;
 	for (unsigned i = 0; i < n_ch && rc == 0; i++) {
-		bench_run_fix(run, ch[i] >> 8, ch[i] & 0xFF);
-		rc = bench_run_phase(run, o->rate, o->concurrency, o->warmup, o->duration,
-				     o->requests, o->drain, &res, err);
+		rc = bench_run_fix(run, ch[i] >> 8, ch[i] & 0xFF);
+		if (rc == 0)
+			rc = bench_run_phase(run, o->rate, o->concurrency, o->warmup, o->duration,
+					     o->requests, o->drain, &res, err);
 		if (rc == 0)
 			rc = tb_figures(run, tb_adv.n, &fx[i]);
 		if (rc < 0)
@@ -980,7 +981,7 @@ tb_oracle(struct bench_run *run, const struct tb_opts *o, const struct tb_fig *a
 		bench_report_classes(stdout, tb_tag, tb_adv.cls, bench_run_class(run, 0), tb_adv.n,
 				     o->variant);
 	}
-	bench_run_fix(run, o->variant, -1);
+	(void)bench_run_fix(run, o->variant, -1);	/* cannot fail */
 	bench_results_fini(&res);
 	if (rc < 0)
 		return rc;

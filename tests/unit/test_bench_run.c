@@ -597,13 +597,15 @@ test_run_variants_followed_and_fixed(void)
 		     "%llu from variant 0, %llu from variant 1",
 		     (unsigned long long)st->by_split[0][0], (unsigned long long)st->by_split[1][0]);
 	TH_CHECK(atomic_load(&g.by_variant[1]) == st->by_split[1][0]);
-	bench_run_fix(r, 0, 0);
+	TH_CHECK(bench_run_fix(r, 0, 1) == -EINVAL);	/* not built, not served */
+	TH_CHECK(bench_run_fix(r, 2, 0) == -EINVAL);
+	TH_CHECK(bench_run_fix(r, 0, 0) == 0);
 	variants_phase(r, &g, 20, &res);
 	TH_CHECK(bench_run_class(r, 0)->by_split[0][0] == 20 && atomic_load(&g.by_variant[1]) == 0);
-	bench_run_fix(r, 1, 0);
+	TH_CHECK(bench_run_fix(r, 1, 0) == 0);
 	variants_phase(r, &g, 20, &res);
 	TH_CHECK(bench_run_class(r, 0)->by_split[1][0] == 20 && atomic_load(&g.by_variant[0]) == 0);
-	bench_run_fix(r, 0, -1);	/* back to the advice: variant 1 */
+	TH_CHECK(bench_run_fix(r, 0, -1) == 0);	/* back to the advice: variant 1 */
 	variants_phase(r, &g, 20, &res);
 	TH_CHECK(bench_run_class(r, 0)->by_split[1][0] == 20);
 out:
