@@ -7,7 +7,7 @@
 #     4: slow ones (100 MFLOP/s, 100 Mbit/s: a head at split 4 takes 0.3 s) are moved to the
 #     input; fast ones (1 TFLOP/s, 1 Gbit/s: split 8's 89 MFLOP take 0.09 ms, and it leaves
 #     almost no tail to queue for) to the deepest split, where slow ones never go.
-#  2. A device whose floor (75%) the sparse variant meets (87.45% in int8) and nob1 never
+#  2. A device whose floor (75%) the sparse variant meets (91.35% in int8 since its retraining) and nob1 never
 #     (13.87%), with the latency goal (so exit policies are advised too), sending the base's
 #     input from a slow processor (10 MFLOP/s: any head costs it seconds, so only the inputs
 #     compete): advised the lighter variant while the gateway is idle, and while it is
