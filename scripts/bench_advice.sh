@@ -5,7 +5,10 @@
 # with four device classes, 10x apart in compute (1 and 10 GFLOP/s) and 100x in uplink (1 and
 # 100 Mbit/s), each with an energy profile; devices start at the served splits (an equal
 # share each) and follow the advice (--follow-advice); then --oracle runs the same arrivals
-# once per split with every device fixed there. Twice: goal latency, then goal energy. Prints
+# once per (variant, split) a class admits, every device fixed there (a class without an
+# accuracy floor admits its own variant only; a floor, the sixth field of a TG_ADV_CLASSES
+# spec, admits every file variant whose accuracy meets it). Twice: goal latency, then goal
+# energy. Prints
 # the bench's tables and the load average before and after (figures are ratios within one
 # run). MODEL_DIR: models/fmnist-resnet (default; Fashion-MNIST's test images) or
 # models/clutter-resnet (1,000 test samples of scripts/make_clutter.py, made into BUILD).
