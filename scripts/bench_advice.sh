@@ -49,16 +49,7 @@ else
 fi
 id=$(sed -n 's/^id *= *\([0-9]*\).*/\1/p' "$MODEL/model.conf")
 splits=$(sed -n 's/^splits *= *//p' "$MODEL/model.conf" | tr -d ' ')
-cat >"$TMP/tailgate.conf" <<CONF
-address = $IP_GW
-models = $TMP/repo
-workers = 1
-max_inflight_messages = 4096
-max_inflight_client = 64
-max_inflight = 4096
-queue_cap = 4096
-msg_timeout_us = 10000000
-CONF
+gw_advice_conf "$TMP/tailgate.conf" "$TMP/repo"
 ns_up || { echo "bench_advice: namespaces failed"; exit 1; }
 gw_start "$TMP/tailgate.conf" "$TMP/gw" --engine-threads 1 || {
 	echo "bench_advice: tailgate did not start"; exit 1; }

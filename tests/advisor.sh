@@ -57,16 +57,7 @@ GW_DTYPE=int8 gw_repo "$TMP/repo"
 # (nob1): the variants added later (bottleneck, drop-trained) are other choices the
 # advisor may rightly prefer, so this test serves the catalog it was written for.
 sed -i '/^variant *= *[3-9]/d; /^variant *= *[1-9][0-9]/d' "$TMP/repo/fmnist-resnet/model.conf"
-cat >"$TMP/tailgate.conf" <<CONF
-address = $IP_GW
-models = $TMP/repo
-workers = 1
-max_inflight_messages = 4096
-max_inflight_client = 64
-max_inflight = 4096
-queue_cap = 4096
-msg_timeout_us = 10000000
-CONF
+gw_advice_conf "$TMP/tailgate.conf" "$TMP/repo"
 out=$TMP/run
 mkdir -p "$out"
 ns_up_or_exit

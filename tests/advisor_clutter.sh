@@ -52,16 +52,7 @@ for f in model.onnx model.calib variants; do
 	ln -s "$PWD/$MODEL/$f" "$TMP/repo/clutter-resnet/$f"
 done
 cp "$MODEL/model.conf" "$TMP/repo/clutter-resnet/model.conf"
-cat >"$TMP/tailgate.conf" <<CONF
-address = $IP_GW
-models = $TMP/repo
-workers = 1
-max_inflight_messages = 4096
-max_inflight_client = 64
-max_inflight = 4096
-queue_cap = 4096
-msg_timeout_us = 10000000
-CONF
+gw_advice_conf "$TMP/tailgate.conf" "$TMP/repo"
 out=$TMP/run
 mkdir -p "$out"
 ns_up_or_exit

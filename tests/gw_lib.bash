@@ -84,6 +84,22 @@ gw_roomy_conf() {	# dir
 	CONF
 }
 
+# tailgate.conf for the advisor's runs (tests/advisor*.sh, scripts/bench_advice.sh): one
+# worker, a queue deep enough that the advice, not admission, decides, and each device's 64
+# in flight held long enough (10 s) for slow simulated uplinks.
+gw_advice_conf() {	# conf_file repo_dir
+	cat >"$1" <<-CONF
+	address = $IP_GW
+	models = $2
+	workers = 1
+	max_inflight_messages = 4096
+	max_inflight_client = 64
+	max_inflight = 4096
+	queue_cap = 4096
+	msg_timeout_us = 10000000
+	CONF
+}
+
 # Namespaces up, or the test ends here with a failure.
 ns_up_or_exit() {
 	ns_up && return 0
