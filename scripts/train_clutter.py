@@ -60,6 +60,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_clutter as mc  # noqa: E402
+from train_fmnist import BasicBlock  # noqa: E402  (the one ResNet block of every script)
 import onnx_names  # noqa: E402
 
 EXIT_NAMES = ["exit1", "exit2", "final"]
@@ -69,27 +70,6 @@ EXIT_WEIGHTS = [0.3, 0.3, 1.0]
 def cbr(cin, cout, k, stride):
     return [nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout),
             nn.ReLU(inplace=True)]
-
-
-class BasicBlock(nn.Module):
-    """ResNet basic block; a 1x1 conv-bn shortcut where the shape changes, else identity."""
-
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.relu1 = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.relu2 = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                            nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        y = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
-        return self.relu2(y + (x if self.downsample is None else self.downsample(x)))
 
 
 class ExitHead(nn.Module):

@@ -236,6 +236,8 @@ def report(rows, meta):
     if meta.get("load"):
         lines.append("Load average (1 min) before / after: " +
                      " / ".join(str(x) for x in meta["load"]) + ".")
+    if meta.get("quiet_note"):
+        lines += ["", meta["quiet_note"]]
     if meta.get("loaded_note"):
         lines += ["", meta["loaded_note"]]
     lines.append("")

@@ -11,6 +11,7 @@ Each model class has:
 Used by scripts/make_bench_models.py (export) and bench/engine/torch_bench.py (the PyTorch peer).
 """
 
+import functools
 import importlib.util
 import os
 
@@ -20,27 +21,18 @@ import torch.nn as nn
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 
-class Block(nn.Module):
-    """ResNet basic block, named like torchvision's (conv1 bn1 relu conv2 bn2, downsample)."""
+@functools.lru_cache(maxsize=None)
+def _train_fmnist_module():
+    path = os.path.join(ROOT, "scripts", "train_fmnist.py")
+    spec = importlib.util.spec_from_file_location("train_fmnist", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.relu1 = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.relu2 = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                            nn.BatchNorm2d(cout))
 
-    def forward(self, x):
-        idt = x if self.downsample is None else self.downsample(x)
-        y = self.relu1(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        return self.relu2(y + idt)
+# The ResNet basic block (named like torchvision's: conv1 bn1 relu conv2 bn2, downsample) is
+# scripts/train_fmnist.py's, the one every model script here uses.
+Block = _train_fmnist_module().BasicBlock
 
 
 class ResNet224(nn.Module):
@@ -97,14 +89,6 @@ def randomize_bn(model, seed):
             m.bias.data = 0.1 * torch.randn(c, generator=g)
             m.running_mean.data = 0.1 * torch.randn(c, generator=g)
             m.running_var.data = 0.5 + torch.rand(c, generator=g)
-
-
-def _train_fmnist_module():
-    path = os.path.join(ROOT, "scripts", "train_fmnist.py")
-    spec = importlib.util.spec_from_file_location("train_fmnist", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 class FmnistAdapter(nn.Module):
