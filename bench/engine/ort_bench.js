@@ -21,7 +21,7 @@
 // other dims the model's), the samples of X.npy are run instead, a model batch at a time (the
 // last one padded with zeros), and DIR/<name>.bin holds the outputs of every sample in order
 // (for bench/engine/int8_check.py).
-// --profile DIR: run twice with ORT's profiler on (session option enableProfiling, the JSON
+// --profile DIR [--profile-runs N]: run N times (2) with ORT's profiler on (session option enableProfiling, the JSON
 // it writes under DIR) and print which operators ran, by kind: {"profile": {"QLinearConv": 11,
 // ...}} counts the graph nodes of each operator type ORT executed after its graph
 // optimizations (each node once, whatever the runs), with "int8_convgemm" (QLinearConv,
@@ -56,7 +56,7 @@ function usage(msg) {
 
 function parseArgs(argv) {
   const o = { threads: 2, minTime: 1.0, minRuns: 5, maxRuns: 100000, warmup: 10, warmupTime: 0.2,
-    dump: null, input: null, profile: null, models: [] };
+    dump: null, input: null, profile: null, profileRuns: 2, models: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const num = () => {
@@ -73,12 +73,14 @@ function parseArgs(argv) {
     else if (a === '--dump') o.dump = argv[++i];
     else if (a === '--input') o.input = argv[++i];
     else if (a === '--profile') o.profile = argv[++i];
+    else if (a === '--profile-runs') o.profileRuns = num();
     else if (a.startsWith('--')) usage(`unknown option '${a}'`);
     else o.models.push(a);
   }
   if (o.models.length === 0) usage('missing MODEL');
   if (!(o.threads >= 1)) usage('--threads must be >= 1');
   if (o.input && !o.dump) usage('--input needs --dump');
+  if (!Number.isInteger(o.profileRuns) || o.profileRuns < 1) usage('--profile-runs must be an integer >= 1');
   return o;
 }
 
@@ -189,9 +191,8 @@ async function benchOne(ort, file, o) {
   const data = new Float32Array(n);
   fillInput(data);
   const feeds = { [sess.inputNames[0]]: new ort.Tensor('float32', data, shape) };
-  if (o.profile) {	// two runs profiled; the operators of the nodes that ran
-    await sess.run(feeds);
-    await sess.run(feeds);
+  if (o.profile) {	// o.profileRuns runs profiled; the operators of the nodes that ran
+    for (let i = 0; i < o.profileRuns; i++) await sess.run(feeds);
     sess.endProfiling();
     await sess.release();
     return { runtime: 'ort', model: file, batch: shape[0], ...readProfile(o.profile, prefix) };
