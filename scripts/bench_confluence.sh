@@ -10,16 +10,19 @@
 #   fmnist: models/fmnist-resnet as shipped (int8 with model.calib, splits 0, 4, 6, 8 a
 #     quarter each, max_batch 64, max_delay 2 ms, deadlines 100 ms at the fixed load and 1 s
 #     at saturation), Fashion-MNIST test images through the head to each split, with the
-#     model.conf's early exits, and without them (the case measured before over the network).
+#     model.conf's early exits, and without them (the case measured before over the network);
+#     fm32: the same in fp32 with the exits (tails 4-5x heavier: what exits spare is more).
 # For each: saturation (a closed loop of WINDOW open requests; OK answers per second) and a
 # fixed load (Poisson arrivals at a rate below both modes' saturation; p50/p99 latency of
 # the OK answers, arrival to answer).
 # A part per call, so that each stays well under 15 minutes of tg-quiet:
-#   scripts/bench_confluence.sh BUILD PART   PART: r224-sat r224-load fm-sat fm-load
-#     fm-noexit-sat   rows go to BUILD/confluence/rows.txt (a PART's old rows are replaced)
+#   scripts/bench_confluence.sh BUILD PART...   PART: r224-sat r224-load fm-sat fm-load
+#     fm-noexit-sat fm32-sat fm32-load (in order: a -load part reads its -sat part's rows);
+#     rows go to BUILD/confluence/rows.txt (a PART's old rows are replaced)
 #   scripts/bench_confluence.sh BUILD table  the markdown of docs/BENCHMARKS.md's section
 # env: TG_CONFL_REPS (3), TG_CONFL_SECONDS (12), TG_CONFL_R224_RATE (req/s of the fixed load,
 #   default 0.6 x whole tails' median saturation from the rows), TG_CONFL_FM_RATE (likewise)
+# Fixed-load rows carry offered=rate:R; the load average before and after each run is kept.
 set -u
 BUILD=${1:-build}
 PART=${2:-}
@@ -70,19 +73,20 @@ part() {
 			[ -n "$rate" ] || { echo "bench_confluence: run r224-sat first"; exit 1; }
 			set -- "$@" --rate "$rate"
 		fi ;;
-	fm-sat|fm-load|fm-noexit-sat)
-		set -- "$FM/model.onnx" --int8 "$FM/model.calib" --fmnist --samples 512 \
+	fm-sat|fm-load|fm-noexit-sat|fm32-sat|fm32-load)
+		set -- "$FM/model.onnx" --fmnist --samples 512 \
 			--splits 0,4,6,8 --max-batch 64 --max-delay-us 2000 --warmup 2
+		case $p in fm32-*) ;; *) set -- "$@" --int8 "$FM/model.calib" ;; esac
 		[ "$p" = fm-noexit-sat ] || set -- "$@" $(fm_exits)
-		if [ "$p" = fm-load ]; then
-			rate=${TG_CONFL_FM_RATE:-$(med_sat fm-sat | awk '{ printf "%.0f", $1 * 0.6 }')}
-			[ -n "$rate" ] || { echo "bench_confluence: run fm-sat first"; exit 1; }
+		if [ "$p" = fm-load ] || [ "$p" = fm32-load ]; then
+			rate=${TG_CONFL_FM_RATE:-$(med_sat "${p%-load}-sat" | awk '{ printf "%.0f", $1 * 0.6 }')}
+			[ -n "$rate" ] || { echo "bench_confluence: run ${p%-load}-sat first"; exit 1; }
 			set -- "$@" --rate "$rate" --deadline-ms 100
 		else
 			set -- "$@" --window 256 --deadline-ms 1000
 		fi ;;
 	*)
-		echo "usage: scripts/bench_confluence.sh BUILD r224-sat|r224-load|fm-sat|fm-load|fm-noexit-sat|table" >&2
+		echo "usage: scripts/bench_confluence.sh BUILD r224-sat|r224-load|fm-sat|fm-load|fm-noexit-sat|fm32-sat|fm32-load|table" >&2
 		exit 2 ;;
 	esac
 	for rep in $(seq 1 "$REPS"); do
@@ -98,4 +102,7 @@ if [ "$PART" = table ]; then
 	exec python3 scripts/confluence_table.py "$ROWS"
 fi
 [ -x "$SB" ] || { echo "bench_confluence: $SB missing (make)"; exit 1; }
-part "$PART"
+shift
+for p in "$@"; do
+	part "$p"
+done

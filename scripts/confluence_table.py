@@ -13,6 +13,8 @@ PARTS = [
     ("fm-sat", "fmnist int8 + exits, splits 0/4/6/8, saturation (closed loop of 256)"),
     ("fm-load", "fmnist int8 + exits, splits 0/4/6/8, fixed load, 100 ms deadlines"),
     ("fm-noexit-sat", "fmnist int8, no exits, saturation (closed loop of 256)"),
+    ("fm32-sat", "fmnist fp32 + exits, saturation (closed loop of 256)"),
+    ("fm32-load", "fmnist fp32 + exits, fixed load, 100 ms deadlines"),
 ]
 MODES = ["whole", "segment", "auto"]
 
