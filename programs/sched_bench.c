@@ -429,11 +429,12 @@ sb_report(const struct sb_opts *o, struct sched *s, const struct sched_stats *a,
 	for (unsigned h = 0; h < SCHED_BATCH_BUCKETS; h++)
 		printf("%s%llu", h ? "," : "",
 		       (unsigned long long)(b->batch_hist[h] - a->batch_hist[h]));
-	/* The layout arrivals entered at the end, and the last prediction (auto only). */
-	printf(" layout=%s switches=%llu predicted_whole=%.3f predicted_segments=%.3f\n",
+	/* The layout arrivals entered at the end, and the last prediction (auto only): engine
+	 * time per request at capacity in each layout. */
+	printf(" layout=%s switches=%llu predicted_whole_us=%.1f predicted_segments_us=%.1f\n",
 	       b->model_segments[0] ? "segments" : "whole",
-	       (unsigned long long)b->layout_switches, b->model_load_ns[0][0] / 1e9,
-	       b->model_load_ns[0][1] / 1e9);
+	       (unsigned long long)b->layout_switches, b->model_cost_ns[0][0] / 1e3,
+	       b->model_cost_ns[0][1] / 1e3);
 }
 
 int

@@ -15,9 +15,12 @@
  * their latencies measured; arrivals enter whole tails first (fewer batches, no queueing
  * between segments), and about twice a second, once enough requests came, the scheduler
  * predicts the engine time per second each layout needs for the arrivals it saw per split
- * and the share of samples each early exit answered (sched_layout_load(): the batch each
- * queue forms at its rate, and its latency estimate at that batch, measured at start), and
- * sends new arrivals to the layout predicted cheaper by more than SCHED_LAYOUT_MARGIN.
+ * and the share of samples each early exit answered: the engine time per request each
+ * layout needs at capacity (sched_layout_load() at that mix scaled up until batches are
+ * full, from the latency estimates per batch size measured at start), and sends new
+ * arrivals to the layout predicted cheaper by more than SCHED_LAYOUT_MARGIN. Priced at
+ * capacity because that is where the layout matters: below it both keep up, and whole
+ * tails answer sooner (one queue, not one per segment).
  * Requests already queued finish in the layout they entered. Segments win when exits stop
  * many samples early, or when merging splits fills batches that per-split queues would not;
  * whole tails when the extra batches' fixed costs outweigh that (docs/BENCHMARKS.md,
@@ -281,9 +284,10 @@ struct sched_stats {
 	bool model_segments[SCHED_MAX_MODELS];	/* arrivals enter segments now (else whole
 						 * tails) */
 	uint64_t layout_switches;	/* SCHED_MODE_AUTO: times a model changed layout */
-	double model_load_ns[SCHED_MAX_MODELS][2];	/* its last prediction (AUTO, both
-							 * layouts built): engine ns per second
-							 * whole tails, then segments need */
+	double model_cost_ns[SCHED_MAX_MODELS][2];	/* its last prediction (AUTO, both
+							 * layouts built): engine ns per request
+							 * at capacity, whole tails then
+							 * segments */
 	/* Where each worker's time goes, by worker index (sched_start()'s workers; a batch run
 	 * by another thread through sched_run_batch() counts under the index it names): */
 	uint64_t engine_ns[SCHED_MAX_WORKERS];	/* wall time inside kern_plan_run() (oneDNN) */
@@ -310,7 +314,8 @@ struct sched_layout_queue {
  * (devices', plus what earlier queues pass on), the batch it forms at that rate (what arrives
  * in one round of batches of every queue, at least max_delay, at most the largest bucket:
  * a fixed point, found by iteration) and its estimate at that batch's bucket, over the
- * workers. Pure: a table of estimates in, a figure out (SCHED_MODE_AUTO compares two).
+ * workers. Pure: a table of estimates in, a figure out (SCHED_MODE_AUTO compares two, at
+ * arrivals that fill the batches).
  * @param buckets  batch sizes of est[], ascending, the last the model's max_batch
  */
 double sched_layout_load(const struct sched_layout_queue *q, unsigned n, const unsigned *buckets,

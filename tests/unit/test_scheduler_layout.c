@@ -4,7 +4,8 @@
  * estimates: sched_layout_load() on tables of estimates whose answer is known (the fixed point
  * of batch sizes at low load and at saturation; short tails whose per-batch cost dominates:
  * whole tails; an early exit answering most samples before a heavy remainder: segments; a
- * heavy shared tail that merged splits fill: segments), then the scheduler itself on a fake
+ * heavy shared tail that merged splits fill, below capacity: segments, at capacity: a tie),
+ * then the scheduler itself on a fake
  * clock serving the multi-exit fixture with estimates set by hand: arrivals move to segments
  * when the exits answer early, stay on whole tails when they do not, forced modes never
  * move and build one layout, int8 stays whole, and every request is answered exactly once
@@ -321,15 +322,15 @@ test_auto_moves_to_segments_when_exits_answer(void)
 	TH_CHECK_MSG(!before, "entered segments before any choice");
 	TH_CHECK_MSG(st.model_segments[0] && st.layout_switches == 1, "segments %d, switches %llu",
 		     st.model_segments[0], (unsigned long long)st.layout_switches);
-	TH_CHECK_MSG(st.model_load_ns[0][1] < st.model_load_ns[0][0], "predicted %g vs %g",
-		     st.model_load_ns[0][1], st.model_load_ns[0][0]);
+	TH_CHECK_MSG(st.model_cost_ns[0][1] < st.model_cost_ns[0][0], "predicted %g vs %g",
+		     st.model_cost_ns[0][1], st.model_cost_ns[0][0]);
 	TH_CHECK(st.exits[0] == NREQ);	/* the same answers in both layouts */
 }
 
 /*
- * No early exit, two splits, a large per-batch cost, full batches (max_batch 4 at ~80
- * requests/s per split): a split-0 request costs one batch's fixed cost whole, two in
- * segments. Whole tails stay.
+ * No early exit, two splits, a large per-batch cost: at capacity (full batches, what the
+ * choice prices) a split-0 request costs one batch's fixed cost whole, two in segments.
+ * Whole tails stay.
  */
 static void
 test_auto_keeps_whole_without_exits(void)
@@ -342,14 +343,14 @@ test_auto_keeps_whole_without_exits(void)
 
 	kern_model_get_info(model, &mi);
 	splits[1] = mi.n_splits / 2;
-	serve(SCHED_MODE_AUTO, splits, 2, NULL, 20, 4, &st, &nq, &before);
+	serve(SCHED_MODE_AUTO, splits, 2, NULL, 20, 64, &st, &nq, &before);
 	TH_CHECK_MSG(nq == 4, "%u queues: 2 whole tails and 2 segments", nq);
 	TH_CHECK_MSG(!st.model_segments[0] && st.layout_switches == 0, "segments %d, switches %llu",
 		     st.model_segments[0], (unsigned long long)st.layout_switches);
 	/* The choice was made (a prediction recorded), and favoured whole tails. */
-	TH_CHECK_MSG(st.model_load_ns[0][0] > 0 && st.model_load_ns[0][0] < st.model_load_ns[0][1],
-		     "predicted whole %g, segments %g", st.model_load_ns[0][0],
-		     st.model_load_ns[0][1]);
+	TH_CHECK_MSG(st.model_cost_ns[0][0] > 0 && st.model_cost_ns[0][0] < st.model_cost_ns[0][1],
+		     "predicted whole %g, segments %g", st.model_cost_ns[0][0],
+		     st.model_cost_ns[0][1]);
 }
 
 /* Forced modes build one layout and never move, whatever the exits answer. */
