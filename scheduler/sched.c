@@ -248,20 +248,25 @@ sched_seg_plans(struct sched *s, struct sched_mod *md, struct sched_seg *sg, uns
 		}
 	kern_plan_input(p, 0, &v);
 	sg->in_floats = tg_tensor_numel(&v);
-	/* Seed the estimates: the second run of each bucket (the first warms caches). */
+	/* Seed the estimates: the last run of each bucket (the first warms caches). The
+	 * choice of layout compares seeds of two layouts measured one after the other: the
+	 * faster of the two later runs, what interference on a shared host inflates least
+	 * (with the last run alone, resnet224's tied layouts came out up to 8% apart). */
 	for (unsigned b = 0; b < md->n_buckets; b++) {
 		struct kern_plan *pb = kern_tail_plan(sg->plans[0], md->bucket[b]);
 		uint64_t t0;
 
 		kern_plan_input(pb, 0, &v);
 		memset(v.data, 0, tg_tensor_bytes(&v));
-		for (int rep = 0; rep < 2; rep++) {
+		sg->seed[b] = UINT64_MAX;
+		for (int rep = 0; rep < 3; rep++) {
 			t0 = tg_now_ns();
 			if (kern_plan_run(pb) < 0)
 				return tg_err_set(err, -EIO, "model %u: engine failed", mi);
 			sg->est[b] = tg_now_ns() - t0;
+			if (rep > 0 && sg->est[b] < sg->seed[b])
+				sg->seed[b] = sg->est[b];
 		}
-		sg->seed[b] = sg->est[b];
 	}
 	return 0;
 }

@@ -22,6 +22,7 @@
 #   scripts/bench_confluence.sh BUILD table  the markdown of docs/BENCHMARKS.md's section
 # env: TG_CONFL_REPS (3), TG_CONFL_SECONDS (12), TG_CONFL_R224_RATE (req/s of the fixed load,
 #   default 0.6 x whole tails' median saturation from the rows), TG_CONFL_FM_RATE (likewise)
+#   TG_CONFL_MODES (whole segment auto: the modes run; a part's rows of other modes are kept)
 # Fixed-load rows carry offered=rate:R; the load average before and after each run is kept.
 set -u
 BUILD=${1:-build}
@@ -29,6 +30,7 @@ PART=${2:-}
 cd "$(dirname "$0")/.."
 REPS=${TG_CONFL_REPS:-3}
 SECS=${TG_CONFL_SECONDS:-12}
+MODES=${TG_CONFL_MODES:-whole segment auto}
 SB=$BUILD/bench/sched-bench
 R224=$BUILD/bench/resnet224.onnx
 FM=models/fmnist-resnet
@@ -90,11 +92,12 @@ part() {
 		exit 2 ;;
 	esac
 	for rep in $(seq 1 "$REPS"); do
-		for mode in whole segment auto; do
+		for mode in $MODES; do
 			run "$p" "$mode" "$rep" "$@" || exit 1
 		done
 	done
-	{ awk -v p="$p" '$1 != p' "$ROWS"; cat "$ROWS.new"; } >"$ROWS.tmp" && mv "$ROWS.tmp" "$ROWS"
+	{ awk -v p="$p" -v m=" $MODES " '$1 != p || index(m, " " $2 " ") == 0' "$ROWS"
+	  cat "$ROWS.new"; } >"$ROWS.tmp" && mv "$ROWS.tmp" "$ROWS"
 	rm -f "$ROWS.new"
 }
 
