@@ -133,7 +133,8 @@ test_exits_pick_segments(void)
 /*
  * A heavy tail shared by three splits whose batches amortise a large fixed cost: at a
  * moderate load per split, per-split queues run small batches, the merged last segment
- * larger ones. At saturation every queue is full and the two cost the same.
+ * larger ones (0.91 of whole tails' engine time here). At saturation every queue is full
+ * and the two cost the same: what the choice of layout prices.
  */
 static void
 test_merging_a_heavy_shared_tail(void)
@@ -151,8 +152,7 @@ test_merging_a_heavy_shared_tail(void)
 	}
 	lw = load(whole, 3);
 	ls = load(seg, 3);
-	TH_CHECK_MSG(ls < lw * (1 - SCHED_LAYOUT_MARGIN), "20/s per split: whole %g, segments %g",
-		     lw, ls);
+	TH_CHECK_MSG(ls < lw * 0.95, "20/s per split: whole %g, segments %g", lw, ls);
 	for (unsigned i = 0; i < 3; i++)
 		whole[i].arrivals = seg[i].arrivals = 1e6;
 	lw = load(whole, 3);
