@@ -39,7 +39,10 @@
 #        TG_INGEST_TX (packet; udp: the sender's UDP sockets, sendmmsg),
 #        TG_INGEST_PREBUILT (1; 0: every message generated and chunked anew),
 #        TG_INGEST_KEEP (a file: each run's figures are appended to it and the table is made
-#          from all of them, so a measurement can be split over several calls)
+#          from all of them, so a measurement can be split over several calls),
+#        TG_INGEST_PERF (a directory: `perf record -a -g` of both CPUs for the middle of each
+#          run, into DIR/RX-CHUNKS-RATE-REP.data, for the analysis in BENCHMARKS; sampling
+#          costs CPU, so such runs are not the table's: use it with TG_INGEST_DOC=-)
 set -u
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
@@ -53,6 +56,10 @@ RXS=${TG_INGEST_RX:-af_xdp af_packet kernel}
 TX=${TG_INGEST_TX:-packet}
 PREBUILT=${TG_INGEST_PREBUILT:-1}	# the sender reuses each slot's message (dp_sender --prebuilt)
 KEEP=${TG_INGEST_KEEP:-}
+PERF=${TG_INGEST_PERF:-}
+if [ -n "$PERF" ]; then
+	mkdir -p "$PERF" && command -v perf >/dev/null || { echo "TG_INGEST_PERF: needs perf"; exit 2; }
+fi
 NAME=tgbi$$
 SUBNET=80			# 10.81.80.0/24, inside this script's namespaces only
 export TG_NETNS_NET=10.81
@@ -165,12 +172,19 @@ run() {	# receiver, chunks per message, datagrams/s (0: closed loop), rep
 	# bounds what is open, the fixed rate decides what is sent. Small enough that what waits
 	# in the sender's queues leaves within ~150 ms at the rate (a 64-chunk window of 32 would
 	# queue a second's worth, and the request timer would resend what is merely queued).
+	local perf_pid=
+	if [ -n "$PERF" ] && [ "$SECS" -ge 3 ]; then	# the middle of the run: SECS - 2 s
+		(sleep 1; exec perf record -q -a -g -o "$PERF/$rx-$c-$rate-$rep.data" -- \
+			sleep $((SECS - 2))) >/dev/null 2>&1 &
+		perf_pid=$!
+	fi
 	ip netns exec "$NAME-cl" taskset -c 0 timeout $((SECS + 30)) "$BUILD/tests/dp_sender" \
 		--gw "$GW" --requests 20000000 --min-chunks "$c" --max-chunks "$c" \
 		--clients 8 --window $(( c == 1 ? 32 : 4 )) --seed $((rep * 100 + c)) \
 		--time-limit "$SECS" --rate "$rate" --req-timeout-ms 1000 --prebuilt "$PREBUILT" \
 		"${txopt[@]}" >"$out/tx.out" 2>"$out/tx.err"
 	a1=$(cpustat 0); b1=$(cpustat 1); w1=$(rq_wait); l1=$(cut -d ' ' -f 1 /proc/loadavg)
+	[ -n "$perf_pid" ] && wait "$perf_pid"
 	d1=$(rx_dropped); e1=$(rcvbuf_errs)
 	stop_rx
 	local R=$out/rx.out S=$out/tx.out
