@@ -189,7 +189,7 @@ run() {	# receiver, chunks per message, datagrams/s (0: closed loop), rep
 	stop_rx
 	local R=$out/rx.out S=$out/tx.out
 	# One line per run: receiver size rep, then name=value fields for the report.
-	echo "$rx $c $rate $rep" \
+	echo "$rx $c $rate $rep utc=$(date -u +%Y-%m-%dT%H:%M)" \
 		"elapsed_s=$(val elapsed_s "$S") tx_dgrams=$(val tx_dgrams "$S")" \
 		"rate_pps=$(val rate_pps "$S") achieved_pps=$(val achieved_pps "$S")" \
 		"behind_s=$(val behind_s "$S")" \
@@ -262,9 +262,12 @@ for line in open(res):
         load=(own + soft) / el, ownload=own / el, cpu0=busy0 * 100,
         soft0=d0[6] / HZ, soft1=d1[6] / HZ,
         wait=num("rq_wait_ns") * 1e-9 / chunks * 1e6,
-        loadavg=num("load"), achieved=num("tx_dgrams") / el,
+        loadavg=num("load"), achieved=num("tx_dgrams") / el, utc=kv.get("utc", ""),
         behind=num("behind_s") / el * 100,
         waitfrac=num("rq_wait_ns") * 1e-9 / el * 100))
+
+if not rows:
+    sys.exit("no run gave figures (see the lines above)")
 
 def med(v, k):
     return statistics.median(x[k] for x in v)
@@ -337,7 +340,12 @@ else:
     shared = loadline[0].upper() + loadline[1:] + "."
 if doc == "-":
     sys.exit(0)
-date = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
+# The runs' own times (a table made from kept runs is dated by them, not by its writing).
+utcs = sorted(x["utc"] for v in rows.values() for x in v if x["utc"])
+date = (utcs[0].replace("T", " ") + ("" if utcs[0] == utcs[-1] else
+        " to " + utcs[-1].split("T")[1]) + " UTC") if utcs else \
+    datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
+reps = str(max(len(v) for v in rows.values()))
 txs = ("its chunks go out as whole frames through an `AF_PACKET` socket with the qdisc "
        "bypassed (`--raw-if`: Ethernet, IPv4 and UDP headers built by the sender; the "
        "answers still arrive on its UDP sockets)" if tx == "packet" else
@@ -423,7 +431,9 @@ if m:
     n = re.search(r"^<!-- ingest:notes -->\n.*?(?=^<!-- ingest:end -->)", m.group(0), re.M | re.S)
     notes = "\n" + n.group(0) if n else ""
     sec = sec + notes + "<!-- ingest:end -->\n"
-    text = text[:m.start()] + sec + ("\n" if m.end() < len(text) else "") + text[m.end():]
+    marked = m.group(0).endswith("<!-- ingest:end -->\n")	# else the older layout's section
+    text = (text[:m.start()] + sec + ("\n" if not marked and m.end() < len(text) else "") +
+            text[m.end():])
 else:
     text = text.rstrip("\n") + "\n\n" + sec + "<!-- ingest:end -->\n"
 open(doc, "w").write(text)
