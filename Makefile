@@ -75,7 +75,8 @@ BUILD_DEPS := build/.build-deps-ok
 .DEFAULT_GOAL := all
 
 all: $(BUILD_DEPS) $(LIBS) $(TOOLS) $(UNIT_TESTS) $(TEST_PROGS) $(FUZZ_REPLAY) \
-	$(BUILD)/bench/kudp-recv $(BUILD)/bench/seal-bench $(BUILD)/bench/codec-table
+	$(BUILD)/bench/kudp-recv $(BUILD)/bench/seal-bench $(BUILD)/bench/codec-table \
+	$(BUILD)/bench/sched-bench
 
 deps:
 	@scripts/deps.sh
@@ -182,6 +183,12 @@ $(BUILD)/bench/seal-bench: programs/seal_bench.c $(LIBS)
 
 # Bytes on the wire against accuracy per split and wire dtype (the model cards' codec table).
 $(BUILD)/bench/codec-table: programs/codec_table.c $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
+
+# The scheduler alone, fed in-process: whole tails against segments (docs/BENCHMARKS.md,
+# "Confluence batching").
+$(BUILD)/bench/sched-bench: programs/sched_bench.c $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIBS) $(LDFLAGS_ALL) $(LDLIBS_ALL)
 

@@ -4,6 +4,7 @@
  * its parser, bounds and where it lands, so the parser, the errors and the README agree.
  */
 #include "gateway/gateway.h"
+#include "scheduler/sched.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,7 +17,7 @@
 #include <string.h>
 
 enum gw_kind { GW_U32, GW_BOOL, GW_STR, GW_IPV4, GW_SPLITS, GW_EXIT, GW_DTYPE, GW_AUTH,
-	       GW_INTEGRITY, GW_ACCURACY, GW_VARIANT };
+	       GW_INTEGRITY, GW_ACCURACY, GW_VARIANT, GW_TAILMODE };
 
 struct gw_key {
 	const char *key;
@@ -68,7 +69,8 @@ static const struct gw_key gw_keys[] = {
 	U32("queue_cap", struct gw_config, queue_cap, 1, 1u << 20, "requests waiting per queue"),
 	U32("max_inflight", struct gw_config, max_inflight, 1, 1u << 20,
 	    "requests inside the scheduler"),
-	BOOL("whole_tail", struct gw_config, whole_tail, "whole tails per batch, not segments"),
+	{ "whole_tail", GW_TAILMODE, offsetof(struct gw_config, whole_tail), sizeof(unsigned), 0, 0,
+	  "whole tails per batch (true), segments (false), or per model the cheaper (auto)" },
 	BOOL("degrade", struct gw_config, degrade,
 	     "run a request a lighter variant meeting its floor instead of shedding it"),
 	BOOL("advice", struct gw_config, advice, "advise devices (docs/protocol.md 7.3); no: never"),
@@ -116,7 +118,7 @@ gw_config_default(struct gw_config *c, const struct dp_config *dp)
 	c->workers = 1;
 	c->queue_cap = 256;
 	c->max_inflight = 1024;
-	c->whole_tail = true;	/* measured better on the shipped model: README, "Scheduling mode" */
+	c->whole_tail = SCHED_MODE_AUTO;	/* README, "Scheduling mode" */
 	/* Only devices that declared an accuracy floor are degraded, only to a variant whose
 	 * card meets it, and the answer names it: what they said they accept, over a refusal. */
 	c->degrade = true;
@@ -374,6 +376,16 @@ gw_set(const struct gw_key *k, void *base, const char *v, const char *name, unsi
 			*dst = DP_AUTH_REQUIRED;
 		else
 			return gw_bad(err, name, line, k->key, "'%s': off, optional or required", v);
+		return 0;
+	case GW_TAILMODE:
+		if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0)
+			*(unsigned *)dst = SCHED_MODE_WHOLE;
+		else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "0") == 0)
+			*(unsigned *)dst = SCHED_MODE_SEGMENTS;
+		else if (strcmp(v, "auto") == 0)
+			*(unsigned *)dst = SCHED_MODE_AUTO;
+		else
+			return gw_bad(err, name, line, k->key, "'%s': true, false or auto", v);
 		return 0;
 	case GW_INTEGRITY:
 		if (strcmp(v, "optional") == 0)

@@ -67,7 +67,9 @@ struct gw_config {
 	unsigned engine_threads;		/* oneDNN threads per worker; 0: all cores (0) */
 	unsigned queue_cap;			/* requests waiting per queue (256) */
 	unsigned max_inflight;			/* requests in the scheduler (1024) */
-	bool whole_tail;			/* run whole tails per batch, not segments (true) */
+	unsigned whole_tail;			/* enum sched_mode: whole tails per batch (true),
+						 * segments (false), or per model the one
+						 * predicted cheaper (auto, the default) */
 	bool degrade;				/* degrade instead of shed: a request past its
 						 * deadline runs on a lighter variant that takes
 						 * its tensor and meets its floor (true) */

@@ -180,7 +180,7 @@ gw_gen_build(struct gw *g, uint32_t id, struct gw_gen **out, struct tg_err *err)
 	sc.queue_cap = g->cfg.queue_cap;
 	sc.max_inflight = g->cfg.max_inflight;
 	sc.n_workers = g->cfg.workers;
-	sc.whole_tail = g->cfg.whole_tail;
+	sc.mode = (enum sched_mode)g->cfg.whole_tail;
 	sc.done = gw_path_done;
 	sc.ctx = gen;
 	rc = sched_create(&sc, &gen->sched, err);
@@ -286,6 +286,7 @@ gw_stats_add(struct gw_totals *t, const struct gw_gen *gen, const struct sched_s
 	t->st.expired_in_queue += s->expired_in_queue;
 	t->st.shed_on_arrival += s->shed_on_arrival;
 	t->st.degraded += s->degraded;
+	t->st.layout_switches += s->layout_switches;
 	for (unsigned i = 0; i < 16; i++) {
 		t->st.by_status[i] += s->by_status[i];
 		t->st.exits[i] += s->exits[i];

@@ -236,6 +236,10 @@ gw_render_sched(struct gw *g, struct gw_prom *p, const struct gw_totals *t)
 			"(those it answered OK: tailgate_degraded_total, by pair)",
 			(double)ss->degraded);
 	gw_render_degraded(g, p);
+	gw_prom_counter(p, "tailgate_sched_layout_switches_total",
+			"times a model's arrivals moved between whole tails and segments "
+			"(whole_tail = auto: README, \"Scheduling mode\")",
+			(double)ss->layout_switches);
 	gw_render_exits(g, p, t);
 }
 

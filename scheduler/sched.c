@@ -20,7 +20,12 @@ enum {
 	SCHED_END = 0xFFFF,		/* segment runs to the end of the model */
 	SCHED_GUARD_NS = 200000,	/* dispatch this early before a deadline would break */
 	SCHED_DONE_BURST = 64,		/* answers per done() call */
+	SCHED_L_WHOLE = 0,		/* layouts: whole tails, */
+	SCHED_L_SEG = 1,		/* segments */
+	SCHED_CHOICE_MIN = 64,		/* arrivals between two choices of layout, at least */
 };
+#define SCHED_CHOICE_NS 500000000ull	/* and this long */
+#define SCHED_CHOICE_RATE 1e9		/* requests/s the layouts are priced at: every batch full */
 
 struct sched_seg {
 	unsigned from, to;		/* split rows; to == SCHED_END: the tail to the outputs */
@@ -34,6 +39,9 @@ struct sched_seg {
 	size_t in_floats;		/* per sample, input at 'from' */
 	size_t bnd_floats;		/* per sample, tensor at 'to' */
 	uint64_t est[SCHED_MAX_BUCKETS];	/* ns per batch, by bucket */
+	uint64_t seed[SCHED_MAX_BUCKETS];	/* est as measured at start: what the choice of
+						 * layout compares (both layouts measured alike;
+						 * the unused one's est would not follow load) */
 };
 
 struct sched_mod {
@@ -41,7 +49,18 @@ struct sched_mod {
 	const struct kern_model *m;
 	struct sched_seg seg[SCHED_MAX_SEGMENTS];
 	unsigned n_seg;
-	int entry[256];			/* split row -> segment it enters, -1: not served */
+	bool served[256];		/* split row served (fixed at build: read unlocked) */
+	int entry_of[2][256];		/* by layout: split row -> queue it enters, -1 */
+	unsigned layout;		/* the layout arrivals enter now (SCHED_L_*) */
+	bool both;			/* both layouts built: chosen at run time */
+	unsigned first_seg;		/* seg[] index of the segments layout's first queue */
+	double seen[256];		/* arrivals per split row since the last choice */
+	double rate[256];		/* arrivals per second per split row, smoothed */
+	double reach[32], answered[32];	/* samples each early exit was asked about, and
+					 * answered (decayed at each choice) */
+	uint64_t t_choice;		/* when the last choice was made */
+	unsigned n_seen;		/* arrivals since */
+	bool have_rate;			/* rate[] holds a first measurement */
 	float conf[32];			/* per output; > 1 never */
 	unsigned final_out;
 	unsigned n_outputs;
@@ -77,6 +96,13 @@ static uint64_t
 sched_now(const struct sched *s)
 {
 	return s->cfg.clock ? s->cfg.clock() : tg_now_ns();
+}
+
+/* Under the lock (the layout may change at run time): the queue a request at split enters. */
+static int
+sched_entry(const struct sched_mod *md, unsigned split)
+{
+	return md->entry_of[md->layout][split];
 }
 
 static unsigned
@@ -222,21 +248,119 @@ sched_seg_plans(struct sched *s, struct sched_mod *md, struct sched_seg *sg, uns
 		}
 	kern_plan_input(p, 0, &v);
 	sg->in_floats = tg_tensor_numel(&v);
-	/* Seed the estimates: the second run of each bucket (the first warms caches). */
+	/* Seed the estimates: the last run of each bucket (the first warms caches). The
+	 * choice of layout compares seeds of two layouts measured one after the other: the
+	 * faster of the two later runs, what interference on a shared host inflates least
+	 * (with the last run alone, resnet224's tied layouts came out up to 8% apart). */
 	for (unsigned b = 0; b < md->n_buckets; b++) {
 		struct kern_plan *pb = kern_tail_plan(sg->plans[0], md->bucket[b]);
 		uint64_t t0;
 
 		kern_plan_input(pb, 0, &v);
 		memset(v.data, 0, tg_tensor_bytes(&v));
-		for (int rep = 0; rep < 2; rep++) {
+		sg->seed[b] = UINT64_MAX;
+		for (int rep = 0; rep < 3; rep++) {
 			t0 = tg_now_ns();
 			if (kern_plan_run(pb) < 0)
 				return tg_err_set(err, -EIO, "model %u: engine failed", mi);
 			sg->est[b] = tg_now_ns() - t0;
+			if (rep > 0 && sg->est[b] < sg->seed[b])
+				sg->seed[b] = sg->est[b];
 		}
 	}
 	return 0;
+}
+
+/*
+ * The segments layout's cuts: the served splits (bounds[0..nb), sorted) and, after every
+ * exit that can answer early, its boundary, so that its samples stop there. Sorted, each
+ * once, into cuts[]. @return their count
+ */
+static unsigned
+sched_seg_cuts(const struct sched_mod *md, unsigned n_splits, const unsigned *bounds,
+	       unsigned nb, unsigned *cuts)
+{
+	unsigned tmp[2 * SCHED_MAX_SEGMENTS], n = nb, nc = 0;
+
+	memcpy(tmp, bounds, nb * sizeof(tmp[0]));
+	for (unsigned o = 0; o < md->n_outputs; o++) {
+		unsigned b = sched_exit_boundary(md->m, n_splits, o);
+
+		if (o == md->final_out || md->conf[o] > 1.f || b == SCHED_END || b <= bounds[0])
+			continue;
+		if (n < 2 * SCHED_MAX_SEGMENTS)
+			tmp[n++] = b;
+	}
+	qsort(tmp, n, sizeof(tmp[0]), sched_cmp_uint);
+	for (unsigned i = 0; i < n; i++)
+		if (i == 0 || tmp[i] != tmp[i - 1])
+			cuts[nc++] = tmp[i];
+	return nc;
+}
+
+/* Append the whole tails layout: a queue per served split, running to the outputs. */
+static void
+sched_add_whole(struct sched_mod *md, const unsigned *bounds, unsigned nb)
+{
+	for (unsigned i = 0; i < nb; i++) {
+		md->seg[md->n_seg] = (struct sched_seg){ .from = bounds[i], .to = SCHED_END,
+							 .next = -1 };
+		md->entry_of[SCHED_L_WHOLE][bounds[i]] = (int)md->n_seg++;
+	}
+}
+
+/* Append the segments layout: a chain of queues from cut to cut; served splits enter it. */
+static void
+sched_add_segments(struct sched_mod *md, const unsigned *cuts, unsigned nc)
+{
+	md->first_seg = md->n_seg;
+	for (unsigned i = 0; i < nc; i++) {
+		md->seg[md->n_seg] = (struct sched_seg){ .from = cuts[i], .to = SCHED_END,
+							 .next = -1 };
+		if (i > 0) {
+			md->seg[md->n_seg - 1].to = cuts[i];
+			md->seg[md->n_seg - 1].next = (int)md->n_seg;
+		}
+		if (md->served[cuts[i]])
+			md->entry_of[SCHED_L_SEG][cuts[i]] = (int)md->n_seg;
+		md->n_seg++;
+	}
+}
+
+/*
+ * The queues of the layouts cfg.mode asks for: one, or (AUTO) both when they differ and fit,
+ * whole tails first (where arrivals enter until the first choice: fewer batches and no
+ * queueing between segments, the better layout on the shipped model without exits).
+ */
+static int
+sched_model_layouts(struct sched *s, struct sched_mod *md, unsigned n_splits,
+		    const unsigned *bounds, unsigned nb)
+{
+	unsigned cuts[2 * SCHED_MAX_SEGMENTS], nc = sched_seg_cuts(md, n_splits, bounds, nb, cuts);
+
+	switch (s->cfg.mode) {
+	case SCHED_MODE_WHOLE:
+		sched_add_whole(md, bounds, nb);
+		md->layout = SCHED_L_WHOLE;
+		return 0;
+	case SCHED_MODE_SEGMENTS:
+		if (nc > SCHED_MAX_SEGMENTS)
+			return -1;
+		sched_add_segments(md, cuts, nc);
+		md->layout = SCHED_L_SEG;
+		return 0;
+	default:
+		sched_add_whole(md, bounds, nb);
+		md->layout = SCHED_L_WHOLE;
+		/* One cut: a single queue to the outputs either way. Too many: whole tails.
+		 * int8: whole tails (sched.h: segments would change answers with the load). */
+		if (nc > 1 && nb + nc <= SCHED_MAX_SEGMENTS &&
+		    md->cfg.precision != KERN_PREC_INT8) {
+			sched_add_segments(md, cuts, nc);
+			md->both = true;
+		}
+		return 0;
+	}
 }
 
 static int
@@ -245,7 +369,7 @@ sched_model_build(struct sched *s, unsigned mi, struct tg_err *err)
 	struct sched_mod *md = &s->mod[mi];
 	const struct sched_model_cfg *c = &s->cfg.models[mi];
 	struct kern_model_info info;
-	unsigned bounds[2 * SCHED_MAX_SEGMENTS], nb = 0, lowest = SCHED_END;
+	unsigned bounds[SCHED_MAX_SEGMENTS], nb = 0;
 	uint64_t best = 0;
 	int rc;
 
@@ -277,7 +401,7 @@ sched_model_build(struct sched *s, unsigned mi, struct tg_err *err)
 			break;
 	}
 	for (unsigned i = 0; i < 256; i++)
-		md->entry[i] = -1;
+		md->entry_of[SCHED_L_WHOLE][i] = md->entry_of[SCHED_L_SEG][i] = -1;
 	for (unsigned i = 0; i < c->n_splits; i++) {
 		if (c->splits[i] >= info.n_splits)
 			return tg_err_set(err, -EINVAL, "model %u: split %u: the model has %u", mi,
@@ -285,47 +409,14 @@ sched_model_build(struct sched *s, unsigned mi, struct tg_err *err)
 		if (nb == SCHED_MAX_SEGMENTS)
 			return tg_err_set(err, -EINVAL, "model %u: too many splits", mi);
 		bounds[nb++] = c->splits[i];
-		lowest = c->splits[i] < lowest ? c->splits[i] : lowest;
+		md->served[c->splits[i]] = true;
 	}
 	qsort(bounds, nb, sizeof(bounds[0]), sched_cmp_uint);
 	for (unsigned i = 1; i < nb; i++)
 		if (bounds[i] == bounds[i - 1])
 			return tg_err_set(err, -EINVAL, "model %u: split %u served twice", mi, bounds[i]);
-	if (s->cfg.whole_tail) {
-		for (unsigned i = 0; i < nb; i++) {
-			md->seg[i] = (struct sched_seg){ .from = bounds[i], .to = SCHED_END, .next = -1 };
-			md->entry[bounds[i]] = (int)i;
-		}
-		md->n_seg = nb;
-	} else {
-		/* Cut after every exit that can answer early, so its samples stop there. */
-		for (unsigned o = 0; o < info.n_outputs; o++) {
-			unsigned b = sched_exit_boundary(md->m, info.n_splits, o);
-
-			if (o == md->final_out || md->conf[o] > 1.f || b == SCHED_END || b <= lowest)
-				continue;
-			if (nb < 2 * SCHED_MAX_SEGMENTS)
-				bounds[nb++] = b;
-		}
-		qsort(bounds, nb, sizeof(bounds[0]), sched_cmp_uint);
-		for (unsigned i = 0; i < nb; i++) {
-			if (i > 0 && bounds[i] == bounds[i - 1])
-				continue;
-			if (md->n_seg == SCHED_MAX_SEGMENTS)
-				return tg_err_set(err, -EINVAL, "model %u: too many segments", mi);
-			md->seg[md->n_seg] = (struct sched_seg){ .from = bounds[i], .to = SCHED_END,
-								 .next = -1 };
-			if (md->n_seg > 0) {
-				md->seg[md->n_seg - 1].to = bounds[i];
-				md->seg[md->n_seg - 1].next = (int)md->n_seg;
-			}
-			md->n_seg++;
-		}
-		for (unsigned i = 0; i < md->n_seg; i++)
-			for (unsigned k = 0; k < c->n_splits; k++)
-				if (c->splits[k] == md->seg[i].from)
-					md->entry[md->seg[i].from] = (int)i;
-	}
+	if (sched_model_layouts(s, md, info.n_splits, bounds, nb) < 0)
+		return tg_err_set(err, -EINVAL, "model %u: too many segments", mi);
 	for (unsigned i = 0; i < md->n_seg; i++) {
 		rc = sched_seg_plans(s, md, &md->seg[i], mi, err);
 		if (rc < 0)
@@ -333,6 +424,8 @@ sched_model_build(struct sched *s, unsigned mi, struct tg_err *err)
 		if (md->seg[i].bnd_floats > s->stage_floats)
 			s->stage_floats = md->seg[i].bnd_floats;
 	}
+	s->st.model_segments[mi] = md->layout == SCHED_L_SEG;
+	md->t_choice = sched_now(s);
 	return 0;
 }
 
@@ -372,8 +465,8 @@ sched_degrade_build(struct sched *s, unsigned mi, struct tg_err *err)
 			return tg_err_set(err, -EINVAL, "model %u: stand-in %u: model %u", mi, k,
 					  d->to_model);
 		tm = &s->mod[d->to_model];
-		q = md->entry[d->split];
-		tq = tm->entry[d->to_split];
+		q = sched_entry(md, d->split);
+		tq = sched_entry(tm, d->to_split);
 		if (q < 0 || tq < 0)
 			return tg_err_set(err, -EINVAL, "model %u split %u: stand-in model %u split %u: "
 					  "a split not served", mi, d->split, d->to_model,
@@ -409,6 +502,8 @@ sched_create(const struct sched_cfg *cfg, struct sched **out, struct tg_err *err
 		return tg_err_set(err, -EINVAL, "scheduler: queue_cap and max_inflight must be >= 1");
 	if (cfg->done == NULL)
 		return tg_err_set(err, -EINVAL, "scheduler: no done callback");
+	if (cfg->mode > SCHED_MODE_SEGMENTS)
+		return tg_err_set(err, -EINVAL, "scheduler: mode %d unknown", (int)cfg->mode);
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return tg_err_set(err, -ENOMEM, "out of memory");
@@ -552,7 +647,7 @@ sched_check(const struct sched *s, struct sched_req *r)
 	r->degraded = false;
 	if (r->model >= s->cfg.n_models)
 		return r->status = PROTO_ST_UNKNOWN_MODEL;
-	if (s->mod[r->model].entry[r->split] < 0)
+	if (!s->mod[r->model].served[r->split])
 		return r->status = PROTO_ST_UNKNOWN_SPLIT;
 	if (r->dtype != TG_DT_F32 && r->dtype != TG_DT_F16 && r->dtype != TG_DT_S8 &&
 	    r->dtype != TG_DT_U8)
@@ -579,7 +674,7 @@ sched_degrade(struct sched *s, struct sched_req *r, uint64_t now, uint64_t backl
 	for (unsigned k = lo; k < lo + n; k++) {
 		const struct sched_degrade *c = &md->deg[k];
 		const struct sched_mod *tm = &s->mod[c->to_model];
-		int tq = tm->entry[c->to_split];
+		int tq = sched_entry(tm, c->to_split);
 
 		if (c->accuracy_bp < r->accuracy_floor_bp)
 			break;	/* sorted: the rest are less accurate still */
@@ -605,7 +700,7 @@ static int
 sched_admit(struct sched *s, struct sched_req *r, uint64_t now)
 {
 	struct sched_mod *md = &s->mod[r->model];
-	int qi = md->entry[r->split], di;
+	int qi = sched_entry(md, r->split), di;
 	struct sched_seg *q = &md->seg[qi];
 	uint64_t backlog = 0;
 
@@ -645,6 +740,8 @@ take:
 	r->status = PROTO_ST_OK;
 	r->seg = (uint8_t)di;
 	s->inflight++;
+	s->mod[r->model].seen[r->split] += 1;
+	s->mod[r->model].n_seen++;
 	sched_push(&s->mod[r->model].seg[di], r, now);
 	return PROTO_ST_OK;
 }
@@ -865,6 +962,141 @@ sched_take_batch(struct sched *s, unsigned worker, struct sched_batch *b, uint64
 	return got;
 }
 
+/* ---- the choice of layout (SCHED_MODE_AUTO) ---- */
+
+/* The est[] entry for a batch of about n samples: the bucket that would run it. */
+static uint64_t
+sched_layout_est(const uint64_t *est, const unsigned *buckets, unsigned n_buckets, double n)
+{
+	for (unsigned i = 0; i < n_buckets; i++)
+		if ((double)buckets[i] >= n - 1e-9)
+			return est[i];
+	return est[n_buckets - 1];
+}
+
+double
+sched_layout_load(const struct sched_layout_queue *q, unsigned n, const unsigned *buckets,
+		  unsigned n_buckets, uint64_t max_delay_ns, unsigned workers)
+{
+	double lam[SCHED_MAX_SEGMENTS] = { 0 }, nb[SCHED_MAX_SEGMENTS];
+	double round = (double)(max_delay_ns ? max_delay_ns : 1), load = 0, top;
+
+	if (n == 0 || n > SCHED_MAX_SEGMENTS || n_buckets == 0 || workers == 0)
+		return 0;
+	top = (double)buckets[n_buckets - 1];
+	for (unsigned i = 0; i < n; i++) {	/* chain order: a queue feeds later ones only */
+		lam[i] += q[i].arrivals;
+		if (q[i].next > (int)i && q[i].next < (int)n)
+			lam[q[i].next] += lam[i] * q[i].survive;
+	}
+	/* A round: every queue with arrivals runs one batch of what came during the last
+	 * round (at least a max_delay's worth); rounds grow with the batches until they agree.
+	 * Monotone from below, bounded by full batches: converges. */
+	for (unsigned it = 0; it < 64; it++) {
+		double work = 0, next;
+
+		for (unsigned i = 0; i < n; i++) {
+			nb[i] = lam[i] * round / 1e9;
+			nb[i] = nb[i] < 1 ? 1 : nb[i] > top ? top : ceil(nb[i]);
+			if (lam[i] > 0)
+				work += (double)sched_layout_est(q[i].est, buckets, n_buckets, nb[i]);
+		}
+		next = work / workers;
+		next = next > (double)max_delay_ns ? next : (double)max_delay_ns;
+		if (next <= round * 1.001 && it > 0)
+			break;
+		round = next;
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (lam[i] > 0)
+			load += lam[i] / nb[i] *
+				(double)sched_layout_est(q[i].est, buckets, n_buckets, nb[i]);
+	return load;
+}
+
+/*
+ * Under the lock: engine ns per request of one layout of md, queues [lo, hi), at capacity:
+ * the mix of splits seen, scaled to SCHED_CHOICE_RATE (sched_layout_load() then fills every
+ * batch that matters). Below capacity both layouts keep up, and whole tails answer sooner
+ * (no queue between segments): measured on resnet224 at 60% of saturation, segments' mean
+ * batch 1.95 against 1.38 but p50 24 against 16 ms (docs/BENCHMARKS.md).
+ */
+static double
+sched_layout_of(const struct sched *s, const struct sched_mod *md, unsigned l, unsigned lo,
+		unsigned hi)
+{
+	struct sched_layout_queue t[SCHED_MAX_SEGMENTS];
+	double total = 0;
+
+	for (unsigned k = 0; k < 256; k++)
+		total += md->served[k] ? md->rate[k] : 0;
+	if (total <= 0)
+		return 0;
+
+	for (unsigned i = lo; i < hi; i++) {
+		const struct sched_seg *g = &md->seg[i];
+		double survive = 1;
+
+		for (unsigned k = 0; k < g->n_out; k++) {
+			int o = g->out_idx[k];
+
+			if (o >= 0 && (unsigned)o != md->final_out && md->reach[o] > 0)
+				survive *= 1 - md->answered[o] / md->reach[o];
+		}
+		t[i - lo] = (struct sched_layout_queue){
+			.arrivals = md->entry_of[l][g->from] == (int)i
+				? md->rate[g->from] / total * SCHED_CHOICE_RATE : 0,
+			.next = g->next < 0 ? -1 : g->next - (int)lo,
+			.survive = g->next < 0 ? 0 : survive, .est = g->seed,
+		};
+	}
+	return sched_layout_load(t, hi - lo, md->bucket, md->n_buckets, md->cfg.max_delay_ns,
+				 s->cfg.n_workers) / SCHED_CHOICE_RATE;
+}
+
+/*
+ * Under the lock, after a batch of model mi: at most every SCHED_CHOICE_NS and
+ * SCHED_CHOICE_MIN arrivals, the mix of arrivals per split (rates smoothed over two periods)
+ * and the exits' answer shares (halved each time: recent traffic weighs most) priced in
+ * both layouts at capacity; new arrivals go to the other layout when it is cheaper by the
+ * margin. (Nothing to weigh yet, a zero price: no move.)
+ */
+static void
+sched_choose(struct sched *s, unsigned mi, uint64_t now)
+{
+	struct sched_mod *md = &s->mod[mi];
+	double dt, lw, ls;
+
+	if (!md->both || md->n_seen < SCHED_CHOICE_MIN || now < md->t_choice + SCHED_CHOICE_NS)
+		return;
+	dt = (double)(now - md->t_choice) / 1e9;
+	for (unsigned k = 0; k < 256; k++) {
+		if (!md->served[k])
+			continue;
+		md->rate[k] = md->have_rate ? (md->rate[k] + md->seen[k] / dt) / 2 : md->seen[k] / dt;
+		md->seen[k] = 0;
+	}
+	md->have_rate = true;
+	md->n_seen = 0;
+	md->t_choice = now;
+	lw = sched_layout_of(s, md, SCHED_L_WHOLE, 0, md->first_seg);
+	ls = sched_layout_of(s, md, SCHED_L_SEG, md->first_seg, md->n_seg);
+	s->st.model_cost_ns[mi][0] = lw;
+	s->st.model_cost_ns[mi][1] = ls;
+	for (unsigned o = 0; o < md->n_outputs; o++) {
+		md->reach[o] /= 2;
+		md->answered[o] /= 2;
+	}
+	if (lw <= 0 || ls <= 0)
+		return;
+	if ((md->layout == SCHED_L_WHOLE && ls < lw * (1 - SCHED_LAYOUT_MARGIN)) ||
+	    (md->layout == SCHED_L_SEG && lw < ls * (1 - SCHED_LAYOUT_MARGIN))) {
+		md->layout = md->layout == SCHED_L_WHOLE ? SCHED_L_SEG : SCHED_L_WHOLE;
+		s->st.model_segments[mi] = md->layout == SCHED_L_SEG;
+		s->st.layout_switches++;
+	}
+}
+
 /* ---- running a batch ---- */
 
 /* Softmax top-k of one row of logits; returns the top probability. */
@@ -1015,6 +1247,10 @@ sched_run_batch(struct sched *s, unsigned worker, struct sched_batch *b)
 				sched_answer(r, (unsigned)o, row, per[k]);
 				answer = true;
 			}
+			if ((unsigned)o != md->final_out && md->conf[o] <= 1.f) {
+				md->reach[o] += 1;	/* what the choice of layout weighs */
+				md->answered[o] += answer;
+			}
 		}
 		if (!answer && q->next < 0) {	/* no final exit here: a model we mis-cut */
 			r->status = PROTO_ST_INTERNAL;
@@ -1043,6 +1279,7 @@ sched_run_batch(struct sched *s, unsigned worker, struct sched_batch *b)
 	}
 	if (moved)
 		pthread_cond_broadcast(&s->cv);
+	sched_choose(s, b->model, now);
 	pthread_mutex_unlock(&s->mu);
 	sched_answer_list(s, answered);
 	return ok ? 0 : -EIO;
@@ -1212,7 +1449,8 @@ sched_set_estimate(struct sched *s, unsigned model, unsigned seg, unsigned batch
 
 	pthread_mutex_lock(&s->mu);
 	if (seg < md->n_seg)
-		md->seg[seg].est[sched_bucket(md, batch)] = ns;
+		md->seg[seg].est[sched_bucket(md, batch)] = md->seg[seg].seed[sched_bucket(md, batch)] =
+			ns;
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -1291,7 +1529,7 @@ sched_estimate_splits(struct sched *s, unsigned model, const unsigned *splits, u
 	backlog = sched_backlog(s, now);
 	sched_queued(s, &q_n, &q_work);
 	for (unsigned i = 0; i < n; i++) {
-		int qi = splits[i] < 256 ? md->entry[splits[i]] : -1;
+		int qi = splits[i] < 256 ? sched_entry(md, splits[i]) : -1;
 
 		if (qi >= 0)
 			out_ns[i] = sched_advice_estimate(s, model, (unsigned)qi, now, backlog,

@@ -7,8 +7,27 @@
  * server-side exit (DESIGN.md, Scheduling). A request enters the queue of the segment that
  * starts at its split; after each segment, a sample whose exit is confident is answered and
  * the rest move on to the next segment's queue, where requests that entered at other splits
- * join them: heterogeneous clients batch together where their tails meet. With
- * cfg.whole_tail each served split instead has one queue running its whole tail at once.
+ * join them: heterogeneous clients batch together where their tails meet. In the other
+ * layout, whole tails, each served split has one queue running its whole tail at once.
+ *
+ * Which layout (cfg.mode): either may be forced; SCHED_MODE_AUTO chooses per model from what
+ * each would cost. Both layouts' queues and plans are built (once, when they differ) and
+ * their latencies measured; arrivals enter whole tails first (fewer batches, no queueing
+ * between segments), and about twice a second, once enough requests came, the scheduler
+ * predicts the engine time per second each layout needs for the arrivals it saw per split
+ * and the share of samples each early exit answered: the engine time per request each
+ * layout needs at capacity (sched_layout_load() at that mix scaled up until batches are
+ * full, from the latency estimates per batch size measured at start), and sends new
+ * arrivals to the layout predicted cheaper by more than SCHED_LAYOUT_MARGIN. Priced at
+ * capacity because that is where the layout matters: below it both keep up, and whole
+ * tails answer sooner (one queue, not one per segment).
+ * Requests already queued finish in the layout they entered. Segments win when exits stop
+ * many samples early, or when merging splits fills batches that per-split queues would not;
+ * whole tails when the extra batches' fixed costs outweigh that (docs/BENCHMARKS.md,
+ * "Confluence batching"). An int8 model stays on whole tails under AUTO: segments hand
+ * their boundary tensors over in f32 and the next segment quantizes them again, which
+ * changes a few answers (measured on the shipped model: 3-5 top-1 classes in 2,000, top-1
+ * scores by up to 0.04), and a gateway's answers should not depend on its load.
  *
  * Batching per queue: a batch leaves when it is full, when its oldest request has waited
  * max_delay, or when waiting longer would break the earliest deadline in it, given online
@@ -127,13 +146,26 @@ struct sched_model_cfg {
 	unsigned n_degrade;		/* 0..SCHED_MAX_DEGRADE */
 };
 
+/** How each model's tails are cut into queues (the header comment says what each does). */
+enum sched_mode {
+	SCHED_MODE_AUTO = 0,		/* per model, the layout predicted cheaper */
+	SCHED_MODE_WHOLE,		/* one queue per served split, its whole tail per batch */
+	SCHED_MODE_SEGMENTS,		/* segments between served splits and exits, merged */
+};
+
+/* A layout must be predicted this much cheaper (a fraction) to take over from the other:
+ * the costs estimates do not see (staging copies between segments, a queue more to wait
+ * in) and the noise of the start-up measurements (resnet224's layouts, tied in throughput,
+ * were priced up to 8% apart). */
+#define SCHED_LAYOUT_MARGIN 0.10
+
 struct sched_cfg {
 	const struct sched_model_cfg *models;
 	unsigned n_models;
 	unsigned queue_cap;		/* requests waiting per queue; more are OVERLOADED */
 	unsigned max_inflight;		/* requests inside the scheduler; sizes the staging pool */
 	unsigned n_workers;		/* worker threads of sched_start(), 1.. */
-	bool whole_tail;		/* one queue per served split, whole tail per batch */
+	enum sched_mode mode;		/* layout of every model's queues; 0: AUTO */
 	/* Called with accepted requests whose results are set, once each, in bursts of up to
 	 * 64 (those a batch or a batch formation answered), from the thread that finished
 	 * them, never under the scheduler's lock (done() may call sched_estimate_splits());
@@ -211,7 +243,10 @@ int sched_start(struct sched *s, struct tg_err *err);
 unsigned sched_current_worker(void);
 #define SCHED_NO_WORKER (~0u)
 
-/** Override a latency estimate (tests on a fake clock). batch is a bucket size. */
+/**
+ * Override a latency estimate, and the start-up measurement the choice of layout weighs
+ * (tests on a fake clock). seg indexes sched_segments()'s list; batch is a bucket size.
+ */
 void sched_set_estimate(struct sched *s, unsigned model, unsigned seg, unsigned batch,
 			uint64_t ns);
 
@@ -228,7 +263,10 @@ void sched_set_estimate(struct sched *s, unsigned model, unsigned seg, unsigned 
 void sched_estimate_splits(struct sched *s, unsigned model, const unsigned *splits, unsigned n,
 			   uint64_t *out_ns);
 
-/** Segments of a model and where each begins (split row). @return count. */
+/**
+ * Queues (segments) of a model and where each begins (split row). With both layouts built
+ * (SCHED_MODE_AUTO), the whole tails' queues come first, then the segments'. @return count.
+ */
 unsigned sched_segments(const struct sched *s, unsigned model, unsigned *starts, unsigned max);
 
 struct sched_stats {
@@ -244,6 +282,13 @@ struct sched_stats {
 	uint64_t batch_hist[SCHED_BATCH_BUCKETS];	/* batches by size bucket: 1, 2, 4, ... 4096 */
 	uint64_t model_batch_hist[SCHED_MAX_MODELS][SCHED_BATCH_BUCKETS];	/* ... by model */
 	uint64_t model_samples_run[SCHED_MAX_MODELS];	/* samples_run by model */
+	bool model_segments[SCHED_MAX_MODELS];	/* arrivals enter segments now (else whole
+						 * tails) */
+	uint64_t layout_switches;	/* SCHED_MODE_AUTO: times a model changed layout */
+	double model_cost_ns[SCHED_MAX_MODELS][2];	/* its last prediction (AUTO, both
+							 * layouts built): engine ns per request
+							 * at capacity, whole tails then
+							 * segments */
 	/* Where each worker's time goes, by worker index (sched_start()'s workers; a batch run
 	 * by another thread through sched_run_batch() counts under the index it names): */
 	uint64_t engine_ns[SCHED_MAX_WORKERS];	/* wall time inside kern_plan_run() (oneDNN) */
@@ -254,5 +299,27 @@ struct sched_stats {
 						 * 10 ms stale) and when it exits */
 };
 void sched_get_stats(struct sched *s, struct sched_stats *out);
+
+/** One queue of a layout, as the choice of layout weighs it (sched_layout_load()). */
+struct sched_layout_queue {
+	double arrivals;		/* requests per second devices send into it */
+	int next;			/* queue its unanswered samples move on to (a later
+					 * index), -1: none */
+	double survive;			/* share of the samples it runs that move on (0..1):
+					 * those no exit in it answered */
+	const uint64_t *est;		/* ns per batch, by bucket */
+};
+
+/**
+ * The engine time per second (ns/s) a layout needs for the given arrivals: each queue's rate
+ * (devices', plus what earlier queues pass on), the batch it forms at that rate (what arrives
+ * in one round of batches of every queue, at least max_delay, at most the largest bucket:
+ * a fixed point, found by iteration) and its estimate at that batch's bucket, over the
+ * workers. Pure: a table of estimates in, a figure out (SCHED_MODE_AUTO compares two, at
+ * arrivals that fill the batches).
+ * @param buckets  batch sizes of est[], ascending, the last the model's max_batch
+ */
+double sched_layout_load(const struct sched_layout_queue *q, unsigned n, const unsigned *buckets,
+			 unsigned n_buckets, uint64_t max_delay_ns, unsigned workers);
 
 #endif

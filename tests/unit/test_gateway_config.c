@@ -2,6 +2,7 @@
 /* Configuration files: what is accepted, and one error per malformed input naming file,
  * line and key. */
 #include "gateway/gateway.h"
+#include "scheduler/sched.h"
 #include "tests/harness.h"
 
 #include <errno.h>
@@ -33,8 +34,8 @@ test_good_file_sets_every_kind(void)
 
 	TH_CHECK_MSG(parse(text, &c, &err) == 0, "%s", err.msg);
 	TH_CHECK(c.dp.ipv4 == (10u << 24 | 77u << 16 | 1));
-	TH_CHECK(c.dp.udp_port == 7701 && c.workers == 2 && !c.whole_tail && !c.degrade &&
-		 !c.advice);
+	TH_CHECK(c.dp.udp_port == 7701 && c.workers == 2 && c.whole_tail == SCHED_MODE_SEGMENTS &&
+		 !c.degrade && !c.advice);
 	TH_CHECK(strcmp(c.models_dir, "/srv/models") == 0);
 	TH_CHECK(c.dp.limits.max_msg_bytes == 1048576);
 	TH_CHECK(strcmp(c.metrics_addr, "127.0.0.1:9100") == 0);
@@ -63,6 +64,23 @@ test_degrade_is_on_by_default(void)
 	TH_CHECK_MSG(parse("degrade = true\n", &c, &err) == 0 && c.degrade, "%s", err.msg);
 }
 
+/* The scheduling mode: per model by default, either layout forced by true or false. */
+static void
+test_whole_tail_auto_by_default(void)
+{
+	struct gw_config c;
+	struct tg_err err = { 0 };
+
+	TH_CHECK_MSG(parse("workers = 1\n", &c, &err) == 0, "%s", err.msg);
+	TH_CHECK(c.whole_tail == SCHED_MODE_AUTO);
+	TH_CHECK_MSG(parse("whole_tail = yes\n", &c, &err) == 0 && c.whole_tail == SCHED_MODE_WHOLE,
+		     "%s", err.msg);
+	TH_CHECK_MSG(parse("whole_tail = false\n", &c, &err) == 0 &&
+		     c.whole_tail == SCHED_MODE_SEGMENTS, "%s", err.msg);
+	TH_CHECK_MSG(parse("whole_tail = auto\n", &c, &err) == 0 && c.whole_tail == SCHED_MODE_AUTO,
+		     "%s", err.msg);
+}
+
 static void
 expect_error(const char *text, const char *want)
 {
@@ -84,7 +102,7 @@ test_errors_name_file_line_and_key(void)
 	expect_error("udp_port = 99999999999999999999\n", "udp_port:");
 	expect_error("address = 10.0.0\n", "t.conf:1: address: '10.0.0' is not an IPv4 address");
 	expect_error("\n\nworkers\n", "t.conf:3: expected 'key = value'");
-	expect_error("whole_tail = maybe\n", "whole_tail: 'maybe' is not true or false");
+	expect_error("whole_tail = maybe\n", "whole_tail: 'maybe': true, false or auto");
 	expect_error("degrade = sometimes\n", "degrade: 'sometimes' is not true or false");
 }
 
@@ -260,6 +278,7 @@ main(void)
 {
 	TH_RUN(test_good_file_sets_every_kind);
 	TH_RUN(test_degrade_is_on_by_default);
+	TH_RUN(test_whole_tail_auto_by_default);
 	TH_RUN(test_errors_name_file_line_and_key);
 	TH_RUN(test_nul_byte_and_long_line_are_refused);
 	TH_RUN(test_validate_states_what_is_accepted);

@@ -79,7 +79,8 @@ make(const unsigned *splits, unsigned n_splits, const float *conf, unsigned max_
 	};
 	struct sched_cfg cfg = {
 		.models = &mc, .n_models = 1, .queue_cap = queue_cap, .max_inflight = 64,
-		.n_workers = 1, .whole_tail = whole, .done = on_done,
+		.n_workers = 1, .mode = whole ? SCHED_MODE_WHOLE : SCHED_MODE_SEGMENTS,
+		.done = on_done,
 		.clock = fake ? fake_clock : NULL,
 	};
 	struct sched *s = NULL;

@@ -81,7 +81,7 @@ make_cfg(struct sched **out, const struct sched_degrade *deg, unsigned n_deg, un
 	struct sched_model_cfg mc[3];
 	struct sched_cfg cfg = {
 		.models = mc, .n_models = 3, .queue_cap = queue_cap, .max_inflight = 1024,
-		.n_workers = 1, .whole_tail = true, .done = on_done,
+		.n_workers = 1, .mode = SCHED_MODE_WHOLE, .done = on_done,
 		.clock = fake ? fake_clock : NULL,
 	};
 

@@ -62,7 +62,7 @@ make(void)
 {
 	struct sched_model_cfg mc[2];
 	struct sched_cfg cfg = { .models = mc, .n_models = 2, .queue_cap = 1024,
-				 .max_inflight = 1024, .n_workers = 1, .whole_tail = true,
+				 .max_inflight = 1024, .n_workers = 1, .mode = SCHED_MODE_WHOLE,
 				 .done = on_done, .clock = fake_clock };
 	struct tg_err err = { 0 };
 	struct sched *s = NULL;

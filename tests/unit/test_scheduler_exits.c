@@ -157,7 +157,8 @@ check_split(unsigned s, bool whole, unsigned *early)
 	};
 	struct sched_cfg cfg = {
 		.models = &mc, .n_models = 1, .queue_cap = 2 * N, .max_inflight = 2 * N,
-		.n_workers = 1, .whole_tail = whole, .done = on_done, .clock = fake_clock,
+		.n_workers = 1, .mode = whole ? SCHED_MODE_WHOLE : SCHED_MODE_SEGMENTS,
+		.done = on_done, .clock = fake_clock,
 	};
 	struct kern_stage head = { .m = model, .spec = { .kind = KERN_PLAN_HEAD, .split = s } };
 	struct kern_outs h = { 0 };
