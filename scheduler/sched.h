@@ -228,6 +228,15 @@ void sched_set_estimate(struct sched *s, unsigned model, unsigned seg, unsigned 
 void sched_estimate_splits(struct sched *s, unsigned model, const unsigned *splits, unsigned n,
 			   uint64_t *out_ns);
 
+/**
+ * How long from now a request submitted now could not start anyway, ns: every worker is
+ * computing a batch, and the first of them should end (by its batch size's latency
+ * estimate) that far from now, less a guard of 200 us; 0 when a worker is free or waiting,
+ * or no estimate is known yet. Lock-free, any thread: the RX lcores' back-off asks it
+ * (dataplane.h, dp_busy_fn) so that they sleep while the engine has the cores.
+ */
+uint64_t sched_busy_ns(const struct sched *s);
+
 /** Segments of a model and where each begins (split row). @return count. */
 unsigned sched_segments(const struct sched *s, unsigned model, unsigned *starts, unsigned max);
 
