@@ -113,6 +113,8 @@ struct dp_stats {
 	uint64_t msgs_delivered;	/* of those, handed to the consumer ring */
 	uint64_t resp_sent;		/* RESPONSE datagrams sent */
 	uint64_t nacks_sent;		/* NACK datagrams sent */
+	uint64_t nacks_deferred;	/* gap timers of a slow uplink's message that sent no NACK:
+					 * its next chunk was not due yet (docs/protocol.md 12.2) */
 	uint64_t errors_sent;		/* ERROR datagrams sent */
 	uint64_t answers_resent;	/* kept answers resent to a late chunk of their request */
 	uint64_t tensor_answers;	/* TENSOR RESPONSEs built (one or more chunks each) */

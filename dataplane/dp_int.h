@@ -135,7 +135,9 @@ struct dp_slot {
 	uint16_t n_received;		/* distinct chunks placed */
 	uint8_t state;			/* enum dp_slot_state */
 	uint8_t nack_backoff;		/* OPEN: NACKs since the last chunk placed */
-	uint64_t next_nack_tsc;		/* OPEN: no NACK before this (backoff) */
+	uint64_t next_nack_tsc;		/* OPEN: no NACK before this (its gap, then backoff) */
+	uint64_t gap_tsc;		/* OPEN: its gap of silence before a NACK: the session's
+					 * (dp_gap_tsc()), set at each chunk placed */
 	uint32_t rx_bytes;		/* OPEN: datagram bytes received for it (duplicates too) */
 	uint32_t nack_bytes;		/* OPEN: NACK bytes sent for it: never above rx_bytes */
 	uint64_t nack_tsc;		/* OPEN: its last NACK, until a resent chunk came; 0 */

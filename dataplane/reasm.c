@@ -183,6 +183,7 @@ dp_msg_open(struct dp_lcore *lc, struct dp_session *sess, const struct dp_key *k
 	s->n_received = 0;
 	s->nack_backoff = 0;
 	s->next_nack_tsc = 0;
+	s->gap_tsc = re->gap_tsc;
 	s->rx_bytes = 0;
 	s->nack_bytes = 0;
 	s->nack_tsc = 0;
@@ -275,6 +276,28 @@ dp_measured(struct dp_session *ss, struct dp_req *q)
 		q->profile.uplink_kbps = ss->up_kbps;
 	if (ss->rtt_n >= DP_RTT_SAMPLES)
 		q->profile.rtt_us = ss->rtt_us;
+}
+
+/*
+ * A session's gap of silence before its open message is NACKed (docs/protocol.md 12.2): the
+ * configured gap, plus twice the time a datagram of len bytes (and its IPv4 and UDP headers)
+ * takes at the session's uplink: measured once there are DP_UPLINK_SAMPLES, else declared
+ * in its HELLO, else unknown (the gap alone). A 1 Mbit/s device sends a 1472-byte datagram
+ * every 12 ms: a fixed 2 ms gap NACKed, between any two of them, chunks not sent yet. At
+ * most a quarter of the message timeout, so a device that declares a crawl still has its
+ * losses NACKed well before its message is given up; a longer gap only means fewer NACKs.
+ */
+static uint64_t
+dp_gap_tsc(const struct dp_reasm *re, const struct dp_session *ss, unsigned len)
+{
+	uint32_t kbps = ss->up_n >= DP_UPLINK_SAMPLES ? ss->up_kbps : ss->profile.uplink_kbps;
+	uint64_t gap = re->gap_tsc, cap = RTE_MAX(re->msg_tsc / 4, re->gap_tsc);
+
+	if (kbps == 0)
+		return gap;
+	/* bits / (kbps * 1000) s, in TSC cycles: below 2^63 for any len and hz < 2^40 */
+	gap += 2 * (rte_get_tsc_hz() * 8ull * (len + 28u) / (1000ull * kbps));
+	return RTE_MIN(gap, cap);
 }
 
 /*
@@ -380,9 +403,11 @@ dp_chunk_input(struct dp_lcore *lc, struct dp_session *sess, const struct proto_
 	lc->stats.chunks_placed++;
 	if (++s->n_received == c->count)
 		return dp_msg_complete(lc, s, now);
-	/* Progress: the next NACK is a whole gap of silence away, its backoff starts over. */
+	/* Progress: the next NACK is a whole gap of silence away (the session's: on a slow
+	 * uplink longer than the timer list's), its backoff starts over. */
+	s->gap_tsc = dp_gap_tsc(re, sess, in_len);
 	s->nack_backoff = 0;
-	s->next_nack_tsc = 0;
+	s->next_nack_tsc = now + s->gap_tsc;
 	TAILQ_REMOVE(&re->open, s, timer);
 	dp_timer_arm(re, s, now);
 	return NULL;
@@ -510,9 +535,11 @@ dp_reasm_timers(struct dp_lcore *lc, uint64_t now)
 					     ? 0 : s->nack_backoff + 2u - DP_NACKS_STEADY;
 
 			dp_send_nack(lc, s);
-			s->next_nack_tsc = now - re->gap_tsc / 4 +
-					  (re->gap_tsc << RTE_MIN(k, (unsigned)DP_NACK_BACKOFF_MAX));
+			s->next_nack_tsc = now - s->gap_tsc / 4 +
+					  (s->gap_tsc << RTE_MIN(k, (unsigned)DP_NACK_BACKOFF_MAX));
 			s->nack_backoff++;
+		} else if (s->nack_backoff == 0 && s->gap_tsc > re->gap_tsc) {
+			lc->stats.nacks_deferred++;	/* its next chunk is not due yet */
 		}
 		dp_timer_arm(re, s, now);
 	}

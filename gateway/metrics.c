@@ -324,6 +324,7 @@ gw_render_dp(struct gw *g, struct gw_prom *p)
 	GW_DP(msgs_delivered, "messages handed to the gateway");
 	GW_DP(resp_sent, "RESPONSE datagrams sent");
 	GW_DP(nacks_sent, "NACK datagrams sent");
+	GW_DP(nacks_deferred, "gap timers that sent no NACK: a slow uplink's next chunk was not due");
 	GW_DP(errors_sent, "ERROR datagrams sent");
 	GW_DP(tensor_answers, "TENSOR RESPONSEs built (WANT_TENSOR), one or more chunks each");
 	GW_DP(answers_resent, "kept answers resent to a duplicate of their request");

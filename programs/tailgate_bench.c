@@ -133,7 +133,8 @@ tb_help(FILE *f)
 "                           split) the catalog offers that some class's floor admits, every\n"
 "                           device fixed there: per class the best fixed choice in\n"
 "                           hindsight among those its floor admits, and the best single\n"
-"                           choice every class admits, against the run. With a class that\n"
+"                           choice every class admits and the best single split of the\n"
+"                           --variant alone, against the run. With a class that\n"
 "                           declares a floor and --model DIR, the model.conf's file variants\n"
 "                           (variants/NAME/model.onnx, its model.calib with --calib) get\n"
 "                           inputs too: devices follow advice to them, the oracle fixes them\n"
@@ -884,13 +885,15 @@ tb_choice_name(char *buf, size_t len, unsigned vid, uint16_t ch)
 	return buf;
 }
 
-/* Per class the best admitted choice in hindsight (best[k] an index into ch, -1 none), and
- * the best single choice every class admits (*single, -1 none). */
+/* Per class the best admitted choice in hindsight (best[k] an index into ch, -1 none), the
+ * best single choice every class admits (*single, -1 none), and the best single split of
+ * the devices' own variant vid (*own, -1 none: a fixed design without variants). */
 static void
 tb_oracle_pick(const struct bench_run *run, unsigned vid, const uint16_t *ch, unsigned n_ch,
-	       const struct tb_fig *fx, int *best, int *single)
+	       const struct tb_fig *fx, int *best, int *single, int *own)
 {
 	*single = -1;
+	*own = -1;
 	for (unsigned k = 0; k < tb_adv.n; k++)
 		best[k] = -1;
 	for (unsigned i = 0; i < n_ch; i++) {
@@ -908,13 +911,32 @@ tb_oracle_pick(const struct bench_run *run, unsigned vid, const uint16_t *ch, un
 		if (all && (*single < 0 || tb_goal_fig(fx[i].all_p50, fx[i].all_mj) <
 					   tb_goal_fig(fx[*single].all_p50, fx[*single].all_mj)))
 			*single = (int)i;
+		if (all && (unsigned)(ch[i] >> 8) == vid &&
+		    (*own < 0 || tb_goal_fig(fx[i].all_p50, fx[i].all_mj) <
+				 tb_goal_fig(fx[*own].all_p50, fx[*own].all_mj)))
+			*own = (int)i;
 	}
+}
+
+/* "WHAT: CHOICE (p50, mJ); advised: ..." for a single fixed choice for all, fx[i]. */
+static void
+tb_single_print(const char *what, unsigned vid, uint16_t ch, const struct tb_fig *f,
+		const struct tb_fig *adv)
+{
+	char name[32];
+
+	printf("%s: %s (p50 %.2f ms, %.3f mJ/request); advised: p50 %.2f ms (x%.3f, %.1f%% "
+	       "lower), %.3f mJ/request (x%.3f, %.1f%% less)\n", what,
+	       tb_choice_name(name, sizeof(name), vid, ch), f->all_p50, f->all_mj, adv->all_p50,
+	       adv->all_p50 / f->all_p50, 100.0 * (1 - adv->all_p50 / f->all_p50), adv->all_mj,
+	       f->all_mj > 0 ? adv->all_mj / f->all_mj : 0,
+	       f->all_mj > 0 ? 100.0 * (1 - adv->all_mj / f->all_mj) : 0);
 }
 
 /* The oracle's report: advised against the best fixed choice per class and for all. */
 static void
 tb_oracle_print(unsigned vid, const uint16_t *ch, const struct tb_fig *fx, const int *best,
-		int single, const struct tb_fig *adv)
+		int single, int own, const struct tb_fig *adv)
 {
 	char name[32];
 
@@ -933,17 +955,19 @@ tb_oracle_print(unsigned vid, const uint16_t *ch, const struct tb_fig *fx, const
 		       tb_choice_name(name, sizeof(name), vid, ch[best[k]]), b->p50[k], b->mj[k],
 		       adv->p50[k] / b->p50[k], b->mj[k] > 0 ? adv->mj[k] / b->mj[k] : 0);
 	}
-	if (single < 0) {
+	if (single < 0)
 		printf("best single fixed choice for all: none every class admits\n");
-		return;
-	}
-	printf("best single fixed choice for all: %s (p50 %.2f ms, %.3f mJ/request); advised: p50 "
-	       "%.2f ms (x%.3f, %.1f%% lower), %.3f mJ/request (x%.3f, %.1f%% less)\n",
-	       tb_choice_name(name, sizeof(name), vid, ch[single]), fx[single].all_p50,
-	       fx[single].all_mj, adv->all_p50, adv->all_p50 / fx[single].all_p50,
-	       100.0 * (1 - adv->all_p50 / fx[single].all_p50), adv->all_mj,
-	       fx[single].all_mj > 0 ? adv->all_mj / fx[single].all_mj : 0,
-	       fx[single].all_mj > 0 ? 100.0 * (1 - adv->all_mj / fx[single].all_mj) : 0);
+	else
+		tb_single_print("best single fixed choice for all", vid, ch[single], &fx[single],
+				adv);
+	/* The same among the splits of the devices' own variant only: against a fixed split
+	 * of one model, as a design without variants would have it. */
+	if (own < 0)
+		printf("best single fixed split of the devices' variant for all: none every "
+		       "class admits\n");
+	else
+		tb_single_print("best single fixed split of the devices' variant for all", vid,
+				ch[own], &fx[own], adv);
 }
 
 /*
@@ -960,7 +984,7 @@ tb_oracle(struct bench_run *run, const struct tb_opts *o, const struct tb_fig *a
 	static struct tb_fig fx[TB_MAX_CHOICES];
 	uint16_t ch[TB_MAX_CHOICES];
 	struct bench_results res;
-	int best[BENCH_MAX_CLASSES], single, rc = 0;
+	int best[BENCH_MAX_CLASSES], single, own, rc = 0;
 	unsigned n_ch = tb_oracle_choices(run, o->variant, ch, TB_MAX_CHOICES);
 
 	if (n_ch == 0)
@@ -985,8 +1009,8 @@ tb_oracle(struct bench_run *run, const struct tb_opts *o, const struct tb_fig *a
 	bench_results_fini(&res);
 	if (rc < 0)
 		return rc;
-	tb_oracle_pick(run, o->variant, ch, n_ch, fx, best, &single);
-	tb_oracle_print(o->variant, ch, fx, best, single, adv);
+	tb_oracle_pick(run, o->variant, ch, n_ch, fx, best, &single, &own);
+	tb_oracle_print(o->variant, ch, fx, best, single, own, adv);
 	return 0;
 }
 

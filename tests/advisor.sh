@@ -25,7 +25,8 @@
 #     (the sparse variant's inputs are built; nob1's are not, below it) and one without;
 #     the advised run sends the first from the sparse variant and never the second; the
 #     oracle runs every admitted (variant, split), the class without a floor is held only
-#     against its own variant's, and so is the best single choice for all.
+#     against its own variant's, and so is the best single choice for all; the best single
+#     split of the base alone (a fixed design without variants) is reported too.
 # What is checked holds on a busy machine: where devices end up, not how fast they got there.
 # Namespaces, processes and files go away on exit, whatever happened.
 # Usage: tests/advisor.sh BUILD
@@ -68,13 +69,6 @@ if ! gw_start "$TMP/tailgate.conf" "$out" --engine-threads 1; then
 fi
 ok "tailgate started with models/fmnist-resnet and its variants"
 
-# A class's share of requests sent from a split, from the bench's class table:
-# "advised  NAME  requests p50 p90 p99 mJ top1  S:PCT% S:PCT% ..."
-share() {	# file class split
-	awk -v c="$2" -v s="$3" '$2 == c { for (i = 9; i <= NF; i++) { split($i, a, ":");
-		if (a[1] == s) { sub("%", "", a[2]); print a[2]; exit } } print 0; exit }' "$1"
-}
-
 # 1. Slow devices to the input, fast ones to the deepest split. Closed loop, 8 in flight
 # over 40 devices: the first request of each device is from split 4, the rest as advised.
 ip netns exec "$NS_CL" timeout 300 "$BUILD/tailgate-bench" --gateway "$IP_GW:7700" \
@@ -87,14 +81,14 @@ ip netns exec "$NS_CL" timeout 300 "$BUILD/tailgate-bench" --gateway "$IP_GW:770
 rc=$?
 grep -E '^(advised|run) ' "$out/move.out" | sed 's/^/    | /'
 sed 's/^/    ! /' "$out/move.err" | tail -n 3
-slow0=$(share "$out/move.out" slow 0) fast8=$(share "$out/move.out" fast 8)
+slow0=$(adv_share "$out/move.out" slow 0) fast8=$(adv_share "$out/move.out" fast 8)
 check "bench with classes and --follow-advice ran (status $rc)" test "$rc" -eq 0
 check "slow devices moved to the input: $slow0% of their requests from split 0 (> 60%)" \
 	num_ge "$slow0" 60
 # How many of the fast ones go deep depends on the gateway's online estimates: split 8 wins
 # by the tail it leaves to the gateway (~0.5 ms at batch 1), and a worker preempted on a busy
 # machine inflates that estimate now and then (runs at load 15: 84-89% from split 8, once 19%).
-slow8=$(share "$out/move.out" slow 8)
+slow8=$(adv_share "$out/move.out" slow 8)
 # So the fast devices' share is a figure, not a check (speed is never pass/fail: one run of
 # three at load 2 on 2026-12-07 gave 0%); what must hold is that no slow device goes deep.
 # That fast devices go deep is checked in 2, under load, where it rests on the wait each
@@ -205,6 +199,8 @@ check "oracle: the floor class held against an admitted choice, the other agains
 	       grep -qE '^  none +[0-9.]+ / +[0-9.]+ +split [0-9]' '$out/oracle.out'"
 check "best single fixed choice for all: one the class without a floor admits (the base's)" \
 	grep -qE '^best single fixed choice for all: split [0-9]+ ' "$out/oracle.out"
+check "best single fixed split of the devices' variant: one of the base's, against the advised run" \
+	grep -qE "^best single fixed split of the devices' variant for all: split [0-9]+ \(p50 [0-9.]+ ms, [0-9.]+ mJ/request\); advised: p50 [0-9.]+ ms" "$out/oracle.out"
 
 gw_term
 check_done

@@ -38,20 +38,15 @@ if [ ! -e "$FM/t10k-images-idx3-ubyte.gz" ] && [ ! -e "$FM/t10k-images-idx3-ubyt
 fi
 
 # 200 test samples of the model's data set (numpy, no torch): the bench's inputs with labels.
-if ! /usr/bin/python3 scripts/make_clutter.py --split t10k --count 200 --data-dir "$FM" \
-	--out "$TMP/samples" >"$TMP/samples.out" 2>&1; then
-	sed 's/^/    | /' "$TMP/samples.out" | tail -n 4
+if ! gw_clutter_samples "$TMP/samples" 200 "$FM"; then
+	sed 's/^/    | /' "$TMP/samples.log" | tail -n 4
 	bad "scripts/make_clutter.py wrote the samples"
 	check_done
 	exit 1
 fi
 ok "200 Cluttered Fashion-MNIST test samples made"
 
-mkdir -p "$TMP/repo/clutter-resnet"
-for f in model.onnx model.calib variants; do
-	ln -s "$PWD/$MODEL/$f" "$TMP/repo/clutter-resnet/$f"
-done
-cp "$MODEL/model.conf" "$TMP/repo/clutter-resnet/model.conf"
+gw_model_repo "$TMP/repo" "$MODEL"
 gw_advice_conf "$TMP/tailgate.conf" "$TMP/repo"
 out=$TMP/run
 mkdir -p "$out"
@@ -63,14 +58,6 @@ if ! gw_start "$TMP/tailgate.conf" "$out" --engine-threads 1; then
 fi
 ok "tailgate started with $MODEL and its bottleneck variant"
 id=$(sed -n 's/^id *= *\([0-9]*\).*/\1/p' "$MODEL/model.conf")
-
-# A class's share of requests sent from a split, from the bench's class table:
-# "advised  NAME  requests p50 p90 p99 mJ top1  S:PCT% S:PCT% ..." (0 when none from there).
-share() {	# file class split
-	awk -v c="$2" -v s="$3" '$1 == "advised" && $2 == c { found = 1
-		for (i = 9; i <= NF; i++) { split($i, a, ":"); if (a[1] == s) { sub("%", "", a[2]);
-		print a[2]; exit } } print 0; exit } END { if (!found) print "?missing" }' "$1"
-}
 
 # 1. Closed loop, 8 in flight over 20 devices, 300 requests; every device's first request
 # from split 7, the rest as advised.
@@ -85,8 +72,8 @@ rc=$?
 grep -E '^(advised|run) ' "$out/move.out" | sed 's/^/    | /'
 sed 's/^/    ! /' "$out/move.err" | tail -n 3
 check "bench with classes and --follow-advice ran (status $rc)" test "$rc" -eq 0
-s0=$(share "$out/move.out" slowwifi 0) s11=$(share "$out/move.out" slowwifi 11)
-f0=$(share "$out/move.out" fastcell 0) f11=$(share "$out/move.out" fastcell 11)
+s0=$(adv_share "$out/move.out" slowwifi 0) s11=$(adv_share "$out/move.out" slowwifi 11)
+f0=$(adv_share "$out/move.out" fastcell 0) f11=$(adv_share "$out/move.out" fastcell 11)
 check "slow device on a fast uplink moved to the input: $s0% of its requests from split 0 (> 60%)" \
 	num_ge "$s0" 60
 check "slow device never advised split 11 ($s11%)" num_le "$s11" 0

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Sourced by the scripted tests that run the shipped model behind tailgate
-# (tests/gateway_fmnist.sh, gateway_overload.sh, bench_gateway.sh, client_gateway.sh) and by
-# scripts/bench_gateway.sh and scripts/bench_e2e.sh: namespaces, the daemon, GETs, checks.
+# (tests/gateway_fmnist.sh, gateway_overload.sh, bench_gateway.sh, client_gateway.sh,
+# advisor*.sh) and by scripts/bench_gateway.sh, bench_e2e.sh and bench_advice.sh: namespaces,
+# the daemon, GETs, checks.
 # Not a test itself (run_tests.sh runs tests/*.sh only). The caller sets, before sourcing:
 #   NAME (unique: include $$), SUBNET (third octet of NET.N.0/24), TMP (a directory it
 #   removes), BUILD; NET (first two octets, default 10.82; bench_gateway.sh 10.80,
@@ -98,6 +99,36 @@ gw_advice_conf() {	# conf_file repo_dir
 	queue_cap = 4096
 	msg_timeout_us = 10000000
 	CONF
+}
+
+# A repository holding a model folder as shipped: its model.onnx, model.calib and variants/
+# linked, its model.conf copied (tests/advisor_clutter.sh, scripts/bench_advice.sh).
+gw_model_repo() {	# repo_dir model_dir
+	local d
+	d="$1/$(basename "$2")"
+	mkdir -p "$d" || return 1
+	for f in model.onnx model.calib variants; do
+		[ -e "$2/$f" ] && ln -sfn "$PWD/$2/$f" "$d/$f"
+	done
+	cp "$2/model.conf" "$d/model.conf"
+}
+
+# COUNT test samples of models/clutter-resnet's data set in out_dir (numpy, no torch;
+# scripts/make_clutter.py), unless there already; its output in out_dir.log.
+# @return make_clutter.py's status (0 when the samples were there)
+gw_clutter_samples() {	# out_dir count [fashion-mnist dir]
+	[ -f "$1/labels.npy" ] && return 0
+	/usr/bin/python3 scripts/make_clutter.py --split t10k --count "$2" \
+		--data-dir "${3:-/usr/share/datasets/fashion-mnist}" --out "$1" >"$1.log" 2>&1
+}
+
+# A class's share (%) of the requests it sent from a split, from tailgate-bench's class table
+# ("advised  NAME  requests p50 p90 p99 mJ top1  S:PCT% vV/S:PCT% ..."): 0 when none from
+# there, "?missing" when the table has no such class (num_ge and the like then fail).
+adv_share() {	# file class split
+	awk -v c="$2" -v s="$3" '$1 == "advised" && $2 == c { found = 1
+		for (i = 9; i <= NF; i++) { split($i, a, ":"); if (a[1] == s) { sub("%", "", a[2]);
+		print a[2]; exit } } print 0; exit } END { if (!found) print "?missing" }' "$1"
 }
 
 # Namespaces up, or the test ends here with a failure.

@@ -36,6 +36,7 @@ static struct dptk_port port;
 static struct dp *dp;
 static struct msg ma, mb;
 static uint8_t msg_flags;	/* req_flags make_msg() puts in its requests */
+static uint32_t hello_kbps;	/* uplink the HELLOs of new sessions declare (0 none) */
 static uint8_t rbuf[DPTK_MAX_FRAME];
 
 static uint32_t
@@ -122,7 +123,7 @@ hello(uint32_t client, uint16_t sport, uint64_t sid, size_t len, struct proto_ms
 {
 	static uint8_t buf[PROTO_HELLO_MIN_DGRAM + 64];
 	struct proto_hdr h = { .client_id = client, .request_id = 77, .session_id = sid };
-	struct proto_hello m = { .max_dgram = 1472 };
+	struct proto_hello m = { .max_dgram = 1472, .uplink_kbps = hello_kbps };
 	int n = proto_encode_hello(buf, sizeof(buf), &h, &m, PROTO_HELLO_MIN_DGRAM);
 
 	if (n < 0 || len > (size_t)n)
@@ -534,7 +535,53 @@ test_missing_chunk_nacked_after_gap(void)
 	TH_CHECK(reply(&r, 100) && is_echo_of(&r, &ma));
 	dp_stats_get(dp, &b);
 	TH_CHECK(b.nacks_sent - a.nacks_sent == 1);
+	TH_CHECK(b.nacks_deferred == a.nacks_deferred);	/* no uplink declared: the gap */
 	TH_CHECK(dptk_only_drop(&a, &b, DP_DROP_RUNT, 0));
+}
+
+/*
+ * A session that declares a 1 Mbit/s uplink: a 1472-byte datagram takes 12 ms there, so its
+ * gap is 20 + 2 x 12 = 44 ms, not 20: the timer at 20 ms finds its next chunk not due and
+ * sends nothing (counted, nacks_deferred); the NACK comes 44 ms after the chunk at the
+ * earliest. One that declares 1 kbit/s has its gap capped at a quarter of the 1 s message
+ * timeout (250 ms, not 24 s): NACKed then, well before its message would be given up.
+ */
+static void
+test_slow_uplink_gap_scaled(void)
+{
+	static const struct { uint32_t kbps; double min_ms; } c[] = { { 1000, 43.5 }, { 1, 249 } };
+
+	for (unsigned k = 0; k < RTE_DIM(c); k++) {
+		struct dp_stats a, b;
+		struct proto_msg r;
+		struct timespec t0, t1;
+		double ms;
+
+		hello_kbps = c[k].kbps;
+		TH_CHECK(make_msg(&ma, PROTO_MODEL_ECHO, 30 + k, 1500 + k, 5000, false) == 0 &&
+			 ma.n >= 2 && ma.dg[0].len == MAX_DGRAM);
+		hello_kbps = 0;
+		dp_stats_get(dp, &a);
+		send_chunk(&ma, 0);
+		clock_gettime(CLOCK_MONOTONIC, &t0);	/* the chunk arrives at this pump, or later */
+		pump();
+		if (!reply(&r, 2000)) {
+			TH_CHECK(!"a NACK came");
+			return;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6;
+		dp_stats_get(dp, &b);
+		TH_CHECK(r.h.type == PROTO_T_NACK && r.h.request_id == 1500 + k);
+		TH_CHECK_MSG(ms >= c[k].min_ms, "%u kbit/s: NACK after %.2f ms, its gap is %.0f ms",
+			     c[k].kbps, ms, c[k].min_ms);
+		TH_CHECK_MSG(b.nacks_deferred > a.nacks_deferred, "%u kbit/s: %llu deferred",
+			     c[k].kbps, (unsigned long long)(b.nacks_deferred - a.nacks_deferred));
+		TH_CHECK(b.nacks_sent - a.nacks_sent == 1);
+		for (unsigned i = 1; i < ma.n; i++)
+			send_chunk(&ma, i);
+		TH_CHECK(reply(&r, 100) && is_echo_of(&r, &ma));
+	}
 }
 
 /*
@@ -1538,6 +1585,7 @@ main(void)
 	TH_RUN(test_hostile_sizes_refused);
 	TH_RUN(test_mismatching_chunk_refused);
 	TH_RUN(test_missing_chunk_nacked_after_gap);
+	TH_RUN(test_slow_uplink_gap_scaled);
 	TH_RUN(test_timeout_frees_slot);
 	TH_RUN(test_abandoned_message_nacks_bounded);
 	TH_RUN(test_client_limit_then_pool_limit);
