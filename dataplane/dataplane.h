@@ -123,6 +123,7 @@ struct dp_stats {
 					 * was forgotten (a resend is then served anew) */
 	uint64_t idle_sleeps;		/* sleeps of the idle back-off */
 	uint64_t idle_wakes;		/* of those, ended early by an answer to send */
+	uint64_t busy_sleeps;		/* of those, as long as the consumer's busy hint said */
 	uint64_t busy_cycles;		/* TSC cycles of loop passes whose burst returned frames
 					 * (rx, work, TX flush): the lcore's CPU cost without idle
 					 * polling, as VPP counts clocks per packet (make bench) */
@@ -352,6 +353,24 @@ typedef void (*dp_deliver_fn)(void *ctx, struct dp_req **reqs, unsigned n);
  * @return 0, or -EBUSY (RX lcores running)
  */
 int dp_set_deliver(struct dp *dp, dp_deliver_fn fn, void *ctx);
+
+/**
+ * The consumer's busy hint: how many ns from now a request delivered now could not start
+ * anyway (every worker computing a batch: until the first should end), 0 when it could.
+ * Called by an RX lcore about to back off with no message open, in its read side (what it
+ * reads must outlive dp_synchronize(), as for the deliver hook); no allocation, no lock.
+ * The lcore then sleeps that long (at most idle_deep_sleep_us) instead of its short
+ * back-off sleeps, leaving the cores to the computation: a request arriving meanwhile waits
+ * in the RX ring rather than in the consumer's queue, and an answer posted ends the sleep.
+ */
+typedef uint64_t (*dp_busy_fn)(void *ctx);
+
+/**
+ * Register the busy hint (NULL: none, the back-off alone decides).
+ * Thread: the control thread, while the RX lcores are stopped.
+ * @return 0, or -EBUSY (RX lcores running)
+ */
+int dp_set_busy_hint(struct dp *dp, dp_busy_fn fn, void *ctx);
 
 /**
  * Make req's answer a TENSOR result (docs/protocol.md 7.2): the t->raw_total bytes the

@@ -284,6 +284,8 @@ struct dp {
 					 * deliver hook is set) */
 	dp_deliver_fn deliver;		/* or this hook, called by the RX lcores */
 	void *deliver_ctx;
+	dp_busy_fn busy;		/* the consumer's busy hint, or NULL */
+	void *busy_ctx;
 	/* RCU: RX lcores read catalog once per HELLO; dp_catalog_set() swaps the pointer and
 	 * frees the old one after every lcore passed a quiescent state (end of a loop pass,
 	 * or an idle sleep, during which it is offline). */

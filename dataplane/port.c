@@ -420,6 +420,16 @@ dp_set_deliver(struct dp *dp, dp_deliver_fn fn, void *ctx)
 	return 0;
 }
 
+int
+dp_set_busy_hint(struct dp *dp, dp_busy_fn fn, void *ctx)
+{
+	if (dp->running)
+		return -EBUSY;
+	dp->busy = fn;
+	dp->busy_ctx = ctx;
+	return 0;
+}
+
 /* The RCU variable the RX lcores report quiescent states on: one reader per queue. */
 static int
 dp_qsbr_create(struct dp *dp, struct tg_err *err)

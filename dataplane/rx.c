@@ -207,6 +207,24 @@ dp_lcore_deep_idle(const struct dp_lcore *lc, uint64_t idle_tsc)
 }
 
 /*
+ * While the consumer computes and no message is open (no gap to NACK), new requests could
+ * not start before it is done anyway: sleep until then (at most a deep sleep) instead of
+ * waking every idle_sleep_max_us, each wake preempting one of the engine's threads on
+ * these cores. 0: no hint, back off as usual. Called online (the hook reads RCU state).
+ */
+static uint32_t
+dp_lcore_busy_us(const struct dp_lcore *lc)
+{
+	const struct dp *dp = lc->dp;
+	uint64_t us;
+
+	if (dp->busy == NULL || dp->cfg.idle_deep_sleep_us == 0 || !TAILQ_EMPTY(&lc->re.open))
+		return 0;
+	us = dp->busy(dp->busy_ctx) / 1000;
+	return us < dp->cfg.idle_deep_sleep_us ? (uint32_t)us : dp->cfg.idle_deep_sleep_us;
+}
+
+/*
  * Sleep up to us microseconds, or until an answer is posted to this lcore (dp_wake_answer()).
  * The flag is raised before the ring is looked at: an answer enqueued after that look sees
  * the flag and writes the eventfd, one enqueued before it is in the ring and no sleep
@@ -240,7 +258,8 @@ dp_lcore_sleep(struct dp_lcore *lc, uint32_t us)
 /*
  * Back off when there was no work: spin (rte_pause) for spin_tsc after the last work, then
  * sleep, doubling from idle_sleep_min_us to idle_sleep_max_us, then deep sleeps once
- * dp_lcore_deep_idle(). The first packet after a sleep waits at most one sleep in the queue
+ * dp_lcore_deep_idle(); as long as the consumer's busy hint says (dp_lcore_busy_us()) when
+ * that is longer. The first packet after a sleep waits at most one sleep in the queue
  * (the RX ring holds rx_desc frames meanwhile); an answer to send ends any sleep.
  */
 static void
@@ -248,6 +267,7 @@ dp_lcore_idle(struct dp_lcore *lc, unsigned work)
 {
 	const struct dp_config *cfg = &lc->dp->cfg;
 	uint64_t idle_tsc;
+	uint32_t busy_us;
 	int slept;
 
 	if (work != 0) {
@@ -262,7 +282,10 @@ dp_lcore_idle(struct dp_lcore *lc, unsigned work)
 	}
 	if (dp_lcore_deep_idle(lc, idle_tsc))
 		lc->sleep_us = cfg->idle_deep_sleep_us;
-	else
+	else if ((busy_us = dp_lcore_busy_us(lc)) > RTE_MAX(lc->sleep_us, cfg->idle_sleep_max_us)) {
+		lc->sleep_us = busy_us;
+		lc->stats.busy_sleeps++;
+	} else
 		lc->sleep_us = lc->sleep_us == 0 ? cfg->idle_sleep_min_us
 						 : RTE_MIN(2 * lc->sleep_us, cfg->idle_sleep_max_us);
 	/* Asleep, the lcore holds no RCU-protected pointer: offline, dp_synchronize() need

@@ -249,6 +249,8 @@ gw_start(struct gw *g, int argc, char **argv, struct tg_err *err)
 	rc = gw_gen_publish(g, gen, err);
 	if (rc == 0)
 		rc = dp_set_deliver(g->dp, gw_path_deliver, g);
+	if (rc == 0 && g->cfg.rx_busy_sleep)
+		rc = dp_set_busy_hint(g->dp, gw_path_busy, g);
 	if (rc < 0)
 		goto out_gen;
 	memset(&sa, 0, sizeof(sa));

@@ -75,6 +75,8 @@ struct gw_config {
 						 * its tensor and meets its floor (true) */
 	bool advice;				/* fill the RESPONSE's advice (true); false: never
 						 * (README, "The advisor") */
+	bool rx_busy_sleep;			/* RX lcores sleep while every worker computes
+						 * (the scheduler's busy hint, true) */
 	char access_log[GW_PATH_MAX];		/* JSON lines; "" = none */
 	char event_log[GW_PATH_MAX];		/* "" = stderr */
 	uint32_t log_ring;			/* records per lcore log ring (4096) */

@@ -129,6 +129,7 @@ void gw_keys_reload(struct gw *g, unsigned producer);
 
 /* path.c: the request path */
 void gw_path_deliver(void *ctx, struct dp_req **reqs, unsigned n);
+uint64_t gw_path_busy(void *ctx);
 void gw_path_done(void *ctx, struct sched_req **r, unsigned n);
 /* The calling thread's log ring for generation gen (NULL: not a worker's). */
 unsigned gw_producer(struct gw *g, const struct gw_gen *gen);

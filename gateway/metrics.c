@@ -332,6 +332,8 @@ gw_render_dp(struct gw *g, struct gw_prom *p)
 	GW_DP(answers_lost, "kept tensor answers overwritten before their request was forgotten");
 	GW_DP(idle_sleeps, "idle back-off sleeps of the RX lcores");
 	GW_DP(idle_wakes, "idle back-off sleeps ended early by an answer to send");
+	GW_DP(busy_sleeps, "idle sleeps as long as the scheduler's busy hint said (its "
+	      "workers all computing)");
 	GW_DP(port_missed, "frames the port dropped before RX");
 #undef GW_DP
 }

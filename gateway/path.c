@@ -387,6 +387,20 @@ gw_path_deliver(void *ctx, struct dp_req **reqs, unsigned n)
 			       (enum proto_status)sr[k]->status, (enum proto_reason)sr[k]->reason, p);
 }
 
+/*
+ * The busy hint (dataplane.h), on an RX lcore: how long the serving generation's workers
+ * are all still computing (sched_busy_ns()). A reload's new generation has idle workers
+ * until requests reach it: 0, the lcores back off as usual.
+ */
+uint64_t
+gw_path_busy(void *ctx)
+{
+	struct gw *g = ctx;
+	struct gw_gen *gen = atomic_load_explicit(&g->cur, memory_order_acquire);
+
+	return gen != NULL ? sched_busy_ns(gen->sched) : 0;
+}
+
 /* The scheduler's results into the RESPONSE: status, timing, top-k or the output tensor. */
 static void
 gw_result_fill(const struct sched_req *r, struct dp_req *dq, uint64_t wait_ns)

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 enum {
 	TM_EXIT_OK = 0,
@@ -1349,23 +1350,25 @@ tm_bench_runs(struct kern_plan *p, unsigned long iters, double seconds, size_t m
 }
 
 /* bench's result from the sorted latencies: images/s at the median (and the mean over the
- * timed runs' wall time total), p50 and p99 per batch, as text or JSON. */
+ * timed runs' wall time total), p50 and p99 per batch, the process's CPU time per image
+ * over the timed runs (cpu_s: every thread, user + system), as text or JSON. */
 static void
 tm_bench_print(const char *sname, int split, unsigned long batch, unsigned long threads,
-	       unsigned long warmup, uint64_t t_build, double total, const uint64_t *lat,
-	       size_t n_runs, bool json)
+	       unsigned long warmup, uint64_t t_build, double total, double cpu_s,
+	       const uint64_t *lat, size_t n_runs, bool json)
 {
 	double p50 = (double)tm_pct(lat, n_runs, 50) / 1e6, p99 = (double)tm_pct(lat, n_runs, 99) / 1e6;
 	double ips = (double)batch / (p50 / 1e3);
+	double cpu_us = cpu_s * 1e6 / ((double)batch * (double)n_runs);
 
 	if (json) {
-		tm_json_print(json_pack("{s:i, s:o, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "split",
-					split, "split_name", tm_json_name(sname), "batch",
+		tm_json_print(json_pack("{s:i, s:o, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f}",
+					"split", split, "split_name", tm_json_name(sname), "batch",
 					(json_int_t)batch, "threads", (json_int_t)threads, "runs",
 					(json_int_t)n_runs, "plan_build_ms", (double)t_build / 1e6,
 					"images_per_s", ips, "images_per_s_mean",
 					(double)batch * (double)n_runs / total, "p50_ms", p50,
-					"p99_ms", p99));
+					"p99_ms", p99, "cpu_us_per_image", cpu_us));
 	} else {
 		printf("tail from split %d \"%s\", batch %lu, threads %lu%s, plan built in %.1f ms\n",
 		       split, sname, batch, threads, threads ? "" : " (all cores)",
@@ -1374,7 +1377,20 @@ tm_bench_print(const char *sname, int split, unsigned long batch, unsigned long 
 		printf("images/s    %.1f (median; mean %.1f)\n", ips,
 		       (double)batch * (double)n_runs / total);
 		printf("latency/batch  p50 %.3f ms  p99 %.3f ms\n", p50, p99);
+		printf("CPU/image   %.1f us (the process, every thread, over the timed runs)\n",
+		       cpu_us);
 	}
+}
+
+/* The process's CPU time (user + system, every thread), s; 0 if the clock is missing. */
+static double
+tm_cpu_s(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int
@@ -1407,6 +1423,7 @@ tm_cmd_bench(int argc, char **argv)
 	struct tg_tensor in;
 	struct tg_err err = { 0 };
 	uint64_t *lat = NULL, t_build, t0;
+	double cpu0;
 	size_t n_runs = 0;
 	int opt, rc, split;
 
@@ -1489,14 +1506,16 @@ tm_cmd_bench(int argc, char **argv)
 			goto out_run;
 	}
 	t0 = tg_now_ns();
+	cpu0 = tm_cpu_s();
 	rc = tm_bench_runs(p, iters, seconds, max_runs, &lat, &n_runs, &err);
+	cpu0 = tm_cpu_s() - cpu0;
 	if (rc < 0 && err.code == 0)
 		goto out_run;
 	if (rc < 0)
 		goto out;
 	qsort(lat, n_runs, sizeof(*lat), tm_cmp_u64);
 	tm_bench_print(kern_model_split(m, (unsigned)split)->name, split, batch, threads, warmup,
-		       t_build, (double)(tg_now_ns() - t0) / 1e9, lat, n_runs, json);
+		       t_build, (double)(tg_now_ns() - t0) / 1e9, cpu0, lat, n_runs, json);
 	rc = 0;
 	goto out;
 out_run:

@@ -87,6 +87,9 @@ struct sched {
 	struct sched_stats st;
 	uint64_t busy_until[SCHED_MAX_WORKERS];	/* expected end of each worker's running
 						 * batch's requests (their whole chain) */
+	uint64_t batch_end[SCHED_MAX_WORKERS];	/* expected end of each worker's running
+						 * batch itself, 0 between batches; written
+						 * under mu, read lock-free (sched_busy_ns) */
 	struct sched_batch wb[SCHED_MAX_WORKERS];	/* the workers' own batches */
 	struct sched_req **wreq;	/* their request arrays */
 	unsigned max_batch;		/* over models */
@@ -951,9 +954,14 @@ sched_take_batch(struct sched *s, unsigned worker, struct sched_batch *b, uint64
 		}
 		sched_trim_batch(md, q, b, lifo);
 		if (b->n > 0) {
+			uint64_t est = q->est[sched_bucket(md, b->n)];
+
 			got = true;
-			if (worker < SCHED_MAX_WORKERS)
+			if (worker < SCHED_MAX_WORKERS) {
 				s->busy_until[worker] = now + sched_remaining(md, bq, b->n);
+				__atomic_store_n(&s->batch_end[worker], est ? now + est : 0,
+						 __ATOMIC_RELAXED);
+			}
 			break;
 		}
 	}
@@ -1204,8 +1212,10 @@ sched_run_batch(struct sched *s, unsigned worker, struct sched_batch *b)
 	}
 
 	pthread_mutex_lock(&s->mu);
-	if (worker < SCHED_MAX_WORKERS)
+	if (worker < SCHED_MAX_WORKERS) {
 		s->busy_until[worker] = 0;	/* what moved on is queued work again */
+		__atomic_store_n(&s->batch_end[worker], 0, __ATOMIC_RELAXED);
+	}
 	s->st.batches++;
 	s->st.samples_run += b->n;
 	if (worker < SCHED_MAX_WORKERS) {
@@ -1283,6 +1293,22 @@ sched_run_batch(struct sched *s, unsigned worker, struct sched_batch *b)
 	pthread_mutex_unlock(&s->mu);
 	sched_answer_list(s, answered);
 	return ok ? 0 : -EIO;
+}
+
+uint64_t
+sched_busy_ns(const struct sched *s)
+{
+	uint64_t now = sched_now(s), first = UINT64_MAX;
+
+	for (unsigned w = 0; w < s->cfg.n_workers && w < SCHED_MAX_WORKERS; w++) {
+		uint64_t e = __atomic_load_n(&s->batch_end[w], __ATOMIC_RELAXED);
+
+		if (e == 0)
+			return 0;	/* this worker could take a request now */
+		first = e < first ? e : first;
+	}
+	return first != UINT64_MAX && first > now + SCHED_GUARD_NS ? first - now - SCHED_GUARD_NS
+								   : 0;
 }
 
 /* ---- workers ---- */

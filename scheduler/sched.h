@@ -264,6 +264,15 @@ void sched_estimate_splits(struct sched *s, unsigned model, const unsigned *spli
 			   uint64_t *out_ns);
 
 /**
+ * How long from now a request submitted now could not start anyway, ns: every worker is
+ * computing a batch, and the first of them should end (by its batch size's latency
+ * estimate) that far from now, less a guard of 200 us; 0 when a worker is free or waiting,
+ * or no estimate is known yet. Lock-free, any thread: the RX lcores' back-off asks it
+ * (dataplane.h, dp_busy_fn) so that they sleep while the engine has the cores.
+ */
+uint64_t sched_busy_ns(const struct sched *s);
+
+/**
  * Queues (segments) of a model and where each begins (split row). With both layouts built
  * (SCHED_MODE_AUTO), the whole tails' queues come first, then the segments'. @return count.
  */

@@ -3,9 +3,12 @@
 # Ingest benchmark (make bench): the DPDK dataplane (tests/dp_echo, the dataplane with only
 # the echo model) on net_af_xdp and on net_af_packet, side by side with a plain kernel UDP
 # receiver (build/bench/kudp-recv: recvmmsg, the same decode, reassembly, LZ4 and echo),
-# all on the same veth pair, driven by the same sender (tests/dp_sender, kernel sockets,
-# no impairment) at the same fixed datagram rate (--rate, open loop), for 1-chunk and
-# 64-chunk messages.
+# all on the same veth pair, driven by the same sender (tests/dp_sender, no impairment, each
+# window slot's message built once and resent under new ids, its chunks sent as frames
+# through a packet socket: the cheapest kernel TX path, so the sender outruns the receivers)
+# at the same fixed datagram rate (--rate, open loop) and closed loop (as fast as the
+# window of open requests lets it: the receiver's saturation), for 1-chunk and 64-chunk
+# messages.
 #
 # Per run: messages/s and chunks/s the receiver completed, Gbit/s of UDP payload, and the
 # receiving side's CPU cost per million chunks:
@@ -17,19 +20,29 @@
 # backlog locally), so all of it is charged to the receiver; it also holds the delivery of
 # the echo answers to the sender's socket (one per message, the same for all receivers).
 # The sender is pinned to CPU 0, the receiver (RX lcore, kudp-recv) to CPU 1.
-# Which side limited: the receiver when it dropped chunks (veth rx_dropped, PMD imissed,
-# UDP RcvbufErrors) or answered so late that the sender's window of open requests filled
-# (slots of the fixed rate went unused: behind_s over 5% of the run); the sender when it
-# did not reach the rate on its own (its CPU); else nobody: the fixed rate was served.
+# Which side limited, at a fixed rate: the receiver when it dropped chunks (veth rx_dropped,
+# PMD imissed, UDP RcvbufErrors) or answered so late that the sender's window of open
+# requests filled (slots of the fixed rate went unused: behind_s over 5% of the run); the
+# sender when it did not reach the rate on its own (its CPU); else nobody: the fixed rate was
+# served. Closed loop: the receiver when it dropped or its own CPU was over 85% busy, else
+# CPU 0 when it was over 90% busy (the sender and the receive softirq share it), else the
+# window (latency).
 #
 # Each (receiver, size) runs REPS times, interleaved; the table shows medians. Writes the
 # section "Ingest: DPDK dataplane vs kernel recvmmsg" of docs/BENCHMARKS.md (replacing an
 # older one, leaving the rest of the file alone).
 # Usage: scripts/bench_ingest.sh [BUILD]   env: TG_INGEST_SECONDS (5), TG_INGEST_REPS (3),
-#        TG_INGEST_DOC (docs/BENCHMARKS.md; "-" writes none), TG_INGEST_RATE1 (3000) and
-#        TG_INGEST_RATE64 (8000): datagrams/s for 1-chunk and 64-chunk messages,
-#        TG_INGEST_PREBUILT (0; 1: messages built once per window slot, resent under new
-#        ids, so the sender's own CPU per datagram is the socket's, for rates near 200k/s)
+#        TG_INGEST_DOC (docs/BENCHMARKS.md; "-" writes none),
+#        TG_INGEST_POINTS ("1:200000 64:200000 1:0 64:0"): CHUNKS:RATE, messages of CHUNKS
+#          chunks at RATE datagrams/s, 0 = closed loop,
+#        TG_INGEST_RX ("af_xdp af_packet kernel"): the receivers,
+#        TG_INGEST_TX (packet; udp: the sender's UDP sockets, sendmmsg),
+#        TG_INGEST_PREBUILT (1; 0: every message generated and chunked anew),
+#        TG_INGEST_KEEP (a file: each run's figures are appended to it and the table is made
+#          from all of them, so a measurement can be split over several calls),
+#        TG_INGEST_PERF (a directory: `perf record -a -g` of both CPUs for the middle of each
+#          run, into DIR/RX-CHUNKS-RATE-REP.data, for the analysis in BENCHMARKS; sampling
+#          costs CPU, so such runs are not the table's: use it with TG_INGEST_DOC=-)
 set -u
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
@@ -38,9 +51,15 @@ cd "$(dirname "$0")/.."
 SECS=${TG_INGEST_SECONDS:-5}
 REPS=${TG_INGEST_REPS:-3}
 DOC=${TG_INGEST_DOC:-docs/BENCHMARKS.md}
-RATE1=${TG_INGEST_RATE1:-3000}
-RATE64=${TG_INGEST_RATE64:-8000}
-PREBUILT=${TG_INGEST_PREBUILT:-0}	# 1: the sender reuses each slot's message (dp_sender --prebuilt)
+POINTS=${TG_INGEST_POINTS:-1:200000 64:200000 1:0 64:0}
+RXS=${TG_INGEST_RX:-af_xdp af_packet kernel}
+TX=${TG_INGEST_TX:-packet}
+PREBUILT=${TG_INGEST_PREBUILT:-1}	# the sender reuses each slot's message (dp_sender --prebuilt)
+KEEP=${TG_INGEST_KEEP:-}
+PERF=${TG_INGEST_PERF:-}
+if [ -n "$PERF" ]; then
+	mkdir -p "$PERF" && command -v perf >/dev/null || { echo "TG_INGEST_PERF: needs perf"; exit 2; }
+fi
 NAME=tgbi$$
 SUBNET=80			# 10.81.80.0/24, inside this script's namespaces only
 export TG_NETNS_NET=10.81
@@ -66,6 +85,14 @@ fi
 for p in tests/dp_echo tests/dp_sender bench/kudp-recv; do
 	[ -x "$BUILD/$p" ] || { echo "missing $BUILD/$p (make first)"; exit 1; }
 done
+for pt in $POINTS; do
+	[[ "$pt" =~ ^(1|64):[0-9]+$ ]] || { echo "bad point '$pt' (CHUNKS:RATE, CHUNKS 1 or 64)"; exit 2; }
+done
+case $TX in
+packet) txopt=(--raw-if "$NAME-c") ;;
+udp) txopt=() ;;
+*) echo "bad TG_INGEST_TX '$TX' (packet or udp)"; exit 2 ;;
+esac
 
 # A figure from a "name value" file; "?" when missing (never a made-up 0 in a report).
 val() { awk -v k="$1" '$1 == k { print $2; found = 1 } END { if (!found) print "?" }' "$2"; }
@@ -131,11 +158,11 @@ stop_rx() {
 	tg_netns_down "$NAME"
 }
 
-run() {	# receiver, chunks per message, rep
-	local rx=$1 c=$2 rep=$3 out=$TMP/$1-$2-$3 a0 a1 b0 b1 d0 d1 e0 e1 w0 w1 l0 l1
+run() {	# receiver, chunks per message, datagrams/s (0: closed loop), rep
+	local rx=$1 c=$2 rate=$3 rep=$4 out=$TMP/$1-$2-$3-$4 a0 a1 b0 b1 d0 d1 e0 e1 w0 w1 l0 l1
 	mkdir -p "$out"
 	if ! start_rx "$rx" "$out"; then
-		echo "  $rx, $c chunk(s), run $rep: receiver did not start (skipped)"
+		echo "  $rx, $c chunk(s) at $rate/s, run $rep: receiver did not start (skipped)"
 		stop_rx
 		return
 	fi
@@ -145,17 +172,24 @@ run() {	# receiver, chunks per message, rep
 	# bounds what is open, the fixed rate decides what is sent. Small enough that what waits
 	# in the sender's queues leaves within ~150 ms at the rate (a 64-chunk window of 32 would
 	# queue a second's worth, and the request timer would resend what is merely queued).
+	local perf_pid=
+	if [ -n "$PERF" ] && [ "$SECS" -ge 3 ]; then	# the middle of the run: SECS - 2 s
+		(sleep 1; exec perf record -q -a -g -o "$PERF/$rx-$c-$rate-$rep.data" -- \
+			sleep $((SECS - 2))) >/dev/null 2>&1 &
+		perf_pid=$!
+	fi
 	ip netns exec "$NAME-cl" taskset -c 0 timeout $((SECS + 30)) "$BUILD/tests/dp_sender" \
 		--gw "$GW" --requests 20000000 --min-chunks "$c" --max-chunks "$c" \
 		--clients 8 --window $(( c == 1 ? 32 : 4 )) --seed $((rep * 100 + c)) \
-		--time-limit "$SECS" --rate $(( c == 1 ? RATE1 : RATE64 )) \
-		--req-timeout-ms 1000 --prebuilt "$PREBUILT" >"$out/tx.out" 2>"$out/tx.err"
+		--time-limit "$SECS" --rate "$rate" --req-timeout-ms 1000 --prebuilt "$PREBUILT" \
+		"${txopt[@]}" >"$out/tx.out" 2>"$out/tx.err"
 	a1=$(cpustat 0); b1=$(cpustat 1); w1=$(rq_wait); l1=$(cut -d ' ' -f 1 /proc/loadavg)
+	[ -n "$perf_pid" ] && wait "$perf_pid"
 	d1=$(rx_dropped); e1=$(rcvbuf_errs)
 	stop_rx
 	local R=$out/rx.out S=$out/tx.out
 	# One line per run: receiver size rep, then name=value fields for the report.
-	echo "$rx $c $rep" \
+	echo "$rx $c $rate $rep utc=$(date -u +%Y-%m-%dT%H:%M)" \
 		"elapsed_s=$(val elapsed_s "$S") tx_dgrams=$(val tx_dgrams "$S")" \
 		"rate_pps=$(val rate_pps "$S") achieved_pps=$(val achieved_pps "$S")" \
 		"behind_s=$(val behind_s "$S")" \
@@ -174,104 +208,128 @@ run() {	# receiver, chunks per message, rep
 			     "tsc_hz=$(val tsc_hz "$R") port_missed=$(val port_missed "$R")"
 		fi)" >>"$RESULTS"
 	echo "  $(tail -n 1 "$RESULTS")" | cut -c 1-200
+	[ -n "$KEEP" ] && tail -n 1 "$RESULTS" >>"$KEEP"
+	return 0
 }
 
 t_start=$(date +%s)
 for rep in $(seq "$REPS"); do
-	for c in 1 64; do
-		for rx in af_xdp af_packet kernel; do
-			run "$rx" "$c" "$rep"
+	for pt in $POINTS; do
+		for rx in $RXS; do
+			run "$rx" "${pt%%:*}" "${pt#*:}" "$rep"
 		done
 	done
 done
 echo "  (runs took $(( $(date +%s) - t_start )) s)"
+[ -n "$KEEP" ] && RESULTS=$KEEP	# the table from every call's runs
 
 MODEL=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
-python3 - "$RESULTS" "$DOC" "$SECS" "$REPS" "$MODEL" "$(nproc)" "$(uname -r)" "$RATE1" \
-	"$RATE64" <<'EOF'
+python3 - "$RESULTS" "$DOC" "$SECS" "$REPS" "$MODEL" "$(nproc)" "$(uname -r)" "$TX" \
+	"$PREBUILT" <<'EOF'
 import datetime, re, shlex, statistics, sys, textwrap
 
-res, doc, secs, reps, model, ncpu, kernel, rate1, rate64 = sys.argv[1:10]
+res, doc, secs, reps, model, ncpu, kernel, tx, prebuilt = sys.argv[1:10]
 HZ = 100.0	# USER_HZ of /proc/stat
 rows = {}
 for line in open(res):
     f = shlex.split(line)
-    rx, c = f[0], int(f[1])
-    kv = dict(x.split("=", 1) for x in f[3:])
+    rx, c, rate = f[0], int(f[1]), float(f[2])
+    kv = dict(x.split("=", 1) for x in f[4:])
+    num = lambda k, d=0.0: float(kv[k]) if kv.get(k, "?") != "?" else d
     t = lambda k: [float(v) for v in kv[k].split()]
     c00, c01, c10, c11 = t("cpu0_0"), t("cpu0_1"), t("cpu1_0"), t("cpu1_1")
     d0 = [b - a for a, b in zip(c00, c01)]
     d1 = [b - a for a, b in zip(c10, c11)]
-    el = float(kv["elapsed_s"])
-    chunks, msgs = float(kv["chunks"]), float(kv["msgs"])
+    el = num("elapsed_s")
+    chunks, msgs = num("chunks"), num("msgs")
     if chunks <= 0 or el <= 0:
         continue
     soft = (d0[6] + d1[6]) / HZ
     if rx == "kernel":
-        own = float(kv["rx_cpu_s"])
-        payload = float(kv["bytes"])
-        drops = float(kv["veth_dropped"]) + float(kv["rcvbuf_errors"])
+        own = num("rx_cpu_s")
+        payload = num("bytes")
+        drops = num("veth_dropped") + num("rcvbuf_errors")
     else:
-        own = float(kv["busy_cycles"]) / float(kv["tsc_hz"])
+        own = num("busy_cycles") / num("tsc_hz")
         # UDP payload: frame bytes less Ethernet, IPv4 and UDP headers of each datagram
-        payload = float(kv["rx_bytes"]) - 42 * float(kv["udp_rx"])
-        drops = float(kv["veth_dropped"]) + (float(kv["port_missed"]) if rx == "af_packet" else 0)
+        payload = num("rx_bytes") - 42 * num("udp_rx")
+        drops = num("veth_dropped") + (num("port_missed") if rx == "af_packet" else 0)
     busy0 = sum(d0[i] for i in (0, 1, 2, 5, 6)) / max(1.0, sum(d0[:8]))
-    rows.setdefault((rx, c), []).append(dict(
+    rows.setdefault((rx, c, rate), []).append(dict(
         msgs_s=msgs / el, chunks_s=chunks / el, gbit=payload * 8 / el / 1e9,
         cpm=(own + soft) / chunks * 1e6, own=own / chunks * 1e6, soft=soft / chunks * 1e6,
         cpc=msgs and chunks / msgs, drops=drops / (chunks + drops) * 100,
-        resent=float(kv["resent_whole"]), load=(own + soft) / el, cpu0=busy0 * 100,
+        load=(own + soft) / el, ownload=own / el, cpu0=busy0 * 100,
         soft0=d0[6] / HZ, soft1=d1[6] / HZ,
-        wait=float(kv.get("rq_wait_ns", 0)) * 1e-9 / chunks * 1e6,
-        loadavg=float(kv.get("load", 0)),
-        rate=float(kv.get("rate_pps", 0)), achieved=float(kv.get("achieved_pps", 0)),
-        behind=float(kv.get("behind_s", 0)) / el * 100,
-        waitfrac=float(kv.get("rq_wait_ns", 0)) * 1e-9 / el * 100))
+        wait=num("rq_wait_ns") * 1e-9 / chunks * 1e6,
+        loadavg=num("load"), achieved=num("tx_dgrams") / el, utc=kv.get("utc", ""),
+        behind=num("behind_s") / el * 100,
+        waitfrac=num("rq_wait_ns") * 1e-9 / el * 100))
+
+if not rows:
+    sys.exit("no run gave figures (see the lines above)")
 
 def med(v, k):
     return statistics.median(x[k] for x in v)
 
-hdr = ("| receiver | chunks/msg | sent, datagrams/s (rate) | messages/s | chunks/s | Gbit/s | "
-       "CPU s per 1M chunks (own + softirq) | receiver preempted, s per 1M chunks | "
-       "receiver CPU load | sender CPU 0 busy | dropped | limited by |")
-out = [hdr, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+hdr = ("| receiver | chunks/msg | rate asked, datagrams/s | sent, datagrams/s | messages/s | "
+       "chunks/s | Gbit/s | CPU s per 1M chunks (own + softirq) | "
+       "receiver preempted, s per 1M chunks | receiver CPU load | sender CPU 0 busy | "
+       "dropped | limited by |")
+out = [hdr, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
 names = {"af_xdp": "dp_echo, net_af_xdp", "af_packet": "dp_echo, net_af_packet",
          "kernel": "kudp-recv, recvmmsg"}
-for c in (1, 64):
+
+def limit(v, rate):
+    dr, wf, bh = med(v, "drops"), med(v, "waitfrac"), med(v, "behind")
+    ach, own, cpu0 = med(v, "achieved"), med(v, "ownload"), med(v, "cpu0")
+    late = ", its thread waited for CPU %.0f%%" % wf if wf > 10 else ""
+    if dr > 0.1:
+        return "receiver (dropped %.2f%%)" % dr
+    if rate > 0:
+        if bh > 5:
+            return ("receiver (answers late: the sender's window was full %.0f%% of the run%s)"
+                    % (bh, late))
+        if ach < 0.97 * rate:
+            return "sender (its CPU: %.0f%% of the rate)" % (100 * ach / rate)
+        return "none: the fixed rate was served" + (
+            " (receiver waited for CPU %.0f%% of the run)" % wf if wf > 10 else "")
+    if own > 0.85:
+        return "receiver (its own CPU %.0f%% busy%s)" % (100 * own, late)
+    if cpu0 > 90:
+        return ("CPU 0 (%.0f%% busy: the sender and the receive softirq; receiver's own CPU "
+                "%.0f%% busy)" % (cpu0, 100 * own))
+    return "the sender's window (latency; receiver's own CPU %.0f%% busy)" % (100 * own)
+
+points = sorted({(c, rate) for (_, c, rate) in rows}, key=lambda p: (p[1] == 0, p[0], p[1]))
+ratios = []
+for c, rate in points:
+    cpm = {}
     for rx in ("af_xdp", "af_packet", "kernel"):
-        v = rows.get((rx, c))
+        v = rows.get((rx, c, rate))
         if not v:
-            out.append("| %s | %d | (no run) | | | | | | | | | |" % (names[rx], c))
             continue
-        dr = med(v, "drops")
-        wf = med(v, "waitfrac")
-        bh = med(v, "behind")
-        ach, rate = med(v, "achieved"), med(v, "rate")
-        if dr > 0.1:
-            lim = "receiver (dropped %.2f%%)" % dr
-        elif bh > 5:
-            lim = ("receiver (answers late: the sender's window was full %.0f%% of the run%s)"
-                   % (bh, ", its thread waited for CPU %.0f%%" % wf if wf > 10 else ""))
-        elif rate > 0 and ach < 0.97 * rate:
-            lim = "sender (its CPU: %.0f%% of the rate)" % (100 * ach / rate)
-        else:
-            lim = "none: the fixed rate was served"
-            if wf > 10:
-                lim += " (receiver waited for CPU %.0f%% of the run)" % wf
         # the CPU split of the run whose total is the median (the others: each its median)
         mid = sorted(v, key=lambda x: x["cpm"])[(len(v) - 1) // 2]
-        out.append("| %s | %.1f | %.0f (%.0f) | %.0f | %.0f | %.3f | %.3f (%.3f + %.3f) | %.3f | "
-                   "%.0f%% | %.0f%% | %.2f%% | %s |" % (names[rx], med(v, "cpc"), ach, rate,
-                   med(v, "msgs_s"),
-                   med(v, "chunks_s"), med(v, "gbit"), mid["cpm"], mid["own"],
-                   mid["soft"], med(v, "wait"), 100 * med(v, "load"), med(v, "cpu0"), dr,
-                   lim))
+        cpm[rx] = mid["cpm"]
+        out.append("| %s | %.1f | %s | %.0f | %.0f | %.0f | %.3f | %.3f (%.3f + %.3f) | %.3f | "
+                   "%.0f%% | %.0f%% | %.2f%% | %s |" % (
+                   names[rx], med(v, "cpc"), "%.0f" % rate if rate else "closed loop",
+                   med(v, "achieved"), med(v, "msgs_s"), med(v, "chunks_s"), med(v, "gbit"),
+                   mid["cpm"], mid["own"], mid["soft"], med(v, "wait"), 100 * med(v, "load"),
+                   med(v, "cpu0"), med(v, "drops"), limit(v, rate)))
+    if "kernel" in cpm:
+        ratios.append("%d chunk(s), %s: %s" % (c, "%.0f/s" % rate if rate else "closed loop",
+            ", ".join("%s %.2fx" % (names[rx].split(", ")[1], cpm[rx] / cpm["kernel"])
+                      for rx in ("af_xdp", "af_packet") if rx in cpm)))
 table = "\n".join(out)
 print(table)
+ratio_line = ("CPU per chunk of the dataplane over recvmmsg's, same point: " +
+              "; ".join(ratios) + ".") if ratios else ""
+print(ratio_line)
 print("softirq s per run (cpu0 / cpu1), medians: " + ", ".join(
-    "%s/%d %.2f/%.2f" % (rx, c, med(v, "soft0"), med(v, "soft1"))
-    for (rx, c), v in sorted(rows.items())))
+    "%s/%d/%.0f %.2f/%.2f" % (rx, c, rate, med(v, "soft0"), med(v, "soft1"))
+    for (rx, c, rate), v in sorted(rows.items())))
 loads = [x["loadavg"] for v in rows.values() for x in v]
 loadline = "load average (1 min) during the runs: %.1f to %.1f" % (min(loads), max(loads))
 print(loadline)
@@ -282,8 +340,20 @@ else:
     shared = loadline[0].upper() + loadline[1:] + "."
 if doc == "-":
     sys.exit(0)
-date = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
-sec = f"""## Ingest: DPDK dataplane vs kernel recvmmsg
+# The runs' own times (a table made from kept runs is dated by them, not by its writing).
+utcs = sorted(x["utc"] for v in rows.values() for x in v if x["utc"])
+date = (utcs[0].replace("T", " ") + ("" if utcs[0] == utcs[-1] else
+        " to " + utcs[-1].split("T")[1]) + " UTC") if utcs else \
+    datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
+reps = str(max(len(v) for v in rows.values()))
+txs = ("its chunks go out as whole frames through an `AF_PACKET` socket with the qdisc "
+       "bypassed (`--raw-if`: Ethernet, IPv4 and UDP headers built by the sender; the "
+       "answers still arrive on its UDP sockets)" if tx == "packet" else
+       "its chunks go out through its connected UDP sockets with `sendmmsg`")
+pre = ("each window slot's message is built once and resent under new request ids "
+       "(`--prebuilt 1`)" if prebuilt == "1" else "every message is generated and chunked anew")
+sec = f"""<!-- ingest:begin -->
+## Ingest: DPDK dataplane vs kernel recvmmsg
 
 Command: `make bench` (this section: `scripts/bench_ingest.sh build`). Machine: {model}, {ncpu}
 cores, kernel {kernel}; {date}. Each row is the median of {reps} runs of {secs} s, the three
@@ -295,10 +365,14 @@ with only the echo model) on `net_af_xdp` and on `net_af_packet`, and `build/ben
 (a plain UDP socket read with `recvmmsg`, 32 at a time, doing the same work per chunk:
 `proto_decode`, a per-message slot with bitmap and duplicate check, `proto_chunk_unpack`
 (LZ4 straight into place), and on completion the CRC32C echo answer). The sender is
-`tests/dp_sender` on kernel sockets, pinned to CPU 0, the same options for every receiver:
-8 clients with up to 32 requests open each (4 for 64-chunk messages), an open loop at a fixed datagram rate (`--rate`: {rate1}/s for 1-chunk, {rate64}/s for 64-chunk messages; datagram k leaves at t0 + k / rate, waited for with `clock_nanosleep(TIMER_ABSTIME)` and a 20 us spin), no impairment, messages of exactly 1 or 64 chunks of raw, f32
-or LZ4-compressible tensors (a quarter are LZ4 ones, which pack into fewer chunks: hence
-64-chunk rows average fewer than 64 chunks per message). The receiver runs on CPU 1.
+`tests/dp_sender`, pinned to CPU 0, the same options for every receiver: {pre}, and {txs}.
+8 clients with up to 32 requests open each (4 for 64-chunk messages); either an open loop at a
+fixed datagram rate (`--rate`; datagram k leaves at t0 + k / rate, waited for with
+`clock_nanosleep(TIMER_ABSTIME)` and a 20 us spin) or a closed loop (as fast as the window of
+open requests lets it: the receiver's saturation, unless CPU 0 saturates first), no
+impairment, messages of exactly 1 or 64 chunks of raw, f32 or LZ4-compressible tensors (a
+quarter are LZ4 ones, which pack into fewer chunks: hence 64-chunk rows average fewer than 64
+chunks per message). The receiver runs on CPU 1.
 
 CPU cost per million chunks = (receiver's own CPU + softirq) / chunks placed x 1e6.
 Own CPU: for dp_echo the TSC cycles of RX-lcore loop passes whose burst returned frames
@@ -313,11 +387,15 @@ sent, LZ4 ones compressed) over the sender's run time; messages/s likewise.
 
 {table}
 
-"Limited by": the receiver when it dropped chunks, or when it answered so late that the
-sender's window of open requests filled and slots of the fixed rate went unused (over 5% of
-the run); the sender when it did not reach the rate on its own; else nobody, and then rates
-tie and only the CPU cost tells the receivers apart (the point of a fixed rate: every
-receiver does the same work per second).
+{ratio_line}
+
+"Limited by", at a fixed rate: the receiver when it dropped chunks, or when it answered so late
+that the sender's window of open requests filled and slots of the fixed rate went unused (over
+5% of the run); the sender when it did not reach the rate on its own; else nobody, and then
+rates tie and only the CPU cost tells the receivers apart (the point of a fixed rate: every
+receiver does the same work per second). Closed loop: the receiver when it dropped or its own
+CPU was over 85% busy; else CPU 0 when it was over 90% busy (the sender and, on a veth, the
+receive softirq share it); else the sender's window (the round trip).
 Drops are veth rx_dropped, PMD imissed, UDP RcvbufErrors.
 "Receiver CPU load" is its own CPU + softirq over the run's wall time.
 "Receiver preempted": run-queue wait of the receiver's busiest thread (RX lcore or
@@ -328,25 +406,36 @@ polling, which is not counted anyway); kudp-recv's is not. {shared} "Sender CPU 
 includes the receive softirq that runs there.
 """
 def wrap(sec):
-    # prose paragraphs re-flowed to 96 columns; headings and tables as they are
+    # prose paragraphs re-flowed to 96 columns; headings, markers and tables as they are
     paras = []
     for p in sec.strip("\n").split("\n\n"):
-        if p.startswith("|") or p.startswith("#"):
+        if p.startswith("|") or p.startswith("#") or p.startswith("<!--"):
             paras.append(p)
         else:
             paras.append(textwrap.fill(" ".join(p.split()), width=96, break_long_words=False,
                                        break_on_hyphens=False))
     return "\n\n".join(paras) + "\n"
 sec = wrap(sec)
+# Text of the section the script does not write (analysis, kept across reruns): between
+# <!-- ingest:notes --> and <!-- ingest:end -->.
 try:
     text = open(doc).read()
 except FileNotFoundError:
     text = "# Benchmarks\n"
-m = re.search(r"^## Ingest: DPDK dataplane vs kernel recvmmsg\n.*?(?=^## |\Z)", text, re.M | re.S)
+m = re.search(r"^<!-- ingest:begin -->\n.*?^<!-- ingest:end -->\n", text, re.M | re.S)
+if m is None:	# the older layout: from the heading to the next heading or marker
+    m = re.search(r"^## Ingest: DPDK dataplane vs kernel recvmmsg\n.*?(?=^## |^<!-- |\Z)",
+                  text, re.M | re.S)
+notes = ""
 if m:
-    text = text[:m.start()] + sec + ("\n" if m.end() < len(text) else "") + text[m.end():]
+    n = re.search(r"^<!-- ingest:notes -->\n.*?(?=^<!-- ingest:end -->)", m.group(0), re.M | re.S)
+    notes = "\n" + n.group(0) if n else ""
+    sec = sec + notes + "<!-- ingest:end -->\n"
+    marked = m.group(0).endswith("<!-- ingest:end -->\n")	# else the older layout's section
+    text = (text[:m.start()] + sec + ("\n" if not marked and m.end() < len(text) else "") +
+            text[m.end():])
 else:
-    text = text.rstrip("\n") + "\n\n" + sec
+    text = text.rstrip("\n") + "\n\n" + sec + "<!-- ingest:end -->\n"
 open(doc, "w").write(text)
 print("wrote the ingest section of " + doc)
 EOF

@@ -21,12 +21,21 @@
 # file (docs/BENCHMARKS.md under make bench) whose section between <!-- path:begin --> and
 # <!-- path:end --> is replaced by this run's table (appended when absent); unset: none.
 # TG_PATH_CONF: extra tailgate.conf lines (e.g. "idle_sleep_max_us = 1000"), for experiments;
-# TG_PATH_PERF=1: perf record of the gateway during the closed loop, its top symbols by thread.
+# TG_PATH_PERF=1: perf record of the gateway during the closed loop, its top symbols by thread;
+# TG_PATH_SCHED=1: perf stat of the gateway's context switches and migrations during it.
+# TG_PATH_RELOAD=0: no SIGHUP run (part 3's reload stall), for a shorter measurement.
+# PREBUILT (1): the closed loop's client sends prebuilt requests with sendmmsg and reads
+# answers with recvmmsg (gw_client --prebuilt 1), so it takes little of the cores it shares
+# with the gateway; 0: one encode (LZ4) and one sendto per request, as before.
+# Besides the ratio of rates, each block gives the ratio per CPU-second, which the client on
+# the same cores does not move: the engine alone's CPU per image (the process over its timed
+# runs) over the gateway process's CPU per answer.
 set -u
 BUILD=${1:-build}
 shift
 cd "$(dirname "$0")/.."
 SECS=${SECS:-5}
+PREBUILT=${PREBUILT:-1}
 NAME=tgbp$$ NET=10.85 SUBNET=1
 TMP=$(mktemp -d /tmp/tg_bench_path.XXXXXX)
 . tests/gw_lib.bash
@@ -97,6 +106,34 @@ mcpu() {	# scrape
 		      else print "- - - - - -" }' "$1" 2>/dev/null
 }
 
+# "tid name voluntary nonvoluntary" per thread of pid: who gave the CPU up, who was preempted.
+csw() {	# pid
+	local t
+	for t in /proc/"$1"/task/*; do
+		awk -v t="$(basename "$t")" -v c="$(cat "$t/comm" 2>/dev/null)" '
+			/^voluntary_ctxt_switches/ { v = $2 }
+			/^nonvoluntary_ctxt_switches/ { n = $2 }
+			END { print t, c, v + 0, n + 0 }' "$t/status" 2>/dev/null
+	done
+}
+
+# Batches of the closed loop by size, from two /metrics scrapes: "mean; <=1 a, <=2 b, ...".
+batches() {	# scrape0 scrape1
+	awk '
+		FNR == 1 { f++ }
+		/^tailgate_batch_size_bucket\{/ {
+			match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+			b[le] += (f == 1 ? -$2 : $2); if (!(le in seen)) { seen[le] = 1; ord[n++] = le } }
+		/^tailgate_batch_size_sum\{/ { sum += (f == 1 ? -$2 : $2) }
+		/^tailgate_batch_size_count\{/ { cnt += (f == 1 ? -$2 : $2) }
+		END {
+			printf "mean %.1f over %d batches;", cnt ? sum / cnt : 0, cnt
+			p = 0
+			for (i = 0; i < n; i++) { if (b[ord[i]] - p > 0) printf " <=%s: %d", ord[i], b[ord[i]] - p; p = b[ord[i]] }
+			print ""
+		}' "$1" "$2" 2>/dev/null
+}
+
 hz=$(getconf CLK_TCK)
 # The engine alone runs the precision the gateway serves (the repository's model.conf, which
 # gw_repo sets: f32 unless GW_DTYPE says otherwise; int8 with the model's .calib).
@@ -117,13 +154,27 @@ for bin in "$@"; do
 	client "$out/warm" 1000 --closed 128 --duration 2 --warmup 1 --deadline-us 1000000
 	http_get /metrics "$out/m0"
 	read -r r0 m0 o0 rs0 <<<"$(ticks "$tg")"
+	csw "$tg" >"$out/csw0"
+	if [ -n "${TG_PATH_SCHED:-}" ] && command -v perf >/dev/null; then
+		perf stat -e context-switches,cpu-migrations --per-thread -p "$tg" \
+			-o "$out/sched.txt" -- sleep "$SECS" >/dev/null 2>&1 &
+		spid=$!
+	fi
 	if [ -n "${TG_PATH_PERF:-}" ] && command -v perf >/dev/null; then
 		perf record -q -F 499 -g -p "$tg" -o "$out/perf.data" -- sleep "$SECS" \
 			>/dev/null 2>&1 &
 		ppid=$!
 	fi
-	client "$out/cap" 2000 --closed 128 --duration "$SECS" --warmup 1 --deadline-us 1000000
+	client "$out/cap" 2000 --closed 128 --duration "$SECS" --warmup 1 --deadline-us 1000000 \
+		--prebuilt "$PREBUILT"
 	read -r r1 m1 o1 rs1 <<<"$(ticks "$tg")"
+	csw "$tg" >"$out/csw1"
+	if [ -n "${spid:-}" ]; then
+		wait "$spid"
+		spid=
+		grep -E 'context-switches|cpu-migrations' "$out/sched.txt" | sort -k2 -n -r |
+			head -n 12 | sed 's/^ */  perf stat: /'
+	fi
 	if [ -n "${ppid:-}" ]; then
 		wait "$ppid"
 		ppid=
@@ -136,23 +187,32 @@ for bin in "$@"; do
 	n=$(val answered "$out/cap")
 	# images/s at the median batch latency, and the mean over the timed runs (what a loaded
 	# machine's preemptions lower, as they lower the gateway's capacity)
-	read -r eng engm < <("$BUILD/tailgate-model" bench models/fmnist-resnet/model.onnx \
-		--split 0 --batch 64 --threads 2 --seconds "$SECS" --dtype "$DT" 2>/dev/null |
-		sed -n 's/^images\/s *\([0-9.]*\) (median; mean \([0-9.]*\)).*/\1 \2/p' | tail -n 1)
+	"$BUILD/tailgate-model" bench models/fmnist-resnet/model.onnx --split 0 --batch 64 \
+		--threads 2 --seconds "$SECS" --dtype "$DT" >"$out/engine" 2>/dev/null
+	read -r eng engm < <(sed -n \
+		's/^images\/s *\([0-9.]*\) (median; mean \([0-9.]*\)).*/\1 \2/p' "$out/engine")
+	engc=$(sed -n 's/^CPU\/image *\([0-9.]*\) us.*/\1/p' "$out/engine")
 	half=$(awk -v c="$cap" 'BEGIN { printf "%.0f", c / 3 }')
 	client "$out/calm" 3000 --rate "$half" --duration 12 --warmup 0 --deadline-us 100000 \
 		--drain-ms 10000
-	client "$out/hup" 4000 --rate "$half" --duration 12 --warmup 0 --deadline-us 100000 \
-		--drain-ms 10000 &
-	cpid=$!
-	sleep 3
-	kill -HUP "$tg"
-	wait "$cpid"
+	if [ "${TG_PATH_RELOAD:-1}" != 0 ]; then
+		client "$out/hup" 4000 --rate "$half" --duration 12 --warmup 0 --deadline-us 100000 \
+			--drain-ms 10000 &
+		cpid=$!
+		sleep 3
+		kill -HUP "$tg"
+		wait "$cpid"
+	fi
 	gw_term
 	read -r xr0 xm0 xw0 xe0 xew0 xp0 <<<"$(mcpu "$out/m0")"
 	read -r xr1 xm1 xw1 xe1 xew1 xp1 <<<"$(mcpu "$out/m1")"
 	gcalm=$(gap 3 "$out/access.log") ghup=$(gap 4 "$out/access.log")
 	grep -E 'SIGHUP|reload' "$out/event.log" | sed 's/^/  event: /'
+	echo "  batches during the closed loop: $(batches "$out/m0" "$out/m1")"
+	# context switches during the closed loop, by thread (tid name voluntary nonvoluntary)
+	awk 'NR == FNR { v[$1] = $3; n[$1] = $4; next }
+	     { printf "%s%s %d/%d", (k++ ? ", " : "  context switches (voluntary/preempted): "),
+		      $2, $3 - v[$1], $4 - n[$1] } END { print "" }' "$out/csw0" "$out/csw1"
 	awk -v b="$bin" -v l0="$load0" -v l1="$(cut -d' ' -f1 /proc/loadavg)" -v cap="$cap" \
 	    -v eng="${eng:-0}" -v n="$n" -v hz="$hz" \
 	    -v rx=$((r1 - r0)) -v mn=$((m1 - m0)) -v ot=$((o1 - o0)) \
@@ -174,6 +234,8 @@ for bin in "$@"; do
 	    -v cap="$cap" -v eng="${eng:-0}" -v engm="${engm:-0}" \
 	    -v a="$xr0 $xm0 $xw0 $xe0 $xew0 $xp0" -v z="$xr1 $xm1 $xw1 $xe1 $xew1 $xp1" \
 	    -v rxt=$((r1 - r0)) -v rxs=$((rs1 - rs0)) -v cl="$(cat "$out/cap.time" 2>/dev/null)" \
+	    -v cll="$(val cpu_us_per_answer "$out/cap")" -v engc="${engc:-0}" \
+	    -v mb="$(batches "$out/m0" "$out/m1" | awk '{ print $2 }')" \
 	    -v rows="$rows" 'BEGIN {
 		split(a, x); split(z, y)
 		if (x[1] == "-" || y[1] == "-" || n <= 0) {
@@ -193,35 +255,43 @@ for bin in "$@"; do
 		printf "  engine: busy %.0f%% of the loop, %.1f images/s while busy (alone: %.1f median, %.1f mean); ratio %.2f to the median, %.2f to the mean\n",
 		       busy, (ew > 0 ? 1e6 / ew : 0), eng, engm, (eng > 0 ? cap / eng : 0),
 		       (engm > 0 ? cap / engm : 0)
-		printf "| %s-%s | %.1f | %.1f (%.1f) | %.2f (%.2f) | %.0f%% | %.1f | %.1f (%.0f%%) | %.1f | %.1f | %.1f | %.1f | %.1f |\n",
-		       l0, l1, cap, eng, engm, (eng > 0 ? cap / eng : 0),
-		       (engm > 0 ? cap / engm : 0), busy, (ew > 0 ? 1e6 / ew : 0), rx, ks, mn,
-		       wk - ec, rx + mn + wk - ec, ec + oth, cu >> rows
+		printf "  per CPU-second: the gateway %.1f us per answer (all its threads), the engine alone %.1f us per image; ratio %.2f; the client'"'"'s loop %.1f us per answer (%.1f with its set-up)\n",
+		       pr, engc, (pr > 0 ? engc / pr : 0), cll, cu
+		printf "| %s | %s-%s | %.1f | %.1f (%.1f) | %.2f (%.2f) | %.0f%% | %.1f | %s | %.1f (%.0f%%) | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %.1f |\n",
+		       b, l0, l1, cap, eng, engm, (eng > 0 ? cap / eng : 0),
+		       (engm > 0 ? cap / engm : 0), busy, (ew > 0 ? 1e6 / ew : 0), mb, rx, ks, mn,
+		       wk - ec, rx + mn + wk - ec, ec + oth, pr, engc, (pr > 0 ? engc / pr : 0),
+		       cll >> rows
 	}'
 done
 
 if [ -n "${TG_PATH_DOC:-}" ] && [ -s "$rows" ]; then
 	section=$(cat <<EOF
-Command: \`SECS=$SECS TG_PATH_DOC=docs/BENCHMARKS.md scripts/bench_path.sh $BUILD $*\` (part of
+Command: \`SECS=$SECS PREBUILT=$PREBUILT TG_PATH_DOC=docs/BENCHMARKS.md scripts/bench_path.sh $BUILD $*\` (part of
 \`make bench\`), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)).
 The load is the 1-minute load average before and after each run: other work on the same
 cores takes CPU from the gateway and the engine alone alike, but not at the same moments.
-Capacity: a closed loop of 128 for $SECS s at split 0 as u8 (tests/gw_client, 4 sockets, in the
+Capacity: a closed loop of 128 for $SECS s at split 0 as u8 (tests/gw_client$( [ "$PREBUILT" = 1 ] && echo ' --prebuilt 1: requests encoded once, sendmmsg/recvmmsg'), 4 sockets, in the
 other namespace on the same cores; tailgate with 1 worker, 2 engine threads, af_packet on a
 veth; the model's precision: $DT). Engine alone right after: \`tailgate-model bench
 models/fmnist-resnet/model.onnx --split 0 --batch 64 --threads 2 --seconds $SECS --dtype $DT\`, images/s at the median batch latency and
 the mean over the runs. Engine busy: the worker's batch wall time
 (\`tailgate_engine_seconds_total\`) over the loop's; images/s while busy: answers over that
-time, so the ratio is about busy x (while busy / alone). CPU per answer from /metrics before
+time, so the ratio is about busy x (while busy / alone). Mean batch: samples per engine batch
+(\`tailgate_batch_size\`; the model's early exits make later segments' batches smaller). CPU per answer from /metrics before
 and after the loop: outside oneDNN is the RX lcore (\`tailgate_thread_cpu_seconds_total\`,
 its kernel share from /proc: af_packet's copies and the veth's delivery to the client), the
 main thread and the worker thread less its time inside oneDNN
 (\`tailgate_engine_thread_cpu_seconds_total\`); oneDNN's column is that plus the process's
 other threads (\`tailgate_process_cpu_seconds_total\` less the gateway's own threads: oneDNN's
-pool, with the log writer and HTTP); the client's from /usr/bin/time.
+pool, with the log writer and HTTP). **Per CPU-second** (what the client on the same cores
+does not move): the engine alone's CPU per image (its process over the timed runs, \`CPU/image\`)
+over the gateway's (\`tailgate_process_cpu_seconds_total\`) per answer. The client's CPU is its
+loop's own (gw_client's \`cpu_us_per_answer\`: the model load and reference tails before the loop
+not counted).
 
-| load | capacity OK/s | engine alone images/s, median (mean) | ratio to median (to mean) | engine busy | engine images/s while busy | RX lcore us/req (in the kernel) | main us/req | worker outside oneDNN us/req | outside oneDNN us/req | oneDNN us/req (worker + pool, log, HTTP) | client us/req |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| tailgate | load | capacity OK/s | engine alone images/s, median (mean) | ratio to median (to mean) | engine busy | engine images/s while busy | mean batch | RX lcore us/req (in the kernel) | main us/req | worker outside oneDNN us/req | outside oneDNN us/req | oneDNN us/req (worker + pool, log, HTTP) | gateway CPU us/answer | engine alone CPU us/image | ratio per CPU-second | client loop us/req |
+| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 $(cat "$rows")
 EOF
 )

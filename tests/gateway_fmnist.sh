@@ -240,10 +240,32 @@ check "after the failed reload: 64 answered OK as offline, generation still 2" \
 	test "$(val ok "$out/after.out")" -eq 64 -a "$(val mismatch "$out/after.out")" -eq 0 -a \
 	"$(metric "$out/metrics3" tailgate_model_generation)" = 2
 
+# The cheap load generator of scripts/bench_path.sh (gw_client --prebuilt 1): each tensor's
+# request chunked once, sent under new client/request/session ids by sendmmsg, answers read
+# by recvmmsg; split 4 as f32 is 70 datagrams a request. A closed loop of 32 for 2 s: every
+# request it started is answered OK once, as offline (no early exits: flag 2).
+ip netns exec "$NS_CL" timeout 120 "$BUILD/tests/gw_client" --gw "$IP_GW" \
+	--model models/fmnist-resnet/model.onnx --model-id 1 --fmnist "$FM" --images 64 \
+	--splits 0,4 --dtypes u8,f32 --block 64 --clients 4 --closed 32 --duration 2 \
+	--warmup 0 --deadline-us 10000000 --drain-ms 60000 --flags 2 --client-base 6000 \
+	--prebuilt 1 >"$out/pre.out" 2>"$out/pre.err"
+rc=$?
+echo "  prebuilt closed loop: $(grep -E '^(sent|answered|ok|lost|mismatch|answers_again|nacks|sendmmsg_calls|recvmmsg_calls|cpu_us_per_answer) ' "$out/pre.out" | tr '\n' ' ')"
+sed 's/^/    | /' "$out/pre.err" | head -n 5
+pre_ok=$(val ok "$out/pre.out")
+check "prebuilt closed loop (sendmmsg/recvmmsg): every request started answered OK once, as offline (status $rc)" \
+	test "$rc" -eq 0 -a "$(val prebuilt "$out/pre.out")" = 1 -a "${pre_ok:-0}" -ge 32 -a \
+	"${pre_ok:-0}" -eq "$(val sent "$out/pre.out")" -a "$(val lost "$out/pre.out")" -eq 0 -a \
+	"$(val mismatch "$out/pre.out")" -eq 0 -a "$(val answers_again "$out/pre.out")" -eq 0
+check "prebuilt closed loop: datagrams left by sendmmsg, its loop's CPU per answer reported" \
+	awk -v s="$(val sendmmsg_calls "$out/pre.out")" -v r="$(val recvmmsg_calls "$out/pre.out")" \
+	    -v c="$(val cpu_us_per_answer "$out/pre.out")" \
+	    'BEGIN { exit !(s > 0 && r > 0 && c > 0) }'
+
 gw_term
 rc=$?
 check "SIGTERM: tailgate exited 0 (status $rc)" test "$rc" -eq 0
 check "access log: one OK line per request" \
-	test "$(grep -c '"status":0' "$out/access.log")" -eq "$((IMAGES + 192 + 2048 + nvar * VIMAGES + 64))"
+	test "$(grep -c '"status":0' "$out/access.log")" -eq "$((IMAGES + 192 + 2048 + nvar * VIMAGES + 64 + ${pre_ok:-0}))"
 echo "  elapsed: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a }')"
 check_done

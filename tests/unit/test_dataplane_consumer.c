@@ -4,7 +4,9 @@
  * completed requests in bursts on the RX lcore and may answer them there; the catalog is
  * replaced while serving (a HELLO_REPLY lists the old or the new one, whole) without
  * dp_stop(); dp_synchronize() returns while the lcore runs; dp_stop() sends every answer
- * posted before it; dp_set_deliver() refuses while running.
+ * posted before it; dp_set_deliver() and dp_set_busy_hint() refuse while running; with the
+ * consumer's busy hint the lcore sleeps while the consumer computes (never with a message
+ * open), and an answer still wakes it.
  */
 #include "tests/harness.h"
 #include "dataplane/dp_testkit.h"
@@ -41,6 +43,18 @@ hook(void *ctx, struct dp_req **reqs, unsigned n)
 		}
 		held[atomic_fetch_add(&n_held, 1) % 64] = reqs[i];
 	}
+}
+
+/* The busy hint: what it answers (ns), and how often the lcore asked. */
+static _Atomic uint64_t busy_ns;
+static atomic_uint busy_asked;
+
+static uint64_t
+busy(void *ctx)
+{
+	TH_CHECK(ctx == &port);
+	atomic_fetch_add(&busy_asked, 1);
+	return atomic_load(&busy_ns);
 }
 
 static void
@@ -98,10 +112,32 @@ request(uint32_t client, uint64_t session, uint32_t id)
 	return dptk_send(&port, (uint16_t)(40000 + client), GW_PORT, dg[0].data, dg[0].len) == 0;
 }
 
+/* Chunk k (0 or 1) of a two-chunk request of model 7 in client's session. */
+static bool
+request_chunk(uint32_t client, uint64_t session, uint32_t id, unsigned k)
+{
+	static uint8_t raw[2000], out[4096];
+	struct proto_hdr h = { .client_id = client, .request_id = id, .session_id = session };
+	struct proto_request rq;
+	struct proto_dgram dg[4];
+	unsigned n;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.c.model_id = 7;
+	rq.c.t.dtype = PROTO_DT_RAW;
+	rq.c.t.raw_total = sizeof(raw);
+	rq.c.t.scale = 1.0f;
+	if (proto_request_chunk(&h, &rq, raw, MAX_DGRAM, false, out, sizeof(out), dg, 4, &n) != 0 ||
+	    n != 2)
+		return false;
+	return dptk_send(&port, (uint16_t)(40000 + client), GW_PORT, dg[k].data, dg[k].len) == 0;
+}
+
 static void
 test_hook_refused_while_running(void)
 {
 	TH_CHECK(dp_set_deliver(dp, hook, &port) == -EBUSY);
+	TH_CHECK(dp_set_busy_hint(dp, busy, &port) == -EBUSY);
 }
 
 /* The catalog changes while the lcore runs; the next HELLO_REPLY lists the new one whole. */
@@ -213,10 +249,10 @@ test_stop_sends_posted_answers(void)
 	TH_CHECK(dp_set_deliver(dp, NULL, NULL) == 0);
 }
 
-/* A fresh ring port and a running dataplane on it, the hook set; deep sleep as given
- * (0: the defaults). */
+/* A fresh ring port and a running dataplane on it, the hook set (and the busy hint when
+ * with_busy); deep sleep as given (0: the defaults). */
 static int
-start_dp(uint32_t deep_after_us, uint32_t deep_sleep_us)
+start_dp(uint32_t deep_after_us, uint32_t deep_sleep_us, bool with_busy)
 {
 	struct dp_config cfg;
 	struct tg_err err = { 0 };
@@ -233,7 +269,8 @@ start_dp(uint32_t deep_after_us, uint32_t deep_sleep_us)
 		cfg.idle_deep_sleep_us = deep_sleep_us;
 	}
 	if (dp_create(&dp, &cfg, &err) != 0 || dp_catalog_set(dp, NULL, 0, 1, &err) != 0 ||
-	    dp_set_deliver(dp, hook, &port) != 0 || dp_start(dp, &err) != 0) {
+	    dp_set_deliver(dp, hook, &port) != 0 ||
+	    (with_busy && dp_set_busy_hint(dp, busy, &port) != 0) || dp_start(dp, &err) != 0) {
 		fprintf(stderr, "dataplane: %s\n", err.msg);
 		return -1;
 	}
@@ -254,7 +291,7 @@ test_answer_wakes_deep_sleep(void)
 	unsigned got = 0, woken = 0;
 	uint64_t sid;
 
-	if (start_dp(1000, 1000000) != 0) {
+	if (start_dp(1000, 1000000, false) != 0) {
 		TH_CHECK(!"a dataplane with a 1 s deep sleep started");
 		return;
 	}
@@ -285,6 +322,103 @@ test_answer_wakes_deep_sleep(void)
 	dp_stop(dp);
 }
 
+/*
+ * The busy hint, on a dataplane whose deep sleep (1 s) never starts by itself (after 100 s
+ * idle): while it says 0, or while a message is open (a gap to NACK), the lcore only backs
+ * off as usual; while it says 10 s, the lcore sleeps (1 s, the deep sleep's length), a
+ * request sent meanwhile is still delivered, and an answer posted ends the sleep (up to 3
+ * rounds: one posted between two sleeps is sent without a wake).
+ */
+static void
+test_busy_hint(void)
+{
+	struct dp_stats a, b = { 0 };
+	struct proto_msg r;
+	unsigned woken = 0, got;
+	uint64_t sid;
+
+	atomic_store(&busy_ns, 0);
+	if (start_dp(100000000, 1000000, true) != 0) {
+		TH_CHECK(!"a dataplane with the busy hint started");
+		return;
+	}
+	TH_CHECK(hello(30, &r));
+	sid = r.h.session_id;
+	atomic_store(&n_held, 0);
+	TH_CHECK(request(30, sid, 1));
+	for (unsigned i = 0; i < 5000 && atomic_load(&n_held) < 1; i++)
+		sleep_ms(1);
+	TH_CHECK(atomic_load(&n_held) == 1);
+	/* Hint 0: back-off sleeps only, and the lcore did ask. */
+	dp_stats_get(dp, &a);
+	atomic_store(&busy_asked, 0);
+	sleep_ms(50);
+	dp_stats_get(dp, &b);
+	TH_CHECK_MSG(b.busy_sleeps == a.busy_sleeps, "%llu busy sleeps on a hint of 0",
+		     (unsigned long long)(b.busy_sleeps - a.busy_sleeps));
+	for (unsigned i = 0; i < 5000 && atomic_load(&busy_asked) == 0; i++)
+		sleep_ms(1);
+	TH_CHECK(atomic_load(&busy_asked) > 0);
+	/* A message open: no busy sleep whatever the hint says. */
+	dp_stats_get(dp, &a);
+	TH_CHECK(request_chunk(30, sid, 2, 0));
+	for (unsigned i = 0; i < 5000 && b.msgs_opened == a.msgs_opened; i++) {
+		sleep_ms(1);
+		dp_stats_get(dp, &b);
+	}
+	TH_CHECK(b.msgs_opened == a.msgs_opened + 1);
+	atomic_store(&busy_ns, 10000000000ull);
+	dp_stats_get(dp, &a);
+	sleep_ms(50);
+	dp_stats_get(dp, &b);
+	TH_CHECK_MSG(b.busy_sleeps == a.busy_sleeps, "%llu busy sleeps with a message open",
+		     (unsigned long long)(b.busy_sleeps - a.busy_sleeps));
+	TH_CHECK(request_chunk(30, sid, 2, 1));
+	for (unsigned i = 0; i < 5000 && atomic_load(&n_held) < 2; i++)
+		sleep_ms(1);
+	TH_CHECK(atomic_load(&n_held) == 2);
+	while (dptk_take_udp(&port, rbuf, sizeof(rbuf), NULL) >= 0)
+		;	/* the NACKs of its gap */
+	/* Nothing open, hint 10 s: the lcore sleeps; a request sent meanwhile is delivered
+	 * after the sleep, and answers end sleeps. */
+	for (unsigned i = 0; i < 5000 && b.busy_sleeps == a.busy_sleeps; i++) {
+		sleep_ms(1);
+		dp_stats_get(dp, &b);
+	}
+	TH_CHECK_MSG(b.busy_sleeps > a.busy_sleeps, "no busy sleep on a hint of 10 s");
+	TH_CHECK(request(30, sid, 3));
+	for (unsigned i = 0; i < 5000 && atomic_load(&n_held) < 3; i++)
+		sleep_ms(1);
+	TH_CHECK_MSG(atomic_load(&n_held) == 3, "a request sent during a busy sleep delivered");
+	for (uint32_t round = 0; round < 3 && woken == 0; round++) {
+		unsigned h = atomic_load(&n_held);
+
+		if (round > 0) {	/* one more held request to answer */
+			TH_CHECK(request(30, sid, 10 + round));
+			for (unsigned i = 0; i < 5000 && atomic_load(&n_held) == h; i++)
+				sleep_ms(1);
+			TH_CHECK(atomic_load(&n_held) == h + 1);
+			h++;
+		}
+		sleep_ms(50);	/* in a busy sleep of 1 s by now */
+		dp_stats_get(dp, &a);
+		for (unsigned i = round == 0 ? 0 : h - 1; i < h; i++) {
+			held[i]->resp.status = PROTO_ST_UNKNOWN_MODEL;
+			dp_req_respond(held[i]);
+		}
+		for (got = 0; got < h - (round == 0 ? 0 : h - 1) && reply(&r, 5000); got++)
+			TH_CHECK(r.h.type == PROTO_T_RESPONSE);
+		TH_CHECK(got == h - (round == 0 ? 0 : h - 1));
+		dp_stats_get(dp, &b);
+		woken += (unsigned)(b.idle_wakes - a.idle_wakes);
+	}
+	TH_CHECK_MSG(woken >= 1, "no busy sleep ended by an answer (idle_wakes %llu)",
+		     (unsigned long long)b.idle_wakes);
+	atomic_store(&busy_ns, 0);
+	atomic_store(&n_held, 0);
+	dp_stop(dp);
+}
+
 /* The RX lcore's thread CPU clock, read from this thread: only for a queue that runs, and
  * it never goes back. */
 static void
@@ -309,7 +443,7 @@ test_lcore_cpu_clock(void)
 int
 main(void)
 {
-	if (dptk_eal_init("dpconsumer") != 0 || start_dp(0, 0) != 0) {
+	if (dptk_eal_init("dpconsumer") != 0 || start_dp(0, 0, false) != 0) {
 		printf("0 passed, 1 failed, 0 skipped\n");
 		return 1;
 	}
@@ -326,6 +460,9 @@ main(void)
 	/* Its own dataplane: a deep sleep long enough that only a wake explains a prompt
 	 * answer. */
 	TH_RUN(test_answer_wakes_deep_sleep);
+	dp_destroy(dp);
+	dptk_port_free(&port);
+	TH_RUN(test_busy_hint);
 	dp_destroy(dp);
 	dptk_port_free(&port);
 	dp_eal_cleanup();

@@ -7,6 +7,7 @@
  * the figures expected; then the advisor fed with them: a device whose floor admits the
  * lighter variant is advised it under load (it was advised the base before: joining the
  * base's forming batch looked cheaper), one without a floor keeps the base's variant.
+ * The busy hint from the same estimates (sched_busy_ns()).
  * Two scheduler models on the multi-exit fixture (tests/fixtures/multiexit): model 0 the
  * "base" served at splits 0 and 6, model 1 a "light" variant at split 0.
  */
@@ -230,6 +231,40 @@ test_advice_under_load_moves_floor_devices(void)
 	}
 }
 
+/*
+ * The busy hint (sched_busy_ns(), the RX lcores' back-off): 0 while nothing is computing,
+ * queued requests or not; while worker 0 computes a batch of 8 (est 10 ms), its estimated
+ * end less the 200 us guard, counting down with the clock; 0 within the guard and once the
+ * batch has run.
+ */
+static void
+test_busy_hint(void)
+{
+	struct sched *s = make();
+	struct sched_req r[MAX_BATCH], *slots[MAX_BATCH];
+	struct sched_batch b = { .req = slots };
+	uint64_t wake;
+
+	TH_CHECK(s != NULL);
+	if (s == NULL)
+		return;
+	TH_CHECK(sched_busy_ns(s) == 0);
+	queue(s, r, 0, MAX_BATCH);
+	TH_CHECK(sched_busy_ns(s) == 0);
+	TH_CHECK(sched_take_batch(s, 0, &b, &wake) && b.n == MAX_BATCH);
+	TH_CHECK_MSG(sched_busy_ns(s) == 10 * MS - 200 * US, "computing: %llu ns",
+		     (unsigned long long)sched_busy_ns(s));
+	fake_now += 4 * MS;
+	TH_CHECK_MSG(sched_busy_ns(s) == 6 * MS - 200 * US, "4 ms later: %llu ns",
+		     (unsigned long long)sched_busy_ns(s));
+	fake_now += 6 * MS - 100 * US;
+	TH_CHECK_MSG(sched_busy_ns(s) == 0, "100 us before the end: %llu ns",
+		     (unsigned long long)sched_busy_ns(s));
+	TH_CHECK(sched_run_batch(s, 0, &b) == 0);
+	TH_CHECK(sched_busy_ns(s) == 0);
+	sched_free(s);
+}
+
 int
 main(void)
 {
@@ -244,6 +279,7 @@ main(void)
 	TH_RUN(test_estimate_table);
 	TH_RUN(test_estimate_unserved);
 	TH_RUN(test_advice_under_load_moves_floor_devices);
+	TH_RUN(test_busy_hint);
 	kern_model_free(model);
 	tg_tensor_free(&x);
 	TH_DONE();
