@@ -8,6 +8,7 @@
 #include "proto/proto.h"
 #include "scheduler/sched.h"
 #include "tests/harness.h"
+#include "tests/unit/sched_testkit.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -16,13 +17,6 @@
 
 #define FIXTURE "tests/fixtures/multiexit/"
 #define MS 1000000ull
-
-static uint64_t fake_now;
-static uint64_t
-fake_clock(void)
-{
-	return fake_now;
-}
 
 static struct sched_req *done_log[512];
 static unsigned n_done;
@@ -429,24 +423,6 @@ test_short_batch_trimmed_to_a_bucket(void)
 	sched_get_stats(s, &st);
 	TH_CHECK(st.completed == 7 && st.by_status[PROTO_ST_OK] == 7);
 	sched_free(s);
-}
-
-static void
-run_until_idle(struct sched *s)
-{
-	struct sched_req *slots[64];
-	struct sched_batch b = { .req = slots };
-	uint64_t wake;
-
-	for (int guard = 0; guard < 100; guard++) {
-		if (sched_take_batch(s, 0, &b, &wake)) {
-			sched_run_batch(s, 0, &b);
-			continue;
-		}
-		if (wake == UINT64_MAX)
-			return;
-		fake_now = wake;
-	}
 }
 
 static void

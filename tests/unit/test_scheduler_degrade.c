@@ -10,6 +10,7 @@
 #include "proto/proto.h"
 #include "scheduler/sched.h"
 #include "tests/harness.h"
+#include "tests/unit/sched_testkit.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -18,13 +19,6 @@
 
 #define FIXTURE "tests/fixtures/multiexit/"
 #define MS 1000000ull
-
-static uint64_t fake_now;
-static uint64_t
-fake_clock(void)
-{
-	return fake_now;
-}
 
 enum { LOG_MAX = 4096 };
 static struct sched_req *done_log[LOG_MAX];
@@ -142,24 +136,6 @@ argmax10(const float *v)
 }
 
 /* Take and run every due batch; the fake clock jumps to each wake-up. */
-static void
-run_until_idle(struct sched *s)
-{
-	struct sched_req *slots[64];
-	struct sched_batch b = { .req = slots };
-	uint64_t wake;
-
-	for (int guard = 0; guard < 1000; guard++) {
-		if (sched_take_batch(s, 0, &b, &wake)) {
-			sched_run_batch(s, 0, &b);
-			continue;
-		}
-		if (wake == UINT64_MAX)
-			return;
-		fake_now = wake;
-	}
-}
-
 /* How many times r is in the done log. */
 static unsigned
 times_done(const struct sched_req *r)

@@ -15,19 +15,13 @@
 #include "proto/proto.h"
 #include "scheduler/sched.h"
 #include "tests/harness.h"
+#include "tests/unit/sched_testkit.h"
 
 #include <stdlib.h>
 
 #define FIXTURE "tests/fixtures/multiexit/"
 #define US 1000ull
 #define MS 1000000ull
-
-static uint64_t fake_now;
-static uint64_t
-fake_clock(void)
-{
-	return fake_now;
-}
 
 static void
 on_done(void *ctx, struct sched_req **r, unsigned n)

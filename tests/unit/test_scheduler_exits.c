@@ -12,6 +12,7 @@
 #include "proto/proto.h"
 #include "scheduler/sched.h"
 #include "tests/harness.h"
+#include "tests/unit/sched_testkit.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -20,13 +21,6 @@
 #define FIXTURE "tests/fixtures/multiexit/"
 #define MS 1000000ull
 enum { N = 24, NOUT = 3, NCLS = 10 };
-
-static uint64_t fake_now;
-static uint64_t
-fake_clock(void)
-{
-	return fake_now;
-}
 
 static void
 on_done(void *ctx, struct sched_req **r, unsigned n)
@@ -126,24 +120,6 @@ expected(unsigned s, unsigned i, bool no_early)
 			return e;
 	}
 	return fin;
-}
-
-static void
-run_until_idle(struct sched *s)
-{
-	struct sched_req *slots[64];
-	struct sched_batch b = { .req = slots };
-	uint64_t wake;
-
-	for (int guard = 0; guard < 200; guard++) {
-		if (sched_take_batch(s, 0, &b, &wake)) {
-			sched_run_batch(s, 0, &b);
-			continue;
-		}
-		if (wake == UINT64_MAX)
-			return;
-		fake_now = wake;
-	}
 }
 
 /* Serve split s alone; every sample, flagged and not: the exits taken. */

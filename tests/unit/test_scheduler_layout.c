@@ -16,6 +16,7 @@
 #include "proto/proto.h"
 #include "scheduler/sched.h"
 #include "tests/harness.h"
+#include "tests/unit/sched_testkit.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -162,13 +163,6 @@ test_merging_a_heavy_shared_tail(void)
 
 /* ---- the scheduler on the multi-exit fixture, fake clock ---- */
 
-static uint64_t fake_now;
-static uint64_t
-fake_clock(void)
-{
-	return fake_now;
-}
-
 static unsigned answers[NREQ];
 static void
 on_done(void *ctx, struct sched_req **r, unsigned n)
@@ -183,24 +177,6 @@ static struct kern_model *model;
 static struct tg_tensor x;		/* model inputs, 8 samples */
 static struct kern_calib *calib;	/* of x: serve() runs int8 when int8 is set */
 static bool int8;
-
-static void
-run_until_idle(struct sched *s)
-{
-	struct sched_req *slots[64];
-	struct sched_batch b = { .req = slots };
-	uint64_t wake;
-
-	for (int guard = 0; guard < 2000; guard++) {
-		if (sched_take_batch(s, 0, &b, &wake)) {
-			sched_run_batch(s, 0, &b);
-			continue;
-		}
-		if (wake == UINT64_MAX)
-			return;
-		fake_now = wake;
-	}
-}
 
 /*
  * Estimates by hand: every queue costs 1 ms per sample for each segment of the segments
