@@ -12,7 +12,7 @@
 #include "proto/proto.h"
 #include "scheduler/sched.h"
 #include "tests/harness.h"
-#include "tests/unit/sched_testkit.h"
+#include "tests/sched_testkit.h"
 
 #include <math.h>
 #include <stdlib.h>
