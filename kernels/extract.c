@@ -25,7 +25,7 @@ struct kern_ex {
 	const struct kern_model *m;
 	const Onnx__GraphProto *g;	/* the file's graph, re-parsed */
 	struct kern_shapes sh;		/* shapes and static values at the batch */
-	struct kern_ex_name *byname;	/* [n_values] sorted by name */
+	struct kern_name_ix *byname;	/* [n_values] sorted by name */
 	int *fv;			/* [n_file_nodes]: value of each node's first output */
 	int *init_of;			/* [n_values]: file initializer holding it, or -1 */
 	int *fprod;			/* [n_values]: file node producing it, or -1 */
@@ -37,28 +37,11 @@ struct kern_ex {
 	struct tg_err *err;
 };
 
-struct kern_ex_name {
-	const char *name;
-	int v;
-};
-
-static int
-kern_ex_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct kern_ex_name *)a)->name,
-		      ((const struct kern_ex_name *)b)->name);
-}
-
 /* Value index of a tensor name of the file, -1 if the IR has none by that name. */
 static int
 kern_ex_value(const struct kern_ex *x, const char *name)
 {
-	struct kern_ex_name key = { name, -1 }, *hit;
-
-	if (name == NULL || name[0] == '\0')
-		return -1;
-	hit = bsearch(&key, x->byname, x->m->n_values, sizeof(key), kern_ex_cmp);
-	return hit ? hit->v : -1;
+	return kern_name_ix_find(x->m, x->byname, name);
 }
 
 static int
@@ -75,12 +58,10 @@ kern_ex_index(struct kern_ex *x)
 	const Onnx__GraphProto *g = x->g;
 
 	for (unsigned v = 0; v < m->n_values; v++) {
-		x->byname[v].name = m->values[v].name;
-		x->byname[v].v = (int)v;
 		x->init_of[v] = -1;
 		x->fprod[v] = -1;
 	}
-	qsort(x->byname, m->n_values, sizeof(*x->byname), kern_ex_cmp);
+	kern_name_ix_build(m, x->byname);
 	for (size_t i = 0; i < g->n_initializer; i++) {
 		int v = kern_ex_value(x, g->initializer[i]->name);
 

@@ -660,3 +660,31 @@ kern_model_output_in_tail(const struct kern_model *m, unsigned split, unsigned o
 	p = m->values[m->outputs[out]].producer;
 	return p >= 0 && m->tail_mask[split][p];
 }
+
+static int
+kern_name_ix_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct kern_name_ix *)a)->name,
+		      ((const struct kern_name_ix *)b)->name);
+}
+
+void
+kern_name_ix_build(const struct kern_model *m, struct kern_name_ix *ix)
+{
+	for (unsigned v = 0; v < m->n_values; v++) {
+		ix[v].name = m->values[v].name;
+		ix[v].v = (int)v;
+	}
+	qsort(ix, m->n_values, sizeof(*ix), kern_name_ix_cmp);
+}
+
+int
+kern_name_ix_find(const struct kern_model *m, const struct kern_name_ix *ix, const char *name)
+{
+	struct kern_name_ix key = { name, -1 }, *hit;
+
+	if (name == NULL || name[0] == '\0')
+		return -1;
+	hit = bsearch(&key, ix, m->n_values, sizeof(key), kern_name_ix_cmp);
+	return hit ? hit->v : -1;
+}

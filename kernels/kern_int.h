@@ -228,6 +228,16 @@ int kern_onnx_parse(struct kern_model *m, const uint8_t *buf, size_t len, struct
 
 /* graph.c */
 int kern_graph_prepare(struct kern_model *m, struct tg_err *err);
+
+/* A model's values sorted by name, for the writers that re-read the file's graph (extract.c,
+ * qdq.c) and must map its names back to value indices. ix has m->n_values entries. */
+struct kern_name_ix {
+	const char *name;
+	int v;
+};
+void kern_name_ix_build(const struct kern_model *m, struct kern_name_ix *ix);
+/* @return the value index of name, -1 if the model has none by that name (or name is empty) */
+int kern_name_ix_find(const struct kern_model *m, const struct kern_name_ix *ix, const char *name);
 int kern_shapes_alloc(const struct kern_model *m, struct kern_shapes *s);
 void kern_shapes_free(const struct kern_model *m, struct kern_shapes *s);
 /* Resolve every value's shape and every static value from the graph inputs' shapes. */

@@ -33,17 +33,12 @@ enum {
 	KERN_QX_IR = 7,		/* the IR version opset 13 needs */
 };
 
-struct kern_qx_name {
-	const char *name;
-	int v;
-};
-
 /* What one export holds while it builds the new ModelProto. */
 struct kern_qx {
 	const struct kern_model *m;
 	const struct kern_calib *c;
 	const Onnx__GraphProto *g;
-	struct kern_qx_name *byname;	/* [n_values] sorted by name */
+	struct kern_name_ix *byname;	/* [n_values] sorted by name */
 	unsigned *n_cons;		/* [n_values] file nodes reading it */
 	int *cons;			/* [n_values] one of them (the only one when n_cons is 1) */
 	uint8_t *is_init;		/* [n_values] a file initializer */
@@ -61,21 +56,9 @@ struct kern_qx {
 };
 
 static int
-kern_qx_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct kern_qx_name *)a)->name,
-		      ((const struct kern_qx_name *)b)->name);
-}
-
-static int
 kern_qx_value(const struct kern_qx *x, const char *name)
 {
-	struct kern_qx_name key = { name, -1 }, *hit;
-
-	if (name == NULL || name[0] == '\0')
-		return -1;
-	hit = bsearch(&key, x->byname, x->m->n_values, sizeof(key), kern_qx_cmp);
-	return hit ? hit->v : -1;
+	return kern_name_ix_find(x->m, x->byname, name);
 }
 
 /* calloc, recorded for release with the export; NULL (and err set) when memory ran out. */
@@ -331,11 +314,7 @@ kern_qx_index(struct kern_qx *x)
 	const struct kern_model *m = x->m;
 	const Onnx__GraphProto *g = x->g;
 
-	for (unsigned v = 0; v < m->n_values; v++) {
-		x->byname[v].name = m->values[v].name;
-		x->byname[v].v = (int)v;
-	}
-	qsort(x->byname, m->n_values, sizeof(*x->byname), kern_qx_cmp);
+	kern_name_ix_build(m, x->byname);
 	for (size_t i = 0; i < g->n_initializer; i++) {
 		int v = kern_qx_value(x, g->initializer[i]->name);
 
