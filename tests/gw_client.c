@@ -689,6 +689,25 @@ static struct {
 	int final_out;			/* the model's final exit (output index) */
 } o;
 
+/* t as a REQUEST's datagrams under h, with the options' model, variant, top-k and flags.
+ * @return 0 or -1 */
+static int
+chunk_tensor(struct proto_hdr *h, const struct tensor *t, uint32_t deadline_us, uint8_t *out,
+	     size_t cap, struct proto_dgram *dg, unsigned *n)
+{
+	struct proto_request rq;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.c.model_id = (uint16_t)o.model_id;
+	rq.c.variant_id = (uint8_t)o.variant;
+	rq.c.split_id = t->split;
+	rq.c.t = t->t;
+	rq.top_k = (uint8_t)o.top_k;
+	rq.flags = (uint8_t)o.flags;
+	rq.deadline_us = deadline_us;
+	return proto_request_chunk(h, &rq, t->raw, MAX_DGRAM, true, out, cap, dg, MAX_CHUNKS, n);
+}
+
 static struct client cl[MAX_CLIENTS];	/* 72 MB of datagrams: not the stack */
 /* SIGUSR1: start nothing new (both loops); what is in flight is still waited for. */
 static volatile sig_atomic_t ol_stop;
@@ -771,19 +790,11 @@ send_due(uint64_t now, bool *busy)
 				struct tensor *t = &tens[r->tensor];
 				struct proto_hdr h = { .client_id = k->id, .request_id = ++k->next_id,
 						       .session_id = k->session };
-				struct proto_request rq;
+				uint32_t deadline = o.deadline_us ? o.deadline_us
+						  : (k->next_id & 1) ? 2000000 : 0;
 
-				memset(&rq, 0, sizeof(rq));
-				rq.c.model_id = (uint16_t)o.model_id;
-				rq.c.variant_id = (uint8_t)o.variant;
-				rq.c.split_id = t->split;
-				rq.c.t = t->t;
-				rq.top_k = (uint8_t)o.top_k;
-				rq.flags = (uint8_t)o.flags;
-				rq.deadline_us = o.deadline_us ? o.deadline_us
-					       : (k->next_id & 1) ? 2000000 : 0;
-				if (proto_request_chunk(&h, &rq, t->raw, MAX_DGRAM, true, r->out,
-							sizeof(r->out), r->dg, MAX_CHUNKS, &r->n) != 0) {
+				if (chunk_tensor(&h, t, deadline, r->out, sizeof(r->out), r->dg,
+						 &r->n) != 0) {
 					fprintf(stderr, "gw_client: chunking failed\n");
 					return -1;
 				}
@@ -1055,19 +1066,9 @@ pb_build(void)
 		const struct tensor *t = &tens[ti];
 		struct pb_tensor *p = &pb.t[ti];
 		struct proto_hdr h = { 0 };
-		struct proto_request rq;
 		size_t off = 0;
 
-		memset(&rq, 0, sizeof(rq));
-		rq.c.model_id = (uint16_t)o.model_id;
-		rq.c.variant_id = (uint8_t)o.variant;
-		rq.c.split_id = t->split;
-		rq.c.t = t->t;
-		rq.top_k = (uint8_t)o.top_k;
-		rq.flags = (uint8_t)o.flags;
-		rq.deadline_us = o.deadline_us;
-		if (proto_request_chunk(&h, &rq, t->raw, MAX_DGRAM, true, out, sizeof(out), dg,
-					MAX_CHUNKS, &p->n) != 0)
+		if (chunk_tensor(&h, t, o.deadline_us, out, sizeof(out), dg, &p->n) != 0)
 			return -1;
 		p->dg = malloc(p->n * sizeof(*p->dg));
 		p->bytes = malloc((size_t)p->n * MAX_DGRAM);
@@ -1121,24 +1122,13 @@ ol_send(struct client *k, struct ol_req *q, uint32_t id, unsigned ti, bool only_
 	struct proto_dgram dg[MAX_CHUNKS];
 	const struct tensor *t = &tens[ti];
 	struct proto_hdr h = { .client_id = k->id, .request_id = id, .session_id = k->session };
-	struct proto_request rq;
 	unsigned n;
 
 	if (pb.on) {
 		n = pb.t[ti].n;
 		memcpy(dg, pb.t[ti].dg, n * sizeof(dg[0]));
-	} else {
-		memset(&rq, 0, sizeof(rq));
-		rq.c.model_id = (uint16_t)o.model_id;
-		rq.c.variant_id = (uint8_t)o.variant;
-		rq.c.split_id = t->split;
-		rq.c.t = t->t;
-		rq.top_k = (uint8_t)o.top_k;
-		rq.flags = (uint8_t)o.flags;
-		rq.deadline_us = o.deadline_us;
-		if (proto_request_chunk(&h, &rq, t->raw, MAX_DGRAM, true, out, sizeof(out), dg,
-					MAX_CHUNKS, &n) != 0)
-			return -1;
+	} else if (chunk_tensor(&h, t, o.deadline_us, out, sizeof(out), dg, &n) != 0) {
+		return -1;
 	}
 	for (unsigned i = 0; i < n; i++) {
 		bool want = !only_chunks;
