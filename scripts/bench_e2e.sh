@@ -28,22 +28,7 @@ TMP=$(mktemp -d /tmp/tg_e2e.XXXXXX)
 trap gw_cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ "$(id -u)" -ne 0 ] || [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
-	echo "bench_e2e: needs root and Fashion-MNIST (make deps); skipped"
-	exit 0
-fi
-for p in "$BUILD/tailgate" "$BUILD/tailgate-bench"; do
-	[ -x "$p" ] || { echo "bench_e2e: $p missing (make)"; exit 1; }
-done
-load0=$(cut -d' ' -f1 /proc/loadavg)
-date0=$(date -u '+%Y-%m-%d %H:%M UTC')
-gw_repo "$TMP/repo"
-cat >"$TMP/gw.conf" <<CONF
-address = $IP_GW
-models = $TMP/repo
-CONF
-ns_up || { echo "bench_e2e: namespaces failed"; exit 1; }
-gw_start "$TMP/gw.conf" "$TMP/gw" || { echo "bench_e2e: tailgate did not start"; exit 1; }
+gw_bench_start bench_e2e	# sets load0, date0; skips or exits on failure
 
 bench() {	# json [options]
 	local out=$1

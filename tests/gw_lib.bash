@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Sourced by the scripted tests that run the shipped model behind tailgate
 # (tests/gateway_fmnist.sh, gateway_overload.sh, bench_gateway.sh, client_gateway.sh,
-# advisor*.sh) and by scripts/bench_gateway.sh, bench_e2e.sh and bench_advice.sh: namespaces,
-# the daemon, GETs, checks.
+# advisor*.sh) and by scripts/bench_gateway.sh, bench_e2e.sh, bench_idle.sh and
+# bench_advice.sh: namespaces, the daemon, GETs, checks.
 # Not a test itself (run_tests.sh runs tests/*.sh only). The caller sets, before sourcing:
 #   NAME (unique: include $$), SUBNET (third octet of NET.N.0/24), TMP (a directory it
 #   removes), BUILD; NET (first two octets, default 10.82; bench_gateway.sh 10.80,
@@ -257,4 +257,27 @@ gw_require() {	# program...
 	done
 	echo "leak:xsk_umem__create" >"$TMP/lsan.supp"
 	export LSAN_OPTIONS="suppressions=$TMP/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+}
+
+# The start of a scripts/bench_*.sh run of the shipped model: skips (exit 0) without root or
+# Fashion-MNIST, exits 1 when a binary is missing or the gateway does not start; sets load0
+# and date0 (the load average and time before the run, for the doc).
+gw_bench_start() {	# name for messages
+	local who=$1 p
+	if [ "$(id -u)" -ne 0 ] || [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
+		echo "$who: needs root and Fashion-MNIST (make deps); skipped"
+		exit 0
+	fi
+	for p in "$BUILD/tailgate" "$BUILD/tailgate-bench"; do
+		[ -x "$p" ] || { echo "$who: $p missing (make)"; exit 1; }
+	done
+	load0=$(cut -d' ' -f1 /proc/loadavg)
+	date0=$(date -u '+%Y-%m-%d %H:%M UTC')
+	gw_repo "$TMP/repo"
+	cat >"$TMP/gw.conf" <<CONF
+address = $IP_GW
+models = $TMP/repo
+CONF
+	ns_up || { echo "$who: namespaces failed"; exit 1; }
+	gw_start "$TMP/gw.conf" "$TMP/gw" || { echo "$who: tailgate did not start"; exit 1; }
 }
