@@ -221,7 +221,7 @@ umask 022
 mv "$TMP/keys.new" "$TMP/keys"
 kill -HUP "$gw_pid"
 # The whole reload (models too) before going on: requests stall while plans are built.
-for _ in $(seq 300); do
+for _ in $(seq 1200); do
 	grep -q 'reload: generation' "$out/event.log" 2>/dev/null && break
 	sleep 0.2
 done
@@ -236,7 +236,10 @@ check "after the reload the new key is served: at least 18 of 20 answered (statu
 	test "$(val answered "$out/newkey.out")" -ge 18
 chmod 644 "$TMP/keys"
 kill -HUP "$gw_pid"
-for _ in $(seq 300); do
+# Bounded at 240 s, not 60: a reload builds every plan again, and beside stress-ng and a
+# compile that took over a minute once (the check below then read a log the reload had not
+# yet written to).
+for _ in $(seq 1200); do
 	[ "$(grep -c 'reload: generation' "$out/event.log" 2>/dev/null)" -ge 2 ] && break
 	sleep 0.2
 done
