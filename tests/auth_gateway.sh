@@ -243,8 +243,12 @@ for _ in $(seq 1200); do
 	[ "$(grep -c 'reload: generation' "$out/event.log" 2>/dev/null)" -ge 2 ] && break
 	sleep 0.2
 done
-check "a world-readable key file is refused on reload, the keys in use kept" \
-	grep -q 'reload: keys kept: .*lets the group or others' "$out/event.log"
+if ! grep -q 'reload: keys kept: .*lets the group or others' "$out/event.log"; then
+	bad "a world-readable key file is refused on reload, the keys in use kept"
+	tail -n 8 "$out/event.log" | sed 's/^/    | /'
+else
+	ok "a world-readable key file is refused on reload, the keys in use kept"
+fi
 check "tailgate stopped cleanly" gw_term
 
 # Integrity without keys: chunks corrupted after their CRC, never answered wrong.
