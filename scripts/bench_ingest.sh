@@ -134,20 +134,13 @@ start_rx() {	# receiver, out dir
 	*)
 		[ "$rx" = af_xdp ] && vdev=$XDP || vdev=$PACKET
 		# -l 0-1: the main thread (echo consumer, idle) on CPU 0, the RX lcore on CPU 1.
-		ip netns exec "$NAME-gw" "$BUILD/tests/dp_echo" \
-			--no-huge --no-shconf -m 1024 --no-pci --no-telemetry -l 0-1 \
-			--file-prefix "${PREFIX}_$rx" --vdev "$vdev" --log-level='lib.*:warning' -- \
+		tg_dp_echo "$NAME" "${PREFIX}_$rx" "$vdev" "$out/rx" 0 "$BUILD/tests/dp_echo" \
 			--ip "$GW" --max-msg 280000 --inflight-client 32 --inflight-total 512 \
-			--gap-us 20000 --timeout-us 2000000 --rx-desc 4096 --ready "$out/ready" \
-			>"$out/rx.out" 2>"$out/rx.err" &
+			--gap-us 20000 --timeout-us 2000000 --rx-desc 4096 --ready "$out/ready"
 		;;
 	esac
 	rx_pid=$!
-	for _ in $(seq 100); do	# at most 20 s
-		[ -f "$out/ready" ] && return 0
-		kill -0 "$rx_pid" 2>/dev/null || break
-		sleep 0.2
-	done
+	tg_wait_ready "$out/ready" "$rx_pid" 100 && return 0	# at most 20 s
 	sed 's/^/    | /' "$out/rx.err" | tail -n 5
 	return 1
 }

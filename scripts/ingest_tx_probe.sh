@@ -45,13 +45,11 @@ probe() {	# label
 	local label=$1 out=$TMP/$1 d0 d1 sent pps vdev
 	mkdir -p "$out"
 	tg_netns_up "$NAME" 0 || return 1
-	ip netns exec "$NAME-gw" "$BUILD/tests/dp_echo" --no-huge --no-shconf -m 1024 --no-pci \
-		--no-telemetry -l 0-1 --file-prefix "${PREFIX}_rx" \
-		--vdev "net_af_xdp0,iface=$NAME-g,start_queue=0,queue_count=1" \
-		--log-level='lib.*:warning' -- --ip "$GW" --max-msg 280000 --inflight-client 32 \
-		--inflight-total 512 --rx-desc 4096 --ready "$out/ready" >"$out/rx.out" 2>&1 &
+	tg_dp_echo "$NAME" "${PREFIX}_rx" "net_af_xdp0,iface=$NAME-g,start_queue=0,queue_count=1" \
+		"$out/rx" 0 "$BUILD/tests/dp_echo" --ip "$GW" --max-msg 280000 --inflight-client 32 \
+		--inflight-total 512 --rx-desc 4096 --ready "$out/ready"
 	rx_pid=$!
-	for _ in $(seq 100); do [ -f "$out/ready" ] && break; sleep 0.2; done
+	tg_wait_ready "$out/ready" "$rx_pid" 100
 	d0=$(ip netns exec "$NAME-gw" cat "/sys/class/net/$NAME-g/statistics/rx_dropped")
 	case $label in
 	dp_sender_*)

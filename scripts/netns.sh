@@ -64,6 +64,31 @@ tg_netns_up() {	# NAME [N]
 	return 0
 }
 
+# The dataplane alone in a gateway namespace (tests/dp_echo), as the ingest scripts and tests
+# run it: no hugepages, no shared config, no PCI (EAL files under /var/run/dpdk/PREFIX*),
+# the main thread on CPU 0 and the RX lcore on CPU 1. Runs in the background (the caller
+# takes $! as its pid); stdout and stderr go to OUT.out and OUT.err; killed after LIMIT
+# seconds (0: never).
+tg_dp_echo() {	# NAME PREFIX VDEV OUT LIMIT DP_ECHO [dp_echo options...]
+	local name=$1 prefix=$2 vdev=$3 out=$4 limit=$5 bin=$6
+	shift 6
+	ip netns exec "$name-gw" timeout "$limit" "$bin" --no-huge --no-shconf -m 1024 --no-pci --no-telemetry \
+		-l 0-1 --file-prefix "$prefix" --vdev "$vdev" --log-level='lib.*:warning' -- \
+		"$@" >"$out.out" 2>"$out.err" &
+}
+
+# Wait for a receiver's ready file. @return 0 once it exists, 1 when PID ended first or
+# TRIES x 0.2 s passed (the caller shows its stderr).
+tg_wait_ready() {	# FILE PID TRIES
+	local i
+	for ((i = 0; i < $3; i++)); do
+		[ -f "$1" ] && return 0
+		kill -0 "$2" 2>/dev/null || break
+		sleep 0.2
+	done
+	[ -f "$1" ]
+}
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	set -u
 	case "${1:-}" in

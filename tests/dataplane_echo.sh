@@ -73,19 +73,11 @@ run() {	# label, vdev, seed, requests, [dp_echo option]
 		bad "$label: namespaces"
 		return
 	fi
-	ip netns exec "$NAME-gw" timeout 150 "$BUILD/tests/dp_echo" \
-		--no-huge --no-shconf -m 1024 --no-pci --no-telemetry -l 0-1 \
-		--file-prefix "${PREFIX}_$label" --vdev "$vdev" --log-level='lib.*:warning' -- \
+	tg_dp_echo "$NAME" "${PREFIX}_$label" "$vdev" "$out/echo" 150 "$BUILD/tests/dp_echo" \
 		--ip 10.77.0.1 --max-msg 280000 --inflight-client 8 --inflight-total 64 \
-		--gap-us 20000 --timeout-us 2000000 --rx-desc 4096 --ready "$out/ready" $opt \
-		>"$out/echo.out" 2>"$out/echo.err" &
+		--gap-us 20000 --timeout-us 2000000 --rx-desc 4096 --ready "$out/ready" $opt
 	echo_pid=$!
-	for _ in $(seq 300); do	# at most 60 s (a busy machine)
-		[ -f "$out/ready" ] && break
-		kill -0 "$echo_pid" 2>/dev/null || break
-		sleep 0.2
-	done
-	if [ ! -f "$out/ready" ]; then
+	if ! tg_wait_ready "$out/ready" "$echo_pid" 300; then	# at most 60 s (a busy machine)
 		kill -TERM "$echo_pid" 2>/dev/null; wait "$echo_pid" 2>/dev/null; echo_pid=
 		sed 's/^/    | /' "$out/echo.err" | tail -n 8
 		if [[ "$label" == af_xdp* ]]; then

@@ -81,20 +81,13 @@ start_rx() {	# receiver (kernel, af_xdp, af_packet), out dir
 	*)
 		vdev="net_af_packet0,iface=$NAME-g,blocksz=4096,framesz=2048,framecnt=8192,qpairs=1"
 		[ "$rx" = af_xdp ] && vdev="net_af_xdp0,iface=$NAME-g,start_queue=0,queue_count=1"
-		ip netns exec "$NAME-gw" timeout 150 "$BUILD/tests/dp_echo" \
-			--no-huge --no-shconf -m 1024 --no-pci --no-telemetry -l 0-1 \
-			--file-prefix "${PREFIX}_$rx" --vdev "$vdev" --log-level='lib.*:warning' -- \
+		tg_dp_echo "$NAME" "${PREFIX}_$rx" "$vdev" "$out/rx" 150 "$BUILD/tests/dp_echo" \
 			--ip "$GW" --max-msg 280000 --inflight-client 8 --inflight-total 64 \
-			--gap-us 20000 --timeout-us 10000000 --rx-desc 4096 --ready "$out/ready" \
-			>"$out/rx.out" 2>"$out/rx.err" &
+			--gap-us 20000 --timeout-us 10000000 --rx-desc 4096 --ready "$out/ready"
 		;;
 	esac
 	rx_pid=$!
-	for _ in $(seq 300); do	# at most 60 s (a busy machine)
-		[ -f "$out/ready" ] && return 0
-		kill -0 "$rx_pid" 2>/dev/null || break
-		sleep 0.2
-	done
+	tg_wait_ready "$out/ready" "$rx_pid" 300 && return 0	# at most 60 s (a busy machine)
 	sed 's/^/    | /' "$out/rx.err" | tail -n 8
 	[ "$rx" = af_xdp ] && return 2
 	return 1
