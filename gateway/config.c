@@ -17,7 +17,7 @@
 #include <string.h>
 
 enum gw_kind { GW_U32, GW_BOOL, GW_STR, GW_IPV4, GW_SPLITS, GW_EXIT, GW_DTYPE, GW_AUTH,
-	       GW_INTEGRITY, GW_ACCURACY, GW_VARIANT, GW_TAILMODE };
+	       GW_INTEGRITY, GW_ACCURACY, GW_VARIANT, GW_TAILMODE, GW_BATCHWAIT };
 
 struct gw_key {
 	const char *key;
@@ -95,6 +95,8 @@ static const struct gw_key gw_model_keys[] = {
 	U32("max_batch", struct gw_model_conf, max_batch, 1, 4096, "largest batch"),
 	U32("max_delay_us", struct gw_model_conf, max_delay_us, 0, 10000000,
 	    "longest wait for a batch to fill"),
+	{ "batch_wait", GW_BATCHWAIT, offsetof(struct gw_model_conf, batch_wait), sizeof(unsigned),
+	  0, 0, "adaptive: wait for a batch only while waiting pays; fixed: up to max_delay_us" },
 	U32("deadline_ms", struct gw_model_conf, deadline_ms, 1, 3600000,
 	    "deadline of requests that carry none"),
 	{ "dtype", GW_DTYPE, offsetof(struct gw_model_conf, precision), 0, 0, 0,
@@ -138,6 +140,7 @@ gw_model_conf_default(struct gw_model_conf *mc)
 	mc->id = 0xFFFF;	/* unset: required */
 	mc->max_batch = 32;
 	mc->max_delay_us = 2000;
+	mc->batch_wait = SCHED_WAIT_ADAPTIVE;	/* README, model.conf's batch_wait */
 	mc->deadline_ms = 100;
 	mc->precision = KERN_PREC_F32;
 	mc->top_k = 5;
@@ -318,6 +321,20 @@ gw_variant_parse(struct gw_model_conf *mc, const char *v, char *why, size_t wlen
 	return 0;
 }
 
+/* batch_wait: enum sched_batch_wait into *dst. */
+static int
+gw_set_batch_wait(const struct gw_key *k, unsigned *dst, const char *v, const char *name,
+		  unsigned line, struct tg_err *err)
+{
+	if (strcmp(v, "adaptive") == 0)
+		*dst = SCHED_WAIT_ADAPTIVE;
+	else if (strcmp(v, "fixed") == 0)
+		*dst = SCHED_WAIT_FIXED;
+	else
+		return gw_bad(err, name, line, k->key, "'%s': adaptive or fixed", v);
+	return 0;
+}
+
 static int
 gw_set(const struct gw_key *k, void *base, const char *v, const char *name, unsigned line,
        struct tg_err *err)
@@ -391,6 +408,8 @@ gw_set(const struct gw_key *k, void *base, const char *v, const char *name, unsi
 		else
 			return gw_bad(err, name, line, k->key, "'%s': true, false or auto", v);
 		return 0;
+	case GW_BATCHWAIT:
+		return gw_set_batch_wait(k, (unsigned *)dst, v, name, line, err);
 	case GW_INTEGRITY:
 		if (strcmp(v, "optional") == 0)
 			*(bool *)dst = false;

@@ -99,6 +99,8 @@ struct gw_model_conf {
 	unsigned n_exits;
 	unsigned max_batch;			/* (32) */
 	uint32_t max_delay_us;			/* (2000) */
+	unsigned batch_wait;			/* enum sched_batch_wait: "adaptive" (waits
+						 * only while it pays) or "fixed" (adaptive) */
 	uint32_t deadline_ms;			/* default deadline (100) */
 	enum kern_precision precision;		/* "dtype = f32|int8" (f32); int8 uses model.calib */
 	unsigned top_k;				/* classes in a response unless asked (5) */

@@ -159,6 +159,7 @@ gw_gen_build(struct gw *g, uint32_t id, struct gw_gen **out, struct tg_err *err)
 			.exit_conf = gm->exit_conf,
 			.max_batch = gm->conf.max_batch,
 			.max_delay_ns = (uint64_t)gm->conf.max_delay_us * 1000ull,
+			.batch_wait = (enum sched_batch_wait)gm->conf.batch_wait,
 			.default_deadline_ns = (uint64_t)gm->conf.deadline_ms * 1000000ull,
 		};
 		if (g->cfg.degrade) {

@@ -26,6 +26,9 @@ enum {
 };
 #define SCHED_CHOICE_NS 500000000ull	/* and this long */
 #define SCHED_CHOICE_RATE 1e9		/* requests/s the layouts are priced at: every batch full */
+/* Weight of the newest arrival event in a queue's rate EWMAs: about the last 8 events, so
+ * that a change of load shows within a few arrivals and one odd gap moves it by an eighth. */
+#define SCHED_ARR_W 0.125
 
 struct sched_seg {
 	unsigned from, to;		/* split rows; to == SCHED_END: the tail to the outputs */
@@ -42,6 +45,12 @@ struct sched_seg {
 	uint64_t seed[SCHED_MAX_BUCKETS];	/* est as measured at start: what the choice of
 						 * layout compares (both layouts measured alike;
 						 * the unused one's est would not follow load) */
+	/* Arrivals into the queue (devices', degraded ones', samples moving on from the
+	 * segment before), by event: the requests entering at one instant. */
+	uint64_t t_arr;			/* the last event */
+	double arr_gap;			/* EWMA of the gaps between events, ns */
+	double arr_k;			/* EWMA of the requests per event */
+	unsigned arr_events;		/* events seen, counted to 2: a rate needs a gap */
 };
 
 struct sched_mod {
@@ -385,6 +394,9 @@ sched_model_build(struct sched *s, unsigned mi, struct tg_err *err)
 				  c->max_batch);
 	if (c->precision == KERN_PREC_INT8 && c->calib == NULL)
 		return tg_err_set(err, -EINVAL, "model %u: int8 without a calibration", mi);
+	if (c->batch_wait != SCHED_WAIT_ADAPTIVE && c->batch_wait != SCHED_WAIT_FIXED)
+		return tg_err_set(err, -EINVAL, "model %u: batch_wait %d: adaptive or fixed", mi,
+				  (int)c->batch_wait);
 	kern_model_get_info(md->m, &info);
 	md->n_outputs = info.n_outputs;
 	if (info.n_outputs > 32 || info.n_splits > 256)
@@ -560,9 +572,53 @@ fail:
 
 /* ---- queues ---- */
 
+/*
+ * One more request enters q at now: the arrival EWMAs. Requests entering at one instant (a
+ * submitted burst, the survivors of a batch moving on together) are one event of k, weighed
+ * once: the rate is then arr_k / arr_gap, where a gap EWMA per request would read each burst
+ * as k - 1 gaps of 0 (an endless rate right after it). The first event gives no gap: its
+ * count seeds arr_k, and the rate is unknown (0) until a second.
+ */
+static void
+sched_arrive(struct sched_seg *q, uint64_t now)
+{
+	double gap = (double)(now > q->t_arr ? now - q->t_arr : 0);
+
+	if (q->arr_events > 0 && now == q->t_arr) {	/* the same event, one more */
+		q->arr_k += q->arr_events > 1 ? SCHED_ARR_W : 1;
+		return;
+	}
+	if (q->arr_events == 0) {
+		q->arr_k = 1;
+		q->arr_events = 1;
+	} else {
+		q->arr_gap = q->arr_events > 1 ? q->arr_gap + SCHED_ARR_W * (gap - q->arr_gap) : gap;
+		q->arr_k += SCHED_ARR_W * (1 - q->arr_k);
+		q->arr_events = 2;
+	}
+	q->t_arr = now;
+}
+
+/*
+ * Requests per ns entering q, at now: the events' mean count over their mean gap, where the
+ * gap open since the last event counts once it is the longer (traffic that stopped reads as
+ * stopping at once, not at the next arrival). 0 before a gap was seen.
+ */
+static double
+sched_arrival_rate(const struct sched_seg *q, uint64_t now)
+{
+	double open = (double)(now > q->t_arr ? now - q->t_arr : 0), gap;
+
+	if (q->arr_events < 2)
+		return 0;
+	gap = q->arr_gap > open ? q->arr_gap : open;
+	return q->arr_k / (gap > 1 ? gap : 1);
+}
+
 static void
 sched_push(struct sched_seg *q, struct sched_req *r, uint64_t now)
 {
+	sched_arrive(q, now);
 	r->next = NULL;
 	r->prev = q->tail;
 	r->t_enqueue_ns = now;
@@ -876,6 +932,79 @@ sched_queue_dmin(const struct sched_seg *q)
 	return d;
 }
 
+/* Engine ns per sample of q's own segment in a batch of n (the bucket that runs it). */
+static double
+sched_per_sample(const struct sched_mod *md, const struct sched_seg *q, unsigned n)
+{
+	n = n ? n : 1;
+	return (double)q->est[sched_bucket(md, n)] / n;
+}
+
+/*
+ * Under the lock: the workers that the arrivals into every queue need at the least, each
+ * queue's rate times its per-sample time in full batches (a ratio: 1.0 is a worker always
+ * busy). What sched_wait_pays() charges every other queue.
+ */
+static double
+sched_least_load(const struct sched *s, uint64_t now)
+{
+	double u = 0;
+
+	for (unsigned mi = 0; mi < s->cfg.n_models; mi++) {
+		const struct sched_mod *md = &s->mod[mi];
+
+		for (unsigned qi = 0; qi < md->n_seg; qi++) {
+			const struct sched_seg *q = &md->seg[qi];
+
+			if (q->arr_events > 1)
+				u += sched_arrival_rate(q, now) *
+				     sched_per_sample(md, q, md->cfg.max_batch);
+		}
+	}
+	return u;
+}
+
+/*
+ * Under the lock (batch_wait ADAPTIVE): should q, holding n requests and not yet due
+ * (short of max_batch, max_delay and its deadlines), wait for more? Asked for an idle worker.
+ *
+ * Waiting buys fuller batches, which run more samples per engine second; that is worth a
+ * delay only when the engine needs it. Running batches of n back to back keeps up with q's
+ * arrivals when lambda_q x est(n) / n, the share of a worker they need, fits beside what
+ * every other queue needs at its cheapest (its arrivals in full batches: least, less q's own
+ * part) within the workers there are. Then dispatching now costs no throughput: while this
+ * batch runs, fewer than n arrive (with every worker's share counted), and if load grows the
+ * queue builds up behind the busy workers and the next batches are larger by themselves. So
+ * a lone request at low load goes at once (2 ms of max_delay at 120 requests/s was 92% of
+ * its gateway time: docs/BENCHMARKS.md, "Advice"), and under load the queue waits, as with
+ * the fixed wait, for the smallest batch that keeps up (or max_batch, max_delay, a deadline).
+ * Not counted: the CPU that smaller batches cost the RX lcores and the rest of the host; an
+ * operator who needs that back sets batch_wait = fixed.
+ * If it waits, *wake is lowered to when the gap open since q's last arrival would make the
+ * rate low enough (arrivals anywhere signal the workers, and other queues' rates only fall
+ * meanwhile: a later look may find it due sooner).
+ * @return true: let it wait
+ */
+static bool
+sched_wait_pays(const struct sched *s, const struct sched_mod *md, const struct sched_seg *q,
+		uint64_t now, double least, uint64_t *wake)
+{
+	double lam = sched_arrival_rate(q, now), own = sched_per_sample(md, q, q->n);
+	double room = (double)s->cfg.n_workers -
+		      (least - lam * sched_per_sample(md, q, md->cfg.max_batch));
+	uint64_t t;
+
+	if (lam * own < room)
+		return false;
+	if (room > 0 && own > 0 && q->arr_k > 0) {
+		/* rate arr_k / open < room / own once open > arr_k x own / room */
+		t = q->t_arr + (uint64_t)(q->arr_k * own / room) + 1;
+		if (t > now && t < *wake)
+			*wake = t;
+	}
+	return true;
+}
+
 bool
 sched_take_batch(struct sched *s, unsigned worker, struct sched_batch *b, uint64_t *wake_ns)
 {
@@ -885,6 +1014,7 @@ sched_take_batch(struct sched *s, unsigned worker, struct sched_batch *b, uint64
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		uint64_t now = sched_now(s), wake = UINT64_MAX, best_d = UINT64_MAX;
+		double least = -1;	/* sched_least_load(), when a queue first asks */
 		int bm = -1, bq = -1;
 
 		for (unsigned mi = 0; mi < s->cfg.n_models; mi++) {
@@ -893,6 +1023,7 @@ sched_take_batch(struct sched *s, unsigned worker, struct sched_batch *b, uint64
 			for (unsigned qi = 0; qi < md->n_seg; qi++) {
 				struct sched_seg *q = &md->seg[qi];
 				uint64_t dmin, rem, t_delay, t_dead;
+				bool due;
 
 				if (q->n == 0)
 					continue;
@@ -900,8 +1031,14 @@ sched_take_batch(struct sched *s, unsigned worker, struct sched_batch *b, uint64
 				rem = sched_remaining(md, (int)qi, q->n) + SCHED_GUARD_NS;
 				t_delay = q->head->t_enqueue_ns + md->cfg.max_delay_ns;
 				t_dead = dmin > rem ? dmin - rem : 0;
-				if (s->draining || q->n >= md->cfg.max_batch || now >= t_delay ||
-				    now >= t_dead) {
+				due = s->draining || q->n >= md->cfg.max_batch || now >= t_delay ||
+				      now >= t_dead;
+				if (!due && md->cfg.batch_wait == SCHED_WAIT_ADAPTIVE) {
+					if (least < 0)
+						least = sched_least_load(s, now);
+					due = !sched_wait_pays(s, md, q, now, least, &wake);
+				}
+				if (due) {
 					if (dmin < best_d || bm < 0) {
 						best_d = dmin;
 						bm = (int)mi;

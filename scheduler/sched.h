@@ -31,7 +31,13 @@
  *
  * Batching per queue: a batch leaves when it is full, when its oldest request has waited
  * max_delay, or when waiting longer would break the earliest deadline in it, given online
- * estimates of each segment's latency per batch size. It takes requests while one more still
+ * estimates of each segment's latency per batch size; and (batch_wait ADAPTIVE, the default)
+ * at once, when waiting would buy no throughput: when the queue's arrival rate times its
+ * per-sample time at the batch it holds, plus every other queue's arrivals at their cheapest
+ * (full batches), is under the workers there are, batches of that size run back to back keep
+ * up with the arrivals, and an idle worker that waits only adds the wait to every request
+ * (sched.c, sched_wait_pays()). Rates are an EWMA of the gaps between arrivals into each
+ * queue, bounded by the gap open since the last one. It takes requests while one more still
  * ends before every deadline in it, in queue order, or newest first when more than a batch
  * waits (overload: the newest still have the slack to finish in time), and drops to the
  * bucket below when that runs more samples per second. A request that cannot finish even
@@ -71,6 +77,12 @@ enum {
 	SCHED_MAX_WORKERS = 16,
 	SCHED_NONE = 0xFF,		/* exit_taken when no exit answered */
 	SCHED_MAX_DEGRADE = 64,		/* stand-ins per model, all its splits together */
+};
+
+/** How long a queue's requests wait for more to join their batch (sched_model_cfg). */
+enum sched_batch_wait {
+	SCHED_WAIT_ADAPTIVE = 0,	/* up to max_delay, and only while waiting pays (above) */
+	SCHED_WAIT_FIXED,		/* up to max_delay whatever the load (before session 9) */
 };
 
 /** One request. Filled by the producer; the scheduler fills the results before done(). */
@@ -140,6 +152,8 @@ struct sched_model_cfg {
 					 * exit always answers. */
 	unsigned max_batch;		/* 1..4096 */
 	uint64_t max_delay_ns;		/* longest a request waits for its batch to fill */
+	enum sched_batch_wait batch_wait;	/* whether it waits that long at low load;
+						 * 0: ADAPTIVE */
 	uint64_t default_deadline_ns;	/* relative, for requests without one */
 	const struct sched_degrade *degrade;	/* stand-ins, any order (copied at create);
 						 * NULL: this model's requests are shed as before */

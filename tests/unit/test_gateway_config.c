@@ -180,6 +180,7 @@ test_model_conf(void)
 		"exit = exit1:0.9\n"
 		"exit = exit2:0.95\n"
 		"max_batch = 64\n"
+		"batch_wait = fixed\n"
 		"dtype = int8\n";
 	struct gw_model_conf mc;
 	struct tg_err err = { 0 };
@@ -190,6 +191,17 @@ test_model_conf(void)
 	TH_CHECK(mc.id == 3 && mc.n_splits == 3 && strcmp(mc.splits[1], "/layer1/Add_output_0") == 0);
 	TH_CHECK(mc.n_exits == 2 && strcmp(mc.exit_name[1], "exit2") == 0 && mc.exit_conf[1] == 0.95f);
 	TH_CHECK(mc.max_batch == 64 && mc.precision == KERN_PREC_INT8 && mc.top_k == 5);
+	TH_CHECK(mc.batch_wait == SCHED_WAIT_FIXED);
+	gw_model_conf_default(&mc);
+	TH_CHECK(mc.batch_wait == SCHED_WAIT_ADAPTIVE);
+	TH_CHECK(gw_model_conf_parse("id=1\nbatch_wait = adaptive\n",
+				     strlen("id=1\nbatch_wait = adaptive\n"), "m.conf", &mc, &err) == 0 &&
+		 mc.batch_wait == SCHED_WAIT_ADAPTIVE);
+	TH_CHECK(gw_model_conf_parse("id=1\nbatch_wait = never\n",
+				     strlen("id=1\nbatch_wait = never\n"), "m.conf", &mc, &err) ==
+		 -EINVAL);
+	TH_CHECK_MSG(strstr(err.msg, "m.conf:2: batch_wait: 'never': adaptive or fixed") != NULL,
+		     "%s", err.msg);
 
 	gw_model_conf_default(&mc);
 	TH_CHECK(gw_model_conf_parse("max_batch = 8\n", strlen("max_batch = 8\n"), "m.conf", &mc, &err) == -EINVAL);

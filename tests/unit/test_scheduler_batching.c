@@ -62,6 +62,11 @@ static const unsigned splits_0_6[] = { 0, 6 };
 static const float never[3] = { 2.f, 2.f, 2.f };
 static const float exit1_always[3] = { 0.f, 2.f, 2.f };
 
+/* The batch_wait of the next make(): FIXED only in the tests of the fixed wait itself (a
+ * batch waiting to fill, max_delay, a deadline before it), which need a queue that waits
+ * at any load; tests/unit/test_scheduler_wait.c tests the adaptive wait. */
+static enum sched_batch_wait make_wait = SCHED_WAIT_ADAPTIVE;
+
 static struct sched *
 make(const unsigned *splits, unsigned n_splits, const float *conf, unsigned max_batch,
      uint64_t max_delay, unsigned queue_cap, bool whole, bool fake)
@@ -69,7 +74,7 @@ make(const unsigned *splits, unsigned n_splits, const float *conf, unsigned max_
 	struct sched_model_cfg mc = {
 		.model = model, .splits = splits, .n_splits = n_splits, .exit_conf = conf,
 		.max_batch = max_batch, .max_delay_ns = max_delay,
-		.default_deadline_ns = 1000 * MS,
+		.default_deadline_ns = 1000 * MS, .batch_wait = make_wait,
 	};
 	struct sched_cfg cfg = {
 		.models = &mc, .n_models = 1, .queue_cap = queue_cap, .max_inflight = 64,
@@ -82,9 +87,18 @@ make(const unsigned *splits, unsigned n_splits, const float *conf, unsigned max_
 
 	n_done = 0;
 	fake_now = 1000 * MS;
+	make_wait = SCHED_WAIT_ADAPTIVE;
 	if (sched_create(&cfg, &s, &err) < 0)
 		fprintf(stderr, "sched_create: %s\n", err.msg);
 	return s;
+}
+
+/* Split 0 alone, segments, no exits, a queue of 16, the fake clock, and the fixed wait. */
+static struct sched *
+make_fixed(unsigned max_batch, uint64_t max_delay)
+{
+	make_wait = SCHED_WAIT_FIXED;
+	return make(splits_0, 1, never, max_batch, max_delay, 16, false, true);
 }
 
 /* All estimates of every segment to ns, so deadlines are exact on the fake clock. */
@@ -123,7 +137,7 @@ argmax10(const float *v)
 static void
 test_batch_leaves_when_full(void)
 {
-	struct sched *s = make(splits_0, 1, never, 4, 500 * MS, 16, false, true);
+	struct sched *s = make_fixed(4, 500 * MS);
 	struct sched_req r[4];
 	struct sched_req *slots[4];
 	struct sched_batch b = { .req = slots };
@@ -154,7 +168,7 @@ test_batch_leaves_when_full(void)
 static void
 test_max_delay_sends_a_partial_batch(void)
 {
-	struct sched *s = make(splits_0, 1, never, 8, 5 * MS, 16, false, true);
+	struct sched *s = make_fixed(8, 5 * MS);
 	struct sched_req r[2];
 	struct sched_req *slots[8];
 	struct sched_batch b = { .req = slots };
@@ -179,7 +193,7 @@ test_max_delay_sends_a_partial_batch(void)
 static void
 test_deadline_dispatches_before_max_delay(void)
 {
-	struct sched *s = make(splits_0, 1, never, 8, 1000 * MS, 16, false, true);
+	struct sched *s = make_fixed(8, 1000 * MS);
 	struct sched_req r;
 	struct sched_req *slots[8];
 	struct sched_batch b = { .req = slots };
