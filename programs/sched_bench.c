@@ -108,7 +108,7 @@ sb_cmp_u32(const void *a, const void *b)
 }
 
 struct sb_opts {
-	const char *model, *calib, *mode;
+	const char *model, *calib, *mode, *wait;
 	const char *splits, *mix;
 	const char *exit_arg[SB_MAX_OUT];
 	unsigned n_exit_arg;
@@ -124,14 +124,15 @@ sb_usage(void)
 	fprintf(stderr, "usage: sched-bench MODEL --splits S,S,.. [--mix W,W,..] "
 		"[--mode whole|segment|auto] [--int8 CALIB] [--exit NAME:THRESHOLD]... [--fmnist] "
 		"[--samples K] [--rate R | --window N] [--seconds S] [--warmup S] "
-		"[--deadline-ms D] [--max-batch B] [--max-delay-us U] [--threads T] [--seed N]\n");
+		"[--deadline-ms D] [--max-batch B] [--max-delay-us U] [--batch-wait adaptive|fixed] "
+		"[--threads T] [--seed N]\n");
 	return 2;
 }
 
 static int
 sb_parse(int argc, char **argv, struct sb_opts *o)
 {
-	*o = (struct sb_opts){ .mode = "whole", .samples = 32, .max_batch = 64, .threads = 2,
+	*o = (struct sb_opts){ .mode = "whole", .wait = "adaptive", .samples = 32, .max_batch = 64, .threads = 2,
 			       .seconds = 10, .warmup = 2, .deadline_ms = 1000,
 			       .max_delay_us = 2000, .seed = 1 };
 	for (int i = 1; i < argc; i++) {
@@ -176,6 +177,8 @@ sb_parse(int argc, char **argv, struct sb_opts *o)
 			o->max_batch = (unsigned)atoi(v);
 		else if (strcmp(a, "--max-delay-us") == 0)
 			o->max_delay_us = atof(v);
+		else if (strcmp(a, "--batch-wait") == 0)
+			o->wait = v;
 		else if (strcmp(a, "--threads") == 0)
 			o->threads = (unsigned)atoi(v);
 		else if (strcmp(a, "--seed") == 0)
@@ -185,7 +188,8 @@ sb_parse(int argc, char **argv, struct sb_opts *o)
 	}
 	if (o->model == NULL || o->splits == NULL || o->samples < 1 || o->samples > 1024 ||
 	    (o->rate > 0) == (o->window > 0) || o->window > SB_POOL || o->seconds <= 0 ||
-	    o->max_batch < 1 || o->max_batch > 4096 || o->deadline_ms <= 0)
+	    o->max_batch < 1 || o->max_batch > 4096 || o->deadline_ms <= 0 ||
+	    (strcmp(o->wait, "adaptive") != 0 && strcmp(o->wait, "fixed") != 0))
 		return sb_usage();
 	return 0;
 }
@@ -481,6 +485,8 @@ main(int argc, char **argv)
 			.model = m, .precision = calib ? KERN_PREC_INT8 : KERN_PREC_F32,
 			.calib = calib, .splits = splits, .n_splits = n_splits, .exit_conf = conf,
 			.max_batch = o.max_batch, .max_delay_ns = (uint64_t)(o.max_delay_us * 1e3),
+			.batch_wait = strcmp(o.wait, "fixed") == 0 ? SCHED_WAIT_FIXED
+							    : SCHED_WAIT_ADAPTIVE,
 			.default_deadline_ns = (uint64_t)(o.deadline_ms * 1e6),
 		};
 		struct sched_cfg sc = {
