@@ -355,8 +355,10 @@ typedef void (*dp_deliver_fn)(void *ctx, struct dp_req **reqs, unsigned n);
 int dp_set_deliver(struct dp *dp, dp_deliver_fn fn, void *ctx);
 
 /**
- * The consumer's busy hint: how many ns from now a request delivered now could not start
- * anyway (every worker computing a batch: until the first should end), 0 when it could.
+ * The consumer's busy hint: how many ns from now a request delivered now could be delivered
+ * instead without starting any later (every worker computing a batch: until the first
+ * should end, or earlier if the request must be queued sooner to be batched in time), 0
+ * when it could start or join a batch now.
  * Called by an RX lcore about to back off with no message open, in its read side (what it
  * reads must outlive dp_synchronize(), as for the deliver hook); no allocation, no lock.
  * The lcore then sleeps that long (at most idle_deep_sleep_us) instead of its short

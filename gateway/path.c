@@ -389,7 +389,8 @@ gw_path_deliver(void *ctx, struct dp_req **reqs, unsigned n)
 
 /*
  * The busy hint (dataplane.h), on an RX lcore: how long the serving generation's workers
- * are all still computing (sched_busy_ns()). A reload's new generation has idle workers
+ * are all still computing, less what a request needs queued to be batched in time
+ * (sched_busy_ns()). A reload's new generation has idle workers
  * until requests reach it: 0, the lcores back off as usual.
  */
 uint64_t

@@ -96,9 +96,11 @@ struct sched {
 	struct sched_stats st;
 	uint64_t busy_until[SCHED_MAX_WORKERS];	/* expected end of each worker's running
 						 * batch's requests (their whole chain) */
-	uint64_t batch_end[SCHED_MAX_WORKERS];	/* expected end of each worker's running
-						 * batch itself, 0 between batches; written
-						 * under mu, read lock-free (sched_busy_ns) */
+	uint64_t hold_end[SCHED_MAX_WORKERS];	/* until when an arrival may wait in the RX
+						 * ring while each worker's running batch runs
+						 * (sched_hold_end()), 0 between batches;
+						 * written under mu, read lock-free
+						 * (sched_busy_ns) */
 	struct sched_batch wb[SCHED_MAX_WORKERS];	/* the workers' own batches */
 	struct sched_req **wreq;	/* their request arrays */
 	unsigned max_batch;		/* over models */
@@ -136,6 +138,40 @@ sched_remaining(const struct sched_mod *md, int q, unsigned n)
 	for (; q >= 0; q = md->seg[q].next)
 		t += md->seg[q].est[b];
 	return t;
+}
+
+/*
+ * Under the lock, as a worker takes a batch of n (of max_batch) that should end at end: until
+ * when a request arriving now may wait in an RX lcore's ring (sched_busy_ns(), the busy hint)
+ * without starting later than had it been queued at once. If the batch is full (the load is
+ * at capacity: more is on its way) or some queue is due by the end (a full batch queued, or
+ * its oldest request's max_delay run out), the next batch starts at the end whatever
+ * arrives, and a request delivered just before joins it: hold to the end. Otherwise the next
+ * batch waits a max_delay from its first request's enqueue, and a request held in the ring
+ * would start that wait only once delivered: the batch after every held one then started up
+ * to a max_delay late (measured: docs/BENCHMARKS.md, "The busy hint at low load"). So it
+ * must be delivered a max_delay (the longest of the models') before the end.
+ */
+static uint64_t
+sched_hold_end(const struct sched *s, unsigned n, unsigned max_batch, uint64_t end)
+{
+	uint64_t delay = 0;
+
+	if (n >= max_batch)
+		return end;
+	for (unsigned mi = 0; mi < s->cfg.n_models; mi++) {
+		const struct sched_mod *md = &s->mod[mi];
+
+		delay = md->cfg.max_delay_ns > delay ? md->cfg.max_delay_ns : delay;
+		for (unsigned qi = 0; qi < md->n_seg; qi++) {
+			const struct sched_seg *q = &md->seg[qi];
+
+			if (q->n >= md->cfg.max_batch ||
+			    (q->n != 0 && q->head->t_enqueue_ns + md->cfg.max_delay_ns <= end))
+				return end;
+		}
+	}
+	return end > delay ? end - delay : 0;
 }
 
 /* Time to run n requests queued at q to the end: full batches, then the rest. */
@@ -1096,7 +1132,9 @@ sched_take_batch(struct sched *s, unsigned worker, struct sched_batch *b, uint64
 			got = true;
 			if (worker < SCHED_MAX_WORKERS) {
 				s->busy_until[worker] = now + sched_remaining(md, bq, b->n);
-				__atomic_store_n(&s->batch_end[worker], est ? now + est : 0,
+				__atomic_store_n(&s->hold_end[worker],
+						 est ? sched_hold_end(s, b->n, md->cfg.max_batch,
+								      now + est) : 0,
 						 __ATOMIC_RELAXED);
 			}
 			break;
@@ -1351,7 +1389,7 @@ sched_run_batch(struct sched *s, unsigned worker, struct sched_batch *b)
 	pthread_mutex_lock(&s->mu);
 	if (worker < SCHED_MAX_WORKERS) {
 		s->busy_until[worker] = 0;	/* what moved on is queued work again */
-		__atomic_store_n(&s->batch_end[worker], 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->hold_end[worker], 0, __ATOMIC_RELAXED);
 	}
 	s->st.batches++;
 	s->st.samples_run += b->n;
@@ -1438,7 +1476,7 @@ sched_busy_ns(const struct sched *s)
 	uint64_t now = sched_now(s), first = UINT64_MAX;
 
 	for (unsigned w = 0; w < s->cfg.n_workers && w < SCHED_MAX_WORKERS; w++) {
-		uint64_t e = __atomic_load_n(&s->batch_end[w], __ATOMIC_RELAXED);
+		uint64_t e = __atomic_load_n(&s->hold_end[w], __ATOMIC_RELAXED);
 
 		if (e == 0)
 			return 0;	/* this worker could take a request now */

@@ -278,11 +278,14 @@ void sched_estimate_splits(struct sched *s, unsigned model, const unsigned *spli
 			   uint64_t *out_ns);
 
 /**
- * How long from now a request submitted now could not start anyway, ns: every worker is
- * computing a batch, and the first of them should end (by its batch size's latency
- * estimate) that far from now, less a guard of 200 us; 0 when a worker is free or waiting,
- * or no estimate is known yet. Lock-free, any thread: the RX lcores' back-off asks it
- * (dataplane.h, dp_busy_fn) so that they sleep while the engine has the cores.
+ * How long from now a request submitted now could be held back without starting any later,
+ * ns: every worker is computing a batch, and the first of them should end (by its batch
+ * size's latency estimate) that far from now, less a guard of 200 us; less a max_delay
+ * more (the longest of the models') when that batch is not full and no queue is due by its
+ * end, so that a request held until then still starts its batching wait in time; 0 when a
+ * worker is free or waiting, or no estimate is known yet. Lock-free, any thread: the RX
+ * lcores' back-off asks it (dataplane.h, dp_busy_fn) so that they sleep while the engine
+ * has the cores.
  */
 uint64_t sched_busy_ns(const struct sched *s);
 

@@ -53,7 +53,7 @@ est(unsigned m, unsigned seg_split, unsigned b)
 }
 
 static struct sched *
-make(void)
+make_delay(uint64_t max_delay_ns)
 {
 	struct sched_model_cfg mc[2];
 	struct sched_cfg cfg = { .models = mc, .n_models = 2, .queue_cap = 1024,
@@ -66,7 +66,7 @@ make(void)
 		mc[m] = (struct sched_model_cfg){
 			.model = model, .splits = m == 0 ? splits_0_6 : splits_0,
 			.n_splits = m == 0 ? 2 : 1, .exit_conf = never, .max_batch = MAX_BATCH,
-			.max_delay_ns = 1000 * MS, .default_deadline_ns = 10000 * MS,
+			.max_delay_ns = max_delay_ns, .default_deadline_ns = 10000 * MS,
 		};
 	fake_now = 1000 * MS;
 	if (sched_create(&cfg, &s, &err) < 0) {
@@ -81,6 +81,12 @@ make(void)
 				sched_set_estimate(s, m, q, b, est(m, starts[q], b));
 	}
 	return s;
+}
+
+static struct sched *
+make(void)
+{
+	return make_delay(1000 * MS);
 }
 
 /* Queue n requests at model m's input (no worker runs them: the fake clock stands still). */
@@ -259,6 +265,61 @@ test_busy_hint(void)
 	sched_free(s);
 }
 
+/*
+ * The busy hint below capacity (max_delay 2 ms): a batch of 2 of 8 (est 4 ms) with nothing
+ * else queued holds arrivals only until a max_delay before its end (less the guard), so that
+ * a request delivered when the hint falls to 0 has waited out its max_delay by the end and
+ * starts at once when the worker is free, not a max_delay later. While another queue is due
+ * by the end (model 1's request, its max_delay run out), arrivals join the next batch
+ * whenever they come: the hint holds them to the end.
+ */
+static void
+test_busy_hint_below_capacity(void)
+{
+	struct sched_req r[4], *slots[MAX_BATCH];
+	struct sched_batch b = { .req = slots };
+	struct sched *s = make_delay(2 * MS);
+	uint64_t wake, end;
+
+	TH_CHECK(s != NULL);
+	if (s == NULL)
+		return;
+	queue(s, r, 0, 2);
+	fake_now += 2 * MS;
+	TH_CHECK(sched_take_batch(s, 0, &b, &wake) && b.n == 2);
+	end = fake_now + est(0, 0, 2);
+	TH_CHECK_MSG(sched_busy_ns(s) == 4 * MS - 2 * MS - 200 * US, "batch of 2: %llu ns",
+		     (unsigned long long)sched_busy_ns(s));
+	fake_now = end - 2 * MS - 200 * US;
+	TH_CHECK_MSG(sched_busy_ns(s) == 0, "a max_delay and the guard before the end: %llu ns",
+		     (unsigned long long)sched_busy_ns(s));
+	queue(s, &r[2], 0, 1);	/* delivered now, as the RX lcore would */
+	fake_now = end;
+	TH_CHECK(sched_run_batch(s, 0, &b) == 0);
+	TH_CHECK_MSG(sched_take_batch(s, 0, &b, &wake) && b.n == 1 && b.req[0] == &r[2],
+		     "the request delivered then starts at the end (%u taken, wake in %lld ns)",
+		     b.n, (long long)(wake - fake_now));
+	TH_CHECK(sched_run_batch(s, 0, &b) == 0);
+	sched_free(s);
+
+	s = make_delay(2 * MS);
+	TH_CHECK(s != NULL);
+	if (s == NULL)
+		return;
+	queue(s, r, 0, 2);
+	queue(s, &r[2], 1, 1);
+	fake_now += 2 * MS;
+	TH_CHECK(sched_take_batch(s, 0, &b, &wake) && b.n > 0);
+	end = fake_now + est(b.model, 0, b.n == 1 ? 1 : 2);
+	TH_CHECK_MSG(sched_busy_ns(s) == end - fake_now - 200 * US,
+		     "another queue due by the end: %llu ns, batch %llu ns",
+		     (unsigned long long)sched_busy_ns(s), (unsigned long long)(end - fake_now));
+	TH_CHECK(sched_run_batch(s, 0, &b) == 0);
+	TH_CHECK(sched_take_batch(s, 0, &b, &wake) && b.n > 0);
+	TH_CHECK(sched_run_batch(s, 0, &b) == 0);
+	sched_free(s);
+}
+
 int
 main(void)
 {
@@ -274,6 +335,7 @@ main(void)
 	TH_RUN(test_estimate_unserved);
 	TH_RUN(test_advice_under_load_moves_floor_devices);
 	TH_RUN(test_busy_hint);
+	TH_RUN(test_busy_hint_below_capacity);
 	kern_model_free(model);
 	tg_tensor_free(&x);
 	TH_DONE();
