@@ -7,9 +7,12 @@
 #ifndef TG_TESTS_SCHED_TESTKIT_H
 #define TG_TESTS_SCHED_TESTKIT_H
 
+#include "kernels/kernels.h"
 #include "scheduler/sched.h"
+#include "util/util.h"
 
 #include <stdint.h>
+#include <stdio.h>
 
 static uint64_t fake_now;
 
@@ -41,6 +44,29 @@ run_until_idle(struct sched *s)
 			return;
 		fake_now = wake;
 	}
+}
+
+/*
+ * The multi-exit fixture (tests/fixtures/multiexit: splits 0 and 4, two exits) and its
+ * reference input, as most scheduler tests serve them. On failure says why on stderr.
+ * @return 0, or -1 (nothing to free)
+ */
+static inline int
+load_multiexit(struct kern_model **model, struct tg_tensor *x)
+{
+	struct tg_err err = { 0 };
+
+	if (kern_model_load("tests/fixtures/multiexit/model.onnx", NULL, model, &err) < 0)
+		goto fail;
+	if (tg_npy_load("tests/fixtures/multiexit/input.npy", 1 << 20, x, &err) < 0) {
+		kern_model_free(*model);
+		*model = NULL;
+		goto fail;
+	}
+	return 0;
+fail:
+	fprintf(stderr, "setup: %s\n", err.msg);
+	return -1;
 }
 
 #endif

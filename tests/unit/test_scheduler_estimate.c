@@ -19,7 +19,6 @@
 
 #include <stdlib.h>
 
-#define FIXTURE "tests/fixtures/multiexit/"
 #define US 1000ull
 #define MS 1000000ull
 
@@ -323,11 +322,7 @@ test_busy_hint_below_capacity(void)
 int
 main(void)
 {
-	struct tg_err err = { 0 };
-
-	if (kern_model_load(FIXTURE "model.onnx", NULL, &model, &err) < 0 ||
-	    tg_npy_load(FIXTURE "input.npy", 1 << 20, &x, &err) < 0) {
-		fprintf(stderr, "setup: %s\n", err.msg);
+	if (load_multiexit(&model, &x) < 0) {
 		printf("0 passed, 1 failed\n");
 		return 1;
 	}

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <string.h>
 
-#define FIXTURE "tests/fixtures/multiexit/"
 #define MS 1000000ull
 #define US 1000ull
 
@@ -340,11 +339,7 @@ test_unknown_batch_wait_refused(void)
 int
 main(void)
 {
-	struct tg_err err = { 0 };
-
-	if (kern_model_load(FIXTURE "model.onnx", NULL, &model, &err) < 0 ||
-	    tg_npy_load(FIXTURE "input.npy", 1 << 20, &x, &err) < 0) {
-		fprintf(stderr, "setup: %s\n", err.msg);
+	if (load_multiexit(&model, &x) < 0) {
 		printf("0 passed, 1 failed\n");
 		return 1;
 	}
